@@ -1,0 +1,609 @@
+//! The sync engine of one document, as a state machine without IO.
+//!
+//! A [`DocEngine`] owns the server's copy of one Automerge document and one `sync::State` per
+//! connection that asked for it. The driver feeds it inputs ([`DocEngine::push`]), calls
+//! [`DocEngine::step`] to process everything queued as **one batch**, and carries out the
+//! returned [`Action`]s.
+//!
+//! # Durable before visible
+//!
+//! When a batch brings new changes, `step` returns an [`Action::Append`] and nothing else that
+//! depends on them: no sync message is generated until the driver reports
+//! [`DocEngine::durable`]. Until then `step` processes nothing, so a message from another peer
+//! cannot make the engine reveal the new heads either. If the append fails, the engine is
+//! poisoned ([`DocEngine::commit_failed`]): it closes every connection and the driver must drop
+//! it, so the in-memory changes that never became durable are never shown to anyone.
+//!
+//! # Batching
+//!
+//! Applying a remote change costs time proportional to the document's history, so the engine
+//! never applies message by message. It parses the changes of every queued message, applies
+//! them with one `apply_changes`, then lets each message update its sender's sync state with
+//! the (already applied) changes stripped off, and finally generates at most one message per
+//! connection.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{Automerge, Change, ChangeHash};
+
+use crate::ids::{ConnId, DocumentId, PeerId};
+use crate::record::NewChange;
+use crate::wire::Message;
+
+/// Identifies one append handed to the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchId(pub u64);
+
+/// Whether a peer asked with `request` ("tell me if you don't have it") or `sync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    Request,
+    Sync,
+}
+
+/// What the driver feeds the engine.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A `request` or `sync` that arrived on `conn` (joined as `peer`).
+    Sync {
+        conn: ConnId,
+        peer: PeerId,
+        kind: SyncKind,
+        data: Vec<u8>,
+    },
+    /// The connection is gone: forget its sync state.
+    Closed { conn: ConnId },
+}
+
+/// What the engine asks the driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Send {
+        conn: ConnId,
+        message: Message,
+    },
+    /// Make these changes durable, then call [`DocEngine::durable`] (or `commit_failed`).
+    Append {
+        batch: BatchId,
+        changes: Vec<NewChange>,
+    },
+    /// Send `error` with `reason` and close the connection.
+    Close {
+        conn: ConnId,
+        reason: String,
+    },
+    /// Store a snapshot covering the document's log up to and including `upto_doc_seq`.
+    SaveSnapshot {
+        upto_doc_seq: u64,
+        bytes: Vec<u8>,
+    },
+}
+
+/// Tunables of an engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Take a snapshot after this many new changes (0 = never).
+    pub snapshot_every: u64,
+    /// Most (sender, session) pairs the ephemeral dedupe table remembers.
+    pub ephemeral_table_size: usize,
+    /// How long an ephemeral dedupe entry is kept, in milliseconds.
+    pub ephemeral_ttl_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            snapshot_every: 1000,
+            ephemeral_table_size: 4096,
+            ephemeral_ttl_ms: 5 * 60 * 1000,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PeerDoc {
+    peer: PeerId,
+    state: sync::State,
+    /// Only ever sent `request`: it wants `doc-unavailable` rather than an empty sync.
+    requested_only: bool,
+    unavailable_sent: bool,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    batch: BatchId,
+    touched: BTreeSet<ConnId>,
+    changes: u64,
+}
+
+/// The engine of one document. See the module docs.
+#[derive(Debug)]
+pub struct DocEngine {
+    id: DocumentId,
+    server: PeerId,
+    doc: Automerge,
+    peers: BTreeMap<ConnId, PeerDoc>,
+    inbox: VecDeque<Input>,
+    in_flight: Option<InFlight>,
+    next_batch: u64,
+    poisoned: bool,
+    config: EngineConfig,
+    changes_since_snapshot: u64,
+    /// (sender, session) → (highest count seen, when).
+    ephemeral_seen: HashMap<(String, String), (u64, u64)>,
+}
+
+impl DocEngine {
+    /// An engine over `doc`, which the driver loaded from durable storage (or an empty doc).
+    pub fn new(id: DocumentId, server: PeerId, doc: Automerge, config: EngineConfig) -> Self {
+        Self {
+            id,
+            server,
+            doc,
+            peers: BTreeMap::new(),
+            inbox: VecDeque::new(),
+            in_flight: None,
+            next_batch: 0,
+            poisoned: false,
+            config,
+            changes_since_snapshot: 0,
+            ephemeral_seen: HashMap::new(),
+        }
+    }
+
+    pub fn document_id(&self) -> DocumentId {
+        self.id
+    }
+
+    /// The server's copy. Everything in it is durable unless a batch is in flight.
+    pub fn doc(&self) -> &Automerge {
+        &self.doc
+    }
+
+    /// The document exists once it has at least one change.
+    pub fn exists(&self) -> bool {
+        !self.doc.get_heads().is_empty()
+    }
+
+    pub fn subscribers(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// Nothing queued, nothing in flight, nobody subscribed: the driver may evict it.
+    pub fn is_idle(&self) -> bool {
+        self.peers.is_empty() && self.inbox.is_empty() && self.in_flight.is_none()
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Queues an input. A closed connection is forgotten at once, with its queued messages.
+    pub fn push(&mut self, input: Input) {
+        if let Input::Closed { conn } = input {
+            self.peers.remove(&conn);
+            self.inbox
+                .retain(|i| !matches!(i, Input::Sync { conn: c, .. } if *c == conn));
+            return;
+        }
+        self.inbox.push_back(input);
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.inbox.is_empty()
+    }
+
+    /// Processes everything queued as one batch. Returns nothing while an append is in flight.
+    pub fn step(&mut self, now_ms: u64) -> Vec<Action> {
+        if self.poisoned || self.in_flight.is_some() || self.inbox.is_empty() {
+            return Vec::new();
+        }
+        let mut actions = Vec::new();
+        let inputs: Vec<Input> = self.inbox.drain(..).collect();
+
+        // 1. Decode every sync message; a peer whose bytes automerge refuses is closed.
+        let mut rejected: BTreeSet<ConnId> = BTreeSet::new();
+        let mut decoded: Vec<(ConnId, sync::Message)> = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let Input::Sync {
+                conn,
+                peer,
+                kind,
+                data,
+            } = input
+            else {
+                continue;
+            };
+            if rejected.contains(&conn) {
+                continue;
+            }
+            match sync::Message::decode(&data) {
+                Ok(m) => {
+                    let entry = self.peers.entry(conn).or_insert_with(|| PeerDoc {
+                        peer,
+                        state: sync::State::new(),
+                        requested_only: true,
+                        unavailable_sent: false,
+                    });
+                    if kind == SyncKind::Sync {
+                        entry.requested_only = false;
+                    }
+                    decoded.push((conn, m));
+                }
+                Err(e) => {
+                    rejected.insert(conn);
+                    actions.push(self.reject(conn, format!("invalid sync message: {e}")));
+                }
+            }
+        }
+
+        // 2. Apply all their changes at once.
+        let heads_before = self.doc.get_heads();
+        let mut origin: HashMap<ChangeHash, ConnId> = HashMap::new();
+        let mut groups: Vec<(ConnId, Vec<Change>)> = Vec::new();
+        let mut doc_chunks: Vec<(ConnId, Vec<u8>)> = Vec::new();
+        for (conn, msg) in decoded.iter_mut() {
+            if msg.changes.is_empty() {
+                continue;
+            }
+            let mut group = Vec::new();
+            for chunk in msg.changes.iter() {
+                match parse_changes(chunk) {
+                    Ok(Parsed::Changes(changes)) => {
+                        for c in changes {
+                            origin.entry(c.hash()).or_insert(*conn);
+                            group.push(c);
+                        }
+                    }
+                    Ok(Parsed::Document) => doc_chunks.push((*conn, chunk.to_vec())),
+                    Err(e) => {
+                        if rejected.insert(*conn) {
+                            actions.push(Action::Close {
+                                conn: *conn,
+                                reason: format!("invalid changes: {e}"),
+                            });
+                        }
+                    }
+                }
+            }
+            msg.changes = sync::ChunkList::empty();
+            if !rejected.contains(conn) {
+                groups.push((*conn, group));
+            }
+        }
+        self.apply_groups(groups, &mut rejected, &mut actions);
+        // Whole-document entries (automerge sends one when the missing part is over a third of
+        // the document): applied one by one, so that each new change is attributed to its sender.
+        for (conn, chunk) in doc_chunks {
+            if rejected.contains(&conn) {
+                continue;
+            }
+            let before = self.doc.get_heads();
+            if let Err(e) = self.doc.load_incremental(&chunk) {
+                rejected.insert(conn);
+                actions.push(Action::Close {
+                    conn,
+                    reason: format!("changes could not be applied: {e}"),
+                });
+                continue;
+            }
+            for c in self.doc.get_changes(&before) {
+                origin.entry(c.hash()).or_insert(conn);
+            }
+        }
+        for conn in &rejected {
+            self.peers.remove(conn);
+        }
+
+        // 3. Let every message update its sender's sync state (changes are already applied).
+        let mut touched = BTreeSet::new();
+        for (conn, msg) in decoded {
+            if rejected.contains(&conn) {
+                continue;
+            }
+            let Some(pd) = self.peers.get_mut(&conn) else {
+                continue;
+            };
+            match self.doc.receive_sync_message(&mut pd.state, msg) {
+                Ok(()) => {
+                    touched.insert(conn);
+                }
+                Err(e) => {
+                    rejected.insert(conn);
+                    actions.push(self.reject(conn, format!("sync message refused: {e}")));
+                }
+            }
+        }
+
+        // 4. New changes go to the log first; replies wait for durability.
+        let new_changes = self.doc.get_changes(&heads_before);
+        if new_changes.is_empty() {
+            actions.extend(self.fan_out(&touched, false));
+            return actions;
+        }
+        let fallback = touched.iter().next().copied().unwrap_or(ConnId(0));
+        let records: Vec<NewChange> = new_changes
+            .iter()
+            .map(|c| {
+                let conn = origin.get(&c.hash()).copied().unwrap_or(fallback);
+                let peer = self
+                    .peers
+                    .get(&conn)
+                    .map(|p| p.peer.clone())
+                    .unwrap_or_else(|| self.server.clone());
+                NewChange {
+                    document_id: self.id,
+                    received_at_ms: now_ms,
+                    conn,
+                    peer,
+                    actor: c.actor_id().to_bytes().to_vec(),
+                    hash: c.hash().0,
+                    bytes: c.raw_bytes().to_vec(),
+                }
+            })
+            .collect();
+        let batch = BatchId(self.next_batch);
+        self.next_batch += 1;
+        self.in_flight = Some(InFlight {
+            batch,
+            touched,
+            changes: records.len() as u64,
+        });
+        actions.push(Action::Append {
+            batch,
+            changes: records,
+        });
+        actions
+    }
+
+    /// The driver made batch `batch` durable; `last_doc_seq` is the document sequence number of
+    /// its last record. Now the new heads may be shown: one sync message per subscriber.
+    pub fn durable(&mut self, batch: BatchId, last_doc_seq: u64) -> Vec<Action> {
+        let Some(inflight) = self.in_flight.take_if(|f| f.batch == batch) else {
+            return Vec::new();
+        };
+        let mut actions = self.fan_out(&inflight.touched, true);
+        self.changes_since_snapshot += inflight.changes;
+        if self.config.snapshot_every > 0
+            && self.changes_since_snapshot >= self.config.snapshot_every
+        {
+            self.changes_since_snapshot = 0;
+            actions.push(Action::SaveSnapshot {
+                upto_doc_seq: last_doc_seq,
+                bytes: self.doc.save(),
+            });
+        }
+        actions
+    }
+
+    /// The append failed. The in-memory document now holds changes that are not durable, so
+    /// the engine closes every connection and refuses all further work; drop it.
+    pub fn commit_failed(&mut self, reason: &str) -> Vec<Action> {
+        self.poisoned = true;
+        self.in_flight = None;
+        self.inbox.clear();
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        self.peers.clear();
+        conns
+            .into_iter()
+            .map(|conn| Action::Close {
+                conn,
+                reason: format!(
+                    "the server could not store changes and accepts none now: {reason}"
+                ),
+            })
+            .collect()
+    }
+
+    /// Relays an ephemeral message to every other subscriber, once per (sender, session,
+    /// count): JS clients echo what they receive, so without the dedupe it would ping-pong.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ephemeral(
+        &mut self,
+        from: ConnId,
+        sender_id: &PeerId,
+        session_id: &str,
+        count: u64,
+        data: &[u8],
+        now_ms: u64,
+    ) -> Vec<Action> {
+        let key = (sender_id.as_str().to_string(), session_id.to_string());
+        match self.ephemeral_seen.get(&key) {
+            Some((seen, _)) if count <= *seen => return Vec::new(),
+            _ => {}
+        }
+        if !self.ephemeral_seen.contains_key(&key)
+            && self.ephemeral_seen.len() >= self.config.ephemeral_table_size
+        {
+            self.prune_ephemeral(now_ms);
+        }
+        self.ephemeral_seen.insert(key, (count, now_ms));
+        self.peers
+            .iter()
+            .filter(|(conn, pd)| **conn != from && pd.peer != *sender_id)
+            .map(|(conn, pd)| Action::Send {
+                conn: *conn,
+                message: Message::Ephemeral {
+                    sender_id: sender_id.clone(),
+                    target_id: pd.peer.clone(),
+                    document_id: self.id,
+                    count,
+                    session_id: session_id.to_string(),
+                    data: data.to_vec(),
+                },
+            })
+            .collect()
+    }
+
+    fn prune_ephemeral(&mut self, now_ms: u64) {
+        let ttl = self.config.ephemeral_ttl_ms;
+        self.ephemeral_seen
+            .retain(|_, (_, at)| now_ms.saturating_sub(*at) < ttl);
+        if self.ephemeral_seen.len() >= self.config.ephemeral_table_size {
+            // Still full of live sessions: forget the older half.
+            let mut times: Vec<u64> = self.ephemeral_seen.values().map(|(_, at)| *at).collect();
+            times.sort_unstable();
+            let cut = times[times.len() / 2];
+            self.ephemeral_seen.retain(|_, (_, at)| *at > cut);
+        }
+    }
+
+    fn reject(&mut self, conn: ConnId, reason: String) -> Action {
+        self.peers.remove(&conn);
+        Action::Close { conn, reason }
+    }
+
+    fn apply_groups(
+        &mut self,
+        groups: Vec<(ConnId, Vec<Change>)>,
+        rejected: &mut BTreeSet<ConnId>,
+        actions: &mut Vec<Action>,
+    ) {
+        let all: Vec<Change> = groups.iter().flat_map(|(_, g)| g.iter().cloned()).collect();
+        if all.is_empty() || self.doc.apply_changes(all).is_ok() {
+            return;
+        }
+        // Somebody sent a change automerge refuses: find whose, apply everyone else's.
+        for (conn, group) in groups {
+            if let Err(e) = self.doc.apply_changes(group) {
+                rejected.insert(conn);
+                let a = self.reject(conn, format!("changes could not be applied: {e}"));
+                actions.push(a);
+            }
+        }
+    }
+
+    /// Generates sync messages: for the connections in `touched`, or for every subscriber when
+    /// the heads changed.
+    fn fan_out(&mut self, touched: &BTreeSet<ConnId>, heads_changed: bool) -> Vec<Action> {
+        let exists = self.exists();
+        let mut actions = Vec::new();
+        let targets: Vec<ConnId> = if heads_changed {
+            self.peers.keys().copied().collect()
+        } else {
+            touched.iter().copied().collect()
+        };
+        for conn in targets {
+            let Some(pd) = self.peers.get_mut(&conn) else {
+                continue;
+            };
+            if !exists && pd.requested_only {
+                // Never answer a `request` with an empty sync: say we don't have it, once, and
+                // keep the requester subscribed so a later upload reaches it.
+                if !pd.unavailable_sent {
+                    pd.unavailable_sent = true;
+                    actions.push(Action::Send {
+                        conn,
+                        message: Message::DocUnavailable {
+                            sender_id: self.server.clone(),
+                            target_id: pd.peer.clone(),
+                            document_id: self.id,
+                        },
+                    });
+                }
+                continue;
+            }
+            if let Some(m) = self.doc.generate_sync_message(&mut pd.state) {
+                actions.push(Action::Send {
+                    conn,
+                    message: Message::Sync {
+                        sender_id: self.server.clone(),
+                        target_id: pd.peer.clone(),
+                        document_id: self.id,
+                        data: m.encode(),
+                    },
+                });
+            }
+        }
+        actions
+    }
+}
+
+/// Why a document could not be rebuilt from storage.
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    #[error("the snapshot does not load: {0}")]
+    Snapshot(automerge::AutomergeError),
+    #[error("a stored change does not parse: {0}")]
+    Change(automerge::LoadChangeError),
+    #[error("the stored changes do not apply: {0}")]
+    Apply(automerge::AutomergeError),
+}
+
+/// Rebuilds a document from what the log holds: the newest snapshot (if any) and the changes
+/// after it. Both come from durable storage, so the result may be shown to peers.
+pub fn assemble(snapshot: Option<&[u8]>, tail: Vec<Vec<u8>>) -> Result<Automerge, AssembleError> {
+    let mut doc = match snapshot {
+        Some(bytes) => Automerge::load(bytes).map_err(AssembleError::Snapshot)?,
+        None => Automerge::new(),
+    };
+    let changes = tail
+        .into_iter()
+        .map(Change::from_bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(AssembleError::Change)?;
+    doc.apply_changes(changes).map_err(AssembleError::Apply)?;
+    Ok(doc)
+}
+
+/// What one `changes` entry of a sync message holds.
+enum Parsed {
+    Changes(Vec<Change>),
+    /// A whole-document chunk: only `load_incremental` reads it.
+    Document,
+}
+
+/// Automerge storage chunks start with these bytes.
+const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+
+/// Splits a `changes` entry into its storage chunks and parses the change chunks, so that
+/// every change's hash is known before it is applied (attribution) and all of a batch can go
+/// through one `apply_changes`. automerge 0.12 sends incremental changes as one V2 entry
+/// holding several change chunks back to back; V1 entries hold one change each. Framing:
+/// magic (4), checksum (4), type (1), uLEB128 length, data.
+fn parse_changes(entry: &[u8]) -> Result<Parsed, String> {
+    let mut rest = entry;
+    let mut changes = Vec::new();
+    let mut saw_document = false;
+    while !rest.is_empty() {
+        if rest.len() < 9 || rest[..4] != CHUNK_MAGIC {
+            return Err("not an automerge chunk".into());
+        }
+        let chunk_type = rest[8];
+        let (len, len_bytes) = uleb128(&rest[9..]).ok_or("bad chunk length")?;
+        let total = usize::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_add(9 + len_bytes))
+            .filter(|t| *t <= rest.len())
+            .ok_or("chunk longer than its message")?;
+        let (chunk, tail) = rest.split_at(total);
+        match chunk_type {
+            1 | 2 => changes.push(Change::from_bytes(chunk.to_vec()).map_err(|e| e.to_string())?),
+            3 => {
+                let bundle = automerge::Bundle::try_from(chunk).map_err(|e| e.to_string())?;
+                changes.extend(bundle.to_changes().map_err(|e| e.to_string())?);
+            }
+            0 => saw_document = true,
+            other => return Err(format!("unknown chunk type {other}")),
+        }
+        rest = tail;
+    }
+    if saw_document {
+        // Mixed or whole-document entries are applied as they are.
+        return Ok(Parsed::Document);
+    }
+    Ok(Parsed::Changes(changes))
+}
+
+fn uleb128(b: &[u8]) -> Option<(u64, usize)> {
+    let mut value: u64 = 0;
+    for (i, byte) in b.iter().enumerate().take(10) {
+        let bits = u64::from(byte & 0x7f);
+        value |= bits.checked_shl(7 * i as u32)?;
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}

@@ -1,0 +1,23 @@
+//! # toron-protocol — the sans-IO core of Toron
+//!
+//! Everything here is pure: no tokio, no sockets, no files, no clock. Time comes in as a
+//! `now_ms` argument, IO goes out as returned [`engine::Action`]s.
+//!
+//! - [`ids`]: `DocumentId` (base58check of 16 bytes), `automerge:` URLs, peer and connection ids.
+//! - [`wire`]: the automerge-repo v1 messages and their CBOR codec, tolerant on input (what
+//!   JavaScript and samod really send) and strict on output (what both accept).
+//! - [`engine`]: the per-document sync state machine — batching, per-connection sync states,
+//!   `doc-unavailable`, ephemeral relay with dedupe — with "durable before visible" built into
+//!   the order of its outputs.
+//! - [`record`]: the versioned event-log records the server appends.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod engine;
+pub mod ids;
+pub mod record;
+pub mod wire;
+
+pub use engine::{Action, BatchId, DocEngine, EngineConfig, Input, SyncKind};
+pub use ids::{AutomergeUrl, ConnId, DocumentId, IdError, PeerId};
+pub use record::{ChangeRecord, NewChange, RecordError};
+pub use wire::{DecodeError, Message, PeerMetadata, PROTOCOL_VERSION};

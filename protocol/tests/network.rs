@@ -1,0 +1,500 @@
+//! The engine in an in-memory network: clients are plain Automerge documents with their own
+//! sync states; the "server" is one `DocEngine` per document plus a log whose durability the
+//! test controls. Every scenario runs until quiet, with a bound on the number of rounds.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use automerge::sync::{self, SyncDoc};
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ReadDoc, ROOT};
+use toron_protocol::{
+    Action, BatchId, ConnId, DocEngine, DocumentId, EngineConfig, Input, Message, NewChange,
+    PeerId, SyncKind,
+};
+
+const MAX_ROUNDS: usize = 200;
+
+struct Client {
+    peer: PeerId,
+    conn: ConnId,
+    docs: HashMap<DocumentId, (AutoCommit, sync::State)>,
+    inbox: VecDeque<Message>,
+    unavailable: Vec<DocumentId>,
+    ephemeral_seen: Vec<(String, u64)>,
+    closed: Option<String>,
+}
+
+struct Net {
+    server: PeerId,
+    engines: BTreeMap<DocumentId, DocEngine>,
+    clients: Vec<Client>,
+    /// Messages from clients to the server, in arrival order.
+    to_server: VecDeque<(ConnId, Message)>,
+    /// Appends the store has not made durable yet.
+    pending_appends: Vec<(DocumentId, BatchId, Vec<NewChange>)>,
+    hold_durability: bool,
+    log: Vec<NewChange>,
+    now: u64,
+}
+
+impl Net {
+    fn new(n: usize) -> Self {
+        let clients = (0..n)
+            .map(|i| Client {
+                peer: PeerId::new(format!("peer-{i}")).expect("peer"),
+                conn: ConnId(i as u64 + 1),
+                docs: HashMap::new(),
+                inbox: VecDeque::new(),
+                unavailable: Vec::new(),
+                ephemeral_seen: Vec::new(),
+                closed: None,
+            })
+            .collect();
+        Self {
+            server: PeerId::new("server").expect("peer"),
+            engines: BTreeMap::new(),
+            clients,
+            to_server: VecDeque::new(),
+            pending_appends: Vec::new(),
+            hold_durability: false,
+            log: Vec::new(),
+            now: 1_000,
+        }
+    }
+
+    fn create(&mut self, c: usize, key: &str, value: i64) -> DocumentId {
+        let id = DocumentId::random();
+        let mut doc = AutoCommit::new();
+        doc.put(ROOT, key, value).expect("put");
+        self.clients[c].docs.insert(id, (doc, sync::State::new()));
+        self.client_sync(c, id, SyncKind::Sync);
+        id
+    }
+
+    fn find(&mut self, c: usize, id: DocumentId) {
+        self.clients[c]
+            .docs
+            .insert(id, (AutoCommit::new(), sync::State::new()));
+        self.client_sync(c, id, SyncKind::Request);
+    }
+
+    fn edit(&mut self, c: usize, id: DocumentId, key: &str, value: i64) {
+        let (doc, _) = self.clients[c].docs.get_mut(&id).expect("doc");
+        doc.put(ROOT, key, value).expect("put");
+        self.client_sync(c, id, SyncKind::Sync);
+    }
+
+    fn client_sync(&mut self, c: usize, id: DocumentId, kind: SyncKind) {
+        let client = &mut self.clients[c];
+        let (doc, state) = client.docs.get_mut(&id).expect("doc");
+        if let Some(m) = doc.sync().generate_sync_message(state) {
+            let (sender_id, target_id, data) =
+                (client.peer.clone(), self.server.clone(), m.encode());
+            let msg = match kind {
+                SyncKind::Request => Message::Request {
+                    sender_id,
+                    target_id,
+                    document_id: id,
+                    data,
+                },
+                SyncKind::Sync => Message::Sync {
+                    sender_id,
+                    target_id,
+                    document_id: id,
+                    data,
+                },
+            };
+            self.to_server.push_back((client.conn, msg));
+        }
+    }
+
+    fn client_index(&self, conn: ConnId) -> usize {
+        self.clients
+            .iter()
+            .position(|c| c.conn == conn)
+            .expect("client")
+    }
+
+    fn carry_out(&mut self, id: DocumentId, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Send { conn, message } => {
+                    let i = self.client_index(conn);
+                    self.clients[i].inbox.push_back(message);
+                }
+                Action::Append { batch, changes } => {
+                    self.pending_appends.push((id, batch, changes))
+                }
+                Action::Close { conn, reason } => {
+                    let i = self.client_index(conn);
+                    self.clients[i].closed = Some(reason);
+                    for e in self.engines.values_mut() {
+                        e.push(Input::Closed { conn });
+                    }
+                }
+                Action::SaveSnapshot { .. } => {}
+            }
+        }
+    }
+
+    /// One round: deliver every queued message, let every engine step, make appends durable
+    /// (unless held). Returns whether anything happened.
+    fn round(&mut self) -> bool {
+        let mut busy = false;
+        self.now += 10;
+        while let Some((conn, msg)) = self.to_server.pop_front() {
+            busy = true;
+            let kind = if matches!(msg, Message::Request { .. }) {
+                SyncKind::Request
+            } else {
+                SyncKind::Sync
+            };
+            let peer = self.clients[self.client_index(conn)].peer.clone();
+            match msg {
+                Message::Request {
+                    document_id, data, ..
+                }
+                | Message::Sync {
+                    document_id, data, ..
+                } => {
+                    let server = self.server.clone();
+                    let engine = self.engines.entry(document_id).or_insert_with(|| {
+                        DocEngine::new(
+                            document_id,
+                            server,
+                            automerge::Automerge::new(),
+                            EngineConfig::default(),
+                        )
+                    });
+                    engine.push(Input::Sync {
+                        conn,
+                        peer,
+                        kind,
+                        data,
+                    });
+                }
+                Message::Ephemeral {
+                    sender_id,
+                    document_id,
+                    count,
+                    session_id,
+                    data,
+                    ..
+                } => {
+                    let now = self.now;
+                    if let Some(e) = self.engines.get_mut(&document_id) {
+                        let actions = e.ephemeral(conn, &sender_id, &session_id, count, &data, now);
+                        self.carry_out(document_id, actions);
+                    }
+                }
+                other => panic!("unexpected client message {other:?}"),
+            }
+        }
+        let ids: Vec<DocumentId> = self.engines.keys().copied().collect();
+        for id in &ids {
+            let now = self.now;
+            let actions = self.engines.get_mut(id).expect("engine").step(now);
+            busy |= !actions.is_empty();
+            self.carry_out(*id, actions);
+        }
+        if !self.hold_durability {
+            for (id, batch, changes) in std::mem::take(&mut self.pending_appends) {
+                busy = true;
+                let last = self.log.iter().filter(|c| c.document_id == id).count() as u64
+                    + changes.len() as u64;
+                self.log.extend(changes);
+                let actions = self
+                    .engines
+                    .get_mut(&id)
+                    .expect("engine")
+                    .durable(batch, last);
+                self.carry_out(id, actions);
+            }
+        }
+        for i in 0..self.clients.len() {
+            while let Some(msg) = self.clients[i].inbox.pop_front() {
+                busy = true;
+                match msg {
+                    Message::Sync {
+                        document_id, data, ..
+                    } => {
+                        let (doc, state) = self.clients[i].docs.get_mut(&document_id).expect("doc");
+                        let m = sync::Message::decode(&data).expect("server sends valid sync");
+                        doc.sync().receive_sync_message(state, m).expect("apply");
+                        self.client_sync(i, document_id, SyncKind::Sync);
+                    }
+                    Message::DocUnavailable { document_id, .. } => {
+                        self.clients[i].unavailable.push(document_id)
+                    }
+                    Message::Ephemeral {
+                        session_id, count, ..
+                    } => {
+                        self.clients[i].ephemeral_seen.push((session_id, count));
+                    }
+                    other => panic!("unexpected server message {other:?}"),
+                }
+            }
+        }
+        busy
+    }
+
+    fn run_until_quiet(&mut self) {
+        for _ in 0..MAX_ROUNDS {
+            if !self.round() {
+                return;
+            }
+        }
+        panic!("the network did not go quiet within {MAX_ROUNDS} rounds (sync loop?)");
+    }
+
+    fn value(&mut self, c: usize, id: DocumentId, key: &str) -> Option<i64> {
+        let (doc, _) = self.clients[c].docs.get_mut(&id)?;
+        match doc.get(ROOT, key).expect("get") {
+            Some((automerge::Value::Scalar(s), _)) => s.as_i64(),
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn alice_creates_bob_finds_and_both_edits_converge() {
+    let mut net = Net::new(2);
+    let id = net.create(0, "title", 1);
+    net.run_until_quiet();
+    assert_eq!(net.log.len(), 1, "the server logged Alice's change once");
+    assert_eq!(net.log[0].peer.as_str(), "peer-0");
+
+    net.find(1, id);
+    net.run_until_quiet();
+    assert_eq!(net.value(1, id, "title"), Some(1));
+
+    net.edit(0, id, "a", 10);
+    net.edit(1, id, "b", 20);
+    net.run_until_quiet();
+    for c in 0..2 {
+        assert_eq!(
+            (net.value(c, id, "a"), net.value(c, id, "b")),
+            (Some(10), Some(20))
+        );
+    }
+    assert_eq!(net.log.len(), 3);
+    let attributed: Vec<&str> = net.log[1..].iter().map(|c| c.peer.as_str()).collect();
+    assert!(
+        attributed.contains(&"peer-0") && attributed.contains(&"peer-1"),
+        "{attributed:?}"
+    );
+}
+
+#[test]
+fn many_peers_converge_and_every_change_is_logged_once() {
+    let mut net = Net::new(12);
+    let id = net.create(0, "init", 0);
+    net.run_until_quiet();
+    for c in 1..12 {
+        net.find(c, id);
+    }
+    net.run_until_quiet();
+    for round in 0..5 {
+        for c in 0..12 {
+            net.edit(c, id, &format!("k{c}"), round);
+        }
+        net.run_until_quiet();
+    }
+    for c in 0..12 {
+        for k in 0..12 {
+            assert_eq!(
+                net.value(c, id, &format!("k{k}")),
+                Some(4),
+                "client {c} key {k}"
+            );
+        }
+    }
+    assert_eq!(net.log.len(), 1 + 12 * 5);
+    let mut hashes: Vec<[u8; 32]> = net.log.iter().map(|c| c.hash).collect();
+    hashes.sort();
+    hashes.dedup();
+    assert_eq!(hashes.len(), net.log.len(), "no change logged twice");
+}
+
+#[test]
+fn a_request_for_a_missing_document_is_answered_unavailable_then_served_when_it_arrives() {
+    let mut net = Net::new(2);
+    let id = DocumentId::random();
+    net.find(1, id);
+    net.run_until_quiet();
+    assert_eq!(net.clients[1].unavailable, vec![id]);
+    assert!(
+        net.log.is_empty(),
+        "nothing stored for a document that does not exist"
+    );
+
+    // Alice uploads a document with that id; Bob, still subscribed, receives it.
+    let mut doc = AutoCommit::new();
+    doc.put(ROOT, "late", 7).expect("put");
+    net.clients[0].docs.insert(id, (doc, sync::State::new()));
+    net.client_sync(0, id, SyncKind::Sync);
+    net.run_until_quiet();
+    assert_eq!(net.value(1, id, "late"), Some(7));
+    assert_eq!(
+        net.clients[1].unavailable.len(),
+        1,
+        "doc-unavailable is sent once"
+    );
+}
+
+#[test]
+fn nothing_reveals_a_change_before_it_is_durable() {
+    let mut net = Net::new(2);
+    let id = net.create(0, "v", 1);
+    net.run_until_quiet();
+    net.find(1, id);
+    net.run_until_quiet();
+
+    net.hold_durability = true;
+    net.edit(0, id, "v", 2);
+    for _ in 0..5 {
+        net.round();
+    }
+    assert_eq!(net.pending_appends.len(), 1, "the change waits for the log");
+    assert_eq!(net.value(1, id, "v"), Some(1), "Bob must not see it yet");
+    // Bob edits meanwhile: his message is queued, not answered with the undurable heads.
+    net.edit(1, id, "w", 5);
+    for _ in 0..5 {
+        net.round();
+    }
+    assert_eq!(net.value(1, id, "v"), Some(1));
+    assert_eq!(net.value(0, id, "w"), None);
+
+    net.hold_durability = false;
+    net.run_until_quiet();
+    for c in 0..2 {
+        assert_eq!(
+            (net.value(c, id, "v"), net.value(c, id, "w")),
+            (Some(2), Some(5))
+        );
+    }
+}
+
+#[test]
+fn a_failed_append_closes_everyone_and_reveals_nothing() {
+    let mut net = Net::new(2);
+    let id = net.create(0, "v", 1);
+    net.run_until_quiet();
+    net.find(1, id);
+    net.run_until_quiet();
+    net.hold_durability = true;
+    net.edit(0, id, "v", 2);
+    net.round();
+    net.round();
+    let actions = net
+        .engines
+        .get_mut(&id)
+        .expect("engine")
+        .commit_failed("disk on fire");
+    assert_eq!(actions.len(), 2);
+    assert!(actions.iter().all(|a| matches!(a, Action::Close { .. })));
+    assert!(net.engines[&id].is_poisoned());
+    assert_eq!(net.value(1, id, "v"), Some(1));
+}
+
+#[test]
+fn ephemeral_messages_reach_each_other_subscriber_once() {
+    let mut net = Net::new(3);
+    let id = net.create(0, "v", 1);
+    net.run_until_quiet();
+    net.find(1, id);
+    net.find(2, id);
+    net.run_until_quiet();
+
+    let sender = net.clients[0].peer.clone();
+    for _ in 0..3 {
+        // The same message three times (JS clients echo what they receive).
+        net.to_server.push_back((
+            ConnId(1),
+            Message::Ephemeral {
+                sender_id: sender.clone(),
+                target_id: net.server.clone(),
+                document_id: id,
+                count: 1,
+                session_id: "s1".into(),
+                data: vec![1],
+            },
+        ));
+    }
+    // An echo of it from Bob: same sender, session and count.
+    net.to_server.push_back((
+        ConnId(2),
+        Message::Ephemeral {
+            sender_id: sender.clone(),
+            target_id: net.server.clone(),
+            document_id: id,
+            count: 1,
+            session_id: "s1".into(),
+            data: vec![1],
+        },
+    ));
+    net.run_until_quiet();
+    assert!(
+        net.clients[0].ephemeral_seen.is_empty(),
+        "never sent back to its author"
+    );
+    assert_eq!(net.clients[1].ephemeral_seen, vec![("s1".to_string(), 1)]);
+    assert_eq!(net.clients[2].ephemeral_seen, vec![("s1".to_string(), 1)]);
+}
+
+#[test]
+fn garbage_sync_data_closes_only_its_sender() {
+    let mut net = Net::new(2);
+    let id = net.create(0, "v", 1);
+    net.run_until_quiet();
+    net.to_server.push_back((
+        ConnId(2),
+        Message::Sync {
+            sender_id: net.clients[1].peer.clone(),
+            target_id: net.server.clone(),
+            document_id: id,
+            data: vec![0x42, 0xff, 0xff],
+        },
+    ));
+    net.edit(0, id, "v", 2);
+    net.run_until_quiet();
+    assert!(net.clients[1].closed.is_some());
+    assert!(net.clients[0].closed.is_none());
+    assert_eq!(
+        net.log.len(),
+        2,
+        "Alice's edit in the same batch was still applied"
+    );
+}
+
+#[test]
+fn a_batch_of_many_senders_is_one_append_attributed_per_change() {
+    let mut net = Net::new(4);
+    let id = net.create(0, "init", 0);
+    net.run_until_quiet();
+    for c in 1..4 {
+        net.find(c, id);
+    }
+    net.run_until_quiet();
+    net.hold_durability = true;
+    for c in 0..4 {
+        net.edit(c, id, &format!("k{c}"), c as i64);
+    }
+    net.round();
+    assert_eq!(
+        net.pending_appends.len(),
+        1,
+        "one append for the whole batch"
+    );
+    let (_, _, changes) = &net.pending_appends[0];
+    assert_eq!(changes.len(), 4);
+    for ch in changes {
+        let c = net.client_index(ch.conn);
+        assert_eq!(ch.peer, net.clients[c].peer);
+        // The change's actor is the client's own actor: attribution is right.
+        let (doc, _) = net.clients[c].docs.get_mut(&id).expect("doc");
+        assert_eq!(ch.actor, doc.get_actor().to_bytes().to_vec());
+    }
+    net.hold_durability = false;
+    net.run_until_quiet();
+}
