@@ -1,1 +1,12 @@
+//! # toron-cli — the `toron` command-line client, as a library
+//!
+//! - [`sync_client`]: an automerge-repo client (handshake, find, push, follow) over
+//!   tokio-tungstenite, speaking through `toron-protocol`'s codec.
+//! - [`json`]: Automerge ↔ JSON as the JavaScript API shows documents.
+//! - [`commands`]: `new`, `get`, `set`, `watch`.
+//! - [`bench`]: the load generator (`toron bench`).
 
+pub mod bench;
+pub mod commands;
+pub mod json;
+pub mod sync_client;

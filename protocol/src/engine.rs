@@ -205,6 +205,7 @@ impl DocEngine {
         // 1. Decode every sync message; a peer whose bytes automerge refuses is closed.
         let mut rejected: BTreeSet<ConnId> = BTreeSet::new();
         let mut decoded: Vec<(ConnId, sync::Message)> = Vec::with_capacity(inputs.len());
+        let mut carried_changes: BTreeSet<usize> = BTreeSet::new();
         for input in inputs {
             let Input::Sync {
                 conn,
@@ -243,10 +244,11 @@ impl DocEngine {
         let mut origin: HashMap<ChangeHash, ConnId> = HashMap::new();
         let mut groups: Vec<(ConnId, Vec<Change>)> = Vec::new();
         let mut doc_chunks: Vec<(ConnId, Vec<u8>)> = Vec::new();
-        for (conn, msg) in decoded.iter_mut() {
+        for (idx, (conn, msg)) in decoded.iter_mut().enumerate() {
             if msg.changes.is_empty() {
                 continue;
             }
+            carried_changes.insert(idx);
             let mut group = Vec::new();
             for chunk in msg.changes.iter() {
                 match parse_changes(chunk) {
@@ -298,14 +300,24 @@ impl DocEngine {
 
         // 3. Let every message update its sender's sync state (changes are already applied).
         let mut touched = BTreeSet::new();
-        for (conn, msg) in decoded {
+        for (idx, (conn, msg)) in decoded.into_iter().enumerate() {
             if rejected.contains(&conn) {
                 continue;
             }
             let Some(pd) = self.peers.get_mut(&conn) else {
                 continue;
             };
-            match self.doc.receive_sync_message(&mut pd.state, msg) {
+            // automerge takes "no changes, and your heads equal mine" to mean we already
+            // told them our heads. With the changes stripped that would be wrong, and the
+            // acknowledgement the sender waits for would never be generated.
+            let last_sent = carried_changes
+                .contains(&idx)
+                .then(|| pd.state.last_sent_heads.clone());
+            let received = self.doc.receive_sync_message(&mut pd.state, msg);
+            if let Some(last_sent) = last_sent {
+                pd.state.last_sent_heads = last_sent;
+            }
+            match received {
                 Ok(()) => {
                     touched.insert(conn);
                 }

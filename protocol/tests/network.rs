@@ -247,6 +247,12 @@ impl Net {
         panic!("the network did not go quiet within {MAX_ROUNDS} rounds (sync loop?)");
     }
 
+    /// The server has told client `c` that it holds the client's heads of `id`.
+    fn acknowledged(&mut self, c: usize, id: DocumentId) -> bool {
+        let (doc, state) = self.clients[c].docs.get_mut(&id).expect("doc");
+        state.their_heads.as_ref() == Some(&doc.get_heads())
+    }
+
     fn value(&mut self, c: usize, id: DocumentId, key: &str) -> Option<i64> {
         let (doc, _) = self.clients[c].docs.get_mut(&id)?;
         match doc.get(ROOT, key).expect("get") {
@@ -263,6 +269,10 @@ fn alice_creates_bob_finds_and_both_edits_converge() {
     net.run_until_quiet();
     assert_eq!(net.log.len(), 1, "the server logged Alice's change once");
     assert_eq!(net.log[0].peer.as_str(), "peer-0");
+    assert!(
+        net.acknowledged(0, id),
+        "the server told Alice it has her heads"
+    );
 
     net.find(1, id);
     net.run_until_quiet();
@@ -301,6 +311,7 @@ fn many_peers_converge_and_every_change_is_logged_once() {
         net.run_until_quiet();
     }
     for c in 0..12 {
+        assert!(net.acknowledged(c, id), "client {c} got the server's heads");
         for k in 0..12 {
             assert_eq!(
                 net.value(c, id, &format!("k{k}")),

@@ -1,1 +1,109 @@
+//! # toron-server — the IO shell around `toron-protocol`
+//!
+//! - [`http`]: axum router — WebSocket upgrade on `/` and `/sync`, `GET /healthz`.
+//! - [`connection`]: one task per socket: handshake, decoding, routing, pings.
+//! - [`hub`]: who is connected, which documents are open; routes messages to actors.
+//! - [`doc_actor`]: one task per open document driving a `DocEngine`: batch, append, then send.
+//! - [`store`]: the sled event log (group commit + fdatasync), snapshots, loading.
+//!
+//! [`start`] runs a server and returns a handle; the binary and the tests both use it.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod config;
+pub mod connection;
+pub mod doc_actor;
+pub mod http;
+pub mod hub;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::Config;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::hub::Hub;
+use crate::store::Store;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    hub: Arc<Hub>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the store, binds the listener and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let store = Store::open(&config.data, config.durability_gate.clone())?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let config = Arc::new(config);
+    let hub = Hub::new(config.clone(), store);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let state = http::AppState {
+        hub: hub.clone(),
+        shutdown: shutdown_rx.clone(),
+        connection_permits: Arc::new(Semaphore::new(config.max_connections)),
+    };
+    let app = http::router(state);
+    let mut stop = shutdown_rx;
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "listening");
+    Ok(Running {
+        addr,
+        hub,
+        shutdown,
+        task,
+    })
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://addr` — what clients connect to.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.hub.store
+    }
+
+    /// Graceful stop: no new connections, every socket closed, the log's queue committed.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        // Sockets see the signal and close; give them a bounded moment.
+        for _ in 0..50 {
+            if self
+                .hub
+                .stats
+                .connections
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 0
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        let store = self.hub.store.clone();
+        tokio::task::spawn_blocking(move || store.close()).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,235 @@
+//! Automerge documents ↔ JSON, the way the JavaScript API shows them: maps as objects, lists
+//! as arrays, text objects and strings as strings. JSON strings become collaborative text,
+//! as `@automerge/automerge` does by default.
+
+use automerge::transaction::Transactable;
+use automerge::{ObjId, ObjType, Prop, ReadDoc, ScalarValue, Value, ROOT};
+use serde_json::{Map, Number, Value as Json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    #[error("automerge: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    #[error("the document's root is a map: give a JSON object, not {0}")]
+    RootNotObject(&'static str),
+    #[error("path `{path}`: {reason}")]
+    Path { path: String, reason: String },
+}
+
+/// The whole document as JSON.
+pub fn doc_to_json(doc: &impl ReadDoc) -> Json {
+    obj_to_json(doc, &ROOT)
+}
+
+fn obj_to_json(doc: &impl ReadDoc, obj: &ObjId) -> Json {
+    match doc.object_type(obj) {
+        Ok(ObjType::Map) | Ok(ObjType::Table) => {
+            let mut m = Map::new();
+            for key in doc.keys(obj) {
+                if let Ok(Some((v, id))) = doc.get(obj, key.as_str()) {
+                    m.insert(key, value_to_json(doc, v, &id));
+                }
+            }
+            Json::Object(m)
+        }
+        Ok(ObjType::List) => {
+            let n = doc.length(obj);
+            let items = (0..n)
+                .filter_map(|i| doc.get(obj, i).ok().flatten())
+                .map(|(v, id)| value_to_json(doc, v, &id))
+                .collect();
+            Json::Array(items)
+        }
+        Ok(ObjType::Text) => Json::String(doc.text(obj).unwrap_or_default()),
+        Err(_) => Json::Null,
+    }
+}
+
+fn value_to_json(doc: &impl ReadDoc, v: Value<'_>, id: &ObjId) -> Json {
+    match v {
+        Value::Object(_) => obj_to_json(doc, id),
+        Value::Scalar(s) => scalar_to_json(&s),
+    }
+}
+
+fn scalar_to_json(s: &ScalarValue) -> Json {
+    match s {
+        ScalarValue::Str(s) => Json::String(s.to_string()),
+        ScalarValue::Int(i) => Json::from(*i),
+        ScalarValue::Uint(u) => Json::from(*u),
+        ScalarValue::F64(f) => Number::from_f64(*f).map(Json::Number).unwrap_or(Json::Null),
+        ScalarValue::Counter(c) => Json::from(i64::from(c)),
+        ScalarValue::Timestamp(t) => Json::from(*t),
+        ScalarValue::Boolean(b) => Json::Bool(*b),
+        ScalarValue::Bytes(b) => Json::Array(b.iter().map(|x| Json::from(*x)).collect()),
+        ScalarValue::Null | ScalarValue::Unknown { .. } => Json::Null,
+    }
+}
+
+/// Writes `value` at `prop` of `obj` (a map key or a list index; index == length appends).
+pub fn put_json(
+    tx: &mut impl Transactable,
+    obj: &ObjId,
+    prop: Prop,
+    value: &Json,
+) -> Result<(), JsonError> {
+    let is_list = matches!(tx.object_type(obj), Ok(ObjType::List));
+    let insert = is_list && matches!(prop, Prop::Seq(i) if i == tx.length(obj));
+    macro_rules! put_obj {
+        ($ty:expr) => {
+            if insert {
+                let Prop::Seq(i) = prop else { unreachable!() };
+                tx.insert_object(obj, i, $ty)?
+            } else {
+                tx.put_object(obj, prop.clone(), $ty)?
+            }
+        };
+    }
+    macro_rules! put_scalar {
+        ($v:expr) => {
+            if insert {
+                let Prop::Seq(i) = prop else { unreachable!() };
+                tx.insert(obj, i, $v)?
+            } else {
+                tx.put(obj, prop.clone(), $v)?
+            }
+        };
+    }
+    match value {
+        Json::Object(m) => {
+            let child = put_obj!(ObjType::Map);
+            for (k, v) in m {
+                put_json(tx, &child, Prop::Map(k.clone()), v)?;
+            }
+        }
+        Json::Array(items) => {
+            let child = put_obj!(ObjType::List);
+            for (i, v) in items.iter().enumerate() {
+                put_json(tx, &child, Prop::Seq(i), v)?;
+            }
+        }
+        Json::String(s) => {
+            let child = put_obj!(ObjType::Text);
+            tx.splice_text(&child, 0, 0, s)?;
+        }
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                put_scalar!(i);
+            } else if let Some(u) = n.as_u64() {
+                put_scalar!(u);
+            } else {
+                put_scalar!(n.as_f64().unwrap_or(0.0));
+            }
+        }
+        Json::Bool(b) => put_scalar!(*b),
+        Json::Null => put_scalar!(ScalarValue::Null),
+    }
+    Ok(())
+}
+
+/// Fills the (empty) root map with the fields of a JSON object.
+pub fn init_from_json(tx: &mut impl Transactable, value: &Json) -> Result<(), JsonError> {
+    let Json::Object(m) = value else {
+        return Err(JsonError::RootNotObject(kind(value)));
+    };
+    for (k, v) in m {
+        put_json(tx, &ROOT, Prop::Map(k.clone()), v)?;
+    }
+    Ok(())
+}
+
+fn kind(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+/// Splits `a.b.0` or `/a/b/0` into segments.
+pub fn parse_path(path: &str) -> Vec<String> {
+    let sep = if path.starts_with('/') { '/' } else { '.' };
+    path.split(sep)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Sets the value at `path`, creating missing intermediate maps.
+pub fn set_path(tx: &mut impl Transactable, path: &str, value: &Json) -> Result<(), JsonError> {
+    let segs = parse_path(path);
+    let err = |reason: String| JsonError::Path {
+        path: path.to_string(),
+        reason,
+    };
+    let Some((last, parents)) = segs.split_last() else {
+        return Err(err("empty path".into()));
+    };
+    let mut obj = ROOT;
+    for seg in parents {
+        let prop = prop_for(tx, &obj, seg).map_err(err)?;
+        obj = match tx.get(&obj, prop.clone())? {
+            Some((Value::Object(ObjType::Map | ObjType::List | ObjType::Table), id)) => id,
+            Some(_) => return Err(err(format!("`{seg}` is not a map or a list"))),
+            None => match prop {
+                Prop::Map(k) => tx.put_object(&obj, k, ObjType::Map)?,
+                Prop::Seq(i) => return Err(err(format!("index {i} is past the end of the list"))),
+            },
+        };
+    }
+    let prop = prop_for(tx, &obj, last).map_err(err)?;
+    if let Prop::Seq(i) = prop {
+        if i > tx.length(&obj) {
+            return Err(err(format!("index {i} is past the end of the list")));
+        }
+    }
+    put_json(tx, &obj, prop, value)
+}
+
+fn prop_for(tx: &impl Transactable, obj: &ObjId, seg: &str) -> Result<Prop, String> {
+    match tx.object_type(obj) {
+        Ok(ObjType::List) => seg
+            .parse::<usize>()
+            .map(Prop::Seq)
+            .map_err(|_| format!("`{seg}` is not a list index")),
+        _ => Ok(Prop::Map(seg.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::AutoCommit;
+    use serde_json::json;
+
+    #[test]
+    fn json_round_trips_through_automerge() {
+        let v = json!({"title": "도서관 정책", "n": 3, "f": 1.5, "ok": true, "none": null, "list": [1, "a", {"x": [2]}]});
+        let mut doc = AutoCommit::new();
+        init_from_json(&mut doc, &v).expect("init");
+        assert_eq!(doc_to_json(&doc), v);
+        assert!(matches!(
+            init_from_json(&mut doc, &json!([1])),
+            Err(JsonError::RootNotObject("an array"))
+        ));
+    }
+
+    #[test]
+    fn set_path_creates_maps_and_appends_to_lists() {
+        let mut doc = AutoCommit::new();
+        init_from_json(&mut doc, &json!({"list": [1]})).expect("init");
+        set_path(&mut doc, "a.b", &json!(5)).expect("set");
+        set_path(&mut doc, "/list/1", &json!("two")).expect("append");
+        set_path(&mut doc, "list.0", &json!(0)).expect("overwrite");
+        assert_eq!(
+            doc_to_json(&doc),
+            json!({"list": [0, "two"], "a": {"b": 5}})
+        );
+        assert!(set_path(&mut doc, "list.7", &json!(1)).is_err());
+        assert!(set_path(&mut doc, "list.x", &json!(1)).is_err());
+        assert!(set_path(&mut doc, "", &json!(1)).is_err());
+    }
+}

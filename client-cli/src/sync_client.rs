@@ -1,0 +1,312 @@
+//! A small automerge-repo client over tokio-tungstenite, built on `toron-protocol`'s codec.
+//!
+//! One [`Connection`] is one WebSocket after the `join`/`peer` handshake. A [`DocSync`] is one
+//! document with its sync state towards the server. The operations the CLI needs — find a
+//! document, push local changes until the server has acknowledged them, follow changes — are
+//! small loops over "receive, apply, reply", each bounded by a deadline.
+
+use std::time::Duration;
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{AutoCommit, ChangeHash};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use toron_protocol::wire::{decode, encode};
+use toron_protocol::{DocumentId, Message, PeerId, PeerMetadata, PROTOCOL_VERSION};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("could not connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("timed out after {0:?} while {1}")]
+    Timeout(Duration, &'static str),
+    #[error("the server does not have document {0}")]
+    Unavailable(DocumentId),
+    #[error("the server reported an error: {0}")]
+    Server(String),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("the server closed the connection")]
+    Closed,
+    #[error("websocket: {0}")]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("automerge: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A joined connection to a sync server.
+#[derive(Debug)]
+pub struct Connection {
+    ws: Ws,
+    pub peer_id: PeerId,
+    pub server_id: PeerId,
+    pub server_metadata: Option<PeerMetadata>,
+}
+
+/// A document and our sync state towards the server.
+#[derive(Debug)]
+pub struct DocSync {
+    pub id: DocumentId,
+    pub doc: AutoCommit,
+    pub state: sync::State,
+}
+
+/// What [`Connection::next_event`] saw.
+#[derive(Debug)]
+pub enum Event {
+    /// A sync message for this document was applied; `changed` if our heads moved.
+    Synced {
+        id: DocumentId,
+        changed: bool,
+    },
+    Unavailable(DocumentId),
+    Ephemeral {
+        id: DocumentId,
+        sender: PeerId,
+        data: Vec<u8>,
+    },
+}
+
+fn random_peer_id() -> PeerId {
+    let n: u64 = rand::random();
+    PeerId::new(format!("toron-cli-{n:016x}")).unwrap_or_else(|_| unreachable!("non-empty"))
+}
+
+impl Connection {
+    /// Connects and performs the handshake within `limit`.
+    pub async fn connect(url: &str, limit: Duration) -> Result<Self, ClientError> {
+        let deadline = Instant::now() + limit;
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(256 << 20))
+            .max_frame_size(Some(256 << 20));
+        let (ws, _) = timeout_at(
+            deadline,
+            tokio_tungstenite::connect_async_with_config(url, Some(config), true),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout(limit, "connecting"))?
+        .map_err(|e| ClientError::Connect {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        let peer_id = random_peer_id();
+        let mut conn = Self {
+            ws,
+            server_id: peer_id.clone(),
+            peer_id,
+            server_metadata: None,
+        };
+        conn.send(&Message::Join {
+            sender_id: conn.peer_id.clone(),
+            supported_protocol_versions: Some(vec![PROTOCOL_VERSION.into()]),
+            peer_metadata: Some(PeerMetadata {
+                storage_id: None,
+                is_ephemeral: true,
+            }),
+        })
+        .await?;
+        match timeout_at(deadline, conn.recv()).await {
+            Err(_) => Err(ClientError::Timeout(
+                limit,
+                "waiting for the server's `peer` reply",
+            )),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(Message::Peer {
+                sender_id,
+                selected_protocol_version,
+                peer_metadata,
+                ..
+            })) => {
+                if selected_protocol_version != PROTOCOL_VERSION {
+                    return Err(ClientError::Protocol(format!(
+                        "server selected protocol {selected_protocol_version}"
+                    )));
+                }
+                conn.server_id = sender_id;
+                conn.server_metadata = peer_metadata;
+                Ok(conn)
+            }
+            Ok(Ok(other)) => Err(ClientError::Protocol(format!(
+                "expected `peer`, got `{}`",
+                other.type_name()
+            ))),
+        }
+    }
+
+    pub async fn send(&mut self, msg: &Message) -> Result<(), ClientError> {
+        self.ws.send(WsMessage::Binary(encode(msg).into())).await?;
+        Ok(())
+    }
+
+    /// Sends raw bytes as one binary frame (tests of hostile input use this).
+    pub async fn send_raw(&mut self, frame: Vec<u8>) -> Result<(), ClientError> {
+        self.ws.send(WsMessage::Binary(frame.into())).await?;
+        Ok(())
+    }
+
+    /// Sends a text frame (tests of hostile input use this).
+    pub async fn send_text(&mut self, text: &str) -> Result<(), ClientError> {
+        self.ws
+            .send(WsMessage::Text(text.to_string().into()))
+            .await?;
+        Ok(())
+    }
+
+    /// The next protocol message; `error` from the server becomes [`ClientError::Server`].
+    pub async fn recv(&mut self) -> Result<Message, ClientError> {
+        loop {
+            match self.ws.next().await {
+                None => return Err(ClientError::Closed),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(WsMessage::Binary(b))) => {
+                    let m = decode(&b).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    if let Message::Error { message, .. } = m {
+                        return Err(ClientError::Server(message));
+                    }
+                    return Ok(m);
+                }
+                Some(Ok(WsMessage::Close(_))) => return Err(ClientError::Closed),
+                Some(Ok(_)) => continue, // pings are answered by tungstenite
+            }
+        }
+    }
+
+    /// Sends our next sync message for `d`, if automerge has one.
+    pub async fn sync_doc(&mut self, d: &mut DocSync, request: bool) -> Result<bool, ClientError> {
+        let Some(m) = d.doc.sync().generate_sync_message(&mut d.state) else {
+            return Ok(false);
+        };
+        let (sender_id, target_id, document_id, data) = (
+            self.peer_id.clone(),
+            self.server_id.clone(),
+            d.id,
+            m.encode(),
+        );
+        let msg = if request {
+            Message::Request {
+                sender_id,
+                target_id,
+                document_id,
+                data,
+            }
+        } else {
+            Message::Sync {
+                sender_id,
+                target_id,
+                document_id,
+                data,
+            }
+        };
+        self.send(&msg).await?;
+        Ok(true)
+    }
+
+    /// Receives one message and applies it to the matching document in `docs`, replying if
+    /// the sync protocol wants a reply.
+    pub async fn next_event(&mut self, docs: &mut [&mut DocSync]) -> Result<Event, ClientError> {
+        loop {
+            match self.recv().await? {
+                Message::Sync {
+                    document_id, data, ..
+                } => {
+                    let Some(d) = docs.iter_mut().find(|d| d.id == document_id) else {
+                        continue;
+                    };
+                    let before = d.doc.get_heads();
+                    let m = sync::Message::decode(&data)
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    d.doc.sync().receive_sync_message(&mut d.state, m)?;
+                    let changed = d.doc.get_heads() != before;
+                    self.sync_doc(d, false).await?;
+                    return Ok(Event::Synced {
+                        id: document_id,
+                        changed,
+                    });
+                }
+                Message::DocUnavailable { document_id, .. } => {
+                    return Ok(Event::Unavailable(document_id))
+                }
+                Message::Ephemeral {
+                    document_id,
+                    sender_id,
+                    data,
+                    ..
+                } => {
+                    return Ok(Event::Ephemeral {
+                        id: document_id,
+                        sender: sender_id,
+                        data,
+                    })
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// Asks the server for `id` and waits until we hold what it has.
+    pub async fn find(&mut self, id: DocumentId, limit: Duration) -> Result<DocSync, ClientError> {
+        let deadline = Instant::now() + limit;
+        let mut d = DocSync::new(id, AutoCommit::new());
+        self.sync_doc(&mut d, true).await?;
+        loop {
+            let ev = timeout_at(deadline, self.next_event(&mut [&mut d]))
+                .await
+                .map_err(|_| ClientError::Timeout(limit, "waiting for the document"))??;
+            match ev {
+                Event::Unavailable(u) if u == id => return Err(ClientError::Unavailable(id)),
+                Event::Synced { .. } if d.in_sync() && !d.heads().is_empty() => return Ok(d),
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends our changes of `d` and waits until the server acknowledges our heads — which it
+    /// does only once they are durable in its log.
+    pub async fn push(&mut self, d: &mut DocSync, limit: Duration) -> Result<(), ClientError> {
+        let deadline = Instant::now() + limit;
+        self.sync_doc(d, false).await?;
+        while !d.in_sync() {
+            let ev = timeout_at(deadline, self.next_event(&mut [&mut *d]))
+                .await
+                .map_err(|_| {
+                    ClientError::Timeout(limit, "waiting for the server to store the changes")
+                })??;
+            if let Event::Unavailable(u) = ev {
+                if u == d.id {
+                    return Err(ClientError::Unavailable(u));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+impl DocSync {
+    pub fn new(id: DocumentId, doc: AutoCommit) -> Self {
+        Self {
+            id,
+            doc,
+            state: sync::State::new(),
+        }
+    }
+
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// The server has told us its heads and they are ours.
+    pub fn in_sync(&mut self) -> bool {
+        let ours = self.doc.get_heads();
+        self.state.their_heads.as_ref() == Some(&ours)
+    }
+}

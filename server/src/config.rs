@@ -1,0 +1,48 @@
+//! Server settings. Every flag of the binary maps onto one field here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::store::DurabilityGate;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// The data directory: sled's files live here.
+    pub data: PathBuf,
+    /// WebSocket ping period; a peer that misses one pong is dropped at the next.
+    pub ping_interval: Duration,
+    /// An open document with no subscriber is evicted from memory after this long.
+    pub idle_evict: Duration,
+    /// Most simultaneous WebSocket connections; more get HTTP 503.
+    pub max_connections: usize,
+    /// Largest WebSocket message and frame accepted (a first sync carries a whole document).
+    pub max_message_bytes: usize,
+    /// Bytes queued towards one peer before it is closed as too slow.
+    pub max_outbound_bytes: usize,
+    /// Most documents loaded from disk at the same time.
+    pub max_concurrent_loads: usize,
+    /// Snapshot a document after this many new changes (0 = never).
+    pub snapshot_every: u64,
+    /// Tests only: hold appends back before they are declared durable.
+    pub durability_gate: Option<DurabilityGate>,
+}
+
+impl Config {
+    pub fn new(listen: SocketAddr, data: PathBuf) -> Self {
+        Self {
+            listen,
+            data,
+            ping_interval: Duration::from_secs(20),
+            idle_evict: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_message_bytes: 256 * 1024 * 1024,
+            max_outbound_bytes: 512 * 1024 * 1024,
+            max_concurrent_loads: 8,
+            snapshot_every: 1000,
+            durability_gate: None,
+        }
+    }
+}

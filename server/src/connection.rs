@@ -1,0 +1,268 @@
+//! One WebSocket connection: frames in, protocol messages routed, frames out.
+//!
+//! The reader half decodes each binary frame into a [`Message`] and follows the handshake
+//! (`join` first, answered at once with `peer`); after it, `request`/`sync` go to the
+//! document's actor and `ephemeral` to the actor of an open document. Anything malformed —
+//! undecodable CBOR, a text frame, an unknown type, a message before `join`, a second `join` —
+//! gets an `error` and closes this connection only. The writer half sends what the actors
+//! queue, and pings every `ping_interval`; a peer that has not answered the previous ping by
+//! the next one is dropped.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch, Notify};
+use toron_protocol::wire::{decode, encode};
+use toron_protocol::{
+    ConnId, DecodeError, DocumentId, Message, PeerId, PeerMetadata, SyncKind, PROTOCOL_VERSION,
+};
+
+use crate::hub::{ConnTx, DocMsg, Hub, Outbound};
+
+/// Serves one upgraded socket until it closes or the server shuts down.
+pub async fn serve(socket: WebSocket, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
+    let conn = hub.next_conn_id();
+    hub.stats.connections.fetch_add(1, Ordering::Relaxed);
+    let (out, out_rx, queued) = ConnTx::new(conn, hub.config.max_outbound_bytes);
+    let (mut sink, mut stream) = socket.split();
+    let pong_seen = Arc::new(AtomicBool::new(true));
+
+    let writer = {
+        let pong_seen = pong_seen.clone();
+        let ping_every = hub.config.ping_interval;
+        let server_peer = hub.server_peer.clone();
+        tokio::spawn(async move {
+            let mut out_rx: mpsc::UnboundedReceiver<Outbound> = out_rx;
+            let mut ping =
+                tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+            loop {
+                tokio::select! {
+                    item = out_rx.recv() => match item {
+                        Some(Outbound::Frame(bytes)) => {
+                            queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+                            if sink.send(WsMessage::Binary(bytes.into())).await.is_err() {
+                                break;
+                            }
+                        }
+                        Some(Outbound::Close(reason)) => {
+                            let err = Message::Error { sender_id: Some(server_peer.clone()), target_id: None, message: reason.clone() };
+                            let _ = sink.send(WsMessage::Binary(encode(&err).into())).await;
+                            let reason: String = reason.chars().take(100).collect();
+                            let _ = sink.send(WsMessage::Close(Some(CloseFrame { code: 1008, reason: reason.into() }))).await;
+                            break;
+                        }
+                        None => {
+                            let _ = sink.send(WsMessage::Close(None)).await;
+                            break;
+                        }
+                    },
+                    _ = ping.tick() => {
+                        if !pong_seen.swap(false, Ordering::Relaxed) {
+                            tracing::info!(%conn, "no pong since the last ping; dropping the connection");
+                            break;
+                        }
+                        if sink.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = sink.close().await;
+        })
+    };
+
+    let kick = Arc::new(Notify::new());
+    let (gone_tx, gone_rx) = watch::channel(false);
+    let mut session = Session {
+        hub: hub.clone(),
+        conn,
+        out: out.clone(),
+        peer: None,
+        subscribed: HashSet::new(),
+    };
+
+    loop {
+        let frame = tokio::select! {
+            f = stream.next() => f,
+            () = kick.notified() => {
+                out.close("the same peer id joined on another connection".into());
+                break;
+            }
+            _ = shutdown.wait_for(|s| *s) => {
+                out.close("the server is shutting down".into());
+                break;
+            }
+        };
+        let Some(Ok(frame)) = frame else { break };
+        hub.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+        let keep_going = match frame {
+            WsMessage::Binary(bytes) => session.on_frame(&bytes, &kick, &gone_rx).await,
+            WsMessage::Text(_) => {
+                session.fail("text frames are not part of the protocol; send binary CBOR")
+            }
+            WsMessage::Pong(_) => {
+                pong_seen.store(true, Ordering::Relaxed);
+                true
+            }
+            WsMessage::Ping(_) => true,
+            WsMessage::Close(_) => false,
+        };
+        if !keep_going {
+            break;
+        }
+    }
+
+    // Release everything this connection held before saying it is gone, so that a peer
+    // rejoining elsewhere starts from a clean slate.
+    for id in &session.subscribed {
+        hub.send_if_open(*id, DocMsg::Closed { conn });
+    }
+    if let Some(peer) = &session.peer {
+        hub.leave(peer, conn);
+    }
+    let _ = gone_tx.send(true);
+    drop(out);
+    drop(session);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+    hub.stats.connections.fetch_sub(1, Ordering::Relaxed);
+    tracing::debug!(%conn, "connection closed");
+}
+
+struct Session {
+    hub: Arc<Hub>,
+    conn: ConnId,
+    out: ConnTx,
+    /// Set by `join`; every later message is attributed to it whatever `senderId` claims.
+    peer: Option<PeerId>,
+    subscribed: HashSet<DocumentId>,
+}
+
+impl Session {
+    /// Sends `error` and ends the connection.
+    fn fail(&self, reason: &str) -> bool {
+        tracing::info!(conn = %self.conn, %reason, "protocol error; closing");
+        self.out.close(reason.to_string());
+        false
+    }
+
+    async fn on_frame(
+        &mut self,
+        bytes: &[u8],
+        kick: &Arc<Notify>,
+        gone: &watch::Receiver<bool>,
+    ) -> bool {
+        let msg = match decode(bytes) {
+            Ok(m) => m,
+            Err(DecodeError::BadDocumentId {
+                ty, raw, reason, ..
+            }) if self.peer.is_some() => {
+                // Not a document anybody can have: say nothing persistent, just log it.
+                tracing::info!(conn = %self.conn, %ty, %raw, %reason, "ignoring a message with an invalid document id");
+                return true;
+            }
+            Err(e) => return self.fail(&format!("undecodable message: {e}")),
+        };
+        let Some(peer) = self.peer.clone() else {
+            return match msg {
+                Message::Join {
+                    sender_id,
+                    supported_protocol_versions,
+                    ..
+                } => {
+                    self.on_join(sender_id, supported_protocol_versions, kick, gone)
+                        .await
+                }
+                other => self.fail(&format!(
+                    "expected a join message, got `{}`",
+                    other.type_name()
+                )),
+            };
+        };
+        match msg {
+            Message::Request {
+                document_id, data, ..
+            } => self.to_doc(document_id, peer, SyncKind::Request, data),
+            Message::Sync {
+                document_id, data, ..
+            } => self.to_doc(document_id, peer, SyncKind::Sync, data),
+            Message::Ephemeral {
+                sender_id,
+                document_id,
+                count,
+                session_id,
+                data,
+                ..
+            } => {
+                // Relayed under the original author's id (it may be relayed from elsewhere).
+                self.hub.send_if_open(
+                    document_id,
+                    DocMsg::Ephemeral {
+                        out: self.out.clone(),
+                        sender_id,
+                        session_id,
+                        count,
+                        data,
+                    },
+                );
+                true
+            }
+            // We hold no other peers' heads and gossip none: accepted and ignored.
+            Message::DocUnavailable { .. }
+            | Message::RemoteSubscriptionChange { .. }
+            | Message::RemoteHeadsChanged { .. } => true,
+            Message::Leave { .. } => false,
+            Message::Error { message, .. } => {
+                tracing::info!(conn = %self.conn, %peer, %message, "peer reported an error");
+                false
+            }
+            Message::Join { .. } => self.fail("already joined"),
+            Message::Peer { .. } => self.fail("a server does not accept `peer`"),
+        }
+    }
+
+    fn to_doc(&mut self, id: DocumentId, peer: PeerId, kind: SyncKind, data: Vec<u8>) -> bool {
+        self.subscribed.insert(id);
+        self.hub.route(
+            id,
+            DocMsg::Sync {
+                out: self.out.clone(),
+                peer,
+                kind,
+                data,
+            },
+        );
+        true
+    }
+
+    async fn on_join(
+        &mut self,
+        sender_id: PeerId,
+        versions: Option<Vec<String>>,
+        kick: &Arc<Notify>,
+        gone: &watch::Receiver<bool>,
+    ) -> bool {
+        let supported = versions.is_none_or(|v| v.iter().any(|s| s == PROTOCOL_VERSION));
+        if !supported {
+            return self.fail("unsupported protocol version");
+        }
+        self.hub
+            .join(&sender_id, self.conn, kick.clone(), gone.clone())
+            .await;
+        let reply = Message::Peer {
+            sender_id: self.hub.server_peer.clone(),
+            target_id: sender_id.clone(),
+            selected_protocol_version: PROTOCOL_VERSION.into(),
+            peer_metadata: Some(PeerMetadata {
+                storage_id: Some(self.hub.store.storage_id().to_string()),
+                is_ephemeral: false,
+            }),
+        };
+        self.out.send(encode(&reply));
+        tracing::debug!(conn = %self.conn, peer = %sender_id, "joined");
+        self.peer = Some(sender_id);
+        true
+    }
+}

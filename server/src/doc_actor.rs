@@ -1,0 +1,275 @@
+//! One task per open document: the tokio driver of a [`DocEngine`].
+//!
+//! The actor loads the document (newest snapshot + log tail) on a blocking thread, under a
+//! semaphore that bounds concurrent loads (reconnect storms re-request every open document at
+//! once). Messages that arrive meanwhile wait in its channel, in order. Then it loops: take
+//! everything queued, let the engine process it as one batch on a blocking thread (merges cost
+//! time proportional to the document's history and must not stall the I/O tasks), append new
+//! changes to the log, and only when the log says they are durable, send what the engine
+//! generated. Idle documents (no subscriber, nothing queued) are evicted after a while.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use toron_protocol::engine::assemble;
+use toron_protocol::wire::encode;
+use toron_protocol::{Action, ConnId, DocEngine, DocumentId, EngineConfig, Input};
+
+use crate::hub::{now_ms, ConnTx, DocMsg, Hub};
+
+/// Most messages taken into one batch.
+const MAX_BATCH: usize = 4096;
+
+pub async fn run(hub: Arc<Hub>, id: DocumentId, mut rx: mpsc::UnboundedReceiver<DocMsg>) {
+    let engine = match load(&hub, id).await {
+        Ok(e) => e,
+        Err(reason) => {
+            tracing::error!(%id, %reason, "could not load document");
+            hub.forget_document(id);
+            while let Ok(msg) = rx.try_recv() {
+                if let DocMsg::Sync { out, .. } = msg {
+                    out.close(format!("document {id} could not be loaded"));
+                }
+            }
+            return;
+        }
+    };
+    let mut actor = Actor {
+        hub: hub.clone(),
+        id,
+        engine: Some(engine),
+        outs: HashMap::new(),
+    };
+    actor.run(&mut rx).await;
+}
+
+async fn load(hub: &Arc<Hub>, id: DocumentId) -> Result<DocEngine, String> {
+    let _permit = hub
+        .load_permits
+        .acquire()
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = hub.store.clone();
+    let server = hub.server_peer.clone();
+    let config = EngineConfig {
+        snapshot_every: hub.config.snapshot_every,
+        ..EngineConfig::default()
+    };
+    tokio::task::spawn_blocking(move || {
+        let loaded = store.load(&id).map_err(|e| e.to_string())?;
+        let doc = match assemble(loaded.snapshot.as_deref(), loaded.tail.clone()) {
+            Ok(doc) => doc,
+            // A snapshot is only a cache: if it does not load, rebuild from the whole log.
+            Err(e) if loaded.snapshot.is_some() => {
+                tracing::warn!(%id, error = %e, "snapshot unusable, replaying the whole log");
+                let all = store.document_records(&id).map_err(|e| e.to_string())?;
+                assemble(None, all.into_iter().map(|r| r.change.bytes).collect())
+                    .map_err(|e| e.to_string())?
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(DocEngine::new(id, server, doc, config))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+struct Actor {
+    hub: Arc<Hub>,
+    id: DocumentId,
+    /// Moved into blocking tasks and back; `None` only while it is away.
+    engine: Option<DocEngine>,
+    outs: HashMap<ConnId, ConnTx>,
+}
+
+impl Actor {
+    async fn run(&mut self, rx: &mut mpsc::UnboundedReceiver<DocMsg>) {
+        let idle = self.hub.config.idle_evict;
+        loop {
+            let first = tokio::select! {
+                m = rx.recv() => m,
+                () = tokio::time::sleep(idle) => {
+                    if self.engine_ref().is_some_and(DocEngine::is_idle) && self.hub.try_evict(self.id, rx) {
+                        tracing::debug!(id = %self.id, "evicted idle document");
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let Some(first) = first else { return };
+            let mut msgs = vec![first];
+            while msgs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => msgs.push(m),
+                    Err(_) => break,
+                }
+            }
+            self.take(msgs);
+            if !self.process().await {
+                self.hub.forget_document(self.id);
+                return;
+            }
+        }
+    }
+
+    fn engine_ref(&self) -> Option<&DocEngine> {
+        self.engine.as_ref()
+    }
+
+    /// Hands messages to the engine. Ephemeral messages are relayed at once: they reveal no
+    /// document content, so they need not wait for the log.
+    fn take(&mut self, msgs: Vec<DocMsg>) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let mut relay = Vec::new();
+        for m in msgs {
+            match m {
+                DocMsg::Sync {
+                    out,
+                    peer,
+                    kind,
+                    data,
+                } => {
+                    let conn = out.conn;
+                    self.outs.insert(conn, out);
+                    engine.push(Input::Sync {
+                        conn,
+                        peer,
+                        kind,
+                        data,
+                    });
+                }
+                DocMsg::Ephemeral {
+                    out,
+                    sender_id,
+                    session_id,
+                    count,
+                    data,
+                } => {
+                    relay.extend(engine.ephemeral(
+                        out.conn,
+                        &sender_id,
+                        &session_id,
+                        count,
+                        &data,
+                        now_ms(),
+                    ));
+                }
+                DocMsg::Closed { conn } => {
+                    self.outs.remove(&conn);
+                    engine.push(Input::Closed { conn });
+                }
+            }
+        }
+        for a in relay {
+            if let Action::Send { conn, message } = a {
+                if let Some(out) = self.outs.get(&conn) {
+                    out.send_best_effort(encode(&message));
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the engine in a blocking thread and gives the engine back.
+    async fn with_engine<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut DocEngine) -> T + Send + 'static,
+    ) -> Option<T> {
+        let mut engine = self.engine.take()?;
+        match tokio::task::spawn_blocking(move || {
+            let r = f(&mut engine);
+            (engine, r)
+        })
+        .await
+        {
+            Ok((engine, r)) => {
+                self.engine = Some(engine);
+                Some(r)
+            }
+            Err(e) => {
+                // The engine panicked on some input: close everyone on this document and stop.
+                tracing::error!(id = %self.id, error = %e, "document engine failed");
+                for out in self.outs.values() {
+                    out.close("internal error on this document".into());
+                }
+                None
+            }
+        }
+    }
+
+    /// One batch: step, append, wait for durability, send. Returns false if the actor must stop.
+    async fn process(&mut self) -> bool {
+        let Some(mut actions) = self.with_engine(|e| e.step(now_ms())).await else {
+            return false;
+        };
+        loop {
+            let mut append = None;
+            for a in actions {
+                match a {
+                    Action::Send { conn, message } => {
+                        if let Some(out) = self.outs.get(&conn) {
+                            out.send(encode(&message));
+                            self.hub.stats.frames_out.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Action::Close { conn, reason } => {
+                        if let Some(out) = self.outs.remove(&conn) {
+                            tracing::info!(id = %self.id, %conn, %reason, "closing connection");
+                            out.close(reason);
+                        }
+                    }
+                    Action::Append { batch, changes } => append = Some((batch, changes)),
+                    Action::SaveSnapshot {
+                        upto_doc_seq,
+                        bytes,
+                    } => {
+                        let store = self.hub.store.clone();
+                        let id = self.id;
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(e) = store.save_snapshot(&id, upto_doc_seq, &bytes) {
+                                tracing::warn!(%id, error = %e, "snapshot not saved");
+                            }
+                        });
+                    }
+                }
+            }
+            let Some((batch, changes)) = append else {
+                return true;
+            };
+            let n = changes.len() as u64;
+            match self.hub.store.append(self.id, changes).await {
+                Ok(done) => {
+                    self.hub
+                        .stats
+                        .changes_appended
+                        .fetch_add(n, Ordering::Relaxed);
+                    let last = done.last_doc_seq;
+                    match self.with_engine(move |e| e.durable(batch, last)).await {
+                        Some(next) => actions = next,
+                        None => return false,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(id = %self.id, error = %e, "append failed; closing the document");
+                    let reason = e.to_string();
+                    if let Some(closes) = self
+                        .with_engine(move |eng| eng.commit_failed(&reason))
+                        .await
+                    {
+                        for a in closes {
+                            if let Action::Close { conn, reason } = a {
+                                if let Some(out) = self.outs.get(&conn) {
+                                    out.close(reason);
+                                }
+                            }
+                        }
+                    }
+                    return false;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Shared state of a running server: which peers are connected, which documents are open.
+//!
+//! The hub never touches document contents. It routes each document's messages to that
+//! document's actor (spawning it on first use) and remembers which connection a peer id is
+//! on, so that a peer that joins again takes over cleanly (old socket closed and forgotten
+//! before the new one is answered — reusing sync state across sockets causes sync loops).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use toron_protocol::{ConnId, DocumentId, PeerId, SyncKind};
+
+use crate::config::Config;
+use crate::doc_actor;
+use crate::store::Store;
+
+/// What a connection's writer task sends.
+#[derive(Debug)]
+pub enum Outbound {
+    Frame(Vec<u8>),
+    /// Send `error` with this text, then close.
+    Close(String),
+}
+
+/// The sending side of a connection, given to the document actors it subscribes to.
+#[derive(Debug, Clone)]
+pub struct ConnTx {
+    pub conn: ConnId,
+    tx: mpsc::UnboundedSender<Outbound>,
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl ConnTx {
+    pub fn new(
+        conn: ConnId,
+        limit: usize,
+    ) -> (Self, mpsc::UnboundedReceiver<Outbound>, Arc<AtomicUsize>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        (
+            Self {
+                conn,
+                tx,
+                queued: queued.clone(),
+                limit,
+            },
+            rx,
+            queued,
+        )
+    }
+
+    /// Queues a frame that must arrive (sync traffic). A peer that lets `limit` bytes pile up
+    /// is too slow to keep: it is closed instead of letting the server's memory grow.
+    pub fn send(&self, frame: Vec<u8>) {
+        let n = self.queued.fetch_add(frame.len(), Ordering::Relaxed) + frame.len();
+        if n > self.limit {
+            self.close("too slow: outgoing queue over its limit".into());
+            return;
+        }
+        let _ = self.tx.send(Outbound::Frame(frame));
+    }
+
+    /// Queues a best-effort frame (ephemeral): dropped when the peer is behind.
+    pub fn send_best_effort(&self, frame: Vec<u8>) {
+        if self.queued.load(Ordering::Relaxed) > 1024 * 1024 {
+            return;
+        }
+        self.send(frame);
+    }
+
+    pub fn close(&self, reason: String) {
+        let _ = self.tx.send(Outbound::Close(reason));
+    }
+}
+
+/// Messages for a document actor.
+#[derive(Debug)]
+pub enum DocMsg {
+    Sync {
+        out: ConnTx,
+        peer: PeerId,
+        kind: SyncKind,
+        data: Vec<u8>,
+    },
+    Ephemeral {
+        out: ConnTx,
+        sender_id: PeerId,
+        session_id: String,
+        count: u64,
+        data: Vec<u8>,
+    },
+    Closed {
+        conn: ConnId,
+    },
+}
+
+#[derive(Debug)]
+struct PeerEntry {
+    conn: ConnId,
+    kick: Arc<Notify>,
+    gone: watch::Receiver<bool>,
+}
+
+/// Counters for `/healthz` and the benchmark report.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub connections: AtomicUsize,
+    pub open_documents: AtomicUsize,
+    pub changes_appended: AtomicU64,
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Hub {
+    pub config: Arc<Config>,
+    pub store: Arc<Store>,
+    pub server_peer: PeerId,
+    pub stats: Stats,
+    pub load_permits: Semaphore,
+    docs: Mutex<HashMap<DocumentId, mpsc::UnboundedSender<DocMsg>>>,
+    peers: Mutex<HashMap<PeerId, PeerEntry>>,
+    next_conn: AtomicU64,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Hub {
+    pub fn new(config: Arc<Config>, store: Arc<Store>) -> Arc<Self> {
+        // Unique per instance: a client connected to two servers routes by peer id.
+        let server_peer = PeerId::new(format!("toron-server-{}", uuid::Uuid::new_v4().simple()))
+            .unwrap_or_else(|_| unreachable!("non-empty"));
+        Arc::new(Self {
+            load_permits: Semaphore::new(config.max_concurrent_loads.max(1)),
+            config,
+            store,
+            server_peer,
+            stats: Stats::default(),
+            docs: Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+        })
+    }
+
+    pub fn next_conn_id(&self) -> ConnId {
+        ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Sends to the document's actor, starting it if the document is not open.
+    pub fn route(self: &Arc<Self>, id: DocumentId, msg: DocMsg) {
+        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = docs.get(&id) {
+            match tx.send(msg) {
+                Ok(()) => return,
+                // The actor ended without deregistering (it panicked): start a new one.
+                Err(mpsc::error::SendError(m)) => {
+                    docs.remove(&id);
+                    return self.spawn_locked(&mut docs, id, m);
+                }
+            }
+        }
+        self.spawn_locked(&mut docs, id, msg);
+    }
+
+    fn spawn_locked(
+        self: &Arc<Self>,
+        docs: &mut HashMap<DocumentId, mpsc::UnboundedSender<DocMsg>>,
+        id: DocumentId,
+        first: DocMsg,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(first);
+        docs.insert(id, tx);
+        self.stats.open_documents.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(doc_actor::run(self.clone(), id, rx));
+    }
+
+    /// Sends only if the document is open (ephemeral traffic and closes never load anything).
+    pub fn send_if_open(&self, id: DocumentId, msg: DocMsg) {
+        let docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = docs.get(&id) {
+            let _ = tx.send(msg);
+        }
+    }
+
+    /// Called by an idle actor: deregisters it unless a message arrived meanwhile. Holding the
+    /// map's lock while checking makes the race with [`Hub::route`] impossible.
+    pub fn try_evict(&self, id: DocumentId, rx: &mpsc::UnboundedReceiver<DocMsg>) -> bool {
+        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        if !rx.is_empty() {
+            return false;
+        }
+        docs.remove(&id);
+        self.stats.open_documents.fetch_sub(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Deregisters an actor that must stop (poisoned by a failed write, or a failed load).
+    pub fn forget_document(&self, id: DocumentId) {
+        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        if docs.remove(&id).is_some() {
+            self.stats.open_documents.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn open_documents(&self) -> usize {
+        self.docs.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Registers `peer` on `conn`. If the peer id is connected elsewhere, that connection is
+    /// told to close and this waits (bounded) until it has released its documents.
+    pub async fn join(
+        &self,
+        peer: &PeerId,
+        conn: ConnId,
+        kick: Arc<Notify>,
+        gone: watch::Receiver<bool>,
+    ) {
+        let old = {
+            let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+            peers.insert(peer.clone(), PeerEntry { conn, kick, gone })
+        };
+        if let Some(mut old) = old {
+            tracing::info!(%peer, old = %old.conn, new = %conn, "peer joined again; closing its old connection");
+            old.kick.notify_one();
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(2), old.gone.wait_for(|g| *g))
+                    .await;
+        }
+    }
+
+    pub fn leave(&self, peer: &PeerId, conn: ConnId) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if peers.get(peer).is_some_and(|e| e.conn == conn) {
+            peers.remove(peer);
+        }
+    }
+}
