@@ -7,6 +7,7 @@
 //! - [`bench`]: the load generator (`toron bench`).
 
 pub mod bench;
+pub mod cli;
 pub mod commands;
 pub mod json;
 pub mod sync_client;

@@ -79,8 +79,17 @@ fn random_peer_id() -> PeerId {
 }
 
 impl Connection {
-    /// Connects and performs the handshake within `limit`.
+    /// Connects and performs the handshake within `limit`, under a random peer id.
     pub async fn connect(url: &str, limit: Duration) -> Result<Self, ClientError> {
+        Self::connect_as(url, random_peer_id(), limit).await
+    }
+
+    /// Connects as `peer_id` (a client that reconnects keeps its id).
+    pub async fn connect_as(
+        url: &str,
+        peer_id: PeerId,
+        limit: Duration,
+    ) -> Result<Self, ClientError> {
         let deadline = Instant::now() + limit;
         let config = WebSocketConfig::default()
             .max_message_size(Some(256 << 20))
@@ -95,7 +104,6 @@ impl Connection {
             url: url.to_string(),
             reason: e.to_string(),
         })?;
-        let peer_id = random_peer_id();
         let mut conn = Self {
             ws,
             server_id: peer_id.clone(),

@@ -87,9 +87,15 @@ struct Actor {
 impl Actor {
     async fn run(&mut self, rx: &mut mpsc::UnboundedReceiver<DocMsg>) {
         let idle = self.hub.config.idle_evict;
+        let mut closing = self.hub.closing();
         loop {
             let first = tokio::select! {
                 m = rx.recv() => m,
+                _ = closing.wait_for(|c| *c) => {
+                    // Server shutdown: everything acknowledged is already durable.
+                    self.hub.forget_document(self.id);
+                    return;
+                }
                 () = tokio::time::sleep(idle) => {
                     if self.engine_ref().is_some_and(DocEngine::is_idle) && self.hub.try_evict(self.id, rx) {
                         tracing::debug!(id = %self.id, "evicted idle document");

@@ -123,6 +123,8 @@ pub struct Hub {
     pub stats: Stats,
     pub load_permits: Semaphore,
     docs: Mutex<HashMap<DocumentId, mpsc::UnboundedSender<DocMsg>>>,
+    /// Flips to true when the server stops: idle actors end instead of waiting for work.
+    closing: watch::Sender<bool>,
     peers: Mutex<HashMap<PeerId, PeerEntry>>,
     next_conn: AtomicU64,
 }
@@ -146,9 +148,19 @@ impl Hub {
             server_peer,
             stats: Stats::default(),
             docs: Mutex::new(HashMap::new()),
+            closing: watch::Sender::new(false),
             peers: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
         })
+    }
+
+    /// Tells every document actor to finish what it is doing and end.
+    pub fn close_documents(&self) {
+        self.closing.send_replace(true);
+    }
+
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     pub fn next_conn_id(&self) -> ConnId {

@@ -9,6 +9,7 @@
 //! [`start`] runs a server and returns a handle; the binary and the tests both use it.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod doc_actor;
@@ -102,8 +103,22 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        self.hub.close_documents();
+        // Wait (bounded) until every task that shares the hub has ended, so that the store —
+        // and sled's lock on the data directory — is released when we return.
+        for _ in 0..250 {
+            if Arc::strong_count(&self.hub) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let store = self.hub.store.clone();
-        tokio::task::spawn_blocking(move || store.close()).await?;
+        drop(self.hub);
+        tokio::task::spawn_blocking(move || {
+            store.close();
+            drop(store);
+        })
+        .await?;
         Ok(())
     }
 }

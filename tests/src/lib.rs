@@ -1,1 +1,138 @@
+//! Helpers for Toron's end-to-end tests: a real server on `127.0.0.1:0` over a temporary
+//! sled directory, and raw WebSocket peers for the tests that must speak out of turn.
 
+use std::path::Path;
+use std::time::Duration;
+
+use automerge::{ReadDoc, ROOT};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use toron_protocol::wire::{decode, encode};
+use toron_protocol::{Message, PeerId, PROTOCOL_VERSION};
+use toron_server::{Config, Running};
+
+/// Upper bound for any single wait in a test.
+pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// Server settings for tests: any free port, the given data directory.
+pub fn config(dir: &Path) -> Config {
+    #[allow(clippy::unwrap_used)]
+    let listen = "127.0.0.1:0".parse().unwrap();
+    Config::new(listen, dir.to_path_buf())
+}
+
+pub async fn start(dir: &Path) -> Running {
+    start_with(config(dir)).await
+}
+
+pub async fn start_with(config: Config) -> Running {
+    match toron_server::start(config).await {
+        Ok(r) => r,
+        Err(e) => panic!("server did not start: {e:#}"),
+    }
+}
+
+/// Reads an integer at a root key of a document.
+pub fn int_at(doc: &impl ReadDoc, key: &str) -> Option<i64> {
+    match doc.get(ROOT, key).ok()?? {
+        (automerge::Value::Scalar(s), _) => s.as_i64(),
+        _ => None,
+    }
+}
+
+pub fn peer(id: &str) -> PeerId {
+    match PeerId::new(id) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A WebSocket that speaks only when told to: no automatic handshake.
+#[derive(Debug)]
+pub struct RawPeer {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a raw peer's connection ended.
+#[derive(Debug, PartialEq)]
+pub enum Ending {
+    /// The server sent `error` with this text and closed.
+    Error(String),
+    /// Closed without an `error`.
+    Closed,
+}
+
+impl RawPeer {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let (ws, _) = tokio::time::timeout(LIMIT, tokio_tungstenite::connect_async(url)).await??;
+        Ok(Self { ws })
+    }
+
+    /// Connects and joins as `peer`, returning after the server's `peer` reply.
+    pub async fn joined(url: &str, peer: &str) -> anyhow::Result<Self> {
+        let mut p = Self::connect(url).await?;
+        p.send(&Message::Join {
+            sender_id: PeerId::new(peer)?,
+            supported_protocol_versions: Some(vec![PROTOCOL_VERSION.into()]),
+            peer_metadata: None,
+        })
+        .await?;
+        match p.recv(LIMIT).await? {
+            Some(Message::Peer { .. }) => Ok(p),
+            other => anyhow::bail!("expected `peer`, got {other:?}"),
+        }
+    }
+
+    pub async fn send(&mut self, m: &Message) -> anyhow::Result<()> {
+        self.send_bytes(encode(m)).await
+    }
+
+    pub async fn send_bytes(&mut self, b: Vec<u8>) -> anyhow::Result<()> {
+        self.ws.send(WsMessage::Binary(b.into())).await?;
+        Ok(())
+    }
+
+    pub async fn send_text(&mut self, t: &str) -> anyhow::Result<()> {
+        self.ws.send(WsMessage::Text(t.to_string().into())).await?;
+        Ok(())
+    }
+
+    /// The next message within `wait`; `None` if nothing came.
+    pub async fn recv(&mut self, wait: Duration) -> anyhow::Result<Option<Message>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return Ok(None),
+                Ok(None) => anyhow::bail!("connection closed"),
+                Ok(Some(f)) => f?,
+            };
+            match frame {
+                WsMessage::Binary(b) => return Ok(Some(decode(&b)?)),
+                WsMessage::Close(_) => anyhow::bail!("connection closed"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Waits for the server to end the connection; reports whether it sent `error` first.
+    pub async fn ending(&mut self, wait: Duration) -> anyhow::Result<Ending> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut error = None;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => anyhow::bail!("the server did not close the connection within {wait:?}"),
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(WsMessage::Close(_)))) => {
+                    return Ok(error.map(Ending::Error).unwrap_or(Ending::Closed))
+                }
+                Ok(Some(Ok(WsMessage::Binary(b)))) => {
+                    if let Ok(Message::Error { message, .. }) = decode(&b) {
+                        error = Some(message);
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+}

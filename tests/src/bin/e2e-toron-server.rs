@@ -1,1 +1,6 @@
-fn main() {}
+//! The real `toron-server` command line, built inside this package so that its tests can
+//! start it as a child process.
+
+fn main() -> anyhow::Result<()> {
+    toron_server::cli::main()
+}

@@ -1,0 +1,170 @@
+//! The command line of `toron` (the binary is a one-line wrapper around [`main`]).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::{bench, commands};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::Value as Json;
+use toron_protocol::AutomergeUrl;
+
+/// Command-line client of Toron: create, read, edit and follow documents; measure a server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// The server's WebSocket URL.
+    #[arg(
+        long,
+        global = true,
+        env = "TORON_SERVER",
+        default_value = "ws://127.0.0.1:7878"
+    )]
+    server: String,
+    /// Seconds to wait for the server before giving up.
+    #[arg(long, global = true, default_value_t = 10)]
+    timeout: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a document and print its automerge: URL once the server has stored it.
+    New {
+        /// A JSON file with the initial content (an object); `-` reads standard input.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Print a document as JSON.
+    Get { url: AutomergeUrl },
+    /// Set the value at PATH (`a.b.0` or `/a/b/0`); VALUE is JSON, or else a string.
+    Set {
+        url: AutomergeUrl,
+        path: String,
+        value: String,
+    },
+    /// Print the document, then again after each change (one JSON document per line).
+    Watch {
+        url: AutomergeUrl,
+        /// Stop after this many changes.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Load generator: N clients on D documents, one edit every I ms each, for T seconds.
+    Bench {
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        #[arg(long, default_value_t = 1)]
+        docs: usize,
+        /// Milliseconds between two edits of one client.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 20)]
+        duration_secs: u64,
+        /// Seconds to keep receiving after the last edit.
+        #[arg(long, default_value_t = 10)]
+        drain_secs: u64,
+        /// Report this process's CPU and memory (the server, when it runs on this machine).
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses the arguments, runs the command, and returns the exit code (0 ok, 1 failure, 2 usage).
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("toron: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("toron: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_json(v: &Json) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let limit = Duration::from_secs(cli.timeout);
+    match cli.command {
+        Command::New { json } => {
+            let initial = match json {
+                None => None,
+                Some(path) => {
+                    let text = if path.as_os_str() == "-" {
+                        std::io::read_to_string(std::io::stdin())?
+                    } else {
+                        std::fs::read_to_string(&path)
+                            .with_context(|| format!("reading {}", path.display()))?
+                    };
+                    Some(
+                        serde_json::from_str::<Json>(&text)
+                            .with_context(|| format!("{} is not JSON", path.display()))?,
+                    )
+                }
+            };
+            let url = commands::new_document(&cli.server, initial.as_ref(), limit).await?;
+            println!("{url}");
+        }
+        Command::Get { url } => {
+            print_json(&commands::get_document(&cli.server, &url, limit).await?)
+        }
+        Command::Set { url, path, value } => {
+            let value = serde_json::from_str(&value).unwrap_or(Json::String(value));
+            commands::set_value(&cli.server, &url, &path, &value, limit).await?;
+        }
+        Command::Watch { url, count } => {
+            commands::watch_document(&cli.server, &url, count, limit, print_json).await?
+        }
+        Command::Bench {
+            clients,
+            docs,
+            interval_ms,
+            duration_secs,
+            drain_secs,
+            server_pid,
+            json,
+        } => {
+            let cfg = bench::BenchConfig {
+                server: cli.server.clone(),
+                clients,
+                docs,
+                interval: Duration::from_millis(interval_ms.max(1)),
+                duration: Duration::from_secs(duration_secs),
+                drain: Duration::from_secs(drain_secs),
+                server_pid,
+            };
+            let report = bench::run(cfg, |p| eprintln!("bench: {p}")).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.human());
+            }
+        }
+    }
+    Ok(())
+}

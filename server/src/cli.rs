@@ -1,0 +1,77 @@
+//! The command line of `toron-server` (the binary is a one-line wrapper around [`main`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Toron's sync server: automerge-repo over WebSocket, with every change in a durable sled log.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "TORON_LISTEN", default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// Data directory (created if missing).
+    #[arg(long, env = "TORON_DATA", default_value = "./toron-data")]
+    data: PathBuf,
+    /// Seconds between WebSocket pings.
+    #[arg(long, env = "TORON_PING_SECS", default_value_t = 20)]
+    ping_secs: u64,
+    /// Seconds an unused document stays in memory.
+    #[arg(long, env = "TORON_IDLE_EVICT_SECS", default_value_t = 60)]
+    idle_evict_secs: u64,
+    /// Most simultaneous connections.
+    #[arg(long, env = "TORON_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+}
+
+/// Parses the flags, runs the server until SIGTERM or Ctrl-C, then stops it gracefully.
+pub fn main() -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(serve_from_args())
+}
+
+async fn serve_from_args() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut config = crate::Config::new(args.listen, args.data);
+    config.ping_interval = Duration::from_secs(args.ping_secs.max(1));
+    config.idle_evict = Duration::from_secs(args.idle_evict_secs.max(1));
+    config.max_connections = args.max_connections.max(1);
+    let server = crate::start(config).await?;
+    // Scripts wait for this line to learn the port.
+    println!("toron-server listening on {}", server.url());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
