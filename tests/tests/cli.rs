@@ -1,0 +1,169 @@
+//! The `toron` command line against a real server: new, get, set, watch, and its errors.
+
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use toron_tests::{start, LIMIT};
+
+async fn toron(server: &str, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
+        .args(["--server", server, "--timeout", "5"])
+        .args(args)
+        .output();
+    tokio::time::timeout(LIMIT, out)
+        .await
+        .expect("toron finished in time")
+        .expect("run toron")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_get_set_and_watch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    let url = server.url();
+    let file = dir.path().join("case.json");
+    let content =
+        json!({"government": "성북구", "sections": {"summary": "도서관 네트워크"}, "score": 3});
+    std::fs::write(&file, content.to_string()).expect("write");
+
+    let created = toron(&url, &["new", "--json", file.to_str().expect("path")]).await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    let doc_url = stdout(&created);
+    assert!(doc_url.starts_with("automerge:"), "{doc_url}");
+
+    let got = toron(&url, &["get", &doc_url]).await;
+    assert!(got.status.success(), "{}", stderr(&got));
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&got)).expect("json"),
+        content
+    );
+
+    // Follow the document while somebody edits it.
+    let mut watcher = Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
+        .args(["--server", &url, "watch", &doc_url, "--count", "1"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("watch");
+    let mut lines = BufReader::new(watcher.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(LIMIT, lines.next_line())
+        .await
+        .expect("in time")
+        .expect("read")
+        .expect("line");
+    assert_eq!(
+        serde_json::from_str::<Value>(&first).expect("json"),
+        content
+    );
+
+    let set = toron(&url, &["set", &doc_url, "sections.gaps", "\"예산 부족\""]).await;
+    assert!(set.status.success(), "{}", stderr(&set));
+    let set = toron(&url, &["set", &doc_url, "score", "4"]).await;
+    assert!(set.status.success(), "{}", stderr(&set));
+
+    let update = tokio::time::timeout(LIMIT, lines.next_line())
+        .await
+        .expect("in time")
+        .expect("read")
+        .expect("line");
+    let update: Value = serde_json::from_str(&update).expect("json");
+    assert_eq!(update["sections"]["gaps"], json!("예산 부족"));
+    let status = tokio::time::timeout(LIMIT, watcher.wait())
+        .await
+        .expect("watch ended")
+        .expect("status");
+    assert!(status.success(), "watch --count 1 ends by itself");
+
+    let got = toron(&url, &["get", &doc_url]).await;
+    let v: Value = serde_json::from_str(&stdout(&got)).expect("json");
+    assert_eq!(v["score"], json!(4));
+    assert_eq!(v["sections"]["summary"], json!("도서관 네트워크"));
+
+    // `new` without content makes an empty document that exists.
+    let empty = toron(&url, &["new"]).await;
+    assert!(empty.status.success(), "{}", stderr(&empty));
+    let got = toron(&url, &["get", &stdout(&empty)]).await;
+    assert_eq!(stdout(&got), "{}");
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn clear_errors_and_exit_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    let url = server.url();
+
+    let unknown = toron(&url, &["get", "automerge:4NMNnkMhL8jXrdJ9jamS58PAVdXu"]).await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("does not have document 4NMNnkMhL8jXrdJ9jamS58PAVdXu"),
+        "{}",
+        stderr(&unknown)
+    );
+
+    let bad_url = toron(&url, &["get", "automerge:nonsense"]).await;
+    assert_eq!(bad_url.status.code(), Some(2), "usage error");
+
+    // A port nobody listens on: connection refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let refused = toron(
+        &format!("ws://127.0.0.1:{port}"),
+        &["get", "automerge:4NMNnkMhL8jXrdJ9jamS58PAVdXu"],
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("could not connect"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // A server that accepts and never answers: a timeout, not a hang.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_url = format!("ws://{}", silent.local_addr().expect("addr"));
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
+        .args([
+            "--server",
+            &silent_url,
+            "--timeout",
+            "1",
+            "get",
+            "automerge:4NMNnkMhL8jXrdJ9jamS58PAVdXu",
+        ])
+        .output();
+    let timed_out = tokio::time::timeout(LIMIT, out)
+        .await
+        .expect("in time")
+        .expect("run");
+    assert_eq!(timed_out.status.code(), Some(1));
+    assert!(
+        stderr(&timed_out).contains("timed out"),
+        "{}",
+        stderr(&timed_out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    holder.abort();
+    server.shutdown().await.expect("shutdown");
+}

@@ -1,0 +1,154 @@
+//! Durable before visible: a change another client has seen survives SIGKILL, and no sync
+//! message reveals a change before the log has made it durable.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ROOT};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use toron_cli::sync_client::{Connection, DocSync};
+use toron_protocol::DocumentId;
+use toron_server::store::DurabilityGate;
+use toron_tests::{int_at, LIMIT};
+
+/// Starts the real server binary on a free port; returns it and its URL.
+async fn spawn_server(dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn toron-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(LIMIT, lines.next_line())
+        .await
+        .expect("the server printed its address in time")
+        .expect("read")
+        .expect("a line");
+    let url = line.rsplit(' ').next().expect("url").to_string();
+    assert!(url.starts_with("ws://127.0.0.1:"), "{line}");
+    (child, url)
+}
+
+async fn wait_for(conn: &mut Connection, d: &mut DocSync, key: &str, value: i64) {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while int_at(&d.doc, key) != Some(value) {
+        tokio::time::timeout_at(deadline, conn.next_event(&mut [&mut *d]))
+            .await
+            .expect("in time")
+            .expect("event");
+    }
+}
+
+#[tokio::test]
+async fn a_change_another_client_has_seen_survives_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = DocumentId::random();
+    for round in 1..=3i64 {
+        let (mut child, url) = spawn_server(dir.path()).await;
+        let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
+        let mut a = if round == 1 {
+            let mut doc = AutoCommit::new();
+            doc.put(ROOT, "round", 0).expect("put");
+            let mut d = DocSync::new(id, doc);
+            alice.push(&mut d, LIMIT).await.expect("create");
+            d
+        } else {
+            let d = alice.find(id, LIMIT).await.expect("find after restart");
+            assert_eq!(
+                int_at(&d.doc, "round"),
+                Some(round - 1),
+                "the change seen before the kill is there"
+            );
+            d
+        };
+        let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
+        let mut b = bob.find(id, LIMIT).await.expect("bob finds");
+
+        // Alice edits without waiting for anything; the moment Bob has it, kill -9.
+        a.doc.put(ROOT, "round", round).expect("put");
+        alice.sync_doc(&mut a, false).await.expect("send");
+        wait_for(&mut bob, &mut b, "round", round).await;
+        child.start_kill().expect("SIGKILL");
+        let status = tokio::time::timeout(LIMIT, child.wait())
+            .await
+            .expect("died")
+            .expect("status");
+        assert!(!status.success(), "killed, not exited: {status:?}");
+    }
+    let (_child, url) = spawn_server(dir.path()).await;
+    let mut carol = Connection::connect(&url, LIMIT).await.expect("carol");
+    let c = carol.find(id, LIMIT).await.expect("find");
+    assert_eq!(int_at(&c.doc, "round"), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_sync_message_reveals_a_change_before_it_is_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = DurabilityGate::default();
+    let mut config = toron_tests::config(dir.path());
+    config.durability_gate = Some(gate.clone());
+    let server = toron_tests::start_with(config).await;
+    let url = server.url();
+
+    let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
+    let mut doc = AutoCommit::new();
+    doc.put(ROOT, "v", 1).expect("put");
+    let mut a = DocSync::new(DocumentId::random(), doc);
+    alice.push(&mut a, LIMIT).await.expect("create");
+    let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
+    let mut b = bob.find(a.id, LIMIT).await.expect("find");
+
+    // The log writes the next change but may not declare it durable.
+    gate.hold();
+    a.doc.put(ROOT, "v", 2).expect("put");
+    alice.sync_doc(&mut a, false).await.expect("send");
+    let hold = Duration::from_millis(600);
+
+    // A newcomer asking meanwhile must not be shown it either.
+    let carol_url = url.clone();
+    let id = a.id;
+    let carol = tokio::spawn(async move {
+        let mut carol = Connection::connect(&carol_url, LIMIT).await.expect("carol");
+        let d = carol.find(id, LIMIT).await.expect("carol finds");
+        (std::time::Instant::now(), int_at(&d.doc, "v"))
+    });
+
+    // Neither Bob nor Alice hears anything while the change is not durable.
+    let bob_heard = tokio::time::timeout(hold, bob.next_event(&mut [&mut b])).await;
+    assert!(
+        bob_heard.is_err(),
+        "Bob got a message before the change was durable: {bob_heard:?}"
+    );
+    let alice_heard =
+        tokio::time::timeout(Duration::from_millis(100), alice.next_event(&mut [&mut a])).await;
+    assert!(
+        alice_heard.is_err(),
+        "Alice was acknowledged before the change was durable"
+    );
+    assert_eq!(int_at(&b.doc, "v"), Some(1));
+    assert!(!carol.is_finished(), "Carol was served the undurable state");
+
+    let released_at = std::time::Instant::now();
+    gate.release();
+    wait_for(&mut bob, &mut b, "v", 2).await;
+    alice
+        .push(&mut a, LIMIT)
+        .await
+        .expect("Alice acknowledged after durability");
+    let (served_at, carol_v) = carol.await.expect("carol task");
+    assert!(
+        served_at >= released_at,
+        "Carol was answered before the release"
+    );
+    assert_eq!(carol_v, Some(2));
+    let records = server.store().document_records(&a.id).expect("records");
+    assert_eq!(records.len(), 2);
+    server.shutdown().await.expect("shutdown");
+}
