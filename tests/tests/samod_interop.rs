@@ -1,0 +1,109 @@
+//! Interoperability with `samod`, an independent Rust implementation of automerge-repo:
+//! samod creates a document through toron-server that the `toron` CLI reads, and edits one
+//! that the CLI created.
+
+use std::str::FromStr;
+
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ReadDoc, ROOT};
+use samod::{BackoffConfig, Repo};
+use serde_json::{json, Value};
+use tokio::process::Command;
+use toron_tests::{start, LIMIT};
+
+async fn toron(server: &str, args: &[&str]) -> String {
+    let out = tokio::time::timeout(
+        LIMIT,
+        Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
+            .args(["--server", server])
+            .args(args)
+            .output(),
+    )
+    .await
+    .expect("toron in time")
+    .expect("run toron");
+    assert!(
+        out.status.success(),
+        "toron {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samod_and_the_cli_share_documents_through_toron_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    let url = server.url();
+
+    let repo = Repo::build_tokio().load().await;
+    let dialer = repo
+        .dial_websocket(
+            samod::Url::parse(&url).expect("url"),
+            BackoffConfig::default(),
+        )
+        .expect("dial");
+    let peer = tokio::time::timeout(LIMIT, dialer.established())
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    assert_eq!(peer.peer_id.to_string(), server.hub().server_peer.as_str());
+    let conn = dialer.connection_id().expect("connected");
+
+    // 1. samod creates; the CLI reads.
+    let mut initial = Automerge::new();
+    initial
+        .transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(ROOT, "author", "samod")?;
+            tx.put(ROOT, "count", 7)?;
+            Ok(())
+        })
+        .expect("initial content");
+    let handle = repo.create(initial).await.expect("create");
+    tokio::time::timeout(LIMIT, handle.they_have_our_changes(conn))
+        .await
+        .expect("server has samod's document");
+    let doc_url = handle.url().to_string();
+    let got: Value = serde_json::from_str(&toron(&url, &["get", &doc_url]).await).expect("json");
+    assert_eq!(got, json!({"author": "samod", "count": 7}));
+
+    // 2. The CLI creates; samod finds it and edits it; the CLI sees the edit.
+    let file = dir.path().join("doc.json");
+    std::fs::write(
+        &file,
+        json!({"author": "toron", "items": [1, 2]}).to_string(),
+    )
+    .expect("write");
+    let cli_url = toron(&url, &["new", "--json", file.to_str().expect("path")]).await;
+    let doc_id = samod::AutomergeUrl::from_str(&cli_url).expect("samod parses our URL");
+    let found = tokio::time::timeout(LIMIT, repo.find(doc_id.document_id().clone()))
+        .await
+        .expect("find in time")
+        .expect("repo running")
+        .expect("samod found the CLI's document");
+    let author = found.with_document(|d| {
+        d.get(ROOT, "author").expect("get").map(|(v, id)| match v {
+            automerge::Value::Object(_) => d.text(&id).expect("text"),
+            automerge::Value::Scalar(s) => s.to_string(),
+        })
+    });
+    assert_eq!(author.as_deref(), Some("toron"));
+    found.with_document(|d| {
+        d.transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(ROOT, "edited_by", "samod")?;
+            Ok(())
+        })
+        .expect("edit");
+    });
+    tokio::time::timeout(LIMIT, found.they_have_our_changes(conn))
+        .await
+        .expect("server has samod's edit");
+    let got: Value = serde_json::from_str(&toron(&url, &["get", &cli_url]).await).expect("json");
+    assert_eq!(
+        got,
+        json!({"author": "toron", "items": [1, 2], "edited_by": "samod"})
+    );
+
+    repo.stop().await;
+    server.shutdown().await.expect("shutdown");
+}
