@@ -1,0 +1,164 @@
+// Interop check: the official JavaScript automerge-repo client (2.5.x, pinned by
+// package-lock.json) against a real toron-server.
+//
+//   TORON_SERVER_BIN=target/debug/toron-server [TORON_BIN=target/debug/toron] node interop.mjs
+//
+// Starts the server on a free port over a temporary data directory, then: creates a document,
+// finds it from a second repo, edits it, merges two concurrent edits, and checks that an
+// unknown document is reported unavailable quickly. Exits non-zero on the first failure.
+
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import assert from "node:assert/strict";
+import { Repo } from "@automerge/automerge-repo";
+import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+
+const serverBin = process.env.TORON_SERVER_BIN;
+if (!serverBin) {
+  console.error("set TORON_SERVER_BIN to the toron-server binary");
+  process.exit(2);
+}
+
+const LIMIT_MS = 10_000;
+const dataDir = mkdtempSync(join(tmpdir(), "toron-node-"));
+const server = spawn(serverBin, ["--listen", "127.0.0.1:0", "--data", dataDir], {
+  stdio: ["ignore", "pipe", "inherit"],
+  env: { ...process.env, RUST_LOG: "warn" },
+});
+
+function cleanup() {
+  server.kill("SIGTERM");
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+function withTimeout(promise, what, ms = LIMIT_MS) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves once `predicate(doc)` holds for the handle, checking on every change. */
+function until(handle, predicate, what) {
+  return withTimeout(
+    new Promise((resolve) => {
+      const check = () => {
+        const doc = handle.doc();
+        if (doc && predicate(doc)) {
+          handle.off("change", check);
+          resolve(doc);
+        }
+      };
+      handle.on("change", check);
+      check();
+    }),
+    what,
+  );
+}
+
+function newRepo(url, peerId) {
+  return new Repo({ network: [new WebSocketClientAdapter(url)], peerId });
+}
+
+/** find() may reject while the handshake is still running (1 s readiness fallback): retry once. */
+async function find(repo, docUrl) {
+  try {
+    return await withTimeout(repo.find(docUrl), `find ${docUrl}`);
+  } catch (e) {
+    await new Promise((r) => setTimeout(r, 500));
+    return await withTimeout(repo.find(docUrl), `find ${docUrl} (retry)`);
+  }
+}
+
+const results = [];
+async function check(name, fn) {
+  const started = Date.now();
+  await fn();
+  results.push(name);
+  console.log(`ok - ${name} (${Date.now() - started} ms)`);
+}
+
+async function main() {
+  const lines = createInterface({ input: server.stdout });
+  const url = await withTimeout(
+    new Promise((resolve) => lines.once("line", (l) => resolve(l.split(" ").pop()))),
+    "server start",
+  );
+  assert.match(url, /^ws:\/\/127\.0\.0\.1:\d+$/);
+
+  const alice = newRepo(url, "js-alice");
+  const bob = newRepo(url, "js-bob");
+  const carol = newRepo(url, "js-carol");
+  let created;
+  let bobHandle;
+
+  await check("create a document and find it from another repo", async () => {
+    created = alice.create({ title: "도서관 사례", count: 0, notes: [] });
+    // Wait until the server has it: a fresh repo can then find it.
+    await withTimeout(alice.networkSubsystem.whenReady(), "alice network ready");
+    bobHandle = await find(bob, created.url);
+    const doc = await until(bobHandle, (d) => d.title === "도서관 사례", "bob sees the title");
+    assert.equal(doc.count, 0);
+  });
+
+  await check("an edit reaches the other client", async () => {
+    created.change((d) => {
+      d.count = 1;
+      d.notes.push("first");
+    });
+    await until(bobHandle, (d) => d.count === 1 && d.notes.length === 1, "bob sees alice's edit");
+  });
+
+  await check("two concurrent edits merge", async () => {
+    created.change((d) => {
+      d.alice = "a";
+    });
+    bobHandle.change((d) => {
+      d.bob = "b";
+    });
+    const pred = (d) => d.alice === "a" && d.bob === "b";
+    await until(created, pred, "alice has both");
+    await until(bobHandle, pred, "bob has both");
+  });
+
+  await check("an unknown document is unavailable quickly", async () => {
+    await withTimeout(carol.networkSubsystem.whenReady(), "carol network ready");
+    const started = Date.now();
+    await assert.rejects(
+      withTimeout(carol.find("automerge:4NMNnkMhL8jXrdJ9jamS58PAVdXu"), "unavailable answer", 5000),
+      /unavailable/,
+    );
+    assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+  });
+
+  if (process.env.TORON_BIN) {
+    await check("the toron CLI reads what JavaScript wrote", async () => {
+      const out = execFileSync(process.env.TORON_BIN, ["--server", url, "get", created.url], { encoding: "utf8" });
+      const doc = JSON.parse(out);
+      assert.equal(doc.title, "도서관 사례");
+      assert.equal(doc.alice, "a");
+      assert.equal(doc.bob, "b");
+    });
+  }
+
+  await Promise.all([alice.shutdown(), bob.shutdown(), carol.shutdown()]);
+}
+
+main()
+  .then(() => {
+    console.log(`${results.length} passed, 0 failed`);
+    cleanup();
+    process.exit(0);
+  })
+  .catch((e) => {
+    console.error(`not ok - ${e.stack || e}`);
+    console.log(`${results.length} passed, 1 failed`);
+    cleanup();
+    process.exit(1);
+  });
