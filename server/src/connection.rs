@@ -184,10 +184,10 @@ impl Session {
         match msg {
             Message::Request {
                 document_id, data, ..
-            } => self.to_doc(document_id, peer, SyncKind::Request, data),
+            } => self.route_sync(document_id, peer, SyncKind::Request, data),
             Message::Sync {
                 document_id, data, ..
-            } => self.to_doc(document_id, peer, SyncKind::Sync, data),
+            } => self.route_sync(document_id, peer, SyncKind::Sync, data),
             Message::Ephemeral {
                 sender_id,
                 document_id,
@@ -223,7 +223,7 @@ impl Session {
         }
     }
 
-    fn to_doc(&mut self, id: DocumentId, peer: PeerId, kind: SyncKind, data: Vec<u8>) -> bool {
+    fn route_sync(&mut self, id: DocumentId, peer: PeerId, kind: SyncKind, data: Vec<u8>) -> bool {
         self.subscribed.insert(id);
         self.hub.route(
             id,
