@@ -31,6 +31,9 @@ fn official_javascript_client_interoperates() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
-    assert!(out.status.success(), "interop check failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "interop check failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
 }
