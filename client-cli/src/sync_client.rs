@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use toron_protocol::wire::{decode, encode};
-use toron_protocol::{DocumentId, Message, PeerId, PeerMetadata, PROTOCOL_VERSION};
+use toron_protocol::{DocumentId, Message, PeerId, PeerMetadata, SyncKind, PROTOCOL_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -196,21 +196,12 @@ impl Connection {
             d.id,
             m.encode(),
         );
-        let msg = if request {
-            Message::Request {
-                sender_id,
-                target_id,
-                document_id,
-                data,
-            }
+        let kind = if request {
+            SyncKind::Request
         } else {
-            Message::Sync {
-                sender_id,
-                target_id,
-                document_id,
-                data,
-            }
+            SyncKind::Sync
         };
+        let msg = Message::sync_of_kind(kind, sender_id, target_id, document_id, data);
         self.send(&msg).await?;
         Ok(true)
     }
@@ -268,7 +259,7 @@ impl Connection {
                 .map_err(|_| ClientError::Timeout(limit, "waiting for the document"))??;
             match ev {
                 Event::Unavailable(u) if u == id => return Err(ClientError::Unavailable(id)),
-                Event::Synced { .. } if d.in_sync() && !d.heads().is_empty() => return Ok(d),
+                Event::Synced { .. } if d.has_their_heads() => return Ok(d),
                 _ => {}
             }
         }
@@ -278,8 +269,9 @@ impl Connection {
     /// does only once they are durable in its log.
     pub async fn push(&mut self, d: &mut DocSync, limit: Duration) -> Result<(), ClientError> {
         let deadline = Instant::now() + limit;
+        let ours = d.heads();
         self.sync_doc(d, false).await?;
-        while !d.in_sync() {
+        while !d.server_has(&ours) {
             let ev = timeout_at(deadline, self.next_event(&mut [&mut *d]))
                 .await
                 .map_err(|_| {
@@ -316,5 +308,30 @@ impl DocSync {
     pub fn in_sync(&mut self) -> bool {
         let ours = self.doc.get_heads();
         self.state.their_heads.as_ref() == Some(&ours)
+    }
+
+    /// We hold everything the server last said it has (and it has something). Unlike
+    /// [`Self::in_sync`] this holds even while others keep editing.
+    pub fn has_their_heads(&mut self) -> bool {
+        match self.state.their_heads.clone() {
+            Some(heads) if !heads.is_empty() => self.doc.get_missing_deps(&heads).is_empty(),
+            _ => false,
+        }
+    }
+
+    /// The server has told us it holds `hashes` (or changes that depend on them). The
+    /// server only says so once they are durable in its log.
+    pub fn server_has(&mut self, hashes: &[ChangeHash]) -> bool {
+        let shared = self.state.shared_heads.clone();
+        if shared.is_empty() {
+            return hashes.is_empty();
+        }
+        let unshared: std::collections::HashSet<ChangeHash> = self
+            .doc
+            .get_changes(&shared)
+            .iter()
+            .map(|c| c.hash())
+            .collect();
+        hashes.iter().all(|h| !unshared.contains(h))
     }
 }

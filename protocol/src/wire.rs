@@ -100,6 +100,30 @@ pub enum Message {
 }
 
 impl Message {
+    /// A `request` or a `sync` carrying one automerge sync message.
+    pub fn sync_of_kind(
+        kind: crate::engine::SyncKind,
+        sender_id: PeerId,
+        target_id: PeerId,
+        document_id: DocumentId,
+        data: Vec<u8>,
+    ) -> Self {
+        match kind {
+            crate::engine::SyncKind::Request => Self::Request {
+                sender_id,
+                target_id,
+                document_id,
+                data,
+            },
+            crate::engine::SyncKind::Sync => Self::Sync {
+                sender_id,
+                target_id,
+                document_id,
+                data,
+            },
+        }
+    }
+
     /// The `type` string of this message.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -259,29 +283,20 @@ fn text_array(d: &mut Decoder<'_>, key: &str) -> Result<Vec<String>, DecodeError
     }
     let len = d.array()?;
     let mut out = Vec::new(); // grows with what is actually read, never with `len`
-    let mut i = 0u64;
-    loop {
-        match len {
-            Some(n) if i >= n => break,
-            None if d.datatype()? == Type::Break => {
-                d.skip()?;
-                break;
-            }
-            _ => {}
-        }
+    each_item(d, len, |d| {
         out.push(text(d, key)?.to_string());
-        i += 1;
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
-/// Iterates over a map's entries, definite or indefinite, calling `f` with the decoder
-/// positioned at each key.
-fn each_entry<'b>(
+/// Calls `f` once per item of a container whose header declared `len` items (`None`:
+/// indefinite, ended by a break). Items are read one by one, never preallocated.
+fn each_item<'b>(
     d: &mut Decoder<'b>,
+    len: Option<u64>,
     mut f: impl FnMut(&mut Decoder<'b>) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {
-    let len = d.map()?;
     let mut i = 0u64;
     loop {
         match len {
@@ -297,6 +312,15 @@ fn each_entry<'b>(
     }
 }
 
+/// Iterates over a map's entries, calling `f` with the decoder positioned at each key.
+fn each_entry<'b>(
+    d: &mut Decoder<'b>,
+    f: impl FnMut(&mut Decoder<'b>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let len = d.map()?;
+    each_item(d, len, f)
+}
+
 fn is_map(d: &Decoder<'_>) -> Result<bool, DecodeError> {
     Ok(matches!(d.datatype()?, Type::Map | Type::MapIndef))
 }
@@ -310,19 +334,7 @@ fn skip_value(d: &mut Decoder<'_>, depth: usize) -> Result<(), DecodeError> {
     match d.datatype()? {
         Type::Array | Type::ArrayIndef => {
             let len = d.array()?;
-            let mut i = 0u64;
-            loop {
-                match len {
-                    Some(n) if i >= n => return Ok(()),
-                    None if d.datatype()? == Type::Break => {
-                        d.skip()?;
-                        return Ok(());
-                    }
-                    _ => {}
-                }
-                skip_value(d, depth + 1)?;
-                i += 1;
-            }
+            each_item(d, len, |d| skip_value(d, depth + 1))
         }
         Type::Map | Type::MapIndef => each_entry(d, |d| {
             skip_value(d, depth + 1)?;
@@ -530,21 +542,12 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
             let sender_id = peer_id(f.sender_id, ty, "senderId")?;
             let target_id = target_id(f.target_id);
             let data = required(f.data, ty, "data")?.to_vec();
-            if ty == "request" {
-                Message::Request {
-                    sender_id,
-                    target_id,
-                    document_id,
-                    data,
-                }
+            let kind = if ty == "request" {
+                crate::engine::SyncKind::Request
             } else {
-                Message::Sync {
-                    sender_id,
-                    target_id,
-                    document_id,
-                    data,
-                }
-            }
+                crate::engine::SyncKind::Sync
+            };
+            Message::sync_of_kind(kind, sender_id, target_id, document_id, data)
         }
         "doc-unavailable" => Message::DocUnavailable {
             document_id: document_id(&f, ty)?,

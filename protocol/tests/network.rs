@@ -90,20 +90,7 @@ impl Net {
         if let Some(m) = doc.sync().generate_sync_message(state) {
             let (sender_id, target_id, data) =
                 (client.peer.clone(), self.server.clone(), m.encode());
-            let msg = match kind {
-                SyncKind::Request => Message::Request {
-                    sender_id,
-                    target_id,
-                    document_id: id,
-                    data,
-                },
-                SyncKind::Sync => Message::Sync {
-                    sender_id,
-                    target_id,
-                    document_id: id,
-                    data,
-                },
-            };
+            let msg = Message::sync_of_kind(kind, sender_id, target_id, id, data);
             self.to_server.push_back((client.conn, msg));
         }
     }

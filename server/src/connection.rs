@@ -29,9 +29,13 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>, mut shutdown: watch::Receiv
     let (out, out_rx, queued) = ConnTx::new(conn, hub.config.max_outbound_bytes);
     let (mut sink, mut stream) = socket.split();
     let pong_seen = Arc::new(AtomicBool::new(true));
+    // The writer ends on its own when a peer misses a pong or the socket fails; the reader
+    // must then stop too, or a silent peer would keep its connection (and documents) forever.
+    let writer_gone = Arc::new(Notify::new());
 
     let writer = {
         let pong_seen = pong_seen.clone();
+        let writer_gone = writer_gone.clone();
         let ping_every = hub.config.ping_interval;
         let server_peer = hub.server_peer.clone();
         tokio::spawn(async move {
@@ -71,6 +75,7 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>, mut shutdown: watch::Receiv
                 }
             }
             let _ = sink.close().await;
+            writer_gone.notify_one();
         })
     };
 
@@ -87,6 +92,7 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>, mut shutdown: watch::Receiv
     loop {
         let frame = tokio::select! {
             f = stream.next() => f,
+            () = writer_gone.notified() => break,
             () = kick.notified() => {
                 out.close("the same peer id joined on another connection".into());
                 break;

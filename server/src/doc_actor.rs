@@ -216,6 +216,7 @@ impl Actor {
             for a in actions {
                 match a {
                     Action::Send { conn, message } => {
+                        tracing::trace!(id = %self.id, %conn, ty = message.type_name(), "send");
                         if let Some(out) = self.outs.get(&conn) {
                             out.send(encode(&message));
                             self.hub.stats.frames_out.fetch_add(1, Ordering::Relaxed);
@@ -227,7 +228,10 @@ impl Actor {
                             out.close(reason);
                         }
                     }
-                    Action::Append { batch, changes } => append = Some((batch, changes)),
+                    Action::Append { batch, changes } => {
+                        tracing::trace!(id = %self.id, ?batch, n = changes.len(), "append");
+                        append = Some((batch, changes));
+                    }
                     Action::SaveSnapshot {
                         upto_doc_seq,
                         bytes,

@@ -59,26 +59,54 @@ pub enum StoreError {
 
 /// Lets a test hold appends back after they are written but before they are declared durable.
 #[derive(Debug, Default, Clone)]
-pub struct DurabilityGate(Arc<(Mutex<bool>, Condvar)>);
+pub struct DurabilityGate(Arc<(Mutex<GateState>, Condvar)>);
+
+#[derive(Debug, Default)]
+struct GateState {
+    held: bool,
+    /// A commit is written and waiting at the gate.
+    waiting: bool,
+}
+
+/// Holds the gate closed until dropped (or released), so that a failing test cannot leave
+/// the log writer blocked forever.
+#[derive(Debug)]
+#[must_use = "the gate opens again when this is dropped"]
+pub struct GateHold(DurabilityGate);
+
+impl GateHold {
+    pub fn release(self) {}
+}
+
+impl Drop for GateHold {
+    fn drop(&mut self) {
+        let (lock, cv) = &*(self.0).0;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).held = false;
+        cv.notify_all();
+    }
+}
 
 impl DurabilityGate {
-    pub fn hold(&self) {
+    pub fn hold(&self) -> GateHold {
         let (lock, _) = &*self.0;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).held = true;
+        GateHold(self.clone())
     }
 
-    pub fn release(&self) {
-        let (lock, cv) = &*self.0;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) = false;
-        cv.notify_all();
+    /// Whether a written commit is being held back right now.
+    pub fn is_holding_a_commit(&self) -> bool {
+        let (lock, _) = &*self.0;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).waiting
     }
 
     fn wait(&self) {
         let (lock, cv) = &*self.0;
-        let mut held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        while *held {
-            held = cv.wait(held).unwrap_or_else(|p| p.into_inner());
+        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+        while state.held {
+            state.waiting = true;
+            state = cv.wait(state).unwrap_or_else(|p| p.into_inner());
         }
+        state.waiting = false;
     }
 }
 

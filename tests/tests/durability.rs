@@ -18,7 +18,10 @@ async fn spawn_server(dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
         .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(dir)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("TORON_TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -71,11 +74,16 @@ async fn a_change_another_client_has_seen_survives_sigkill() {
         let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
         let mut b = bob.find(id, LIMIT).await.expect("bob finds");
 
-        // Alice edits without waiting for anything; the moment Bob has it, kill -9.
+        // Alice edits and sends; the moment Bob has the change, kill -9. Alice keeps serving
+        // the sync conversation meanwhile (after a Bloom-filter false positive the server has
+        // to ask her for the change explicitly), but nobody waits for her acknowledgement.
         a.doc.put(ROOT, "round", round).expect("put");
-        alice.sync_doc(&mut a, false).await.expect("send");
+        let alice_task = tokio::spawn(async move {
+            let _ = alice.push(&mut a, LIMIT).await;
+        });
         wait_for(&mut bob, &mut b, "round", round).await;
         child.start_kill().expect("SIGKILL");
+        alice_task.abort();
         let status = tokio::time::timeout(LIMIT, child.wait())
             .await
             .expect("died")
@@ -106,42 +114,57 @@ async fn no_sync_message_reveals_a_change_before_it_is_durable() {
     let mut b = bob.find(a.id, LIMIT).await.expect("find");
 
     // The log writes the next change but may not declare it durable.
-    gate.hold();
+    let held = gate.hold();
     a.doc.put(ROOT, "v", 2).expect("put");
-    alice.sync_doc(&mut a, false).await.expect("send");
-    let hold = Duration::from_millis(600);
-
-    // A newcomer asking meanwhile must not be shown it either.
-    let carol_url = url.clone();
     let id = a.id;
+    // Alice pushes and waits for the server's acknowledgement, which must wait for the log.
+    let alice_task = tokio::spawn(async move {
+        alice
+            .push(&mut a, LIMIT)
+            .await
+            .expect("Alice acknowledged after durability");
+        (std::time::Instant::now(), a)
+    });
+    let hold = Duration::from_millis(600);
+    // Wait until the change is written and held at the gate.
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !gate.is_holding_a_commit() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Alice's change never reached the log"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // A newcomer asking now must not be shown it either.
+    let carol_url = url.clone();
     let carol = tokio::spawn(async move {
         let mut carol = Connection::connect(&carol_url, LIMIT).await.expect("carol");
         let d = carol.find(id, LIMIT).await.expect("carol finds");
         (std::time::Instant::now(), int_at(&d.doc, "v"))
     });
 
-    // Neither Bob nor Alice hears anything while the change is not durable.
+    // Bob hears nothing while the change is not durable; Alice is not acknowledged.
     let bob_heard = tokio::time::timeout(hold, bob.next_event(&mut [&mut b])).await;
     assert!(
         bob_heard.is_err(),
         "Bob got a message before the change was durable: {bob_heard:?}"
     );
-    let alice_heard =
-        tokio::time::timeout(Duration::from_millis(100), alice.next_event(&mut [&mut a])).await;
+    assert_eq!(int_at(&b.doc, "v"), Some(1));
     assert!(
-        alice_heard.is_err(),
+        !alice_task.is_finished(),
         "Alice was acknowledged before the change was durable"
     );
-    assert_eq!(int_at(&b.doc, "v"), Some(1));
     assert!(!carol.is_finished(), "Carol was served the undurable state");
 
     let released_at = std::time::Instant::now();
-    gate.release();
+    held.release();
     wait_for(&mut bob, &mut b, "v", 2).await;
-    alice
-        .push(&mut a, LIMIT)
-        .await
-        .expect("Alice acknowledged after durability");
+    let (acked_at, a) = alice_task.await.expect("alice task");
+    assert!(
+        acked_at >= released_at,
+        "Alice was acknowledged before the release"
+    );
     let (served_at, carol_v) = carol.await.expect("carol task");
     assert!(
         served_at >= released_at,
@@ -151,4 +174,46 @@ async fn no_sync_message_reveals_a_change_before_it_is_durable() {
     let records = server.store().document_records(&a.id).expect("records");
     assert_eq!(records.len(), 2);
     server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully_with_exit_code_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, url) = spawn_server(dir.path()).await;
+    let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
+    let mut doc = AutoCommit::new();
+    doc.put(ROOT, "kept", 1).expect("put");
+    let mut a = DocSync::new(DocumentId::random(), doc);
+    alice.push(&mut a, LIMIT).await.expect("create");
+
+    let pid = child.id().expect("pid").to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill");
+    assert!(kill.success());
+    let status = tokio::time::timeout(LIMIT, child.wait())
+        .await
+        .expect("exited in time")
+        .expect("status");
+    assert_eq!(status.code(), Some(0), "graceful exit");
+    // The client was told why, then its socket closed.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let ending = loop {
+        if let Err(e) = tokio::time::timeout_at(deadline, alice.recv())
+            .await
+            .expect("closed in time")
+        {
+            break e;
+        }
+    };
+    assert!(
+        matches!(&ending, toron_cli::sync_client::ClientError::Server(m) if m.contains("shutting down")),
+        "{ending:?}"
+    );
+    let (_child, url) = spawn_server(dir.path()).await;
+    let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
+    let b = bob.find(a.id, LIMIT).await.expect("find");
+    assert_eq!(int_at(&b.doc, "kept"), Some(1));
 }
