@@ -304,14 +304,8 @@ impl DocSync {
         self.doc.get_heads()
     }
 
-    /// The server has told us its heads and they are ours.
-    pub fn in_sync(&mut self) -> bool {
-        let ours = self.doc.get_heads();
-        self.state.their_heads.as_ref() == Some(&ours)
-    }
-
     /// We hold everything the server last said it has (and it has something). Unlike
-    /// [`Self::in_sync`] this holds even while others keep editing.
+    /// "their heads equal ours" this is reached even while others keep editing.
     pub fn has_their_heads(&mut self) -> bool {
         match self.state.their_heads.clone() {
             Some(heads) if !heads.is_empty() => self.doc.get_missing_deps(&heads).is_empty(),
