@@ -14,6 +14,7 @@
 
 pub mod engine;
 pub mod ids;
+pub mod policy;
 pub mod record;
 pub mod wire;
 

@@ -1,0 +1,602 @@
+//! Who may read and write which document: the one place where permission is decided.
+//!
+//! Every document has a fixed group of writers (design §7), so a permission is a check per
+//! document, never per path inside a change. [`decide`] takes the participant's roles, the
+//! document's key and what the server knows about it (its session's phase, the case's
+//! presenters, the department a response belongs to) and answers [`Access`]. The server calls
+//! it for every `request`/`sync`; the engine refuses changes from anyone below
+//! [`Access::Write`].
+//!
+//! The rules, from the domain model §2.4–2.5 (R read, W write):
+//!
+//! | document | readers | writers (phases) |
+//! |---|---|---|
+//! | `case:{case}` | session roles (observers from `live`) | organizer (draft, scheduled); that case's presenters (draft, scheduled, live); importer |
+//! | `eval:{case}:{evaluator}` | session roles | that evaluator (scheduled, live, closed); importer |
+//! | `notes:{session}:{p}` | session roles | `p`, while one of p's roles may annotate in the phase; importer |
+//! | `notes-private:{session}:{p}` | `p` | `p`, as for `notes:` |
+//! | `triage:{session}` | session roles | organizer (live, closed, reporting); the session's facilitator (live, closed); importer |
+//! | `session:{session}` | session roles | organizer (all but published); importer |
+//! | `report:{series}` | organizers | organizers |
+//! | `response:{series}:{department}` | organizers, that department's reviewers | that department's reviewers |
+//!
+//! Annotating (writing one's own `notes:` layer): organizer in every phase before
+//! `published`; facilitator, presenter, evaluator, activist and official in `live` and
+//! `closed` (the written-opinion grace period); scribe in `live`; department reviewers and
+//! observers never. In `published` every session document is read-only. "Session roles" are
+//! the roles held in that session or for the whole series.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A role (domain §2.4). Granted per series or per session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Organizer,
+    Facilitator,
+    Scribe,
+    Presenter,
+    Evaluator,
+    Activist,
+    Official,
+    DepartmentReviewer,
+    Observer,
+    Importer,
+}
+
+impl Role {
+    pub const ALL: [Role; 10] = [
+        Role::Organizer,
+        Role::Facilitator,
+        Role::Scribe,
+        Role::Presenter,
+        Role::Evaluator,
+        Role::Activist,
+        Role::Official,
+        Role::DepartmentReviewer,
+        Role::Observer,
+        Role::Importer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Organizer => "organizer",
+            Role::Facilitator => "facilitator",
+            Role::Scribe => "scribe",
+            Role::Presenter => "presenter",
+            Role::Evaluator => "evaluator",
+            Role::Activist => "activist",
+            Role::Official => "official",
+            Role::DepartmentReviewer => "department_reviewer",
+            Role::Observer => "observer",
+            Role::Importer => "importer",
+        }
+    }
+
+    /// May this role write its own annotation layer in `phase`?
+    pub fn may_annotate(self, phase: Phase) -> bool {
+        use Phase::*;
+        match self {
+            Role::Organizer | Role::Importer => phase != Published,
+            Role::Facilitator
+            | Role::Presenter
+            | Role::Evaluator
+            | Role::Activist
+            | Role::Official => {
+                matches!(phase, Live | Closed)
+            }
+            Role::Scribe => phase == Live,
+            Role::DepartmentReviewer | Role::Observer => false,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("unknown role `{0}`")]
+    Role(String),
+    #[error("unknown phase `{0}`")]
+    Phase(String),
+    #[error("`{0}` is not a document key (case:…, eval:…:…, notes:…:…, notes-private:…:…, triage:…, session:…, report:…, response:…:…)")]
+    Key(String),
+}
+
+impl FromStr for Role {
+    type Err = PolicyError;
+
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
+        Role::ALL
+            .into_iter()
+            .find(|r| {
+                r.as_str() == s || (s == "department-reviewer" && *r == Role::DepartmentReviewer)
+            })
+            .ok_or_else(|| PolicyError::Role(s.to_string()))
+    }
+}
+
+/// A session's lifecycle (domain §2.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    Draft,
+    Scheduled,
+    Live,
+    Closed,
+    Reporting,
+    Published,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 6] = [
+        Phase::Draft,
+        Phase::Scheduled,
+        Phase::Live,
+        Phase::Closed,
+        Phase::Reporting,
+        Phase::Published,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Draft => "draft",
+            Phase::Scheduled => "scheduled",
+            Phase::Live => "live",
+            Phase::Closed => "closed",
+            Phase::Reporting => "reporting",
+            Phase::Published => "published",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Phase {
+    type Err = PolicyError;
+
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| PolicyError::Phase(s.to_string()))
+    }
+}
+
+/// A readable document key; the document id is derived from it ([`DocKey::document_id`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DocKey {
+    Case {
+        case: String,
+    },
+    Eval {
+        case: String,
+        evaluator: String,
+    },
+    Notes {
+        session: String,
+        participant: String,
+    },
+    NotesPrivate {
+        session: String,
+        participant: String,
+    },
+    Triage {
+        session: String,
+    },
+    Session {
+        session: String,
+    },
+    Report {
+        series: String,
+    },
+    Response {
+        series: String,
+        department: String,
+    },
+}
+
+/// Namespace of Toron's deterministic document ids: `UUIDv5(TORON_NAMESPACE, key)`.
+pub const TORON_NAMESPACE: uuid::Uuid = uuid::Uuid::from_bytes([
+    0x6f, 0x3e, 0x1c, 0x52, 0x8a, 0x0b, 0x4d, 0x1f, 0x9c, 0x57, 0x2e, 0x74, 0x0d, 0xa1, 0x3b, 0x88,
+]);
+
+impl DocKey {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DocKey::Case { .. } => "case",
+            DocKey::Eval { .. } => "eval",
+            DocKey::Notes { .. } => "notes",
+            DocKey::NotesPrivate { .. } => "notes-private",
+            DocKey::Triage { .. } => "triage",
+            DocKey::Session { .. } => "session",
+            DocKey::Report { .. } => "report",
+            DocKey::Response { .. } => "response",
+        }
+    }
+
+    /// The deterministic id: re-registering the same key names the same document.
+    pub fn document_id(&self) -> crate::DocumentId {
+        crate::DocumentId::from_bytes(
+            *uuid::Uuid::new_v5(&TORON_NAMESPACE, self.to_string().as_bytes()).as_bytes(),
+        )
+    }
+}
+
+impl fmt::Display for DocKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DocKey::Case { case } => write!(f, "case:{case}"),
+            DocKey::Eval { case, evaluator } => write!(f, "eval:{case}:{evaluator}"),
+            DocKey::Notes {
+                session,
+                participant,
+            } => write!(f, "notes:{session}:{participant}"),
+            DocKey::NotesPrivate {
+                session,
+                participant,
+            } => write!(f, "notes-private:{session}:{participant}"),
+            DocKey::Triage { session } => write!(f, "triage:{session}"),
+            DocKey::Session { session } => write!(f, "session:{session}"),
+            DocKey::Report { series } => write!(f, "report:{series}"),
+            DocKey::Response { series, department } => write!(f, "response:{series}:{department}"),
+        }
+    }
+}
+
+fn part(s: &str) -> Option<String> {
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    ok.then(|| s.to_string())
+}
+
+impl FromStr for DocKey {
+    type Err = PolicyError;
+
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
+        let bad = || PolicyError::Key(s.to_string());
+        let parts: Vec<&str> = s.split(':').collect();
+        let one = |i: usize| parts.get(i).copied().and_then(part).ok_or_else(bad);
+        let key = match (parts.first().copied(), parts.len()) {
+            (Some("case"), 2) => DocKey::Case { case: one(1)? },
+            (Some("eval"), 3) => DocKey::Eval {
+                case: one(1)?,
+                evaluator: one(2)?,
+            },
+            (Some("notes"), 3) => DocKey::Notes {
+                session: one(1)?,
+                participant: one(2)?,
+            },
+            (Some("notes-private"), 3) => DocKey::NotesPrivate {
+                session: one(1)?,
+                participant: one(2)?,
+            },
+            (Some("triage"), 2) => DocKey::Triage { session: one(1)? },
+            (Some("session"), 2) => DocKey::Session { session: one(1)? },
+            (Some("report"), 2) => DocKey::Report { series: one(1)? },
+            (Some("response"), 3) => DocKey::Response {
+                series: one(1)?,
+                department: one(2)?,
+            },
+            _ => return Err(bad()),
+        };
+        Ok(key)
+    }
+}
+
+/// Where a role applies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Series(String),
+    Session(String),
+}
+
+/// Who is asking: a participant and the roles they hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub participant: String,
+    pub department: Option<String>,
+    pub roles: Vec<(Role, Scope)>,
+}
+
+/// What the server knows about the document being accessed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocContext {
+    pub key: DocKey,
+    /// The series the document belongs to (for series-wide roles).
+    pub series: String,
+    /// The session (for session documents; a case's session).
+    pub session: Option<String>,
+    /// The session's phase; series documents have none.
+    pub phase: Option<Phase>,
+    /// For `case:` documents: the case's presenters.
+    pub presenters: Vec<String>,
+    /// For `triage:`: the session's facilitator, if one is named.
+    pub facilitator: Option<String>,
+}
+
+/// The answer of [`decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    None,
+    Read,
+    Write,
+}
+
+impl Subject {
+    /// Roles that apply to `ctx`: granted for its series, or for its session.
+    fn roles_for<'a>(&'a self, ctx: &'a DocContext) -> impl Iterator<Item = Role> + 'a {
+        self.roles.iter().filter_map(move |(role, scope)| {
+            let applies = match scope {
+                Scope::Series(s) => *s == ctx.series,
+                Scope::Session(s) => ctx.session.as_deref() == Some(s.as_str()),
+            };
+            applies.then_some(*role)
+        })
+    }
+}
+
+/// Decides what `who` may do with the document described by `ctx`.
+pub fn decide(who: &Subject, ctx: &DocContext) -> Access {
+    use Phase::*;
+    let roles: Vec<Role> = who.roles_for(ctx).collect();
+    if roles.is_empty() {
+        return Access::None;
+    }
+    let phase = ctx.phase;
+    let in_phase = |ps: &[Phase]| phase.is_some_and(|p| ps.contains(&p));
+    let published = phase == Some(Published);
+    let me = who.participant.as_str();
+    // Readers of an ordinary session document: any session role; observers from `live` on.
+    let session_reader = roles.iter().any(|r| *r != Role::Observer)
+        || in_phase(&[Live, Closed, Reporting, Published]);
+    let has = |r: Role| roles.contains(&r);
+
+    let write = match &ctx.key {
+        DocKey::Case { .. } => {
+            (has(Role::Organizer) && in_phase(&[Draft, Scheduled]))
+                || (has(Role::Presenter)
+                    && ctx.presenters.iter().any(|p| p == me)
+                    && in_phase(&[Draft, Scheduled, Live]))
+                || (has(Role::Importer) && !published)
+        }
+        DocKey::Eval { evaluator, .. } => {
+            (has(Role::Evaluator) && evaluator == me && in_phase(&[Scheduled, Live, Closed]))
+                || (has(Role::Importer) && !published)
+        }
+        DocKey::Notes { participant, .. } | DocKey::NotesPrivate { participant, .. } => {
+            (participant == me && phase.is_some_and(|p| roles.iter().any(|r| r.may_annotate(p))))
+                || (has(Role::Importer) && !published && matches!(ctx.key, DocKey::Notes { .. }))
+        }
+        DocKey::Triage { .. } => {
+            (has(Role::Organizer) && in_phase(&[Live, Closed, Reporting]))
+                || (has(Role::Facilitator)
+                    && ctx.facilitator.as_deref() == Some(me)
+                    && in_phase(&[Live, Closed]))
+                || (has(Role::Importer) && !published)
+        }
+        DocKey::Session { .. } => (has(Role::Organizer) || has(Role::Importer)) && !published,
+        DocKey::Report { .. } => has(Role::Organizer),
+        DocKey::Response { department, .. } => {
+            has(Role::DepartmentReviewer) && who.department.as_deref() == Some(department)
+        }
+    };
+    if write {
+        return Access::Write;
+    }
+    let read = match &ctx.key {
+        DocKey::NotesPrivate { participant, .. } => participant == me,
+        DocKey::Report { .. } => has(Role::Organizer),
+        DocKey::Response { department, .. } => {
+            has(Role::Organizer)
+                || (has(Role::DepartmentReviewer) && who.department.as_deref() == Some(department))
+        }
+        _ => session_reader,
+    };
+    if read {
+        Access::Read
+    } else {
+        Access::None
+    }
+}
+
+/// Roles allowed to bring a document into existence that no one registered beforehand.
+pub fn may_create_unregistered(who: &Subject) -> bool {
+    who.roles
+        .iter()
+        .any(|(r, _)| matches!(r, Role::Organizer | Role::Importer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(p: &str, roles: &[Role]) -> Subject {
+        Subject {
+            participant: p.into(),
+            department: Some("welfare".into()),
+            roles: roles
+                .iter()
+                .map(|r| (*r, Scope::Session("S05".into())))
+                .collect(),
+        }
+    }
+
+    fn ctx(key: &str, phase: Phase) -> DocContext {
+        DocContext {
+            key: key.parse().expect("key"),
+            series: "BM-2026".into(),
+            session: Some("S05".into()),
+            phase: Some(phase),
+            presenters: vec!["P-pres".into()],
+            facilitator: Some("P-fac".into()),
+        }
+    }
+
+    #[test]
+    fn keys_parse_print_and_give_stable_ids() {
+        for k in [
+            "case:C-S05-SB",
+            "eval:C-S05-SB:P-ev",
+            "notes:S05:P-a",
+            "notes-private:S05:P-a",
+            "triage:S05",
+            "session:S05",
+            "report:BM-2026",
+            "response:BM-2026:welfare",
+        ] {
+            let key: DocKey = k.parse().expect(k);
+            assert_eq!(key.to_string(), k);
+            assert_eq!(
+                key.document_id(),
+                k.parse::<DocKey>().expect(k).document_id()
+            );
+        }
+        assert_ne!(
+            DocKey::Triage {
+                session: "S05".into()
+            }
+            .document_id(),
+            DocKey::Triage {
+                session: "S06".into()
+            }
+            .document_id()
+        );
+        for bad in [
+            "case",
+            "case:",
+            "case:a:b",
+            "eval:a",
+            "nope:a",
+            "case:a b",
+            "triage:a/b",
+        ] {
+            assert!(bad.parse::<DocKey>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_activist_annotates_only_its_own_layer_and_only_live_or_closed() {
+        let a = subject("P-act", &[Role::Activist]);
+        assert_eq!(
+            decide(&a, &ctx("notes:S05:P-act", Phase::Live)),
+            Access::Write
+        );
+        assert_eq!(
+            decide(&a, &ctx("notes:S05:P-act", Phase::Closed)),
+            Access::Write
+        );
+        assert_eq!(
+            decide(&a, &ctx("notes:S05:P-act", Phase::Scheduled)),
+            Access::Read
+        );
+        assert_eq!(
+            decide(&a, &ctx("notes:S05:P-other", Phase::Live)),
+            Access::Read
+        );
+        assert_eq!(
+            decide(&a, &ctx("eval:C-S05-SB:P-ev", Phase::Live)),
+            Access::Read
+        );
+        assert_eq!(decide(&a, &ctx("triage:S05", Phase::Live)), Access::Read);
+        assert_eq!(
+            decide(&a, &ctx("notes-private:S05:P-other", Phase::Live)),
+            Access::None
+        );
+        assert_eq!(
+            decide(&a, &ctx("report:BM-2026", Phase::Live)),
+            Access::None
+        );
+    }
+
+    #[test]
+    fn evaluators_presenters_facilitators_and_observers() {
+        let ev = subject("P-ev", &[Role::Evaluator]);
+        assert_eq!(
+            decide(&ev, &ctx("eval:C-S05-SB:P-ev", Phase::Closed)),
+            Access::Write
+        );
+        assert_eq!(
+            decide(&ev, &ctx("eval:C-S05-SB:P-ev", Phase::Reporting)),
+            Access::Read
+        );
+        assert_eq!(
+            decide(&ev, &ctx("eval:C-S05-SB:P-other", Phase::Live)),
+            Access::Read
+        );
+        let pres = subject("P-pres", &[Role::Presenter]);
+        assert_eq!(
+            decide(&pres, &ctx("case:C-S05-SB", Phase::Live)),
+            Access::Write
+        );
+        assert_eq!(
+            decide(&pres, &ctx("case:C-S05-SB", Phase::Closed)),
+            Access::Read
+        );
+        let other_pres = subject("P-x", &[Role::Presenter]);
+        assert_eq!(
+            decide(&other_pres, &ctx("case:C-S05-SB", Phase::Live)),
+            Access::Read
+        );
+        let fac = subject("P-fac", &[Role::Facilitator]);
+        assert_eq!(decide(&fac, &ctx("triage:S05", Phase::Live)), Access::Write);
+        assert_eq!(
+            decide(
+                &subject("P-x", &[Role::Facilitator]),
+                &ctx("triage:S05", Phase::Live)
+            ),
+            Access::Read
+        );
+        let obs = subject("P-obs", &[Role::Observer]);
+        assert_eq!(
+            decide(&obs, &ctx("case:C-S05-SB", Phase::Scheduled)),
+            Access::None
+        );
+        assert_eq!(
+            decide(&obs, &ctx("case:C-S05-SB", Phase::Live)),
+            Access::Read
+        );
+        assert_eq!(
+            decide(&obs, &ctx("notes:S05:P-obs", Phase::Live)),
+            Access::Read
+        );
+        // A role in another session gives nothing here.
+        let elsewhere = Subject {
+            participant: "P-act".into(),
+            department: None,
+            roles: vec![(Role::Activist, Scope::Session("S06".into()))],
+        };
+        assert_eq!(
+            decide(&elsewhere, &ctx("case:C-S05-SB", Phase::Live)),
+            Access::None
+        );
+    }
+
+    #[test]
+    fn published_is_read_only_for_everyone() {
+        for role in Role::ALL {
+            let s = subject("P-pres", &[role]);
+            for key in [
+                "case:C-S05-SB",
+                "eval:C-S05-SB:P-pres",
+                "notes:S05:P-pres",
+                "triage:S05",
+                "session:S05",
+            ] {
+                assert!(
+                    decide(&s, &ctx(key, Phase::Published)) < Access::Write,
+                    "{role} {key}"
+                );
+            }
+        }
+    }
+}
