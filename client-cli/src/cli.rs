@@ -23,6 +23,9 @@ pub struct Cli {
         default_value = "ws://127.0.0.1:7878"
     )]
     server: String,
+    /// Your bearer token (from an organizer; the first organizer's is in <data>/admin-token).
+    #[arg(long, global = true, env = "TORON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Seconds to wait for the server before giving up.
     #[arg(long, global = true, default_value_t = 10)]
     timeout: u64,
@@ -110,6 +113,7 @@ fn print_json(v: &Json) {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let limit = Duration::from_secs(cli.timeout);
+    let server = crate::sync_client::url_with_token(&cli.server, cli.token.as_deref());
     match cli.command {
         Command::New { json } => {
             let initial = match json {
@@ -127,18 +131,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     )
                 }
             };
-            let url = commands::new_document(&cli.server, initial.as_ref(), limit).await?;
+            let url = commands::new_document(&server, initial.as_ref(), limit).await?;
             println!("{url}");
         }
-        Command::Get { url } => {
-            print_json(&commands::get_document(&cli.server, &url, limit).await?)
-        }
+        Command::Get { url } => print_json(&commands::get_document(&server, &url, limit).await?),
         Command::Set { url, path, value } => {
             let value = serde_json::from_str(&value).unwrap_or(Json::String(value));
-            commands::set_value(&cli.server, &url, &path, &value, limit).await?;
+            commands::set_value(&server, &url, &path, &value, limit).await?;
         }
         Command::Watch { url, count } => {
-            commands::watch_document(&cli.server, &url, count, limit, print_json).await?
+            commands::watch_document(&server, &url, count, limit, print_json).await?
         }
         Command::Bench {
             clients,
@@ -150,7 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => {
             let cfg = bench::BenchConfig {
-                server: cli.server.clone(),
+                server: server.clone(),
                 clients,
                 docs,
                 interval: Duration::from_millis(interval_ms.max(1)),

@@ -73,6 +73,43 @@ pub enum Event {
     },
 }
 
+/// `url` without its token, for messages.
+fn redact(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?token=…"),
+        None => url.to_string(),
+    }
+}
+
+/// The server URL with `?token=…` added (browsers and this client pass the token that way).
+pub fn url_with_token(server: &str, token: Option<&str>) -> String {
+    match token {
+        None => server.to_string(),
+        Some(t) => {
+            let encoded: String = t
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    other => format!("%{other:02X}"),
+                })
+                .collect();
+            // `ws://host:port?token=` has no path, which servers refuse: add the `/`.
+            let has_path = server
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.contains('/'));
+            let base = if has_path {
+                server.to_string()
+            } else {
+                format!("{server}/")
+            };
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}token={encoded}")
+        }
+    }
+}
+
 fn random_peer_id() -> PeerId {
     let n: u64 = rand::random();
     PeerId::new(format!("toron-cli-{n:016x}")).unwrap_or_else(|_| unreachable!("non-empty"))
@@ -101,7 +138,7 @@ impl Connection {
         .await
         .map_err(|_| ClientError::Timeout(limit, "connecting"))?
         .map_err(|e| ClientError::Connect {
-            url: url.to_string(),
+            url: redact(url),
             reason: e.to_string(),
         })?;
         let mut conn = Self {

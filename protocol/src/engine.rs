@@ -25,10 +25,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use automerge::sync::{self, SyncDoc};
-use automerge::{Automerge, Change, ChangeHash};
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::ids::{ConnId, DocumentId, PeerId};
-use crate::record::NewChange;
+use crate::record::{Attribution, NewChange, Rejection};
 use crate::wire::Message;
 
 /// Identifies one append handed to the driver.
@@ -51,9 +51,49 @@ pub enum Input {
         peer: PeerId,
         kind: SyncKind,
         data: Vec<u8>,
+        /// What the sender may do with this document (decided by the policy).
+        grant: Grant,
     },
     /// The connection is gone: forget its sync state.
     Closed { conn: ConnId },
+}
+
+/// What a connection may do with the document, and whose changes it brings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Grant {
+    pub may_write: bool,
+    pub by: Attribution,
+}
+
+impl Grant {
+    /// `--open` mode: anybody writes, nobody is attributed.
+    pub fn open() -> Self {
+        Self {
+            may_write: true,
+            by: Attribution::default(),
+        }
+    }
+}
+
+/// Binds Automerge actor ids to participants: an actor id belongs to the first participant
+/// that writes with it, and nobody else may use it.
+pub trait ActorGate {
+    /// `Err(reason)` if `actor` belongs to someone other than `participant`.
+    fn check(&self, participant: &str, actor: &[u8]) -> Result<(), String>;
+    /// Records that `actor` belongs to `participant` (no-op if it already does).
+    fn bind(&mut self, participant: &str, actor: &[u8]);
+}
+
+/// The gate of `--open` mode and of tests: every actor is fine.
+#[derive(Debug, Default)]
+pub struct NoGate;
+
+impl ActorGate for NoGate {
+    fn check(&self, _: &str, _: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn bind(&mut self, _: &str, _: &[u8]) {}
 }
 
 /// What the engine asks the driver to do.
@@ -72,6 +112,12 @@ pub enum Action {
     Close {
         conn: ConnId,
         reason: String,
+    },
+    /// The connection sent changes it may not make: none was applied. Record the refusal in
+    /// the log, then send `error` and close the connection.
+    Refused {
+        conn: ConnId,
+        rejection: Rejection,
     },
     /// Store a snapshot covering the document's log up to and including `upto_doc_seq`.
     SaveSnapshot {
@@ -195,7 +241,7 @@ impl DocEngine {
     }
 
     /// Processes everything queued as one batch. Returns nothing while an append is in flight.
-    pub fn step(&mut self, now_ms: u64) -> Vec<Action> {
+    pub fn step(&mut self, now_ms: u64, gate: &mut dyn ActorGate) -> Vec<Action> {
         if self.poisoned || self.in_flight.is_some() || self.inbox.is_empty() {
             return Vec::new();
         }
@@ -206,12 +252,14 @@ impl DocEngine {
         let mut rejected: BTreeSet<ConnId> = BTreeSet::new();
         let mut decoded: Vec<(ConnId, sync::Message)> = Vec::with_capacity(inputs.len());
         let mut carried_changes: BTreeSet<usize> = BTreeSet::new();
+        let mut grants: HashMap<ConnId, Grant> = HashMap::new();
         for input in inputs {
             let Input::Sync {
                 conn,
                 peer,
                 kind,
                 data,
+                grant,
             } = input
             else {
                 continue;
@@ -230,6 +278,7 @@ impl DocEngine {
                     if kind == SyncKind::Sync {
                         entry.requested_only = false;
                     }
+                    grants.insert(conn, grant);
                     decoded.push((conn, m));
                 }
                 Err(e) => {
@@ -239,61 +288,73 @@ impl DocEngine {
             }
         }
 
-        // 2. Apply all their changes at once.
+        // 2. Parse every message's changes, keep those we do not have, check that the sender
+        //    may make them, then apply everything accepted at once.
         let heads_before = self.doc.get_heads();
         let mut origin: HashMap<ChangeHash, ConnId> = HashMap::new();
         let mut groups: Vec<(ConnId, Vec<Change>)> = Vec::new();
-        let mut doc_chunks: Vec<(ConnId, Vec<u8>)> = Vec::new();
         for (idx, (conn, msg)) in decoded.iter_mut().enumerate() {
             if msg.changes.is_empty() {
                 continue;
             }
             carried_changes.insert(idx);
-            let mut group = Vec::new();
+            let conn = *conn;
+            let mut new = Vec::new();
+            let mut bad = None;
             for chunk in msg.changes.iter() {
                 match parse_changes(chunk) {
-                    Ok(Parsed::Changes(changes)) => {
-                        for c in changes {
-                            origin.entry(c.hash()).or_insert(*conn);
-                            group.push(c);
-                        }
-                    }
-                    Ok(Parsed::Document) => doc_chunks.push((*conn, chunk.to_vec())),
-                    Err(e) => {
-                        if rejected.insert(*conn) {
-                            actions.push(Action::Close {
-                                conn: *conn,
-                                reason: format!("invalid changes: {e}"),
-                            });
-                        }
-                    }
+                    Ok(changes) => new.extend(changes.into_iter().filter(|c| {
+                        let h = c.hash();
+                        !origin.contains_key(&h) && self.doc.get_change_by_hash(&h).is_none()
+                    })),
+                    Err(e) => bad = Some(format!("invalid changes: {e}")),
                 }
             }
             msg.changes = sync::ChunkList::empty();
-            if !rejected.contains(conn) {
-                groups.push((*conn, group));
-            }
-        }
-        self.apply_groups(groups, &mut rejected, &mut actions);
-        // Whole-document entries (automerge sends one when the missing part is over a third of
-        // the document): applied one by one, so that each new change is attributed to its sender.
-        for (conn, chunk) in doc_chunks {
             if rejected.contains(&conn) {
                 continue;
             }
-            let before = self.doc.get_heads();
-            if let Err(e) = self.doc.load_incremental(&chunk) {
+            if let Some(reason) = bad {
                 rejected.insert(conn);
-                actions.push(Action::Close {
+                actions.push(self.reject(conn, reason));
+                continue;
+            }
+            if new.is_empty() {
+                continue;
+            }
+            let grant = grants.get(&conn).cloned().unwrap_or_default();
+            if let Err(reason) = authorize(&grant, &new, gate) {
+                rejected.insert(conn);
+                let peer = self
+                    .peers
+                    .remove(&conn)
+                    .map(|p| p.peer)
+                    .unwrap_or_else(|| self.server.clone());
+                actions.push(Action::Refused {
                     conn,
-                    reason: format!("changes could not be applied: {e}"),
+                    rejection: Rejection {
+                        at_ms: now_ms,
+                        document_id: self.id,
+                        conn,
+                        peer,
+                        by: grant.by,
+                        hashes: new.iter().map(|c| c.hash().0).collect(),
+                        reason,
+                    },
                 });
                 continue;
             }
-            for c in self.doc.get_changes(&before) {
-                origin.entry(c.hash()).or_insert(conn);
+            if let Some(p) = &grant.by.participant {
+                for c in &new {
+                    gate.bind(p, c.actor_id().to_bytes());
+                }
             }
+            for c in &new {
+                origin.insert(c.hash(), conn);
+            }
+            groups.push((conn, new));
         }
+        self.apply_groups(groups, &mut rejected, &mut actions);
         for conn in &rejected {
             self.peers.remove(conn);
         }
@@ -349,6 +410,7 @@ impl DocEngine {
                     received_at_ms: now_ms,
                     conn,
                     peer,
+                    by: grants.get(&conn).map(|g| g.by.clone()).unwrap_or_default(),
                     actor: c.actor_id().to_bytes().to_vec(),
                     hash: c.hash().0,
                     bytes: c.raw_bytes().to_vec(),
@@ -559,25 +621,18 @@ pub fn assemble(snapshot: Option<&[u8]>, tail: Vec<Vec<u8>>) -> Result<Automerge
     Ok(doc)
 }
 
-/// What one `changes` entry of a sync message holds.
-enum Parsed {
-    Changes(Vec<Change>),
-    /// A whole-document chunk: only `load_incremental` reads it.
-    Document,
-}
-
 /// Automerge storage chunks start with these bytes.
 const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 
-/// Splits a `changes` entry into its storage chunks and parses the change chunks, so that
-/// every change's hash is known before it is applied (attribution) and all of a batch can go
-/// through one `apply_changes`. automerge 0.12 sends incremental changes as one V2 entry
-/// holding several change chunks back to back; V1 entries hold one change each. Framing:
-/// magic (4), checksum (4), type (1), uLEB128 length, data.
-fn parse_changes(entry: &[u8]) -> Result<Parsed, String> {
+/// Splits a `changes` entry into its storage chunks and parses them into changes, so that
+/// every change is known — hash, actor — before anything is applied: for attribution, for the
+/// permission check, and so that a whole batch goes through one `apply_changes`. automerge
+/// 0.12 sends incremental changes as one V2 entry holding change chunks back to back, V1
+/// entries hold one change each, and a whole-document chunk is sent when the missing part is
+/// over a third of the document. Framing: magic (4), checksum (4), type (1), uLEB128 length.
+fn parse_changes(entry: &[u8]) -> Result<Vec<Change>, String> {
     let mut rest = entry;
     let mut changes = Vec::new();
-    let mut saw_document = false;
     while !rest.is_empty() {
         if rest.len() < 9 || rest[..4] != CHUNK_MAGIC {
             return Err("not an automerge chunk".into());
@@ -596,16 +651,28 @@ fn parse_changes(entry: &[u8]) -> Result<Parsed, String> {
                 let bundle = automerge::Bundle::try_from(chunk).map_err(|e| e.to_string())?;
                 changes.extend(bundle.to_changes().map_err(|e| e.to_string())?);
             }
-            0 => saw_document = true,
+            0 => {
+                let doc = Automerge::load(chunk).map_err(|e| e.to_string())?;
+                changes.extend(doc.get_changes(&[]));
+            }
             other => return Err(format!("unknown chunk type {other}")),
         }
         rest = tail;
     }
-    if saw_document {
-        // Mixed or whole-document entries are applied as they are.
-        return Ok(Parsed::Document);
+    Ok(changes)
+}
+
+/// May this sender make these (new) changes?
+fn authorize(grant: &Grant, changes: &[Change], gate: &dyn ActorGate) -> Result<(), String> {
+    if !grant.may_write {
+        return Err("you may read this document but not change it".into());
     }
-    Ok(Parsed::Changes(changes))
+    if let Some(p) = &grant.by.participant {
+        for c in changes {
+            gate.check(p, c.actor_id().to_bytes())?;
+        }
+    }
+    Ok(())
 }
 
 fn uleb128(b: &[u8]) -> Option<(u64, usize)> {

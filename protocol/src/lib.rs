@@ -10,6 +10,7 @@
 //!   `doc-unavailable`, ephemeral relay with dedupe — with "durable before visible" built into
 //!   the order of its outputs.
 //! - [`record`]: the versioned event-log records the server appends.
+//! - [`policy`]: who may read and write which document — the one place permission is decided.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod engine;
@@ -18,7 +19,11 @@ pub mod policy;
 pub mod record;
 pub mod wire;
 
-pub use engine::{Action, BatchId, DocEngine, EngineConfig, Input, SyncKind};
+pub use engine::{
+    Action, ActorGate, BatchId, DocEngine, EngineConfig, Grant, Input, NoGate, SyncKind,
+};
 pub use ids::{AutomergeUrl, ConnId, DocumentId, IdError, PeerId};
-pub use record::{ChangeRecord, NewChange, RecordError};
+pub use record::{
+    AdminAction, Attribution, ChangeRecord, Event, NewChange, RecordError, Rejection,
+};
 pub use wire::{DecodeError, Message, PeerMetadata, PROTOCOL_VERSION};

@@ -293,6 +293,9 @@ impl FromStr for DocKey {
     }
 }
 
+/// A series scope that covers every series (the bootstrap organizer holds it).
+pub const ALL_SERIES: &str = "*";
+
 /// Where a role applies.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
@@ -337,7 +340,7 @@ impl Subject {
     fn roles_for<'a>(&'a self, ctx: &'a DocContext) -> impl Iterator<Item = Role> + 'a {
         self.roles.iter().filter_map(move |(role, scope)| {
             let applies = match scope {
-                Scope::Series(s) => *s == ctx.series,
+                Scope::Series(s) => s == ALL_SERIES || *s == ctx.series,
                 Scope::Session(s) => ctx.session.as_deref() == Some(s.as_str()),
             };
             applies.then_some(*role)
@@ -407,6 +410,27 @@ pub fn decide(who: &Subject, ctx: &DocContext) -> Access {
     } else {
         Access::None
     }
+}
+
+/// The role that grants `who` its access to the document (for attribution): the first of
+/// their roles that alone gives the same access.
+pub fn acting_role(who: &Subject, ctx: &DocContext) -> Option<Role> {
+    let access = decide(who, ctx);
+    if access == Access::None {
+        return None;
+    }
+    who.roles_for(ctx).find(|r| {
+        let alone = Subject {
+            roles: who
+                .roles
+                .iter()
+                .filter(|(role, _)| role == r)
+                .cloned()
+                .collect(),
+            ..who.clone()
+        };
+        decide(&alone, ctx) == access
+    })
 }
 
 /// Roles allowed to bring a document into existence that no one registered beforehand.

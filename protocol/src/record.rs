@@ -1,8 +1,9 @@
-//! Event-log records: what the server appends for every accepted change.
+//! Event-log records: what the server appends — accepted changes, refused changes, and
+//! changes to the server's metadata (participants, roles, tokens, sessions, registry).
 //!
-//! Records are versioned CBOR maps with short text keys. A reader skips keys it does not know,
-//! so later versions can add fields (participant, role…) without a migration; a record whose
-//! `v` is newer than [`RECORD_VERSION`] is refused rather than misread.
+//! Records are versioned CBOR maps with short text keys (`k` says the kind). A reader skips
+//! keys it does not know, so fields can be added without a migration; a record whose `v` is
+//! newer than [`RECORD_VERSION`] is refused rather than misread.
 
 use minicbor::data::Type;
 use minicbor::{Decoder, Encoder};
@@ -12,6 +13,15 @@ use crate::ids::{ConnId, DocumentId, PeerId};
 /// The record format this build writes.
 pub const RECORD_VERSION: u64 = 1;
 
+/// Who did something, as far as the server knows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attribution {
+    /// The participant's key (`None` in `--open` mode).
+    pub participant: Option<String>,
+    /// The role that allowed it.
+    pub role: Option<String>,
+}
+
 /// A change accepted from a peer, before the log has numbered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewChange {
@@ -20,6 +30,7 @@ pub struct NewChange {
     pub received_at_ms: u64,
     pub conn: ConnId,
     pub peer: PeerId,
+    pub by: Attribution,
     /// The Automerge actor id that made the change.
     pub actor: Vec<u8>,
     pub hash: [u8; 32],
@@ -33,6 +44,50 @@ pub struct ChangeRecord {
     pub global_seq: u64,
     pub doc_seq: u64,
     pub change: NewChange,
+}
+
+/// Changes the server refused: none of them was applied, stored or relayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub at_ms: u64,
+    pub document_id: DocumentId,
+    pub conn: ConnId,
+    pub peer: PeerId,
+    pub by: Attribution,
+    pub hashes: Vec<[u8; 32]>,
+    pub reason: String,
+}
+
+/// A change to the server's metadata, described as JSON by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminAction {
+    pub at_ms: u64,
+    /// The participant who made it (`"server"` for the bootstrap).
+    pub by: String,
+    pub action: String,
+}
+
+/// Anything the log holds, with its global sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Change(ChangeRecord),
+    Rejection {
+        global_seq: u64,
+        rejection: Rejection,
+    },
+    Admin {
+        global_seq: u64,
+        action: AdminAction,
+    },
+}
+
+impl Event {
+    pub fn global_seq(&self) -> u64 {
+        match self {
+            Event::Change(c) => c.global_seq,
+            Event::Rejection { global_seq, .. } | Event::Admin { global_seq, .. } => *global_seq,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,12 +108,35 @@ impl From<minicbor::decode::Error> for RecordError {
     }
 }
 
+type Enc = Encoder<Vec<u8>>;
+type EncResult = Result<(), minicbor::encode::Error<std::convert::Infallible>>;
+
+fn attribution(e: &mut Enc, by: &Attribution) -> EncResult {
+    if let Some(p) = &by.participant {
+        e.str("who")?.str(p)?;
+    }
+    if let Some(r) = &by.role {
+        e.str("role")?.str(r)?;
+    }
+    Ok(())
+}
+
+fn attribution_len(by: &Attribution) -> u64 {
+    u64::from(by.participant.is_some()) + u64::from(by.role.is_some())
+}
+
+fn finish(e: Enc, r: EncResult) -> Vec<u8> {
+    // Writing into a Vec cannot fail.
+    debug_assert!(r.is_ok(), "encoding into a Vec failed: {r:?}");
+    e.into_writer()
+}
+
 impl ChangeRecord {
     pub fn encode(&self) -> Vec<u8> {
         let c = &self.change;
-        let mut e = Encoder::new(Vec::with_capacity(c.bytes.len() + 160));
-        let r: Result<(), minicbor::encode::Error<std::convert::Infallible>> = (|| {
-            e.map(11)?;
+        let mut e = Encoder::new(Vec::with_capacity(c.bytes.len() + 200));
+        let r = (|| {
+            e.map(11 + attribution_len(&c.by))?;
             e.str("v")?.u64(RECORD_VERSION)?;
             e.str("k")?.str("change")?;
             e.str("g")?.u64(self.global_seq)?;
@@ -67,14 +145,104 @@ impl ChangeRecord {
             e.str("t")?.u64(c.received_at_ms)?;
             e.str("conn")?.u64(c.conn.0)?;
             e.str("peer")?.str(c.peer.as_str())?;
+            attribution(&mut e, &c.by)?;
             e.str("actor")?.bytes(&c.actor)?;
             e.str("hash")?.bytes(&c.hash)?;
             e.str("bytes")?.bytes(&c.bytes)?;
             Ok(())
         })();
-        // Writing into a Vec cannot fail.
-        debug_assert!(r.is_ok(), "encoding into a Vec failed: {r:?}");
-        e.into_writer()
+        finish(e, r)
+    }
+
+    /// Decodes a record that must be a change.
+    pub fn decode(input: &[u8]) -> Result<Self, RecordError> {
+        match Event::decode(input)? {
+            Event::Change(c) => Ok(c),
+            Event::Rejection { .. } => Err(RecordError::UnknownKind(
+                "rejection where a change was expected".into(),
+            )),
+            Event::Admin { .. } => Err(RecordError::UnknownKind(
+                "admin where a change was expected".into(),
+            )),
+        }
+    }
+}
+
+impl Rejection {
+    pub fn encode(&self, global_seq: u64) -> Vec<u8> {
+        let mut e = Encoder::new(Vec::with_capacity(200 + 34 * self.hashes.len()));
+        let r = (|| {
+            e.map(9 + attribution_len(&self.by))?;
+            e.str("v")?.u64(RECORD_VERSION)?;
+            e.str("k")?.str("rejection")?;
+            e.str("g")?.u64(global_seq)?;
+            e.str("doc")?.bytes(self.document_id.as_bytes())?;
+            e.str("t")?.u64(self.at_ms)?;
+            e.str("conn")?.u64(self.conn.0)?;
+            e.str("peer")?.str(self.peer.as_str())?;
+            attribution(&mut e, &self.by)?;
+            e.str("hashes")?.array(self.hashes.len() as u64)?;
+            for h in &self.hashes {
+                e.bytes(h)?;
+            }
+            e.str("why")?.str(&self.reason)?;
+            Ok(())
+        })();
+        finish(e, r)
+    }
+}
+
+impl AdminAction {
+    pub fn encode(&self, global_seq: u64) -> Vec<u8> {
+        let mut e = Encoder::new(Vec::with_capacity(64 + self.action.len()));
+        let r = (|| {
+            e.map(6)?;
+            e.str("v")?.u64(RECORD_VERSION)?;
+            e.str("k")?.str("admin")?;
+            e.str("g")?.u64(global_seq)?;
+            e.str("t")?.u64(self.at_ms)?;
+            e.str("who")?.str(&self.by)?;
+            e.str("action")?.str(&self.action)?;
+            Ok(())
+        })();
+        finish(e, r)
+    }
+}
+
+#[derive(Default)]
+struct Fields {
+    v: Option<u64>,
+    k: Option<String>,
+    g: Option<u64>,
+    s: Option<u64>,
+    doc: Option<DocumentId>,
+    t: Option<u64>,
+    conn: Option<ConnId>,
+    peer: Option<PeerId>,
+    who: Option<String>,
+    role: Option<String>,
+    actor: Option<Vec<u8>>,
+    hash: Option<[u8; 32]>,
+    bytes: Option<Vec<u8>>,
+    hashes: Option<Vec<[u8; 32]>>,
+    why: Option<String>,
+    action: Option<String>,
+}
+
+fn hash32(b: &[u8]) -> Result<[u8; 32], RecordError> {
+    <[u8; 32]>::try_from(b).map_err(|_| RecordError::Malformed("hash is not 32 bytes".into()))
+}
+
+impl Event {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Event::Change(c) => c.encode(),
+            Event::Rejection {
+                global_seq,
+                rejection,
+            } => rejection.encode(*global_seq),
+            Event::Admin { global_seq, action } => action.encode(*global_seq),
+        }
     }
 
     pub fn decode(input: &[u8]) -> Result<Self, RecordError> {
@@ -82,38 +250,43 @@ impl ChangeRecord {
         let n = d
             .map()?
             .ok_or_else(|| RecordError::Malformed("indefinite map".into()))?;
-        let (mut v, mut k) = (None, None);
-        let (mut g, mut s, mut doc, mut t, mut conn, mut peer) =
-            (None, None, None, None, None, None);
-        let (mut actor, mut hash, mut bytes) = (None, None, None);
+        let mut f = Fields::default();
         for _ in 0..n {
             match d.str()? {
-                "v" => v = Some(d.u64()?),
-                "k" => k = Some(d.str()?.to_string()),
-                "g" => g = Some(d.u64()?),
-                "s" => s = Some(d.u64()?),
+                "v" => f.v = Some(d.u64()?),
+                "k" => f.k = Some(d.str()?.to_string()),
+                "g" => f.g = Some(d.u64()?),
+                "s" => f.s = Some(d.u64()?),
                 "doc" => {
-                    doc = Some(
+                    f.doc = Some(
                         DocumentId::from_slice(d.bytes()?)
                             .map_err(|e| RecordError::Malformed(e.to_string()))?,
                     )
                 }
-                "t" => t = Some(d.u64()?),
-                "conn" => conn = Some(ConnId(d.u64()?)),
+                "t" => f.t = Some(d.u64()?),
+                "conn" => f.conn = Some(ConnId(d.u64()?)),
                 "peer" => {
-                    peer = Some(
+                    f.peer = Some(
                         PeerId::new(d.str()?).map_err(|e| RecordError::Malformed(e.to_string()))?,
                     )
                 }
-                "actor" => actor = Some(d.bytes()?.to_vec()),
-                "hash" => {
-                    let h = d.bytes()?;
-                    hash = Some(
-                        <[u8; 32]>::try_from(h)
-                            .map_err(|_| RecordError::Malformed("hash is not 32 bytes".into()))?,
-                    );
+                "who" => f.who = Some(d.str()?.to_string()),
+                "role" => f.role = Some(d.str()?.to_string()),
+                "actor" => f.actor = Some(d.bytes()?.to_vec()),
+                "hash" => f.hash = Some(hash32(d.bytes()?)?),
+                "bytes" => f.bytes = Some(d.bytes()?.to_vec()),
+                "hashes" => {
+                    let n = d
+                        .array()?
+                        .ok_or_else(|| RecordError::Malformed("indefinite array".into()))?;
+                    let mut hs = Vec::new();
+                    for _ in 0..n {
+                        hs.push(hash32(d.bytes()?)?);
+                    }
+                    f.hashes = Some(hs);
                 }
-                "bytes" => bytes = Some(d.bytes()?.to_vec()),
+                "why" => f.why = Some(d.str()?.to_string()),
+                "action" => f.action = Some(d.str()?.to_string()),
                 _ => {
                     if d.datatype()? == Type::Break {
                         return Err(RecordError::Malformed("unexpected break".into()));
@@ -122,26 +295,52 @@ impl ChangeRecord {
                 }
             }
         }
-        let v = v.ok_or(RecordError::Missing("v"))?;
+        let v = f.v.ok_or(RecordError::Missing("v"))?;
         if v > RECORD_VERSION {
             return Err(RecordError::TooNew(v));
         }
-        let k = k.ok_or(RecordError::Missing("k"))?;
-        if k != "change" {
-            return Err(RecordError::UnknownKind(k));
-        }
-        Ok(Self {
-            global_seq: g.ok_or(RecordError::Missing("g"))?,
-            doc_seq: s.ok_or(RecordError::Missing("s"))?,
-            change: NewChange {
-                document_id: doc.ok_or(RecordError::Missing("doc"))?,
-                received_at_ms: t.ok_or(RecordError::Missing("t"))?,
-                conn: conn.ok_or(RecordError::Missing("conn"))?,
-                peer: peer.ok_or(RecordError::Missing("peer"))?,
-                actor: actor.ok_or(RecordError::Missing("actor"))?,
-                hash: hash.ok_or(RecordError::Missing("hash"))?,
-                bytes: bytes.ok_or(RecordError::Missing("bytes"))?,
+        let g = f.g.ok_or(RecordError::Missing("g"))?;
+        let by = Attribution {
+            participant: f.who.clone(),
+            role: f.role.clone(),
+        };
+        let k = f.k.ok_or(RecordError::Missing("k"))?;
+        Ok(match k.as_str() {
+            "change" => Event::Change(ChangeRecord {
+                global_seq: g,
+                doc_seq: f.s.ok_or(RecordError::Missing("s"))?,
+                change: NewChange {
+                    document_id: f.doc.ok_or(RecordError::Missing("doc"))?,
+                    received_at_ms: f.t.ok_or(RecordError::Missing("t"))?,
+                    conn: f.conn.ok_or(RecordError::Missing("conn"))?,
+                    peer: f.peer.ok_or(RecordError::Missing("peer"))?,
+                    by,
+                    actor: f.actor.ok_or(RecordError::Missing("actor"))?,
+                    hash: f.hash.ok_or(RecordError::Missing("hash"))?,
+                    bytes: f.bytes.ok_or(RecordError::Missing("bytes"))?,
+                },
+            }),
+            "rejection" => Event::Rejection {
+                global_seq: g,
+                rejection: Rejection {
+                    at_ms: f.t.ok_or(RecordError::Missing("t"))?,
+                    document_id: f.doc.ok_or(RecordError::Missing("doc"))?,
+                    conn: f.conn.ok_or(RecordError::Missing("conn"))?,
+                    peer: f.peer.ok_or(RecordError::Missing("peer"))?,
+                    by,
+                    hashes: f.hashes.unwrap_or_default(),
+                    reason: f.why.unwrap_or_default(),
+                },
             },
+            "admin" => Event::Admin {
+                global_seq: g,
+                action: AdminAction {
+                    at_ms: f.t.ok_or(RecordError::Missing("t"))?,
+                    by: f.who.ok_or(RecordError::Missing("who"))?,
+                    action: f.action.ok_or(RecordError::Missing("action"))?,
+                },
+            },
+            other => return Err(RecordError::UnknownKind(other.to_string())),
         })
     }
 }
@@ -150,9 +349,8 @@ impl ChangeRecord {
 mod tests {
     use super::*;
 
-    #[test]
-    fn change_records_round_trip_and_refuse_the_future() {
-        let r = ChangeRecord {
+    fn change() -> ChangeRecord {
+        ChangeRecord {
             global_seq: 7,
             doc_seq: 3,
             change: NewChange {
@@ -160,11 +358,20 @@ mod tests {
                 received_at_ms: 1_790_000_000_123,
                 conn: ConnId(12),
                 peer: PeerId::new("peer-x").expect("peer"),
+                by: Attribution {
+                    participant: Some("P-kim".into()),
+                    role: Some("activist".into()),
+                },
                 actor: vec![1, 2, 3],
                 hash: [9; 32],
                 bytes: vec![0x85, 0x6f, 0x4a, 0x83],
             },
-        };
+        }
+    }
+
+    #[test]
+    fn change_records_round_trip_and_refuse_the_future() {
+        let r = change();
         let bytes = r.encode();
         assert_eq!(ChangeRecord::decode(&bytes), Ok(r.clone()));
 
@@ -177,5 +384,39 @@ mod tests {
         future[pos + 2] = 0x02;
         assert_eq!(ChangeRecord::decode(&future), Err(RecordError::TooNew(2)));
         assert!(ChangeRecord::decode(&bytes[..bytes.len() - 3]).is_err());
+        // Open mode: no participant, no role.
+        let mut open = change();
+        open.change.by = Attribution::default();
+        assert_eq!(ChangeRecord::decode(&open.encode()), Ok(open));
+    }
+
+    #[test]
+    fn rejections_and_admin_actions_round_trip() {
+        let rej = Event::Rejection {
+            global_seq: 9,
+            rejection: Rejection {
+                at_ms: 5,
+                document_id: DocumentId::random(),
+                conn: ConnId(3),
+                peer: PeerId::new("p").expect("peer"),
+                by: Attribution {
+                    participant: Some("P-act".into()),
+                    role: None,
+                },
+                hashes: vec![[1; 32], [2; 32]],
+                reason: "not a writer of eval:C-1:P-ev".into(),
+            },
+        };
+        assert_eq!(Event::decode(&rej.encode()), Ok(rej.clone()));
+        assert!(ChangeRecord::decode(&rej.encode()).is_err());
+        let admin = Event::Admin {
+            global_seq: 10,
+            action: AdminAction {
+                at_ms: 6,
+                by: "admin".into(),
+                action: r#"{"grant":{"participant":"P-act","role":"activist"}}"#.into(),
+            },
+        };
+        assert_eq!(Event::decode(&admin.encode()), Ok(admin));
     }
 }

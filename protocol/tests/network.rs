@@ -8,8 +8,8 @@ use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ReadDoc, ROOT};
 use toron_protocol::{
-    Action, BatchId, ConnId, DocEngine, DocumentId, EngineConfig, Input, Message, NewChange,
-    PeerId, SyncKind,
+    Action, ActorGate, Attribution, BatchId, ConnId, DocEngine, DocumentId, EngineConfig, Grant,
+    Input, Message, NewChange, PeerId, Rejection, SyncKind,
 };
 
 const MAX_ROUNDS: usize = 200;
@@ -34,6 +34,10 @@ struct Net {
     pending_appends: Vec<(DocumentId, BatchId, Vec<NewChange>)>,
     hold_durability: bool,
     log: Vec<NewChange>,
+    refused: Vec<Rejection>,
+    /// Per-connection grants (absent: open mode).
+    grants: HashMap<ConnId, Grant>,
+    gate: Bindings,
     now: u64,
 }
 
@@ -58,6 +62,9 @@ impl Net {
             pending_appends: Vec::new(),
             hold_durability: false,
             log: Vec::new(),
+            refused: Vec::new(),
+            grants: HashMap::new(),
+            gate: Bindings::default(),
             now: 1_000,
         }
     }
@@ -120,6 +127,14 @@ impl Net {
                     }
                 }
                 Action::SaveSnapshot { .. } => {}
+                Action::Refused { conn, rejection } => {
+                    self.refused.push(rejection);
+                    let i = self.client_index(conn);
+                    self.clients[i].closed = Some("refused".into());
+                    for e in self.engines.values_mut() {
+                        e.push(Input::Closed { conn });
+                    }
+                }
             }
         }
     }
@@ -145,6 +160,7 @@ impl Net {
                     document_id, data, ..
                 } => {
                     let server = self.server.clone();
+                    let grant = self.grants.get(&conn).cloned().unwrap_or_else(Grant::open);
                     let engine = self.engines.entry(document_id).or_insert_with(|| {
                         DocEngine::new(
                             document_id,
@@ -158,6 +174,7 @@ impl Net {
                         peer,
                         kind,
                         data,
+                        grant,
                     });
                 }
                 Message::Ephemeral {
@@ -180,7 +197,11 @@ impl Net {
         let ids: Vec<DocumentId> = self.engines.keys().copied().collect();
         for id in &ids {
             let now = self.now;
-            let actions = self.engines.get_mut(id).expect("engine").step(now);
+            let actions = self
+                .engines
+                .get_mut(id)
+                .expect("engine")
+                .step(now, &mut self.gate);
             busy |= !actions.is_empty();
             self.carry_out(*id, actions);
         }
@@ -247,6 +268,102 @@ impl Net {
             _ => None,
         }
     }
+}
+
+/// Actor bindings as the server keeps them: first writer wins.
+#[derive(Default)]
+struct Bindings(HashMap<Vec<u8>, String>);
+
+impl ActorGate for Bindings {
+    fn check(&self, participant: &str, actor: &[u8]) -> Result<(), String> {
+        match self.0.get(actor) {
+            Some(owner) if owner != participant => Err(format!("actor bound to {owner}")),
+            _ => Ok(()),
+        }
+    }
+
+    fn bind(&mut self, participant: &str, actor: &[u8]) {
+        self.0
+            .entry(actor.to_vec())
+            .or_insert_with(|| participant.to_string());
+    }
+}
+
+fn as_participant(p: &str, may_write: bool) -> Grant {
+    Grant {
+        may_write,
+        by: Attribution {
+            participant: Some(p.into()),
+            role: Some(if may_write { "evaluator" } else { "activist" }.into()),
+        },
+    }
+}
+
+#[test]
+fn a_reader_sending_changes_is_refused_and_nothing_is_applied() {
+    let mut net = Net::new(3);
+    net.grants.insert(ConnId(1), as_participant("P-ev", true));
+    net.grants.insert(ConnId(2), as_participant("P-act", false));
+    net.grants.insert(ConnId(3), as_participant("P-obs", false));
+    let id = net.create(0, "score", 3);
+    net.run_until_quiet();
+    net.find(1, id);
+    net.find(2, id);
+    net.run_until_quiet();
+    assert_eq!(net.log[0].by.participant.as_deref(), Some("P-ev"));
+
+    net.edit(1, id, "score", 1);
+    net.run_until_quiet();
+    assert_eq!(net.refused.len(), 1);
+    assert_eq!(net.refused[0].by.participant.as_deref(), Some("P-act"));
+    assert!(net.clients[1].closed.is_some());
+    assert_eq!(
+        net.log.len(),
+        1,
+        "nothing of the refused message was stored"
+    );
+    assert_eq!(net.value(0, id, "score"), Some(3));
+    assert_eq!(net.value(2, id, "score"), Some(3), "nothing was relayed");
+    // The others go on working.
+    net.edit(0, id, "score", 4);
+    net.run_until_quiet();
+    assert_eq!(net.value(2, id, "score"), Some(4));
+}
+
+#[test]
+fn a_change_made_with_someone_elses_actor_id_is_refused() {
+    let mut net = Net::new(2);
+    net.grants.insert(ConnId(1), as_participant("P-ev", true));
+    net.grants
+        .insert(ConnId(2), as_participant("P-mallory", true));
+    let id = net.create(0, "v", 1);
+    net.run_until_quiet();
+    net.find(1, id);
+    net.run_until_quiet();
+    // Mallory writes with the evaluator's actor id.
+    let actor = net.clients[0]
+        .docs
+        .get_mut(&id)
+        .expect("doc")
+        .0
+        .get_actor()
+        .clone();
+    net.clients[1]
+        .docs
+        .get_mut(&id)
+        .expect("doc")
+        .0
+        .set_actor(actor);
+    net.edit(1, id, "v", 666);
+    net.run_until_quiet();
+    assert_eq!(net.refused.len(), 1);
+    assert!(
+        net.refused[0].reason.contains("bound to P-ev"),
+        "{}",
+        net.refused[0].reason
+    );
+    assert_eq!(net.value(0, id, "v"), Some(1));
+    assert_eq!(net.log.len(), 1);
 }
 
 #[test]

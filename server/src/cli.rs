@@ -25,6 +25,12 @@ pub struct Args {
     /// Most simultaneous connections.
     #[arg(long, env = "TORON_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
+    /// Local experiments only: no tokens, anybody may create and edit anything.
+    #[arg(long, env = "TORON_OPEN")]
+    open: bool,
+    /// The first start's organizer token (instead of generating one into <data>/admin-token).
+    #[arg(long, env = "TORON_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 }
 
 /// Parses the flags, runs the server until SIGTERM or Ctrl-C, then stops it gracefully.
@@ -45,6 +51,8 @@ async fn serve_from_args() -> anyhow::Result<()> {
     config.ping_interval = Duration::from_secs(args.ping_secs.max(1));
     config.idle_evict = Duration::from_secs(args.idle_evict_secs.max(1));
     config.max_connections = args.max_connections.max(1);
+    config.open = args.open;
+    config.admin_token = args.admin_token;
     let server = crate::start(config).await?;
     // Scripts wait for this line to learn the port.
     println!("toron-server listening on {}", server.url());

@@ -28,6 +28,10 @@ pub struct Config {
     pub snapshot_every: u64,
     /// Tests only: hold appends back before they are declared durable.
     pub durability_gate: Option<DurabilityGate>,
+    /// `--open`: no tokens, anybody may create and edit anything (local experiments only).
+    pub open: bool,
+    /// The bootstrap organizer token to use instead of generating one (`TORON_ADMIN_TOKEN`).
+    pub admin_token: Option<String>,
 }
 
 impl Config {
@@ -43,6 +47,8 @@ impl Config {
             max_concurrent_loads: 8,
             snapshot_every: 1000,
             durability_gate: None,
+            open: false,
+            admin_token: None,
         }
     }
 }

@@ -15,15 +15,22 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch, Notify};
+use toron_protocol::policy::Access;
 use toron_protocol::wire::{decode, encode};
 use toron_protocol::{
-    ConnId, DecodeError, DocumentId, Message, PeerId, PeerMetadata, SyncKind, PROTOCOL_VERSION,
+    ConnId, DecodeError, DocumentId, Grant, Message, PeerId, PeerMetadata, SyncKind,
+    PROTOCOL_VERSION,
 };
 
 use crate::hub::{ConnTx, DocMsg, Hub, Outbound};
 
 /// Serves one upgraded socket until it closes or the server shuts down.
-pub async fn serve(socket: WebSocket, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    socket: WebSocket,
+    hub: Arc<Hub>,
+    mut shutdown: watch::Receiver<bool>,
+    participant: Option<String>,
+) {
     let conn = hub.next_conn_id();
     hub.stats.connections.fetch_add(1, Ordering::Relaxed);
     let (out, out_rx, queued) = ConnTx::new(conn, hub.config.max_outbound_bytes);
@@ -81,11 +88,15 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>, mut shutdown: watch::Receiv
 
     let kick = Arc::new(Notify::new());
     let (gone_tx, gone_rx) = watch::channel(false);
+    if let Some(p) = &participant {
+        hub.participant_connected(p, &out);
+    }
     let mut session = Session {
         hub: hub.clone(),
         conn,
         out: out.clone(),
         peer: None,
+        participant,
         subscribed: HashSet::new(),
     };
 
@@ -129,6 +140,9 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>, mut shutdown: watch::Receiv
     if let Some(peer) = &session.peer {
         hub.leave(peer, conn);
     }
+    if let Some(p) = &session.participant {
+        hub.participant_disconnected(p, conn);
+    }
     let _ = gone_tx.send(true);
     drop(out);
     drop(session);
@@ -143,6 +157,8 @@ struct Session {
     out: ConnTx,
     /// Set by `join`; every later message is attributed to it whatever `senderId` claims.
     peer: Option<PeerId>,
+    /// Who authenticated this socket; `None` in open mode.
+    participant: Option<String>,
     subscribed: HashSet<DocumentId>,
 }
 
@@ -190,10 +206,16 @@ impl Session {
         match msg {
             Message::Request {
                 document_id, data, ..
-            } => self.route_sync(document_id, peer, SyncKind::Request, data),
+            } => {
+                self.route_sync(document_id, peer, SyncKind::Request, data)
+                    .await
+            }
             Message::Sync {
                 document_id, data, ..
-            } => self.route_sync(document_id, peer, SyncKind::Sync, data),
+            } => {
+                self.route_sync(document_id, peer, SyncKind::Sync, data)
+                    .await
+            }
             Message::Ephemeral {
                 sender_id,
                 document_id,
@@ -202,6 +224,12 @@ impl Session {
                 data,
                 ..
             } => {
+                // Only readers of the document may speak in its presence channel.
+                if let Some(p) = &self.participant {
+                    if self.hub.registry.decide(p, &document_id).access == Access::None {
+                        return true;
+                    }
+                }
                 // Relayed under the original author's id (it may be relayed from elsewhere).
                 self.hub.send_if_open(
                     document_id,
@@ -229,7 +257,49 @@ impl Session {
         }
     }
 
-    fn route_sync(&mut self, id: DocumentId, peer: PeerId, kind: SyncKind, data: Vec<u8>) -> bool {
+    /// Asks the policy what this participant may do with the document, then routes the
+    /// message with that grant — or answers `doc-unavailable` without saying whether the
+    /// document exists.
+    async fn route_sync(
+        &mut self,
+        id: DocumentId,
+        peer: PeerId,
+        kind: SyncKind,
+        data: Vec<u8>,
+    ) -> bool {
+        let grant = match &self.participant {
+            None => Grant::open(),
+            Some(p) => {
+                let decision = self.hub.registry.decide(p, &id);
+                match decision.access {
+                    Access::None => {
+                        let msg = Message::DocUnavailable {
+                            sender_id: self.hub.server_peer.clone(),
+                            target_id: peer,
+                            document_id: id,
+                        };
+                        self.out.send(encode(&msg));
+                        return true;
+                    }
+                    Access::Read => Grant {
+                        may_write: false,
+                        by: decision.by,
+                    },
+                    Access::Write => {
+                        if decision.creates && kind == SyncKind::Sync {
+                            if let Err(e) = self.hub.registry.register_ad_hoc(p, id).await {
+                                return self
+                                    .fail(&format!("could not register the new document: {e}"));
+                            }
+                        }
+                        Grant {
+                            may_write: true,
+                            by: decision.by,
+                        }
+                    }
+                }
+            }
+        };
         self.subscribed.insert(id);
         self.hub.route(
             id,
@@ -238,6 +308,7 @@ impl Session {
                 peer,
                 kind,
                 data,
+                grant,
             },
         );
         true

@@ -18,6 +18,8 @@ use toron_protocol::wire::encode;
 use toron_protocol::{Action, ConnId, DocEngine, DocumentId, EngineConfig, Input};
 
 use crate::hub::{now_ms, ConnTx, DocMsg, Hub};
+use crate::registry::RegistryGate;
+use crate::store::PendingEvent;
 
 /// Most messages taken into one batch.
 const MAX_BATCH: usize = 4096;
@@ -138,6 +140,7 @@ impl Actor {
                     peer,
                     kind,
                     data,
+                    grant,
                 } => {
                     let conn = out.conn;
                     self.outs.insert(conn, out);
@@ -146,6 +149,7 @@ impl Actor {
                         peer,
                         kind,
                         data,
+                        grant,
                     });
                 }
                 DocMsg::Ephemeral {
@@ -208,7 +212,18 @@ impl Actor {
 
     /// One batch: step, append, wait for durability, send. Returns false if the actor must stop.
     async fn process(&mut self) -> bool {
-        let Some(mut actions) = self.with_engine(|e| e.step(now_ms())).await else {
+        let registry = self.hub.registry.clone();
+        let stepped = self
+            .with_engine(move |e| {
+                let mut gate = RegistryGate {
+                    registry,
+                    new: Vec::new(),
+                };
+                let actions = e.step(now_ms(), &mut gate);
+                (actions, gate.new)
+            })
+            .await;
+        let Some((mut actions, mut bindings)) = stepped else {
             return false;
         };
         loop {
@@ -225,6 +240,21 @@ impl Actor {
                     Action::Close { conn, reason } => {
                         if let Some(out) = self.outs.remove(&conn) {
                             tracing::info!(id = %self.id, %conn, %reason, "closing connection");
+                            out.close(reason);
+                        }
+                    }
+                    Action::Refused { conn, rejection } => {
+                        let reason = format!("changes refused: {}", rejection.reason);
+                        tracing::info!(id = %self.id, %conn, participant = ?rejection.by.participant, %reason, "refusing changes");
+                        if let Err(e) = self
+                            .hub
+                            .store
+                            .append_event(PendingEvent::Rejection(rejection), Vec::new())
+                            .await
+                        {
+                            tracing::error!(id = %self.id, error = %e, "could not log a rejection");
+                        }
+                        if let Some(out) = self.outs.remove(&conn) {
                             out.close(reason);
                         }
                     }
@@ -250,7 +280,12 @@ impl Actor {
                 return true;
             };
             let n = changes.len() as u64;
-            match self.hub.store.append(self.id, changes).await {
+            match self
+                .hub
+                .store
+                .append(self.id, changes, std::mem::take(&mut bindings))
+                .await
+            {
                 Ok(done) => {
                     self.hub
                         .stats

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -39,8 +39,76 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
         .into_response()
 }
 
+/// The bearer token of a request: `Authorization: Bearer …`, or `?token=…` (browsers cannot
+/// set headers on a WebSocket).
+pub fn bearer(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(t) = v.strip_prefix("Bearer ") {
+            return Some(t.trim().to_string());
+        }
+    }
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| percent_decode(v))
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hexval(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let decoded = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| Some(hexval(b[i + 1])? * 16 + hexval(b[i + 2])?))
+            .flatten();
+        match decoded {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(if b[i] == b'+' { b' ' } else { b[i] });
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Who is calling: `Ok(None)` in open mode, `Ok(Some(participant))` with a valid token.
+pub fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<String>, Response> {
+    if state.hub.config.open {
+        return Ok(None);
+    }
+    let unauthorized = |msg: &str| error_response(StatusCode::UNAUTHORIZED, "unauthorized", msg);
+    let Some(token) = bearer(headers, query) else {
+        return Err(unauthorized(
+            "a token is required: `Authorization: Bearer <token>` or `?token=<token>`",
+        ));
+    };
+    match state.hub.registry.authenticate(&token) {
+        Some(p) => Ok(Some(p)),
+        None => Err(unauthorized(
+            "the token is not valid (unknown, revoked or mistyped)",
+        )),
+    }
+}
+
 async fn ws_or_hello(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(ws) = ws else {
@@ -49,6 +117,10 @@ async fn ws_or_hello(
             "toron-server: connect an automerge-repo WebSocket client to this URL.\n",
         )
             .into_response();
+    };
+    let participant = match authenticate(&state, &headers, uri.query()) {
+        Ok(p) => p,
+        Err(refused) => return refused,
     };
     let Ok(permit) = state.connection_permits.clone().try_acquire_owned() else {
         return error_response(
@@ -70,7 +142,7 @@ async fn ws_or_hello(
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            connection::serve(socket, hub, shutdown).await;
+            connection::serve(socket, hub, shutdown, participant).await;
             drop(permit);
         })
 }

@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
-use toron_protocol::{ConnId, DocumentId, PeerId, SyncKind};
+use toron_protocol::{ConnId, DocumentId, Grant, PeerId, SyncKind};
 
 use crate::config::Config;
 use crate::doc_actor;
+use crate::registry::Registry;
 use crate::store::Store;
 
 /// What a connection's writer task sends.
@@ -85,6 +86,7 @@ pub enum DocMsg {
         peer: PeerId,
         kind: SyncKind,
         data: Vec<u8>,
+        grant: Grant,
     },
     Ephemeral {
         out: ConnTx,
@@ -119,6 +121,9 @@ pub struct Stats {
 pub struct Hub {
     pub config: Arc<Config>,
     pub store: Arc<Store>,
+    pub registry: Arc<Registry>,
+    /// Open connections per participant, so that revoking access can close them.
+    participant_conns: Mutex<HashMap<String, Vec<ConnTx>>>,
     pub server_peer: PeerId,
     pub stats: Stats,
     pub load_permits: Semaphore,
@@ -137,7 +142,7 @@ pub fn now_ms() -> u64 {
 }
 
 impl Hub {
-    pub fn new(config: Arc<Config>, store: Arc<Store>) -> Arc<Self> {
+    pub fn new(config: Arc<Config>, store: Arc<Store>, registry: Arc<Registry>) -> Arc<Self> {
         // Unique per instance: a client connected to two servers routes by peer id.
         let server_peer = PeerId::new(format!("toron-server-{}", uuid::Uuid::new_v4().simple()))
             .unwrap_or_else(|_| unreachable!("non-empty"));
@@ -145,6 +150,8 @@ impl Hub {
             load_permits: Semaphore::new(config.max_concurrent_loads.max(1)),
             config,
             store,
+            registry,
+            participant_conns: Mutex::new(HashMap::new()),
             server_peer,
             stats: Stats::default(),
             docs: Mutex::new(HashMap::new()),
@@ -248,6 +255,43 @@ impl Hub {
                 tokio::time::timeout(std::time::Duration::from_secs(2), old.gone.wait_for(|g| *g))
                     .await;
         }
+    }
+
+    pub fn participant_connected(&self, participant: &str, out: &ConnTx) {
+        let mut m = self
+            .participant_conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        m.entry(participant.to_string())
+            .or_default()
+            .push(out.clone());
+    }
+
+    pub fn participant_disconnected(&self, participant: &str, conn: ConnId) {
+        let mut m = self
+            .participant_conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = m.get_mut(participant) {
+            v.retain(|o| o.conn != conn);
+            if v.is_empty() {
+                m.remove(participant);
+            }
+        }
+    }
+
+    /// Closes every connection of `participant` (token revoked, roles changed).
+    pub fn disconnect_participant(&self, participant: &str, reason: &str) -> usize {
+        let conns = self
+            .participant_conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(participant)
+            .unwrap_or_default();
+        for out in &conns {
+            out.close(reason.to_string());
+        }
+        conns.len()
     }
 
     pub fn leave(&self, peer: &PeerId, conn: ConnId) {

@@ -5,6 +5,8 @@
 //! - [`hub`]: who is connected, which documents are open; routes messages to actors.
 //! - [`doc_actor`]: one task per open document driving a `DocEngine`: batch, append, then send.
 //! - [`store`]: the sled event log (group commit + fdatasync), snapshots, loading.
+//! - [`registry`]: participants, tokens, roles, sessions, cases, registered documents, actor
+//!   bindings — the inputs of the permission policy.
 //!
 //! [`start`] runs a server and returns a handle; the binary and the tests both use it.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
@@ -15,6 +17,7 @@ pub mod connection;
 pub mod doc_actor;
 pub mod http;
 pub mod hub;
+pub mod registry;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -40,10 +43,19 @@ pub struct Running {
 /// Opens the store, binds the listener and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = Store::open(&config.data, config.durability_gate.clone())?;
+    let registry = registry::Registry::load(store.clone())?;
+    if config.open {
+        tracing::warn!("OPEN MODE: no tokens are checked; anybody who can reach this port may read, create and change every document");
+    } else if let Some(place) = registry
+        .bootstrap(&config.data, config.admin_token.clone())
+        .await?
+    {
+        tracing::info!("first start: created the organizer `admin`; its token is {place}");
+    }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let config = Arc::new(config);
-    let hub = Hub::new(config.clone(), store);
+    let hub = Hub::new(config.clone(), store, registry);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = http::AppState {
         hub: hub.clone(),
@@ -84,6 +96,10 @@ impl Running {
 
     pub fn store(&self) -> &Arc<Store> {
         &self.hub.store
+    }
+
+    pub fn registry(&self) -> &Arc<registry::Registry> {
+        &self.hub.registry
     }
 
     /// Graceful stop: no new connections, every socket closed, the log's queue committed.

@@ -31,7 +31,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use toron_protocol::{ChangeRecord, DocumentId, NewChange, RecordError};
+use toron_protocol::{
+    AdminAction, ChangeRecord, DocumentId, Event, NewChange, RecordError, Rejection,
+};
 
 /// Largest value written to sled in one piece.
 const PIECE: usize = 32 * 1024;
@@ -115,7 +117,7 @@ impl DurabilityGate {
 pub struct Appended {
     /// Records newly written (duplicates of logged changes are skipped).
     pub written: usize,
-    /// The document's last sequence number after this append.
+    /// The document's last sequence number after this append (0 for other events).
     pub last_doc_seq: u64,
 }
 
@@ -127,10 +129,49 @@ pub struct Loaded {
     pub last_doc_seq: u64,
 }
 
+/// A record that is not a change: refused changes and metadata changes.
+#[derive(Debug, Clone)]
+pub enum PendingEvent {
+    Rejection(Rejection),
+    Admin(AdminAction),
+}
+
+/// A change to the server's metadata (the registry), committed with its event.
+#[derive(Debug, Clone)]
+pub enum RegistryOp {
+    Put(String, Vec<u8>),
+    Delete(String),
+}
+
+enum ReqKind {
+    Changes {
+        doc: DocumentId,
+        changes: Vec<NewChange>,
+        /// New actor → participant bindings, made durable with the changes that use them.
+        bindings: Vec<(Vec<u8>, String)>,
+    },
+    Event {
+        event: PendingEvent,
+        registry: Vec<RegistryOp>,
+    },
+}
+
 struct AppendReq {
-    doc: DocumentId,
-    changes: Vec<NewChange>,
+    kind: ReqKind,
     reply: tokio::sync::oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+fn key_r(name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 1);
+    k.push(b'R');
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Registry key of an actor binding.
+pub fn actor_key(actor: &[u8]) -> String {
+    let hex: String = actor.iter().map(|b| format!("{b:02x}")).collect();
+    format!("actor/{hex}")
 }
 
 /// Handle to the event log. Cheap to share behind an `Arc`.
@@ -316,23 +357,66 @@ impl Store {
     }
 
     /// Appends changes of one document; resolves once they are durable.
+    /// Appends changes of one document (and the actor bindings they introduce); resolves
+    /// once they are durable.
     pub async fn append(
         &self,
         doc: DocumentId,
         changes: Vec<NewChange>,
+        bindings: Vec<(Vec<u8>, String)>,
     ) -> Result<Appended, StoreError> {
+        self.submit(ReqKind::Changes {
+            doc,
+            changes,
+            bindings,
+        })
+        .await
+    }
+
+    /// Appends a rejection or an admin action together with the registry changes it makes;
+    /// resolves once durable.
+    pub async fn append_event(
+        &self,
+        event: PendingEvent,
+        registry: Vec<RegistryOp>,
+    ) -> Result<(), StoreError> {
+        self.submit(ReqKind::Event { event, registry })
+            .await
+            .map(|_| ())
+    }
+
+    async fn submit(&self, kind: ReqKind) -> Result<Appended, StoreError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         {
             let guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             let tx = guard.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(AppendReq {
-                doc,
-                changes,
-                reply,
-            })
-            .map_err(|_| StoreError::Closed)?;
+            tx.send(AppendReq { kind, reply })
+                .map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Every registry entry (participants, tokens, roles, sessions, documents, actor bindings).
+    pub fn registry_entries(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.events.scan_prefix(b"R") {
+            let (k, v) = kv?;
+            out.push((String::from_utf8_lossy(&k[1..]).into_owned(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Events of the log in order, starting at global sequence `from`, at most `limit`.
+    pub fn events(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.events.range(key_l(from)..key_l(u64::MAX)).take(limit) {
+            let (k, _) = kv?;
+            let g = be_u64(&k[1..]).ok_or_else(|| corrupt(&k, "log key"))?;
+            if let Some(bytes) = get_value(&self.events, &k, &piece_prefix_l(g))? {
+                out.push(Event::decode(&bytes)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Whether the log holds any change of `doc`.
@@ -569,13 +653,40 @@ impl Writer {
         let mut next_global = self.next_global;
         let mut doc_seqs: HashMap<DocumentId, u64> = HashMap::new();
         for req in group {
-            let mut written = 0;
-            let mut s = match doc_seqs.get(&req.doc) {
-                Some(s) => *s,
-                None => self.last_doc_seq(&req.doc)?,
+            let (doc, changes, bindings) = match &req.kind {
+                ReqKind::Changes {
+                    doc,
+                    changes,
+                    bindings,
+                } => (doc, changes, bindings),
+                ReqKind::Event { event, registry } => {
+                    let g = next_global;
+                    next_global += 1;
+                    let bytes = match event {
+                        PendingEvent::Rejection(r) => r.encode(g),
+                        PendingEvent::Admin(a) => a.encode(g),
+                    };
+                    put_value(&mut batch, &key_l(g), &piece_prefix_l(g), &bytes);
+                    for op in registry {
+                        match op {
+                            RegistryOp::Put(k, v) => batch.insert(key_r(k), v.as_slice()),
+                            RegistryOp::Delete(k) => batch.remove(key_r(k)),
+                        }
+                    }
+                    results.push(Appended {
+                        written: 1,
+                        last_doc_seq: 0,
+                    });
+                    continue;
+                }
             };
-            for c in &req.changes {
-                let hk = key_h(&req.doc, &c.hash);
+            let mut written = 0;
+            let mut s = match doc_seqs.get(doc) {
+                Some(s) => *s,
+                None => self.last_doc_seq(doc)?,
+            };
+            for c in changes {
+                let hk = key_h(doc, &c.hash);
                 // Idempotent: a change already logged (or earlier in this group) is skipped.
                 if !seen.insert(hk.clone()) || self.events.contains_key(&hk)? {
                     continue;
@@ -589,11 +700,14 @@ impl Writer {
                     change: c.clone(),
                 };
                 put_value(&mut batch, &key_l(g), &piece_prefix_l(g), &rec.encode());
-                batch.insert(key_d(&req.doc, s), &g.to_be_bytes());
+                batch.insert(key_d(doc, s), &g.to_be_bytes());
                 batch.insert(hk, &g.to_be_bytes());
                 written += 1;
             }
-            doc_seqs.insert(req.doc, s);
+            for (actor, participant) in bindings {
+                batch.insert(key_r(&actor_key(actor)), participant.as_bytes());
+            }
+            doc_seqs.insert(*doc, s);
             results.push(Appended {
                 written,
                 last_doc_seq: s,
@@ -623,6 +737,7 @@ mod tests {
             received_at_ms: 1,
             conn: ConnId(1),
             peer: PeerId::new("p").expect("peer"),
+            by: toron_protocol::Attribution::default(),
             actor: vec![n],
             hash: [n; 32],
             bytes: vec![n; size],
@@ -636,7 +751,7 @@ mod tests {
         {
             let store = Store::open(dir.path(), None).expect("open");
             let r = store
-                .append(a, vec![change(a, 1, 10), change(a, 2, 10)])
+                .append(a, vec![change(a, 1, 10), change(a, 2, 10)], vec![])
                 .await
                 .expect("append");
             assert_eq!(
@@ -647,7 +762,7 @@ mod tests {
                 }
             );
             let r = store
-                .append(b, vec![change(b, 3, 200_000)])
+                .append(b, vec![change(b, 3, 200_000)], vec![])
                 .await
                 .expect("append");
             assert_eq!(
@@ -659,7 +774,7 @@ mod tests {
             );
             // The same change again is not a second record.
             let r = store
-                .append(a, vec![change(a, 2, 10), change(a, 4, 10)])
+                .append(a, vec![change(a, 2, 10), change(a, 4, 10)], vec![])
                 .await
                 .expect("append");
             assert_eq!(
@@ -686,7 +801,7 @@ mod tests {
             "a large record comes back whole"
         );
         let r = store
-            .append(a, vec![change(a, 5, 10)])
+            .append(a, vec![change(a, 5, 10)], vec![])
             .await
             .expect("append");
         assert_eq!(r.last_doc_seq, 4);
@@ -699,7 +814,11 @@ mod tests {
         let store = Store::open(dir.path(), None).expect("open");
         let d = DocumentId::random();
         store
-            .append(d, vec![change(d, 1, 5), change(d, 2, 5), change(d, 3, 5)])
+            .append(
+                d,
+                vec![change(d, 1, 5), change(d, 2, 5), change(d, 3, 5)],
+                vec![],
+            )
             .await
             .expect("append");
         store

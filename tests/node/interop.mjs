@@ -1,13 +1,17 @@
 // Interop check: the official JavaScript automerge-repo client (2.5.x, pinned by
 // package-lock.json) against a real toron-server.
 //
-//   TORON_SERVER_BIN=target/debug/toron-server [TORON_BIN=target/debug/toron] node interop.mjs
+//   TORON_SERVER_BIN=target/debug/toron-server [TORON_BIN=target/debug/toron] \
+//   [TORON_INTEROP_MODE=token|open] node interop.mjs
 //
+// In `token` mode (the default) the server runs secured and the clients pass the organizer's
+// token in the URL (`?token=`), as browsers must; in `open` mode it runs with `--open`.
 // Starts the server on a free port over a temporary data directory, then: creates a document,
 // finds it from a second repo, edits it, merges two concurrent edits, and checks that an
 // unknown document is reported unavailable quickly. Exits non-zero on the first failure.
 
 import { spawn, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,16 +27,27 @@ if (!serverBin) {
 }
 
 const LIMIT_MS = 10_000;
+const mode = process.env.TORON_INTEROP_MODE || "token";
+const token = mode === "token" ? `toron_node_${randomBytes(24).toString("hex")}` : null;
 const dataDir = mkdtempSync(join(tmpdir(), "toron-node-"));
-const server = spawn(serverBin, ["--listen", "127.0.0.1:0", "--data", dataDir], {
+const serverArgs = ["--listen", "127.0.0.1:0", "--data", dataDir];
+if (mode === "open") serverArgs.unshift("--open");
+const server = spawn(serverBin, serverArgs, {
   stdio: ["ignore", "pipe", "inherit"],
-  env: { ...process.env, RUST_LOG: "warn" },
+  env: { ...process.env, RUST_LOG: "warn", ...(token ? { TORON_ADMIN_TOKEN: token } : {}) },
 });
 
 function cleanup() {
   server.kill("SIGTERM");
   rmSync(dataDir, { recursive: true, force: true });
 }
+// Whatever happens, never leave the server running behind us.
+process.on("exit", () => server.kill("SIGKILL"));
+process.on("uncaughtException", (e) => {
+  console.error(`not ok - uncaught: ${e.stack || e}`);
+  console.log("0 passed, 1 failed");
+  process.exit(1);
+});
 
 function withTimeout(promise, what, ms = LIMIT_MS) {
   let timer;
@@ -91,10 +106,11 @@ async function main() {
     "server start",
   );
   assert.match(url, /^ws:\/\/127\.0\.0\.1:\d+$/);
+  const clientUrl = token ? `${url}/sync?token=${encodeURIComponent(token)}` : url;
 
-  const alice = newRepo(url, "js-alice");
-  const bob = newRepo(url, "js-bob");
-  const carol = newRepo(url, "js-carol");
+  const alice = newRepo(clientUrl, "js-alice");
+  const bob = newRepo(clientUrl, "js-bob");
+  const carol = newRepo(clientUrl, "js-carol");
   let created;
   let bobHandle;
 
@@ -139,7 +155,8 @@ async function main() {
 
   if (process.env.TORON_BIN) {
     await check("the toron CLI reads what JavaScript wrote", async () => {
-      const out = execFileSync(process.env.TORON_BIN, ["--server", url, "get", created.url], { encoding: "utf8" });
+      const tokenArgs = token ? ["--token", token] : [];
+      const out = execFileSync(process.env.TORON_BIN, ["--server", url, ...tokenArgs, "get", created.url], { encoding: "utf8" });
       const doc = JSON.parse(out);
       assert.equal(doc.title, "도서관 사례");
       assert.equal(doc.alice, "a");
@@ -152,6 +169,7 @@ async function main() {
 
 main()
   .then(() => {
+    console.log(`mode: ${mode}`);
     console.log(`${results.length} passed, 0 failed`);
     cleanup();
     process.exit(0);

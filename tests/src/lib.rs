@@ -16,8 +16,16 @@ use toron_server::{Config, Running};
 /// Upper bound for any single wait in a test.
 pub const LIMIT: Duration = Duration::from_secs(10);
 
-/// Server settings for tests: any free port, the given data directory.
+/// Server settings for the sync tests: any free port, the given data directory, `--open`
+/// (no tokens; the permission tests use [`secure_config`]).
 pub fn config(dir: &Path) -> Config {
+    let mut c = secure_config(dir);
+    c.open = true;
+    c
+}
+
+/// Server settings with tokens and permissions enforced (the default of the binary).
+pub fn secure_config(dir: &Path) -> Config {
     #[allow(clippy::unwrap_used)]
     let listen = "127.0.0.1:0".parse().unwrap();
     Config::new(listen, dir.to_path_buf())

@@ -16,7 +16,7 @@ use toron_tests::{int_at, LIMIT};
 /// Starts the real server binary on a free port; returns it and its URL.
 async fn spawn_server(dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
-        .args(["--listen", "127.0.0.1:0", "--data"])
+        .args(["--open", "--listen", "127.0.0.1:0", "--data"])
         .arg(dir)
         .env(
             "RUST_LOG",

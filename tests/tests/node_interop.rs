@@ -4,10 +4,14 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-#[test]
-fn official_javascript_client_interoperates() {
+/// Both tests need the packages; only one may run `npm ci` at a time.
+static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn run(mode: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
+    let installing = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let node = Command::new("node").arg("--version").output();
     assert!(
         node.as_ref().is_ok_and(|o| o.status.success()),
@@ -21,19 +25,50 @@ fn official_javascript_client_interoperates() {
             .expect("run npm ci");
         assert!(status.success(), "npm ci failed in {}", dir.display());
     }
-    let out = Command::new("node")
+    drop(installing);
+    // Output goes to files, and the wait is bounded: a child that hangs, or a server it left
+    // behind holding a pipe, must not hang the test suite.
+    let logs = tempfile::tempdir().expect("tempdir");
+    let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
+    let mut child = Command::new("node")
         .arg("interop.mjs")
         .current_dir(&dir)
         .env("TORON_SERVER_BIN", env!("CARGO_BIN_EXE_e2e-toron-server"))
         .env("TORON_BIN", env!("CARGO_BIN_EXE_e2e-toron"))
-        .output()
+        .env("TORON_INTEROP_MODE", mode)
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
         .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the interop check did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
     println!("{stdout}");
     assert!(
-        out.status.success(),
+        status.success(),
         "interop check failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains(&format!("mode: {mode}")), "{stdout}");
+}
+
+/// Secured (the default): the token rides in the WebSocket URL, as browsers must send it.
+#[test]
+fn official_javascript_client_interoperates_with_a_token() {
+    run("token");
+}
+
+#[test]
+fn official_javascript_client_interoperates_in_open_mode() {
+    run("open");
 }

@@ -11,17 +11,16 @@ use serde_json::{json, Value};
 use tokio::process::Command;
 use toron_tests::{start, LIMIT};
 
-async fn toron(server: &str, args: &[&str]) -> String {
-    let out = tokio::time::timeout(
-        LIMIT,
-        Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
-            .args(["--server", server])
-            .args(args)
-            .output(),
-    )
-    .await
-    .expect("toron in time")
-    .expect("run toron");
+async fn toron(server: &str, token: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_e2e-toron"));
+    cmd.args(["--server", server]);
+    if let Some(t) = token {
+        cmd.args(["--token", t]);
+    }
+    let out = tokio::time::timeout(LIMIT, cmd.args(args).output())
+        .await
+        .expect("toron in time")
+        .expect("run toron");
     assert!(
         out.status.success(),
         "toron {args:?}: {}",
@@ -31,15 +30,55 @@ async fn toron(server: &str, args: &[&str]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn samod_and_the_cli_share_documents_through_toron_server() {
+async fn samod_and_the_cli_share_documents_through_toron_server_in_open_mode() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path()).await;
     let url = server.url();
+    exchange(&server, &url, &url, None, dir.path()).await;
+    server.shutdown().await.expect("shutdown");
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samod_and_the_cli_share_documents_through_toron_server_with_a_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = "toron_samod_test_token_0123456789abcdef";
+    let mut config = toron_tests::secure_config(dir.path());
+    config.admin_token = Some(token.into());
+    let server = toron_tests::start_with(config).await;
+    let url = server.url();
+    // samod cannot set headers: the token rides in the URL, as for browsers.
+    let samod_url = format!("{url}/sync?token={token}");
+    exchange(&server, &samod_url, &url, Some(token), dir.path()).await;
+    // Without the token samod is refused before the upgrade.
     let repo = Repo::build_tokio().load().await;
     let dialer = repo
         .dial_websocket(
-            samod::Url::parse(&url).expect("url"),
+            samod::Url::parse(&format!("{url}/sync")).expect("url"),
+            BackoffConfig {
+                initial_delay: std::time::Duration::from_millis(50),
+                max_delay: std::time::Duration::from_millis(50),
+                max_retries: Some(0),
+            },
+        )
+        .expect("dial");
+    let refused = tokio::time::timeout(LIMIT, dialer.established())
+        .await
+        .expect("answered in time");
+    assert!(refused.is_err(), "connected without a token");
+    repo.stop().await;
+}
+
+async fn exchange(
+    server: &toron_server::Running,
+    samod_url: &str,
+    url: &str,
+    token: Option<&str>,
+    dir: &std::path::Path,
+) {
+    let repo = Repo::build_tokio().load().await;
+    let dialer = repo
+        .dial_websocket(
+            samod::Url::parse(samod_url).expect("url"),
             BackoffConfig::default(),
         )
         .expect("dial");
@@ -64,17 +103,18 @@ async fn samod_and_the_cli_share_documents_through_toron_server() {
         .await
         .expect("server has samod's document");
     let doc_url = handle.url().to_string();
-    let got: Value = serde_json::from_str(&toron(&url, &["get", &doc_url]).await).expect("json");
+    let got: Value =
+        serde_json::from_str(&toron(url, token, &["get", &doc_url]).await).expect("json");
     assert_eq!(got, json!({"author": "samod", "count": 7}));
 
     // 2. The CLI creates; samod finds it and edits it; the CLI sees the edit.
-    let file = dir.path().join("doc.json");
+    let file = dir.join("doc.json");
     std::fs::write(
         &file,
         json!({"author": "toron", "items": [1, 2]}).to_string(),
     )
     .expect("write");
-    let cli_url = toron(&url, &["new", "--json", file.to_str().expect("path")]).await;
+    let cli_url = toron(url, token, &["new", "--json", file.to_str().expect("path")]).await;
     let doc_id = samod::AutomergeUrl::from_str(&cli_url).expect("samod parses our URL");
     let found = tokio::time::timeout(LIMIT, repo.find(doc_id.document_id().clone()))
         .await
@@ -98,12 +138,12 @@ async fn samod_and_the_cli_share_documents_through_toron_server() {
     tokio::time::timeout(LIMIT, found.they_have_our_changes(conn))
         .await
         .expect("server has samod's edit");
-    let got: Value = serde_json::from_str(&toron(&url, &["get", &cli_url]).await).expect("json");
+    let got: Value =
+        serde_json::from_str(&toron(url, token, &["get", &cli_url]).await).expect("json");
     assert_eq!(
         got,
         json!({"author": "toron", "items": [1, 2], "edited_by": "samod"})
     );
 
     repo.stop().await;
-    server.shutdown().await.expect("shutdown");
 }

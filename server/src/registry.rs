@@ -1,0 +1,739 @@
+//! Server metadata that carries authority: participants, tokens, role grants, sessions, cases,
+//! the document registry and actor bindings.
+//!
+//! Held in memory (it is small) and persisted through the event log: every change is written as
+//! an admin record together with the registry entries it touches, in one durable commit, and
+//! only then applied in memory. Permission itself is decided in one place,
+//! `toron_protocol::policy::decide`; this module only gathers its inputs.
+//!
+//! Tokens: `toron_` + base58 of 32 random bytes (256 bits). Only their SHA-256 is stored; a
+//! presented token is hashed and compared with every stored hash in constant time. Tokens are
+//! never logged.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use toron_protocol::policy::{
+    self, Access, DocContext, DocKey, Phase, Role, Scope, Subject, ALL_SERIES,
+};
+use toron_protocol::{ActorGate, AdminAction, Attribution, DocumentId};
+
+use crate::hub::now_ms;
+use crate::store::{PendingEvent, RegistryOp, Store, StoreError};
+
+/// The participant created at bootstrap, organizer of every series.
+pub const BOOTSTRAP_ADMIN: &str = "admin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} exists already")]
+    Exists(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Participant {
+    pub key: String,
+    pub name: String,
+    #[serde(default)]
+    pub affiliation: String,
+    /// official, expert, activist or resident.
+    pub kind: String,
+    /// name_and_affiliation, affiliation_only or role_only.
+    pub attribution: String,
+    #[serde(default)]
+    pub department: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RoleGrant {
+    pub participant: String,
+    pub role: String,
+    /// `series` or `session`.
+    pub scope: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Session {
+    pub key: String,
+    pub series: String,
+    #[serde(default)]
+    pub title: String,
+    pub phase: String,
+    #[serde(default)]
+    pub facilitator: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Case {
+    pub key: String,
+    pub session: String,
+    #[serde(default)]
+    pub presenters: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DocEntry {
+    /// The document id (base58check).
+    pub id: String,
+    /// The readable key; `None` for a document an organizer created ad hoc.
+    pub key: Option<String>,
+    pub series: String,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TokenEntry {
+    participant: String,
+    issued_at_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    participants: BTreeMap<String, Participant>,
+    /// SHA-256 of a token → its entry.
+    tokens: Vec<([u8; 32], TokenEntry)>,
+    roles: BTreeSet<RoleGrant>,
+    sessions: BTreeMap<String, Session>,
+    cases: BTreeMap<String, Case>,
+    docs: HashMap<DocumentId, DocEntry>,
+    actors: HashMap<Vec<u8>, String>,
+}
+
+/// What a connection may do with one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub access: Access,
+    pub by: Attribution,
+    /// The document is not registered yet and this participant may create it.
+    pub creates: bool,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    store: Arc<Store>,
+    state: RwLock<State>,
+    /// Serialises admin changes so that each sees the previous one applied.
+    admin: tokio::sync::Mutex<()>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A fresh bearer token: 256 random bits.
+pub fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("toron_{}", bs58::encode(bytes).into_string())
+}
+
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn grant_key(g: &RoleGrant) -> String {
+    format!("role/{}/{}/{}:{}", g.participant, g.role, g.scope, g.name)
+}
+
+fn valid_key(what: &str, k: &str) -> Result<(), RegistryError> {
+    let ok = !k.is_empty()
+        && k.len() <= 128
+        && k.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::Invalid(format!(
+            "{what} `{k}`: use letters, digits, `-`, `_` or `.`"
+        )))
+    }
+}
+
+impl Registry {
+    /// Loads everything the log holds.
+    pub fn load(store: Arc<Store>) -> Result<Arc<Self>, RegistryError> {
+        let mut st = State::default();
+        for (k, v) in store.registry_entries()? {
+            let (kind, rest) = k.split_once('/').unwrap_or((k.as_str(), ""));
+            let bad =
+                |e: serde_json::Error| RegistryError::Invalid(format!("registry entry {k}: {e}"));
+            match kind {
+                "participant" => {
+                    let p: Participant = serde_json::from_slice(&v).map_err(bad)?;
+                    st.participants.insert(p.key.clone(), p);
+                }
+                "token" => {
+                    let hash = unhex(rest).and_then(|h| <[u8; 32]>::try_from(h).ok());
+                    if let Some(hash) = hash {
+                        st.tokens
+                            .push((hash, serde_json::from_slice(&v).map_err(bad)?));
+                    }
+                }
+                "role" => {
+                    st.roles.insert(serde_json::from_slice(&v).map_err(bad)?);
+                }
+                "session" => {
+                    let s: Session = serde_json::from_slice(&v).map_err(bad)?;
+                    st.sessions.insert(s.key.clone(), s);
+                }
+                "case" => {
+                    let c: Case = serde_json::from_slice(&v).map_err(bad)?;
+                    st.cases.insert(c.key.clone(), c);
+                }
+                "doc" => {
+                    let d: DocEntry = serde_json::from_slice(&v).map_err(bad)?;
+                    if let Ok(id) = d.id.parse::<DocumentId>() {
+                        st.docs.insert(id, d);
+                    }
+                }
+                "actor" => {
+                    if let Some(actor) = unhex(rest) {
+                        st.actors
+                            .insert(actor, String::from_utf8_lossy(&v).into_owned());
+                    }
+                }
+                _ => tracing::warn!(key = %k, "unknown registry entry ignored"),
+            }
+        }
+        Ok(Arc::new(Self {
+            store,
+            state: RwLock::new(st),
+            admin: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// On an empty data directory: creates the organizer `admin` and its token. The token is
+    /// `TORON_ADMIN_TOKEN` if given, else a new one written to `<data>/admin-token` (mode
+    /// 0600). Returns where the token is, for the start-up message.
+    pub async fn bootstrap(
+        &self,
+        data: &Path,
+        supplied: Option<String>,
+    ) -> Result<Option<String>, RegistryError> {
+        if !self.read().participants.is_empty() {
+            return Ok(None);
+        }
+        let admin = Participant {
+            key: BOOTSTRAP_ADMIN.into(),
+            name: "Administrator".into(),
+            affiliation: String::new(),
+            kind: "official".into(),
+            attribution: "role_only".into(),
+            department: None,
+        };
+        self.add_participant("server", admin).await?;
+        self.grant(
+            "server",
+            BOOTSTRAP_ADMIN,
+            Role::Organizer,
+            Scope::Series(ALL_SERIES.into()),
+        )
+        .await?;
+        let (token, place) = match supplied {
+            Some(t) => (t, "the one given in TORON_ADMIN_TOKEN".to_string()),
+            None => {
+                let t = new_token();
+                let path = data.join("admin-token");
+                write_secret(&path, &t)?;
+                (t, format!("in {}", path.display()))
+            }
+        };
+        self.install_token("server", BOOTSTRAP_ADMIN, &token)
+            .await?;
+        Ok(Some(place))
+    }
+
+    /// The participant a bearer token belongs to. Compares against every stored hash without
+    /// stopping early, so timing says nothing about which one (nearly) matched.
+    pub fn authenticate(&self, token: &str) -> Option<String> {
+        let h = token_hash(token);
+        let st = self.read();
+        let mut found = None;
+        for (stored, entry) in &st.tokens {
+            if bool::from(stored.ct_eq(&h)) {
+                found = Some(entry.participant.clone());
+            }
+        }
+        found
+    }
+
+    pub fn participant(&self, key: &str) -> Option<Participant> {
+        self.read().participants.get(key).cloned()
+    }
+
+    pub fn participants(&self) -> Vec<Participant> {
+        self.read().participants.values().cloned().collect()
+    }
+
+    pub fn roles_of(&self, participant: &str) -> Vec<RoleGrant> {
+        self.read()
+            .roles
+            .iter()
+            .filter(|g| g.participant == participant)
+            .cloned()
+            .collect()
+    }
+
+    pub fn sessions(&self) -> Vec<Session> {
+        self.read().sessions.values().cloned().collect()
+    }
+
+    fn subject_in(st: &State, participant: &str) -> Subject {
+        Subject {
+            participant: participant.to_string(),
+            department: st
+                .participants
+                .get(participant)
+                .and_then(|p| p.department.clone()),
+            roles: st
+                .roles
+                .iter()
+                .filter(|g| g.participant == participant)
+                .filter_map(|g| {
+                    let role = g.role.parse().ok()?;
+                    let scope = if g.scope == "series" {
+                        Scope::Series(g.name.clone())
+                    } else {
+                        Scope::Session(g.name.clone())
+                    };
+                    Some((role, scope))
+                })
+                .collect(),
+        }
+    }
+
+    pub fn subject(&self, participant: &str) -> Subject {
+        Self::subject_in(&self.read(), participant)
+    }
+
+    /// Whether `participant` is an organizer of any series (admin API access).
+    pub fn is_organizer(&self, participant: &str) -> bool {
+        self.subject(participant)
+            .roles
+            .iter()
+            .any(|(r, s)| *r == Role::Organizer && matches!(s, Scope::Series(_)))
+    }
+
+    fn context(st: &State, entry: &DocEntry) -> Option<DocContext> {
+        let key: DocKey = entry.key.as_deref()?.parse().ok()?;
+        let session_key = match &key {
+            DocKey::Case { case } | DocKey::Eval { case, .. } => {
+                st.cases.get(case).map(|c| c.session.clone())
+            }
+            DocKey::Notes { session, .. }
+            | DocKey::NotesPrivate { session, .. }
+            | DocKey::Triage { session }
+            | DocKey::Session { session } => Some(session.clone()),
+            DocKey::Report { .. } | DocKey::Response { .. } => None,
+        };
+        let session = session_key.as_ref().and_then(|k| st.sessions.get(k));
+        let presenters = match &key {
+            DocKey::Case { case } => st
+                .cases
+                .get(case)
+                .map(|c| c.presenters.clone())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        Some(DocContext {
+            series: session
+                .map(|s| s.series.clone())
+                .unwrap_or_else(|| entry.series.clone()),
+            phase: session.and_then(|s| s.phase.parse::<Phase>().ok()),
+            facilitator: session.and_then(|s| s.facilitator.clone()),
+            session: session_key,
+            presenters,
+            key,
+        })
+    }
+
+    /// What `participant` may do with document `id`. This is the question asked for every
+    /// `request` and `sync`; the answer comes from `policy::decide`.
+    pub fn decide(&self, participant: &str, id: &DocumentId) -> Decision {
+        let st = self.read();
+        let subject = Self::subject_in(&st, participant);
+        let attributed = |access, role: Option<Role>| Decision {
+            access,
+            by: Attribution {
+                participant: Some(participant.to_string()),
+                role: role.map(|r| r.as_str().to_string()),
+            },
+            creates: false,
+        };
+        let Some(entry) = st.docs.get(id) else {
+            // Not registered: only organizers and importers may bring it into existence.
+            if policy::may_create_unregistered(&subject) {
+                let role = subject
+                    .roles
+                    .iter()
+                    .map(|(r, _)| *r)
+                    .find(|r| matches!(r, Role::Organizer | Role::Importer));
+                let mut d = attributed(Access::Write, role);
+                d.creates = true;
+                return d;
+            }
+            return attributed(Access::None, None);
+        };
+        match Self::context(&st, entry) {
+            Some(ctx) => {
+                let access = policy::decide(&subject, &ctx);
+                attributed(access, policy::acting_role(&subject, &ctx))
+            }
+            // An ad-hoc document: its creator and organizers write it, nobody else sees it.
+            None => {
+                let organizer = subject.roles.iter().any(|(r, _)| *r == Role::Organizer);
+                if entry.created_by == participant || organizer {
+                    attributed(
+                        Access::Write,
+                        Some(if organizer {
+                            Role::Organizer
+                        } else {
+                            Role::Importer
+                        }),
+                    )
+                } else {
+                    attributed(Access::None, None)
+                }
+            }
+        }
+    }
+
+    /// Documents `participant` may read, with their keys.
+    pub fn readable_documents(&self, participant: &str) -> Vec<(DocEntry, Access)> {
+        let ids: Vec<(DocumentId, DocEntry)> = self
+            .read()
+            .docs
+            .iter()
+            .map(|(id, e)| (*id, e.clone()))
+            .collect();
+        let mut out: Vec<(DocEntry, Access)> = ids
+            .into_iter()
+            .filter_map(|(id, e)| {
+                let d = self.decide(participant, &id);
+                (d.access != Access::None).then_some((e, d.access))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.key.cmp(&b.0.key).then(a.0.id.cmp(&b.0.id)));
+        out
+    }
+
+    pub fn document(&self, id: &DocumentId) -> Option<DocEntry> {
+        self.read().docs.get(id).cloned()
+    }
+
+    // ---- changes (each one durable, logged, then applied) -----------------------------------
+
+    async fn commit(
+        &self,
+        by: &str,
+        action: serde_json::Value,
+        ops: Vec<RegistryOp>,
+        apply: impl FnOnce(&mut State),
+    ) -> Result<(), RegistryError> {
+        let event = PendingEvent::Admin(AdminAction {
+            at_ms: now_ms(),
+            by: by.to_string(),
+            action: action.to_string(),
+        });
+        self.store.append_event(event, ops).await?;
+        apply(&mut self.write());
+        Ok(())
+    }
+
+    pub async fn add_participant(&self, by: &str, p: Participant) -> Result<(), RegistryError> {
+        valid_key("participant", &p.key)?;
+        let _g = self.admin.lock().await;
+        if self.read().participants.contains_key(&p.key) {
+            return Err(RegistryError::Exists(format!("participant {}", p.key)));
+        }
+        let ops = vec![RegistryOp::Put(format!("participant/{}", p.key), json(&p))];
+        let action = serde_json::json!({ "participant_added": { "key": p.key, "kind": p.kind } });
+        self.commit(by, action, ops, |st| {
+            st.participants.insert(p.key.clone(), p);
+        })
+        .await
+    }
+
+    /// Issues a new token for `participant`, revoking any earlier one. Returns the token.
+    pub async fn issue_token(&self, by: &str, participant: &str) -> Result<String, RegistryError> {
+        let token = new_token();
+        self.install_token(by, participant, &token).await?;
+        Ok(token)
+    }
+
+    async fn install_token(
+        &self,
+        by: &str,
+        participant: &str,
+        token: &str,
+    ) -> Result<(), RegistryError> {
+        let _g = self.admin.lock().await;
+        if !self.read().participants.contains_key(participant) {
+            return Err(RegistryError::NotFound(format!(
+                "participant {participant}"
+            )));
+        }
+        let hash = token_hash(token);
+        let entry = TokenEntry {
+            participant: participant.to_string(),
+            issued_at_ms: now_ms(),
+        };
+        let mut ops: Vec<RegistryOp> = self
+            .token_hashes_of(participant)
+            .iter()
+            .map(|h| RegistryOp::Delete(format!("token/{}", hex(h))))
+            .collect();
+        ops.push(RegistryOp::Put(
+            format!("token/{}", hex(&hash)),
+            json(&entry),
+        ));
+        let action = serde_json::json!({ "token_issued": { "participant": participant } });
+        self.commit(by, action, ops, |st| {
+            st.tokens.retain(|(_, e)| e.participant != participant);
+            st.tokens.push((hash, entry));
+        })
+        .await
+    }
+
+    fn token_hashes_of(&self, participant: &str) -> Vec<[u8; 32]> {
+        self.read()
+            .tokens
+            .iter()
+            .filter(|(_, e)| e.participant == participant)
+            .map(|(h, _)| *h)
+            .collect()
+    }
+
+    /// Revokes `participant`'s token. Returns whether there was one.
+    pub async fn revoke_token(&self, by: &str, participant: &str) -> Result<bool, RegistryError> {
+        let _g = self.admin.lock().await;
+        let hashes = self.token_hashes_of(participant);
+        if hashes.is_empty() {
+            return Ok(false);
+        }
+        let ops = hashes
+            .iter()
+            .map(|h| RegistryOp::Delete(format!("token/{}", hex(h))))
+            .collect();
+        let action = serde_json::json!({ "token_revoked": { "participant": participant } });
+        self.commit(by, action, ops, |st| {
+            st.tokens.retain(|(_, e)| e.participant != participant)
+        })
+        .await?;
+        Ok(true)
+    }
+
+    pub async fn grant(
+        &self,
+        by: &str,
+        participant: &str,
+        role: Role,
+        scope: Scope,
+    ) -> Result<(), RegistryError> {
+        let _g = self.admin.lock().await;
+        if !self.read().participants.contains_key(participant) {
+            return Err(RegistryError::NotFound(format!(
+                "participant {participant}"
+            )));
+        }
+        let g = scope_grant(participant, role, &scope);
+        if g.name != ALL_SERIES {
+            valid_key(&g.scope, &g.name)?;
+        }
+        let action = serde_json::json!({ "role_granted": &g });
+        let ops = vec![RegistryOp::Put(grant_key(&g), json(&g))];
+        self.commit(by, action, ops, |st| {
+            st.roles.insert(g);
+        })
+        .await
+    }
+
+    pub async fn revoke_role(
+        &self,
+        by: &str,
+        participant: &str,
+        role: Role,
+        scope: Scope,
+    ) -> Result<bool, RegistryError> {
+        let _g = self.admin.lock().await;
+        let g = scope_grant(participant, role, &scope);
+        if !self.read().roles.contains(&g) {
+            return Ok(false);
+        }
+        let action = serde_json::json!({ "role_revoked": &g });
+        let ops = vec![RegistryOp::Delete(grant_key(&g))];
+        self.commit(by, action, ops, |st| {
+            st.roles.remove(&g);
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Creates or updates a session (phase changes are logged like everything else).
+    pub async fn put_session(&self, by: &str, s: Session) -> Result<(), RegistryError> {
+        valid_key("session", &s.key)?;
+        valid_key("series", &s.series)?;
+        s.phase
+            .parse::<Phase>()
+            .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        let _g = self.admin.lock().await;
+        let action = serde_json::json!({ "session": { "key": s.key, "series": s.series, "phase": s.phase, "facilitator": s.facilitator } });
+        let ops = vec![RegistryOp::Put(format!("session/{}", s.key), json(&s))];
+        self.commit(by, action, ops, |st| {
+            st.sessions.insert(s.key.clone(), s);
+        })
+        .await
+    }
+
+    pub async fn put_case(&self, by: &str, c: Case) -> Result<(), RegistryError> {
+        valid_key("case", &c.key)?;
+        let _g = self.admin.lock().await;
+        if !self.read().sessions.contains_key(&c.session) {
+            return Err(RegistryError::NotFound(format!("session {}", c.session)));
+        }
+        let action = serde_json::json!({ "case": &c });
+        let ops = vec![RegistryOp::Put(format!("case/{}", c.key), json(&c))];
+        self.commit(by, action, ops, |st| {
+            st.cases.insert(c.key.clone(), c);
+        })
+        .await
+    }
+
+    /// Registers a keyed document (idempotent: the id is derived from the key).
+    pub async fn register(
+        &self,
+        by: &str,
+        key: &DocKey,
+        series: &str,
+    ) -> Result<DocumentId, RegistryError> {
+        let id = key.document_id();
+        let _g = self.admin.lock().await;
+        if self.read().docs.contains_key(&id) {
+            return Ok(id);
+        }
+        let entry = DocEntry {
+            id: id.to_string(),
+            key: Some(key.to_string()),
+            series: series.to_string(),
+            created_by: by.to_string(),
+        };
+        let action = serde_json::json!({ "document_registered": &entry });
+        let ops = vec![RegistryOp::Put(format!("doc/{id}"), json(&entry))];
+        self.commit(by, action, ops, |st| {
+            st.docs.insert(id, entry);
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// Registers a document an organizer or importer creates without a key.
+    pub async fn register_ad_hoc(&self, by: &str, id: DocumentId) -> Result<(), RegistryError> {
+        let _g = self.admin.lock().await;
+        if self.read().docs.contains_key(&id) {
+            return Ok(());
+        }
+        let entry = DocEntry {
+            id: id.to_string(),
+            key: None,
+            series: String::new(),
+            created_by: by.to_string(),
+        };
+        let action = serde_json::json!({ "document_created": &entry });
+        let ops = vec![RegistryOp::Put(format!("doc/{id}"), json(&entry))];
+        self.commit(by, action, ops, |st| {
+            st.docs.insert(id, entry);
+        })
+        .await
+    }
+}
+
+fn scope_grant(participant: &str, role: Role, scope: &Scope) -> RoleGrant {
+    let (scope, name) = match scope {
+        Scope::Series(s) => ("series", s.clone()),
+        Scope::Session(s) => ("session", s.clone()),
+    };
+    RoleGrant {
+        participant: participant.to_string(),
+        role: role.as_str().to_string(),
+        scope: scope.to_string(),
+        name,
+    }
+}
+
+/// Writes a secret file readable by its owner only.
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(secret.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+/// Actor bindings as the engine sees them: the registry's map, plus the bindings this batch
+/// made, which the actor persists with the batch's changes.
+#[derive(Debug)]
+pub struct RegistryGate {
+    pub registry: Arc<Registry>,
+    pub new: Vec<(Vec<u8>, String)>,
+}
+
+impl ActorGate for RegistryGate {
+    fn check(&self, participant: &str, actor: &[u8]) -> Result<(), String> {
+        match self.registry.read().actors.get(actor) {
+            Some(owner) if owner != participant => Err(format!(
+                "the Automerge actor id {} belongs to another participant",
+                &hex(actor)
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn bind(&mut self, participant: &str, actor: &[u8]) {
+        let mut st = self.registry.write();
+        if !st.actors.contains_key(actor) {
+            st.actors.insert(actor.to_vec(), participant.to_string());
+            self.new.push((actor.to_vec(), participant.to_string()));
+        }
+    }
+}
