@@ -82,27 +82,41 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Why a request was not authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    Missing,
+    Invalid,
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let msg = match self {
+            AuthError::Missing => {
+                "a token is required: `Authorization: Bearer <token>` or `?token=<token>`"
+            }
+            AuthError::Invalid => "the token is not valid (unknown, revoked or mistyped)",
+        };
+        error_response(StatusCode::UNAUTHORIZED, "unauthorized", msg)
+    }
+}
+
 /// Who is calling: `Ok(None)` in open mode, `Ok(Some(participant))` with a valid token.
 pub fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
-) -> Result<Option<String>, Response> {
+) -> Result<Option<String>, AuthError> {
     if state.hub.config.open {
         return Ok(None);
     }
-    let unauthorized = |msg: &str| error_response(StatusCode::UNAUTHORIZED, "unauthorized", msg);
-    let Some(token) = bearer(headers, query) else {
-        return Err(unauthorized(
-            "a token is required: `Authorization: Bearer <token>` or `?token=<token>`",
-        ));
-    };
-    match state.hub.registry.authenticate(&token) {
-        Some(p) => Ok(Some(p)),
-        None => Err(unauthorized(
-            "the token is not valid (unknown, revoked or mistyped)",
-        )),
-    }
+    let token = bearer(headers, query).ok_or(AuthError::Missing)?;
+    state
+        .hub
+        .registry
+        .authenticate(&token)
+        .map(Some)
+        .ok_or(AuthError::Invalid)
 }
 
 async fn ws_or_hello(
@@ -120,7 +134,7 @@ async fn ws_or_hello(
     };
     let participant = match authenticate(&state, &headers, uri.query()) {
         Ok(p) => p,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let Ok(permit) = state.connection_permits.clone().try_acquire_owned() else {
         return error_response(
