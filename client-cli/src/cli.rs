@@ -56,6 +56,12 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Participants, roles, tokens, sessions, cases and documents (organizers; `whoami` and
+    /// `docs` for everybody). Prints JSON.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Load generator: N clients on D documents, one edit every I ms each, for T seconds.
     Bench {
         #[arg(long, default_value_t = 50)]
@@ -77,6 +83,146 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Who your token belongs to, and your roles.
+    Whoami,
+    /// The documents you may read (and whether you may write them).
+    Docs,
+    #[command(subcommand)]
+    Participant(ParticipantCommand),
+    /// Give a participant a role in a session or a whole series.
+    Grant(RoleArgs),
+    /// Take a role away (the participant's open connections are closed).
+    Revoke(RoleArgs),
+    #[command(subcommand)]
+    Token(TokenCommand),
+    #[command(subcommand)]
+    Session(SessionCommand),
+    #[command(subcommand)]
+    Case(CaseCommand),
+    #[command(subcommand)]
+    Doc(DocCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ParticipantCommand {
+    /// Add a participant; prints it with its invite token.
+    Add {
+        key: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        affiliation: String,
+        /// official, expert, activist or resident.
+        #[arg(long, default_value = "activist")]
+        kind: String,
+        /// name_and_affiliation, affiliation_only or role_only.
+        #[arg(long)]
+        attribution: Option<String>,
+        #[arg(long)]
+        department: Option<String>,
+    },
+    List,
+}
+
+#[derive(Debug, clap::Args)]
+struct RoleArgs {
+    participant: String,
+    /// organizer, facilitator, scribe, presenter, evaluator, activist, official,
+    /// department_reviewer, observer or importer.
+    role: String,
+    #[arg(long, conflicts_with = "series", required_unless_present = "series")]
+    session: Option<String>,
+    #[arg(long)]
+    series: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Issue a new token (the old one stops working).
+    Issue { participant: String },
+    /// Revoke the participant's token and close their connections.
+    Revoke { participant: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionCommand {
+    Add {
+        key: String,
+        #[arg(long)]
+        series: String,
+        #[arg(long, default_value = "")]
+        title: String,
+        /// draft, scheduled, live, closed, reporting or published.
+        #[arg(long)]
+        phase: Option<String>,
+        #[arg(long)]
+        facilitator: Option<String>,
+    },
+    /// Move a session to another phase.
+    Phase {
+        key: String,
+        phase: String,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum CaseCommand {
+    Add {
+        key: String,
+        #[arg(long)]
+        session: String,
+        /// A presenter's participant key (repeat for several).
+        #[arg(long = "presenter")]
+        presenters: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DocCommand {
+    /// Register a document key (case:…, eval:…:…, notes:…:…, triage:…, session:…, report:…,
+    /// response:…:…); prints its automerge: URL.
+    Register { key: String },
+}
+
+fn admin_call(
+    cli_server: &str,
+    token: Option<String>,
+    limit: Duration,
+    command: AdminCommand,
+) -> anyhow::Result<Json> {
+    use serde_json::json;
+    let api = crate::admin::Admin::new(cli_server, token, limit);
+    let role_body = |a: &RoleArgs| json!({ "participant": a.participant, "role": a.role, "session": a.session, "series": a.series });
+    match command {
+        AdminCommand::Whoami => api.call("GET", "/api/v1/whoami", None),
+        AdminCommand::Docs => api.call("GET", "/api/v1/docs", None),
+        AdminCommand::Participant(ParticipantCommand::Add { key, name, affiliation, kind, attribution, department }) => api.call(
+            "POST",
+            "/api/v1/participants",
+            Some(json!({ "key": key, "name": name, "affiliation": affiliation, "kind": kind, "attribution": attribution, "department": department })),
+        ),
+        AdminCommand::Participant(ParticipantCommand::List) => api.call("GET", "/api/v1/participants", None),
+        AdminCommand::Grant(a) => api.call("POST", "/api/v1/roles", Some(role_body(&a))),
+        AdminCommand::Revoke(a) => api.call("DELETE", "/api/v1/roles", Some(role_body(&a))),
+        AdminCommand::Token(TokenCommand::Issue { participant }) => api.call("POST", &format!("/api/v1/participants/{participant}/token"), None),
+        AdminCommand::Token(TokenCommand::Revoke { participant }) => api.call("DELETE", &format!("/api/v1/participants/{participant}/token"), None),
+        AdminCommand::Session(SessionCommand::Add { key, series, title, phase, facilitator }) => api.call(
+            "POST",
+            "/api/v1/sessions",
+            Some(json!({ "key": key, "series": series, "title": title, "phase": phase, "facilitator": facilitator })),
+        ),
+        AdminCommand::Session(SessionCommand::Phase { key, phase }) => api.call("PUT", &format!("/api/v1/sessions/{key}/phase"), Some(json!({ "phase": phase }))),
+        AdminCommand::Session(SessionCommand::List) => api.call("GET", "/api/v1/sessions", None),
+        AdminCommand::Case(CaseCommand::Add { key, session, presenters }) => {
+            api.call("POST", "/api/v1/cases", Some(json!({ "key": key, "session": session, "presenters": presenters })))
+        }
+        AdminCommand::Doc(DocCommand::Register { key }) => api.call("POST", "/api/v1/documents", Some(json!({ "key": key }))),
+    }
 }
 
 /// Parses the arguments, runs the command, and returns the exit code (0 ok, 1 failure, 2 usage).
@@ -138,6 +284,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Set { url, path, value } => {
             let value = serde_json::from_str(&value).unwrap_or(Json::String(value));
             commands::set_value(&server, &url, &path, &value, limit).await?;
+        }
+        Command::Admin { command } => {
+            let (srv, token) = (cli.server.clone(), cli.token.clone());
+            let answer =
+                tokio::task::spawn_blocking(move || admin_call(&srv, token, limit, command))
+                    .await??;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
         }
         Command::Watch { url, count } => {
             commands::watch_document(&server, &url, count, limit, print_json).await?

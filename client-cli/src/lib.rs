@@ -5,7 +5,9 @@
 //! - [`json`]: Automerge ↔ JSON as the JavaScript API shows documents.
 //! - [`commands`]: `new`, `get`, `set`, `watch`.
 //! - [`bench`]: the load generator (`toron bench`).
+//! - [`admin`]: the admin HTTP API client (`toron admin …`).
 
+pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod commands;

@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(ws_or_hello))
         .route("/sync", get(ws_or_hello))
         .route("/healthz", get(healthz))
+        .merge(crate::admin_api::routes())
         .with_state(state)
 }
 

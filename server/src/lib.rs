@@ -11,6 +11,7 @@
 //! [`start`] runs a server and returns a handle; the binary and the tests both use it.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admin_api;
 pub mod cli;
 pub mod config;
 pub mod connection;

@@ -451,6 +451,10 @@ impl Registry {
         out
     }
 
+    pub fn case_session(&self, case: &str) -> Option<String> {
+        self.read().cases.get(case).map(|c| c.session.clone())
+    }
+
     pub fn document(&self, id: &DocumentId) -> Option<DocEntry> {
         self.read().docs.get(id).cloned()
     }

@@ -1,0 +1,79 @@
+//! `toron admin …`: the HTTP JSON API under `/api/v1`, with the caller's bearer token.
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+/// `ws://host:port/…` → `http://host:port` (and `wss` → `https`).
+pub fn http_base(server: &str) -> String {
+    let (scheme, rest) = server.split_once("://").unwrap_or(("ws", server));
+    let host = rest.split(['/', '?']).next().unwrap_or(rest);
+    let scheme = if scheme == "wss" || scheme == "https" {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}")
+}
+
+/// A client of the admin API.
+#[derive(Debug)]
+pub struct Admin {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Admin {
+    pub fn new(server: &str, token: Option<String>, timeout: std::time::Duration) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .build()
+            .new_agent();
+        Self {
+            base: http_base(server),
+            token,
+            agent,
+        }
+    }
+
+    /// Calls `method path` with an optional JSON body; returns the JSON answer, or the
+    /// server's error message.
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{}", self.base, path);
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let result = match (method, body) {
+            ("GET", _) => {
+                let mut r = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            (m, body) => {
+                let mut r = match m {
+                    "POST" => self.agent.post(&url),
+                    "PUT" => self.agent.put(&url),
+                    _ => self.agent.delete(&url).force_send_body(),
+                };
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.send_json(body.unwrap_or(Value::Null))
+            }
+        };
+        let mut resp = result.with_context(|| format!("could not reach {}", self.base))?;
+        let status = resp.status();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let msg = json
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| json.to_string());
+            bail!("{} {msg}", status.as_u16());
+        }
+        Ok(json)
+    }
+}

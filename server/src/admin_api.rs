@@ -1,0 +1,459 @@
+//! `/api/v1`: participants, tokens, roles, sessions, cases and the document registry.
+//!
+//! Everything but `whoami` and `docs` is for organizers. Every change goes through
+//! [`Registry`](crate::registry::Registry), which logs it; revoking a token or a role also
+//! closes the participant's open connections, so that the next connection is judged anew.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use toron_protocol::policy::{Access, DocKey, Phase, Role, Scope};
+
+use crate::http::{authenticate, error_response, AppState};
+use crate::registry::{Case, Participant, RegistryError, Session};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/docs", get(docs))
+        .route(
+            "/api/v1/participants",
+            get(list_participants).post(add_participant),
+        )
+        .route(
+            "/api/v1/participants/{key}/token",
+            post(issue_token).delete(revoke_token),
+        )
+        .route("/api/v1/roles", post(grant).delete(revoke_role))
+        .route("/api/v1/sessions", get(list_sessions).post(add_session))
+        .route("/api/v1/sessions/{key}/phase", put(set_phase))
+        .route("/api/v1/cases", post(add_case))
+        .route("/api/v1/documents", post(register_document))
+}
+
+type ApiResult = Result<Response, Response>;
+
+fn bad_request(msg: impl std::fmt::Display) -> Response {
+    error_response(StatusCode::BAD_REQUEST, "bad_request", &msg.to_string())
+}
+
+fn registry_error(e: RegistryError) -> Response {
+    match e {
+        RegistryError::Invalid(m) => bad_request(m),
+        RegistryError::NotFound(m) => error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("{m} not found"),
+        ),
+        RegistryError::Exists(m) => error_response(
+            StatusCode::CONFLICT,
+            "exists",
+            &format!("{m} exists already"),
+        ),
+        other => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage",
+            &other.to_string(),
+        ),
+    }
+}
+
+/// The caller's participant key (`"open"` in open mode).
+fn caller(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<String, Response> {
+    match authenticate(state, headers, uri.query()) {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Ok("open".into()),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+fn organizer(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<String, Response> {
+    let who = caller(state, headers, uri)?;
+    if state.hub.config.open || state.hub.registry.is_organizer(&who) {
+        Ok(who)
+    } else {
+        Err(error_response(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only organizers may do this",
+        ))
+    }
+}
+
+async fn whoami(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> ApiResult {
+    let who = caller(&state, &headers, &uri)?;
+    if state.hub.config.open {
+        return Ok(Json(json!({ "open": true })).into_response());
+    }
+    let p = state.hub.registry.participant(&who);
+    Ok(Json(json!({
+        "participant": who,
+        "name": p.as_ref().map(|p| p.name.clone()),
+        "affiliation": p.as_ref().map(|p| p.affiliation.clone()),
+        "roles": state.hub.registry.roles_of(&who),
+    }))
+    .into_response())
+}
+
+async fn docs(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> ApiResult {
+    let who = caller(&state, &headers, &uri)?;
+    let list: Vec<_> = state
+        .hub
+        .registry
+        .readable_documents(&who)
+        .into_iter()
+        .map(|(e, access)| {
+            json!({
+                "id": e.id,
+                "url": format!("automerge:{}", e.id),
+                "key": e.key,
+                "access": if access == Access::Write { "write" } else { "read" },
+            })
+        })
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+async fn list_participants(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult {
+    organizer(&state, &headers, &uri)?;
+    Ok(Json(state.hub.registry.participants()).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct NewParticipant {
+    key: String,
+    name: String,
+    #[serde(default)]
+    affiliation: String,
+    #[serde(default = "default_kind")]
+    kind: String,
+    #[serde(default)]
+    attribution: Option<String>,
+    #[serde(default)]
+    department: Option<String>,
+}
+
+fn default_kind() -> String {
+    "activist".into()
+}
+
+async fn add_participant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Json<NewParticipant>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let by = organizer(&state, &headers, &uri)?;
+    let Json(n) = body.map_err(bad_request)?;
+    if !matches!(
+        n.kind.as_str(),
+        "official" | "expert" | "activist" | "resident"
+    ) {
+        return Err(bad_request(
+            "kind is one of official, expert, activist, resident",
+        ));
+    }
+    // Private citizens are shown by affiliation unless they choose otherwise (PIPA).
+    let attribution = n.attribution.unwrap_or_else(|| {
+        if matches!(n.kind.as_str(), "activist" | "resident") {
+            "affiliation_only".into()
+        } else {
+            "name_and_affiliation".into()
+        }
+    });
+    if !matches!(
+        attribution.as_str(),
+        "name_and_affiliation" | "affiliation_only" | "role_only"
+    ) {
+        return Err(bad_request(
+            "attribution is one of name_and_affiliation, affiliation_only, role_only",
+        ));
+    }
+    let p = Participant {
+        key: n.key.clone(),
+        name: n.name,
+        affiliation: n.affiliation,
+        kind: n.kind,
+        attribution,
+        department: n.department,
+    };
+    let reg = &state.hub.registry;
+    reg.add_participant(&by, p.clone())
+        .await
+        .map_err(registry_error)?;
+    let token = reg.issue_token(&by, &n.key).await.map_err(registry_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "participant": p, "token": token })),
+    )
+        .into_response())
+}
+
+async fn issue_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(key): Path<String>,
+) -> ApiResult {
+    let by = organizer(&state, &headers, &uri)?;
+    let token = state
+        .hub
+        .registry
+        .issue_token(&by, &key)
+        .await
+        .map_err(registry_error)?;
+    // The old token is gone: so are the connections made with it.
+    state
+        .hub
+        .disconnect_participant(&key, "your token was replaced");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "participant": key, "token": token })),
+    )
+        .into_response())
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(key): Path<String>,
+) -> ApiResult {
+    let by = organizer(&state, &headers, &uri)?;
+    let had = state
+        .hub
+        .registry
+        .revoke_token(&by, &key)
+        .await
+        .map_err(registry_error)?;
+    let closed = state
+        .hub
+        .disconnect_participant(&key, "your token was revoked");
+    if !had {
+        return Err(error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("participant {key} has no token"),
+        ));
+    }
+    Ok(Json(json!({ "revoked": key, "connections_closed": closed })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct RoleBody {
+    participant: String,
+    role: String,
+    #[serde(default)]
+    session: Option<String>,
+    #[serde(default)]
+    series: Option<String>,
+}
+
+fn parse_role(b: &RoleBody) -> Result<(Role, Scope), Response> {
+    let role: Role = b.role.parse().map_err(bad_request)?;
+    let scope = match (&b.session, &b.series) {
+        (Some(s), None) => Scope::Session(s.clone()),
+        (None, Some(s)) => Scope::Series(s.clone()),
+        _ => return Err(bad_request("give exactly one of `session` or `series`")),
+    };
+    Ok((role, scope))
+}
+
+async fn grant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Json<RoleBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let by = organizer(&state, &headers, &uri)?;
+    let Json(b) = body.map_err(bad_request)?;
+    let (role, scope) = parse_role(&b)?;
+    state
+        .hub
+        .registry
+        .grant(&by, &b.participant, role, scope)
+        .await
+        .map_err(registry_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "granted": { "participant": b.participant, "role": role.as_str() } })),
+    )
+        .into_response())
+}
+
+async fn revoke_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Json<RoleBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let by = organizer(&state, &headers, &uri)?;
+    let Json(b) = body.map_err(bad_request)?;
+    let (role, scope) = parse_role(&b)?;
+    let had = state
+        .hub
+        .registry
+        .revoke_role(&by, &b.participant, role, scope)
+        .await
+        .map_err(registry_error)?;
+    if !had {
+        return Err(error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such grant",
+        ));
+    }
+    // Open connections were judged with the old roles.
+    state
+        .hub
+        .disconnect_participant(&b.participant, "your roles changed; reconnect");
+    Ok(
+        Json(json!({ "revoked": { "participant": b.participant, "role": role.as_str() } }))
+            .into_response(),
+    )
+}
+
+async fn list_sessions(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> ApiResult {
+    caller(&state, &headers, &uri)?;
+    Ok(Json(state.hub.registry.sessions()).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct SessionBody {
+    key: String,
+    series: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    phase: Option<String>,
+    #[serde(default)]
+    facilitator: Option<String>,
+}
+
+async fn add_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Json<SessionBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let by = organizer(&state, &headers, &uri)?;
+    let Json(b) = body.map_err(bad_request)?;
+    let s = Session {
+        key: b.key,
+        series: b.series,
+        title: b.title,
+        phase: b.phase.unwrap_or_else(|| Phase::Draft.as_str().to_string()),
+        facilitator: b.facilitator,
+    };
+    state
+        .hub
+        .registry
+        .put_session(&by, s.clone())
+        .await
+        .map_err(registry_error)?;
+    Ok((StatusCode::CREATED, Json(s)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct PhaseBody {
+    phase: String,
+}
+
+async fn set_phase(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(key): Path<String>,
+    body: Result<Json<PhaseBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let by = organizer(&state, &headers, &uri)?;
+    let Json(b) = body.map_err(bad_request)?;
+    let phase: Phase = b.phase.parse().map_err(bad_request)?;
+    let mut s = state
+        .hub
+        .registry
+        .sessions()
+        .into_iter()
+        .find(|s| s.key == key)
+        .ok_or_else(|| {
+            error_response(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("session {key} not found"),
+            )
+        })?;
+    s.phase = phase.as_str().to_string();
+    state
+        .hub
+        .registry
+        .put_session(&by, s.clone())
+        .await
+        .map_err(registry_error)?;
+    Ok(Json(s).into_response())
+}
+
+async fn add_case(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Json<Case>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let by = organizer(&state, &headers, &uri)?;
+    let Json(c) = body.map_err(bad_request)?;
+    state
+        .hub
+        .registry
+        .put_case(&by, c.clone())
+        .await
+        .map_err(registry_error)?;
+    Ok((StatusCode::CREATED, Json(c)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct DocBody {
+    key: String,
+}
+
+async fn register_document(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Json<DocBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let by = organizer(&state, &headers, &uri)?;
+    let Json(b) = body.map_err(bad_request)?;
+    let key: DocKey = b.key.parse().map_err(bad_request)?;
+    let reg = &state.hub.registry;
+    let sessions = reg.sessions();
+    let session_series = |s: &str| {
+        sessions
+            .iter()
+            .find(|x| x.key == s)
+            .map(|x| x.series.clone())
+    };
+    let series = match &key {
+        DocKey::Case { case } | DocKey::Eval { case, .. } => reg
+            .case_session(case)
+            .and_then(|s| session_series(&s))
+            .ok_or_else(|| bad_request(format!("case {case} is not known: add it first")))?,
+        DocKey::Notes { session, .. }
+        | DocKey::NotesPrivate { session, .. }
+        | DocKey::Triage { session }
+        | DocKey::Session { session } => session_series(session)
+            .ok_or_else(|| bad_request(format!("session {session} is not known: add it first")))?,
+        DocKey::Report { series } | DocKey::Response { series, .. } => series.clone(),
+    };
+    let id = reg
+        .register(&by, &key, &series)
+        .await
+        .map_err(registry_error)?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id.to_string(), "url": id.url().to_string(), "key": key.to_string(), "series": series }))).into_response())
+}

@@ -1,0 +1,251 @@
+//! A debate's roster for the permission tests: one participant per role in session `S1` of
+//! series `BM`, one case `C1`, and every kind of document registered and seeded with content.
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ROOT};
+use toron_cli::sync_client::{url_with_token, ClientError, Connection, DocSync};
+use toron_protocol::policy::{DocKey, Phase, Role, Scope};
+use toron_protocol::DocumentId;
+use toron_server::registry::{Case, Participant, Session};
+use toron_server::Running;
+
+use crate::LIMIT;
+
+pub const SERIES: &str = "BM";
+pub const SESSION: &str = "S1";
+pub const CASE: &str = "C1";
+pub const DEPARTMENT: &str = "welfare";
+
+/// The participant holding `role` (one each).
+pub fn who(role: Role) -> String {
+    format!("P-{}", role.as_str().replace('_', "-"))
+}
+
+/// The document kinds the tests walk, as keys relative to the roster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Case,
+    OwnEval,
+    OtherEval,
+    OwnNotes,
+    OtherNotes,
+    Triage,
+    SessionDoc,
+    Report,
+    Response,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 9] = [
+        Kind::Case,
+        Kind::OwnEval,
+        Kind::OtherEval,
+        Kind::OwnNotes,
+        Kind::OtherNotes,
+        Kind::Triage,
+        Kind::SessionDoc,
+        Kind::Report,
+        Kind::Response,
+    ];
+
+    /// The document key of this kind as seen by `role`'s participant.
+    pub fn key(self, role: Role) -> DocKey {
+        let me = who(role);
+        // "Other" documents belong to somebody who is not `me`.
+        let other = if role == Role::Evaluator {
+            who(Role::Activist)
+        } else {
+            who(Role::Evaluator)
+        };
+        match self {
+            Kind::Case => DocKey::Case { case: CASE.into() },
+            Kind::OwnEval => DocKey::Eval {
+                case: CASE.into(),
+                evaluator: me,
+            },
+            Kind::OtherEval => DocKey::Eval {
+                case: CASE.into(),
+                evaluator: other,
+            },
+            Kind::OwnNotes => DocKey::Notes {
+                session: SESSION.into(),
+                participant: me,
+            },
+            Kind::OtherNotes => DocKey::Notes {
+                session: SESSION.into(),
+                participant: other,
+            },
+            Kind::Triage => DocKey::Triage {
+                session: SESSION.into(),
+            },
+            Kind::SessionDoc => DocKey::Session {
+                session: SESSION.into(),
+            },
+            Kind::Report => DocKey::Report {
+                series: SERIES.into(),
+            },
+            Kind::Response => DocKey::Response {
+                series: SERIES.into(),
+                department: DEPARTMENT.into(),
+            },
+        }
+    }
+}
+
+/// A secured server with the roster in place: returns each role's token.
+pub async fn set_up(server: &Running) -> Vec<(Role, String)> {
+    let reg = server.registry();
+    let by = "admin";
+    reg.put_session(
+        by,
+        Session {
+            key: SESSION.into(),
+            series: SERIES.into(),
+            title: "도서관".into(),
+            phase: "draft".into(),
+            facilitator: Some(who(Role::Facilitator)),
+        },
+    )
+    .await
+    .expect("session");
+    reg.put_session(
+        by,
+        Session {
+            key: "S2".into(),
+            series: SERIES.into(),
+            title: "돌봄".into(),
+            phase: "live".into(),
+            facilitator: None,
+        },
+    )
+    .await
+    .expect("session 2");
+    let mut tokens = Vec::new();
+    for role in Role::ALL {
+        let key = who(role);
+        let department = (role == Role::DepartmentReviewer).then(|| DEPARTMENT.to_string());
+        reg.add_participant(
+            by,
+            Participant {
+                key: key.clone(),
+                name: key.clone(),
+                affiliation: String::new(),
+                kind: "expert".into(),
+                attribution: "role_only".into(),
+                department,
+            },
+        )
+        .await
+        .expect("participant");
+        // Organizers, importers and department reviewers work for the series; the others
+        // for the session.
+        let scope = match role {
+            Role::Organizer | Role::Importer | Role::DepartmentReviewer => {
+                Scope::Series(SERIES.into())
+            }
+            _ => Scope::Session(SESSION.into()),
+        };
+        reg.grant(by, &key, role, scope).await.expect("grant");
+        tokens.push((role, reg.issue_token(by, &key).await.expect("token")));
+    }
+    reg.put_case(
+        by,
+        Case {
+            key: CASE.into(),
+            session: SESSION.into(),
+            presenters: vec![who(Role::Presenter)],
+        },
+    )
+    .await
+    .expect("case");
+    // Register and seed every document any role will look at, in `draft`, as the importer
+    // (and the department reviewer for the response, the organizer for the report).
+    let mut keys: Vec<DocKey> = Vec::new();
+    for role in Role::ALL {
+        for kind in Kind::ALL {
+            let k = kind.key(role);
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    let token_of = |r: Role| {
+        tokens
+            .iter()
+            .find(|(x, _)| *x == r)
+            .map(|(_, t)| t.clone())
+            .expect("token")
+    };
+    for key in keys {
+        reg.register(by, &key, SERIES).await.expect("register");
+        let seeder = match key {
+            DocKey::Report { .. } => Role::Organizer,
+            DocKey::Response { .. } => Role::DepartmentReviewer,
+            _ => Role::Importer,
+        };
+        let mut conn = connect(server, &token_of(seeder))
+            .await
+            .expect("seeder connects");
+        let mut doc = AutoCommit::new();
+        doc.put(ROOT, "key", key.to_string()).expect("put");
+        let mut d = DocSync::new(key.document_id(), doc);
+        conn.push(&mut d, LIMIT)
+            .await
+            .unwrap_or_else(|e| panic!("seeding {key}: {e}"));
+        conn.close().await;
+    }
+    tokens
+}
+
+pub async fn connect(server: &Running, token: &str) -> Result<Connection, ClientError> {
+    Connection::connect(&url_with_token(&server.url(), Some(token)), LIMIT).await
+}
+
+pub async fn set_phase(server: &Running, phase: Phase) {
+    let reg = server.registry();
+    let mut s = reg
+        .sessions()
+        .into_iter()
+        .find(|s| s.key == SESSION)
+        .expect("session");
+    s.phase = phase.as_str().into();
+    reg.put_session("admin", s).await.expect("phase");
+}
+
+/// Reads `id` over a fresh connection: `Some(doc)` if served, `None` if unavailable.
+pub async fn try_read(server: &Running, token: &str, id: DocumentId) -> Option<DocSync> {
+    let mut conn = connect(server, token).await.expect("connect");
+    match conn.find(id, LIMIT).await {
+        Ok(d) => Some(d),
+        Err(ClientError::Unavailable(_)) => None,
+        Err(e) => panic!("reading {id}: {e}"),
+    }
+}
+
+/// How a write attempt ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Stored,
+    /// `error` + close: the changes were refused.
+    Refused(String),
+    /// `doc-unavailable`: the document is not visible to this participant at all.
+    Unavailable,
+}
+
+/// Tries to change `id` over a fresh connection (starting from what the server serves, or
+/// from nothing if it serves nothing).
+pub async fn try_write(server: &Running, token: &str, id: DocumentId, value: i64) -> WriteOutcome {
+    let mut conn = connect(server, token).await.expect("connect");
+    let mut d = match conn.find(id, LIMIT).await {
+        Ok(d) => d,
+        Err(ClientError::Unavailable(_)) => DocSync::new(id, AutoCommit::new()),
+        Err(e) => panic!("finding {id}: {e}"),
+    };
+    d.doc.put(ROOT, "probe", value).expect("put");
+    match conn.push(&mut d, LIMIT).await {
+        Ok(()) => WriteOutcome::Stored,
+        Err(ClientError::Server(m)) => WriteOutcome::Refused(m),
+        Err(ClientError::Unavailable(_)) => WriteOutcome::Unavailable,
+        Err(e) => panic!("writing {id}: {e}"),
+    }
+}
