@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use toron_protocol::policy::{Access, DocKey, Phase, Role, Scope};
 
-use crate::http::{authenticate, error_response, AppState};
+use crate::http::{authenticate, error_response, AppState, AuthError};
 use crate::registry::{Case, Participant, RegistryError, Session};
 
 pub fn routes() -> Router<AppState> {
@@ -35,26 +35,58 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/documents", post(register_document))
 }
 
-type ApiResult = Result<Response, Response>;
-
-fn bad_request(msg: impl std::fmt::Display) -> Response {
-    error_response(StatusCode::BAD_REQUEST, "bad_request", &msg.to_string())
+/// An API error: rendered as `{ "error": { "code", "message" } }` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
 }
 
-fn registry_error(e: RegistryError) -> Response {
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(self.status, self.code, &self.message)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let message = match e {
+            AuthError::Missing => "a token is required",
+            AuthError::Invalid => "the token is not valid",
+        };
+        api_err(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+}
+
+fn api_err(status: StatusCode, code: &'static str, message: &str) -> ApiError {
+    ApiError {
+        status,
+        code,
+        message: message.to_string(),
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn bad_request(msg: impl std::fmt::Display) -> ApiError {
+    api_err(StatusCode::BAD_REQUEST, "bad_request", &msg.to_string())
+}
+
+fn registry_error(e: RegistryError) -> ApiError {
     match e {
         RegistryError::Invalid(m) => bad_request(m),
-        RegistryError::NotFound(m) => error_response(
+        RegistryError::NotFound(m) => api_err(
             StatusCode::NOT_FOUND,
             "not_found",
             &format!("{m} not found"),
         ),
-        RegistryError::Exists(m) => error_response(
+        RegistryError::Exists(m) => api_err(
             StatusCode::CONFLICT,
             "exists",
             &format!("{m} exists already"),
         ),
-        other => error_response(
+        other => api_err(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage",
             &other.to_string(),
@@ -63,20 +95,20 @@ fn registry_error(e: RegistryError) -> Response {
 }
 
 /// The caller's participant key (`"open"` in open mode).
-fn caller(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<String, Response> {
+fn caller(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<String, ApiError> {
     match authenticate(state, headers, uri.query()) {
         Ok(Some(p)) => Ok(p),
         Ok(None) => Ok("open".into()),
-        Err(e) => Err(e.into_response()),
+        Err(e) => Err(e.into()),
     }
 }
 
-fn organizer(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<String, Response> {
+fn organizer(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<String, ApiError> {
     let who = caller(state, headers, uri)?;
     if state.hub.config.open || state.hub.registry.is_organizer(&who) {
         Ok(who)
     } else {
-        Err(error_response(
+        Err(api_err(
             StatusCode::FORBIDDEN,
             "forbidden",
             "only organizers may do this",
@@ -238,7 +270,7 @@ async fn revoke_token(
         .hub
         .disconnect_participant(&key, "your token was revoked");
     if !had {
-        return Err(error_response(
+        return Err(api_err(
             StatusCode::NOT_FOUND,
             "not_found",
             &format!("participant {key} has no token"),
@@ -257,7 +289,7 @@ struct RoleBody {
     series: Option<String>,
 }
 
-fn parse_role(b: &RoleBody) -> Result<(Role, Scope), Response> {
+fn parse_role(b: &RoleBody) -> Result<(Role, Scope), ApiError> {
     let role: Role = b.role.parse().map_err(bad_request)?;
     let scope = match (&b.session, &b.series) {
         (Some(s), None) => Scope::Session(s.clone()),
@@ -305,11 +337,7 @@ async fn revoke_role(
         .await
         .map_err(registry_error)?;
     if !had {
-        return Err(error_response(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such grant",
-        ));
+        return Err(api_err(StatusCode::NOT_FOUND, "not_found", "no such grant"));
     }
     // Open connections were judged with the old roles.
     state
@@ -384,7 +412,7 @@ async fn set_phase(
         .into_iter()
         .find(|s| s.key == key)
         .ok_or_else(|| {
-            error_response(
+            api_err(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 &format!("session {key} not found"),
