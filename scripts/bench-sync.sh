@@ -8,10 +8,13 @@ cd "$(dirname "$0")/.."
 clients=${1:?clients}; docs=${2:?docs}; interval=${3:?interval_ms}; duration=${4:-20}
 cargo build --release -q --bin toron-server --bin toron
 data=$(mktemp -d); out=$(mktemp)
-./target/release/toron-server --listen 127.0.0.1:0 --data "$data" >"$out" 2>/dev/null &
+# Secured, as in production: every client authenticates and every message is checked by the
+# permission policy (the clients are the organizer, so they may create documents).
+token="toron_bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+TORON_ADMIN_TOKEN="$token" ./target/release/toron-server --listen 127.0.0.1:0 --data "$data" >"$out" 2>/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$out"' EXIT
 for _ in $(seq 100); do grep -q listening "$out" && break; sleep 0.1; done
 url=$(awk '{print $NF}' "$out")
-./target/release/toron --server "$url" bench --clients "$clients" --docs "$docs" \
+./target/release/toron --server "$url" --token "$token" bench --clients "$clients" --docs "$docs" \
   --interval-ms "$interval" --duration-secs "$duration" --server-pid "$pid" "${@:5}"

@@ -48,6 +48,10 @@ enum Command {
         url: AutomergeUrl,
         path: String,
         value: String,
+        /// Start the document if the server has no content for it yet (a registered, empty
+        /// document such as your own `notes:` layer).
+        #[arg(long)]
+        create: bool,
     },
     /// Print the document, then again after each change (one JSON document per line).
     Watch {
@@ -281,9 +285,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{url}");
         }
         Command::Get { url } => print_json(&commands::get_document(&server, &url, limit).await?),
-        Command::Set { url, path, value } => {
+        Command::Set {
+            url,
+            path,
+            value,
+            create,
+        } => {
             let value = serde_json::from_str(&value).unwrap_or(Json::String(value));
-            commands::set_value(&server, &url, &path, &value, limit).await?;
+            commands::set_value(&server, &url, &path, &value, create, limit).await?;
         }
         Command::Admin { command } => {
             let (srv, token) = (cli.server.clone(), cli.token.clone());

@@ -48,15 +48,25 @@ pub async fn get_document(
 
 /// Sets `path` to `value` and waits until the server has stored the change. Returns the
 /// document as JSON afterwards.
+///
+/// With `create`, a document the server has no content for yet (a registered, still empty one
+/// such as a participant's own `notes:` layer) is started from nothing.
 pub async fn set_value(
     server: &str,
     url: &AutomergeUrl,
     path: &str,
     value: &Json,
+    create: bool,
     limit: Duration,
 ) -> anyhow::Result<Json> {
     let mut conn = Connection::connect(server, limit).await?;
-    let mut d = conn.find(url.document_id, limit).await?;
+    let mut d = match conn.find(url.document_id, limit).await {
+        Ok(d) => d,
+        Err(crate::sync_client::ClientError::Unavailable(_)) if create => {
+            DocSync::new(url.document_id, AutoCommit::new())
+        }
+        Err(e) => return Err(e.into()),
+    };
     set_path(&mut d.doc, path, value)?;
     conn.push(&mut d, limit).await?;
     conn.close().await;

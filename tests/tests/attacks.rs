@@ -273,6 +273,28 @@ async fn attacks_are_refused_logged_and_invisible() {
         "nothing stored for an invisible document"
     );
 
+    // 8. Creating a document nobody registered: only organizers and importers may.
+    let from = next_seq(&server);
+    let fresh = toron_protocol::DocumentId::random();
+    let r = attack(&server, &activist, fresh, None).await;
+    assert!(matches!(r, Err(ClientError::Unavailable(_))), "{r:?}");
+    assert!(
+        events_since(&server, from).is_empty(),
+        "nothing stored for a refused creation"
+    );
+    attack(&server, &token(&tokens, Role::Importer), fresh, None)
+        .await
+        .expect("an importer creates it");
+    assert!(
+        server.registry().document(&fresh).is_some(),
+        "registered as an ad-hoc document"
+    );
+    let r = attack(&server, &activist, fresh, None).await;
+    assert!(
+        matches!(r, Err(ClientError::Unavailable(_))),
+        "still invisible to the activist: {r:?}"
+    );
+
     // Nobody else received any of it, and everybody keeps working.
     observer.saw_nothing(Duration::from_millis(300)).await;
     ev_doc.doc.put(ROOT, "criteria", "final").expect("put");
