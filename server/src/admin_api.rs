@@ -73,6 +73,12 @@ fn bad_request(msg: impl std::fmt::Display) -> ApiError {
     api_err(StatusCode::BAD_REQUEST, "bad_request", &msg.to_string())
 }
 
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        registry_error(e)
+    }
+}
+
 fn registry_error(e: RegistryError) -> ApiError {
     match e {
         RegistryError::Invalid(m) => bad_request(m),
@@ -218,10 +224,8 @@ async fn add_participant(
         department: n.department,
     };
     let reg = &state.hub.registry;
-    reg.add_participant(&by, p.clone())
-        .await
-        .map_err(registry_error)?;
-    let token = reg.issue_token(&by, &n.key).await.map_err(registry_error)?;
+    reg.add_participant(&by, p.clone()).await?;
+    let token = reg.issue_token(&by, &n.key).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "participant": p, "token": token })),
@@ -236,12 +240,7 @@ async fn issue_token(
     Path(key): Path<String>,
 ) -> ApiResult {
     let by = organizer(&state, &headers, &uri)?;
-    let token = state
-        .hub
-        .registry
-        .issue_token(&by, &key)
-        .await
-        .map_err(registry_error)?;
+    let token = state.hub.registry.issue_token(&by, &key).await?;
     // The old token is gone: so are the connections made with it.
     state
         .hub
@@ -260,12 +259,7 @@ async fn revoke_token(
     Path(key): Path<String>,
 ) -> ApiResult {
     let by = organizer(&state, &headers, &uri)?;
-    let had = state
-        .hub
-        .registry
-        .revoke_token(&by, &key)
-        .await
-        .map_err(registry_error)?;
+    let had = state.hub.registry.revoke_token(&by, &key).await?;
     let closed = state
         .hub
         .disconnect_participant(&key, "your token was revoked");
@@ -312,8 +306,7 @@ async fn grant(
         .hub
         .registry
         .grant(&by, &b.participant, role, scope)
-        .await
-        .map_err(registry_error)?;
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "granted": { "participant": b.participant, "role": role.as_str() } })),
@@ -334,8 +327,7 @@ async fn revoke_role(
         .hub
         .registry
         .revoke_role(&by, &b.participant, role, scope)
-        .await
-        .map_err(registry_error)?;
+        .await?;
     if !had {
         return Err(api_err(StatusCode::NOT_FOUND, "not_found", "no such grant"));
     }
@@ -381,12 +373,7 @@ async fn add_session(
         phase: b.phase.unwrap_or_else(|| Phase::Draft.as_str().to_string()),
         facilitator: b.facilitator,
     };
-    state
-        .hub
-        .registry
-        .put_session(&by, s.clone())
-        .await
-        .map_err(registry_error)?;
+    state.hub.registry.put_session(&by, s.clone()).await?;
     Ok((StatusCode::CREATED, Json(s)).into_response())
 }
 
@@ -419,12 +406,7 @@ async fn set_phase(
             )
         })?;
     s.phase = phase.as_str().to_string();
-    state
-        .hub
-        .registry
-        .put_session(&by, s.clone())
-        .await
-        .map_err(registry_error)?;
+    state.hub.registry.put_session(&by, s.clone()).await?;
     Ok(Json(s).into_response())
 }
 
@@ -436,12 +418,7 @@ async fn add_case(
 ) -> ApiResult {
     let by = organizer(&state, &headers, &uri)?;
     let Json(c) = body.map_err(bad_request)?;
-    state
-        .hub
-        .registry
-        .put_case(&by, c.clone())
-        .await
-        .map_err(registry_error)?;
+    state.hub.registry.put_case(&by, c.clone()).await?;
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
 
@@ -479,9 +456,6 @@ async fn register_document(
             .ok_or_else(|| bad_request(format!("session {session} is not known: add it first")))?,
         DocKey::Report { series } | DocKey::Response { series, .. } => series.clone(),
     };
-    let id = reg
-        .register(&by, &key, &series)
-        .await
-        .map_err(registry_error)?;
+    let id = reg.register(&by, &key, &series).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id.to_string(), "url": id.url().to_string(), "key": key.to_string(), "series": series }))).into_response())
 }

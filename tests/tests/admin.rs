@@ -1,0 +1,174 @@
+//! `toron admin …` against a real, secured server: a debate set up from the command line, then
+//! used by a participant with her own token; every admin change is a record in the log.
+
+use serde_json::Value;
+use tokio::process::Command;
+use toron_protocol::Event;
+use toron_tests::{secure_config, start_with, LIMIT};
+
+async fn toron(url: &str, token: &str, args: &[&str]) -> (i32, Value, String) {
+    let run = Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
+        .args(["--server", url, "--token", token])
+        .args(args)
+        .output();
+    let out = tokio::time::timeout(LIMIT, run)
+        .await
+        .expect("in time")
+        .expect("run toron");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::String(stdout.trim().to_string()));
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organizer_sets_up_a_debate_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = "toron_admin_for_the_cli_admin_test";
+    let mut config = secure_config(dir.path());
+    config.admin_token = Some(admin.into());
+    let server = start_with(config).await;
+    let url = server.url();
+    let before = server.store().last_global_seq().expect("seq");
+
+    let ok = |r: &(i32, Value, String)| assert_eq!(r.0, 0, "{}", r.2);
+    ok(&toron(
+        &url,
+        admin,
+        &[
+            "admin",
+            "session",
+            "add",
+            "S05",
+            "--series",
+            "BM-2026",
+            "--phase",
+            "scheduled",
+            "--facilitator",
+            "P-lee",
+        ],
+    )
+    .await);
+    let kim = toron(
+        &url,
+        admin,
+        &[
+            "admin",
+            "participant",
+            "add",
+            "P-kim",
+            "--name",
+            "김민지",
+            "--affiliation",
+            "주민자치회",
+        ],
+    )
+    .await;
+    ok(&kim);
+    assert_eq!(
+        kim.1["participant"]["attribution"], "affiliation_only",
+        "private citizens default to their affiliation"
+    );
+    let kim_token = kim.1["token"].as_str().expect("token").to_string();
+    ok(&toron(
+        &url,
+        admin,
+        &["admin", "grant", "P-kim", "activist", "--session", "S05"],
+    )
+    .await);
+    let notes = toron(
+        &url,
+        admin,
+        &["admin", "doc", "register", "notes:S05:P-kim"],
+    )
+    .await;
+    ok(&notes);
+    let notes_url = notes.1["url"].as_str().expect("url").to_string();
+
+    // Kim sees who she is and her document; she may not administer.
+    let me = toron(&url, &kim_token, &["admin", "whoami"]).await;
+    ok(&me);
+    assert_eq!(me.1["participant"], "P-kim");
+    assert_eq!(me.1["roles"][0]["role"], "activist");
+    let docs = toron(&url, &kim_token, &["admin", "docs"]).await;
+    ok(&docs);
+    assert_eq!(docs.1[0]["key"], "notes:S05:P-kim");
+    assert_eq!(
+        docs.1[0]["access"], "read",
+        "activists annotate only once the session is live"
+    );
+    let denied = toron(&url, &kim_token, &["admin", "participant", "list"]).await;
+    assert_eq!(denied.0, 1);
+    assert!(denied.2.contains("403"), "{}", denied.2);
+
+    // Live: she writes her own layer.
+    ok(&toron(&url, admin, &["admin", "session", "phase", "S05", "live"]).await);
+    let docs = toron(&url, &kim_token, &["admin", "docs"]).await;
+    assert_eq!(docs.1[0]["access"], "write");
+    ok(&toron(
+        &url,
+        &kim_token,
+        &[
+            "set",
+            "--create",
+            &notes_url,
+            "annotations.a1.body",
+            "\"좋은 사례\"",
+        ],
+    )
+    .await);
+    let got = toron(&url, &kim_token, &["get", &notes_url]).await;
+    assert_eq!(got.1["annotations"]["a1"]["body"], "좋은 사례");
+    let rec = server
+        .store()
+        .document_records(
+            &notes_url
+                .trim_start_matches("automerge:")
+                .parse()
+                .expect("id"),
+        )
+        .expect("records");
+    assert_eq!(rec[0].change.by.participant.as_deref(), Some("P-kim"));
+    assert_eq!(rec[0].change.by.role.as_deref(), Some("activist"));
+
+    // Bad input gets a clear error and changes nothing.
+    let bad = toron(
+        &url,
+        admin,
+        &["admin", "grant", "P-kim", "emperor", "--session", "S05"],
+    )
+    .await;
+    assert_eq!(bad.0, 1);
+    assert!(
+        bad.2.contains("400") && bad.2.contains("unknown role"),
+        "{}",
+        bad.2
+    );
+    let bad = toron(&url, admin, &["admin", "doc", "register", "case:nope"]).await;
+    assert!(bad.2.contains("add it first"), "{}", bad.2);
+
+    // Revoking the role takes the document away.
+    ok(&toron(
+        &url,
+        admin,
+        &["admin", "revoke", "P-kim", "activist", "--session", "S05"],
+    )
+    .await);
+    let docs = toron(&url, &kim_token, &["admin", "docs"]).await;
+    assert_eq!(docs.1, serde_json::json!([]));
+
+    // Every admin change is a record in the log.
+    let admin_records = server
+        .store()
+        .events(before + 1, 1000)
+        .expect("events")
+        .into_iter()
+        .filter(|e| matches!(e, Event::Admin { .. }))
+        .count();
+    // session, participant, token, grant, document, phase, revoke
+    assert_eq!(admin_records, 7);
+    server.shutdown().await.expect("shutdown");
+}
