@@ -60,6 +60,32 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// A document's history: who changed it, when, in which role.
+    History {
+        url: AutomergeUrl,
+        #[arg(long)]
+        participant: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The document as it was after change number SEQ, or at a moment.
+    At {
+        url: AutomergeUrl,
+        #[arg(long, conflicts_with = "time", required_unless_present = "time")]
+        seq: Option<u64>,
+        /// UTC milliseconds, or RFC 3339 such as 2026-11-26T17:30:00+09:00.
+        #[arg(long)]
+        time: Option<String>,
+    },
+    /// What changed between change numbers FROM and TO (patches: path, action, values).
+    Diff {
+        url: AutomergeUrl,
+        from: u64,
+        to: u64,
+    },
     /// Participants, roles, tokens, sessions, cases and documents (organizers; `whoami` and
     /// `docs` for everybody). Prints JSON.
     Admin {
@@ -293,6 +319,55 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let value = serde_json::from_str(&value).unwrap_or(Json::String(value));
             commands::set_value(&server, &url, &path, &value, create, limit).await?;
+        }
+        Command::History {
+            url,
+            participant,
+            role,
+            json,
+        } => {
+            let (srv, token) = (cli.server.clone(), cli.token.clone());
+            let url = url.to_string();
+            let events = tokio::task::spawn_blocking(move || {
+                let api = crate::admin::Admin::new(&srv, token, limit);
+                crate::history::history(&api, &url, participant.as_deref(), role.as_deref())
+            })
+            .await??;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&events)?);
+            } else {
+                print!("{}", crate::history::table(&events));
+            }
+        }
+        Command::At { url, seq, time } => {
+            let time = time
+                .as_deref()
+                .map(crate::history::parse_time)
+                .transpose()?;
+            let (srv, token, url) = (cli.server.clone(), cli.token.clone(), url.to_string());
+            let answer = tokio::task::spawn_blocking(move || {
+                crate::history::state_at(
+                    &crate::admin::Admin::new(&srv, token, limit),
+                    &url,
+                    seq,
+                    time,
+                )
+            })
+            .await??;
+            println!("{}", answer["state"]);
+        }
+        Command::Diff { url, from, to } => {
+            let (srv, token, url) = (cli.server.clone(), cli.token.clone(), url.to_string());
+            let answer = tokio::task::spawn_blocking(move || {
+                crate::history::diff(
+                    &crate::admin::Admin::new(&srv, token, limit),
+                    &url,
+                    from,
+                    to,
+                )
+            })
+            .await??;
+            println!("{}", serde_json::to_string_pretty(&answer["patches"])?);
         }
         Command::Admin { command } => {
             let (srv, token) = (cli.server.clone(), cli.token.clone());

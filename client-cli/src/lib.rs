@@ -11,5 +11,7 @@ pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod commands;
-pub mod json;
+pub mod history;
+/// Automerge ↔ JSON (lives in the protocol crate, shared with the server).
+pub use toron_protocol::json;
 pub mod sync_client;

@@ -11,10 +11,14 @@
 //!   the order of its outputs.
 //! - [`record`]: the versioned event-log records the server appends.
 //! - [`policy`]: who may read and write which document — the one place permission is decided.
+//! - [`json`]: Automerge documents ↔ JSON, as the JavaScript API shows them.
+//! - [`history`]: a document at a point of its log, and the difference between two points.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod engine;
+pub mod history;
 pub mod ids;
+pub mod json;
 pub mod policy;
 pub mod record;
 pub mod wire;

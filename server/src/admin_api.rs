@@ -59,7 +59,7 @@ impl From<AuthError> for ApiError {
     }
 }
 
-fn api_err(status: StatusCode, code: &'static str, message: &str) -> ApiError {
+pub fn api_err(status: StatusCode, code: &'static str, message: &str) -> ApiError {
     ApiError {
         status,
         code,

@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sync", get(ws_or_hello))
         .route("/healthz", get(healthz))
         .merge(crate::admin_api::routes())
+        .merge(crate::history_api::routes())
         .with_state(state)
 }
 

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod doc_actor;
+pub mod history_api;
 pub mod http;
 pub mod hub;
 pub mod registry;

@@ -21,6 +21,11 @@ pub fn doc_to_json(doc: &impl ReadDoc) -> Json {
     obj_to_json(doc, &ROOT)
 }
 
+/// One object as JSON.
+pub fn obj_json(doc: &impl ReadDoc, obj: &ObjId) -> Json {
+    obj_to_json(doc, obj)
+}
+
 fn obj_to_json(doc: &impl ReadDoc, obj: &ObjId) -> Json {
     match doc.object_type(obj) {
         Ok(ObjType::Map) | Ok(ObjType::Table) => {
@@ -50,6 +55,11 @@ fn value_to_json(doc: &impl ReadDoc, v: Value<'_>, id: &ObjId) -> Json {
         Value::Object(_) => obj_to_json(doc, id),
         Value::Scalar(s) => scalar_to_json(&s),
     }
+}
+
+/// One scalar as JSON.
+pub fn scalar_json(s: &ScalarValue) -> Json {
+    scalar_to_json(s)
 }
 
 fn scalar_to_json(s: &ScalarValue) -> Json {
