@@ -595,6 +595,20 @@ fn a_batch_of_many_senders_is_one_append_attributed_per_change() {
     for c in 0..4 {
         net.edit(c, id, &format!("k{c}"), c as i64);
     }
+    // Usually all four messages carry their change; after a Bloom-filter false positive a
+    // client sends only its heads first and the change a round later.
+    let carrying = net
+        .to_server
+        .iter()
+        .filter(|(_, m)| match m {
+            Message::Sync { data, .. } => !sync::Message::decode(data)
+                .expect("decode")
+                .changes
+                .is_empty(),
+            _ => false,
+        })
+        .count();
+    assert!(carrying >= 2, "several senders in one batch");
     net.round();
     assert_eq!(
         net.pending_appends.len(),
@@ -602,7 +616,7 @@ fn a_batch_of_many_senders_is_one_append_attributed_per_change() {
         "one append for the whole batch"
     );
     let (_, _, changes) = &net.pending_appends[0];
-    assert_eq!(changes.len(), 4);
+    assert_eq!(changes.len(), carrying);
     for ch in changes {
         let c = net.client_index(ch.conn);
         assert_eq!(ch.peer, net.clients[c].peer);
