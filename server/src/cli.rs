@@ -31,6 +31,17 @@ pub struct Args {
     /// The first start's organizer token (instead of generating one into <data>/admin-token).
     #[arg(long, env = "TORON_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    #[command(subcommand)]
+    command: Option<Offline>,
+}
+
+/// Offline work on a data directory (the server must not be running on it).
+#[derive(Debug, clap::Subcommand)]
+enum Offline {
+    /// Replay the whole log and check every record, sequence, document and snapshot.
+    Verify,
+    /// Rebuild every snapshot from the log.
+    Rebuild,
 }
 
 /// Parses the flags, runs the server until SIGTERM or Ctrl-C, then stops it gracefully.
@@ -47,6 +58,31 @@ async fn serve_from_args() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    match args.command {
+        Some(Offline::Verify) => {
+            let store = crate::verify::open(&args.data)?;
+            let report = crate::verify::verify(&store)?;
+            println!(
+                "{} records, {} changes, {} documents",
+                report.records, report.changes, report.documents
+            );
+            for p in &report.problems {
+                println!("problem: {p}");
+            }
+            if !report.ok() {
+                anyhow::bail!("verify found {} problem(s)", report.problems.len());
+            }
+            println!("ok");
+            return Ok(());
+        }
+        Some(Offline::Rebuild) => {
+            let store = crate::verify::open(&args.data)?;
+            let n = crate::verify::rebuild(&store)?;
+            println!("rebuilt the snapshots of {n} documents");
+            return Ok(());
+        }
+        None => {}
+    }
     let mut config = crate::Config::new(args.listen, args.data);
     config.ping_interval = Duration::from_secs(args.ping_secs.max(1));
     config.idle_evict = Duration::from_secs(args.idle_evict_secs.max(1));

@@ -21,6 +21,7 @@ pub mod http;
 pub mod hub;
 pub mod registry;
 pub mod store;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

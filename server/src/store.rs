@@ -552,6 +552,71 @@ impl Store {
         Ok(())
     }
 
+    /// Every document that has changes in the log.
+    pub fn documents(&self) -> Result<Vec<DocumentId>, StoreError> {
+        let mut out: Vec<DocumentId> = Vec::new();
+        for kv in self.events.scan_prefix(b"D") {
+            let (k, _) = kv?;
+            let id = DocumentId::from_slice(&k[1..17]).map_err(|e| corrupt(&k, &e.to_string()))?;
+            if out.last() != Some(&id) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The raw stored bytes of record `g` (for `verify`, which checks what is really there).
+    pub fn raw_record(&self, g: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        get_value(&self.events, &key_l(g), &piece_prefix_l(g))
+    }
+
+    /// Every global sequence number present in the log, in order.
+    pub fn global_seqs(&self) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.events.scan_prefix(b"L") {
+            let (k, _) = kv?;
+            out.push(be_u64(&k[1..]).ok_or_else(|| corrupt(&k, "log key"))?);
+        }
+        Ok(out)
+    }
+
+    /// The document sequence → global sequence index of one document.
+    pub fn document_index(&self, doc: &DocumentId) -> Result<Vec<(u64, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.events.range(key_d(doc, 0)..key_d(doc, u64::MAX)) {
+            let (k, v) = kv?;
+            let s = be_u64(&k[17..]).ok_or_else(|| corrupt(&k, "doc seq"))?;
+            out.push((s, be_u64(&v).ok_or_else(|| corrupt(&k, "global seq"))?));
+        }
+        Ok(out)
+    }
+
+    /// Whether the idempotency index knows `hash` for `doc`.
+    pub fn has_change(&self, doc: &DocumentId, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.events.contains_key(key_h(doc, hash))?)
+    }
+
+    /// The newest usable snapshot of `doc` and the document sequence it covers.
+    pub fn snapshot(&self, doc: &DocumentId) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.newest_snapshot(doc)
+    }
+
+    /// Overwrites one byte of record `g` as stored — only for tests that prove `verify`
+    /// notices damage. Nothing in the server calls it.
+    #[doc(hidden)]
+    pub fn damage_record_for_tests(&self, g: u64, offset: usize) -> Result<(), StoreError> {
+        let key = key_l(g);
+        let Some(v) = self.events.get(key)? else {
+            return Ok(());
+        };
+        let mut v = v.to_vec();
+        let i = (offset % (v.len().saturating_sub(1)).max(1)) + 1;
+        v[i] ^= 0xff;
+        self.events.insert(key, v)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Deletes every snapshot (they are a cache; used by tests and operators).
     pub fn clear_snapshots(&self) -> Result<(), StoreError> {
         self.snapshots.clear()?;

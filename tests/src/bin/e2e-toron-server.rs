@@ -1,6 +1,14 @@
 //! The real `toron-server` command line, built inside this package so that its tests can
 //! start it as a child process.
 
-fn main() -> anyhow::Result<()> {
-    toron_server::cli::main()
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match toron_server::cli::main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("toron-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
