@@ -251,7 +251,6 @@ impl DocEngine {
         // 1. Decode every sync message; a peer whose bytes automerge refuses is closed.
         let mut rejected: BTreeSet<ConnId> = BTreeSet::new();
         let mut decoded: Vec<(ConnId, sync::Message)> = Vec::with_capacity(inputs.len());
-        let mut carried_changes: BTreeSet<usize> = BTreeSet::new();
         let mut grants: HashMap<ConnId, Grant> = HashMap::new();
         for input in inputs {
             let Input::Sync {
@@ -293,11 +292,10 @@ impl DocEngine {
         let heads_before = self.doc.get_heads();
         let mut origin: HashMap<ChangeHash, ConnId> = HashMap::new();
         let mut groups: Vec<(ConnId, Vec<Change>)> = Vec::new();
-        for (idx, (conn, msg)) in decoded.iter_mut().enumerate() {
+        for (conn, msg) in decoded.iter_mut() {
             if msg.changes.is_empty() {
                 continue;
             }
-            carried_changes.insert(idx);
             let conn = *conn;
             let mut new = Vec::new();
             let mut bad = None;
@@ -360,20 +358,20 @@ impl DocEngine {
         }
 
         // 3. Let every message update its sender's sync state (changes are already applied).
+        let batch_changed_heads = self.doc.get_heads() != heads_before;
         let mut touched = BTreeSet::new();
-        for (idx, (conn, msg)) in decoded.into_iter().enumerate() {
+        for (conn, msg) in decoded {
             if rejected.contains(&conn) {
                 continue;
             }
             let Some(pd) = self.peers.get_mut(&conn) else {
                 continue;
             };
-            // automerge takes "no changes, and your heads equal mine" to mean we already
-            // told them our heads. With the changes stripped that would be wrong, and the
-            // acknowledgement the sender waits for would never be generated.
-            let last_sent = carried_changes
-                .contains(&idx)
-                .then(|| pd.state.last_sent_heads.clone());
+            // automerge takes "no changes, and your heads equal mine" to mean we already told
+            // the sender our heads. When this batch changed the document, "mine" are heads the
+            // sender has not been told yet (its own change, applied above, or a change another
+            // message brought): the acknowledgement it waits for would never be generated.
+            let last_sent = batch_changed_heads.then(|| pd.state.last_sent_heads.clone());
             let received = self.doc.receive_sync_message(&mut pd.state, msg);
             if let Some(last_sent) = last_sent {
                 pd.state.last_sent_heads = last_sent;

@@ -38,6 +38,8 @@ struct Net {
     /// Per-connection grants (absent: open mode).
     grants: HashMap<ConnId, Grant>,
     gate: Bindings,
+    /// Clients that do not read their inbox during `round` (a busy or slow client).
+    held: std::collections::HashSet<usize>,
     now: u64,
 }
 
@@ -65,6 +67,7 @@ impl Net {
             refused: Vec::new(),
             grants: HashMap::new(),
             gate: Bindings::default(),
+            held: std::collections::HashSet::new(),
             now: 1_000,
         }
     }
@@ -220,27 +223,36 @@ impl Net {
             }
         }
         for i in 0..self.clients.len() {
-            while let Some(msg) = self.clients[i].inbox.pop_front() {
-                busy = true;
-                match msg {
-                    Message::Sync {
-                        document_id, data, ..
-                    } => {
-                        let (doc, state) = self.clients[i].docs.get_mut(&document_id).expect("doc");
-                        let m = sync::Message::decode(&data).expect("server sends valid sync");
-                        doc.sync().receive_sync_message(state, m).expect("apply");
-                        self.client_sync(i, document_id, SyncKind::Sync);
-                    }
-                    Message::DocUnavailable { document_id, .. } => {
-                        self.clients[i].unavailable.push(document_id)
-                    }
-                    Message::Ephemeral {
-                        session_id, count, ..
-                    } => {
-                        self.clients[i].ephemeral_seen.push((session_id, count));
-                    }
-                    other => panic!("unexpected server message {other:?}"),
+            if !self.held.contains(&i) {
+                busy |= self.client_receive(i);
+            }
+        }
+        busy
+    }
+
+    /// Client `i` handles everything the server sent it, replying as the protocol asks.
+    fn client_receive(&mut self, i: usize) -> bool {
+        let mut busy = false;
+        while let Some(msg) = self.clients[i].inbox.pop_front() {
+            busy = true;
+            match msg {
+                Message::Sync {
+                    document_id, data, ..
+                } => {
+                    let (doc, state) = self.clients[i].docs.get_mut(&document_id).expect("doc");
+                    let m = sync::Message::decode(&data).expect("server sends valid sync");
+                    doc.sync().receive_sync_message(state, m).expect("apply");
+                    self.client_sync(i, document_id, SyncKind::Sync);
                 }
+                Message::DocUnavailable { document_id, .. } => {
+                    self.clients[i].unavailable.push(document_id)
+                }
+                Message::Ephemeral {
+                    session_id, count, ..
+                } => {
+                    self.clients[i].ephemeral_seen.push((session_id, count));
+                }
+                other => panic!("unexpected server message {other:?}"),
             }
         }
         busy
@@ -364,6 +376,40 @@ fn a_change_made_with_someone_elses_actor_id_is_refused() {
     );
     assert_eq!(net.value(0, id, "v"), Some(1));
     assert_eq!(net.log.len(), 1);
+}
+
+/// Regression: Alice edits while a message from the server is still unread; she then reads it
+/// and replies, so her change and her reply (heads already including the change) arrive in one
+/// batch. The server must still acknowledge her change.
+#[test]
+fn an_edit_and_a_late_reply_in_one_batch_are_still_acknowledged() {
+    let mut net = Net::new(2);
+    let id = net.create(0, "v", 1);
+    net.run_until_quiet();
+    net.find(1, id);
+    net.run_until_quiet();
+
+    net.held.insert(0);
+    net.edit(1, id, "w", 2);
+    net.round();
+    net.round();
+    assert!(
+        !net.clients[0].inbox.is_empty(),
+        "Alice has an unread message"
+    );
+    net.edit(0, id, "v", 3);
+    net.client_receive(0);
+    net.held.clear();
+    net.run_until_quiet();
+    assert!(
+        net.acknowledged(0, id),
+        "the server told Alice it has her change"
+    );
+    assert!(net.acknowledged(1, id));
+    assert_eq!(
+        (net.value(0, id, "w"), net.value(1, id, "v")),
+        (Some(2), Some(3))
+    );
 }
 
 #[test]
