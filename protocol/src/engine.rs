@@ -212,10 +212,6 @@ impl DocEngine {
         !self.doc.get_heads().is_empty()
     }
 
-    pub fn subscribers(&self) -> impl Iterator<Item = ConnId> + '_ {
-        self.peers.keys().copied()
-    }
-
     /// Nothing queued, nothing in flight, nobody subscribed: the driver may evict it.
     pub fn is_idle(&self) -> bool {
         self.peers.is_empty() && self.inbox.is_empty() && self.in_flight.is_none()
@@ -234,10 +230,6 @@ impl DocEngine {
             return;
         }
         self.inbox.push_back(input);
-    }
-
-    pub fn has_pending(&self) -> bool {
-        !self.inbox.is_empty()
     }
 
     /// Processes everything queued as one batch. Returns nothing while an append is in flight.

@@ -21,6 +21,19 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/documents/{id}/diff", get(diff))
 }
 
+/// Runs reading or rebuilding work off the I/O tasks; a panic in it is an internal error.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        api_err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        )
+    })
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -45,15 +58,8 @@ async fn readable_records(
         }
     }
     let store = state.hub.store.clone();
-    let records = tokio::task::spawn_blocking(move || store.document_records(&id))
-        .await
-        .map_err(|e| {
-            api_err(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                &e.to_string(),
-            )
-        })?
+    let records = blocking(move || store.document_records(&id))
+        .await?
         .map_err(|e| api_err(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string()))?;
     if records.is_empty() {
         return Err(not_found());
@@ -163,19 +169,12 @@ async fn state_at(
         .take(n)
         .map(|r| r.change.bytes)
         .collect();
-    let doc = tokio::task::spawn_blocking(move || {
+    let doc = blocking(move || {
         history::document_of(&bytes)
             .map(|d| toron_protocol::json::doc_to_json(&d))
             .map_err(|e| e.to_string())
     })
-    .await
-    .map_err(|e| {
-        api_err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            &e.to_string(),
-        )
-    })?
+    .await?
     .map_err(|e| api_err(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", &e.to_string()))?;
     Ok(Json(json!({ "seq": seq, "time_ms": time, "state": doc })).into_response())
 }
@@ -201,14 +200,6 @@ async fn diff(
         .map(|r| automerge::Change::from_bytes(r.change.bytes))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| api_err(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", &e.to_string()))?;
-    let patches = tokio::task::spawn_blocking(move || history::diff(&changes, from, to))
-        .await
-        .map_err(|e| {
-            api_err(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                &e.to_string(),
-            )
-        })?;
+    let patches = blocking(move || history::diff(&changes, from, to)).await?;
     Ok(Json(json!({ "from": q.from, "to": q.to, "patches": patches })).into_response())
 }

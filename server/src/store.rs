@@ -26,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -633,10 +633,6 @@ impl Store {
         if let Err(e) = self.db.flush() {
             tracing::error!(error = %e, "final flush failed");
         }
-    }
-
-    pub fn path_of_data_file(dir: &Path) -> PathBuf {
-        dir.join("db")
     }
 }
 
