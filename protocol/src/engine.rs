@@ -386,9 +386,16 @@ impl DocEngine {
             return actions;
         }
         let fallback = touched.iter().next().copied().unwrap_or(ConnId(0));
+        // `get_changes` lists them in causal order, so each one's heads follow from the
+        // previous heads and its dependencies.
+        let mut heads: BTreeSet<[u8; 32]> = heads_before.iter().map(|h| h.0).collect();
         let records: Vec<NewChange> = new_changes
             .iter()
             .map(|c| {
+                for d in c.deps() {
+                    heads.remove(&d.0);
+                }
+                heads.insert(c.hash().0);
                 let conn = origin.get(&c.hash()).copied().unwrap_or(fallback);
                 let peer = self
                     .peers
@@ -404,6 +411,7 @@ impl DocEngine {
                     actor: c.actor_id().to_bytes().to_vec(),
                     hash: c.hash().0,
                     bytes: c.raw_bytes().to_vec(),
+                    heads_after: heads.iter().copied().collect(),
                 }
             })
             .collect();

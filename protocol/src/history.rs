@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use automerge::{Automerge, Change, ChangeHash, Patch, PatchAction, Prop, Value};
+use automerge::{Automerge, Change, ChangeHash, ObjType, Patch, PatchAction, Prop, Value};
 use serde_json::{json, Value as Json};
 
 use crate::engine::AssembleError;
@@ -34,9 +34,13 @@ fn prop_json(p: &Prop) -> Json {
     }
 }
 
-fn value_json(doc: &Automerge, v: &Value<'_>, id: &automerge::ObjId) -> Json {
+/// A value a patch sets. A new object is shown empty: the patches after it fill it in, and
+/// reading it from the copy would show its content at the copy's newest heads instead.
+fn value_json(_doc: &Automerge, v: &Value<'_>, _id: &automerge::ObjId) -> Json {
     match v {
-        Value::Object(_) => crate::json::obj_json(doc, id),
+        Value::Object(ObjType::Map | ObjType::Table) => json!({}),
+        Value::Object(ObjType::List) => json!([]),
+        Value::Object(ObjType::Text) => json!(""),
         Value::Scalar(s) => crate::json::scalar_json(s),
     }
 }
@@ -88,6 +92,14 @@ pub fn patch_json(doc: &Automerge, p: &Patch) -> Json {
         m.insert("action".into(), json!(action));
     }
     fields
+}
+
+/// What changed between two points of a loaded document, as JSON patches.
+pub fn diff_between(doc: &Automerge, before: &[ChangeHash], after: &[ChangeHash]) -> Vec<Json> {
+    doc.diff(before, after)
+        .iter()
+        .map(|p| patch_json(doc, p))
+        .collect()
 }
 
 /// What changed between the first `from` and the first `to` changes of the log.

@@ -3,7 +3,7 @@
 //! as `@automerge/automerge` does by default.
 
 use automerge::transaction::Transactable;
-use automerge::{ObjId, ObjType, Prop, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{ChangeHash, ObjId, ObjType, Prop, ReadDoc, ScalarValue, Value, ROOT};
 use serde_json::{Map, Number, Value as Json};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,41 +18,64 @@ pub enum JsonError {
 
 /// The whole document as JSON.
 pub fn doc_to_json(doc: &impl ReadDoc) -> Json {
-    obj_to_json(doc, &ROOT)
+    obj_to_json(doc, &ROOT, None)
+}
+
+/// The whole document as it was at `heads` (a point of its history), read from a copy that
+/// holds at least those changes — no replay needed.
+pub fn doc_to_json_at(doc: &impl ReadDoc, heads: &[ChangeHash]) -> Json {
+    obj_to_json(doc, &ROOT, Some(heads))
 }
 
 /// One object as JSON.
 pub fn obj_json(doc: &impl ReadDoc, obj: &ObjId) -> Json {
-    obj_to_json(doc, obj)
+    obj_to_json(doc, obj, None)
 }
 
-fn obj_to_json(doc: &impl ReadDoc, obj: &ObjId) -> Json {
+fn obj_to_json(doc: &impl ReadDoc, obj: &ObjId, at: Option<&[ChangeHash]>) -> Json {
+    let get = |prop: Prop| match at {
+        Some(h) => doc.get_at(obj, prop, h),
+        None => doc.get(obj, prop),
+    };
     match doc.object_type(obj) {
         Ok(ObjType::Map) | Ok(ObjType::Table) => {
+            let keys: Vec<String> = match at {
+                Some(h) => doc.keys_at(obj, h).collect(),
+                None => doc.keys(obj).collect(),
+            };
             let mut m = Map::new();
-            for key in doc.keys(obj) {
-                if let Ok(Some((v, id))) = doc.get(obj, key.as_str()) {
-                    m.insert(key, value_to_json(doc, v, &id));
+            for key in keys {
+                if let Ok(Some((v, id))) = get(Prop::Map(key.clone())) {
+                    m.insert(key, value_to_json(doc, v, &id, at));
                 }
             }
             Json::Object(m)
         }
         Ok(ObjType::List) => {
-            let n = doc.length(obj);
+            let n = match at {
+                Some(h) => doc.length_at(obj, h),
+                None => doc.length(obj),
+            };
             let items = (0..n)
-                .filter_map(|i| doc.get(obj, i).ok().flatten())
-                .map(|(v, id)| value_to_json(doc, v, &id))
+                .filter_map(|i| get(Prop::Seq(i)).ok().flatten())
+                .map(|(v, id)| value_to_json(doc, v, &id, at))
                 .collect();
             Json::Array(items)
         }
-        Ok(ObjType::Text) => Json::String(doc.text(obj).unwrap_or_default()),
+        Ok(ObjType::Text) => Json::String(
+            match at {
+                Some(h) => doc.text_at(obj, h),
+                None => doc.text(obj),
+            }
+            .unwrap_or_default(),
+        ),
         Err(_) => Json::Null,
     }
 }
 
-fn value_to_json(doc: &impl ReadDoc, v: Value<'_>, id: &ObjId) -> Json {
+fn value_to_json(doc: &impl ReadDoc, v: Value<'_>, id: &ObjId, at: Option<&[ChangeHash]>) -> Json {
     match v {
-        Value::Object(_) => obj_to_json(doc, id),
+        Value::Object(_) => obj_to_json(doc, id, at),
         Value::Scalar(s) => scalar_to_json(&s),
     }
 }
@@ -225,6 +248,25 @@ mod tests {
             init_from_json(&mut doc, &json!([1])),
             Err(JsonError::RootNotObject("an array"))
         ));
+    }
+
+    #[test]
+    fn a_past_point_reads_like_the_document_was_then() {
+        let mut doc = AutoCommit::new();
+        init_from_json(&mut doc, &json!({"t": "가나", "l": [1], "m": {"k": 1}})).expect("init");
+        doc.commit();
+        let then_heads = doc.get_heads();
+        let then = doc_to_json(&doc);
+        set_path(&mut doc, "m.k", &json!(2)).expect("set");
+        set_path(&mut doc, "l.1", &json!({"x": "y"})).expect("append");
+        set_path(&mut doc, "new", &json!("다")).expect("add");
+        let t = doc.get(ROOT, "t").expect("t").expect("some").1;
+        doc.splice_text(&t, 1, 1, "😀라").expect("splice");
+        doc.commit();
+        assert_ne!(doc_to_json(&doc), then);
+        assert_eq!(doc_to_json_at(&doc, &then_heads), then);
+        let now = doc.get_heads();
+        assert_eq!(doc_to_json_at(&doc, &now), doc_to_json(&doc));
     }
 
     #[test]

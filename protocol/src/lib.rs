@@ -28,6 +28,6 @@ pub use engine::{
 };
 pub use ids::{AutomergeUrl, ConnId, DocumentId, IdError, PeerId};
 pub use record::{
-    AdminAction, Attribution, ChangeRecord, Event, NewChange, RecordError, Rejection,
+    AdminAction, Attribution, ChangeRecord, Event, NewChange, Presence, RecordError, Rejection,
 };
 pub use wire::{DecodeError, Message, PeerMetadata, PROTOCOL_VERSION};

@@ -36,6 +36,11 @@ pub struct NewChange {
     pub hash: [u8; 32],
     /// The change as Automerge encodes it; `Change::from_bytes` reads it back.
     pub bytes: Vec<u8>,
+    /// The document's heads once this change is applied (the log is in causal order, so
+    /// these are the heads of the log's prefix ending here). Lets any point of a document be
+    /// read from a loaded copy without replaying the log. Empty in records written before
+    /// this field existed; readers then derive the heads from the changes' dependencies.
+    pub heads_after: Vec<[u8; 32]>,
 }
 
 /// A change as the log holds it: numbered globally and within its document, gap-free.
@@ -67,6 +72,17 @@ pub struct AdminAction {
     pub action: String,
 }
 
+/// A participant began or ended taking part in a session: the first of their connections
+/// touched one of its documents, or the last one that did closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    pub at_ms: u64,
+    pub participant: String,
+    pub role: Option<String>,
+    pub session: String,
+    pub joined: bool,
+}
+
 /// Anything the log holds, with its global sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -79,13 +95,19 @@ pub enum Event {
         global_seq: u64,
         action: AdminAction,
     },
+    Presence {
+        global_seq: u64,
+        presence: Presence,
+    },
 }
 
 impl Event {
     pub fn global_seq(&self) -> u64 {
         match self {
             Event::Change(c) => c.global_seq,
-            Event::Rejection { global_seq, .. } | Event::Admin { global_seq, .. } => *global_seq,
+            Event::Rejection { global_seq, .. }
+            | Event::Admin { global_seq, .. }
+            | Event::Presence { global_seq, .. } => *global_seq,
         }
     }
 }
@@ -136,7 +158,8 @@ impl ChangeRecord {
         let c = &self.change;
         let mut e = Encoder::new(Vec::with_capacity(c.bytes.len() + 200));
         let r = (|| {
-            e.map(11 + attribution_len(&c.by))?;
+            let heads = u64::from(!c.heads_after.is_empty());
+            e.map(11 + heads + attribution_len(&c.by))?;
             e.str("v")?.u64(RECORD_VERSION)?;
             e.str("k")?.str("change")?;
             e.str("g")?.u64(self.global_seq)?;
@@ -149,6 +172,12 @@ impl ChangeRecord {
             e.str("actor")?.bytes(&c.actor)?;
             e.str("hash")?.bytes(&c.hash)?;
             e.str("bytes")?.bytes(&c.bytes)?;
+            if !c.heads_after.is_empty() {
+                e.str("ha")?.array(c.heads_after.len() as u64)?;
+                for h in &c.heads_after {
+                    e.bytes(h)?;
+                }
+            }
             Ok(())
         })();
         finish(e, r)
@@ -161,8 +190,8 @@ impl ChangeRecord {
             Event::Rejection { .. } => Err(RecordError::UnknownKind(
                 "rejection where a change was expected".into(),
             )),
-            Event::Admin { .. } => Err(RecordError::UnknownKind(
-                "admin where a change was expected".into(),
+            Event::Admin { .. } | Event::Presence { .. } => Err(RecordError::UnknownKind(
+                "metadata event where a change was expected".into(),
             )),
         }
     }
@@ -209,6 +238,27 @@ impl AdminAction {
     }
 }
 
+impl Presence {
+    pub fn encode(&self, global_seq: u64) -> Vec<u8> {
+        let mut e = Encoder::new(Vec::with_capacity(96));
+        let r = (|| {
+            e.map(7 + u64::from(self.role.is_some()))?;
+            e.str("v")?.u64(RECORD_VERSION)?;
+            e.str("k")?.str("presence")?;
+            e.str("g")?.u64(global_seq)?;
+            e.str("t")?.u64(self.at_ms)?;
+            e.str("who")?.str(&self.participant)?;
+            if let Some(r) = &self.role {
+                e.str("role")?.str(r)?;
+            }
+            e.str("session")?.str(&self.session)?;
+            e.str("joined")?.bool(self.joined)?;
+            Ok(())
+        })();
+        finish(e, r)
+    }
+}
+
 #[derive(Default)]
 struct Fields {
     v: Option<u64>,
@@ -227,6 +277,20 @@ struct Fields {
     hashes: Option<Vec<[u8; 32]>>,
     why: Option<String>,
     action: Option<String>,
+    heads: Option<Vec<[u8; 32]>>,
+    session: Option<String>,
+    joined: Option<bool>,
+}
+
+fn hash_array(d: &mut Decoder<'_>) -> Result<Vec<[u8; 32]>, RecordError> {
+    let n = d
+        .array()?
+        .ok_or_else(|| RecordError::Malformed("indefinite array".into()))?;
+    let mut hs = Vec::new();
+    for _ in 0..n {
+        hs.push(hash32(d.bytes()?)?);
+    }
+    Ok(hs)
 }
 
 fn hash32(b: &[u8]) -> Result<[u8; 32], RecordError> {
@@ -242,6 +306,10 @@ impl Event {
                 rejection,
             } => rejection.encode(*global_seq),
             Event::Admin { global_seq, action } => action.encode(*global_seq),
+            Event::Presence {
+                global_seq,
+                presence,
+            } => presence.encode(*global_seq),
         }
     }
 
@@ -275,16 +343,10 @@ impl Event {
                 "actor" => f.actor = Some(d.bytes()?.to_vec()),
                 "hash" => f.hash = Some(hash32(d.bytes()?)?),
                 "bytes" => f.bytes = Some(d.bytes()?.to_vec()),
-                "hashes" => {
-                    let n = d
-                        .array()?
-                        .ok_or_else(|| RecordError::Malformed("indefinite array".into()))?;
-                    let mut hs = Vec::new();
-                    for _ in 0..n {
-                        hs.push(hash32(d.bytes()?)?);
-                    }
-                    f.hashes = Some(hs);
-                }
+                "hashes" => f.hashes = Some(hash_array(&mut d)?),
+                "ha" => f.heads = Some(hash_array(&mut d)?),
+                "session" => f.session = Some(d.str()?.to_string()),
+                "joined" => f.joined = Some(d.bool()?),
                 "why" => f.why = Some(d.str()?.to_string()),
                 "action" => f.action = Some(d.str()?.to_string()),
                 _ => {
@@ -318,6 +380,7 @@ impl Event {
                     actor: f.actor.ok_or(RecordError::Missing("actor"))?,
                     hash: f.hash.ok_or(RecordError::Missing("hash"))?,
                     bytes: f.bytes.ok_or(RecordError::Missing("bytes"))?,
+                    heads_after: f.heads.unwrap_or_default(),
                 },
             }),
             "rejection" => Event::Rejection {
@@ -338,6 +401,16 @@ impl Event {
                     at_ms: f.t.ok_or(RecordError::Missing("t"))?,
                     by: f.who.ok_or(RecordError::Missing("who"))?,
                     action: f.action.ok_or(RecordError::Missing("action"))?,
+                },
+            },
+            "presence" => Event::Presence {
+                global_seq: g,
+                presence: Presence {
+                    at_ms: f.t.ok_or(RecordError::Missing("t"))?,
+                    participant: f.who.ok_or(RecordError::Missing("who"))?,
+                    role: f.role,
+                    session: f.session.ok_or(RecordError::Missing("session"))?,
+                    joined: f.joined.ok_or(RecordError::Missing("joined"))?,
                 },
             },
             other => return Err(RecordError::UnknownKind(other.to_string())),
@@ -365,6 +438,7 @@ mod tests {
                 actor: vec![1, 2, 3],
                 hash: [9; 32],
                 bytes: vec![0x85, 0x6f, 0x4a, 0x83],
+                heads_after: vec![[9; 32], [4; 32]],
             },
         }
     }
@@ -418,5 +492,16 @@ mod tests {
             },
         };
         assert_eq!(Event::decode(&admin.encode()), Ok(admin));
+        let presence = Event::Presence {
+            global_seq: 11,
+            presence: Presence {
+                at_ms: 7,
+                participant: "P-act".into(),
+                role: Some("activist".into()),
+                session: "S05".into(),
+                joined: false,
+            },
+        };
+        assert_eq!(Event::decode(&presence.encode()), Ok(presence));
     }
 }

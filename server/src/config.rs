@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::store::DurabilityGate;
 
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct Config {
     pub open: bool,
     /// The bootstrap organizer token to use instead of generating one (`TORON_ADMIN_TOKEN`).
     pub admin_token: Option<String>,
+    /// Where times come from (tests drive a manual clock).
+    pub clock: Clock,
 }
 
 impl Config {
@@ -49,6 +52,7 @@ impl Config {
             durability_gate: None,
             open: false,
             admin_token: None,
+            clock: Clock::system(),
         }
     }
 }

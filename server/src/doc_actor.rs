@@ -17,7 +17,7 @@ use toron_protocol::engine::assemble;
 use toron_protocol::wire::encode;
 use toron_protocol::{Action, ConnId, DocEngine, DocumentId, EngineConfig, Input};
 
-use crate::hub::{now_ms, ConnTx, DocMsg, Hub};
+use crate::hub::{ConnTx, DocMsg, Hub};
 use crate::registry::RegistryGate;
 use crate::store::PendingEvent;
 
@@ -165,7 +165,7 @@ impl Actor {
                         &session_id,
                         count,
                         &data,
-                        now_ms(),
+                        self.hub.config.clock.now_ms(),
                     ));
                 }
                 DocMsg::Closed { conn } => {
@@ -213,13 +213,14 @@ impl Actor {
     /// One batch: step, append, wait for durability, send. Returns false if the actor must stop.
     async fn process(&mut self) -> bool {
         let registry = self.hub.registry.clone();
+        let clock = self.hub.config.clock.clone();
         let stepped = self
             .with_engine(move |e| {
                 let mut gate = RegistryGate {
                     registry,
                     new: Vec::new(),
                 };
-                let actions = e.step(now_ms(), &mut gate);
+                let actions = e.step(clock.now_ms(), &mut gate);
                 (actions, gate.new)
             })
             .await;

@@ -9,10 +9,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use toron_protocol::policy::Access;
-use toron_protocol::{history, ChangeRecord, DocumentId};
+use toron_protocol::{history, DocumentId};
 
 use crate::admin_api::{api_err, ApiError};
+use crate::history_cache::HistoryError;
 use crate::http::{authenticate, AppState};
+use crate::store::StoreError;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -22,7 +24,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Runs reading or rebuilding work off the I/O tasks; a panic in it is an internal error.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
@@ -38,14 +40,14 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The document's records, if the caller may read it. A document the caller may not read is
-/// "not found", exactly like one that does not exist.
-async fn readable_records(
+/// The document, if the caller may read it. A document the caller may not read is
+/// "not found", exactly like one that does not exist. Returns its id and length.
+async fn readable_document(
     state: &AppState,
     headers: &HeaderMap,
     uri: &Uri,
     id: &str,
-) -> Result<(DocumentId, Vec<ChangeRecord>), ApiError> {
+) -> Result<(DocumentId, u64), ApiError> {
     let who = authenticate(state, headers, uri.query())?;
     let not_found = || api_err(StatusCode::NOT_FOUND, "not_found", "no such document");
     let id: DocumentId = id
@@ -58,13 +60,24 @@ async fn readable_records(
         }
     }
     let store = state.hub.store.clone();
-    let records = blocking(move || store.document_records(&id))
+    let len = blocking(move || store.document_len(&id))
         .await?
-        .map_err(|e| api_err(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string()))?;
-    if records.is_empty() {
+        .map_err(storage_err)?;
+    if len == 0 {
         return Err(not_found());
     }
-    Ok((id, records))
+    Ok((id, len))
+}
+
+fn storage_err(e: impl std::fmt::Display) -> ApiError {
+    api_err(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string())
+}
+
+fn history_err(e: HistoryError) -> ApiError {
+    match e {
+        HistoryError::Store(e) => storage_err(e),
+        HistoryError::Corrupt(m) => api_err(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", &m),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +94,9 @@ struct EventsQuery {
     role: Option<String>,
 }
 
+/// Records read from the log per step while a filtered page fills.
+const SCAN_STEP: usize = 512;
+
 async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -88,44 +104,54 @@ async fn events(
     Path(id): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let (_, records) = readable_records(&state, &headers, &uri, &id).await?;
+    let (id, total) = readable_document(&state, &headers, &uri, &id).await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let mut page: Vec<serde_json::Value> = Vec::new();
-    let mut next = None;
-    for r in records.iter().filter(|r| r.doc_seq > q.after) {
-        let c = &r.change;
-        let keep = q.since.is_none_or(|s| c.received_at_ms >= s)
-            && q.until.is_none_or(|u| c.received_at_ms <= u)
-            && q.participant
-                .as_ref()
-                .is_none_or(|p| c.by.participant.as_ref() == Some(p))
-            && q.role
-                .as_ref()
-                .is_none_or(|role| c.by.role.as_ref() == Some(role));
-        if !keep {
-            continue;
+    let store = state.hub.store.clone();
+    let (page, next) = blocking(move || -> Result<_, StoreError> {
+        let mut page: Vec<serde_json::Value> = Vec::new();
+        let mut next = None;
+        let mut after = q.after;
+        'scan: loop {
+            let step = store.records_after(&id, after, SCAN_STEP)?;
+            let Some(last) = step.last() else { break };
+            after = last.doc_seq;
+            for r in &step {
+                let c = &r.change;
+                if q.until.is_some_and(|u| c.received_at_ms > u) {
+                    break 'scan;
+                }
+                let keep = q.since.is_none_or(|s| c.received_at_ms >= s)
+                    && q.participant
+                        .as_ref()
+                        .is_none_or(|p| c.by.participant.as_ref() == Some(p))
+                    && q.role
+                        .as_ref()
+                        .is_none_or(|role| c.by.role.as_ref() == Some(role));
+                if !keep {
+                    continue;
+                }
+                if page.len() == limit {
+                    next = page.last().and_then(|l| l["seq"].as_u64());
+                    break 'scan;
+                }
+                page.push(json!({
+                    "seq": r.doc_seq,
+                    "global_seq": r.global_seq,
+                    "time_ms": c.received_at_ms,
+                    "participant": c.by.participant,
+                    "role": c.by.role,
+                    "peer": c.peer.as_str(),
+                    "actor": hex(&c.actor),
+                    "hash": hex(&c.hash),
+                    "kind": "change",
+                }));
+            }
         }
-        if page.len() == limit {
-            next = Some(
-                page.last()
-                    .and_then(|l| l["seq"].as_u64())
-                    .unwrap_or(r.doc_seq),
-            );
-            break;
-        }
-        page.push(json!({
-            "seq": r.doc_seq,
-            "global_seq": r.global_seq,
-            "time_ms": c.received_at_ms,
-            "participant": c.by.participant,
-            "role": c.by.role,
-            "peer": c.peer.as_str(),
-            "actor": hex(&c.actor),
-            "hash": hex(&c.hash),
-            "kind": "change",
-        }));
-    }
-    Ok(Json(json!({ "events": page, "next_after": next, "total": records.len() })).into_response())
+        Ok((page, next))
+    })
+    .await?
+    .map_err(storage_err)?;
+    Ok(Json(json!({ "events": page, "next_after": next, "total": total })).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,41 +168,28 @@ async fn state_at(
     Path(id): Path<String>,
     Query(q): Query<StateQuery>,
 ) -> Result<Response, ApiError> {
-    let (_, records) = readable_records(&state, &headers, &uri, &id).await?;
-    let n = match (q.seq, q.at) {
-        (Some(seq), None) => records.iter().take_while(|r| r.doc_seq <= seq).count(),
-        (None, Some(at)) => records
-            .iter()
-            .take_while(|r| r.change.received_at_ms <= at)
-            .count(),
-        (None, None) => records.len(),
-        (Some(_), Some(_)) => {
-            return Err(api_err(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "give `seq` or `at`, not both",
-            ))
-        }
-    };
-    let seq = if n == 0 { 0 } else { records[n - 1].doc_seq };
-    let time = if n == 0 {
-        None
-    } else {
-        Some(records[n - 1].change.received_at_ms)
-    };
-    let bytes: Vec<Vec<u8>> = records
-        .into_iter()
-        .take(n)
-        .map(|r| r.change.bytes)
-        .collect();
-    let doc = blocking(move || {
-        history::document_of(&bytes)
-            .map(|d| toron_protocol::json::doc_to_json(&d))
-            .map_err(|e| e.to_string())
+    let (id, len) = readable_document(&state, &headers, &uri, &id).await?;
+    if q.seq.is_some() && q.at.is_some() {
+        return Err(api_err(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "give `seq` or `at`, not both",
+        ));
+    }
+    let hub = state.hub.clone();
+    let (point, doc) = blocking(move || -> Result<_, HistoryError> {
+        let point = match q.at {
+            Some(at) => hub.history.point_at_time(&id, at)?,
+            None => hub.history.point_at_seq(&id, q.seq.unwrap_or(len))?,
+        };
+        let doc = hub.history.with_doc(&id, point.seq, |d| {
+            toron_protocol::json::doc_to_json_at(d, &point.heads)
+        })?;
+        Ok((point, doc))
     })
     .await?
-    .map_err(|e| api_err(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", &e.to_string()))?;
-    Ok(Json(json!({ "seq": seq, "time_ms": time, "state": doc })).into_response())
+    .map_err(history_err)?;
+    Ok(Json(json!({ "seq": point.seq, "time_ms": point.time_ms, "state": doc })).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,14 +205,16 @@ async fn diff(
     Path(id): Path<String>,
     Query(q): Query<DiffQuery>,
 ) -> Result<Response, ApiError> {
-    let (_, records) = readable_records(&state, &headers, &uri, &id).await?;
-    let count = |seq: u64| records.iter().take_while(|r| r.doc_seq <= seq).count();
-    let (from, to) = (count(q.from), count(q.to));
-    let changes = records
-        .into_iter()
-        .map(|r| automerge::Change::from_bytes(r.change.bytes))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| api_err(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", &e.to_string()))?;
-    let patches = blocking(move || history::diff(&changes, from, to)).await?;
+    let (id, _) = readable_document(&state, &headers, &uri, &id).await?;
+    let hub = state.hub.clone();
+    let patches = blocking(move || -> Result<_, HistoryError> {
+        let from = hub.history.point_at_seq(&id, q.from)?;
+        let to = hub.history.point_at_seq(&id, q.to)?;
+        hub.history.with_doc(&id, from.seq.max(to.seq), |d| {
+            history::diff_between(d, &from.heads, &to.heads)
+        })
+    })
+    .await?
+    .map_err(history_err)?;
     Ok(Json(json!({ "from": q.from, "to": q.to, "patches": patches })).into_response())
 }

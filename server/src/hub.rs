@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use toron_protocol::{ConnId, DocumentId, Grant, PeerId, SyncKind};
@@ -132,13 +131,8 @@ pub struct Hub {
     closing: watch::Sender<bool>,
     peers: Mutex<HashMap<PeerId, PeerEntry>>,
     next_conn: AtomicU64,
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    /// Loaded copies of documents for the history API.
+    pub history: crate::history_cache::HistoryCache,
 }
 
 impl Hub {
@@ -146,7 +140,9 @@ impl Hub {
         // Unique per instance: a client connected to two servers routes by peer id.
         let server_peer = PeerId::new(format!("toron-server-{}", uuid::Uuid::new_v4().simple()))
             .unwrap_or_else(|_| unreachable!("non-empty"));
+        let history = crate::history_cache::HistoryCache::new(store.clone());
         Arc::new(Self {
+            history,
             load_permits: Semaphore::new(config.max_concurrent_loads.max(1)),
             config,
             store,

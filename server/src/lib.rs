@@ -13,10 +13,12 @@
 
 pub mod admin_api;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod doc_actor;
 pub mod history_api;
+pub mod history_cache;
 pub mod http;
 pub mod hub;
 pub mod registry;
@@ -46,7 +48,7 @@ pub struct Running {
 /// Opens the store, binds the listener and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = Store::open(&config.data, config.durability_gate.clone())?;
-    let registry = registry::Registry::load(store.clone())?;
+    let registry = registry::Registry::load(store.clone(), config.clock.clone())?;
     if config.open {
         tracing::warn!("OPEN MODE: no tokens are checked; anybody who can reach this port may read, create and change every document");
     } else if let Some(place) = registry

@@ -22,7 +22,7 @@ use toron_protocol::policy::{
 };
 use toron_protocol::{ActorGate, AdminAction, Attribution, DocumentId};
 
-use crate::hub::now_ms;
+use crate::clock::Clock;
 use crate::store::{PendingEvent, RegistryOp, Store, StoreError};
 
 /// The participant created at bootstrap, organizer of every series.
@@ -127,6 +127,7 @@ pub struct Registry {
     state: RwLock<State>,
     /// Serialises admin changes so that each sees the previous one applied.
     admin: tokio::sync::Mutex<()>,
+    clock: Clock,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -177,7 +178,7 @@ fn valid_key(what: &str, k: &str) -> Result<(), RegistryError> {
 
 impl Registry {
     /// Loads everything the log holds.
-    pub fn load(store: Arc<Store>) -> Result<Arc<Self>, RegistryError> {
+    pub fn load(store: Arc<Store>, clock: Clock) -> Result<Arc<Self>, RegistryError> {
         let mut st = State::default();
         for (k, v) in store.registry_entries()? {
             let (kind, rest) = k.split_once('/').unwrap_or((k.as_str(), ""));
@@ -225,6 +226,7 @@ impl Registry {
             store,
             state: RwLock::new(st),
             admin: tokio::sync::Mutex::new(()),
+            clock,
         }))
     }
 
@@ -469,7 +471,7 @@ impl Registry {
         apply: impl FnOnce(&mut State),
     ) -> Result<(), RegistryError> {
         let event = PendingEvent::Admin(AdminAction {
-            at_ms: now_ms(),
+            at_ms: self.clock.now_ms(),
             by: by.to_string(),
             action: action.to_string(),
         });
@@ -514,7 +516,7 @@ impl Registry {
         let hash = token_hash(token);
         let entry = TokenEntry {
             participant: participant.to_string(),
-            issued_at_ms: now_ms(),
+            issued_at_ms: self.clock.now_ms(),
         };
         let mut ops: Vec<RegistryOp> = self
             .token_hashes_of(participant)

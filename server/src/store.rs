@@ -32,7 +32,7 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use toron_protocol::{
-    AdminAction, ChangeRecord, DocumentId, Event, NewChange, RecordError, Rejection,
+    AdminAction, ChangeRecord, DocumentId, Event, NewChange, Presence, RecordError, Rejection,
 };
 
 /// Largest value written to sled in one piece.
@@ -134,6 +134,7 @@ pub struct Loaded {
 pub enum PendingEvent {
     Rejection(Rejection),
     Admin(AdminAction),
+    Presence(Presence),
 }
 
 /// A change to the server's metadata (the registry), committed with its event.
@@ -481,6 +482,58 @@ impl Store {
         Ok(out)
     }
 
+    /// The record holding document sequence number `doc_seq` of `doc`.
+    pub fn record_at(
+        &self,
+        doc: &DocumentId,
+        doc_seq: u64,
+    ) -> Result<Option<ChangeRecord>, StoreError> {
+        let key = key_d(doc, doc_seq);
+        let Some(v) = self.events.get(&key)? else {
+            return Ok(None);
+        };
+        let g = be_u64(&v).ok_or_else(|| corrupt(&key, "global seq"))?;
+        Ok(Some(self.record(g)?.ok_or_else(|| {
+            corrupt(&key, "index points at no record")
+        })?))
+    }
+
+    /// Up to `limit` records of `doc` after document sequence number `after`, in order.
+    pub fn records_after(
+        &self,
+        doc: &DocumentId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ChangeRecord>, StoreError> {
+        let mut out = Vec::new();
+        let from = after.saturating_add(1);
+        for kv in self.events.range(key_d(doc, from)..key_d(doc, u64::MAX)) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = kv?;
+            let g = be_u64(&v).ok_or_else(|| corrupt(&k, "global seq"))?;
+            out.push(
+                self.record(g)?
+                    .ok_or_else(|| corrupt(&k, "index points at no record"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The document sequence number of the newest record of `doc` (0 if it has none).
+    pub fn document_len(&self, doc: &DocumentId) -> Result<u64, StoreError> {
+        let mut prefix = vec![b'D'];
+        prefix.extend_from_slice(doc.as_bytes());
+        match self.events.scan_prefix(prefix).next_back() {
+            Some(kv) => {
+                let (k, _) = kv?;
+                be_u64(&k[17..]).ok_or_else(|| corrupt(&k, "doc seq"))
+            }
+            None => Ok(0),
+        }
+    }
+
     /// The highest global sequence number written so far (0 if none).
     pub fn last_global_seq(&self) -> Result<u64, StoreError> {
         match self.events.scan_prefix(b"L").next_back() {
@@ -726,6 +779,7 @@ impl Writer {
                     let bytes = match event {
                         PendingEvent::Rejection(r) => r.encode(g),
                         PendingEvent::Admin(a) => a.encode(g),
+                        PendingEvent::Presence(p) => p.encode(g),
                     };
                     put_value(&mut batch, &key_l(g), &piece_prefix_l(g), &bytes);
                     for op in registry {
@@ -802,6 +856,7 @@ mod tests {
             actor: vec![n],
             hash: [n; 32],
             bytes: vec![n; size],
+            heads_after: vec![[n; 32]],
         }
     }
 

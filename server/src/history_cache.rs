@@ -1,0 +1,195 @@
+//! Loaded copies of documents for reading their past.
+//!
+//! Every record carries the document's heads after it, and Automerge reads any object at any
+//! heads its copy contains. So a point of a document's history is answered from one loaded
+//! copy — newest snapshot plus the bounded tail after it, kept up to date with the log — and
+//! never by replaying the log. A handful of copies are kept, least recently used first out.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use automerge::{Automerge, Change, ChangeHash};
+use toron_protocol::{ChangeRecord, DocumentId};
+
+use crate::store::{Store, StoreError};
+
+/// Documents kept loaded.
+const CAPACITY: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored data does not load: {0}")]
+    Corrupt(String),
+}
+
+struct Loaded {
+    doc: Automerge,
+    /// The document sequence number of the last record the copy holds.
+    upto: u64,
+}
+
+/// A point of a document's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Point {
+    /// Document sequence number (0 = before the first change).
+    pub seq: u64,
+    /// Server receive time of that record.
+    pub time_ms: Option<u64>,
+    pub heads: Vec<ChangeHash>,
+}
+
+impl std::fmt::Debug for HistoryCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.docs.lock().map(|d| d.len()).unwrap_or(0);
+        f.debug_struct("HistoryCache").field("loaded", &n).finish()
+    }
+}
+
+pub struct HistoryCache {
+    store: Arc<Store>,
+    docs: Mutex<VecDeque<(DocumentId, Arc<Mutex<Loaded>>)>>,
+}
+
+impl HistoryCache {
+    pub fn new(store: Arc<Store>) -> Self {
+        Self {
+            store,
+            docs: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Runs `f` on a copy of `doc` that holds every record up to at least `upto`. Blocking.
+    pub fn with_doc<T>(
+        &self,
+        id: &DocumentId,
+        upto: u64,
+        f: impl FnOnce(&Automerge) -> T,
+    ) -> Result<T, HistoryError> {
+        let slot = self.slot(id)?;
+        let mut loaded = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if loaded.upto < upto {
+            // Bring the copy up to date with what was appended since.
+            let tail = self.store.records_after(id, loaded.upto, usize::MAX)?;
+            if let Some(last) = tail.last() {
+                let upto = last.doc_seq;
+                let changes = tail
+                    .into_iter()
+                    .map(|r| Change::from_bytes(r.change.bytes))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| HistoryError::Corrupt(e.to_string()))?;
+                loaded
+                    .doc
+                    .apply_changes(changes)
+                    .map_err(|e| HistoryError::Corrupt(e.to_string()))?;
+                loaded.upto = upto;
+            }
+        }
+        Ok(f(&loaded.doc))
+    }
+
+    fn slot(&self, id: &DocumentId) -> Result<Arc<Mutex<Loaded>>, HistoryError> {
+        {
+            let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = docs.iter().position(|(d, _)| d == id) {
+                let entry = docs.remove(i).unwrap_or_else(|| unreachable!("found"));
+                let slot = entry.1.clone();
+                docs.push_back(entry);
+                return Ok(slot);
+            }
+        }
+        // Load outside the list's lock: other documents stay readable meanwhile.
+        let l = self.store.load(id)?;
+        let doc = toron_protocol::engine::assemble(l.snapshot.as_deref(), l.tail)
+            .map_err(|e| HistoryError::Corrupt(e.to_string()))?;
+        let slot = Arc::new(Mutex::new(Loaded {
+            doc,
+            upto: l.last_doc_seq,
+        }));
+        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, existing)) = docs.iter().find(|(d, _)| d == id) {
+            return Ok(existing.clone());
+        }
+        docs.push_back((*id, slot.clone()));
+        while docs.len() > CAPACITY {
+            docs.pop_front();
+        }
+        Ok(slot)
+    }
+
+    /// Forgets every copy (after the log was rebuilt or damaged under us).
+    pub fn clear(&self) {
+        self.docs.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The point after record `seq` (clamped to the document's length).
+    pub fn point_at_seq(&self, id: &DocumentId, seq: u64) -> Result<Point, HistoryError> {
+        let seq = seq.min(self.store.document_len(id)?);
+        if seq == 0 {
+            return Ok(Point {
+                seq: 0,
+                time_ms: None,
+                heads: Vec::new(),
+            });
+        }
+        let rec = self
+            .store
+            .record_at(id, seq)?
+            .ok_or_else(|| HistoryError::Corrupt(format!("record {seq} is missing")))?;
+        let heads = self.heads_of(id, &rec)?;
+        Ok(Point {
+            seq,
+            time_ms: Some(rec.change.received_at_ms),
+            heads,
+        })
+    }
+
+    /// The point after every record received at or before `at_ms`: a binary search over the
+    /// document's records, whose receive times never decrease.
+    pub fn point_at_time(&self, id: &DocumentId, at_ms: u64) -> Result<Point, HistoryError> {
+        let (mut lo, mut hi) = (0u64, self.store.document_len(id)?);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            let t = self
+                .store
+                .record_at(id, mid)?
+                .ok_or_else(|| HistoryError::Corrupt(format!("record {mid} is missing")))?
+                .change
+                .received_at_ms;
+            if t <= at_ms {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        self.point_at_seq(id, lo)
+    }
+
+    fn heads_of(
+        &self,
+        id: &DocumentId,
+        rec: &ChangeRecord,
+    ) -> Result<Vec<ChangeHash>, HistoryError> {
+        if !rec.change.heads_after.is_empty() {
+            return Ok(rec
+                .change
+                .heads_after
+                .iter()
+                .map(|h| ChangeHash(*h))
+                .collect());
+        }
+        // A record from before heads were stored: derive them from the dependencies.
+        let changes = self
+            .store
+            .records_after(id, 0, rec.doc_seq as usize)?
+            .into_iter()
+            .map(|r| Change::from_bytes(r.change.bytes))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| HistoryError::Corrupt(e.to_string()))?;
+        Ok(toron_protocol::history::heads_after(
+            &changes,
+            changes.len(),
+        ))
+    }
+}
