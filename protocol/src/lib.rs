@@ -21,6 +21,7 @@ pub mod ids;
 pub mod json;
 pub mod policy;
 pub mod record;
+pub mod timeline;
 pub mod wire;
 
 pub use engine::{

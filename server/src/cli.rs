@@ -63,8 +63,8 @@ async fn serve_from_args() -> anyhow::Result<()> {
             let store = crate::verify::open(&args.data)?;
             let report = crate::verify::verify(&store)?;
             println!(
-                "{} records, {} changes, {} documents",
-                report.records, report.changes, report.documents
+                "{} records, {} changes, {} documents, timeline checked up to record {}",
+                report.records, report.changes, report.documents, report.timeline_checked_upto
             );
             for p in &report.problems {
                 println!("problem: {p}");
@@ -78,7 +78,10 @@ async fn serve_from_args() -> anyhow::Result<()> {
         Some(Offline::Rebuild) => {
             let store = crate::verify::open(&args.data)?;
             let n = crate::verify::rebuild(&store)?;
-            println!("rebuilt the snapshots of {n} documents");
+            println!(
+                "rebuilt the snapshots of {} documents and {} timeline entries",
+                n.documents, n.timeline_entries
+            );
             return Ok(());
         }
         None => {}

@@ -98,6 +98,7 @@ pub async fn serve(
         peer: None,
         participant,
         subscribed: HashSet::new(),
+        sessions: Vec::new(),
     };
 
     loop {
@@ -142,6 +143,7 @@ pub async fn serve(
     }
     if let Some(p) = &session.participant {
         hub.participant_disconnected(p, conn);
+        hub.presence_leave(p, &session.sessions, conn).await;
     }
     let _ = gone_tx.send(true);
     drop(out);
@@ -160,6 +162,8 @@ struct Session {
     /// Who authenticated this socket; `None` in open mode.
     participant: Option<String>,
     subscribed: HashSet<DocumentId>,
+    /// Debate sessions whose documents this connection touched (for joined/left).
+    sessions: Vec<String>,
 }
 
 impl Session {
@@ -300,7 +304,18 @@ impl Session {
                 }
             }
         };
-        self.subscribed.insert(id);
+        if self.subscribed.insert(id) {
+            if let (Some(p), Some(ctx)) =
+                (&self.participant, self.hub.registry.timeline_context(&id))
+            {
+                if !self.sessions.contains(&ctx.session) {
+                    self.sessions.push(ctx.session.clone());
+                    self.hub
+                        .presence_join(p, grant.by.role.clone(), &ctx.session, self.conn)
+                        .await;
+                }
+            }
+        }
         self.hub.route(
             id,
             DocMsg::Sync {

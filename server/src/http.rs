@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(crate::admin_api::routes())
         .merge(crate::history_api::routes())
+        .merge(crate::timeline_api::routes())
         .with_state(state)
 }
 

@@ -5,7 +5,7 @@
 //! on, so that a peer that joins again takes over cleanly (old socket closed and forgotten
 //! before the new one is answered — reusing sync state across sockets causes sync loops).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -131,8 +131,12 @@ pub struct Hub {
     closing: watch::Sender<bool>,
     peers: Mutex<HashMap<PeerId, PeerEntry>>,
     next_conn: AtomicU64,
+    /// (participant, session) → the connections through which they take part in it.
+    presence: Mutex<HashMap<(String, String), HashSet<ConnId>>>,
     /// Loaded copies of documents for the history API.
     pub history: crate::history_cache::HistoryCache,
+    /// The session timeline, kept in step with the log.
+    pub projection: crate::projection::Projection,
 }
 
 impl Hub {
@@ -141,8 +145,10 @@ impl Hub {
         let server_peer = PeerId::new(format!("toron-server-{}", uuid::Uuid::new_v4().simple()))
             .unwrap_or_else(|_| unreachable!("non-empty"));
         let history = crate::history_cache::HistoryCache::new(store.clone());
+        let projection = crate::projection::Projection::new(store.clone(), registry.clone());
         Arc::new(Self {
             history,
+            projection,
             load_permits: Semaphore::new(config.max_concurrent_loads.max(1)),
             config,
             store,
@@ -154,6 +160,7 @@ impl Hub {
             closing: watch::Sender::new(false),
             peers: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
+            presence: Mutex::new(HashMap::new()),
         })
     }
 
@@ -288,6 +295,75 @@ impl Hub {
             out.close(reason.to_string());
         }
         conns.len()
+    }
+
+    /// `participant` touched a document of `session` through `conn`. Their first connection
+    /// into a session logs "joined" (before anything they do there is routed).
+    pub async fn presence_join(
+        &self,
+        participant: &str,
+        role: Option<String>,
+        session: &str,
+        conn: ConnId,
+    ) {
+        let first = {
+            let mut m = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+            let set = m
+                .entry((participant.to_string(), session.to_string()))
+                .or_default();
+            set.insert(conn) && set.len() == 1
+        };
+        if first {
+            self.log_presence(participant, role, session, true).await;
+        }
+    }
+
+    /// `conn` closed: for each session it was the participant's last connection into, log
+    /// "left".
+    pub async fn presence_leave(&self, participant: &str, sessions: &[String], conn: ConnId) {
+        for session in sessions {
+            let last = {
+                let mut m = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+                let key = (participant.to_string(), session.clone());
+                match m.get_mut(&key) {
+                    Some(set) => {
+                        set.remove(&conn);
+                        let empty = set.is_empty();
+                        if empty {
+                            m.remove(&key);
+                        }
+                        empty
+                    }
+                    None => false,
+                }
+            };
+            if last {
+                self.log_presence(participant, None, session, false).await;
+            }
+        }
+    }
+
+    async fn log_presence(
+        &self,
+        participant: &str,
+        role: Option<String>,
+        session: &str,
+        joined: bool,
+    ) {
+        let p = toron_protocol::Presence {
+            at_ms: self.config.clock.now_ms(),
+            participant: participant.to_string(),
+            role,
+            session: session.to_string(),
+            joined,
+        };
+        if let Err(e) = self
+            .store
+            .append_event(crate::store::PendingEvent::Presence(p), Vec::new())
+            .await
+        {
+            tracing::warn!(participant, session, error = %e, "presence not logged");
+        }
     }
 
     pub fn leave(&self, peer: &PeerId, conn: ConnId) {

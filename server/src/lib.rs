@@ -21,8 +21,10 @@ pub mod history_api;
 pub mod history_cache;
 pub mod http;
 pub mod hub;
+pub mod projection;
 pub mod registry;
 pub mod store;
+pub mod timeline_api;
 pub mod verify;
 
 use std::net::SocketAddr;

@@ -453,6 +453,40 @@ impl Registry {
         out
     }
 
+    /// Where document `id` belongs for the session timeline: its key and its session.
+    /// Series documents (report, responses) and unkeyed documents belong to no session.
+    pub fn timeline_context(
+        &self,
+        id: &DocumentId,
+    ) -> Option<toron_protocol::timeline::DocContext> {
+        let st = self.read();
+        let ctx = Self::context(&st, st.docs.get(id)?)?;
+        Some(toron_protocol::timeline::DocContext {
+            session: ctx.session?,
+            key: ctx.key,
+        })
+    }
+
+    /// Whether `participant` takes part in `session` (a role for it, or for its series) and
+    /// may therefore follow its timeline — entry by entry, only for documents they may read.
+    pub fn may_follow_session(&self, participant: &str, session: &str) -> bool {
+        let st = self.read();
+        let Some(s) = st.sessions.get(session) else {
+            return false;
+        };
+        Self::subject_in(&st, participant)
+            .roles
+            .iter()
+            .any(|(_, scope)| match scope {
+                Scope::Series(x) => x == ALL_SERIES || *x == s.series,
+                Scope::Session(x) => x == session,
+            })
+    }
+
+    pub fn session(&self, key: &str) -> Option<Session> {
+        self.read().sessions.get(key).cloned()
+    }
+
     pub fn case_session(&self, case: &str) -> Option<String> {
         self.read().cases.get(case).map(|c| c.session.clone())
     }

@@ -12,6 +12,10 @@
 //! Tree `snapshots` (a cache: deleting it changes nothing but start-up time):
 //! `document ‖ upto doc seq ‖ 'C' ‖ piece` → bytes, then `document ‖ upto doc seq ‖ 'M'` →
 //! manifest (pieces, total length), written last so that a torn snapshot is ignored.
+//! Tree `timeline` (a projection: derived from the log, rebuilt by `toron-server rebuild`):
+//! `E` ‖ session length (2) ‖ session ‖ order time (8) ‖ global seq (8) ‖ index (2) → one
+//! entry as JSON; `S` ‖ name → projection state; `C` → the last global seq projected.
+//! Entries, state and checkpoint of one step are written in one batch.
 //! Tree `meta`: the storage id advertised to clients and the layout version.
 //!
 //! # Group commit and durability
@@ -175,12 +179,16 @@ pub fn actor_key(actor: &[u8]) -> String {
     format!("actor/{hex}")
 }
 
+/// A key and its value, as stored.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Handle to the event log. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Store {
     db: sled::Db,
     events: sled::Tree,
     snapshots: sled::Tree,
+    timeline: sled::Tree,
     storage_id: String,
     writer: Mutex<Option<mpsc::Sender<AppendReq>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -294,6 +302,7 @@ impl Store {
             .open()?;
         let events = db.open_tree("events")?;
         let snapshots = db.open_tree("snapshots")?;
+        let timeline = db.open_tree("timeline")?;
         let meta = db.open_tree("meta")?;
         match meta.get("layout")? {
             None => {
@@ -342,6 +351,7 @@ impl Store {
             db,
             events,
             snapshots,
+            timeline,
             storage_id,
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
@@ -667,6 +677,76 @@ impl Store {
         v[i] ^= 0xff;
         self.events.insert(key, v)?;
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// The last global sequence number the timeline projection has taken in (0 = none).
+    pub fn timeline_checkpoint(&self) -> Result<u64, StoreError> {
+        match self.timeline.get(b"C")? {
+            Some(v) => be_u64(&v).ok_or_else(|| corrupt(b"C", "timeline checkpoint")),
+            None => Ok(0),
+        }
+    }
+
+    /// Writes one step of the timeline projection: entries, state and the new checkpoint,
+    /// atomically. Like snapshots it is derived data, so it needs no fsync of its own.
+    pub fn timeline_write(
+        &self,
+        entries: &[(Vec<u8>, Vec<u8>)],
+        state: &[(Vec<u8>, Vec<u8>)],
+        checkpoint: u64,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in entries {
+            let mut key = Vec::with_capacity(k.len() + 1);
+            key.push(b'E');
+            key.extend_from_slice(k);
+            batch.insert(key, v.as_slice());
+        }
+        for (k, v) in state {
+            let mut key = Vec::with_capacity(k.len() + 1);
+            key.push(b'S');
+            key.extend_from_slice(k);
+            batch.insert(key, v.as_slice());
+        }
+        batch.insert(&b"C"[..], &checkpoint.to_be_bytes()[..]);
+        self.timeline.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// One value of the projection's state.
+    pub fn timeline_state(&self, name: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut key = vec![b'S'];
+        key.extend_from_slice(name);
+        Ok(self.timeline.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Timeline entries whose key (without the `E`) is at least `from` and starts with
+    /// `prefix`, in key order, at most `limit`.
+    pub fn timeline_entries(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let mut p = vec![b'E'];
+        p.extend_from_slice(prefix);
+        let mut start = vec![b'E'];
+        start.extend_from_slice(from.max(prefix));
+        let mut out = Vec::new();
+        for kv in self.timeline.range(start..) {
+            let (k, v) = kv?;
+            if !k.starts_with(&p) || out.len() >= limit {
+                break;
+            }
+            out.push((k[1..].to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Drops the whole timeline projection (`rebuild` then computes it again).
+    pub fn timeline_clear(&self) -> Result<(), StoreError> {
+        self.timeline.clear()?;
         Ok(())
     }
 

@@ -6,13 +6,22 @@
 //! and every snapshot must have the heads of the log prefix it claims to cover. Each problem
 //! names the record (global sequence number) or document it is about.
 //!
-//! `rebuild` throws every snapshot away and writes a fresh one per document from the log.
+//! It also checks that each record's stored heads are those of the log up to it, and projects
+//! the session timeline from zero to compare it with the stored projection.
+//!
+//! `rebuild` throws every snapshot away and writes a fresh one per document from the log, and
+//! projects the timeline again.
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use automerge::Change;
 use toron_protocol::{engine::assemble, history, DocumentId, Event};
 
+use crate::clock::Clock;
+use crate::projection;
+use crate::registry::Registry;
 use crate::store::Store;
 
 /// What `verify` found.
@@ -21,6 +30,7 @@ pub struct Report {
     pub records: u64,
     pub documents: u64,
     pub changes: u64,
+    pub timeline_checked_upto: u64,
     pub problems: Vec<String>,
 }
 
@@ -30,7 +40,7 @@ impl Report {
     }
 }
 
-pub fn verify(store: &Store) -> anyhow::Result<Report> {
+pub fn verify(store: &Arc<Store>) -> anyhow::Result<Report> {
     let mut r = Report::default();
     let seqs = store.global_seqs()?;
     for (i, g) in seqs.iter().enumerate() {
@@ -89,6 +99,17 @@ pub fn verify(store: &Store) -> anyhow::Result<Report> {
         r.documents += 1;
         verify_document(store, &doc, &mut r)?;
     }
+    // The timeline projection, recomputed from zero, must equal what is stored.
+    match Registry::load(store.clone(), Clock::system()) {
+        Ok(registry) => {
+            r.timeline_checked_upto = store.timeline_checkpoint()?;
+            match projection::verify(store, &registry) {
+                Ok(problems) => r.problems.extend(problems),
+                Err(e) => r.problems.push(format!("timeline: {e}")),
+            }
+        }
+        Err(e) => r.problems.push(format!("registry: {e}")),
+    }
     Ok(r)
 }
 
@@ -102,9 +123,23 @@ fn verify_document(store: &Store, doc: &DocumentId, r: &mut Report) -> anyhow::R
         }
     }
     let mut changes = Vec::with_capacity(index.len());
+    let mut heads: BTreeSet<[u8; 32]> = BTreeSet::new();
     for (s, g) in &index {
         match store.record(*g) {
             Ok(Some(rec)) if rec.doc_seq == *s && rec.change.document_id == *doc => {
+                // The heads each record claims must be those of the log up to it.
+                if let Ok(c) = Change::from_bytes(rec.change.bytes.clone()) {
+                    for d in c.deps() {
+                        heads.remove(&d.0);
+                    }
+                    heads.insert(c.hash().0);
+                    let claimed = &rec.change.heads_after;
+                    if !claimed.is_empty() && !claimed.iter().eq(heads.iter()) {
+                        r.problems.push(format!(
+                            "record {g}: the heads it stores are not those of document {doc} at {s}"
+                        ));
+                    }
+                }
                 changes.push(rec.change.bytes)
             }
             Ok(Some(_)) => r.problems.push(format!(
@@ -143,8 +178,27 @@ fn verify_document(store: &Store, doc: &DocumentId, r: &mut Report) -> anyhow::R
     Ok(())
 }
 
+/// What `rebuild` wrote.
+#[derive(Debug, Default)]
+pub struct Rebuilt {
+    pub documents: u64,
+    pub timeline_entries: u64,
+}
+
+/// Replaces every snapshot with a fresh one made from the log, and projects the timeline
+/// again from zero.
+pub fn rebuild(store: &Arc<Store>) -> anyhow::Result<Rebuilt> {
+    let documents = rebuild_snapshots(store)?;
+    let registry = Registry::load(store.clone(), Clock::system())?;
+    let timeline_entries = projection::rebuild(store, &registry)?;
+    Ok(Rebuilt {
+        documents,
+        timeline_entries,
+    })
+}
+
 /// Replaces every snapshot with a fresh one made from the log. Returns the documents written.
-pub fn rebuild(store: &Store) -> anyhow::Result<u64> {
+pub fn rebuild_snapshots(store: &Store) -> anyhow::Result<u64> {
     store.clear_snapshots()?;
     let mut n = 0;
     for doc in store.documents()? {

@@ -1,0 +1,864 @@
+//! The session timeline: the event log told in the debate's terms — annotation created,
+//! reply, reaction, triage status set, section edited (+N/−M characters), score set,
+//! evaluation submitted, participant joined and left, phase changed, import applied.
+//!
+//! This is a *projection*: a pure function of the log, computed record by record, so it can
+//! be dropped and rebuilt at any time (`toron-server rebuild`) and checked against what is
+//! stored (`toron-server verify`). It reads the operations inside each change rather than
+//! diffing documents: a change's operations name exactly what that change did, and reading
+//! them costs time proportional to the change, not to the document's history.
+//!
+//! Paths come from the layouts of design §7 and domain §2.3 (`annotations/<id>/…` in notes
+//! layers, `items/<id>/status` in the triage document, `sections/<name>` in a case,
+//! `criteria/<criterion>/score` in an evaluation). A change that fits none of them is still
+//! listed, as `doc.changed` with the paths it touched: nothing accepted is left out.
+
+use std::collections::{BTreeMap, HashMap};
+
+use automerge::legacy::{Key, ObjectId, OpId, OpType};
+use automerge::{ActorId, Change, ObjType, ScalarValue};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+
+use crate::policy::DocKey;
+use crate::record::{AdminAction, ChangeRecord, Presence};
+
+/// One line of a session's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub session: String,
+    /// Server receive time, UTC milliseconds (the log's clock).
+    pub time_ms: u64,
+    /// When an imported action happened (the importer's clock), if it said so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_ms: Option<u64>,
+    pub global_seq: u64,
+    /// Position among the entries one record produced.
+    pub index: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc_seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// `annotation.created`, `reply.created`, `section.edited`, … (see the module docs).
+    pub kind: String,
+    /// The same in words, for people.
+    pub summary: String,
+    pub detail: Json,
+}
+
+impl Entry {
+    /// The time the timeline is ordered by: when it happened if an importer said so,
+    /// otherwise when the server received it.
+    pub fn order_ms(&self) -> u64 {
+        self.occurred_ms.unwrap_or(self.time_ms)
+    }
+}
+
+/// Where a document belongs, as the registry knows it.
+#[derive(Debug, Clone)]
+pub struct DocContext {
+    pub key: DocKey,
+    pub session: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Oid(u64, ActorId);
+
+impl From<&OpId> for Oid {
+    fn from(o: &OpId) -> Self {
+        Oid(o.0, o.1.clone())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ObjInfo {
+    parent: Option<Oid>,
+    /// The key in its parent map; `None` for an element of a list.
+    key: Option<String>,
+    typ: ObjType,
+}
+
+/// What the projector remembers of one document: where each object sits.
+#[derive(Debug, Default, Clone)]
+pub struct DocObjects {
+    objs: HashMap<Oid, ObjInfo>,
+    /// Document sequence number of the last change learned.
+    pub upto: u64,
+}
+
+/// One operation, located.
+#[derive(Debug)]
+struct Touch {
+    /// Path of the object the operation is in.
+    path: Vec<String>,
+    /// The object's type (`Map` for the root).
+    in_type: ObjType,
+    /// The map key it sets or deletes (`None` inside a list or text).
+    key: Option<String>,
+    op: TouchOp,
+}
+
+#[derive(Debug)]
+enum TouchOp {
+    Make,
+    Put(ScalarValue),
+    Insert(ScalarValue),
+    Delete,
+    Other,
+}
+
+impl DocObjects {
+    fn path(&self, obj: &ObjectId) -> (Vec<String>, ObjType) {
+        let mut segs = Vec::new();
+        let mut cur = match obj {
+            ObjectId::Root => return (segs, ObjType::Map),
+            ObjectId::Id(o) => Some(Oid::from(o)),
+        };
+        let typ = cur
+            .as_ref()
+            .and_then(|o| self.objs.get(o))
+            .map(|i| i.typ)
+            .unwrap_or(ObjType::Map);
+        // Bounded: an object's parent always comes from an earlier operation.
+        let mut hops = 0;
+        while let Some(o) = cur {
+            hops += 1;
+            let Some(info) = self.objs.get(&o) else {
+                segs.push("?".into());
+                break;
+            };
+            if hops > 64 {
+                break;
+            }
+            segs.push(info.key.clone().unwrap_or_else(|| "*".into()));
+            cur = info.parent.clone();
+        }
+        segs.reverse();
+        (segs, typ)
+    }
+
+    /// Locates every operation of `change`, and remembers the objects it makes.
+    fn touches(&mut self, change: &Change) -> Vec<Touch> {
+        let exp = change.decode();
+        let start = exp.start_op.get();
+        let mut out = Vec::with_capacity(exp.operations.len());
+        for (i, op) in exp.operations.iter().enumerate() {
+            let id = Oid(start + i as u64, exp.actor_id.clone());
+            let (path, in_type) = self.path(&op.obj);
+            let key = match &op.key {
+                Key::Map(k) => Some(k.to_string()),
+                Key::Seq(_) => None,
+            };
+            let t = match &op.action {
+                OpType::Make(typ) => {
+                    let parent = match &op.obj {
+                        ObjectId::Root => None,
+                        ObjectId::Id(o) => Some(Oid::from(o)),
+                    };
+                    self.objs.insert(
+                        id,
+                        ObjInfo {
+                            parent,
+                            key: key.clone(),
+                            typ: *typ,
+                        },
+                    );
+                    TouchOp::Make
+                }
+                OpType::Put(v) if op.insert => TouchOp::Insert(v.clone()),
+                OpType::Put(v) => TouchOp::Put(v.clone()),
+                OpType::Delete => TouchOp::Delete,
+                _ => TouchOp::Other,
+            };
+            out.push(Touch {
+                path,
+                in_type,
+                key,
+                op: t,
+            });
+        }
+        out
+    }
+
+    /// Learns the objects `change` makes without projecting it (catching up on a document
+    /// whose earlier changes were projected by another run).
+    pub fn learn(&mut self, change: &Change) {
+        let _ = self.touches(change);
+    }
+}
+
+fn scalar_str(v: &ScalarValue) -> Option<String> {
+    match v {
+        ScalarValue::Str(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+fn short(text: &str) -> String {
+    let t: String = text.chars().take(60).collect();
+    if text.chars().count() > 60 {
+        format!("{t}…")
+    } else {
+        t
+    }
+}
+
+/// What one change did to a text object.
+#[derive(Default)]
+struct TextEdit {
+    added: u64,
+    removed: u64,
+    inserted: String,
+}
+
+/// Annotation fields seen in one change.
+#[derive(Default)]
+struct AnnotationTouch {
+    made: bool,
+    deleted: bool,
+    withdrawn: bool,
+    fields: BTreeMap<String, Json>,
+    body: TextEdit,
+}
+
+struct Draft {
+    kind: &'static str,
+    summary: String,
+    detail: Json,
+}
+
+fn scalar_json(v: &ScalarValue) -> Json {
+    crate::json::scalar_json(v)
+}
+
+fn text_edits(touches: &[Touch]) -> BTreeMap<Vec<String>, TextEdit> {
+    let mut out: BTreeMap<Vec<String>, TextEdit> = BTreeMap::new();
+    for t in touches {
+        if t.in_type != ObjType::Text {
+            continue;
+        }
+        let e = out.entry(t.path.clone()).or_default();
+        match &t.op {
+            TouchOp::Insert(v) => {
+                let s = scalar_str(v).unwrap_or_default();
+                e.added += s.chars().count().max(1) as u64;
+                e.inserted.push_str(&s);
+            }
+            TouchOp::Delete => e.removed += 1,
+            _ => {}
+        }
+    }
+    out
+}
+
+fn section_edit(path: &[String], e: &TextEdit) -> Draft {
+    let p = path.join("/");
+    Draft {
+        kind: "section.edited",
+        summary: format!("edited {p} (+{}/−{} characters)", e.added, e.removed),
+        detail: json!({ "path": path, "added": e.added, "removed": e.removed, "inserted": short(&e.inserted) }),
+    }
+}
+
+fn notes_drafts(touches: &[Touch]) -> Vec<Draft> {
+    let mut anns: BTreeMap<String, AnnotationTouch> = BTreeMap::new();
+    let mut reactions: BTreeMap<String, bool> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for t in touches {
+        let p: Vec<&str> = t.path.iter().map(String::as_str).collect();
+        match (p.as_slice(), t.key.as_deref()) {
+            (["annotations"], Some(id)) => {
+                let a = anns.entry(id.to_string()).or_default();
+                if !order.contains(&id.to_string()) {
+                    order.push(id.to_string());
+                }
+                match t.op {
+                    TouchOp::Make => a.made = true,
+                    TouchOp::Delete => a.deleted = true,
+                    _ => {}
+                }
+            }
+            (["annotations", id, rest @ ..], key) => {
+                let a = anns.entry(id.to_string()).or_default();
+                if !order.contains(&id.to_string()) {
+                    order.push(id.to_string());
+                }
+                let field = match (rest.first(), key) {
+                    (Some(f), _) => f.to_string(),
+                    (None, Some(k)) => k.to_string(),
+                    (None, None) => continue,
+                };
+                match &t.op {
+                    TouchOp::Put(v) if rest.is_empty() => {
+                        if (field == "withdrawn" && *v == ScalarValue::Boolean(true))
+                            || (field == "status" && scalar_str(v).as_deref() == Some("withdrawn"))
+                        {
+                            a.withdrawn = true;
+                        }
+                        a.fields.insert(field, scalar_json(v));
+                    }
+                    TouchOp::Make if rest.is_empty() => {
+                        a.fields.entry(field).or_insert(Json::Null);
+                    }
+                    TouchOp::Insert(v) if field == "body" && t.in_type == ObjType::Text => {
+                        let s = scalar_str(v).unwrap_or_default();
+                        a.body.added += s.chars().count().max(1) as u64;
+                        a.body.inserted.push_str(&s);
+                    }
+                    TouchOp::Delete if field == "body" && t.in_type == ObjType::Text => {
+                        a.body.removed += 1
+                    }
+                    _ => {
+                        a.fields.entry(field).or_insert(Json::Null);
+                    }
+                }
+            }
+            (["reactions"], Some(id)) => {
+                reactions.insert(id.to_string(), !matches!(t.op, TouchOp::Delete));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for id in order {
+        let Some(a) = anns.remove(&id) else { continue };
+        let kind = a
+            .fields
+            .get("kind")
+            .and_then(Json::as_str)
+            .unwrap_or("comment");
+        let body = match a.fields.get("body").and_then(Json::as_str) {
+            Some(b) => b.to_string(),
+            None => a.body.inserted.clone(),
+        };
+        if a.deleted || a.withdrawn {
+            out.push(Draft {
+                kind: "annotation.withdrawn",
+                summary: format!("withdrew annotation {id}"),
+                detail: json!({ "annotation": id }),
+            });
+        } else if a.made {
+            let parent = a.fields.get("parent").and_then(Json::as_str);
+            let mut detail = json!({
+                "annotation": id,
+                "annotation_kind": kind,
+                "body": short(&body),
+            });
+            for f in ["ref", "parent", "root", "criterion", "value", "severity"] {
+                if let Some(v) = a.fields.get(f).filter(|v| !v.is_null()) {
+                    detail[f] = v.clone();
+                }
+            }
+            out.push(match parent {
+                Some(p) => Draft {
+                    kind: "reply.created",
+                    summary: format!("{kind} to {p}: \"{}\"", short(&body)),
+                    detail,
+                },
+                None => Draft {
+                    kind: "annotation.created",
+                    summary: format!("{kind} annotation: \"{}\"", short(&body)),
+                    detail,
+                },
+            });
+        } else {
+            let mut fields: Vec<String> = a.fields.keys().cloned().collect();
+            if a.body.added + a.body.removed > 0 && !fields.contains(&"body".to_string()) {
+                fields.push("body".into());
+            }
+            out.push(Draft {
+                kind: "annotation.edited",
+                summary: format!(
+                    "edited annotation {id}: {} (+{}/−{} characters)",
+                    fields.join(", "),
+                    a.body.added,
+                    a.body.removed
+                ),
+                detail: json!({ "annotation": id, "fields": fields, "added": a.body.added, "removed": a.body.removed }),
+            });
+        }
+    }
+    for (id, added) in reactions {
+        out.push(if added {
+            Draft {
+                kind: "reaction.added",
+                summary: format!("agreed with {id} (공감)"),
+                detail: json!({ "annotation": id, "reaction": "agree" }),
+            }
+        } else {
+            Draft {
+                kind: "reaction.removed",
+                summary: format!("took back agreement with {id}"),
+                detail: json!({ "annotation": id, "reaction": "agree" }),
+            }
+        });
+    }
+    out
+}
+
+fn triage_drafts(touches: &[Touch]) -> Vec<Draft> {
+    let mut items: BTreeMap<String, BTreeMap<String, Json>> = BTreeMap::new();
+    for t in touches {
+        let p: Vec<&str> = t.path.iter().map(String::as_str).collect();
+        if let (["items", id], Some(k), TouchOp::Put(v)) = (p.as_slice(), t.key.as_deref(), &t.op) {
+            items
+                .entry(id.to_string())
+                .or_default()
+                .insert(k.to_string(), scalar_json(v));
+        }
+    }
+    let mut out = Vec::new();
+    for (id, f) in items {
+        if let Some(status) = f.get("status").and_then(Json::as_str) {
+            out.push(Draft {
+                kind: "triage.status_set",
+                summary: format!("set {id} to {status}"),
+                detail: json!({ "annotation": id, "status": status, "note": f.get("note") }),
+            });
+        }
+        for flag in ["hidden", "pinned"] {
+            if let Some(v) = f.get(flag).and_then(Json::as_bool) {
+                out.push(Draft {
+                    kind: "triage.flag_set",
+                    summary: format!("{} {id}", if v { flag } else { "un-flagged" }),
+                    detail: json!({ "annotation": id, "flag": flag, "value": v }),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn eval_drafts(touches: &[Touch]) -> Vec<Draft> {
+    let mut out = Vec::new();
+    for t in touches {
+        let p: Vec<&str> = t.path.iter().map(String::as_str).collect();
+        match (p.as_slice(), t.key.as_deref(), &t.op) {
+            (["criteria", c], Some("score"), TouchOp::Put(v)) => out.push(Draft {
+                kind: "score.set",
+                summary: format!("scored {c}: {}", scalar_json(v)),
+                detail: json!({ "criterion": c, "value": scalar_json(v) }),
+            }),
+            ([], Some("status"), TouchOp::Put(v))
+                if scalar_str(v).as_deref() == Some("submitted") =>
+            {
+                out.push(Draft {
+                    kind: "evaluation.submitted",
+                    summary: "submitted the evaluation".into(),
+                    detail: json!({}),
+                })
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn session_drafts(touches: &[Touch]) -> Vec<Draft> {
+    let mut out = Vec::new();
+    for t in touches {
+        if let ([], Some("current_item"), TouchOp::Put(v)) =
+            (t.path.as_slice(), t.key.as_deref(), &t.op)
+        {
+            out.push(Draft {
+                kind: "agenda.advanced",
+                summary: format!("agenda moved to {}", scalar_json(v)),
+                detail: json!({ "item": scalar_json(v) }),
+            });
+        }
+    }
+    out
+}
+
+/// The timeline entries of one accepted change. `objects` is what the projector knows of the
+/// document so far; it learns the objects this change makes.
+pub fn change_entries(
+    objects: &mut DocObjects,
+    ctx: &DocContext,
+    rec: &ChangeRecord,
+) -> Result<Vec<Entry>, automerge::LoadChangeError> {
+    let change = Change::from_bytes(rec.change.bytes.clone())?;
+    let touches = objects.touches(&change);
+    objects.upto = rec.doc_seq;
+    let mut drafts = match ctx.key {
+        DocKey::Notes { .. } | DocKey::NotesPrivate { .. } => notes_drafts(&touches),
+        DocKey::Triage { .. } => triage_drafts(&touches),
+        DocKey::Eval { .. } => eval_drafts(&touches),
+        DocKey::Session { .. } => session_drafts(&touches),
+        _ => Vec::new(),
+    };
+    // Text edits the kind-specific rules did not already tell (annotation bodies are).
+    if !matches!(ctx.key, DocKey::Notes { .. } | DocKey::NotesPrivate { .. }) {
+        for (path, e) in text_edits(&touches) {
+            drafts.push(section_edit(&path, &e));
+        }
+    }
+    if change.deps().is_empty() {
+        drafts.insert(
+            0,
+            Draft {
+                kind: "document.created",
+                summary: format!("created {}", ctx.key),
+                detail: json!({}),
+            },
+        );
+    }
+    if drafts.is_empty() {
+        let mut paths: Vec<String> = Vec::new();
+        for t in &touches {
+            let mut p = t.path.clone();
+            if let Some(k) = &t.key {
+                p.push(k.clone());
+            }
+            let p = p.join("/");
+            if !paths.contains(&p) && paths.len() < 5 {
+                paths.push(p);
+            }
+        }
+        drafts.push(Draft {
+            kind: "doc.changed",
+            summary: format!("changed {}", paths.join(", ")),
+            detail: json!({ "paths": paths }),
+        });
+    }
+    let c = &rec.change;
+    // An importer may say when a historical action happened: Automerge's change time
+    // (seconds, as the JavaScript and Rust libraries write it). Nobody else is trusted to.
+    let occurred_ms = (c.by.role.as_deref() == Some("importer") && change.timestamp() > 0)
+        .then(|| change.timestamp() as u64 * 1000);
+    Ok(drafts
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| Entry {
+            session: ctx.session.clone(),
+            time_ms: c.received_at_ms,
+            occurred_ms,
+            global_seq: rec.global_seq,
+            index: i.min(u16::MAX as usize) as u16,
+            document: Some(ctx.key.to_string()),
+            document_id: Some(c.document_id.to_string()),
+            doc_seq: Some(rec.doc_seq),
+            participant: c.by.participant.clone(),
+            role: c.by.role.clone(),
+            kind: d.kind.to_string(),
+            summary: d.summary,
+            detail: d.detail,
+        })
+        .collect())
+}
+
+/// The entry a presence record makes.
+pub fn presence_entry(global_seq: u64, p: &Presence) -> Entry {
+    Entry {
+        session: p.session.clone(),
+        time_ms: p.at_ms,
+        occurred_ms: None,
+        global_seq,
+        index: 0,
+        document: None,
+        document_id: None,
+        doc_seq: None,
+        participant: Some(p.participant.clone()),
+        role: p.role.clone(),
+        kind: if p.joined {
+            "participant.joined"
+        } else {
+            "participant.left"
+        }
+        .into(),
+        summary: if p.joined { "joined" } else { "left" }.into(),
+        detail: json!({}),
+    }
+}
+
+/// The entry a metadata action makes in a session's timeline, if it concerns one:
+/// a phase change (`previous_phase` is the phase the projection last saw), a session-scoped
+/// role grant or revocation, an applied import.
+pub fn admin_entry(
+    global_seq: u64,
+    a: &AdminAction,
+    previous_phase: impl Fn(&str) -> Option<String>,
+) -> Option<Entry> {
+    let v: Json = serde_json::from_str(&a.action).ok()?;
+    let (session, kind, summary, detail) = if let Some(s) = v.get("session") {
+        let key = s.get("key")?.as_str()?.to_string();
+        let phase = s.get("phase")?.as_str()?.to_string();
+        let before = previous_phase(&key);
+        if before.as_deref() == Some(phase.as_str()) {
+            return None;
+        }
+        let summary = match &before {
+            Some(b) => format!("phase {b} → {phase}"),
+            None => format!("session created ({phase})"),
+        };
+        (
+            key,
+            "session.phase_changed",
+            summary,
+            json!({ "from": before, "to": phase }),
+        )
+    } else if let Some(g) = v.get("role_granted").or_else(|| v.get("role_revoked")) {
+        if g.get("scope")?.as_str()? != "session" {
+            return None;
+        }
+        let granted = v.get("role_granted").is_some();
+        let who = g.get("participant")?.as_str()?;
+        let role = g.get("role")?.as_str()?;
+        (
+            g.get("name")?.as_str()?.to_string(),
+            if granted {
+                "role.granted"
+            } else {
+                "role.revoked"
+            },
+            format!(
+                "{} {role} {} {who}",
+                if granted { "granted" } else { "revoked" },
+                if granted { "to" } else { "from" }
+            ),
+            json!({ "participant": who, "role": role }),
+        )
+    } else if let Some(i) = v.get("import_applied") {
+        let session = i.get("session")?.as_str()?.to_string();
+        (
+            session,
+            "import.applied",
+            format!(
+                "import {} applied",
+                i.get("batch").and_then(Json::as_str).unwrap_or("?")
+            ),
+            i.clone(),
+        )
+    } else {
+        return None;
+    };
+    Some(Entry {
+        session,
+        time_ms: a.at_ms,
+        occurred_ms: None,
+        global_seq,
+        index: 0,
+        document: None,
+        document_id: None,
+        doc_seq: None,
+        participant: Some(a.by.clone()),
+        role: None,
+        kind: kind.into(),
+        summary,
+        detail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ConnId, DocumentId, PeerId};
+    use crate::record::{Attribution, NewChange};
+    use automerge::transaction::Transactable;
+    use automerge::{AutoCommit, ReadDoc, ROOT};
+
+    fn rec(doc: &mut AutoCommit, seq: u64, role: &str) -> ChangeRecord {
+        let bytes = doc
+            .get_last_local_change()
+            .expect("a change")
+            .raw_bytes()
+            .to_vec();
+        ChangeRecord {
+            global_seq: 100 + seq,
+            doc_seq: seq,
+            change: NewChange {
+                document_id: DocumentId::from_bytes([1; 16]),
+                received_at_ms: 1_000 * seq,
+                conn: ConnId(1),
+                peer: PeerId::new("p").expect("peer"),
+                by: Attribution {
+                    participant: Some("P-1".into()),
+                    role: Some(role.into()),
+                },
+                actor: vec![],
+                hash: [0; 32],
+                bytes,
+                heads_after: vec![],
+            },
+        }
+    }
+
+    fn kinds(es: &[Entry]) -> Vec<&str> {
+        es.iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn a_notes_layer_tells_annotations_replies_reactions_edits_and_withdrawals() {
+        let ctx = DocContext {
+            key: DocKey::Notes {
+                session: "S1".into(),
+                participant: "P-1".into(),
+            },
+            session: "S1".into(),
+        };
+        let mut objs = DocObjects::default();
+        let mut d = AutoCommit::new();
+        d.put(ROOT, "schema", "notes/1").expect("put");
+        let anns = d
+            .put_object(ROOT, "annotations", ObjType::Map)
+            .expect("map");
+        let reacts = d.put_object(ROOT, "reactions", ObjType::Map).expect("map");
+        d.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut d, 1, "activist")).expect("entries");
+        assert_eq!(kinds(&e), ["document.created"]);
+
+        let a = d.put_object(&anns, "a-1", ObjType::Map).expect("ann");
+        d.put(&a, "kind", "gap").expect("kind");
+        let body = d.put_object(&a, "body", ObjType::Text).expect("body");
+        d.splice_text(&body, 0, 0, "돌봄 공백 😀 있음")
+            .expect("text");
+        d.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut d, 2, "activist")).expect("entries");
+        assert_eq!(kinds(&e), ["annotation.created"]);
+        assert_eq!(e[0].detail["annotation_kind"], "gap");
+        assert_eq!(e[0].detail["body"], "돌봄 공백 😀 있음");
+        assert_eq!(e[0].participant.as_deref(), Some("P-1"));
+        assert_eq!(e[0].doc_seq, Some(2));
+
+        let r = d.put_object(&anns, "a-2", ObjType::Map).expect("reply");
+        d.put(&r, "kind", "reply").expect("kind");
+        d.put(&r, "parent", "a-0").expect("parent");
+        d.put(&r, "body", "동의합니다").expect("body");
+        let re = d
+            .put_object(&reacts, "a-0", ObjType::Map)
+            .expect("reaction");
+        d.put(&re, "kind", "agree").expect("kind");
+        d.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut d, 3, "activist")).expect("entries");
+        assert_eq!(kinds(&e), ["reply.created", "reaction.added"]);
+        assert_eq!(e[0].detail["parent"], "a-0");
+
+        d.splice_text(&body, 2, 3, "보완").expect("edit");
+        d.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut d, 4, "activist")).expect("entries");
+        assert_eq!(kinds(&e), ["annotation.edited"]);
+        assert_eq!(
+            (
+                e[0].detail["added"].as_u64(),
+                e[0].detail["removed"].as_u64()
+            ),
+            (Some(2), Some(3))
+        );
+
+        d.put(&a, "withdrawn", true).expect("withdraw");
+        d.delete(&reacts, "a-0").expect("unreact");
+        d.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut d, 5, "activist")).expect("entries");
+        assert_eq!(kinds(&e), ["annotation.withdrawn", "reaction.removed"]);
+        assert_eq!(d.length(&body), 9);
+    }
+
+    #[test]
+    fn triage_evaluation_and_case_changes_and_the_importers_clock() {
+        let mut objs = DocObjects::default();
+        let ctx = DocContext {
+            key: DocKey::Eval {
+                case: "C1".into(),
+                evaluator: "P-ev".into(),
+            },
+            session: "S1".into(),
+        };
+        let mut d = AutoCommit::new();
+        let crit = d.put_object(ROOT, "criteria", ObjType::Map).expect("map");
+        let eff = d
+            .put_object(&crit, "effectiveness", ObjType::Map)
+            .expect("map");
+        let text = d.put_object(&eff, "text", ObjType::Text).expect("text");
+        d.commit();
+        let _ = change_entries(&mut objs, &ctx, &rec(&mut d, 1, "evaluator")).expect("entries");
+        d.put(&eff, "score", 4).expect("score");
+        d.splice_text(&text, 0, 0, "효과가 크다").expect("text");
+        d.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut d, 2, "evaluator")).expect("entries");
+        assert_eq!(kinds(&e), ["score.set", "section.edited"]);
+        assert_eq!(
+            e[0].detail,
+            json!({"criterion": "effectiveness", "value": 4})
+        );
+        assert_eq!(
+            e[1].detail["path"],
+            json!(["criteria", "effectiveness", "text"])
+        );
+        assert_eq!(e[1].detail["added"], 6);
+        assert_eq!(e[1].occurred_ms, None);
+
+        // An importer's change keeps its own time; the same from anybody else does not count.
+        d.put(ROOT, "status", "submitted").expect("status");
+        d.commit_with(automerge::transaction::CommitOptions::default().with_time(1_790_000_000));
+        let r = rec(&mut d, 3, "importer");
+        let e = change_entries(&mut objs, &ctx, &r).expect("entries");
+        assert_eq!(kinds(&e), ["evaluation.submitted"]);
+        assert_eq!(e[0].occurred_ms, Some(1_790_000_000_000));
+        assert_eq!(e[0].order_ms(), 1_790_000_000_000);
+
+        let mut objs = DocObjects::default();
+        let ctx = DocContext {
+            key: DocKey::Triage {
+                session: "S1".into(),
+            },
+            session: "S1".into(),
+        };
+        let mut t = AutoCommit::new();
+        let items = t.put_object(ROOT, "items", ObjType::Map).expect("map");
+        t.commit();
+        let _ = change_entries(&mut objs, &ctx, &rec(&mut t, 1, "organizer")).expect("entries");
+        let it = t.put_object(&items, "a-1", ObjType::Map).expect("item");
+        t.put(&it, "status", "answered").expect("status");
+        t.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut t, 2, "facilitator")).expect("entries");
+        assert_eq!(kinds(&e), ["triage.status_set"]);
+        assert_eq!(e[0].detail["status"], "answered");
+        t.put(&items, "junk", 1).expect("other");
+        t.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut t, 3, "organizer")).expect("entries");
+        assert_eq!(kinds(&e), ["doc.changed"]);
+        assert_eq!(e[0].detail["paths"], json!(["items/junk"]));
+    }
+
+    #[test]
+    fn metadata_actions_in_a_session() {
+        let a = |action: Json| AdminAction {
+            at_ms: 5,
+            by: "admin".into(),
+            action: action.to_string(),
+        };
+        let e = admin_entry(
+            1,
+            &a(json!({"session": {"key": "S1", "phase": "live"}})),
+            |_| Some("scheduled".into()),
+        )
+        .expect("entry");
+        assert_eq!(
+            (e.kind.as_str(), e.session.as_str()),
+            ("session.phase_changed", "S1")
+        );
+        assert!(admin_entry(
+            2,
+            &a(json!({"session": {"key": "S1", "phase": "live"}})),
+            |_| { Some("live".into()) }
+        )
+        .is_none());
+        let g = json!({"role_granted": {"participant": "P-1", "role": "activist", "scope": "session", "name": "S1"}});
+        assert_eq!(
+            admin_entry(3, &a(g), |_| None).expect("grant").kind,
+            "role.granted"
+        );
+        assert!(admin_entry(
+            4,
+            &a(json!({"token_issued": {"participant": "P-1"}})),
+            |_| None
+        )
+        .is_none());
+    }
+}

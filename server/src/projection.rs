@@ -1,0 +1,287 @@
+//! Keeps the stored session timeline (tree `timeline`) in step with the log.
+//!
+//! The projection reads the log after its checkpoint, turns each record into timeline
+//! entries ([`toron_protocol::timeline`]) and writes entries, its small state (each session's
+//! last phase) and the new checkpoint in one batch. It runs when somebody reads a timeline,
+//! so a reader always sees every record logged before the request; it can be dropped and
+//! computed again from zero ([`rebuild`]) and checked against the log ([`verify`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use automerge::Change;
+use toron_protocol::timeline::{self, DocContext, DocObjects, Entry};
+use toron_protocol::{DocumentId, Event};
+
+use crate::registry::Registry;
+use crate::store::{Store, StoreError};
+
+/// Records read from the log per step.
+const STEP: usize = 2_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("record {global_seq}: {reason}")]
+    Record { global_seq: u64, reason: String },
+}
+
+/// The key of an entry within the timeline tree (without the tree's `E`): the session, then
+/// the time the timeline is ordered by, then the log position.
+pub fn entry_key(e: &Entry) -> Vec<u8> {
+    let mut k = session_prefix(&e.session);
+    k.extend_from_slice(&e.order_ms().to_be_bytes());
+    k.extend_from_slice(&e.global_seq.to_be_bytes());
+    k.extend_from_slice(&e.index.to_be_bytes());
+    k
+}
+
+/// Every key of `session` starts with this.
+pub fn session_prefix(session: &str) -> Vec<u8> {
+    let s = session.as_bytes();
+    let mut k = Vec::with_capacity(s.len() + 20);
+    k.extend_from_slice(&(s.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    k.extend_from_slice(s);
+    k
+}
+
+fn phase_state_key(session: &str) -> Vec<u8> {
+    format!("phase/{session}").into_bytes()
+}
+
+/// Turns log records into entries. Holds what it has learned of each document's objects,
+/// so a document's earlier changes are read at most once per process.
+#[derive(Debug, Default)]
+pub struct Projector {
+    objects: HashMap<DocumentId, DocObjects>,
+    phases: HashMap<String, Option<String>>,
+}
+
+impl Projector {
+    /// The entries of one record. `ctx` says where a document belongs; `learn` gives the
+    /// changes of a document from sequence number `after + 1` up to `upto`.
+    fn entries(
+        &mut self,
+        event: &Event,
+        ctx: impl Fn(&DocumentId) -> Option<DocContext>,
+        earlier: impl Fn(&DocumentId, u64, u64) -> Result<Vec<Vec<u8>>, StoreError>,
+        stored_phase: impl Fn(&str) -> Result<Option<String>, StoreError>,
+    ) -> Result<Vec<Entry>, ProjectionError> {
+        let g = event.global_seq();
+        let bad = |reason: String| ProjectionError::Record {
+            global_seq: g,
+            reason,
+        };
+        match event {
+            Event::Change(rec) => {
+                let doc = rec.change.document_id;
+                let Some(ctx) = ctx(&doc) else {
+                    return Ok(Vec::new());
+                };
+                let objs = self.objects.entry(doc).or_default();
+                if objs.upto + 1 < rec.doc_seq {
+                    for bytes in earlier(&doc, objs.upto, rec.doc_seq - 1)? {
+                        let c = Change::from_bytes(bytes).map_err(|e| bad(e.to_string()))?;
+                        objs.learn(&c);
+                    }
+                }
+                timeline::change_entries(objs, &ctx, rec).map_err(|e| bad(e.to_string()))
+            }
+            Event::Presence { presence, .. } => Ok(vec![timeline::presence_entry(g, presence)]),
+            Event::Admin { action, .. } => {
+                // The phase each session had before this action, as the projection saw it.
+                let v: serde_json::Value = serde_json::from_str(&action.action).unwrap_or_default();
+                let session = v
+                    .get("session")
+                    .and_then(|s| s.get("key"))
+                    .and_then(|k| k.as_str())
+                    .map(str::to_string);
+                if let Some(s) = &session {
+                    if !self.phases.contains_key(s) {
+                        let p = stored_phase(s)?;
+                        self.phases.insert(s.clone(), p);
+                    }
+                }
+                let phases = &self.phases;
+                let entry = timeline::admin_entry(g, action, |s| phases.get(s).cloned().flatten());
+                if let (Some(s), Some(p)) = (
+                    session,
+                    v.get("session")
+                        .and_then(|s| s.get("phase"))
+                        .and_then(|p| p.as_str()),
+                ) {
+                    self.phases.insert(s, Some(p.to_string()));
+                }
+                Ok(entry.into_iter().collect())
+            }
+            Event::Rejection { .. } => Ok(Vec::new()),
+        }
+    }
+}
+
+/// The live projection of one running server.
+pub struct Projection {
+    store: Arc<Store>,
+    registry: Arc<Registry>,
+    projector: Mutex<Projector>,
+}
+
+impl std::fmt::Debug for Projection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projection").finish_non_exhaustive()
+    }
+}
+
+impl Projection {
+    pub fn new(store: Arc<Store>, registry: Arc<Registry>) -> Self {
+        Self {
+            store,
+            registry,
+            projector: Mutex::new(Projector::default()),
+        }
+    }
+
+    /// Projects every record logged so far. Blocking. Returns the checkpoint.
+    pub fn catch_up(&self) -> Result<u64, ProjectionError> {
+        let mut p = self.projector.lock().unwrap_or_else(|e| e.into_inner());
+        catch_up(&self.store, &mut p, |id| self.registry.timeline_context(id))
+    }
+}
+
+fn earlier_changes(
+    store: &Store,
+    doc: &DocumentId,
+    after: u64,
+    upto: u64,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    Ok(store
+        .records_after(doc, after, (upto - after) as usize)?
+        .into_iter()
+        .map(|r| r.change.bytes)
+        .collect())
+}
+
+fn stored_phase(store: &Store, session: &str) -> Result<Option<String>, StoreError> {
+    Ok(store
+        .timeline_state(&phase_state_key(session))?
+        .map(|v| String::from_utf8_lossy(&v).into_owned()))
+}
+
+fn catch_up(
+    store: &Store,
+    p: &mut Projector,
+    ctx: impl Fn(&DocumentId) -> Option<DocContext>,
+) -> Result<u64, ProjectionError> {
+    let mut checkpoint = store.timeline_checkpoint()?;
+    loop {
+        let events = store.events(checkpoint + 1, STEP)?;
+        let Some(last) = events.last().map(Event::global_seq) else {
+            return Ok(checkpoint);
+        };
+        let mut entries = Vec::new();
+        for ev in &events {
+            for e in p.entries(
+                ev,
+                &ctx,
+                |d, a, u| earlier_changes(store, d, a, u),
+                |s| stored_phase(store, s),
+            )? {
+                entries.push((entry_key(&e), serde_json::to_vec(&e).unwrap_or_default()));
+            }
+        }
+        let state: Vec<(Vec<u8>, Vec<u8>)> = p
+            .phases
+            .iter()
+            .filter_map(|(s, ph)| Some((phase_state_key(s), ph.clone()?.into_bytes())))
+            .collect();
+        store.timeline_write(&entries, &state, last)?;
+        checkpoint = last;
+    }
+}
+
+/// Drops the stored timeline and projects the whole log again. Returns the entries written.
+pub fn rebuild(store: &Store, registry: &Registry) -> Result<u64, ProjectionError> {
+    store.timeline_clear()?;
+    let mut p = Projector::default();
+    catch_up(store, &mut p, |id| registry.timeline_context(id))?;
+    Ok(store.timeline_entries(&[], &[], usize::MAX)?.len() as u64)
+}
+
+/// Projects the whole log in memory and compares it with what is stored, up to the stored
+/// checkpoint. Returns the problems found, each naming the record it is about.
+pub fn verify(store: &Store, registry: &Registry) -> Result<Vec<String>, ProjectionError> {
+    let checkpoint = store.timeline_checkpoint()?;
+    let mut p = Projector::default();
+    let mut expected: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut from = 1;
+    let mut problems = Vec::new();
+    'log: while from <= checkpoint {
+        let events = store.events(from, STEP)?;
+        if events.is_empty() {
+            break;
+        }
+        for ev in &events {
+            if ev.global_seq() > checkpoint {
+                break 'log;
+            }
+            from = ev.global_seq() + 1;
+            let entries = match p.entries(
+                ev,
+                |id| registry.timeline_context(id),
+                |d, a, u| earlier_changes(store, d, a, u),
+                |_| Ok(None),
+            ) {
+                Ok(es) => es,
+                Err(e) => {
+                    problems.push(format!("timeline: {e}"));
+                    continue;
+                }
+            };
+            for e in entries {
+                expected.push((entry_key(&e), serde_json::to_vec(&e).unwrap_or_default()));
+            }
+        }
+    }
+    expected.sort();
+    let stored = store.timeline_entries(&[], &[], usize::MAX)?;
+    let seq_of = |k: &[u8]| -> u64 {
+        k.len()
+            .checked_sub(10)
+            .and_then(|i| k.get(i..i + 8))
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)
+    };
+    let (mut i, mut j) = (0, 0);
+    while (i < expected.len() || j < stored.len()) && problems.len() < 20 {
+        match (expected.get(i), stored.get(j)) {
+            (Some(e), Some(s)) if e.0 == s.0 => {
+                if e.1 != s.1 {
+                    problems.push(format!(
+                        "timeline: the entry of record {} differs from the log",
+                        seq_of(&e.0)
+                    ));
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(e), s) if s.is_none_or(|s| e.0 < s.0) => {
+                problems.push(format!(
+                    "timeline: the entry of record {} is missing",
+                    seq_of(&e.0)
+                ));
+                i += 1;
+            }
+            (_, Some(s)) => {
+                problems.push(format!(
+                    "timeline: an entry claims record {}, which the log does not give",
+                    seq_of(&s.0)
+                ));
+                j += 1;
+            }
+            _ => break,
+        }
+    }
+    Ok(problems)
+}

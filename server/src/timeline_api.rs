@@ -1,0 +1,307 @@
+//! `/api/v1/sessions/{key}/timeline` and `/replay`: a session's timeline, paged, and the same
+//! played back as server-sent events at ×1, ×4, ×16 or as fast as possible.
+//!
+//! Both read the stored projection after bringing it up to the log's end, and both show a
+//! participant only the entries of documents they may read (entries about the session itself —
+//! joins, phases — are shown to everybody who takes part in it).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use toron_protocol::policy::Access;
+use toron_protocol::timeline::Entry;
+use toron_protocol::DocumentId;
+
+use crate::admin_api::{api_err, ApiError};
+use crate::history_api::blocking;
+use crate::http::{authenticate, AppState};
+use crate::hub::Hub;
+use crate::projection::session_prefix;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/sessions/{key}/timeline", get(timeline))
+        .route("/api/v1/sessions/{key}/replay", get(replay))
+}
+
+/// Entries read from the projection per step.
+const PAGE: usize = 1_000;
+
+/// Who is reading, and the documents they may read (asked once per document).
+struct Reader {
+    hub: Arc<Hub>,
+    participant: Option<String>,
+    readable: HashMap<String, bool>,
+}
+
+impl Reader {
+    fn may_see(&mut self, e: &Entry) -> bool {
+        let (Some(p), Some(doc)) = (&self.participant, &e.document_id) else {
+            return true;
+        };
+        if let Some(v) = self.readable.get(doc) {
+            return *v;
+        }
+        let v = doc
+            .parse::<DocumentId>()
+            .is_ok_and(|id| self.hub.registry.decide(p, &id).access != Access::None);
+        self.readable.insert(doc.clone(), v);
+        v
+    }
+}
+
+async fn reader(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    session: &str,
+) -> Result<Reader, ApiError> {
+    let who = authenticate(state, headers, uri.query())?;
+    let known = state.hub.registry.session(session).is_some();
+    let may = match &who {
+        Some(p) => state.hub.registry.may_follow_session(p, session),
+        None => true,
+    };
+    if !known || !may {
+        return Err(api_err(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such session",
+        ));
+    }
+    let hub = state.hub.clone();
+    blocking(move || hub.projection.catch_up())
+        .await?
+        .map_err(|e| {
+            api_err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "projection",
+                &e.to_string(),
+            )
+        })?;
+    Ok(Reader {
+        hub: state.hub.clone(),
+        participant: who,
+        readable: HashMap::new(),
+    })
+}
+
+/// The position after an entry: `order_ms-global_seq-index`.
+fn cursor(e: &Entry) -> String {
+    format!("{}-{}-{}", e.order_ms(), e.global_seq, e.index)
+}
+
+fn key_after(
+    session: &str,
+    cursor: Option<&str>,
+    since_ms: Option<u64>,
+) -> Result<Vec<u8>, ApiError> {
+    let mut k = session_prefix(session);
+    match cursor {
+        Some(c) => {
+            let bad = || {
+                api_err(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "`after` is not a cursor this API gave",
+                )
+            };
+            let parts: Vec<u64> = c
+                .split('-')
+                .map(|p| p.parse::<u64>().map_err(|_| bad()))
+                .collect::<Result<_, _>>()?;
+            let [t, g, i] = parts[..] else {
+                return Err(bad());
+            };
+            k.extend_from_slice(&t.to_be_bytes());
+            k.extend_from_slice(&g.to_be_bytes());
+            // The key just after the cursor's entry.
+            k.extend_from_slice(
+                &(u16::try_from(i).map_err(|_| bad())?.saturating_add(1)).to_be_bytes(),
+            );
+        }
+        None => k.extend_from_slice(&since_ms.unwrap_or(0).to_be_bytes()),
+    }
+    Ok(k)
+}
+
+#[derive(Debug, Deserialize)]
+struct TimelineQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+    /// Bounds on the time the timeline is ordered by, UTC milliseconds.
+    since: Option<u64>,
+    until: Option<u64>,
+    participant: Option<String>,
+    role: Option<String>,
+    kind: Option<String>,
+}
+
+async fn timeline(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(session): Path<String>,
+    Query(q): Query<TimelineQuery>,
+) -> Result<Response, ApiError> {
+    let mut reader = reader(&state, &headers, &uri, &session).await?;
+    let limit = q.limit.unwrap_or(200).clamp(1, 5_000);
+    let start = key_after(&session, q.after.as_deref(), q.since)?;
+    let store = state.hub.store.clone();
+    let (entries, next) = blocking(move || -> Result<_, ApiError> {
+        let prefix = session_prefix(&session);
+        let mut from = start;
+        let mut out: Vec<Entry> = Vec::new();
+        let mut next = None;
+        'scan: loop {
+            let rows = store
+                .timeline_entries(&prefix, &from, PAGE)
+                .map_err(|e| api_err(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string()))?;
+            let Some(last) = rows.last() else { break };
+            from = last.0.clone();
+            from.push(0);
+            for (_, v) in rows {
+                let Ok(e) = serde_json::from_slice::<Entry>(&v) else {
+                    continue;
+                };
+                if q.until.is_some_and(|u| e.order_ms() > u) {
+                    break 'scan;
+                }
+                let keep = q
+                    .participant
+                    .as_ref()
+                    .is_none_or(|p| e.participant.as_ref() == Some(p))
+                    && q.role.as_ref().is_none_or(|r| e.role.as_ref() == Some(r))
+                    && q.kind
+                        .as_ref()
+                        .is_none_or(|k| e.kind == *k || e.kind.starts_with(&format!("{k}.")))
+                    && reader.may_see(&e);
+                if !keep {
+                    continue;
+                }
+                if out.len() == limit {
+                    next = out.last().map(cursor);
+                    break 'scan;
+                }
+                out.push(e);
+            }
+        }
+        Ok((out, next))
+    })
+    .await??;
+    Ok(Json(json!({ "entries": entries, "next_after": next })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ReplayQuery {
+    /// `1`, `4`, `16`, … or `max` (as fast as possible). Default 1.
+    speed: Option<String>,
+    /// Start here (UTC milliseconds of the timeline's order); default: the first entry.
+    from: Option<u64>,
+}
+
+fn sse(e: &Entry) -> Vec<u8> {
+    let mut out = b"event: entry\nid: ".to_vec();
+    out.extend_from_slice(cursor(e).as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(&serde_json::to_vec(e).unwrap_or_default());
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
+async fn replay(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(session): Path<String>,
+    Query(q): Query<ReplayQuery>,
+) -> Result<Response, ApiError> {
+    let speed = match q.speed.as_deref() {
+        None => Some(1.0),
+        Some("max") | Some("0") => None,
+        Some(s) => match s.parse::<f64>() {
+            Ok(x) if x > 0.0 && x <= 10_000.0 => Some(x),
+            _ => {
+                return Err(api_err(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "speed is a number from 0 to 10000 (1, 4, 16…) or `max`",
+                ))
+            }
+        },
+    };
+    let mut reader = reader(&state, &headers, &uri, &session).await?;
+    let store = state.hub.store.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    tokio::spawn(async move {
+        let prefix = session_prefix(&session);
+        let mut from = key_after(&session, None, q.from).unwrap_or_else(|_| prefix.clone());
+        let started = tokio::time::Instant::now();
+        let mut base: Option<u64> = q.from;
+        let mut sent = 0u64;
+        loop {
+            let (p, f) = (prefix.clone(), from.clone());
+            let st = store.clone();
+            let rows = match tokio::task::spawn_blocking(move || st.timeline_entries(&p, &f, PAGE))
+                .await
+            {
+                Ok(Ok(rows)) => rows,
+                _ => break,
+            };
+            let Some(last) = rows.last() else { break };
+            from = last.0.clone();
+            from.push(0);
+            let mut chunk = Vec::new();
+            for (_, v) in rows {
+                let Ok(e) = serde_json::from_slice::<Entry>(&v) else {
+                    continue;
+                };
+                if !reader.may_see(&e) {
+                    continue;
+                }
+                if let Some(speed) = speed {
+                    let base = *base.get_or_insert(e.order_ms());
+                    let offset = e.order_ms().saturating_sub(base) as f64 / speed;
+                    let due = started + Duration::from_secs_f64(offset / 1000.0);
+                    if due > tokio::time::Instant::now() {
+                        // Send what is due, then wait for this entry's moment.
+                        if !chunk.is_empty() && tx.send(std::mem::take(&mut chunk)).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep_until(due).await;
+                    }
+                }
+                chunk.extend_from_slice(&sse(&e));
+                sent += 1;
+            }
+            if !chunk.is_empty() && tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+        let end = format!("event: end\ndata: {{\"entries\":{sent}}}\n\n");
+        let _ = tx.send(end.into_bytes()).await;
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(chunk), rx))
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
