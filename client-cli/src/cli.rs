@@ -60,13 +60,18 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
-    /// A document's history: who changed it, when, in which role.
+    /// A document's history (who changed it, when, in which role), or a session's timeline
+    /// in the debate's terms when TARGET is a session key such as `S05`.
     History {
-        url: AutomergeUrl,
+        /// A document (`automerge:…` or its id) or a session key.
+        target: String,
         #[arg(long)]
         participant: Option<String>,
         #[arg(long)]
         role: Option<String>,
+        /// Sessions only: entries of this kind (`annotation`, `triage.status_set`, …).
+        #[arg(long)]
+        kind: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -76,9 +81,30 @@ enum Command {
         url: AutomergeUrl,
         #[arg(long, conflicts_with = "time", required_unless_present = "time")]
         seq: Option<u64>,
-        /// UTC milliseconds, or RFC 3339 such as 2026-11-26T17:30:00+09:00.
+        /// `17:30[:15]` (KST, on --date or the document's first day), UTC milliseconds, or
+        /// RFC 3339 such as 2026-11-26T17:30:00+09:00.
         #[arg(long)]
         time: Option<String>,
+        /// The day of a clock time, `2026-11-26`.
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// Play a session back, printing its timeline as it plays.
+    Replay {
+        session: String,
+        /// 1, 4, 16… times real time, or `max` for as fast as possible.
+        #[arg(long, default_value = "1")]
+        speed: String,
+        /// Start at `17:00[:00]` (KST, on --date or the session's first day), UTC
+        /// milliseconds or RFC 3339; default: the session's first entry.
+        #[arg(long)]
+        from: Option<String>,
+        /// The day of a clock time, `2026-11-26`.
+        #[arg(long)]
+        date: Option<String>,
+        /// Print each entry as JSON (one per line).
+        #[arg(long)]
+        json: bool,
     },
     /// What changed between change numbers FROM and TO (patches: path, action, values).
     Diff {
@@ -321,40 +347,112 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::set_value(&server, &url, &path, &value, create, limit).await?;
         }
         Command::History {
-            url,
+            target,
             participant,
             role,
+            kind,
             json,
         } => {
             let (srv, token) = (cli.server.clone(), cli.token.clone());
-            let url = url.to_string();
-            let events = tokio::task::spawn_blocking(move || {
+            let is_doc = target.parse::<AutomergeUrl>().is_ok()
+                || target.parse::<toron_protocol::DocumentId>().is_ok();
+            let (rows, text) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let api = crate::admin::Admin::new(&srv, token, limit);
-                crate::history::history(&api, &url, participant.as_deref(), role.as_deref())
+                if is_doc {
+                    let evs = crate::history::history(
+                        &api,
+                        &target,
+                        participant.as_deref(),
+                        role.as_deref(),
+                    )?;
+                    let t = crate::history::table(&evs);
+                    Ok((evs, t))
+                } else {
+                    let f = crate::history::TimelineFilter {
+                        participant,
+                        role,
+                        kind,
+                        ..Default::default()
+                    };
+                    let es = crate::history::timeline(&api, &target, &f)?;
+                    let t = crate::history::timeline_table(&es);
+                    Ok((es, t))
+                }
             })
             .await??;
             if json {
-                println!("{}", serde_json::to_string_pretty(&events)?);
+                println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                print!("{}", crate::history::table(&events));
+                print!("{text}");
             }
         }
-        Command::At { url, seq, time } => {
-            let time = time
-                .as_deref()
-                .map(crate::history::parse_time)
-                .transpose()?;
+        Command::At {
+            url,
+            seq,
+            time,
+            date,
+        } => {
             let (srv, token, url) = (cli.server.clone(), cli.token.clone(), url.to_string());
-            let answer = tokio::task::spawn_blocking(move || {
-                crate::history::state_at(
-                    &crate::admin::Admin::new(&srv, token, limit),
-                    &url,
-                    seq,
-                    time,
-                )
+            let answer = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let api = crate::admin::Admin::new(&srv, token, limit);
+                let time = match time {
+                    None => None,
+                    Some(t) => {
+                        // A clock time without a day means the document's first day.
+                        let day = match date {
+                            Some(d) => Some(d),
+                            None => crate::history::history(&api, &url, None, None)?
+                                .first()
+                                .and_then(|e| e["time_ms"].as_u64())
+                                .and_then(crate::history::kst_date),
+                        };
+                        Some(crate::history::parse_time_on(&t, day.as_deref())?)
+                    }
+                };
+                crate::history::state_at(&api, &url, seq, time)
             })
             .await??;
-            println!("{}", answer["state"]);
+            println!("{}", serde_json::to_string_pretty(&answer["state"])?);
+        }
+        Command::Replay {
+            session,
+            speed,
+            from,
+            date,
+            json,
+        } => {
+            let (srv, token) = (cli.server.clone(), cli.token.clone());
+            let n = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+                let from = match from {
+                    None => None,
+                    Some(f) => {
+                        let day = match date {
+                            Some(d) => Some(d),
+                            None => {
+                                let api = crate::admin::Admin::new(&srv, token.clone(), limit);
+                                let first = api.call(
+                                    "GET",
+                                    &format!("/api/v1/sessions/{session}/timeline?limit=1"),
+                                    None,
+                                )?;
+                                first["entries"][0]["time_ms"]
+                                    .as_u64()
+                                    .and_then(crate::history::kst_date)
+                            }
+                        };
+                        Some(crate::history::parse_time_on(&f, day.as_deref())?)
+                    }
+                };
+                crate::history::replay(&srv, token.as_deref(), &session, &speed, from, |e| {
+                    if json {
+                        println!("{e}");
+                    } else {
+                        println!("{}", crate::history::timeline_line(e));
+                    }
+                })
+            })
+            .await??;
+            eprintln!("replayed {n} entries");
         }
         Command::Diff { url, from, to } => {
             let (srv, token, url) = (cli.server.clone(), cli.token.clone(), url.to_string());

@@ -6,6 +6,40 @@ use unicode_width::UnicodeWidthStr;
 
 use crate::admin::Admin;
 
+/// `1790000000000`, RFC 3339 (`2026-11-26T17:30:00+09:00`), or a clock time `17:30[:15]` in
+/// Korea Standard Time on `date` (`2026-11-26`) → UTC milliseconds. A clock time without a
+/// date is refused.
+pub fn parse_time_on(s: &str, date: Option<&str>) -> anyhow::Result<u64> {
+    if s.len() <= 8 && s.contains(':') {
+        let Some(date) = date else {
+            bail!("`{s}` is a clock time: give the day too (--date 2026-11-26)");
+        };
+        let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+            .with_context(|| format!("`{date}` is not a date like 2026-11-26"))?;
+        let time = chrono::NaiveTime::parse_from_str(s, "%H:%M:%S")
+            .or_else(|_| chrono::NaiveTime::parse_from_str(s, "%H:%M"))
+            .with_context(|| format!("`{s}` is not a time like 17:30 or 17:30:15"))?;
+        let kst = chrono::FixedOffset::east_opt(9 * 3600).context("KST")?;
+        let t = day
+            .and_time(time)
+            .and_local_timezone(kst)
+            .single()
+            .context("no such moment")?;
+        return u64::try_from(t.timestamp_millis()).context("a time before 1970");
+    }
+    parse_time(s)
+}
+
+/// The day (KST, `2026-11-26`) of a UTC millisecond time.
+pub fn kst_date(ms: u64) -> Option<String> {
+    let t = chrono::DateTime::from_timestamp_millis(ms as i64)?;
+    Some(
+        t.with_timezone(&chrono::FixedOffset::east_opt(9 * 3600)?)
+            .format("%Y-%m-%d")
+            .to_string(),
+    )
+}
+
 /// `1790000000000`, or RFC 3339 (`2026-11-26T17:30:00+09:00`) → UTC milliseconds.
 pub fn parse_time(s: &str) -> anyhow::Result<u64> {
     if let Ok(ms) = s.parse::<u64>() {
@@ -129,4 +163,180 @@ pub fn diff(api: &Admin, url: &str, from: u64, to: u64) -> anyhow::Result<Value>
         &format!("{}/diff?from={from}&to={to}", doc_path(url)),
         None,
     )
+}
+
+fn session_path(session: &str) -> String {
+    format!("/api/v1/sessions/{session}")
+}
+
+/// Filters of a session timeline.
+#[derive(Debug, Default, Clone)]
+pub struct TimelineFilter {
+    pub participant: Option<String>,
+    pub role: Option<String>,
+    pub kind: Option<String>,
+    pub since: Option<u64>,
+    pub until: Option<u64>,
+}
+
+/// Every entry of a session's timeline the caller may see (following the pages).
+pub fn timeline(api: &Admin, session: &str, f: &TimelineFilter) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..100_000 {
+        let mut q = format!("{}/timeline?limit=5000", session_path(session));
+        for (k, v) in [
+            ("participant", f.participant.clone()),
+            ("role", f.role.clone()),
+            ("kind", f.kind.clone()),
+            ("since", f.since.map(|x| x.to_string())),
+            ("until", f.until.map(|x| x.to_string())),
+            ("after", after.clone()),
+        ] {
+            if let Some(v) = v {
+                q.push_str(&format!("&{k}={v}"));
+            }
+        }
+        let page = api.call("GET", &q, None)?;
+        if let Some(es) = page["entries"].as_array() {
+            out.extend(es.iter().cloned());
+        }
+        match page["next_after"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => return Ok(out),
+        }
+    }
+    bail!("more than 500 million timeline entries")
+}
+
+/// One timeline entry as the cells of a row: time, occurred, who, role, what, document.
+fn entry_cells(e: &Value) -> [String; 6] {
+    let doc = match (e["document"].as_str(), e["doc_seq"].as_u64()) {
+        (Some(d), Some(s)) => format!("{d} #{s}"),
+        (Some(d), None) => d.to_string(),
+        _ => String::new(),
+    };
+    [
+        e["time_ms"].as_u64().map(show_time).unwrap_or_default(),
+        e["occurred_ms"].as_u64().map(show_time).unwrap_or_default(),
+        e["participant"].as_str().unwrap_or("-").to_string(),
+        e["role"].as_str().unwrap_or("-").to_string(),
+        format!(
+            "{}: {}",
+            e["kind"].as_str().unwrap_or("?"),
+            e["summary"].as_str().unwrap_or("")
+        ),
+        doc,
+    ]
+}
+
+/// One entry on one line (what `toron replay` prints as it plays).
+pub fn timeline_line(e: &Value) -> String {
+    let c = entry_cells(e);
+    let when = if c[1].is_empty() {
+        c[0].clone()
+    } else {
+        format!("{} (happened {})", c[0], c[1])
+    };
+    format!("{when}  {}  {}  {}  {}", c[2], c[3], c[4], c[5])
+        .trim_end()
+        .to_string()
+}
+
+/// The timeline as a table. The "happened" column appears when an importer gave times.
+pub fn timeline_table(entries: &[Value]) -> String {
+    let rows: Vec<[String; 6]> = entries.iter().map(entry_cells).collect();
+    let header = [
+        "received (KST)",
+        "happened (KST)",
+        "participant",
+        "role",
+        "what",
+        "document",
+    ];
+    let show: Vec<usize> = (0..6)
+        .filter(|i| *i != 1 || rows.iter().any(|r| !r[1].is_empty()))
+        .collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|i| {
+            rows.iter()
+                .map(|r| UnicodeWidthStr::width(r[i].as_str()))
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut s = String::new();
+    for row in std::iter::once(header.map(str::to_string)).chain(rows) {
+        let cells: Vec<String> = show.iter().map(|&i| pad(&row[i], widths[i])).collect();
+        s.push_str(cells.join("  ").trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+/// Plays a session back through `/replay` (server-sent events), calling `on_entry` as each
+/// entry arrives. `speed` is `1`, `4`, `16`… or `max`. Returns the number of entries.
+pub fn replay(
+    server: &str,
+    token: Option<&str>,
+    session: &str,
+    speed: &str,
+    from: Option<u64>,
+    mut on_entry: impl FnMut(&Value),
+) -> anyhow::Result<u64> {
+    use std::io::BufRead;
+    let mut url = format!(
+        "{}{}/replay?speed={speed}",
+        crate::admin::http_base(server),
+        session_path(session)
+    );
+    if let Some(f) = from {
+        url.push_str(&format!("&from={f}"));
+    }
+    // No overall timeout: a replay at ×1 lasts as long as the session did.
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .new_agent();
+    let mut req = agent.get(&url);
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut resp = req
+        .call()
+        .with_context(|| format!("could not reach {url}"))?;
+    if !resp.status().is_success() {
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let msg = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or(text);
+        bail!("{status} {msg}");
+    }
+    let reader = std::io::BufReader::new(resp.body_mut().as_reader());
+    let (mut event, mut n) = (String::new(), 0u64);
+    for line in reader.lines() {
+        let line = line.context("the replay stream broke off")?;
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = e.to_string();
+        } else if let Some(d) = line.strip_prefix("data: ") {
+            match event.as_str() {
+                "entry" => {
+                    let v: Value = serde_json::from_str(d).context("a replay entry is not JSON")?;
+                    on_entry(&v);
+                    n += 1;
+                }
+                "end" => return Ok(n),
+                _ => {}
+            }
+        }
+    }
+    bail!("the replay stream ended without its `end` event after {n} entries")
 }

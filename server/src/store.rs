@@ -750,6 +750,24 @@ impl Store {
         Ok(())
     }
 
+    /// Flips one byte of the `nth` stored timeline entry and returns the global sequence
+    /// number it is about — only for tests that prove `verify` notices. Nothing in the server
+    /// calls it.
+    #[doc(hidden)]
+    pub fn damage_timeline_for_tests(&self, nth: usize) -> Result<Option<u64>, StoreError> {
+        let Some(kv) = self.timeline.scan_prefix(b"E").nth(nth) else {
+            return Ok(None);
+        };
+        let (k, v) = kv?;
+        let mut v = v.to_vec();
+        let i = v.len() / 2;
+        v[i] = v[i].wrapping_add(1);
+        self.timeline.insert(&k, v)?;
+        self.db.flush()?;
+        let g = k.len().checked_sub(10).and_then(|i| be_u64(&k[i..i + 8]));
+        Ok(g)
+    }
+
     /// Deletes every snapshot (they are a cache; used by tests and operators).
     pub fn clear_snapshots(&self) -> Result<(), StoreError> {
         self.snapshots.clear()?;

@@ -103,3 +103,112 @@ async fn verify_accepts_a_random_workload_and_names_a_damaged_record() {
         "the damaged record is named: {out}"
     );
 }
+
+/// A random session: several roles annotate, reply, react and triage in their own documents.
+/// The stored timeline verifies against the log, a damaged entry is named, and `rebuild`
+/// projects it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_checks_the_timeline_projection_against_the_log() {
+    use automerge::{ObjType, ReadDoc};
+    use toron_protocol::policy::{DocKey, Phase, Role};
+    use toron_tests::roster::{self, connect, set_phase, who, SESSION};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = toron_tests::secure_config(dir.path());
+    cfg.snapshot_every = 5;
+    let server = start_with(cfg).await;
+    let tokens = roster::set_up(&server).await;
+    set_phase(&server, Phase::Live).await;
+    let roles = [Role::Activist, Role::Evaluator, Role::Official];
+    let mut rng = rand::rng();
+    let mut conns = Vec::new();
+    let mut layers = Vec::new();
+    for r in roles {
+        let token = &tokens.iter().find(|(x, _)| *x == r).expect("token").1;
+        let mut conn = connect(&server, token).await.expect("connect");
+        let key = DocKey::Notes {
+            session: SESSION.into(),
+            participant: who(r),
+        };
+        let mut d = conn.find(key.document_id(), LIMIT).await.expect("find");
+        d.doc
+            .put_object(ROOT, "annotations", ObjType::Map)
+            .expect("map");
+        d.doc
+            .put_object(ROOT, "reactions", ObjType::Map)
+            .expect("map");
+        conn.push(&mut d, LIMIT).await.expect("push");
+        conns.push(conn);
+        layers.push(d);
+    }
+    for step in 0..40 {
+        let i = rng.random_range(0..roles.len());
+        let d = &mut layers[i];
+        let anns = d.doc.get(ROOT, "annotations").expect("get").expect("map").1;
+        let existing: Vec<String> = d.doc.keys(&anns).collect();
+        match rng.random_range(0..4) {
+            0 | 1 => {
+                let a = d
+                    .doc
+                    .put_object(&anns, format!("a-{step}"), ObjType::Map)
+                    .expect("ann");
+                let kind = ["comment", "question", "gap", "lesson"][rng.random_range(0..4)];
+                d.doc.put(&a, "kind", kind).expect("kind");
+                let body = d.doc.put_object(&a, "body", ObjType::Text).expect("body");
+                d.doc
+                    .splice_text(&body, 0, 0, "의견 😀 하나")
+                    .expect("text");
+            }
+            2 if !existing.is_empty() => {
+                let id = &existing[rng.random_range(0..existing.len())];
+                let a = d.doc.get(&anns, id.as_str()).expect("get").expect("ann").1;
+                d.doc.put(&a, "withdrawn", true).expect("withdraw");
+            }
+            _ => {
+                let reacts = d.doc.get(ROOT, "reactions").expect("get").expect("map").1;
+                let r = d
+                    .doc
+                    .put_object(&reacts, format!("x-{step}"), ObjType::Map)
+                    .expect("r");
+                d.doc.put(&r, "kind", "agree").expect("kind");
+            }
+        }
+        conns[i].push(d, LIMIT).await.expect("push");
+    }
+    for c in conns {
+        c.close().await;
+    }
+    let hub = server.hub().clone();
+    let checkpoint = tokio::task::spawn_blocking(move || hub.projection.catch_up())
+        .await
+        .expect("join")
+        .expect("projection");
+    server.shutdown().await.expect("shutdown");
+
+    let (ok, out) = offline(dir.path(), "verify").await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("timeline checked up to record {checkpoint}")),
+        "{out}"
+    );
+
+    let damaged = {
+        let store = toron_server::store::Store::open(dir.path(), None).expect("open");
+        let g = store
+            .damage_timeline_for_tests(25)
+            .expect("damage")
+            .expect("an entry");
+        store.close();
+        g
+    };
+    let (ok, out) = offline(dir.path(), "verify").await;
+    assert!(!ok, "verify passed a damaged timeline: {out}");
+    assert!(
+        out.contains(&format!("timeline: the entry of record {damaged} differs")),
+        "the damaged entry is named: {out}"
+    );
+    let (ok, out) = offline(dir.path(), "rebuild").await;
+    assert!(ok && out.contains("timeline entries"), "{out}");
+    let (ok, out) = offline(dir.path(), "verify").await;
+    assert!(ok, "after rebuild: {out}");
+}
