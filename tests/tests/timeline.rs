@@ -497,3 +497,168 @@ async fn check(server: &Running, x: &Expect) {
         toron_protocol::history::diff_between(mine.document(), &x.heads_before_withdrawal, &now);
     assert_eq!(last.len(), 1, "the withdrawal alone: {last:?}");
 }
+
+async fn toron(server: &Running, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
+        .args([
+            "--server",
+            &server.url(),
+            "--token",
+            token,
+            "--timeout",
+            "5",
+        ])
+        .args(args)
+        .output();
+    let out = tokio::time::timeout(LIMIT, out)
+        .await
+        .expect("toron finished in time")
+        .expect("run toron");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// An importer loads paper opinions of a historical session: the log keeps when the server
+/// received them, the timeline also shows when they happened and is ordered by that; the
+/// CLI shows both clocks and replays in that order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_importers_times_order_the_timeline_and_both_clocks_are_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Clock::manual(T0);
+    let mut config = secure_config(dir.path());
+    config.clock = clock.clone();
+    let server = start_with(config).await;
+    let tokens = roster::set_up(&server).await;
+    let tok = |r: Role| {
+        tokens
+            .iter()
+            .find(|(x, _)| *x == r)
+            .expect("token")
+            .1
+            .clone()
+    };
+    let mut imp = Actor::join(&server, &tokens, Role::Importer).await;
+    let layer = DocKey::Notes {
+        session: SESSION.into(),
+        participant: who(Role::Activist),
+    };
+    let mut d = imp.open(&layer).await;
+    let anns = d
+        .doc
+        .put_object(ROOT, "annotations", ObjType::Map)
+        .expect("map");
+    imp.push(&mut d).await;
+    // 2026-10-01 17:40 and 17:20 KST, imported in that order, a minute apart.
+    let (late, early) = (1_790_844_000_i64, 1_790_842_800_i64);
+    for (id, when) in [("paper-2", late), ("paper-1", early)] {
+        clock.advance_ms(MIN);
+        let a = d.doc.put_object(&anns, id, ObjType::Map).expect("ann");
+        d.doc.put(&a, "kind", "comment").expect("kind");
+        d.doc
+            .put(&a, "body", format!("서면 의견 {id}"))
+            .expect("body");
+        d.doc
+            .commit_with(automerge::transaction::CommitOptions::default().with_time(when));
+        imp.push(&mut d).await;
+    }
+    imp.conn.close().await;
+
+    let entries = timeline(&server, &tok(Role::Organizer), "&kind=annotation.created").await;
+    let seen: Vec<(&str, u64, u64)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["detail"]["annotation"].as_str().expect("id"),
+                e["occurred_ms"].as_u64().expect("occurred"),
+                e["time_ms"].as_u64().expect("received"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("paper-1", early as u64 * 1000, T0 + 2 * MIN),
+            ("paper-2", late as u64 * 1000, T0 + MIN),
+        ]
+    );
+
+    // The CLI: a table with both clocks, JSON, and a replay in the same order.
+    let org = tok(Role::Organizer);
+    let (ok, out, err) = toron(&server, &org, &["history", SESSION, "--kind", "annotation"]).await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("received (KST)"), "{out}");
+    assert!(out.contains("happened (KST)"), "{out}");
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(
+        rows[0].contains("2026-10-01 17:20:00.000") && rows[0].contains("paper-1"),
+        "{out}"
+    );
+    assert!(rows[0].contains("2026-11-26 16:02:00.000"), "{out}");
+    assert!(
+        rows[1].contains("2026-10-01 17:40:00.000") && rows[1].contains("paper-2"),
+        "{out}"
+    );
+    let (ok, out, err) = toron(
+        &server,
+        &org,
+        &[
+            "history",
+            SESSION,
+            "--json",
+            "--participant",
+            &who(Role::Importer),
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let json: Vec<Value> = serde_json::from_str(&out).expect("json");
+    assert!(json
+        .iter()
+        .all(|e| e["participant"] == who(Role::Importer).as_str()));
+    assert!(json.iter().any(|e| e["kind"] == "annotation.created"));
+
+    let (ok, out, err) = toron(&server, &org, &["replay", SESSION, "--speed", "max"]).await;
+    assert!(ok, "{err}");
+    let p1 = out.find("paper-1").expect("paper-1 replayed");
+    let p2 = out.find("paper-2").expect("paper-2 replayed");
+    assert!(p1 < p2, "{out}");
+    assert!(err.contains("replayed"), "{err}");
+    // From 17:30 on that day only the later opinion is left.
+    let (ok, out, err) = toron(
+        &server,
+        &org,
+        &[
+            "replay",
+            SESSION,
+            "--speed",
+            "max",
+            "--from",
+            "17:30",
+            "--date",
+            "2026-10-01",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(!out.contains("paper-1") && out.contains("paper-2"), "{out}");
+    // The layer at 16:01:30 (the server's clock, on the document's first day): the opinion
+    // received at 16:01 is there, the one received at 16:02 is not yet.
+    let url = format!("automerge:{}", layer.document_id());
+    let (ok, out, err) = toron(&server, &org, &["at", &url, "--time", "16:01:30"]).await;
+    assert!(ok, "{err}");
+    let state: Value = serde_json::from_str(&out).expect("json");
+    let ids: Vec<&String> = state["annotations"]
+        .as_object()
+        .expect("map")
+        .keys()
+        .collect();
+    assert_eq!(ids, vec!["paper-2"], "{state}");
+    // A session nobody has is not found.
+    let (ok, _, err) = toron(&server, &org, &["replay", "S-none", "--speed", "max"]).await;
+    assert!(!ok && err.contains("404"), "{err}");
+    server.shutdown().await.expect("shutdown");
+}
