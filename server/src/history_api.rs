@@ -92,6 +92,9 @@ struct EventsQuery {
     until: Option<u64>,
     participant: Option<String>,
     role: Option<String>,
+    /// `change` (every record; the default), or a timeline kind such as `annotation.created`
+    /// or a family such as `annotation`: then the document's timeline entries of that kind.
+    kind: Option<String>,
 }
 
 /// Records read from the log per step while a filtered page fills.
@@ -106,6 +109,9 @@ async fn events(
 ) -> Result<Response, ApiError> {
     let (id, total) = readable_document(&state, &headers, &uri, &id).await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    if q.kind.as_deref().is_some_and(|k| k != "change") {
+        return timeline_events(&state, id, total, limit, q).await;
+    }
     let store = state.hub.store.clone();
     let (page, next) = blocking(move || -> Result<_, StoreError> {
         let mut page: Vec<serde_json::Value> = Vec::new();
@@ -217,4 +223,79 @@ async fn diff(
     .await?
     .map_err(history_err)?;
     Ok(Json(json!({ "from": q.from, "to": q.to, "patches": patches })).into_response())
+}
+
+/// The document's events of a timeline kind, from its session's timeline projection.
+async fn timeline_events(
+    state: &AppState,
+    id: DocumentId,
+    total: u64,
+    limit: usize,
+    q: EventsQuery,
+) -> Result<Response, ApiError> {
+    let Some(ctx) = state.hub.registry.timeline_context(&id) else {
+        // A document outside every session has changes and nothing else.
+        return Ok(
+            Json(json!({ "events": [], "next_after": null, "total": total })).into_response(),
+        );
+    };
+    let hub = state.hub.clone();
+    let (page, next) = blocking(move || -> Result<_, String> {
+        hub.projection.catch_up().map_err(|e| e.to_string())?;
+        let prefix = crate::projection::session_prefix(&ctx.session);
+        let wanted = q.kind.unwrap_or_default();
+        let id_text = id.to_string();
+        let mut from = prefix.clone();
+        let mut page = Vec::new();
+        let mut next = None;
+        'scan: loop {
+            let rows = hub
+                .store
+                .timeline_entries(&prefix, &from, 1_000)
+                .map_err(|e| e.to_string())?;
+            let Some(last) = rows.last() else { break };
+            from = last.0.clone();
+            from.push(0);
+            for (_, v) in rows {
+                let Ok(e) = serde_json::from_slice::<toron_protocol::timeline::Entry>(&v) else {
+                    continue;
+                };
+                let keep = e.document_id.as_deref() == Some(id_text.as_str())
+                    && e.doc_seq.is_some_and(|s| s > q.after)
+                    && (e.kind == wanted || e.kind.starts_with(&format!("{wanted}.")))
+                    && q.since.is_none_or(|s| e.time_ms >= s)
+                    && q.until.is_none_or(|u| e.time_ms <= u)
+                    && q.participant
+                        .as_ref()
+                        .is_none_or(|p| e.participant.as_ref() == Some(p))
+                    && q.role.as_ref().is_none_or(|r| e.role.as_ref() == Some(r));
+                if !keep {
+                    continue;
+                }
+                // A page ends between records, never inside one: `after` pages by record.
+                let last_seq = page
+                    .last()
+                    .and_then(|l: &serde_json::Value| l["seq"].as_u64());
+                if page.len() >= limit && e.doc_seq != last_seq {
+                    next = last_seq;
+                    break 'scan;
+                }
+                page.push(json!({
+                    "seq": e.doc_seq,
+                    "global_seq": e.global_seq,
+                    "time_ms": e.time_ms,
+                    "occurred_ms": e.occurred_ms,
+                    "participant": e.participant,
+                    "role": e.role,
+                    "kind": e.kind,
+                    "summary": e.summary,
+                    "detail": e.detail,
+                }));
+            }
+        }
+        Ok((page, next))
+    })
+    .await?
+    .map_err(storage_err)?;
+    Ok(Json(json!({ "events": page, "next_after": next, "total": total })).into_response())
 }

@@ -473,6 +473,36 @@ async fn check(server: &Running, x: &Expect) {
         participant: who(Role::Activist),
     }
     .document_id();
+    // The layer's own events, by kind: what the activist did to their annotation.
+    let evs = api(
+        server,
+        &x.organizer,
+        &format!("/api/v1/documents/{nid}/events?kind=annotation"),
+    )
+    .await
+    .expect("events by kind");
+    let kinds: Vec<&str> = evs["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "annotation.created",
+            "annotation.edited",
+            "annotation.withdrawn"
+        ]
+    );
+    let paged = api(
+        server,
+        &x.organizer,
+        &format!("/api/v1/documents/{nid}/events?kind=annotation&limit=2"),
+    )
+    .await
+    .expect("page");
+    assert_eq!(paged["events"].as_array().expect("events").len(), 2);
     let mut seqs = Vec::new();
     for at in [T0 + MIN + 30_000, T0 + 8 * MIN + 30_000] {
         let path = format!("/api/v1/documents/{nid}/state?at={at}");
