@@ -37,6 +37,40 @@ impl Admin {
         }
     }
 
+    /// `GET path` as text (reports in HTML, Markdown or CSV).
+    pub fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let url = format!("{}{}", self.base, path);
+        let mut r = self.agent.get(&url);
+        if let Some(t) = &self.token {
+            r = r.header("Authorization", &format!("Bearer {t}"));
+        }
+        let mut resp = r
+            .call()
+            .with_context(|| format!("could not reach {}", self.base))?;
+        if !resp.status().is_success() {
+            return answer(resp).map(|v| v.to_string());
+        }
+        resp.body_mut()
+            .read_to_string()
+            .context("the answer is not text")
+    }
+
+    /// `POST path` with a raw JSON body (a bundle file as it is); returns the JSON answer.
+    pub fn post_bytes(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
+        let url = format!("{}{}", self.base, path);
+        let mut r = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json");
+        if let Some(t) = &self.token {
+            r = r.header("Authorization", &format!("Bearer {t}"));
+        }
+        let resp = r
+            .send(&body[..])
+            .with_context(|| format!("could not reach {}", self.base))?;
+        answer(resp)
+    }
+
     /// Calls `method path` with an optional JSON body; returns the JSON answer, or the
     /// server's error message.
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
@@ -62,7 +96,14 @@ impl Admin {
                 r.send_json(body.unwrap_or(Value::Null))
             }
         };
-        let mut resp = result.with_context(|| format!("could not reach {}", self.base))?;
+        let resp = result.with_context(|| format!("could not reach {}", self.base))?;
+        answer(resp)
+    }
+}
+
+/// The JSON of an answer, or the server's error message.
+fn answer(mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<Value> {
+    {
         let status = resp.status();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
         let json: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));

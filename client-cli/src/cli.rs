@@ -89,6 +89,35 @@ enum Command {
         #[arg(long)]
         date: Option<String>,
     },
+    /// Load a debate bundle (docs/bundle-format.md): checks all of it first, writes nothing
+    /// if anything is wrong, and creates nothing a second time.
+    Import {
+        bundle: std::path::PathBuf,
+        /// Check the bundle and show what would be created, without writing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a series or a session back in the bundle format (JSON on standard output or FILE).
+    Export {
+        /// A series key, or a session key.
+        key: String,
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// The final report of a series or a session: html, md (Markdown) or csv (department tables).
+    Report {
+        /// A series key, or a session key.
+        key: String,
+        #[arg(long, default_value = "html")]
+        format: String,
+        #[arg(long, default_value = "ko")]
+        lang: String,
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Play a session back, printing its timeline as it plays.
     Replay {
         session: String,
@@ -413,6 +442,59 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await??;
             println!("{}", serde_json::to_string_pretty(&answer["state"])?);
+        }
+        Command::Import {
+            bundle,
+            dry_run,
+            json,
+        } => {
+            let summary =
+                crate::import::run(&cli.server, cli.token.clone(), &bundle, dry_run, limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", crate::import::summary_table(&summary));
+            }
+        }
+        Command::Export { key, output } => {
+            let (srv, token) = (cli.server.clone(), cli.token.clone());
+            let v = tokio::task::spawn_blocking(move || {
+                crate::admin::Admin::new(&srv, token, limit.max(std::time::Duration::from_secs(60)))
+                    .call("GET", &format!("/api/v1/export/{key}"), None)
+            })
+            .await??;
+            let text = serde_json::to_string_pretty(&v)? + "\n";
+            match output {
+                Some(p) => std::fs::write(&p, text)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+                None => print!("{text}"),
+            }
+        }
+        Command::Report {
+            key,
+            format,
+            lang,
+            output,
+        } => {
+            if !matches!(format.as_str(), "html" | "md" | "csv") {
+                anyhow::bail!("--format is html, md or csv");
+            }
+            if !matches!(lang.as_str(), "ko" | "en") {
+                anyhow::bail!("--lang is ko or en");
+            }
+            let (srv, token) = (cli.server.clone(), cli.token.clone());
+            let text = tokio::task::spawn_blocking(move || {
+                crate::admin::Admin::new(&srv, token, limit.max(std::time::Duration::from_secs(60)))
+                    .get_text(&format!(
+                        "/api/v1/reports/{key}?format={format}&lang={lang}"
+                    ))
+            })
+            .await??;
+            match output {
+                Some(p) => std::fs::write(&p, text)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+                None => print!("{text}"),
+            }
         }
         Command::Replay {
             session,

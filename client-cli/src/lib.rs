@@ -12,6 +12,7 @@ pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod history;
+pub mod import;
 /// Automerge ↔ JSON (lives in the protocol crate, shared with the server).
 pub use toron_protocol::json;
 pub mod sync_client;

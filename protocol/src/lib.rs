@@ -15,12 +15,16 @@
 //! - [`history`]: a document at a point of its log, and the difference between two points.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod anchor;
+pub mod bundle;
 pub mod engine;
 pub mod history;
 pub mod ids;
 pub mod json;
 pub mod policy;
 pub mod record;
+pub mod report;
+pub mod scoring;
 pub mod timeline;
 pub mod wire;
 

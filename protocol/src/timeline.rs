@@ -493,13 +493,15 @@ pub fn change_entries(
         DocKey::Session { .. } => session_drafts(&touches),
         _ => Vec::new(),
     };
-    // Text edits the kind-specific rules did not already tell (annotation bodies are).
-    if !matches!(ctx.key, DocKey::Notes { .. } | DocKey::NotesPrivate { .. }) {
+    // Text edits the kind-specific rules did not already tell (annotation bodies are); a
+    // document's first change writes its initial content, which "created" already tells.
+    let first = change.deps().is_empty();
+    if !first && !matches!(ctx.key, DocKey::Notes { .. } | DocKey::NotesPrivate { .. }) {
         for (path, e) in text_edits(&touches) {
             drafts.push(section_edit(&path, &e));
         }
     }
-    if change.deps().is_empty() {
+    if first {
         drafts.insert(
             0,
             Draft {

@@ -109,7 +109,11 @@ fn caller(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<String, Ap
     }
 }
 
-fn organizer(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<String, ApiError> {
+pub(crate) fn organizer(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<String, ApiError> {
     let who = caller(state, headers, uri)?;
     if state.hub.config.open || state.hub.registry.is_organizer(&who) {
         Ok(who)

@@ -110,6 +110,9 @@ struct State {
     cases: BTreeMap<String, Case>,
     docs: HashMap<DocumentId, DocEntry>,
     actors: HashMap<Vec<u8>, String>,
+    /// Descriptive data of imports (series, fields, governments, departments, pledges,
+    /// templates, participants' profiles, sessions, cases, import batches): kind → key → JSON.
+    catalog: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
 }
 
 /// What a connection may do with one document.
@@ -217,6 +220,14 @@ impl Registry {
                     if let Some(actor) = unhex(rest) {
                         st.actors
                             .insert(actor, String::from_utf8_lossy(&v).into_owned());
+                    }
+                }
+                "catalog" => {
+                    if let Some((kind, key)) = rest.split_once('/') {
+                        st.catalog
+                            .entry(kind.to_string())
+                            .or_default()
+                            .insert(key.to_string(), serde_json::from_slice(&v).map_err(bad)?);
                     }
                 }
                 _ => tracing::warn!(key = %k, "unknown registry entry ignored"),
@@ -487,6 +498,30 @@ impl Registry {
         self.read().sessions.get(key).cloned()
     }
 
+    /// The keyed documents registered for `series`, in key order.
+    pub fn documents_of_series(&self, series: &str) -> Vec<DocKey> {
+        let st = self.read();
+        let mut out: Vec<DocKey> = st
+            .docs
+            .values()
+            .filter(|d| d.series == series)
+            .filter_map(|d| d.key.as_deref()?.parse().ok())
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub fn case(&self, key: &str) -> Option<Case> {
+        self.read().cases.get(key).cloned()
+    }
+
+    /// Whether `participant` holds `role` for exactly `scope`.
+    pub fn has_grant(&self, participant: &str, role: Role, scope: &Scope) -> bool {
+        self.read()
+            .roles
+            .contains(&scope_grant(participant, role, scope))
+    }
+
     pub fn case_session(&self, case: &str) -> Option<String> {
         self.read().cases.get(case).map(|c| c.session.clone())
     }
@@ -614,6 +649,9 @@ impl Registry {
         if g.name != ALL_SERIES {
             valid_key(&g.scope, &g.name)?;
         }
+        if self.read().roles.contains(&g) {
+            return Ok(());
+        }
         let action = serde_json::json!({ "role_granted": &g });
         let ops = vec![RegistryOp::Put(grant_key(&g), json(&g))];
         self.commit(by, action, ops, |st| {
@@ -651,6 +689,9 @@ impl Registry {
             .parse::<Phase>()
             .map_err(|e| RegistryError::Invalid(e.to_string()))?;
         let _g = self.admin.lock().await;
+        if self.read().sessions.get(&s.key) == Some(&s) {
+            return Ok(());
+        }
         let action = serde_json::json!({ "session": { "key": s.key, "series": s.series, "phase": s.phase, "facilitator": s.facilitator } });
         let ops = vec![RegistryOp::Put(format!("session/{}", s.key), json(&s))];
         self.commit(by, action, ops, |st| {
@@ -665,12 +706,58 @@ impl Registry {
         if !self.read().sessions.contains_key(&c.session) {
             return Err(RegistryError::NotFound(format!("session {}", c.session)));
         }
+        if self.read().cases.get(&c.key) == Some(&c) {
+            return Ok(());
+        }
         let action = serde_json::json!({ "case": &c });
         let ops = vec![RegistryOp::Put(format!("case/{}", c.key), json(&c))];
         self.commit(by, action, ops, |st| {
             st.cases.insert(c.key.clone(), c);
         })
         .await
+    }
+
+    /// Stores descriptive data (`kind`/`key` → JSON). Returns whether anything changed: the
+    /// same value again is not logged.
+    pub async fn put_catalog(
+        &self,
+        by: &str,
+        kind: &str,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<bool, RegistryError> {
+        valid_key(kind, key)?;
+        let _g = self.admin.lock().await;
+        if self.read().catalog.get(kind).and_then(|m| m.get(key)) == Some(&value) {
+            return Ok(false);
+        }
+        let action = serde_json::json!({ "catalog": { "kind": kind, "key": key } });
+        let ops = vec![RegistryOp::Put(
+            format!("catalog/{kind}/{key}"),
+            json(&value),
+        )];
+        let (kind, key) = (kind.to_string(), key.to_string());
+        self.commit(by, action, ops, |st| {
+            st.catalog.entry(kind).or_default().insert(key, value);
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// The catalog: kind → key → JSON.
+    pub fn catalog(&self) -> BTreeMap<String, BTreeMap<String, serde_json::Value>> {
+        self.read().catalog.clone()
+    }
+
+    /// Logs that an import batch was applied to a session (a timeline entry).
+    pub async fn record_import(
+        &self,
+        by: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), RegistryError> {
+        let _g = self.admin.lock().await;
+        let action = serde_json::json!({ "import_applied": detail });
+        self.commit(by, action, Vec::new(), |_| {}).await
     }
 
     /// Registers a keyed document (idempotent: the id is derived from the key).

@@ -55,7 +55,7 @@ fn expected(role: Role, kind: Kind, phase: Phase) -> (bool, bool) {
         Kind::Report => (role == Role::Organizer, role == Role::Organizer),
         Kind::Response => (
             matches!(role, Role::Organizer | Role::DepartmentReviewer),
-            role == Role::DepartmentReviewer,
+            role == Role::DepartmentReviewer || role == Role::Importer,
         ),
     };
     (read || write, write)

@@ -1,0 +1,580 @@
+//! `toron import BUNDLE.json [--dry-run]`: loads a debate bundle into a server.
+//!
+//! 1. The file is read and checked completely — size, JSON, every field's type, NFC, keys,
+//!    references, anchors — before anything is sent ([`Bundle::parse`]); the server checks it
+//!    again with the same code.
+//! 2. `POST /api/v1/import` brings the registry to what the bundle describes and returns the
+//!    batch id and an importer token.
+//! 3. The content is written through the sync protocol as the importer, one Automerge change
+//!    per imported item, dated with the item's own time (so the timeline tells the session as
+//!    it happened): cases, evaluations, every annotation into its notes layer (with Automerge
+//!    cursors for text anchors), reactions, triage, findings, department responses. Items
+//!    already present are left alone, so a second run creates nothing.
+//! 4. `POST /api/v1/import/{batch}/applied` logs the import in each session's timeline and sets
+//!    the sessions' phases.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ROOT};
+use base64::Engine;
+use serde_json::{json, Value};
+use toron_protocol::bundle::{Annotation, Bundle, Target, MAX_BUNDLE_BYTES};
+use toron_protocol::json::put_json;
+use toron_protocol::policy::DocKey;
+
+use crate::admin::Admin;
+use crate::sync_client::{url_with_token, ClientError, Connection, DocSync};
+
+/// What the content step did, per kind of item.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ContentCounts {
+    pub created: BTreeMap<String, u64>,
+    pub unchanged: BTreeMap<String, u64>,
+}
+
+impl ContentCounts {
+    fn count(&mut self, what: &str, created: bool) {
+        let m = if created {
+            &mut self.created
+        } else {
+            &mut self.unchanged
+        };
+        *m.entry(what.to_string()).or_default() += 1;
+    }
+}
+
+/// Reads and checks a bundle file without sending anything.
+pub fn read_bundle(path: &std::path::Path) -> anyhow::Result<(Vec<u8>, Bundle)> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    if size > MAX_BUNDLE_BYTES as u64 {
+        bail!(
+            "{}: the file is {:.1} MB; a bundle may be at most {} MB",
+            path.display(),
+            size as f64 / 1_048_576.0,
+            MAX_BUNDLE_BYTES / 1_048_576
+        );
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bundle = Bundle::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok((bytes, bundle))
+}
+
+/// UTC seconds of an RFC 3339 time (Automerge change times are seconds).
+fn secs(t: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|d| d.timestamp())
+}
+
+fn commit_at(doc: &mut AutoCommit, time: Option<i64>) {
+    let mut opts = CommitOptions::default();
+    if let Some(t) = time {
+        opts = opts.with_time(t);
+    }
+    doc.commit_with(opts);
+}
+
+fn get_map(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<ObjId> {
+    match doc.get(obj, key).ok()?? {
+        (automerge::Value::Object(ObjType::Map), id) => Some(id),
+        _ => None,
+    }
+}
+
+/// The object at `path`, creating maps on the way.
+fn ensure_map(doc: &mut AutoCommit, path: &[&str]) -> anyhow::Result<ObjId> {
+    let mut obj = ROOT;
+    for p in path {
+        obj = match get_map(doc, &obj, p) {
+            Some(o) => o,
+            None => doc.put_object(&obj, *p, ObjType::Map)?,
+        };
+    }
+    Ok(obj)
+}
+
+/// Writes `value` under `key` of the map at `path`, unless the key exists. Returns whether it
+/// wrote.
+fn put_new(doc: &mut AutoCommit, path: &[&str], key: &str, value: &Value) -> anyhow::Result<bool> {
+    let obj = ensure_map(doc, path)?;
+    if doc.get(&obj, key)?.is_some() {
+        return Ok(false);
+    }
+    put_json(doc, &obj, key.into(), value)?;
+    Ok(true)
+}
+
+/// Sets the root's fields from `content` if the document has no `schema` yet.
+fn init_root(doc: &mut AutoCommit, content: &Value) -> anyhow::Result<bool> {
+    if doc.get(ROOT, "schema")?.is_some() {
+        return Ok(false);
+    }
+    if let Value::Object(m) = content {
+        for (k, v) in m {
+            put_json(doc, &ROOT, k.as_str().into(), v)?;
+        }
+    }
+    Ok(true)
+}
+
+fn without_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, x)| !x.is_null())
+                .map(|(k, x)| (k.clone(), without_nulls(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The text object at `path` of a document, if there is one.
+fn text_obj(doc: &AutoCommit, path: &[String]) -> Option<ObjId> {
+    let mut obj = ROOT;
+    for p in path {
+        obj = doc.get(&obj, p.as_str()).ok()??.1;
+    }
+    matches!(doc.object_type(&obj), Ok(ObjType::Text)).then_some(obj)
+}
+
+/// An annotation as its layer stores it: the bundle's fields, its id, the batch, and for a
+/// text anchor the Automerge cursors and heads of the target as written.
+fn annotation_json(
+    a: &Annotation,
+    batch: &str,
+    targets: &mut BTreeMap<String, AutoCommit>,
+) -> anyhow::Result<Value> {
+    let mut v = serde_json::to_value(a)?;
+    v["id"] = json!(a.uuid());
+    v["import_batch"] = json!(batch);
+    if let Some(Target::TextRange {
+        doc,
+        path,
+        position: Some(p),
+        ..
+    }) = &a.target
+    {
+        if let Some(d) = targets.get_mut(doc) {
+            if let Some(t) = text_obj(d, path) {
+                let heads = d.get_heads();
+                let b64 = base64::engine::general_purpose::STANDARD;
+                let start = d.get_cursor(&t, p.start, None);
+                let end = d.get_cursor(&t, p.end, None);
+                if let (Ok(s), Ok(e)) = (start, end) {
+                    v["target"]["cursor"] = json!({
+                        "start": b64.encode(s.to_bytes()),
+                        "end": b64.encode(e.to_bytes()),
+                    });
+                    v["target"]["heads"] =
+                        json!(heads.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+                }
+            }
+        }
+    }
+    Ok(without_nulls(&v))
+}
+
+/// The documents' content for one bundle, and the order to write it in.
+struct Writer<'a> {
+    conn: Option<Connection>,
+    limit: Duration,
+    dry: bool,
+    counts: ContentCounts,
+    /// Documents written so far (targets of anchors), by key.
+    written: BTreeMap<String, AutoCommit>,
+    progress: &'a indicatif::ProgressBar,
+}
+
+impl Writer<'_> {
+    async fn open(&mut self, key: &DocKey) -> anyhow::Result<DocSync> {
+        let id = key.document_id();
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(DocSync::new(id, AutoCommit::new()));
+        };
+        match conn.find(id, self.limit).await {
+            Ok(d) => Ok(d),
+            Err(ClientError::Unavailable(_)) => Ok(DocSync::new(id, AutoCommit::new())),
+            Err(e) => Err(anyhow::anyhow!("{key}: {e}")),
+        }
+    }
+
+    async fn save(&mut self, key: &DocKey, mut d: DocSync) -> anyhow::Result<()> {
+        if !self.dry {
+            if let Some(conn) = self.conn.as_mut() {
+                conn.push(&mut d, self.limit)
+                    .await
+                    .with_context(|| format!("writing {key}"))?;
+            }
+        }
+        self.written.insert(key.to_string(), d.doc);
+        self.progress.inc(1);
+        Ok(())
+    }
+}
+
+/// Writes the content of `b` (or, with `dry`, only counts what it would write). `conn` is a
+/// connection as the importer (reading with the caller's token for a dry run).
+pub async fn write_content(
+    b: &Bundle,
+    batch: &str,
+    conn: Connection,
+    dry: bool,
+    limit: Duration,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<(ContentCounts, BTreeMap<String, Value>)> {
+    let mut w = Writer {
+        conn: Some(conn),
+        limit,
+        dry,
+        counts: ContentCounts::default(),
+        written: BTreeMap::new(),
+        progress,
+    };
+    let mut per_session: BTreeMap<String, Value> = BTreeMap::new();
+    for s in &b.sessions {
+        let start = s
+            .rest
+            .get("scheduled")
+            .and_then(|x| x.get("start"))
+            .and_then(Value::as_str)
+            .and_then(secs);
+        let before = w.counts.created.clone();
+        // Cases and evaluations first: annotations anchor into them.
+        for c in &s.cases {
+            let key = DocKey::Case {
+                case: c.key.clone(),
+            };
+            let mut d = w.open(&key).await?;
+            let content = without_nulls(&json!({
+                "schema": "case/1", "case": c.key, "government": c.government, "title": c.title,
+                "sections": c.sections, "indicators": c.indicators,
+            }));
+            let created = init_root(&mut d.doc, &content)?;
+            commit_at(&mut d.doc, start);
+            w.counts.count("case documents", created);
+            w.save(&key, d).await?;
+        }
+        for e in &s.evaluations {
+            let key = DocKey::Eval {
+                case: e.case.clone(),
+                evaluator: e.evaluator.clone(),
+            };
+            let mut d = w.open(&key).await?;
+            // The whole form: its scores and texts, and what the bundle says about it.
+            let mut content = without_nulls(&serde_json::to_value(e)?);
+            content["schema"] = json!("evaluation/1");
+            if content.get("template").is_none() {
+                content["template"] = json!(b.evaluation_template.key);
+            }
+            let created = init_root(&mut d.doc, &content)?;
+            commit_at(
+                &mut d.doc,
+                e.submitted_at.as_deref().and_then(secs).or(start),
+            );
+            w.counts.count("evaluation forms", created);
+            w.save(&key, d).await?;
+        }
+        // Notes layers: each annotation is its own change, dated when it was made.
+        let mut layers: BTreeMap<String, Vec<&Annotation>> = BTreeMap::new();
+        for a in &s.annotations {
+            layers.entry(a.layer()).or_default().push(a);
+        }
+        for r in &s.reactions {
+            layers
+                .entry(format!("notes:{}:{}", s.key, r.participant))
+                .or_default();
+        }
+        for (layer, mut anns) in layers {
+            let key: DocKey = layer.parse().context("a notes layer")?;
+            let owner = match &key {
+                DocKey::Notes { participant, .. } | DocKey::NotesPrivate { participant, .. } => {
+                    participant.clone()
+                }
+                _ => String::new(),
+            };
+            let mut d = w.open(&key).await?;
+            if init_root(
+                &mut d.doc,
+                &json!({ "schema": "notes/1", "session": s.key, "owner": owner, "annotations": {}, "reactions": {} }),
+            )? {
+                commit_at(&mut d.doc, start);
+            }
+            anns.sort_by_key(|a| secs(&a.created_at).unwrap_or(0));
+            for a in anns {
+                let v = annotation_json(a, batch, &mut w.written)?;
+                let created = put_new(&mut d.doc, &["annotations"], &a.uuid(), &v)?;
+                commit_at(&mut d.doc, secs(&a.created_at));
+                w.counts.count("annotations", created);
+            }
+            let mut mine: Vec<_> = s
+                .reactions
+                .iter()
+                .filter(|r| r.participant == owner)
+                .collect();
+            mine.sort_by_key(|r| secs(&r.at).unwrap_or(0));
+            for r in mine {
+                let target = b
+                    .annotation(&r.annotation)
+                    .map(Annotation::uuid)
+                    .unwrap_or_else(|| r.annotation.clone());
+                let v = json!({ "kind": r.kind, "at": r.at, "import_batch": batch });
+                let created = put_new(&mut d.doc, &["reactions"], &target, &v)?;
+                commit_at(&mut d.doc, secs(&r.at));
+                w.counts.count("reactions", created);
+            }
+            w.save(&key, d).await?;
+        }
+        if !s.triage.is_empty() {
+            let key = DocKey::Triage {
+                session: s.key.clone(),
+            };
+            let mut d = w.open(&key).await?;
+            if init_root(&mut d.doc, &json!({ "schema": "triage/1", "items": {} }))? {
+                commit_at(&mut d.doc, start);
+            }
+            let mut entries: Vec<_> = s.triage.iter().collect();
+            entries.sort_by_key(|t| secs(&t.at).unwrap_or(0));
+            for t in entries {
+                let id = b
+                    .annotation(&t.annotation)
+                    .map(Annotation::uuid)
+                    .unwrap_or_else(|| t.annotation.clone());
+                let mut entry = without_nulls(&serde_json::to_value(t)?);
+                if let Value::Object(m) = &mut entry {
+                    m.remove("annotation");
+                }
+                // The item shows its current status and keeps every transition (who, when,
+                // note) in `history`; a transition already there is not added again.
+                let items = ensure_map(&mut d.doc, &["items"])?;
+                let current = crate::json::obj_json(&d.doc, &items)
+                    .get(id.as_str())
+                    .cloned();
+                let history: Vec<Value> = current
+                    .as_ref()
+                    .and_then(|c| c.get("history"))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let known = history.iter().any(|h| {
+                    h.get("status") == entry.get("status") && h.get("at") == entry.get("at")
+                });
+                if !known {
+                    let latest = current
+                        .as_ref()
+                        .and_then(|c| c.get("at"))
+                        .and_then(Value::as_str)
+                        .and_then(secs);
+                    let item = match get_map(&d.doc, &items, &id) {
+                        Some(o) => o,
+                        None => {
+                            let o = d.doc.put_object(&items, id.as_str(), ObjType::Map)?;
+                            d.doc.put(&o, "ref", t.annotation.as_str())?;
+                            d.doc.put_object(&o, "history", ObjType::List)?;
+                            o
+                        }
+                    };
+                    if latest <= secs(&t.at) {
+                        if let Value::Object(m) = &entry {
+                            for (k, v) in m {
+                                put_json(&mut d.doc, &item, k.as_str().into(), v)?;
+                            }
+                        }
+                    }
+                    let list = match d.doc.get(&item, "history")? {
+                        Some((automerge::Value::Object(ObjType::List), o)) => o,
+                        _ => d.doc.put_object(&item, "history", ObjType::List)?,
+                    };
+                    let n = d.doc.length(&list);
+                    put_json(&mut d.doc, &list, n.into(), &entry)?;
+                }
+                commit_at(&mut d.doc, secs(&t.at));
+                w.counts.count("triage entries", !known);
+            }
+            w.save(&key, d).await?;
+        }
+        let created: BTreeMap<String, u64> = w
+            .counts
+            .created
+            .iter()
+            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+            .filter(|(_, v)| *v > 0)
+            .collect();
+        per_session.insert(s.key.clone(), json!(created));
+    }
+    if !b.findings.is_empty() {
+        let key = DocKey::Report {
+            series: b.series.key.clone(),
+        };
+        let mut d = w.open(&key).await?;
+        let status = b
+            .series
+            .rest
+            .get("report")
+            .and_then(|r| r.get("status"))
+            .cloned()
+            .unwrap_or(json!("drafting"));
+        if init_root(
+            &mut d.doc,
+            &json!({ "schema": "report/1", "status": status, "findings": {} }),
+        )? {
+            commit_at(&mut d.doc, None);
+        }
+        for f in &b.findings {
+            let v = without_nulls(&serde_json::to_value(f)?);
+            let created = put_new(&mut d.doc, &["findings"], &f.key, &v)?;
+            commit_at(&mut d.doc, None);
+            w.counts.count("findings", created);
+        }
+        w.save(&key, d).await?;
+    }
+    let mut by_dept: BTreeMap<&str, Vec<_>> = BTreeMap::new();
+    for r in &b.department_responses {
+        by_dept.entry(r.department.as_str()).or_default().push(r);
+    }
+    for (dept, responses) in by_dept {
+        let key = DocKey::Response {
+            series: b.series.key.clone(),
+            department: dept.to_string(),
+        };
+        let mut d = w.open(&key).await?;
+        if init_root(
+            &mut d.doc,
+            &json!({ "schema": "response/1", "department": dept, "responses": {} }),
+        )? {
+            commit_at(&mut d.doc, None);
+        }
+        for r in responses {
+            let v = without_nulls(&serde_json::to_value(r)?);
+            let at = r.rest.get("at").and_then(Value::as_str).and_then(secs);
+            let created = put_new(&mut d.doc, &["responses"], &r.finding, &v)?;
+            commit_at(&mut d.doc, at);
+            w.counts.count("department responses", created);
+        }
+        w.save(&key, d).await?;
+    }
+    if let Some(c) = w.conn.take() {
+        c.close().await;
+    }
+    Ok((w.counts, per_session))
+}
+
+/// How many documents [`write_content`] visits (for the progress bar).
+pub fn document_count(b: &Bundle) -> u64 {
+    let mut n = 0u64;
+    for s in &b.sessions {
+        let mut layers: std::collections::BTreeSet<String> =
+            s.annotations.iter().map(Annotation::layer).collect();
+        for r in &s.reactions {
+            layers.insert(format!("notes:{}:{}", s.key, r.participant));
+        }
+        n += (s.cases.len() + s.evaluations.len() + layers.len()) as u64;
+        n += u64::from(!s.triage.is_empty());
+    }
+    n += u64::from(!b.findings.is_empty());
+    let depts: std::collections::BTreeSet<&str> = b
+        .department_responses
+        .iter()
+        .map(|r| r.department.as_str())
+        .collect();
+    n + depts.len() as u64
+}
+
+/// The whole import. Prints progress to standard error; returns the summary as JSON.
+pub async fn run(
+    server: &str,
+    token: Option<String>,
+    path: &std::path::Path,
+    dry_run: bool,
+    limit: Duration,
+) -> anyhow::Result<Value> {
+    let (bytes, bundle) = read_bundle(path)?;
+    let (srv, tok, body) = (server.to_string(), token.clone(), bytes.clone());
+    let meta = tokio::task::spawn_blocking(move || {
+        Admin::new(&srv, tok, limit.max(Duration::from_secs(60)))
+            .post_bytes(&format!("/api/v1/import?dry_run={dry_run}"), body)
+    })
+    .await??;
+    let batch = meta["batch"].as_str().unwrap_or_default().to_string();
+    let importer_token = meta["importer"]["token"].as_str().map(str::to_string);
+    let progress = indicatif::ProgressBar::new(document_count(&bundle));
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} documents")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    progress.set_message(if dry_run { "checking" } else { "writing" });
+    let sync_token = if dry_run {
+        token.clone()
+    } else {
+        importer_token
+    };
+    let conn = Connection::connect(&url_with_token(server, sync_token.as_deref()), limit).await?;
+    let (content, per_session) =
+        write_content(&bundle, &batch, conn, dry_run, limit, &progress).await?;
+    progress.finish_and_clear();
+    if !dry_run {
+        let phases: BTreeMap<String, String> = bundle
+            .sessions
+            .iter()
+            .map(|s| (s.key.clone(), s.phase.clone()))
+            .collect();
+        let (srv, tok) = (server.to_string(), token);
+        let body = json!({ "sessions": per_session, "phases": phases });
+        let b = batch.clone();
+        tokio::task::spawn_blocking(move || {
+            Admin::new(&srv, tok, limit).call(
+                "POST",
+                &format!("/api/v1/import/{b}/applied"),
+                Some(body),
+            )
+        })
+        .await??;
+    }
+    Ok(json!({
+        "batch": batch,
+        "dry_run": dry_run,
+        "registry": meta["counts"],
+        "content": content,
+    }))
+}
+
+/// The summary as a table: what was created and what was already there, per kind of item.
+pub fn summary_table(summary: &Value) -> String {
+    let mut rows: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for part in ["registry", "content"] {
+        for (col, idx) in [("created", 0), ("unchanged", 1)] {
+            if let Some(m) = summary[part][col].as_object() {
+                for (k, v) in m {
+                    let e = rows.entry(k.clone()).or_default();
+                    let n = v.as_u64().unwrap_or(0);
+                    if idx == 0 {
+                        e.0 += n;
+                    } else {
+                        e.1 += n;
+                    }
+                }
+            }
+        }
+    }
+    let dry = summary["dry_run"].as_bool().unwrap_or(false);
+    let mut s = format!(
+        "{:<22} {:>9} {:>14}\n",
+        "",
+        if dry { "to create" } else { "created" },
+        "already there"
+    );
+    for (k, (c, u)) in rows {
+        s.push_str(&format!("{k:<22} {c:>9} {u:>14}\n"));
+    }
+    s.push_str(&format!(
+        "batch {}\n",
+        summary["batch"].as_str().unwrap_or("?")
+    ));
+    s
+}

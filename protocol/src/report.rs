@@ -1,0 +1,1174 @@
+//! The final report (결과보고서, domain §4), built from a bundle — what `export` gives for a
+//! series or a session — and rendered as Markdown, HTML or CSV (the department tables), in
+//! Korean or English. Everything is sorted by keys and nothing depends on the clock, so the
+//! same inputs give byte-identical output.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::bundle::{
+    Annotation, AnnotationKind, Attribution, Bundle, Evaluation, Finding, FindingType, Participant,
+    Session, Target, TriageStatus,
+};
+use crate::scoring::{self, Exact, Rated};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ko,
+    En,
+}
+
+impl std::str::FromStr for Lang {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ko" => Ok(Lang::Ko),
+            "en" => Ok(Lang::En),
+            o => Err(format!("unknown language `{o}` (ko or en)")),
+        }
+    }
+}
+
+fn t(lang: Lang, ko: &str, en: &str) -> String {
+    match lang {
+        Lang::Ko => ko.to_string(),
+        Lang::En => en.to_string(),
+    }
+}
+
+/// A piece of text, possibly a link.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inline {
+    Text(String),
+    Link(String, String),
+}
+
+pub type Cell = Vec<Inline>;
+
+fn txt(s: impl Into<String>) -> Cell {
+    vec![Inline::Text(s.into())]
+}
+
+/// The report as blocks, rendered by [`markdown`], [`html`] and [`csv`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    Heading(u8, String),
+    Para(Cell),
+    List(Vec<Cell>),
+    Table {
+        /// Identifies the table for CSV (`department:DEP-WELF`, `scores:S05`…).
+        id: String,
+        head: Vec<String>,
+        rows: Vec<Vec<Cell>>,
+    },
+}
+
+/// One case's official scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseScores {
+    pub case: String,
+    /// Per criterion: (mean, min, max, n).
+    pub criteria: BTreeMap<String, (Exact, u8, u8, usize)>,
+    /// Mean of the evaluators' exact weighted totals, and whether any was rescaled (N/A).
+    pub total: Option<(Exact, bool)>,
+    pub evaluators: usize,
+}
+
+/// Official scores of every case in `evaluations` (weights from the template).
+pub fn case_scores(b: &Bundle, evaluations: &[&Evaluation], case: &str) -> CaseScores {
+    let forms: Vec<&&Evaluation> = evaluations.iter().filter(|e| e.case == case).collect();
+    let mut criteria = BTreeMap::new();
+    for c in &b.evaluation_template.criteria {
+        let scores: Vec<u8> = forms
+            .iter()
+            .filter_map(|e| e.criteria.get(&c.key).and_then(|x| x.score))
+            .collect();
+        if let (Some(min), Some(max)) = (scores.iter().min(), scores.iter().max()) {
+            let sum: u128 = scores.iter().map(|s| u128::from(*s)).sum();
+            criteria.insert(
+                c.key.clone(),
+                (
+                    Exact::new(sum, scores.len() as u128),
+                    *min,
+                    *max,
+                    scores.len(),
+                ),
+            );
+        }
+    }
+    let totals: Vec<(Exact, bool)> = forms
+        .iter()
+        .filter_map(|e| {
+            let items: Vec<Rated> = b
+                .evaluation_template
+                .criteria
+                .iter()
+                .map(|c| Rated {
+                    weight: c.weight,
+                    score: e.criteria.get(&c.key).and_then(|x| x.score),
+                })
+                .collect();
+            scoring::weighted_total(&items)
+        })
+        .collect();
+    let exact: Vec<Exact> = totals.iter().map(|t| t.0).collect();
+    CaseScores {
+        case: case.to_string(),
+        criteria,
+        total: scoring::mean(&exact).map(|m| (m, totals.iter().any(|t| t.1))),
+        evaluators: forms.len(),
+    }
+}
+
+fn role_label(lang: Lang, role: &str) -> String {
+    let (ko, en) = match role {
+        "organizer" => ("운영", "organizer"),
+        "facilitator" => ("좌장", "chair"),
+        "scribe" => ("기록", "scribe"),
+        "presenter" => ("발표자", "presenter"),
+        "evaluator" => ("평가자", "evaluator"),
+        "activist" => ("활동가", "activist"),
+        "official" => ("공무원", "official"),
+        "expert" => ("전문가", "expert"),
+        "resident" => ("주민", "resident"),
+        "department_reviewer" => ("부서 검토자", "department reviewer"),
+        "observer" => ("방청", "observer"),
+        other => (other, other),
+    };
+    t(lang, ko, en)
+}
+
+/// A participant as they consented to be shown (domain §2.10), in a role.
+pub fn display_name(lang: Lang, p: Option<&Participant>, role: &str) -> String {
+    let Some(p) = p else {
+        return role_label(lang, role);
+    };
+    let label = role_label(lang, role);
+    match p.attribution {
+        Attribution::NameAndAffiliation if p.affiliation.is_empty() => {
+            format!("{}({label})", p.name)
+        }
+        Attribution::NameAndAffiliation => format!("{}({}, {label})", p.name, p.affiliation),
+        Attribution::AffiliationOnly if !p.affiliation.is_empty() => p.affiliation.clone(),
+        _ => label,
+    }
+}
+
+fn median(v: &mut [u8]) -> Exact {
+    v.sort_unstable();
+    let n = v.len();
+    if n % 2 == 1 {
+        Exact::new(u128::from(v[n / 2]), 1)
+    } else {
+        Exact::new(u128::from(v[n / 2 - 1]) + u128::from(v[n / 2]), 2)
+    }
+}
+
+/// A report of `b` (all its sessions, or `only` one).
+#[derive(Debug)]
+pub struct Builder<'a> {
+    b: &'a Bundle,
+    lang: Lang,
+    sessions: Vec<&'a Session>,
+    people: BTreeMap<&'a str, &'a Participant>,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(b: &'a Bundle, only: Option<&str>, lang: Lang) -> Self {
+        let mut sessions: Vec<&Session> = b
+            .sessions
+            .iter()
+            .filter(|s| only.is_none_or(|k| s.key == k))
+            .collect();
+        sessions.sort_by_key(|s| (s.no, s.key.clone()));
+        Self {
+            b,
+            lang,
+            sessions,
+            people: b.participants.iter().map(|p| (p.key.as_str(), p)).collect(),
+        }
+    }
+
+    fn t(&self, ko: &str, en: &str) -> String {
+        t(self.lang, ko, en)
+    }
+
+    fn person(&self, key: &str, role: &str) -> String {
+        display_name(self.lang, self.people.get(key).copied(), role)
+    }
+
+    fn name_of<'x>(&self, ko: &'x str, en: Option<&'x String>) -> &'x str {
+        match (self.lang, en) {
+            (Lang::En, Some(e)) => e,
+            _ => ko,
+        }
+    }
+
+    fn gov(&self, key: &str) -> String {
+        self.b
+            .governments
+            .iter()
+            .find(|g| g.key == key)
+            .map(|g| self.name_of(&g.name_ko, g.name_en.as_ref()).to_string())
+            .unwrap_or_else(|| key.to_string())
+    }
+
+    fn dept(&self, key: &str) -> String {
+        self.b
+            .departments
+            .iter()
+            .find(|d| d.key == key)
+            .map(|d| self.name_of(&d.name_ko, d.name_en.as_ref()).to_string())
+            .unwrap_or_else(|| key.to_string())
+    }
+
+    fn field(&self, key: &str) -> String {
+        self.b
+            .fields
+            .iter()
+            .find(|f| f.key == key)
+            .map(|f| self.name_of(&f.name_ko, f.name_en.as_ref()).to_string())
+            .unwrap_or_else(|| key.to_string())
+    }
+
+    fn criterion(&self, key: &str) -> String {
+        self.b
+            .evaluation_template
+            .criteria
+            .iter()
+            .find(|c| c.key == key)
+            .map(|c| self.name_of(&c.name_ko, c.name_en.as_ref()).to_string())
+            .unwrap_or_else(|| key.to_string())
+    }
+
+    fn annotations(&self) -> impl Iterator<Item = (&'a Session, &'a Annotation)> + '_ {
+        self.sessions
+            .iter()
+            .flat_map(|s| s.annotations.iter().map(move |a| (*s, a)))
+    }
+
+    /// The replay link of an annotation: its session, id and the moment it was made.
+    fn link(&self, s: &Session, a: &Annotation) -> Inline {
+        Inline::Link(
+            a.reference.clone().unwrap_or_else(|| a.uuid()),
+            format!(
+                "/sessions/{}/annotations/{}?at={}",
+                s.key,
+                a.uuid(),
+                a.created_at
+            ),
+        )
+    }
+
+    /// The findings in scope: those of the sessions' fields (all for a whole series).
+    fn findings(&self) -> Vec<&'a Finding> {
+        let fields: BTreeSet<&str> = self
+            .sessions
+            .iter()
+            .filter_map(|s| s.field.as_deref())
+            .collect();
+        let all = self.sessions.len() == self.b.sessions.len();
+        let mut out: Vec<&Finding> = self
+            .b
+            .findings
+            .iter()
+            .filter(|f| all || f.fields.iter().any(|x| fields.contains(x.as_str())))
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
+    /// Who raised a finding, derived from its sources (never typed by hand), and its 공감 count.
+    /// Whoever answered (an `answer` among the sources) responded; they did not raise it.
+    fn raised_by(&self, f: &Finding) -> (Vec<String>, usize) {
+        let mut names: Vec<String> = Vec::new();
+        let mut agree = 0;
+        for src in &f.sources {
+            let who = match src.get("kind").and_then(Value::as_str) {
+                Some("annotation") => {
+                    let r = src.get("ref").and_then(Value::as_str).unwrap_or_default();
+                    self.b
+                        .annotation(r)
+                        .filter(|a| a.kind != AnnotationKind::Answer)
+                        .map(|a| {
+                            agree += self
+                                .b
+                                .sessions
+                                .iter()
+                                .flat_map(|s| &s.reactions)
+                                .filter(|x| x.annotation == r && x.kind == "agree")
+                                .count();
+                            self.person(&a.author, &a.author_role)
+                        })
+                }
+                Some("evaluation_text") => src
+                    .get("doc")
+                    .and_then(Value::as_str)
+                    .and_then(|d| d.rsplit(':').next())
+                    .map(|ev| self.person(ev, "evaluator")),
+                _ => None,
+            };
+            if let Some(w) = who {
+                if !names.contains(&w) {
+                    names.push(w);
+                }
+            }
+        }
+        (names, agree)
+    }
+
+    fn source_links(&self, f: &Finding) -> Cell {
+        let mut out: Cell = Vec::new();
+        for src in &f.sources {
+            if !out.is_empty() {
+                out.push(Inline::Text(" · ".into()));
+            }
+            match src.get("kind").and_then(Value::as_str) {
+                Some("annotation") => {
+                    let r = src.get("ref").and_then(Value::as_str).unwrap_or_default();
+                    match self.b.sessions.iter().find_map(|s| {
+                        s.annotations
+                            .iter()
+                            .find(|a| a.reference.as_deref() == Some(r))
+                            .map(|a| (s, a))
+                    }) {
+                        Some((s, a)) => out.push(self.link(s, a)),
+                        None => out.push(Inline::Text(r.to_string())),
+                    }
+                }
+                Some("evaluation_text") => {
+                    let doc = src.get("doc").and_then(Value::as_str).unwrap_or_default();
+                    let path = src.get("path").and_then(Value::as_str).unwrap_or_default();
+                    let ev = doc.rsplit(':').next().unwrap_or_default();
+                    let session = self
+                        .b
+                        .sessions
+                        .iter()
+                        .find(|s| {
+                            s.evaluations
+                                .iter()
+                                .any(|e| format!("eval:{}:{}", e.case, e.evaluator) == doc)
+                        })
+                        .map(|s| s.key.clone())
+                        .unwrap_or_default();
+                    let name = self
+                        .people
+                        .get(ev)
+                        .map(|p| p.name.clone())
+                        .unwrap_or_else(|| ev.to_string());
+                    out.push(Inline::Link(
+                        format!("{}({name}) {path}", self.t("평가서", "evaluation")),
+                        format!("/sessions/{session}/docs/{doc}#{path}"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn finding_type(&self, k: FindingType) -> String {
+        match k {
+            FindingType::Gap => self.t("부족", "gap"),
+            FindingType::Lesson => self.t("배울 점", "lesson"),
+            FindingType::Recommendation => self.t("제언", "recommendation"),
+            FindingType::OpenQuestion => self.t("추가 검토", "open question"),
+        }
+    }
+
+    fn priority(&self, p: Option<&str>) -> String {
+        match p {
+            Some("high") => self.t("상", "high"),
+            Some("medium") => self.t("중", "medium"),
+            Some("low") => self.t("하", "low"),
+            Some(o) => o.to_string(),
+            None => "-".into(),
+        }
+    }
+
+    fn stance(&self, s: &str) -> String {
+        match s {
+            "accepted" => self.t("수용", "accepted"),
+            "partially_accepted" => self.t("일부수용", "partially accepted"),
+            "not_accepted" => self.t("불수용", "not accepted"),
+            "long_term_review" => self.t("중장기 검토", "long-term review"),
+            o => o.to_string(),
+        }
+    }
+
+    fn finding_block(&self, f: &Finding, out: &mut Vec<Block>) {
+        let depts: Vec<String> = f.departments.iter().map(|d| self.dept(d)).collect();
+        let mut head = format!("[{}] {}", f.key, f.title);
+        head.push_str(&format!(
+            " ({} · {} {} · {}",
+            self.finding_type(f.kind),
+            self.t("우선순위", "priority"),
+            self.priority(f.priority.as_deref()),
+            depts.join(", ")
+        ));
+        if !f.pledges.is_empty() {
+            head.push_str(&format!(
+                " · {} {}",
+                self.t("공약", "pledge"),
+                f.pledges.join(", ")
+            ));
+        }
+        head.push(')');
+        out.push(Block::Heading(4, head));
+        if !f.text.is_empty() {
+            out.push(Block::Para(txt(f.text.clone())));
+        }
+        let mut items: Vec<Cell> = Vec::new();
+        if let Some(r) = &f.recommendation {
+            items.push(txt(format!("{}: {r}", self.t("제언", "Recommendation"))));
+        }
+        if !f.related_findings.is_empty() {
+            items.push(txt(format!(
+                "{}: {}",
+                self.t("관련 항목", "Related"),
+                f.related_findings.join(", ")
+            )));
+        }
+        let (names, agree) = self.raised_by(f);
+        if !names.is_empty() {
+            let mut s = format!("{}: {}", self.t("제기", "Raised by"), names.join(" · "));
+            if agree > 0 {
+                s.push_str(&format!(" — {} {agree}", self.t("공감", "agreed")));
+            }
+            items.push(txt(s));
+        }
+        let responded: Vec<String> = f
+            .sources
+            .iter()
+            .filter_map(|src| self.b.annotation(src.get("ref")?.as_str()?))
+            .filter(|a| a.kind == AnnotationKind::Answer)
+            .map(|a| self.person(&a.author, &a.author_role))
+            .collect();
+        if !responded.is_empty() {
+            items.push(txt(format!(
+                "{}: {}",
+                self.t("답변", "Answered by"),
+                responded.join(" · ")
+            )));
+        }
+        let links = self.source_links(f);
+        if !links.is_empty() {
+            let mut c = txt(format!("{}: ", self.t("근거", "Sources")));
+            c.extend(links);
+            items.push(c);
+        }
+        for r in self
+            .b
+            .department_responses
+            .iter()
+            .filter(|r| r.finding == f.key)
+        {
+            let plan = r
+                .rest
+                .get("action_plan")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let due = r.rest.get("due").and_then(Value::as_str).unwrap_or("");
+            items.push(txt(format!(
+                "{} ({}): {} — {plan} ({} {due})",
+                self.t("부서 검토", "Department response"),
+                self.dept(&r.department),
+                self.stance(&r.stance),
+                self.t("완료 예정", "due"),
+            )));
+        }
+        if !items.is_empty() {
+            out.push(Block::List(items));
+        }
+    }
+
+    fn status_of(&self, s: &Session, a: &Annotation) -> Option<TriageStatus> {
+        let r = a.reference.as_deref().unwrap_or_default();
+        s.triage
+            .iter()
+            .filter(|t| t.annotation == r || t.annotation == a.uuid())
+            .max_by_key(|t| t.at.clone())
+            .map(|t| t.status)
+    }
+
+    /// The whole report.
+    pub fn build(&self) -> Vec<Block> {
+        let b = self.b;
+        let mut out = Vec::new();
+        let title = match self.lang {
+            Lang::Ko => format!("「{}」 결과보고서", b.series.title_ko),
+            Lang::En => format!(
+                "Results report: {}",
+                b.series.title_en.as_deref().unwrap_or(&b.series.title_ko)
+            ),
+        };
+        out.push(Block::Heading(1, title));
+        let findings = self.findings();
+        // Summary: counts.
+        out.push(Block::Heading(2, self.t("요약", "Summary")));
+        let anns: Vec<(&Session, &Annotation)> = self.annotations().collect();
+        let mut kinds: BTreeMap<AnnotationKind, usize> = BTreeMap::new();
+        for (_, a) in &anns {
+            *kinds.entry(a.kind).or_default() += 1;
+        }
+        let mut types: BTreeMap<FindingType, usize> = BTreeMap::new();
+        for f in &findings {
+            *types.entry(f.kind).or_default() += 1;
+        }
+        let cases: usize = self.sessions.iter().map(|s| s.cases.len()).sum();
+        let evals: usize = self.sessions.iter().map(|s| s.evaluations.len()).sum();
+        out.push(Block::List(vec![
+            txt(format!(
+                "{}: {}",
+                self.t("토론회", "Sessions"),
+                self.sessions.len()
+            )),
+            txt(format!("{}: {cases}", self.t("사례", "Cases"))),
+            txt(format!("{}: {evals}", self.t("평가서", "Evaluations"))),
+            txt(format!(
+                "{}: {} ({})",
+                self.t("주석", "Annotations"),
+                anns.len(),
+                kinds
+                    .iter()
+                    .map(|(k, n)| format!("{} {n}", k.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            txt(format!(
+                "{}: {} ({})",
+                self.t("결과 항목", "Findings"),
+                findings.len(),
+                types
+                    .iter()
+                    .map(|(k, n)| format!("{} {n}", self.finding_type(*k)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ]));
+        // Overview of the sessions.
+        out.push(Block::Heading(2, self.t("Ⅰ. 개요", "I. Overview")));
+        out.push(Block::Table {
+            id: "sessions".into(),
+            head: vec![
+                self.t("차수", "No."),
+                self.t("분야", "Field"),
+                self.t("일자", "Date"),
+                self.t("좌장", "Chair"),
+                self.t("참석", "Attendance"),
+                self.t("주석", "Annotations"),
+            ],
+            rows: self
+                .sessions
+                .iter()
+                .map(|s| {
+                    vec![
+                        txt(s.no.to_string()),
+                        txt(s
+                            .field
+                            .as_deref()
+                            .map(|f| self.field(f))
+                            .unwrap_or_default()),
+                        txt(s.date.clone().unwrap_or_default()),
+                        txt(s
+                            .facilitator
+                            .as_deref()
+                            .map(|f| self.person(f, "facilitator"))
+                            .unwrap_or_default()),
+                        txt(s
+                            .rest
+                            .get("attendance")
+                            .and_then(|a| a.get("count"))
+                            .map(|c| c.to_string())
+                            .unwrap_or_default()),
+                        txt(s.annotations.len().to_string()),
+                    ]
+                })
+                .collect(),
+        });
+        // Results by field.
+        out.push(Block::Heading(
+            2,
+            self.t("Ⅱ. 분야별 결과", "II. Results by field"),
+        ));
+        for s in &self.sessions {
+            self.session_chapter(s, &findings, &mut out);
+        }
+        // By department.
+        out.push(Block::Heading(
+            2,
+            self.t("Ⅲ. 부서별 정리", "III. By department"),
+        ));
+        let mut depts: BTreeSet<&str> = BTreeSet::new();
+        for f in &findings {
+            depts.extend(f.departments.iter().map(String::as_str));
+        }
+        for d in depts {
+            out.push(Block::Heading(3, format!("{} ({d})", self.dept(d))));
+            let rows = findings
+                .iter()
+                .filter(|f| f.departments.iter().any(|x| x == d))
+                .map(|f| {
+                    let (names, _) = self.raised_by(f);
+                    let resp = b
+                        .department_responses
+                        .iter()
+                        .find(|r| r.finding == f.key && r.department == d);
+                    let kind = match (f.kind, &f.source_government) {
+                        (FindingType::Lesson, Some(g)) => {
+                            format!("{}({})", self.finding_type(f.kind), self.gov(g))
+                        }
+                        _ => self.finding_type(f.kind),
+                    };
+                    vec![
+                        txt(f.key.clone()),
+                        txt(kind),
+                        txt(f
+                            .fields
+                            .iter()
+                            .map(|x| self.field(x))
+                            .collect::<Vec<_>>()
+                            .join("·")),
+                        txt(f.title.clone()),
+                        txt(names.join(" · ")),
+                        self.source_links(f),
+                        txt(self.priority(f.priority.as_deref())),
+                        txt(resp
+                            .map(|r| self.stance(&r.stance))
+                            .unwrap_or_else(|| self.t("(미제출)", "(not submitted)"))),
+                        txt(resp
+                            .and_then(|r| r.rest.get("action_plan"))
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()),
+                        txt(resp
+                            .and_then(|r| r.rest.get("due"))
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()),
+                    ]
+                })
+                .collect();
+            out.push(Block::Table {
+                id: format!("department:{d}"),
+                head: vec![
+                    self.t("번호", "ID"),
+                    self.t("구분", "Type"),
+                    self.t("분야", "Field"),
+                    self.t("내용", "Content"),
+                    self.t("제기자", "Raised by"),
+                    self.t("근거", "Sources"),
+                    self.t("우선순위", "Priority"),
+                    self.t("부서 검토의견", "Response"),
+                    self.t("조치계획", "Action plan"),
+                    self.t("완료 예정", "Due"),
+                ],
+                rows,
+            });
+        }
+        // Appendix: every root annotation with its status and replay link.
+        out.push(Block::Heading(
+            2,
+            self.t("부록. 주석 목록", "Appendix. Annotations"),
+        ));
+        let rows = anns
+            .iter()
+            .filter(|(_, a)| a.parent.is_none())
+            .map(|(s, a)| {
+                let orphan = match &a.target {
+                    Some(Target::TextRange {
+                        doc,
+                        path,
+                        quote,
+                        position,
+                        ..
+                    }) => b.text_at(doc, path).is_none_or(|text| {
+                        crate::anchor::locate(&text, quote, *position)
+                            == crate::anchor::Resolution::Orphaned
+                    }),
+                    _ => false,
+                };
+                let status = self
+                    .status_of(s, a)
+                    .map(|t| format!("{t:?}").to_lowercase())
+                    .unwrap_or_else(|| "open".into());
+                vec![
+                    vec![self.link(s, a)],
+                    txt(a.kind.as_str()),
+                    txt(self.person(&a.author, &a.author_role)),
+                    txt(a.created_at.clone()),
+                    txt(if orphan {
+                        format!("{status}, {}", self.t("앵커 유실(orphaned)", "orphaned"))
+                    } else {
+                        status
+                    }),
+                    txt(a.body.clone().unwrap_or_default()),
+                ]
+            })
+            .collect();
+        out.push(Block::Table {
+            id: "annotations".into(),
+            head: vec![
+                self.t("번호", "Ref"),
+                self.t("종류", "Kind"),
+                self.t("작성", "Author"),
+                self.t("시각", "Time"),
+                self.t("상태", "Status"),
+                self.t("내용", "Text"),
+            ],
+            rows,
+        });
+        out
+    }
+
+    fn session_chapter(&self, s: &Session, findings: &[&Finding], out: &mut Vec<Block>) {
+        let b = self.b;
+        let field_name = s
+            .field
+            .as_deref()
+            .map(|f| self.field(f))
+            .unwrap_or_default();
+        out.push(Block::Heading(
+            3,
+            format!("{}. {field_name} — {}", s.no, s.title),
+        ));
+        // 1. Session summary.
+        let evaluators: BTreeSet<&str> =
+            s.evaluations.iter().map(|e| e.evaluator.as_str()).collect();
+        let mut items = vec![txt(format!(
+            "{}: {}",
+            self.t("일자", "Date"),
+            s.date.clone().unwrap_or_default()
+        ))];
+        for c in &s.cases {
+            let presenters: Vec<String> = c
+                .presenters
+                .iter()
+                .map(|p| self.person(p, "presenter"))
+                .collect();
+            items.push(txt(format!(
+                "{} {}: {} — {}",
+                self.t("사례", "Case"),
+                c.key,
+                self.gov(&c.government),
+                c.title
+            ) + &if presenters.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", presenters.join(", "))
+            }));
+        }
+        items.push(txt(format!(
+            "{}: {}",
+            self.t("평가자", "Evaluators"),
+            evaluators
+                .iter()
+                .map(|e| self.person(e, "evaluator"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+        if let Some(f) = &s.facilitator {
+            items.push(txt(format!(
+                "{}: {}",
+                self.t("좌장", "Chair"),
+                self.person(f, "facilitator")
+            )));
+        }
+        out.push(Block::List(items));
+        // 2. Case comparison: indicators.
+        out.push(Block::Heading(4, self.t("사례 비교", "Case comparison")));
+        let mut rows = Vec::new();
+        for c in &s.cases {
+            for i in &c.indicators {
+                let g = |k: &str| {
+                    i.get(k)
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string())
+                        })
+                        .unwrap_or_default()
+                };
+                rows.push(vec![
+                    txt(self.gov(&c.government)),
+                    txt(g("name")),
+                    txt(format!("{} ({})", g("baseline"), g("baseline_year"))),
+                    txt(format!("{} ({})", g("latest"), g("latest_year"))),
+                    txt(g("unit")),
+                ]);
+            }
+        }
+        out.push(Block::Table {
+            id: format!("indicators:{}", s.key),
+            head: vec![
+                self.t("지자체", "Government"),
+                self.t("지표", "Indicator"),
+                self.t("기준", "Baseline"),
+                self.t("최근", "Latest"),
+                self.t("단위", "Unit"),
+            ],
+            rows,
+        });
+        // 3. Official scores, and reference scores apart.
+        out.push(Block::Heading(
+            4,
+            self.t(
+                "평가 결과 (공식 점수)",
+                "Evaluation results (official scores)",
+            ),
+        ));
+        let evals: Vec<&Evaluation> = s.evaluations.iter().collect();
+        let scores: Vec<CaseScores> = s
+            .cases
+            .iter()
+            .map(|c| case_scores(b, &evals, &c.key))
+            .collect();
+        let mut head = vec![self.t("항목(가중치)", "Criterion (weight)")];
+        head.extend(
+            s.cases
+                .iter()
+                .map(|c| format!("{} ({})", self.gov(&c.government), c.key)),
+        );
+        let mut rows: Vec<Vec<Cell>> = b
+            .evaluation_template
+            .criteria
+            .iter()
+            .map(|c| {
+                let mut row = vec![txt(format!("{} ({})", self.criterion(&c.key), c.weight))];
+                for cs in &scores {
+                    row.push(txt(match cs.criteria.get(&c.key) {
+                        Some((mean, min, max, n)) => {
+                            format!("{} ({min}–{max}, n={n})", mean.rounded(2))
+                        }
+                        None => "-".into(),
+                    }));
+                }
+                row
+            })
+            .collect();
+        let mut total = vec![txt(self.t("가중 총점 (0–100)", "Weighted total (0–100)"))];
+        for cs in &scores {
+            total.push(txt(match cs.total {
+                Some((t, rescaled)) => {
+                    let mark = if rescaled {
+                        self.t(" (해당없음 제외 환산)", " (rescaled for N/A)")
+                    } else {
+                        String::new()
+                    };
+                    format!("{}{mark}", t.rounded(1))
+                }
+                None => "-".into(),
+            }));
+        }
+        rows.push(total);
+        out.push(Block::Table {
+            id: format!("scores:{}", s.key),
+            head,
+            rows,
+        });
+        out.push(Block::Para(txt(self.t(
+            "점수는 사례를 평가표 기준과 비교한 것이며 지자체끼리 직접 비교한 것이 아니다.",
+            "Scores compare each case with the template, not the governments with each other.",
+        ))));
+        let mut refs: BTreeMap<(String, String), (Vec<u8>, usize)> = BTreeMap::new();
+        for a in s
+            .annotations
+            .iter()
+            .filter(|a| a.kind == AnnotationKind::Score)
+        {
+            let case = match &a.target {
+                Some(Target::Document { doc }) => doc.strip_prefix("case:").map(str::to_string),
+                _ => None,
+            }
+            .or_else(|| a.subject_cases.first().cloned())
+            .unwrap_or_default();
+            let (Some(c), Some(v)) = (&a.criterion, a.value) else {
+                continue;
+            };
+            let author_dept = self
+                .people
+                .get(a.author.as_str())
+                .and_then(|p| p.department.clone());
+            let conflict = b.case(&case).is_some_and(|c| {
+                author_dept
+                    .as_ref()
+                    .is_some_and(|d| c.responsible_departments.contains(d))
+            });
+            let e = refs.entry((case, c.clone())).or_default();
+            if a.counted_in_aggregate == Some(false) || conflict {
+                e.1 += 1;
+            } else {
+                e.0.push(v);
+            }
+        }
+        if !refs.is_empty() {
+            out.push(Block::Heading(
+                4,
+                self.t(
+                    "참고 점수 (공식 점수와 별도)",
+                    "Reference scores (apart from official scores)",
+                ),
+            ));
+            out.push(Block::Table {
+                id: format!("reference:{}", s.key),
+                head: vec![
+                    self.t("사례", "Case"),
+                    self.t("항목", "Criterion"),
+                    "n".into(),
+                    self.t("중앙값", "Median"),
+                    self.t("제외(이해충돌)", "Excluded (conflict of interest)"),
+                ],
+                rows: refs
+                    .into_iter()
+                    .map(|((case, c), (mut v, excluded))| {
+                        vec![
+                            txt(case),
+                            txt(self.criterion(&c)),
+                            txt(v.len().to_string()),
+                            txt(if v.is_empty() {
+                                "-".into()
+                            } else {
+                                median(&mut v).rounded(1)
+                            }),
+                            txt(excluded.to_string()),
+                        ]
+                    })
+                    .collect(),
+            });
+        }
+        // 4–7. Findings of this field.
+        let mine: Vec<&&Finding> = findings
+            .iter()
+            .filter(|f| s.field.as_ref().is_some_and(|x| f.fields.contains(x)))
+            .collect();
+        let section = |kind: FindingType, ko: &str, en: &str, out: &mut Vec<Block>| {
+            let fs: Vec<&&&Finding> = mine.iter().filter(|f| f.kind == kind).collect();
+            out.push(Block::Heading(4, self.t(ko, en)));
+            if fs.is_empty() {
+                out.push(Block::Para(txt(self.t("(없음)", "(none)"))));
+            }
+            fs
+        };
+        for f in section(
+            FindingType::Gap,
+            "성북구 추진상 부족했던 부분",
+            "Shortfalls",
+            out,
+        ) {
+            self.finding_block(f, out);
+        }
+        let lessons = section(
+            FindingType::Lesson,
+            "타 지자체에서 배울 점",
+            "Lessons from other governments",
+            out,
+        );
+        let mut by_gov: BTreeMap<String, Vec<&Finding>> = BTreeMap::new();
+        for f in lessons {
+            let g = f
+                .source_government
+                .clone()
+                .or_else(|| f.subject_government.clone())
+                .unwrap_or_default();
+            by_gov.entry(g).or_default().push(f);
+        }
+        for (g, fs) in by_gov {
+            out.push(Block::Heading(5, self.gov(&g)));
+            for f in fs {
+                self.finding_block(f, out);
+            }
+        }
+        for f in section(
+            FindingType::Recommendation,
+            "개선 제언",
+            "Recommendations",
+            out,
+        ) {
+            self.finding_block(f, out);
+        }
+        let open = section(
+            FindingType::OpenQuestion,
+            "추가 검토 사항",
+            "Items for further review",
+            out,
+        );
+        for f in open {
+            self.finding_block(f, out);
+        }
+        let deferred: Vec<Cell> = s
+            .annotations
+            .iter()
+            .filter(|a| self.status_of(s, a) == Some(TriageStatus::Deferred))
+            .map(|a| {
+                let mut c = vec![self.link(s, a), Inline::Text(" ".into())];
+                c.push(Inline::Text(a.body.clone().unwrap_or_default()));
+                c
+            })
+            .collect();
+        if !deferred.is_empty() {
+            out.push(Block::List(deferred));
+        }
+    }
+}
+
+/// A bundle as exported (a JSON value) → the report's blocks.
+pub fn from_export(v: Value, only: Option<&str>, lang: Lang) -> Result<Vec<Block>, String> {
+    let b: Bundle = serde_json::from_value(v).map_err(|e| e.to_string())?;
+    Ok(Builder::new(&b, only, lang).build())
+}
+
+fn cell_text(c: &Cell) -> String {
+    c.iter()
+        .map(|i| match i {
+            Inline::Text(t) | Inline::Link(t, _) => t.as_str(),
+        })
+        .collect()
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn md_cell(c: &Cell) -> String {
+    c.iter()
+        .map(|i| match i {
+            Inline::Text(t) => md_escape(t),
+            Inline::Link(t, href) => format!("[{}]({href})", md_escape(t)),
+        })
+        .collect()
+}
+
+pub fn markdown(blocks: &[Block]) -> String {
+    let mut s = String::new();
+    for b in blocks {
+        match b {
+            Block::Heading(l, t) => s.push_str(&format!("{} {t}\n\n", "#".repeat(usize::from(*l)))),
+            Block::Para(c) => s.push_str(&format!("{}\n\n", md_cell(c))),
+            Block::List(items) => {
+                for i in items {
+                    s.push_str(&format!("- {}\n", md_cell(i)));
+                }
+                s.push('\n');
+            }
+            Block::Table { head, rows, .. } => {
+                s.push_str(&format!(
+                    "| {} |\n",
+                    head.iter()
+                        .map(|h| md_escape(h))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                ));
+                s.push_str(&format!("|{}\n", "---|".repeat(head.len())));
+                for r in rows {
+                    s.push_str(&format!(
+                        "| {} |\n",
+                        r.iter().map(md_cell).collect::<Vec<_>>().join(" | ")
+                    ));
+                }
+                s.push('\n');
+            }
+        }
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn html_cell(c: &Cell) -> String {
+    c.iter()
+        .map(|i| match i {
+            Inline::Text(t) => esc(t),
+            Inline::Link(t, href) => format!("<a href=\"{}\">{}</a>", esc(href), esc(t)),
+        })
+        .collect()
+}
+
+/// A standalone HTML page (inline style; prints well).
+pub fn html(blocks: &[Block], lang: Lang) -> String {
+    let title = blocks
+        .iter()
+        .find_map(|b| match b {
+            Block::Heading(1, t) => Some(t.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let mut s = format!(
+        "<!doctype html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>\n\
+body{{font-family:'Noto Sans CJK KR','Noto Sans KR','Malgun Gothic',sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#1d232a;line-height:1.55}}\n\
+h1{{border-bottom:3px solid #234;padding-bottom:.3rem}}h2{{border-bottom:1px solid #9ab;margin-top:2.2rem}}h4{{margin-bottom:.3rem}}\n\
+table{{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:.92rem}}th,td{{border:1px solid #c5ced8;padding:.3rem .5rem;vertical-align:top;text-align:left}}\n\
+th{{background:#eef2f6}}a{{color:#1a5fb4}}\n</style>\n</head>\n<body>\n",
+        if lang == Lang::Ko { "ko" } else { "en" },
+        esc(&title)
+    );
+    for b in blocks {
+        match b {
+            Block::Heading(l, t) => s.push_str(&format!("<h{l}>{}</h{l}>\n", esc(t))),
+            Block::Para(c) => s.push_str(&format!("<p>{}</p>\n", html_cell(c))),
+            Block::List(items) => {
+                s.push_str("<ul>\n");
+                for i in items {
+                    s.push_str(&format!("<li>{}</li>\n", html_cell(i)));
+                }
+                s.push_str("</ul>\n");
+            }
+            Block::Table { id, head, rows } => {
+                s.push_str(&format!("<table data-table=\"{}\">\n<thead><tr>", esc(id)));
+                for h in head {
+                    s.push_str(&format!("<th>{}</th>", esc(h)));
+                }
+                s.push_str("</tr></thead>\n<tbody>\n");
+                for r in rows {
+                    s.push_str("<tr>");
+                    for c in r {
+                        s.push_str(&format!("<td>{}</td>", html_cell(c)));
+                    }
+                    s.push_str("</tr>\n");
+                }
+                s.push_str("</tbody>\n</table>\n");
+            }
+        }
+    }
+    s.push_str("</body>\n</html>\n");
+    s
+}
+
+/// The department tables as CSV: one header row, then the rows of every department, with the
+/// department's key first.
+pub fn department_rows(blocks: &[Block]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut head = Vec::new();
+    let mut rows = Vec::new();
+    for b in blocks {
+        if let Block::Table {
+            id,
+            head: h,
+            rows: r,
+        } = b
+        {
+            if let Some(d) = id.strip_prefix("department:") {
+                if head.is_empty() {
+                    head.push("department".to_string());
+                    head.extend(h.iter().cloned());
+                }
+                for row in r {
+                    let mut line = vec![d.to_string()];
+                    line.extend(row.iter().map(cell_text));
+                    rows.push(line);
+                }
+            }
+        }
+    }
+    (head, rows)
+}

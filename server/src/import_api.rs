@@ -1,0 +1,435 @@
+//! `POST /api/v1/import`: the metadata half of `toron import`.
+//!
+//! The server reads and validates the whole bundle with the same code as the CLI
+//! ([`Bundle::parse`]) — nothing is written unless all of it is valid — then brings the
+//! registry to what the bundle describes: descriptive data in the catalog, participants,
+//! sessions, cases, role grants, the documents to be written, an import batch, and an importer
+//! principal with a fresh token. Every step is idempotent (the same bundle again changes
+//! nothing). The CLI then writes the documents' content through the sync protocol with that
+//! token, and calls `POST /api/v1/import/{batch}/applied` to log the import per session and set
+//! the sessions' final phases.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use toron_protocol::bundle::{Bundle, MAX_BUNDLE_BYTES};
+use toron_protocol::policy::{DocKey, Role, Scope};
+
+use crate::admin_api::{api_err, organizer, ApiError};
+use crate::http::AppState;
+use crate::registry::{Case, Participant, Registry, RegistryError, Session};
+
+/// The participant that writes imported content.
+pub const IMPORTER: &str = "toron-importer";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/import", post(import))
+        .route("/api/v1/import/{batch}/applied", post(applied))
+        .layer(DefaultBodyLimit::max(MAX_BUNDLE_BYTES + 1024 * 1024))
+}
+
+#[derive(Debug, Deserialize)]
+struct ImportQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// The batch id of a bundle: the same bytes are the same batch.
+pub fn batch_of(bytes: &[u8]) -> String {
+    let h = Sha256::digest(bytes);
+    format!(
+        "IMP-{}",
+        h.iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// While content is written, a session may not be `published` (nothing could be written).
+fn phase_during_import(phase: &str) -> String {
+    if phase == "published" {
+        "reporting".into()
+    } else {
+        phase.to_string()
+    }
+}
+
+fn strip(v: &mut Value, keys: &[&str]) {
+    if let Value::Object(m) = v {
+        for k in keys {
+            m.remove(*k);
+        }
+    }
+}
+
+/// What the registry must hold for `b`: catalog entries, participants, sessions, cases,
+/// grants and documents.
+struct Plan {
+    catalog: Vec<(String, String, Value)>,
+    participants: Vec<Participant>,
+    sessions: Vec<Session>,
+    cases: Vec<Case>,
+    grants: Vec<(String, Role, Scope)>,
+    documents: Vec<(DocKey, String)>,
+}
+
+fn plan(b: &Bundle) -> Result<Plan, serde_json::Error> {
+    let series = b.series.key.clone();
+    let mut catalog: Vec<(String, String, Value)> = vec![
+        (
+            "series".into(),
+            series.clone(),
+            serde_json::to_value(&b.series)?,
+        ),
+        (
+            "template".into(),
+            b.evaluation_template.key.clone(),
+            serde_json::to_value(&b.evaluation_template)?,
+        ),
+    ];
+    if !b.meta.is_null() {
+        catalog.push(("meta".into(), series.clone(), b.meta.clone()));
+    }
+    for f in &b.fields {
+        catalog.push(("field".into(), f.key.clone(), serde_json::to_value(f)?));
+    }
+    for g in &b.governments {
+        catalog.push(("government".into(), g.key.clone(), serde_json::to_value(g)?));
+    }
+    for d in &b.departments {
+        catalog.push(("department".into(), d.key.clone(), serde_json::to_value(d)?));
+    }
+    for p in &b.pledges {
+        catalog.push(("pledge".into(), p.key.clone(), serde_json::to_value(p)?));
+    }
+    let mut participants = Vec::new();
+    for p in &b.participants {
+        catalog.push((
+            "participant".into(),
+            p.key.clone(),
+            serde_json::to_value(p)?,
+        ));
+        participants.push(Participant {
+            key: p.key.clone(),
+            name: p.name.clone(),
+            affiliation: p.affiliation.clone(),
+            kind: p.kind.clone(),
+            attribution: serde_json::to_value(p.attribution)?
+                .as_str()
+                .unwrap_or("role_only")
+                .to_string(),
+            department: p.department.clone(),
+        });
+    }
+    let mut sessions = Vec::new();
+    let mut cases = Vec::new();
+    let mut grants = Vec::new();
+    let mut documents: Vec<(DocKey, String)> = Vec::new();
+    let mut doc = |k: DocKey| {
+        if !documents.iter().any(|(d, _)| *d == k) {
+            documents.push((k, series.clone()));
+        }
+    };
+    for s in &b.sessions {
+        let mut meta = serde_json::to_value(s)?;
+        strip(
+            &mut meta,
+            &["cases", "evaluations", "annotations", "reactions", "triage"],
+        );
+        catalog.push(("session".into(), s.key.clone(), meta));
+        sessions.push(Session {
+            key: s.key.clone(),
+            series: series.clone(),
+            title: s.title.clone(),
+            phase: phase_during_import(&s.phase),
+            facilitator: s.facilitator.clone(),
+        });
+        for r in &s.roles {
+            let Ok(role) = r.role.parse::<Role>() else {
+                continue;
+            };
+            // Organizers and department reviewers work for the whole series.
+            let scope = match role {
+                Role::Organizer | Role::DepartmentReviewer | Role::Importer => {
+                    Scope::Series(series.clone())
+                }
+                _ => Scope::Session(s.key.clone()),
+            };
+            grants.push((r.participant.clone(), role, scope));
+        }
+        for c in &s.cases {
+            let mut meta = serde_json::to_value(c)?;
+            strip(&mut meta, &["sections", "indicators"]);
+            catalog.push(("case".into(), c.key.clone(), meta));
+            cases.push(Case {
+                key: c.key.clone(),
+                session: s.key.clone(),
+                presenters: c.presenters.clone(),
+            });
+            for p in &c.presenters {
+                grants.push((p.clone(), Role::Presenter, Scope::Session(s.key.clone())));
+            }
+            doc(DocKey::Case {
+                case: c.key.clone(),
+            });
+        }
+        for e in &s.evaluations {
+            grants.push((
+                e.evaluator.clone(),
+                Role::Evaluator,
+                Scope::Session(s.key.clone()),
+            ));
+            doc(DocKey::Eval {
+                case: e.case.clone(),
+                evaluator: e.evaluator.clone(),
+            });
+        }
+        for a in &s.annotations {
+            if let Ok(k) = a.layer().parse::<DocKey>() {
+                doc(k);
+            }
+        }
+        for r in &s.reactions {
+            doc(DocKey::Notes {
+                session: s.key.clone(),
+                participant: r.participant.clone(),
+            });
+        }
+        if !s.triage.is_empty() {
+            doc(DocKey::Triage {
+                session: s.key.clone(),
+            });
+        }
+    }
+    if !b.findings.is_empty() {
+        doc(DocKey::Report {
+            series: series.clone(),
+        });
+    }
+    for r in &b.department_responses {
+        doc(DocKey::Response {
+            series: series.clone(),
+            department: r.department.clone(),
+        });
+    }
+    grants.sort_by(|a, b| {
+        (&a.0, a.1.as_str(), format!("{:?}", a.2)).cmp(&(&b.0, b.1.as_str(), format!("{:?}", b.2)))
+    });
+    grants.dedup();
+    Ok(Plan {
+        catalog,
+        participants,
+        sessions,
+        cases,
+        grants,
+        documents,
+    })
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct Counts {
+    created: BTreeMap<&'static str, u64>,
+    unchanged: BTreeMap<&'static str, u64>,
+}
+
+impl Counts {
+    fn count(&mut self, what: &'static str, changed: bool) {
+        let m = if changed {
+            &mut self.created
+        } else {
+            &mut self.unchanged
+        };
+        *m.entry(what).or_default() += 1;
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> ApiError {
+    api_err(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_bundle",
+        &e.to_string(),
+    )
+}
+
+async fn apply(reg: &Registry, by: &str, p: Plan, dry: bool) -> Result<Counts, RegistryError> {
+    let mut n = Counts::default();
+    let known = |k: &str| reg.participant(k).is_some();
+    for pt in p.participants {
+        let new = !known(&pt.key);
+        if new && !dry {
+            reg.add_participant(by, pt).await?;
+        }
+        n.count("participants", new);
+    }
+    let catalog = reg.catalog();
+    for (kind, key, v) in p.catalog {
+        let same = catalog.get(&kind).and_then(|m| m.get(&key)) == Some(&v);
+        if !same && !dry {
+            reg.put_catalog(by, &kind, &key, v).await?;
+        }
+        n.count("catalog entries", !same);
+    }
+    let sessions = reg.sessions();
+    for s in p.sessions {
+        let existing = sessions.iter().find(|x| x.key == s.key);
+        // An existing session keeps the phase it has reached.
+        let s = match existing {
+            Some(e) => Session {
+                phase: e.phase.clone(),
+                ..s
+            },
+            None => s,
+        };
+        let same = existing == Some(&s);
+        if !same && !dry {
+            reg.put_session(by, s).await?;
+        }
+        n.count("sessions", !same);
+    }
+    for c in p.cases {
+        let same = reg.case(&c.key).as_ref() == Some(&c);
+        if !same && !dry {
+            reg.put_case(by, c).await?;
+        }
+        n.count("cases", !same);
+    }
+    for (who, role, scope) in p.grants {
+        let has = reg.has_grant(&who, role, &scope);
+        if !has && !dry {
+            reg.grant(by, &who, role, scope).await?;
+        }
+        n.count("role grants", !has);
+    }
+    for (key, series) in p.documents {
+        let has = reg.document(&key.document_id()).is_some();
+        if !has && !dry {
+            reg.register(by, &key, &series).await?;
+        }
+        n.count("documents", !has);
+    }
+    Ok(n)
+}
+
+async fn import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<ImportQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let by = organizer(&state, &headers, &uri)?;
+    let bundle = Bundle::parse(&body).map_err(invalid)?;
+    let batch = batch_of(&body);
+    let plan = plan(&bundle).map_err(invalid)?;
+    let reg = &state.hub.registry;
+    let counts = apply(reg, &by, plan, q.dry_run).await?;
+    if q.dry_run {
+        return Ok(
+            Json(json!({ "batch": batch, "dry_run": true, "counts": counts })).into_response(),
+        );
+    }
+    let series = bundle.series.key.clone();
+    // The importer principal: it writes the content, so the timeline attributes it to the
+    // importer role (and keeps the original times). It also holds the organizer role, because
+    // only organizers write the report document.
+    if reg.participant(IMPORTER).is_none() {
+        reg.add_participant(
+            &by,
+            Participant {
+                key: IMPORTER.into(),
+                name: "Toron import".into(),
+                affiliation: String::new(),
+                kind: "service".into(),
+                attribution: "role_only".into(),
+                department: None,
+            },
+        )
+        .await?;
+    }
+    for role in [Role::Importer, Role::Organizer] {
+        reg.grant(&by, IMPORTER, role, Scope::Series(series.clone()))
+            .await?;
+    }
+    let token = reg.issue_token(&by, IMPORTER).await?;
+    let record = json!({
+        "batch": batch,
+        "by": by,
+        "series": series,
+        "sessions": bundle.sessions.iter().map(|s| s.key.clone()).collect::<Vec<_>>(),
+        "bytes": body.len(),
+    });
+    reg.put_catalog(&by, "batch", &batch, record).await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "batch": batch,
+            "dry_run": false,
+            "counts": counts,
+            "importer": { "participant": IMPORTER, "token": token },
+        })),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct Applied {
+    /// Per session: what the content step created.
+    sessions: BTreeMap<String, Value>,
+    /// Final phases to set once the content is in.
+    #[serde(default)]
+    phases: BTreeMap<String, String>,
+}
+
+async fn applied(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(batch): Path<String>,
+    body: Result<Json<Applied>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let by = organizer(&state, &headers, &uri)?;
+    let Json(a) =
+        body.map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()))?;
+    let reg = &state.hub.registry;
+    if reg
+        .catalog()
+        .get("batch")
+        .and_then(|m| m.get(&batch))
+        .is_none()
+    {
+        return Err(api_err(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("import batch {batch} not found"),
+        ));
+    }
+    for (session, created) in &a.sessions {
+        reg.record_import(
+            &by,
+            json!({ "batch": batch, "session": session, "created": created }),
+        )
+        .await?;
+    }
+    for (session, phase) in &a.phases {
+        if let Some(mut s) = reg.session(session) {
+            if s.phase != *phase {
+                phase
+                    .parse::<toron_protocol::policy::Phase>()
+                    .map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()))?;
+                s.phase = phase.clone();
+                reg.put_session(&by, s).await?;
+            }
+        }
+    }
+    Ok(Json(json!({ "batch": batch, "logged": a.sessions.len() })).into_response())
+}

@@ -1,0 +1,122 @@
+//! `/api/v1/export/{key}` (a series — or a session, or `?session=` — as an import bundle) and
+//! `/api/v1/reports/{series}` (the final report as HTML, Markdown or CSV, `?lang=ko|en`).
+//! Both are for organizers: the report draft gathers every finding before departments see
+//! their part.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use toron_protocol::report::{self, Lang};
+
+use crate::admin_api::{api_err, organizer, ApiError};
+use crate::export::{export, ExportError};
+use crate::history_api::blocking;
+use crate::http::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/export/{series}", get(export_bundle))
+        .route("/api/v1/reports/{series}", get(report_of))
+}
+
+#[derive(Debug, Deserialize)]
+struct Scope {
+    session: Option<String>,
+    format: Option<String>,
+    lang: Option<String>,
+}
+
+fn export_err(e: ExportError) -> ApiError {
+    match e {
+        ExportError::NoSeries(_) | ExportError::NoSession(_) => {
+            api_err(StatusCode::NOT_FOUND, "not_found", &e.to_string())
+        }
+        ExportError::Read { .. } => {
+            api_err(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string())
+        }
+    }
+}
+
+/// A series key, or a session key standing for its series restricted to that session.
+fn resolve(state: &AppState, key: String, session: Option<String>) -> (String, Option<String>) {
+    match state.hub.registry.session(&key) {
+        Some(s) if session.is_none() => (s.series, Some(key)),
+        _ => (key, session),
+    }
+}
+
+async fn exported(
+    state: &AppState,
+    key: String,
+    session: Option<String>,
+) -> Result<serde_json::Value, ApiError> {
+    let (series, session) = resolve(state, key, session);
+    let hub = state.hub.clone();
+    blocking(move || export(&hub, &series, session.as_deref()))
+        .await?
+        .map_err(export_err)
+}
+
+async fn export_bundle(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(series): Path<String>,
+    Query(q): Query<Scope>,
+) -> Result<Response, ApiError> {
+    organizer(&state, &headers, &uri)?;
+    Ok(Json(exported(&state, series, q.session).await?).into_response())
+}
+
+/// Renders the report; the same data always gives the same bytes.
+pub fn render(
+    bundle: serde_json::Value,
+    session: Option<&str>,
+    format: &str,
+    lang: Lang,
+) -> Result<(String, &'static str), String> {
+    let blocks = report::from_export(bundle, session, lang)?;
+    match format {
+        "html" => Ok((report::html(&blocks, lang), "text/html; charset=utf-8")),
+        "md" => Ok((report::markdown(&blocks), "text/markdown; charset=utf-8")),
+        "csv" => {
+            let (head, rows) = report::department_rows(&blocks);
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(&head).map_err(|e| e.to_string())?;
+            for r in rows {
+                w.write_record(&r).map_err(|e| e.to_string())?;
+            }
+            let bytes = w.into_inner().map_err(|e| e.to_string())?;
+            Ok((
+                String::from_utf8_lossy(&bytes).into_owned(),
+                "text/csv; charset=utf-8",
+            ))
+        }
+        other => Err(format!("unknown format `{other}` (html, md or csv)")),
+    }
+}
+
+async fn report_of(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(series): Path<String>,
+    Query(q): Query<Scope>,
+) -> Result<Response, ApiError> {
+    organizer(&state, &headers, &uri)?;
+    let lang: Lang = q
+        .lang
+        .as_deref()
+        .unwrap_or("ko")
+        .parse()
+        .map_err(|e: String| api_err(StatusCode::BAD_REQUEST, "bad_request", &e))?;
+    let format = q.format.clone().unwrap_or_else(|| "html".into());
+    let (_, session) = resolve(&state, series.clone(), q.session.clone());
+    let bundle = exported(&state, series, q.session.clone()).await?;
+    let (body, ctype) = render(bundle, session.as_deref(), &format, lang)
+        .map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e))?;
+    Ok(([(header::CONTENT_TYPE, ctype)], body).into_response())
+}
