@@ -270,9 +270,6 @@ pub async fn write_content(
             // The whole form: its scores and texts, and what the bundle says about it.
             let mut content = without_nulls(&serde_json::to_value(e)?);
             content["schema"] = json!("evaluation/1");
-            if content.get("template").is_none() {
-                content["template"] = json!(b.evaluation_template.key);
-            }
             let created = init_root(&mut d.doc, &content)?;
             commit_at(
                 &mut d.doc,

@@ -171,6 +171,8 @@ pub struct Builder<'a> {
     b: &'a Bundle,
     lang: Lang,
     sessions: Vec<&'a Session>,
+    /// Whether the report is of one session (findings of its fields only).
+    one_session: bool,
     people: BTreeMap<&'a str, &'a Participant>,
 }
 
@@ -186,6 +188,7 @@ impl<'a> Builder<'a> {
             b,
             lang,
             sessions,
+            one_session: only.is_some(),
             people: b.participants.iter().map(|p| (p.key.as_str(), p)).collect(),
         }
     }
@@ -268,7 +271,7 @@ impl<'a> Builder<'a> {
             .iter()
             .filter_map(|s| s.field.as_deref())
             .collect();
-        let all = self.sessions.len() == self.b.sessions.len();
+        let all = !self.one_session;
         let mut out: Vec<&Finding> = self
             .b
             .findings

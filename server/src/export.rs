@@ -233,18 +233,31 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
         }
     }
     let template = catalog
-        .get("template")
+        .get(&crate::import_api::scoped("template", series))
         .and_then(|m| m.get(&template_key))
         .cloned()
         .unwrap_or(Value::Null);
+    // The series' own reference entities, in the order its bundle gave them.
+    let own = catalog.get("bundle").and_then(|m| m.get(series));
+    let listed = |kind: &str, list: &str| -> Vec<Value> {
+        let kind = crate::import_api::scoped(kind, series);
+        let kind = kind.as_str();
+        match own.and_then(|o| o.get(list)).and_then(Value::as_array) {
+            Some(keys) => keys
+                .iter()
+                .filter_map(|k| catalog.get(kind)?.get(k.as_str()?).cloned())
+                .collect(),
+            None => entries(&catalog, kind),
+        }
+    };
     let mut bundle = json!({
         "series": s_meta,
-        "fields": entries(&catalog, "field"),
-        "governments": entries(&catalog, "government"),
-        "departments": entries(&catalog, "department"),
-        "pledges": entries(&catalog, "pledge"),
+        "fields": listed("field", "fields"),
+        "governments": listed("government", "governments"),
+        "departments": listed("department", "departments"),
+        "pledges": listed("pledge", "pledges"),
         "evaluation_template": template,
-        "participants": entries(&catalog, "participant"),
+        "participants": listed("participant", "participants"),
         "sessions": sessions,
         "findings": findings,
         "department_responses": responses,

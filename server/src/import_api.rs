@@ -72,6 +72,12 @@ fn strip(v: &mut Value, keys: &[&str]) {
     }
 }
 
+/// Reference data is kept per series (`field:SERIES`): two series may use the same key for
+/// different things.
+pub fn scoped(kind: &str, series: &str) -> String {
+    format!("{kind}:{series}")
+}
+
 /// What the registry must hold for `b`: catalog entries, participants, sessions, cases,
 /// grants and documents.
 struct Plan {
@@ -92,7 +98,7 @@ fn plan(b: &Bundle) -> Result<Plan, serde_json::Error> {
             serde_json::to_value(&b.series)?,
         ),
         (
-            "template".into(),
+            scoped("template", &series),
             b.evaluation_template.key.clone(),
             serde_json::to_value(&b.evaluation_template)?,
         ),
@@ -101,21 +107,51 @@ fn plan(b: &Bundle) -> Result<Plan, serde_json::Error> {
         catalog.push(("meta".into(), series.clone(), b.meta.clone()));
     }
     for f in &b.fields {
-        catalog.push(("field".into(), f.key.clone(), serde_json::to_value(f)?));
+        catalog.push((
+            scoped("field", &series),
+            f.key.clone(),
+            serde_json::to_value(f)?,
+        ));
     }
     for g in &b.governments {
-        catalog.push(("government".into(), g.key.clone(), serde_json::to_value(g)?));
+        catalog.push((
+            scoped("government", &series),
+            g.key.clone(),
+            serde_json::to_value(g)?,
+        ));
     }
     for d in &b.departments {
-        catalog.push(("department".into(), d.key.clone(), serde_json::to_value(d)?));
+        catalog.push((
+            scoped("department", &series),
+            d.key.clone(),
+            serde_json::to_value(d)?,
+        ));
     }
     for p in &b.pledges {
-        catalog.push(("pledge".into(), p.key.clone(), serde_json::to_value(p)?));
+        catalog.push((
+            scoped("pledge", &series),
+            p.key.clone(),
+            serde_json::to_value(p)?,
+        ));
     }
+    // Which reference entities belong to this series, in the bundle's order (they are shared
+    // by key across series; an export gives back exactly these).
+    let keys = |v: Vec<&String>| Value::from(v.into_iter().cloned().collect::<Vec<_>>());
+    catalog.push((
+        "bundle".into(),
+        series.clone(),
+        serde_json::json!({
+            "fields": keys(b.fields.iter().map(|x| &x.key).collect()),
+            "governments": keys(b.governments.iter().map(|x| &x.key).collect()),
+            "departments": keys(b.departments.iter().map(|x| &x.key).collect()),
+            "pledges": keys(b.pledges.iter().map(|x| &x.key).collect()),
+            "participants": keys(b.participants.iter().map(|x| &x.key).collect()),
+        }),
+    ));
     let mut participants = Vec::new();
     for p in &b.participants {
         catalog.push((
-            "participant".into(),
+            scoped("participant", &series),
             p.key.clone(),
             serde_json::to_value(p)?,
         ));
@@ -272,8 +308,27 @@ async fn apply(reg: &Registry, by: &str, p: Plan, dry: bool) -> Result<Counts, R
         n.count("participants", new);
     }
     let catalog = reg.catalog();
-    for (kind, key, v) in p.catalog {
-        let same = catalog.get(&kind).and_then(|m| m.get(&key)) == Some(&v);
+    for (kind, key, mut v) in p.catalog {
+        let existing = catalog.get(&kind).and_then(|m| m.get(&key));
+        if kind == "bundle" {
+            // Another bundle of the same series adds to the lists; it removes nothing.
+            if let (Some(Value::Object(old)), Value::Object(new)) = (existing, &mut v) {
+                for (list, items) in new.iter_mut() {
+                    let mut merged: Vec<Value> = old
+                        .get(list)
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    for i in items.as_array().into_iter().flatten() {
+                        if !merged.contains(i) {
+                            merged.push(i.clone());
+                        }
+                    }
+                    *items = Value::Array(merged);
+                }
+            }
+        }
+        let same = existing == Some(&v);
         if !same && !dry {
             reg.put_catalog(by, &kind, &key, v).await?;
         }

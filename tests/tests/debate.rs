@@ -1,0 +1,303 @@
+//! The project's example bundle through a running server: `toron import` (twice: the second
+//! run creates nothing), the report's counts, groupings and weighted scores against figures
+//! computed here from the bundle file itself, byte-identical reruns, and the export that gives
+//! the bundle back.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use toron_server::Running;
+use toron_tests::{secure_config, start_with, LIMIT};
+
+const ADMIN: &str = "toron_admin_for_the_debate_test";
+
+fn bundle_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/debate-bundle.json")
+}
+
+fn bundle() -> Value {
+    serde_json::from_slice(&std::fs::read(bundle_path()).expect("read bundle")).expect("json")
+}
+
+async fn toron(server: &Running, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
+        .args([
+            "--server",
+            &server.url(),
+            "--token",
+            ADMIN,
+            "--timeout",
+            "20",
+        ])
+        .args(args)
+        .output();
+    let out = tokio::time::timeout(LIMIT * 3, out)
+        .await
+        .expect("toron finished in time")
+        .expect("run toron");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+async fn started() -> (tempfile::TempDir, Running) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = secure_config(dir.path());
+    config.admin_token = Some(ADMIN.into());
+    let server = start_with(config).await;
+    (dir, server)
+}
+
+/// A case's official total computed here: Σ wᵢ(sᵢ − 1)/4 over scored criteria, rescaled for
+/// N/A, averaged over evaluators, shown rounded half up to one decimal. In units of 1/400 000
+/// so that every step is an integer.
+fn expected_total(b: &Value, case: &str) -> String {
+    let weights: BTreeMap<String, i64> = b["evaluation_template"]["criteria"]
+        .as_array()
+        .expect("criteria")
+        .iter()
+        .map(|c| {
+            (
+                c["key"].as_str().expect("key").to_string(),
+                c["weight"].as_i64().expect("w"),
+            )
+        })
+        .collect();
+    let all: i64 = weights.values().sum();
+    let mut totals: Vec<(i64, i64)> = Vec::new(); // numerator, denominator
+    for s in b["sessions"].as_array().expect("sessions") {
+        for e in s["evaluations"].as_array().expect("evals") {
+            if e["case"] != case {
+                continue;
+            }
+            let (mut sum, mut scored) = (0, 0);
+            for (k, w) in &weights {
+                if let Some(x) = e["criteria"][k]["score"].as_i64() {
+                    sum += w * (x - 1);
+                    scored += w;
+                }
+            }
+            totals.push((sum * all, 4 * scored));
+        }
+    }
+    // mean = Σ (num/den) / n; with a common denominator.
+    let lcm = totals.iter().fold(1i64, |l, (_, d)| l * d / gcd(l, *d));
+    let num: i64 = totals.iter().map(|(n, d)| n * (lcm / d)).sum();
+    let den = lcm * totals.len() as i64;
+    let tenths = (20 * num + den) / (2 * den); // round half up to 0.1
+    format!("{}.{}", tenths / 10, tenths % 10)
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// The "weighted total" row of a session's score table in the Markdown report: case → cell.
+fn report_totals(md: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut header: Vec<String> = Vec::new();
+    for line in md.lines() {
+        if line.starts_with("| 항목(가중치)") {
+            header = line.split('|').map(|c| c.trim().to_string()).collect();
+        } else if line.starts_with("| 가중 총점") {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            for (h, c) in header.iter().zip(cells).skip(2) {
+                if let Some(case) = h.split('(').nth(1).and_then(|x| x.strip_suffix(')')) {
+                    let value = c.split_whitespace().next().unwrap_or("").to_string();
+                    out.insert(case.to_string(), value);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// JSON without nulls, entity lists in a stable order (an export may order them otherwise).
+fn normal(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                // Absent, null and empty lists mean the same; `events` are not imported.
+                .filter(|(k, x)| !x.is_null() && *x != &json!([]) && k.as_str() != "events")
+                .map(|(k, x)| (k.clone(), normal(x)))
+                .collect(),
+        ),
+        Value::Array(a) => {
+            let mut items: Vec<Value> = a.iter().map(normal).collect();
+            items.sort_by_key(|x| {
+                let f = |k: &str| x.get(k).map(|v| v.to_string()).unwrap_or_default();
+                (
+                    f("key"),
+                    f("ref"),
+                    f("at"),
+                    f("case"),
+                    f("evaluator"),
+                    f("finding"),
+                    f("annotation"),
+                    f("participant"),
+                )
+            });
+            Value::Array(items)
+        }
+        other => other.clone(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_bundle_imports_reports_and_exports() {
+    let (_dir, server) = started().await;
+    let b = bundle();
+    let path = bundle_path();
+    let path = path.to_str().expect("path");
+
+    // Import: everything is created once; a second run creates nothing.
+    let (ok, out, err) = toron(&server, &["import", path, "--json"]).await;
+    assert!(ok, "{err}");
+    let first: Value = serde_json::from_str(&out).expect("summary");
+    assert_eq!(first["content"]["created"]["annotations"], json!(12));
+    assert_eq!(first["content"]["created"]["evaluation forms"], json!(5));
+    assert_eq!(first["registry"]["created"]["participants"], json!(8));
+    let seq_after_first = server.store().last_global_seq().expect("seq");
+    let (ok, out, err) = toron(&server, &["import", path, "--json"]).await;
+    assert!(ok, "{err}");
+    let second: Value = serde_json::from_str(&out).expect("summary");
+    assert_eq!(second["content"]["created"], json!({}), "{second}");
+    assert_eq!(second["registry"]["created"], json!({}), "{second}");
+    assert_eq!(second["batch"], first["batch"]);
+    // Only the importer's new token and its presence were logged the second time, no content.
+    let changes_after = server
+        .store()
+        .events(seq_after_first + 1, 100_000)
+        .expect("events")
+        .iter()
+        .filter(|e| matches!(e, toron_protocol::Event::Change(_)))
+        .count();
+    assert_eq!(changes_after, 0);
+
+    // The report, in Markdown: weighted totals equal those computed here from the file.
+    let (ok, md, err) = toron(&server, &["report", "HB-BENCH-2012", "--format", "md"]).await;
+    assert!(ok, "{err}");
+    let totals = report_totals(&md);
+    for case in ["C-LIB-HB", "C-LIB-NR", "C-CARE-HB"] {
+        assert_eq!(
+            totals.get(case),
+            Some(&expected_total(&b, case)),
+            "{case} in\n{md}"
+        );
+    }
+    assert_eq!(expected_total(&b, "C-LIB-HB"), "57.5");
+    assert_eq!(expected_total(&b, "C-LIB-NR"), "80.6");
+    // N/A was rescaled, and the report says so.
+    assert!(md.contains("57.5 (해당없음 제외 환산)"), "{md}");
+
+    // Counts: annotations by kind, findings by type.
+    let anns: Vec<&Value> = b["sessions"]
+        .as_array()
+        .expect("s")
+        .iter()
+        .flat_map(|s| s["annotations"].as_array().expect("a"))
+        .collect();
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in &anns {
+        *kinds.entry(a["kind"].as_str().expect("kind")).or_default() += 1;
+    }
+    assert!(md.contains(&format!("- 주석: {} (", anns.len())), "{md}");
+    for (k, n) in &kinds {
+        assert!(md.contains(&format!("{k} {n}")), "{k} {n} in the summary");
+    }
+    let findings = b["findings"].as_array().expect("findings");
+    assert!(md.contains(&format!("- 결과 항목: {} (", findings.len())));
+
+    // Groupings: each department's table lists exactly its findings (CSV), with responses.
+    let (ok, csv, err) = toron(&server, &["report", "HB-BENCH-2012", "--format", "csv"]).await;
+    assert!(ok, "{err}");
+    let mut rd = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.expect("row")).collect();
+    let mut per_dept: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &rows {
+        per_dept
+            .entry(r[0].to_string())
+            .or_default()
+            .push(r[1].to_string());
+    }
+    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in findings {
+        for d in f["departments"].as_array().expect("deps") {
+            expected
+                .entry(d.as_str().expect("d").to_string())
+                .or_default()
+                .push(f["key"].as_str().expect("k").to_string());
+        }
+    }
+    for v in expected.values_mut() {
+        v.sort();
+    }
+    assert_eq!(per_dept, expected);
+    let f_lib_01 = rows.iter().find(|r| &r[1] == "F-LIB-01").expect("F-LIB-01");
+    assert_eq!(&f_lib_01[8], "일부수용");
+    assert_eq!(&f_lib_01[10], "2013-03");
+    let f_lib_02 = rows.iter().find(|r| &r[1] == "F-LIB-02").expect("F-LIB-02");
+    assert_eq!(
+        &f_lib_02[2], "배울 점(누리구)",
+        "a lesson names its source government"
+    );
+
+    // Reference scores apart: one counted (median 2.0), one excluded (conflict of interest).
+    assert!(
+        md.contains("| C-LIB-HB | 지속가능성 | 1 | 2.0 | 1 |"),
+        "{md}"
+    );
+    // Names as each person consented: an activist by affiliation, a role_only official by
+    // role; links to the replay moment; the deferred question under further review.
+    assert!(md.contains("제기: 한빛 책읽는 주민모임"), "{md}");
+    assert!(!md.contains("최가람"), "a role_only name never appears");
+    assert!(md.contains("/sessions/S-LIB/annotations/"), "{md}");
+    assert!(md.contains("?at=2012-11-07T16:20:00+09:00"), "{md}");
+    let further = md.split("#### 추가 검토 사항").nth(1).expect("section");
+    assert!(further.contains("L-09"), "{further}");
+
+    // Same inputs, same bytes; HTML and English too; a session's own report.
+    let (_, md2, _) = toron(&server, &["report", "HB-BENCH-2012", "--format", "md"]).await;
+    assert_eq!(md, md2);
+    let (ok, html, err) = toron(
+        &server,
+        &[
+            "report",
+            "HB-BENCH-2012",
+            "--format",
+            "html",
+            "--lang",
+            "en",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        html.starts_with("<!doctype html>") && html.contains("Weighted total"),
+        "{html}"
+    );
+    let (ok, one, err) = toron(&server, &["report", "S-CARE", "--format", "md"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        one.contains("C-CARE-HB") && !one.contains("C-LIB-HB"),
+        "{one}"
+    );
+
+    // Export gives the bundle back; importing the export creates nothing.
+    let (ok, out, err) = toron(&server, &["export", "HB-BENCH-2012"]).await;
+    assert!(ok, "{err}");
+    let mut exported: Value = serde_json::from_str(&out).expect("export");
+    for s in exported["sessions"].as_array_mut().expect("sessions") {
+        for a in s["annotations"].as_array_mut().expect("annotations") {
+            a.as_object_mut().expect("object").remove("id");
+        }
+    }
+    assert_eq!(normal(&exported), normal(&b));
+    server.shutdown().await.expect("shutdown");
+}
