@@ -118,6 +118,79 @@ enum Command {
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
     },
+    /// Annotate a passage of a document (into your own notes layer of the session); prints
+    /// the annotation's id.
+    Annotate {
+        /// The document: a key such as `case:C-LIB-HB` or an `automerge:` URL.
+        doc: String,
+        /// Where the text is: `sections.method`, `criteria.sustainability.text`, `overall`…
+        #[arg(long)]
+        path: String,
+        /// The exact passage (NFC-normalised; Korean text as typed).
+        #[arg(long)]
+        quote: String,
+        /// Text just before / after the passage, to choose between repeats.
+        #[arg(long)]
+        prefix: Option<String>,
+        #[arg(long)]
+        suffix: Option<String>,
+        /// comment, question, highlight, strength, gap, lesson, score.
+        #[arg(long, default_value = "comment")]
+        kind: String,
+        #[arg(long)]
+        body: Option<String>,
+        #[arg(long)]
+        session: String,
+        /// gap/strength/score: the template criterion; score: its value 1–5.
+        #[arg(long)]
+        criterion: Option<String>,
+        #[arg(long)]
+        value: Option<u8>,
+        /// gap/lesson: departments concerned (comma-separated keys).
+        #[arg(long, value_delimiter = ',')]
+        departments: Vec<String>,
+        /// lesson: the government it comes from.
+        #[arg(long)]
+        source_government: Option<String>,
+        /// gap: high, medium or low.
+        #[arg(long)]
+        severity: Option<String>,
+    },
+    /// Reply to (or, with --kind answer, answer) an annotation.
+    Reply {
+        /// The annotation replied to (its id).
+        parent: String,
+        #[arg(long)]
+        session: String,
+        #[arg(long)]
+        body: String,
+        #[arg(long, default_value = "reply")]
+        kind: String,
+        /// The top of the thread, if the parent is itself a reply.
+        #[arg(long)]
+        root: Option<String>,
+    },
+    /// Agree with an annotation (공감), or take it back with --remove.
+    React {
+        annotation: String,
+        #[arg(long)]
+        session: String,
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Set the triage status of a root annotation (organizers; the chair while live).
+    Triage {
+        annotation: String,
+        #[arg(long)]
+        session: String,
+        /// open, answered, accepted, merged, noted, deferred, withdrawn.
+        #[arg(long)]
+        status: String,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long)]
+        finding: Option<String>,
+    },
     /// Play a session back, printing its timeline as it plays.
     Replay {
         session: String,
@@ -496,6 +569,172 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => print!("{text}"),
             }
         }
+        Command::Annotate {
+            doc,
+            path,
+            quote,
+            prefix,
+            suffix,
+            kind,
+            body,
+            session,
+            criterion,
+            value,
+            departments,
+            source_government,
+            severity,
+        } => {
+            const KINDS: [&str; 7] = [
+                "comment",
+                "question",
+                "highlight",
+                "strength",
+                "gap",
+                "lesson",
+                "score",
+            ];
+            if !KINDS.contains(&kind.as_str()) {
+                anyhow::bail!("--kind is one of {}", KINDS.join(", "));
+            }
+            if kind == "score"
+                && !(criterion.is_some() && value.is_some_and(|v| (1..=5).contains(&v)))
+            {
+                anyhow::bail!("a score needs --criterion and --value from 1 to 5");
+            }
+            let (me, role) = whoami(&cli.server, cli.token.clone(), &session, limit).await?;
+            let id = crate::annotate::document_id(&doc)?;
+            let mut conn = crate::sync_client::Connection::connect(&server, limit).await?;
+            let mut target = conn.find(id, limit).await?;
+            let doc_key = if doc.parse::<toron_protocol::policy::DocKey>().is_ok() {
+                doc.clone()
+            } else {
+                id.to_string()
+            };
+            let t = crate::annotate::text_target(
+                &mut target.doc,
+                &doc_key,
+                &crate::annotate::split_path(&path),
+                &quote,
+                prefix.as_deref(),
+                suffix.as_deref(),
+            )?;
+            let mut extra = serde_json::Map::new();
+            for (k, v) in [
+                ("criterion", criterion.map(Json::from)),
+                ("value", value.map(Json::from)),
+                ("source_government", source_government.map(Json::from)),
+                ("severity", severity.map(Json::from)),
+                (
+                    "departments",
+                    (!departments.is_empty()).then(|| Json::from(departments)),
+                ),
+            ] {
+                if let Some(v) = v {
+                    extra.insert(k.into(), v);
+                }
+            }
+            if kind == "score" {
+                extra.insert("score_class".into(), Json::from("reference"));
+            }
+            let a = crate::annotate::annotation(
+                &crate::annotate::NewAnnotation {
+                    session: session.clone(),
+                    kind,
+                    body,
+                    author: me.clone(),
+                    author_role: role,
+                    extra,
+                },
+                Some(t),
+            );
+            let aid = a["id"].as_str().unwrap_or_default().to_string();
+            crate::annotate::write_layer(
+                &mut conn,
+                &session,
+                &me,
+                "annotations",
+                &aid,
+                Some(&a),
+                limit,
+            )
+            .await?;
+            conn.close().await;
+            println!("{aid}");
+        }
+        Command::Reply {
+            parent,
+            session,
+            body,
+            kind,
+            root,
+        } => {
+            if !matches!(kind.as_str(), "reply" | "answer") {
+                anyhow::bail!("--kind is reply or answer");
+            }
+            let (me, role) = whoami(&cli.server, cli.token.clone(), &session, limit).await?;
+            let mut extra = serde_json::Map::new();
+            extra.insert("parent".into(), Json::from(parent.clone()));
+            extra.insert("root".into(), Json::from(root.unwrap_or(parent)));
+            let a = crate::annotate::annotation(
+                &crate::annotate::NewAnnotation {
+                    session: session.clone(),
+                    kind,
+                    body: Some(body),
+                    author: me.clone(),
+                    author_role: role,
+                    extra,
+                },
+                None,
+            );
+            let aid = a["id"].as_str().unwrap_or_default().to_string();
+            let mut conn = crate::sync_client::Connection::connect(&server, limit).await?;
+            crate::annotate::write_layer(
+                &mut conn,
+                &session,
+                &me,
+                "annotations",
+                &aid,
+                Some(&a),
+                limit,
+            )
+            .await?;
+            conn.close().await;
+            println!("{aid}");
+        }
+        Command::React {
+            annotation,
+            session,
+            remove,
+        } => {
+            let (me, _) = whoami(&cli.server, cli.token.clone(), &session, limit).await?;
+            let mut conn = crate::sync_client::Connection::connect(&server, limit).await?;
+            let v = serde_json::json!({ "kind": "agree", "at": crate::annotate::triage_entry("open", &me, None, None)?["at"] });
+            crate::annotate::write_layer(
+                &mut conn,
+                &session,
+                &me,
+                "reactions",
+                &annotation,
+                (!remove).then_some(&v),
+                limit,
+            )
+            .await?;
+            conn.close().await;
+        }
+        Command::Triage {
+            annotation,
+            session,
+            status,
+            note,
+            finding,
+        } => {
+            let (me, _) = whoami(&cli.server, cli.token.clone(), &session, limit).await?;
+            let entry =
+                crate::annotate::triage_entry(&status, &me, note.as_deref(), finding.as_deref())?;
+            let mut conn = crate::sync_client::Connection::connect(&server, limit).await?;
+            crate::annotate::set_triage(&mut conn, &session, &annotation, &entry, limit).await?;
+            conn.close().await;
+        }
         Command::Replay {
             session,
             speed,
@@ -586,4 +825,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The caller's participant key and the role they act in for `session` (a role granted for
+/// the session first, else one for its series).
+async fn whoami(
+    server: &str,
+    token: Option<String>,
+    session: &str,
+    limit: std::time::Duration,
+) -> anyhow::Result<(String, String)> {
+    let srv = server.to_string();
+    let me = tokio::task::spawn_blocking(move || {
+        crate::admin::Admin::new(&srv, token, limit).call("GET", "/api/v1/whoami", None)
+    })
+    .await??;
+    let who = me["participant"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("annotating needs a participant's token (--token)"))?
+        .to_string();
+    let roles = me["roles"].as_array().cloned().unwrap_or_default();
+    let pick = |scope: &str| {
+        roles.iter().find_map(|g| {
+            (g["scope"] == scope && (scope == "series" || g["name"] == session))
+                .then(|| g["role"].as_str().map(str::to_string))
+                .flatten()
+        })
+    };
+    let role = pick("session")
+        .or_else(|| pick("series"))
+        .ok_or_else(|| anyhow::anyhow!("you hold no role in session {session}"))?;
+    Ok((who, role))
 }

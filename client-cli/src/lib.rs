@@ -8,6 +8,7 @@
 //! - [`admin`]: the admin HTTP API client (`toron admin …`).
 
 pub mod admin;
+pub mod annotate;
 pub mod bench;
 pub mod cli;
 pub mod commands;

@@ -1,0 +1,310 @@
+//! Anchors survive editing: while an activist makes an annotation on the copy of a case she
+//! holds, the presenter inserts text before the passage and inserts and deletes text inside it;
+//! the annotation still resolves to its quote (by its Automerge cursors). When the presenter
+//! deletes the quoted text, it is orphaned — and the report lists it so. Also: the live
+//! annotation commands of the CLI (annotate, reply, react, triage) end up in the export.
+
+use automerge::transaction::Transactable;
+use serde_json::Value;
+use toron_cli::annotate::{self, NewAnnotation};
+use toron_cli::sync_client::{url_with_token, Connection};
+use toron_protocol::anchor::Resolution;
+use toron_protocol::policy::{DocKey, Phase};
+use toron_server::Running;
+use toron_tests::{secure_config, start_with, LIMIT};
+
+const ADMIN: &str = "toron_admin_for_the_anchor_test";
+
+async fn toron(server: &Running, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
+        .args([
+            "--server",
+            &server.url(),
+            "--token",
+            token,
+            "--timeout",
+            "20",
+        ])
+        .args(args)
+        .output();
+    let out = tokio::time::timeout(LIMIT * 3, out)
+        .await
+        .expect("in time")
+        .expect("run toron");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+async fn connect(server: &Running, token: &str) -> Connection {
+    Connection::connect(&url_with_token(&server.url(), Some(token)), LIMIT)
+        .await
+        .expect("connect")
+}
+
+/// The annotation `id` as stored in `notes:S-LIB:{who}`.
+async fn stored(server: &Running, token: &str, who: &str, id: &str) -> Value {
+    let layer = DocKey::Notes {
+        session: "S-LIB".into(),
+        participant: who.into(),
+    };
+    let mut c = connect(server, token).await;
+    let d = c.find(layer.document_id(), LIMIT).await.expect("layer");
+    c.close().await;
+    toron_cli::json::doc_to_json(&d.doc)["annotations"][id].clone()
+}
+
+/// Resolves a stored target against the case as the server has it now.
+async fn resolve(server: &Running, token: &str, target: &Value) -> (Resolution, String) {
+    let mut c = connect(server, token).await;
+    let case = c
+        .find(
+            DocKey::Case {
+                case: "C-LIB-HB".into(),
+            }
+            .document_id(),
+            LIMIT,
+        )
+        .await
+        .expect("case");
+    c.close().await;
+    let r = annotate::resolve_target(&case.doc, target).expect("resolve");
+    let text = toron_cli::json::doc_to_json(&case.doc)["sections"]["method"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (r, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anchors_follow_edits_until_their_text_is_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = secure_config(dir.path());
+    config.admin_token = Some(ADMIN.into());
+    let server = start_with(config).await;
+    let bundle =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/debate-bundle.json");
+    let (ok, _, err) = toron(&server, ADMIN, &["import", bundle.to_str().expect("path")]).await;
+    assert!(ok, "{err}");
+    let reg = server.registry();
+    let mut s = reg.session("S-LIB").expect("session");
+    s.phase = Phase::Live.as_str().into();
+    reg.put_session("admin", s).await.expect("live");
+    let kim = reg.issue_token("admin", "P-KIM").await.expect("token");
+    let lee = reg.issue_token("admin", "P-LEE").await.expect("token");
+    let han = reg.issue_token("admin", "P-HAN").await.expect("token");
+    let case = DocKey::Case {
+        case: "C-LIB-HB".into(),
+    };
+    let quote = "통합 회원증으로 묶고";
+
+    // The activist holds the case as it is now…
+    let mut activist = connect(&server, &kim).await;
+    let mut her_copy = activist
+        .find(case.document_id(), LIMIT)
+        .await
+        .expect("case");
+    // …while the presenter inserts before the passage, then inserts and deletes inside it.
+    let mut presenter = connect(&server, &lee).await;
+    let mut his = presenter
+        .find(case.document_id(), LIMIT)
+        .await
+        .expect("case");
+    let method = annotate::text_at(&his.doc, &["sections".into(), "method".into()]).expect("text");
+    his.doc
+        .splice_text(&method, 0, 0, "2011년부터 ")
+        .expect("before");
+    presenter.push(&mut his, LIMIT).await.expect("push");
+    let text: String = toron_cli::json::doc_to_json(&his.doc)["sections"]["method"]
+        .as_str()
+        .expect("text")
+        .to_string();
+    // Three characters into the passage: inside it.
+    let at = text
+        .find(quote)
+        .map(|b| text[..b].chars().count())
+        .expect("quote")
+        + 3;
+    his.doc
+        .splice_text(&method, at, 0, "(새) ")
+        .expect("inside");
+    presenter.push(&mut his, LIMIT).await.expect("push");
+    his.doc
+        .splice_text(&method, at, 4, "")
+        .expect("undo inside");
+    presenter.push(&mut his, LIMIT).await.expect("push");
+
+    // She anchors on her (older) copy and writes the annotation to her layer.
+    let target = annotate::text_target(
+        &mut her_copy.doc,
+        &case.to_string(),
+        &["sections".into(), "method".into()],
+        quote,
+        None,
+        None,
+    )
+    .expect("target");
+    assert!(target["cursor"]["start"].is_string(), "{target}");
+    let a = annotate::annotation(
+        &NewAnnotation {
+            session: "S-LIB".into(),
+            kind: "gap".into(),
+            body: Some("통합 회원증만으로는 이용이 늘지 않았다".into()),
+            author: "P-KIM".into(),
+            author_role: "activist".into(),
+            extra: serde_json::Map::new(),
+        },
+        Some(target),
+    );
+    let id = a["id"].as_str().expect("id").to_string();
+    annotate::write_layer(
+        &mut activist,
+        "S-LIB",
+        "P-KIM",
+        "annotations",
+        &id,
+        Some(&a),
+        LIMIT,
+    )
+    .await
+    .expect("write");
+    activist.close().await;
+
+    // It resolves, by its cursors, to its quote in the edited text.
+    let kept = stored(&server, &kim, "P-KIM", &id).await;
+    let (r, now) = resolve(&server, &kim, &kept["target"]).await;
+    let Resolution::Cursor(p) = r else {
+        panic!("{r:?} in {now}")
+    };
+    let found: String = now.chars().skip(p.start).take(p.end - p.start).collect();
+    assert_eq!(found, quote);
+    assert_eq!(
+        p.start,
+        kept["target"]["position"]["start"].as_u64().expect("start") as usize + 8
+    );
+
+    // The CLI does the same for a person in the hall, and replies, reactions and triage too.
+    let (ok, q_id, err) = toron(
+        &server,
+        &kim,
+        &[
+            "annotate",
+            "case:C-LIB-HB",
+            "--path",
+            "sections.method",
+            "--quote",
+            "상호대차 차량",
+            "--kind",
+            "question",
+            "--body",
+            "차량은 몇 대입니까?",
+            "--session",
+            "S-LIB",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let (ok, r_id, err) = toron(
+        &server,
+        &lee,
+        &[
+            "reply",
+            &q_id,
+            "--session",
+            "S-LIB",
+            "--kind",
+            "answer",
+            "--body",
+            "한 대입니다.",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = toron(&server, &lee, &["react", &id, "--session", "S-LIB"]).await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = toron(
+        &server,
+        &han,
+        &[
+            "triage",
+            &q_id,
+            "--session",
+            "S-LIB",
+            "--status",
+            "answered",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = toron(
+        &server,
+        &kim,
+        &[
+            "annotate",
+            "case:C-LIB-HB",
+            "--path",
+            "sections.method",
+            "--quote",
+            "없는 문장",
+            "--session",
+            "S-LIB",
+        ],
+    )
+    .await;
+    assert!(
+        !ok && err.contains("없는 문장") && err.contains("sections.method"),
+        "{err}"
+    );
+
+    // The presenter deletes the quoted passage: the annotation is orphaned…
+    let start = now
+        .find(quote)
+        .map(|b| now[..b].chars().count())
+        .expect("quote");
+    his.doc
+        .splice_text(&method, start, quote.chars().count() as isize, "")
+        .expect("delete");
+    presenter.push(&mut his, LIMIT).await.expect("push");
+    presenter.close().await;
+    let (r, _) = resolve(&server, &kim, &kept["target"]).await;
+    assert_eq!(r, Resolution::Orphaned);
+
+    // …and the report lists it so; the export has the live annotations, reply, reaction and
+    // status.
+    let (ok, md, err) = toron(&server, ADMIN, &["report", "S-LIB", "--format", "md"]).await;
+    assert!(ok, "{err}");
+    let row = md
+        .lines()
+        .find(|l| l.contains(&id))
+        .expect("listed in the appendix");
+    assert!(row.contains("orphaned"), "{row}");
+    let (ok, out, err) = toron(&server, ADMIN, &["export", "S-LIB"]).await;
+    assert!(ok, "{err}");
+    let ex: Value = serde_json::from_str(&out).expect("json");
+    let s = &ex["sessions"][0];
+    let anns = s["annotations"].as_array().expect("annotations");
+    let by_id = |x: &str| {
+        anns.iter()
+            .find(|a| a["id"] == x)
+            .cloned()
+            .expect("exported")
+    };
+    assert_eq!(by_id(&q_id)["kind"], "question");
+    assert_eq!(by_id(&r_id)["parent"], q_id.as_str());
+    assert_eq!(by_id(&r_id)["author"], "P-LEE");
+    assert!(s["reactions"]
+        .as_array()
+        .expect("r")
+        .iter()
+        .any(|r| r["annotation"] == id.as_str() && r["participant"] == "P-LEE"));
+    assert!(s["triage"]
+        .as_array()
+        .expect("t")
+        .iter()
+        .any(|t| t["annotation"] == q_id.as_str()
+            && t["status"] == "answered"
+            && t["by"] == "P-HAN"));
+    server.shutdown().await.expect("shutdown");
+}
