@@ -96,6 +96,12 @@ enum Command {
         /// Check the bundle and show what would be created, without writing.
         #[arg(long)]
         dry_run: bool,
+        /// The file is CSV of this kind (columns in docs/bundle-format.md), joined to --series.
+        #[arg(long, requires = "series")]
+        csv: Option<crate::import::CsvKind>,
+        /// The series a CSV file adds to.
+        #[arg(long)]
+        series: Option<String>,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -519,10 +525,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import {
             bundle,
             dry_run,
+            csv,
+            series,
             json,
         } => {
-            let summary =
-                crate::import::run(&cli.server, cli.token.clone(), &bundle, dry_run, limit).await?;
+            let summary = match (csv, series) {
+                (Some(kind), Some(series)) => {
+                    crate::import::run_csv(
+                        &cli.server,
+                        cli.token.clone(),
+                        &bundle,
+                        kind,
+                        &series,
+                        dry_run,
+                        limit,
+                    )
+                    .await?
+                }
+                _ => {
+                    crate::import::run(&cli.server, cli.token.clone(), &bundle, dry_run, limit)
+                        .await?
+                }
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {

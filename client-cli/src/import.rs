@@ -157,12 +157,22 @@ fn annotation_json(
     if let Some(Target::TextRange {
         doc,
         path,
-        position: Some(p),
+        position,
+        quote,
         ..
     }) = &a.target
     {
         if let Some(d) = targets.get_mut(doc) {
             if let Some(t) = text_obj(d, path) {
+                // Without a position (a CSV row), the quote tells where it is.
+                let text = d.text(&t).unwrap_or_default();
+                let Some(p) = toron_protocol::anchor::locate(&text, quote, *position).range()
+                else {
+                    return Ok(without_nulls(&v));
+                };
+                if position.is_none() {
+                    v["target"]["position"] = json!(p);
+                }
                 let heads = d.get_heads();
                 let b64 = base64::engine::general_purpose::STANDARD;
                 let start = d.get_cursor(&t, p.start, None);
@@ -492,6 +502,242 @@ pub async fn run(
     limit: Duration,
 ) -> anyhow::Result<Value> {
     let (bytes, bundle) = read_bundle(path)?;
+    run_bytes(server, token, bytes, bundle, dry_run, limit).await
+}
+
+/// What a CSV file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CsvKind {
+    /// key, name, affiliation, kind, department, government, attribution, session, role
+    Participants,
+    /// ref, session, kind, author, author_role, created_at, doc, path, quote, prefix, suffix,
+    /// body, parent, criterion, value, departments, source_government, severity, recorded_by,
+    /// subject_cases
+    Annotations,
+}
+
+/// Imports a CSV of participants or annotations into `series`: the rows join the series as
+/// it stands (its export), and the whole is checked and imported like a bundle — so a row
+/// refers to what the server already has, and a second run creates nothing.
+pub async fn run_csv(
+    server: &str,
+    token: Option<String>,
+    path: &std::path::Path,
+    kind: CsvKind,
+    series: &str,
+    dry_run: bool,
+    limit: Duration,
+) -> anyhow::Result<Value> {
+    let name = path.display().to_string();
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {name}"))?
+        .len();
+    if size > MAX_BUNDLE_BYTES as u64 {
+        bail!(
+            "{name}: the file is {:.1} MB; at most {} MB",
+            size as f64 / 1_048_576.0,
+            MAX_BUNDLE_BYTES / 1_048_576
+        );
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {name}"))?;
+    let (srv, tok, s) = (server.to_string(), token.clone(), series.to_string());
+    let mut bundle = tokio::task::spawn_blocking(move || {
+        Admin::new(&srv, tok, limit.max(Duration::from_secs(60))).call(
+            "GET",
+            &format!("/api/v1/export/{s}"),
+            None,
+        )
+    })
+    .await??;
+    let mut rd = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(bytes.as_slice());
+    let headers = rd
+        .headers()
+        .with_context(|| format!("{name}: no header line"))?
+        .clone();
+    let col = |h: &str| headers.iter().position(|x| x == h);
+    let required: &[&str] = match kind {
+        CsvKind::Participants => &["key", "name", "kind", "attribution"],
+        CsvKind::Annotations => &[
+            "ref",
+            "session",
+            "kind",
+            "author",
+            "author_role",
+            "created_at",
+        ],
+    };
+    for r in required {
+        if col(r).is_none() {
+            bail!(
+                "{name}: the header has no `{r}` column (it needs {})",
+                required.join(", ")
+            );
+        }
+    }
+    // Where each appended row went, to name its line in an error about it.
+    let mut placed: Vec<(String, usize)> = Vec::new();
+    for (i, rec) in rd.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.with_context(|| format!("{name} line {line}: not valid CSV"))?;
+        let get = |h: &str| {
+            col(h)
+                .and_then(|c| rec.get(c))
+                .map(anchor_nfc)
+                .filter(|v| !v.is_empty())
+        };
+        let list = |h: &str| -> Vec<String> {
+            get(h)
+                .map(|v| {
+                    v.split(';')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let at = |what: &str| format!("{name} line {line}, column {what}");
+        match kind {
+            CsvKind::Participants => {
+                let key = get("key").ok_or_else(|| anyhow::anyhow!("{}: empty", at("key")))?;
+                let mut p = json!({
+                    "key": key, "name": get("name").ok_or_else(|| anyhow::anyhow!("{}: empty", at("name")))?,
+                    "affiliation": get("affiliation").unwrap_or_default(),
+                    "kind": get("kind").ok_or_else(|| anyhow::anyhow!("{}: empty", at("kind")))?,
+                    "attribution": get("attribution").ok_or_else(|| anyhow::anyhow!("{}: empty", at("attribution")))?,
+                });
+                for k in ["department", "government"] {
+                    if let Some(v) = get(k) {
+                        p[k] = json!(v);
+                    }
+                }
+                let list = bundle["participants"]
+                    .as_array_mut()
+                    .context("export: participants")?;
+                if !list.iter().any(|x| x["key"] == key.as_str()) {
+                    placed.push((format!("participants[{}]", list.len()), line));
+                    list.push(p);
+                }
+                if let (Some(session), Some(role)) = (get("session"), get("role")) {
+                    let s = bundle["sessions"]
+                        .as_array_mut()
+                        .and_then(|ss| ss.iter_mut().find(|s| s["key"] == session.as_str()))
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "{}: session `{session}` is not in series {series}",
+                                at("session")
+                            )
+                        })?;
+                    let r = json!({ "participant": key, "role": role });
+                    let roles = s["roles"].as_array_mut().context("export: roles")?;
+                    if !roles.contains(&r) {
+                        roles.push(r);
+                    }
+                }
+            }
+            CsvKind::Annotations => {
+                let session = get("session").unwrap_or_default();
+                let mut a = json!({
+                    "session": session, "kind": get("kind"), "author": get("author"),
+                    "author_role": get("author_role"), "created_at": get("created_at"),
+                    "capture": get("capture").unwrap_or_else(|| "import".into()),
+                    "visibility": "session", "source": { "kind": "import", "file": name },
+                    "body": get("body"),
+                });
+                for k in [
+                    "ref",
+                    "parent",
+                    "root",
+                    "criterion",
+                    "source_government",
+                    "severity",
+                    "recorded_by",
+                    "layer_doc",
+                ] {
+                    if let Some(v) = get(k) {
+                        a[k] = json!(v);
+                    }
+                }
+                if let Some(v) = get("value") {
+                    a["value"] = json!(v.parse::<u8>().map_err(|_| anyhow::anyhow!(
+                        "{}: `{v}` is not a score 1–5",
+                        at("value")
+                    ))?);
+                }
+                for k in ["departments", "subject_cases"] {
+                    let l = list(k);
+                    if !l.is_empty() {
+                        a[k] = json!(l);
+                    }
+                }
+                if let (Some(doc), Some(path), Some(quote)) =
+                    (get("doc"), get("path"), get("quote"))
+                {
+                    a["target"] = json!({
+                        "type": "text_range", "doc": doc,
+                        "path": crate::annotate::split_path(&path),
+                        "quote": { "exact": quote, "prefix": get("prefix").unwrap_or_default(), "suffix": get("suffix").unwrap_or_default() },
+                    });
+                } else if let Some(doc) = get("doc") {
+                    a["target"] = json!({ "type": "document", "doc": doc });
+                }
+                let sessions = bundle["sessions"]
+                    .as_array_mut()
+                    .context("export: sessions")?;
+                let si = sessions
+                    .iter()
+                    .position(|s| s["key"] == session.as_str())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{}: session `{session}` is not in series {series}",
+                            at("session")
+                        )
+                    })?;
+                let anns = sessions[si]["annotations"]
+                    .as_array_mut()
+                    .context("export: annotations")?;
+                let same = |x: &Value| x.get("ref").is_some() && x.get("ref") == a.get("ref");
+                if !anns.iter().any(same) {
+                    placed.push((format!("sessions[{si}].annotations[{}]", anns.len()), line));
+                    anns.push(a);
+                }
+            }
+        }
+    }
+    let merged = serde_json::to_vec(&bundle)?;
+    let parsed = Bundle::parse(&merged).map_err(|e| {
+        match placed.iter().find(|(p, _)| e.place.starts_with(p.as_str())) {
+            Some((p, line)) => {
+                let column = e.place[p.len()..].trim_start_matches('.');
+                anyhow::anyhow!(
+                    "{name} line {line}{}: {}",
+                    if column.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", column {column}")
+                    },
+                    e.message
+                )
+            }
+            None => anyhow::anyhow!("{name} (joined to series {series}): {e}"),
+        }
+    })?;
+    run_bytes(server, token, merged, parsed, dry_run, limit).await
+}
+
+fn anchor_nfc(s: &str) -> String {
+    toron_protocol::anchor::nfc(s)
+}
+
+async fn run_bytes(
+    server: &str,
+    token: Option<String>,
+    bytes: Vec<u8>,
+    bundle: Bundle,
+    dry_run: bool,
+    limit: Duration,
+) -> anyhow::Result<Value> {
     let (srv, tok, body) = (server.to_string(), token.clone(), bytes.clone());
     let meta = tokio::task::spawn_blocking(move || {
         Admin::new(&srv, tok, limit.max(Duration::from_secs(60)))

@@ -301,3 +301,96 @@ async fn the_example_bundle_imports_reports_and_exports() {
     assert_eq!(normal(&exported), normal(&b));
     server.shutdown().await.expect("shutdown");
 }
+
+/// CSV: participants, then annotations (paper opinions) join an imported series; the rows are
+/// checked against what the server has, a bad row is named by its line, and a second run
+/// creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_participants_and_annotations_join_a_series() {
+    let (_dir, server) = started().await;
+    let path = bundle_path();
+    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
+    assert!(ok, "{err}");
+    let files = tempfile::tempdir().expect("files");
+    let people = files.path().join("people.csv");
+    std::fs::write(
+        &people,
+        "key,name,affiliation,kind,department,government,attribution,session,role\n\
+         P-NEW,윤새봄,새봄 마을 도서관 모임,activist,,,affiliation_only,S-LIB,activist\n",
+    )
+    .expect("write");
+    let notes = files.path().join("notes.csv");
+    std::fs::write(
+        &notes,
+        "ref,session,kind,author,author_role,created_at,doc,path,quote,body,departments\n\
+         P-01,S-LIB,gap,P-NEW,activist,2012-11-08T10:00:00+09:00,case:C-LIB-HB,sections.results,\"평일 저녁 이용은 여전히 적다\",\"서면 의견: 저녁 운영 인력이 없습니다.\",DEP-CULT\n\
+         P-02,S-LIB,comment,P-KIM,activist,2012-11-08T10:05:00+09:00,case:C-LIB-HB,,,\"서면 의견: 순회 사서를 늘려 주세요.\",\n",
+    )
+    .expect("write");
+    // A row that refers to nobody is refused, naming its line; nothing is written.
+    let bad = files.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "ref,session,kind,author,author_role,created_at,body\nP-09,S-LIB,comment,P-NOBODY,activist,2012-11-08T10:00:00+09:00,x\n",
+    )
+    .expect("write");
+    let before = server.store().last_global_seq().expect("seq");
+    let (ok, _, err) = csv_import(&server, &bad, "annotations").await;
+    assert!(
+        !ok && err.contains("bad.csv line 2, column author") && err.contains("P-NOBODY"),
+        "{err}"
+    );
+    assert_eq!(server.store().last_global_seq().expect("seq"), before);
+
+    let (ok, out, err) = csv_import(&server, &people, "participants").await;
+    assert!(ok, "{err}");
+    let s: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(s["registry"]["created"]["participants"], json!(1), "{s}");
+    let (ok, out, err) = csv_import(&server, &notes, "annotations").await;
+    assert!(ok, "{err}");
+    let s: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(s["content"]["created"]["annotations"], json!(2), "{s}");
+    let (ok, out, err) = csv_import(&server, &notes, "annotations").await;
+    assert!(ok, "{err}");
+    let s: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        s["content"]["created"],
+        json!({}),
+        "a second run creates nothing: {s}"
+    );
+
+    // They are in the report, the new participant shown by affiliation.
+    let (ok, md, err) = toron(&server, &["report", "S-LIB", "--format", "md"]).await;
+    assert!(ok, "{err}");
+    let row = md
+        .lines()
+        .find(|l| l.contains("[P-01]"))
+        .expect("P-01 listed");
+    assert!(
+        row.contains("새봄 마을 도서관 모임") && row.contains("저녁 운영 인력"),
+        "{row}"
+    );
+    assert!(md.lines().any(|l| l.contains("[P-02]")), "{md}");
+    server.shutdown().await.expect("shutdown");
+}
+
+async fn csv_import(
+    server: &Running,
+    file: &std::path::Path,
+    kind: &str,
+) -> (bool, String, String) {
+    let f = file.to_str().expect("path");
+    toron(
+        server,
+        &[
+            "import",
+            f,
+            "--csv",
+            kind,
+            "--series",
+            "HB-BENCH-2012",
+            "--json",
+        ],
+    )
+    .await
+}
