@@ -951,12 +951,21 @@ impl<'a> Builder<'a> {
             }
             fs
         };
-        for f in section(
-            FindingType::Gap,
-            "성북구 추진상 부족했던 부분",
-            "Shortfalls",
-            out,
-        ) {
+        // The host government's shortfalls (성북구 추진상 부족했던 부분 in the sample).
+        let host = b
+            .series
+            .rest
+            .get("host_government")
+            .and_then(Value::as_str)
+            .map(|g| self.gov(g));
+        let (gap_ko, gap_en) = match &host {
+            Some(h) => (
+                format!("{h} 추진상 부족했던 부분"),
+                format!("Shortfalls of {h}"),
+            ),
+            None => ("추진상 부족했던 부분".to_string(), "Shortfalls".to_string()),
+        };
+        for f in section(FindingType::Gap, &gap_ko, &gap_en, out) {
             self.finding_block(f, out);
         }
         let lessons = section(
