@@ -82,6 +82,11 @@ pub trait ActorGate {
     fn check(&self, participant: &str, actor: &[u8]) -> Result<(), String>;
     /// Records that `actor` belongs to `participant` (no-op if it already does).
     fn bind(&mut self, participant: &str, actor: &[u8]);
+    /// `Err(reason)` if `changes` write a value the document's schema does not allow
+    /// ([`crate::schema::check`]); `doc` is the document before they are applied.
+    fn check_content(&self, _doc: &Automerge, _changes: &[Change]) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The gate of `--open` mode and of tests: every actor is fine.
@@ -313,7 +318,9 @@ impl DocEngine {
                 continue;
             }
             let grant = grants.get(&conn).cloned().unwrap_or_default();
-            if let Err(reason) = authorize(&grant, &new, gate) {
+            if let Err(reason) =
+                authorize(&grant, &new, gate).and_then(|()| gate.check_content(&self.doc, &new))
+            {
                 rejected.insert(conn);
                 let peer = self
                     .peers

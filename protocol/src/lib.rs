@@ -24,6 +24,7 @@ pub mod json;
 pub mod policy;
 pub mod record;
 pub mod report;
+pub mod schema;
 pub mod scoring;
 pub mod timeline;
 pub mod wire;

@@ -214,11 +214,15 @@ impl Actor {
     async fn process(&mut self) -> bool {
         let registry = self.hub.registry.clone();
         let clock = self.hub.config.clock.clone();
+        let key = registry
+            .document(&self.id)
+            .and_then(|d| d.key?.parse::<toron_protocol::policy::DocKey>().ok());
         let stepped = self
             .with_engine(move |e| {
                 let mut gate = RegistryGate {
                     registry,
                     new: Vec::new(),
+                    key,
                 };
                 let actions = e.step(clock.now_ms(), &mut gate);
                 (actions, gate.new)

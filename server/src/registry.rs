@@ -843,6 +843,8 @@ fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
 pub struct RegistryGate {
     pub registry: Arc<Registry>,
     pub new: Vec<(Vec<u8>, String)>,
+    /// The document's key, when it has one: its kind's schema is enforced.
+    pub key: Option<DocKey>,
 }
 
 impl ActorGate for RegistryGate {
@@ -861,6 +863,17 @@ impl ActorGate for RegistryGate {
         if !st.actors.contains_key(actor) {
             st.actors.insert(actor.to_vec(), participant.to_string());
             self.new.push((actor.to_vec(), participant.to_string()));
+        }
+    }
+
+    fn check_content(
+        &self,
+        doc: &automerge::Automerge,
+        changes: &[automerge::Change],
+    ) -> Result<(), String> {
+        match &self.key {
+            Some(k) => toron_protocol::schema::check(k, doc, changes),
+            None => Ok(()),
         }
     }
 }

@@ -306,5 +306,52 @@ async fn anchors_follow_edits_until_their_text_is_gone() {
         .any(|t| t["annotation"] == q_id.as_str()
             && t["status"] == "answered"
             && t["by"] == "P-HAN"));
+
+    // The server enforces the vocabulary of what clients write: an unknown annotation kind or
+    // a triage status nobody defined is refused whole, and nothing of it is stored.
+    let before = server.store().last_global_seq().expect("seq");
+    let mut c = connect(&server, &kim).await;
+    let poem = serde_json::json!({ "kind": "poem", "body": "시", "session": "S-LIB" });
+    let e = annotate::write_layer(
+        &mut c,
+        "S-LIB",
+        "P-KIM",
+        "annotations",
+        "x-1",
+        Some(&poem),
+        LIMIT,
+    )
+    .await
+    .expect_err("an unknown kind");
+    assert!(format!("{e:#}").contains("annotations/x-1/kind"), "{e:#}");
+    let (ok, _, err) = toron(
+        &server,
+        &han,
+        &["triage", &q_id, "--session", "S-LIB", "--status", "maybe"],
+    )
+    .await;
+    assert!(!ok && err.contains("status is one of"), "{err}");
+    let mut c = connect(&server, &han).await;
+    let entry =
+        serde_json::json!({ "status": "maybe", "by": "P-HAN", "at": "2012-11-07T18:00:00+09:00" });
+    let e = annotate::set_triage(&mut c, "S-LIB", &q_id, &entry, LIMIT)
+        .await
+        .expect_err("an unknown status");
+    assert!(format!("{e:#}").contains("status"), "{e:#}");
+    let after: Vec<toron_protocol::Event> =
+        server.store().events(before + 1, 1000).expect("events");
+    assert!(
+        after
+            .iter()
+            .all(|e| !matches!(e, toron_protocol::Event::Change(_))),
+        "{after:?}"
+    );
+    assert_eq!(
+        after
+            .iter()
+            .filter(|e| matches!(e, toron_protocol::Event::Rejection { .. }))
+            .count(),
+        2
+    );
     server.shutdown().await.expect("shutdown");
 }

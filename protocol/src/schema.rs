@@ -1,0 +1,307 @@
+//! What may be written where: the schema tag of each document kind and the values that its
+//! fields with a fixed vocabulary may take (design §7, domain §2.3–2.10).
+//!
+//! [`check`] reads the operations of incoming changes *before* they are applied, locating each
+//! one by the object it writes to (objects already in the document through
+//! `Automerge::parents`, objects the same batch creates from their `make` operations), and
+//! refuses values outside the vocabulary: an unknown annotation kind, a score outside 1–5, a
+//! triage status or response stance nobody defined, a schema tag of another kind. Fields it
+//! does not know are left alone — documents may carry more than Toron reads.
+
+use std::collections::HashMap;
+
+use automerge::legacy::{Key, ObjectId, OpType};
+use automerge::{ActorId, Automerge, Change, ObjType, Prop, ReadDoc, ScalarValue};
+
+use crate::policy::DocKey;
+
+/// The schema tag every document of this kind carries at `schema`.
+pub fn tag(key: &DocKey) -> &'static str {
+    match key {
+        DocKey::Case { .. } => "case/1",
+        DocKey::Eval { .. } => "evaluation/1",
+        DocKey::Notes { .. } | DocKey::NotesPrivate { .. } => "notes/1",
+        DocKey::Triage { .. } => "triage/1",
+        DocKey::Session { .. } => "session/1",
+        DocKey::Report { .. } => "report/1",
+        DocKey::Response { .. } => "response/1",
+    }
+}
+
+pub const ANNOTATION_KINDS: [&str; 9] = [
+    "comment",
+    "question",
+    "answer",
+    "reply",
+    "highlight",
+    "strength",
+    "gap",
+    "lesson",
+    "score",
+];
+pub const TRIAGE_STATUSES: [&str; 7] = [
+    "open",
+    "answered",
+    "accepted",
+    "merged",
+    "noted",
+    "deferred",
+    "withdrawn",
+];
+pub const STANCES: [&str; 4] = [
+    "accepted",
+    "partially_accepted",
+    "not_accepted",
+    "long_term_review",
+];
+
+/// A value written: a scalar, or the text a new text object was filled with.
+#[derive(Debug)]
+enum Written {
+    Scalar(ScalarValue),
+    Text(String),
+}
+
+impl Written {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Written::Scalar(ScalarValue::Str(s)) => Some(s),
+            Written::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn as_int(&self) -> Option<i64> {
+        match self {
+            Written::Scalar(ScalarValue::Int(i)) => Some(*i),
+            Written::Scalar(ScalarValue::Uint(u)) => i64::try_from(*u).ok(),
+            Written::Scalar(ScalarValue::F64(f)) if f.fract() == 0.0 => Some(*f as i64),
+            _ => None,
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(self, Written::Scalar(ScalarValue::Null))
+    }
+}
+
+fn one_of(path: &str, w: &Written, allowed: &[&str]) -> Result<(), String> {
+    match w.as_str() {
+        Some(s) if allowed.contains(&s) => Ok(()),
+        Some(s) => Err(format!(
+            "`{path}` cannot be `{s}` (one of {})",
+            allowed.join(", ")
+        )),
+        None => Err(format!(
+            "`{path}` must be text, one of {}",
+            allowed.join(", ")
+        )),
+    }
+}
+
+fn score(path: &str, w: &Written, nullable: bool) -> Result<(), String> {
+    match w.as_int() {
+        Some(1..=5) => Ok(()),
+        _ if nullable && w.is_null() => Ok(()),
+        _ => Err(format!(
+            "`{path}` must be a score from 1 to 5{}",
+            if nullable { " or null" } else { "" }
+        )),
+    }
+}
+
+/// The rule for a value written at `path` of a document of kind `key`.
+fn rule(key: &DocKey, path: &[String], w: &Written) -> Result<(), String> {
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    let shown = p.join("/");
+    match (key, p.as_slice()) {
+        (_, ["schema"]) => match w.as_str() {
+            Some(t) if t == tag(key) => Ok(()),
+            _ => Err(format!(
+                "a {} document's `schema` is `{}`",
+                key.kind(),
+                tag(key)
+            )),
+        },
+        (DocKey::Notes { .. } | DocKey::NotesPrivate { .. }, ["annotations", _, "kind"]) => {
+            one_of(&shown, w, &ANNOTATION_KINDS)
+        }
+        (DocKey::Notes { .. } | DocKey::NotesPrivate { .. }, ["annotations", _, "value"]) => {
+            score(&shown, w, false)
+        }
+        (DocKey::Notes { .. } | DocKey::NotesPrivate { .. }, ["reactions", _, "kind"]) => {
+            one_of(&shown, w, &["agree"])
+        }
+        (DocKey::Triage { .. }, ["items", _, "status"]) => one_of(&shown, w, &TRIAGE_STATUSES),
+        (DocKey::Eval { .. }, ["criteria", _, "score"]) => score(&shown, w, true),
+        (DocKey::Eval { .. }, ["status"]) => one_of(&shown, w, &["draft", "submitted"]),
+        (DocKey::Response { .. }, ["responses", _, "stance"]) => one_of(&shown, w, &STANCES),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Oid(u64, ActorId);
+
+/// Where an object is: its path from the root, and its type.
+fn locate(
+    doc: &Automerge,
+    made: &HashMap<Oid, (Vec<String>, ObjType)>,
+    obj: &ObjectId,
+) -> Option<(Vec<String>, ObjType)> {
+    let o = match obj {
+        ObjectId::Root => return Some((Vec::new(), ObjType::Map)),
+        ObjectId::Id(o) => Oid(o.0, o.1.clone()),
+    };
+    if let Some(m) = made.get(&o) {
+        return Some(m.clone());
+    }
+    let (id, typ) = doc.import(&format!("{}@{}", o.0, o.1)).ok()?;
+    let mut path: Vec<String> = doc
+        .parents(&id)
+        .ok()?
+        .map(|p| match p.prop {
+            Prop::Map(k) => k,
+            Prop::Seq(_) => "*".to_string(),
+        })
+        .collect();
+    path.reverse();
+    Some((path, typ))
+}
+
+/// Checks the changes of one message against the vocabulary of `key`'s kind. `doc` is the
+/// document before they are applied. `Err` names the path and what is allowed.
+pub fn check(key: &DocKey, doc: &Automerge, changes: &[Change]) -> Result<(), String> {
+    let mut made: HashMap<Oid, (Vec<String>, ObjType)> = HashMap::new();
+    for change in changes {
+        let exp = change.decode();
+        let start = exp.start_op.get();
+        // Text objects made by this change, and what it typed into them.
+        let mut typed: HashMap<Oid, String> = HashMap::new();
+        for (i, op) in exp.operations.iter().enumerate() {
+            let id = Oid(start + i as u64, exp.actor_id.clone());
+            let Some((path, typ)) = locate(doc, &made, &op.obj) else {
+                continue;
+            };
+            let key_here = match &op.key {
+                Key::Map(k) => Some(k.to_string()),
+                Key::Seq(_) => None,
+            };
+            match &op.action {
+                OpType::Make(t) => {
+                    let mut p = path.clone();
+                    p.push(key_here.unwrap_or_else(|| "*".into()));
+                    if *t == ObjType::Text {
+                        typed.insert(id.clone(), String::new());
+                    }
+                    made.insert(id, (p, *t));
+                }
+                OpType::Put(v) if typ == ObjType::Text => {
+                    if let ObjectId::Id(o) = &op.obj {
+                        if let (Some(t), ScalarValue::Str(s)) =
+                            (typed.get_mut(&Oid(o.0, o.1.clone())), v)
+                        {
+                            t.push_str(s);
+                        }
+                    }
+                }
+                OpType::Put(v) => {
+                    if let Some(k) = key_here {
+                        let mut p = path;
+                        p.push(k);
+                        rule(key, &p, &Written::Scalar(v.clone()))?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (oid, text) in typed {
+            if let Some((p, _)) = made.get(&oid) {
+                rule(key, p, &Written::Text(text))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use automerge::{AutoCommit, ROOT};
+
+    fn changes(d: &mut AutoCommit, from: &[automerge::ChangeHash]) -> Vec<Change> {
+        d.get_changes(from)
+    }
+
+    #[test]
+    fn vocabularies_are_enforced_and_unknown_fields_left_alone() {
+        let notes = DocKey::Notes {
+            session: "S1".into(),
+            participant: "P-1".into(),
+        };
+        let mut d = AutoCommit::new();
+        d.put(ROOT, "schema", "notes/1").expect("put");
+        let anns = d
+            .put_object(ROOT, "annotations", ObjType::Map)
+            .expect("map");
+        d.commit();
+        let base = Automerge::load(&d.save()).expect("load");
+        let heads = d.get_heads();
+        // A good annotation, its kind as collaborative text (as JSON strings become).
+        let a = d.put_object(&anns, "a-1", ObjType::Map).expect("ann");
+        let k = d.put_object(&a, "kind", ObjType::Text).expect("kind");
+        d.splice_text(&k, 0, 0, "gap").expect("text");
+        d.put(&a, "anything", "else").expect("free field");
+        d.commit();
+        assert_eq!(check(&notes, &base, &changes(&mut d, &heads)), Ok(()));
+        // An unknown kind, as text or as a string; a score of 7.
+        let mut bad = d.fork();
+        let b = bad.put_object(&anns, "a-2", ObjType::Map).expect("ann");
+        let k = bad.put_object(&b, "kind", ObjType::Text).expect("kind");
+        bad.splice_text(&k, 0, 0, "poem").expect("text");
+        bad.commit();
+        let e = check(&notes, &base, &changes(&mut bad, &heads)).expect_err("poem");
+        assert!(
+            e.contains("annotations/a-2/kind") && e.contains("poem"),
+            "{e}"
+        );
+        let mut bad = d.fork();
+        bad.put(&anns, "x", 1).expect("x");
+        let b = bad.put_object(&anns, "a-3", ObjType::Map).expect("ann");
+        bad.put(&b, "value", 7).expect("value");
+        bad.commit();
+        let e = check(&notes, &base, &changes(&mut bad, &heads)).expect_err("7");
+        assert!(e.contains("1 to 5"), "{e}");
+        // A change to an object that already exists is located through the document.
+        let loaded = Automerge::load(&d.save()).expect("load");
+        let now = d.get_heads();
+        let a1 = d.get(&anns, "a-1").expect("get").expect("a-1").1;
+        d.put(&a1, "kind", "opinion").expect("put");
+        d.commit();
+        let e = check(&notes, &loaded, &changes(&mut d, &now)).expect_err("opinion");
+        assert!(e.contains("annotations/a-1/kind"), "{e}");
+        // The schema tag of another kind.
+        let triage = DocKey::Triage {
+            session: "S1".into(),
+        };
+        let mut t = AutoCommit::new();
+        t.put(ROOT, "schema", "notes/1").expect("put");
+        t.commit();
+        assert!(check(&triage, &Automerge::new(), &changes(&mut t, &[])).is_err());
+        let eval = DocKey::Eval {
+            case: "C".into(),
+            evaluator: "P".into(),
+        };
+        let mut e = AutoCommit::new();
+        let c = e.put_object(ROOT, "criteria", ObjType::Map).expect("c");
+        let r = e.put_object(&c, "relevance", ObjType::Map).expect("r");
+        e.put(&r, "score", ScalarValue::Null).expect("null is N/A");
+        e.put(ROOT, "status", "submitted").expect("status");
+        e.commit();
+        assert_eq!(
+            check(&eval, &Automerge::new(), &changes(&mut e, &[])),
+            Ok(())
+        );
+    }
+}
