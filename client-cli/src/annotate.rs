@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ROOT};
-use base64::Engine;
 use serde_json::{json, Value};
 use toron_protocol::anchor::{self, Position, Resolution};
 use toron_protocol::json::put_json;
@@ -92,7 +91,6 @@ pub fn text_target(
         r => r.range().unwrap_or(Position { start: 0, end: 0 }),
     };
     let quote = anchor::quote_of(&text, p, 16).context("the quote's range")?;
-    let b64 = base64::engine::general_purpose::STANDARD;
     let mut t = json!({
         "type": "text_range", "doc": doc_key, "path": path,
         "quote": quote, "position": p,
@@ -104,7 +102,8 @@ pub fn text_target(
     let start = target.get_cursor(&obj, p.start, None);
     let end = (p.end < len).then(|| target.get_cursor(&obj, p.end, None));
     if let (Ok(s), Some(Ok(e))) = (start, end) {
-        t["cursor"] = json!({ "start": b64.encode(s.to_bytes()), "end": b64.encode(e.to_bytes()) });
+        // The text form of a cursor, which the JavaScript library reads and writes too.
+        t["cursor"] = json!({ "start": s.to_string(), "end": e.to_string() });
     }
     Ok(t)
 }
@@ -117,10 +116,8 @@ pub fn resolve_target(doc: &AutoCommit, target: &Value) -> anyhow::Result<Resolu
     let quote: anchor::Quote =
         serde_json::from_value(target["quote"].clone()).context("target.quote")?;
     let position: Option<Position> = serde_json::from_value(target["position"].clone()).ok();
-    let b64 = base64::engine::general_purpose::STANDARD;
     let cursor = |k: &str| -> Option<automerge::Cursor> {
-        let bytes = b64.decode(target["cursor"][k].as_str()?).ok()?;
-        automerge::Cursor::try_from(bytes.as_slice()).ok()
+        automerge::Cursor::try_from(target["cursor"][k].as_str()?).ok()
     };
     let cursors = cursor("start").zip(cursor("end"));
     Ok(anchor::resolve(

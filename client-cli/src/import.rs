@@ -19,7 +19,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ROOT};
-use base64::Engine;
 use serde_json::{json, Value};
 use toron_protocol::bundle::{Annotation, Bundle, Target, MAX_BUNDLE_BYTES};
 use toron_protocol::json::put_json;
@@ -174,13 +173,12 @@ fn annotation_json(
                     v["target"]["position"] = json!(p);
                 }
                 let heads = d.get_heads();
-                let b64 = base64::engine::general_purpose::STANDARD;
                 let start = d.get_cursor(&t, p.start, None);
                 let end = d.get_cursor(&t, p.end, None);
                 if let (Ok(s), Ok(e)) = (start, end) {
                     v["target"]["cursor"] = json!({
-                        "start": b64.encode(s.to_bytes()),
-                        "end": b64.encode(e.to_bytes()),
+                        "start": s.to_string(),
+                        "end": e.to_string(),
                     });
                     v["target"]["heads"] =
                         json!(heads.iter().map(|h| h.to_string()).collect::<Vec<_>>());

@@ -312,7 +312,8 @@ pub enum Target {
         quote: Quote,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         position: Option<Position>,
-        /// Automerge cursors (base64) and heads at creation, in the live system.
+        /// Automerge cursors (their text form, as the JavaScript library reads them) and heads
+        /// at creation, in the live system.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
