@@ -296,7 +296,7 @@ pub async fn write_content(
                 .entry(format!("notes:{}:{}", s.key, r.participant))
                 .or_default();
         }
-        for (layer, mut anns) in layers {
+        for (layer, anns) in layers {
             let key: DocKey = layer.parse().context("a notes layer")?;
             let owner = match &key {
                 DocKey::Notes { participant, .. } | DocKey::NotesPrivate { participant, .. } => {
@@ -311,28 +311,41 @@ pub async fn write_content(
             )? {
                 commit_at(&mut d.doc, start);
             }
-            anns.sort_by_key(|a| secs(&a.created_at).unwrap_or(0));
-            for a in anns {
-                let v = annotation_json(a, batch, &mut w.written)?;
-                let created = put_new(&mut d.doc, &["annotations"], &a.uuid(), &v)?;
-                commit_at(&mut d.doc, secs(&a.created_at));
-                w.counts.count("annotations", created);
+            // Annotations and reactions of the layer in the order they happened, so that the
+            // layer's history runs forward in time (replay reads it by that clock).
+            enum Item<'b> {
+                Annotation(&'b Annotation),
+                Reaction(&'b toron_protocol::bundle::Reaction),
             }
-            let mut mine: Vec<_> = s
-                .reactions
-                .iter()
-                .filter(|r| r.participant == owner)
+            let mut items: Vec<(i64, Item<'_>)> = anns
+                .into_iter()
+                .map(|a| (secs(&a.created_at).unwrap_or(0), Item::Annotation(a)))
+                .chain(
+                    s.reactions
+                        .iter()
+                        .filter(|r| r.participant == owner)
+                        .map(|r| (secs(&r.at).unwrap_or(0), Item::Reaction(r))),
+                )
                 .collect();
-            mine.sort_by_key(|r| secs(&r.at).unwrap_or(0));
-            for r in mine {
-                let target = b
-                    .annotation(&r.annotation)
-                    .map(Annotation::uuid)
-                    .unwrap_or_else(|| r.annotation.clone());
-                let v = json!({ "kind": r.kind, "at": r.at, "import_batch": batch });
-                let created = put_new(&mut d.doc, &["reactions"], &target, &v)?;
-                commit_at(&mut d.doc, secs(&r.at));
-                w.counts.count("reactions", created);
+            items.sort_by_key(|(t, _)| *t);
+            for (at, item) in items {
+                match item {
+                    Item::Annotation(a) => {
+                        let v = annotation_json(a, batch, &mut w.written)?;
+                        let created = put_new(&mut d.doc, &["annotations"], &a.uuid(), &v)?;
+                        w.counts.count("annotations", created);
+                    }
+                    Item::Reaction(r) => {
+                        let target = b
+                            .annotation(&r.annotation)
+                            .map(Annotation::uuid)
+                            .unwrap_or_else(|| r.annotation.clone());
+                        let v = json!({ "kind": r.kind, "at": r.at, "import_batch": batch });
+                        let created = put_new(&mut d.doc, &["reactions"], &target, &v)?;
+                        w.counts.count("reactions", created);
+                    }
+                }
+                commit_at(&mut d.doc, Some(at).filter(|t| *t > 0));
             }
             w.save(&key, d).await?;
         }

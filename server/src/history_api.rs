@@ -165,6 +165,9 @@ struct StateQuery {
     seq: Option<u64>,
     /// UTC milliseconds: the state after every change received at or before it.
     at: Option<u64>,
+    /// `received` (default) or `happened`: which clock `at` is on (the timeline's order uses
+    /// `happened`: an importer's time when it gave one).
+    clock: Option<String>,
 }
 
 async fn state_at(
@@ -175,6 +178,16 @@ async fn state_at(
     Query(q): Query<StateQuery>,
 ) -> Result<Response, ApiError> {
     let (id, len) = readable_document(&state, &headers, &uri, &id).await?;
+    if !matches!(
+        q.clock.as_deref(),
+        None | Some("received") | Some("happened")
+    ) {
+        return Err(api_err(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "clock is `received` or `happened`",
+        ));
+    }
     if q.seq.is_some() && q.at.is_some() {
         return Err(api_err(
             StatusCode::BAD_REQUEST,
@@ -185,6 +198,9 @@ async fn state_at(
     let hub = state.hub.clone();
     let (point, doc) = blocking(move || -> Result<_, HistoryError> {
         let point = match q.at {
+            Some(at) if q.clock.as_deref() == Some("happened") => {
+                hub.history.point_at_happened(&id, at)?
+            }
             Some(at) => hub.history.point_at_time(&id, at)?,
             None => hub.history.point_at_seq(&id, q.seq.unwrap_or(len))?,
         };

@@ -148,15 +148,30 @@ impl HistoryCache {
     /// The point after every record received at or before `at_ms`: a binary search over the
     /// document's records, whose receive times never decrease.
     pub fn point_at_time(&self, id: &DocumentId, at_ms: u64) -> Result<Point, HistoryError> {
+        self.point_at(id, at_ms, false)
+    }
+
+    /// The same on the clock the timeline is ordered by: when an importer said a change
+    /// happened (its change time), else when it was received. An import writes a document's
+    /// items in time order and live changes come after, so this clock too never decreases
+    /// along a document's records.
+    pub fn point_at_happened(&self, id: &DocumentId, at_ms: u64) -> Result<Point, HistoryError> {
+        self.point_at(id, at_ms, true)
+    }
+
+    fn point_at(&self, id: &DocumentId, at_ms: u64, happened: bool) -> Result<Point, HistoryError> {
         let (mut lo, mut hi) = (0u64, self.store.document_len(id)?);
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
-            let t = self
+            let rec = self
                 .store
                 .record_at(id, mid)?
-                .ok_or_else(|| HistoryError::Corrupt(format!("record {mid} is missing")))?
-                .change
-                .received_at_ms;
+                .ok_or_else(|| HistoryError::Corrupt(format!("record {mid} is missing")))?;
+            let t = if happened {
+                happened_ms(&rec)
+            } else {
+                rec.change.received_at_ms
+            };
             if t <= at_ms {
                 lo = mid;
             } else {
@@ -192,4 +207,17 @@ impl HistoryCache {
             changes.len(),
         ))
     }
+}
+
+/// When a record's change happened: its Automerge time if an importer delivered it, else the
+/// server's receive time (the timeline's order).
+pub fn happened_ms(rec: &ChangeRecord) -> u64 {
+    if rec.change.by.role.as_deref() == Some("importer") {
+        if let Ok(c) = Change::from_bytes(rec.change.bytes.clone()) {
+            if c.timestamp() > 0 {
+                return c.timestamp() as u64 * 1000;
+            }
+        }
+    }
+    rec.change.received_at_ms
 }

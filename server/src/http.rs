@@ -24,8 +24,9 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(ws_or_hello))
+        .route("/", get(ws_or_page))
         .route("/sync", get(ws_or_hello))
+        .merge(crate::web::routes())
         .route("/healthz", get(healthz))
         .merge(crate::admin_api::routes())
         .merge(crate::history_api::routes())
@@ -124,19 +125,41 @@ pub fn authenticate(
         .ok_or(AuthError::Invalid)
 }
 
-async fn ws_or_hello(
-    State(state): State<AppState>,
+/// `/`: a WebSocket upgrade is a sync client; anything else gets the web client's page.
+async fn ws_or_page(
+    state: State<AppState>,
     headers: HeaderMap,
     uri: Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let Ok(ws) = ws else {
-        return (
+    match ws {
+        Ok(ws) => upgrade(state, headers, uri, ws),
+        Err(_) => crate::web::index(),
+    }
+}
+
+async fn ws_or_hello(
+    state: State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match ws {
+        Ok(ws) => upgrade(state, headers, uri, ws),
+        Err(_) => (
             StatusCode::OK,
             "toron-server: connect an automerge-repo WebSocket client to this URL.\n",
         )
-            .into_response();
-    };
+            .into_response(),
+    }
+}
+
+fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
     let participant = match authenticate(&state, &headers, uri.query()) {
         Ok(p) => p,
         Err(refused) => return refused.into_response(),

@@ -318,6 +318,18 @@ impl Hub {
         }
     }
 
+    /// The participants with an open connection into `session`, sorted.
+    pub fn present_in(&self, session: &str) -> Vec<String> {
+        let m = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<String> = m
+            .iter()
+            .filter(|((_, s), conns)| s == session && !conns.is_empty())
+            .map(|((p, _), _)| p.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// `conn` closed: for each session it was the participant's last connection into, log
     /// "left".
     pub async fn presence_leave(&self, participant: &str, sessions: &[String], conn: ConnId) {

@@ -29,6 +29,7 @@ pub mod report_api;
 pub mod store;
 pub mod timeline_api;
 pub mod verify;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,283 @@
+//! The debate-hall web client: its built assets (`web/dist`, embedded in the binary, so running
+//! the server needs no Node) and the two small read APIs it needs besides sync and history:
+//! the sessions a participant follows with their documents and people, and who is here now.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use toron_protocol::policy::{Access, DocKey};
+
+use crate::admin_api::{api_err, ApiError};
+use crate::http::{authenticate, AppState};
+
+/// The page; the WebSocket upgrade on `/` is answered by `http::ws_or_hello` before this.
+pub const INDEX_HTML: &[u8] = include_bytes!("../../web/dist/index.html");
+const APP_JS: &[u8] = include_bytes!("../../web/dist/app.js");
+const APP_JS_GZ: &[u8] = include_bytes!("../../web/dist/app.js.gz");
+const APP_CSS: &[u8] = include_bytes!("../../web/dist/app.css");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/app.js", get(app_js))
+        .route(
+            "/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
+        .route("/api/v1/me/sessions", get(my_sessions))
+        .route("/api/v1/sessions/{key}/presence", get(presence))
+}
+
+fn asset(ctype: &'static str, body: &'static [u8]) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, ctype),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The script, gzip-compressed for browsers that accept it (all do).
+async fn app_js(headers: HeaderMap) -> Response {
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    if gzip {
+        (
+            [
+                (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::VARY, "accept-encoding"),
+            ],
+            APP_JS_GZ,
+        )
+            .into_response()
+    } else {
+        asset("text/javascript; charset=utf-8", APP_JS)
+    }
+}
+
+/// The page itself.
+pub fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+fn caller(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Option<String>, ApiError> {
+    Ok(authenticate(state, headers, uri.query())?)
+}
+
+fn role_label(role: &str) -> (&'static str, &'static str) {
+    match role {
+        "organizer" => ("운영", "organizer"),
+        "facilitator" => ("좌장", "chair"),
+        "scribe" => ("기록", "scribe"),
+        "presenter" => ("발표자", "presenter"),
+        "evaluator" => ("평가자", "evaluator"),
+        "activist" => ("활동가", "activist"),
+        "official" => ("공무원", "official"),
+        "department_reviewer" => ("부서 검토자", "department reviewer"),
+        "observer" => ("방청", "observer"),
+        "importer" => ("가져오기", "import"),
+        _ => ("참여자", "participant"),
+    }
+}
+
+/// How a participant may be shown (their attribution choice), in a role.
+fn display(state: &AppState, series: &str, participant: &str, role: &str) -> Value {
+    let reg = &state.hub.registry;
+    let (ko, en) = role_label(role);
+    let profile = reg
+        .catalog()
+        .get(&crate::import_api::scoped("participant", series))
+        .and_then(|m| m.get(participant))
+        .cloned();
+    let p = reg.participant(participant);
+    let name = p.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+    let affiliation = p
+        .as_ref()
+        .map(|p| p.affiliation.clone())
+        .unwrap_or_default();
+    let attribution = profile
+        .as_ref()
+        .and_then(|v| v.get("attribution"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| p.as_ref().map(|p| p.attribution.clone()))
+        .unwrap_or_else(|| "role_only".into());
+    let shown = match attribution.as_str() {
+        "name_and_affiliation" if !affiliation.is_empty() => format!("{name} ({affiliation})"),
+        "name_and_affiliation" => name,
+        "affiliation_only" if !affiliation.is_empty() => affiliation,
+        _ => String::new(),
+    };
+    json!({ "participant": participant, "shown": shown, "role": role, "role_ko": ko, "role_en": en })
+}
+
+async fn my_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &headers, &uri)?;
+    let reg = &state.hub.registry;
+    let catalog = reg.catalog();
+    let mut out = Vec::new();
+    for s in reg.sessions() {
+        if let Some(p) = &who {
+            if !reg.may_follow_session(p, &s.key) {
+                continue;
+            }
+        }
+        let may = |id: &toron_protocol::DocumentId| match &who {
+            Some(p) => reg.decide(p, id).access,
+            None => Access::Write,
+        };
+        let meta = catalog
+            .get("session")
+            .and_then(|m| m.get(&s.key))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let gov = |g: &str| {
+            catalog
+                .get(&crate::import_api::scoped("government", &s.series))
+                .and_then(|m| m.get(g))
+                .and_then(|v| v.get("name_ko"))
+                .and_then(Value::as_str)
+                .unwrap_or(g)
+                .to_string()
+        };
+        let mut cases = Vec::new();
+        let mut evaluations = Vec::new();
+        let mut layers = Vec::new();
+        let mut triage = Value::Null;
+        for k in reg.documents_of_series(&s.series) {
+            let id = k.document_id();
+            let access = may(&id);
+            if access == Access::None {
+                continue;
+            }
+            let writable = access == Access::Write;
+            match &k {
+                DocKey::Case { case } if reg.case(case).is_some_and(|c| c.session == s.key) => {
+                    let c = catalog
+                        .get("case")
+                        .and_then(|m| m.get(case))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    cases.push(json!({
+                        "key": case, "doc": id.to_string(), "writable": writable,
+                        "title": c.get("title").cloned().unwrap_or(json!(case)),
+                        "government": c.get("government").and_then(Value::as_str).map(gov),
+                        "presenters": reg.case(case).map(|c| c.presenters).unwrap_or_default(),
+                    }));
+                }
+                DocKey::Eval { case, evaluator }
+                    if reg.case(case).is_some_and(|c| c.session == s.key) =>
+                {
+                    evaluations.push(json!({ "case": case, "evaluator": evaluator, "doc": id.to_string(), "writable": writable }));
+                }
+                DocKey::Notes {
+                    session,
+                    participant,
+                } if *session == s.key => {
+                    layers.push(json!({ "participant": participant, "doc": id.to_string(), "writable": writable }));
+                }
+                DocKey::Triage { session } if *session == s.key => {
+                    triage = json!({ "doc": id.to_string(), "writable": writable });
+                }
+                _ => {}
+            }
+        }
+        // Everybody with a role in the session, shown as they consented.
+        let mut people = serde_json::Map::new();
+        for p in reg.participants() {
+            let roles: Vec<String> = reg
+                .roles_of(&p.key)
+                .into_iter()
+                .filter(|g| {
+                    (g.scope == "session" && g.name == s.key)
+                        || (g.scope == "series" && g.name == s.series)
+                })
+                .map(|g| g.role)
+                .collect();
+            if let Some(r) = roles.first() {
+                let mut d = display(&state, &s.series, &p.key, r);
+                d["roles"] = json!(roles);
+                people.insert(p.key.clone(), d);
+            }
+        }
+        let my_roles: Vec<String> = match &who {
+            Some(p) => reg
+                .roles_of(p)
+                .into_iter()
+                .filter(|g| {
+                    (g.scope == "session" && g.name == s.key)
+                        || (g.scope == "series" && (g.name == s.series || g.name == "*"))
+                })
+                .map(|g| g.role)
+                .collect(),
+            None => vec!["organizer".into()],
+        };
+        out.push(json!({
+            "key": s.key, "series": s.series, "title": s.title, "phase": s.phase,
+            "facilitator": s.facilitator,
+            "date": meta.get("date"), "no": meta.get("no"), "agenda": meta.get("agenda").cloned().unwrap_or(json!([])),
+            "scheduled": meta.get("scheduled"),
+            "my_roles": my_roles, "cases": cases, "evaluations": evaluations, "layers": layers,
+            "triage": triage, "people": people,
+        }));
+    }
+    out.sort_by_key(|s| (s["no"].as_u64(), s["key"].to_string()));
+    Ok(Json(json!({ "participant": who, "sessions": out })).into_response())
+}
+
+async fn presence(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &headers, &uri)?;
+    let reg = &state.hub.registry;
+    let Some(session) = reg.session(&key) else {
+        return Err(api_err(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such session",
+        ));
+    };
+    if let Some(p) = &who {
+        if !reg.may_follow_session(p, &key) {
+            return Err(api_err(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such session",
+            ));
+        }
+    }
+    let here: Vec<Value> = state
+        .hub
+        .present_in(&key)
+        .into_iter()
+        .map(|p| {
+            let roles: Vec<String> = reg
+                .roles_of(&p)
+                .into_iter()
+                .filter(|g| {
+                    (g.scope == "session" && g.name == key)
+                        || (g.scope == "series" && g.name == session.series)
+                })
+                .map(|g| g.role)
+                .collect();
+            let role = roles.first().cloned().unwrap_or_default();
+            display(&state, &session.series, &p, &role)
+        })
+        .collect();
+    Ok(Json(json!({ "session": key, "here": here })).into_response())
+}

@@ -1,0 +1,720 @@
+// Toron's debate-hall client. Documents sync with the official automerge-repo client over
+// the server's WebSocket; HTTP is used only for the API (who am I, my sessions, presence,
+// history, timeline, report). No framework: plain DOM, re-rendered from state on change.
+
+import { Repo, initializeBase64Wasm, Automerge as A } from "@automerge/automerge-repo/slim";
+import { automergeWasmBase64 } from "@automerge/automerge/automerge.wasm.base64";
+import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { t, lang, setLang } from "./i18n.js";
+import { locate, cpLength, cpSlice } from "./anchor.js";
+
+const $ = (sel) => document.querySelector(sel);
+const esc = (s) =>
+  String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const SECTIONS = ["background", "method", "results", "challenges"];
+const ANNOTATING = ["organizer", "facilitator", "presenter", "evaluator", "activist", "official", "scribe"];
+const KINDS = ["comment", "question", "highlight", "strength", "gap", "lesson"];
+
+const state = {
+  token: null,
+  me: null,
+  sessions: [],
+  repo: null,
+  adapter: null,
+  handles: new Map(), // doc id → DocHandle
+  focus: null, // annotation id highlighted
+  saving: null, // { doc, heads, status }
+};
+window.toron = state; // for the end-to-end tests and the curious
+
+// ---- token and API --------------------------------------------------------------------------
+
+function readToken() {
+  const m = location.hash.match(/^#\/join\/([^/?#]+)/);
+  if (m) {
+    localStorage.setItem("toron.token", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + "#/");
+  }
+  return localStorage.getItem("toron.token");
+}
+
+async function api(path) {
+  const r = await fetch(path, { headers: state.token ? { Authorization: `Bearer ${state.token}` } : {} });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body?.error?.message || `${r.status}`);
+  return body;
+}
+
+// ---- documents -----------------------------------------------------------------------------
+
+async function handle(id) {
+  if (state.handles.has(id)) return state.handles.get(id);
+  const p = state.repo.find(`automerge:${id}`).then((h) => {
+    h.on("change", () => scheduleRender());
+    return h;
+  });
+  state.handles.set(id, p);
+  try {
+    return await p;
+  } catch (e) {
+    state.handles.delete(id);
+    throw e;
+  }
+}
+
+async function docOf(id) {
+  try {
+    return (await handle(id)).doc();
+  } catch {
+    return null;
+  }
+}
+
+function session(key) {
+  return state.sessions.find((s) => s.key === key);
+}
+
+function person(s, key) {
+  const p = s?.people?.[key];
+  if (!p) return esc(key);
+  const role = lang() === "en" ? p.role_en : p.role_ko;
+  return p.shown ? `${esc(p.shown)} · ${esc(role)}` : esc(role);
+}
+
+function mayAnnotate(s) {
+  const mine = s.layers.find((l) => l.participant === state.me && l.writable);
+  return !!mine && s.my_roles.some((r) => ANNOTATING.includes(r));
+}
+
+/// Every annotation of the session (from every layer this participant may read), with the
+/// reactions and triage statuses that refer to them.
+async function gather(s) {
+  const anns = [];
+  const agrees = new Map();
+  for (const l of s.layers) {
+    const d = await docOf(l.doc);
+    if (!d) continue;
+    for (const [id, a] of Object.entries(d.annotations || {})) {
+      anns.push({ ...a, id: a.id || id, layer: l.participant });
+    }
+    for (const [target, r] of Object.entries(d.reactions || {})) {
+      if (!r) continue;
+      agrees.set(target, (agrees.get(target) || 0) + 1);
+    }
+  }
+  let items = {};
+  if (s.triage) items = (await docOf(s.triage.doc))?.items || {};
+  for (const a of anns) {
+    a.agree = agrees.get(a.id) || 0;
+    a.status = items[a.id]?.status || (a.withdrawn ? "withdrawn" : "open");
+  }
+  anns.sort((x, y) => String(x.created_at).localeCompare(String(y.created_at)));
+  return anns;
+}
+
+// ---- writing -------------------------------------------------------------------------------
+
+function nowKst() {
+  const d = new Date(Date.now() + 9 * 3600 * 1000);
+  return d.toISOString().replace(/\.\d+Z$/, "+09:00");
+}
+
+function uuid() {
+  return crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
+}
+
+async function myLayer(s) {
+  const l = s.layers.find((x) => x.participant === state.me && x.writable);
+  if (!l) throw new Error(t("cannotAnnotate"));
+  return { l, h: await handle(l.doc) };
+}
+
+function ensureLayer(d, s) {
+  if (!d.schema) {
+    d.schema = "notes/1";
+    d.session = s.key;
+    d.owner = state.me;
+  }
+  if (!d.annotations) d.annotations = {};
+  if (!d.reactions) d.reactions = {};
+}
+
+/// Watches the server's log until it holds the layer's newest change: then it is safe.
+async function confirmSaved(docId, h) {
+  const heads = A.getHeads(h.doc());
+  state.saving = { doc: docId, status: "saving" };
+  renderSaving();
+  for (let i = 0; i < 50; i++) {
+    try {
+      const ev = await api(`/api/v1/documents/${docId}/events?limit=1000`);
+      const hashes = new Set(ev.events.map((e) => e.hash));
+      if (heads.every((x) => hashes.has(x))) {
+        state.saving = { doc: docId, status: "saved" };
+        renderSaving();
+        return;
+      }
+    } catch {
+      /* offline: keep trying */
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function renderSaving() {
+  const el = $("#saving");
+  if (!el || !state.saving) return;
+  el.className = state.saving.status;
+  el.textContent = state.saving.status === "saved" ? t("saved") : t("saving");
+}
+
+async function annotate(s, form) {
+  const { l, h } = await myLayer(s);
+  const caseKey = form.dataset.case;
+  const path = form.dataset.path.split(".");
+  const start = Number(form.dataset.start);
+  const end = Number(form.dataset.end);
+  const caseDoc = s.cases.find((c) => c.key === caseKey);
+  const target = (await handle(caseDoc.doc)).doc();
+  const text = path.reduce((o, k) => o?.[k], target) || "";
+  const exact = cpSlice(text, start, end);
+  const a = {
+    id: uuid(),
+    session: s.key,
+    kind: form.kind.value,
+    author: state.me,
+    author_role: s.my_roles.find((r) => ANNOTATING.includes(r)) || s.my_roles[0],
+    created_at: nowKst(),
+    capture: "live_app",
+    visibility: "session",
+    source: { kind: "live" },
+    subject_cases: [caseKey],
+    target: {
+      type: "text_range",
+      doc: `case:${caseKey}`,
+      path,
+      quote: { exact, prefix: cpSlice(text, Math.max(0, start - 16), start), suffix: cpSlice(text, end, end + 16) },
+      position: { start, end },
+      heads: A.getHeads(target),
+    },
+  };
+  try {
+    const len = cpLength(text);
+    const cs = A.getCursor(target, path, start);
+    if (end < len) a.target.cursor = { start: cs, end: A.getCursor(target, path, end) };
+  } catch {
+    /* the quote carries the anchor */
+  }
+  if (form.body.value.trim()) a.body = form.body.value.trim();
+  const deps = form.departments?.value.trim();
+  if (deps && (a.kind === "gap" || a.kind === "lesson")) a.departments = deps.split(/[,\s]+/).filter(Boolean);
+  h.change((d) => {
+    ensureLayer(d, s);
+    d.annotations[a.id] = a;
+  });
+  state.focus = a.id;
+  announce(t("annotationAdded"));
+  confirmSaved(l.doc, h);
+  return a.id;
+}
+
+async function reply(s, parent, body) {
+  const { l, h } = await myLayer(s);
+  const role = s.my_roles.find((r) => ANNOTATING.includes(r)) || s.my_roles[0];
+  const a = {
+    id: uuid(),
+    session: s.key,
+    kind: role === "presenter" ? "answer" : "reply",
+    author: state.me,
+    author_role: role,
+    created_at: nowKst(),
+    parent: parent.id,
+    root: parent.root || parent.id,
+    body,
+    capture: "live_app",
+    visibility: "session",
+    source: { kind: "live" },
+  };
+  h.change((d) => {
+    ensureLayer(d, s);
+    d.annotations[a.id] = a;
+  });
+  confirmSaved(l.doc, h);
+}
+
+async function agree(s, ann) {
+  const { l, h } = await myLayer(s);
+  h.change((d) => {
+    ensureLayer(d, s);
+    if (d.reactions[ann.id]) delete d.reactions[ann.id];
+    else d.reactions[ann.id] = { kind: "agree", at: nowKst() };
+  });
+  confirmSaved(l.doc, h);
+}
+
+async function setStatus(s, ann, status) {
+  const h = await handle(s.triage.doc);
+  const entry = { status, by: state.me, at: nowKst() };
+  h.change((d) => {
+    if (!d.schema) d.schema = "triage/1";
+    if (!d.items) d.items = {};
+    if (!d.items[ann.id]) d.items[ann.id] = { history: [] };
+    const item = d.items[ann.id];
+    item.status = status;
+    item.by = state.me;
+    item.at = entry.at;
+    if (!item.history) item.history = [];
+    item.history.push(entry);
+  });
+  announce(`${t("status")}: ${t(status)}`);
+}
+
+// ---- views ---------------------------------------------------------------------------------
+
+function announce(msg) {
+  $("#announce").textContent = msg;
+}
+
+function tabs(s, current) {
+  const items = [
+    ["cases", `#/s/${s.key}`, t("cases")],
+    ["queue", `#/s/${s.key}/queue`, t("queue")],
+    ["people", `#/s/${s.key}/people`, t("people")],
+    ["replay", `#/s/${s.key}/replay`, t("replay")],
+  ];
+  if (s.my_roles.includes("organizer")) items.push(["report", `#/report/${s.key}`, t("report")]);
+  return `<nav class="tabs" aria-label="${esc(t("sessionMenu"))}">${items
+    .map(([k, href, label]) => `<a href="${href}" ${k === current ? 'aria-current="page"' : ""}>${esc(label)}</a>`)
+    .join("")}</nav>`;
+}
+
+function viewJoin(error) {
+  return `<h1>${esc(t("join"))}</h1>
+  <form id="join" class="card">
+    <label for="tok">${esc(t("inviteLabel"))}</label>
+    <input id="tok" name="tok" style="width:100%" autocomplete="off" required>
+    <p><button class="primary" type="submit">${esc(t("enter"))}</button></p>
+    ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ""}
+  </form>`;
+}
+
+function viewSessions() {
+  if (!state.sessions.length) return `<h1>${esc(t("sessions"))}</h1><p>${esc(t("noSessions"))}</p>`;
+  return `<h1>${esc(t("sessions"))}</h1><div class="cards">${state.sessions
+    .map(
+      (s) => `<a class="card" href="#/s/${esc(s.key)}" style="text-decoration:none;color:inherit">
+      <strong>${esc(s.title || s.key)}</strong>
+      <div class="muted">${esc(s.date || "")} · ${esc(t(s.phase))} · ${esc(s.my_roles.map((r) => t(r)).join(", "))}</div>
+      <div class="muted">${esc(s.cases.length)} ${esc(t("casesCount"))}</div></a>`,
+    )
+    .join("")}</div>`;
+}
+
+function viewCases(s) {
+  return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "cases")}
+  <div class="cards">${s.cases
+    .map(
+      (c) => `<a class="card" href="#/s/${esc(s.key)}/c/${esc(c.key)}" style="text-decoration:none;color:inherit">
+      <strong>${esc(c.title)}</strong><div class="muted">${esc(c.government || "")} · ${esc(c.key)}</div></a>`,
+    )
+    .join("")}</div>`;
+}
+
+/// A section's text with the annotations that anchor into it highlighted.
+function highlighted(text, anns) {
+  const n = cpLength(text);
+  const cover = Array.from({ length: n }, () => []);
+  for (const a of anns) {
+    const r = a.range;
+    if (!r) continue;
+    for (let i = r.start; i < Math.min(r.end, n); i++) cover[i].push(a.id);
+  }
+  const cps = Array.from(text);
+  let out = "";
+  let i = 0;
+  while (i < n) {
+    const ids = cover[i].join(" ");
+    let j = i;
+    while (j < n && cover[j].join(" ") === ids) j++;
+    const chunk = esc(cps.slice(i, j).join(""));
+    if (ids) {
+      const focus = cover[i].includes(state.focus) ? " focus" : "";
+      out += `<mark class="${cover[i].length > 1 ? "many" : ""}${focus}" data-ids="${esc(ids)}">${chunk}</mark>`;
+    } else out += chunk;
+    i = j;
+  }
+  return out;
+}
+
+function annotationCard(s, a, all, canWrite, canTriage) {
+  // Imported replies name their parent by its short code (ref), live ones by id.
+  const replies = all.filter((x) => x.parent && (x.parent === a.id || x.parent === a.ref));
+  const q = a.target?.quote?.exact;
+  return `<article class="card ann ${esc(a.kind)}" data-ann="${esc(a.id)}" aria-label="${esc(t(a.kind))}">
+    <div><span class="kind">${esc(t(a.kind))}</span> <span class="meta">${person(s, a.author)} · ${esc(
+      String(a.created_at || "").slice(11, 16),
+    )}</span> ${a.status !== "open" ? `<span class="status">${esc(t(a.status))}</span>` : ""}
+    ${a.orphaned ? `<span class="status" style="background:#fdecea;color:#b71c1c">${esc(t("orphaned"))}</span>` : ""}</div>
+    ${q ? `<div class="quote">${esc(q)}</div>` : ""}
+    ${a.body ? `<div class="body">${esc(a.body)}</div>` : ""}
+    <div class="meta">${esc(t("agree"))} ${a.agree}${(a.departments || []).length ? ` · ${esc(a.departments.join(", "))}` : ""}</div>
+    ${replies
+      .map((r) => `<div class="reply"><span class="kind">${esc(t(r.kind))}</span> <span class="meta">${person(s, r.author)}</span> ${esc(r.body || "")}</div>`)
+      .join("")}
+    ${
+      canWrite
+        ? `<p><button type="button" data-act="agree" data-id="${esc(a.id)}">${esc(t("agree"))}</button>
+       <button type="button" data-act="reply" data-id="${esc(a.id)}">${esc(t("reply"))}</button></p>`
+        : ""
+    }
+    ${
+      canTriage && !a.parent
+        ? `<p>${["answered", "accepted", "noted", "deferred"]
+            .map((st) => `<button type="button" data-act="status" data-status="${st}" data-id="${esc(a.id)}">${esc(t(st))}</button>`)
+            .join(" ")}</p>`
+        : ""
+    }
+  </article>`;
+}
+
+async function viewCase(s, caseKey) {
+  const c = s.cases.find((x) => x.key === caseKey);
+  if (!c) return `<p class="error">${esc(t("notFound"))}</p>`;
+  const doc = await docOf(c.doc);
+  const all = await gather(s);
+  const mine = all.filter((a) => a.target?.doc === `case:${caseKey}` || (!a.target && a.parent));
+  const roots = all.filter((a) => a.target?.doc === `case:${caseKey}` && !a.parent);
+  const canWrite = mayAnnotate(s);
+  const canTriage = !!s.triage?.writable;
+  let body = "";
+  for (const sec of SECTIONS) {
+    const text = doc?.sections?.[sec];
+    if (typeof text !== "string") continue;
+    const here = roots.filter((a) => (a.target.path || []).join(".") === `sections.${sec}`);
+    for (const a of here) {
+      a.range = locate(text, a.target.quote, a.target.position);
+      a.orphaned = !a.range;
+    }
+    body += `<h2 id="sec-${sec}">${esc(t(sec))}</h2>
+      <div class="section-text" data-case="${esc(caseKey)}" data-path="sections.${sec}" tabindex="0"
+        aria-label="${esc(t(sec))}">${highlighted(text, here)}</div>`;
+  }
+  const evals = s.evaluations.filter((e) => e.case === caseKey);
+  let evalHtml = "";
+  for (const e of evals) {
+    const d = await docOf(e.doc);
+    if (!d) continue;
+    const crit = Object.entries(d.criteria || {})
+      .map(([k, v]) => `<li><strong>${esc(k)}</strong>: ${esc(v?.score ?? "N/A")} — ${esc(v?.text || "")}</li>`)
+      .join("");
+    evalHtml += `<details class="card"><summary>${esc(t("evaluation"))} — ${person(s, e.evaluator)}</summary>
+      <ul>${crit}</ul><p><strong>${esc(t("gapsText"))}</strong> ${esc(d.gaps || "")}</p>
+      <p><strong>${esc(t("overall"))}</strong> ${esc(d.overall || "")}</p></details>`;
+  }
+  const orphans = roots.filter((a) => a.orphaned);
+  return `<h1>${esc(c.title)}</h1>${tabs(s, "cases")}
+    <p class="muted">${esc(c.government || "")} · ${esc(caseKey)}</p>
+    <div class="layout">
+      <section aria-label="${esc(t("caseText"))}">
+        ${canWrite ? `<p class="muted">${esc(t("selectHint"))} <button type="button" id="annotate-selection">${esc(t("annotateSelection"))}</button></p>` : `<p class="muted">${esc(t("readOnly"))}</p>`}
+        <div id="composer"></div>
+        ${body}
+        <h2>${esc(t("evaluations"))}</h2>${evalHtml || `<p class="muted">—</p>`}
+      </section>
+      <aside aria-label="${esc(t("annotations"))}">
+        <h2>${esc(t("annotations"))} (${roots.length}) <span id="saving" aria-live="polite"></span></h2>
+        ${roots.map((a) => annotationCard(s, a, mine, canWrite, canTriage)).join("")}
+        ${orphans.length ? `<p class="muted">${esc(t("orphanNote"))}</p>` : ""}
+      </aside>
+    </div>`;
+}
+
+async function viewQueue(s) {
+  const all = await gather(s);
+  const questions = all
+    .filter((a) => a.kind === "question" && !a.parent && a.status !== "withdrawn")
+    .sort((x, y) => y.agree - x.agree || String(x.created_at).localeCompare(String(y.created_at)));
+  const canTriage = !!s.triage?.writable;
+  return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "queue")}
+    <h2>${esc(t("questionQueue"))}</h2>
+    <ol class="queue">${questions
+      .map((q) => `<li>${annotationCard(s, q, all, mayAnnotate(s), canTriage)}</li>`)
+      .join("")}</ol>${questions.length ? "" : `<p class="muted">—</p>`}`;
+}
+
+async function viewPeople(s) {
+  let here = [];
+  try {
+    here = (await api(`/api/v1/sessions/${s.key}/presence`)).here;
+  } catch (e) {
+    return `<p class="error">${esc(e.message)}</p>`;
+  }
+  return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "people")}
+    <h2>${esc(t("hereNow"))} (${here.length})</h2>
+    <ul class="presence">${here
+      .map((p) => `<li>${esc(p.shown || "")} <span class="muted">${esc(lang() === "en" ? p.role_en : p.role_ko)}</span></li>`)
+      .join("")}</ul>`;
+}
+
+const replayState = { session: null, entries: [], at: null };
+
+async function viewReplay(s) {
+  if (replayState.session !== s.key) {
+    const tl = await api(`/api/v1/sessions/${s.key}/timeline?limit=5000`);
+    replayState.entries = tl.entries;
+    replayState.session = s.key;
+    replayState.at = null;
+  }
+  const times = replayState.entries.map((e) => e.occurred_ms ?? e.time_ms);
+  if (!times.length) return `<h1>${esc(s.title)}</h1>${tabs(s, "replay")}<p class="muted">—</p>`;
+  const min = Math.min(...times);
+  const max = Math.max(...times);
+  const at = replayState.at ?? max;
+  const markers = (s.agenda || [])
+    .filter((a) => a.start)
+    .map((a) => {
+      const ms = Date.parse(a.start);
+      const pct = max > min ? ((ms - min) / (max - min)) * 100 : 0;
+      return pct >= 0 && pct <= 100 ? `<span style="left:${pct}%">${esc(a.title_ko || a.key)}</span>` : "";
+    })
+    .join("");
+  const c = s.cases[0];
+  let content = "";
+  if (c) {
+    const caseState = await api(`/api/v1/documents/${c.doc}/state?at=${at}&clock=happened`).catch(() => null);
+    const anns = [];
+    for (const l of s.layers) {
+      const st = await api(`/api/v1/documents/${l.doc}/state?at=${at}&clock=happened`).catch(() => null);
+      for (const [id, a] of Object.entries(st?.state?.annotations || {})) anns.push({ ...a, id: a.id || id });
+    }
+    const onCase = anns.filter((a) => a.target?.doc === `case:${c.key}` && !a.parent);
+    let secs = "";
+    for (const sec of SECTIONS) {
+      const text = caseState?.state?.sections?.[sec];
+      if (typeof text !== "string") continue;
+      const here = onCase.filter((a) => (a.target.path || []).join(".") === `sections.${sec}`);
+      for (const a of here) a.range = locate(text, a.target.quote, a.target.position);
+      secs += `<h2>${esc(t(sec))}</h2><div class="section-text">${highlighted(text, here)}</div>`;
+    }
+    content = `<h2>${esc(c.title)}</h2>
+      <p id="replay-count" aria-live="polite">${esc(t("visibleAnnotations"))}: <strong>${onCase.length}</strong></p>
+      <ul>${onCase.map((a) => `<li data-ann="${esc(a.id)}"><span class="kind">${esc(t(a.kind))}</span> ${esc(a.body || a.target?.quote?.exact || "")}</li>`).join("")}</ul>${secs}`;
+  }
+  const when = new Date(at + 9 * 3600 * 1000).toISOString().replace("T", " ").slice(0, 19);
+  return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "replay")}
+    <div class="card replay">
+      <label for="slider">${esc(t("replayAt"))}: <output id="when">${esc(when)}</output></label>
+      <input id="slider" type="range" min="${min}" max="${max}" step="1000" value="${at}" aria-valuetext="${esc(when)}">
+      <div class="markers" aria-hidden="true">${markers}</div>
+    </div>${content}`;
+}
+
+function viewReport(key) {
+  return `<h1>${esc(t("report"))}</h1>
+    <iframe class="report" title="${esc(t("report"))}" src="/api/v1/reports/${encodeURIComponent(key)}?lang=${lang()}&token=${encodeURIComponent(state.token)}"></iframe>`;
+}
+
+// ---- rendering and events ------------------------------------------------------------------
+
+let renderQueued = false;
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    // Never re-render under an open form: the person is typing.
+    if (document.querySelector("form.annotate, form.reply-form")) return;
+    if (location.hash.includes("/replay")) return;
+    render();
+  });
+}
+
+async function render() {
+  $("#lang").textContent = lang() === "ko" ? "English" : "한국어";
+  document.documentElement.lang = lang();
+  const app = $("#app");
+  if (!state.token || !state.me) {
+    app.innerHTML = viewJoin();
+    return;
+  }
+  const h = location.hash || "#/";
+  let m;
+  let html;
+  try {
+    if ((m = h.match(/^#\/s\/([^/]+)\/c\/([^/]+)/))) html = await viewCase(session(decodeURIComponent(m[1])), decodeURIComponent(m[2]));
+    else if ((m = h.match(/^#\/s\/([^/]+)\/queue/))) html = await viewQueue(session(decodeURIComponent(m[1])));
+    else if ((m = h.match(/^#\/s\/([^/]+)\/people/))) html = await viewPeople(session(decodeURIComponent(m[1])));
+    else if ((m = h.match(/^#\/s\/([^/]+)\/replay/))) html = await viewReplay(session(decodeURIComponent(m[1])));
+    else if ((m = h.match(/^#\/s\/([^/]+)/))) html = viewCases(session(decodeURIComponent(m[1])));
+    else if ((m = h.match(/^#\/report\/([^/]+)/))) html = viewReport(decodeURIComponent(m[1]));
+    else html = viewSessions();
+  } catch (e) {
+    html = `<p class="error" role="alert">${esc(e.message)}</p>`;
+  }
+  app.innerHTML = html;
+  renderSaving();
+}
+
+/// Code point offsets of the current selection inside a section's text element.
+function selectionIn(el) {
+  const sel = window.getSelection();
+  if (!sel || sel.rangeCount === 0 || sel.isCollapsed) return null;
+  const r = sel.getRangeAt(0);
+  if (!el.contains(r.startContainer) || !el.contains(r.endContainer)) return null;
+  const before = document.createRange();
+  before.selectNodeContents(el);
+  before.setEnd(r.startContainer, r.startOffset);
+  const start = cpLength(before.toString());
+  const end = start + cpLength(r.toString());
+  return end > start ? { start, end } : null;
+}
+
+function openComposer(sectionEl, range) {
+  const text = sectionEl.textContent;
+  const quote = cpSlice(text, range.start, range.end);
+  $("#composer").innerHTML = `<form class="annotate" data-case="${esc(sectionEl.dataset.case)}" data-path="${esc(
+    sectionEl.dataset.path,
+  )}" data-start="${range.start}" data-end="${range.end}" aria-label="${esc(t("newAnnotation"))}">
+    <div class="quote">${esc(quote)}</div>
+    <label for="kind">${esc(t("kind"))}</label>
+    <select id="kind" name="kind">${KINDS.map((k) => `<option value="${k}">${esc(t(k))}</option>`).join("")}</select>
+    <label for="body">${esc(t("body"))}</label>
+    <textarea id="body" name="body"></textarea>
+    <label for="departments">${esc(t("departments"))}</label>
+    <input id="departments" name="departments" placeholder="DEP-…">
+    <p><button class="primary" type="submit">${esc(t("add"))}</button> <button type="button" data-act="cancel">${esc(t("cancel"))}</button></p>
+  </form>`;
+  $("#kind").focus();
+}
+
+document.addEventListener("click", async (ev) => {
+  const b = ev.target.closest("button");
+  if (!b) return;
+  const m = location.hash.match(/^#\/s\/([^/]+)/);
+  const s = m && session(decodeURIComponent(m[1]));
+  try {
+    if (b.id === "lang") {
+      setLang(lang() === "ko" ? "en" : "ko");
+      render();
+    } else if (b.id === "annotate-selection") {
+      for (const el of document.querySelectorAll(".section-text")) {
+        const r = selectionIn(el);
+        if (r) return openComposer(el, r);
+      }
+      announce(t("selectFirst"));
+    } else if (b.dataset.act === "cancel") {
+      $("#composer").innerHTML = "";
+      render();
+    } else if (b.dataset.act === "agree" && s) {
+      const all = await gather(s);
+      await agree(s, all.find((a) => a.id === b.dataset.id));
+    } else if (b.dataset.act === "status" && s) {
+      const all = await gather(s);
+      await setStatus(s, all.find((a) => a.id === b.dataset.id), b.dataset.status);
+    } else if (b.dataset.act === "reply" && s) {
+      const card = b.closest("article");
+      if (card.querySelector("form")) return;
+      const f = document.createElement("form");
+      f.className = "reply-form";
+      f.dataset.parent = b.dataset.id;
+      f.innerHTML = `<label>${esc(t("reply"))} <textarea name="body" required></textarea></label>
+        <button class="primary" type="submit">${esc(t("send"))}</button>`;
+      card.appendChild(f);
+      f.body.focus();
+    }
+  } catch (e) {
+    announce(e.message);
+    alert(e.message);
+  }
+});
+
+document.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = ev.target;
+  try {
+    if (f.id === "join") {
+      const v = f.tok.value.trim();
+      const m = v.match(/#\/join\/([^/?#]+)/);
+      state.token = m ? decodeURIComponent(m[1]) : v;
+      localStorage.setItem("toron.token", state.token);
+      await start();
+      return;
+    }
+    const m = location.hash.match(/^#\/s\/([^/]+)/);
+    const s = m && session(decodeURIComponent(m[1]));
+    if (f.classList.contains("annotate")) {
+      await annotate(s, f);
+      f.remove();
+      render();
+    } else if (f.classList.contains("reply-form")) {
+      const all = await gather(s);
+      await reply(s, all.find((a) => a.id === f.dataset.parent), f.body.value.trim());
+      f.remove();
+      render();
+    }
+  } catch (e) {
+    announce(e.message);
+    alert(e.message);
+  }
+});
+
+document.addEventListener("mouseup", () => {
+  const btn = $("#annotate-selection");
+  if (!btn) return;
+  for (const el of document.querySelectorAll(".section-text")) {
+    if (selectionIn(el)) btn.classList.add("primary");
+  }
+});
+
+document.addEventListener("input", (ev) => {
+  if (ev.target.id !== "slider") return;
+  replayState.at = Number(ev.target.value);
+  clearTimeout(replayState.timer);
+  replayState.timer = setTimeout(render, 150);
+});
+
+window.addEventListener("hashchange", () => {
+  state.focus = null;
+  render().then(() => $("#app").focus({ preventScroll: true }));
+});
+
+function watchNetwork() {
+  const el = $("#net");
+  const tick = () => {
+    const ws = state.adapter?.socket;
+    const up = navigator.onLine && ws && ws.readyState === 1;
+    el.textContent = up ? t("online") : t("offline");
+    el.className = up ? "net" : "net off";
+  };
+  tick();
+  setInterval(tick, 1000);
+  window.addEventListener("online", tick);
+  window.addEventListener("offline", tick);
+}
+
+async function start() {
+  try {
+    const me = await api("/api/v1/whoami");
+    state.me = me.participant || "open";
+    $("#who").textContent = me.name ? `${me.name}` : state.me;
+    state.sessions = (await api("/api/v1/me/sessions")).sessions;
+  } catch (e) {
+    state.me = null;
+    $("#app").innerHTML = viewJoin(e.message);
+    return;
+  }
+  if (!state.repo) {
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    state.adapter = new BrowserWebSocketClientAdapter(`${proto}://${location.host}/sync?token=${encodeURIComponent(state.token)}`);
+    state.repo = new Repo({ network: [state.adapter] });
+    watchNetwork();
+    setInterval(() => {
+      if (location.hash.includes("/people")) render();
+    }, 3000);
+  }
+  await render();
+}
+
+await initializeBase64Wasm(automergeWasmBase64);
+state.token = readToken();
+if (state.token) await start();
+else render();

@@ -1,0 +1,196 @@
+// End-to-end test of the web client in headless Chromium (playwright-core driving Debian's
+// chromium). Run by tests/tests/web_e2e.rs against a real server with the example bundle
+// imported and session S-LIB live. Every wait is bounded.
+//
+// Env: TORON_URL, TOKEN_ACTIVIST (P-KIM), TOKEN_EVALUATOR (P-PARK), TOKEN_CHAIR (P-MOON),
+// TOKEN_OBSERVER (P-OBS), SCREENSHOTS (a folder; optional), CHROMIUM (default /usr/bin/chromium).
+
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const URL = process.env.TORON_URL;
+const shots = process.env.SCREENSHOTS;
+if (shots) mkdirSync(shots, { recursive: true });
+const LIMIT = 10_000;
+const CASE = `${URL}/#/s/S-LIB/c/C-LIB-HB`;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const errors = [];
+
+async function person(token, viewport = { width: 1280, height: 900 }) {
+  const ctx = await browser.newContext({ viewport, locale: "ko-KR" });
+  const page = await ctx.newPage();
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${URL}/#/join/${token}`);
+  await page.waitForSelector(".cards, h1", { timeout: LIMIT });
+  return { ctx, page };
+}
+
+async function openCase(page) {
+  await page.goto(CASE);
+  await page.waitForSelector(".section-text[data-path='sections.results']", { timeout: LIMIT });
+}
+
+/// Selects `text` inside the section at `path` the way a person does with the mouse or the
+/// keyboard (a DOM selection), then uses the page's own controls to annotate it.
+async function selectAndAnnotate(page, path, text, kind, body, departments) {
+  await page.evaluate(
+    ([path, text]) => {
+      const el = document.querySelector(`.section-text[data-path='${path}']`);
+      const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+      let node;
+      while ((node = walker.nextNode())) {
+        const i = node.data.indexOf(text);
+        if (i >= 0) {
+          const r = document.createRange();
+          r.setStart(node, i);
+          r.setEnd(node, i + text.length);
+          const sel = window.getSelection();
+          sel.removeAllRanges();
+          sel.addRange(r);
+          return;
+        }
+      }
+      throw new Error(`"${text}" is not in ${path}`);
+    },
+    [path, text],
+  );
+  await page.click("#annotate-selection");
+  await page.waitForSelector("form.annotate", { timeout: LIMIT });
+  await page.selectOption("#kind", kind);
+  await page.fill("#body", body);
+  if (departments) await page.fill("#departments", departments);
+  const submitted = Date.now();
+  await page.click("form.annotate button[type=submit]");
+  return submitted;
+}
+
+function card(page, body) {
+  return page.locator("article.ann", { hasText: body });
+}
+
+try {
+  const activist = await person(process.env.TOKEN_ACTIVIST);
+  const evaluator = await person(process.env.TOKEN_EVALUATOR);
+  const chair = await person(process.env.TOKEN_CHAIR);
+  const observer = await person(process.env.TOKEN_OBSERVER);
+  await activist.page.locator("#net:not(.off)").waitFor({ timeout: LIMIT });
+  if (shots) await activist.page.screenshot({ path: join(shots, "web-sessions-desktop.png") });
+  await openCase(activist.page);
+  await openCase(evaluator.page);
+
+  // 1. The activist adds a gap; the evaluator sees it within a second, with author and role.
+  const gap = "통합 회원이 늘어도 저녁 이용은 그대로입니다";
+  const t0 = await selectAndAnnotate(activist.page, "sections.results", "상호대차 건수는 월 1,900건", "gap", gap, "DEP-CULT");
+  await card(evaluator.page, gap).waitFor({ timeout: 1000 });
+  const seenAfter = Date.now() - t0;
+  assert.ok(seenAfter <= 1000, `seen after ${seenAfter} ms`);
+  const meta = await card(evaluator.page, gap).locator(".meta").first().innerText();
+  assert.match(meta, /한빛 책읽는 주민모임/);
+  assert.match(meta, /활동가/);
+  assert.equal(await card(evaluator.page, gap).locator(".kind").first().innerText(), "부족한 점");
+  // …highlighted in the text for both, and safe on the server for the author.
+  await evaluator.page.locator(".section-text[data-path='sections.results'] mark", { hasText: "1,900건" }).waitFor({ timeout: LIMIT });
+  await activist.page.locator("#saving.saved").waitFor({ timeout: LIMIT });
+  console.log(`gap seen by the evaluator after ${seenAfter} ms`);
+
+  // 2. A question; the chair marks it answered in the queue; the asker sees the status.
+  const question = "저녁 운영을 위한 인력 계획이 있습니까?";
+  await selectAndAnnotate(activist.page, "sections.challenges", "예산이 해마다 공모사업에 좌우된다", "question", question);
+  await card(activist.page, question).waitFor({ timeout: LIMIT });
+  await chair.page.goto(`${URL}/#/s/S-LIB/queue`);
+  const inQueue = card(chair.page, question);
+  await inQueue.waitFor({ timeout: LIMIT });
+  await inQueue.locator("button[data-status=answered]").click();
+  await card(activist.page, question).locator(".status", { hasText: "답변됨" }).waitFor({ timeout: LIMIT });
+  console.log("the asker sees the chair's answered status");
+  if (shots) await chair.page.screenshot({ path: join(shots, "web-queue-desktop.png") });
+
+  // 3. The evaluator agrees and replies; the activist sees both.
+  await card(evaluator.page, gap).locator("button[data-act=agree]").click();
+  await card(activist.page, gap).locator(".meta", { hasText: "공감 1" }).waitFor({ timeout: LIMIT });
+  await card(evaluator.page, gap).locator("button[data-act=reply]").click();
+  await evaluator.page.fill("form.reply-form textarea", "동의합니다. 순회 사서가 필요합니다.");
+  await evaluator.page.click("form.reply-form button[type=submit]");
+  await card(activist.page, gap).locator(".reply", { hasText: "순회 사서가 필요합니다" }).waitFor({ timeout: LIMIT });
+  if (shots) {
+    await activist.page.evaluate(() => window.scrollTo(0, 0));
+    await activist.page.screenshot({ path: join(shots, "web-case-desktop.png") });
+  }
+
+  // 4. The observer has no way to annotate, and a forged change from the page is refused.
+  await openCase(observer.page);
+  assert.equal(await observer.page.locator("#annotate-selection").count(), 0);
+  assert.equal(await observer.page.locator("button[data-act=agree], button[data-act=reply]").count(), 0);
+  const forged = await observer.page.evaluate(async () => {
+    const s = window.toron.sessions.find((x) => x.key === "S-LIB");
+    const layer = s.layers.find((l) => l.participant === "P-KIM");
+    const h = await window.toron.repo.find(`automerge:${layer.doc}`);
+    h.change((d) => {
+      d.annotations["forged-1"] = { kind: "comment", body: "위조된 주석", author: "P-KIM" };
+    });
+    return layer.doc;
+  });
+  // The server refuses it: it never reaches the others, and the log does not have it.
+  await activist.page.waitForTimeout(1500);
+  assert.equal(await card(activist.page, "위조된 주석").count(), 0);
+  const events = await activist.page.evaluate(async (doc) => {
+    const r = await fetch(`/api/v1/documents/${doc}/events?limit=1000`, {
+      headers: { Authorization: `Bearer ${localStorage.getItem("toron.token")}` },
+    });
+    return (await r.json()).events.map((e) => e.participant);
+  }, forged);
+  assert.ok(!events.includes("P-OBS"), "no change by the observer in the log");
+  console.log("the observer cannot annotate; the forged change was refused");
+
+  // 5. Presence: who is here, by role.
+  await activist.page.goto(`${URL}/#/s/S-LIB/people`);
+  await activist.page.locator(".presence li", { hasText: "평가자" }).first().waitFor({ timeout: LIMIT });
+
+  // 6. Replay: at the end everything is there; at an earlier moment the later ones are not.
+  await activist.page.goto(`${URL}/#/s/S-LIB/replay`);
+  await activist.page.waitForSelector("#slider", { timeout: LIMIT });
+  await activist.page.locator("#replay-count").waitFor({ timeout: LIMIT });
+  const all = Number(await activist.page.locator("#replay-count strong").innerText());
+  assert.ok((await activist.page.locator("li[data-ann]", { hasText: gap }).count()) === 1, "the gap at the end");
+  if (shots) await activist.page.screenshot({ path: join(shots, "web-replay-desktop.png") });
+  const earlier = await activist.page.evaluate(() => {
+    const s = document.querySelector("#slider");
+    // 16:20 on the day of the session (KST): after the first remarks, long before today's.
+    const v = Date.parse("2012-11-07T16:21:00+09:00");
+    s.value = String(v);
+    s.dispatchEvent(new Event("input", { bubbles: true }));
+    return v;
+  });
+  await activist.page.waitForFunction(
+    (all) => Number(document.querySelector("#replay-count strong")?.innerText) < all,
+    all,
+    { timeout: LIMIT },
+  );
+  const then = Number(await activist.page.locator("#replay-count strong").innerText());
+  assert.equal(await activist.page.locator("li[data-ann]", { hasText: gap }).count(), 0, "the later gap is hidden");
+  assert.ok(then >= 1 && then < all, `${then} of ${all} at ${earlier}`);
+  console.log(`replay: ${all} annotations at the end, ${then} at 16:21`);
+
+  // 7. A phone-sized screen, and the English switch.
+  const phone = await person(process.env.TOKEN_ACTIVIST, { width: 390, height: 844 });
+  await openCase(phone.page);
+  await phone.page.locator("#net:not(.off)").waitFor({ timeout: LIMIT });
+  const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 400, `no sideways scrolling on a phone (${width}px)`);
+  if (shots) await phone.page.screenshot({ path: join(shots, "web-case-phone.png") });
+  await phone.page.click("#lang");
+  await phone.page.locator("h2", { hasText: "Annotations" }).waitFor({ timeout: LIMIT });
+  await phone.page.click("#lang");
+
+  assert.deepEqual(errors, [], "no script errors in the pages");
+  console.log("web e2e: ok");
+} finally {
+  await browser.close();
+}
