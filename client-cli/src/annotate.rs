@@ -260,17 +260,9 @@ pub fn triage_entry(
     note: Option<&str>,
     finding: Option<&str>,
 ) -> anyhow::Result<Value> {
-    const STATUSES: [&str; 7] = [
-        "open",
-        "answered",
-        "accepted",
-        "merged",
-        "noted",
-        "deferred",
-        "withdrawn",
-    ];
-    if !STATUSES.contains(&status) {
-        bail!("status is one of {}", STATUSES.join(", "));
+    let statuses = toron_protocol::schema::TRIAGE_STATUSES;
+    if !statuses.contains(&status) {
+        bail!("status is one of {}", statuses.join(", "));
     }
     let mut v = json!({ "status": status, "by": by, "at": now_kst() });
     if let Some(n) = note {

@@ -665,6 +665,13 @@ impl Bundle {
                 ))
             }
         };
+        // Every item of a list must name something the bundle defines.
+        let each = |place: String, what: &str, items: &[String], set: &BTreeSet<&str>| {
+            items
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, k)| check(format!("{place}[{i}]"), what, k, set))
+        };
         if self.series.evaluation_template != self.evaluation_template.key {
             return Err(err(
                 "series.evaluation_template",
@@ -754,9 +761,7 @@ impl Bundle {
             if s.phase.parse::<crate::policy::Phase>().is_err() {
                 return Err(err(at("phase"), format!("unknown phase `{}`", s.phase)));
             }
-            for (i, g) in s.governments.iter().enumerate() {
-                check(at(&format!("governments[{i}]")), "government", g, &govs)?;
-            }
+            each(at("governments"), "government", &s.governments, &govs)?;
             let agenda = unique(&at("agenda"), s.agenda.iter().map(|a| a.key.as_str()))?;
             for (i, r) in s.roles.iter().enumerate() {
                 check(
@@ -775,20 +780,14 @@ impl Bundle {
             for (ci, c) in s.cases.iter().enumerate() {
                 let at = |rest: &str| at(&format!("cases[{ci}].{rest}"));
                 check(at("government"), "government", &c.government, &govs)?;
-                for (i, p) in c.presenters.iter().enumerate() {
-                    check(at(&format!("presenters[{i}]")), "participant", p, &people)?;
-                }
-                for (i, p) in c.pledges.iter().enumerate() {
-                    check(at(&format!("pledges[{i}]")), "pledge", p, &pledges)?;
-                }
-                for (i, d) in c.responsible_departments.iter().enumerate() {
-                    check(
-                        at(&format!("responsible_departments[{i}]")),
-                        "department",
-                        d,
-                        &deps,
-                    )?;
-                }
+                each(at("presenters"), "participant", &c.presenters, &people)?;
+                each(at("pledges"), "pledge", &c.pledges, &pledges)?;
+                each(
+                    at("responsible_departments"),
+                    "department",
+                    &c.responsible_departments,
+                    &deps,
+                )?;
             }
             let session_cases: BTreeSet<&str> = s.cases.iter().map(|c| c.key.as_str()).collect();
             // One form per (case, evaluator).
@@ -854,15 +853,9 @@ impl Bundle {
                 if let Some(r) = &a.recorded_by {
                     check(at(".recorded_by"), "participant", r, &people)?;
                 }
-                for (i, c) in a.subject_cases.iter().enumerate() {
-                    check(at(&format!(".subject_cases[{i}]")), "case", c, &all_cases)?;
-                }
-                for (i, d) in a.departments.iter().enumerate() {
-                    check(at(&format!(".departments[{i}]")), "department", d, &deps)?;
-                }
-                for (i, f) in a.related_fields.iter().enumerate() {
-                    check(at(&format!(".related_fields[{i}]")), "field", f, &fields)?;
-                }
+                each(at(".subject_cases"), "case", &a.subject_cases, &all_cases)?;
+                each(at(".departments"), "department", &a.departments, &deps)?;
+                each(at(".related_fields"), "field", &a.related_fields, &fields)?;
                 if let Some(g) = &a.source_government {
                     check(at(".source_government"), "government", g, &govs)?;
                 }
@@ -1001,23 +994,15 @@ impl Bundle {
         }
         for (i, f) in self.findings.iter().enumerate() {
             let at = |rest: &str| format!("findings[{i}].{rest}");
-            for (j, x) in f.fields.iter().enumerate() {
-                check(at(&format!("fields[{j}]")), "field", x, &fields)?;
-            }
-            for (j, d) in f.departments.iter().enumerate() {
-                check(at(&format!("departments[{j}]")), "department", d, &deps)?;
-            }
-            for (j, p) in f.pledges.iter().enumerate() {
-                check(at(&format!("pledges[{j}]")), "pledge", p, &pledges)?;
-            }
-            for (j, r) in f.related_findings.iter().enumerate() {
-                check(
-                    at(&format!("related_findings[{j}]")),
-                    "finding",
-                    r,
-                    &findings,
-                )?;
-            }
+            each(at("fields"), "field", &f.fields, &fields)?;
+            each(at("departments"), "department", &f.departments, &deps)?;
+            each(at("pledges"), "pledge", &f.pledges, &pledges)?;
+            each(
+                at("related_findings"),
+                "finding",
+                &f.related_findings,
+                &findings,
+            )?;
             if let Some(c) = &f.case {
                 check(at("case"), "case", c, &all_cases)?;
             }

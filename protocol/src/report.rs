@@ -121,8 +121,9 @@ pub fn case_scores(b: &Bundle, evaluations: &[&Evaluation], case: &str) -> CaseS
     }
 }
 
-fn role_label(lang: Lang, role: &str) -> String {
-    let (ko, en) = match role {
+/// A role (or a participant's kind) in Korean and English.
+pub fn role_words(role: &str) -> (&'static str, &'static str) {
+    match role {
         "organizer" => ("운영", "organizer"),
         "facilitator" => ("좌장", "chair"),
         "scribe" => ("기록", "scribe"),
@@ -134,8 +135,13 @@ fn role_label(lang: Lang, role: &str) -> String {
         "resident" => ("주민", "resident"),
         "department_reviewer" => ("부서 검토자", "department reviewer"),
         "observer" => ("방청", "observer"),
-        other => (other, other),
-    };
+        "importer" => ("가져오기", "import"),
+        _ => ("참여자", "participant"),
+    }
+}
+
+fn role_label(lang: Lang, role: &str) -> String {
+    let (ko, en) = role_words(role);
     t(lang, ko, en)
 }
 

@@ -72,26 +72,10 @@ fn caller(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Option<Str
     Ok(authenticate(state, headers, uri.query())?)
 }
 
-fn role_label(role: &str) -> (&'static str, &'static str) {
-    match role {
-        "organizer" => ("운영", "organizer"),
-        "facilitator" => ("좌장", "chair"),
-        "scribe" => ("기록", "scribe"),
-        "presenter" => ("발표자", "presenter"),
-        "evaluator" => ("평가자", "evaluator"),
-        "activist" => ("활동가", "activist"),
-        "official" => ("공무원", "official"),
-        "department_reviewer" => ("부서 검토자", "department reviewer"),
-        "observer" => ("방청", "observer"),
-        "importer" => ("가져오기", "import"),
-        _ => ("참여자", "participant"),
-    }
-}
-
 /// How a participant may be shown (their attribution choice), in a role.
 fn display(state: &AppState, series: &str, participant: &str, role: &str) -> Value {
     let reg = &state.hub.registry;
-    let (ko, en) = role_label(role);
+    let (ko, en) = toron_protocol::report::role_words(role);
     let profile = reg
         .catalog()
         .get(&crate::import_api::scoped("participant", series))
