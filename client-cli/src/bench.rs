@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ChangeHash, ROOT};
+use automerge::{AutoCommit, ChangeHash, ReadDoc, ROOT};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::time::{timeout_at, Instant};
@@ -32,6 +32,10 @@ pub struct BenchConfig {
     /// How long to keep receiving after the last edit.
     pub drain: Duration,
     pub server_pid: Option<u32>,
+    /// Only the first N clients of each document edit; the others follow it (None: all edit).
+    pub writers_per_doc: Option<usize>,
+    /// Edits type one character into a text instead of setting a key (the *typing* scenario).
+    pub text: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +55,8 @@ pub struct BenchReport {
     pub latency_ms_p95: f64,
     pub latency_ms_p99: f64,
     pub latency_ms_max: f64,
+    /// p99 of the edits made in the last minute of the run (documents are largest then).
+    pub latency_ms_p99_last_minute: f64,
     pub errors: u64,
     pub first_errors: Vec<String>,
     pub server_cpu_percent: Option<f64>,
@@ -63,6 +69,17 @@ pub struct BenchReport {
 struct Sent {
     at: Instant,
     receivers_left: usize,
+}
+
+/// What one client does.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    /// Makes edits (otherwise it only follows its document).
+    writes: bool,
+    /// Types into the document's text rather than setting its own key.
+    text: bool,
+    /// Edits sent from then on count for the last minute's p99.
+    last_minute: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +124,10 @@ pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
         cfg.clients >= 2 && cfg.docs >= 1 && cfg.clients >= 2 * cfg.docs,
         "need at least two clients per document"
     );
+    anyhow::ensure!(
+        cfg.writers_per_doc != Some(0),
+        "need at least one writer per document"
+    );
     let limit = Duration::from_secs(30);
 
     // 1. Connect everyone, create the documents, let the others find them.
@@ -130,6 +151,9 @@ pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
     for (d, conn) in conns.iter_mut().enumerate().take(cfg.docs) {
         let mut doc = AutoCommit::new();
         doc.put(ROOT, "bench", "toron")?;
+        if cfg.text {
+            doc.put_object(ROOT, "text", automerge::ObjType::Text)?;
+        }
         let id = DocumentId::random();
         let mut ds = DocSync::new(id, doc);
         conn.push(&mut ds, limit).await?;
@@ -171,9 +195,18 @@ pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
     let edit_until = started + cfg.duration;
     let hard_stop = edit_until + cfg.drain;
     let mut tasks = Vec::new();
+    let last_minute = edit_until
+        .checked_sub(Duration::from_secs(60))
+        .unwrap_or(started);
     for (i, (conn, ds)) in peers.into_iter().enumerate() {
         let shared = shared.clone();
         let others = clients_on_doc[i % cfg.docs] - 1;
+        let writes = cfg.writers_per_doc.is_none_or(|w| i / cfg.docs < w);
+        let mode = Mode {
+            writes,
+            text: cfg.text,
+            last_minute,
+        };
         // Spread the first edits over one interval so that clients do not tick in lockstep.
         let offset = cfg.interval.mul_f64((i as f64 * 0.618_034) % 1.0);
         let interval = cfg.interval;
@@ -181,6 +214,7 @@ pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
             i,
             conn,
             ds,
+            mode,
             shared,
             others,
             started + offset,
@@ -190,13 +224,17 @@ pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
         )));
     }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
+    let mut late = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
     let mut edits = 0u64;
     for t in tasks {
         match t.await {
             Ok(Ok((samples, n))) => {
                 edits += n;
-                for s in samples {
+                for (s, in_last_minute) in samples {
                     hist.record(s.max(1))?;
+                    if in_last_minute {
+                        late.record(s.max(1))?;
+                    }
                 }
             }
             Ok(Err(e)) => shared.error(e),
@@ -246,6 +284,7 @@ pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
         latency_ms_p95: ms(0.95),
         latency_ms_p99: ms(0.99),
         latency_ms_max: hist.max() as f64 / 1000.0,
+        latency_ms_p99_last_minute: late.value_at_quantile(0.99) as f64 / 1000.0,
         errors: errors.len() as u64,
         first_errors: errors.into_iter().take(5).collect(),
         server_cpu_percent: cpu(server_before, server_after),
@@ -261,13 +300,14 @@ async fn client_loop(
     me: usize,
     mut conn: Connection,
     mut ds: DocSync,
+    mode: Mode,
     shared: Arc<Shared>,
     others: usize,
     first_edit: Instant,
     interval: Duration,
     edit_until: Instant,
     hard_stop: Instant,
-) -> anyhow::Result<(Vec<u64>, u64)> {
+) -> anyhow::Result<(Vec<(u64, bool)>, u64)> {
     let key = format!("c{me}");
     let mut next_edit = first_edit;
     let mut seq = 0i64;
@@ -277,9 +317,17 @@ async fn client_loop(
         if now >= hard_stop {
             break;
         }
-        if now >= next_edit && now < edit_until {
+        if mode.writes && now >= next_edit && now < edit_until {
             seq += 1;
-            ds.doc.put(ROOT, key.as_str(), seq)?;
+            match ds.doc.get(ROOT, "text")? {
+                Some((_, text)) if mode.text => {
+                    let len = ds.doc.length(&text);
+                    ds.doc.splice_text(&text, len, 0, "가")?;
+                }
+                _ => {
+                    ds.doc.put(ROOT, key.as_str(), seq)?;
+                }
+            }
             let hash = ds.doc.commit().unwrap_or_else(|| ds.doc.get_heads()[0]);
             shared
                 .sent
@@ -296,7 +344,7 @@ async fn client_loop(
             next_edit += interval;
             continue;
         }
-        let wake = if now < edit_until {
+        let wake = if mode.writes && now < edit_until {
             next_edit.min(edit_until)
         } else {
             hard_stop
@@ -323,7 +371,10 @@ async fn client_loop(
                     if let Some(s) = sent.get_mut(&h) {
                         if s.receivers_left > 0 {
                             s.receivers_left -= 1;
-                            samples.push(arrived.duration_since(s.at).as_micros() as u64);
+                            samples.push((
+                                arrived.duration_since(s.at).as_micros() as u64,
+                                s.at >= mode.last_minute,
+                            ));
                         }
                     }
                 }
@@ -347,7 +398,7 @@ impl BenchReport {
         let mut s = format!(
             "{} clients × {} documents, one edit every {} ms per client, {:.0} s\n\
              edits: {}   deliveries: {} of {} ({:.2} %)   edits reaching every other client: {:.2} %\n\
-             fan-out latency (ms): p50 {:.2}   p95 {:.2}   p99 {:.2}   max {:.2}\n\
+             fan-out latency (ms): p50 {:.2}   p95 {:.2}   p99 {:.2}   max {:.2}   p99 of the last minute {:.2}\n\
              errors: {}\n",
             self.clients,
             self.docs,
@@ -362,6 +413,7 @@ impl BenchReport {
             self.latency_ms_p95,
             self.latency_ms_p99,
             self.latency_ms_max,
+            self.latency_ms_p99_last_minute,
             self.errors,
         );
         for e in &self.first_errors {

@@ -243,6 +243,12 @@ enum Command {
         /// Report this process's CPU and memory (the server, when it runs on this machine).
         #[arg(long)]
         server_pid: Option<u32>,
+        /// Only the first N clients of each document edit; the others follow it.
+        #[arg(long)]
+        writers_per_doc: Option<usize>,
+        /// Type one character per edit into a text (the *typing* scenario).
+        #[arg(long)]
+        text: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -829,9 +835,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             duration_secs,
             drain_secs,
             server_pid,
+            writers_per_doc,
+            text,
             json,
         } => {
             let cfg = bench::BenchConfig {
+                writers_per_doc,
+                text,
                 server: server.clone(),
                 clients,
                 docs,

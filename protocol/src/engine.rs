@@ -357,7 +357,8 @@ impl DocEngine {
         }
 
         // 3. Let every message update its sender's sync state (changes are already applied).
-        let batch_changed_heads = self.doc.get_heads() != heads_before;
+        let heads_now = self.doc.get_heads();
+        let batch_changed_heads = heads_now != heads_before;
         let mut touched = BTreeSet::new();
         for (conn, msg) in decoded {
             if rejected.contains(&conn) {
@@ -371,7 +372,10 @@ impl DocEngine {
             // sender has not been told yet (its own change, applied above, or a change another
             // message brought): the acknowledgement it waits for would never be generated.
             let last_sent = batch_changed_heads.then(|| pd.state.last_sent_heads.clone());
-            let received = self.doc.receive_sync_message(&mut pd.state, msg);
+            let received = match receive_in_sync(&heads_now, &mut pd.state, msg) {
+                Ok(()) => Ok(()),
+                Err(msg) => self.doc.receive_sync_message(&mut pd.state, *msg),
+            };
             if let Some(last_sent) = last_sent {
                 pd.state.last_sent_heads = last_sent;
             }
@@ -626,6 +630,41 @@ pub fn assemble(snapshot: Option<&[u8]>, tail: Vec<Vec<u8>>) -> Result<Automerge
     Ok(doc)
 }
 
+/// What `receive_sync_message` does with a message from a peer that has exactly our heads and
+/// brings no changes — the acknowledgement every subscriber sends after each edit, and most of
+/// the traffic of a busy document — without its cost. automerge 0.12 trims `sent_hashes` by
+/// walking every ancestor of the peer's heads, the whole history, on every message
+/// (`filter_changes`); when those heads are ours, every hash we sent is among them, so the
+/// result is known: nothing is left. All other effects are the same, field by field, as
+/// `receive_sync_message_inner` of automerge 0.12. Any other message goes the usual way.
+fn receive_in_sync(
+    heads_now: &[ChangeHash],
+    state: &mut sync::State,
+    msg: sync::Message,
+) -> Result<(), Box<sync::Message>> {
+    let mut theirs = msg.heads.clone();
+    theirs.sort();
+    if !msg.changes.is_empty() || theirs.is_empty() || theirs != heads_now {
+        return Err(Box::new(msg));
+    }
+    state.in_flight = false;
+    if let Some(flags) = msg.flags {
+        let mut caps = vec![sync::Capability::MessageV2];
+        if flags.contains(sync::MessageFlags::SUPPORTS_SYNC_RESET) {
+            caps.push(sync::Capability::SyncReset);
+        }
+        state.their_capabilities = Some(caps);
+        state.peer_read_only = flags.contains(sync::MessageFlags::READ_ONLY);
+    }
+    state.sent_hashes.clear();
+    state.last_sent_heads.clone_from(&msg.heads);
+    state.shared_heads.clone_from(&msg.heads);
+    state.their_have = Some(msg.have);
+    state.their_heads = Some(msg.heads);
+    state.their_need = Some(msg.need);
+    Ok(())
+}
+
 /// Automerge storage chunks start with these bytes.
 const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 
@@ -690,4 +729,69 @@ fn uleb128(b: &[u8]) -> Option<(u64, usize)> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use automerge::{AutoCommit, ROOT};
+
+    /// The fast path leaves a peer's sync state exactly as automerge's own receive does.
+    #[test]
+    fn an_acknowledgement_in_sync_updates_the_state_like_automerge() {
+        let mut server = AutoCommit::new();
+        let mut client = AutoCommit::new();
+        let (mut s_state, mut c_state) = (sync::State::new(), sync::State::new());
+        let mut compared = 0;
+        for i in 0..30 {
+            server.put(ROOT, format!("k{i}"), i).expect("put");
+            server.commit();
+            // Exchange until quiet, as a server and a subscriber do after each edit.
+            for _ in 0..10 {
+                let a = server.sync().generate_sync_message(&mut s_state);
+                if let Some(m) = a.clone() {
+                    client
+                        .sync()
+                        .receive_sync_message(&mut c_state, m)
+                        .expect("client");
+                }
+                let b = client.sync().generate_sync_message(&mut c_state);
+                if let Some(m) = b.clone() {
+                    let heads = server.get_heads();
+                    let mut fast = s_state.clone();
+                    let mut slow = s_state.clone();
+                    let used_fast = receive_in_sync(&heads, &mut fast, m.clone()).is_ok();
+                    server
+                        .document()
+                        .clone()
+                        .receive_sync_message(&mut slow, m.clone())
+                        .expect("server");
+                    if used_fast {
+                        compared += 1;
+                        assert_eq!(fast.shared_heads, slow.shared_heads);
+                        assert_eq!(fast.last_sent_heads, slow.last_sent_heads);
+                        assert_eq!(fast.their_heads, slow.their_heads);
+                        assert_eq!(fast.their_need, slow.their_need);
+                        assert_eq!(fast.sent_hashes, slow.sent_hashes);
+                        assert_eq!(fast.in_flight, slow.in_flight);
+                        assert_eq!(fast.their_capabilities, slow.their_capabilities);
+                        assert_eq!(
+                            fast.their_have.as_ref().map(|h| h.len()),
+                            slow.their_have.as_ref().map(|h| h.len())
+                        );
+                    }
+                    server
+                        .sync()
+                        .receive_sync_message(&mut s_state, m)
+                        .expect("server");
+                }
+                if a.is_none() && b.is_none() {
+                    break;
+                }
+            }
+        }
+        assert_eq!(server.get_heads(), client.get_heads());
+        assert!(compared >= 30, "the fast path was taken {compared} times");
+    }
 }

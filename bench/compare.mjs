@@ -1,0 +1,25 @@
+// Prints the side-by-side table of two `toron bench --json` reports: toron-server and the
+// reference. Usage: node compare.mjs SCENARIO toron.json reference.json
+import { readFileSync } from "node:fs";
+const [scenario, a, b] = process.argv.slice(2);
+const t = JSON.parse(readFileSync(a, "utf8"));
+const r = JSON.parse(readFileSync(b, "utf8"));
+const pct = (x) => (x == null ? "—" : `${(x * 100).toFixed(1)} %`);
+const ms = (x) => (x == null ? "—" : `${x.toFixed(1)} ms`);
+const num = (x, unit = "") => (x == null ? "—" : `${x.toFixed(0)}${unit}`);
+const ratio = (x, y) => (x && y ? `${(y / x).toFixed(1)}×` : "—");
+const rows = [
+  ["delivered", pct(t.delivered_share), pct(r.delivered_share), ""],
+  ["edits fully delivered", pct(t.edits_fully_delivered_share), pct(r.edits_fully_delivered_share), ""],
+  ["p50", ms(t.latency_ms_p50), ms(r.latency_ms_p50), ratio(t.latency_ms_p50, r.latency_ms_p50)],
+  ["p95", ms(t.latency_ms_p95), ms(r.latency_ms_p95), ratio(t.latency_ms_p95, r.latency_ms_p95)],
+  ["p99", ms(t.latency_ms_p99), ms(r.latency_ms_p99), ratio(t.latency_ms_p99, r.latency_ms_p99)],
+  ["max", ms(t.latency_ms_max), ms(r.latency_ms_max), ratio(t.latency_ms_max, r.latency_ms_max)],
+  ["server CPU", num(t.server_cpu_percent, " %"), num(r.server_cpu_percent, " %"), ratio(t.server_cpu_percent, r.server_cpu_percent)],
+  ["server peak RSS", num(t.server_peak_rss_mib, " MiB"), num(r.server_peak_rss_mib, " MiB"), ratio(t.server_peak_rss_mib, r.server_peak_rss_mib)],
+  ["errors", String(t.errors), String(r.errors), ""],
+];
+console.log(`### ${scenario}: ${t.clients} clients × ${t.docs} documents × 1 edit every ${t.interval_ms} ms, ${t.duration_s} s\n`);
+console.log("| | toron-server | reference (automerge-repo 2.5.6) | reference ÷ toron |");
+console.log("|---|---|---|---|");
+for (const [k, x, y, z] of rows) console.log(`| ${k} | ${x} | ${y} | ${z} |`);

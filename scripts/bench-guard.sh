@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The regression guard of .ci/run: short runs of *room* and *hall* against a release
+# toron-server; fails when any edit is not delivered to everyone or p99 exceeds twice its
+# target (room 25 ms, hall 50 ms). The load generator shares the machine with the server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+cargo build --release -q --locked --bin toron-server --bin toron
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+fail=0
+for spec in "room 50 1 1000 25" "hall 200 20 500 50"; do
+  set -- $spec
+  name=$1; clients=$2; docs=$3; interval=$4; target=$5
+  token="toron_guard_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  TORON_ADMIN_TOKEN="$token" ./target/release/toron-server --listen 127.0.0.1:0 --data "$work/$name" >"$work/$name.out" 2>/dev/null &
+  pid=$!
+  for _ in $(seq 200); do grep -q listening "$work/$name.out" 2>/dev/null && break; sleep 0.1; done
+  url=$(awk '/listening/ {print $NF}' "$work/$name.out")
+  ./target/release/toron --server "$url" --token "$token" bench --clients "$clients" --docs "$docs" \
+    --interval-ms "$interval" --duration-secs "$duration" --server-pid "$pid" --json >"$work/$name.json" 2>/dev/null
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  verdict=$(node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const limit = 2 * Number(process.argv[2]);
+    const ok = r.delivered_share === 1 && r.errors === 0 && r.latency_ms_p99 <= limit;
+    console.log(`${ok ? "ok" : "FAILED"}: delivered ${(r.delivered_share * 100).toFixed(2)} %, p99 ${r.latency_ms_p99.toFixed(1)} ms (limit ${limit} ms), errors ${r.errors}`);
+  ' "$work/$name.json" "$target")
+  echo "guard $name: $verdict"
+  case "$verdict" in ok*) ;; *) fail=1 ;; esac
+done
+exit "$fail"
