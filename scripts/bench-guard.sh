@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
 cargo build --release -q --locked --bin toron-server --bin toron
-work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 fail=0
 for spec in "room 50 1 1000 25" "hall 200 20 500 50"; do
   set -- $spec

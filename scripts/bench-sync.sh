@@ -13,7 +13,7 @@ data=$(mktemp -d); out=$(mktemp)
 token="toron_bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 TORON_ADMIN_TOKEN="$token" ./target/release/toron-server --listen 127.0.0.1:0 --data "$data" >"$out" 2>/dev/null &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$out"' EXIT
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$data" "$out"' EXIT
 for _ in $(seq 100); do grep -q listening "$out" && break; sleep 0.1; done
 url=$(awk '{print $NF}' "$out")
 ./target/release/toron --server "$url" --token "$token" bench --clients "$clients" --docs "$docs" \
