@@ -15,6 +15,7 @@ const rows = [
   ["p95", ms(t.latency_ms_p95), ms(r.latency_ms_p95), ratio(t.latency_ms_p95, r.latency_ms_p95)],
   ["p99", ms(t.latency_ms_p99), ms(r.latency_ms_p99), ratio(t.latency_ms_p99, r.latency_ms_p99)],
   ["max", ms(t.latency_ms_max), ms(r.latency_ms_max), ratio(t.latency_ms_max, r.latency_ms_max)],
+  ["p99, last minute", ms(t.latency_ms_p99_last_minute), ms(r.latency_ms_p99_last_minute), ratio(t.latency_ms_p99_last_minute, r.latency_ms_p99_last_minute)],
   ["server CPU", num(t.server_cpu_percent, " %"), num(r.server_cpu_percent, " %"), ratio(t.server_cpu_percent, r.server_cpu_percent)],
   ["server peak RSS", num(t.server_peak_rss_mib, " MiB"), num(r.server_peak_rss_mib, " MiB"), ratio(t.server_peak_rss_mib, r.server_peak_rss_mib)],
   ["errors", String(t.errors), String(r.errors), ""],

@@ -546,6 +546,22 @@ const ROLES: [&str; 10] = [
     "importer",
 ];
 
+/// `reference` must name an annotation of the bundle (by its short code or id).
+fn known_annotation(
+    refs: &HashMap<String, (usize, String)>,
+    place: String,
+    reference: &str,
+) -> Result<(), BundleError> {
+    if refs.contains_key(reference) {
+        Ok(())
+    } else {
+        Err(err(
+            place,
+            format!("refers to annotation `{reference}`, which the bundle does not define"),
+        ))
+    }
+}
+
 impl Bundle {
     /// Reads a bundle; nothing is accepted until all of it has been read and checked.
     pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {
@@ -861,14 +877,7 @@ impl Bundle {
                 }
                 for (what, r) in [("parent", &a.parent), ("root", &a.root)] {
                     if let Some(r) = r {
-                        if !all_refs.contains_key(r) {
-                            return Err(err(
-                                at(&format!(".{what}")),
-                                format!(
-                                    "refers to annotation `{r}`, which the bundle does not define"
-                                ),
-                            ));
-                        }
+                        known_annotation(&all_refs, at(&format!(".{what}")), r)?;
                     }
                 }
                 if a.kind == AnnotationKind::Score {
@@ -964,28 +973,12 @@ impl Bundle {
             }
             for (i, r) in s.reactions.iter().enumerate() {
                 let at = |rest: &str| at(&format!("reactions[{i}].{rest}"));
-                if !all_refs.contains_key(&r.annotation) {
-                    return Err(err(
-                        at("annotation"),
-                        format!(
-                            "refers to annotation `{}`, which the bundle does not define",
-                            r.annotation
-                        ),
-                    ));
-                }
+                known_annotation(&all_refs, at("annotation"), &r.annotation)?;
                 check(at("participant"), "participant", &r.participant, &people)?;
             }
             for (i, t) in s.triage.iter().enumerate() {
                 let at = |rest: &str| at(&format!("triage[{i}].{rest}"));
-                if !all_refs.contains_key(&t.annotation) {
-                    return Err(err(
-                        at("annotation"),
-                        format!(
-                            "refers to annotation `{}`, which the bundle does not define",
-                            t.annotation
-                        ),
-                    ));
-                }
+                known_annotation(&all_refs, at("annotation"), &t.annotation)?;
                 check(at("by"), "participant", &t.by, &people)?;
                 if let Some(f) = &t.finding {
                     check(at("finding"), "finding", f, &findings)?;
@@ -1015,12 +1008,7 @@ impl Bundle {
             for (j, src) in f.sources.iter().enumerate() {
                 if src.get("kind").and_then(Value::as_str) == Some("annotation") {
                     let r = src.get("ref").and_then(Value::as_str).unwrap_or_default();
-                    if !all_refs.contains_key(r) {
-                        return Err(err(
-                            at(&format!("sources[{j}].ref")),
-                            format!("refers to annotation `{r}`, which the bundle does not define"),
-                        ));
-                    }
+                    known_annotation(&all_refs, at(&format!("sources[{j}].ref")), r)?;
                 }
             }
         }
