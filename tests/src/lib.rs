@@ -146,3 +146,35 @@ impl RawPeer {
         }
     }
 }
+
+/// Runs the real `toron` binary (`bin`: `env!("CARGO_BIN_EXE_e2e-toron")` of the calling test)
+/// against `server` with `token`, giving the CLI `--timeout cli_secs` and waiting at most
+/// `bound` for it. Returns whether it succeeded, its standard output and its standard error.
+pub async fn run_toron(
+    bin: &str,
+    server: &Running,
+    token: &str,
+    (cli_secs, bound): (&str, Duration),
+    args: &[&str],
+) -> (bool, String, String) {
+    let out = tokio::process::Command::new(bin)
+        .args([
+            "--server",
+            &server.url(),
+            "--token",
+            token,
+            "--timeout",
+            cli_secs,
+        ])
+        .args(args)
+        .output();
+    let out = tokio::time::timeout(bound, out)
+        .await
+        .expect("toron finished in time")
+        .expect("run toron");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}

@@ -16,26 +16,15 @@ use toron_tests::{secure_config, start_with, LIMIT};
 const ADMIN: &str = "toron_admin_for_the_anchor_test";
 
 async fn toron(server: &Running, token: &str, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
-        .args([
-            "--server",
-            &server.url(),
-            "--token",
-            token,
-            "--timeout",
-            "20",
-        ])
-        .args(args)
-        .output();
-    let out = tokio::time::timeout(LIMIT * 3, out)
-        .await
-        .expect("in time")
-        .expect("run toron");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
+    let (ok, out, err) = toron_tests::run_toron(
+        env!("CARGO_BIN_EXE_e2e-toron"),
+        server,
+        token,
+        ("20", LIMIT * 3),
+        args,
     )
+    .await;
+    (ok, out.trim().to_string(), err)
 }
 
 async fn connect(server: &Running, token: &str) -> Connection {

@@ -16,26 +16,14 @@ fn example() -> Value {
 }
 
 async fn toron(server: &Running, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
-        .args([
-            "--server",
-            &server.url(),
-            "--token",
-            ADMIN,
-            "--timeout",
-            "20",
-        ])
-        .args(args)
-        .output();
-    let out = tokio::time::timeout(LIMIT * 3, out)
-        .await
-        .expect("in time")
-        .expect("run toron");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
+    toron_tests::run_toron(
+        env!("CARGO_BIN_EXE_e2e-toron"),
+        server,
+        ADMIN,
+        ("20", LIMIT * 3),
+        args,
     )
+    .await
 }
 
 fn nfd_strings(v: &mut Value) {

@@ -529,26 +529,14 @@ async fn check(server: &Running, x: &Expect) {
 }
 
 async fn toron(server: &Running, token: &str, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
-        .args([
-            "--server",
-            &server.url(),
-            "--token",
-            token,
-            "--timeout",
-            "5",
-        ])
-        .args(args)
-        .output();
-    let out = tokio::time::timeout(LIMIT, out)
-        .await
-        .expect("toron finished in time")
-        .expect("run toron");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
+    toron_tests::run_toron(
+        env!("CARGO_BIN_EXE_e2e-toron"),
+        server,
+        token,
+        ("5", LIMIT),
+        args,
     )
+    .await
 }
 
 /// An importer loads paper opinions of a historical session: the log keeps when the server
