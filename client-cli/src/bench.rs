@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use automerge::sync::{self, SyncDoc};
+use automerge::sync;
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ChangeHash, ReadDoc, ROOT};
 use hdrhistogram::Histogram;
@@ -357,7 +357,7 @@ async fn client_loop(
         if let Message::Sync { data, .. } = msg {
             let before = ds.doc.get_heads();
             let m = sync::Message::decode(&data)?;
-            ds.doc.sync().receive_sync_message(&mut ds.state, m)?;
+            toron_protocol::sync_receive::receive(&mut ds.doc, &mut ds.state, m)?;
             let arrived = Instant::now();
             if ds.doc.get_heads() != before {
                 let new: Vec<ChangeHash> = ds

@@ -257,7 +257,7 @@ impl Connection {
                     let before = d.doc.get_heads();
                     let m = sync::Message::decode(&data)
                         .map_err(|e| ClientError::Protocol(e.to_string()))?;
-                    d.doc.sync().receive_sync_message(&mut d.state, m)?;
+                    toron_protocol::sync_receive::receive(&mut d.doc, &mut d.state, m)?;
                     let changed = d.doc.get_heads() != before;
                     self.sync_doc(d, false).await?;
                     return Ok(Event::Synced {

@@ -13,6 +13,8 @@
 //! - [`policy`]: who may read and write which document — the one place permission is decided.
 //! - [`json`]: Automerge documents ↔ JSON, as the JavaScript API shows them.
 //! - [`history`]: a document at a point of its log, and the difference between two points.
+//! - [`sync_receive`]: a client's receive of a sync message, without automerge's history walk
+//!   when there is nothing to trim.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod anchor;
@@ -26,6 +28,7 @@ pub mod record;
 pub mod report;
 pub mod schema;
 pub mod scoring;
+pub mod sync_receive;
 pub mod timeline;
 pub mod wire;
 

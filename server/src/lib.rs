@@ -31,6 +31,7 @@ pub mod timeline_api;
 pub mod verify;
 pub mod web;
 
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +77,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let app = http::router(state);
     let mut stop = shutdown_rx;
     let task = tokio::spawn(async move {
+        // Without TCP_NODELAY a small sync message can wait for the peer's delayed ACK
+        // (up to 40 ms on Linux) before it leaves: the whole tail of a busy debate's fan-out.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
