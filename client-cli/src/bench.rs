@@ -98,7 +98,7 @@ impl Shared {
 }
 
 /// CPU ticks (user + system) and resident memory of a process, from /proc.
-fn proc_sample(pid: &str) -> Option<(u64, f64, f64)> {
+pub(crate) fn proc_sample(pid: &str) -> Option<(u64, f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces: fields start after the closing parenthesis.
     let after = stat.rsplit_once(')')?.1;
@@ -117,7 +117,7 @@ fn proc_sample(pid: &str) -> Option<(u64, f64, f64)> {
 }
 
 /// Linux reports CPU time in clock ticks of 1/100 s on every mainstream architecture.
-const TICKS_PER_SEC: f64 = 100.0;
+pub(crate) const TICKS_PER_SEC: f64 = 100.0;
 
 pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Result<BenchReport> {
     anyhow::ensure!(

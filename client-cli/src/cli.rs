@@ -253,6 +253,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmark: clients hold documents open; restart the server when this says "ready"
+    /// (same address); every client edits offline, reconnects at once and resyncs. Reports
+    /// how long until each is back in sync.
+    Storm {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 100)]
+        docs: usize,
+        /// Documents each client keeps open.
+        #[arg(long, default_value_t = 10)]
+        per_client: usize,
+        /// Changes in each document before the storm.
+        #[arg(long, default_value_t = 50)]
+        history: usize,
+        /// How many clients make an edit while the server is away.
+        #[arg(long, default_value_t = 100)]
+        offline_editors: usize,
+        /// Seconds to wait for the server to go away, and again for it to come back.
+        #[arg(long, default_value_t = 120)]
+        wait_secs: u64,
+        /// Seconds each client has to get back in sync once reconnected.
+        #[arg(long, default_value_t = 60)]
+        limit_secs: u64,
+        /// A file with the restarted server's pid, for its CPU and memory.
+        #[arg(long)]
+        server_pid_file: Option<std::path::PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -851,6 +881,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 server_pid,
             };
             let report = bench::run(cfg, |p| eprintln!("bench: {p}")).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.human());
+            }
+        }
+        Command::Storm {
+            clients,
+            docs,
+            per_client,
+            history,
+            offline_editors,
+            wait_secs,
+            limit_secs,
+            server_pid_file,
+            json,
+        } => {
+            let cfg = crate::storm::StormConfig {
+                server: server.clone(),
+                clients,
+                docs,
+                per_client,
+                history,
+                offline_editors,
+                wait: Duration::from_secs(wait_secs),
+                limit: Duration::from_secs(limit_secs),
+                server_pid_file,
+            };
+            let report = crate::storm::run(cfg, |p| eprintln!("storm: {p}")).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod history;
 pub mod import;
+pub mod storm;
 /// Automerge ↔ JSON (lives in the protocol crate, shared with the server).
 pub use toron_protocol::json;
 pub mod sync_client;

@@ -25,6 +25,9 @@ use toron_protocol::{
 use crate::hub::{ConnTx, DocMsg, Hub, Outbound};
 
 /// Serves one upgraded socket until it closes or the server shuts down.
+/// At most this many queued frames are written together before the socket is flushed.
+const BURST: usize = 64;
+
 pub async fn serve(
     socket: WebSocket,
     hub: Arc<Hub>,
@@ -49,12 +52,36 @@ pub async fn serve(
             let mut out_rx: mpsc::UnboundedReceiver<Outbound> = out_rx;
             let mut ping =
                 tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+            // An item taken from the queue while writing a burst, to handle next.
+            let mut next: Option<Outbound> = None;
             loop {
                 tokio::select! {
-                    item = out_rx.recv() => match item {
+                    item = async { match next.take() { Some(i) => Some(i), None => out_rx.recv().await } } => match item {
                         Some(Outbound::Frame(bytes)) => {
                             queued.fetch_sub(bytes.len(), Ordering::Relaxed);
-                            if sink.send(WsMessage::Binary(bytes.into())).await.is_err() {
+                            if sink.feed(WsMessage::Binary(bytes.into())).await.is_err() {
+                                break;
+                            }
+                            // What else is queued already leaves in the same write: a storm
+                            // of reconnects or a busy document makes one syscall, not dozens.
+                            let mut failed = false;
+                            for _ in 0..BURST {
+                                match out_rx.try_recv() {
+                                    Ok(Outbound::Frame(bytes)) => {
+                                        queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+                                        if sink.feed(WsMessage::Binary(bytes.into())).await.is_err() {
+                                            failed = true;
+                                            break;
+                                        }
+                                    }
+                                    Ok(other) => {
+                                        next = Some(other);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            if failed || sink.flush().await.is_err() {
                                 break;
                             }
                         }

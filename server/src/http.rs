@@ -15,6 +15,10 @@ use tokio::sync::{watch, Semaphore};
 use crate::connection;
 use crate::hub::Hub;
 
+/// Per-connection WebSocket buffers (see `ws_upgrade`).
+const READ_BUFFER: usize = 16 << 10;
+const WRITE_BUFFER: usize = 16 << 10;
+
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub hub: Arc<Hub>,
@@ -181,8 +185,13 @@ fn upgrade(
     let max = state.hub.config.max_message_bytes;
     let hub = state.hub.clone();
     let shutdown = state.shutdown.clone();
+    // tungstenite reserves its read buffer per connection (128 KiB by default): at a
+    // thousand phones that alone was 125 MiB. Sync messages are small; big ones still arrive,
+    // in more reads.
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             connection::serve(socket, hub, shutdown, participant).await;
             drop(permit);
