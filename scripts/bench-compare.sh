@@ -21,6 +21,8 @@ esac
 cargo build --release -q --bin toron-server --bin toron
 [ -d bench/node_modules/@automerge/automerge-repo-storage-nodefs ] || (cd bench && npm ci --no-audit --no-fund --loglevel=error)
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+# Stops a server: SIGTERM, then SIGKILL after 10 s (a swamped reference may not get to its handler).
+stop() { kill "$1" 2>/dev/null || true; for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done; kill -9 "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 wait_url() { for _ in $(seq 200); do grep -q listening "$1" 2>/dev/null && break; sleep 0.1; done; awk '/listening/ {print $NF}' "$1"; }
 
 # storm: start SERVER_CMD..., wait until the clients hold their documents, restart the server
@@ -39,12 +41,12 @@ storm_one() { # name token-args... -- server command with PORT for the port
   local bench=$!
   for _ in $(seq 3000); do grep -q ready "$work/$name.err" 2>/dev/null && break; sleep 0.1; done
   sleep 3 # the reference saves its documents in the background
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  stop "$pid"
   "${cmd[@]//PORT/$port}" >"$work/$name.2.out" 2>/dev/null &
   pid=$!
   echo "$pid" >"$work/$name.pid"
   wait "$bench" || { cat "$work/$name.err" >&2; }
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  stop "$pid"
 }
 if [ "$scenario" = storm ]; then
   token="toron_bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -66,14 +68,14 @@ pid=$!
 url=$(wait_url "$work/t.out")
 ./target/release/toron --server "$url" --token "$token" bench --clients "$clients" --docs "$docs" \
   --interval-ms "$interval" --duration-secs "$duration" --server-pid "$pid" "${extra[@]}" --json >"$work/toron.json" 2>/dev/null
-kill "$pid"; wait "$pid" 2>/dev/null || true
+stop "$pid"
 
 node bench/reference-server.mjs "$work/reference" 0 >"$work/r.out" 2>/dev/null &
 pid=$!
 url=$(wait_url "$work/r.out")
 ./target/release/toron --server "$url" bench --clients "$clients" --docs "$docs" \
   --interval-ms "$interval" --duration-secs "$duration" --server-pid "$pid" "${extra[@]}" --json >"$work/reference.json" 2>/dev/null
-kill "$pid"; wait "$pid" 2>/dev/null || true
+stop "$pid"
 
 node bench/compare.mjs "$scenario" "$work/toron.json" "$work/reference.json"
 mkdir -p bench/results

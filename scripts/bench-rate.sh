@@ -9,10 +9,12 @@ cd "$(dirname "$0")/.."
 duration=${1:-60}
 toron_intervals=${2:-"500 250 125 80"}
 reference_intervals=${3:-"8000 4000 2000 1000"}
-clients=200; docs=20
+clients=${CLIENTS:-200}; docs=${DOCS:-20}
 cargo build --release -q --bin toron-server --bin toron
 [ -d bench/node_modules/@automerge/automerge-repo-storage-nodefs ] || (cd bench && npm ci --no-audit --no-fund --loglevel=error)
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+# Stops a server: SIGTERM, then SIGKILL after 10 s (a swamped reference may not get to its handler).
+stop() { kill "$1" 2>/dev/null || true; for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done; kill -9 "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 wait_url() { for _ in $(seq 200); do grep -q listening "$1" 2>/dev/null && break; sleep 0.1; done; awk '/listening/ {print $NF}' "$1"; }
 row() { # server interval report.json
   node -e '
@@ -26,21 +28,23 @@ row() { # server interval report.json
 echo "| server | edits/s | delivered | p50 | p95 | p99 | max | server CPU | load generator CPU |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for iv in $toron_intervals; do
+  [ "$iv" = - ] && continue
   token="toron_bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   TORON_ADMIN_TOKEN="$token" ./target/release/toron-server --listen 127.0.0.1:0 --data "$work/toron-$iv" >"$work/t.out" 2>/dev/null &
   pid=$!
   url=$(wait_url "$work/t.out")
   ./target/release/toron --server "$url" --token "$token" bench --clients $clients --docs $docs \
     --interval-ms "$iv" --duration-secs "$duration" --server-pid "$pid" --json >"$work/t.json" 2>/dev/null
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  stop "$pid"
   row toron-server "$iv" "$work/t.json"
 done
 for iv in $reference_intervals; do
+  [ "$iv" = - ] && continue
   node bench/reference-server.mjs "$work/reference-$iv" 0 >"$work/r.out" 2>/dev/null &
   pid=$!
   url=$(wait_url "$work/r.out")
   ./target/release/toron --server "$url" bench --clients $clients --docs $docs \
     --interval-ms "$iv" --duration-secs "$duration" --server-pid "$pid" --json >"$work/r.json" 2>/dev/null
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  stop "$pid"
   row reference "$iv" "$work/r.json"
 done
