@@ -10,14 +10,31 @@ import { WebSocketServer } from "ws";
 const dir = process.argv[2] || "reference-data";
 const port = Number(process.argv[3] || 0);
 const wss = new WebSocketServer({ host: "127.0.0.1", port, maxPayload: 256 * 1024 * 1024 });
+// Announce only once the socket listens *and* the repo's adapter has attached its handlers:
+// the repo connects its adapter after a promise, and a connection accepted before that is
+// never served (a client that connects at once would hang).
+let listening = false;
+let adapterReady = false;
+const announce = () => {
+  if (listening && adapterReady) console.log(`reference listening on ws://127.0.0.1:${wss.address().port}`);
+};
 wss.on("listening", () => {
-  console.log(`reference listening on ws://127.0.0.1:${wss.address().port}`);
+  listening = true;
+  announce();
 });
+const adapter = new NodeWSServerAdapter(wss);
 const repo = new Repo({
-  network: [new NodeWSServerAdapter(wss)],
+  network: [adapter],
   storage: new NodeFSStorageAdapter(dir),
   sharePolicy: async () => false,
 });
+// The adapter has no event for it: `connect` sets its peer id.
+const waitForAdapter = setInterval(() => {
+  if (adapter.peerId === undefined) return;
+  clearInterval(waitForAdapter);
+  adapterReady = true;
+  announce();
+}, 2);
 const stop = () => {
   wss.close();
   repo.shutdown?.().finally(() => process.exit(0));

@@ -8,7 +8,9 @@
 //!   binary until it accepts connections, and until a client has a random document.
 //!
 //! Run: `cargo run --release -p toron-tests --bin bench-server -- ingest 32 20 20` and
-//! `… -- cold-start 10000`. The clients share the machine's cores with the server.
+//! `… -- cold-start 10000`; add `--reference` to run the same against the automerge-repo
+//! reference server (`bench/reference-server.mjs`, after `npm ci` in `bench/`). The clients
+//! share the machine's cores with the server.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -27,30 +29,55 @@ fn server_binary() -> std::path::PathBuf {
     me.with_file_name("e2e-toron-server")
 }
 
+/// Which server runs: ours, or the automerge-repo reference (`bench/reference-server.mjs`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Target {
+    Toron,
+    Reference,
+}
+
 struct Server(Child, String);
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // SIGTERM: both servers finish what they were writing and exit.
         let _ = Command::new("kill").arg(self.0.id().to_string()).status();
         let _ = self.0.wait();
     }
 }
 
-/// Starts the server binary in open mode on `data`; returns it and the time until it listened.
-fn start(data: &std::path::Path) -> anyhow::Result<(Server, Duration)> {
+/// Starts the server on `data`; returns it and the time until it listened.
+fn start(target: Target, data: &std::path::Path) -> anyhow::Result<(Server, Duration)> {
     let t = Instant::now();
-    let mut child = Command::new(server_binary())
-        .args(["--open", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("RUST_LOG", "error")
+    let mut command = match target {
+        Target::Toron => {
+            let mut c = Command::new(server_binary());
+            c.args(["--open", "--listen", "127.0.0.1:0", "--data"])
+                .arg(data)
+                .env("RUST_LOG", "error");
+            c
+        }
+        Target::Reference => {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let mut c = Command::new("node");
+            c.arg(root.join("bench/reference-server.mjs"))
+                .arg(data)
+                .arg("0");
+            c
+        }
+    };
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .context("start the server (build it: cargo build --release -p toron-tests)")?;
+        .context("start the server (build it: cargo build --release -p toron-tests; for the reference: npm ci in bench/)")?;
     let out = child.stdout.take().context("stdout")?;
     let mut line = String::new();
-    BufReader::new(out).read_line(&mut line)?;
+    let mut out = BufReader::new(out);
+    out.read_line(&mut line)?;
     let listened = t.elapsed();
+    // Keep reading what it prints: a closed pipe would fail its next write.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let url = line
         .trim()
         .rsplit(' ')
@@ -61,9 +88,9 @@ fn start(data: &std::path::Path) -> anyhow::Result<(Server, Duration)> {
     Ok((Server(child, url), listened))
 }
 
-async fn ingest(clients: usize, seconds: u64, batch: usize) -> anyhow::Result<()> {
+async fn ingest(target: Target, clients: usize, seconds: u64, batch: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (server, _) = start(dir.path())?;
+    let (server, _) = start(target, dir.path())?;
     let until = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -91,6 +118,16 @@ async fn ingest(clients: usize, seconds: u64, batch: usize) -> anyhow::Result<()
     }
     let took = started.elapsed().as_secs_f64();
     drop(server);
+    if target == Target::Reference {
+        // The reference acknowledges what it holds in memory and saves later (throttled):
+        // its count is of acknowledged changes, not of durable ones.
+        println!(
+            "ingest (reference): {clients} clients × batches of {batch}: {sent} changes \
+             acknowledged in {took:.1} s = {:.0} acknowledged changes/s",
+            sent as f64 / took
+        );
+        return Ok(());
+    }
     let store = toron_server::store::Store::open(dir.path(), None)?;
     let logged = store.last_global_seq()?;
     store.close();
@@ -102,12 +139,12 @@ async fn ingest(clients: usize, seconds: u64, batch: usize) -> anyhow::Result<()
     Ok(())
 }
 
-async fn cold_start(docs: usize) -> anyhow::Result<()> {
+async fn cold_start(target: Target, docs: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut ids = Vec::with_capacity(docs);
     {
         // Fill the log through the server itself, 64 documents at a time.
-        let (server, _) = start(dir.path())?;
+        let (server, _) = start(target, dir.path())?;
         let mut conn = Connection::connect(&server.1, LIMIT).await?;
         let t = Instant::now();
         for chunk in 0..docs.div_ceil(64) {
@@ -129,11 +166,15 @@ async fn cold_start(docs: usize) -> anyhow::Result<()> {
             "filled {docs} documents in {:.1} s",
             t.elapsed().as_secs_f64()
         );
+        if target == Target::Reference {
+            // Let its throttled saves reach the disk before it stops.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
     }
     let mut listen = Vec::new();
     let mut first = Vec::new();
     for round in 0..3 {
-        let (server, listened) = start(dir.path())?;
+        let (server, listened) = start(target, dir.path())?;
         let t = Instant::now();
         let mut conn = Connection::connect(&server.1, LIMIT).await?;
         let id = ids[(round * 7919) % ids.len()];
@@ -146,7 +187,7 @@ async fn cold_start(docs: usize) -> anyhow::Result<()> {
     listen.sort();
     first.sort();
     println!(
-        "cold start with {docs} documents (3 starts): accepting after {:.0} / {:.0} / {:.0} ms; \
+        "cold start of {target:?} with {docs} documents (3 starts): accepting after {:.0} / {:.0} / {:.0} ms; \
          first document served {:.1} / {:.1} / {:.1} ms after connecting (best / median / worst)",
         listen[0].as_secs_f64() * 1000.0,
         listen[1].as_secs_f64() * 1000.0,
@@ -160,13 +201,21 @@ async fn cold_start(docs: usize) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let target = if let Some(i) = args.iter().position(|a| a == "--reference") {
+        args.remove(i);
+        Target::Reference
+    } else {
+        Target::Toron
+    };
     let num = |i: usize, d: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     match args.first().map(String::as_str) {
-        Some("ingest") => ingest(num(1, 32) as usize, num(2, 20), num(3, 20) as usize).await,
-        Some("cold-start") => cold_start(num(1, 10_000) as usize).await,
-        _ => {
-            anyhow::bail!("usage: bench-server ingest [CLIENTS SECONDS BATCH] | cold-start [DOCS]")
+        Some("ingest") => {
+            ingest(target, num(1, 32) as usize, num(2, 20), num(3, 20) as usize).await
         }
+        Some("cold-start") => cold_start(target, num(1, 10_000) as usize).await,
+        _ => anyhow::bail!(
+            "usage: bench-server ingest [CLIENTS SECONDS BATCH] | cold-start [DOCS]  [--reference]"
+        ),
     }
 }
