@@ -47,6 +47,8 @@ pub struct Connection {
     pub peer_id: PeerId,
     pub server_id: PeerId,
     pub server_metadata: Option<PeerMetadata>,
+    /// The close frame's code and reason, once the server closed the connection.
+    pub closed_with: Option<(u16, String)>,
 }
 
 /// A document and our sync state towards the server.
@@ -146,6 +148,7 @@ impl Connection {
             server_id: peer_id.clone(),
             peer_id,
             server_metadata: None,
+            closed_with: None,
         };
         conn.send(&Message::Join {
             sender_id: conn.peer_id.clone(),
@@ -216,7 +219,10 @@ impl Connection {
                     }
                     return Ok(m);
                 }
-                Some(Ok(WsMessage::Close(_))) => return Err(ClientError::Closed),
+                Some(Ok(WsMessage::Close(frame))) => {
+                    self.closed_with = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                    return Err(ClientError::Closed);
+                }
                 Some(Ok(_)) => continue, // pings are answered by tungstenite
             }
         }

@@ -25,6 +25,34 @@ use toron_protocol::{
 use crate::hub::{ConnTx, DocMsg, Hub, Outbound};
 
 /// Serves one upgraded socket until it closes or the server shuts down.
+
+/// Sends `error` with `reason`, then a close frame with `code` (its reason cut, on a character
+/// boundary, to fit the 123 bytes a close frame allows).
+async fn close_with(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
+    server_peer: &PeerId,
+    code: u16,
+    reason: String,
+) {
+    let err = Message::Error {
+        sender_id: Some(server_peer.clone()),
+        target_id: None,
+        message: reason.clone(),
+    };
+    let _ = sink.send(WsMessage::Binary(encode(&err).into())).await;
+    let mut end = reason.len().min(120);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let reason = reason[..end].to_string();
+    let _ = sink
+        .send(WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
 /// At most this many queued frames are written together before the socket is flushed.
 const BURST: usize = 64;
 
@@ -86,10 +114,11 @@ pub async fn serve(
                             }
                         }
                         Some(Outbound::Close(reason)) => {
-                            let err = Message::Error { sender_id: Some(server_peer.clone()), target_id: None, message: reason.clone() };
-                            let _ = sink.send(WsMessage::Binary(encode(&err).into())).await;
-                            let reason: String = reason.chars().take(100).collect();
-                            let _ = sink.send(WsMessage::Close(Some(CloseFrame { code: 1008, reason: reason.into() }))).await;
+                            close_with(&mut sink, &server_peer, 1008, reason).await;
+                            break;
+                        }
+                        Some(Outbound::GoingAway(reason)) => {
+                            close_with(&mut sink, &server_peer, 1001, reason).await;
                             break;
                         }
                         None => {
@@ -137,7 +166,7 @@ pub async fn serve(
                 break;
             }
             _ = shutdown.wait_for(|s| *s) => {
-                out.close("the server is shutting down".into());
+                out.going_away("the server is shutting down".into());
                 break;
             }
         };

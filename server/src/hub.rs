@@ -21,8 +21,10 @@ use crate::store::Store;
 #[derive(Debug)]
 pub enum Outbound {
     Frame(Vec<u8>),
-    /// Send `error` with this text, then close.
+    /// Send `error` with this text, then close with 1008 (policy violation).
     Close(String),
+    /// Send `error` with this text, then close with 1001 (going away): the server stops.
+    GoingAway(String),
 }
 
 /// The sending side of a connection, given to the document actors it subscribes to.
@@ -74,6 +76,11 @@ impl ConnTx {
 
     pub fn close(&self, reason: String) {
         let _ = self.tx.send(Outbound::Close(reason));
+    }
+
+    /// Closes with 1001 "going away" after an `error` saying why (the server stops).
+    pub fn going_away(&self, reason: String) {
+        let _ = self.tx.send(Outbound::GoingAway(reason));
     }
 }
 

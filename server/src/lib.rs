@@ -53,6 +53,9 @@ pub struct Running {
 }
 
 /// Opens the store, binds the listener and starts serving.
+/// How long a graceful shutdown may take before the log's final commit (which follows).
+const SHUTDOWN_BUDGET: Duration = Duration::from_secs(4);
+
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = Store::open(&config.data, config.durability_gate.clone())?;
     let registry = registry::Registry::load(store.clone(), config.clock.clone())?;
@@ -123,29 +126,27 @@ impl Running {
 
     /// Graceful stop: no new connections, every socket closed, the log's queue committed.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        // Everything below shares one budget, so that SIGTERM ends the process within 5 s
+        // even when a step stalls: sockets close (1001), the HTTP task ends, the document
+        // actors hand their last batches to the log, and the log commits and flushes.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
         let _ = self.shutdown.send(true);
-        // Sockets see the signal and close; give them a bounded moment.
-        for _ in 0..50 {
-            if self
-                .hub
-                .stats
-                .connections
-                .load(std::sync::atomic::Ordering::Relaxed)
-                == 0
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        while self
+            .hub
+            .stats
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        let _ = tokio::time::timeout_at(deadline, self.task).await;
         self.hub.close_documents();
         // Wait (bounded) until every task that shares the hub has ended, so that the store —
         // and sled's lock on the data directory — is released when we return.
-        for _ in 0..250 {
-            if Arc::strong_count(&self.hub) == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        while Arc::strong_count(&self.hub) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let store = self.hub.store.clone();
         drop(self.hub);

@@ -185,35 +185,54 @@ async fn sigterm_stops_the_server_gracefully_with_exit_code_zero() {
     doc.put(ROOT, "kept", 1).expect("put");
     let mut a = DocSync::new(DocumentId::random(), doc);
     alice.push(&mut a, LIMIT).await.expect("create");
+    // An edit on its way when the signal comes: if the server acknowledges it, it must be
+    // in the log after the restart.
+    a.doc.put(ROOT, "late", 2).expect("put");
+    a.doc.commit();
+    let late = a.doc.get_heads();
+    alice.sync_doc(&mut a, false).await.expect("send");
 
     let pid = child.id().expect("pid").to_string();
+    let signalled = std::time::Instant::now();
     let kill = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .await
         .expect("kill");
     assert!(kill.success());
+    // The client is told why, then the socket closes with 1001 "going away".
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let mut told = None;
+    loop {
+        let mut docs = [&mut a];
+        match tokio::time::timeout_at(deadline, alice.next_event(&mut docs))
+            .await
+            .expect("closed in time")
+        {
+            Ok(_) => continue,
+            Err(toron_cli::sync_client::ClientError::Server(m)) => told = Some(m),
+            Err(_) => break,
+        }
+    }
+    assert!(
+        told.as_deref().is_some_and(|m| m.contains("shutting down")),
+        "{told:?}"
+    );
+    assert_eq!(alice.closed_with.as_ref().map(|c| c.0), Some(1001));
     let status = tokio::time::timeout(LIMIT, child.wait())
         .await
         .expect("exited in time")
         .expect("status");
+    let took = signalled.elapsed();
     assert_eq!(status.code(), Some(0), "graceful exit");
-    // The client was told why, then its socket closed.
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    let ending = loop {
-        if let Err(e) = tokio::time::timeout_at(deadline, alice.recv())
-            .await
-            .expect("closed in time")
-        {
-            break e;
-        }
-    };
-    assert!(
-        matches!(&ending, toron_cli::sync_client::ClientError::Server(m) if m.contains("shutting down")),
-        "{ending:?}"
-    );
+    assert!(took < Duration::from_secs(5), "exited {took:?} after SIGTERM");
+    let acknowledged = a.server_has(&late);
+
     let (_child, url) = spawn_server(dir.path()).await;
     let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
     let b = bob.find(a.id, LIMIT).await.expect("find");
     assert_eq!(int_at(&b.doc, "kept"), Some(1));
+    if acknowledged {
+        assert_eq!(int_at(&b.doc, "late"), Some(2), "an acknowledged change was lost");
+    }
 }
