@@ -31,8 +31,18 @@ pub struct Args {
     /// The first start's organizer token (instead of generating one into <data>/admin-token).
     #[arg(long, env = "TORON_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Log lines as text (for people) or as one JSON object per line (for log collectors).
+    /// Lines about a connection carry its id (`conn`) either way.
+    #[arg(long, env = "TORON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Offline>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Offline work on a data directory (the server must not be running on it).
@@ -50,14 +60,16 @@ pub fn main() -> anyhow::Result<()> {
 }
 
 async fn serve_from_args() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     match args.command {
         Some(Offline::Verify) => {
             let store = crate::verify::open(&args.data)?;

@@ -21,6 +21,7 @@ use toron_protocol::{
     ConnId, DecodeError, DocumentId, Grant, Message, PeerId, PeerMetadata, SyncKind,
     PROTOCOL_VERSION,
 };
+use tracing::Instrument;
 
 use crate::hub::{ConnTx, DocMsg, Hub, Outbound};
 
@@ -59,12 +60,27 @@ const BURST: usize = 64;
 pub async fn serve(
     socket: WebSocket,
     hub: Arc<Hub>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     participant: Option<String>,
 ) {
     let conn = hub.next_conn_id();
+    // Every line logged while serving this connection names it.
+    let span = tracing::info_span!("conn", conn = %conn);
+    serve_conn(conn, socket, hub, shutdown, participant)
+        .instrument(span)
+        .await
+}
+
+async fn serve_conn(
+    conn: ConnId,
+    socket: WebSocket,
+    hub: Arc<Hub>,
+    mut shutdown: watch::Receiver<bool>,
+    participant: Option<String>,
+) {
     hub.stats.connections.fetch_add(1, Ordering::Relaxed);
-    let (out, out_rx, queued) = ConnTx::new(conn, hub.config.max_outbound_bytes);
+    let (out, out_rx, queued) =
+        ConnTx::new(conn, hub.config.max_outbound_bytes, hub.metrics.clone());
     let (mut sink, mut stream) = socket.split();
     let pong_seen = Arc::new(AtomicBool::new(true));
     // The writer ends on its own when a peer misses a pong or the socket fails; the reader
@@ -139,7 +155,7 @@ pub async fn serve(
             }
             let _ = sink.close().await;
             writer_gone.notify_one();
-        })
+        }.in_current_span())
     };
 
     let kick = Arc::new(Notify::new());
@@ -226,6 +242,7 @@ impl Session {
     /// Sends `error` and ends the connection.
     fn fail(&self, reason: &str) -> bool {
         tracing::info!(conn = %self.conn, %reason, "protocol error; closing");
+        self.hub.metrics.error(crate::metrics::ErrorKind::bad_frame);
         self.out.close(reason.to_string());
         false
     }

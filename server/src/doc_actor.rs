@@ -18,6 +18,7 @@ use toron_protocol::wire::encode;
 use toron_protocol::{Action, ConnId, DocEngine, DocumentId, EngineConfig, Input};
 
 use crate::hub::{ConnTx, DocMsg, Hub};
+use crate::metrics::ErrorKind;
 use crate::registry::RegistryGate;
 use crate::store::PendingEvent;
 
@@ -212,6 +213,7 @@ impl Actor {
 
     /// One batch: step, append, wait for durability, send. Returns false if the actor must stop.
     async fn process(&mut self) -> bool {
+        let batch_started = std::time::Instant::now();
         let registry = self.hub.registry.clone();
         let clock = self.hub.config.clock.clone();
         let key = registry
@@ -231,6 +233,8 @@ impl Actor {
         let Some((mut actions, mut bindings)) = stepped else {
             return false;
         };
+        // Set once a batch is durable: its sync messages go out in the next round.
+        let mut fanout_from: Option<std::time::Instant> = None;
         loop {
             let mut append = None;
             for a in actions {
@@ -249,6 +253,11 @@ impl Actor {
                         }
                     }
                     Action::Refused { conn, rejection } => {
+                        self.hub
+                            .metrics
+                            .changes_rejected
+                            .inc_by(rejection.hashes.len() as u64);
+                        self.hub.metrics.error(ErrorKind::refused_change);
                         let reason = format!("changes refused: {}", rejection.reason);
                         tracing::info!(id = %self.id, %conn, participant = ?rejection.by.participant, %reason, "refusing changes");
                         if let Err(e) = self
@@ -281,6 +290,12 @@ impl Actor {
                     }
                 }
             }
+            if let Some(from) = fanout_from.take() {
+                self.hub
+                    .metrics
+                    .fanout_seconds
+                    .observe(from.elapsed().as_secs_f64());
+            }
             let Some((batch, changes)) = append else {
                 return true;
             };
@@ -296,6 +311,8 @@ impl Actor {
                         .stats
                         .changes_appended
                         .fetch_add(n, Ordering::Relaxed);
+                    self.hub.metrics.changes_accepted.inc_by(n);
+                    fanout_from = Some(batch_started);
                     let last = done.last_doc_seq;
                     match self.with_engine(move |e| e.durable(batch, last)).await {
                         Some(next) => actions = next,
@@ -303,6 +320,7 @@ impl Actor {
                     }
                 }
                 Err(e) => {
+                    self.hub.metrics.error(ErrorKind::storage);
                     tracing::error!(id = %self.id, error = %e, "append failed; closing the document");
                     let reason = e.to_string();
                     if let Some(closes) = self

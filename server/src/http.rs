@@ -14,6 +14,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::connection;
 use crate::hub::Hub;
+use crate::metrics::{ErrorKind, Snapshot};
 
 /// Per-connection WebSocket buffers (see `ws_upgrade`).
 const READ_BUFFER: usize = 16 << 10;
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sync", get(ws_or_hello))
         .merge(crate::web::routes())
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .merge(crate::admin_api::routes())
         .merge(crate::history_api::routes())
         .merge(crate::timeline_api::routes())
@@ -166,9 +168,13 @@ fn upgrade(
 ) -> Response {
     let participant = match authenticate(&state, &headers, uri.query()) {
         Ok(p) => p,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => {
+            state.hub.metrics.error(ErrorKind::unauthorized);
+            return refused.into_response();
+        }
     };
     let Ok(permit) = state.connection_permits.clone().try_acquire_owned() else {
+        state.hub.metrics.error(ErrorKind::over_capacity);
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "too_many_connections",
@@ -196,6 +202,30 @@ fn upgrade(
             connection::serve(socket, hub, shutdown, participant).await;
             drop(permit);
         })
+}
+
+/// Prometheus text format. Counts only, no content: open like `/healthz` (see SECURITY.md).
+async fn metrics(State(state): State<AppState>) -> Response {
+    let hub = state.hub.clone();
+    // Reading the log's size touches sled: off the async threads.
+    let text = tokio::task::spawn_blocking(move || {
+        hub.metrics.render(Snapshot {
+            connections: hub.stats.connections.load(Ordering::Relaxed) as i64,
+            open_documents: hub.open_documents() as i64,
+            log_records: hub.store.last_global_seq().unwrap_or(0) as i64,
+            log_bytes: hub.store.size_on_disk() as i64,
+        })
+    })
+    .await
+    .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -5,6 +5,7 @@
 //! on, so that a peer that joins again takes over cleanly (old socket closed and forgotten
 //! before the new one is answered — reusing sync state across sockets causes sync loops).
 
+use crate::metrics::{ErrorKind, Metrics};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,12 +35,14 @@ pub struct ConnTx {
     tx: mpsc::UnboundedSender<Outbound>,
     queued: Arc<AtomicUsize>,
     limit: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl ConnTx {
     pub fn new(
         conn: ConnId,
         limit: usize,
+        metrics: Arc<Metrics>,
     ) -> (Self, mpsc::UnboundedReceiver<Outbound>, Arc<AtomicUsize>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
@@ -49,6 +52,7 @@ impl ConnTx {
                 tx,
                 queued: queued.clone(),
                 limit,
+                metrics,
             },
             rx,
             queued,
@@ -60,6 +64,7 @@ impl ConnTx {
     pub fn send(&self, frame: Vec<u8>) {
         let n = self.queued.fetch_add(frame.len(), Ordering::Relaxed) + frame.len();
         if n > self.limit {
+            self.metrics.error(ErrorKind::slow_peer);
             self.close("too slow: outgoing queue over its limit".into());
             return;
         }
@@ -132,6 +137,7 @@ pub struct Hub {
     participant_conns: Mutex<HashMap<String, Vec<ConnTx>>>,
     pub server_peer: PeerId,
     pub stats: Stats,
+    pub metrics: Arc<Metrics>,
     pub load_permits: Semaphore,
     docs: Mutex<HashMap<DocumentId, mpsc::UnboundedSender<DocMsg>>>,
     /// Flips to true when the server stops: idle actors end instead of waiting for work.
@@ -152,6 +158,10 @@ impl Hub {
         let server_peer = PeerId::new(format!("toron-server-{}", uuid::Uuid::new_v4().simple()))
             .unwrap_or_else(|_| unreachable!("non-empty"));
         let history = crate::history_cache::HistoryCache::new(store.clone());
+        let metrics = Arc::new(Metrics::new(
+            store.commit_seconds.clone(),
+            store.commit_records.clone(),
+        ));
         let projection = crate::projection::Projection::new(store.clone(), registry.clone());
         Arc::new(Self {
             history,
@@ -163,6 +173,7 @@ impl Hub {
             participant_conns: Mutex::new(HashMap::new()),
             server_peer,
             stats: Stats::default(),
+            metrics,
             docs: Mutex::new(HashMap::new()),
             closing: watch::Sender::new(false),
             peers: Mutex::new(HashMap::new()),

@@ -23,6 +23,7 @@ pub mod history_cache;
 pub mod http;
 pub mod hub;
 pub mod import_api;
+pub mod metrics;
 pub mod projection;
 pub mod registry;
 pub mod report_api;

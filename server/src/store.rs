@@ -35,6 +35,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+
 use toron_protocol::{
     AdminAction, ChangeRecord, DocumentId, Event, NewChange, Presence, RecordError, Rejection,
 };
@@ -193,6 +195,10 @@ pub struct Store {
     writer: Mutex<Option<mpsc::Sender<AppendReq>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     failed: Arc<AtomicBool>,
+    /// Duration of each group commit (write, flush, fdatasync), for `/metrics`.
+    pub commit_seconds: Histogram,
+    /// Records written by each group commit, for `/metrics`.
+    pub commit_records: Histogram,
 }
 
 fn key_l(g: u64) -> [u8; 9] {
@@ -334,7 +340,11 @@ impl Store {
         };
         let failed = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
+        let commit_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let commit_records = Histogram::new(exponential_buckets(1.0, 2.0, 12));
         let writer = Writer {
+            commit_seconds: commit_seconds.clone(),
+            commit_records: commit_records.clone(),
             db: db.clone(),
             events: events.clone(),
             data_file,
@@ -356,6 +366,8 @@ impl Store {
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             failed,
+            commit_seconds,
+            commit_records,
         }))
     }
 
@@ -545,6 +557,11 @@ impl Store {
     }
 
     /// The highest global sequence number written so far (0 if none).
+    /// The store's size on disk, in bytes.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
     pub fn last_global_seq(&self) -> Result<u64, StoreError> {
         match self.events.scan_prefix(b"L").next_back() {
             Some(kv) => {
@@ -802,6 +819,8 @@ struct Writer {
     doc_seqs: HashMap<DocumentId, u64>,
     failed: Arc<AtomicBool>,
     gate: Option<DurabilityGate>,
+    commit_seconds: Histogram,
+    commit_records: Histogram,
 }
 
 impl Writer {
@@ -822,8 +841,12 @@ impl Writer {
                 }
                 continue;
             }
+            let (started, first_seq) = (std::time::Instant::now(), self.next_global);
             match self.commit(&group) {
                 Ok(results) => {
+                    self.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    self.commit_records
+                        .observe(self.next_global.saturating_sub(first_seq) as f64);
                     for (r, res) in group.into_iter().zip(results) {
                         let _ = r.reply.send(Ok(res));
                     }

@@ -225,7 +225,10 @@ async fn sigterm_stops_the_server_gracefully_with_exit_code_zero() {
         .expect("status");
     let took = signalled.elapsed();
     assert_eq!(status.code(), Some(0), "graceful exit");
-    assert!(took < Duration::from_secs(5), "exited {took:?} after SIGTERM");
+    assert!(
+        took < Duration::from_secs(5),
+        "exited {took:?} after SIGTERM"
+    );
     let acknowledged = a.server_has(&late);
 
     let (_child, url) = spawn_server(dir.path()).await;
@@ -233,6 +236,10 @@ async fn sigterm_stops_the_server_gracefully_with_exit_code_zero() {
     let b = bob.find(a.id, LIMIT).await.expect("find");
     assert_eq!(int_at(&b.doc, "kept"), Some(1));
     if acknowledged {
-        assert_eq!(int_at(&b.doc, "late"), Some(2), "an acknowledged change was lost");
+        assert_eq!(
+            int_at(&b.doc, "late"),
+            Some(2),
+            "an acknowledged change was lost"
+        );
     }
 }

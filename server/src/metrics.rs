@@ -1,0 +1,156 @@
+//! What `/metrics` shows, in the Prometheus text format (OpenMetrics).
+//!
+//! One [`Metrics`] per server (tests run several servers in one process, each must count its
+//! own). Counters and histograms are updated where things happen; gauges that already live
+//! elsewhere — connections, open documents, the log's size — are read when scraped, so they
+//! cannot drift from the truth.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// What went wrong, for `toron_errors_total{kind=…}`.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum ErrorKind {
+    /// A frame that is not the protocol (bad CBOR, a text frame, a message out of order).
+    bad_frame,
+    /// Changes refused by the permission or content checks.
+    refused_change,
+    /// A peer that did not read its messages and was disconnected.
+    slow_peer,
+    /// A failed write to the event log.
+    storage,
+    /// A connection turned away because the server was at its limit.
+    over_capacity,
+    /// A request without a valid token.
+    unauthorized,
+    /// A bound of the server was hit (documents per connection, connections per token, rate).
+    limit,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    kind: ErrorKind,
+}
+
+/// Histogram buckets from 0.1 ms to about 3.3 s.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.0001, 2.0, 16)
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    connections: Gauge,
+    open_documents: Gauge,
+    log_records: Gauge,
+    log_bytes: Gauge,
+    pub changes_accepted: Counter,
+    pub changes_rejected: Counter,
+    /// From a document actor taking a batch to its sync messages being queued, durability
+    /// included.
+    pub fanout_seconds: Histogram,
+    /// One group commit of the log writer: write, flush and fdatasync.
+    group_commit_seconds: Histogram,
+    /// Records per group commit.
+    group_commit_changes: Histogram,
+    errors: Family<ErrorLabels, Counter>,
+}
+
+impl Metrics {
+    /// `group_commit_seconds` and `group_commit_changes` are the store's own histograms (the
+    /// log writer observes them), registered here.
+    pub fn new(group_commit_seconds: Histogram, group_commit_changes: Histogram) -> Self {
+        let mut registry = Registry::with_prefix("toron");
+        let m = Self {
+            connections: Gauge::default(),
+            open_documents: Gauge::default(),
+            log_records: Gauge::default(),
+            log_bytes: Gauge::default(),
+            changes_accepted: Counter::default(),
+            changes_rejected: Counter::default(),
+            fanout_seconds: Histogram::new(latency_buckets()),
+            group_commit_seconds,
+            group_commit_changes,
+            errors: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            m.connections.clone(),
+        );
+        registry.register(
+            "open_documents",
+            "Documents loaded in memory",
+            m.open_documents.clone(),
+        );
+        registry.register(
+            "log_records",
+            "Records in the event log",
+            m.log_records.clone(),
+        );
+        registry.register(
+            "log_bytes",
+            "Size of the data directory's store on disk, in bytes",
+            m.log_bytes.clone(),
+        );
+        registry.register(
+            "changes_accepted",
+            "Changes accepted and made durable",
+            m.changes_accepted.clone(),
+        );
+        registry.register(
+            "changes_rejected",
+            "Changes refused by the permission or content checks",
+            m.changes_rejected.clone(),
+        );
+        registry.register(
+            "fanout_seconds",
+            "From a batch reaching its document to its sync messages being sent, durability included",
+            m.fanout_seconds.clone(),
+        );
+        registry.register(
+            "group_commit_seconds",
+            "Duration of one group commit of the event log (write, flush, fdatasync)",
+            m.group_commit_seconds.clone(),
+        );
+        registry.register(
+            "group_commit_records",
+            "Records (changes and other events) written by one group commit",
+            m.group_commit_changes.clone(),
+        );
+        registry.register("errors", "Errors by kind", m.errors.clone());
+        Self { registry, ..m }
+    }
+
+    pub fn error(&self, kind: ErrorKind) {
+        self.errors.get_or_create(&ErrorLabels { kind }).inc();
+    }
+
+    /// The text a scrape gets; `now` carries the gauges read at this moment.
+    pub fn render(&self, now: Snapshot) -> String {
+        self.connections.set(now.connections);
+        self.open_documents.set(now.open_documents);
+        self.log_records.set(now.log_records);
+        self.log_bytes.set(now.log_bytes);
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "could not encode the metrics");
+        }
+        out
+    }
+}
+
+/// Gauges read at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot {
+    pub connections: i64,
+    pub open_documents: i64,
+    pub log_records: i64,
+    pub log_bytes: i64,
+}
