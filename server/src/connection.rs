@@ -25,8 +25,6 @@ use tracing::Instrument;
 
 use crate::hub::{ConnTx, DocMsg, Hub, Outbound};
 
-/// Serves one upgraded socket until it closes or the server shuts down.
-
 /// Sends `error` with `reason`, then a close frame with `code` (its reason cut, on a character
 /// boundary, to fit the 123 bytes a close frame allows).
 async fn close_with(
@@ -57,6 +55,7 @@ async fn close_with(
 /// At most this many queued frames are written together before the socket is flushed.
 const BURST: usize = 64;
 
+/// Serves one upgraded socket until it closes or the server shuts down.
 pub async fn serve(
     socket: WebSocket,
     hub: Arc<Hub>,
