@@ -25,6 +25,21 @@ pub struct Args {
     /// Most simultaneous connections.
     #[arg(long, env = "TORON_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
+    /// Most simultaneous connections with one token.
+    #[arg(long, env = "TORON_MAX_CONNECTIONS_PER_TOKEN", default_value_t = 1_000)]
+    max_connections_per_token: usize,
+    /// Most documents one connection may open.
+    #[arg(long, env = "TORON_MAX_DOCS_PER_CONNECTION", default_value_t = 1_000)]
+    max_docs_per_connection: usize,
+    /// Largest WebSocket message, in bytes (a first sync may carry a whole document).
+    #[arg(long, env = "TORON_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    max_message_bytes: usize,
+    /// Bytes queued towards one peer before it is disconnected as too slow.
+    #[arg(long, env = "TORON_MAX_OUTBOUND_BYTES", default_value_t = 512 * 1024 * 1024)]
+    max_outbound_bytes: usize,
+    /// Most documents loaded from disk at the same time.
+    #[arg(long, env = "TORON_MAX_CONCURRENT_LOADS", default_value_t = 8)]
+    max_concurrent_loads: usize,
     /// Local experiments only: no tokens, anybody may create and edit anything.
     #[arg(long, env = "TORON_OPEN")]
     open: bool,
@@ -102,6 +117,11 @@ async fn serve_from_args() -> anyhow::Result<()> {
     config.ping_interval = Duration::from_secs(args.ping_secs.max(1));
     config.idle_evict = Duration::from_secs(args.idle_evict_secs.max(1));
     config.max_connections = args.max_connections.max(1);
+    config.max_connections_per_token = args.max_connections_per_token.max(1);
+    config.max_docs_per_connection = args.max_docs_per_connection.max(1);
+    config.max_message_bytes = args.max_message_bytes.max(1024);
+    config.max_outbound_bytes = args.max_outbound_bytes.max(1024);
+    config.max_concurrent_loads = args.max_concurrent_loads.max(1);
     config.open = args.open;
     config.admin_token = args.admin_token;
     let server = crate::start(config).await?;

@@ -25,6 +25,10 @@ pub struct Config {
     pub max_outbound_bytes: usize,
     /// Most documents loaded from disk at the same time.
     pub max_concurrent_loads: usize,
+    /// Most simultaneous connections with one token (open mode: not limited).
+    pub max_connections_per_token: usize,
+    /// Most documents one connection may open.
+    pub max_docs_per_connection: usize,
     /// Snapshot a document after this many new changes (0 = never).
     pub snapshot_every: u64,
     /// Tests only: hold appends back before they are declared durable.
@@ -48,6 +52,8 @@ impl Config {
             max_message_bytes: 256 * 1024 * 1024,
             max_outbound_bytes: 512 * 1024 * 1024,
             max_concurrent_loads: 8,
+            max_connections_per_token: 1_000,
+            max_docs_per_connection: 1_000,
             snapshot_every: 1000,
             durability_gate: None,
             open: false,

@@ -78,7 +78,7 @@ async fn serve_conn(
     participant: Option<String>,
 ) {
     hub.stats.connections.fetch_add(1, Ordering::Relaxed);
-    let (out, out_rx, queued) =
+    let (out, out_rx, queued, abort) =
         ConnTx::new(conn, hub.config.max_outbound_bytes, hub.metrics.clone());
     let (mut sink, mut stream) = socket.split();
     let pong_seen = Arc::new(AtomicBool::new(true));
@@ -97,7 +97,9 @@ async fn serve_conn(
                 tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
             // An item taken from the queue while writing a burst, to handle next.
             let mut next: Option<Outbound> = None;
-            loop {
+            // The loop may sit in a write to a peer that does not read; `abort` (a queue over
+            // its limit) must end it even then, so it races the whole loop.
+            let writing = async { loop {
                 tokio::select! {
                     item = async { match next.take() { Some(i) => Some(i), None => out_rx.recv().await } } => match item {
                         Some(Outbound::Frame(bytes)) => {
@@ -151,8 +153,23 @@ async fn serve_conn(
                         }
                     }
                 }
+            } };
+            let too_slow = tokio::select! {
+                biased;
+                () = abort.notified() => true,
+                () = writing => false,
+            };
+            if too_slow {
+                tracing::info!(%conn, "outgoing queue over its limit; dropping the connection");
+                // The socket may be full: the goodbye gets a bounded moment, then it is cut.
+                let reason = "too slow: outgoing queue over its limit".to_string();
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    close_with(&mut sink, &server_peer, 1008, reason),
+                )
+                .await;
             }
-            let _ = sink.close().await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.close()).await;
             writer_gone.notify_one();
         }.in_current_span())
     };
@@ -343,6 +360,16 @@ impl Session {
         kind: SyncKind,
         data: Vec<u8>,
     ) -> bool {
+        let max_docs = self.hub.config.max_docs_per_connection;
+        if !self.subscribed.contains(&id) && self.subscribed.len() >= max_docs {
+            self.hub.metrics.error(crate::metrics::ErrorKind::limit);
+            let reason = format!(
+                "too many documents on one connection: at most {max_docs} (--max-docs-per-connection)"
+            );
+            tracing::info!(conn = %self.conn, %reason, "limit; closing");
+            self.out.close(reason);
+            return false;
+        }
         let grant = match &self.participant {
             None => Grant::open(),
             Some(p) => {

@@ -1,7 +1,8 @@
 //! The HTTP surface: WebSocket upgrades on `/` and `/sync`, and `GET /healthz`.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
@@ -10,6 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Semaphore};
 
 use crate::connection;
@@ -25,6 +27,44 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub shutdown: watch::Receiver<bool>,
     pub connection_permits: Arc<Semaphore>,
+    /// Open connections per token (by the token's SHA-256), for `max_connections_per_token`.
+    pub token_conns: Arc<Mutex<HashMap<[u8; 32], usize>>>,
+}
+
+/// One connection counted against its token; uncounted when dropped — also when the
+/// upgrade never completes.
+struct TokenSlot {
+    conns: Arc<Mutex<HashMap<[u8; 32], usize>>>,
+    key: [u8; 32],
+}
+
+impl TokenSlot {
+    /// Counts a connection for `token`, or says no when it has `max` already.
+    fn take(conns: &Arc<Mutex<HashMap<[u8; 32], usize>>>, token: &str, max: usize) -> Option<Self> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut map = conns.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            conns: conns.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for TokenSlot {
+    fn drop(&mut self) {
+        let mut map = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -173,6 +213,23 @@ fn upgrade(
             return refused.into_response();
         }
     };
+    let token_slot = match (&participant, bearer(&headers, uri.query())) {
+        (Some(_), Some(token)) => {
+            let max = state.hub.config.max_connections_per_token;
+            match TokenSlot::take(&state.token_conns, &token, max) {
+                Some(slot) => Some(slot),
+                None => {
+                    state.hub.metrics.error(ErrorKind::limit);
+                    return error_response(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_connections_for_token",
+                        &format!("this token has {max} connections open already (--max-connections-per-token)"),
+                    );
+                }
+            }
+        }
+        _ => None,
+    };
     let Ok(permit) = state.connection_permits.clone().try_acquire_owned() else {
         state.hub.metrics.error(ErrorKind::over_capacity);
         return error_response(
@@ -201,6 +258,7 @@ fn upgrade(
         .on_upgrade(move |socket| async move {
             connection::serve(socket, hub, shutdown, participant).await;
             drop(permit);
+            drop(token_slot);
         })
 }
 

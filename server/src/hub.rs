@@ -7,7 +7,7 @@
 
 use crate::metrics::{ErrorKind, Metrics};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
@@ -36,6 +36,9 @@ pub struct ConnTx {
     queued: Arc<AtomicUsize>,
     limit: usize,
     metrics: Arc<Metrics>,
+    /// Wakes the writer to drop a peer that lets its queue grow past `limit`.
+    abort: Arc<Notify>,
+    aborted: Arc<AtomicBool>,
 }
 
 impl ConnTx {
@@ -43,9 +46,15 @@ impl ConnTx {
         conn: ConnId,
         limit: usize,
         metrics: Arc<Metrics>,
-    ) -> (Self, mpsc::UnboundedReceiver<Outbound>, Arc<AtomicUsize>) {
+    ) -> (
+        Self,
+        mpsc::UnboundedReceiver<Outbound>,
+        Arc<AtomicUsize>,
+        Arc<Notify>,
+    ) {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
+        let abort = Arc::new(Notify::new());
         (
             Self {
                 conn,
@@ -53,9 +62,12 @@ impl ConnTx {
                 queued: queued.clone(),
                 limit,
                 metrics,
+                abort: abort.clone(),
+                aborted: Arc::new(AtomicBool::new(false)),
             },
             rx,
             queued,
+            abort,
         )
     }
 
@@ -64,8 +76,11 @@ impl ConnTx {
     pub fn send(&self, frame: Vec<u8>) {
         let n = self.queued.fetch_add(frame.len(), Ordering::Relaxed) + frame.len();
         if n > self.limit {
-            self.metrics.error(ErrorKind::slow_peer);
-            self.close("too slow: outgoing queue over its limit".into());
+            // Not queued behind the frames the peer is not reading: the writer is woken.
+            if !self.aborted.swap(true, Ordering::Relaxed) {
+                self.metrics.error(ErrorKind::slow_peer);
+                self.abort.notify_one();
+            }
             return;
         }
         let _ = self.tx.send(Outbound::Frame(frame));

@@ -77,6 +77,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         hub: hub.clone(),
         shutdown: shutdown_rx.clone(),
         connection_permits: Arc::new(Semaphore::new(config.max_connections)),
+        token_conns: Default::default(),
     };
     let app = http::router(state);
     let mut stop = shutdown_rx;

@@ -80,6 +80,24 @@ impl RawPeer {
         Ok(Self { ws })
     }
 
+    /// Connects with a 4 KiB socket receive buffer (no autotuning): a peer that stops reading
+    /// makes the server's queue towards it grow at once, not after megabytes of kernel buffers.
+    pub async fn connect_small_buffer(url: &str) -> anyhow::Result<Self> {
+        let addr = url
+            .strip_prefix("ws://")
+            .and_then(|r| r.split(['/', '?']).next())
+            .ok_or_else(|| anyhow::anyhow!("not a ws:// url: {url}"))?;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_recv_buffer_size(4096)?;
+        let tcp = tokio::time::timeout(LIMIT, socket.connect(addr.parse()?)).await??;
+        let (ws, _) = tokio::time::timeout(
+            LIMIT,
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)),
+        )
+        .await??;
+        Ok(Self { ws })
+    }
+
     /// Connects and joins as `peer`, returning after the server's `peer` reply.
     pub async fn joined(url: &str, peer: &str) -> anyhow::Result<Self> {
         let mut p = Self::connect(url).await?;

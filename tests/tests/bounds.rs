@@ -1,0 +1,242 @@
+//! The server's bounds (issue 8, point 3): each one configurable, each one hit with a clear
+//! error, and nobody else affected.
+
+use std::time::{Duration, Instant};
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ROOT};
+use toron_cli::sync_client::{url_with_token, ClientError, Connection, DocSync};
+use toron_protocol::DocumentId;
+use toron_tests::{config, secure_config, start_with, Ending, RawPeer, LIMIT};
+
+async fn create(conn: &mut Connection, key: &str) -> DocSync {
+    let mut doc = AutoCommit::new();
+    doc.put(ROOT, key, 1).expect("put");
+    let mut d = DocSync::new(DocumentId::random(), doc);
+    conn.push(&mut d, LIMIT).await.expect("create");
+    d
+}
+
+/// Reads until the server ends the connection; returns its `error` text.
+async fn refusal(conn: &mut Connection) -> String {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        match tokio::time::timeout_at(deadline, conn.recv()).await {
+            Err(_) => panic!("the server did not refuse within {LIMIT:?}"),
+            Ok(Ok(_)) => continue,
+            Ok(Err(ClientError::Server(m))) => return m,
+            Ok(Err(e)) => panic!("closed without saying why: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn documents_per_connection_are_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.max_docs_per_connection = 3;
+    let server = start_with(c).await;
+    let url = server.url();
+    let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
+    let mut docs = Vec::new();
+    for i in 0..3 {
+        docs.push(create(&mut alice, &format!("d{i}")).await);
+    }
+    // The fourth document is refused with the reason and the flag to change it.
+    let mut fourth = DocSync::new(DocumentId::random(), AutoCommit::new());
+    fourth.doc.put(ROOT, "d3", 1).expect("put");
+    alice.sync_doc(&mut fourth, false).await.expect("send");
+    let why = refusal(&mut alice).await;
+    assert!(
+        why.contains("too many documents") && why.contains("--max-docs-per-connection"),
+        "{why}"
+    );
+    // Another connection still opens what it wants, the first three documents included.
+    let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
+    for d in &docs {
+        bob.find(d.id, LIMIT).await.expect("find");
+    }
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn connections_per_token_and_in_total_are_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = "toron_bounds_test_token_0123456789abcdef";
+    let mut c = secure_config(dir.path());
+    c.admin_token = Some(token.into());
+    c.max_connections_per_token = 2;
+    c.max_connections = 3;
+    let server = start_with(c).await;
+    let url = url_with_token(&server.url(), Some(token));
+    let a = Connection::connect(&url, LIMIT).await.expect("first");
+    let _b = Connection::connect(&url, LIMIT).await.expect("second");
+    // A third with the same token: 429 and why.
+    let e = Connection::connect(&url, LIMIT)
+        .await
+        .expect_err("third refused");
+    let text = e.to_string();
+    assert!(text.contains("429"), "{text}");
+    let admin = toron_cli::admin::Admin::new(&server.url(), Some(token.into()), LIMIT);
+    let body = tokio::task::spawn_blocking(move || admin.get_text("/metrics"))
+        .await
+        .expect("task")
+        .expect("metrics");
+    assert!(
+        body.contains("toron_errors_total{kind=\"limit\"} 1"),
+        "{body}"
+    );
+    // One closes: the token may connect again.
+    a.close().await;
+    let deadline = Instant::now() + LIMIT;
+    let _c = loop {
+        match Connection::connect(&url, LIMIT).await {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("the token could not reconnect: {e}"),
+        }
+    };
+    // A third connection, with another token, fills the server (3 in all); a fourth gets 503.
+    let other = server
+        .registry()
+        .issue_token("admin", "admin")
+        .await
+        .expect("token");
+    let other_url = url_with_token(&server.url(), Some(&other));
+    let _d = Connection::connect(&other_url, LIMIT)
+        .await
+        .expect("third in all");
+    let e = Connection::connect(&other_url, LIMIT)
+        .await
+        .expect_err("over the total");
+    assert!(e.to_string().contains("503"), "{e}");
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_that_connection_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.max_message_bytes = 64 * 1024;
+    let server = start_with(c).await;
+    let url = server.url();
+    let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
+    let mut d = create(&mut alice, "kept").await;
+    let mut raw = RawPeer::joined(&url, "big-sender").await.expect("raw");
+    raw.send_bytes(vec![0xa0; 100 * 1024]).await.expect("send");
+    let ending = raw.ending(LIMIT).await.expect("closed");
+    assert!(
+        matches!(ending, Ending::Closed | Ending::Error(_)),
+        "{ending:?}"
+    );
+    // Alice goes on editing.
+    d.doc.put(ROOT, "after", 2).expect("put");
+    d.doc.commit();
+    alice.push(&mut d, LIMIT).await.expect("still served");
+    server.shutdown().await.expect("shutdown");
+}
+
+/// One of fifty clients stops reading while edits flow: it is disconnected once its queue
+/// passes `max_outbound_bytes`, and the 49 others (a writer and 48 followers of the same
+/// document) get every edit in time.
+#[tokio::test]
+async fn a_slow_client_does_not_hold_back_forty_nine_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.max_outbound_bytes = 256 * 1024;
+    let server = start_with(c).await;
+    let url = server.url();
+    let mut writer = Connection::connect(&url, LIMIT).await.expect("writer");
+    let mut room = create(&mut writer, "start").await;
+    // A second document only the writer and the slow client hold: its large edits are what
+    // piles up towards the slow client (megabytes, past the kernel's socket buffers), without
+    // making 48 debug-built followers apply them.
+    let mut bulk = create(&mut writer, "bulk").await;
+    let (room_id, bulk_id) = (room.id, bulk.id);
+    // The slow one asks for both, then never reads again.
+    let mut slow = RawPeer::connect_small_buffer(&url).await.expect("slow");
+    slow.send(&toron_protocol::Message::Join {
+        sender_id: toron_tests::peer("slow-phone"),
+        supported_protocol_versions: Some(vec![toron_protocol::PROTOCOL_VERSION.into()]),
+        peer_metadata: None,
+    })
+    .await
+    .expect("join");
+    for id in [room_id, bulk_id] {
+        let mut state = automerge::sync::State::new();
+        let first = automerge::sync::SyncDoc::generate_sync_message(
+            AutoCommit::new().document(),
+            &mut state,
+        )
+        .expect("a first message");
+        slow.send(&toron_protocol::Message::sync_of_kind(
+            toron_protocol::SyncKind::Request,
+            toron_tests::peer("slow-phone"),
+            server.hub().server_peer.clone(),
+            id,
+            first.encode(),
+        ))
+        .await
+        .expect("request");
+    }
+    let edits = 40usize;
+    let mut followers = Vec::new();
+    for i in 0..48 {
+        let url = url.clone();
+        followers.push(tokio::spawn(async move {
+            let mut conn = Connection::connect(&url, LIMIT).await?;
+            let mut mine = conn.find(room_id, LIMIT).await?;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while toron_tests::int_at(&mine.doc, &format!("e{}", edits - 1)).is_none() {
+                let mut docs = [&mut mine];
+                match tokio::time::timeout_at(deadline, conn.next_event(&mut docs)).await {
+                    Err(_) => anyhow::bail!("follower {i} missed edits"),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(e.into()),
+                }
+            }
+            Ok::<_, anyhow::Error>(Instant::now())
+        }));
+    }
+    let started = Instant::now();
+    // Varied text (automerge compresses changes; a repeated character would shrink to nothing).
+    let mut x: u32 = 12345;
+    let blob: String = (0..200 * 1024)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            char::from_u32(0xAC00 + (x >> 8) % 11_172).unwrap_or('가')
+        })
+        .collect();
+    for e in 0..edits {
+        room.doc.put(ROOT, format!("e{e}"), e as i64).expect("put");
+        room.doc.commit();
+        writer.push(&mut room, LIMIT).await.expect("edit");
+        if e < 12 {
+            // 600 KB each, 7 MB in all.
+            bulk.doc
+                .put(ROOT, "blob", format!("{e}{blob}"))
+                .expect("put");
+            bulk.doc.commit();
+            writer.push(&mut bulk, LIMIT).await.expect("bulk edit");
+        }
+    }
+    let mut last = started;
+    for f in followers {
+        let at = f.await.expect("task").expect("follower");
+        last = last.max(at);
+    }
+    let took = last - started;
+    assert!(
+        took < Duration::from_secs(30),
+        "the 48 followers took {took:?}"
+    );
+    // The slow client was told why and let go.
+    let ending = slow.ending(LIMIT).await.expect("let go");
+    assert!(
+        matches!(&ending, Ending::Error(m) if m.contains("too slow")),
+        "{ending:?}"
+    );
+    server.shutdown().await.expect("shutdown");
+}
