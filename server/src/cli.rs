@@ -40,6 +40,11 @@ pub struct Args {
     /// Most documents loaded from disk at the same time.
     #[arg(long, env = "TORON_MAX_CONCURRENT_LOADS", default_value_t = 8)]
     max_concurrent_loads: usize,
+    /// Web origins whose pages may connect, comma-separated (`https://toron.example.kr`);
+    /// the server's own pages always may, and so may clients that send no `Origin`.
+    /// Unset: any origin.
+    #[arg(long, env = "TORON_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
     /// Local experiments only: no tokens, anybody may create and edit anything.
     #[arg(long, env = "TORON_OPEN")]
     open: bool,
@@ -122,6 +127,12 @@ async fn serve_from_args() -> anyhow::Result<()> {
     config.max_message_bytes = args.max_message_bytes.max(1024);
     config.max_outbound_bytes = args.max_outbound_bytes.max(1024);
     config.max_concurrent_loads = args.max_concurrent_loads.max(1);
+    config.allowed_origins = args
+        .allowed_origins
+        .into_iter()
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
     config.open = args.open;
     config.admin_token = args.admin_token;
     let server = crate::start(config).await?;

@@ -29,6 +29,9 @@ pub struct Config {
     pub max_connections_per_token: usize,
     /// Most documents one connection may open.
     pub max_docs_per_connection: usize,
+    /// Web origins (`https://host[:port]`) whose pages may open a WebSocket, besides the
+    /// server's own. Empty: any. Requests without `Origin` (not from a browser) always may.
+    pub allowed_origins: Vec<String>,
     /// Snapshot a document after this many new changes (0 = never).
     pub snapshot_every: u64,
     /// Tests only: hold appends back before they are declared durable.
@@ -54,6 +57,7 @@ impl Config {
             max_concurrent_loads: 8,
             max_connections_per_token: 1_000,
             max_docs_per_connection: 1_000,
+            allowed_origins: Vec::new(),
             snapshot_every: 1000,
             durability_gate: None,
             open: false,

@@ -153,6 +153,31 @@ impl IntoResponse for AuthError {
     }
 }
 
+/// Whether a WebSocket request may go on, by its `Origin`: always without one (not a
+/// browser) or when no list is set; else when it is the server's own (its host is the
+/// request's `Host`) or on the list.
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    let own = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|host| {
+            origin
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+        });
+    own || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+}
+
 /// Who is calling: `Ok(None)` in open mode, `Ok(Some(participant))` with a valid token.
 pub fn authenticate(
     state: &AppState,
@@ -206,6 +231,14 @@ fn upgrade(
     uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if !origin_allowed(&state.hub.config.allowed_origins, &headers) {
+        state.hub.metrics.error(ErrorKind::unauthorized);
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "pages of this origin may not connect (--allowed-origins)",
+        );
+    }
     let participant = match authenticate(&state, &headers, uri.query()) {
         Ok(p) => p,
         Err(refused) => {

@@ -240,3 +240,47 @@ async fn a_slow_client_does_not_hold_back_forty_nine_others() {
     );
     server.shutdown().await.expect("shutdown");
 }
+
+/// `allowed_origins`: a browser page of another origin is refused (403); the listed origin,
+/// the server's own pages and clients without `Origin` are let in.
+#[tokio::test]
+async fn websocket_origins_are_checked_when_configured() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.allowed_origins = vec!["https://toron.example.kr".into()];
+    let server = start_with(c).await;
+    let url = server.url();
+    let host = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_string();
+    let attempt = |origin: Option<String>| {
+        let url = url.clone();
+        async move {
+            let mut req = url.into_client_request().expect("request");
+            if let Some(o) = origin {
+                req.headers_mut()
+                    .insert("origin", o.parse().expect("header"));
+            }
+            tokio::time::timeout(LIMIT, tokio_tungstenite::connect_async(req))
+                .await
+                .expect("in time")
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    };
+    let refused = attempt(Some("https://evil.example".into())).await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("403")),
+        "{refused:?}"
+    );
+    attempt(Some("https://toron.example.kr".into()))
+        .await
+        .expect("listed origin");
+    attempt(Some(format!("http://{host}")))
+        .await
+        .expect("the server's own page");
+    attempt(None).await.expect("no Origin: not a browser");
+    server.shutdown().await.expect("shutdown");
+}
