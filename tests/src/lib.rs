@@ -1,6 +1,7 @@
 //! Helpers for Toron's end-to-end tests: a real server on `127.0.0.1:0` over a temporary
 //! sled directory, and raw WebSocket peers for the tests that must speak out of turn.
 
+pub mod fuzzing;
 pub mod roster;
 
 use std::path::Path;

@@ -1,0 +1,203 @@
+//! The fuzz targets' bodies, shared by `cargo fuzz` (`fuzz/`) and the bounded property tests
+//! of `cargo test` (`tests/fuzz_properties.rs`). Each takes arbitrary bytes and panics only
+//! on a real bug: a crash of the code under test, or a property that does not hold.
+
+use std::sync::OnceLock;
+
+use toron_protocol::engine::{Action, DocEngine, EngineConfig, Grant, Input, NoGate, SyncKind};
+use toron_protocol::wire::{decode, encode};
+use toron_protocol::{ConnId, DocumentId, Message, PeerId};
+
+/// The CBOR frame decoder: anything decodes or fails cleanly, and what decodes re-encodes to
+/// a frame that decodes to the same message.
+pub fn wire_frame(data: &[u8]) {
+    if let Ok(msg) = decode(data) {
+        let again = decode(&encode(&msg));
+        assert_eq!(
+            again.as_ref().ok(),
+            Some(&msg),
+            "re-encoding changed the message"
+        );
+    }
+}
+
+/// Splits `data` into frames: a length byte, then that many bytes (the rest at the end).
+fn frames(mut data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while let Some((&len, rest)) = data.split_first() {
+        let n = usize::from(len).min(rest.len());
+        let n = if len == 255 { rest.len() } else { n };
+        out.push(&rest[..n]);
+        data = &rest[n..];
+    }
+    out
+}
+
+/// The connection handler's core: a sequence of frames from three connections into one
+/// document's engine, stepped as the server steps it (durability confirmed at once). Whatever
+/// arrives, the engine must not panic, and a connection it refused or closed gets no more.
+pub fn engine_frames(data: &[u8]) {
+    let server = PeerId::new("toron-server-fuzz").unwrap_or_else(|_| unreachable!("non-empty"));
+    let id = DocumentId::from_bytes([7; 16]);
+    let mut engine = DocEngine::new(
+        id,
+        server,
+        automerge::Automerge::new(),
+        EngineConfig::default(),
+    );
+    let mut gate = NoGate;
+    let mut seq = 0u64;
+    let mut now = 1_000u64;
+    for (i, frame) in frames(data).into_iter().enumerate() {
+        let conn = ConnId((i % 3) as u64 + 1);
+        now += 7;
+        let grant = if i % 5 == 4 {
+            Grant::default()
+        } else {
+            Grant::open()
+        };
+        match decode(frame) {
+            Ok(Message::Sync {
+                sender_id, data, ..
+            }) => engine.push(Input::Sync {
+                conn,
+                peer: sender_id,
+                kind: SyncKind::Sync,
+                data,
+                grant,
+            }),
+            Ok(Message::Request {
+                sender_id, data, ..
+            }) => engine.push(Input::Sync {
+                conn,
+                peer: sender_id,
+                kind: SyncKind::Request,
+                data,
+                grant,
+            }),
+            Ok(Message::Leave { .. }) => engine.push(Input::Closed { conn }),
+            _ => {
+                // Raw automerge sync bytes straight in, as a broken client could send them.
+                engine.push(Input::Sync {
+                    conn,
+                    peer: PeerId::new(format!("p{}", conn.0)).unwrap_or_else(|_| unreachable!()),
+                    kind: SyncKind::Sync,
+                    data: frame.to_vec(),
+                    grant: Grant::open(),
+                })
+            }
+        }
+        let mut actions = engine.step(now, &mut gate);
+        // Bounded: each round either confirms a batch or ends.
+        for _ in 0..4 {
+            let batch = actions.iter().find_map(|a| match a {
+                Action::Append { batch, changes } => Some((*batch, changes.len() as u64)),
+                _ => None,
+            });
+            let Some((batch, n)) = batch else { break };
+            seq += n;
+            actions = engine.durable(batch, seq);
+        }
+    }
+}
+
+/// The import bundle parser (size limit, JSON, NFC, validation): any bytes give a bundle or a
+/// clear error, never a panic; an accepted bundle serialises again.
+pub fn bundle(data: &[u8]) {
+    if let Ok(b) = toron_protocol::bundle::Bundle::parse(data) {
+        let json = serde_json::to_vec(&b).unwrap_or_else(|e| panic!("an accepted bundle: {e}"));
+        assert!(!json.is_empty());
+    }
+}
+
+/// A real server, started once per process, for [`api_body`].
+struct ApiServer {
+    base: String,
+    token: String,
+    /// The runtime the server runs on, kept alive with it.
+    _runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+    agent: ureq::Agent,
+}
+
+fn api_server() -> &'static ApiServer {
+    static SERVER: OnceLock<ApiServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        let token = "toron_fuzz_admin_token_0123456789abcdef".to_string();
+        let mut config = crate::secure_config(dir.path());
+        config.admin_token = Some(token.clone());
+        let running = runtime.block_on(crate::start_with(config));
+        let base = format!("http://{}", running.addr());
+        // The server lives as long as the process.
+        std::mem::forget(running);
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .new_agent();
+        ApiServer {
+            base,
+            token,
+            _runtime: runtime,
+            _dir: dir,
+            agent,
+        }
+    })
+}
+
+/// The HTTP API's JSON bodies: the first byte picks an endpoint that takes a body, the rest is
+/// the body, sent with the organizer's token to a real server. Any body gets an answer below
+/// 500 (a 4xx with a clear error, or success), and the server keeps answering.
+pub fn api_body(data: &[u8]) {
+    const ENDPOINTS: [(&str, &str); 9] = [
+        ("POST", "/api/v1/participants"),
+        ("POST", "/api/v1/roles"),
+        ("DELETE", "/api/v1/roles"),
+        ("POST", "/api/v1/sessions"),
+        ("PUT", "/api/v1/sessions/S1/phase"),
+        ("POST", "/api/v1/cases"),
+        ("POST", "/api/v1/documents"),
+        ("POST", "/api/v1/import?dry_run=true"),
+        ("POST", "/api/v1/import/b1/applied"),
+    ];
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    let (method, path) = ENDPOINTS[usize::from(pick) % ENDPOINTS.len()];
+    let s = api_server();
+    let url = format!("{}{path}", s.base);
+    let auth = format!("Bearer {}", s.token);
+    let response = match method {
+        "POST" => s
+            .agent
+            .post(&url)
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .send(body),
+        "PUT" => s
+            .agent
+            .put(&url)
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .send(body),
+        _ => s
+            .agent
+            .delete(&url)
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .force_send_body()
+            .send(body),
+    };
+    let response = response.unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}"));
+    let status = response.status().as_u16();
+    assert!(
+        status < 500,
+        "{method} {path} answered {status} to {body:?}"
+    );
+}

@@ -1,0 +1,218 @@
+//! The fuzz targets (`fuzz/`, bodies in `toron_tests::fuzzing`) as bounded property tests:
+//! valid seeds, the same seeds mutated, and arbitrary bytes. The seeds are also the committed
+//! fuzzing corpus (`fuzz/corpus/`; rewrite it with
+//! `cargo test -p toron-tests --test fuzz_properties -- --ignored write_corpus`).
+
+use automerge::sync::SyncDoc;
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ROOT};
+use proptest::prelude::*;
+use toron_protocol::wire::encode;
+use toron_protocol::{DocumentId, Message, PeerId, PeerMetadata, PROTOCOL_VERSION};
+use toron_tests::fuzzing;
+
+fn peer(s: &str) -> PeerId {
+    PeerId::new(s).expect("peer id")
+}
+
+/// Real sync messages of a client making a few edits, as the server would receive them.
+fn client_sync_messages() -> Vec<Vec<u8>> {
+    let mut doc = AutoCommit::new();
+    let mut state = automerge::sync::State::new();
+    let mut out = Vec::new();
+    for n in 0..4 {
+        doc.put(ROOT, format!("k{n}"), n).expect("put");
+        doc.commit();
+        if let Some(m) = doc.sync().generate_sync_message(&mut state) {
+            out.push(m.encode());
+        }
+        // As if acknowledged: a fresh state sends everything again next time.
+        state = automerge::sync::State::new();
+    }
+    out
+}
+
+fn wire_seeds() -> Vec<Vec<u8>> {
+    let id = DocumentId::from_bytes([3; 16]);
+    let mut seeds = vec![
+        encode(&Message::Join {
+            sender_id: peer("phone-1"),
+            supported_protocol_versions: Some(vec![PROTOCOL_VERSION.into()]),
+            peer_metadata: Some(PeerMetadata {
+                storage_id: None,
+                is_ephemeral: true,
+            }),
+        }),
+        encode(&Message::Leave {
+            sender_id: peer("phone-1"),
+        }),
+        encode(&Message::DocUnavailable {
+            sender_id: peer("server"),
+            target_id: peer("phone-1"),
+            document_id: id,
+        }),
+    ];
+    for data in client_sync_messages() {
+        seeds.push(encode(&Message::Sync {
+            sender_id: peer("phone-1"),
+            target_id: peer("server"),
+            document_id: id,
+            data: data.clone(),
+        }));
+        seeds.push(encode(&Message::Request {
+            sender_id: peer("phone-2"),
+            target_id: peer("server"),
+            document_id: id,
+            data,
+        }));
+    }
+    seeds
+}
+
+/// Frames in the engine target's framing: a length byte (255: the rest), then the frame.
+fn engine_seeds() -> Vec<Vec<u8>> {
+    let framed = |frames: &[Vec<u8>]| {
+        let mut out = Vec::new();
+        for f in frames {
+            if f.len() < 255 {
+                out.push(f.len() as u8);
+                out.extend_from_slice(f);
+            }
+        }
+        out
+    };
+    let wire = wire_seeds();
+    let raw = client_sync_messages();
+    vec![
+        framed(&wire),
+        framed(&raw),
+        framed(&[wire[3].clone(), wire[5].clone(), wire[1].clone()]),
+    ]
+}
+
+fn bundle_seeds() -> Vec<Vec<u8>> {
+    let example = include_bytes!("../../examples/debate-bundle.json").to_vec();
+    vec![
+        example,
+        br#"{"format":"toron-bundle","version":1,"series":[],"participants":[]}"#.to_vec(),
+        b"{}".to_vec(),
+    ]
+}
+
+fn api_seeds() -> Vec<Vec<u8>> {
+    let with = |pick: u8, json: &str| {
+        let mut v = vec![pick];
+        v.extend_from_slice(json.as_bytes());
+        v
+    };
+    vec![
+        with(
+            0,
+            r#"{"key":"p-kim","name":"김민지","affiliation":"구청","kind":"official"}"#,
+        ),
+        with(
+            1,
+            r#"{"participant":"p-kim","role":"activist","series":"S"}"#,
+        ),
+        with(
+            2,
+            r#"{"participant":"p-kim","role":"activist","series":"S"}"#,
+        ),
+        with(
+            3,
+            r#"{"key":"S1","series":"S","title":"도서관","phase":"draft"}"#,
+        ),
+        with(4, r#"{"phase":"live"}"#),
+        with(5, r#"{"key":"C1","session":"S1","presenters":["p-kim"]}"#),
+        with(6, r#"{"key":"notes:S1:p-kim"}"#),
+        with(7, r#"{"format":"toron-bundle","version":1}"#),
+        with(8, r#"{"documents":[]}"#),
+    ]
+}
+
+/// A seed with a few bytes changed, inserted or cut.
+fn mutated(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+    (
+        0..seeds.len(),
+        prop::collection::vec((any::<u16>(), any::<u8>(), 0u8..3), 1..8),
+    )
+        .prop_map(move |(i, edits)| {
+            let mut v = seeds[i].clone();
+            for (at, byte, how) in edits {
+                if v.is_empty() {
+                    v.push(byte);
+                    continue;
+                }
+                let at = usize::from(at) % v.len();
+                match how {
+                    0 => v[at] = byte,
+                    1 => v.insert(at, byte),
+                    _ => v.truncate(at),
+                }
+            }
+            v
+        })
+}
+
+#[test]
+fn valid_seeds_pass_every_target() {
+    for s in wire_seeds() {
+        fuzzing::wire_frame(&s);
+    }
+    for s in engine_seeds() {
+        fuzzing::engine_frames(&s);
+    }
+    for s in bundle_seeds() {
+        fuzzing::bundle(&s);
+    }
+    for s in api_seeds() {
+        fuzzing::api_body(&s);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn wire_frames_never_panic_and_round_trip(data in prop_oneof![mutated(wire_seeds()), prop::collection::vec(any::<u8>(), 0..256)]) {
+        fuzzing::wire_frame(&data);
+    }
+
+    #[test]
+    fn engine_takes_any_frames(data in prop_oneof![mutated(engine_seeds()), prop::collection::vec(any::<u8>(), 0..512)]) {
+        fuzzing::engine_frames(&data);
+    }
+
+    #[test]
+    fn bundles_parse_or_fail_cleanly(data in prop_oneof![mutated(bundle_seeds()), prop::collection::vec(any::<u8>(), 0..256)]) {
+        fuzzing::bundle(&data);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 192, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn api_bodies_never_get_a_server_error(data in prop_oneof![mutated(api_seeds()), prop::collection::vec(any::<u8>(), 0..128)]) {
+        fuzzing::api_body(&data);
+    }
+}
+
+/// Writes the seeds as the fuzzing corpus (`fuzz/corpus/TARGET/seed-N`).
+#[test]
+#[ignore]
+fn write_corpus() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    for (target, seeds) in [
+        ("wire_frame", wire_seeds()),
+        ("engine_frames", engine_seeds()),
+        ("bundle", bundle_seeds()),
+        ("api_body", api_seeds()),
+    ] {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for (i, s) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i}")), s).expect("write");
+        }
+    }
+}
