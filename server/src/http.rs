@@ -271,13 +271,8 @@ fn upgrade(
             "the server is at its connection limit",
         );
     };
-    if state.hub.store.is_failed() {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_failed",
-            "the event log accepts no writes",
-        );
-    }
+    // A failed store still serves reads: clients may connect; a change they send gets an
+    // `error` from its document (`/healthz` says `failing`).
     let max = state.hub.config.max_message_bytes;
     let hub = state.hub.clone();
     let shutdown = state.shutdown.clone();

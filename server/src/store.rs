@@ -72,6 +72,8 @@ pub struct DurabilityGate(Arc<(Mutex<GateState>, Condvar)>);
 #[derive(Debug, Default)]
 struct GateState {
     held: bool,
+    /// Tests only: the next commits fail as a full disk would, before anything is written.
+    failing: bool,
     /// A commit is written and waiting at the gate.
     waiting: bool,
 }
@@ -99,6 +101,18 @@ impl DurabilityGate {
         let (lock, _) = &*self.0;
         lock.lock().unwrap_or_else(|p| p.into_inner()).held = true;
         GateHold(self.clone())
+    }
+
+    /// From now on every commit fails with "No space left on device" before it writes
+    /// anything (a full disk or a broken store, injected).
+    pub fn fail_writes(&self) {
+        let (lock, _) = &*self.0;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).failing = true;
+    }
+
+    fn failing(&self) -> bool {
+        let (lock, _) = &*self.0;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).failing
     }
 
     /// Whether a written commit is being held back right now.
@@ -948,6 +962,9 @@ impl Writer {
                 written,
                 last_doc_seq: s,
             });
+        }
+        if self.gate.as_ref().is_some_and(DurabilityGate::failing) {
+            return Err(StoreError::Io(std::io::Error::from_raw_os_error(28)));
         }
         self.events.apply_batch(batch)?;
         self.db.flush()?;

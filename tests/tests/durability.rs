@@ -243,3 +243,82 @@ async fn sigterm_stops_the_server_gracefully_with_exit_code_zero() {
         );
     }
 }
+
+/// A full disk (injected: every commit fails before writing): the writer gets an `error` and
+/// its change is not acknowledged; nothing partial is logged; documents already stored are
+/// still served to readers; `/healthz` says `failing` (503); after a restart the log verifies
+/// and holds exactly what was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_keeps_serving_reads_and_shows_on_healthz() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = DurabilityGate::default();
+    let mut config = toron_tests::config(dir.path());
+    config.durability_gate = Some(gate.clone());
+    let server = toron_tests::start_with(config).await;
+    let url = server.url();
+    let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
+    let mut doc = AutoCommit::new();
+    doc.put(ROOT, "v", 1).expect("put");
+    let mut a = DocSync::new(DocumentId::random(), doc);
+    alice.push(&mut a, LIMIT).await.expect("create");
+    let before = server.store().last_global_seq().expect("seq");
+
+    gate.fail_writes();
+    a.doc.put(ROOT, "v", 2).expect("put");
+    a.doc.commit();
+    let refused = alice.push(&mut a, LIMIT).await;
+    assert!(
+        matches!(&refused, Err(toron_cli::sync_client::ClientError::Server(m)) if m.contains("No space left")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        server.store().last_global_seq().expect("seq"),
+        before,
+        "nothing partial was logged"
+    );
+
+    // Reads go on: a reader gets the stored document, without the refused change.
+    let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
+    let b = bob.find(a.id, LIMIT).await.expect("still served");
+    assert_eq!(int_at(&b.doc, "v"), Some(1));
+
+    // /healthz reports it.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("tcp");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut body = String::new();
+    tokio::time::timeout(LIMIT, s.read_to_string(&mut body))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert!(body.starts_with("HTTP/1.1 503"), "{body}");
+    assert!(body.contains("\"status\":\"failing\""), "{body}");
+    server.shutdown().await.expect("shutdown");
+
+    // After a restart (the disk has room again), the log verifies and has v = 1.
+    let out = tokio::time::timeout(
+        LIMIT,
+        Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
+            .arg("--data")
+            .arg(dir.path())
+            .arg("verify")
+            .env("RUST_LOG", "warn")
+            .output(),
+    )
+    .await
+    .expect("in time")
+    .expect("verify");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (_child, url) = spawn_server(dir.path()).await;
+    let mut carol = Connection::connect(&url, LIMIT).await.expect("carol");
+    let c = carol.find(a.id, LIMIT).await.expect("find");
+    assert_eq!(int_at(&c.doc, "v"), Some(1));
+}
