@@ -197,3 +197,45 @@ pub async fn run_toron(
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
+
+/// `GET path` over a plain HTTP/1.1 connection to `addr`: the whole response, status line and
+/// headers included (what a monitoring probe sees).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.expect("tcp");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut text = String::new();
+    tokio::time::timeout(LIMIT, s.read_to_string(&mut text))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    text
+}
+
+/// Runs the server binary's offline `command` (`verify`, `rebuild`) on `dir`; `bin` is
+/// `env!("CARGO_BIN_EXE_e2e-toron-server")` of the calling test. Whether it succeeded, and
+/// what it printed.
+pub async fn server_offline(bin: &str, dir: &Path, command: &str) -> (bool, String) {
+    let out = tokio::time::timeout(
+        LIMIT,
+        tokio::process::Command::new(bin)
+            .arg("--data")
+            .arg(dir)
+            .arg(command)
+            .env("RUST_LOG", "warn")
+            .output(),
+    )
+    .await
+    .expect("in time")
+    .expect("run");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

@@ -40,26 +40,7 @@ async fn spawn_server(dir: &std::path::Path) -> (Child, String) {
 }
 
 async fn verify(dir: &std::path::Path) -> (bool, String) {
-    let out = tokio::time::timeout(
-        LIMIT,
-        Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
-            .arg("--data")
-            .arg(dir)
-            .arg("verify")
-            .env("RUST_LOG", "warn")
-            .output(),
-    )
-    .await
-    .expect("verify in time")
-    .expect("run verify");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    toron_tests::server_offline(env!("CARGO_BIN_EXE_e2e-toron-server"), dir, "verify").await
 }
 
 /// The keys `w{i}-{n}` of a document.

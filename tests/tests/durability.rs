@@ -283,40 +283,16 @@ async fn a_full_disk_refuses_writes_keeps_serving_reads_and_shows_on_healthz() {
     assert_eq!(int_at(&b.doc, "v"), Some(1));
 
     // /healthz reports it.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(server.addr())
-        .await
-        .expect("tcp");
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut body = String::new();
-    tokio::time::timeout(LIMIT, s.read_to_string(&mut body))
-        .await
-        .expect("in time")
-        .expect("read");
+    let body = toron_tests::http_get(server.addr(), "/healthz").await;
     assert!(body.starts_with("HTTP/1.1 503"), "{body}");
     assert!(body.contains("\"status\":\"failing\""), "{body}");
     server.shutdown().await.expect("shutdown");
 
     // After a restart (the disk has room again), the log verifies and has v = 1.
-    let out = tokio::time::timeout(
-        LIMIT,
-        Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
-            .arg("--data")
-            .arg(dir.path())
-            .arg("verify")
-            .env("RUST_LOG", "warn")
-            .output(),
-    )
-    .await
-    .expect("in time")
-    .expect("verify");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (ok, out) =
+        toron_tests::server_offline(env!("CARGO_BIN_EXE_e2e-toron-server"), dir.path(), "verify")
+            .await;
+    assert!(ok, "{out}");
     let (_child, url) = spawn_server(dir.path()).await;
     let mut carol = Connection::connect(&url, LIMIT).await.expect("carol");
     let c = carol.find(a.id, LIMIT).await.expect("find");

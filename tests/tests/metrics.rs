@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use toron_cli::sync_client::{url_with_token, Connection, DocSync};
 use toron_protocol::DocumentId;
 use toron_server::Running;
@@ -13,17 +12,7 @@ use toron_tests::{secure_config, start_with, RawPeer, LIMIT};
 
 /// GET /metrics; every sample line as `name{labels}` → value.
 async fn scrape(server: &Running) -> HashMap<String, f64> {
-    let mut s = tokio::net::TcpStream::connect(server.addr())
-        .await
-        .expect("tcp");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut text = String::new();
-    tokio::time::timeout(LIMIT, s.read_to_string(&mut text))
-        .await
-        .expect("in time")
-        .expect("read");
+    let text = toron_tests::http_get(server.addr(), "/metrics").await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("application/openmetrics-text"), "{text}");
     let body = text.split_once("\r\n\r\n").map(|b| b.1).unwrap_or_default();

@@ -345,18 +345,7 @@ async fn a_restart_serves_every_document_with_its_whole_history() {
 async fn healthz_reports_ok() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path()).await;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(server.addr())
-        .await
-        .expect("tcp");
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut body = String::new();
-    tokio::time::timeout(LIMIT, s.read_to_string(&mut body))
-        .await
-        .expect("in time")
-        .expect("read");
+    let body = toron_tests::http_get(server.addr(), "/healthz").await;
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("\"status\":\"ok\""), "{body}");
     assert!(body.contains(server.store().storage_id()), "{body}");

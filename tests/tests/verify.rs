@@ -5,32 +5,12 @@
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT};
 use rand::Rng;
-use tokio::process::Command;
 use toron_cli::sync_client::{Connection, DocSync};
 use toron_protocol::{DocumentId, Event};
 use toron_tests::{config, start_with, LIMIT};
 
 async fn offline(dir: &std::path::Path, command: &str) -> (bool, String) {
-    let out = tokio::time::timeout(
-        LIMIT,
-        Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
-            .arg("--data")
-            .arg(dir)
-            .arg(command)
-            .env("RUST_LOG", "warn")
-            .output(),
-    )
-    .await
-    .expect("in time")
-    .expect("run");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    toron_tests::server_offline(env!("CARGO_BIN_EXE_e2e-toron-server"), dir, command).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
