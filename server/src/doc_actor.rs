@@ -307,10 +307,6 @@ impl Actor {
                 .await
             {
                 Ok(done) => {
-                    self.hub
-                        .stats
-                        .changes_appended
-                        .fetch_add(n, Ordering::Relaxed);
                     self.hub.metrics.changes_accepted.inc_by(n);
                     fanout_from = Some(batch_started);
                     let last = done.last_doc_seq;

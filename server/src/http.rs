@@ -323,7 +323,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         "peer_id": hub.server_peer.as_str(),
         "connections": hub.stats.connections.load(Ordering::Relaxed),
         "open_documents": hub.open_documents(),
-        "changes_appended": hub.stats.changes_appended.load(Ordering::Relaxed),
+        "changes_appended": hub.metrics.changes_accepted.get(),
     });
     let status = if failed {
         StatusCode::SERVICE_UNAVAILABLE

@@ -138,7 +138,6 @@ struct PeerEntry {
 pub struct Stats {
     pub connections: AtomicUsize,
     pub open_documents: AtomicUsize,
-    pub changes_appended: AtomicU64,
     pub frames_in: AtomicU64,
     pub frames_out: AtomicU64,
 }

@@ -239,3 +239,39 @@ pub async fn server_offline(bin: &str, dir: &Path, command: &str) -> (bool, Stri
         ),
     )
 }
+
+/// Starts the server binary `bin` (`env!("CARGO_BIN_EXE_e2e-toron-server")` of the calling
+/// test) in open mode on `dir`, on a free port; returns it (killed when dropped) and its
+/// `ws://` URL. Its logs go to this process's standard error, filtered by
+/// `TORON_TEST_SERVER_LOG` (default `warn`), or nowhere when `quiet`.
+pub async fn spawn_open_server(
+    bin: &str,
+    dir: &Path,
+    quiet: bool,
+) -> (tokio::process::Child, String) {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let log = std::env::var("TORON_TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into());
+    let mut child = tokio::process::Command::new(bin)
+        .args(["--open", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir)
+        .env("RUST_LOG", if quiet { "off" } else { log.as_str() })
+        .stdout(Stdio::piped())
+        .stderr(if quiet {
+            Stdio::null()
+        } else {
+            Stdio::inherit()
+        })
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn toron-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::time::timeout(LIMIT, BufReader::new(stdout).lines().next_line())
+        .await
+        .expect("the server printed its address in time")
+        .expect("read")
+        .expect("a line");
+    let url = line.rsplit(' ').next().expect("url").to_string();
+    assert!(url.starts_with("ws://127.0.0.1:"), "{line}");
+    (child, url)
+}

@@ -4,14 +4,12 @@
 //! change a follower saw, is there; and every client resyncs what it holds.
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::time::Duration;
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ReadDoc, ROOT};
 use rand::Rng;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use toron_cli::sync_client::{Connection, DocSync};
 use toron_protocol::DocumentId;
 use toron_tests::LIMIT;
@@ -20,23 +18,7 @@ const CYCLES: usize = 50;
 const WRITERS: usize = 3;
 
 async fn spawn_server(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
-        .args(["--open", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn toron-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let line = tokio::time::timeout(LIMIT, BufReader::new(stdout).lines().next_line())
-        .await
-        .expect("the server printed its address in time")
-        .expect("read")
-        .expect("a line");
-    let url = line.rsplit(' ').next().expect("url").to_string();
-    (child, url)
+    toron_tests::spawn_open_server(env!("CARGO_BIN_EXE_e2e-toron-server"), dir, true).await
 }
 
 async fn verify(dir: &std::path::Path) -> (bool, String) {

@@ -1,12 +1,10 @@
 //! Durable before visible: a change another client has seen survives SIGKILL, and no sync
 //! message reveals a change before the log has made it durable.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use toron_cli::sync_client::{Connection, DocSync};
 use toron_protocol::DocumentId;
@@ -15,28 +13,7 @@ use toron_tests::{int_at, LIMIT};
 
 /// Starts the real server binary on a free port; returns it and its URL.
 async fn spawn_server(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
-        .args(["--open", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir)
-        .env(
-            "RUST_LOG",
-            std::env::var("TORON_TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn toron-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(LIMIT, lines.next_line())
-        .await
-        .expect("the server printed its address in time")
-        .expect("read")
-        .expect("a line");
-    let url = line.rsplit(' ').next().expect("url").to_string();
-    assert!(url.starts_with("ws://127.0.0.1:"), "{line}");
-    (child, url)
+    toron_tests::spawn_open_server(env!("CARGO_BIN_EXE_e2e-toron-server"), dir, false).await
 }
 
 async fn wait_for(conn: &mut Connection, d: &mut DocSync, key: &str, value: i64) {
