@@ -14,7 +14,12 @@ pub struct Args {
     #[arg(long, env = "TORON_LISTEN", default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
     /// Data directory (created if missing).
-    #[arg(long, env = "TORON_DATA", default_value = "./toron-data")]
+    #[arg(
+        long,
+        env = "TORON_DATA",
+        default_value = "./toron-data",
+        global = true
+    )]
     data: PathBuf,
     /// Seconds between WebSocket pings.
     #[arg(long, env = "TORON_PING_SECS", default_value_t = 20)]
@@ -65,13 +70,25 @@ enum LogFormat {
     Json,
 }
 
-/// Offline work on a data directory (the server must not be running on it).
+/// Work on a data directory instead of serving it.
 #[derive(Debug, clap::Subcommand)]
 enum Offline {
-    /// Replay the whole log and check every record, sequence, document and snapshot.
+    /// Replay the whole log and check every record, sequence, document and snapshot
+    /// (the server must be stopped).
     Verify,
-    /// Rebuild every snapshot from the log.
+    /// Rebuild every snapshot and the timeline from the log (the server must be stopped).
     Rebuild,
+    /// Write a consistent copy of the log to OUT, while the server runs (through its control
+    /// socket in the data directory) or not.
+    Backup {
+        /// The backup file to create (it must not exist yet).
+        out: PathBuf,
+    },
+    /// Make the data directory (new or empty) from a backup, rebuild its caches and verify it.
+    Restore {
+        /// A file written by `backup`.
+        backup: PathBuf,
+    },
 }
 
 /// Parses the flags, runs the server until SIGTERM or Ctrl-C, then stops it gracefully.
@@ -114,6 +131,39 @@ async fn serve_from_args() -> anyhow::Result<()> {
                 "rebuilt the snapshots of {} documents and {} timeline entries",
                 n.documents, n.timeline_entries
             );
+            return Ok(());
+        }
+        Some(Offline::Backup { out }) => {
+            let s = crate::backup::run_backup(&args.data, &out)?;
+            println!(
+                "backup of {} records ({} documents, {} bytes) written to {}",
+                s.header.records,
+                s.documents,
+                s.bytes,
+                out.display()
+            );
+            return Ok(());
+        }
+        Some(Offline::Restore { backup }) => {
+            let r = crate::backup::run_restore(&backup, &args.data)?;
+            println!(
+                "restored {} records ({} documents) into {}; rebuilt {} snapshots and {} timeline entries",
+                r.summary.header.records,
+                r.summary.documents,
+                args.data.display(),
+                r.rebuilt.documents,
+                r.rebuilt.timeline_entries
+            );
+            for p in &r.report.problems {
+                println!("problem: {p}");
+            }
+            if !r.report.ok() {
+                anyhow::bail!(
+                    "verify found {} problem(s) in the restored directory",
+                    r.report.problems.len()
+                );
+            }
+            println!("verify: ok");
             return Ok(());
         }
         None => {}

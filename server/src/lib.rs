@@ -12,10 +12,13 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin_api;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connection;
+#[cfg(unix)]
+pub mod control;
 pub mod doc_actor;
 pub mod export;
 pub mod history_api;
@@ -51,6 +54,8 @@ pub struct Running {
     hub: Arc<Hub>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    /// The control socket's task (backups), if it could bind.
+    control: Option<JoinHandle<()>>,
 }
 
 /// Opens the store, binds the listener and starts serving.
@@ -73,6 +78,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let hub = Hub::new(config.clone(), store, registry);
     let (shutdown, shutdown_rx) = watch::channel(false);
+    #[cfg(unix)]
+    let control = control::serve(&config.data, hub.store.clone(), shutdown_rx.clone());
+    #[cfg(not(unix))]
+    let control = None;
     let state = http::AppState {
         hub: hub.clone(),
         shutdown: shutdown_rx.clone(),
@@ -101,6 +110,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         hub,
         shutdown,
         task,
+        control,
     })
 }
 
@@ -144,6 +154,9 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let _ = tokio::time::timeout_at(deadline, self.task).await;
+        if let Some(control) = self.control {
+            let _ = tokio::time::timeout_at(deadline, control).await;
+        }
         self.hub.close_documents();
         // Wait (bounded) until every task that shares the hub has ended, so that the store —
         // and sled's lock on the data directory — is released when we return.

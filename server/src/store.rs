@@ -175,6 +175,20 @@ enum ReqKind {
         event: PendingEvent,
         registry: Vec<RegistryOp>,
     },
+    /// Asks for a [`Cut`] after the group this request lands in has committed.
+    Cut(mpsc::Sender<Result<Cut, StoreError>>),
+}
+
+/// A consistent point of the log for a backup, taken by the writer between two group
+/// commits: the records before `upto` and the registry as it was right after them. Log
+/// entries (`L`, `P`, `D`, `H` keys) are never changed once written, so they can be read
+/// later, while writes go on, by skipping whatever a later commit added; registry entries
+/// can change, so they are copied here.
+#[derive(Debug)]
+pub struct Cut {
+    /// The first global sequence number *not* in the cut.
+    pub upto: u64,
+    pub registry: Vec<KeyValue>,
 }
 
 struct AppendReq {
@@ -309,17 +323,34 @@ fn piece_prefix_l(g: u64) -> [u8; 9] {
     k
 }
 
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    std::fs::create_dir_all(dir)?;
+    Ok(sled::Config::new()
+        .path(dir)
+        // We flush ourselves, once per group commit; the background flusher would only
+        // add unsynced writes of its own.
+        .flush_every_ms(None)
+        .cache_capacity(256 * 1024 * 1024)
+        .open()?)
+}
+
+/// Whether `key` is one of the log's kinds of entries (see the module docs); a backup holds
+/// nothing else.
+pub fn is_log_key(key: &[u8]) -> bool {
+    matches!(key.first(), Some(b'L' | b'P' | b'D' | b'H' | b'R'))
+}
+
 impl Store {
     /// Opens (or creates) the log in `dir`.
     pub fn open(dir: &Path, gate: Option<DurabilityGate>) -> Result<Arc<Self>, StoreError> {
-        std::fs::create_dir_all(dir)?;
-        let db = sled::Config::new()
-            .path(dir)
-            // We flush ourselves, once per group commit; the background flusher would only
-            // add unsynced writes of its own.
-            .flush_every_ms(None)
-            .cache_capacity(256 * 1024 * 1024)
-            .open()?;
+        Self::with_db(dir, open_db(dir)?, gate)
+    }
+
+    fn with_db(
+        dir: &Path,
+        db: sled::Db,
+        gate: Option<DurabilityGate>,
+    ) -> Result<Arc<Self>, StoreError> {
         let events = db.open_tree("events")?;
         let snapshots = db.open_tree("snapshots")?;
         let timeline = db.open_tree("timeline")?;
@@ -431,6 +462,92 @@ impl Store {
                 .map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// A consistent point of the log (see [`Cut`]). Blocking: it waits for the writer.
+    pub fn cut(&self) -> Result<Cut, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let (reply, _) = tokio::sync::oneshot::channel();
+        {
+            let guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let writer = guard.as_ref().ok_or(StoreError::Closed)?;
+            writer
+                .send(AppendReq {
+                    kind: ReqKind::Cut(tx),
+                    reply,
+                })
+                .map_err(|_| StoreError::Closed)?;
+        }
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// The log entries of `cut` except the registry (which the cut holds), in key order:
+    /// records and their pieces before `cut.upto`, and the index entries pointing at them.
+    pub fn log_entries(
+        &self,
+        cut: &Cut,
+    ) -> impl Iterator<Item = Result<KeyValue, StoreError>> + '_ {
+        let upto = cut.upto;
+        self.events.iter().filter_map(move |kv| {
+            let (k, v) = match kv {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let g = match k.first() {
+                Some(b'R') => return None,
+                Some(b'L' | b'P') => k.get(1..9).and_then(be_u64),
+                Some(b'D' | b'H') => be_u64(&v),
+                _ => return Some(Err(corrupt(&k, "unknown key kind"))),
+            };
+            match g {
+                Some(g) if g < upto => Some(Ok((k.to_vec(), v.to_vec()))),
+                Some(_) => None,
+                None => Some(Err(corrupt(&k, "sequence number"))),
+            }
+        })
+    }
+
+    /// Writes log entries into a data directory that has none yet (a restore), makes them
+    /// durable, and opens the store on them (with a storage id of its own). The entries are
+    /// written as they are: rebuild the caches and verify afterwards. Returns the store and
+    /// the entries written.
+    pub fn create_from<E>(
+        dir: &Path,
+        entries: impl Iterator<Item = Result<KeyValue, E>>,
+    ) -> Result<(Arc<Self>, u64), E>
+    where
+        E: From<StoreError>,
+    {
+        let db = open_db(dir)?;
+        let events = db.open_tree("events").map_err(StoreError::from)?;
+        if events.iter().next().is_some() {
+            return Err(
+                StoreError::Failed(format!("{} already holds a log", dir.display())).into(),
+            );
+        }
+        let (mut batch, mut in_batch, mut n) = (sled::Batch::default(), 0usize, 0u64);
+        for kv in entries {
+            let (k, v) = kv?;
+            if !is_log_key(&k) {
+                return Err(corrupt(&k, "not a log entry").into());
+            }
+            in_batch += k.len() + v.len();
+            batch.insert(k, v);
+            n += 1;
+            if in_batch > 8 << 20 {
+                events
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(StoreError::from)?;
+                in_batch = 0;
+            }
+        }
+        events.apply_batch(batch).map_err(StoreError::from)?;
+        db.flush().map_err(StoreError::from)?;
+        File::open(dir.join("db"))
+            .and_then(|f| f.sync_data())
+            .map_err(StoreError::from)?;
+        drop(events);
+        Ok((Self::with_db(dir, db, None)?, n))
     }
 
     /// Every registry entry (participants, tokens, roles, sessions, documents, actor bindings).
@@ -848,6 +965,7 @@ impl Writer {
                 }
             }
             if self.failed.load(Ordering::SeqCst) {
+                self.answer_cuts(&group);
                 for r in group {
                     let _ = r
                         .reply
@@ -858,6 +976,7 @@ impl Writer {
             let (started, first_seq) = (std::time::Instant::now(), self.next_global);
             match self.commit(&group) {
                 Ok(results) => {
+                    self.answer_cuts(&group);
                     self.commit_seconds.observe(started.elapsed().as_secs_f64());
                     self.commit_records
                         .observe(self.next_global.saturating_sub(first_seq) as f64);
@@ -869,12 +988,29 @@ impl Writer {
                     // Never retry: after a failed fsync the kernel may have dropped the pages.
                     tracing::error!(error = %e, "event log write failed; no more writes are accepted");
                     self.failed.store(true, Ordering::SeqCst);
+                    self.answer_cuts(&group);
                     let msg = e.to_string();
                     for r in group {
                         let _ = r.reply.send(Err(StoreError::Failed(msg.clone())));
                     }
                 }
             }
+        }
+    }
+
+    /// Answers the cuts asked for in `group`, which has just been committed (or refused).
+    fn answer_cuts(&self, group: &[AppendReq]) {
+        for r in group {
+            let ReqKind::Cut(tx) = &r.kind else { continue };
+            let registry: Result<Vec<KeyValue>, sled::Error> = self
+                .events
+                .scan_prefix(b"R")
+                .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect();
+            let _ = tx.send(registry.map_err(StoreError::from).map(|registry| Cut {
+                upto: self.next_global,
+                registry,
+            }));
         }
     }
 
@@ -908,6 +1044,13 @@ impl Writer {
                     changes,
                     bindings,
                 } => (doc, changes, bindings),
+                ReqKind::Cut(_) => {
+                    results.push(Appended {
+                        written: 0,
+                        last_doc_seq: 0,
+                    });
+                    continue;
+                }
                 ReqKind::Event { event, registry } => {
                     let g = next_global;
                     next_global += 1;

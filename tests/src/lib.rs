@@ -218,12 +218,18 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 /// `env!("CARGO_BIN_EXE_e2e-toron-server")` of the calling test. Whether it succeeded, and
 /// what it printed.
 pub async fn server_offline(bin: &str, dir: &Path, command: &str) -> (bool, String) {
+    server_command(bin, dir, &[command.as_ref()]).await
+}
+
+/// Runs `bin --data dir ARGS…` (a server command such as `backup OUT`), bounded by [`LIMIT`].
+/// Whether it succeeded, and what it printed (standard output, then standard error).
+pub async fn server_command(bin: &str, dir: &Path, args: &[&std::ffi::OsStr]) -> (bool, String) {
     let out = tokio::time::timeout(
         LIMIT,
         tokio::process::Command::new(bin)
             .arg("--data")
             .arg(dir)
-            .arg(command)
+            .args(args)
             .env("RUST_LOG", "warn")
             .output(),
     )
