@@ -51,7 +51,7 @@ storm_one() { # name token-args... -- server command with PORT for the port
 if [ "$scenario" = storm ]; then
   token="toron_bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   export TORON_ADMIN_TOKEN="$token"
-  storm_one toron --token "$token" -- ./target/release/toron-server --max-connections-per-token 100000 --listen 127.0.0.1:PORT --data "$work/toron"
+  storm_one toron --token "$token" -- ./target/release/toron-server --max-connections-per-token 100000 --max-changes-per-sec-per-token 1000000 --listen 127.0.0.1:PORT --data "$work/toron"
   [ -n "${TORON_ONLY:-}" ] && { cat "$work/toron.json"; exit 0; }
   storm_one reference -- node bench/reference-server.mjs "$work/reference" PORT
   node bench/compare.mjs storm "$work/toron.json" "$work/reference.json"
@@ -63,7 +63,7 @@ fi
 
 
 token="toron_bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-TORON_ADMIN_TOKEN="$token" ./target/release/toron-server --max-connections-per-token 100000 --listen 127.0.0.1:0 --data "$work/toron" >"$work/t.out" 2>/dev/null &
+TORON_ADMIN_TOKEN="$token" ./target/release/toron-server --max-connections-per-token 100000 --max-changes-per-sec-per-token 1000000 --listen 127.0.0.1:0 --data "$work/toron" >"$work/t.out" 2>/dev/null &
 pid=$!
 url=$(wait_url "$work/t.out")
 ./target/release/toron --server "$url" --token "$token" bench --clients "$clients" --docs "$docs" \

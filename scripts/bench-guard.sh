@@ -12,7 +12,7 @@ for spec in "room 50 1 1000 25" "hall 200 20 500 50"; do
   set -- $spec
   name=$1; clients=$2; docs=$3; interval=$4; target=$5
   token="toron_guard_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  TORON_ADMIN_TOKEN="$token" ./target/release/toron-server --max-connections-per-token 100000 --listen 127.0.0.1:0 --data "$work/$name" >"$work/$name.out" 2>/dev/null &
+  TORON_ADMIN_TOKEN="$token" ./target/release/toron-server --max-connections-per-token 100000 --max-changes-per-sec-per-token 1000000 --listen 127.0.0.1:0 --data "$work/$name" >"$work/$name.out" 2>/dev/null &
   pid=$!
   for _ in $(seq 200); do grep -q listening "$work/$name.out" 2>/dev/null && break; sleep 0.1; done
   url=$(awk '/listening/ {print $NF}' "$work/$name.out")

@@ -30,7 +30,7 @@ echo "|---|---|---|---|---|---|---|---|---|"
 for iv in $toron_intervals; do
   [ "$iv" = - ] && continue
   token="toron_bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  TORON_ADMIN_TOKEN="$token" ./target/release/toron-server --max-connections-per-token 100000 --listen 127.0.0.1:0 --data "$work/toron-$iv" >"$work/t.out" 2>/dev/null &
+  TORON_ADMIN_TOKEN="$token" ./target/release/toron-server --max-connections-per-token 100000 --max-changes-per-sec-per-token 1000000 --listen 127.0.0.1:0 --data "$work/toron-$iv" >"$work/t.out" 2>/dev/null &
   pid=$!
   url=$(wait_url "$work/t.out")
   ./target/release/toron --server "$url" --token "$token" bench --clients $clients --docs $docs \

@@ -88,6 +88,12 @@ pub trait ActorGate {
     fn check_content(&self, _doc: &Automerge, _changes: &[Change]) -> Result<(), String> {
         Ok(())
     }
+    /// `Err(reason)` if `participant` may not make `changes` more changes at `now_ms` (the
+    /// bound on changes per second per token). Asked last, so that only changes that would
+    /// otherwise be accepted count against the allowance.
+    fn admit(&mut self, _participant: &str, _changes: usize, _now_ms: u64) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The gate of `--open` mode and of tests: every actor is fine.
@@ -141,6 +147,9 @@ pub struct EngineConfig {
     pub ephemeral_table_size: usize,
     /// How long an ephemeral dedupe entry is kept, in milliseconds.
     pub ephemeral_ttl_ms: u64,
+    /// Changes that would make the document larger than this many bytes are refused (see
+    /// [`DocEngine::stored_bytes`]).
+    pub max_document_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -149,6 +158,7 @@ impl Default for EngineConfig {
             snapshot_every: 1000,
             ephemeral_table_size: 4096,
             ephemeral_ttl_ms: 5 * 60 * 1000,
+            max_document_bytes: u64::MAX,
         }
     }
 }
@@ -182,6 +192,8 @@ pub struct DocEngine {
     poisoned: bool,
     config: EngineConfig,
     changes_since_snapshot: u64,
+    /// See [`DocEngine::stored_bytes`].
+    stored_bytes: u64,
     /// (sender, session) → (highest count seen, when).
     ephemeral_seen: HashMap<(String, String), (u64, u64)>,
 }
@@ -200,8 +212,23 @@ impl DocEngine {
             poisoned: false,
             config,
             changes_since_snapshot: 0,
+            stored_bytes: 0,
             ephemeral_seen: HashMap::new(),
         }
+    }
+
+    /// Sets the document's size as loaded (see [`DocEngine::stored_bytes`]).
+    pub fn with_stored_bytes(mut self, bytes: u64) -> Self {
+        self.stored_bytes = bytes;
+        self
+    }
+
+    /// The document's size as the bound on document size counts it: what loading it read
+    /// (its newest snapshot and the changes logged after it) plus the bytes of every change
+    /// accepted since. Cheap to keep, and what the next load will read, give or take the
+    /// compression of the next snapshot.
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored_bytes
     }
 
     pub fn document_id(&self) -> DocumentId {
@@ -290,6 +317,7 @@ impl DocEngine {
         let heads_before = self.doc.get_heads();
         let mut origin: HashMap<ChangeHash, ConnId> = HashMap::new();
         let mut groups: Vec<(ConnId, Vec<Change>)> = Vec::new();
+        let mut batch_bytes = 0u64;
         for (conn, msg) in decoded.iter_mut() {
             if msg.changes.is_empty() {
                 continue;
@@ -319,9 +347,23 @@ impl DocEngine {
                 continue;
             }
             let grant = grants.get(&conn).cloned().unwrap_or_default();
-            if let Err(reason) =
-                authorize(&grant, &new, gate).and_then(|()| gate.check_content(&self.doc, &new))
-            {
+            let bytes: u64 = new.iter().map(|c| c.raw_bytes().len() as u64).sum();
+            let grows_to = self.stored_bytes + batch_bytes + bytes;
+            let checked = authorize(&grant, &new, gate)
+                .and_then(|()| gate.check_content(&self.doc, &new))
+                .and_then(|()| {
+                    if grows_to > self.config.max_document_bytes {
+                        return Err(format!(
+                            "document size: these changes would make the document {grows_to} bytes, over this server's limit of {} bytes; nothing of them was applied",
+                            self.config.max_document_bytes
+                        ));
+                    }
+                    match &grant.by.participant {
+                        Some(p) => gate.admit(p, new.len(), now_ms),
+                        None => Ok(()),
+                    }
+                });
+            if let Err(reason) = checked {
                 rejected.insert(conn);
                 let peer = self
                     .peers
@@ -350,6 +392,7 @@ impl DocEngine {
             for c in &new {
                 origin.insert(c.hash(), conn);
             }
+            batch_bytes += bytes;
             groups.push((conn, new));
         }
         self.apply_groups(groups, &mut rejected, &mut actions);
@@ -429,6 +472,7 @@ impl DocEngine {
                 }
             })
             .collect();
+        self.stored_bytes += records.iter().map(|r| r.bytes.len() as u64).sum::<u64>();
         let batch = BatchId(self.next_batch);
         self.next_batch += 1;
         self.in_flight = Some(InFlight {

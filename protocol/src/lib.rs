@@ -24,6 +24,7 @@ pub mod history;
 pub mod ids;
 pub mod json;
 pub mod policy;
+pub mod rate;
 pub mod record;
 pub mod report;
 pub mod schema;

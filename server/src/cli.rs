@@ -36,6 +36,16 @@ pub struct Args {
     /// Most documents one connection may open.
     #[arg(long, env = "TORON_MAX_DOCS_PER_CONNECTION", default_value_t = 1_000)]
     max_docs_per_connection: usize,
+    /// Changes per second one token may make, sustained (bursts of ten seconds' worth pass).
+    #[arg(
+        long,
+        env = "TORON_MAX_CHANGES_PER_SEC_PER_TOKEN",
+        default_value_t = 200
+    )]
+    max_changes_per_sec_per_token: u32,
+    /// Largest document, in bytes (its newest snapshot and the changes after it).
+    #[arg(long, env = "TORON_MAX_DOCUMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    max_document_bytes: u64,
     /// Largest WebSocket message, in bytes (a first sync may carry a whole document).
     #[arg(long, env = "TORON_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024 * 1024)]
     max_message_bytes: usize,
@@ -174,6 +184,8 @@ async fn serve_from_args() -> anyhow::Result<()> {
     config.max_connections = args.max_connections.max(1);
     config.max_connections_per_token = args.max_connections_per_token.max(1);
     config.max_docs_per_connection = args.max_docs_per_connection.max(1);
+    config.max_changes_per_sec_per_token = args.max_changes_per_sec_per_token.max(1);
+    config.max_document_bytes = args.max_document_bytes.max(1024);
     config.max_message_bytes = args.max_message_bytes.max(1024);
     config.max_outbound_bytes = args.max_outbound_bytes.max(1024);
     config.max_concurrent_loads = args.max_concurrent_loads.max(1);

@@ -29,6 +29,12 @@ pub struct Config {
     pub max_connections_per_token: usize,
     /// Most documents one connection may open.
     pub max_docs_per_connection: usize,
+    /// Changes per second one token (one participant) may make, sustained; bursts of ten
+    /// seconds' worth pass. Open mode has no tokens and no such bound.
+    pub max_changes_per_sec_per_token: u32,
+    /// Largest size of one document (see `DocEngine::stored_bytes`); changes that would grow
+    /// it past this are refused.
+    pub max_document_bytes: u64,
     /// Web origins (`https://host[:port]`) whose pages may open a WebSocket, besides the
     /// server's own. Empty: any. Requests without `Origin` (not from a browser) always may.
     pub allowed_origins: Vec<String>,
@@ -57,6 +63,8 @@ impl Config {
             max_concurrent_loads: 8,
             max_connections_per_token: 1_000,
             max_docs_per_connection: 1_000,
+            max_changes_per_sec_per_token: 200,
+            max_document_bytes: 64 * 1024 * 1024,
             allowed_origins: Vec::new(),
             snapshot_every: 1000,
             durability_gate: None,

@@ -49,31 +49,38 @@ pub async fn run(hub: Arc<Hub>, id: DocumentId, mut rx: mpsc::UnboundedReceiver<
 }
 
 async fn load(hub: &Arc<Hub>, id: DocumentId) -> Result<DocEngine, String> {
+    let waiting = hub.metrics.load_waiting();
     let _permit = hub
         .load_permits
         .acquire()
         .await
         .map_err(|e| e.to_string())?;
+    drop(waiting);
+    let _loading = hub.metrics.loading();
     let store = hub.store.clone();
     let server = hub.server_peer.clone();
     let config = EngineConfig {
         snapshot_every: hub.config.snapshot_every,
+        max_document_bytes: hub.config.max_document_bytes,
         ..EngineConfig::default()
     };
     tokio::task::spawn_blocking(move || {
         let loaded = store.load(&id).map_err(|e| e.to_string())?;
+        let tail_bytes: u64 = loaded.tail.iter().map(|c| c.len() as u64).sum();
+        let mut bytes = loaded.snapshot.as_ref().map_or(0, |s| s.len() as u64) + tail_bytes;
         let doc = match assemble(loaded.snapshot.as_deref(), loaded.tail.clone()) {
             Ok(doc) => doc,
             // A snapshot is only a cache: if it does not load, rebuild from the whole log.
             Err(e) if loaded.snapshot.is_some() => {
                 tracing::warn!(%id, error = %e, "snapshot unusable, replaying the whole log");
                 let all = store.document_records(&id).map_err(|e| e.to_string())?;
+                bytes = all.iter().map(|r| r.change.bytes.len() as u64).sum();
                 assemble(None, all.into_iter().map(|r| r.change.bytes).collect())
                     .map_err(|e| e.to_string())?
             }
             Err(e) => return Err(e.to_string()),
         };
-        Ok(DocEngine::new(id, server, doc, config))
+        Ok(DocEngine::new(id, server, doc, config).with_stored_bytes(bytes))
     })
     .await
     .map_err(|e| e.to_string())?
@@ -215,6 +222,7 @@ impl Actor {
     async fn process(&mut self) -> bool {
         let batch_started = std::time::Instant::now();
         let registry = self.hub.registry.clone();
+        let rates = self.hub.change_rates.clone();
         let clock = self.hub.config.clock.clone();
         let key = registry
             .document(&self.id)
@@ -225,6 +233,7 @@ impl Actor {
                     registry,
                     new: Vec::new(),
                     key,
+                    rates,
                 };
                 let actions = e.step(clock.now_ms(), &mut gate);
                 (actions, gate.new)

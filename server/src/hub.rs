@@ -153,6 +153,8 @@ pub struct Hub {
     pub stats: Stats,
     pub metrics: Arc<Metrics>,
     pub load_permits: Semaphore,
+    /// Each participant's allowance of changes per second.
+    pub change_rates: Arc<crate::registry::ChangeRates>,
     docs: Mutex<HashMap<DocumentId, mpsc::UnboundedSender<DocMsg>>>,
     /// Flips to true when the server stops: idle actors end instead of waiting for work.
     closing: watch::Sender<bool>,
@@ -181,6 +183,9 @@ impl Hub {
             history,
             projection,
             load_permits: Semaphore::new(config.max_concurrent_loads.max(1)),
+            change_rates: Arc::new(crate::registry::ChangeRates::new(
+                config.max_changes_per_sec_per_token,
+            )),
             config,
             store,
             registry,

@@ -59,6 +59,22 @@ pub struct Metrics {
     /// Records per group commit.
     group_commit_changes: Histogram,
     errors: Family<ErrorLabels, Counter>,
+    /// Documents being read from disk now (each holds one of `--max-concurrent-loads`).
+    document_loads: Gauge,
+    /// Documents waiting for one of those permits.
+    document_loads_waiting: Gauge,
+    /// The most documents ever read from disk at once since the start.
+    document_loads_peak: Gauge,
+}
+
+/// Counts one document load (or one wait for a permit) while it lives.
+#[derive(Debug)]
+pub struct InProgress<'a>(&'a Gauge);
+
+impl Drop for InProgress<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Metrics {
@@ -77,6 +93,9 @@ impl Metrics {
             group_commit_seconds,
             group_commit_changes,
             errors: Family::default(),
+            document_loads: Gauge::default(),
+            document_loads_waiting: Gauge::default(),
+            document_loads_peak: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -125,7 +144,37 @@ impl Metrics {
             m.group_commit_changes.clone(),
         );
         registry.register("errors", "Errors by kind", m.errors.clone());
+        registry.register(
+            "document_loads",
+            "Documents being read from disk now",
+            m.document_loads.clone(),
+        );
+        registry.register(
+            "document_loads_waiting",
+            "Documents waiting to be read from disk (the --max-concurrent-loads bound)",
+            m.document_loads_waiting.clone(),
+        );
+        registry.register(
+            "document_loads_peak",
+            "The most documents read from disk at once since the start",
+            m.document_loads_peak.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// A document waits for a load permit until the returned guard drops.
+    pub fn load_waiting(&self) -> InProgress<'_> {
+        self.document_loads_waiting.inc();
+        InProgress(&self.document_loads_waiting)
+    }
+
+    /// A document is read from disk until the returned guard drops.
+    pub fn loading(&self) -> InProgress<'_> {
+        let now = self.document_loads.inc() + 1;
+        self.document_loads_peak
+            .inner()
+            .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+        InProgress(&self.document_loads)
     }
 
     pub fn error(&self, kind: ErrorKind) {

@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 use toron_protocol::policy::{
     self, Access, DocContext, DocKey, Phase, Role, Scope, Subject, ALL_SERIES,
 };
+use toron_protocol::rate::TokenBucket;
 use toron_protocol::{ActorGate, AdminAction, Attribution, DocumentId};
 
 use crate::clock::Clock;
@@ -845,6 +846,47 @@ pub struct RegistryGate {
     pub new: Vec<(Vec<u8>, String)>,
     /// The document's key, when it has one: its kind's schema is enforced.
     pub key: Option<DocKey>,
+    /// Each participant's allowance of changes per second.
+    pub rates: Arc<ChangeRates>,
+}
+
+/// Changes per second per token: one [`TokenBucket`] per participant (a participant has one
+/// token at a time), shared by all their connections and documents.
+#[derive(Debug)]
+pub struct ChangeRates {
+    per_sec: u32,
+    buckets: std::sync::Mutex<HashMap<String, TokenBucket>>,
+}
+
+/// Full buckets are forgotten once this many are kept (a full one equals a new one).
+const KEPT_BUCKETS: usize = 4096;
+
+impl ChangeRates {
+    pub fn new(per_sec: u32) -> Self {
+        Self {
+            per_sec: per_sec.max(1),
+            buckets: Default::default(),
+        }
+    }
+
+    /// Takes `changes` from `participant`'s allowance, or says why not.
+    pub fn admit(&self, participant: &str, changes: usize, now_ms: u64) -> Result<(), String> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= KEPT_BUCKETS && !buckets.contains_key(participant) {
+            buckets.retain(|_, b| !b.is_full(now_ms));
+        }
+        let burst = self.per_sec.saturating_mul(10);
+        let bucket = buckets
+            .entry(participant.to_string())
+            .or_insert_with(|| TokenBucket::new(self.per_sec, burst, now_ms));
+        bucket.take(changes, now_ms).map_err(|wait_ms| {
+            format!(
+                "rate limit: more than {} changes per second (bursts up to {burst}) with one token; nothing of these {changes} changes was applied; send them again in {:.1} s",
+                self.per_sec,
+                wait_ms as f64 / 1000.0
+            )
+        })
+    }
 }
 
 impl ActorGate for RegistryGate {
@@ -864,6 +906,10 @@ impl ActorGate for RegistryGate {
             st.actors.insert(actor.to_vec(), participant.to_string());
             self.new.push((actor.to_vec(), participant.to_string()));
         }
+    }
+
+    fn admit(&mut self, participant: &str, changes: usize, now_ms: u64) -> Result<(), String> {
+        self.rates.admit(participant, changes, now_ms)
     }
 
     fn check_content(

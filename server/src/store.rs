@@ -323,15 +323,33 @@ fn piece_prefix_l(g: u64) -> [u8; 9] {
     k
 }
 
+/// How long opening waits for sled's lock on the directory: a store dropped a moment ago (a
+/// restart in the same process, a process that is just exiting) still holds it while sled's
+/// background IO threads finish. Another server running on the directory is still reported,
+/// this much later.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     std::fs::create_dir_all(dir)?;
-    Ok(sled::Config::new()
+    let config = sled::Config::new()
         .path(dir)
         // We flush ourselves, once per group commit; the background flusher would only
         // add unsynced writes of its own.
         .flush_every_ms(None)
-        .cache_capacity(256 * 1024 * 1024)
-        .open()?)
+        .cache_capacity(256 * 1024 * 1024);
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            // sled reports it as `Other`, with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// Whether `key` is one of the log's kinds of entries (see the module docs); a backup holds

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ROOT};
+use automerge::{AutoCommit, ReadDoc, ROOT};
 use toron_cli::sync_client::{url_with_token, ClientError, Connection, DocSync};
 use toron_protocol::DocumentId;
 use toron_tests::{config, secure_config, start_with, Ending, RawPeer, LIMIT};
@@ -282,5 +282,225 @@ async fn websocket_origins_are_checked_when_configured() {
         .await
         .expect("the server's own page");
     attempt(None).await.expect("no Origin: not a browser");
+    server.shutdown().await.expect("shutdown");
+}
+
+/// A second organizer, `kim`, with a token of their own.
+async fn second_organizer(server: &toron_server::Running) -> String {
+    use toron_protocol::policy::{Role, Scope};
+    let reg = server.registry();
+    reg.add_participant(
+        "admin",
+        toron_server::registry::Participant {
+            key: "kim".into(),
+            name: "김".into(),
+            affiliation: String::new(),
+            kind: "official".into(),
+            attribution: "role_only".into(),
+            department: None,
+        },
+    )
+    .await
+    .expect("participant");
+    reg.grant("admin", "kim", Role::Organizer, Scope::Series("*".into()))
+        .await
+        .expect("grant");
+    reg.issue_token("admin", "kim").await.expect("token")
+}
+
+/// Random text: Automerge compresses changes, so sizes only mean something for text that
+/// does not compress.
+fn random_text(n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+        .collect()
+}
+
+#[tokio::test]
+async fn changes_per_second_per_token_are_bounded_and_others_write_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = "toron_rate_test_token_0123456789abcdef";
+    let clock = toron_server::clock::Clock::manual(1_000_000);
+    let mut c = secure_config(dir.path());
+    c.admin_token = Some(token.into());
+    c.clock = clock.clone();
+    c.max_changes_per_sec_per_token = 5; // bursts of 50
+    let server = start_with(c).await;
+    let kim = second_organizer(&server).await;
+    let url = url_with_token(&server.url(), Some(token));
+
+    // A burst of 50 changes, one push each, at one moment: all accepted.
+    let mut admin = Connection::connect(&url, LIMIT).await.expect("admin");
+    let mut d = DocSync::new(DocumentId::random(), AutoCommit::new());
+    for i in 0..50 {
+        d.doc.put(ROOT, format!("k{i}"), i).expect("put");
+        d.doc.commit();
+        admin.push(&mut d, LIMIT).await.expect("within the burst");
+    }
+    // The 51st at the same moment is refused, saying why and when to try again.
+    d.doc.put(ROOT, "k50", 50).expect("put");
+    d.doc.commit();
+    admin.sync_doc(&mut d, false).await.expect("send");
+    let why = refusal(&mut admin).await;
+    assert!(
+        why.contains("rate limit") && why.contains("5 changes per second"),
+        "{why}"
+    );
+    // Another token writes on at the same moment, 30 changes, unhindered.
+    let mut k = Connection::connect(&url_with_token(&server.url(), Some(&kim)), LIMIT)
+        .await
+        .expect("kim");
+    let mut kd = DocSync::new(DocumentId::random(), AutoCommit::new());
+    for i in 0..30 {
+        kd.doc.put(ROOT, format!("kim{i}"), i).expect("put");
+        kd.doc.commit();
+        k.push(&mut kd, LIMIT)
+            .await
+            .expect("another token is not limited");
+    }
+    // A second later the allowance has five more: the refused change goes in on resync,
+    // nothing lost.
+    clock.advance_ms(1_000);
+    let mut again = Connection::connect(&url, LIMIT).await.expect("reconnect");
+    d.state = automerge::sync::State::new();
+    again
+        .push(&mut d, LIMIT)
+        .await
+        .expect("accepted after a second");
+    let mut reader = Connection::connect(&url_with_token(&server.url(), Some(&kim)), LIMIT)
+        .await
+        .expect("reader");
+    let got = reader.find(d.id, LIMIT).await.expect("find");
+    assert_eq!(toron_tests::int_at(&got.doc, "k50"), Some(50));
+    assert_eq!(toron_tests::int_at(&got.doc, "k0"), Some(0));
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn document_size_is_bounded_and_stays_bounded_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limit = 40_000u64;
+    let mut c = config(dir.path());
+    c.max_document_bytes = limit;
+    let server = start_with(c.clone()).await;
+    let url = server.url();
+    let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
+    let mut d = DocSync::new(DocumentId::random(), AutoCommit::new());
+    // Pieces of about 9 KB until the document is full.
+    let mut stored = 0u64;
+    let mut refused = None;
+    for i in 0..10 {
+        d.doc
+            .put(ROOT, format!("p{i}"), random_text(9_000))
+            .expect("put");
+        d.doc.commit();
+        let size = d
+            .doc
+            .get_last_local_change()
+            .map(|c| c.raw_bytes().len() as u64)
+            .expect("a change");
+        if stored + size > limit {
+            alice.sync_doc(&mut d, false).await.expect("send");
+            refused = Some((i, refusal(&mut alice).await));
+            break;
+        }
+        alice.push(&mut d, LIMIT).await.expect("under the limit");
+        stored += size;
+    }
+    let (n, why) = refused.expect("the limit was reached");
+    assert!(n >= 3, "{n} pieces of ~9 KB fit in 40,000 bytes");
+    assert!(
+        why.contains("document size") && why.contains(&limit.to_string()),
+        "{why}"
+    );
+    // Everything accepted is served; other documents take writes.
+    let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
+    let got = bob.find(d.id, LIMIT).await.expect("find");
+    assert_eq!(got.doc.keys(ROOT).count(), n);
+    let _other = create(&mut bob, "elsewhere").await;
+    // After a restart the document is still at its limit.
+    server.shutdown().await.expect("shutdown");
+    let server = start_with(c).await;
+    let mut carol = Connection::connect(&server.url(), LIMIT)
+        .await
+        .expect("carol");
+    let mut again = carol.find(d.id, LIMIT).await.expect("find");
+    again
+        .doc
+        .put(ROOT, "more", random_text(9_000))
+        .expect("put");
+    again.doc.commit();
+    carol.sync_doc(&mut again, false).await.expect("send");
+    let why = refusal(&mut carol).await;
+    assert!(why.contains("document size"), "{why}");
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_document_loads_are_bounded_and_the_rest_wait_their_turn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.max_concurrent_loads = 2;
+    let server = start_with(c.clone()).await;
+    let mut writer = Connection::connect(&server.url(), LIMIT)
+        .await
+        .expect("writer");
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let mut d = DocSync::new(DocumentId::random(), AutoCommit::new());
+        d.doc.put(ROOT, "n", i).expect("put");
+        d.doc.put(ROOT, "text", random_text(2_000)).expect("put");
+        d.doc.commit();
+        writer.push(&mut d, LIMIT).await.expect("push");
+        ids.push(d.id);
+    }
+    server.shutdown().await.expect("shutdown");
+    // After a restart nothing is loaded; four readers ask for all 40 at once.
+    let server = start_with(c).await;
+    let url = server.url();
+    let readers = (0..4).map(|r| {
+        let (url, ids) = (url.clone(), ids.clone());
+        tokio::spawn(async move {
+            let mut conn = Connection::connect(&url, LIMIT).await.expect("reader");
+            let mut docs: Vec<DocSync> = ids
+                .iter()
+                .map(|id| DocSync::new(*id, AutoCommit::new()))
+                .collect();
+            for d in &mut docs {
+                conn.sync_doc(d, true).await.expect("request");
+            }
+            let deadline = tokio::time::Instant::now() + LIMIT;
+            let mut done = vec![false; docs.len()];
+            while done.iter().any(|d| !d) {
+                let mut refs: Vec<&mut DocSync> = docs.iter_mut().collect();
+                tokio::time::timeout_at(deadline, conn.next_event(&mut refs))
+                    .await
+                    .unwrap_or_else(|_| panic!("reader {r}: not all served in time"))
+                    .expect("event");
+                for (i, d) in docs.iter().enumerate() {
+                    done[i] = toron_tests::int_at(&d.doc, "n") == Some(i as i64);
+                }
+            }
+        })
+    });
+    for r in readers.collect::<Vec<_>>() {
+        r.await.expect("every reader got every document");
+    }
+    let metrics = toron_tests::http_get(server.addr(), "/metrics").await;
+    let value = |name: &str| -> i64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert_eq!(
+        value("toron_document_loads_peak"),
+        2,
+        "never more than the bound"
+    );
+    assert_eq!(value("toron_document_loads"), 0);
+    assert_eq!(value("toron_document_loads_waiting"), 0);
     server.shutdown().await.expect("shutdown");
 }
