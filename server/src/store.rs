@@ -31,7 +31,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -74,6 +74,8 @@ struct GateState {
     held: bool,
     /// Tests only: the next commits fail as a full disk would, before anything is written.
     failing: bool,
+    /// Tests only: the next commits write their batch, then fail as a flush or fsync would.
+    failing_flush: bool,
     /// A commit is written and waiting at the gate.
     waiting: bool,
 }
@@ -110,9 +112,21 @@ impl DurabilityGate {
         lock.lock().unwrap_or_else(|p| p.into_inner()).failing = true;
     }
 
+    /// From now on every commit writes its batch into sled and then fails as a flush or
+    /// fsync would ("Input/output error"): the records are in sled's memory, not durable.
+    pub fn fail_flushes(&self) {
+        let (lock, _) = &*self.0;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).failing_flush = true;
+    }
+
     fn failing(&self) -> bool {
         let (lock, _) = &*self.0;
         lock.lock().unwrap_or_else(|p| p.into_inner()).failing
+    }
+
+    fn failing_flush(&self) -> bool {
+        let (lock, _) = &*self.0;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).failing_flush
     }
 
     /// Whether a written commit is being held back right now.
@@ -223,6 +237,10 @@ pub struct Store {
     writer: Mutex<Option<mpsc::Sender<AppendReq>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     failed: Arc<AtomicBool>,
+    /// The first global sequence number not known to be durable. Every read of the log
+    /// stops there: after a failed flush, sled's memory holds records that may never reach
+    /// the disk, and nobody may see them.
+    durable: Arc<AtomicU64>,
     /// Duration of each group commit (write, flush, fdatasync), for `/metrics`.
     pub commit_seconds: Histogram,
     /// Records written by each group commit, for `/metrics`.
@@ -402,6 +420,7 @@ impl Store {
             None => 1,
         };
         let failed = Arc::new(AtomicBool::new(false));
+        let durable = Arc::new(AtomicU64::new(next_global));
         let (tx, rx) = mpsc::channel();
         let commit_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let commit_records = Histogram::new(exponential_buckets(1.0, 2.0, 12));
@@ -414,6 +433,7 @@ impl Store {
             next_global,
             doc_seqs: HashMap::new(),
             failed: failed.clone(),
+            durable: durable.clone(),
             gate,
         };
         let thread = std::thread::Builder::new()
@@ -429,6 +449,7 @@ impl Store {
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             failed,
+            durable,
             commit_seconds,
             commit_records,
         }))
@@ -440,6 +461,11 @@ impl Store {
 
     pub fn is_failed(&self) -> bool {
         self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Whether record `g` is known to be durable (see `durable`).
+    fn visible(&self, g: u64) -> bool {
+        g < self.durable.load(Ordering::SeqCst)
     }
 
     /// Appends changes of one document; resolves once they are durable.
@@ -581,7 +607,12 @@ impl Store {
     /// Events of the log in order, starting at global sequence `from`, at most `limit`.
     pub fn events(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.events.range(key_l(from)..key_l(u64::MAX)).take(limit) {
+        let upto = self.durable.load(Ordering::SeqCst);
+        for kv in self
+            .events
+            .range(key_l(from)..key_l(upto.max(from)))
+            .take(limit)
+        {
             let (k, _) = kv?;
             let g = be_u64(&k[1..]).ok_or_else(|| corrupt(&k, "log key"))?;
             if let Some(bytes) = get_value(&self.events, &k, &piece_prefix_l(g))? {
@@ -595,12 +626,10 @@ impl Store {
     pub fn exists(&self, doc: &DocumentId) -> Result<bool, StoreError> {
         let mut prefix = vec![b'D'];
         prefix.extend_from_slice(doc.as_bytes());
-        Ok(self
-            .events
-            .scan_prefix(prefix)
-            .next()
-            .transpose()?
-            .is_some())
+        match self.events.scan_prefix(prefix).next().transpose()? {
+            Some((k, v)) => Ok(self.visible(be_u64(&v).ok_or_else(|| corrupt(&k, "global seq"))?)),
+            None => Ok(false),
+        }
     }
 
     /// Reads a document for loading: newest usable snapshot plus the changes after it.
@@ -617,8 +646,11 @@ impl Store {
             .range(key_d(doc, from_seq)..key_d(doc, u64::MAX))
         {
             let (k, v) = kv?;
-            last_doc_seq = be_u64(&k[17..]).ok_or_else(|| corrupt(&k, "doc seq"))?;
             let g = be_u64(&v).ok_or_else(|| corrupt(&k, "global seq"))?;
+            if !self.visible(g) {
+                break;
+            }
+            last_doc_seq = be_u64(&k[17..]).ok_or_else(|| corrupt(&k, "doc seq"))?;
             let rec = self
                 .record(g)?
                 .ok_or_else(|| corrupt(&k, "index points at no record"))?;
@@ -633,6 +665,9 @@ impl Store {
 
     /// One record by its global sequence number.
     pub fn record(&self, g: u64) -> Result<Option<ChangeRecord>, StoreError> {
+        if !self.visible(g) {
+            return Ok(None);
+        }
         match get_value(&self.events, &key_l(g), &piece_prefix_l(g))? {
             Some(bytes) => Ok(Some(ChangeRecord::decode(&bytes)?)),
             None => Ok(None),
@@ -645,6 +680,9 @@ impl Store {
         for kv in self.events.range(key_d(doc, 0)..key_d(doc, u64::MAX)) {
             let (k, v) = kv?;
             let g = be_u64(&v).ok_or_else(|| corrupt(&k, "global seq"))?;
+            if !self.visible(g) {
+                break;
+            }
             out.push(
                 self.record(g)?
                     .ok_or_else(|| corrupt(&k, "index points at no record"))?,
@@ -664,6 +702,9 @@ impl Store {
             return Ok(None);
         };
         let g = be_u64(&v).ok_or_else(|| corrupt(&key, "global seq"))?;
+        if !self.visible(g) {
+            return Ok(None);
+        }
         Ok(Some(self.record(g)?.ok_or_else(|| {
             corrupt(&key, "index points at no record")
         })?))
@@ -684,6 +725,9 @@ impl Store {
             }
             let (k, v) = kv?;
             let g = be_u64(&v).ok_or_else(|| corrupt(&k, "global seq"))?;
+            if !self.visible(g) {
+                break;
+            }
             out.push(
                 self.record(g)?
                     .ok_or_else(|| corrupt(&k, "index points at no record"))?,
@@ -696,13 +740,13 @@ impl Store {
     pub fn document_len(&self, doc: &DocumentId) -> Result<u64, StoreError> {
         let mut prefix = vec![b'D'];
         prefix.extend_from_slice(doc.as_bytes());
-        match self.events.scan_prefix(prefix).next_back() {
-            Some(kv) => {
-                let (k, _) = kv?;
-                be_u64(&k[17..]).ok_or_else(|| corrupt(&k, "doc seq"))
+        for kv in self.events.scan_prefix(prefix).rev() {
+            let (k, v) = kv?;
+            if self.visible(be_u64(&v).ok_or_else(|| corrupt(&k, "global seq"))?) {
+                return be_u64(&k[17..]).ok_or_else(|| corrupt(&k, "doc seq"));
             }
-            None => Ok(0),
         }
+        Ok(0)
     }
 
     /// The highest global sequence number written so far (0 if none).
@@ -712,13 +756,14 @@ impl Store {
     }
 
     pub fn last_global_seq(&self) -> Result<u64, StoreError> {
-        match self.events.scan_prefix(b"L").next_back() {
+        let last = match self.events.scan_prefix(b"L").next_back() {
             Some(kv) => {
                 let (k, _) = kv?;
-                be_u64(&k[1..]).ok_or_else(|| corrupt(&k, "log key"))
+                be_u64(&k[1..]).ok_or_else(|| corrupt(&k, "log key"))?
             }
-            None => Ok(0),
-        }
+            None => 0,
+        };
+        Ok(last.min(self.durable.load(Ordering::SeqCst).saturating_sub(1)))
     }
 
     fn newest_snapshot(&self, doc: &DocumentId) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
@@ -785,7 +830,10 @@ impl Store {
     pub fn documents(&self) -> Result<Vec<DocumentId>, StoreError> {
         let mut out: Vec<DocumentId> = Vec::new();
         for kv in self.events.scan_prefix(b"D") {
-            let (k, _) = kv?;
+            let (k, v) = kv?;
+            if !self.visible(be_u64(&v).ok_or_else(|| corrupt(&k, "global seq"))?) {
+                continue;
+            }
             let id = DocumentId::from_slice(&k[1..17]).map_err(|e| corrupt(&k, &e.to_string()))?;
             if out.last() != Some(&id) {
                 out.push(id);
@@ -947,8 +995,11 @@ impl Store {
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
         }
-        if let Err(e) = self.db.flush() {
-            tracing::error!(error = %e, "final flush failed");
+        // After a failed flush nothing more is written: never retry (see the module docs).
+        if !self.is_failed() {
+            if let Err(e) = self.db.flush() {
+                tracing::error!(error = %e, "final flush failed");
+            }
         }
     }
 }
@@ -967,6 +1018,7 @@ struct Writer {
     next_global: u64,
     doc_seqs: HashMap<DocumentId, u64>,
     failed: Arc<AtomicBool>,
+    durable: Arc<AtomicU64>,
     gate: Option<DurabilityGate>,
     commit_seconds: Histogram,
     commit_records: Histogram,
@@ -1128,6 +1180,13 @@ impl Writer {
             return Err(StoreError::Io(std::io::Error::from_raw_os_error(28)));
         }
         self.events.apply_batch(batch)?;
+        if self
+            .gate
+            .as_ref()
+            .is_some_and(DurabilityGate::failing_flush)
+        {
+            return Err(StoreError::Io(std::io::Error::from_raw_os_error(5)));
+        }
         self.db.flush()?;
         // sled's flush is sync_file_range on Linux: make it durable for real.
         self.data_file.sync_data()?;
@@ -1135,6 +1194,7 @@ impl Writer {
             gate.wait();
         }
         self.next_global = next_global;
+        self.durable.store(next_global, Ordering::SeqCst);
         self.doc_seqs.extend(doc_seqs);
         Ok(results)
     }
