@@ -4,8 +4,9 @@
 
 use std::sync::OnceLock;
 
-use toron_protocol::engine::{Action, DocEngine, EngineConfig, Grant, Input, NoGate, SyncKind};
+use toron_protocol::engine::{Action, DocEngine, EngineConfig, Grant, Input, SyncKind};
 use toron_protocol::wire::{decode, encode};
+use toron_protocol::ActorGate;
 use toron_protocol::{ConnId, DocumentId, Message, PeerId};
 
 /// The CBOR frame decoder: anything decodes or fails cleanly, and what decodes re-encodes to
@@ -32,9 +33,31 @@ fn frames(mut data: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// The fuzzed engine's gate: every actor is fine, and each participant may make 20 changes a
+/// second in bursts of 100, so that the rate bound's refusals are fuzzed too.
+struct RateGate(std::collections::HashMap<String, toron_protocol::rate::TokenBucket>);
+
+impl ActorGate for RateGate {
+    fn check(&self, _: &str, _: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn bind(&mut self, _: &str, _: &[u8]) {}
+
+    fn admit(&mut self, participant: &str, changes: usize, now_ms: u64) -> Result<(), String> {
+        self.0
+            .entry(participant.to_string())
+            .or_insert_with(|| toron_protocol::rate::TokenBucket::new(20, 100, now_ms))
+            .take(changes, now_ms)
+            .map_err(|ms| format!("wait {ms} ms"))
+    }
+}
+
 /// The connection handler's core: a sequence of frames from three connections into one
 /// document's engine, stepped as the server steps it (durability confirmed at once). Whatever
 /// arrives, the engine must not panic, and a connection it refused or closed gets no more.
+/// Some frames come without write access, some from a participant (rate-bounded), and the
+/// document may not grow past 16 KiB, so every refusal path is fuzzed.
 pub fn engine_frames(data: &[u8]) {
     let server = PeerId::new("toron-server-fuzz").unwrap_or_else(|_| unreachable!("non-empty"));
     let id = DocumentId::from_bytes([7; 16]);
@@ -42,18 +65,27 @@ pub fn engine_frames(data: &[u8]) {
         id,
         server,
         automerge::Automerge::new(),
-        EngineConfig::default(),
+        EngineConfig {
+            max_document_bytes: 16 * 1024,
+            ..EngineConfig::default()
+        },
     );
-    let mut gate = NoGate;
+    let mut gate = RateGate(Default::default());
     let mut seq = 0u64;
     let mut now = 1_000u64;
     for (i, frame) in frames(data).into_iter().enumerate() {
         let conn = ConnId((i % 3) as u64 + 1);
         now += 7;
-        let grant = if i % 5 == 4 {
-            Grant::default()
-        } else {
-            Grant::open()
+        let grant = match i % 5 {
+            4 => Grant::default(),
+            3 => Grant {
+                may_write: true,
+                by: toron_protocol::Attribution {
+                    participant: Some(format!("p{}", conn.0)),
+                    role: Some("activist".into()),
+                },
+            },
+            _ => Grant::open(),
         };
         match decode(frame) {
             Ok(Message::Sync {
