@@ -7,6 +7,8 @@
 //! - [`store`]: the sled event log (group commit + fdatasync), snapshots, loading.
 //! - [`registry`]: participants, tokens, roles, sessions, cases, registered documents, actor
 //!   bindings — the inputs of the permission policy.
+//! - [`backup`] and `control`: a consistent copy of the log while serving (asked for through
+//!   a Unix socket in the data directory), and a restore from it.
 //!
 //! [`start`] runs a server and returns a handle; the binary and the tests both use it.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
