@@ -73,20 +73,49 @@ async fn a_change_another_client_has_seen_survives_sigkill() {
     assert_eq!(int_at(&c.doc, "round"), Some(3));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_sync_message_reveals_a_change_before_it_is_durable() {
+/// A server whose log commits pass a test-held [`DurabilityGate`], and `alice`, who created
+/// document `a` with `v = 1` on it.
+struct Gated {
+    dir: tempfile::TempDir,
+    gate: DurabilityGate,
+    server: toron_server::Running,
+    url: String,
+    alice: Connection,
+    a: DocSync,
+}
+
+async fn gated_server_with_a_document() -> Gated {
     let dir = tempfile::tempdir().expect("tempdir");
     let gate = DurabilityGate::default();
     let mut config = toron_tests::config(dir.path());
     config.durability_gate = Some(gate.clone());
     let server = toron_tests::start_with(config).await;
     let url = server.url();
-
     let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
     let mut doc = AutoCommit::new();
     doc.put(ROOT, "v", 1).expect("put");
     let mut a = DocSync::new(DocumentId::random(), doc);
     alice.push(&mut a, LIMIT).await.expect("create");
+    Gated {
+        dir,
+        gate,
+        server,
+        url,
+        alice,
+        a,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_sync_message_reveals_a_change_before_it_is_durable() {
+    let Gated {
+        dir: _dir,
+        gate,
+        server,
+        url,
+        mut alice,
+        mut a,
+    } = gated_server_with_a_document().await;
     let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
     let mut b = bob.find(a.id, LIMIT).await.expect("find");
 
@@ -235,17 +264,14 @@ enum Fault {
 /// are still served to readers; `/healthz` says `failing` (503); after a restart the log
 /// verifies and holds what was acknowledged.
 async fn storage_fault_refuses_writes_and_keeps_serving_reads(fault: Fault) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let gate = DurabilityGate::default();
-    let mut config = toron_tests::config(dir.path());
-    config.durability_gate = Some(gate.clone());
-    let server = toron_tests::start_with(config).await;
-    let url = server.url();
-    let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
-    let mut doc = AutoCommit::new();
-    doc.put(ROOT, "v", 1).expect("put");
-    let mut a = DocSync::new(DocumentId::random(), doc);
-    alice.push(&mut a, LIMIT).await.expect("create");
+    let Gated {
+        dir,
+        gate,
+        server,
+        url,
+        mut alice,
+        mut a,
+    } = gated_server_with_a_document().await;
     let before = server.store().last_global_seq().expect("seq");
 
     let expected = match fault {
