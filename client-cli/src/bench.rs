@@ -7,6 +7,12 @@
 //! and their acknowledgements. Latency is measured per delivery, from the moment the author
 //! committed the edit to the moment another client applied it; all clients live in this
 //! process and share one clock.
+//!
+//! With `light_followers`, the clients that only follow are [`LightFollower`]s instead: they
+//! check and keep every change's hash and dependencies and answer as a real peer would, but
+//! do not build the document. A delivery then counts when the change joins the follower's
+//! graph. That keeps the load generator from being the bottleneck when one document takes
+//! hundreds of edits a second (see that module).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,8 +24,9 @@ use automerge::{AutoCommit, ChangeHash, ReadDoc, ROOT};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::time::{timeout_at, Instant};
-use toron_protocol::{DocumentId, Message};
+use toron_protocol::{DocumentId, Message, SyncKind};
 
+use crate::light_follower::LightFollower;
 use crate::sync_client::{Connection, DocSync};
 
 #[derive(Debug, Clone)]
@@ -36,6 +43,8 @@ pub struct BenchConfig {
     pub writers_per_doc: Option<usize>,
     /// Edits type one character into a text instead of setting a key (the *typing* scenario).
     pub text: bool,
+    /// Clients that do not edit follow as [`LightFollower`]s rather than full documents.
+    pub light_followers: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,7 +53,12 @@ pub struct BenchReport {
     pub docs: usize,
     pub interval_ms: u64,
     pub duration_s: f64,
+    /// Clients that edit (the others follow).
+    pub writers: usize,
+    pub light_followers: bool,
     pub edits: u64,
+    /// Edits made per second of the editing period, all clients together.
+    pub edits_per_sec: f64,
     pub expected_deliveries: u64,
     pub deliveries: u64,
     /// Share of deliveries (edit × other client of its document) that arrived.
@@ -198,10 +212,17 @@ pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
     let last_minute = edit_until
         .checked_sub(Duration::from_secs(60))
         .unwrap_or(started);
-    for (i, (conn, ds)) in peers.into_iter().enumerate() {
+    let writes = |i: usize| cfg.writers_per_doc.is_none_or(|w| i / cfg.docs < w);
+    let writers = (0..cfg.clients).filter(|&i| writes(i)).count();
+    for (i, (conn, mut ds)) in peers.into_iter().enumerate() {
         let shared = shared.clone();
         let others = clients_on_doc[i % cfg.docs] - 1;
-        let writes = cfg.writers_per_doc.is_none_or(|w| i / cfg.docs < w);
+        let writes = writes(i);
+        let peer = if cfg.light_followers && !writes {
+            Peer::Light(ds.id, LightFollower::from_document(ds.doc.document()))
+        } else {
+            Peer::Full(Box::new(ds))
+        };
         let mode = Mode {
             writes,
             text: cfg.text,
@@ -213,7 +234,7 @@ pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
         tasks.push(tokio::spawn(client_loop(
             i,
             conn,
-            ds,
+            peer,
             mode,
             shared,
             others,
@@ -267,7 +288,10 @@ pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
         docs: cfg.docs,
         interval_ms: cfg.interval.as_millis() as u64,
         duration_s: cfg.duration.as_secs_f64(),
+        writers,
+        light_followers: cfg.light_followers,
         edits,
+        edits_per_sec: edits as f64 / cfg.duration.as_secs_f64().max(1e-9),
         expected_deliveries,
         deliveries,
         delivered_share: if expected_deliveries == 0 {
@@ -294,12 +318,21 @@ pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
     })
 }
 
-/// One client: edit on schedule, apply what arrives, reply as the sync protocol asks.
+/// A client's view of its document.
+#[derive(Debug)]
+enum Peer {
+    /// A full Automerge peer: edits, or follows by applying every change.
+    Full(Box<DocSync>),
+    /// A follower that keeps only the change graph.
+    Light(DocumentId, LightFollower),
+}
+
+/// One client: edit on schedule, take in what arrives, reply as the sync protocol asks.
 #[allow(clippy::too_many_arguments)]
 async fn client_loop(
     me: usize,
     mut conn: Connection,
-    mut ds: DocSync,
+    mut peer: Peer,
     mode: Mode,
     shared: Arc<Shared>,
     others: usize,
@@ -312,12 +345,22 @@ async fn client_loop(
     let mut next_edit = first_edit;
     let mut seq = 0i64;
     let mut samples = Vec::new();
+    // A light follower starts by telling the server where it stands, as the full peer it
+    // replaces would have after `find`.
+    if let Peer::Light(id, f) = &mut peer {
+        if let Some(m) = f.reply(&[]) {
+            conn.send_sync(SyncKind::Sync, *id, m).await?;
+        }
+    }
     loop {
         let now = Instant::now();
         if now >= hard_stop {
             break;
         }
-        if mode.writes && now >= next_edit && now < edit_until {
+        if let (Peer::Full(ds), true) = (
+            &mut peer,
+            mode.writes && now >= next_edit && now < edit_until,
+        ) {
             seq += 1;
             match ds.doc.get(ROOT, "text")? {
                 Some((_, text)) if mode.text => {
@@ -340,7 +383,7 @@ async fn client_loop(
                         receivers_left: others,
                     },
                 );
-            conn.sync_doc(&mut ds, false).await?;
+            conn.sync_doc(ds, false).await?;
             next_edit += interval;
             continue;
         }
@@ -355,17 +398,26 @@ async fn client_loop(
             Ok(m) => m?,
         };
         if let Message::Sync { data, .. } = msg {
-            let before = ds.doc.get_heads();
             let m = sync::Message::decode(&data)?;
-            toron_protocol::sync_receive::receive(&mut ds.doc, &mut ds.state, m)?;
+            let m_heads = m.heads.clone();
+            let new: Vec<ChangeHash> = match &mut peer {
+                Peer::Full(ds) => {
+                    let before = ds.doc.get_heads();
+                    toron_protocol::sync_receive::receive(&mut ds.doc, &mut ds.state, m)?;
+                    if ds.doc.get_heads() == before {
+                        Vec::new()
+                    } else {
+                        ds.doc
+                            .get_changes(&before)
+                            .iter()
+                            .map(|c| c.hash())
+                            .collect()
+                    }
+                }
+                Peer::Light(_, f) => f.receive(&m)?,
+            };
             let arrived = Instant::now();
-            if ds.doc.get_heads() != before {
-                let new: Vec<ChangeHash> = ds
-                    .doc
-                    .get_changes(&before)
-                    .iter()
-                    .map(|c| c.hash())
-                    .collect();
+            if !new.is_empty() {
                 let mut sent = shared.sent.lock().unwrap_or_else(|p| p.into_inner());
                 for h in new {
                     if let Some(s) = sent.get_mut(&h) {
@@ -379,7 +431,16 @@ async fn client_loop(
                     }
                 }
             }
-            conn.sync_doc(&mut ds, false).await?;
+            match &mut peer {
+                Peer::Full(ds) => {
+                    conn.sync_doc(ds, false).await?;
+                }
+                Peer::Light(id, f) => {
+                    if let Some(reply) = f.reply(&m_heads) {
+                        conn.send_sync(SyncKind::Sync, *id, reply).await?;
+                    }
+                }
+            }
         }
         // Stop early once everything we sent and everything we expect has arrived.
         if Instant::now() >= edit_until {
@@ -396,15 +457,22 @@ async fn client_loop(
 impl BenchReport {
     pub fn human(&self) -> String {
         let mut s = format!(
-            "{} clients × {} documents, one edit every {} ms per client, {:.0} s\n\
-             edits: {}   deliveries: {} of {} ({:.2} %)   edits reaching every other client: {:.2} %\n\
+            "{} clients ({} editing{}) × {} documents, one edit every {} ms per editing client, {:.0} s\n\
+             edits: {} ({:.1}/s)   deliveries: {} of {} ({:.2} %)   edits reaching every other client: {:.2} %\n\
              fan-out latency (ms): p50 {:.2}   p95 {:.2}   p99 {:.2}   max {:.2}   p99 of the last minute {:.2}\n\
              errors: {}\n",
             self.clients,
+            self.writers,
+            if self.light_followers {
+                ", the others light followers"
+            } else {
+                ""
+            },
             self.docs,
             self.interval_ms,
             self.duration_s,
             self.edits,
+            self.edits_per_sec,
             self.deliveries,
             self.expected_deliveries,
             self.delivered_share * 100.0,

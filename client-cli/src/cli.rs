@@ -249,6 +249,11 @@ enum Command {
         /// Type one character per edit into a text (the *typing* scenario).
         #[arg(long)]
         text: bool,
+        /// Clients that do not edit keep only the change graph (hashes and dependencies), not
+        /// the document: a cheaper load generator for high edit rates. Use with
+        /// --writers-per-doc.
+        #[arg(long)]
+        light_followers: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -867,11 +872,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             server_pid,
             writers_per_doc,
             text,
+            light_followers,
             json,
         } => {
             let cfg = bench::BenchConfig {
                 writers_per_doc,
                 text,
+                light_followers,
                 server: server.clone(),
                 clients,
                 docs,

@@ -5,6 +5,8 @@
 //! - [`json`]: Automerge ↔ JSON as the JavaScript API shows documents.
 //! - [`commands`]: `new`, `get`, `set`, `watch`.
 //! - [`bench`]: the load generator (`toron bench`).
+//! - [`light_follower`]: the load generator's cheap reader — a peer that keeps the change
+//!   graph, not the content.
 //! - [`admin`]: the admin HTTP API client (`toron admin …`).
 
 pub mod admin;
@@ -14,6 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod history;
 pub mod import;
+pub mod light_follower;
 pub mod storm;
 /// Automerge ↔ JSON (lives in the protocol crate, shared with the server).
 pub use toron_protocol::json;

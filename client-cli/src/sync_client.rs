@@ -233,20 +233,30 @@ impl Connection {
         let Some(m) = d.doc.sync().generate_sync_message(&mut d.state) else {
             return Ok(false);
         };
-        let (sender_id, target_id, document_id, data) = (
-            self.peer_id.clone(),
-            self.server_id.clone(),
-            d.id,
-            m.encode(),
-        );
         let kind = if request {
             SyncKind::Request
         } else {
             SyncKind::Sync
         };
-        let msg = Message::sync_of_kind(kind, sender_id, target_id, document_id, data);
-        self.send(&msg).await?;
+        self.send_sync(kind, d.id, m).await?;
         Ok(true)
+    }
+
+    /// Sends one sync message about `id` to the server.
+    pub async fn send_sync(
+        &mut self,
+        kind: SyncKind,
+        id: DocumentId,
+        m: sync::Message,
+    ) -> Result<(), ClientError> {
+        let msg = Message::sync_of_kind(
+            kind,
+            self.peer_id.clone(),
+            self.server_id.clone(),
+            id,
+            m.encode(),
+        );
+        self.send(&msg).await
     }
 
     /// Receives one message and applies it to the matching document in `docs`, replying if
