@@ -196,6 +196,8 @@ pub struct DocEngine {
     stored_bytes: u64,
     /// (sender, session) → (highest count seen, when).
     ephemeral_seen: HashMap<(String, String), (u64, u64)>,
+    /// The latest changes and their dependencies, for trimming peers' `sent_hashes`.
+    recent: sync_receive::RecentChanges,
 }
 
 impl DocEngine {
@@ -214,6 +216,7 @@ impl DocEngine {
             changes_since_snapshot: 0,
             stored_bytes: 0,
             ephemeral_seen: HashMap::new(),
+            recent: sync_receive::RecentChanges::default(),
         }
     }
 
@@ -399,6 +402,11 @@ impl DocEngine {
         for conn in &rejected {
             self.peers.remove(conn);
         }
+        // Listed in causal order, as `RecentChanges` wants them.
+        let new_changes = self.doc.get_changes(&heads_before);
+        for c in &new_changes {
+            self.recent.record(c.hash(), c.deps());
+        }
 
         // 3. Let every message update its sender's sync state (changes are already applied).
         let heads_now = self.doc.get_heads();
@@ -417,11 +425,16 @@ impl DocEngine {
             // message brought): the acknowledgement it waits for would never be generated.
             let last_sent = batch_changed_heads.then(|| pd.state.last_sent_heads.clone());
             // Without automerge's history walk where it can (see `sync_receive`).
-            let received =
-                match sync_receive::receive_applied(&self.doc, &heads_now, &mut pd.state, msg) {
-                    Ok(()) => Ok(()),
-                    Err(msg) => self.doc.receive_sync_message(&mut pd.state, *msg),
-                };
+            let received = match sync_receive::receive_applied(
+                &self.doc,
+                &heads_now,
+                &mut pd.state,
+                msg,
+                &self.recent,
+            ) {
+                Ok(()) => Ok(()),
+                Err(msg) => self.doc.receive_sync_message(&mut pd.state, *msg),
+            };
             if let Some(last_sent) = last_sent {
                 pd.state.last_sent_heads = last_sent;
             }
@@ -437,7 +450,6 @@ impl DocEngine {
         }
 
         // 4. New changes go to the log first; replies wait for durability.
-        let new_changes = self.doc.get_changes(&heads_before);
         if new_changes.is_empty() {
             actions.extend(self.fan_out(&touched, false));
             return actions;
@@ -779,6 +791,7 @@ mod tests {
                         &heads,
                         &mut fast,
                         m.clone(),
+                        &crate::sync_receive::RecentChanges::default(),
                     )
                     .is_ok();
                     server
