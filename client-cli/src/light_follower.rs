@@ -47,7 +47,7 @@ fn split_chunks(mut bytes: &[u8]) -> impl Iterator<Item = Result<&[u8], FollowEr
             .ok()
             .and_then(|len| usize::try_from(len).ok())
             .and_then(|len| (whole.len() - rest.len()).checked_add(len))
-            .filter(|&end| end <= whole.len() && whole.len() >= 9);
+            .filter(|&end| end <= whole.len());
         match end {
             Some(end) => {
                 bytes = &whole[end..];
