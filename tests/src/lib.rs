@@ -45,6 +45,22 @@ pub async fn start_with(config: Config) -> Running {
     }
 }
 
+/// Creates a document holding `key: value` over `conn` and waits until the server stored it.
+pub async fn create(
+    conn: &mut toron_cli::sync_client::Connection,
+    key: &str,
+    value: i64,
+) -> toron_cli::sync_client::DocSync {
+    use automerge::transaction::Transactable;
+    let mut doc = automerge::AutoCommit::new();
+    doc.put(ROOT, key, value).expect("put");
+    let mut d = toron_cli::sync_client::DocSync::new(toron_protocol::DocumentId::random(), doc);
+    conn.push(&mut d, LIMIT)
+        .await
+        .expect("server stored the new document");
+    d
+}
+
 /// Reads an integer at a root key of a document.
 pub fn int_at(doc: &impl ReadDoc, key: &str) -> Option<i64> {
     match doc.get(ROOT, key).ok()?? {

@@ -7,15 +7,7 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ReadDoc, ROOT};
 use toron_cli::sync_client::{url_with_token, ClientError, Connection, DocSync};
 use toron_protocol::DocumentId;
-use toron_tests::{config, secure_config, start_with, Ending, RawPeer, LIMIT};
-
-async fn create(conn: &mut Connection, key: &str) -> DocSync {
-    let mut doc = AutoCommit::new();
-    doc.put(ROOT, key, 1).expect("put");
-    let mut d = DocSync::new(DocumentId::random(), doc);
-    conn.push(&mut d, LIMIT).await.expect("create");
-    d
-}
+use toron_tests::{config, create, secure_config, start_with, Ending, RawPeer, LIMIT};
 
 /// Reads until the server ends the connection; returns its `error` text.
 async fn refusal(conn: &mut Connection) -> String {
@@ -40,7 +32,7 @@ async fn documents_per_connection_are_bounded() {
     let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
     let mut docs = Vec::new();
     for i in 0..3 {
-        docs.push(create(&mut alice, &format!("d{i}")).await);
+        docs.push(create(&mut alice, &format!("d{i}"), 1).await);
     }
     // The fourth document is refused with the reason and the flag to change it.
     let mut fourth = DocSync::new(DocumentId::random(), AutoCommit::new());
@@ -123,7 +115,7 @@ async fn an_oversized_frame_closes_that_connection_only() {
     let server = start_with(c).await;
     let url = server.url();
     let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
-    let mut d = create(&mut alice, "kept").await;
+    let mut d = create(&mut alice, "kept", 1).await;
     let mut raw = RawPeer::joined(&url, "big-sender").await.expect("raw");
     raw.send_bytes(vec![0xa0; 100 * 1024]).await.expect("send");
     let ending = raw.ending(LIMIT).await.expect("closed");
@@ -149,11 +141,11 @@ async fn a_slow_client_does_not_hold_back_forty_nine_others() {
     let server = start_with(c).await;
     let url = server.url();
     let mut writer = Connection::connect(&url, LIMIT).await.expect("writer");
-    let mut room = create(&mut writer, "start").await;
+    let mut room = create(&mut writer, "start", 1).await;
     // A second document only the writer and the slow client hold: its large edits are what
     // piles up towards the slow client (megabytes, past the kernel's socket buffers), without
     // making 48 debug-built followers apply them.
-    let mut bulk = create(&mut writer, "bulk").await;
+    let mut bulk = create(&mut writer, "bulk", 1).await;
     let (room_id, bulk_id) = (room.id, bulk.id);
     // The slow one asks for both, then never reads again.
     let mut slow = RawPeer::connect_small_buffer(&url).await.expect("slow");
@@ -419,7 +411,7 @@ async fn document_size_is_bounded_and_stays_bounded_after_a_restart() {
     let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
     let got = bob.find(d.id, LIMIT).await.expect("find");
     assert_eq!(got.doc.keys(ROOT).count(), n);
-    let _other = create(&mut bob, "elsewhere").await;
+    let _other = create(&mut bob, "elsewhere", 1).await;
     // After a restart the document is still at its limit.
     server.shutdown().await.expect("shutdown");
     let server = start_with(c).await;

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ROOT};
+use automerge::ROOT;
 use tokio::time::{timeout, Instant};
 use toron_cli::bench::{self, BenchConfig};
 use toron_cli::light_follower::LightFollower;
-use toron_cli::sync_client::{Connection, DocSync};
-use toron_protocol::{DocumentId, Message, SyncKind};
-use toron_tests::{start, LIMIT};
+use toron_cli::sync_client::Connection;
+use toron_protocol::{Message, SyncKind};
+use toron_tests::{create, start, LIMIT};
 
 /// `toron bench --writers-per-doc 3 --light-followers` on a real server: three writers edit
 /// concurrently (so the document keeps several heads), nine light followers and every writer
@@ -52,11 +52,8 @@ async fn a_light_follower_ends_where_a_full_one_does() {
     let server = start(dir.path()).await;
     let url = server.url();
     let mut writer = Connection::connect(&url, LIMIT).await.expect("writer");
-    let mut doc = AutoCommit::new();
-    doc.put(ROOT, "title", "libraries").expect("put");
-    let id = DocumentId::random();
-    let mut w = DocSync::new(id, doc);
-    writer.push(&mut w, LIMIT).await.expect("push");
+    let mut w = create(&mut writer, "title", 0).await;
+    let id = w.id;
 
     let mut full_conn = Connection::connect(&url, LIMIT).await.expect("full");
     let mut full = full_conn.find(id, LIMIT).await.expect("find");

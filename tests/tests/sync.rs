@@ -7,17 +7,7 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT};
 use toron_cli::sync_client::{ClientError, Connection, DocSync, Event};
 use toron_protocol::{DocumentId, Message};
-use toron_tests::{int_at, peer, start, RawPeer, LIMIT};
-
-async fn create(conn: &mut Connection, key: &str, value: i64) -> DocSync {
-    let mut doc = AutoCommit::new();
-    doc.put(ROOT, key, value).expect("put");
-    let mut d = DocSync::new(DocumentId::random(), doc);
-    conn.push(&mut d, LIMIT)
-        .await
-        .expect("server stored the new document");
-    d
-}
+use toron_tests::{create, int_at, peer, start, RawPeer, LIMIT};
 
 /// Receives until `d` satisfies `done`, within `LIMIT`.
 async fn until(conn: &mut Connection, d: &mut DocSync, mut done: impl FnMut(&mut DocSync) -> bool) {
