@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use automerge::legacy::{Key, ObjectId, OpType};
+use automerge::legacy::{ElementId, Key, ObjectId, OpType};
 use automerge::{ActorId, Automerge, Change, ObjType, Prop, ReadDoc, ScalarValue};
 
 use crate::policy::DocKey;
@@ -60,6 +60,8 @@ pub const STANCES: [&str; 4] = [
 enum Written {
     Scalar(ScalarValue),
     Text(String),
+    /// A map or a list (never a vocabulary value).
+    Object,
 }
 
 impl Written {
@@ -169,15 +171,35 @@ fn locate(
     Some((path, typ))
 }
 
+/// Whether `path` of a `key` document holds a value of a fixed vocabulary.
+fn governed(key: &DocKey, path: &[String]) -> bool {
+    rule(key, path, &Written::Object).is_err()
+}
+
+/// A text object made by the change being read, and what was typed into it.
+#[derive(Default)]
+struct Typed {
+    text: String,
+    /// The last character's operation: each one must follow it, so that the text read here
+    /// is the text the document will hold.
+    last: Option<Oid>,
+    /// `false` once anything but typing straight on happened (a delete, an insert elsewhere).
+    straight: bool,
+}
+
 /// Checks the changes of one message against the vocabulary of `key`'s kind. `doc` is the
 /// document before they are applied. `Err` names the path and what is allowed.
+///
+/// A vocabulary value is written whole: a scalar, or a new text object typed straight through
+/// in the same change (as JavaScript writes strings). Editing such a text in place — splicing
+/// `accepted` into `open` — and objects where a scalar belongs (a score as a map or a list)
+/// are refused, since what they would leave could not be checked from the change alone.
 pub fn check(key: &DocKey, doc: &Automerge, changes: &[Change]) -> Result<(), String> {
     let mut made: HashMap<Oid, (Vec<String>, ObjType)> = HashMap::new();
     for change in changes {
         let exp = change.decode();
         let start = exp.start_op.get();
-        // Text objects made by this change, and what it typed into them.
-        let mut typed: HashMap<Oid, String> = HashMap::new();
+        let mut typed: HashMap<Oid, Typed> = HashMap::new();
         for (i, op) in exp.operations.iter().enumerate() {
             let id = Oid(start + i as u64, exp.actor_id.clone());
             let Some((path, typ)) = locate(doc, &made, &op.obj) else {
@@ -187,24 +209,49 @@ pub fn check(key: &DocKey, doc: &Automerge, changes: &[Change]) -> Result<(), St
                 Key::Map(k) => Some(k.to_string()),
                 Key::Seq(_) => None,
             };
+            let in_place = || format!("`{}` is written whole, not edited in place", path.join("/"));
             match &op.action {
                 OpType::Make(t) => {
                     let mut p = path.clone();
-                    p.push(key_here.unwrap_or_else(|| "*".into()));
+                    p.push(key_here.clone().unwrap_or_else(|| "*".into()));
                     if *t == ObjType::Text {
-                        typed.insert(id.clone(), String::new());
+                        typed.insert(
+                            id.clone(),
+                            Typed {
+                                straight: true,
+                                ..Typed::default()
+                            },
+                        );
+                    } else if key_here.is_some() {
+                        rule(key, &p, &Written::Object)?;
                     }
                     made.insert(id, (p, *t));
                 }
-                OpType::Put(v) if typ == ObjType::Text => {
-                    if let ObjectId::Id(o) = &op.obj {
-                        if let (Some(t), ScalarValue::Str(s)) =
-                            (typed.get_mut(&Oid(o.0, o.1.clone())), v)
-                        {
-                            t.push_str(s);
+                OpType::Put(_) | OpType::Delete if typ == ObjType::Text => {
+                    let ObjectId::Id(o) = &op.obj else { continue };
+                    match typed.get_mut(&Oid(o.0, o.1.clone())) {
+                        Some(t) => {
+                            let follows = op.insert
+                                && match &op.key {
+                                    Key::Seq(ElementId::Head) => t.last.is_none(),
+                                    Key::Seq(ElementId::Id(prev)) => {
+                                        t.last.as_ref() == Some(&Oid(prev.0, prev.1.clone()))
+                                    }
+                                    Key::Map(_) => false,
+                                };
+                            match &op.action {
+                                OpType::Put(ScalarValue::Str(c)) if follows => {
+                                    t.text.push_str(c);
+                                }
+                                _ => t.straight = false,
+                            }
+                            t.last = Some(id);
                         }
+                        None if governed(key, &path) => return Err(in_place()),
+                        None => {}
                     }
                 }
+                OpType::Increment(_) if governed(key, &path) => return Err(in_place()),
                 OpType::Put(v) => {
                     if let Some(k) = key_here {
                         let mut p = path;
@@ -215,9 +262,15 @@ pub fn check(key: &DocKey, doc: &Automerge, changes: &[Change]) -> Result<(), St
                 _ => {}
             }
         }
-        for (oid, text) in typed {
+        for (oid, t) in typed {
             if let Some((p, _)) = made.get(&oid) {
-                rule(key, p, &Written::Text(text))?;
+                if !t.straight && governed(key, p) {
+                    return Err(format!(
+                        "`{}` is written whole: type it straight through",
+                        p.join("/")
+                    ));
+                }
+                rule(key, p, &Written::Text(t.text))?;
             }
         }
     }
@@ -303,5 +356,80 @@ mod tests {
             check(&eval, &Automerge::new(), &changes(&mut e, &[])),
             Ok(())
         );
+    }
+
+    /// The schema bypasses of the red-team pass (issue 15): text edited in place, objects
+    /// where a scalar belongs, and text typed out of order.
+    #[test]
+    fn vocabulary_values_are_written_whole() {
+        let triage = DocKey::Triage {
+            session: "S1".into(),
+        };
+        let mut d = AutoCommit::new();
+        let items = d.put_object(ROOT, "items", ObjType::Map).expect("items");
+        let item = d.put_object(&items, "a-1", ObjType::Map).expect("item");
+        let status = d
+            .put_object(&item, "status", ObjType::Text)
+            .expect("status");
+        d.splice_text(&status, 0, 0, "open").expect("open");
+        d.commit();
+        assert_eq!(
+            check(&triage, &Automerge::new(), &changes(&mut d, &[])),
+            Ok(())
+        );
+        let base = Automerge::load(&d.save()).expect("load");
+        let heads = d.get_heads();
+        // Splicing "accepted" into the existing "open": refused, whatever it spells.
+        let mut bad = d.fork();
+        bad.splice_text(&status, 0, 4, "answered").expect("splice");
+        bad.commit();
+        let e = check(&triage, &base, &changes(&mut bad, &heads)).expect_err("in place");
+        assert!(e.contains("items/a-1/status") && e.contains("whole"), "{e}");
+        let mut bad = d.fork();
+        bad.splice_text(&status, 4, 0, "-ish").expect("splice");
+        bad.commit();
+        assert!(check(&triage, &base, &changes(&mut bad, &heads)).is_err());
+        // Replacing it whole is how a status changes.
+        let mut good = d.fork();
+        let s2 = good
+            .put_object(&item, "status", ObjType::Text)
+            .expect("new");
+        good.splice_text(&s2, 0, 0, "answered").expect("answered");
+        good.commit();
+        assert_eq!(check(&triage, &base, &changes(&mut good, &heads)), Ok(()));
+        // Typed out of order: the change reads "open" in op order but leaves "nepo".
+        let mut bad = d.fork();
+        let s3 = bad.put_object(&item, "status", ObjType::Text).expect("new");
+        for c in ["o", "p", "e", "n"] {
+            bad.splice_text(&s3, 0, 0, c).expect("at the head");
+        }
+        bad.commit();
+        assert!(check(&triage, &base, &changes(&mut bad, &heads)).is_err());
+        // A score as a map or a list; a kind as a list.
+        let eval = DocKey::Eval {
+            case: "C".into(),
+            evaluator: "P".into(),
+        };
+        for t in [ObjType::Map, ObjType::List, ObjType::Text] {
+            let mut e = AutoCommit::new();
+            let c = e.put_object(ROOT, "criteria", ObjType::Map).expect("c");
+            let r = e.put_object(&c, "relevance", ObjType::Map).expect("r");
+            e.put_object(&r, "score", t).expect("object");
+            e.commit();
+            assert!(
+                check(&eval, &Automerge::new(), &changes(&mut e, &[])).is_err(),
+                "a score as {t:?}"
+            );
+        }
+        let notes = DocKey::Notes {
+            session: "S1".into(),
+            participant: "P".into(),
+        };
+        let mut n = AutoCommit::new();
+        let anns = n.put_object(ROOT, "annotations", ObjType::Map).expect("a");
+        let a = n.put_object(&anns, "x", ObjType::Map).expect("x");
+        n.put_object(&a, "kind", ObjType::List).expect("list");
+        n.commit();
+        assert!(check(&notes, &Automerge::new(), &changes(&mut n, &[])).is_err());
     }
 }
