@@ -379,6 +379,9 @@ pub fn decide(who: &Subject, ctx: &DocContext) -> Access {
         DocKey::Notes { participant, .. } | DocKey::NotesPrivate { participant, .. } => {
             (participant == me && phase.is_some_and(|p| roles.iter().any(|r| r.may_annotate(p))))
                 || (has(Role::Importer) && !published && matches!(ctx.key, DocKey::Notes { .. }))
+                // Organizers repair or retract what anybody wrote, in every phase: the
+                // change is theirs in the log, and the export keeps the author the log says.
+                || (has(Role::Organizer) && matches!(ctx.key, DocKey::Notes { .. }))
         }
         DocKey::Triage { .. } => {
             (has(Role::Organizer) && in_phase(&[Live, Closed, Reporting]))
@@ -608,18 +611,22 @@ mod tests {
     }
 
     #[test]
-    fn published_is_read_only_for_everyone() {
+    fn published_is_read_only_for_everyone_but_an_organizer_repairing_notes() {
         for role in Role::ALL {
             let s = subject("P-pres", &[role]);
             for key in [
                 "case:C-S05-SB",
                 "eval:C-S05-SB:P-pres",
                 "notes:S05:P-pres",
+                "notes:S05:P-other",
+                "notes-private:S05:P-other",
                 "triage:S05",
                 "session:S05",
             ] {
-                assert!(
-                    decide(&s, &ctx(key, Phase::Published)) < Access::Write,
+                let repair = role == Role::Organizer && key.starts_with("notes:");
+                assert_eq!(
+                    decide(&s, &ctx(key, Phase::Published)) == Access::Write,
+                    repair,
                     "{role} {key}"
                 );
             }

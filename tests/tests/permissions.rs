@@ -40,8 +40,12 @@ fn expected(role: Role, kind: Kind, phase: Phase) -> (bool, bool) {
             (role == Role::Evaluator && matches!(phase, Scheduled | Live | Closed)) || importer,
         ),
         Kind::OtherEval => (member_reads, importer),
-        Kind::OwnNotes => (member_reads, annotates(role, phase) || importer),
-        Kind::OtherNotes => (member_reads, importer),
+        // Organizers repair or retract any annotation, in every phase (attributed in the log).
+        Kind::OwnNotes => (
+            member_reads,
+            annotates(role, phase) || importer || role == Role::Organizer,
+        ),
+        Kind::OtherNotes => (member_reads, importer || role == Role::Organizer),
         Kind::Triage => (
             member_reads,
             (role == Role::Organizer && matches!(phase, Live | Closed | Reporting))
