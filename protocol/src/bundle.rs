@@ -62,6 +62,10 @@ pub struct Bundle {
     pub findings: Vec<Finding>,
     #[serde(default)]
     pub department_responses: Vec<DeptResponse>,
+    /// What an export found wrong in the documents it read (see [`crate::integrity`]);
+    /// empty in a bundle written by hand.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub integrity: Vec<crate::integrity::Problem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

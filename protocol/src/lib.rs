@@ -10,6 +10,8 @@
 //!   `doc-unavailable`, ephemeral relay with dedupe — with "durable before visible" built into
 //!   the order of its outputs.
 //! - [`record`]: the versioned event-log records the server appends.
+//! - [`integrity`]: what an export found wrong in the documents it read; the lenient reading
+//!   that lets a bad item cost only itself.
 //! - [`policy`]: who may read and write which document — the one place permission is decided.
 //! - [`json`]: Automerge documents ↔ JSON, as the JavaScript API shows them.
 //! - [`history`]: a document at a point of its log, and the difference between two points.
@@ -22,6 +24,7 @@ pub mod bundle;
 pub mod engine;
 pub mod history;
 pub mod ids;
+pub mod integrity;
 pub mod json;
 pub mod policy;
 pub mod rate;

@@ -556,6 +556,16 @@ impl<'a> Builder<'a> {
                     .join(", ")
             )),
         ]));
+        if !b.integrity.is_empty() {
+            out.push(Block::Para(txt(format!(
+                "{}: {}",
+                self.t(
+                    "데이터 점검에서 바로잡거나 제외한 항목",
+                    "Items corrected or left out by the data checks"
+                ),
+                b.integrity.len()
+            ))));
+        }
         // Overview of the sessions.
         out.push(Block::Heading(2, self.t("Ⅰ. 개요", "I. Overview")));
         out.push(Block::Table {
@@ -726,7 +736,50 @@ impl<'a> Builder<'a> {
             ],
             rows,
         });
+        self.integrity_appendix(&mut out);
         out
+    }
+
+    /// What the export found wrong in the documents: each item left out or corrected, so the
+    /// reader knows the report is whole except for these.
+    fn integrity_appendix(&self, out: &mut Vec<Block>) {
+        let problems = &self.b.integrity;
+        if problems.is_empty() {
+            return;
+        }
+        out.push(Block::Heading(
+            2,
+            self.t("부록. 데이터 점검", "Appendix. Data checks"),
+        ));
+        out.push(Block::Para(txt(self.t(
+            "아래 항목은 문서 내용이 기록(로그)이나 문서 구조와 맞지 않아 제외하거나 기록에 따라 바로잡았습니다.",
+            "The items below disagreed with the log or the document structure: each was left out or corrected from the log.",
+        ))));
+        let rows = problems
+            .iter()
+            .map(|p| {
+                vec![
+                    txt(p.doc.clone()),
+                    txt(p.item.clone().unwrap_or_default()),
+                    txt(if p.skipped {
+                        self.t("제외", "left out")
+                    } else {
+                        self.t("바로잡음", "corrected")
+                    }),
+                    txt(p.problem.clone()),
+                ]
+            })
+            .collect();
+        out.push(Block::Table {
+            id: "integrity".into(),
+            head: vec![
+                self.t("문서", "Document"),
+                self.t("항목", "Item"),
+                self.t("조치", "Action"),
+                self.t("내용", "Problem"),
+            ],
+            rows,
+        });
     }
 
     fn session_chapter(&self, s: &Session, findings: &[&Finding], out: &mut Vec<Block>) {
@@ -1030,7 +1083,7 @@ impl<'a> Builder<'a> {
 
 /// A bundle as exported (a JSON value) → the report's blocks.
 pub fn from_export(v: Value, only: Option<&str>, lang: Lang) -> Result<Vec<Block>, String> {
-    let b: Bundle = serde_json::from_value(v).map_err(|e| e.to_string())?;
+    let b = crate::integrity::read_export(v)?;
     Ok(Builder::new(&b, only, lang).build())
 }
 

@@ -2,13 +2,17 @@
 //! plus the documents' current content, read from the log. `toron export` writes it; the report
 //! is rendered from it, so the report reads exactly what an export shows.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Map, Value};
 use toron_protocol::policy::DocKey;
 use toron_protocol::DocumentId;
 
+use toron_protocol::integrity::{self, Problem};
+use toron_protocol::timeline::Entry;
+
 use crate::hub::Hub;
+use crate::projection::session_prefix;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -16,25 +20,39 @@ pub enum ExportError {
     NoSeries(String),
     #[error("session {0} is not in this series")]
     NoSession(String),
-    #[error("reading {doc}: {reason}")]
-    Read { doc: String, reason: String },
+    #[error("reading the timeline: {0}")]
+    Timeline(String),
 }
 
-/// The current content of a document as JSON (`None` if it has none). Blocking.
-fn content(hub: &Hub, key: &DocKey) -> Result<Option<Value>, ExportError> {
+/// The current content of a document as JSON (`None` if it has none, or if it could not be
+/// read: then the reason is recorded in `problems` and the export goes on). Blocking.
+fn content(hub: &Hub, key: &DocKey, problems: &mut Vec<Problem>) -> Option<Value> {
     let id: DocumentId = key.document_id();
-    let bad = |e: &dyn std::fmt::Display| ExportError::Read {
-        doc: key.to_string(),
-        reason: e.to_string(),
-    };
-    let len = hub.store.document_len(&id).map_err(|e| bad(&e))?;
-    if len == 0 {
-        return Ok(None);
+    let read = hub
+        .store
+        .document_len(&id)
+        .map_err(|e| e.to_string())
+        .and_then(|len| {
+            if len == 0 {
+                return Ok(None);
+            }
+            hub.history
+                .with_doc(&id, len, toron_protocol::json::doc_to_json)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        });
+    match read {
+        Ok(v) => v,
+        Err(why) => {
+            tracing::warn!(doc = %key, %why, "export: a document could not be read; left out");
+            problems.push(Problem::skipped(
+                &key.to_string(),
+                None,
+                format!("could not be read: {why}"),
+            ));
+            None
+        }
     }
-    hub.history
-        .with_doc(&id, len, toron_protocol::json::doc_to_json)
-        .map(Some)
-        .map_err(|e| bad(&e))
 }
 
 fn without(mut v: Value, keys: &[&str]) -> Value {
@@ -86,6 +104,7 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
     }
     sessions.sort_by_key(|s| (s.get("no").and_then(Value::as_u64), s["key"].to_string()));
     let docs = hub.registry.documents_of_series(series);
+    let mut problems: Vec<Problem> = Vec::new();
     let mut all_refs: BTreeMap<String, String> = BTreeMap::new();
     for s in &mut sessions {
         let key = s["key"].as_str().unwrap_or_default().to_string();
@@ -103,7 +122,7 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
             let dk = DocKey::Case {
                 case: c["key"].as_str().unwrap_or_default().to_string(),
             };
-            if let Some(body) = content(hub, &dk)? {
+            if let Some(body) = content(hub, &dk, &mut problems) {
                 c["sections"] = body.get("sections").cloned().unwrap_or(json!({}));
                 c["indicators"] = body.get("indicators").cloned().unwrap_or(json!([]));
             }
@@ -113,14 +132,20 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
             .iter()
             .filter_map(|c| c["key"].as_str().map(str::to_string))
             .collect();
+        let creators = creators_of(hub, &key)?;
         let mut evaluations = Vec::new();
         let mut annotations: Vec<Value> = Vec::new();
         let mut reactions: Vec<Value> = Vec::new();
         let mut triage: Vec<Value> = Vec::new();
         for k in &docs {
             match k {
-                DocKey::Eval { case, .. } if case_keys.contains(case) => {
-                    if let Some(e) = content(hub, k)? {
+                DocKey::Eval { case, evaluator } if case_keys.contains(case) => {
+                    if let Some(mut e) = content(hub, k, &mut problems) {
+                        let doc = k.to_string();
+                        // The key says whose evaluation of which case this is.
+                        for (field, truth) in [("case", case), ("evaluator", evaluator)] {
+                            claim(&mut e, field, truth, &doc, None, &mut problems);
+                        }
                         evaluations.push(without(e, &["schema"]));
                     }
                 }
@@ -128,16 +153,38 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
                     session: s2,
                     participant,
                 } if *s2 == key => {
-                    let Some(layer) = content(hub, k)? else {
+                    let Some(layer) = content(hub, k, &mut problems) else {
                         continue;
                     };
                     if let Some(m) = layer.get("annotations").and_then(Value::as_object) {
-                        for a in m.values() {
+                        let doc = k.to_string();
+                        for (id, a) in m {
                             let mut a = without(a.clone(), &["import_batch"]);
+                            if !a.is_object() {
+                                problems.push(Problem::skipped(
+                                    &doc,
+                                    Some(id),
+                                    "an annotation is a map; this one is not",
+                                ));
+                                continue;
+                            }
                             if let Some(t) = a.get_mut("target") {
                                 *t = without(t.clone(), &["cursor", "heads"]);
                             }
-                            annotations.push(a);
+                            let origin = Origin {
+                                doc: &doc,
+                                id,
+                                session: &key,
+                                owner: participant,
+                                created: creators.get(&(doc.clone(), id.clone())),
+                            };
+                            attribute(hub, &mut a, &origin, &mut problems);
+                            // What does not read as an annotation is left out here already,
+                            // named by its layer and id, so that the report reads the rest.
+                            match integrity::reads_as::<toron_protocol::bundle::Annotation>(&a) {
+                                Ok(()) => annotations.push(a),
+                                Err(why) => problems.push(Problem::skipped(&doc, Some(id), why)),
+                            }
                         }
                     }
                     if let Some(m) = layer.get("reactions").and_then(Value::as_object) {
@@ -152,7 +199,9 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
                     }
                 }
                 DocKey::Triage { session: s2 } if *s2 == key => {
-                    let Some(t) = content(hub, k)? else { continue };
+                    let Some(t) = content(hub, k, &mut problems) else {
+                        continue;
+                    };
                     if let Some(m) = t.get("items").and_then(Value::as_object) {
                         for (ann, item) in m {
                             let reference = item.get("ref").and_then(Value::as_str).unwrap_or(ann);
@@ -205,6 +254,25 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
         });
         triage.sort_by_key(|t| (at_secs(t), t["annotation"].to_string()));
         evaluations.sort_by_key(|e| (e["case"].to_string(), e["evaluator"].to_string()));
+        for c in &mut cases {
+            integrity::keep_text_sections(c, "case", &mut problems);
+        }
+        // What does not read as its type is left out here already, so that an export
+        // imports again; the report reads it the same way.
+        evaluations.retain(|v| {
+            match integrity::reads_as::<toron_protocol::bundle::Evaluation>(v) {
+                Ok(()) => true,
+                Err(why) => {
+                    let doc = format!(
+                        "eval:{}:{}",
+                        v["case"].as_str().unwrap_or("?"),
+                        v["evaluator"].as_str().unwrap_or("?")
+                    );
+                    problems.push(Problem::skipped(&doc, None, why));
+                    false
+                }
+            }
+        });
         s["cases"] = json!(cases);
         s["evaluations"] = json!(evaluations);
         s["annotations"] = json!(annotations);
@@ -216,16 +284,29 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
     for k in &docs {
         match k {
             DocKey::Report { .. } => {
-                if let Some(r) = content(hub, k)? {
+                if let Some(r) = content(hub, k, &mut problems) {
                     if let Some(m) = r.get("findings").and_then(Value::as_object) {
                         findings.extend(m.values().cloned());
                     }
                 }
             }
-            DocKey::Response { .. } => {
-                if let Some(r) = content(hub, k)? {
+            DocKey::Response { department, .. } => {
+                if let Some(r) = content(hub, k, &mut problems) {
                     if let Some(m) = r.get("responses").and_then(Value::as_object) {
-                        responses.extend(m.values().cloned());
+                        let doc = k.to_string();
+                        for (item, v) in m {
+                            let mut v = v.clone();
+                            // A department answers for itself only.
+                            claim(
+                                &mut v,
+                                "department",
+                                department,
+                                &doc,
+                                Some(item),
+                                &mut problems,
+                            );
+                            responses.push(v);
+                        }
                     }
                 }
             }
@@ -265,5 +346,228 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
     if let Some(meta) = catalog.get("meta").and_then(|m| m.get(series)) {
         bundle["meta"] = meta.clone();
     }
+    if !problems.is_empty() {
+        bundle["integrity"] = json!(problems);
+    }
     Ok(bundle)
+}
+
+/// Who created an annotation, as the log says (from the session's timeline).
+#[derive(Debug, Clone)]
+struct Created {
+    participant: Option<String>,
+    role: Option<String>,
+    time_ms: u64,
+    occurred_ms: Option<u64>,
+}
+
+/// (notes document key, annotation id) → its creation, for every annotation of `session`.
+fn creators_of(
+    hub: &Hub,
+    session: &str,
+) -> Result<HashMap<(String, String), Created>, ExportError> {
+    hub.projection
+        .catch_up()
+        .map_err(|e| ExportError::Timeline(e.to_string()))?;
+    let prefix = session_prefix(session);
+    let mut from = prefix.clone();
+    let mut out = HashMap::new();
+    // Bounded: every page moves `from` past its last key.
+    loop {
+        let rows = hub
+            .store
+            .timeline_entries(&prefix, &from, 1_000)
+            .map_err(|e| ExportError::Timeline(e.to_string()))?;
+        let Some(last) = rows.last() else { break };
+        from = last.0.clone();
+        from.push(0);
+        for (_, v) in rows {
+            let Ok(e) = serde_json::from_slice::<Entry>(&v) else {
+                continue;
+            };
+            if !matches!(e.kind.as_str(), "annotation.created" | "reply.created") {
+                continue;
+            }
+            let (Some(doc), Some(id)) = (e.document.clone(), e.detail["annotation"].as_str())
+            else {
+                continue;
+            };
+            out.entry((doc, id.to_string())).or_insert(Created {
+                participant: e.participant,
+                role: e.role,
+                time_ms: e.time_ms,
+                occurred_ms: e.occurred_ms,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Sets `field` of `v` to `truth`, recording a problem if the content said otherwise.
+fn claim(
+    v: &mut Value,
+    field: &str,
+    truth: &str,
+    doc: &str,
+    item: Option<&str>,
+    problems: &mut Vec<Problem>,
+) {
+    let said = v.get(field).cloned();
+    if said.as_ref().and_then(Value::as_str) == Some(truth) {
+        return;
+    }
+    if let Some(said) = said.filter(|s| !s.is_null()) {
+        problems.push(Problem::corrected(
+            doc,
+            item,
+            format!("`{field}` said {}; the document is {truth}'s", short(&said)),
+        ));
+    }
+    if let Value::Object(m) = v {
+        m.insert(field.to_string(), json!(truth));
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(60).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// Where an annotation was found and what the log says of it.
+struct Origin<'a> {
+    doc: &'a str,
+    id: &'a str,
+    session: &'a str,
+    owner: &'a str,
+    created: Option<&'a Created>,
+}
+
+/// A participant's roles in a session as the registry grants them, session grants first.
+fn roles_in(hub: &Hub, participant: &str, session: &str) -> Vec<String> {
+    let series = hub.registry.session(session).map(|s| s.series);
+    let mut grants = hub.registry.roles_of(participant);
+    grants.retain(|g| {
+        (g.scope == "session" && g.name == session)
+            || (g.scope == "series"
+                && (Some(&g.name) == series.as_ref()
+                    || g.name == toron_protocol::policy::ALL_SERIES))
+    });
+    grants.sort_by_key(|g| g.scope != "session");
+    grants.into_iter().map(|g| g.role).collect()
+}
+
+fn role_in(hub: &Hub, participant: &str, session: &str) -> Option<String> {
+    roles_in(hub, participant, session).into_iter().next()
+}
+
+/// Server time (UTC ms) as the report prints times: RFC 3339 in Korean time.
+fn kst(ms: u64) -> String {
+    chrono::FixedOffset::east_opt(9 * 3600)
+        .zip(chrono::DateTime::from_timestamp_millis(ms as i64))
+        .map(|(kst, t)| {
+            t.with_timezone(&kst)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        })
+        .unwrap_or_default()
+}
+
+/// An annotation's identity from where it lives and from the log, never from what it says of
+/// itself: its session is its layer's, its author the layer's owner (a scribe's remark keeps
+/// the speaker it names; something written into the layer by somebody else is theirs), its
+/// role and time those of the change that created it. An importer's batch is trusted for
+/// role and time (it dates each item with its own time). Each disagreement is a problem.
+fn attribute(hub: &Hub, a: &mut Value, o: &Origin<'_>, problems: &mut Vec<Problem>) {
+    let item = Some(o.id);
+    // The map key is the annotation's id.
+    claim(a, "id", o.id, o.doc, item, problems);
+    claim(a, "session", o.session, o.doc, item, problems);
+    let said_author = a.get("author").and_then(Value::as_str).map(str::to_string);
+    let said_recorder = a
+        .get("recorded_by")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let creator = o.created.and_then(|c| c.participant.clone());
+    let by_importer = creator.as_deref() == Some(crate::import_api::IMPORTER);
+    let scribe = roles_in(hub, o.owner, o.session)
+        .iter()
+        .any(|r| r == "scribe");
+    // Whose words these are.
+    let speaker = said_author
+        .as_deref()
+        .filter(|a| *a != o.owner && hub.registry.participant(a).is_some());
+    let (author, recorder) = match &creator {
+        Some(c) if c != o.owner && !by_importer => (c.clone(), None),
+        _ if said_recorder.as_deref() == Some(o.owner)
+            && speaker.is_some()
+            && (scribe || by_importer) =>
+        {
+            (
+                speaker.unwrap_or(o.owner).to_string(),
+                Some(o.owner.to_string()),
+            )
+        }
+        _ => (o.owner.to_string(), None),
+    };
+    claim(a, "author", &author, o.doc, item, problems);
+    match (&recorder, &said_recorder) {
+        (Some(r), _) => claim(a, "recorded_by", r, o.doc, item, problems),
+        (None, Some(r)) => {
+            problems.push(Problem::corrected(
+                o.doc,
+                item,
+                format!("`recorded_by` said {r}; nobody recorded it for another"),
+            ));
+            if let Value::Object(m) = a {
+                m.remove("recorded_by");
+            }
+        }
+        (None, None) => {}
+    }
+    if let Some(c) = &creator {
+        if c != o.owner && !by_importer {
+            problems.push(Problem::corrected(
+                o.doc,
+                item,
+                format!("written by {c} into {}'s notes", o.owner),
+            ));
+        }
+    }
+    // Role and time.
+    let said_role = a
+        .get("author_role")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let role = match (o.created, by_importer, recorder.is_some()) {
+        (Some(_), true, _) => said_role
+            .clone()
+            .or_else(|| role_in(hub, &author, o.session)),
+        (_, _, true) => role_in(hub, &author, o.session),
+        (Some(c), false, false) => c.role.clone(),
+        (None, _, _) => role_in(hub, &author, o.session),
+    }
+    .unwrap_or_else(|| "observer".into());
+    claim(a, "author_role", &role, o.doc, item, problems);
+    match o.created {
+        Some(c) if !by_importer => {
+            let said = a.get("created_at").and_then(Value::as_str).and_then(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .ok()
+                    .map(|d| d.timestamp_millis())
+            });
+            let truth = c.occurred_ms.unwrap_or(c.time_ms);
+            if said.is_none_or(|t| t.abs_diff(truth as i64) > 60_000) {
+                claim(a, "created_at", &kst(truth), o.doc, item, problems);
+            }
+        }
+        Some(_) => {}
+        None => {
+            if !a.get("created_at").is_some_and(Value::is_string) {
+                claim(a, "created_at", "", o.doc, item, problems);
+            }
+        }
+    }
 }

@@ -34,7 +34,7 @@ fn export_err(e: ExportError) -> ApiError {
         ExportError::NoSeries(_) | ExportError::NoSession(_) => {
             api_err(StatusCode::NOT_FOUND, "not_found", &e.to_string())
         }
-        ExportError::Read { .. } => {
+        ExportError::Timeline(_) => {
             api_err(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string())
         }
     }

@@ -1,0 +1,408 @@
+//! The findings of the red-team pass (issue 15) that concern what the record says: the report
+//! believes the log and the document keys, never what participants write about themselves;
+//! one bad note costs only itself, and organizers can repair it; vocabulary values cannot be
+//! edited in place or written as objects. Each runs the example series through the real
+//! server, the real `toron` binary and real sync clients.
+
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ReadDoc, ScalarValue, ROOT};
+use serde_json::Value;
+use toron_cli::sync_client::{url_with_token, ClientError, Connection, DocSync};
+use toron_protocol::policy::DocKey;
+use toron_protocol::Event;
+use toron_server::Running;
+use toron_tests::{secure_config, start_with, LIMIT};
+
+const ADMIN: &str = "toron_admin_for_the_red_team_test";
+const SERIES: &str = "HB-BENCH-2012";
+
+async fn toron(server: &Running, args: &[&str]) -> (bool, String, String) {
+    toron_tests::run_toron(
+        env!("CARGO_BIN_EXE_e2e-toron"),
+        server,
+        ADMIN,
+        ("20", LIMIT * 3),
+        args,
+    )
+    .await
+}
+
+/// A server with the example series imported and `S-LIB` live again.
+async fn series_live() -> (tempfile::TempDir, Running) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = secure_config(dir.path());
+    config.admin_token = Some(ADMIN.into());
+    let server = start_with(config).await;
+    let bundle =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/debate-bundle.json");
+    let (ok, _, err) = toron(&server, &["import", bundle.to_str().expect("path")]).await;
+    assert!(ok, "import: {err}");
+    set_phase(&server, "live").await;
+    (dir, server)
+}
+
+async fn set_phase(server: &Running, phase: &str) {
+    let reg = server.registry();
+    let mut s = reg.session("S-LIB").expect("S-LIB");
+    s.phase = phase.into();
+    reg.put_session("admin", s).await.expect("phase");
+}
+
+async fn token_of(server: &Running, participant: &str) -> String {
+    server
+        .registry()
+        .issue_token("admin", participant)
+        .await
+        .expect("token")
+}
+
+async fn open(server: &Running, token: &str, key: &DocKey) -> (Connection, DocSync) {
+    let mut conn = Connection::connect(&url_with_token(&server.url(), Some(token)), LIMIT)
+        .await
+        .expect("connect");
+    let d = conn.find(key.document_id(), LIMIT).await.expect("find");
+    (conn, d)
+}
+
+fn notes(participant: &str) -> DocKey {
+    DocKey::Notes {
+        session: "S-LIB".into(),
+        participant: participant.into(),
+    }
+}
+
+/// Writes a new annotation with these scalar fields into `d` (strings as collaborative text,
+/// as the JavaScript client writes them).
+fn annotate(d: &mut DocSync, id: &str, fields: &[(&str, Value)]) {
+    let anns = match d.doc.get(ROOT, "annotations").expect("get") {
+        Some((_, anns)) => anns,
+        None => d
+            .doc
+            .put_object(ROOT, "annotations", ObjType::Map)
+            .expect("annotations"),
+    };
+    let a = d
+        .doc
+        .put_object(&anns, id, ObjType::Map)
+        .expect("annotation");
+    for (k, v) in fields {
+        match v {
+            Value::String(s) => {
+                let t = d.doc.put_object(&a, *k, ObjType::Text).expect("text");
+                d.doc.splice_text(&t, 0, 0, s).expect("splice");
+            }
+            Value::Number(n) => d.doc.put(&a, *k, n.as_i64().expect("int")).expect("put"),
+            Value::Array(_) | Value::Object(_) => {
+                d.doc.put_object(&a, *k, ObjType::Map).expect("object");
+            }
+            _ => d.doc.put(&a, *k, ScalarValue::Null).expect("null"),
+        };
+    }
+    d.doc.commit();
+}
+
+async fn export(server: &Running) -> Value {
+    let (ok, out, err) = toron(server, &["export", SERIES]).await;
+    assert!(ok, "export: {err}");
+    serde_json::from_str(&out).expect("export is JSON")
+}
+
+fn annotation_with_body<'a>(bundle: &'a Value, body: &str) -> Option<&'a Value> {
+    bundle["sessions"]
+        .as_array()?
+        .iter()
+        .flat_map(|s| s["annotations"].as_array().into_iter().flatten())
+        .find(|a| a["body"] == body)
+}
+
+/// The "weighted total" row of the Markdown report: case → value.
+fn totals(md: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut header: Vec<String> = Vec::new();
+    for line in md.lines() {
+        if line.starts_with("| 항목(가중치)") {
+            header = line.split('|').map(|c| c.trim().to_string()).collect();
+        } else if line.starts_with("| 가중 총점") {
+            for (h, c) in header.iter().zip(line.split('|').map(str::trim)).skip(2) {
+                if let Some(case) = h.split('(').nth(1).and_then(|x| x.strip_suffix(')')) {
+                    let v = c.split_whitespace().next().unwrap_or("").to_string();
+                    out.push((case.to_string(), v));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Critical finding: an activist writes an annotation claiming an expert said it (with the
+/// expert's role and an old date); an evaluator moves his evaluation to another case. The
+/// export and the report name the activist, with her role and the server's time, keep the
+/// evaluation on its case, leave every official total as it was, and list both in the
+/// report's data checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_believes_the_log_and_the_keys_not_the_content() {
+    let (_dir, server) = series_live().await;
+    let (ok, before, err) = toron(&server, &["report", SERIES, "--format", "md"]).await;
+    assert!(ok, "{err}");
+    let totals_before = totals(&before);
+    assert_eq!(totals_before.len(), 3, "{before}");
+
+    let kim = token_of(&server, "P-KIM").await;
+    let (mut conn, mut layer) = open(&server, &kim, &notes("P-KIM")).await;
+    annotate(
+        &mut layer,
+        "f0e1d2c3-0000-4000-8000-000000000001",
+        &[
+            ("session", "S-LIB".into()),
+            ("kind", "comment".into()),
+            ("author", "P-MOON".into()),
+            ("author_role", "evaluator".into()),
+            ("created_at", "2001-01-01T09:00:00+09:00".into()),
+            ("body", "전문가가 한 말처럼 꾸민 의견".into()),
+        ],
+    );
+    conn.push(&mut layer, LIMIT)
+        .await
+        .expect("her own layer takes it");
+    conn.close().await;
+
+    let park = token_of(&server, "P-PARK").await;
+    let eval = DocKey::Eval {
+        case: "C-LIB-HB".into(),
+        evaluator: "P-PARK".into(),
+    };
+    let (mut conn, mut e) = open(&server, &park, &eval).await;
+    let t = e.doc.put_object(ROOT, "case", ObjType::Text).expect("case");
+    e.doc.splice_text(&t, 0, 0, "C-LIB-NR").expect("splice");
+    let t = e
+        .doc
+        .put_object(ROOT, "evaluator", ObjType::Text)
+        .expect("ev");
+    e.doc.splice_text(&t, 0, 0, "P-JUNG").expect("splice");
+    e.doc.commit();
+    conn.push(&mut e, LIMIT)
+        .await
+        .expect("his own evaluation takes it");
+    conn.close().await;
+
+    let b = export(&server).await;
+    let a = annotation_with_body(&b, "전문가가 한 말처럼 꾸민 의견").expect("exported");
+    assert_eq!(a["author"], "P-KIM", "{a}");
+    assert_eq!(a["author_role"], "activist", "{a}");
+    assert!(
+        !a["created_at"].as_str().expect("time").starts_with("2001"),
+        "the time is the server's: {a}"
+    );
+    let evals: Vec<(&str, &str)> = b["sessions"][0]["evaluations"]
+        .as_array()
+        .expect("evaluations")
+        .iter()
+        .map(|e| {
+            (
+                e["case"].as_str().unwrap_or(""),
+                e["evaluator"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        evals.iter().filter(|(c, _)| *c == "C-LIB-HB").count(),
+        2,
+        "{evals:?}"
+    );
+    assert!(evals.contains(&("C-LIB-HB", "P-PARK")), "{evals:?}");
+    let flagged: Vec<&str> = b["integrity"]
+        .as_array()
+        .expect("the export lists what it corrected")
+        .iter()
+        .filter_map(|p| p["doc"].as_str())
+        .collect();
+    assert!(flagged.contains(&"notes:S-LIB:P-KIM"), "{flagged:?}");
+    assert!(flagged.contains(&"eval:C-LIB-HB:P-PARK"), "{flagged:?}");
+
+    let (ok, md, err) = toron(&server, &["report", SERIES, "--format", "md"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        totals(&md),
+        totals_before,
+        "the official totals did not move"
+    );
+    let row = md
+        .lines()
+        .find(|l| l.contains("전문가가 한 말처럼 꾸민 의견"))
+        .expect("the annotation is in the appendix");
+    assert!(!row.contains("문서윤"), "not the expert's: {row}");
+    assert!(
+        row.contains("한빛 책읽는 주민모임"),
+        "hers, attributed as she chose (affiliation only): {row}"
+    );
+    assert!(md.contains("부록. 데이터 점검"), "{md}");
+    assert!(
+        md.lines()
+            .any(|l| l.contains("eval:C-LIB-HB:P-PARK") && l.contains("C-LIB-NR")),
+        "the moved evaluation is listed"
+    );
+}
+
+/// High finding: an annotation without `session`, or whose text and target are not of their
+/// type, no longer breaks the report of the series or of the session: the session comes from
+/// the layer, what does not read is listed and left out. Organizers repair it with an
+/// attributed change, also after `published`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_note_costs_only_itself_and_organizers_repair_it() {
+    let (_dir, server) = series_live().await;
+    let kim = token_of(&server, "P-KIM").await;
+    let (mut conn, mut layer) = open(&server, &kim, &notes("P-KIM")).await;
+    annotate(
+        &mut layer,
+        "f0e1d2c3-0000-4000-8000-000000000002",
+        &[
+            ("kind", "comment".into()),
+            ("body", "세션 없는 의견".into()),
+        ],
+    );
+    let bad = "f0e1d2c3-0000-4000-8000-000000000003";
+    annotate(
+        &mut layer,
+        bad,
+        &[
+            ("session", "S-LIB".into()),
+            ("kind", "comment".into()),
+            ("body", serde_json::json!({})),
+            ("target", serde_json::json!({})),
+        ],
+    );
+    conn.push(&mut layer, LIMIT).await.expect("stored");
+    conn.close().await;
+
+    for args in [
+        &["report", SERIES, "--format", "md"][..],
+        &["report", "S-LIB", "--format", "md"][..],
+        &["report", SERIES, "--format", "html"][..],
+        &["report", SERIES, "--format", "csv"][..],
+    ] {
+        let (ok, out, err) = toron(&server, args).await;
+        assert!(ok, "{args:?}: {err}");
+        if args[3] == "md" {
+            assert!(
+                out.contains("세션 없는 의견"),
+                "the session came from the layer"
+            );
+            assert!(
+                out.lines().any(|l| l.contains(bad) && l.contains("제외")),
+                "the unreadable one is listed as left out:\n{out}"
+            );
+        }
+    }
+    let b = export(&server).await;
+    let a = annotation_with_body(&b, "세션 없는 의견").expect("kept");
+    assert_eq!(a["session"], "S-LIB", "{a}");
+    assert!(
+        b["integrity"]
+            .as_array()
+            .expect("integrity")
+            .iter()
+            .any(|p| p["item"] == bad && p["doc"] == "notes:S-LIB:P-KIM"),
+        "{}",
+        b["integrity"]
+    );
+
+    // After `published`, an organizer removes it; the log says who did.
+    set_phase(&server, "published").await;
+    let (mut conn, mut layer) = open(&server, ADMIN, &notes("P-KIM")).await;
+    let (_, anns) = layer
+        .doc
+        .get(ROOT, "annotations")
+        .expect("get")
+        .expect("annotations");
+    layer.doc.delete(&anns, bad).expect("delete");
+    layer.doc.commit();
+    conn.push(&mut layer, LIMIT)
+        .await
+        .expect("an organizer may repair any notes layer");
+    conn.close().await;
+    let id = notes("P-KIM").document_id();
+    let last = server
+        .store()
+        .events(1, 1_000_000)
+        .expect("events")
+        .into_iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::Change(c) if c.change.document_id == id => Some(c),
+            _ => None,
+        })
+        .expect("a change");
+    assert_eq!(last.change.by.participant.as_deref(), Some("admin"));
+    assert_eq!(last.change.by.role.as_deref(), Some("organizer"));
+    let (ok, md, err) = toron(&server, &["report", SERIES, "--format", "md"]).await;
+    assert!(ok, "{err}");
+    assert!(!md.contains(bad), "repaired: nothing left to list");
+
+    // The activist herself cannot write after `published`.
+    let (mut conn, mut layer) = open(&server, &kim, &notes("P-KIM")).await;
+    layer.doc.put(ROOT, "late", 1).expect("put");
+    layer.doc.commit();
+    assert!(matches!(
+        conn.push(&mut layer, LIMIT).await,
+        Err(ClientError::Server(_))
+    ));
+}
+
+/// Medium finding: a vocabulary value edited in place, or written as an object, is refused
+/// over the wire like any other vocabulary violation; the document keeps what it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vocabulary_values_cannot_be_spliced_or_made_objects() {
+    let (_dir, server) = series_live().await;
+    let kim = token_of(&server, "P-KIM").await;
+    let (mut conn, mut layer) = open(&server, &kim, &notes("P-KIM")).await;
+    let id = "f0e1d2c3-0000-4000-8000-000000000004";
+    annotate(
+        &mut layer,
+        id,
+        &[
+            ("session", "S-LIB".into()),
+            ("kind", "gap".into()),
+            ("body", "있는 그대로".into()),
+        ],
+    );
+    conn.push(&mut layer, LIMIT).await.expect("stored");
+    // Splice "poem" into the existing kind.
+    let (_, anns) = layer.doc.get(ROOT, "annotations").expect("g").expect("a");
+    let (_, a) = layer.doc.get(&anns, id).expect("g").expect("ann");
+    let (_, kind) = layer.doc.get(&a, "kind").expect("g").expect("kind");
+    layer.doc.splice_text(&kind, 0, 3, "poem").expect("splice");
+    layer.doc.commit();
+    let refused = conn.push(&mut layer, LIMIT).await;
+    assert!(
+        matches!(&refused, Err(ClientError::Server(m)) if m.contains("whole")),
+        "{refused:?}"
+    );
+
+    let park = token_of(&server, "P-PARK").await;
+    let eval = DocKey::Eval {
+        case: "C-LIB-HB".into(),
+        evaluator: "P-PARK".into(),
+    };
+    let (mut conn, mut e) = open(&server, &park, &eval).await;
+    let (_, criteria) = e.doc.get(ROOT, "criteria").expect("g").expect("criteria");
+    let (_, c) = e.doc.get(&criteria, "relevance").expect("g").expect("c");
+    e.doc.put_object(&c, "score", ObjType::List).expect("list");
+    e.doc.commit();
+    assert!(matches!(
+        conn.push(&mut e, LIMIT).await,
+        Err(ClientError::Server(_))
+    ));
+
+    // What the server holds is unchanged.
+    let b = export(&server).await;
+    let a = annotation_with_body(&b, "있는 그대로").expect("there");
+    assert_eq!(a["kind"], "gap");
+    let ev = b["sessions"][0]["evaluations"]
+        .as_array()
+        .expect("e")
+        .iter()
+        .find(|e| e["case"] == "C-LIB-HB" && e["evaluator"] == "P-PARK")
+        .expect("the evaluation");
+    assert_eq!(ev["criteria"]["relevance"]["score"], 4);
+}
