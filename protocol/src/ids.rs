@@ -22,6 +22,10 @@ pub enum IdError {
     Head,
     #[error("a peer id is a non-empty string")]
     EmptyPeerId,
+    #[error("a peer id is at most {max} bytes, this one has {0}", max = PeerId::MAX_WIRE_LEN)]
+    PeerIdTooLong(usize),
+    #[error("a peer id has no control characters")]
+    PeerIdControl,
 }
 
 /// The 16 bytes that name an Automerge document.
@@ -160,6 +164,23 @@ impl PeerId {
             return Err(IdError::EmptyPeerId);
         }
         Ok(Self(s))
+    }
+
+    /// The longest peer id a peer may send. The official clients' ids are UUIDs or short
+    /// random strings; a peer id is echoed in every reply and in logs, so it is bounded.
+    pub const MAX_WIRE_LEN: usize = 256;
+
+    /// A peer id as it arrives on the wire: besides being non-empty, bounded in length and
+    /// free of control characters (it ends up in logs and in replies to the peer). Records
+    /// keep reading with [`PeerId::new`], so that nothing already logged becomes unreadable.
+    pub fn from_wire(s: &str) -> Result<Self, IdError> {
+        if s.len() > Self::MAX_WIRE_LEN {
+            return Err(IdError::PeerIdTooLong(s.len()));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(IdError::PeerIdControl);
+        }
+        Self::new(s)
     }
 
     pub fn as_str(&self) -> &str {

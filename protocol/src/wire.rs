@@ -471,15 +471,13 @@ fn peer_id(s: Option<&str>, ty: &str, key: &'static str) -> Result<PeerId, Decod
         ty: ty.to_string(),
         key,
     })?;
-    PeerId::new(s).map_err(DecodeError::BadPeerId)
+    PeerId::from_wire(s).map_err(DecodeError::BadPeerId)
 }
 
 /// The target id is informational (the server knows who it is); accept a missing one.
 fn target_id(s: Option<&str>) -> PeerId {
-    match s {
-        Some(s) if !s.is_empty() => PeerId(s.to_string()),
-        _ => PeerId(String::from("unknown")),
-    }
+    s.and_then(|s| PeerId::from_wire(s).ok())
+        .unwrap_or_else(|| PeerId(String::from("unknown")))
 }
 
 fn document_id(f: &Fields<'_>, ty: &str) -> Result<DocumentId, DecodeError> {
@@ -491,18 +489,31 @@ fn document_id(f: &Fields<'_>, ty: &str) -> Result<DocumentId, DecodeError> {
             key: "documentId",
         })?;
     let (parsed, raw_text) = match raw {
-        RawDocId::Text(s) => (s.parse::<DocumentId>(), s.to_string()),
+        RawDocId::Text(s) => (s.parse::<DocumentId>(), clip(s)),
         RawDocId::Bytes(b) => (
             DocumentId::from_slice(b),
-            bs58::encode(b).with_check().into_string(),
+            clip(
+                &bs58::encode(&b[..b.len().min(64)])
+                    .with_check()
+                    .into_string(),
+            ),
         ),
     };
     parsed.map_err(|reason| DecodeError::BadDocumentId {
         ty: ty.to_string(),
         raw: raw_text,
-        sender_id: f.sender_id.map(str::to_string),
+        sender_id: f.sender_id.map(clip),
         reason,
     })
+}
+
+/// What a peer sent, as it may appear in an error or a log line: at most 80 characters.
+/// (A peer controls these strings; a megabyte of them must not reach every log line.)
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 fn required<T>(v: Option<T>, ty: &str, key: &'static str) -> Result<T, DecodeError> {
@@ -575,14 +586,14 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
             new_heads: f.new_heads.unwrap_or_default(),
         },
         "error" => Message::Error {
-            sender_id: f.sender_id.and_then(|s| PeerId::new(s).ok()),
-            target_id: f.target_id.and_then(|s| PeerId::new(s).ok()),
+            sender_id: f.sender_id.and_then(|s| PeerId::from_wire(s).ok()),
+            target_id: f.target_id.and_then(|s| PeerId::from_wire(s).ok()),
             message: f.message.unwrap_or_default().to_string(),
         },
         "leave" => Message::Leave {
             sender_id: peer_id(f.sender_id, ty, "senderId")?,
         },
-        other => return Err(DecodeError::UnknownType(other.to_string())),
+        other => return Err(DecodeError::UnknownType(clip(other))),
     };
     Ok(msg)
 }

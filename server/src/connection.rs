@@ -323,12 +323,18 @@ impl Session {
                         return true;
                     }
                 }
-                // Relayed under the original author's id (it may be relayed from elsewhere).
+                // Relayed under the id this connection joined with: a `senderId` held by
+                // another connection is an echo of what the server relayed already (or one
+                // participant speaking as another) and is dropped; any other claim (a peer
+                // behind this client) is relayed as this connection's.
+                if sender_id != peer && self.hub.peer_is_connected(&sender_id) {
+                    return true;
+                }
                 self.hub.send_if_open(
                     document_id,
                     DocMsg::Ephemeral {
                         out: self.out.clone(),
-                        sender_id,
+                        sender_id: peer,
                         session_id,
                         count,
                         data,
@@ -439,9 +445,25 @@ impl Session {
         if !supported {
             return self.fail("unsupported protocol version");
         }
-        self.hub
-            .join(&sender_id, self.conn, kick.clone(), gone.clone())
-            .await;
+        let participant = self.participant.clone();
+        if let Err(e) = self
+            .hub
+            .join(
+                &sender_id,
+                participant.as_deref(),
+                self.conn,
+                kick.clone(),
+                gone.clone(),
+            )
+            .await
+        {
+            tracing::info!(conn = %self.conn, peer = %sender_id, participant = ?participant, "join refused: the peer id is held by another participant");
+            self.hub
+                .metrics
+                .error(crate::metrics::ErrorKind::unauthorized);
+            self.out.close(e.to_string());
+            return false;
+        }
         let reply = Message::Peer {
             sender_id: self.hub.server_peer.clone(),
             target_id: sender_id.clone(),

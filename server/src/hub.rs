@@ -104,6 +104,11 @@ impl ConnTx {
     }
 }
 
+/// A join with a peer id that another participant's connection holds.
+#[derive(Debug, thiserror::Error)]
+#[error("this peer id is in use by another connection; join with a fresh one")]
+pub struct JoinRefused;
+
 /// Messages for a document actor.
 #[derive(Debug)]
 pub enum DocMsg {
@@ -129,6 +134,8 @@ pub enum DocMsg {
 #[derive(Debug)]
 struct PeerEntry {
     conn: ConnId,
+    /// Who authenticated the connection holding the id (`None` in open mode).
+    participant: Option<String>,
     kick: Arc<Notify>,
     gone: watch::Receiver<bool>,
 }
@@ -275,18 +282,39 @@ impl Hub {
         self.docs.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    /// Registers `peer` on `conn`. If the peer id is connected elsewhere, that connection is
-    /// told to close and this waits (bounded) until it has released its documents.
+    /// Registers `peer` on `conn` for `participant`. If the same participant holds the id on
+    /// another connection (a tab that reconnects before its old socket timed out), that
+    /// connection is told to close and this waits (bounded) until it has released its
+    /// documents. A peer id held by somebody else is refused: peer ids are public (the
+    /// history API shows them), so taking one over must not knock its owner off.
     pub async fn join(
         &self,
         peer: &PeerId,
+        participant: Option<&str>,
         conn: ConnId,
         kick: Arc<Notify>,
         gone: watch::Receiver<bool>,
-    ) {
+    ) -> Result<(), JoinRefused> {
+        if *peer == self.server_peer {
+            return Err(JoinRefused);
+        }
         let old = {
             let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-            peers.insert(peer.clone(), PeerEntry { conn, kick, gone })
+            if peers
+                .get(peer)
+                .is_some_and(|e| e.participant.as_deref() != participant)
+            {
+                return Err(JoinRefused);
+            }
+            peers.insert(
+                peer.clone(),
+                PeerEntry {
+                    conn,
+                    participant: participant.map(str::to_string),
+                    kick,
+                    gone,
+                },
+            )
         };
         if let Some(mut old) = old {
             tracing::info!(%peer, old = %old.conn, new = %conn, "peer joined again; closing its old connection");
@@ -295,6 +323,7 @@ impl Hub {
                 tokio::time::timeout(std::time::Duration::from_secs(2), old.gone.wait_for(|g| *g))
                     .await;
         }
+        Ok(())
     }
 
     pub fn participant_connected(&self, participant: &str, out: &ConnTx) {
@@ -413,6 +442,14 @@ impl Hub {
         {
             tracing::warn!(participant, session, error = %e, "presence not logged");
         }
+    }
+
+    /// Whether some connection holds `peer` now.
+    pub fn peer_is_connected(&self, peer: &PeerId) -> bool {
+        self.peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(peer)
     }
 
     pub fn leave(&self, peer: &PeerId, conn: ConnId) {

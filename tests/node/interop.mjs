@@ -8,7 +8,9 @@
 // token in the URL (`?token=`), as browsers must; in `open` mode it runs with `--open`.
 // Starts the server on a free port over a temporary data directory, then: creates a document,
 // finds it from a second repo, edits it, merges two concurrent edits, and checks that an
-// unknown document is reported unavailable quickly. Exits non-zero on the first failure.
+// unknown document is reported unavailable quickly, and (secured) that another participant
+// joining with a connected client's peer id is refused without disturbing it. Exits non-zero
+// on the first failure.
 
 import { spawn, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -34,7 +36,7 @@ const serverArgs = ["--listen", "127.0.0.1:0", "--data", dataDir];
 if (mode === "open") serverArgs.unshift("--open");
 const server = spawn(serverBin, serverArgs, {
   stdio: ["ignore", "pipe", "inherit"],
-  env: { ...process.env, RUST_LOG: "warn", ...(token ? { TORON_ADMIN_TOKEN: token } : {}) },
+  env: { ...process.env, RUST_LOG: process.env.TORON_INTEROP_LOG || "warn", ...(token ? { TORON_ADMIN_TOKEN: token } : {}) },
 });
 
 function cleanup() {
@@ -161,6 +163,42 @@ async function main() {
       assert.equal(doc.title, "도서관 사례");
       assert.equal(doc.alice, "a");
       assert.equal(doc.bob, "b");
+    });
+  }
+
+  if (token && process.env.TORON_BIN) {
+    await check("another participant cannot take over a peer id", async () => {
+      // Peer ids are public (the history API shows them). An observer joins with alice's,
+      // reconnecting as fast as the official adapter lets it, while alice keeps editing.
+      const out = execFileSync(
+        process.env.TORON_BIN,
+        ["--server", url, "--token", token, "admin", "participant", "add", "P-OBS", "--name", "관찰자", "--kind", "resident"],
+        { encoding: "utf8" },
+      );
+      const observerToken = JSON.parse(out).token;
+      assert.ok(observerToken, out);
+      const aliceAdapter = alice.networkSubsystem.adapters[0];
+      let aliceDropped = 0;
+      const onDrop = () => aliceDropped++;
+      aliceAdapter.on("peer-disconnected", onDrop);
+      const attackerAdapter = new WebSocketClientAdapter(
+        `${url}/sync?token=${encodeURIComponent(observerToken)}`,
+        100,
+      );
+      let attackerPeered = 0;
+      attackerAdapter.on("peer-candidate", () => attackerPeered++);
+      const attacker = new Repo({ network: [attackerAdapter], peerId: "js-alice" });
+      for (let i = 1; i <= 10; i++) {
+        created.change((d) => {
+          d.count = 100 + i;
+        });
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      await until(bobHandle, (d) => d.count === 110, "bob sees all of alice's edits");
+      await attacker.shutdown();
+      aliceAdapter.off("peer-disconnected", onDrop);
+      assert.equal(aliceDropped, 0, "alice was never disconnected");
+      assert.equal(attackerPeered, 0, "the server never accepted the stolen peer id");
     });
   }
 

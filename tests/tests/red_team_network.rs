@@ -1,0 +1,182 @@
+//! The findings of the red-team pass (issue 15) that concern connections: what one
+//! participant's socket can do to another's. Real server, real sockets, the roster of the
+//! permission tests (one participant per role, each with a token).
+
+use toron_cli::sync_client::{url_with_token, Connection};
+use toron_protocol::policy::Role;
+use toron_protocol::{Message, PeerId, PROTOCOL_VERSION};
+use toron_tests::roster;
+use toron_tests::{secure_config, start_with, Ending, RawPeer, LIMIT};
+
+fn token_of(tokens: &[(Role, String)], role: Role) -> String {
+    tokens
+        .iter()
+        .find(|(r, _)| *r == role)
+        .map(|(_, t)| t.clone())
+        .unwrap_or_else(|| panic!("no token for {role}"))
+}
+
+async fn join_raw(url: &str, peer: PeerId) -> RawPeer {
+    let mut p = RawPeer::connect(url).await.expect("connect");
+    p.send(&Message::Join {
+        sender_id: peer,
+        supported_protocol_versions: Some(vec![PROTOCOL_VERSION.into()]),
+        peer_metadata: None,
+    })
+    .await
+    .expect("join");
+    p
+}
+
+/// High finding: joining with another participant's peer id knocked them off. Now the join
+/// is refused with a clear error, the holder keeps its connection (and keeps receiving), and
+/// the same participant reconnecting with its own id still replaces its old socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_id_cannot_be_taken_over_by_another_participant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(secure_config(dir.path())).await;
+    let tokens = roster::set_up(&server).await;
+    let chair = token_of(&tokens, Role::Facilitator);
+    let observer = token_of(&tokens, Role::Observer);
+    let url = server.url();
+    let chair_peer = toron_tests::peer("js-facilitator-tab");
+    let mut held = Connection::connect_as(
+        &url_with_token(&url, Some(&chair)),
+        chair_peer.clone(),
+        LIMIT,
+    )
+    .await
+    .expect("the facilitator connects");
+    let key = roster::Kind::SessionDoc.key(Role::Facilitator);
+    let mut doc = held.find(key.document_id(), LIMIT).await.expect("find");
+
+    for _ in 0..5 {
+        let mut thief = join_raw(&url_with_token(&url, Some(&observer)), chair_peer.clone()).await;
+        match thief.ending(LIMIT).await.expect("the thief is closed") {
+            Ending::Error(e) => assert!(e.contains("peer id is in use"), "{e}"),
+            Ending::Closed => panic!("closed without saying why"),
+        }
+    }
+    // The server's own id is not for taking either.
+    let mut thief = join_raw(
+        &url_with_token(&url, Some(&observer)),
+        server.hub().server_peer.clone(),
+    )
+    .await;
+    assert!(matches!(thief.ending(LIMIT).await, Ok(Ending::Error(_))));
+
+    // The facilitator's connection is still there: a change made elsewhere reaches it.
+    let organizer = token_of(&tokens, Role::Organizer);
+    let mut other = Connection::connect(&url_with_token(&url, Some(&organizer)), LIMIT)
+        .await
+        .expect("organizer");
+    let mut od = other.find(key.document_id(), LIMIT).await.expect("find");
+    use automerge::transaction::Transactable;
+    od.doc
+        .put(automerge::ROOT, "after_the_attempts", 1)
+        .expect("put");
+    od.doc.commit();
+    other.push(&mut od, LIMIT).await.expect("push");
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while toron_tests::int_at(&doc.doc, "after_the_attempts") != Some(1) {
+        tokio::time::timeout_at(deadline, held.next_event(&mut [&mut doc]))
+            .await
+            .expect("the facilitator still receives")
+            .expect("still connected");
+    }
+
+    // The facilitator's own reconnect (same participant, same id) replaces the old socket.
+    let mut again = join_raw(&url_with_token(&url, Some(&chair)), chair_peer.clone()).await;
+    assert!(matches!(
+        again.recv(LIMIT).await,
+        Ok(Some(Message::Peer { .. }))
+    ));
+    let replaced = tokio::time::timeout(LIMIT, async {
+        loop {
+            if held.recv().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(replaced.is_ok(), "the old socket was replaced");
+}
+
+/// A peer id is echoed in replies and logs: one longer than 256 bytes, or with control
+/// characters, is refused at the join (and only that connection is closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_ids_are_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(toron_tests::config(dir.path())).await;
+    let url = server.url();
+    let bystander = Connection::connect(&url, LIMIT).await.expect("bystander");
+    for bad in ["p".repeat(100_000), "peer\nforged log line".to_string()] {
+        let mut p = join_raw(&url, PeerId::new(bad).expect("non-empty")).await;
+        match p.ending(LIMIT).await.expect("closed") {
+            Ending::Error(e) => assert!(e.contains("peer id"), "{e}"),
+            Ending::Closed => panic!("closed without saying why"),
+        }
+    }
+    let mut ok = join_raw(&url, PeerId::new("p".repeat(256)).expect("peer")).await;
+    assert!(matches!(
+        ok.recv(LIMIT).await,
+        Ok(Some(Message::Peer { .. }))
+    ));
+    // The bystander was not disturbed.
+    let mut bystander = bystander;
+    toron_tests::create(&mut bystander, "still", 1).await;
+}
+
+/// Every ephemeral message `conn` receives within `window`.
+async fn ephemera_within(
+    conn: &mut Connection,
+    d: &mut toron_cli::sync_client::DocSync,
+    window: std::time::Duration,
+) -> Vec<(PeerId, Vec<u8>)> {
+    let deadline = tokio::time::Instant::now() + window;
+    let mut got = Vec::new();
+    while let Ok(ev) = tokio::time::timeout_at(deadline, conn.next_event(&mut [&mut *d])).await {
+        if let toron_cli::sync_client::Event::Ephemeral { sender, data, .. } = ev.expect("event") {
+            got.push((sender, data));
+        }
+    }
+    got
+}
+
+/// Low finding: an ephemeral message (cursors, presence) was relayed under whatever sender it
+/// claimed, so one participant could speak as another. A claim of a connected peer's id is
+/// dropped; any other claim goes out under the sender's own id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_messages_go_out_under_their_real_sender() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(toron_tests::config(dir.path())).await;
+    let url = server.url();
+    let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
+    let a = toron_tests::create(&mut alice, "v", 1).await;
+    let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
+    let mut b = bob.find(a.id, LIMIT).await.expect("bob finds");
+    let mut carol = Connection::connect(&url, LIMIT).await.expect("carol");
+    let _c = carol.find(a.id, LIMIT).await.expect("carol finds");
+    let spoof = |sender: PeerId, count: u64| Message::Ephemeral {
+        sender_id: sender,
+        target_id: toron_tests::peer("server"),
+        document_id: a.id,
+        count,
+        session_id: "carol-session".into(),
+        data: vec![0xa1, 0x61, b'x', count as u8],
+    };
+    carol
+        .send(&spoof(alice.peer_id.clone(), 1))
+        .await
+        .expect("send");
+    let window = std::time::Duration::from_millis(600);
+    assert!(ephemera_within(&mut bob, &mut b, window).await.is_empty());
+    carol
+        .send(&spoof(toron_tests::peer("nobody-here"), 2))
+        .await
+        .expect("send");
+    assert_eq!(
+        ephemera_within(&mut bob, &mut b, window).await,
+        vec![(carol.peer_id.clone(), vec![0xa1, 0x61, b'x', 2])]
+    );
+}
