@@ -126,10 +126,20 @@ pub enum Action {
         reason: String,
     },
     /// The connection sent changes it may not make: none was applied. Record the refusal in
-    /// the log, then send `error` and close the connection.
+    /// the log; then, if `tell`, send `error` with the reason (once per connection and
+    /// document), and close the connection only if `close`.
+    ///
+    /// A refused change stays in the client's copy, and every later change of that copy
+    /// depends on it: closing made the official clients reconnect and resend it forever (a
+    /// rejection record each turn). So a permanent refusal keeps the connection and turns its
+    /// sync state for the document read-only: the server stops asking for the client's
+    /// changes, and automerge ≥ 0.7 clients (the JS client's 3.x) stop sending them. Only a
+    /// transient refusal (the rate limit) closes, so that the client resends later.
     Refused {
         conn: ConnId,
         rejection: Rejection,
+        tell: bool,
+        close: bool,
     },
     /// Store a snapshot covering the document's log up to and including `upto_doc_seq`.
     SaveSnapshot {
@@ -170,7 +180,15 @@ struct PeerDoc {
     /// Only ever sent `request`: it wants `doc-unavailable` rather than an empty sync.
     requested_only: bool,
     unavailable_sent: bool,
+    /// Refusals of this connection's changes to this document so far; after the first, its
+    /// sync state is read-only and its changes are not applied.
+    refusals: u32,
 }
+
+/// Refusals logged per connection and document before the connection is closed: an honest
+/// client stops sending after the first (its sync state sees the server read-only); one that
+/// keeps sending costs a bounded number of records.
+pub const MAX_REFUSALS_PER_CONNECTION: u32 = 8;
 
 #[derive(Debug)]
 struct InFlight {
@@ -301,6 +319,7 @@ impl DocEngine {
                         state: sync::State::new(),
                         requested_only: true,
                         unavailable_sent: false,
+                        refusals: 0,
                     });
                     if kind == SyncKind::Sync {
                         entry.requested_only = false;
@@ -352,27 +371,45 @@ impl DocEngine {
             let grant = grants.get(&conn).cloned().unwrap_or_default();
             let bytes: u64 = new.iter().map(|c| c.raw_bytes().len() as u64).sum();
             let grows_to = self.stored_bytes + batch_bytes + bytes;
-            let checked = authorize(&grant, &new, gate)
-                .and_then(|()| gate.check_content(&self.doc, &new))
-                .and_then(|()| {
-                    if grows_to > self.config.max_document_bytes {
-                        return Err(format!(
-                            "document size: these changes would make the document {grows_to} bytes, over this server's limit of {} bytes; nothing of them was applied",
-                            self.config.max_document_bytes
-                        ));
-                    }
-                    match &grant.by.participant {
-                        Some(p) => gate.admit(p, new.len(), now_ms),
+            let earlier = self.peers.get(&conn).map_or(0, |p| p.refusals);
+            // (reason, transient)
+            let checked = if earlier > 0 {
+                Err((
+                    "an earlier change of this copy was refused, and these follow it; reload the document to go on".to_string(),
+                    false,
+                ))
+            } else {
+                authorize(&grant, &new, gate)
+                    .and_then(|()| gate.check_content(&self.doc, &new))
+                    .and_then(|()| {
+                        if grows_to > self.config.max_document_bytes {
+                            return Err(format!(
+                                "document size: these changes would make the document {grows_to} bytes, over this server's limit of {} bytes; nothing of them was applied",
+                                self.config.max_document_bytes
+                            ));
+                        }
+                        Ok(())
+                    })
+                    .map_err(|r| (r, false))
+                    .and_then(|()| match &grant.by.participant {
+                        Some(p) => gate.admit(p, new.len(), now_ms).map_err(|r| (r, true)),
                         None => Ok(()),
+                    })
+            };
+            if let Err((reason, transient)) = checked {
+                let close = transient || earlier + 1 >= MAX_REFUSALS_PER_CONNECTION;
+                let peer = match self.peers.get_mut(&conn) {
+                    Some(pd) => {
+                        pd.refusals += 1;
+                        pd.state.set_read_only(true);
+                        pd.peer.clone()
                     }
-                });
-            if let Err(reason) = checked {
-                rejected.insert(conn);
-                let peer = self
-                    .peers
-                    .remove(&conn)
-                    .map(|p| p.peer)
-                    .unwrap_or_else(|| self.server.clone());
+                    None => self.server.clone(),
+                };
+                if close {
+                    rejected.insert(conn);
+                    self.peers.remove(&conn);
+                }
                 actions.push(Action::Refused {
                     conn,
                     rejection: Rejection {
@@ -384,6 +421,8 @@ impl DocEngine {
                         hashes: new.iter().map(|c| c.hash().0).collect(),
                         reason,
                     },
+                    tell: earlier == 0 || close,
+                    close,
                 });
                 continue;
             }

@@ -35,6 +35,8 @@ struct Net {
     hold_durability: bool,
     log: Vec<NewChange>,
     refused: Vec<Rejection>,
+    /// Connections told why their changes were refused.
+    told: Vec<ConnId>,
     /// Per-connection grants (absent: open mode).
     grants: HashMap<ConnId, Grant>,
     gate: Bindings,
@@ -65,6 +67,7 @@ impl Net {
             hold_durability: false,
             log: Vec::new(),
             refused: Vec::new(),
+            told: Vec::new(),
             grants: HashMap::new(),
             gate: Bindings::default(),
             held: std::collections::HashSet::new(),
@@ -130,12 +133,22 @@ impl Net {
                     }
                 }
                 Action::SaveSnapshot { .. } => {}
-                Action::Refused { conn, rejection } => {
+                Action::Refused {
+                    conn,
+                    rejection,
+                    tell,
+                    close,
+                } => {
                     self.refused.push(rejection);
-                    let i = self.client_index(conn);
-                    self.clients[i].closed = Some("refused".into());
-                    for e in self.engines.values_mut() {
-                        e.push(Input::Closed { conn });
+                    if tell {
+                        self.told.push(conn);
+                    }
+                    if close {
+                        let i = self.client_index(conn);
+                        self.clients[i].closed = Some("refused".into());
+                        for e in self.engines.values_mut() {
+                            e.push(Input::Closed { conn });
+                        }
                     }
                 }
             }
@@ -328,7 +341,11 @@ fn a_reader_sending_changes_is_refused_and_nothing_is_applied() {
     net.run_until_quiet();
     assert_eq!(net.refused.len(), 1);
     assert_eq!(net.refused[0].by.participant.as_deref(), Some("P-act"));
-    assert!(net.clients[1].closed.is_some());
+    assert_eq!(net.told, vec![ConnId(2)], "told why, once");
+    assert!(
+        net.clients[1].closed.is_none(),
+        "kept connected: closing made clients reconnect and resend the refused change"
+    );
     assert_eq!(
         net.log.len(),
         1,
@@ -336,10 +353,16 @@ fn a_reader_sending_changes_is_refused_and_nothing_is_applied() {
     );
     assert_eq!(net.value(0, id, "score"), Some(3));
     assert_eq!(net.value(2, id, "score"), Some(3), "nothing was relayed");
-    // The others go on working.
+    // The others go on working, and the refused client still receives their changes.
     net.edit(0, id, "score", 4);
     net.run_until_quiet();
     assert_eq!(net.value(2, id, "score"), Some(4));
+    assert_eq!(net.value(0, id, "score"), Some(4));
+    // Its next edit is not even sent: its sync state sees the server read-only. No loop.
+    net.edit(1, id, "score", 5);
+    net.run_until_quiet();
+    assert_eq!(net.refused.len(), 1, "no second refusal");
+    assert_eq!(net.log.len(), 2);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use toron_protocol::engine::assemble;
 use toron_protocol::wire::encode;
-use toron_protocol::{Action, ConnId, DocEngine, DocumentId, EngineConfig, Input};
+use toron_protocol::{Action, ConnId, DocEngine, DocumentId, EngineConfig, Input, Message};
 
 use crate::hub::{ConnTx, DocMsg, Hub};
 use crate::metrics::ErrorKind;
@@ -261,7 +261,12 @@ impl Actor {
                             out.close(reason);
                         }
                     }
-                    Action::Refused { conn, rejection } => {
+                    Action::Refused {
+                        conn,
+                        rejection,
+                        tell,
+                        close,
+                    } => {
                         self.hub
                             .metrics
                             .changes_rejected
@@ -277,8 +282,19 @@ impl Actor {
                         {
                             tracing::error!(id = %self.id, error = %e, "could not log a rejection");
                         }
-                        if let Some(out) = self.outs.remove(&conn) {
-                            out.close(reason);
+                        if close {
+                            if let Some(out) = self.outs.remove(&conn) {
+                                out.close(reason);
+                            }
+                        } else if let (true, Some(out)) = (tell, self.outs.get(&conn)) {
+                            out.send(encode(&Message::Error {
+                                sender_id: Some(self.hub.server_peer.clone()),
+                                target_id: None,
+                                message: format!(
+                                    "{reason} (document {}; this copy's changes are no longer taken: reload it)",
+                                    self.id
+                                ),
+                            }));
                         }
                     }
                     Action::Append { batch, changes } => {

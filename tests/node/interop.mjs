@@ -202,6 +202,59 @@ async function main() {
     });
   }
 
+  if (token && process.env.TORON_BIN) {
+    await check("a refused change is told once and not resent in a loop", async () => {
+      // An activist's own notes layer in a live session; she writes an annotation kind
+      // outside the vocabulary (refused), then keeps editing for 3 s with an adapter that
+      // would reconnect every 100 ms if the server closed it.
+      const as = (who, ...args) =>
+        execFileSync(process.env.TORON_BIN, ["--server", url, "--token", who, ...args], { encoding: "utf8" });
+      const cli = (...args) => as(token, ...args);
+      cli("admin", "session", "add", "S-JS", "--series", "JS", "--phase", "live");
+      const activistToken = JSON.parse(
+        cli("admin", "participant", "add", "P-ACT", "--name", "활동가", "--kind", "activist"),
+      ).token;
+      cli("admin", "grant", "P-ACT", "activist", "--session", "S-JS");
+      const notesUrl = JSON.parse(cli("admin", "doc", "register", "notes:S-JS:P-ACT")).url;
+      as(activistToken, "set", "--create", notesUrl, "annotations", "{}"); // she opens her layer
+      const adapter = new WebSocketClientAdapter(
+        `${url}/sync?token=${encodeURIComponent(activistToken)}`,
+        100,
+      );
+      let dropped = 0;
+      adapter.on("peer-disconnected", () => dropped++);
+      const errors = [];
+      const receive = adapter.receiveMessage.bind(adapter);
+      adapter.receiveMessage = (bytes) => {
+        const text = Buffer.from(bytes).toString("utf8");
+        if (text.includes("refused")) errors.push(text);
+        return receive(bytes);
+      };
+      const activist = new Repo({ network: [adapter], peerId: "js-activist" });
+      const notes = await find(activist, notesUrl);
+      const metric = async () => {
+        const m = await (await fetch(`${url.replace("ws:", "http:")}/metrics`)).text();
+        return Number((m.match(/changes_rejected_total (\d+)/) || [0, 0])[1]);
+      };
+      const before = await metric();
+      notes.change((d) => {
+        d.annotations = { "a-1": { kind: "nonsense", body: "어휘 밖의 종류" } };
+      });
+      for (let i = 0; i < 10; i++) {
+        await new Promise((r) => setTimeout(r, 300));
+        notes.change((d) => {
+          d.annotations["a-1"].body = `고쳐 쓴 의견 ${i}`;
+        });
+      }
+      const refusedChanges = (await metric()) - before;
+      const droppedWhileEditing = dropped; // shutdown() itself disconnects
+      await activist.shutdown();
+      assert.equal(droppedWhileEditing, 0, "the activist's client was never disconnected");
+      assert.equal(errors.length, 1, `told once: ${errors.length} error messages`);
+      assert.ok(refusedChanges >= 1 && refusedChanges <= 2, `${refusedChanges} changes refused in 3 s`);
+    });
+  }
+
   await Promise.all([alice.shutdown(), bob.shutdown(), carol.shutdown()]);
 }
 

@@ -59,7 +59,7 @@ fn run(mode: &str) {
         "interop check failed:\n{stdout}\n{stderr}"
     );
     // The peer-id takeover check needs a second participant's token: secured mode only.
-    let expected = if mode == "token" { 6 } else { 5 };
+    let expected = if mode == "token" { 7 } else { 5 };
     assert!(
         stdout.contains(&format!("{expected} passed, 0 failed")),
         "{stdout}"
