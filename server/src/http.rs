@@ -77,7 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::admin_api::routes())
         .merge(crate::history_api::routes())
         .merge(crate::timeline_api::routes())
-        .merge(crate::import_api::routes())
+        .merge(crate::import_api::routes(state.clone()))
         .merge(crate::report_api::routes())
         .with_state(state)
 }

@@ -30,11 +30,26 @@ use crate::registry::{Case, Participant, Registry, RegistryError, Session};
 /// The participant that writes imported content.
 pub const IMPORTER: &str = "toron-importer";
 
-pub fn routes() -> Router<AppState> {
+/// The import routes. The token is checked before the body is read: a bundle may be 64 MiB,
+/// and reading that much for anybody who reaches the port let ten idle connections hold
+/// 600 MiB. Only an organizer's request gets its body read, within the bundle limit.
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/v1/import", post(import))
         .route("/api/v1/import/{batch}/applied", post(applied))
         .layer(DefaultBodyLimit::max(MAX_BUNDLE_BYTES + 1024 * 1024))
+        .route_layer(axum::middleware::from_fn_with_state(state, organizers_only))
+}
+
+async fn organizers_only(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match organizer(&state, req.headers(), req.uri()) {
+        Ok(_) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -180,3 +180,52 @@ async fn ephemeral_messages_go_out_under_their_real_sender() {
         vec![(carol.peer_id.clone(), vec![0xa1, 0x61, b'x', 2])]
     );
 }
+
+/// Sends the headers of a 60 MB import and no body; returns the status line of the answer,
+/// if one comes within 3 s.
+async fn import_headers_only(
+    server: &toron_server::Running,
+    token: Option<&str>,
+) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.url().trim_start_matches("ws://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "POST /api/v1/import HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: 60000000\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(3), tcp.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .map(str::to_string)
+}
+
+/// High finding: `POST /api/v1/import` read up to 65 MiB of body before it checked the token.
+/// Now a request without an organizer's token is answered from its headers alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_body_is_read_only_after_the_token_is_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(secure_config(dir.path())).await;
+    let tokens = roster::set_up(&server).await;
+    let status = import_headers_only(&server, None).await;
+    assert!(
+        status.as_deref().is_some_and(|s| s.contains(" 401 ")),
+        "no token: answered at once, body unread: {status:?}"
+    );
+    let observer = token_of(&tokens, Role::Observer);
+    let status = import_headers_only(&server, Some(&observer)).await;
+    assert!(
+        status.as_deref().is_some_and(|s| s.contains(" 403 ")),
+        "not an organizer: answered at once: {status:?}"
+    );
+}
