@@ -202,6 +202,14 @@ async fn timeline(
     Ok(Json(json!({ "entries": entries, "next_after": next })).into_response())
 }
 
+/// Slowest and fastest replay speeds. Below 0.1 a replay is a task that sleeps for years.
+const MIN_SPEED: f64 = 0.1;
+const MAX_SPEED: f64 = 10_000.0;
+/// Longest wait between two entries of a replay (a break in the debate is skipped).
+const MAX_GAP: Duration = Duration::from_secs(10);
+/// Longest a replay may run: a debate of four hours at speed 1 fits.
+const MAX_REPLAY: Duration = Duration::from_secs(6 * 3600);
+
 #[derive(Debug, Deserialize)]
 struct ReplayQuery {
     /// `1`, `4`, `16`, … or `max` (as fast as possible). Default 1.
@@ -230,24 +238,36 @@ async fn replay(
         None => Some(1.0),
         Some("max") | Some("0") => None,
         Some(s) => match s.parse::<f64>() {
-            Ok(x) if x > 0.0 && x <= 10_000.0 => Some(x),
+            Ok(x) if (MIN_SPEED..=MAX_SPEED).contains(&x) => Some(x),
             _ => {
                 return Err(api_err(
                     StatusCode::BAD_REQUEST,
                     "bad_request",
-                    "speed is a number from 0 to 10000 (1, 4, 16…) or `max`",
+                    "speed is a number from 0.1 to 10000 (1, 4, 16…) or `max`",
                 ))
             }
         },
     };
     let mut reader = reader(&state, &headers, &uri, &session).await?;
+    // Who is watching, to ask again before each wait: a revoked token ends the replay.
+    let token = (!state.hub.config.open)
+        .then(|| crate::http::bearer(&headers, uri.query()))
+        .flatten();
+    let hub = state.hub.clone();
+    let still_allowed = move || match &token {
+        None => true,
+        Some(t) => hub.registry.authenticate(t).is_some(),
+    };
     let store = state.hub.store.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     tokio::spawn(async move {
         let prefix = session_prefix(&session);
         let mut from = key_after(&session, None, q.from).unwrap_or_else(|_| prefix.clone());
         let started = tokio::time::Instant::now();
-        let mut base: Option<u64> = q.from;
+        // Each entry is due its (sped-up) distance after the previous one, a pause of the
+        // debate shortened to at most MAX_GAP; the whole replay ends after MAX_REPLAY.
+        let mut due = started;
+        let mut prev: Option<u64> = q.from;
         let mut sent = 0u64;
         loop {
             let (p, f) = (prefix.clone(), from.clone());
@@ -270,15 +290,33 @@ async fn replay(
                     continue;
                 }
                 if let Some(speed) = speed {
-                    let base = *base.get_or_insert(e.order_ms());
-                    let offset = e.order_ms().saturating_sub(base) as f64 / speed;
-                    let due = started + Duration::from_secs_f64(offset / 1000.0);
+                    let gap_ms = e
+                        .order_ms()
+                        .saturating_sub(*prev.get_or_insert(e.order_ms()));
+                    prev = Some(e.order_ms());
+                    let gap = Duration::try_from_secs_f64(gap_ms as f64 / speed / 1000.0)
+                        .unwrap_or(MAX_GAP)
+                        .min(MAX_GAP);
+                    due += gap;
                     if due > tokio::time::Instant::now() {
-                        // Send what is due, then wait for this entry's moment.
+                        // Send what is due, then wait for this entry's moment, unless the
+                        // client went away, its token was revoked or the replay is too long.
                         if !chunk.is_empty() && tx.send(std::mem::take(&mut chunk)).await.is_err() {
                             return;
                         }
-                        tokio::time::sleep_until(due).await;
+                        if due > started + MAX_REPLAY || !still_allowed() {
+                            break;
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(due) => {}
+                            _ = tx.closed() => return,
+                        }
+                        if !still_allowed() {
+                            let _ = tx
+                                .send(b"event: end\ndata: {\"revoked\":true}\n\n".to_vec())
+                                .await;
+                            return;
+                        }
                     }
                 }
                 chunk.extend_from_slice(&sse(&e));

@@ -229,3 +229,52 @@ async fn an_import_body_is_read_only_after_the_token_is_checked() {
         "not an organizer: answered at once: {status:?}"
     );
 }
+
+/// The status line of `GET path` with the organizer's token.
+async fn get_status(server: &toron_server::Running, token: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.url().trim_start_matches("ws://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n");
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .map(str::to_string)
+}
+
+/// High finding: `speed=1e-300` panicked the replay task and a tiny speed made a task that
+/// sleeps for years. Speeds outside 0.1–10000 are refused with 400; 0.1 is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_speeds_are_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(secure_config(dir.path())).await;
+    let tokens = roster::set_up(&server).await;
+    let org = token_of(&tokens, Role::Organizer);
+    let path = |speed: &str| {
+        format!(
+            "/api/v1/sessions/{}/replay?speed={speed}&from=0",
+            roster::SESSION
+        )
+    };
+    for bad in ["1e-300", "0.01", "-1", "NaN", "inf", "1e309"] {
+        let status = get_status(&server, &org, &path(bad)).await;
+        assert!(
+            status.as_deref().is_some_and(|s| s.contains(" 400 ")),
+            "speed {bad}: {status:?}"
+        );
+    }
+    let status = get_status(&server, &org, &path("0.1")).await;
+    assert!(
+        status.as_deref().is_some_and(|s| s.contains(" 200 ")),
+        "{status:?}"
+    );
+}
