@@ -46,11 +46,12 @@ pub struct Args {
     /// Largest document, in bytes (its newest snapshot and the changes after it).
     #[arg(long, env = "TORON_MAX_DOCUMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     max_document_bytes: u64,
-    /// Largest WebSocket message, in bytes (a first sync may carry a whole document).
-    #[arg(long, env = "TORON_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    /// Largest WebSocket message, in bytes (a first sync may carry a whole document). Each
+    /// connection may hold one partial message of this size: see SECURITY.md.
+    #[arg(long, env = "TORON_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
     max_message_bytes: usize,
     /// Bytes queued towards one peer before it is disconnected as too slow.
-    #[arg(long, env = "TORON_MAX_OUTBOUND_BYTES", default_value_t = 512 * 1024 * 1024)]
+    #[arg(long, env = "TORON_MAX_OUTBOUND_BYTES", default_value_t = 64 * 1024 * 1024)]
     max_outbound_bytes: usize,
     /// Most documents loaded from disk at the same time.
     #[arg(long, env = "TORON_MAX_CONCURRENT_LOADS", default_value_t = 8)]
