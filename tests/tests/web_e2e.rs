@@ -125,6 +125,7 @@ fn the_web_client_in_headless_chromium() {
         .env("TOKEN_ACTIVIST", &kim)
         .env("TOKEN_EVALUATOR", &park)
         .env("TOKEN_CHAIR", &moon)
+        .env("TOKEN_ORGANIZER", ADMIN)
         .env("TOKEN_OBSERVER", observer["token"].as_str().expect("token"))
         .stdout(std::fs::File::create(&out_path).expect("stdout"))
         .stderr(std::fs::File::create(&err_path).expect("stderr"));

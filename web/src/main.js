@@ -508,9 +508,24 @@ async function viewReplay(s) {
     </div>${content}`;
 }
 
-function viewReport(key) {
+/// The report, fetched with the token in a header and shown in a sandboxed frame: a token in
+/// the frame's URL would sit in the browser's history and in any proxy's access log.
+async function viewReport(key) {
+  const r = await fetch(`/api/v1/reports/${encodeURIComponent(key)}?lang=${lang()}`, {
+    headers: state.token ? { Authorization: `Bearer ${state.token}` } : {},
+  });
+  const html = await r.text();
+  if (!r.ok) {
+    let message = `${r.status}`;
+    try {
+      message = JSON.parse(html)?.error?.message || message;
+    } catch {
+      /* not JSON */
+    }
+    throw new Error(message);
+  }
   return `<h1>${esc(t("report"))}</h1>
-    <iframe class="report" title="${esc(t("report"))}" src="/api/v1/reports/${encodeURIComponent(key)}?lang=${lang()}&token=${encodeURIComponent(state.token)}"></iframe>`;
+    <iframe class="report" title="${esc(t("report"))}" sandbox="allow-popups allow-top-navigation-by-user-activation" srcdoc="${esc(html)}"></iframe>`;
 }
 
 // ---- rendering and events ------------------------------------------------------------------
@@ -545,7 +560,7 @@ async function render() {
     else if ((m = h.match(/^#\/s\/([^/]+)\/people/))) html = await viewPeople(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)\/replay/))) html = await viewReplay(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)/))) html = viewCases(session(decodeURIComponent(m[1])));
-    else if ((m = h.match(/^#\/report\/([^/]+)/))) html = viewReport(decodeURIComponent(m[1]));
+    else if ((m = h.match(/^#\/report\/([^/]+)/))) html = await viewReport(decodeURIComponent(m[1]));
     else html = viewSessions();
   } catch (e) {
     html = `<p class="error" role="alert">${esc(e.message)}</p>`;

@@ -3,7 +3,7 @@
 // imported and session S-LIB live. Every wait is bounded.
 //
 // Env: TORON_URL, TOKEN_ACTIVIST (P-KIM), TOKEN_EVALUATOR (P-PARK), TOKEN_CHAIR (P-MOON),
-// TOKEN_OBSERVER (P-OBS), SCREENSHOTS (a folder; optional), CHROMIUM (default /usr/bin/chromium).
+// TOKEN_OBSERVER (P-OBS), TOKEN_ORGANIZER, SCREENSHOTS (a folder; optional), CHROMIUM (default /usr/bin/chromium).
 
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
@@ -188,6 +188,18 @@ try {
   await phone.page.click("#lang");
   await phone.page.locator("h2", { hasText: "Annotations" }).waitFor({ timeout: LIMIT });
   await phone.page.click("#lang");
+
+  // 8. The organizer reads the report: it is shown, and no request carries the token in its URL.
+  const organizer = await person(process.env.TOKEN_ORGANIZER);
+  const urls = [];
+  organizer.page.on("request", (r) => urls.push(r.url()));
+  await organizer.page.goto(`${URL}/#/report/HB-BENCH-2012`);
+  const frame = organizer.page.frameLocator("iframe.report");
+  await frame.locator("h1").first().waitFor({ timeout: LIMIT });
+  assert.match(await frame.locator("h1").first().innerText(), /결과보고서/);
+  const leaked = urls.filter((u) => u.includes("token=") && !u.startsWith("ws"));
+  assert.deepEqual(leaked, [], "no HTTP request carries the token in its URL");
+  if (shots) await organizer.page.screenshot({ path: join(shots, "web-report.png") });
 
   assert.deepEqual(errors, [], "no script errors in the pages");
   console.log("web e2e: ok");
