@@ -333,7 +333,17 @@ pub fn replay(
                     on_entry(&v);
                     n += 1;
                 }
-                "end" => return Ok(n),
+                "end" => {
+                    // The server says why it stopped when it was not the end of the record.
+                    let end: Value = serde_json::from_str(d).unwrap_or(Value::Null);
+                    if end["revoked"] == true {
+                        bail!("the server ended the replay after {n} entries: the token is no longer valid");
+                    }
+                    if end["cut"] == true {
+                        bail!("the server cut the replay after {n} entries: a replay lasts six hours at most (use --from or a higher --speed)");
+                    }
+                    return Ok(n);
+                }
                 _ => {}
             }
         }

@@ -156,6 +156,9 @@ pub struct Hub {
     pub registry: Arc<Registry>,
     /// Open connections per participant, so that revoking access can close them.
     participant_conns: Mutex<HashMap<String, Vec<ConnTx>>>,
+    /// Counts revocations (a token revoked or replaced, a role taken away), so that long-lived
+    /// HTTP streams (the SSE replay) ask again at once whether their reader may go on.
+    access_revoked: watch::Sender<u64>,
     pub server_peer: PeerId,
     pub stats: Stats,
     pub metrics: Arc<Metrics>,
@@ -197,6 +200,7 @@ impl Hub {
             store,
             registry,
             participant_conns: Mutex::new(HashMap::new()),
+            access_revoked: watch::Sender::new(0),
             server_peer,
             stats: Stats::default(),
             metrics,
@@ -349,8 +353,15 @@ impl Hub {
         }
     }
 
-    /// Closes every connection of `participant` (token revoked, roles changed).
+    /// Wakes when some participant's access was revoked (see [`Hub::disconnect_participant`]).
+    pub fn access_revocations(&self) -> watch::Receiver<u64> {
+        self.access_revoked.subscribe()
+    }
+
+    /// Closes every connection of `participant` (token revoked, roles changed), and tells
+    /// every long-lived stream to check its reader again.
     pub fn disconnect_participant(&self, participant: &str, reason: &str) -> usize {
+        self.access_revoked.send_modify(|n| *n = n.wrapping_add(1));
         let conns = self
             .participant_conns
             .lock()

@@ -65,6 +65,19 @@ pub struct Metrics {
     document_loads_waiting: Gauge,
     /// The most documents ever read from disk at once since the start.
     document_loads_peak: Gauge,
+    /// Server-sent replays streaming now (each ends with its client, its access or its
+    /// length bound).
+    replays: Gauge,
+}
+
+/// Counts one long-lived task (a replay) while it lives; owned, so the task can keep it.
+#[derive(Debug)]
+pub struct Live(Gauge);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Counts one document load (or one wait for a permit) while it lives.
@@ -96,6 +109,7 @@ impl Metrics {
             document_loads: Gauge::default(),
             document_loads_waiting: Gauge::default(),
             document_loads_peak: Gauge::default(),
+            replays: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -159,7 +173,18 @@ impl Metrics {
             "The most documents read from disk at once since the start",
             m.document_loads_peak.clone(),
         );
+        registry.register(
+            "replays",
+            "Session replays (server-sent events) streaming now",
+            m.replays.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// A replay streams until the returned guard drops.
+    pub fn replay_started(&self) -> Live {
+        self.replays.inc();
+        Live(self.replays.clone())
     }
 
     /// A document waits for a load permit until the returned guard drops.

@@ -227,6 +227,9 @@ fn sse(e: &Entry) -> Vec<u8> {
     out
 }
 
+/// The last event of a replay whose reader's token or role was revoked meanwhile.
+const REVOKED: &[u8] = b"event: end\ndata: {\"revoked\":true}\n\n";
+
 async fn replay(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -249,18 +252,27 @@ async fn replay(
         },
     };
     let mut reader = reader(&state, &headers, &uri, &session).await?;
-    // Who is watching, to ask again before each wait: a revoked token ends the replay.
-    let token = (!state.hub.config.open)
-        .then(|| crate::http::bearer(&headers, uri.query()))
-        .flatten();
-    let hub = state.hub.clone();
-    let still_allowed = move || match &token {
-        None => true,
-        Some(t) => hub.registry.authenticate(t).is_some(),
+    // Whether the reader may still watch: asked before each page and whenever some access is
+    // revoked, so that a revoked token or role ends the replay at once.
+    let still_allowed = {
+        let hub = state.hub.clone();
+        let watcher = reader.participant.clone();
+        let token = crate::http::bearer(&headers, uri.query());
+        let session = session.clone();
+        move || match (&watcher, &token) {
+            (Some(p), Some(t)) => {
+                hub.registry.authenticate(t).as_deref() == Some(p.as_str())
+                    && hub.registry.may_follow_session(p, &session)
+            }
+            _ => true,
+        }
     };
+    let mut revocations = state.hub.access_revocations();
     let store = state.hub.store.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let live = state.hub.metrics.replay_started();
     tokio::spawn(async move {
+        let _live = live;
         let prefix = session_prefix(&session);
         let mut from = key_after(&session, None, q.from).unwrap_or_else(|_| prefix.clone());
         let started = tokio::time::Instant::now();
@@ -269,7 +281,12 @@ async fn replay(
         let mut due = started;
         let mut prev: Option<u64> = q.from;
         let mut sent = 0u64;
-        loop {
+        let mut cut = false;
+        'pages: loop {
+            if !still_allowed() {
+                let _ = tx.send(REVOKED.to_vec()).await;
+                return;
+            }
             let (p, f) = (prefix.clone(), from.clone());
             let st = store.clone();
             let rows = match tokio::task::spawn_blocking(move || st.timeline_entries(&p, &f, PAGE))
@@ -300,22 +317,25 @@ async fn replay(
                     due += gap;
                     if due > tokio::time::Instant::now() {
                         // Send what is due, then wait for this entry's moment, unless the
-                        // client went away, its token was revoked or the replay is too long.
+                        // client went away, its access was revoked or the replay is too long.
                         if !chunk.is_empty() && tx.send(std::mem::take(&mut chunk)).await.is_err() {
                             return;
                         }
-                        if due > started + MAX_REPLAY || !still_allowed() {
-                            break;
+                        if due > started + MAX_REPLAY {
+                            cut = true;
+                            break 'pages;
                         }
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(due) => {}
-                            _ = tx.closed() => return,
-                        }
-                        if !still_allowed() {
-                            let _ = tx
-                                .send(b"event: end\ndata: {\"revoked\":true}\n\n".to_vec())
-                                .await;
-                            return;
+                        loop {
+                            tokio::select! {
+                                _ = tokio::time::sleep_until(due) => break,
+                                _ = tx.closed() => return,
+                                changed = revocations.changed() => {
+                                    if changed.is_err() || !still_allowed() {
+                                        let _ = tx.send(REVOKED.to_vec()).await;
+                                        return;
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -326,7 +346,12 @@ async fn replay(
                 return;
             }
         }
-        let end = format!("event: end\ndata: {{\"entries\":{sent}}}\n\n");
+        // A replay cut at MAX_REPLAY says so, so the client does not take it for the end.
+        let end = if cut {
+            format!("event: end\ndata: {{\"entries\":{sent},\"cut\":true}}\n\n")
+        } else {
+            format!("event: end\ndata: {{\"entries\":{sent}}}\n\n")
+        };
         let _ = tx.send(end.into_bytes()).await;
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {

@@ -278,3 +278,125 @@ async fn replay_speeds_are_bounded() {
         "{status:?}"
     );
 }
+
+/// An open SSE stream of `path` with `token`: the socket, after the request was sent.
+async fn open_stream(
+    server: &toron_server::Running,
+    token: &str,
+    path: &str,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    tcp
+}
+
+/// Reads from `tcp` until what arrived contains `needle`; `None` if it did not within `wait`.
+async fn read_until(
+    tcp: &mut tokio::net::TcpStream,
+    seen: &mut String,
+    needle: &str,
+    wait: std::time::Duration,
+) -> Option<()> {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = vec![0u8; 8192];
+    while !seen.contains(needle) {
+        let n = tokio::time::timeout_at(deadline, tcp.read(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    Some(())
+}
+
+/// The value of an unlabelled gauge in `/metrics`.
+async fn gauge(server: &toron_server::Running, name: &str) -> Option<f64> {
+    let text = toron_tests::http_get(server.addr(), "/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Waits (bounded) until the `toron_replays` gauge reads `n`.
+async fn replays_become(server: &toron_server::Running, n: f64) -> bool {
+    for _ in 0..100 {
+        if gauge(server, "toron_replays").await == Some(n) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// High finding: a replay went on after its token was revoked, and an abandoned slow replay
+/// stayed in memory. Now revoking the token (or the role) ends it at once, whatever pause it
+/// is in, with an `end` that says why; a client that goes ends its task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_ends_when_its_token_is_revoked_or_its_client_goes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = toron_server::clock::Clock::manual(1_790_000_000_000);
+    let mut config = secure_config(dir.path());
+    config.clock = clock.clone();
+    let server = start_with(config).await;
+    let tokens = roster::set_up(&server).await;
+    // A minute later the phase changes: at speed 1 the replay then pauses (ten seconds at
+    // most) before that entry.
+    clock.advance_ms(60_000);
+    roster::set_phase(&server, toron_protocol::policy::Phase::Live).await;
+    let observer = token_of(&tokens, Role::Observer);
+    let path = format!("/api/v1/sessions/{}/replay?speed=1", roster::SESSION);
+
+    // The client goes: its task ends.
+    let mut tcp = open_stream(&server, &observer, &path).await;
+    let mut seen = String::new();
+    read_until(&mut tcp, &mut seen, "event: entry", LIMIT)
+        .await
+        .expect("the replay starts");
+    assert!(replays_become(&server, 1.0).await, "one replay runs");
+    drop(tcp);
+    assert!(
+        replays_become(&server, 0.0).await,
+        "the replay of a client that went is gone"
+    );
+
+    // The token is revoked during the pause: the replay ends at once, saying so.
+    let mut tcp = open_stream(&server, &observer, &path).await;
+    let mut seen = String::new();
+    read_until(&mut tcp, &mut seen, "event: entry", LIMIT)
+        .await
+        .expect("the replay starts");
+    assert!(
+        !seen.contains(r#""to":"live""#),
+        "still before the pause: {seen}"
+    );
+    let revoked_at = std::time::Instant::now();
+    server
+        .registry()
+        .revoke_token("admin", &roster::who(Role::Observer))
+        .await
+        .expect("revoke");
+    server
+        .hub()
+        .disconnect_participant(&roster::who(Role::Observer), "revoked");
+    read_until(
+        &mut tcp,
+        &mut seen,
+        "\"revoked\":true",
+        std::time::Duration::from_secs(3),
+    )
+    .await
+    .unwrap_or_else(|| panic!("the replay ended on revocation: {seen}"));
+    assert!(revoked_at.elapsed() < std::time::Duration::from_secs(3));
+    assert!(
+        !seen.contains(r#""to":"live""#),
+        "nothing after the revocation: {seen}"
+    );
+    assert!(replays_become(&server, 0.0).await);
+}
