@@ -6,7 +6,8 @@
 //! undecodable CBOR, a text frame, an unknown type, a message before `join`, a second `join` —
 //! gets an `error` and closes this connection only. The writer half sends what the actors
 //! queue, and pings every `ping_interval`; a peer that has not answered the previous ping by
-//! the next one is dropped.
+//! the next one is dropped, and so is one that does not take a write within its deadline
+//! ([`write_deadline`]).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +55,32 @@ async fn close_with(
 
 /// At most this many queued frames are written together before the socket is flushed.
 const BURST: usize = 64;
+
+/// How long writing `bytes` to a peer may take: a ping interval, and one more for each MiB
+/// (at the default 20 s, about 400 kbit/s — slower than the slowest venue Wi-Fi we measured).
+/// A peer that does not read blocks the write; without a deadline its connection (and what
+/// is queued for it) would stay forever, since pings go out only between writes.
+fn write_deadline(ping_every: std::time::Duration, bytes: usize) -> std::time::Duration {
+    ping_every.saturating_mul(1 + (bytes >> 20) as u32)
+}
+
+/// Runs one write to the socket within `limit`; `false` when it failed or took too long.
+async fn in_time<E>(
+    limit: std::time::Duration,
+    write: impl std::future::Future<Output = Result<(), E>>,
+) -> bool {
+    match tokio::time::timeout(limit, write).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            tracing::info!(
+                ?limit,
+                "a write to the peer took too long; dropping the connection"
+            );
+            false
+        }
+    }
+}
 
 /// Serves one upgraded socket until it closes or the server shuts down.
 pub async fn serve(
@@ -104,7 +131,8 @@ async fn serve_conn(
                     item = async { match next.take() { Some(i) => Some(i), None => out_rx.recv().await } } => match item {
                         Some(Outbound::Frame(bytes)) => {
                             queued.fetch_sub(bytes.len(), Ordering::Relaxed);
-                            if sink.feed(WsMessage::Binary(bytes.into())).await.is_err() {
+                            let mut burst = bytes.len();
+                            if !in_time(write_deadline(ping_every, burst), sink.feed(WsMessage::Binary(bytes.into()))).await {
                                 break;
                             }
                             // What else is queued already leaves in the same write: a storm
@@ -114,7 +142,8 @@ async fn serve_conn(
                                 match out_rx.try_recv() {
                                     Ok(Outbound::Frame(bytes)) => {
                                         queued.fetch_sub(bytes.len(), Ordering::Relaxed);
-                                        if sink.feed(WsMessage::Binary(bytes.into())).await.is_err() {
+                                        burst += bytes.len();
+                                        if !in_time(write_deadline(ping_every, bytes.len()), sink.feed(WsMessage::Binary(bytes.into()))).await {
                                             failed = true;
                                             break;
                                         }
@@ -126,7 +155,7 @@ async fn serve_conn(
                                     Err(_) => break,
                                 }
                             }
-                            if failed || sink.flush().await.is_err() {
+                            if failed || !in_time(write_deadline(ping_every, burst), sink.flush()).await {
                                 break;
                             }
                         }
@@ -148,7 +177,7 @@ async fn serve_conn(
                             tracing::info!(%conn, "no pong since the last ping; dropping the connection");
                             break;
                         }
-                        if sink.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
+                        if !in_time(ping_every, sink.send(WsMessage::Ping(Vec::new().into()))).await {
                             break;
                         }
                     }

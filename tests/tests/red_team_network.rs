@@ -400,3 +400,106 @@ async fn a_replay_ends_when_its_token_is_revoked_or_its_client_goes() {
     );
     assert!(replays_become(&server, 0.0).await);
 }
+
+/// High finding: a client that never reads was not dropped by the ping timeout — the writer
+/// sat in a blocked write, so no ping was sent and no deadline passed, and the connection and
+/// its queue stayed. Now every write has a deadline (a ping interval and one more per MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_is_let_go() {
+    use automerge::transaction::Transactable;
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(toron_tests::config(dir.path())).await;
+    let url = server.url();
+    // A document larger than the kernel's socket buffers (varied text: automerge compresses),
+    // written in three changes.
+    let mut x: u32 = 7;
+    let blobs: Vec<String> = (0..3)
+        .map(|_| {
+            (0..1_000_000)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    char::from_u32(0xAC00 + (x >> 8) % 11_172).unwrap_or('가')
+                })
+                .collect()
+        })
+        .collect();
+    let mut writer = Connection::connect(&url, LIMIT).await.expect("writer");
+    let mut d = toron_cli::sync_client::DocSync::new(
+        toron_protocol::DocumentId::random(),
+        automerge::AutoCommit::new(),
+    );
+    for (part, blob) in blobs.into_iter().enumerate() {
+        d.doc
+            .put(automerge::ROOT, format!("blob{part}"), blob)
+            .expect("put");
+        d.doc.commit();
+        writer.push(&mut d, LIMIT).await.expect("stored");
+    }
+    let size: usize = d.doc.save().len();
+    assert!(size > 5 << 20, "the document is {size} bytes");
+    writer.close().await;
+    server.shutdown().await.expect("shutdown");
+    // The same data, served with pings every second.
+    let mut c = toron_tests::config(dir.path());
+    c.ping_interval = std::time::Duration::from_secs(1);
+    let server = start_with(c).await;
+    let url = server.url();
+    // A reader loads it first, so that the silent peer's answer is written at once (and the
+    // ping timeout alone would not have ended it).
+    let mut reader = RawPeer::joined(&url, "reader").await.expect("reader");
+    reader
+        .send(&Message::sync_of_kind(
+            toron_protocol::SyncKind::Request,
+            toron_tests::peer("reader"),
+            server.hub().server_peer.clone(),
+            d.id,
+            first_sync_message(),
+        ))
+        .await
+        .expect("request");
+    assert!(
+        matches!(reader.recv(LIMIT).await, Ok(Some(Message::Sync { .. }))),
+        "the reader gets the document"
+    );
+
+    // It asks for the document, then never reads.
+    let mut silent = RawPeer::connect_small_buffer(&url).await.expect("connect");
+    silent
+        .send(&Message::Join {
+            sender_id: toron_tests::peer("silent"),
+            supported_protocol_versions: Some(vec![PROTOCOL_VERSION.into()]),
+            peer_metadata: None,
+        })
+        .await
+        .expect("join");
+    silent
+        .send(&Message::sync_of_kind(
+            toron_protocol::SyncKind::Request,
+            toron_tests::peer("silent"),
+            server.hub().server_peer.clone(),
+            d.id,
+            first_sync_message(),
+        ))
+        .await
+        .expect("request");
+    drop(reader);
+    let connections = || server.hub().stats.connections.load(Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(connections(), 0, "the silent peer was let go");
+    drop(silent);
+}
+
+/// The first sync message of a peer that has nothing yet.
+fn first_sync_message() -> Vec<u8> {
+    let mut state = automerge::sync::State::new();
+    automerge::sync::SyncDoc::generate_sync_message(
+        automerge::AutoCommit::new().document(),
+        &mut state,
+    )
+    .expect("a first message")
+    .encode()
+}
