@@ -183,7 +183,17 @@ struct PeerDoc {
     /// Refusals of this connection's changes to this document so far; after the first, its
     /// sync state is read-only and its changes are not applied.
     refusals: u32,
+    /// Whether a message with changes of the document went to this connection.
+    sent_changes: bool,
+    /// Messages that asked for the whole document again after it was sent on this connection.
+    resyncs: u32,
 }
+
+/// Times one connection may ask for the whole document again (a message with no heads) after
+/// it was sent: each costs the server the whole document for a few bytes. A client that
+/// drops its copy and finds the document again does so rarely; past this the connection is
+/// closed, and a new one gets the document as any first `request` does.
+pub const MAX_RESYNCS_PER_CONNECTION: u32 = 2;
 
 /// Refusals logged per connection and document before the connection is closed: an honest
 /// client stops sending after the first (its sync state sees the server read-only); one that
@@ -320,6 +330,8 @@ impl DocEngine {
                         requested_only: true,
                         unavailable_sent: false,
                         refusals: 0,
+                        sent_changes: false,
+                        resyncs: 0,
                     });
                     if kind == SyncKind::Sync {
                         entry.requested_only = false;
@@ -458,6 +470,22 @@ impl DocEngine {
             let Some(pd) = self.peers.get_mut(&conn) else {
                 continue;
             };
+            // No heads: the sender has nothing and gets the whole document (automerge resets
+            // its sync state). Once it has been sent, that is allowed only a few times.
+            if msg.heads.is_empty() && pd.sent_changes {
+                pd.resyncs += 1;
+                if pd.resyncs > MAX_RESYNCS_PER_CONNECTION {
+                    let n = pd.resyncs;
+                    rejected.insert(conn);
+                    actions.push(self.reject(
+                        conn,
+                        format!(
+                            "this connection asked for the whole document {n} times after it was sent; reconnect to load it again"
+                        ),
+                    ));
+                    continue;
+                }
+            }
             // automerge takes "no changes, and your heads equal mine" to mean we already told
             // the sender our heads. When this batch changed the document, "mine" are heads the
             // sender has not been told yet (its own change, applied above, or a change another
@@ -686,6 +714,7 @@ impl DocEngine {
                 continue;
             }
             if let Some(m) = self.doc.generate_sync_message(&mut pd.state) {
+                pd.sent_changes |= !m.changes.is_empty();
                 actions.push(Action::Send {
                     conn,
                     message: Message::Sync {

@@ -503,3 +503,67 @@ fn first_sync_message() -> Vec<u8> {
     .expect("a first message")
     .encode()
 }
+
+/// High finding: a tiny `request` repeated on one connection made the server send the whole
+/// document each time. Now a connection may ask for it again only a couple of times after it
+/// was sent; then it is closed with a clear error (a new connection loads it as usual), and
+/// the document's other readers see nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_requests_do_not_resend_the_document_without_end() {
+    use automerge::transaction::Transactable;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(toron_tests::config(dir.path())).await;
+    let url = server.url();
+    let mut writer = Connection::connect(&url, LIMIT).await.expect("writer");
+    let mut d = toron_tests::create(&mut writer, "n", 0).await;
+    // About 200 KB of varied text.
+    let mut x: u32 = 11;
+    let text: String = (0..70_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            char::from_u32(0xAC00 + (x >> 8) % 11_172).unwrap_or('가')
+        })
+        .collect();
+    d.doc.put(automerge::ROOT, "text", text).expect("put");
+    d.doc.commit();
+    writer.push(&mut d, LIMIT).await.expect("stored");
+
+    let mut asker = RawPeer::joined(&url, "asker").await.expect("asker");
+    let mut received = 0usize;
+    let mut answers = 0usize;
+    let ending = loop {
+        if answers > 20 {
+            break None;
+        }
+        asker
+            .send(&Message::sync_of_kind(
+                toron_protocol::SyncKind::Request,
+                toron_tests::peer("asker"),
+                server.hub().server_peer.clone(),
+                d.id,
+                first_sync_message(),
+            ))
+            .await
+            .expect("request");
+        match asker.recv(LIMIT).await {
+            Ok(Some(Message::Sync { data, .. })) => {
+                received += data.len();
+                answers += 1;
+            }
+            Ok(Some(Message::Error { message, .. })) => break Some(message),
+            other => panic!("unexpected: {other:?}"),
+        }
+    };
+    let message = ending.expect("the connection was closed with an error");
+    assert!(message.contains("whole document"), "{message}");
+    let size = d.doc.save().len();
+    assert_eq!(answers, 3, "the first answer and two more");
+    assert!(
+        received < 4 * size,
+        "{received} bytes sent for a {size}-byte document"
+    );
+    // The writer goes on as before.
+    d.doc.put(automerge::ROOT, "n", 1).expect("put");
+    d.doc.commit();
+    writer.push(&mut d, LIMIT).await.expect("still served");
+}
