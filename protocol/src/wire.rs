@@ -161,7 +161,8 @@ pub enum DecodeError {
     #[error("nesting deeper than {MAX_DEPTH}")]
     TooDeep,
     /// The message is well formed but names a document id that is not valid base58check of
-    /// 16 bytes; the server answers `doc-unavailable` with the raw id instead of closing.
+    /// 16 bytes; the server ignores it (as the JS client does) instead of closing. `raw` is
+    /// clipped to 80 characters, so that it can be logged.
     #[error("invalid document id `{raw}` in `{ty}`: {reason}")]
     BadDocumentId {
         ty: String,

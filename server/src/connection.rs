@@ -216,6 +216,7 @@ async fn serve_conn(
         participant,
         subscribed: HashSet::new(),
         sessions: Vec::new(),
+        invalid_ids: 0,
     };
 
     loop {
@@ -281,7 +282,14 @@ struct Session {
     subscribed: HashSet<DocumentId>,
     /// Debate sessions whose documents this connection touched (for joined/left).
     sessions: Vec<String>,
+    /// Messages ignored so far because their document id is not one.
+    invalid_ids: u32,
 }
+
+/// Messages with an invalid document id that are logged per connection, and after how many
+/// the connection is closed.
+const LOGGED_INVALID_IDS: u32 = 3;
+const MAX_INVALID_IDS: u32 = 100;
 
 impl Session {
     /// Sends `error` and ends the connection.
@@ -303,8 +311,20 @@ impl Session {
             Err(DecodeError::BadDocumentId {
                 ty, raw, reason, ..
             }) if self.peer.is_some() => {
-                // Not a document anybody can have: say nothing persistent, just log it.
-                tracing::info!(conn = %self.conn, %ty, %raw, %reason, "ignoring a message with an invalid document id");
+                // Not a document anybody can have: ignored (as the JS client does), logged
+                // only the first few times, and a connection that keeps sending them is
+                // closed — each one would otherwise be a log line.
+                self.invalid_ids += 1;
+                self.hub.metrics.error(crate::metrics::ErrorKind::bad_frame);
+                if self.invalid_ids <= LOGGED_INVALID_IDS {
+                    // (Debug formatting: a peer's text cannot start a forged log line.)
+                    tracing::info!(conn = %self.conn, ?ty, ?raw, %reason, "ignoring a message with an invalid document id");
+                }
+                if self.invalid_ids >= MAX_INVALID_IDS {
+                    return self.fail(&format!(
+                        "{MAX_INVALID_IDS} messages with invalid document ids; closing"
+                    ));
+                }
                 return true;
             }
             Err(e) => return self.fail(&format!("undecodable message: {e}")),

@@ -567,3 +567,88 @@ async fn repeated_requests_do_not_resend_the_document_without_end() {
     d.doc.commit();
     writer.push(&mut d, LIMIT).await.expect("still served");
 }
+
+/// High finding: every message naming an invalid document id was logged whole (28 MiB of
+/// log in 2 s). Now each is clipped, only the first few per connection are logged, and a
+/// connection that keeps sending them is closed. Checked on the server binary's own log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_document_ids_cannot_fill_the_log() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
+        .args(["--open", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn toron-server");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = tokio::time::timeout(LIMIT, out.next_line())
+        .await
+        .expect("in time")
+        .expect("read")
+        .expect("a line");
+    let url = line.rsplit(' ').next().expect("url").to_string();
+    let mut stderr = child.stderr.take().expect("stderr");
+    let log = tokio::spawn(async move {
+        let mut all = Vec::new();
+        let _ = stderr.read_to_end(&mut all).await;
+        all
+    });
+
+    let mut p = RawPeer::joined(&url, "noisy").await.expect("join");
+    // 64 KiB ids with a line break in them, 500 times (32 MiB in all, if logged whole).
+    let bad_id = format!(
+        "{}\nforged line{}",
+        "x".repeat(32 * 1024),
+        "y".repeat(32 * 1024)
+    );
+    let mut ended = None;
+    for i in 0..500 {
+        let mut frame = Vec::new();
+        let mut e = minicbor::Encoder::new(&mut frame);
+        e.map(5).expect("cbor");
+        e.str("type").and_then(|e| e.str("request")).expect("cbor");
+        e.str("senderId")
+            .and_then(|e| e.str("noisy"))
+            .expect("cbor");
+        e.str("targetId")
+            .and_then(|e| e.str("server"))
+            .expect("cbor");
+        e.str("documentId")
+            .and_then(|e| e.str(&bad_id))
+            .expect("cbor");
+        e.str("data").and_then(|e| e.bytes(&[])).expect("cbor");
+        if p.send_bytes(frame).await.is_err() {
+            ended = Some(i);
+            break;
+        }
+    }
+    let ending = p.ending(LIMIT).await.expect("closed");
+    assert!(
+        matches!(&ending, Ending::Error(m) if m.contains("invalid document ids")),
+        "{ending:?} (sending stopped at {ended:?})"
+    );
+    // The server still serves others.
+    let mut other = Connection::connect(&url, LIMIT).await.expect("connect");
+    toron_tests::create(&mut other, "fine", 1).await;
+    drop(other);
+    drop(child);
+    let log = String::from_utf8_lossy(
+        &tokio::time::timeout(LIMIT, log)
+            .await
+            .expect("log")
+            .expect("task"),
+    )
+    .to_string();
+    let about: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ignoring a message with an invalid document id"))
+        .collect();
+    assert!(about.len() <= 3, "{} lines about invalid ids", about.len());
+    assert!(log.len() < 64 * 1024, "the log holds {} bytes", log.len());
+    assert!(!log.lines().any(|l| l.starts_with("forged line")), "{log}");
+}
