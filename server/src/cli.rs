@@ -24,6 +24,14 @@ pub struct Args {
     /// Seconds between WebSocket pings.
     #[arg(long, env = "TORON_PING_SECS", default_value_t = 20)]
     ping_secs: u64,
+    /// Seconds an HTTP client may take to send a request's headers, or stay idle between
+    /// requests; a request body gets three times as long, an import's sixty times.
+    #[arg(long, env = "TORON_HTTP_TIMEOUT_SECS", default_value_t = 10)]
+    http_timeout_secs: u64,
+    /// Most TCP connections open at once that are not WebSockets (plain HTTP, or not yet
+    /// upgraded); more are closed at once.
+    #[arg(long, env = "TORON_MAX_HTTP_CONNECTIONS", default_value_t = 1_024)]
+    max_http_connections: usize,
     /// Seconds an unused document stays in memory.
     #[arg(long, env = "TORON_IDLE_EVICT_SECS", default_value_t = 60)]
     idle_evict_secs: u64,
@@ -181,6 +189,8 @@ async fn serve_from_args() -> anyhow::Result<()> {
     }
     let mut config = crate::Config::new(args.listen, args.data);
     config.ping_interval = Duration::from_secs(args.ping_secs.max(1));
+    config.http_timeout = Duration::from_secs(args.http_timeout_secs.max(1));
+    config.max_http_connections = args.max_http_connections.max(1);
     config.idle_evict = Duration::from_secs(args.idle_evict_secs.max(1));
     config.max_connections = args.max_connections.max(1);
     config.max_connections_per_token = args.max_connections_per_token.max(1);

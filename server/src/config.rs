@@ -15,6 +15,12 @@ pub struct Config {
     pub data: PathBuf,
     /// WebSocket ping period; a peer that misses one pong is dropped at the next.
     pub ping_interval: Duration,
+    /// How long an HTTP client may take to send a request's headers, and to stay idle between
+    /// requests on a kept-alive connection; a request body gets three times as long (an
+    /// import's, sixty times). See `listener.rs`.
+    pub http_timeout: Duration,
+    /// Most TCP connections that are not (yet) WebSockets; more are closed at once.
+    pub max_http_connections: usize,
     /// An open document with no subscriber is evicted from memory after this long.
     pub idle_evict: Duration,
     /// Most simultaneous WebSocket connections; more get HTTP 503.
@@ -56,6 +62,8 @@ impl Config {
             listen,
             data,
             ping_interval: Duration::from_secs(20),
+            http_timeout: Duration::from_secs(10),
+            max_http_connections: 1_024,
             idle_evict: Duration::from_secs(60),
             max_connections: 10_000,
             max_message_bytes: 16 * 1024 * 1024,

@@ -68,6 +68,17 @@ impl Drop for TokenSlot {
 }
 
 pub fn router(state: AppState) -> Router {
+    // A body must arrive within three times the header timeout; an import's (megabytes,
+    // perhaps over a slow link, sent only once its token was checked) within sixty times.
+    let timeout = state.hub.config.http_timeout;
+    let deadlines = axum::middleware::from_fn(move |req: axum::extract::Request, next| {
+        let limit = if req.uri().path().starts_with("/api/v1/import") {
+            timeout * 60
+        } else {
+            timeout * 3
+        };
+        crate::listener::body_deadline(limit, req, next)
+    });
     Router::new()
         .route("/", get(ws_or_page))
         .route("/sync", get(ws_or_hello))
@@ -79,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::timeline_api::routes())
         .merge(crate::import_api::routes(state.clone()))
         .merge(crate::report_api::routes())
+        .layer(deadlines)
         .with_state(state)
 }
 

@@ -28,6 +28,7 @@ pub mod history_cache;
 pub mod http;
 pub mod hub;
 pub mod import_api;
+pub mod listener;
 pub mod metrics;
 pub mod projection;
 pub mod registry;
@@ -37,7 +38,6 @@ pub mod timeline_api;
 pub mod verify;
 pub mod web;
 
-use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,20 +91,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         token_conns: Default::default(),
     };
     let app = http::router(state);
-    let mut stop = shutdown_rx;
+    let bounds = listener::HttpBounds {
+        header_timeout: config.http_timeout,
+        max_sockets: config.max_http_connections,
+        metrics: hub.metrics.clone(),
+    };
     let task = tokio::spawn(async move {
-        // Without TCP_NODELAY a small sync message can wait for the peer's delayed ACK
-        // (up to 40 ms on Linux) before it leaves: the whole tail of a busy debate's fan-out.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
+        listener::serve(listener, app, bounds, shutdown_rx).await;
+        Ok(())
     });
     tracing::info!(%addr, "listening");
     Ok(Running {

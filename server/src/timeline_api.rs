@@ -268,6 +268,7 @@ async fn replay(
         }
     };
     let mut revocations = state.hub.access_revocations();
+    let mut shutdown = state.shutdown.clone();
     let store = state.hub.store.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     let live = state.hub.metrics.replay_started();
@@ -283,6 +284,9 @@ async fn replay(
         let mut sent = 0u64;
         let mut cut = false;
         'pages: loop {
+            if *shutdown.borrow() {
+                return;
+            }
             if !still_allowed() {
                 let _ = tx.send(REVOKED.to_vec()).await;
                 return;
@@ -329,6 +333,7 @@ async fn replay(
                             tokio::select! {
                                 _ = tokio::time::sleep_until(due) => break,
                                 _ = tx.closed() => return,
+                                () = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
                                 changed = revocations.changed() => {
                                     if changed.is_err() || !still_allowed() {
                                         let _ = tx.send(REVOKED.to_vec()).await;

@@ -652,3 +652,107 @@ async fn invalid_document_ids_cannot_fill_the_log() {
     assert!(log.len() < 64 * 1024, "the log holds {} bytes", log.len());
     assert!(!log.lines().any(|l| l.starts_with("forged line")), "{log}");
 }
+
+/// Whether the server closes `tcp` within `wait` (reads until end of stream or an error).
+async fn closed_within(tcp: &mut tokio::net::TcpStream, wait: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Medium finding: no HTTP header or idle timeout — a client trickling header bytes, or
+/// opening sockets and sending nothing, held them until the file descriptors ran out. Now
+/// headers must arrive within the HTTP timeout (which is also the idle time allowed between
+/// requests), a body within three times it, and sockets that are not WebSockets are capped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_http_clients_are_let_go() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = secure_config(dir.path());
+    c.http_timeout = Duration::from_millis(500);
+    c.max_http_connections = 8;
+    let server = start_with(c).await;
+    let tokens = roster::set_up(&server).await;
+    let organizer = token_of(&tokens, Role::Organizer);
+    let addr = server.addr();
+    let connect = || tokio::net::TcpStream::connect(addr);
+
+    // Headers trickled a byte every 200 ms: cut off.
+    let mut slow = connect().await.expect("connect");
+    let trickle = async {
+        slow.write_all(b"GET /healthz HTTP/1.1\r\n").await?;
+        for _ in 0..20 {
+            slow.write_all(b"X").await?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    let started = std::time::Instant::now();
+    let _ = tokio::time::timeout(Duration::from_secs(5), trickle).await;
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(1)).await,
+        "a trickle of headers is cut off"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // A kept-alive connection left idle after its answer: closed.
+    let mut idle = connect().await.expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(3)).await,
+        "an idle kept-alive connection is closed"
+    );
+
+    // A body trickled by an authenticated client: refused once its deadline passes.
+    let mut body = connect().await.expect("connect");
+    body.write_all(
+        format!(
+            "POST /api/v1/participants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {organizer}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let trickle = async {
+        for _ in 0..40 {
+            body.write_all(b" ").await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    let started = std::time::Instant::now();
+    let _ = trickle.await;
+    assert!(
+        closed_within(&mut body, Duration::from_secs(2)).await,
+        "a trickled body is refused"
+    );
+    assert!(started.elapsed() < Duration::from_secs(7));
+
+    // Eight silent sockets fill the cap: the ninth is closed at once; once they are let go,
+    // the server answers again.
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(connect().await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut ninth = connect().await.expect("connect");
+    assert!(
+        closed_within(&mut ninth, Duration::from_millis(300)).await,
+        "over the cap: closed at once"
+    );
+    for s in &mut silent {
+        assert!(closed_within(s, Duration::from_secs(3)).await);
+    }
+    let answer = toron_tests::http_get(addr, "/healthz").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
