@@ -126,6 +126,48 @@ pub(crate) fn organizer(
     }
 }
 
+/// `Ok` when `by` organizes `series` (always in open mode): an organizer acts within the
+/// series they organize only.
+pub(crate) fn require_series(state: &AppState, by: &str, series: &str) -> Result<(), ApiError> {
+    if state.hub.config.open || state.hub.registry.organizes(by).covers(series) {
+        Ok(())
+    } else {
+        Err(api_err(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!("you are not an organizer of series `{series}`"),
+        ))
+    }
+}
+
+/// `Ok` when `by` may issue or revoke `participant`'s token (see
+/// `Registry::may_manage_token_of`).
+fn require_token_authority(state: &AppState, by: &str, participant: &str) -> Result<(), ApiError> {
+    if state.hub.config.open || state.hub.registry.may_manage_token_of(by, participant) {
+        Ok(())
+    } else {
+        Err(api_err(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!("{participant} takes part in a series you do not organize: only an organizer of every series it takes part in may manage its token"),
+        ))
+    }
+}
+
+/// The series a role grant's scope lies in; a session must exist.
+fn series_of_grant(state: &AppState, scope: &Scope) -> Result<String, ApiError> {
+    state.hub.registry.series_of_scope(scope).ok_or_else(|| {
+        let name = match scope {
+            Scope::Series(s) | Scope::Session(s) => s,
+        };
+        api_err(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("session {name} not found: add it first"),
+        )
+    })
+}
+
 async fn whoami(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> ApiResult {
     let who = caller(&state, &headers, &uri)?;
     if state.hub.config.open {
@@ -244,6 +286,7 @@ async fn issue_token(
     Path(key): Path<String>,
 ) -> ApiResult {
     let by = organizer(&state, &headers, &uri)?;
+    require_token_authority(&state, &by, &key)?;
     let token = state.hub.registry.issue_token(&by, &key).await?;
     // The old token is gone: so are the connections made with it.
     state
@@ -263,6 +306,7 @@ async fn revoke_token(
     Path(key): Path<String>,
 ) -> ApiResult {
     let by = organizer(&state, &headers, &uri)?;
+    require_token_authority(&state, &by, &key)?;
     let had = state.hub.registry.revoke_token(&by, &key).await?;
     let closed = state
         .hub
@@ -306,6 +350,7 @@ async fn grant(
     let by = organizer(&state, &headers, &uri)?;
     let Json(b) = body.map_err(bad_request)?;
     let (role, scope) = parse_role(&b)?;
+    require_series(&state, &by, &series_of_grant(&state, &scope)?)?;
     state
         .hub
         .registry
@@ -327,6 +372,7 @@ async fn revoke_role(
     let by = organizer(&state, &headers, &uri)?;
     let Json(b) = body.map_err(bad_request)?;
     let (role, scope) = parse_role(&b)?;
+    require_series(&state, &by, &series_of_grant(&state, &scope)?)?;
     let had = state
         .hub
         .registry
@@ -345,9 +391,16 @@ async fn revoke_role(
     )
 }
 
+/// The sessions the caller takes part in (all of them in open mode): who is debating what in
+/// other series is not every participant's business.
 async fn list_sessions(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> ApiResult {
-    caller(&state, &headers, &uri)?;
-    Ok(Json(state.hub.registry.sessions()).into_response())
+    let who = caller(&state, &headers, &uri)?;
+    let reg = &state.hub.registry;
+    let mut sessions = reg.sessions();
+    if !state.hub.config.open {
+        sessions.retain(|s| reg.may_follow_session(&who, &s.key));
+    }
+    Ok(Json(sessions).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,6 +430,10 @@ async fn add_session(
         phase: b.phase.unwrap_or_else(|| Phase::Draft.as_str().to_string()),
         facilitator: b.facilitator,
     };
+    require_series(&state, &by, &s.series)?;
+    if let Some(existing) = state.hub.registry.session(&s.key) {
+        require_series(&state, &by, &existing.series)?;
+    }
     state.hub.registry.put_session(&by, s.clone()).await?;
     Ok((StatusCode::CREATED, Json(s)).into_response())
 }
@@ -409,6 +466,7 @@ async fn set_phase(
                 &format!("session {key} not found"),
             )
         })?;
+    require_series(&state, &by, &s.series)?;
     s.phase = phase.as_str().to_string();
     state.hub.registry.put_session(&by, s.clone()).await?;
     Ok(Json(s).into_response())
@@ -422,7 +480,18 @@ async fn add_case(
 ) -> ApiResult {
     let by = organizer(&state, &headers, &uri)?;
     let Json(c) = body.map_err(bad_request)?;
-    state.hub.registry.put_case(&by, c.clone()).await?;
+    let reg = &state.hub.registry;
+    for session in std::iter::once(c.session.clone()).chain(reg.case_session(&c.key)) {
+        let series = reg.session(&session).map(|s| s.series).ok_or_else(|| {
+            api_err(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("session {session} not found: add it first"),
+            )
+        })?;
+        require_series(&state, &by, &series)?;
+    }
+    reg.put_case(&by, c.clone()).await?;
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
 
@@ -460,6 +529,7 @@ async fn register_document(
             .ok_or_else(|| bad_request(format!("session {session} is not known: add it first")))?,
         DocKey::Report { series } | DocKey::Response { series, .. } => series.clone(),
     };
+    require_series(&state, &by, &series)?;
     let id = reg.register(&by, &key, &series).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id.to_string(), "url": id.url().to_string(), "key": key.to_string(), "series": series }))).into_response())
 }

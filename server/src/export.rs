@@ -491,7 +491,9 @@ fn attribute(hub: &Hub, a: &mut Value, o: &Origin<'_>, problems: &mut Vec<Proble
         .and_then(Value::as_str)
         .map(str::to_string);
     let creator = o.created.and_then(|c| c.participant.clone());
-    let by_importer = creator.as_deref() == Some(crate::import_api::IMPORTER);
+    let by_importer = creator
+        .as_deref()
+        .is_some_and(crate::import_api::is_importer);
     let scribe = roles_in(hub, o.owner, o.session)
         .iter()
         .any(|r| r == "scribe");

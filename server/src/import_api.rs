@@ -23,12 +23,27 @@ use sha2::{Digest, Sha256};
 use toron_protocol::bundle::{Bundle, MAX_BUNDLE_BYTES};
 use toron_protocol::policy::{DocKey, Role, Scope};
 
-use crate::admin_api::{api_err, organizer, ApiError};
+use crate::admin_api::{api_err, organizer, require_series, ApiError};
 use crate::http::AppState;
 use crate::registry::{Case, Participant, Registry, RegistryError, Session};
 
-/// The participant that writes imported content.
+/// The participant that wrote imported content before importers were per series.
 pub const IMPORTER: &str = "toron-importer";
+
+/// The participant that writes a series' imported content: one per series, so that its
+/// token reaches nothing of another series.
+pub fn importer_of(series: &str) -> String {
+    format!("{IMPORTER}.{series}")
+}
+
+/// Whether `participant` is an importer principal (of any series, or the old shared one).
+pub fn is_importer(participant: &str) -> bool {
+    participant == IMPORTER || participant.starts_with(&format!("{IMPORTER}."))
+}
+
+/// How long an importer token authenticates: enough to write a large bundle's content over
+/// a slow link; `…/applied` revokes it as soon as the content is in.
+pub const IMPORTER_TOKEN_TTL_MS: u64 = 2 * 3600 * 1000;
 
 /// The import routes. The token is checked before the body is read: a bundle may be 64 MiB,
 /// and reading that much for anybody who reaches the port let ten idle connections hold
@@ -304,6 +319,37 @@ impl Counts {
     }
 }
 
+/// Sessions and cases are keyed across series: a bundle may not take over one that belongs to
+/// another series (it would move it, with its documents and the people's roles in it).
+fn foreign_keys(reg: &Registry, series: &str, p: &Plan) -> Result<(), ApiError> {
+    let conflict = |what: &str, key: &str, other: &str| {
+        Err(api_err(
+            StatusCode::CONFLICT,
+            "exists",
+            &format!(
+                "{what} {key} belongs to series {other}, not {series}: rename it in the bundle"
+            ),
+        ))
+    };
+    for s in &p.sessions {
+        if let Some(e) = reg.session(&s.key) {
+            if e.series != series {
+                return conflict("session", &s.key, &e.series);
+            }
+        }
+    }
+    for c in &p.cases {
+        let other = reg
+            .case_session(&c.key)
+            .and_then(|s| reg.session(&s))
+            .map(|s| s.series);
+        if let Some(other) = other.filter(|o| o != series) {
+            return conflict("case", &c.key, &other);
+        }
+    }
+    Ok(())
+}
+
 fn invalid(e: impl std::fmt::Display) -> ApiError {
     api_err(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -399,9 +445,11 @@ async fn import(
 ) -> Result<Response, ApiError> {
     let by = organizer(&state, &headers, &uri)?;
     let bundle = Bundle::parse(&body).map_err(invalid)?;
+    require_series(&state, &by, &bundle.series.key)?;
     let batch = batch_of(&body);
     let plan = plan(&bundle).map_err(invalid)?;
     let reg = &state.hub.registry;
+    foreign_keys(reg, &bundle.series.key, &plan)?;
     let counts = apply(reg, &by, plan, q.dry_run).await?;
     if q.dry_run {
         return Ok(
@@ -409,14 +457,16 @@ async fn import(
         );
     }
     let series = bundle.series.key.clone();
-    // The importer principal: it writes the content, so the timeline attributes it to the
-    // importer role (and keeps the original times). It also holds the organizer role, because
-    // only organizers write the report document.
-    if reg.participant(IMPORTER).is_none() {
+    // The importer principal of the series: it writes the content, so the timeline
+    // attributes it to the importer role (and keeps the original times). It also holds the
+    // organizer role of the series, because only organizers write the report document. Its
+    // token expires, and `applied` revokes it.
+    let importer = importer_of(&series);
+    if reg.participant(&importer).is_none() {
         reg.add_participant(
             &by,
             Participant {
-                key: IMPORTER.into(),
+                key: importer.clone(),
                 name: "Toron import".into(),
                 affiliation: String::new(),
                 kind: "service".into(),
@@ -427,10 +477,12 @@ async fn import(
         .await?;
     }
     for role in [Role::Importer, Role::Organizer] {
-        reg.grant(&by, IMPORTER, role, Scope::Series(series.clone()))
+        reg.grant(&by, &importer, role, Scope::Series(series.clone()))
             .await?;
     }
-    let token = reg.issue_token(&by, IMPORTER).await?;
+    let token = reg
+        .issue_expiring_token(&by, &importer, IMPORTER_TOKEN_TTL_MS)
+        .await?;
     let record = json!({
         "batch": batch,
         "by": by,
@@ -445,7 +497,7 @@ async fn import(
             "batch": batch,
             "dry_run": false,
             "counts": counts,
-            "importer": { "participant": IMPORTER, "token": token },
+            "importer": { "participant": importer, "token": token, "expires_in_secs": IMPORTER_TOKEN_TTL_MS / 1000 },
         })),
     )
         .into_response())
@@ -471,17 +523,29 @@ async fn applied(
     let Json(a) =
         body.map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()))?;
     let reg = &state.hub.registry;
-    if reg
+    let Some(record) = reg
         .catalog()
         .get("batch")
         .and_then(|m| m.get(&batch))
-        .is_none()
-    {
+        .cloned()
+    else {
         return Err(api_err(
             StatusCode::NOT_FOUND,
             "not_found",
             &format!("import batch {batch} not found"),
         ));
+    };
+    let series = record["series"].as_str().unwrap_or_default().to_string();
+    require_series(&state, &by, &series)?;
+    // Every session named must belong to the batch's series.
+    for session in a.sessions.keys().chain(a.phases.keys()) {
+        if reg.session(session).is_some_and(|s| s.series != series) {
+            return Err(api_err(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("session {session} is not of series {series}"),
+            ));
+        }
     }
     for (session, created) in &a.sessions {
         reg.record_import(
@@ -500,6 +564,13 @@ async fn applied(
                 reg.put_session(&by, s).await?;
             }
         }
+    }
+    // The content is in: the importer's token has done its work.
+    let importer = importer_of(&series);
+    if reg.revoke_token(&by, &importer).await? {
+        state
+            .hub
+            .disconnect_participant(&importer, "the import is complete");
     }
     Ok(Json(json!({ "batch": batch, "logged": a.sessions.len() })).into_response())
 }

@@ -99,6 +99,29 @@ pub struct DocEntry {
 struct TokenEntry {
     participant: String,
     issued_at_ms: u64,
+    /// After this moment the token no longer authenticates (importer tokens); `None`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<u64>,
+}
+
+/// The series an organizer answers for (see [`Registry::organizes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Organizes {
+    Nothing,
+    /// These series only.
+    Series(BTreeSet<String>),
+    /// Every series (an organizer of `*`, such as the bootstrap admin).
+    Everything,
+}
+
+impl Organizes {
+    pub fn covers(&self, series: &str) -> bool {
+        match self {
+            Organizes::Nothing => false,
+            Organizes::Series(s) => series != ALL_SERIES && s.contains(series),
+            Organizes::Everything => true,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -286,7 +309,7 @@ impl Registry {
                 (t, format!("in {}", path.display()))
             }
         };
-        self.install_token("server", BOOTSTRAP_ADMIN, &token)
+        self.install_token("server", BOOTSTRAP_ADMIN, &token, None)
             .await?;
         Ok(Some(place))
     }
@@ -295,10 +318,11 @@ impl Registry {
     /// stopping early, so timing says nothing about which one (nearly) matched.
     pub fn authenticate(&self, token: &str) -> Option<String> {
         let h = token_hash(token);
+        let now = self.clock.now_ms();
         let st = self.read();
         let mut found = None;
         for (stored, entry) in &st.tokens {
-            if bool::from(stored.ct_eq(&h)) {
+            if bool::from(stored.ct_eq(&h)) && entry.expires_at_ms.is_none_or(|t| now < t) {
                 found = Some(entry.participant.clone());
             }
         }
@@ -356,10 +380,56 @@ impl Registry {
 
     /// Whether `participant` is an organizer of any series (admin API access).
     pub fn is_organizer(&self, participant: &str) -> bool {
-        self.subject(participant)
-            .roles
-            .iter()
-            .any(|(r, s)| *r == Role::Organizer && matches!(s, Scope::Series(_)))
+        self.organizes(participant) != Organizes::Nothing
+    }
+
+    /// The series `participant` organizes. An organizer acts only within them: grants,
+    /// sessions, phases, cases, documents, imports and reports of other series are out of
+    /// reach, and so are the tokens of people who take part elsewhere.
+    pub fn organizes(&self, participant: &str) -> Organizes {
+        let mut series = BTreeSet::new();
+        for (r, s) in self.subject(participant).roles {
+            if let (Role::Organizer, Scope::Series(x)) = (r, s) {
+                if x == ALL_SERIES {
+                    return Organizes::Everything;
+                }
+                series.insert(x);
+            }
+        }
+        if series.is_empty() {
+            Organizes::Nothing
+        } else {
+            Organizes::Series(series)
+        }
+    }
+
+    /// The series a grant's scope lies in: the series itself, or the session's series.
+    pub fn series_of_scope(&self, scope: &Scope) -> Option<String> {
+        match scope {
+            Scope::Series(s) => Some(s.clone()),
+            Scope::Session(s) => self.read().sessions.get(s).map(|x| x.series.clone()),
+        }
+    }
+
+    /// Whether `by` may issue or revoke `participant`'s token: an organizer of every series
+    /// may; another organizer only for someone whose every role lies within the series they
+    /// organize (so neither the bootstrap admin nor another series' people are in reach).
+    pub fn may_manage_token_of(&self, by: &str, participant: &str) -> bool {
+        let organizes = self.organizes(by);
+        match organizes {
+            Organizes::Everything => true,
+            Organizes::Nothing => false,
+            // (Someone without any role yet — a participant just added — is in reach.)
+            Organizes::Series(_) => self.roles_of(participant).iter().all(|g| {
+                let scope = if g.scope == "series" {
+                    Scope::Series(g.name.clone())
+                } else {
+                    Scope::Session(g.name.clone())
+                };
+                self.series_of_scope(&scope)
+                    .is_some_and(|s| organizes.covers(&s))
+            }),
+        }
     }
 
     fn context(st: &State, entry: &DocEntry) -> Option<DocContext> {
@@ -567,7 +637,21 @@ impl Registry {
     /// Issues a new token for `participant`, revoking any earlier one. Returns the token.
     pub async fn issue_token(&self, by: &str, participant: &str) -> Result<String, RegistryError> {
         let token = new_token();
-        self.install_token(by, participant, &token).await?;
+        self.install_token(by, participant, &token, None).await?;
+        Ok(token)
+    }
+
+    /// Issues a token that stops authenticating `ttl_ms` from now (importer tokens).
+    pub async fn issue_expiring_token(
+        &self,
+        by: &str,
+        participant: &str,
+        ttl_ms: u64,
+    ) -> Result<String, RegistryError> {
+        let token = new_token();
+        let until = self.clock.now_ms().saturating_add(ttl_ms);
+        self.install_token(by, participant, &token, Some(until))
+            .await?;
         Ok(token)
     }
 
@@ -576,6 +660,7 @@ impl Registry {
         by: &str,
         participant: &str,
         token: &str,
+        expires_at_ms: Option<u64>,
     ) -> Result<(), RegistryError> {
         let _g = self.admin.lock().await;
         if !self.read().participants.contains_key(participant) {
@@ -587,6 +672,7 @@ impl Registry {
         let entry = TokenEntry {
             participant: participant.to_string(),
             issued_at_ms: self.clock.now_ms(),
+            expires_at_ms,
         };
         let mut ops: Vec<RegistryOp> = self
             .token_hashes_of(participant)
@@ -597,7 +683,12 @@ impl Registry {
             format!("token/{}", hex(&hash)),
             json(&entry),
         ));
-        let action = serde_json::json!({ "token_issued": { "participant": participant } });
+        let action = match expires_at_ms {
+            None => serde_json::json!({ "token_issued": { "participant": participant } }),
+            Some(t) => {
+                serde_json::json!({ "token_issued": { "participant": participant, "expires_at_ms": t } })
+            }
+        };
         self.commit(by, action, ops, |st| {
             st.tokens.retain(|(_, e)| e.participant != participant);
             st.tokens.push((hash, entry));

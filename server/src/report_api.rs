@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use toron_protocol::report::{self, Lang};
 
-use crate::admin_api::{api_err, organizer, ApiError};
+use crate::admin_api::{api_err, organizer, require_series, ApiError};
 use crate::export::{export, ExportError};
 use crate::history_api::blocking;
 use crate::http::AppState;
@@ -48,12 +48,15 @@ fn resolve(state: &AppState, key: String, session: Option<String>) -> (String, O
     }
 }
 
+/// The export of a series or session, for `by`, who must organize its series.
 async fn exported(
     state: &AppState,
+    by: &str,
     key: String,
     session: Option<String>,
 ) -> Result<serde_json::Value, ApiError> {
     let (series, session) = resolve(state, key, session);
+    require_series(state, by, &series)?;
     let hub = state.hub.clone();
     blocking(move || export(&hub, &series, session.as_deref()))
         .await?
@@ -67,8 +70,8 @@ async fn export_bundle(
     Path(series): Path<String>,
     Query(q): Query<Scope>,
 ) -> Result<Response, ApiError> {
-    organizer(&state, &headers, &uri)?;
-    Ok(Json(exported(&state, series, q.session).await?).into_response())
+    let by = organizer(&state, &headers, &uri)?;
+    Ok(Json(exported(&state, &by, series, q.session).await?).into_response())
 }
 
 /// Renders the report; the same data always gives the same bytes.
@@ -106,7 +109,7 @@ async fn report_of(
     Path(series): Path<String>,
     Query(q): Query<Scope>,
 ) -> Result<Response, ApiError> {
-    organizer(&state, &headers, &uri)?;
+    let by = organizer(&state, &headers, &uri)?;
     let lang: Lang = q
         .lang
         .as_deref()
@@ -115,7 +118,7 @@ async fn report_of(
         .map_err(|e: String| api_err(StatusCode::BAD_REQUEST, "bad_request", &e))?;
     let format = q.format.clone().unwrap_or_else(|| "html".into());
     let (_, session) = resolve(&state, series.clone(), q.session.clone());
-    let bundle = exported(&state, series, q.session.clone()).await?;
+    let bundle = exported(&state, &by, series, q.session.clone()).await?;
     let (body, ctype) = render(bundle, session.as_deref(), &format, lang)
         .map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e))?;
     Ok(([(header::CONTENT_TYPE, ctype)], body).into_response())

@@ -756,3 +756,246 @@ async fn slow_http_clients_are_let_go() {
     let answer = toron_tests::http_get(addr, "/healthz").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+/// `method path` with `token` through the CLI's API client: `Ok(json)` or `Err("STATUS message")`.
+async fn call(
+    server: &toron_server::Running,
+    token: &str,
+    method: &'static str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value, String> {
+    let admin = toron_cli::admin::Admin::new(&server.url(), Some(token.to_string()), LIMIT);
+    let path = path.to_string();
+    tokio::task::spawn_blocking(move || admin.call(method, &path, body))
+        .await
+        .expect("task")
+        .map_err(|e| e.to_string())
+}
+
+fn status_of(r: &Result<serde_json::Value, String>) -> u16 {
+    match r {
+        Ok(_) => 200,
+        Err(e) => e
+            .split(' ')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    }
+}
+
+/// Medium finding: an organizer of one series could grant itself every series and re-issue
+/// the bootstrap admin's token, and any organizer could mint a never-expiring importer token
+/// that writes anyone's notes. Now an organizer acts within the series they organize, the
+/// tokens of people who take part elsewhere are out of their reach, and importer tokens
+/// belong to one series, expire, and end when the import is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organizers_act_within_their_series_and_importer_tokens_end() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = toron_server::clock::Clock::manual(1_790_000_000_000);
+    let mut config = secure_config(dir.path());
+    config.clock = clock.clone();
+    let admin_token = "toron_admin_token_of_the_red_team_test_0123";
+    config.admin_token = Some(admin_token.into());
+    let server = start_with(config).await;
+    let tokens = roster::set_up(&server).await;
+    // Another series, with a session of its own.
+    server
+        .registry()
+        .put_session(
+            "admin",
+            toron_server::registry::Session {
+                key: "X1".into(),
+                series: "OTHER".into(),
+                title: "다른 시리즈".into(),
+                phase: "scheduled".into(),
+                facilitator: None,
+            },
+        )
+        .await
+        .expect("session");
+    let org = token_of(&tokens, Role::Organizer);
+    let me = roster::who(Role::Organizer);
+    let refused = [
+        (
+            "POST",
+            "/api/v1/roles".to_string(),
+            Some(json!({ "participant": me, "role": "organizer", "series": "OTHER" })),
+        ),
+        (
+            "POST",
+            "/api/v1/roles".to_string(),
+            Some(json!({ "participant": me, "role": "organizer", "series": "*" })),
+        ),
+        (
+            "POST",
+            "/api/v1/roles".to_string(),
+            Some(json!({ "participant": me, "role": "facilitator", "session": "X1" })),
+        ),
+        ("POST", "/api/v1/participants/admin/token".to_string(), None),
+        (
+            "DELETE",
+            "/api/v1/participants/admin/token".to_string(),
+            None,
+        ),
+        (
+            "PUT",
+            "/api/v1/sessions/X1/phase".to_string(),
+            Some(json!({ "phase": "live" })),
+        ),
+        (
+            "POST",
+            "/api/v1/sessions".to_string(),
+            Some(json!({ "key": "X1", "series": roster::SERIES })),
+        ),
+        (
+            "POST",
+            "/api/v1/cases".to_string(),
+            Some(json!({ "key": "CX", "session": "X1" })),
+        ),
+        ("GET", "/api/v1/reports/OTHER".to_string(), None),
+        ("GET", "/api/v1/export/X1".to_string(), None),
+    ];
+    for (method, path, body) in refused {
+        let r = call(&server, &org, method, &path, body.clone()).await;
+        assert_eq!(status_of(&r), 403, "{method} {path} {body:?}: {r:?}");
+    }
+    // Participants see the sessions they take part in, not the other series'.
+    let listed = call(
+        &server,
+        &token_of(&tokens, Role::Observer),
+        "GET",
+        "/api/v1/sessions",
+        None,
+    )
+    .await
+    .expect("sessions");
+    let keys: Vec<&str> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|s| s["key"].as_str())
+        .collect();
+    assert_eq!(keys, [roster::SESSION], "{listed}");
+    // The bootstrap admin keeps its token and its reach.
+    assert_eq!(
+        server.registry().authenticate(admin_token).as_deref(),
+        Some("admin")
+    );
+    // Within its own series the organizer works as before.
+    let activist = roster::who(Role::Activist);
+    let ok = [
+        (
+            "POST",
+            "/api/v1/roles".to_string(),
+            Some(json!({ "participant": activist, "role": "scribe", "session": roster::SESSION })),
+        ),
+        (
+            "POST",
+            format!("/api/v1/participants/{activist}/token"),
+            None,
+        ),
+        (
+            "PUT",
+            format!("/api/v1/sessions/{}/phase", roster::SESSION),
+            Some(json!({ "phase": "live" })),
+        ),
+        (
+            "POST",
+            "/api/v1/cases".to_string(),
+            Some(json!({ "key": "C9", "session": roster::SESSION })),
+        ),
+    ];
+    for (method, path, body) in ok {
+        let r = call(&server, &org, method, &path, body.clone()).await;
+        assert!(r.is_ok(), "{method} {path} {body:?}: {r:?}");
+    }
+    // A grant for a session nobody created is refused, not stored.
+    let r = call(
+        &server,
+        &org,
+        "POST",
+        "/api/v1/roles",
+        Some(json!({ "participant": activist, "role": "activist", "session": "S-NOPE" })),
+    )
+    .await;
+    assert_eq!(status_of(&r), 404, "{r:?}");
+
+    // Importing another series' bundle: refused for this organizer.
+    let bundle = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/debate-bundle.json"
+    ))
+    .expect("the example bundle");
+    let post = |token: String, path: &'static str, body: Vec<u8>| {
+        let admin = toron_cli::admin::Admin::new(&server.url(), Some(token), LIMIT);
+        tokio::task::spawn_blocking(move || admin.post_bytes(path, body).map_err(|e| e.to_string()))
+    };
+    let r = post(org.clone(), "/api/v1/import", bundle.clone())
+        .await
+        .expect("task");
+    assert_eq!(status_of(&r), 403, "{r:?}");
+    // The admin imports it: the importer token is for that series only, and expires.
+    let answer = post(admin_token.into(), "/api/v1/import", bundle.clone())
+        .await
+        .expect("task")
+        .expect("imported");
+    let importer = answer["importer"]["participant"]
+        .as_str()
+        .expect("importer")
+        .to_string();
+    let importer_token = answer["importer"]["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    assert!(
+        importer.starts_with("toron-importer.") && importer != "toron-importer",
+        "{importer}"
+    );
+    assert_eq!(
+        server.registry().authenticate(&importer_token).as_deref(),
+        Some(importer.as_str())
+    );
+    assert_eq!(
+        server.registry().organizes(&importer),
+        toron_server::registry::Organizes::Series([answer_series(&bundle)].into())
+    );
+    clock.advance_ms(2 * 3600 * 1000 + 1);
+    assert_eq!(
+        server.registry().authenticate(&importer_token),
+        None,
+        "expired"
+    );
+    // A new import's token ends when the import is applied.
+    let answer = post(admin_token.into(), "/api/v1/import", bundle.clone())
+        .await
+        .expect("task")
+        .expect("imported");
+    let importer_token = answer["importer"]["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let batch = answer["batch"].as_str().expect("batch").to_string();
+    assert!(server.registry().authenticate(&importer_token).is_some());
+    let r = call(
+        &server,
+        admin_token,
+        "POST",
+        &format!("/api/v1/import/{batch}/applied"),
+        Some(json!({ "sessions": {} })),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(
+        server.registry().authenticate(&importer_token),
+        None,
+        "ended by `applied`"
+    );
+}
+
+/// The series key of a bundle.
+fn answer_series(bundle: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(bundle).expect("json");
+    v["series"]["key"].as_str().expect("series key").to_string()
+}
