@@ -51,11 +51,7 @@ impl IntoResponse for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        let message = match e {
-            AuthError::Missing => "a token is required",
-            AuthError::Invalid => "the token is not valid",
-        };
-        api_err(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        api_err(StatusCode::UNAUTHORIZED, "unauthorized", e.message())
     }
 }
 

@@ -103,22 +103,30 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
         .into_response()
 }
 
-/// The bearer token of a request: `Authorization: Bearer …`, or `?token=…` (browsers cannot
-/// set headers on a WebSocket).
-pub fn bearer(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    if let Some(v) = headers
+/// The bearer token of an HTTP request: `Authorization: Bearer …` only. A token in a URL
+/// ends up in proxy logs, browser history and `Referer` headers, so `?token=` is taken on the
+/// WebSocket upgrade alone (see [`ws_bearer`]), where browsers cannot set headers.
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-    {
-        if let Some(t) = v.strip_prefix("Bearer ") {
-            return Some(t.trim().to_string());
-        }
-    }
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+}
+
+/// The `?token=` of a URL, percent-decoded.
+fn query_token(query: Option<&str>) -> Option<String> {
     query?
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == "token")
         .map(|(_, v)| percent_decode(v))
+}
+
+/// The token of a WebSocket upgrade: the header, or `?token=` (browsers cannot set headers
+/// on a WebSocket).
+pub fn ws_bearer(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    bearer(headers).or_else(|| query_token(query))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -151,17 +159,27 @@ fn percent_decode(s: &str) -> String {
 pub enum AuthError {
     Missing,
     Invalid,
+    /// A token in the URL of a plain HTTP request: refused, so that nobody gets used to it.
+    InUrl,
+}
+
+impl AuthError {
+    pub fn message(self) -> &'static str {
+        match self {
+            AuthError::Missing => {
+                "a token is required: `Authorization: Bearer <token>` (or `?token=<token>` on the WebSocket)"
+            }
+            AuthError::Invalid => "the token is not valid (unknown, revoked, expired or mistyped)",
+            AuthError::InUrl => {
+                "a token in the URL is taken only on the WebSocket; send `Authorization: Bearer <token>`"
+            }
+        }
+    }
 }
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        let msg = match self {
-            AuthError::Missing => {
-                "a token is required: `Authorization: Bearer <token>` or `?token=<token>`"
-            }
-            AuthError::Invalid => "the token is not valid (unknown, revoked or mistyped)",
-        };
-        error_response(StatusCode::UNAUTHORIZED, "unauthorized", msg)
+        error_response(StatusCode::UNAUTHORIZED, "unauthorized", self.message())
     }
 }
 
@@ -190,7 +208,8 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     own || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
 }
 
-/// Who is calling: `Ok(None)` in open mode, `Ok(Some(participant))` with a valid token.
+/// Who is calling an HTTP route: `Ok(None)` in open mode, `Ok(Some(participant))` with a
+/// valid token in the `Authorization` header. `query` only tells a misplaced token apart.
 pub fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -199,12 +218,19 @@ pub fn authenticate(
     if state.hub.config.open {
         return Ok(None);
     }
-    let token = bearer(headers, query).ok_or(AuthError::Missing)?;
+    let token = match bearer(headers) {
+        Some(t) => t,
+        None if query_token(query).is_some() => return Err(AuthError::InUrl),
+        None => return Err(AuthError::Missing),
+    };
+    participant_of(state, &token).map(Some)
+}
+
+fn participant_of(state: &AppState, token: &str) -> Result<String, AuthError> {
     state
         .hub
         .registry
-        .authenticate(&token)
-        .map(Some)
+        .authenticate(token)
         .ok_or(AuthError::Invalid)
 }
 
@@ -251,14 +277,20 @@ fn upgrade(
             "pages of this origin may not connect (--allowed-origins)",
         );
     }
-    let participant = match authenticate(&state, &headers, uri.query()) {
+    let token = ws_bearer(&headers, uri.query());
+    let participant = match (&token, state.hub.config.open) {
+        (_, true) => Ok(None),
+        (None, false) => Err(AuthError::Missing),
+        (Some(t), false) => participant_of(&state, t).map(Some),
+    };
+    let participant = match participant {
         Ok(p) => p,
         Err(refused) => {
             state.hub.metrics.error(ErrorKind::unauthorized);
             return refused.into_response();
         }
     };
-    let token_slot = match (&participant, bearer(&headers, uri.query())) {
+    let token_slot = match (&participant, token) {
         (Some(_), Some(token)) => {
             let max = state.hub.config.max_connections_per_token;
             match TokenSlot::take(&state.token_conns, &token, max) {

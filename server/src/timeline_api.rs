@@ -257,7 +257,7 @@ async fn replay(
     let still_allowed = {
         let hub = state.hub.clone();
         let watcher = reader.participant.clone();
-        let token = crate::http::bearer(&headers, uri.query());
+        let token = crate::http::bearer(&headers);
         let session = session.clone();
         move || match (&watcher, &token) {
             (Some(p), Some(t)) => {

@@ -999,3 +999,38 @@ fn answer_series(bundle: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(bundle).expect("json");
     v["series"]["key"].as_str().expect("series key").to_string()
 }
+
+/// Medium finding: tokens were accepted in `?token=` on every HTTP route, so they ended up in
+/// proxy logs, browser history and `Referer` headers. Now only the WebSocket takes one in its
+/// URL; an HTTP route answers 401 and says where the token goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_in_urls_are_taken_on_the_websocket_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(secure_config(dir.path())).await;
+    let tokens = roster::set_up(&server).await;
+    let org = token_of(&tokens, Role::Organizer);
+    for path in [
+        format!("/api/v1/whoami?token={org}"),
+        format!("/api/v1/sessions/{}/timeline?token={org}", roster::SESSION),
+        format!("/api/v1/me/sessions?token={org}"),
+    ] {
+        let answer = toron_tests::http_get(server.addr(), &path).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{path}: {answer}");
+        assert!(answer.contains("Authorization: Bearer"), "{answer}");
+    }
+    // The same token in the header works, and so does the WebSocket with it in its URL.
+    let status = get_status(&server, &org, "/api/v1/whoami").await;
+    assert!(
+        status.as_deref().is_some_and(|s| s.contains(" 200 ")),
+        "{status:?}"
+    );
+    let mut conn = roster::connect(&server, &org)
+        .await
+        .expect("websocket with ?token=");
+    conn.find(
+        roster::Kind::SessionDoc.key(Role::Organizer).document_id(),
+        LIMIT,
+    )
+    .await
+    .expect("served");
+}
