@@ -376,9 +376,12 @@ pub fn run_backup(dir: &Path, out: &Path) -> anyhow::Result<Summary> {
 
 /// Writes the backup into `partial`; says whether a running server made it.
 fn write_partial(dir: &Path, partial: &Path) -> anyhow::Result<bool> {
-    let mut file = File::options()
-        .write(true)
-        .create_new(true)
+    let mut options = File::options();
+    options.write(true).create_new(true);
+    // A backup holds the whole record: its owner's only, like the data directory.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
         .open(partial)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", partial.display()))?;
     #[cfg(unix)]

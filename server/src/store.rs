@@ -347,8 +347,25 @@ fn piece_prefix_l(g: u64) -> [u8; 9] {
 /// this much later.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
-fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+/// Creates `dir` if missing and makes it its owner's only (0700): it holds the whole record
+/// and the admin token, and sled creates its files readable by anyone the umask lets in. A
+/// directory made before this, open to others, is closed with a note in the log.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            tracing::info!(dir = %dir.display(), was = format!("{:o}", mode & 0o777), "data directory made private (0700)");
+        }
+    }
+    Ok(())
+}
+
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    private_dir(dir)?;
     let config = sled::Config::new()
         .path(dir)
         // We flush ourselves, once per group commit; the background flusher would only

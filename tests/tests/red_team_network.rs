@@ -1034,3 +1034,40 @@ async fn tokens_in_urls_are_taken_on_the_websocket_only() {
     .await
     .expect("served");
 }
+
+/// Low finding: the data directory and backups were readable by every user of the host. Now
+/// the directory is its owner's only (also one made earlier, open to others), and so is a
+/// backup file.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_and_backups_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let server = start_with(secure_config(&data)).await;
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    assert_eq!(mode(&data.join("admin-token")), 0o600, "the admin token");
+    server.shutdown().await.expect("shutdown");
+    let out = dir.path().join("backup.toron");
+    let (ok, said) = toron_tests::server_command(
+        env!("CARGO_BIN_EXE_e2e-toron-server"),
+        &data,
+        &["backup".as_ref(), out.as_os_str()],
+    )
+    .await;
+    assert!(ok, "{said}");
+    assert_eq!(mode(&out), 0o600, "the backup");
+    let fresh = dir.path().join("fresh");
+    let (ok, said) = toron_tests::server_command(
+        env!("CARGO_BIN_EXE_e2e-toron-server"),
+        &fresh,
+        &["restore".as_ref(), out.as_os_str()],
+    )
+    .await;
+    assert!(ok, "{said}");
+    assert_eq!(mode(&fresh), 0o700, "a restored directory");
+}
