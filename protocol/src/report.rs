@@ -1095,15 +1095,48 @@ fn cell_text(c: &Cell) -> String {
         .collect()
 }
 
+/// Text as Markdown shows it literally: every character with a meaning in Markdown (links,
+/// emphasis, inline HTML, tables, headings) is backslash-escaped, and line breaks become
+/// spaces, so that what a participant wrote cannot become a link, markup or HTML in the
+/// report someone opens.
 fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '!' | '&' | '~' => {
+                o.push('\\');
+                o.push(c);
+            }
+            '\n' | '\r' => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// A link target made safe to print in Markdown or HTML: our links are paths on the server,
+/// and whatever part of them came from content is percent-encoded, so it cannot end the link,
+/// add an attribute or change the scheme.
+fn href_safe(h: &str) -> String {
+    let mut o = String::with_capacity(h.len() + 1);
+    if !h.starts_with('/') {
+        o.push('/');
+    }
+    for b in h.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/:?=#&%+,".contains(&b) {
+            o.push(char::from(b));
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
 }
 
 fn md_cell(c: &Cell) -> String {
     c.iter()
         .map(|i| match i {
             Inline::Text(t) => md_escape(t),
-            Inline::Link(t, href) => format!("[{}]({href})", md_escape(t)),
+            Inline::Link(t, href) => format!("[{}]({})", md_escape(t), href_safe(href)),
         })
         .collect()
 }
@@ -1112,7 +1145,11 @@ pub fn markdown(blocks: &[Block]) -> String {
     let mut s = String::new();
     for b in blocks {
         match b {
-            Block::Heading(l, t) => s.push_str(&format!("{} {t}\n\n", "#".repeat(usize::from(*l)))),
+            Block::Heading(l, t) => s.push_str(&format!(
+                "{} {}\n\n",
+                "#".repeat(usize::from(*l)),
+                md_escape(t)
+            )),
             Block::Para(c) => s.push_str(&format!("{}\n\n", md_cell(c))),
             Block::List(items) => {
                 for i in items {
@@ -1161,7 +1198,9 @@ fn html_cell(c: &Cell) -> String {
     c.iter()
         .map(|i| match i {
             Inline::Text(t) => esc(t),
-            Inline::Link(t, href) => format!("<a href=\"{}\">{}</a>", esc(href), esc(t)),
+            Inline::Link(t, href) => {
+                format!("<a href=\"{}\">{}</a>", esc(&href_safe(href)), esc(t))
+            }
         })
         .collect()
 }
@@ -1242,4 +1281,54 @@ pub fn department_rows(blocks: &[Block]) -> (Vec<String>, Vec<Vec<String>>) {
         }
     }
     (head, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a participant writes is shown as text by a Markdown renderer: no HTML, no link of
+    /// theirs, no emphasis; and a link whose target carries content stays one link to our path.
+    #[test]
+    fn participants_text_stays_text_in_markdown_and_html() {
+        let evil =
+            "<img src=x onerror=alert(1)> [클릭](javascript:alert(1)) **굵게** | 칸 # 제목\n- 목록";
+        let blocks = vec![
+            Block::Heading(2, evil.into()),
+            Block::Para(vec![Inline::Text(evil.into())]),
+            Block::List(vec![vec![Inline::Link(
+                evil.into(),
+                "/sessions/S1/annotations/x) [a](javascript:alert(2)?at=1".into(),
+            )]]),
+            Block::Table {
+                id: "t".into(),
+                head: vec!["주석".into()],
+                rows: vec![vec![vec![Inline::Text(evil.into())]]],
+            },
+        ];
+        let md = markdown(&blocks);
+        let options = pulldown_cmark::Options::ENABLE_TABLES;
+        let mut rendered = String::new();
+        pulldown_cmark::html::push_html(
+            &mut rendered,
+            pulldown_cmark::Parser::new_ext(&md, options),
+        );
+        assert!(!rendered.contains("<img"), "{rendered}");
+        assert!(!rendered.contains("<strong>"), "{rendered}");
+        assert!(!rendered.contains("href=\"javascript"), "{rendered}");
+        let links: Vec<&str> = rendered.split("<a href=\"").skip(1).collect();
+        assert_eq!(links.len(), 1, "one link, ours: {rendered}");
+        assert!(
+            links[0].starts_with("/sessions/S1/annotations/x%29%20%5Ba%5D"),
+            "{}",
+            links[0]
+        );
+        assert!(
+            rendered.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "the text is shown: {rendered}"
+        );
+        let page = html(&blocks, Lang::Ko);
+        assert!(!page.contains("<img"), "{page}");
+        assert!(!page.contains("href=\"javascript"), "{page}");
+    }
 }
