@@ -91,7 +91,27 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::import_api::routes(state.clone()))
         .merge(crate::report_api::routes())
         .layer(deadlines)
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Headers every answer carries unless its route set its own: nothing is rendered as another
+/// type than declared, nothing is framed by another site (the page's own policy is in
+/// `web::index`), and no URL of ours goes out in a `Referer`.
+async fn security_headers(mut r: Response) -> Response {
+    use axum::http::HeaderValue;
+    let h = r.headers_mut();
+    h.entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    h.entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("DENY"));
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+        ));
+    r
 }
 
 /// JSON errors share one shape across the API: `{ "error": { "code", "message" } }`.

@@ -63,9 +63,21 @@ async fn app_js(headers: HeaderMap) -> Response {
     }
 }
 
+/// What the page may load and run: its own script (and the Automerge WASM inside it), its
+/// own styles (inline ones too: the report is shown inline in a sandboxed frame, which
+/// inherits this policy), its own server to connect to, and no framing by other sites.
+pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 /// The page itself.
 pub fn index() -> Response {
-    asset("text/html; charset=utf-8", INDEX_HTML)
+    let mut r = asset("text/html; charset=utf-8", INDEX_HTML);
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(PAGE_CSP),
+    );
+    r
 }
 
 fn caller(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Option<String>, ApiError> {

@@ -1071,3 +1071,30 @@ async fn the_data_directory_and_backups_are_private() {
     assert!(ok, "{said}");
     assert_eq!(mode(&fresh), 0o700, "a restored directory");
 }
+
+/// Low finding: no anti-framing or content-security headers. Now the page says what it may
+/// load and that no other site may frame it, and every answer forbids sniffing, framing and
+/// sending our URLs on in a `Referer`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_carry_security_headers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(secure_config(dir.path())).await;
+    for path in ["/", "/healthz", "/api/v1/whoami", "/app.js"] {
+        let answer = toron_tests::http_get(server.addr(), path)
+            .await
+            .to_lowercase();
+        for needed in [
+            "x-frame-options: deny",
+            "x-content-type-options: nosniff",
+            "referrer-policy: no-referrer",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(answer.contains(needed), "{path} lacks {needed}");
+        }
+    }
+    let page = toron_tests::http_get(server.addr(), "/").await;
+    assert!(
+        page.contains("script-src 'self' 'wasm-unsafe-eval'"),
+        "{page}"
+    );
+}

@@ -27,7 +27,12 @@ async function person(token, viewport = { width: 1280, height: 900 }) {
   const ctx = await browser.newContext({ viewport, locale: "ko-KR" });
   const page = await ctx.newPage();
   page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${URL}/#/join/${token}`);
+  // The page's security policy must not block anything the client does (WASM, sync, report).
+  page.on("console", (m) => {
+    if (/Content Security Policy/i.test(m.text())) errors.push(m.text());
+  });
+  const answer = await page.goto(`${URL}/#/join/${token}`);
+  assert.match(answer.headers()["content-security-policy"] || "", /frame-ancestors 'none'/, "the page may not be framed by others");
   await page.waitForSelector(".cards, h1", { timeout: LIMIT });
   return { ctx, page };
 }
