@@ -223,6 +223,15 @@ impl DocKey {
     }
 
     /// The deterministic id: re-registering the same key names the same document.
+    /// Whether `id` has the shape of a key's id (a name-based UUID, version 5). Such ids are
+    /// reserved for registration: a document created ad hoc under one would later be taken
+    /// for the keyed document (someone's notes, an evaluation) with content nobody wrote there.
+    /// Clients make random ids (version 4).
+    pub fn is_key_shaped(id: &crate::DocumentId) -> bool {
+        let u = uuid::Uuid::from_bytes(*id.as_bytes());
+        u.get_version_num() == 5 && u.get_variant() == uuid::Variant::RFC4122
+    }
+
     pub fn document_id(&self) -> crate::DocumentId {
         crate::DocumentId::from_bytes(
             *uuid::Uuid::new_v5(&TORON_NAMESPACE, self.to_string().as_bytes()).as_bytes(),

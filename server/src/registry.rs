@@ -479,8 +479,9 @@ impl Registry {
             creates: false,
         };
         let Some(entry) = st.docs.get(id) else {
-            // Not registered: only organizers and importers may bring it into existence.
-            if policy::may_create_unregistered(&subject) {
+            // Not registered: only organizers and importers may bring it into existence, and
+            // not under an id reserved for a key.
+            if policy::may_create_unregistered(&subject) && !DocKey::is_key_shaped(id) {
                 let role = subject
                     .roles
                     .iter()
@@ -861,8 +862,16 @@ impl Registry {
     ) -> Result<DocumentId, RegistryError> {
         let id = key.document_id();
         let _g = self.admin.lock().await;
-        if self.read().docs.contains_key(&id) {
-            return Ok(id);
+        if let Some(existing) = self.read().docs.get(&id) {
+            // Registered already — or created ad hoc under this id (by a server older than
+            // the reservation of key-shaped ids): that content is not this key's.
+            return match existing.key {
+                Some(_) => Ok(id),
+                None => Err(RegistryError::Exists(format!(
+                    "document {id} (created by {} without a key), which {key} would be",
+                    existing.created_by
+                ))),
+            };
         }
         let entry = DocEntry {
             id: id.to_string(),

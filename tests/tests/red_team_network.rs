@@ -1098,3 +1098,46 @@ async fn answers_carry_security_headers() {
         "{page}"
     );
 }
+
+/// Low finding: ids of keyed documents follow from their keys, so an organizer could create a
+/// document ad hoc under the id someone's notes or evaluation would get, and a later
+/// registration took that content for theirs. Key-shaped ids are now reserved: such a
+/// document cannot be created before it is registered; a random id still can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_documents_id_cannot_be_taken_before_it_is_registered() {
+    use automerge::transaction::Transactable;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(secure_config(dir.path())).await;
+    let tokens = roster::set_up(&server).await;
+    let org = token_of(&tokens, Role::Organizer);
+    let future = toron_protocol::policy::DocKey::Notes {
+        session: roster::SESSION.into(),
+        participant: "P-walk-in".into(),
+    };
+    let mut conn = roster::connect(&server, &org).await.expect("connect");
+    let mut doc = automerge::AutoCommit::new();
+    doc.put(automerge::ROOT, "planted", "내가 하지 않은 말")
+        .expect("put");
+    let mut d = toron_cli::sync_client::DocSync::new(future.document_id(), doc);
+    let r = conn.push(&mut d, LIMIT).await;
+    assert!(
+        matches!(r, Err(toron_cli::sync_client::ClientError::Unavailable(_))),
+        "{r:?}"
+    );
+    assert!(server.registry().document(&future.document_id()).is_none());
+    // The same organizer creates a document under a random id as before.
+    let mut conn = roster::connect(&server, &org).await.expect("connect");
+    toron_tests::create(&mut conn, "ad_hoc", 1).await;
+    // Registered later, the notes start empty.
+    server
+        .registry()
+        .register("admin", &future, roster::SERIES)
+        .await
+        .expect("register");
+    let served = roster::try_read(&server, &org, future.document_id()).await;
+    assert!(
+        served.is_none(),
+        "nothing was planted: {:?}",
+        served.map(|mut d| d.doc.get_heads())
+    );
+}
