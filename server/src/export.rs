@@ -346,6 +346,24 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
     if let Some(meta) = catalog.get("meta").and_then(|m| m.get(series)) {
         bundle["meta"] = meta.clone();
     }
+    // An import that was started and never finished (`toron import` stopped before it marked
+    // the batch applied) may have left part of its content out.
+    for b in entries(&catalog, "batch") {
+        let of_series = b.get("series").and_then(Value::as_str) == Some(series);
+        let of_session = session.is_none_or(|k| {
+            b.get("sessions")
+                .and_then(Value::as_array)
+                .is_some_and(|l| l.iter().any(|s| s.as_str() == Some(k)))
+        });
+        if of_series && of_session && b.get("applied_at_ms").is_none() {
+            let batch = b.get("batch").and_then(Value::as_str).unwrap_or("?");
+            problems.push(Problem::corrected(
+                &format!("import {batch}"),
+                None,
+                "this import was started but did not finish: content may be missing; run the same `toron import` again",
+            ));
+        }
+    }
     if !problems.is_empty() {
         bundle["integrity"] = json!(problems);
     }

@@ -565,6 +565,10 @@ async fn applied(
             }
         }
     }
+    // The batch is finished: the report stops warning about it.
+    let mut done = record.clone();
+    done["applied_at_ms"] = json!(state.hub.config.clock.now_ms());
+    reg.put_catalog(&by, "batch", &batch, done).await?;
     // The content is in: the importer's token has done its work.
     let importer = importer_of(&series);
     if reg.revoke_token(&by, &importer).await? {

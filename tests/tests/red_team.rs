@@ -406,3 +406,36 @@ async fn vocabulary_values_cannot_be_spliced_or_made_objects() {
         .expect("the evaluation");
     assert_eq!(ev["criteria"]["relevance"]["score"], 4);
 }
+
+/// Low finding: an import cut off after its first step (the registry) gave a report without a
+/// word about the content it lacked. Now the report's data checks name the unfinished batch
+/// until an import of it runs to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_finished_import_is_named_in_the_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = secure_config(dir.path());
+    config.admin_token = Some(ADMIN.into());
+    let server = start_with(config).await;
+    let bundle_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/debate-bundle.json");
+    let bundle = std::fs::read(&bundle_path).expect("bundle");
+    // The first step only, as a `toron import` killed after it would leave it.
+    let admin = toron_cli::admin::Admin::new(&server.url(), Some(ADMIN.into()), LIMIT);
+    tokio::task::spawn_blocking(move || admin.post_bytes("/api/v1/import", bundle))
+        .await
+        .expect("task")
+        .expect("the registry step");
+    let (ok, md, err) = toron(&server, &["report", SERIES, "--format", "md"]).await;
+    assert!(ok, "{err}");
+    let warned = |md: &str| md.lines().any(|l| l.contains("did not finish"));
+    assert!(
+        warned(&md),
+        "the report says the import is unfinished: {md}"
+    );
+    // The whole import, run again: the warning is gone.
+    let (ok, _, err) = toron(&server, &["import", bundle_path.to_str().expect("path")]).await;
+    assert!(ok, "import: {err}");
+    let (ok, md, err) = toron(&server, &["report", SERIES, "--format", "md"]).await;
+    assert!(ok, "{err}");
+    assert!(!warned(&md), "{md}");
+}
