@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long, env = "TORON_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
     /// Most simultaneous connections with one token.
-    #[arg(long, env = "TORON_MAX_CONNECTIONS_PER_TOKEN", default_value_t = 1_000)]
+    #[arg(long, env = "TORON_MAX_CONNECTIONS_PER_TOKEN", default_value_t = 32)]
     max_connections_per_token: usize,
     /// Most documents one connection may open.
     #[arg(long, env = "TORON_MAX_DOCS_PER_CONNECTION", default_value_t = 1_000)]

@@ -69,7 +69,7 @@ impl Config {
             max_message_bytes: 16 * 1024 * 1024,
             max_outbound_bytes: 64 * 1024 * 1024,
             max_concurrent_loads: 8,
-            max_connections_per_token: 1_000,
+            max_connections_per_token: 32,
             max_docs_per_connection: 1_000,
             max_changes_per_sec_per_token: 200,
             max_document_bytes: 64 * 1024 * 1024,
