@@ -160,6 +160,12 @@ pub struct EngineConfig {
     /// Changes that would make the document larger than this many bytes are refused (see
     /// [`DocEngine::stored_bytes`]).
     pub max_document_bytes: u64,
+    /// Operations one connection's changes may bring in one batch. Automerge holds every
+    /// operation in memory (a character typed is one, ~70 bytes resident and several hundred
+    /// while a change is applied): a 16 MiB message of one pasted text would cost gigabytes.
+    pub max_ops_per_message: u64,
+    /// Highest operation counter a document may reach (about its number of operations).
+    pub max_document_ops: u64,
 }
 
 impl Default for EngineConfig {
@@ -169,6 +175,8 @@ impl Default for EngineConfig {
             ephemeral_table_size: 4096,
             ephemeral_ttl_ms: 5 * 60 * 1000,
             max_document_bytes: u64::MAX,
+            max_ops_per_message: u64::MAX,
+            max_document_ops: u64::MAX,
         }
     }
 }
@@ -226,6 +234,9 @@ pub struct DocEngine {
     ephemeral_seen: HashMap<(String, String), (u64, u64)>,
     /// The latest changes and their dependencies, for trimming peers' `sent_hashes`.
     recent: sync_receive::RecentChanges,
+    /// The highest operation counter of the document's changes (see
+    /// [`EngineConfig::max_document_ops`]).
+    max_op: u64,
 }
 
 impl DocEngine {
@@ -234,7 +245,6 @@ impl DocEngine {
         Self {
             id,
             server,
-            doc,
             peers: BTreeMap::new(),
             inbox: VecDeque::new(),
             in_flight: None,
@@ -245,7 +255,24 @@ impl DocEngine {
             stored_bytes: 0,
             ephemeral_seen: HashMap::new(),
             recent: sync_receive::RecentChanges::default(),
+            max_op: 0,
+            doc,
         }
+        .with_max_op()
+    }
+
+    /// Reads the highest operation counter from the document's heads (every other change is
+    /// an ancestor of one of them, with a lower counter).
+    fn with_max_op(mut self) -> Self {
+        self.max_op = self
+            .doc
+            .get_heads()
+            .iter()
+            .filter_map(|h| self.doc.get_change_by_hash(h))
+            .map(|c| c.max_op())
+            .max()
+            .unwrap_or(0);
+        self
     }
 
     /// Sets the document's size as loaded (see [`DocEngine::stored_bytes`]).
@@ -352,6 +379,7 @@ impl DocEngine {
         let mut origin: HashMap<ChangeHash, ConnId> = HashMap::new();
         let mut groups: Vec<(ConnId, Vec<Change>)> = Vec::new();
         let mut batch_bytes = 0u64;
+        let mut batch_max_op = self.max_op;
         for (conn, msg) in decoded.iter_mut() {
             if msg.changes.is_empty() {
                 continue;
@@ -383,6 +411,8 @@ impl DocEngine {
             let grant = grants.get(&conn).cloned().unwrap_or_default();
             let bytes: u64 = new.iter().map(|c| c.raw_bytes().len() as u64).sum();
             let grows_to = self.stored_bytes + batch_bytes + bytes;
+            let ops: u64 = new.iter().map(|c| c.len() as u64).sum();
+            let reaches_op = new.iter().map(|c| c.max_op()).fold(batch_max_op, u64::max);
             let earlier = self.peers.get(&conn).map_or(0, |p| p.refusals);
             // (reason, transient)
             let checked = if earlier > 0 {
@@ -398,6 +428,18 @@ impl DocEngine {
                             return Err(format!(
                                 "document size: these changes would make the document {grows_to} bytes, over this server's limit of {} bytes; nothing of them was applied",
                                 self.config.max_document_bytes
+                            ));
+                        }
+                        if ops > self.config.max_ops_per_message {
+                            return Err(format!(
+                                "too large a change: these changes hold {ops} operations, over this server's limit of {} in one message; nothing of them was applied",
+                                self.config.max_ops_per_message
+                            ));
+                        }
+                        if reaches_op > self.config.max_document_ops {
+                            return Err(format!(
+                                "document size: these changes would take the document to {reaches_op} operations, over this server's limit of {}; nothing of them was applied",
+                                self.config.max_document_ops
                             ));
                         }
                         Ok(())
@@ -447,6 +489,7 @@ impl DocEngine {
                 origin.insert(c.hash(), conn);
             }
             batch_bytes += bytes;
+            batch_max_op = reaches_op;
             groups.push((conn, new));
         }
         self.apply_groups(groups, &mut rejected, &mut actions);
@@ -457,6 +500,7 @@ impl DocEngine {
         let new_changes = self.doc.get_changes(&heads_before);
         for c in &new_changes {
             self.recent.record(c.hash(), c.deps());
+            self.max_op = self.max_op.max(c.max_op());
         }
 
         // 3. Let every message update its sender's sync state (changes are already applied).

@@ -54,6 +54,13 @@ pub struct Args {
     /// Largest document, in bytes (its newest snapshot and the changes after it).
     #[arg(long, env = "TORON_MAX_DOCUMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     max_document_bytes: u64,
+    /// Most Automerge operations (a character typed is one) the changes of one message may
+    /// hold: each costs the server memory while it is applied (see SECURITY.md).
+    #[arg(long, env = "TORON_MAX_OPS_PER_MESSAGE", default_value_t = 100_000)]
+    max_ops_per_message: u64,
+    /// Most Automerge operations one document may hold (its highest operation counter).
+    #[arg(long, env = "TORON_MAX_DOCUMENT_OPS", default_value_t = 1_000_000)]
+    max_document_ops: u64,
     /// Largest WebSocket message, in bytes (a first sync may carry a whole document). Each
     /// connection may hold one partial message of this size: see SECURITY.md.
     #[arg(long, env = "TORON_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
@@ -121,7 +128,9 @@ async fn serve_from_args() -> anyhow::Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal; a log file gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match args.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().with_current_span(true).init(),
@@ -197,6 +206,8 @@ async fn serve_from_args() -> anyhow::Result<()> {
     config.max_docs_per_connection = args.max_docs_per_connection.max(1);
     config.max_changes_per_sec_per_token = args.max_changes_per_sec_per_token.max(1);
     config.max_document_bytes = args.max_document_bytes.max(1024);
+    config.max_ops_per_message = args.max_ops_per_message.max(1);
+    config.max_document_ops = args.max_document_ops.max(1);
     config.max_message_bytes = args.max_message_bytes.max(1024);
     config.max_outbound_bytes = args.max_outbound_bytes.max(1024);
     config.max_concurrent_loads = args.max_concurrent_loads.max(1);

@@ -41,6 +41,11 @@ pub struct Config {
     /// Largest size of one document (see `DocEngine::stored_bytes`); changes that would grow
     /// it past this are refused.
     pub max_document_bytes: u64,
+    /// Operations one connection's changes may bring in one message (see
+    /// `EngineConfig::max_ops_per_message`).
+    pub max_ops_per_message: u64,
+    /// Operations one document may hold (its highest operation counter).
+    pub max_document_ops: u64,
     /// Web origins (`https://host[:port]`) whose pages may open a WebSocket, besides the
     /// server's own. Empty: any. Requests without `Origin` (not from a browser) always may.
     pub allowed_origins: Vec<String>,
@@ -73,6 +78,8 @@ impl Config {
             max_docs_per_connection: 1_000,
             max_changes_per_sec_per_token: 200,
             max_document_bytes: 64 * 1024 * 1024,
+            max_ops_per_message: 100_000,
+            max_document_ops: 1_000_000,
             allowed_origins: Vec::new(),
             snapshot_every: 1000,
             durability_gate: None,

@@ -62,6 +62,8 @@ async fn load(hub: &Arc<Hub>, id: DocumentId) -> Result<DocEngine, String> {
     let config = EngineConfig {
         snapshot_every: hub.config.snapshot_every,
         max_document_bytes: hub.config.max_document_bytes,
+        max_ops_per_message: hub.config.max_ops_per_message,
+        max_document_ops: hub.config.max_document_ops,
         ..EngineConfig::default()
     };
     tokio::task::spawn_blocking(move || {
@@ -257,7 +259,9 @@ impl Actor {
                     }
                     Action::Close { conn, reason } => {
                         if let Some(out) = self.outs.remove(&conn) {
-                            tracing::info!(id = %self.id, %conn, %reason, "closing connection");
+                            if self.hub.log_budget.allow() {
+                                tracing::info!(id = %self.id, %conn, %reason, "closing connection");
+                            }
                             out.close(reason);
                         }
                     }
@@ -273,7 +277,9 @@ impl Actor {
                             .inc_by(rejection.hashes.len() as u64);
                         self.hub.metrics.error(ErrorKind::refused_change);
                         let reason = format!("changes refused: {}", rejection.reason);
-                        tracing::info!(id = %self.id, %conn, participant = ?rejection.by.participant, %reason, "refusing changes");
+                        if self.hub.log_budget.allow() {
+                            tracing::info!(id = %self.id, %conn, participant = ?rejection.by.participant, %reason, "refusing changes");
+                        }
                         if let Err(e) = self
                             .hub
                             .store

@@ -496,3 +496,63 @@ async fn concurrent_document_loads_are_bounded_and_the_rest_wait_their_turn() {
     assert_eq!(value("toron_document_loads_waiting"), 0);
     server.shutdown().await.expect("shutdown");
 }
+
+/// Operations are what Automerge keeps in memory (one per character typed): one message may
+/// bring at most `max_ops_per_message` of them and a document may reach `max_document_ops`
+/// (also after a restart); past either, the changes are refused with a clear error and
+/// nothing of them is applied.
+#[tokio::test]
+async fn operations_per_message_and_per_document_are_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.max_ops_per_message = 1_000;
+    c.max_document_ops = 2_500;
+    let server = start_with(c.clone()).await;
+    let url = server.url();
+    let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
+    let mut d = DocSync::new(DocumentId::random(), AutoCommit::new());
+    let text = d
+        .doc
+        .put_object(ROOT, "text", automerge::ObjType::Text)
+        .expect("text");
+    d.doc.commit();
+    alice.push(&mut d, LIMIT).await.expect("an empty text");
+    // 900 characters, twice: under both bounds.
+    for _ in 0..2 {
+        d.doc
+            .splice_text(&text, 0, 0, &random_text(900))
+            .expect("splice");
+        d.doc.commit();
+        alice.push(&mut d, LIMIT).await.expect("within the bounds");
+    }
+    // 1,200 characters in one message: too many at once.
+    let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
+    let mut b = bob.find(d.id, LIMIT).await.expect("find");
+    b.doc
+        .splice_text(&text, 0, 0, &random_text(1_200))
+        .expect("splice");
+    b.doc.commit();
+    bob.sync_doc(&mut b, false).await.expect("send");
+    let why = refusal(&mut bob).await;
+    assert!(
+        why.contains("too large a change") && why.contains("1000"),
+        "{why}"
+    );
+    // After a restart, 900 more would take the document past 2,500 operations.
+    server.shutdown().await.expect("shutdown");
+    let server = start_with(c).await;
+    let mut carol = Connection::connect(&server.url(), LIMIT)
+        .await
+        .expect("carol");
+    let mut again = carol.find(d.id, LIMIT).await.expect("find");
+    assert_eq!(again.doc.text(&text).expect("text").chars().count(), 1_800);
+    again
+        .doc
+        .splice_text(&text, 0, 0, &random_text(900))
+        .expect("splice");
+    again.doc.commit();
+    carol.sync_doc(&mut again, false).await.expect("send");
+    let why = refusal(&mut carol).await;
+    assert!(why.contains("operations") && why.contains("2500"), "{why}");
+    server.shutdown().await.expect("shutdown");
+}
