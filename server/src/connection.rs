@@ -118,6 +118,7 @@ async fn serve_conn(
         let writer_gone = writer_gone.clone();
         let ping_every = hub.config.ping_interval;
         let server_peer = hub.server_peer.clone();
+        let log_budget = hub.log_budget.clone();
         tokio::spawn(async move {
             let mut out_rx: mpsc::UnboundedReceiver<Outbound> = out_rx;
             let mut ping =
@@ -174,7 +175,9 @@ async fn serve_conn(
                     },
                     _ = ping.tick() => {
                         if !pong_seen.swap(false, Ordering::Relaxed) {
-                            tracing::info!(%conn, "no pong since the last ping; dropping the connection");
+                            if log_budget.allow() {
+                                tracing::info!(%conn, "no pong since the last ping; dropping the connection");
+                            }
                             break;
                         }
                         if !in_time(ping_every, sink.send(WsMessage::Ping(Vec::new().into()))).await {
@@ -189,7 +192,9 @@ async fn serve_conn(
                 () = writing => false,
             };
             if too_slow {
-                tracing::info!(%conn, "outgoing queue over its limit; dropping the connection");
+                if log_budget.allow() {
+                    tracing::info!(%conn, "outgoing queue over its limit; dropping the connection");
+                }
                 // The socket may be full: the goodbye gets a bounded moment, then it is cut.
                 let reason = "too slow: outgoing queue over its limit".to_string();
                 let _ = tokio::time::timeout(
@@ -294,7 +299,9 @@ const MAX_INVALID_IDS: u32 = 100;
 impl Session {
     /// Sends `error` and ends the connection.
     fn fail(&self, reason: &str) -> bool {
-        tracing::info!(conn = %self.conn, %reason, "protocol error; closing");
+        if self.hub.log_budget.allow() {
+            tracing::info!(conn = %self.conn, %reason, "protocol error; closing");
+        }
         self.hub.metrics.error(crate::metrics::ErrorKind::bad_frame);
         self.out.close(reason.to_string());
         false
@@ -316,7 +323,7 @@ impl Session {
                 // closed — each one would otherwise be a log line.
                 self.invalid_ids += 1;
                 self.hub.metrics.error(crate::metrics::ErrorKind::bad_frame);
-                if self.invalid_ids <= LOGGED_INVALID_IDS {
+                if self.invalid_ids <= LOGGED_INVALID_IDS && self.hub.log_budget.allow() {
                     // (Debug formatting: a peer's text cannot start a forged log line.)
                     tracing::info!(conn = %self.conn, ?ty, ?raw, %reason, "ignoring a message with an invalid document id");
                 }
@@ -397,7 +404,9 @@ impl Session {
             | Message::RemoteHeadsChanged { .. } => true,
             Message::Leave { .. } => false,
             Message::Error { message, .. } => {
-                tracing::info!(conn = %self.conn, %peer, %message, "peer reported an error");
+                if self.hub.log_budget.allow() {
+                    tracing::info!(conn = %self.conn, %peer, %message, "peer reported an error");
+                }
                 false
             }
             Message::Join { .. } => self.fail("already joined"),
@@ -421,7 +430,9 @@ impl Session {
             let reason = format!(
                 "too many documents on one connection: at most {max_docs} (--max-docs-per-connection)"
             );
-            tracing::info!(conn = %self.conn, %reason, "limit; closing");
+            if self.hub.log_budget.allow() {
+                tracing::info!(conn = %self.conn, %reason, "limit; closing");
+            }
             self.out.close(reason);
             return false;
         }
@@ -506,7 +517,9 @@ impl Session {
             )
             .await
         {
-            tracing::info!(conn = %self.conn, peer = %sender_id, participant = ?participant, "join refused: the peer id is held by another participant");
+            if self.hub.log_budget.allow() {
+                tracing::info!(conn = %self.conn, peer = %sender_id, participant = ?participant, "join refused: the peer id is held by another participant");
+            }
             self.hub
                 .metrics
                 .error(crate::metrics::ErrorKind::unauthorized);

@@ -176,6 +176,8 @@ pub struct Hub {
     pub history: crate::history_cache::HistoryCache,
     /// The session timeline, kept in step with the log.
     pub projection: crate::projection::Projection,
+    /// Bounds the log lines peers can cause (refused joins, protocol errors).
+    pub log_budget: Arc<crate::log_budget::LogBudget>,
 }
 
 impl Hub {
@@ -209,6 +211,7 @@ impl Hub {
             peers: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             presence: Mutex::new(HashMap::new()),
+            log_budget: Arc::default(),
         })
     }
 
@@ -321,7 +324,9 @@ impl Hub {
             )
         };
         if let Some(mut old) = old {
-            tracing::info!(%peer, old = %old.conn, new = %conn, "peer joined again; closing its old connection");
+            if self.log_budget.allow() {
+                tracing::info!(%peer, old = %old.conn, new = %conn, "peer joined again; closing its old connection");
+            }
             old.kick.notify_one();
             let _ =
                 tokio::time::timeout(std::time::Duration::from_secs(2), old.gone.wait_for(|g| *g))

@@ -29,6 +29,7 @@ pub mod http;
 pub mod hub;
 pub mod import_api;
 pub mod listener;
+pub mod log_budget;
 pub mod metrics;
 pub mod projection;
 pub mod registry;

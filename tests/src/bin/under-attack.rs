@@ -1,0 +1,718 @@
+//! The memory test of issue 15: the attacks of the red-team pass's high findings, all at once
+//! for SECONDS (default 60), against the release server binary with its default flags, while a
+//! room of 25 honest clients keeps editing one document (one edit a second each, the
+//! `toron bench` clients). Passes (exit 0) only if the server's peak RSS stays under 512 MiB,
+//! the honest clients' p99 under 100 ms, every honest edit reached every other honest client,
+//! the facilitator whose peer id was attacked kept its connection, and `verify` passes on the
+//! data afterwards. Prints one JSON report.
+//!
+//! The attacks, each in a loop with its own participant's token:
+//! - *takeover*: joining with the facilitator's peer id;
+//! - *peer ids*: joining with a 200 KB peer id;
+//! - *invalid ids*: messages naming 64 KiB invalid document ids;
+//! - *import bodies*: headers of a 60 MB import, without a token and with a reader's;
+//! - *replays*: slow SSE replays opened and abandoned, and `speed=1e-300`;
+//! - *partial frames*: eight connections each holding 15 MiB of a 16 MiB frame;
+//! - *non-readers*: four connections that ask for the 1 MiB case and never read;
+//! - *repeated requests*: asking for that case again and again on one connection.
+//!
+//! Run: `cargo build --release -p toron-tests --bin under-attack --bin e2e-toron-server &&
+//! target/release/under-attack 60` (name attacks after the seconds to run only those:
+//! `… 60 partial silent`; `none` runs none). The load generator and the attacks share the machine's
+//! cores with the server.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjType, ROOT};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use toron_cli::admin::Admin;
+use toron_cli::sync_client::{url_with_token, Connection, DocSync};
+use toron_protocol::policy::DocKey;
+use toron_protocol::{Message, PeerId, PROTOCOL_VERSION};
+use toron_tests::RawPeer;
+
+const LIMIT: Duration = Duration::from_secs(30);
+const ADMIN: &str = "toron_admin_token_of_the_memory_test_0123456789";
+const SERIES: &str = "ATK";
+const SESSION: &str = "S1";
+const CASE: &str = "C1";
+
+const MAX_RSS_MIB: f64 = 512.0;
+const MAX_P99_MS: f64 = 100.0;
+
+/// What each attack managed, counted as it goes.
+#[derive(Debug, Default)]
+struct Counts {
+    takeover_refused: AtomicU64,
+    takeover_accepted: AtomicU64,
+    long_peer_ids_refused: AtomicU64,
+    invalid_id_messages: AtomicU64,
+    invalid_id_connections_closed: AtomicU64,
+    import_heads_answered: AtomicU64,
+    import_heads_unanswered: AtomicU64,
+    replays_abandoned: AtomicU64,
+    replay_speeds_refused: AtomicU64,
+    partial_frames_held: AtomicU64,
+    partial_frame_bytes: AtomicU64,
+    non_readers: AtomicU64,
+    repeated_requests: AtomicU64,
+    repeated_request_answers: AtomicU64,
+    attack_errors: AtomicU64,
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server_binary() -> std::path::PathBuf {
+    std::env::current_exe()
+        .unwrap_or_default()
+        .with_file_name("e2e-toron-server")
+}
+
+/// The release server with its default flags (a free port and `data` aside); its log (at the
+/// default level) goes to a file whose size the report gives.
+fn start(data: &std::path::Path) -> anyhow::Result<Server> {
+    // (`UNDER_ATTACK_LOG=FILE` keeps the server's log for reading.)
+    let log = std::env::var_os("UNDER_ATTACK_LOG")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| data.with_extension("log"));
+    let mut child = Command::new(server_binary())
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("TORON_ADMIN_TOKEN", ADMIN)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .context(
+            "start the server (cargo build --release -p toron-tests --bin e2e-toron-server)",
+        )?;
+    let mut out = BufReader::new(child.stdout.take().context("stdout")?);
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    anyhow::ensure!(url.starts_with("ws://"), "the server said {line:?}");
+    Ok(Server { child, url, log })
+}
+
+/// Resident and peak resident memory of `pid`, in MiB.
+fn rss_mib(pid: u32) -> Option<(f64, f64)> {
+    let mut s = String::new();
+    std::fs::File::open(format!("/proc/{pid}/status"))
+        .ok()?
+        .read_to_string(&mut s)
+        .ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let l = s.lines().find(|l| l.starts_with(name))?;
+        let kb: f64 = l.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024.0)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Varied Hangul (automerge compresses repeated text), `chars` long.
+fn text(chars: usize, mut x: u32) -> String {
+    (0..chars)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            char::from_u32(0xAC00 + (x >> 8) % 11_172).unwrap_or('가')
+        })
+        .collect()
+}
+
+/// The debate the attackers take part in: a live session, its case (1 MiB of text), a
+/// facilitator and one participant per attack; returns each participant's token.
+fn roster(url: &str) -> anyhow::Result<std::collections::HashMap<&'static str, String>> {
+    let admin = Admin::new(url, Some(ADMIN.into()), LIMIT);
+    admin.call(
+        "POST",
+        "/api/v1/sessions",
+        Some(json!({ "key": SESSION, "series": SERIES, "title": "공격 중의 토론", "phase": "scheduled", "facilitator": "P-chair" })),
+    )?;
+    let mut tokens = std::collections::HashMap::new();
+    for (who, role) in [
+        ("P-chair", "facilitator"),
+        ("P-takeover", "observer"),
+        ("P-peerid", "observer"),
+        ("P-invalid", "observer"),
+        ("P-import", "observer"),
+        ("P-replay", "observer"),
+        ("P-partial", "observer"),
+        ("P-silent", "observer"),
+        ("P-again", "observer"),
+    ] {
+        let made = admin.call(
+            "POST",
+            "/api/v1/participants",
+            Some(json!({ "key": who, "name": who, "kind": "activist" })),
+        )?;
+        admin.call(
+            "POST",
+            "/api/v1/roles",
+            Some(json!({ "participant": who, "role": role, "session": SESSION })),
+        )?;
+        let token = made["token"].as_str().context("a token")?.to_string();
+        tokens.insert(who, token);
+    }
+    admin.call(
+        "POST",
+        "/api/v1/cases",
+        Some(json!({ "key": CASE, "session": SESSION, "presenters": [] })),
+    )?;
+    for key in [format!("case:{CASE}"), format!("session:{SESSION}")] {
+        admin.call("POST", "/api/v1/documents", Some(json!({ "key": key })))?;
+    }
+    Ok(tokens)
+}
+
+/// The case: about 1 MiB of text (350,000 characters), typed in pieces of 87,500 (one message
+/// may bring 100,000 operations).
+async fn write_case(url: &str) -> anyhow::Result<()> {
+    let mut conn = Connection::connect(&url_with_token(url, Some(ADMIN)), LIMIT).await?;
+    let mut doc = AutoCommit::new();
+    doc.put(ROOT, "schema", "case/1")?;
+    let sections = doc.put_object(ROOT, "sections", ObjType::Map)?;
+    let summary = doc.put_object(&sections, "summary", ObjType::Text)?;
+    doc.commit();
+    let case = DocKey::Case { case: CASE.into() };
+    let mut d = DocSync::new(case.document_id(), doc);
+    for piece in 0..4 {
+        let at = automerge::ReadDoc::length(&d.doc, &summary);
+        d.doc
+            .splice_text(&summary, at, 0, &text(87_500, 3 + piece))?;
+        d.doc.commit();
+        conn.push(&mut d, LIMIT).await?;
+    }
+    conn.close().await;
+    Ok(())
+}
+
+fn case_id() -> toron_protocol::DocumentId {
+    DocKey::Case { case: CASE.into() }.document_id()
+}
+
+fn join(peer: &str) -> anyhow::Result<Message> {
+    Ok(Message::Join {
+        sender_id: PeerId::new(peer)?,
+        supported_protocol_versions: Some(vec![PROTOCOL_VERSION.into()]),
+        peer_metadata: None,
+    })
+}
+
+/// The first sync message of a peer that has nothing.
+fn first_sync() -> Vec<u8> {
+    let mut state = automerge::sync::State::new();
+    automerge::sync::SyncDoc::generate_sync_message(AutoCommit::new().document(), &mut state)
+        .map(|m| m.encode())
+        .unwrap_or_default()
+}
+
+fn request(peer: &str) -> anyhow::Result<Message> {
+    Ok(Message::sync_of_kind(
+        toron_protocol::SyncKind::Request,
+        PeerId::new(peer)?,
+        PeerId::new("server")?,
+        case_id(),
+        first_sync(),
+    ))
+}
+
+/// A `request` frame naming an invalid document id of 64 KiB.
+fn invalid_id_frame(bad: &str) -> Vec<u8> {
+    let mut frame = Vec::new();
+    let mut e = minicbor::Encoder::new(&mut frame);
+    let _ = e
+        .map(5)
+        .and_then(|e| e.str("type"))
+        .and_then(|e| e.str("request"))
+        .and_then(|e| e.str("senderId"))
+        .and_then(|e| e.str("invalid"))
+        .and_then(|e| e.str("targetId"))
+        .and_then(|e| e.str("server"))
+        .and_then(|e| e.str("documentId"))
+        .and_then(|e| e.str(bad))
+        .and_then(|e| e.str("data"))
+        .and_then(|e| e.bytes(&[]));
+    frame
+}
+
+fn http_addr(url: &str) -> String {
+    url.trim_start_matches("ws://").to_string()
+}
+
+/// Runs `attack` again and again until `stop`, pausing `pause` between rounds.
+async fn repeat<F, Fut>(stop: Arc<AtomicBool>, counts: Arc<Counts>, pause: Duration, mut attack: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    while !stop.load(Ordering::Relaxed) {
+        if let Err(e) = attack().await {
+            counts.attack_errors.fetch_add(1, Ordering::Relaxed);
+            note(&e);
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Attacks fail all the time — that is the point; only the first few reasons are printed.
+fn note(e: &anyhow::Error) {
+    static SHOWN: AtomicU64 = AtomicU64::new(0);
+    if SHOWN.fetch_add(1, Ordering::Relaxed) < 5 {
+        eprintln!("attack: {e:#}");
+    }
+}
+
+/// Starts every attack; they run until `stop`.
+fn attacks(
+    url: &str,
+    tokens: &std::collections::HashMap<&'static str, String>,
+    stop: &Arc<AtomicBool>,
+    counts: &Arc<Counts>,
+    only: &[String],
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let on = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let tok = |who: &str| tokens.get(who).cloned().unwrap_or_default();
+
+    // Takeover: the observer joins with the facilitator's peer id, twenty times a second.
+    if on("takeover") {
+        let (url, c) = (
+            url_with_token(url, Some(&tok("P-takeover"))),
+            counts.clone(),
+        );
+        tasks.push(tokio::spawn(repeat(
+            stop.clone(),
+            c.clone(),
+            Duration::from_millis(50),
+            move || {
+                let (url, c) = (url.clone(), c.clone());
+                async move {
+                    let mut p = RawPeer::connect(&url).await?;
+                    p.send(&join("chair-tab")?).await?;
+                    match p.recv(Duration::from_secs(5)).await? {
+                        Some(Message::Error { .. }) | None => {
+                            c.takeover_refused.fetch_add(1, Ordering::Relaxed)
+                        }
+                        Some(_) => c.takeover_accepted.fetch_add(1, Ordering::Relaxed),
+                    };
+                    Ok(())
+                }
+            },
+        )));
+    }
+    // Peer ids of 200 KB.
+    if on("peerid") {
+        let (url, c) = (url_with_token(url, Some(&tok("P-peerid"))), counts.clone());
+        let long = "p".repeat(200_000);
+        tasks.push(tokio::spawn(repeat(
+            stop.clone(),
+            c.clone(),
+            Duration::from_millis(50),
+            move || {
+                let (url, c, long) = (url.clone(), c.clone(), long.clone());
+                async move {
+                    let mut p = RawPeer::connect(&url).await?;
+                    p.send(&join(&long)?).await?;
+                    if let Ok(toron_tests::Ending::Error(_)) =
+                        p.ending(Duration::from_secs(5)).await
+                    {
+                        c.long_peer_ids_refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
+                }
+            },
+        )));
+    }
+    // Invalid document ids of 64 KiB, a hundred a connection (then it is closed).
+    if on("invalid") {
+        let (url, c) = (url_with_token(url, Some(&tok("P-invalid"))), counts.clone());
+        let frame = invalid_id_frame(&format!("{}\nforged line", "x".repeat(64 * 1024)));
+        tasks.push(tokio::spawn(repeat(
+            stop.clone(),
+            c.clone(),
+            Duration::from_millis(200),
+            move || {
+                let (url, c, frame) = (url.clone(), c.clone(), frame.clone());
+                async move {
+                    let mut p = RawPeer::joined(&url, "invalid").await?;
+                    for _ in 0..120 {
+                        if p.send_bytes(frame.clone()).await.is_err() {
+                            break;
+                        }
+                        c.invalid_id_messages.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Ok(toron_tests::Ending::Error(_)) =
+                        p.ending(Duration::from_secs(5)).await
+                    {
+                        c.invalid_id_connections_closed
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
+                }
+            },
+        )));
+    }
+    // Headers of a 60 MB import: without a token, and with a reader's.
+    for token in [None, Some(tok("P-import"))]
+        .into_iter()
+        .filter(|_| on("import"))
+    {
+        let (addr, c) = (http_addr(url), counts.clone());
+        tasks.push(tokio::spawn(repeat(stop.clone(), c.clone(), Duration::from_millis(20), move || {
+            let (addr, c, token) = (addr.clone(), c.clone(), token.clone());
+            async move {
+                let mut tcp = tokio::net::TcpStream::connect(&addr).await?;
+                let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+                tcp.write_all(format!("POST /api/v1/import HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: 60000000\r\n\r\n").as_bytes()).await?;
+                let mut buf = [0u8; 512];
+                match tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => c.import_heads_answered.fetch_add(1, Ordering::Relaxed),
+                    _ => c.import_heads_unanswered.fetch_add(1, Ordering::Relaxed),
+                };
+                Ok(())
+            }
+        })));
+    }
+    // Slow replays, opened and abandoned after their first bytes; and a speed that panicked.
+    if on("replay") {
+        let (addr, token, c) = (http_addr(url), tok("P-replay"), counts.clone());
+        tasks.push(tokio::spawn(repeat(stop.clone(), c.clone(), Duration::from_millis(100), move || {
+            let (addr, c, token) = (addr.clone(), c.clone(), token.clone());
+            async move {
+                for (speed, abandon) in [("0.1", true), ("1e-300", false)] {
+                    let mut tcp = tokio::net::TcpStream::connect(&addr).await?;
+                    tcp.write_all(format!("GET /api/v1/sessions/{SESSION}/replay?speed={speed}&from=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n").as_bytes()).await?;
+                    let mut buf = [0u8; 512];
+                    let n = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf)).await??;
+                    let head = String::from_utf8_lossy(&buf[..n]);
+                    if abandon && head.contains(" 200 ") {
+                        c.replays_abandoned.fetch_add(1, Ordering::Relaxed);
+                    } else if !abandon && head.contains(" 400 ") {
+                        c.replay_speeds_refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(())
+            }
+        })));
+    }
+    // Eight connections, each holding 15 MiB of a 16 MiB frame; again when let go.
+    for i in (0..8).filter(|_| on("partial")) {
+        let (url, c) = (url_with_token(url, Some(&tok("P-partial"))), counts.clone());
+        tasks.push(tokio::spawn(repeat(
+            stop.clone(),
+            c.clone(),
+            Duration::from_millis(500),
+            move || {
+                let (url, c) = (url.clone(), c.clone());
+                async move {
+                    let addr = http_addr(&url);
+                    let addr = addr
+                        .split(['/', '?'])
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    let tcp = tokio::net::TcpStream::connect(&addr).await?;
+                    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp).await?;
+                    let len: u64 = 16 * 1024 * 1024 - 1;
+                    let mut head = vec![0x82u8, 0xFF];
+                    head.extend_from_slice(&len.to_be_bytes());
+                    head.extend_from_slice(&[1, 2, 3, 4]);
+                    let tcp = ws.get_mut();
+                    tcp.write_all(&head).await?;
+                    let chunk = vec![0x5Au8 ^ (i as u8); 1 << 20];
+                    for _ in 0..15 {
+                        tcp.write_all(&chunk).await?;
+                        c.partial_frame_bytes
+                            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    }
+                    c.partial_frames_held.fetch_add(1, Ordering::Relaxed);
+                    // Hold it until the server lets the connection go.
+                    let mut buf = [0u8; 4096];
+                    while tcp.read(&mut buf).await? > 0 {}
+                    Ok(())
+                }
+            },
+        )));
+    }
+    // Four connections that ask for the 1 MiB case and never read.
+    for i in (0..4).filter(|_| on("silent")) {
+        let (url, c) = (url_with_token(url, Some(&tok("P-silent"))), counts.clone());
+        tasks.push(tokio::spawn(repeat(
+            stop.clone(),
+            c.clone(),
+            Duration::from_millis(500),
+            move || {
+                let (url, c) = (url.clone(), c.clone());
+                async move {
+                    let peer = format!("silent-{i}");
+                    let mut p = RawPeer::connect_small_buffer(&url).await?;
+                    p.send(&join(&peer)?).await?;
+                    p.send(&request(&peer)?).await?;
+                    c.non_readers.fetch_add(1, Ordering::Relaxed);
+                    // Never read, nor send: held to the end (the server lets it go when a
+                    // write to it passes its deadline).
+                    tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+                    drop(p);
+                    Ok(())
+                }
+            },
+        )));
+    }
+    // The case asked for again and again on one connection.
+    if on("again") {
+        let (url, c) = (url_with_token(url, Some(&tok("P-again"))), counts.clone());
+        tasks.push(tokio::spawn(repeat(
+            stop.clone(),
+            c.clone(),
+            Duration::from_millis(500),
+            move || {
+                let (url, c) = (url.clone(), c.clone());
+                async move {
+                    let mut p = RawPeer::joined(&url, "again").await?;
+                    for _ in 0..10 {
+                        if p.send(&request("again")?).await.is_err() {
+                            break;
+                        }
+                        c.repeated_requests.fetch_add(1, Ordering::Relaxed);
+                        match p.recv(Duration::from_secs(10)).await {
+                            Ok(Some(Message::Sync { .. })) => {
+                                c.repeated_request_answers.fetch_add(1, Ordering::Relaxed);
+                            }
+                            _ => break,
+                        }
+                    }
+                    Ok(())
+                }
+            },
+        )));
+    }
+    tasks
+}
+
+fn main() -> anyhow::Result<()> {
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()
+        .context("SECONDS is a number")?
+        .unwrap_or(60);
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let mut server = start(&data)?;
+    let pid = server.child.id();
+    let url = server.url.clone();
+    let tokens = roster(&url)?;
+
+    // The honest room runs on its own runtime, so that the attacks' tasks do not delay its
+    // clients' clocks; the attacks get one thread of their own.
+    let honest_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let attack_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    // The case is written before the session goes live (organizers prepare it then).
+    honest_rt.block_on(write_case(&url))?;
+    Admin::new(&url, Some(ADMIN.into()), LIMIT).call(
+        "PUT",
+        &format!("/api/v1/sessions/{SESSION}/phase"),
+        Some(json!({ "phase": "live" })),
+    )?;
+
+    // The facilitator, whose peer id the takeover attack wants; it reads (and pongs) all along.
+    let chair_alive = Arc::new(AtomicBool::new(true));
+    let (joined_tx, joined_rx) = tokio::sync::oneshot::channel();
+    let chair = {
+        let url = url_with_token(
+            &url,
+            Some(tokens.get("P-chair").map(String::as_str).unwrap_or("")),
+        );
+        let alive = chair_alive.clone();
+        attack_rt.spawn(async move {
+            let Ok(mut p) = RawPeer::joined(&url, "chair-tab").await else {
+                alive.store(false, Ordering::Relaxed);
+                let _ = joined_tx.send(false);
+                return;
+            };
+            let _ = joined_tx.send(true);
+            loop {
+                match p.recv(Duration::from_secs(3600)).await {
+                    Ok(Some(_)) => {}
+                    _ => {
+                        alive.store(false, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }
+        })
+    };
+
+    anyhow::ensure!(
+        attack_rt.block_on(joined_rx).unwrap_or(false),
+        "the facilitator could not join"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new(Counts::default());
+    let only: Vec<String> = std::env::args().skip(2).collect();
+    let attack_tasks = {
+        let _guard = attack_rt.enter();
+        attacks(&url, &tokens, &stop, &counts, &only)
+    };
+    // Memory, sampled every 200 ms.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while sampling.load(Ordering::Relaxed) {
+                if let Some((rss, _)) = rss_mib(pid) {
+                    samples.push(rss);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            samples
+        })
+    };
+
+    let started = Instant::now();
+    let cfg = toron_cli::bench::BenchConfig {
+        server: url_with_token(&url, Some(ADMIN)),
+        clients: 25,
+        docs: 1,
+        interval: Duration::from_millis(1000),
+        duration: Duration::from_secs(seconds),
+        drain: Duration::from_secs(5),
+        server_pid: Some(pid),
+        writers_per_doc: None,
+        text: false,
+        light_followers: false,
+    };
+    let honest = honest_rt.block_on(toron_cli::bench::run(cfg, |_| {}));
+    stop.store(true, Ordering::Relaxed);
+    let ran = started.elapsed();
+    attack_rt.block_on(async {
+        for t in attack_tasks {
+            t.abort();
+        }
+    });
+    let chair_kept = chair_alive.load(Ordering::Relaxed);
+    chair.abort();
+    sampling.store(false, Ordering::Relaxed);
+    let samples = sampler.join().unwrap_or_default();
+    let peak = rss_mib(pid).map(|(_, hwm)| hwm).unwrap_or(f64::NAN);
+    let honest = honest?;
+
+    // SIGTERM, then `verify` on what it left.
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    let _ = server.child.wait();
+    let verified = Command::new(server_binary())
+        .arg("--data")
+        .arg(&data)
+        .arg("verify")
+        .env("RUST_LOG", "warn")
+        .output()?;
+    let log_bytes = std::fs::metadata(&server.log).map(|m| m.len()).unwrap_or(0);
+    let data_bytes: u64 = walk_size(&data);
+
+    let c = &counts;
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mut sorted = samples.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+    let ok_memory = peak < MAX_RSS_MIB;
+    let ok_latency = honest.latency_ms_p99 < MAX_P99_MS;
+    let ok_delivered = honest.delivered_share == 1.0 && honest.errors == 0;
+    let ok_verify = verified.status.success();
+    let ok_attacks = get(&c.takeover_accepted) == 0
+        && chair_kept
+        && get(&c.import_heads_unanswered) == 0
+        && (get(&c.partial_frames_held) > 0 || !only.is_empty());
+    let report = json!({
+        "seconds": ran.as_secs_f64(),
+        "server_peak_rss_mib": peak,
+        "server_rss_median_mib": median,
+        "honest": {
+            "clients": honest.clients,
+            "edits": honest.edits,
+            "delivered_share": honest.delivered_share,
+            "errors": honest.errors,
+            "latency_ms_p50": honest.latency_ms_p50,
+            "latency_ms_p99": honest.latency_ms_p99,
+            "latency_ms_max": honest.latency_ms_max,
+            "server_cpu_percent": honest.server_cpu_percent,
+        },
+        "attacks": {
+            "takeover_refused": get(&c.takeover_refused),
+            "takeover_accepted": get(&c.takeover_accepted),
+            "facilitator_kept_its_connection": chair_kept,
+            "long_peer_ids_refused": get(&c.long_peer_ids_refused),
+            "invalid_id_messages": get(&c.invalid_id_messages),
+            "invalid_id_connections_closed": get(&c.invalid_id_connections_closed),
+            "import_heads_answered": get(&c.import_heads_answered),
+            "import_heads_unanswered": get(&c.import_heads_unanswered),
+            "replays_abandoned": get(&c.replays_abandoned),
+            "replay_speeds_refused": get(&c.replay_speeds_refused),
+            "partial_frames_held": get(&c.partial_frames_held),
+            "partial_frame_mib_sent": get(&c.partial_frame_bytes) as f64 / 1048576.0,
+            "non_readers": get(&c.non_readers),
+            "repeated_requests": get(&c.repeated_requests),
+            "repeated_request_answers": get(&c.repeated_request_answers),
+            "attack_rounds_failed": get(&c.attack_errors),
+        },
+        "server_log_bytes": log_bytes,
+        "data_dir_bytes": data_bytes,
+        "verify": if ok_verify { "ok".to_string() } else { String::from_utf8_lossy(&verified.stderr).to_string() },
+        "pass": {
+            "memory_under_512_mib": ok_memory,
+            "p99_under_100_ms": ok_latency,
+            "nothing_lost": ok_delivered,
+            "verify": ok_verify,
+            "attacks_refused": ok_attacks,
+        },
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    drop(server);
+    if ok_memory && ok_latency && ok_delivered && ok_verify && ok_attacks {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("the memory test failed: see `pass` above"))
+    }
+}
+
+fn walk_size(p: &std::path::Path) -> u64 {
+    let Ok(meta) = std::fs::metadata(p) else {
+        return 0;
+    };
+    if meta.is_file() {
+        return meta.len();
+    }
+    std::fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| walk_size(&e.path())).sum())
+        .unwrap_or(0)
+}
