@@ -57,7 +57,8 @@ impl ActorGate for RateGate {
 /// document's engine, stepped as the server steps it (durability confirmed at once). Whatever
 /// arrives, the engine must not panic, and a connection it refused or closed gets no more.
 /// Some frames come without write access, some from a participant (rate-bounded), and the
-/// document may not grow past 16 KiB, so every refusal path is fuzzed.
+/// document may not grow past 16 KiB, 2,000 operations, nor take more than 200 operations in
+/// one message, so every refusal path is fuzzed (the whole-document resend allowance too).
 pub fn engine_frames(data: &[u8]) {
     let server = PeerId::new("toron-server-fuzz").unwrap_or_else(|_| unreachable!("non-empty"));
     let id = DocumentId::from_bytes([7; 16]);
@@ -67,6 +68,8 @@ pub fn engine_frames(data: &[u8]) {
         automerge::Automerge::new(),
         EngineConfig {
             max_document_bytes: 16 * 1024,
+            max_ops_per_message: 200,
+            max_document_ops: 2_000,
             ..EngineConfig::default()
         },
     );
@@ -145,6 +148,8 @@ pub fn bundle(data: &[u8]) {
 struct ApiServer {
     base: String,
     token: String,
+    /// An organizer of series `BM` only: its requests elsewhere must be refused, not fail.
+    series_token: String,
     /// The runtime the server runs on, kept alive with it.
     _runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
@@ -164,6 +169,31 @@ fn api_server() -> &'static ApiServer {
         let mut config = crate::secure_config(dir.path());
         config.admin_token = Some(token.clone());
         let running = runtime.block_on(crate::start_with(config));
+        let series_token = runtime.block_on(async {
+            let reg = running.registry();
+            let p = toron_server::registry::Participant {
+                key: "P-org-BM".into(),
+                name: "series organizer".into(),
+                affiliation: String::new(),
+                kind: "official".into(),
+                attribution: "role_only".into(),
+                department: None,
+            };
+            reg.add_participant("admin", p)
+                .await
+                .unwrap_or_else(|e| panic!("participant: {e}"));
+            reg.grant(
+                "admin",
+                "P-org-BM",
+                toron_protocol::policy::Role::Organizer,
+                toron_protocol::policy::Scope::Series("BM".into()),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("grant: {e}"));
+            reg.issue_token("admin", "P-org-BM")
+                .await
+                .unwrap_or_else(|e| panic!("token: {e}"))
+        });
         let base = format!("http://{}", running.addr());
         // The server lives as long as the process.
         std::mem::forget(running);
@@ -175,6 +205,7 @@ fn api_server() -> &'static ApiServer {
         ApiServer {
             base,
             token,
+            series_token,
             _runtime: runtime,
             _dir: dir,
             agent,
@@ -182,9 +213,10 @@ fn api_server() -> &'static ApiServer {
     })
 }
 
-/// The HTTP API's JSON bodies: the first byte picks an endpoint that takes a body, the rest is
-/// the body, sent with the organizer's token to a real server. Any body gets an answer below
-/// 500 (a 4xx with a clear error, or success), and the server keeps answering.
+/// The HTTP API's JSON bodies: the first byte picks an endpoint that takes a body (and, by its
+/// high bit, the token: the organizer of every series, or an organizer of series `BM` only),
+/// the rest is the body, sent to a real server. Any body gets an answer below 500 (a 4xx with
+/// a clear error, or success), and the server keeps answering.
 pub fn api_body(data: &[u8]) {
     const ENDPOINTS: [(&str, &str); 9] = [
         ("POST", "/api/v1/participants"),
@@ -200,10 +232,15 @@ pub fn api_body(data: &[u8]) {
     let Some((&pick, body)) = data.split_first() else {
         return;
     };
-    let (method, path) = ENDPOINTS[usize::from(pick) % ENDPOINTS.len()];
+    let (method, path) = ENDPOINTS[usize::from(pick & 0x7f) % ENDPOINTS.len()];
     let s = api_server();
     let url = format!("{}{path}", s.base);
-    let auth = format!("Bearer {}", s.token);
+    let token = if pick & 0x80 == 0 {
+        &s.token
+    } else {
+        &s.series_token
+    };
+    let auth = format!("Bearer {token}");
     let response = match method {
         "POST" => s
             .agent
