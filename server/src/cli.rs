@@ -63,7 +63,7 @@ pub struct Args {
     max_document_ops: u64,
     /// Largest WebSocket message, in bytes (a first sync may carry a whole document). Each
     /// connection may hold one partial message of this size: see SECURITY.md.
-    #[arg(long, env = "TORON_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, env = "TORON_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_message_bytes: usize,
     /// Bytes queued towards one peer before it is disconnected as too slow.
     #[arg(long, env = "TORON_MAX_OUTBOUND_BYTES", default_value_t = 64 * 1024 * 1024)]

@@ -71,7 +71,7 @@ impl Config {
             max_http_connections: 1_024,
             idle_evict: Duration::from_secs(60),
             max_connections: 10_000,
-            max_message_bytes: 16 * 1024 * 1024,
+            max_message_bytes: 4 * 1024 * 1024,
             max_outbound_bytes: 64 * 1024 * 1024,
             max_concurrent_loads: 8,
             max_connections_per_token: 32,

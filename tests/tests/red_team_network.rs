@@ -416,7 +416,7 @@ async fn a_peer_that_never_reads_is_let_go() {
     let mut x: u32 = 7;
     let blobs: Vec<String> = (0..3)
         .map(|_| {
-            (0..1_000_000)
+            (0..900_000)
                 .map(|_| {
                     x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
                     char::from_u32(0xAC00 + (x >> 8) % 11_172).unwrap_or('가')

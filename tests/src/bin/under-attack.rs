@@ -12,7 +12,8 @@
 //! - *invalid ids*: messages naming 64 KiB invalid document ids;
 //! - *import bodies*: headers of a 60 MB import, without a token and with a reader's;
 //! - *replays*: slow SSE replays opened and abandoned, and `speed=1e-300`;
-//! - *partial frames*: eight connections each holding 15 MiB of a 16 MiB frame;
+//! - *partial frames*: one token's 32 connections, each holding all but 4 bytes of a largest
+//!   (4 MiB) message;
 //! - *non-readers*: four connections that ask for the 1 MiB case and never read;
 //! - *repeated requests*: asking for that case again and again on one connection.
 //!
@@ -419,8 +420,9 @@ fn attacks(
             }
         })));
     }
-    // Eight connections, each holding 15 MiB of a 16 MiB frame; again when let go.
-    for i in (0..8).filter(|_| on("partial")) {
+    // One token's 32 connections, each holding all but the last bytes of a largest message
+    // (the default 4 MiB); again when let go.
+    for i in (0..32).filter(|_| on("partial")) {
         let (url, c) = (url_with_token(url, Some(&tok("P-partial"))), counts.clone());
         tasks.push(tokio::spawn(repeat(
             stop.clone(),
@@ -437,14 +439,14 @@ fn attacks(
                         .to_string();
                     let tcp = tokio::net::TcpStream::connect(&addr).await?;
                     let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp).await?;
-                    let len: u64 = 16 * 1024 * 1024 - 1;
+                    let len: u64 = 4 * 1024 * 1024;
                     let mut head = vec![0x82u8, 0xFF];
                     head.extend_from_slice(&len.to_be_bytes());
                     head.extend_from_slice(&[1, 2, 3, 4]);
                     let tcp = ws.get_mut();
                     tcp.write_all(&head).await?;
-                    let chunk = vec![0x5Au8 ^ (i as u8); 1 << 20];
-                    for _ in 0..15 {
+                    let chunk = vec![0x5Au8 ^ (i as u8); (1 << 20) - 1];
+                    for _ in 0..4 {
                         tcp.write_all(&chunk).await?;
                         c.partial_frame_bytes
                             .fetch_add(chunk.len() as u64, Ordering::Relaxed);
