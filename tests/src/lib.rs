@@ -272,18 +272,34 @@ pub async fn spawn_open_server(
     quiet: bool,
 ) -> (tokio::process::Child, String) {
     use std::process::Stdio;
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let log = std::env::var("TORON_TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into());
+    let (log, stderr) = if quiet {
+        ("off".to_string(), Stdio::null())
+    } else {
+        (log, Stdio::inherit())
+    };
+    spawn_server(bin, dir, &["--open"], &log, stderr).await
+}
+
+/// Starts the server binary `bin` on `dir` with `args`, on a free port, its log filtered by
+/// `rust_log` going to `stderr` (`Stdio::piped()` to read it from the child); returns it
+/// (killed when dropped) and its `ws://` URL, once it has printed it.
+pub async fn spawn_server(
+    bin: &str,
+    dir: &Path,
+    args: &[&str],
+    rust_log: &str,
+    stderr: std::process::Stdio,
+) -> (tokio::process::Child, String) {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, BufReader};
     let mut child = tokio::process::Command::new(bin)
-        .args(["--open", "--listen", "127.0.0.1:0", "--data"])
+        .args(args)
+        .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(dir)
-        .env("RUST_LOG", if quiet { "off" } else { log.as_str() })
+        .env("RUST_LOG", rust_log)
         .stdout(Stdio::piped())
-        .stderr(if quiet {
-            Stdio::null()
-        } else {
-            Stdio::inherit()
-        })
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .expect("spawn toron-server");

@@ -100,32 +100,16 @@ async fn metrics_move_with_connections_changes_and_errors() {
 /// `--log-format json`: one JSON object per line, and a line about a connection names it.
 #[tokio::test]
 async fn json_logs_name_the_connection() {
-    use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt, BufReader};
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
-        .args([
-            "--open",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data",
-        ])
-        .arg(dir.path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn toron-server");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let line = tokio::time::timeout(LIMIT, out.next_line())
-        .await
-        .expect("in time")
-        .expect("read")
-        .expect("a line");
-    let url = line.rsplit(' ').next().expect("url").to_string();
+    let (mut child, url) = toron_tests::spawn_server(
+        env!("CARGO_BIN_EXE_e2e-toron-server"),
+        dir.path(),
+        &["--open", "--log-format", "json"],
+        "info",
+        std::process::Stdio::piped(),
+    )
+    .await;
     let mut raw = RawPeer::connect(&url).await.expect("raw");
     raw.send_bytes(vec![0xff, 0x00, 0x13]).await.expect("send");
     let _ = raw.ending(LIMIT).await;

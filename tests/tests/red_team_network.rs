@@ -573,25 +573,16 @@ async fn repeated_requests_do_not_resend_the_document_without_end() {
 /// connection that keeps sending them is closed. Checked on the server binary's own log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_document_ids_cannot_fill_the_log() {
-    use std::process::Stdio;
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    use tokio::io::AsyncReadExt;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
-        .args(["--open", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn toron-server");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let line = tokio::time::timeout(LIMIT, out.next_line())
-        .await
-        .expect("in time")
-        .expect("read")
-        .expect("a line");
-    let url = line.rsplit(' ').next().expect("url").to_string();
+    let (mut child, url) = toron_tests::spawn_server(
+        env!("CARGO_BIN_EXE_e2e-toron-server"),
+        dir.path(),
+        &["--open"],
+        "info",
+        std::process::Stdio::piped(),
+    )
+    .await;
     let mut stderr = child.stderr.take().expect("stderr");
     let log = tokio::spawn(async move {
         let mut all = Vec::new();
