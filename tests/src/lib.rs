@@ -313,3 +313,26 @@ pub async fn spawn_server(
     assert!(url.starts_with("ws://127.0.0.1:"), "{line}");
     (child, url)
 }
+
+/// The `ws://` URL a server child process (started with a piped standard output) prints
+/// first; what it prints later is read and dropped on a thread of its own, since a closed pipe
+/// would fail its next write. For benchmarks that run the release binaries.
+pub fn printed_url(child: &mut std::process::Child) -> anyhow::Result<String> {
+    use std::io::BufRead;
+    let out = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("the server's standard output is not piped"))?;
+    let mut out = std::io::BufReader::new(out);
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    anyhow::ensure!(url.starts_with("ws://"), "the server said {line:?}");
+    Ok(url)
+}

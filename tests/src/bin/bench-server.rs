@@ -12,7 +12,6 @@
 //! reference server (`bench/reference-server.mjs`, after `npm ci` in `bench/`). The clients
 //! share the machine's cores with the server.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -71,20 +70,8 @@ fn start(target: Target, data: &std::path::Path) -> anyhow::Result<(Server, Dura
         .stderr(Stdio::null())
         .spawn()
         .context("start the server (build it: cargo build --release -p toron-tests; for the reference: npm ci in bench/)")?;
-    let out = child.stdout.take().context("stdout")?;
-    let mut line = String::new();
-    let mut out = BufReader::new(out);
-    out.read_line(&mut line)?;
+    let url = toron_tests::printed_url(&mut child)?;
     let listened = t.elapsed();
-    // Keep reading what it prints: a closed pipe would fail its next write.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    anyhow::ensure!(url.starts_with("ws://"), "the server said {line:?}");
     Ok((Server(child, url), listened))
 }
 

@@ -22,7 +22,7 @@
 //! `… 60 partial silent`; `none` runs none). The load generator and the attacks share the machine's
 //! cores with the server.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -105,17 +105,7 @@ fn start(data: &std::path::Path) -> anyhow::Result<Server> {
         .context(
             "start the server (cargo build --release -p toron-tests --bin e2e-toron-server)",
         )?;
-    let mut out = BufReader::new(child.stdout.take().context("stdout")?);
-    let mut line = String::new();
-    out.read_line(&mut line)?;
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    anyhow::ensure!(url.starts_with("ws://"), "the server said {line:?}");
+    let url = toron_tests::printed_url(&mut child)?;
     Ok(Server { child, url, log })
 }
 
