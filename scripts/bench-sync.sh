@@ -11,8 +11,9 @@ data=$(mktemp -d); out=$(mktemp)
 # Secured, as in production: every client authenticates and every message is checked by the
 # permission policy (the clients are the organizer, so they may create documents).
 token="toron_bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-# (All clients share the one token: its connection bound is raised for the benchmark.)
-TORON_ADMIN_TOKEN="$token" ./target/release/toron-server --max-connections-per-token 100000 --listen 127.0.0.1:0 --data "$data" >"$out" 2>/dev/null &
+# (All clients share the one token: its bounds on connections and changes per second are
+# raised for the benchmark.)
+TORON_ADMIN_TOKEN="$token" ./target/release/toron-server --max-connections-per-token 100000 --max-changes-per-sec-per-token 1000000 --listen 127.0.0.1:0 --data "$data" >"$out" 2>/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$data" "$out"' EXIT
 for _ in $(seq 100); do grep -q listening "$out" && break; sleep 0.1; done
