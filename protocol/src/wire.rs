@@ -172,6 +172,21 @@ pub enum DecodeError {
     },
     #[error("invalid peer id: {0}")]
     BadPeerId(IdError),
+    /// An ephemeral message's `sessionId` over [`MAX_SESSION_ID_LEN`] bytes: the server keeps
+    /// one per sender and session to drop repeats, and relays it to every reader.
+    #[error("`sessionId` is at most {MAX_SESSION_ID_LEN} bytes, this one has {0}")]
+    SessionIdTooLong(usize),
+}
+
+/// Longest `sessionId` of an ephemeral message (automerge-repo sends a short random string).
+pub const MAX_SESSION_ID_LEN: usize = 256;
+
+/// An ephemeral message's `sessionId`, bounded in length.
+fn session_id(s: &str) -> Result<String, DecodeError> {
+    if s.len() > MAX_SESSION_ID_LEN {
+        return Err(DecodeError::SessionIdTooLong(s.len()));
+    }
+    Ok(s.to_string())
 }
 
 impl From<minicbor::decode::Error> for DecodeError {
@@ -571,7 +586,7 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
             sender_id: peer_id(f.sender_id, ty, "senderId")?,
             target_id: target_id(f.target_id),
             count: required(f.count, ty, "count")?,
-            session_id: required(f.session_id, ty, "sessionId")?.to_string(),
+            session_id: session_id(required(f.session_id, ty, "sessionId")?)?,
             data: required(f.data, ty, "data")?.to_vec(),
         },
         "remote-subscription-change" => Message::RemoteSubscriptionChange {

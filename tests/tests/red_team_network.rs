@@ -1132,3 +1132,57 @@ async fn a_keyed_documents_id_cannot_be_taken_before_it_is_registered() {
         served.map(|mut d| d.doc.get_heads())
     );
 }
+
+/// Found while testing the fixes: an ephemeral message's `sessionId` had no bound, and the
+/// server keeps one per sender and session (4,096 a document) to drop repeats — megabytes
+/// each. Now a `sessionId` over 256 bytes closes only its sender's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_session_ids_are_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(toron_tests::config(dir.path())).await;
+    let url = server.url();
+    let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
+    let a = toron_tests::create(&mut alice, "v", 1).await;
+    let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
+    let mut b = bob.find(a.id, LIMIT).await.expect("bob finds");
+    let mut noisy = RawPeer::joined(&url, "noisy").await.expect("noisy");
+    let ephemeral = |session_id: String| Message::Ephemeral {
+        sender_id: toron_tests::peer("noisy"),
+        target_id: toron_tests::peer("server"),
+        document_id: a.id,
+        count: 1,
+        session_id,
+        data: vec![0xa0],
+    };
+    // Within the bound it is relayed as before (the sender must have the document open).
+    noisy
+        .send(&Message::sync_of_kind(
+            toron_protocol::SyncKind::Request,
+            toron_tests::peer("noisy"),
+            server.hub().server_peer.clone(),
+            a.id,
+            first_sync_message(),
+        ))
+        .await
+        .expect("request");
+    assert!(matches!(
+        noisy.recv(LIMIT).await,
+        Ok(Some(Message::Sync { .. }))
+    ));
+    noisy.send(&ephemeral("s".repeat(256))).await.expect("send");
+    let got = ephemera_within(&mut bob, &mut b, std::time::Duration::from_millis(600)).await;
+    assert_eq!(got.len(), 1, "relayed: {got:?}");
+    noisy
+        .send(&ephemeral("s".repeat(100_000)))
+        .await
+        .expect("send");
+    match noisy.ending(LIMIT).await.expect("closed") {
+        Ending::Error(e) => assert!(e.contains("sessionId"), "{e}"),
+        Ending::Closed => panic!("closed without saying why"),
+    }
+    // Bob goes on.
+    automerge::transaction::Transactable::put(&mut b.doc, automerge::ROOT, "after", 1)
+        .expect("put");
+    b.doc.commit();
+    bob.push(&mut b, LIMIT).await.expect("bob still works");
+}

@@ -15,7 +15,8 @@
 //! - *partial frames*: one token's 32 connections, each holding all but 4 bytes of a largest
 //!   (4 MiB) message;
 //! - *non-readers*: four connections that ask for the 1 MiB case and never read;
-//! - *repeated requests*: asking for that case again and again on one connection.
+//! - *repeated requests*: asking for that case again and again on one connection;
+//! - *ephemeral*: messages on the case with a new 256-byte `sessionId` each, then one of 1 MiB.
 //!
 //! Run: `cargo build --release -p toron-tests --bin under-attack --bin e2e-toron-server &&
 //! target/release/under-attack 60` (name attacks after the seconds to run only those:
@@ -65,6 +66,8 @@ struct Counts {
     non_readers: AtomicU64,
     repeated_requests: AtomicU64,
     repeated_request_answers: AtomicU64,
+    ephemeral_sent: AtomicU64,
+    long_session_ids_refused: AtomicU64,
     attack_errors: AtomicU64,
 }
 
@@ -154,6 +157,7 @@ fn roster(url: &str) -> anyhow::Result<std::collections::HashMap<&'static str, S
         ("P-partial", "observer"),
         ("P-silent", "observer"),
         ("P-again", "observer"),
+        ("P-ephemeral", "observer"),
     ] {
         let made = admin.call(
             "POST",
@@ -474,6 +478,57 @@ fn attacks(
             },
         )));
     }
+    // Ephemeral messages on the case, each with a new largest `sessionId` (the server keeps
+    // one entry per sender and session), then one over the bound.
+    if on("ephemeral") {
+        let (url, c) = (
+            url_with_token(url, Some(&tok("P-ephemeral"))),
+            counts.clone(),
+        );
+        tasks.push(tokio::spawn(repeat(
+            stop.clone(),
+            c.clone(),
+            Duration::from_millis(200),
+            move || {
+                let (url, c) = (url.clone(), c.clone());
+                async move {
+                    let mut p = RawPeer::joined(&url, "ephemeral").await?;
+                    p.send(&request("ephemeral")?).await?;
+                    let _ = p.recv(Duration::from_secs(10)).await?;
+                    let stamp = c.ephemeral_sent.load(Ordering::Relaxed);
+                    for n in 0..1_000u64 {
+                        let session = format!("{:0>256}", stamp + n);
+                        // (256 bytes: the longest the server takes.)
+                        p.send(&Message::Ephemeral {
+                            sender_id: PeerId::new("ephemeral")?,
+                            target_id: PeerId::new("server")?,
+                            document_id: case_id(),
+                            count: 1,
+                            session_id: session,
+                            data: vec![0xa0],
+                        })
+                        .await?;
+                        c.ephemeral_sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    p.send(&Message::Ephemeral {
+                        sender_id: PeerId::new("ephemeral")?,
+                        target_id: PeerId::new("server")?,
+                        document_id: case_id(),
+                        count: 2,
+                        session_id: "s".repeat(1 << 20),
+                        data: vec![0xa0],
+                    })
+                    .await?;
+                    if let Ok(toron_tests::Ending::Error(_)) =
+                        p.ending(Duration::from_secs(5)).await
+                    {
+                        c.long_session_ids_refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
+                }
+            },
+        )));
+    }
     // The case asked for again and again on one connection.
     if on("again") {
         let (url, c) = (url_with_token(url, Some(&tok("P-again"))), counts.clone());
@@ -675,6 +730,8 @@ fn main() -> anyhow::Result<()> {
             "non_readers": get(&c.non_readers),
             "repeated_requests": get(&c.repeated_requests),
             "repeated_request_answers": get(&c.repeated_request_answers),
+            "ephemeral_sent": get(&c.ephemeral_sent),
+            "long_session_ids_refused": get(&c.long_session_ids_refused),
             "attack_rounds_failed": get(&c.attack_errors),
         },
         "server_log_bytes": log_bytes,
