@@ -32,6 +32,10 @@ pub struct Args {
     /// upgraded); more are closed at once.
     #[arg(long, env = "TORON_MAX_HTTP_CONNECTIONS", default_value_t = 1_024)]
     max_http_connections: usize,
+    /// Seconds after a participant's last connection into a session closes before "left" is
+    /// logged; back sooner, they never left (a phone on venue Wi-Fi; a reconnect loop).
+    #[arg(long, env = "TORON_PRESENCE_GRACE_SECS", default_value_t = 10)]
+    presence_grace_secs: u64,
     /// Seconds an unused document stays in memory.
     #[arg(long, env = "TORON_IDLE_EVICT_SECS", default_value_t = 60)]
     idle_evict_secs: u64,
@@ -200,6 +204,7 @@ async fn serve_from_args() -> anyhow::Result<()> {
     config.ping_interval = Duration::from_secs(args.ping_secs.max(1));
     config.http_timeout = Duration::from_secs(args.http_timeout_secs.max(1));
     config.max_http_connections = args.max_http_connections.max(1);
+    config.presence_grace = Duration::from_secs(args.presence_grace_secs);
     config.idle_evict = Duration::from_secs(args.idle_evict_secs.max(1));
     config.max_connections = args.max_connections.max(1);
     config.max_connections_per_token = args.max_connections_per_token.max(1);

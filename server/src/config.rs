@@ -21,6 +21,9 @@ pub struct Config {
     pub http_timeout: Duration,
     /// Most TCP connections that are not (yet) WebSockets; more are closed at once.
     pub max_http_connections: usize,
+    /// How long after a participant's last connection into a session closes "left" is logged,
+    /// unless they come back first (zero: at once).
+    pub presence_grace: Duration,
     /// An open document with no subscriber is evicted from memory after this long.
     pub idle_evict: Duration,
     /// Most simultaneous WebSocket connections; more get HTTP 503.
@@ -69,6 +72,7 @@ impl Config {
             ping_interval: Duration::from_secs(20),
             http_timeout: Duration::from_secs(10),
             max_http_connections: 1_024,
+            presence_grace: Duration::from_secs(10),
             idle_evict: Duration::from_secs(60),
             max_connections: 10_000,
             max_message_bytes: 4 * 1024 * 1024,

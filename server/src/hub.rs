@@ -172,6 +172,9 @@ pub struct Hub {
     next_conn: AtomicU64,
     /// (participant, session) → the connections through which they take part in it.
     presence: Mutex<HashMap<(String, String), HashSet<ConnId>>>,
+    /// (participant, session) → when their last connection into it closed, while the grace
+    /// period before "left" is logged runs (see [`Hub::presence_leave`]).
+    pending_leaves: Mutex<HashMap<(String, String), u64>>,
     /// Loaded copies of documents for the history API.
     pub history: crate::history_cache::HistoryCache,
     /// The session timeline, kept in step with the log.
@@ -211,6 +214,7 @@ impl Hub {
             peers: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             presence: Mutex::new(HashMap::new()),
+            pending_leaves: Mutex::new(HashMap::new()),
             log_budget: Arc::default(),
         })
     }
@@ -388,15 +392,26 @@ impl Hub {
         session: &str,
         conn: ConnId,
     ) {
-        let first = {
+        // (Both maps change under the presence lock, so that a join and a leave of the same
+        // participant cannot cross.)
+        let arrives = {
             let mut m = self.presence.lock().unwrap_or_else(|p| p.into_inner());
-            let set = m
-                .entry((participant.to_string(), session.to_string()))
-                .or_default();
-            set.insert(conn) && set.len() == 1
+            let key = (participant.to_string(), session.to_string());
+            let set = m.entry(key.clone()).or_default();
+            let first = set.insert(conn) && set.len() == 1;
+            // Back within the grace period: they never left, as far as the record goes.
+            first
+                && self
+                    .pending_leaves
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key)
+                    .is_none()
         };
-        if first {
-            self.log_presence(participant, role, session, true).await;
+        if arrives {
+            let now = self.config.clock.now_ms();
+            self.log_presence(participant, role, session, true, now)
+                .await;
         }
     }
 
@@ -413,27 +428,84 @@ impl Hub {
     }
 
     /// `conn` closed: for each session it was the participant's last connection into, log
-    /// "left".
-    pub async fn presence_leave(&self, participant: &str, sessions: &[String], conn: ConnId) {
+    /// "left" — once `presence_grace` has passed without their coming back, dated when they
+    /// left. A phone that drops and reconnects on venue Wi-Fi is not a departure, and a
+    /// participant who reconnects in a loop writes nothing to the log.
+    pub async fn presence_leave(
+        self: &Arc<Self>,
+        participant: &str,
+        sessions: &[String],
+        conn: ConnId,
+    ) {
+        let grace = self.config.presence_grace;
         for session in sessions {
+            let key = (participant.to_string(), session.clone());
+            let at = self.config.clock.now_ms();
             let last = {
                 let mut m = self.presence.lock().unwrap_or_else(|p| p.into_inner());
-                let key = (participant.to_string(), session.clone());
-                match m.get_mut(&key) {
-                    Some(set) => {
-                        set.remove(&conn);
-                        let empty = set.is_empty();
-                        if empty {
-                            m.remove(&key);
-                        }
-                        empty
+                let last = m.get_mut(&key).is_some_and(|set| {
+                    set.remove(&conn);
+                    set.is_empty()
+                });
+                if last {
+                    m.remove(&key);
+                    if !grace.is_zero() {
+                        self.pending_leaves
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(key.clone(), at);
                     }
-                    None => false,
                 }
+                last
             };
-            if last {
-                self.log_presence(participant, None, session, false).await;
+            if !last {
+                continue;
             }
+            if grace.is_zero() {
+                self.log_presence(participant, None, session, false, at)
+                    .await;
+                continue;
+            }
+            // Weak: a pending departure must not keep a stopping server's hub alive.
+            let hub = Arc::downgrade(self);
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                if let Some(hub) = hub.upgrade() {
+                    hub.settle_leave(key, at).await;
+                }
+            });
+        }
+    }
+
+    /// Logs a departure whose grace period passed, unless they came back (or it was logged).
+    async fn settle_leave(&self, key: (String, String), at: u64) {
+        let due = {
+            let mut m = self
+                .pending_leaves
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let due = m.get(&key) == Some(&at);
+            if due {
+                m.remove(&key);
+            }
+            due
+        };
+        if due {
+            self.log_presence(&key.0, None, &key.1, false, at).await;
+        }
+    }
+
+    /// Logs every departure still in its grace period (the server is stopping).
+    pub async fn flush_presence(&self) {
+        let pending: Vec<((String, String), u64)> = self
+            .pending_leaves
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        for ((participant, session), at) in pending {
+            self.log_presence(&participant, None, &session, false, at)
+                .await;
         }
     }
 
@@ -443,9 +515,10 @@ impl Hub {
         role: Option<String>,
         session: &str,
         joined: bool,
+        at_ms: u64,
     ) {
         let p = toron_protocol::Presence {
-            at_ms: self.config.clock.now_ms(),
+            at_ms,
             participant: participant.to_string(),
             role,
             session: session.to_string(),

@@ -154,6 +154,8 @@ impl Running {
         if let Some(control) = self.control {
             let _ = tokio::time::timeout_at(deadline, control).await;
         }
+        // Departures still in their grace period are logged now, dated when they happened.
+        let _ = tokio::time::timeout_at(deadline, self.hub.flush_presence()).await;
         self.hub.close_documents();
         // Wait (bounded) until every task that shares the hub has ended, so that the store —
         // and sled's lock on the data directory — is released when we return.

@@ -31,7 +31,11 @@ pub fn config(dir: &Path) -> Config {
 pub fn secure_config(dir: &Path) -> Config {
     #[allow(clippy::unwrap_used)]
     let listen = "127.0.0.1:0".parse().unwrap();
-    Config::new(listen, dir.to_path_buf())
+    let mut c = Config::new(listen, dir.to_path_buf());
+    // "left" is logged as soon as a participant's last connection closes, so that tests read
+    // the timeline without waiting out the grace period (`presence.rs` tests that one).
+    c.presence_grace = Duration::ZERO;
+    c
 }
 
 pub async fn start(dir: &Path) -> Running {

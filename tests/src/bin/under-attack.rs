@@ -669,6 +669,7 @@ fn main() -> anyhow::Result<()> {
         }
     });
     let chair_kept = chair_alive.load(Ordering::Relaxed);
+    let log_records = log_records(&url);
     chair.abort();
     sampling.store(false, Ordering::Relaxed);
     let samples = sampler.join().unwrap_or_default();
@@ -736,6 +737,7 @@ fn main() -> anyhow::Result<()> {
         },
         "server_log_bytes": log_bytes,
         "data_dir_bytes": data_bytes,
+        "log_records": log_records,
         "verify": if ok_verify { "ok".to_string() } else { String::from_utf8_lossy(&verified.stderr).to_string() },
         "pass": {
             "memory_under_512_mib": ok_memory,
@@ -752,6 +754,18 @@ fn main() -> anyhow::Result<()> {
     } else {
         Err(anyhow::anyhow!("the memory test failed: see `pass` above"))
     }
+}
+
+/// `toron_log_records` of the server's `/metrics`: what the run wrote to the event log.
+fn log_records(url: &str) -> Option<u64> {
+    use std::io::Write;
+    let mut tcp = std::net::TcpStream::connect(http_addr(url)).ok()?;
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("toron_log_records ")?.trim().parse().ok())
 }
 
 fn walk_size(p: &std::path::Path) -> u64 {
