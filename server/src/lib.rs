@@ -76,6 +76,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     {
         tracing::info!("first start: created the organizer `admin`; its token is {place}");
     }
+    // Earlier versions had one importer for every series, with a token that never expired and
+    // reached every series it had imported; importers are per series now, their tokens short.
+    if registry
+        .revoke_token("server", import_api::IMPORTER)
+        .await?
+    {
+        tracing::info!(
+            "revoked the token of `{}`, the shared importer of earlier versions",
+            import_api::IMPORTER
+        );
+    }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let config = Arc::new(config);

@@ -1186,3 +1186,33 @@ async fn ephemeral_session_ids_are_bounded() {
     b.doc.commit();
     bob.push(&mut b, LIMIT).await.expect("bob still works");
 }
+
+/// The shared importer of earlier versions (one principal for every series, its token never
+/// expiring) loses its token when the server starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_importer_of_earlier_versions_loses_its_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(secure_config(dir.path())).await;
+    let reg = server.registry();
+    reg.add_participant(
+        "admin",
+        toron_server::registry::Participant {
+            key: "toron-importer".into(),
+            name: "Toron import".into(),
+            affiliation: String::new(),
+            kind: "service".into(),
+            attribution: "role_only".into(),
+            department: None,
+        },
+    )
+    .await
+    .expect("participant");
+    let old = reg
+        .issue_token("admin", "toron-importer")
+        .await
+        .expect("token");
+    assert!(reg.authenticate(&old).is_some());
+    server.shutdown().await.expect("shutdown");
+    let server = start_with(secure_config(dir.path())).await;
+    assert_eq!(server.registry().authenticate(&old), None);
+}
