@@ -112,10 +112,30 @@ fn score(path: &str, w: &Written, nullable: bool) -> Result<(), String> {
     }
 }
 
+/// The values a fixed field of a document of kind `key` may take, when `path` is one (an
+/// annotation's kind, a triage status, an evaluation's status, a response's stance).
+pub fn vocabulary(key: &DocKey, path: &[&str]) -> Option<&'static [&'static str]> {
+    match (key, path) {
+        (DocKey::Notes { .. } | DocKey::NotesPrivate { .. }, ["annotations", _, "kind"]) => {
+            Some(&ANNOTATION_KINDS)
+        }
+        (DocKey::Notes { .. } | DocKey::NotesPrivate { .. }, ["reactions", _, "kind"]) => {
+            Some(&["agree"])
+        }
+        (DocKey::Triage { .. }, ["items", _, "status"]) => Some(&TRIAGE_STATUSES),
+        (DocKey::Eval { .. }, ["status"]) => Some(&["draft", "submitted"]),
+        (DocKey::Response { .. }, ["responses", _, "stance"]) => Some(&STANCES),
+        _ => None,
+    }
+}
+
 /// The rule for a value written at `path` of a document of kind `key`.
 fn rule(key: &DocKey, path: &[String], w: &Written) -> Result<(), String> {
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
     let shown = p.join("/");
+    if let Some(values) = vocabulary(key, &p) {
+        return one_of(&shown, w, values);
+    }
     match (key, p.as_slice()) {
         (_, ["schema"]) => match w.as_str() {
             Some(t) if t == tag(key) => Ok(()),
@@ -125,19 +145,10 @@ fn rule(key: &DocKey, path: &[String], w: &Written) -> Result<(), String> {
                 tag(key)
             )),
         },
-        (DocKey::Notes { .. } | DocKey::NotesPrivate { .. }, ["annotations", _, "kind"]) => {
-            one_of(&shown, w, &ANNOTATION_KINDS)
-        }
         (DocKey::Notes { .. } | DocKey::NotesPrivate { .. }, ["annotations", _, "value"]) => {
             score(&shown, w, false)
         }
-        (DocKey::Notes { .. } | DocKey::NotesPrivate { .. }, ["reactions", _, "kind"]) => {
-            one_of(&shown, w, &["agree"])
-        }
-        (DocKey::Triage { .. }, ["items", _, "status"]) => one_of(&shown, w, &TRIAGE_STATUSES),
         (DocKey::Eval { .. }, ["criteria", _, "score"]) => score(&shown, w, true),
-        (DocKey::Eval { .. }, ["status"]) => one_of(&shown, w, &["draft", "submitted"]),
-        (DocKey::Response { .. }, ["responses", _, "stance"]) => one_of(&shown, w, &STANCES),
         _ => Ok(()),
     }
 }

@@ -106,7 +106,7 @@ struct Touch {
 
 #[derive(Debug)]
 enum TouchOp {
-    Make,
+    Make(ObjType),
     Put(ScalarValue),
     Insert(ScalarValue),
     Delete,
@@ -169,7 +169,7 @@ impl DocObjects {
                             typ: *typ,
                         },
                     );
-                    TouchOp::Make
+                    TouchOp::Make(*typ)
                 }
                 OpType::Put(v) if op.insert => TouchOp::Insert(v.clone()),
                 OpType::Put(v) => TouchOp::Put(v.clone()),
@@ -257,6 +257,44 @@ fn text_edits(touches: &[Touch]) -> BTreeMap<Vec<String>, TextEdit> {
     out
 }
 
+/// The values this change gives to map fields, keyed by the field's path, whichever way the
+/// client wrote them: a scalar `put`, or a text object made and typed into in the same change
+/// (the JavaScript client writes every string so; vocabulary values are typed straight
+/// through, `schema.rs`). A field made as another object is `null`.
+fn field_values(touches: &[Touch]) -> BTreeMap<Vec<String>, Json> {
+    let mut typed: BTreeMap<&[String], String> = BTreeMap::new();
+    for t in touches {
+        if let (ObjType::Text, TouchOp::Insert(v)) = (t.in_type, &t.op) {
+            typed
+                .entry(t.path.as_slice())
+                .or_default()
+                .push_str(&scalar_str(v).unwrap_or_default());
+        }
+    }
+    let mut out = BTreeMap::new();
+    for t in touches {
+        let Some(k) = &t.key else { continue };
+        let mut path = t.path.clone();
+        path.push(k.clone());
+        let v = match &t.op {
+            TouchOp::Put(v) => scalar_json(v),
+            TouchOp::Make(ObjType::Text) => {
+                Json::String(typed.get(path.as_slice()).cloned().unwrap_or_default())
+            }
+            TouchOp::Make(_) => Json::Null,
+            _ => continue,
+        };
+        out.insert(path, v);
+    }
+    out
+}
+
+/// The string a field was given in this change, if one.
+fn field_str<'a>(values: &'a BTreeMap<Vec<String>, Json>, path: &[&str]) -> Option<&'a str> {
+    let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+    values.get(&path).and_then(Json::as_str)
+}
+
 fn section_edit(path: &[String], e: &TextEdit) -> Draft {
     let p = path.join("/");
     Draft {
@@ -279,7 +317,7 @@ fn notes_drafts(touches: &[Touch]) -> Vec<Draft> {
                     order.push(id.to_string());
                 }
                 match t.op {
-                    TouchOp::Make => a.made = true,
+                    TouchOp::Make(_) => a.made = true,
                     TouchOp::Delete => a.deleted = true,
                     _ => {}
                 }
@@ -303,7 +341,7 @@ fn notes_drafts(touches: &[Touch]) -> Vec<Draft> {
                         }
                         a.fields.insert(field, scalar_json(v));
                     }
-                    TouchOp::Make if rest.is_empty() => {
+                    TouchOp::Make(_) if rest.is_empty() => {
                         a.fields.entry(field).or_insert(Json::Null);
                     }
                     TouchOp::Insert(v) if field == "body" && t.in_type == ObjType::Text => {
@@ -323,6 +361,21 @@ fn notes_drafts(touches: &[Touch]) -> Vec<Draft> {
                 reactions.insert(id.to_string(), !matches!(t.op, TouchOp::Delete));
             }
             _ => {}
+        }
+    }
+    // Fields written as text (the JavaScript client's strings) read as the strings typed.
+    for (path, v) in field_values(touches) {
+        if let [first, id, field] = path.as_slice() {
+            if first == "annotations" {
+                if let Some(a) = anns.get_mut(id) {
+                    if field == "status" && v.as_str() == Some("withdrawn") {
+                        a.withdrawn = true;
+                    }
+                    if !v.is_null() {
+                        a.fields.insert(field.clone(), v);
+                    }
+                }
+            }
         }
     }
     let mut out = Vec::new();
@@ -404,13 +457,11 @@ fn notes_drafts(touches: &[Touch]) -> Vec<Draft> {
 
 fn triage_drafts(touches: &[Touch]) -> Vec<Draft> {
     let mut items: BTreeMap<String, BTreeMap<String, Json>> = BTreeMap::new();
-    for t in touches {
-        let p: Vec<&str> = t.path.iter().map(String::as_str).collect();
-        if let (["items", id], Some(k), TouchOp::Put(v)) = (p.as_slice(), t.key.as_deref(), &t.op) {
-            items
-                .entry(id.to_string())
-                .or_default()
-                .insert(k.to_string(), scalar_json(v));
+    for (path, v) in field_values(touches) {
+        if let [first, id, k] = path.as_slice() {
+            if first == "items" && !v.is_null() {
+                items.entry(id.clone()).or_default().insert(k.clone(), v);
+            }
         }
     }
     let mut out = Vec::new();
@@ -435,45 +486,48 @@ fn triage_drafts(touches: &[Touch]) -> Vec<Draft> {
     out
 }
 
-fn eval_drafts(touches: &[Touch]) -> Vec<Draft> {
+/// `first`: the document's first change (its status then is where it starts, not a move).
+fn eval_drafts(touches: &[Touch], first: bool) -> Vec<Draft> {
     let mut out = Vec::new();
     for t in touches {
         let p: Vec<&str> = t.path.iter().map(String::as_str).collect();
-        match (p.as_slice(), t.key.as_deref(), &t.op) {
-            (["criteria", c], Some("score"), TouchOp::Put(v)) => out.push(Draft {
+        if let (["criteria", c], Some("score"), TouchOp::Put(v)) =
+            (p.as_slice(), t.key.as_deref(), &t.op)
+        {
+            out.push(Draft {
                 kind: "score.set",
                 summary: format!("scored {c}: {}", scalar_json(v)),
                 detail: json!({ "criterion": c, "value": scalar_json(v) }),
-            }),
-            ([], Some("status"), TouchOp::Put(v))
-                if scalar_str(v).as_deref() == Some("submitted") =>
-            {
-                out.push(Draft {
-                    kind: "evaluation.submitted",
-                    summary: "submitted the evaluation".into(),
-                    detail: json!({}),
-                })
-            }
-            _ => {}
+            });
         }
+    }
+    match field_str(&field_values(touches), &["status"]) {
+        Some("submitted") => out.push(Draft {
+            kind: "evaluation.submitted",
+            summary: "submitted the evaluation".into(),
+            detail: json!({}),
+        }),
+        Some("draft") if !first => out.push(Draft {
+            kind: "evaluation.reopened",
+            summary: "reopened the evaluation (draft again)".into(),
+            detail: json!({}),
+        }),
+        _ => {}
     }
     out
 }
 
 fn session_drafts(touches: &[Touch]) -> Vec<Draft> {
-    let mut out = Vec::new();
-    for t in touches {
-        if let ([], Some("current_item"), TouchOp::Put(v)) =
-            (t.path.as_slice(), t.key.as_deref(), &t.op)
-        {
-            out.push(Draft {
-                kind: "agenda.advanced",
-                summary: format!("agenda moved to {}", scalar_json(v)),
-                detail: json!({ "item": scalar_json(v) }),
-            });
-        }
+    let values = field_values(touches);
+    let path = vec!["current_item".to_string()];
+    match values.get(&path).filter(|v| !v.is_null()) {
+        Some(v) => vec![Draft {
+            kind: "agenda.advanced",
+            summary: format!("agenda moved to {v}"),
+            detail: json!({ "item": v }),
+        }],
+        None => Vec::new(),
     }
-    out
 }
 
 /// The timeline entries of one accepted change. `objects` is what the projector knows of the
@@ -489,16 +543,27 @@ pub fn change_entries(
     let mut drafts = match ctx.key {
         DocKey::Notes { .. } | DocKey::NotesPrivate { .. } => notes_drafts(&touches),
         DocKey::Triage { .. } => triage_drafts(&touches),
-        DocKey::Eval { .. } => eval_drafts(&touches),
+        DocKey::Eval { .. } => eval_drafts(&touches, change.deps().is_empty()),
         DocKey::Session { .. } => session_drafts(&touches),
         _ => Vec::new(),
     };
     // Text edits the kind-specific rules did not already tell (annotation bodies are); a
     // document's first change writes its initial content, which "created" already tells.
     let first = change.deps().is_empty();
-    if !first && !matches!(ctx.key, DocKey::Notes { .. } | DocKey::NotesPrivate { .. }) {
+    // (A triage item's fields are its decision, which `triage_drafts` tells, typed or not.)
+    if !first
+        && !matches!(
+            ctx.key,
+            DocKey::Notes { .. } | DocKey::NotesPrivate { .. } | DocKey::Triage { .. }
+        )
+    {
         for (path, e) in text_edits(&touches) {
-            drafts.push(section_edit(&path, &e));
+            // A vocabulary value typed as text (an evaluation's status) is a new value, which
+            // the kind's own entry tells, not an edit of a text.
+            let p: Vec<&str> = path.iter().map(String::as_str).collect();
+            if crate::schema::vocabulary(&ctx.key, &p).is_none() {
+                drafts.push(section_edit(&path, &e));
+            }
         }
     }
     if first {
@@ -862,5 +927,95 @@ mod tests {
             |_| None
         )
         .is_none());
+    }
+
+    /// Text, as the JavaScript client writes every string: a field made as a text object and
+    /// typed into in the same change.
+    fn put_text(d: &mut AutoCommit, obj: &automerge::ObjId, key: &str, value: &str) {
+        let t = d.put_object(obj, key, ObjType::Text).expect("text");
+        d.splice_text(&t, 0, 0, value).expect("splice");
+    }
+
+    #[test]
+    fn strings_written_as_text_are_read_as_the_strings_typed() {
+        // A notes layer: a question and a reply whose kind and parent are texts.
+        let ctx = DocContext {
+            key: DocKey::Notes {
+                session: "S1".into(),
+                participant: "P-1".into(),
+            },
+            session: "S1".into(),
+        };
+        let mut objs = DocObjects::default();
+        let mut d = AutoCommit::new();
+        let anns = d
+            .put_object(ROOT, "annotations", ObjType::Map)
+            .expect("map");
+        d.commit();
+        change_entries(&mut objs, &ctx, &rec(&mut d, 1, "activist")).expect("entries");
+        let a = d.put_object(&anns, "q-1", ObjType::Map).expect("ann");
+        put_text(&mut d, &a, "kind", "question");
+        put_text(&mut d, &a, "body", "예산은 어디서 오나요?");
+        d.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut d, 2, "activist")).expect("entries");
+        assert_eq!(kinds(&e), ["annotation.created"]);
+        assert_eq!(e[0].detail["annotation_kind"], "question", "{:?}", e[0]);
+        let r = d.put_object(&anns, "r-1", ObjType::Map).expect("reply");
+        put_text(&mut d, &r, "kind", "answer");
+        put_text(&mut d, &r, "parent", "q-1");
+        put_text(&mut d, &r, "body", "구비 예산입니다");
+        d.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut d, 3, "activist")).expect("entries");
+        assert_eq!(kinds(&e), ["reply.created"]);
+        assert_eq!(e[0].detail["annotation_kind"], "answer");
+        assert_eq!(e[0].detail["parent"], "q-1");
+
+        // The triage document: a status typed as text is one decision, not section edits.
+        let ctx = DocContext {
+            key: DocKey::Triage {
+                session: "S1".into(),
+            },
+            session: "S1".into(),
+        };
+        let mut objs = DocObjects::default();
+        let mut d = AutoCommit::new();
+        let items = d.put_object(ROOT, "items", ObjType::Map).expect("items");
+        d.commit();
+        change_entries(&mut objs, &ctx, &rec(&mut d, 1, "facilitator")).expect("entries");
+        let item = d.put_object(&items, "q-1", ObjType::Map).expect("item");
+        put_text(&mut d, &item, "status", "answered");
+        put_text(&mut d, &item, "note", "구청장 답변");
+        let history = d
+            .put_object(&item, "history", ObjType::List)
+            .expect("history");
+        let h = d.insert_object(&history, 0, ObjType::Map).expect("entry");
+        put_text(&mut d, &h, "status", "answered");
+        d.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut d, 2, "facilitator")).expect("entries");
+        assert_eq!(kinds(&e), ["triage.status_set"], "{e:?}");
+        assert_eq!(e[0].detail["status"], "answered");
+        assert_eq!(e[0].detail["note"], "구청장 답변");
+
+        // An evaluation submitted, then reopened, with its status as text.
+        let ctx = DocContext {
+            key: DocKey::Eval {
+                case: "C1".into(),
+                evaluator: "P-E".into(),
+            },
+            session: "S1".into(),
+        };
+        let mut objs = DocObjects::default();
+        let mut d = AutoCommit::new();
+        put_text(&mut d, &ROOT, "status", "draft");
+        d.commit();
+        change_entries(&mut objs, &ctx, &rec(&mut d, 1, "evaluator")).expect("entries");
+        put_text(&mut d, &ROOT, "status", "submitted");
+        d.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut d, 2, "evaluator")).expect("entries");
+        assert_eq!(kinds(&e), ["evaluation.submitted"], "{e:?}");
+        put_text(&mut d, &ROOT, "status", "draft");
+        d.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut d, 3, "evaluator")).expect("entries");
+        assert_eq!(kinds(&e), ["evaluation.reopened"], "{e:?}");
     }
 }

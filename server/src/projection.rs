@@ -46,6 +46,20 @@ pub fn session_prefix(session: &str) -> Vec<u8> {
     k
 }
 
+/// The version of the timeline's naming (`toron_protocol::timeline`). Raise it whenever that
+/// names records differently: a store projected by another version is projected again from
+/// the log (the projection is derived data), at the first timeline read after the upgrade.
+/// 2: strings written as text (the JavaScript client's) read as the strings typed.
+pub const PROJECTION_VERSION: u64 = 2;
+
+const VERSION_STATE: &[u8] = b"version";
+
+/// Whether the stored timeline was projected by this version of the code.
+fn current(store: &Store) -> Result<bool, StoreError> {
+    Ok(store.timeline_state(VERSION_STATE)?.as_deref()
+        == Some(&PROJECTION_VERSION.to_be_bytes()[..]))
+}
+
 fn phase_state_key(session: &str) -> Vec<u8> {
     format!("phase/{session}").into_bytes()
 }
@@ -173,6 +187,18 @@ fn catch_up(
     p: &mut Projector,
     ctx: impl Fn(&DocumentId) -> Option<DocContext>,
 ) -> Result<u64, ProjectionError> {
+    if !current(store)? {
+        if store.timeline_checkpoint()? > 0 {
+            tracing::info!(
+                version = PROJECTION_VERSION,
+                "the timeline was projected by an earlier version: projecting the log again"
+            );
+        }
+        store.timeline_clear()?;
+        *p = Projector::default();
+        let version = PROJECTION_VERSION.to_be_bytes().to_vec();
+        store.timeline_write(&[], &[(VERSION_STATE.to_vec(), version)], 0)?;
+    }
     let mut checkpoint = store.timeline_checkpoint()?;
     loop {
         let events = store.events(checkpoint + 1, STEP)?;
@@ -212,6 +238,11 @@ pub fn rebuild(store: &Store, registry: &Registry) -> Result<u64, ProjectionErro
 /// checkpoint. Returns the problems found, each naming the record it is about.
 pub fn verify(store: &Store, registry: &Registry) -> Result<Vec<String>, ProjectionError> {
     let checkpoint = store.timeline_checkpoint()?;
+    if checkpoint > 0 && !current(store)? {
+        return Ok(vec![format!(
+            "timeline: projected by an earlier version of Toron (this one names records as version {PROJECTION_VERSION}); starting the server or `rebuild` projects it again"
+        )]);
+    }
     let mut p = Projector::default();
     let mut expected: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut from = 1;

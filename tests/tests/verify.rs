@@ -192,3 +192,49 @@ async fn verify_checks_the_timeline_projection_against_the_log() {
     let (ok, out) = offline(dir.path(), "verify").await;
     assert!(ok, "after rebuild: {out}");
 }
+
+/// A timeline projected by an earlier version of the naming (issue 16: strings written as
+/// text were misread) is projected again from the log at the first timeline read after the
+/// upgrade; `verify` says so until then instead of listing every entry as different.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeline_of_an_earlier_version_is_projected_again() {
+    use toron_tests::roster;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(toron_tests::secure_config(dir.path())).await;
+    roster::set_up(&server).await;
+    let read = |server: &toron_server::Running| {
+        let p = server.hub().projection.catch_up().expect("projected");
+        let entries = server
+            .store()
+            .timeline_entries(&[], &[], usize::MAX)
+            .expect("entries");
+        (p, entries)
+    };
+    let (checkpoint, before) = read(&server);
+    assert!(before.len() > 5, "{}", before.len());
+    // What an earlier version left: another version number, and an entry that reads wrong.
+    server
+        .store()
+        .timeline_write(
+            &[],
+            &[(b"version".to_vec(), 1u64.to_be_bytes().to_vec())],
+            checkpoint,
+        )
+        .expect("write");
+    server
+        .store()
+        .damage_timeline_for_tests(2)
+        .expect("damage")
+        .expect("an entry");
+    let problems =
+        toron_server::projection::verify(server.store(), server.registry()).expect("verify");
+    assert!(
+        problems.len() == 1 && problems[0].contains("earlier version"),
+        "{problems:?}"
+    );
+    let (_, after) = read(&server);
+    assert_eq!(after, before, "projected again, as it was");
+    let problems =
+        toron_server::projection::verify(server.store(), server.registry()).expect("verify");
+    assert!(problems.is_empty(), "{problems:?}");
+}
