@@ -113,6 +113,9 @@ fn answer(mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<Value> {
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .unwrap_or_else(|| json.to_string());
+            if status.as_u16() == 401 {
+                bail!("401 {msg}; {}", crate::sync_client::TOKEN_HINT);
+            }
             bail!("{} {msg}", status.as_u16());
         }
         Ok(json)

@@ -456,10 +456,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn print_json(v: &Json) {
+/// Writes to standard output. A reader that went away (`toron replay … | head`) ends the
+/// program quietly, as Unix tools do, where `print!` would panic on the broken pipe.
+fn emit(args: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{v}");
-    let _ = out.flush();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
+macro_rules! out {
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+fn print_json(v: &Json) {
+    outln!("{v}");
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -483,7 +500,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             let url = commands::new_document(&server, initial.as_ref(), limit).await?;
-            println!("{url}");
+            outln!("{url}");
         }
         Command::Get { url } => print_json(&commands::get_document(&server, &url, limit).await?),
         Command::Set {
@@ -530,9 +547,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await??;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                outln!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                print!("{text}");
+                out!("{text}");
             }
         }
         Command::At {
@@ -561,7 +578,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 crate::history::state_at(&api, &url, seq, time)
             })
             .await??;
-            println!("{}", serde_json::to_string_pretty(&answer["state"])?);
+            outln!("{}", serde_json::to_string_pretty(&answer["state"])?);
         }
         Command::Import {
             bundle,
@@ -589,9 +606,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
+                outln!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
-                print!("{}", crate::import::summary_table(&summary));
+                out!("{}", crate::import::summary_table(&summary));
             }
         }
         Command::Export { key, output } => {
@@ -605,7 +622,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match output {
                 Some(p) => std::fs::write(&p, text)
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
-                None => print!("{text}"),
+                None => out!("{text}"),
             }
         }
         Command::Report {
@@ -631,7 +648,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match output {
                 Some(p) => std::fs::write(&p, text)
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
-                None => print!("{text}"),
+                None => out!("{text}"),
             }
         }
         Command::Annotate {
@@ -724,7 +741,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             conn.close().await;
-            println!("{aid}");
+            outln!("{aid}");
         }
         Command::Reply {
             parent,
@@ -764,7 +781,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             conn.close().await;
-            println!("{aid}");
+            outln!("{aid}");
         }
         Command::React {
             annotation,
@@ -831,9 +848,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 crate::history::replay(&srv, token.as_deref(), &session, &speed, from, |e| {
                     if json {
-                        println!("{e}");
+                        outln!("{e}");
                     } else {
-                        println!("{}", crate::history::timeline_line(e));
+                        outln!("{}", crate::history::timeline_line(e));
                     }
                 })
             })
@@ -851,14 +868,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             })
             .await??;
-            println!("{}", serde_json::to_string_pretty(&answer["patches"])?);
+            outln!("{}", serde_json::to_string_pretty(&answer["patches"])?);
         }
         Command::Admin { command } => {
             let (srv, token) = (cli.server.clone(), cli.token.clone());
             let answer =
                 tokio::task::spawn_blocking(move || admin_call(&srv, token, limit, command))
                     .await??;
-            println!("{}", serde_json::to_string_pretty(&answer)?);
+            outln!("{}", serde_json::to_string_pretty(&answer)?);
         }
         Command::Watch { url, count } => {
             commands::watch_document(&server, &url, count, limit, print_json).await?
@@ -889,9 +906,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let report = bench::run(cfg, |p| eprintln!("bench: {p}")).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", report.human());
+                out!("{}", report.human());
             }
         }
         Command::Storm {
@@ -918,9 +935,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let report = crate::storm::run(cfg, |p| eprintln!("storm: {p}")).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", report.human());
+                out!("{}", report.human());
             }
         }
     }

@@ -75,6 +75,23 @@ pub enum Event {
     },
 }
 
+/// Where a token comes from, for the messages of a refused one.
+pub const TOKEN_HINT: &str = "the server wants a valid token: pass --token or set TORON_TOKEN; an organizer issues one with `toron admin token issue PARTICIPANT` (the first organizer's is in the server's <data>/admin-token)";
+
+/// The server's address as a WebSocket URL: `http://` and `https://` (what a person copies
+/// from the browser) become `ws://` and `wss://`, a bare `host:port` gets `ws://`.
+pub fn ws_url(server: &str) -> String {
+    if let Some(rest) = server.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = server.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("ws://{server}")
+    }
+}
+
 /// `url` without its token, for messages.
 fn redact(url: &str) -> String {
     match url.split_once('?') {
@@ -85,8 +102,9 @@ fn redact(url: &str) -> String {
 
 /// The server URL with `?token=…` added (browsers and this client pass the token that way).
 pub fn url_with_token(server: &str, token: Option<&str>) -> String {
+    let server = ws_url(server);
     match token {
-        None => server.to_string(),
+        None => server,
         Some(t) => {
             let encoded: String = t
                 .bytes()
@@ -139,9 +157,17 @@ impl Connection {
         )
         .await
         .map_err(|_| ClientError::Timeout(limit, "connecting"))?
-        .map_err(|e| ClientError::Connect {
-            url: redact(url),
-            reason: e.to_string(),
+        .map_err(|e| {
+            let unauthorized =
+                matches!(&e, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 401);
+            ClientError::Connect {
+                url: redact(url),
+                reason: if unauthorized {
+                    format!("{e}: {TOKEN_HINT}")
+                } else {
+                    e.to_string()
+                },
+            }
         })?;
         let mut conn = Self {
             ws,

@@ -167,3 +167,87 @@ async fn clear_errors_and_exit_codes() {
     holder.abort();
     server.shutdown().await.expect("shutdown");
 }
+
+/// Issue 16's small ones: a refused token says where tokens come from, an `http://` address
+/// (what a person copies from the browser) works, and `toron … | head` ends quietly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_addresses_and_pipes_as_people_use_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = "toron_admin_for_the_cli_usage_test";
+    let mut config = toron_tests::secure_config(dir.path());
+    config.admin_token = Some(admin.into());
+    let server = toron_tests::start_with(config).await;
+    let http = server.url().replace("ws://", "http://");
+    let run = |args: Vec<String>| {
+        Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
+            .args(args)
+            .output()
+    };
+    let args = |token: &str, rest: &[&str]| {
+        let mut v = vec![
+            "--server".to_string(),
+            http.clone(),
+            "--token".to_string(),
+            token.to_string(),
+        ];
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    };
+    // A wrong token, on the WebSocket and on the HTTP API.
+    for rest in [
+        &["get", "automerge:4NMNnkMhL8jXrdJ9jamS58PAVdXu"][..],
+        &["admin", "participant", "list"][..],
+    ] {
+        let out = tokio::time::timeout(LIMIT, run(args("toron_wrong", rest)))
+            .await
+            .expect("in time")
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(
+            err.contains("401") && err.contains("TORON_TOKEN") && err.contains("admin-token"),
+            "{rest:?}: {err}"
+        );
+    }
+    // The right token with an http:// address: a document made and read back.
+    let made = tokio::time::timeout(LIMIT, run(args(admin, &["new"])))
+        .await
+        .expect("in time")
+        .expect("run");
+    assert!(made.status.success(), "{}", stderr(&made));
+    let url = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    let got = tokio::time::timeout(LIMIT, run(args(admin, &["get", &url])))
+        .await
+        .expect("in time")
+        .expect("run");
+    assert!(got.status.success(), "{}", stderr(&got));
+    // A reader that stops after one line: `watch` prints, its pipe closes, it ends at once.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
+        .args(args(admin, &["watch", &url, "--count", "1000"]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(LIMIT, lines.next_line())
+        .await
+        .expect("in time")
+        .expect("read");
+    assert!(first.is_some());
+    drop(lines);
+    // Something to print into the closed pipe.
+    let set = tokio::time::timeout(LIMIT, run(args(admin, &["set", &url, "k", "1"])))
+        .await
+        .expect("in time")
+        .expect("run");
+    assert!(set.status.success(), "{}", stderr(&set));
+    let out = tokio::time::timeout(LIMIT, child.wait_with_output())
+        .await
+        .expect("ends once its reader is gone")
+        .expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    server.shutdown().await.expect("shutdown");
+}
