@@ -105,6 +105,11 @@ enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Also move sessions that exist already to the phase the bundle gives them (without
+        /// it only the sessions this import creates get their phase: a re-import never moves
+        /// a live session back).
+        #[arg(long)]
+        set_phases: bool,
     },
     /// Write a series or a session back in the bundle format (JSON on standard output or FILE).
     Export {
@@ -586,7 +591,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             csv,
             series,
             json,
+            set_phases,
         } => {
+            let opts = crate::import::Options {
+                dry_run,
+                set_phases,
+            };
             let summary = match (csv, series) {
                 (Some(kind), Some(series)) => {
                     crate::import::run_csv(
@@ -595,14 +605,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         &bundle,
                         kind,
                         &series,
-                        dry_run,
+                        opts,
                         limit,
                     )
                     .await?
                 }
                 _ => {
-                    crate::import::run(&cli.server, cli.token.clone(), &bundle, dry_run, limit)
-                        .await?
+                    crate::import::run(&cli.server, cli.token.clone(), &bundle, opts, limit).await?
                 }
             };
             if json {

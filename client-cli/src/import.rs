@@ -504,16 +504,26 @@ pub fn document_count(b: &Bundle) -> u64 {
     n + depts.len() as u64
 }
 
+/// How an import runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Check and count, write nothing.
+    pub dry_run: bool,
+    /// Also move sessions that exist already to the bundle's phase (without it only the
+    /// sessions the import creates get it: a re-import never moves a live session back).
+    pub set_phases: bool,
+}
+
 /// The whole import. Prints progress to standard error; returns the summary as JSON.
 pub async fn run(
     server: &str,
     token: Option<String>,
     path: &std::path::Path,
-    dry_run: bool,
+    opts: Options,
     limit: Duration,
 ) -> anyhow::Result<Value> {
     let (bytes, bundle) = read_bundle(path)?;
-    run_bytes(server, token, bytes, bundle, dry_run, limit).await
+    run_bytes(server, token, bytes, bundle, opts, limit).await
 }
 
 /// What a CSV file holds.
@@ -536,7 +546,7 @@ pub async fn run_csv(
     path: &std::path::Path,
     kind: CsvKind,
     series: &str,
-    dry_run: bool,
+    opts: Options,
     limit: Duration,
 ) -> anyhow::Result<Value> {
     let name = path.display().to_string();
@@ -734,7 +744,7 @@ pub async fn run_csv(
             None => anyhow::anyhow!("{name} (joined to series {series}): {e}"),
         }
     })?;
-    run_bytes(server, token, merged, parsed, dry_run, limit).await
+    run_bytes(server, token, merged, parsed, opts, limit).await
 }
 
 fn anchor_nfc(s: &str) -> String {
@@ -746,9 +756,10 @@ async fn run_bytes(
     token: Option<String>,
     bytes: Vec<u8>,
     bundle: Bundle,
-    dry_run: bool,
+    opts: Options,
     limit: Duration,
 ) -> anyhow::Result<Value> {
+    let dry_run = opts.dry_run;
     let (srv, tok, body) = (server.to_string(), token.clone(), bytes.clone());
     let meta = tokio::task::spawn_blocking(move || {
         Admin::new(&srv, tok, limit.max(Duration::from_secs(60)))
@@ -772,6 +783,7 @@ async fn run_bytes(
     let (content, per_session) =
         write_content(&bundle, &batch, conn, dry_run, limit, &progress).await?;
     progress.finish_and_clear();
+    let mut applied = Value::Null;
     if !dry_run {
         let phases: BTreeMap<String, String> = bundle
             .sessions
@@ -779,9 +791,10 @@ async fn run_bytes(
             .map(|s| (s.key.clone(), s.phase.clone()))
             .collect();
         let (srv, tok) = (server.to_string(), token);
-        let body = json!({ "sessions": per_session, "phases": phases });
+        let body =
+            json!({ "sessions": per_session, "phases": phases, "set_phases": opts.set_phases });
         let b = batch.clone();
-        tokio::task::spawn_blocking(move || {
+        applied = tokio::task::spawn_blocking(move || {
             Admin::new(&srv, tok, limit).call(
                 "POST",
                 &format!("/api/v1/import/{b}/applied"),
@@ -795,6 +808,8 @@ async fn run_bytes(
         "dry_run": dry_run,
         "registry": meta["counts"],
         "content": content,
+        "phases_set": applied["phases_set"],
+        "phases_kept": applied["phases_kept"],
     }))
 }
 
@@ -825,6 +840,34 @@ pub fn summary_table(summary: &Value) -> String {
     );
     for (k, (c, u)) in rows {
         s.push_str(&format!("{k:<22} {c:>9} {u:>14}\n"));
+    }
+    let changes: Vec<&str> = summary["registry"]["changes"]
+        .as_array()
+        .map(|l| l.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !changes.is_empty() {
+        s.push_str(if dry { "would change:\n" } else { "changed:\n" });
+        for c in changes {
+            s.push_str(&format!("  {c}\n"));
+        }
+    }
+    if let Some(m) = summary["phases_set"].as_object() {
+        for (session, p) in m {
+            s.push_str(&format!(
+                "phase of {session}: {} → {}\n",
+                p["from"].as_str().unwrap_or("?"),
+                p["to"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    if let Some(m) = summary["phases_kept"].as_object() {
+        for (session, p) in m {
+            s.push_str(&format!(
+                "phase of {session} kept: {} (the bundle says {}; --set-phases moves it)\n",
+                p["phase"].as_str().unwrap_or("?"),
+                p["bundle_says"].as_str().unwrap_or("?")
+            ));
+        }
     }
     s.push_str(&format!(
         "batch {}\n",

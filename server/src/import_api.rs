@@ -306,6 +306,11 @@ fn plan(b: &Bundle) -> Result<Plan, serde_json::Error> {
 struct Counts {
     created: BTreeMap<&'static str, u64>,
     unchanged: BTreeMap<&'static str, u64>,
+    /// Every change the import makes to the registry (or would, in a dry run), in words.
+    changes: Vec<String>,
+    /// Sessions this import creates: only their phase is the bundle's to set.
+    #[serde(skip)]
+    new_sessions: Vec<String>,
 }
 
 impl Counts {
@@ -363,8 +368,11 @@ async fn apply(reg: &Registry, by: &str, p: Plan, dry: bool) -> Result<Counts, R
     let known = |k: &str| reg.participant(k).is_some();
     for pt in p.participants {
         let new = !known(&pt.key);
-        if new && !dry {
-            reg.add_participant(by, pt).await?;
+        if new {
+            n.changes.push(format!("participant {} added", pt.key));
+            if !dry {
+                reg.add_participant(by, pt).await?;
+            }
         }
         n.count("participants", new);
     }
@@ -390,8 +398,19 @@ async fn apply(reg: &Registry, by: &str, p: Plan, dry: bool) -> Result<Counts, R
             }
         }
         let same = existing == Some(&v);
-        if !same && !dry {
-            reg.put_catalog(by, &kind, &key, v).await?;
+        if !same {
+            n.changes.push(format!(
+                "{} {key} {}",
+                kind.split(':').next().unwrap_or(&kind),
+                if existing.is_some() {
+                    "updated"
+                } else {
+                    "added"
+                }
+            ));
+            if !dry {
+                reg.put_catalog(by, &kind, &key, v).await?;
+            }
         }
         n.count("catalog entries", !same);
     }
@@ -407,29 +426,57 @@ async fn apply(reg: &Registry, by: &str, p: Plan, dry: bool) -> Result<Counts, R
             None => s,
         };
         let same = existing == Some(&s);
-        if !same && !dry {
-            reg.put_session(by, s).await?;
+        if !same {
+            n.changes.push(match existing {
+                Some(_) => format!("session {} updated (its phase, {}, kept)", s.key, s.phase),
+                None => format!("session {} added ({})", s.key, s.phase),
+            });
+            if existing.is_none() {
+                n.new_sessions.push(s.key.clone());
+            }
+            if !dry {
+                reg.put_session(by, s).await?;
+            }
         }
         n.count("sessions", !same);
     }
     for c in p.cases {
-        let same = reg.case(&c.key).as_ref() == Some(&c);
-        if !same && !dry {
-            reg.put_case(by, c).await?;
+        let before = reg.case(&c.key);
+        let same = before.as_ref() == Some(&c);
+        if !same {
+            n.changes.push(format!(
+                "case {} {}",
+                c.key,
+                if before.is_some() { "updated" } else { "added" }
+            ));
+            if !dry {
+                reg.put_case(by, c).await?;
+            }
         }
         n.count("cases", !same);
     }
     for (who, role, scope) in p.grants {
         let has = reg.has_grant(&who, role, &scope);
-        if !has && !dry {
-            reg.grant(by, &who, role, scope).await?;
+        if !has {
+            let (kind, name) = match &scope {
+                Scope::Series(x) => ("series", x),
+                Scope::Session(x) => ("session", x),
+            };
+            n.changes
+                .push(format!("{who} made {} of {kind} {name}", role.as_str()));
+            if !dry {
+                reg.grant(by, &who, role, scope).await?;
+            }
         }
         n.count("role grants", !has);
     }
     for (key, series) in p.documents {
         let has = reg.document(&key.document_id()).is_some();
-        if !has && !dry {
-            reg.register(by, &key, &series).await?;
+        if !has {
+            n.changes.push(format!("document {key} registered"));
+            if !dry {
+                reg.register(by, &key, &series).await?;
+            }
         }
         n.count("documents", !has);
     }
@@ -488,6 +535,7 @@ async fn import(
         "by": by,
         "series": series,
         "sessions": bundle.sessions.iter().map(|s| s.key.clone()).collect::<Vec<_>>(),
+        "new_sessions": counts.new_sessions,
         "bytes": body.len(),
     });
     reg.put_catalog(&by, "batch", &batch, record).await?;
@@ -507,9 +555,13 @@ async fn import(
 struct Applied {
     /// Per session: what the content step created.
     sessions: BTreeMap<String, Value>,
-    /// Final phases to set once the content is in.
+    /// The bundle's phases, set once the content is in — for the sessions this import
+    /// created; for the others only with `set_phases` (a live session is not moved back by a
+    /// re-import that adds a walk-in participant).
     #[serde(default)]
     phases: BTreeMap<String, String>,
+    #[serde(default)]
+    set_phases: bool,
 }
 
 async fn applied(
@@ -554,15 +606,31 @@ async fn applied(
         )
         .await?;
     }
+    let new_sessions: Vec<&str> = record["new_sessions"]
+        .as_array()
+        .map(|l| l.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut moved = BTreeMap::new();
+    let mut kept = BTreeMap::new();
     for (session, phase) in &a.phases {
-        if let Some(mut s) = reg.session(session) {
-            if s.phase != *phase {
-                phase
-                    .parse::<toron_protocol::policy::Phase>()
-                    .map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()))?;
-                s.phase = phase.clone();
-                reg.put_session(&by, s).await?;
-            }
+        phase
+            .parse::<toron_protocol::policy::Phase>()
+            .map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()))?;
+        let Some(mut s) = reg.session(session) else {
+            continue;
+        };
+        if s.phase == *phase {
+            continue;
+        }
+        if a.set_phases || new_sessions.contains(&session.as_str()) {
+            moved.insert(session.clone(), json!({ "from": s.phase, "to": phase }));
+            s.phase = phase.clone();
+            reg.put_session(&by, s).await?;
+        } else {
+            kept.insert(
+                session.clone(),
+                json!({ "phase": s.phase, "bundle_says": phase }),
+            );
         }
     }
     // The batch is finished: the report stops warning about it.
@@ -576,5 +644,11 @@ async fn applied(
             .hub
             .disconnect_participant(&importer, "the import is complete");
     }
-    Ok(Json(json!({ "batch": batch, "logged": a.sessions.len() })).into_response())
+    Ok(Json(json!({
+        "batch": batch,
+        "logged": a.sessions.len(),
+        "phases_set": moved,
+        "phases_kept": kept,
+    }))
+    .into_response())
 }

@@ -382,3 +382,100 @@ async fn csv_import(
     )
     .await
 }
+
+/// Issue 16: re-importing — even a one-row CSV adding a walk-in participant — moved a `live`
+/// session back to the bundle's phase, and the whole hall lost the right to annotate. Now an
+/// import sets the phase only of the sessions it creates (or, asked with `--set-phases`, of
+/// all), leaves every live change alone, and its summary lists what it changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reimport_during_a_live_session_leaves_it_live() {
+    use automerge::transaction::Transactable;
+    let (_dir, server) = started().await;
+    let path = bundle_path();
+    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
+    assert!(ok, "{err}");
+    let phase = |server: &Running| server.registry().session("S-LIB").expect("S-LIB").phase;
+    assert_eq!(
+        phase(&server),
+        "reporting",
+        "a new session takes the bundle's phase"
+    );
+    // The debate goes live again and an activist writes a note.
+    let mut s = server.registry().session("S-LIB").expect("S-LIB");
+    s.phase = "live".into();
+    server
+        .registry()
+        .put_session("admin", s)
+        .await
+        .expect("live");
+    let kim = server
+        .registry()
+        .issue_token("admin", "P-KIM")
+        .await
+        .expect("token");
+    let notes = toron_protocol::policy::DocKey::Notes {
+        session: "S-LIB".into(),
+        participant: "P-KIM".into(),
+    };
+    let mut conn = toron_cli::sync_client::Connection::connect(
+        &toron_cli::sync_client::url_with_token(&server.url(), Some(&kim)),
+        LIMIT,
+    )
+    .await
+    .expect("connect");
+    let mut layer = conn.find(notes.document_id(), LIMIT).await.expect("find");
+    layer
+        .doc
+        .put(automerge::ROOT, "live_mark", "실시간 메모")
+        .expect("put");
+    layer.doc.commit();
+    conn.push(&mut layer, LIMIT).await.expect("a live change");
+    conn.close().await;
+
+    // A walk-in joins by CSV; then the whole bundle again.
+    let files = tempfile::tempdir().expect("files");
+    let people = files.path().join("walk-in.csv");
+    std::fs::write(
+        &people,
+        "key,name,affiliation,kind,department,government,attribution,session,role\n\
+         P-WALKIN,현장참여,동네 모임,activist,,,affiliation_only,S-LIB,activist\n",
+    )
+    .expect("write");
+    let (ok, out, err) = csv_import(&server, &people, "participants").await;
+    assert!(ok, "{err}");
+    assert_eq!(phase(&server), "live", "the CSV left the session live");
+    let summary: Value = serde_json::from_str(&out).expect("json");
+    let changes = summary["registry"]["changes"].to_string();
+    assert!(changes.contains("participant P-WALKIN added"), "{summary}");
+    let (ok, out, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
+    assert!(ok, "{err}");
+    assert_eq!(phase(&server), "live", "the bundle left the session live");
+    assert!(
+        out.contains("phase of S-LIB kept: live") && out.contains("--set-phases"),
+        "the summary says so: {out}"
+    );
+    // The live change is there.
+    let mut conn = toron_cli::sync_client::Connection::connect(
+        &toron_cli::sync_client::url_with_token(&server.url(), Some(ADMIN)),
+        LIMIT,
+    )
+    .await
+    .expect("connect");
+    let layer = conn.find(notes.document_id(), LIMIT).await.expect("find");
+    assert!(
+        automerge::ReadDoc::get(&layer.doc, automerge::ROOT, "live_mark")
+            .expect("get")
+            .is_some(),
+        "the live note survived"
+    );
+    // Asked to, the import moves the phase.
+    let (ok, out, err) = toron(
+        &server,
+        &["import", path.to_str().expect("path"), "--set-phases"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(phase(&server), "reporting", "{out}");
+    assert!(out.contains("phase of S-LIB: live → reporting"), "{out}");
+    server.shutdown().await.expect("shutdown");
+}
