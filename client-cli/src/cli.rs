@@ -88,6 +88,10 @@ enum Command {
         /// The day of a clock time, `2026-11-26`.
         #[arg(long)]
         date: Option<String>,
+        /// Which clock --time is on: when acts happened (an imported act's own time; the
+        /// timeline's order) or when the server received them.
+        #[arg(long, value_enum, default_value_t = crate::history::Clock::Happened)]
+        clock: crate::history::Clock,
     },
     /// Load a debate bundle (docs/bundle-format.md): checks all of it first, writes nothing
     /// if anything is wrong, and creates nothing a second time.
@@ -562,6 +566,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seq,
             time,
             date,
+            clock,
         } => {
             let (srv, token, url) = (cli.server.clone(), cli.token.clone(), url.to_string());
             let answer = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -569,18 +574,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let time = match time {
                     None => None,
                     Some(t) => {
-                        // A clock time without a day means the document's first day.
+                        // A clock time without a day means the document's first day, on
+                        // the same clock.
                         let day = match date {
                             Some(d) => Some(d),
                             None => crate::history::history(&api, &url, None, None)?
                                 .first()
-                                .and_then(|e| e["time_ms"].as_u64())
+                                .and_then(|e| clock.of(e))
                                 .and_then(crate::history::kst_date),
                         };
                         Some(crate::history::parse_time_on(&t, day.as_deref())?)
                     }
                 };
-                crate::history::state_at(&api, &url, seq, time)
+                crate::history::state_at(&api, &url, seq, time, clock)
             })
             .await??;
             outln!("{}", serde_json::to_string_pretty(&answer["state"])?);
@@ -838,19 +844,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let from = match from {
                     None => None,
                     Some(f) => {
+                        // The timeline is on the clock of what happened: a clock time
+                        // without a day is on the session's own date.
                         let day = match date {
                             Some(d) => Some(d),
-                            None => {
-                                let api = crate::admin::Admin::new(&srv, token.clone(), limit);
-                                let first = api.call(
-                                    "GET",
-                                    &format!("/api/v1/sessions/{session}/timeline?limit=1"),
-                                    None,
-                                )?;
-                                first["entries"][0]["time_ms"]
-                                    .as_u64()
-                                    .and_then(crate::history::kst_date)
-                            }
+                            None => crate::history::session_day(
+                                &crate::admin::Admin::new(&srv, token.clone(), limit),
+                                &session,
+                            )?,
                         };
                         Some(crate::history::parse_time_on(&f, day.as_deref())?)
                     }

@@ -143,18 +143,68 @@ pub fn table(events: &[Value]) -> String {
     s
 }
 
+/// Which clock a moment is on: when an act happened (an imported one's own time, which the
+/// timeline is ordered by) or when the server received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Clock {
+    #[default]
+    Happened,
+    Received,
+}
+
+impl Clock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::Happened => "happened",
+            Clock::Received => "received",
+        }
+    }
+
+    /// The time of a timeline entry or document event on this clock.
+    pub fn of(self, e: &Value) -> Option<u64> {
+        match self {
+            Clock::Happened => e["occurred_ms"].as_u64().or_else(|| e["time_ms"].as_u64()),
+            Clock::Received => e["time_ms"].as_u64(),
+        }
+    }
+}
+
 pub fn state_at(
     api: &Admin,
     url: &str,
     seq: Option<u64>,
     time: Option<u64>,
+    clock: Clock,
 ) -> anyhow::Result<Value> {
     let q = match (seq, time) {
         (Some(n), _) => format!("{}/state?seq={n}", doc_path(url)),
-        (None, Some(t)) => format!("{}/state?at={t}", doc_path(url)),
+        (None, Some(t)) => format!("{}/state?at={t}&clock={}", doc_path(url), clock.as_str()),
         (None, None) => format!("{}/state", doc_path(url)),
     };
     api.call("GET", &q, None)
+}
+
+/// The day a clock time without a date means in a session: the session's own date (from the
+/// sessions the caller takes part in), else the day of its first timeline entry as it happened.
+pub fn session_day(api: &Admin, session: &str) -> anyhow::Result<Option<String>> {
+    if let Ok(mine) = api.call("GET", "/api/v1/me/sessions", None) {
+        let date = mine["sessions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["key"] == session)
+            .and_then(|s| s["date"].as_str())
+            .map(str::to_string);
+        if date.is_some() {
+            return Ok(date);
+        }
+    }
+    let first = api.call(
+        "GET",
+        &format!("{}/timeline?limit=1", session_path(session)),
+        None,
+    )?;
+    Ok(Clock::Happened.of(&first["entries"][0]).and_then(kst_date))
 }
 
 pub fn diff(api: &Admin, url: &str, from: u64, to: u64) -> anyhow::Result<Value> {

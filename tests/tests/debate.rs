@@ -479,3 +479,68 @@ async fn a_reimport_during_a_live_session_leaves_it_live() {
     assert!(out.contains("phase of S-LIB: live → reporting"), "{out}");
     server.shutdown().await.expect("shutdown");
 }
+
+/// Issue 16: `toron replay S-LIB --from 16:10` replayed nothing (the day came from the import's
+/// receive time) and `toron at … --time` read the receive clock (`{}` for imported documents).
+/// A clock time now falls on the session's own date, on the clock of what happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_times_fall_on_the_session_s_day() {
+    let (_dir, server) = started().await;
+    let path = bundle_path();
+    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
+    assert!(ok, "{err}");
+    let (ok, out, err) = toron(
+        &server,
+        &[
+            "replay", "S-LIB", "--from", "16:10", "--speed", "max", "--json",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let entries: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an entry"))
+        .collect();
+    assert!(
+        entries.iter().any(|e| e["kind"] == "annotation.created"),
+        "annotations made from 16:10 on: {out}"
+    );
+    assert!(
+        err.contains(&format!("replayed {} entries", entries.len())),
+        "{err}"
+    );
+    // The case as it stood at 16:30 that day (imported: its content came with the import).
+    let case = toron_protocol::policy::DocKey::Case {
+        case: "C-LIB-HB".into(),
+    }
+    .document_id();
+    let (ok, out, err) = toron(
+        &server,
+        &["at", &format!("automerge:{case}"), "--time", "16:30"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let state: Value = serde_json::from_str(&out).expect("json");
+    assert!(
+        state.get("sections").is_some(),
+        "the case's sections at 16:30: {state}"
+    );
+    // The receive clock stays available.
+    let (ok, out, err) = toron(
+        &server,
+        &[
+            "at",
+            &format!("automerge:{case}"),
+            "--time",
+            "16:30",
+            "--date",
+            "2012-11-07",
+            "--clock",
+            "received",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "{}", "nothing was received by then");
+    server.shutdown().await.expect("shutdown");
+}

@@ -663,10 +663,15 @@ async fn an_importers_times_order_the_timeline_and_both_clocks_are_shown() {
     .await;
     assert!(ok, "{err}");
     assert!(!out.contains("paper-1") && out.contains("paper-2"), "{out}");
-    // The layer at 16:01:30 (the server's clock, on the document's first day): the opinion
-    // received at 16:01 is there, the one received at 16:02 is not yet.
+    // The layer at 16:01:30 on the server's clock (on the document's first day by that
+    // clock): the opinion received at 16:01 is there, the one received at 16:02 is not yet.
     let url = format!("automerge:{}", layer.document_id());
-    let (ok, out, err) = toron(&server, &org, &["at", &url, "--time", "16:01:30"]).await;
+    let (ok, out, err) = toron(
+        &server,
+        &org,
+        &["at", &url, "--time", "16:01:30", "--clock", "received"],
+    )
+    .await;
     assert!(ok, "{err}");
     let state: Value = serde_json::from_str(&out).expect("json");
     let ids: Vec<&String> = state["annotations"]
