@@ -211,6 +211,39 @@ pub async fn write_layer(
         .with_context(|| format!("writing {layer}"))
 }
 
+/// The id of the annotation `given` names in the notes layers `layers`: its id, or the ref
+/// people see in the report and the web client (`W-04`). An annotation nobody has is an
+/// error naming it, not a triage item for nothing.
+pub async fn resolve_annotation(
+    conn: &mut Connection,
+    layers: &[DocumentId],
+    given: &str,
+    session: &str,
+    limit: Duration,
+) -> anyhow::Result<String> {
+    let mut by_ref = None;
+    for id in layers {
+        let d = match conn.find(*id, limit).await {
+            Ok(d) => d,
+            Err(ClientError::Unavailable(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let layer = toron_protocol::json::doc_to_json(&d.doc);
+        let Some(anns) = layer["annotations"].as_object() else {
+            continue;
+        };
+        if anns.contains_key(given) {
+            return Ok(given.to_string());
+        }
+        if let Some((id, _)) = anns.iter().find(|(_, a)| a["ref"] == given) {
+            by_ref = Some(id.clone());
+        }
+    }
+    by_ref.ok_or_else(|| {
+        anyhow::anyhow!("no annotation `{given}` in session {session} (neither an id nor a ref)")
+    })
+}
+
 /// Sets the triage status of a root annotation in `triage:{session}`, keeping every transition
 /// in the item's `history`.
 pub async fn set_triage(

@@ -828,8 +828,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (me, _) = whoami(&cli.server, cli.token.clone(), &session, limit).await?;
             let entry =
                 crate::annotate::triage_entry(&status, &me, note.as_deref(), finding.as_deref())?;
+            let layers = session_layers(&cli.server, cli.token.clone(), &session, limit).await?;
             let mut conn = crate::sync_client::Connection::connect(&server, limit).await?;
-            crate::annotate::set_triage(&mut conn, &session, &annotation, &entry, limit).await?;
+            let id = crate::annotate::resolve_annotation(
+                &mut conn,
+                &layers,
+                &annotation,
+                &session,
+                limit,
+            )
+            .await?;
+            crate::annotate::set_triage(&mut conn, &session, &id, &entry, limit).await?;
             conn.close().await;
         }
         Command::Replay {
@@ -956,6 +965,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// The caller's participant key and the role they act in for `session` (a role granted for
 /// the session first, else one for its series).
+/// The notes layers of `session` the caller may read.
+async fn session_layers(
+    server: &str,
+    token: Option<String>,
+    session: &str,
+    limit: std::time::Duration,
+) -> anyhow::Result<Vec<toron_protocol::DocumentId>> {
+    let srv = server.to_string();
+    let mine = tokio::task::spawn_blocking(move || {
+        crate::admin::Admin::new(&srv, token, limit).call("GET", "/api/v1/me/sessions", None)
+    })
+    .await??;
+    let s = mine["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["key"] == session)
+        .ok_or_else(|| anyhow::anyhow!("you take no part in session {session}"))?;
+    Ok(s["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["doc"].as_str()?.parse().ok())
+        .collect())
+}
+
 async fn whoami(
     server: &str,
     token: Option<String>,

@@ -20,14 +20,7 @@ fn bundle() -> Value {
 }
 
 async fn toron(server: &Running, args: &[&str]) -> (bool, String, String) {
-    toron_tests::run_toron(
-        env!("CARGO_BIN_EXE_e2e-toron"),
-        server,
-        ADMIN,
-        ("20", LIMIT * 3),
-        args,
-    )
-    .await
+    as_token(server, ADMIN, args).await
 }
 
 async fn started() -> (tempfile::TempDir, Running) {
@@ -543,4 +536,81 @@ async fn clock_times_fall_on_the_session_s_day() {
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "{}", "nothing was received by then");
     server.shutdown().await.expect("shutdown");
+}
+
+/// Issue 16: `toron triage W-04` — the ref people see in the report — exited 0 and wrote an
+/// item for no annotation. It now takes the ref as well as the id, and names one nobody has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triage_takes_the_refs_people_see() {
+    let (_dir, server) = started().await;
+    let path = bundle_path();
+    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
+    assert!(ok, "{err}");
+    let mut s = server.registry().session("S-LIB").expect("S-LIB");
+    s.phase = "live".into();
+    server
+        .registry()
+        .put_session("admin", s)
+        .await
+        .expect("live");
+    let chair = server
+        .registry()
+        .issue_token("admin", "P-MOON")
+        .await
+        .expect("token");
+    let (ok, _, err) = as_token(
+        &server,
+        &chair,
+        &[
+            "triage",
+            "L-09",
+            "--session",
+            "S-LIB",
+            "--status",
+            "answered",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = as_token(
+        &server,
+        &chair,
+        &["triage", "W-99", "--session", "S-LIB", "--status", "noted"],
+    )
+    .await;
+    assert!(!ok && err.contains("W-99"), "{err}");
+    // The item is the annotation's, and the timeline tells the decision.
+    let (ok, out, err) = toron(
+        &server,
+        &["history", "S-LIB", "--kind", "triage.status_set", "--json"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let entries: Vec<Value> = serde_json::from_str(&out).expect("json");
+    let last = entries.last().expect("a triage decision");
+    assert_eq!(last["detail"]["status"], "answered", "{last}");
+    let id = last["detail"]["annotation"].as_str().expect("id");
+    assert_ne!(id, "L-09", "the annotation's id, not its ref");
+    let b: Value = serde_json::from_str(&toron(&server, &["export", "HB-BENCH-2012"]).await.1)
+        .expect("export");
+    let l09 = b["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .flat_map(|s| s["annotations"].as_array().into_iter().flatten())
+        .find(|a| a["ref"] == "L-09")
+        .expect("L-09");
+    assert_eq!(l09["id"], id, "{l09}");
+    server.shutdown().await.expect("shutdown");
+}
+
+async fn as_token(server: &Running, token: &str, args: &[&str]) -> (bool, String, String) {
+    toron_tests::run_toron(
+        env!("CARGO_BIN_EXE_e2e-toron"),
+        server,
+        token,
+        ("20", LIMIT * 3),
+        args,
+    )
+    .await
 }
