@@ -380,6 +380,9 @@ enum SessionCommand {
     Phase {
         key: String,
         phase: String,
+        /// Move the session back (`live` → `scheduled`), which takes rights away.
+        #[arg(long)]
+        force: bool,
     },
     List,
 }
@@ -430,7 +433,7 @@ fn admin_call(
             "/api/v1/sessions",
             Some(json!({ "key": key, "series": series, "title": title, "phase": phase, "facilitator": facilitator })),
         ),
-        AdminCommand::Session(SessionCommand::Phase { key, phase }) => api.call("PUT", &format!("/api/v1/sessions/{key}/phase"), Some(json!({ "phase": phase }))),
+        AdminCommand::Session(SessionCommand::Phase { key, phase, force }) => api.call("PUT", &format!("/api/v1/sessions/{key}/phase"), Some(json!({ "phase": phase, "force": force }))),
         AdminCommand::Session(SessionCommand::List) => api.call("GET", "/api/v1/sessions", None),
         AdminCommand::Case(CaseCommand::Add { key, session, presenters }) => {
             api.call("POST", "/api/v1/cases", Some(json!({ "key": key, "session": session, "presenters": presenters })))

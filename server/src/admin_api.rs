@@ -437,6 +437,14 @@ async fn add_session(
 #[derive(Debug, Deserialize)]
 struct PhaseBody {
     phase: String,
+    /// Needed to move a session back (`live` → `scheduled`): it takes rights away from the
+    /// people in the hall, so it is never done by mistake.
+    #[serde(default)]
+    force: bool,
+}
+
+fn phase_rank(p: &str) -> Option<usize> {
+    Phase::ALL.iter().position(|x| x.as_str() == p)
 }
 
 async fn set_phase(
@@ -463,6 +471,18 @@ async fn set_phase(
             )
         })?;
     require_series(&state, &by, &s.series)?;
+    if !b.force && phase_rank(phase.as_str()) < phase_rank(&s.phase) {
+        return Err(api_err(
+            StatusCode::CONFLICT,
+            "phase_backwards",
+            &format!(
+                "session {key} would go back from {} to {}: give `force` to do it (toron admin session phase {key} {} --force)",
+                s.phase,
+                phase.as_str(),
+                phase.as_str()
+            ),
+        ));
+    }
     s.phase = phase.as_str().to_string();
     state.hub.registry.put_session(&by, s.clone()).await?;
     Ok(Json(s).into_response())

@@ -170,5 +170,49 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
         .count();
     // session, participant, token, grant, document, phase, revoke
     assert_eq!(admin_records, 7);
+
+    // A phase does not go back by mistake (issue 16): it takes rights away from the hall.
+    let back = toron(
+        &url,
+        admin,
+        &["admin", "session", "phase", "S05", "scheduled"],
+    )
+    .await;
+    assert_eq!(back.0, 1);
+    assert!(
+        back.2.contains("409") && back.2.contains("--force"),
+        "{}",
+        back.2
+    );
+    assert_eq!(server.registry().session("S05").expect("S05").phase, "live");
+    ok(&toron(
+        &url,
+        admin,
+        &["admin", "session", "phase", "S05", "scheduled", "--force"],
+    )
+    .await);
+    assert_eq!(
+        server.registry().session("S05").expect("S05").phase,
+        "scheduled"
+    );
+    let told = toron(
+        &url,
+        admin,
+        &[
+            "history",
+            "S05",
+            "--kind",
+            "session.phase_changed",
+            "--json",
+        ],
+    )
+    .await;
+    let last = told.1.as_array().and_then(|l| l.last()).cloned();
+    assert_eq!(
+        last.as_ref()
+            .map(|e| (e["detail"]["from"].clone(), e["detail"]["to"].clone())),
+        Some((serde_json::json!("live"), serde_json::json!("scheduled"))),
+        "logged: {last:?}"
+    );
     server.shutdown().await.expect("shutdown");
 }
