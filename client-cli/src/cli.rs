@@ -15,7 +15,7 @@ use toron_protocol::AutomergeUrl;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
-    /// The server's WebSocket URL.
+    /// The server's address: `ws://host:port` (or `wss://`, or the `http(s)://` of its page).
     #[arg(
         long,
         global = true,
@@ -42,11 +42,17 @@ enum Command {
         json: Option<PathBuf>,
     },
     /// Print a document as JSON.
-    Get { url: AutomergeUrl },
+    Get {
+        /// The document: `automerge:…` or its id.
+        url: AutomergeUrl,
+    },
     /// Set the value at PATH (`a.b.0` or `/a/b/0`); VALUE is JSON, or else a string.
     Set {
+        /// The document: `automerge:…` or its id.
         url: AutomergeUrl,
+        /// Where: `a.b.0` or `/a/b/0`.
         path: String,
+        /// JSON (`"text"`, `3`, `{"k": 1}`), or else taken as a string.
         value: String,
         /// Start the document if the server has no content for it yet (a registered, empty
         /// document such as your own `notes:` layer).
@@ -55,6 +61,7 @@ enum Command {
     },
     /// Print the document, then again after each change (one JSON document per line).
     Watch {
+        /// The document: `automerge:…` or its id.
         url: AutomergeUrl,
         /// Stop after this many changes.
         #[arg(long)]
@@ -65,8 +72,10 @@ enum Command {
     History {
         /// A document (`automerge:…` or its id) or a session key.
         target: String,
+        /// Only what this participant did (a key such as `P-KIM`).
         #[arg(long)]
         participant: Option<String>,
+        /// Only what was done in this role (`activist`, `evaluator`, …).
         #[arg(long)]
         role: Option<String>,
         /// Sessions only: entries of this kind (`annotation`, `triage.status_set`, …).
@@ -78,7 +87,9 @@ enum Command {
     },
     /// The document as it was after change number SEQ, or at a moment.
     At {
+        /// The document: `automerge:…` or its id.
         url: AutomergeUrl,
+        /// After change number SEQ of the document.
         #[arg(long, conflicts_with = "time", required_unless_present = "time")]
         seq: Option<u64>,
         /// `17:30[:15]` (KST, on --date or the document's first day), UTC milliseconds, or
@@ -96,6 +107,7 @@ enum Command {
     /// Load a debate bundle (docs/bundle-format.md): checks all of it first, writes nothing
     /// if anything is wrong, and creates nothing a second time.
     Import {
+        /// The bundle (JSON), or a CSV file with --csv.
         bundle: std::path::PathBuf,
         /// Check the bundle and show what would be created, without writing.
         #[arg(long)]
@@ -119,6 +131,7 @@ enum Command {
     Export {
         /// A series key, or a session key.
         key: String,
+        /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
     },
@@ -126,10 +139,13 @@ enum Command {
     Report {
         /// A series key, or a session key.
         key: String,
+        /// html, md (Markdown) or csv.
         #[arg(long, default_value = "html")]
         format: String,
+        /// ko (Korean) or en (English).
         #[arg(long, default_value = "ko")]
         lang: String,
+        /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
     },
@@ -147,18 +163,22 @@ enum Command {
         /// Text just before / after the passage, to choose between repeats.
         #[arg(long)]
         prefix: Option<String>,
+        /// Text just after the passage.
         #[arg(long)]
         suffix: Option<String>,
         /// comment, question, highlight, strength, gap, lesson, score.
         #[arg(long, default_value = "comment")]
         kind: String,
+        /// What you say about the passage.
         #[arg(long)]
         body: Option<String>,
+        /// The session (its key, `S-LIB`) whose notes layer takes it.
         #[arg(long)]
         session: String,
         /// gap/strength/score: the template criterion; score: its value 1–5.
         #[arg(long)]
         criterion: Option<String>,
+        /// score: the value, 1 to 5.
         #[arg(long)]
         value: Option<u8>,
         /// gap/lesson: departments concerned (comma-separated keys).
@@ -175,10 +195,13 @@ enum Command {
     Reply {
         /// The annotation replied to (its id).
         parent: String,
+        /// The session (its key) whose notes layer takes it.
         #[arg(long)]
         session: String,
+        /// What you say.
         #[arg(long)]
         body: String,
+        /// `reply`, or `answer` (a presenter answering a question).
         #[arg(long, default_value = "reply")]
         kind: String,
         /// The top of the thread, if the parent is itself a reply.
@@ -187,27 +210,35 @@ enum Command {
     },
     /// Agree with an annotation (공감), or take it back with --remove.
     React {
+        /// The annotation (its id).
         annotation: String,
+        /// The session (its key) whose notes layer takes it.
         #[arg(long)]
         session: String,
+        /// Take the agreement back.
         #[arg(long)]
         remove: bool,
     },
     /// Set the triage status of a root annotation (organizers; the chair while live).
     Triage {
+        /// The annotation: its id, or the ref people see (`L-04`, `W-04`).
         annotation: String,
+        /// The session (its key, `S-LIB`).
         #[arg(long)]
         session: String,
         /// open, answered, accepted, merged, noted, deferred, withdrawn.
         #[arg(long)]
         status: String,
+        /// Why, in a word (shown in the queue and the report).
         #[arg(long)]
         note: Option<String>,
+        /// accepted: the finding of the report it went into (`F-LIB-01`).
         #[arg(long)]
         finding: Option<String>,
     },
     /// Play a session back, printing its timeline as it plays.
     Replay {
+        /// The session (its key, `S-LIB`).
         session: String,
         /// 1, 4, 16… times real time, or `max` for as fast as possible.
         #[arg(long, default_value = "1")]
@@ -225,8 +256,11 @@ enum Command {
     },
     /// What changed between change numbers FROM and TO (patches: path, action, values).
     Diff {
+        /// The document: `automerge:…` or its id.
         url: AutomergeUrl,
+        /// A change number of the document.
         from: u64,
+        /// A later change number.
         to: u64,
     },
     /// Participants, roles, tokens, sessions, cases and documents (organizers; `whoami` and
@@ -237,13 +271,16 @@ enum Command {
     },
     /// Load generator: N clients on D documents, one edit every I ms each, for T seconds.
     Bench {
+        /// Clients, all in this process.
         #[arg(long, default_value_t = 50)]
         clients: usize,
+        /// Documents the clients share (at least two clients each).
         #[arg(long, default_value_t = 1)]
         docs: usize,
         /// Milliseconds between two edits of one client.
         #[arg(long, default_value_t = 1000)]
         interval_ms: u64,
+        /// Seconds of editing.
         #[arg(long, default_value_t = 20)]
         duration_secs: u64,
         /// Seconds to keep receiving after the last edit.
@@ -305,18 +342,23 @@ enum AdminCommand {
     Whoami,
     /// The documents you may read (and whether you may write them).
     Docs,
+    /// Add and list participants.
     #[command(subcommand)]
     Participant(ParticipantCommand),
     /// Give a participant a role in a session or a whole series.
     Grant(RoleArgs),
     /// Take a role away (the participant's open connections are closed).
     Revoke(RoleArgs),
+    /// Issue or revoke a participant's token.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Add, list and move sessions through their phases.
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Add a case (one government's) to a session.
     #[command(subcommand)]
     Case(CaseCommand),
+    /// Register a document by its key.
     #[command(subcommand)]
     Doc(DocCommand),
 }
@@ -325,9 +367,12 @@ enum AdminCommand {
 enum ParticipantCommand {
     /// Add a participant; prints it with its invite token.
     Add {
+        /// Their key, such as `P-KIM` (letters, digits, `-`, `_`, `.`).
         key: String,
+        /// Their name, as shown where they consent to it.
         #[arg(long)]
         name: String,
+        /// Their organisation (shown with `affiliation_only`).
         #[arg(long, default_value = "")]
         affiliation: String,
         /// official, expert, activist or resident.
@@ -336,20 +381,25 @@ enum ParticipantCommand {
         /// name_and_affiliation, affiliation_only or role_only.
         #[arg(long)]
         attribution: Option<String>,
+        /// An official's department (a key of the series' departments).
         #[arg(long)]
         department: Option<String>,
     },
+    /// Everybody, with their kinds and how they are shown.
     List,
 }
 
 #[derive(Debug, clap::Args)]
 struct RoleArgs {
+    /// The participant's key.
     participant: String,
     /// organizer, facilitator, scribe, presenter, evaluator, activist, official,
     /// department_reviewer, observer or importer.
     role: String,
+    /// For this session only.
     #[arg(long, conflicts_with = "series", required_unless_present = "series")]
     session: Option<String>,
+    /// For every session of this series.
     #[arg(long)]
     series: Option<String>,
 }
@@ -357,40 +407,57 @@ struct RoleArgs {
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
     /// Issue a new token (the old one stops working).
-    Issue { participant: String },
+    Issue {
+        /// The participant's key.
+        participant: String,
+    },
     /// Revoke the participant's token and close their connections.
-    Revoke { participant: String },
+    Revoke {
+        /// The participant's key.
+        participant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum SessionCommand {
+    /// Add a session to a series (or update it; its phase moves only with `phase`).
     Add {
+        /// The session's key, such as `S05`.
         key: String,
+        /// The series it belongs to.
         #[arg(long)]
         series: String,
+        /// Its title, as shown to the hall.
         #[arg(long, default_value = "")]
         title: String,
         /// draft, scheduled, live, closed, reporting or published.
         #[arg(long)]
         phase: Option<String>,
+        /// The chair (a participant's key).
         #[arg(long)]
         facilitator: Option<String>,
     },
     /// Move a session to another phase.
     Phase {
+        /// The session's key.
         key: String,
+        /// draft, scheduled, live, closed, reporting or published.
         phase: String,
         /// Move the session back (`live` → `scheduled`), which takes rights away.
         #[arg(long)]
         force: bool,
     },
+    /// The sessions you take part in (organizers: of their series).
     List,
 }
 
 #[derive(Debug, Subcommand)]
 enum CaseCommand {
+    /// Add a case to a session (or update it).
     Add {
+        /// The case's key, such as `C-S05-SB`.
         key: String,
+        /// The session it is presented in.
         #[arg(long)]
         session: String,
         /// A presenter's participant key (repeat for several).
@@ -403,7 +470,10 @@ enum CaseCommand {
 enum DocCommand {
     /// Register a document key (case:…, eval:…:…, notes:…:…, triage:…, session:…, report:…,
     /// response:…:…); prints its automerge: URL.
-    Register { key: String },
+    Register {
+        /// The document's key.
+        key: String,
+    },
 }
 
 fn admin_call(
