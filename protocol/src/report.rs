@@ -937,8 +937,21 @@ impl<'a> Builder<'a> {
             .iter()
             .filter(|a| a.kind == AnnotationKind::Score)
         {
+            // The case of the document the score is anchored in (a passage of the case or of
+            // an evaluation of it), else the case the annotation names.
             let case = match &a.target {
-                Some(Target::Document { doc }) => doc.strip_prefix("case:").map(str::to_string),
+                Some(
+                    Target::Document { doc }
+                    | Target::TextRange { doc, .. }
+                    | Target::Indicator { doc, .. },
+                ) => doc
+                    .parse::<crate::policy::DocKey>()
+                    .ok()
+                    .and_then(|k| match k {
+                        crate::policy::DocKey::Case { case }
+                        | crate::policy::DocKey::Eval { case, .. } => Some(case),
+                        _ => None,
+                    }),
                 _ => None,
             }
             .or_else(|| a.subject_cases.first().cloned())

@@ -331,6 +331,31 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
             None => entries(&catalog, kind),
         }
     };
+    // People who take part in the series without having come in by an import (added by an
+    // organizer during the debate) are listed too: the report names them as they consented
+    // and knows an official's department (conflicts of interest).
+    let mut participants = listed("participant", "participants");
+    let session_keys: Vec<String> = sessions
+        .iter()
+        .filter_map(|s| s["key"].as_str().map(str::to_string))
+        .collect();
+    for p in hub.registry.participants() {
+        if crate::import_api::is_importer(&p.key)
+            || participants.iter().any(|x| x["key"] == p.key.as_str())
+        {
+            continue;
+        }
+        let takes_part = hub.registry.roles_of(&p.key).iter().any(|g| {
+            (g.scope == "series" && g.name == series)
+                || (g.scope == "session" && session_keys.contains(&g.name))
+        });
+        if takes_part {
+            participants.push(json!({
+                "key": p.key, "name": p.name, "affiliation": p.affiliation, "kind": p.kind,
+                "department": p.department, "attribution": p.attribution,
+            }));
+        }
+    }
     let mut bundle = json!({
         "series": s_meta,
         "fields": listed("field", "fields"),
@@ -338,7 +363,7 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
         "departments": listed("department", "departments"),
         "pledges": listed("pledge", "pledges"),
         "evaluation_template": template,
-        "participants": listed("participant", "participants"),
+        "participants": participants,
         "sessions": sessions,
         "findings": findings,
         "department_responses": responses,

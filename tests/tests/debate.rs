@@ -614,3 +614,104 @@ async fn as_token(server: &Running, token: &str, args: &[&str]) -> (bool, String
     )
     .await
 }
+
+/// Issue 16: a live score annotation anchored to a passage had an empty case in the reference
+/// scores, and one by an official of a responsible department was counted. The case is the
+/// document's it is anchored in, and the official's score is excluded as a conflict of
+/// interest, as an imported one would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_score_by_a_responsible_official_is_excluded_and_its_case_named() {
+    let (_dir, server) = started().await;
+    let path = bundle_path();
+    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
+    assert!(ok, "{err}");
+    let mut s = server.registry().session("S-LIB").expect("S-LIB");
+    s.phase = "live".into();
+    server
+        .registry()
+        .put_session("admin", s)
+        .await
+        .expect("live");
+    // An official of the department responsible for the case joins during the debate, and a
+    // resident too.
+    for (key, kind, department) in [
+        ("P-CULT-OFFICER", "official", Some("DEP-CULT")),
+        ("P-RESIDENT", "resident", None),
+    ] {
+        let mut add = vec![
+            "admin",
+            "participant",
+            "add",
+            key,
+            "--name",
+            key,
+            "--kind",
+            kind,
+        ];
+        if let Some(d) = department {
+            add.extend(["--department", d]);
+        }
+        let (ok, _, err) = toron(&server, &add).await;
+        assert!(ok, "{err}");
+        let role = if kind == "official" {
+            "official"
+        } else {
+            "activist"
+        };
+        let (ok, _, err) = toron(
+            &server,
+            &["admin", "grant", key, role, "--session", "S-LIB"],
+        )
+        .await;
+        assert!(ok, "{err}");
+        let (ok, _, err) = toron(
+            &server,
+            &["admin", "doc", "register", &format!("notes:S-LIB:{key}")],
+        )
+        .await;
+        assert!(ok, "{err}");
+        let token = server
+            .registry()
+            .issue_token("admin", key)
+            .await
+            .expect("token");
+        let (ok, _, err) = as_token(
+            &server,
+            &token,
+            &[
+                "annotate",
+                "case:C-LIB-HB",
+                "--session",
+                "S-LIB",
+                "--path",
+                "sections.results",
+                "--quote",
+                "평일 저녁 이용은 여전히 적다",
+                "--kind",
+                "score",
+                "--criterion",
+                "effectiveness",
+                "--value",
+                "5",
+                "--body",
+                "효과가 크다",
+            ],
+        )
+        .await;
+        assert!(ok, "{key}: {err}");
+    }
+    let (ok, md, err) = toron(&server, &["report", "HB-BENCH-2012", "--format", "md"]).await;
+    assert!(ok, "{err}");
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| C-LIB-HB | 효과성"))
+        .unwrap_or_else(|| panic!("a reference row for the case's effectiveness: {md}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    // | case | criterion | n | median | excluded |
+    assert_eq!(cells[3], "1", "the resident's score counts: {row}");
+    assert_eq!(cells[5], "1", "the official's is excluded: {row}");
+    assert!(
+        !md.lines().any(|l| l.starts_with("|  | ")),
+        "no reference row without its case"
+    );
+}
