@@ -620,6 +620,73 @@ pub fn change_entries(
         .collect())
 }
 
+/// What an entry that creates an annotation tells of it for later entries to name it by:
+/// its id, and its ref and the start of its text.
+pub fn annotation_label(e: &Entry) -> Option<(String, Json)> {
+    // Only shared notes: a private note's text must not reach others through a label.
+    let shared = e
+        .document
+        .as_deref()
+        .is_some_and(|d| d.starts_with("notes:"));
+    if !shared || !matches!(e.kind.as_str(), "annotation.created" | "reply.created") {
+        return None;
+    }
+    let id = e.detail["annotation"].as_str()?.to_string();
+    let mut label = json!({ "body": e.detail["body"] });
+    if let Some(r) = e.detail.get("ref").filter(|r| !r.is_null()) {
+        label["ref"] = r.clone();
+    }
+    Some((id, label))
+}
+
+/// The annotation an entry is about (reactions, triage, a reply's parent), if any.
+pub fn referenced_annotation(e: &Entry) -> Option<String> {
+    match e.kind.as_str() {
+        "reaction.added" | "reaction.removed" | "triage.status_set" | "triage.flag_set" => {
+            e.detail["annotation"].as_str().map(str::to_string)
+        }
+        "reply.created" => e.detail["parent"].as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// Names the annotation an entry is about by its ref and text (from its `annotation_label`),
+/// as people know it — `agreed with L-04 “평일 저녁…”` rather than an id.
+pub fn name_referenced(e: &mut Entry, label: &Json) {
+    let reference = label["ref"].as_str();
+    let body = label["body"].as_str().unwrap_or_default();
+    let named = match (reference, body.is_empty()) {
+        (Some(r), false) => format!("{r} “{}”", short(body)),
+        (Some(r), true) => r.to_string(),
+        (None, false) => format!("“{}”", short(body)),
+        (None, true) => return,
+    };
+    let field = if e.kind == "reply.created" {
+        "parent"
+    } else {
+        "annotation"
+    };
+    if let Some(r) = reference {
+        e.detail[format!("{field}_ref")] = json!(r);
+    }
+    e.detail[format!("{field}_text")] = json!(short(body));
+    e.summary = match e.kind.as_str() {
+        "reaction.added" => format!("agreed with {named} (공감)"),
+        "reaction.removed" => format!("took back agreement with {named}"),
+        "triage.status_set" => format!(
+            "set {named} to {}",
+            e.detail["status"].as_str().unwrap_or("?")
+        ),
+        "triage.flag_set" => format!("{} {named}", e.detail["flag"].as_str().unwrap_or("?")),
+        "reply.created" => format!(
+            "{} to {named}: \"{}\"",
+            e.detail["annotation_kind"].as_str().unwrap_or("reply"),
+            e.detail["body"].as_str().unwrap_or_default()
+        ),
+        _ => return,
+    };
+}
+
 /// The entry a presence record makes.
 pub fn presence_entry(global_seq: u64, p: &Presence) -> Entry {
     Entry {

@@ -50,7 +50,8 @@ pub fn session_prefix(session: &str) -> Vec<u8> {
 /// names records differently: a store projected by another version is projected again from
 /// the log (the projection is derived data), at the first timeline read after the upgrade.
 /// 2: strings written as text (the JavaScript client's) read as the strings typed.
-pub const PROJECTION_VERSION: u64 = 2;
+/// 3: reactions, triage decisions and replies name their annotation by ref and text.
+pub const PROJECTION_VERSION: u64 = 3;
 
 const VERSION_STATE: &[u8] = b"version";
 
@@ -64,12 +65,22 @@ fn phase_state_key(session: &str) -> Vec<u8> {
     format!("phase/{session}").into_bytes()
 }
 
+fn annotation_state_key(session: &str, name: &str) -> Vec<u8> {
+    let mut k = b"ann/".to_vec();
+    k.extend_from_slice(&session_prefix(session));
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
 /// Turns log records into entries. Holds what it has learned of each document's objects,
 /// so a document's earlier changes are read at most once per process.
 #[derive(Debug, Default)]
 pub struct Projector {
     objects: HashMap<DocumentId, DocObjects>,
     phases: HashMap<String, Option<String>>,
+    /// What the annotations seen since the last write are called (state key of session and
+    /// id or ref → ref and text), to store with it (`ann/…`).
+    learned: Vec<(Vec<u8>, serde_json::Value)>,
 }
 
 impl Projector {
@@ -80,8 +91,33 @@ impl Projector {
         event: &Event,
         ctx: impl Fn(&DocumentId) -> Option<DocContext>,
         earlier: impl Fn(&DocumentId, u64, u64) -> Result<Vec<Vec<u8>>, StoreError>,
-        stored_phase: impl Fn(&str) -> Result<Option<String>, StoreError>,
+        stored: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
     ) -> Result<Vec<Entry>, ProjectionError> {
+        let entries = self.raw_entries(event, ctx, earlier, &stored)?;
+        // What each annotation is called, for readers to name it by (see [`name`]): the log
+        // is in arrival order, and an import may bring a reply before its parent.
+        for e in &entries {
+            if let Some((id, label)) = timeline::annotation_label(e) {
+                let names = std::iter::once(id).chain(label["ref"].as_str().map(str::to_string));
+                for name in names {
+                    self.learned
+                        .push((annotation_state_key(&e.session, &name), label.clone()));
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    fn raw_entries(
+        &mut self,
+        event: &Event,
+        ctx: impl Fn(&DocumentId) -> Option<DocContext>,
+        earlier: impl Fn(&DocumentId, u64, u64) -> Result<Vec<Vec<u8>>, StoreError>,
+        stored: &impl Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
+    ) -> Result<Vec<Entry>, ProjectionError> {
+        let stored_phase = |s: &str| -> Result<Option<String>, StoreError> {
+            Ok(stored(&phase_state_key(s))?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        };
         let g = event.global_seq();
         let bad = |reason: String| ProjectionError::Record {
             global_seq: g,
@@ -161,6 +197,31 @@ impl Projection {
         let mut p = self.projector.lock().unwrap_or_else(|e| e.into_inner());
         catch_up(&self.store, &mut p, |id| self.registry.timeline_context(id))
     }
+
+    /// Names the annotation each entry is about as people know it — its ref and text
+    /// (`agreed with L-04 “…”`) — from what the projection has seen of it, whichever came
+    /// first in the log. Done when entries are read, so the stored timeline stays a function
+    /// of each record alone. Blocking.
+    pub fn name(&self, entries: &mut [Entry]) -> Result<(), StoreError> {
+        let mut seen: HashMap<Vec<u8>, Option<serde_json::Value>> = HashMap::new();
+        for e in entries {
+            let Some(name) = timeline::referenced_annotation(e) else {
+                continue;
+            };
+            let key = annotation_state_key(&e.session, &name);
+            if !seen.contains_key(&key) {
+                let label = self
+                    .store
+                    .timeline_state(&key)?
+                    .and_then(|v| serde_json::from_slice(&v).ok());
+                seen.insert(key.clone(), label);
+            }
+            if let Some(Some(label)) = seen.get(&key) {
+                timeline::name_referenced(e, label);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn earlier_changes(
@@ -174,12 +235,6 @@ fn earlier_changes(
         .into_iter()
         .map(|r| r.change.bytes)
         .collect())
-}
-
-fn stored_phase(store: &Store, session: &str) -> Result<Option<String>, StoreError> {
-    Ok(store
-        .timeline_state(&phase_state_key(session))?
-        .map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
 
 fn catch_up(
@@ -211,16 +266,21 @@ fn catch_up(
                 ev,
                 &ctx,
                 |d, a, u| earlier_changes(store, d, a, u),
-                |s| stored_phase(store, s),
+                |k| store.timeline_state(k),
             )? {
                 entries.push((entry_key(&e), serde_json::to_vec(&e).unwrap_or_default()));
             }
         }
-        let state: Vec<(Vec<u8>, Vec<u8>)> = p
+        let mut state: Vec<(Vec<u8>, Vec<u8>)> = p
             .phases
             .iter()
             .filter_map(|(s, ph)| Some((phase_state_key(s), ph.clone()?.into_bytes())))
             .collect();
+        state.extend(
+            p.learned
+                .drain(..)
+                .map(|(k, l)| (k, l.to_string().into_bytes())),
+        );
         store.timeline_write(&entries, &state, last)?;
         checkpoint = last;
     }
@@ -261,7 +321,7 @@ pub fn verify(store: &Store, registry: &Registry) -> Result<Vec<String>, Project
                 ev,
                 |id| registry.timeline_context(id),
                 |d, a, u| earlier_changes(store, d, a, u),
-                |_| Ok(None),
+                |_: &[u8]| Ok(None),
             ) {
                 Ok(es) => es,
                 Err(e) => {

@@ -158,6 +158,7 @@ async fn timeline(
     let limit = q.limit.unwrap_or(200).clamp(1, 5_000);
     let start = key_after(&session, q.after.as_deref(), q.since)?;
     let store = state.hub.store.clone();
+    let hub = state.hub.clone();
     let (entries, next) = blocking(move || -> Result<_, ApiError> {
         let prefix = session_prefix(&session);
         let mut from = start;
@@ -196,10 +197,18 @@ async fn timeline(
                 out.push(e);
             }
         }
+        store_projection_name(&hub, &mut out)?;
         Ok((out, next))
     })
     .await??;
     Ok(Json(json!({ "entries": entries, "next_after": next })).into_response())
+}
+
+/// Names the annotations the entries are about (see `Projection::name`).
+fn store_projection_name(hub: &Hub, entries: &mut [Entry]) -> Result<(), ApiError> {
+    hub.projection
+        .name(entries)
+        .map_err(|e| api_err(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string()))
 }
 
 /// Slowest and fastest replay speeds. Below 0.1 a replay is a task that sleeps for years.
@@ -269,6 +278,7 @@ async fn replay(
     };
     let mut revocations = state.hub.access_revocations();
     let mut shutdown = state.shutdown.clone();
+    let hub = state.hub.clone();
     let store = state.hub.store.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     let live = state.hub.metrics.replay_started();
@@ -303,13 +313,21 @@ async fn replay(
             from = last.0.clone();
             from.push(0);
             let mut chunk = Vec::new();
-            for (_, v) in rows {
-                let Ok(e) = serde_json::from_slice::<Entry>(&v) else {
-                    continue;
-                };
-                if !reader.may_see(&e) {
-                    continue;
-                }
+            let mut page: Vec<Entry> = rows
+                .iter()
+                .filter_map(|(_, v)| serde_json::from_slice::<Entry>(v).ok())
+                .filter(|e| reader.may_see(e))
+                .collect();
+            let named = {
+                let hub = hub.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _ = hub.projection.name(&mut page);
+                    page
+                })
+                .await
+            };
+            let Ok(page) = named else { break };
+            for e in page {
                 if let Some(speed) = speed {
                     let gap_ms = e
                         .order_ms()

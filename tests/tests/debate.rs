@@ -715,3 +715,65 @@ async fn a_live_score_by_a_responsible_official_is_excluded_and_its_case_named()
         "no reference row without its case"
     );
 }
+
+/// Issue 16: the session timeline misnamed the debate — every annotation a comment, answers
+/// as annotations, triage decisions as section edits, reactions as `agreed with <uuid>`. The
+/// example series' timeline now tells each act by its kind and names annotations by their ref.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_names_the_debate_as_it_happened() {
+    let (_dir, server) = started().await;
+    let path = bundle_path();
+    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
+    assert!(ok, "{err}");
+    let (ok, out, err) = toron(&server, &["history", "S-LIB", "--json"]).await;
+    assert!(ok, "{err}");
+    let entries: Vec<Value> = serde_json::from_str(&out).expect("json");
+    let of = |kind: &str| -> Vec<&Value> { entries.iter().filter(|e| e["kind"] == kind).collect() };
+    // Annotations with their real kinds; answers and replies as replies to their parent.
+    let kinds: std::collections::BTreeSet<&str> = of("annotation.created")
+        .iter()
+        .filter_map(|e| e["detail"]["annotation_kind"].as_str())
+        .collect();
+    for k in ["highlight", "question", "gap", "lesson", "score", "comment"] {
+        assert!(kinds.contains(k), "{k} among {kinds:?}");
+    }
+    let replies = of("reply.created");
+    assert_eq!(replies.len(), 2, "L-03 and L-10: {replies:?}");
+    assert!(
+        replies
+            .iter()
+            .any(|e| e["detail"]["parent_ref"] == "L-02"
+                && e["detail"]["annotation_kind"] == "answer"),
+        "{replies:?}"
+    );
+    // Reactions and triage decisions name the annotation as people know it.
+    let reactions = of("reaction.added");
+    assert!(!reactions.is_empty());
+    for r in &reactions {
+        let named = r["detail"]["annotation_ref"].as_str().expect("a ref");
+        assert!(
+            r["summary"].as_str().expect("summary").contains(named),
+            "{r}"
+        );
+    }
+    let (ok, out, err) = toron(
+        &server,
+        &["history", "S-LIB", "--kind", "triage.status_set", "--json"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let triage: Vec<Value> = serde_json::from_str(&out).expect("json");
+    assert!(
+        triage
+            .iter()
+            .any(|e| e["detail"]["annotation_ref"] == "L-04" && e["detail"]["status"] == "accepted"),
+        "{triage:?}"
+    );
+    assert!(
+        !entries.iter().any(|e| e["kind"] == "section.edited"
+            && e["document"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("triage:"))),
+        "no triage decision is told as section edits"
+    );
+}
