@@ -91,7 +91,9 @@ fn the_web_client_in_headless_chromium() {
     let (server, url) = start(&dir.path().join("data"));
     let bundle = web.join("../examples/debate-bundle.json");
     toron(&url, &["import", bundle.to_str().expect("path")]);
-    toron(&url, &["admin", "session", "phase", "S-LIB", "live"]);
+    // The example ends in `reporting`: the hall reopens it, which takes --force (a phase does
+    // not go back by mistake).
+    toron(&url, &["admin", "session", "phase", "S-LIB", "live", "--force"]);
     let api = Admin::new(&url, Some(ADMIN.into()), LIMIT);
     let observer = api
         .call(
