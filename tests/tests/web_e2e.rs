@@ -93,7 +93,10 @@ fn the_web_client_in_headless_chromium() {
     toron(&url, &["import", bundle.to_str().expect("path")]);
     // The example ends in `reporting`: the hall reopens it, which takes --force (a phase does
     // not go back by mistake).
-    toron(&url, &["admin", "session", "phase", "S-LIB", "live", "--force"]);
+    toron(
+        &url,
+        &["admin", "session", "phase", "S-LIB", "live", "--force"],
+    );
     let api = Admin::new(&url, Some(ADMIN.into()), LIMIT);
     let observer = api
         .call(
