@@ -244,6 +244,52 @@ pub async fn resolve_annotation(
     })
 }
 
+/// `Ok` when `finding` is a finding of `series`' report, read from `report:{series}` (which
+/// only the series' organizers may read: a finding is linked by them); otherwise an error
+/// naming it, with the findings there are.
+pub async fn known_finding(
+    conn: &mut Connection,
+    series: &str,
+    finding: &str,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let key = DocKey::Report {
+        series: series.to_string(),
+    };
+    let d = match conn.find(key.document_id(), limit).await {
+        Ok(d) => d,
+        Err(ClientError::Unavailable(_)) => bail!(
+            "--finding {finding}: the report of series {series} is not yours to read; an organizer of the series links findings"
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let report = toron_protocol::json::doc_to_json(&d.doc);
+    let known: Vec<&String> = report["findings"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    if known.iter().any(|k| *k == finding) {
+        return Ok(());
+    }
+    let shown: Vec<&str> = known.iter().take(12).map(|k| k.as_str()).collect();
+    bail!(
+        "no finding `{finding}` in the report of series {series}{}",
+        if shown.is_empty() {
+            " (it has no findings yet)".to_string()
+        } else {
+            format!(
+                "; its findings: {}{}",
+                shown.join(", "),
+                if known.len() > shown.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            )
+        }
+    )
+}
+
 /// Sets the triage status of a root annotation in `triage:{session}`, keeping every transition
 /// in the item's `history`.
 pub async fn set_triage(
@@ -305,4 +351,42 @@ pub fn triage_entry(
         v["finding"] = json!(f);
     }
     Ok(v)
+}
+
+/// The keys of the departments `given` names — each by key, Korean or English name — among
+/// `known` (the series' list, `[{key, name_ko, name_en}]`); an unknown one is named with the
+/// departments there are.
+pub fn resolve_departments(given: &[String], known: &Value) -> anyhow::Result<Vec<String>> {
+    let known: Vec<&Value> = known.as_array().into_iter().flatten().collect();
+    given
+        .iter()
+        .map(|g| {
+            let g = g.trim();
+            let hit = known.iter().find(|d| d["key"] == g).or_else(|| {
+                let named: Vec<&&Value> = known
+                    .iter()
+                    .filter(|d| d["name_ko"] == g || d["name_en"] == g)
+                    .collect();
+                (named.len() == 1).then(|| named[0])
+            });
+            match hit.and_then(|d| d["key"].as_str()) {
+                Some(k) => Ok(k.to_string()),
+                None if known.is_empty() => {
+                    bail!("department `{g}` is not known: this series defines no departments")
+                }
+                None => bail!(
+                    "department `{g}` is not one of this series' departments: {}",
+                    known
+                        .iter()
+                        .map(|d| format!(
+                            "{} ({})",
+                            d["key"].as_str().unwrap_or_default(),
+                            d["name_ko"].as_str().unwrap_or_default()
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        })
+        .collect()
 }

@@ -148,6 +148,10 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
+        /// Where the report's links lead, for a file mailed to readers who reach the server
+        /// by another address (`https://toron.example.go.kr`); by default the --server's.
+        #[arg(long)]
+        base_url: Option<String>,
     },
     /// Annotate a passage of a document (into your own notes layer of the session); prints
     /// the annotation's id.
@@ -718,6 +722,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             format,
             lang,
             output,
+            base_url,
         } => {
             if !matches!(format.as_str(), "html" | "md" | "csv") {
                 anyhow::bail!("--format is html, md or csv");
@@ -729,7 +734,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let text = tokio::task::spawn_blocking(move || {
                 crate::admin::Admin::new(&srv, token, limit.max(std::time::Duration::from_secs(60)))
                     .get_text(&format!(
-                        "/api/v1/reports/{key}?format={format}&lang={lang}"
+                        "/api/v1/reports/{key}?format={format}&lang={lang}{}",
+                        base_url
+                            .map(|b| format!(
+                                "&base={}",
+                                url::form_urlencoded::byte_serialize(b.as_bytes())
+                                    .collect::<String>()
+                            ))
+                            .unwrap_or_default()
                     ))
             })
             .await??;
@@ -772,6 +784,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("a score needs --criterion and --value from 1 to 5");
             }
             let (me, role) = whoami(&cli.server, cli.token.clone(), &session, limit).await?;
+            // Departments by key or by name, as the series lists them.
+            let departments = if departments.is_empty() {
+                departments
+            } else {
+                let s = my_session(&cli.server, cli.token.clone(), &session, limit).await?;
+                crate::annotate::resolve_departments(&departments, &s["departments"])?
+            };
             let id = crate::annotate::document_id(&doc)?;
             let mut conn = crate::sync_client::Connection::connect(&server, limit).await?;
             let mut target = conn.find(id, limit).await?;
@@ -901,8 +920,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (me, _) = whoami(&cli.server, cli.token.clone(), &session, limit).await?;
             let entry =
                 crate::annotate::triage_entry(&status, &me, note.as_deref(), finding.as_deref())?;
-            let layers = session_layers(&cli.server, cli.token.clone(), &session, limit).await?;
+            let mine = my_session(&cli.server, cli.token.clone(), &session, limit).await?;
+            let layers = layer_ids(&mine);
             let mut conn = crate::sync_client::Connection::connect(&server, limit).await?;
+            if let (Some(f), Some(series)) = (&finding, mine["series"].as_str()) {
+                crate::annotate::known_finding(&mut conn, series, f, limit).await?;
+            }
             let id = crate::annotate::resolve_annotation(
                 &mut conn,
                 &layers,
@@ -1039,29 +1062,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// The caller's participant key and the role they act in for `session` (a role granted for
 /// the session first, else one for its series).
 /// The notes layers of `session` the caller may read.
-async fn session_layers(
+/// The session as the caller sees it (`/api/v1/me/sessions`): its documents, people and the
+/// series' departments.
+async fn my_session(
     server: &str,
     token: Option<String>,
     session: &str,
     limit: std::time::Duration,
-) -> anyhow::Result<Vec<toron_protocol::DocumentId>> {
+) -> anyhow::Result<Json> {
     let srv = server.to_string();
     let mine = tokio::task::spawn_blocking(move || {
         crate::admin::Admin::new(&srv, token, limit).call("GET", "/api/v1/me/sessions", None)
     })
     .await??;
-    let s = mine["sessions"]
+    mine["sessions"]
         .as_array()
         .into_iter()
         .flatten()
         .find(|s| s["key"] == session)
-        .ok_or_else(|| anyhow::anyhow!("you take no part in session {session}"))?;
-    Ok(s["layers"]
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("you take no part in session {session}"))
+}
+
+/// The session's notes layers the caller may read.
+fn layer_ids(s: &Json) -> Vec<toron_protocol::DocumentId> {
+    s["layers"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|l| l["doc"].as_str()?.parse().ok())
-        .collect())
+        .collect()
 }
 
 async fn whoami(

@@ -628,10 +628,14 @@ pub async fn run_csv(
                     "kind": get("kind").ok_or_else(|| anyhow::anyhow!("{}: empty", at("kind")))?,
                     "attribution": get("attribution").ok_or_else(|| anyhow::anyhow!("{}: empty", at("attribution")))?,
                 });
-                for k in ["department", "government"] {
-                    if let Some(v) = get(k) {
-                        p[k] = json!(v);
-                    }
+                if let Some(v) = get("government") {
+                    p["government"] = json!(v);
+                }
+                // A department by key or by name, as the series lists it.
+                if let Some(v) = get("department") {
+                    let k = crate::annotate::resolve_departments(&[v], &bundle["departments"])
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", at("department")))?;
+                    p["department"] = json!(k[0]);
                 }
                 let list = bundle["participants"]
                     .as_array_mut()
@@ -686,11 +690,17 @@ pub async fn run_csv(
                         at("value")
                     ))?);
                 }
-                for k in ["departments", "subject_cases"] {
-                    let l = list(k);
-                    if !l.is_empty() {
-                        a[k] = json!(l);
-                    }
+                let l = list("subject_cases");
+                if !l.is_empty() {
+                    a["subject_cases"] = json!(l);
+                }
+                let l = list("departments");
+                if !l.is_empty() {
+                    a["departments"] = json!(crate::annotate::resolve_departments(
+                        &l,
+                        &bundle["departments"]
+                    )
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", at("departments")))?);
                 }
                 if let (Some(doc), Some(path), Some(quote)) =
                     (get("doc"), get("path"), get("quote"))

@@ -265,7 +265,8 @@ impl<'a> Builder<'a> {
                 "/sessions/{}/annotations/{}?at={}",
                 s.key,
                 a.uuid(),
-                a.created_at
+                // `+` in a query reads as a space.
+                a.created_at.replace('+', "%2B")
             ),
         )
     }
@@ -1132,7 +1133,8 @@ fn md_escape(s: &str) -> String {
 /// add an attribute or change the scheme.
 fn href_safe(h: &str) -> String {
     let mut o = String::with_capacity(h.len() + 1);
-    if !h.starts_with('/') {
+    let absolute = h.starts_with("http://") || h.starts_with("https://");
+    if !h.starts_with('/') && !absolute {
         o.push('/');
     }
     for b in h.bytes() {
@@ -1212,7 +1214,13 @@ fn html_cell(c: &Cell) -> String {
         .map(|i| match i {
             Inline::Text(t) => esc(t),
             Inline::Link(t, href) => {
-                format!("<a href=\"{}\">{}</a>", esc(&href_safe(href)), esc(t))
+                // `_top`: shown inside the web client's frame, a link opens the replay in the
+                // page itself (a frame may not show the page).
+                format!(
+                    "<a href=\"{}\" target=\"_top\">{}</a>",
+                    esc(&href_safe(href)),
+                    esc(t)
+                )
             }
         })
         .collect()
@@ -1268,8 +1276,29 @@ th{{background:#eef2f6}}a{{color:#1a5fb4}}\n</style>\n</head>\n<body>\n",
     s
 }
 
+/// Makes every link of the report absolute: `base` (`https://toron.example.go.kr`, checked by
+/// the caller: a scheme and an authority, no trailing slash) before each server path, so that
+/// a mailed file's links lead somewhere.
+pub fn with_base(blocks: &mut [Block], base: &str) {
+    let fix = |c: &mut Cell| {
+        for i in c.iter_mut() {
+            if let Inline::Link(_, href) = i {
+                *href = format!("{base}{}", href_safe(href));
+            }
+        }
+    };
+    for b in blocks {
+        match b {
+            Block::Heading(..) => {}
+            Block::Para(c) => fix(c),
+            Block::List(items) => items.iter_mut().for_each(fix),
+            Block::Table { rows, .. } => rows.iter_mut().flatten().for_each(fix),
+        }
+    }
+}
+
 /// The department tables as CSV: one header row, then the rows of every department, with the
-/// department's key first.
+/// department's key first and the row's links (its sources' replay moments) last.
 pub fn department_rows(blocks: &[Block]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut head = Vec::new();
     let mut rows = Vec::new();
@@ -1284,10 +1313,20 @@ pub fn department_rows(blocks: &[Block]) -> (Vec<String>, Vec<Vec<String>>) {
                 if head.is_empty() {
                     head.push("department".to_string());
                     head.extend(h.iter().cloned());
+                    head.push("links".to_string());
                 }
                 for row in r {
                     let mut line = vec![d.to_string()];
                     line.extend(row.iter().map(cell_text));
+                    let links: Vec<String> = row
+                        .iter()
+                        .flatten()
+                        .filter_map(|i| match i {
+                            Inline::Link(_, href) => Some(href_safe(href)),
+                            Inline::Text(_) => None,
+                        })
+                        .collect();
+                    line.push(links.join(" "));
                     rows.push(line);
                 }
             }

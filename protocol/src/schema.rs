@@ -129,12 +129,56 @@ pub fn vocabulary(key: &DocKey, path: &[&str]) -> Option<&'static [&'static str]
     }
 }
 
+/// What a document's fields may refer to outside it, as the server knows it (the series'
+/// departments). Asked only for values written at a [`references`] place.
+pub trait References {
+    /// `Err(message naming it)` unless `department` is a key of the series' departments.
+    fn department(&self, department: &str) -> Result<(), String>;
+}
+
+/// Anything goes: for checks made without the registry (tests, fuzzing).
+#[derive(Debug, Default)]
+pub struct AnyReference;
+
+impl References for AnyReference {
+    fn department(&self, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// What kind of thing a value at `path` of a `key` document names, when it names one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference {
+    Department,
+}
+
+/// The places whose values name something outside the document: the departments a gap or
+/// lesson is routed to, and those of a finding.
+pub fn references(key: &DocKey, path: &[&str]) -> Option<Reference> {
+    match (key, path) {
+        (
+            DocKey::Notes { .. } | DocKey::NotesPrivate { .. },
+            ["annotations", _, "departments", "*"],
+        )
+        | (DocKey::Report { .. }, ["findings", _, "departments", "*"]) => {
+            Some(Reference::Department)
+        }
+        _ => None,
+    }
+}
+
 /// The rule for a value written at `path` of a document of kind `key`.
-fn rule(key: &DocKey, path: &[String], w: &Written) -> Result<(), String> {
+fn rule(key: &DocKey, path: &[String], w: &Written, refs: &dyn References) -> Result<(), String> {
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
     let shown = p.join("/");
     if let Some(values) = vocabulary(key, &p) {
         return one_of(&shown, w, values);
+    }
+    if let Some(Reference::Department) = references(key, &p) {
+        return match w.as_str() {
+            Some(d) => refs.department(d).map_err(|e| format!("`{shown}`: {e}")),
+            None => Err(format!("`{shown}` must be text, a department's key")),
+        };
     }
     match (key, p.as_slice()) {
         (_, ["schema"]) => match w.as_str() {
@@ -184,7 +228,7 @@ fn locate(
 
 /// Whether `path` of a `key` document holds a value of a fixed vocabulary.
 fn governed(key: &DocKey, path: &[String]) -> bool {
-    rule(key, path, &Written::Object).is_err()
+    rule(key, path, &Written::Object, &AnyReference).is_err()
 }
 
 /// A text object made by the change being read, and what was typed into it.
@@ -206,6 +250,16 @@ struct Typed {
 /// `accepted` into `open` — and objects where a scalar belongs (a score as a map or a list)
 /// are refused, since what they would leave could not be checked from the change alone.
 pub fn check(key: &DocKey, doc: &Automerge, changes: &[Change]) -> Result<(), String> {
+    check_with(key, doc, changes, &AnyReference)
+}
+
+/// [`check`], and every value at a [`references`] place must name something `refs` knows.
+pub fn check_with(
+    key: &DocKey,
+    doc: &Automerge,
+    changes: &[Change],
+    refs: &dyn References,
+) -> Result<(), String> {
     let mut made: HashMap<Oid, (Vec<String>, ObjType)> = HashMap::new();
     for change in changes {
         let exp = change.decode();
@@ -233,8 +287,8 @@ pub fn check(key: &DocKey, doc: &Automerge, changes: &[Change]) -> Result<(), St
                                 ..Typed::default()
                             },
                         );
-                    } else if key_here.is_some() {
-                        rule(key, &p, &Written::Object)?;
+                    } else {
+                        rule(key, &p, &Written::Object, refs)?;
                     }
                     made.insert(id, (p, *t));
                 }
@@ -264,11 +318,14 @@ pub fn check(key: &DocKey, doc: &Automerge, changes: &[Change]) -> Result<(), St
                 }
                 OpType::Increment(_) if governed(key, &path) => return Err(in_place()),
                 OpType::Put(v) => {
-                    if let Some(k) = key_here {
-                        let mut p = path;
-                        p.push(k);
-                        rule(key, &p, &Written::Scalar(v.clone()))?;
+                    // A map's field by name; a list's items all as `*`.
+                    let mut p = path;
+                    match key_here {
+                        Some(k) => p.push(k),
+                        None if typ == ObjType::List => p.push("*".into()),
+                        None => continue,
                     }
+                    rule(key, &p, &Written::Scalar(v.clone()), refs)?;
                 }
                 _ => {}
             }
@@ -281,7 +338,7 @@ pub fn check(key: &DocKey, doc: &Automerge, changes: &[Change]) -> Result<(), St
                         p.join("/")
                     ));
                 }
-                rule(key, p, &Written::Text(t.text))?;
+                rule(key, p, &Written::Text(t.text), refs)?;
             }
         }
     }
@@ -442,5 +499,73 @@ mod tests {
         n.put_object(&a, "kind", ObjType::List).expect("list");
         n.commit();
         assert!(check(&notes, &Automerge::new(), &changes(&mut n, &[])).is_err());
+    }
+
+    /// The series' departments, as the server's registry would answer.
+    struct Departments(&'static [&'static str]);
+
+    impl References for Departments {
+        fn department(&self, d: &str) -> Result<(), String> {
+            if self.0.contains(&d) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "department `{d}` is not one of this series' departments"
+                ))
+            }
+        }
+    }
+
+    #[test]
+    fn departments_must_be_the_series_own_as_text_or_scalar() {
+        let notes = DocKey::Notes {
+            session: "S1".into(),
+            participant: "P".into(),
+        };
+        let known = Departments(&["D-WEL", "D-PARK"]);
+        let mut d = AutoCommit::new();
+        let anns = d.put_object(ROOT, "annotations", ObjType::Map).expect("a");
+        d.commit();
+        let base = Automerge::load(&d.save()).expect("load");
+        let heads = d.get_heads();
+        // As the CLI writes them (scalars) and as the JavaScript client does (texts).
+        let mut write = |as_text: bool, deps: &[&str]| {
+            let mut f = d.fork();
+            let a = f.put_object(&anns, "g", ObjType::Map).expect("ann");
+            let l = f
+                .put_object(&a, "departments", ObjType::List)
+                .expect("list");
+            for (i, dep) in deps.iter().enumerate() {
+                if as_text {
+                    let t = f.insert_object(&l, i, ObjType::Text).expect("text");
+                    f.splice_text(&t, 0, 0, dep).expect("type");
+                } else {
+                    f.insert(&l, i, *dep).expect("insert");
+                }
+            }
+            f.commit();
+            f.get_changes(&heads)
+        };
+        for as_text in [false, true] {
+            let ok = write(as_text, &["D-WEL", "D-PARK"]);
+            assert_eq!(check_with(&notes, &base, &ok, &known), Ok(()), "{as_text}");
+            let bad = write(as_text, &["D-WEL", "복지정책과"]);
+            let e = check_with(&notes, &base, &bad, &known).expect_err("a name, not a key");
+            assert!(
+                e.contains("annotations/g/departments/*") && e.contains("복지정책과"),
+                "{e}"
+            );
+            // Without the registry (fuzzing, tests) anything is a department.
+            assert_eq!(check(&notes, &base, &bad), Ok(()));
+        }
+        // A department as a map is not a department.
+        let mut m = d.fork();
+        let a = m.put_object(&anns, "g", ObjType::Map).expect("ann");
+        let l = m
+            .put_object(&a, "departments", ObjType::List)
+            .expect("list");
+        m.insert_object(&l, 0, ObjType::Map).expect("map");
+        m.commit();
+        assert!(check_with(&notes, &base, &m.get_changes(&heads), &known).is_err());
     }
 }

@@ -473,6 +473,14 @@ fn triage_drafts(touches: &[Touch]) -> Vec<Draft> {
                 detail: json!({ "annotation": id, "status": status, "note": f.get("note") }),
             });
         }
+        // Accepted into a finding of the report (or merged into one): the report's provenance.
+        if let Some(finding) = f.get("finding").and_then(Json::as_str) {
+            out.push(Draft {
+                kind: "finding.linked",
+                summary: format!("linked {id} to finding {finding}"),
+                detail: json!({ "annotation": id, "finding": finding }),
+            });
+        }
         for flag in ["hidden", "pinned"] {
             if let Some(v) = f.get(flag).and_then(Json::as_bool) {
                 out.push(Draft {
@@ -642,9 +650,8 @@ pub fn annotation_label(e: &Entry) -> Option<(String, Json)> {
 /// The annotation an entry is about (reactions, triage, a reply's parent), if any.
 pub fn referenced_annotation(e: &Entry) -> Option<String> {
     match e.kind.as_str() {
-        "reaction.added" | "reaction.removed" | "triage.status_set" | "triage.flag_set" => {
-            e.detail["annotation"].as_str().map(str::to_string)
-        }
+        "reaction.added" | "reaction.removed" | "triage.status_set" | "triage.flag_set"
+        | "finding.linked" => e.detail["annotation"].as_str().map(str::to_string),
         "reply.created" => e.detail["parent"].as_str().map(str::to_string),
         _ => None,
     }
@@ -678,6 +685,10 @@ pub fn name_referenced(e: &mut Entry, label: &Json) {
             e.detail["status"].as_str().unwrap_or("?")
         ),
         "triage.flag_set" => format!("{} {named}", e.detail["flag"].as_str().unwrap_or("?")),
+        "finding.linked" => format!(
+            "linked {named} to finding {}",
+            e.detail["finding"].as_str().unwrap_or("?")
+        ),
         "reply.created" => format!(
             "{} to {named}: \"{}\"",
             e.detail["annotation_kind"].as_str().unwrap_or("reply"),
@@ -953,9 +964,18 @@ mod tests {
         let e = change_entries(&mut objs, &ctx, &rec(&mut t, 2, "facilitator")).expect("entries");
         assert_eq!(kinds(&e), ["triage.status_set"]);
         assert_eq!(e[0].detail["status"], "answered");
-        t.put(&items, "junk", 1).expect("other");
+        t.put(&it, "status", "accepted").expect("status");
+        t.put(&it, "finding", "F-1").expect("finding");
         t.commit();
         let e = change_entries(&mut objs, &ctx, &rec(&mut t, 3, "organizer")).expect("entries");
+        assert_eq!(kinds(&e), ["triage.status_set", "finding.linked"]);
+        assert_eq!(
+            e[1].detail,
+            json!({ "annotation": "a-1", "finding": "F-1" })
+        );
+        t.put(&items, "junk", 1).expect("other");
+        t.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut t, 4, "organizer")).expect("entries");
         assert_eq!(kinds(&e), ["doc.changed"]);
         assert_eq!(e[0].detail["paths"], json!(["items/junk"]));
     }

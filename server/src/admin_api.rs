@@ -69,6 +69,21 @@ fn bad_request(msg: impl std::fmt::Display) -> ApiError {
     api_err(StatusCode::BAD_REQUEST, "bad_request", &msg.to_string())
 }
 
+fn not_found(msg: &str) -> ApiError {
+    api_err(StatusCode::NOT_FOUND, "not_found", msg)
+}
+
+/// `Ok` when `key` is a participant; otherwise 404 naming it as the `what` it was given as.
+fn known_participant(state: &AppState, key: &str, what: &str) -> Result<(), ApiError> {
+    if state.hub.registry.participant(key).is_some() {
+        Ok(())
+    } else {
+        Err(not_found(&format!(
+            "{what} {key} is not a participant: add them first (toron admin participant add {key} …)"
+        )))
+    }
+}
+
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         registry_error(e)
@@ -257,15 +272,21 @@ async fn add_participant(
             "attribution is one of name_and_affiliation, affiliation_only, role_only",
         ));
     }
+    let reg = &state.hub.registry;
+    // A department as the series list it (a name is taken for its key): the export writes
+    // it back and an import checks it.
+    let department = match n.department.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(d) => Some(reg.resolve_department(None, d)?),
+    };
     let p = Participant {
         key: n.key.clone(),
         name: n.name,
         affiliation: n.affiliation,
         kind: n.kind,
         attribution,
-        department: n.department,
+        department,
     };
-    let reg = &state.hub.registry;
     reg.add_participant(&by, p.clone()).await?;
     let token = reg.issue_token(&by, &n.key).await?;
     Ok((
@@ -346,7 +367,13 @@ async fn grant(
     let by = organizer(&state, &headers, &uri)?;
     let Json(b) = body.map_err(bad_request)?;
     let (role, scope) = parse_role(&b)?;
-    require_series(&state, &by, &series_of_grant(&state, &scope)?)?;
+    let series = series_of_grant(&state, &scope)?;
+    require_series(&state, &by, &series)?;
+    if !state.hub.registry.knows_series(&series) {
+        return Err(not_found(&format!(
+            "series {series} not found: import it or add a session to it first"
+        )));
+    }
     state
         .hub
         .registry
@@ -430,6 +457,9 @@ async fn add_session(
     if let Some(existing) = state.hub.registry.session(&s.key) {
         require_series(&state, &by, &existing.series)?;
     }
+    if let Some(f) = &s.facilitator {
+        known_participant(&state, f, "facilitator")?;
+    }
     state.hub.registry.put_session(&by, s.clone()).await?;
     Ok((StatusCode::CREATED, Json(s)).into_response())
 }
@@ -507,6 +537,9 @@ async fn add_case(
         })?;
         require_series(&state, &by, &series)?;
     }
+    for p in &c.presenters {
+        known_participant(&state, p, "presenter")?;
+    }
     reg.put_case(&by, c.clone()).await?;
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
@@ -543,9 +576,24 @@ async fn register_document(
         | DocKey::Triage { session }
         | DocKey::Session { session } => session_series(session)
             .ok_or_else(|| bad_request(format!("session {session} is not known: add it first")))?,
-        DocKey::Report { series } | DocKey::Response { series, .. } => series.clone(),
+        DocKey::Report { series } | DocKey::Response { series, .. } => {
+            if !reg.knows_series(series) {
+                return Err(not_found(&format!(
+                    "series {series} not found: import it or add a session to it first"
+                )));
+            }
+            series.clone()
+        }
     };
     require_series(&state, &by, &series)?;
+    if let DocKey::Response { series, department } = &key {
+        let k = reg.resolve_department(Some(series), department)?;
+        if &k != department {
+            return Err(bad_request(format!(
+                "department `{department}` is written by its key: response:{series}:{k}"
+            )));
+        }
+    }
     let id = reg.register(&by, &key, &series).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id.to_string(), "url": id.url().to_string(), "key": key.to_string(), "series": series }))).into_response())
 }

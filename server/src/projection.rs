@@ -51,7 +51,8 @@ pub fn session_prefix(session: &str) -> Vec<u8> {
 /// the log (the projection is derived data), at the first timeline read after the upgrade.
 /// 2: strings written as text (the JavaScript client's) read as the strings typed.
 /// 3: reactions, triage decisions and replies name their annotation by ref and text.
-pub const PROJECTION_VERSION: u64 = 3;
+/// 4: a triage decision that names a finding is also `finding.linked`.
+pub const PROJECTION_VERSION: u64 = 4;
 
 const VERSION_STATE: &[u8] = b"version";
 

@@ -85,6 +85,15 @@ pub struct Case {
     pub presenters: Vec<String>,
 }
 
+/// A department of a series: what people call it and the key documents use.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DepartmentName {
+    pub key: String,
+    pub name_ko: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_en: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DocEntry {
     /// The document id (base58check).
@@ -570,6 +579,75 @@ impl Registry {
         self.read().sessions.get(key).cloned()
     }
 
+    /// Whether `series` is known: imported, or named by a session.
+    pub fn knows_series(&self, series: &str) -> bool {
+        let st = self.read();
+        st.catalog
+            .get("series")
+            .is_some_and(|m| m.contains_key(series))
+            || st.sessions.values().any(|s| s.series == series)
+    }
+
+    /// The departments `series` defines (all series' for `None`), as its import listed them.
+    pub fn departments(&self, series: Option<&str>) -> Vec<DepartmentName> {
+        let st = self.read();
+        let mut out: Vec<DepartmentName> = st
+            .catalog
+            .iter()
+            .filter(|(kind, _)| match series {
+                Some(s) => kind.strip_prefix("department:") == Some(s),
+                None => kind.starts_with("department:"),
+            })
+            .flat_map(|(_, m)| m.iter())
+            .map(|(key, v)| DepartmentName {
+                key: key.clone(),
+                name_ko: v["name_ko"].as_str().unwrap_or_default().to_string(),
+                name_en: v["name_en"].as_str().map(str::to_string),
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out.dedup_by(|a, b| a.key == b.key);
+        out
+    }
+
+    /// The key of the department `given` names — its key, or its Korean or English name —
+    /// among `series`' departments (every series' for `None`); otherwise a message naming it
+    /// and the departments there are.
+    pub fn resolve_department(
+        &self,
+        series: Option<&str>,
+        given: &str,
+    ) -> Result<String, RegistryError> {
+        let known = self.departments(series);
+        let given = given.trim();
+        if let Some(d) = known.iter().find(|d| d.key == given) {
+            return Ok(d.key.clone());
+        }
+        let named: Vec<&DepartmentName> = known
+            .iter()
+            .filter(|d| d.name_ko == given || d.name_en.as_deref() == Some(given))
+            .collect();
+        if let [d] = named.as_slice() {
+            return Ok(d.key.clone());
+        }
+        let whose = match series {
+            Some(s) => format!("series {s}"),
+            None => "any series".to_string(),
+        };
+        Err(RegistryError::Invalid(if known.is_empty() {
+            format!("department `{given}` is not known: {whose} defines no departments (they come with the series' import)")
+        } else {
+            format!(
+                "department `{given}` is not one of {whose}'s departments: {}",
+                known
+                    .iter()
+                    .map(|d| format!("{} ({})", d.key, d.name_ko))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }))
+    }
+
     /// The keyed documents registered for `series`, in key order.
     pub fn documents_of_series(&self, series: &str) -> Vec<DocKey> {
         let st = self.read();
@@ -989,6 +1067,24 @@ impl ChangeRates {
     }
 }
 
+impl RegistryGate {
+    /// The series a keyed document lies in.
+    fn series_of(&self, key: &DocKey) -> Option<String> {
+        match key {
+            DocKey::Report { series } | DocKey::Response { series, .. } => Some(series.clone()),
+            DocKey::Notes { session, .. }
+            | DocKey::NotesPrivate { session, .. }
+            | DocKey::Triage { session }
+            | DocKey::Session { session } => self.registry.session(session).map(|s| s.series),
+            DocKey::Case { case } | DocKey::Eval { case, .. } => self
+                .registry
+                .case_session(case)
+                .and_then(|s| self.registry.session(&s))
+                .map(|s| s.series),
+        }
+    }
+}
+
 impl ActorGate for RegistryGate {
     fn check(&self, participant: &str, actor: &[u8]) -> Result<(), String> {
         match self.registry.read().actors.get(actor) {
@@ -1018,8 +1114,40 @@ impl ActorGate for RegistryGate {
         changes: &[automerge::Change],
     ) -> Result<(), String> {
         match &self.key {
-            Some(k) => toron_protocol::schema::check(k, doc, changes),
+            Some(k) => toron_protocol::schema::check_with(
+                k,
+                doc,
+                changes,
+                &SeriesReferences {
+                    registry: &self.registry,
+                    series: self.series_of(k),
+                },
+            ),
             None => Ok(()),
+        }
+    }
+}
+
+/// What a document's references are checked against: its series' entries in the registry.
+struct SeriesReferences<'a> {
+    registry: &'a Registry,
+    series: Option<String>,
+}
+
+impl toron_protocol::schema::References for SeriesReferences<'_> {
+    fn department(&self, department: &str) -> Result<(), String> {
+        match &self.series {
+            // A key exactly: a name would break the export that reads it back.
+            Some(s) => match self.registry.resolve_department(Some(s), department) {
+                Ok(k) if k == department => Ok(()),
+                Ok(k) => Err(format!(
+                    "department `{department}` is written by its key, `{k}`"
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+            None => Err(format!(
+                "department `{department}`: this document belongs to no known series"
+            )),
         }
     }
 }

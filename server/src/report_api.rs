@@ -27,6 +27,43 @@ struct Scope {
     session: Option<String>,
     format: Option<String>,
     lang: Option<String>,
+    /// Where the report's links lead (`https://toron.example.go.kr`); by default the address
+    /// the report was asked of.
+    base: Option<String>,
+}
+
+/// A base for the report's links: `http(s)://authority[/path]`, without a trailing slash, or
+/// why not. Only a scheme, an authority and a path survive: nothing that could end a link.
+pub fn link_base(given: &str) -> Result<String, String> {
+    let uri: axum::http::Uri = given
+        .trim()
+        .parse()
+        .map_err(|_| format!("base `{given}` is not a URL"))?;
+    let scheme = uri.scheme_str().unwrap_or_default();
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+    if !matches!(scheme, "http" | "https") || authority.is_empty() || authority.contains('@') {
+        return Err(format!(
+            "base `{given}`: give an http:// or https:// address such as https://toron.example.go.kr"
+        ));
+    }
+    if uri.query().is_some() {
+        return Err(format!("base `{given}`: no query, just an address"));
+    }
+    Ok(format!(
+        "{scheme}://{authority}{}",
+        uri.path().trim_end_matches('/')
+    ))
+}
+
+/// The report's link base when none is given: this server as the request reached it.
+fn own_base(headers: &HeaderMap, state: &AppState) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| state.hub.config.listen.to_string());
+    link_base(&format!("http://{host}"))
+        .unwrap_or_else(|_| format!("http://{}", state.hub.config.listen))
 }
 
 fn export_err(e: ExportError) -> ApiError {
@@ -80,8 +117,10 @@ pub fn render(
     session: Option<&str>,
     format: &str,
     lang: Lang,
+    base: &str,
 ) -> Result<(String, &'static str), String> {
-    let blocks = report::from_export(bundle, session, lang)?;
+    let mut blocks = report::from_export(bundle, session, lang)?;
+    report::with_base(&mut blocks, base);
     match format {
         "html" => Ok((report::html(&blocks, lang), "text/html; charset=utf-8")),
         "md" => Ok((report::markdown(&blocks), "text/markdown; charset=utf-8")),
@@ -117,9 +156,13 @@ async fn report_of(
         .parse()
         .map_err(|e: String| api_err(StatusCode::BAD_REQUEST, "bad_request", &e))?;
     let format = q.format.clone().unwrap_or_else(|| "html".into());
+    let base = match q.base.as_deref() {
+        Some(b) => link_base(b).map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e))?,
+        None => own_base(&headers, &state),
+    };
     let (_, session) = resolve(&state, series.clone(), q.session.clone());
     let bundle = exported(&state, &by, series, q.session.clone()).await?;
-    let (body, ctype) = render(bundle, session.as_deref(), &format, lang)
+    let (body, ctype) = render(bundle, session.as_deref(), &format, lang, &base)
         .map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e))?;
     Ok(([(header::CONTENT_TYPE, ctype)], body).into_response())
 }

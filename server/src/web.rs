@@ -26,6 +26,13 @@ pub fn routes() -> Router<AppState> {
             "/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
         )
+        // The report's links: the page opens the replay at that moment once the reader's
+        // token is known (the page reads the path; the server only serves it).
+        .route(
+            "/sessions/{key}/annotations/{id}",
+            get(|| async { index() }),
+        )
+        .route("/sessions/{key}/docs/{doc}", get(|| async { index() }))
         .route("/api/v1/me/sessions", get(my_sessions))
         .route("/api/v1/sessions/{key}/presence", get(presence))
 }
@@ -227,6 +234,8 @@ async fn my_sessions(
             "scheduled": meta.get("scheduled"),
             "my_roles": my_roles, "cases": cases, "evaluations": evaluations, "layers": layers,
             "triage": triage, "people": people,
+            // What a gap or lesson may be routed to (the server refuses any other).
+            "departments": reg.departments(Some(&s.series)),
         }));
     }
     out.sort_by_key(|s| (s["no"].as_u64(), s["key"].to_string()));

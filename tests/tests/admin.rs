@@ -35,6 +35,36 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
     let before = server.store().last_global_seq().expect("seq");
 
     let ok = |r: &(i32, Value, String)| assert_eq!(r.0, 0, "{}", r.2);
+    // The facilitator is a participant before the session names them.
+    let session_add = [
+        "admin",
+        "session",
+        "add",
+        "S05",
+        "--series",
+        "BM-2026",
+        "--phase",
+        "scheduled",
+        "--facilitator",
+        "P-lee",
+    ];
+    let r = toron(&url, admin, &session_add).await;
+    assert!(r.0 != 0 && r.2.contains("P-lee"), "{}", r.2);
+    ok(&toron(
+        &url,
+        admin,
+        &[
+            "admin",
+            "participant",
+            "add",
+            "P-lee",
+            "--name",
+            "이수진",
+            "--kind",
+            "official",
+        ],
+    )
+    .await);
     ok(&toron(
         &url,
         admin,
@@ -168,8 +198,9 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
         .into_iter()
         .filter(|e| matches!(e, Event::Admin { .. }))
         .count();
-    // session, participant, token, grant, document, phase, revoke
-    assert_eq!(admin_records, 7);
+    // P-lee and her token, session, P-kim and her token, grant, document, phase, revoke
+    // (the refused session added nothing)
+    assert_eq!(admin_records, 9);
 
     // A phase does not go back by mistake (issue 16): it takes rights away from the hall.
     let back = toron(

@@ -239,7 +239,7 @@ async fn the_example_bundle_imports_reports_and_exports() {
     assert!(md.contains("제기: 한빛 책읽는 주민모임"), "{md}");
     assert!(!md.contains("최가람"), "a role_only name never appears");
     assert!(md.contains("/sessions/S-LIB/annotations/"), "{md}");
-    assert!(md.contains("?at=2012-11-07T16:20:00+09:00"), "{md}");
+    assert!(md.contains("?at=2012-11-07T16:20:00%2B09:00"), "{md}");
     let further = md.split("#### 추가 검토 사항").nth(1).expect("section");
     assert!(further.contains("L-09"), "{further}");
 
@@ -601,6 +601,371 @@ async fn triage_takes_the_refs_people_see() {
         .find(|a| a["ref"] == "L-09")
         .expect("L-09");
     assert_eq!(l09["id"], id, "{l09}");
+    server.shutdown().await.expect("shutdown");
+}
+
+/// Issue 16: the report's links answered 404, and in a mailed file they were relative links
+/// to nowhere. Every link of the Markdown, HTML and CSV reports is now absolute — to the
+/// server the report was asked of, or to `--base-url` — and answers 200 with the page that
+/// opens the replay at that moment (followed in a browser by `web_e2e`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_link_of_the_reports_answers() {
+    let (_dir, server) = started().await;
+    let path = bundle_path();
+    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
+    assert!(ok, "{err}");
+    let own = server.url().replace("ws://", "http://");
+    let mut links: Vec<String> = Vec::new();
+    for format in ["md", "html", "csv"] {
+        let (ok, text, err) =
+            toron(&server, &["report", "HB-BENCH-2012", "--format", format]).await;
+        assert!(ok, "{err}");
+        let found: Vec<String> = match format {
+            "md" => text
+                .split("](")
+                .skip(1)
+                .filter_map(|x| x.split(')').next())
+                .map(str::to_string)
+                .collect(),
+            "html" => text
+                .split("href=\"")
+                .skip(1)
+                .filter_map(|x| x.split('"').next())
+                .map(|h| h.replace("&amp;", "&"))
+                .collect(),
+            _ => {
+                let mut rd = csv::Reader::from_reader(text.as_bytes());
+                let head = rd.headers().expect("head").clone();
+                assert_eq!(head.iter().next_back(), Some("links"), "{head:?}");
+                rd.records()
+                    .flat_map(|r| {
+                        let r = r.expect("row");
+                        r.iter()
+                            .next_back()
+                            .unwrap_or_default()
+                            .split_whitespace()
+                            .map(str::to_string)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            }
+        };
+        assert!(
+            found.iter().any(|l| l.contains("/annotations/")),
+            "{format}: links to annotations"
+        );
+        assert!(
+            found.iter().any(|l| l.contains("/docs/eval:")),
+            "{format}: a link to an evaluation's passage"
+        );
+        for l in &found {
+            assert!(l.starts_with(&format!("{own}/sessions/")), "{format}: {l}");
+        }
+        links.extend(found);
+    }
+    links.sort();
+    links.dedup();
+    let agent = ureq::Agent::new_with_defaults();
+    for l in &links {
+        let r = agent.get(l).call().unwrap_or_else(|e| panic!("{l}: {e}"));
+        assert_eq!(r.status().as_u16(), 200, "{l}");
+        let page = r.into_body().read_to_string().expect("page");
+        assert!(page.contains("/app.js"), "{l}: the web client's page");
+    }
+    // A file for readers elsewhere links to the address they use; a bad one is refused.
+    let (ok, md, err) = toron(
+        &server,
+        &[
+            "report",
+            "HB-BENCH-2012",
+            "--format",
+            "md",
+            "--base-url",
+            "https://toron.example.go.kr/",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        md.contains("](https://toron.example.go.kr/sessions/S-LIB/annotations/"),
+        "{md}"
+    );
+    let (ok, _, err) = toron(
+        &server,
+        &[
+            "report",
+            "HB-BENCH-2012",
+            "--base-url",
+            "javascript:alert(1)",
+        ],
+    )
+    .await;
+    assert!(!ok && err.contains("base"), "{err}");
+    server.shutdown().await.expect("shutdown");
+}
+
+/// A server with the example series imported and its S-LIB session live.
+async fn imported_live() -> (tempfile::TempDir, Running) {
+    let (dir, server) = started().await;
+    let path = bundle_path();
+    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
+    assert!(ok, "{err}");
+    let mut s = server.registry().session("S-LIB").expect("S-LIB");
+    s.phase = "live".into();
+    server
+        .registry()
+        .put_session("admin", s)
+        .await
+        .expect("live");
+    (dir, server)
+}
+
+/// Issue 16: a department typed in Korean was accepted and then broke every export and CSV
+/// import of the series; an unknown finding, a grant in a series or to a participant that does
+/// not exist were accepted too. Each is now refused with a message naming it, where it is given
+/// (CLI, HTTP API, sync changes); a department's name is taken for its key where a person
+/// types it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_are_checked_where_they_are_given() {
+    let (dir, server) = imported_live().await;
+    // A participant's department by its Korean name is stored as its key; an unknown one is
+    // refused by name.
+    let (ok, _, err) = toron(
+        &server,
+        &[
+            "admin",
+            "participant",
+            "add",
+            "P-NEW",
+            "--name",
+            "신참",
+            "--kind",
+            "official",
+            "--department",
+            "문화도서관과",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let p = server.registry().participant("P-NEW").expect("P-NEW");
+    assert_eq!(p.department.as_deref(), Some("DEP-CULT"));
+    let (ok, _, err) = toron(
+        &server,
+        &["admin", "grant", "P-NEW", "official", "--session", "S-LIB"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = toron(
+        &server,
+        &[
+            "admin",
+            "participant",
+            "add",
+            "P-X",
+            "--name",
+            "엑스",
+            "--kind",
+            "official",
+            "--department",
+            "복지정책과",
+        ],
+    )
+    .await;
+    assert!(
+        !ok && err.contains("복지정책과") && err.contains("DEP-CULT (문화도서관과)"),
+        "{err}"
+    );
+    assert!(server.registry().participant("P-X").is_none());
+    // Dangling series and participants.
+    for (args, named) in [
+        (
+            vec![
+                "admin",
+                "grant",
+                "P-KIM",
+                "activist",
+                "--series",
+                "NO-SUCH-SERIES",
+            ],
+            "NO-SUCH-SERIES",
+        ),
+        (
+            vec![
+                "admin",
+                "grant",
+                "P-GHOST",
+                "activist",
+                "--session",
+                "S-LIB",
+            ],
+            "P-GHOST",
+        ),
+        (
+            vec![
+                "admin",
+                "session",
+                "add",
+                "S-X",
+                "--series",
+                "HB-BENCH-2012",
+                "--facilitator",
+                "P-GHOST",
+            ],
+            "P-GHOST",
+        ),
+        (
+            vec![
+                "admin",
+                "case",
+                "add",
+                "C-X",
+                "--session",
+                "S-LIB",
+                "--presenter",
+                "P-GHOST",
+            ],
+            "P-GHOST",
+        ),
+        (
+            vec!["admin", "doc", "register", "report:NO-SUCH-SERIES"],
+            "NO-SUCH-SERIES",
+        ),
+        (
+            vec![
+                "admin",
+                "doc",
+                "register",
+                "response:HB-BENCH-2012:DEP-NONE",
+            ],
+            "DEP-NONE",
+        ),
+    ] {
+        let (ok, _, err) = toron(&server, &args).await;
+        assert!(!ok && err.contains(named), "{args:?}: {err}");
+    }
+    assert!(server.registry().session("S-X").is_none());
+    // An activist routes a gap to departments by name or key; an unknown name is refused
+    // before anything is written.
+    let kim = server
+        .registry()
+        .issue_token("admin", "P-KIM")
+        .await
+        .expect("token");
+    let gap = |deps: &'static str| {
+        vec![
+            "annotate",
+            "case:C-LIB-HB",
+            "--session",
+            "S-LIB",
+            "--path",
+            "sections.results",
+            "--quote",
+            "평일 저녁 이용은 여전히 적다",
+            "--kind",
+            "gap",
+            "--body",
+            "저녁 운영",
+            "--departments",
+            deps,
+        ]
+    };
+    let (ok, id, err) = as_token(&server, &kim, &gap("문화도서관과,DEP-PLAN")).await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = as_token(&server, &kim, &gap("복지정책과")).await;
+    assert!(!ok && err.contains("복지정책과"), "{err}");
+    // A peer that writes a name (or anything else) where a key belongs is refused by the
+    // server, and the refusal names it.
+    let notes = toron_protocol::policy::DocKey::Notes {
+        session: "S-LIB".into(),
+        participant: "P-KIM".into(),
+    }
+    .document_id();
+    let (ok, _, err) = as_token(
+        &server,
+        &kim,
+        &[
+            "set",
+            &notes.url().to_string(),
+            &format!("annotations.{}.departments", id.trim()),
+            r#"["DEP-CULT", "복지정책과"]"#,
+        ],
+    )
+    .await;
+    assert!(!ok && err.contains("복지정책과"), "{err}");
+    // So the export is a bundle the import takes, the gap routed to the keys.
+    let (ok, out, err) = toron(&server, &["export", "HB-BENCH-2012"]).await;
+    assert!(ok, "{err}");
+    let b: Value = serde_json::from_str(&out).expect("export");
+    let mine = b["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .flat_map(|s| s["annotations"].as_array().into_iter().flatten())
+        .find(|a| a["id"] == id.trim())
+        .expect("the gap");
+    assert_eq!(
+        mine["departments"],
+        json!(["DEP-CULT", "DEP-PLAN"]),
+        "{mine}"
+    );
+    assert!(b["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .any(|p| p["key"] == "P-NEW" && p["department"] == "DEP-CULT"));
+    let again = dir.path().join("again.json");
+    std::fs::write(&again, &out).expect("write");
+    let (ok, _, err) = toron(&server, &["import", again.to_str().expect("path")]).await;
+    assert!(ok, "the export imports again: {err}");
+    // A CSV row's department by name too; an unknown one names its line.
+    let csv = dir.path().join("walk-in.csv");
+    std::fs::write(
+        &csv,
+        "key,name,affiliation,kind,department,government,attribution\n\
+         P-WALK,워크인,한빛구,official,가족정책과,G-HANBIT,name_and_affiliation\n\
+         P-BAD,배드,한빛구,official,복지정책과,G-HANBIT,name_and_affiliation\n",
+    )
+    .expect("csv");
+    let (ok, _, err) = csv_import(&server, &csv, "participants").await;
+    assert!(
+        !ok && err.contains("line 3") && err.contains("복지정책과"),
+        "{err}"
+    );
+    std::fs::write(
+        &csv,
+        "key,name,affiliation,kind,department,government,attribution\n\
+         P-WALK,워크인,한빛구,official,가족정책과,G-HANBIT,name_and_affiliation\n",
+    )
+    .expect("csv");
+    let (ok, _, err) = csv_import(&server, &csv, "participants").await;
+    assert!(ok, "{err}");
+    let walk = server.registry().participant("P-WALK").expect("P-WALK");
+    assert_eq!(walk.department.as_deref(), Some("DEP-FAM"));
+    // A finding that does not exist is named; one that does is linked.
+    let han = server
+        .registry()
+        .issue_token("admin", "P-HAN")
+        .await
+        .expect("token");
+    let triage = |f: &'static str| {
+        vec![
+            "triage",
+            "L-09",
+            "--session",
+            "S-LIB",
+            "--status",
+            "accepted",
+            "--finding",
+            f,
+        ]
+    };
+    let (ok, _, err) = as_token(&server, &han, &triage("F-LIB-99")).await;
+    assert!(
+        !ok && err.contains("F-LIB-99") && err.contains("F-LIB-01"),
+        "{err}"
+    );
+    let (ok, _, err) = as_token(&server, &han, &triage("F-LIB-01")).await;
+    assert!(ok, "{err}");
     server.shutdown().await.expect("shutdown");
 }
 

@@ -38,6 +38,23 @@ function readToken() {
   return localStorage.getItem("toron.token");
 }
 
+/// The report's links are paths of this server — `/sessions/S/annotations/ID?at=…` and
+/// `/sessions/S/docs/eval:C:P#/gaps` — that serve this page: they become the replay of that
+/// session at that moment, the annotation or passage highlighted, once the token is known.
+function linkedMoment() {
+  const q = new URLSearchParams(location.search);
+  let m = location.pathname.match(/^\/sessions\/([^/]+)\/annotations\/([^/]+)$/);
+  let hash = null;
+  if (m) {
+    hash = `#/s/${m[1]}/replay?ann=${m[2]}`;
+    if (q.get("at")) hash += `&at=${encodeURIComponent(q.get("at"))}`;
+  } else if ((m = location.pathname.match(/^\/sessions\/([^/]+)\/docs\/([^/]+)$/))) {
+    hash = `#/s/${m[1]}/replay?doc=${m[2]}&path=${encodeURIComponent(decodeURIComponent(location.hash.slice(1)))}`;
+    if (q.get("at")) hash += `&at=${encodeURIComponent(q.get("at"))}`;
+  }
+  if (hash) history.replaceState(null, "", `/${hash}`);
+}
+
 async function api(path) {
   const r = await fetch(path, { headers: state.token ? { Authorization: `Bearer ${state.token}` } : {} });
   const body = await r.json().catch(() => ({}));
@@ -205,8 +222,9 @@ async function annotate(s, form) {
     /* the quote carries the anchor */
   }
   if (form.body.value.trim()) a.body = form.body.value.trim();
-  const deps = form.departments?.value.trim();
-  if (deps && (a.kind === "gap" || a.kind === "lesson")) a.departments = deps.split(/[,\s]+/).filter(Boolean);
+  // The series' departments, by key (the server refuses any other).
+  const deps = Array.from(form.querySelectorAll('input[name="department"]:checked'), (x) => x.value);
+  if (deps.length && (a.kind === "gap" || a.kind === "lesson")) a.departments = deps;
   h.change((d) => {
     ensureLayer(d, s);
     d.annotations[a.id] = a;
@@ -356,7 +374,7 @@ function annotationCard(s, a, all, canWrite, canTriage) {
     ${a.orphaned ? `<span class="status" style="background:#fdecea;color:#b71c1c">${esc(t("orphaned"))}</span>` : ""}</div>
     ${q ? `<div class="quote">${esc(q)}</div>` : ""}
     ${a.body ? `<div class="body">${esc(a.body)}</div>` : ""}
-    <div class="meta">${esc(t("agree"))} ${a.agree}${(a.departments || []).length ? ` · ${esc(a.departments.join(", "))}` : ""}</div>
+    <div class="meta">${esc(t("agree"))} ${a.agree}${(a.departments || []).length ? ` · ${esc(a.departments.map((d) => departmentName(s, d)).join(", "))}` : ""}</div>
     ${replies
       .map((r) => `<div class="reply"><span class="kind">${esc(t(r.kind))}</span> <span class="meta">${person(s, r.author)}</span> ${esc(r.body || "")}</div>`)
       .join("")}
@@ -455,7 +473,20 @@ async function viewPeople(s) {
       .join("")}</ul>`;
 }
 
-const replayState = { session: null, entries: [], at: null };
+const replayState = { session: null, entries: [], at: null, link: null };
+
+/// The replay's link parameters (`#/s/S/replay?ann=…&at=…` or `?doc=…&path=…`).
+function replayParams() {
+  return new URLSearchParams(location.hash.split("?")[1] || "");
+}
+
+/// Fields of an evaluation as the replay shows them, by their path.
+const EVAL_FIELDS = [
+  ["/strengths", "strengths"],
+  ["/gaps", "gaps"],
+  ["/lessons", "lessons"],
+  ["/overall", "overallField"],
+];
 
 async function viewReplay(s) {
   if (replayState.session !== s.key) {
@@ -463,6 +494,14 @@ async function viewReplay(s) {
     replayState.entries = tl.entries;
     replayState.session = s.key;
     replayState.at = null;
+  }
+  const params = replayParams();
+  // A link names its moment once: after that the slider is the reader's.
+  if (replayState.link !== location.hash) {
+    replayState.link = location.hash;
+    const at = Date.parse(params.get("at") || "");
+    replayState.at = Number.isNaN(at) ? null : at;
+    state.focus = params.get("ann");
   }
   const times = replayState.entries.map((e) => e.occurred_ms ?? e.time_ms);
   if (!times.length) return `<h1>${esc(s.title)}</h1>${tabs(s, "replay")}<p class="muted">—</p>`;
@@ -477,15 +516,43 @@ async function viewReplay(s) {
       return pct >= 0 && pct <= 100 ? `<span style="left:${pct}%">${esc(a.title_ko || a.key)}</span>` : "";
     })
     .join("");
-  const c = s.cases[0];
+  const anns = [];
+  for (const l of s.layers) {
+    const st = await api(`/api/v1/documents/${l.doc}/state?at=${at}&clock=happened`).catch(() => null);
+    for (const [id, a] of Object.entries(st?.state?.annotations || {})) anns.push({ ...a, id: a.id || id });
+  }
+  let linked = "";
+  const ann = params.get("ann");
+  if (ann) {
+    const a = anns.find((x) => x.id === ann);
+    linked = `<section id="linked" class="card focus" aria-label="${esc(t("linkedAnnotation"))}"><h2>${esc(t("linkedAnnotation"))}</h2>${
+      a
+        ? `<div><span class="kind">${esc(t(a.kind))}</span> <span class="meta">${person(s, a.author)} · ${esc(String(a.created_at || "").slice(11, 16))}</span></div>
+          ${a.target?.quote?.exact ? `<div class="quote">${esc(a.target.quote.exact)}</div>` : ""}${a.body ? `<div class="body">${esc(a.body)}</div>` : ""}`
+        : `<p class="muted">${esc(t("notAtThisMoment"))}</p>`
+    }</section>`;
+  }
+  const doc = params.get("doc");
+  const ev = doc && (s.evaluations || []).find((e) => `eval:${e.case}:${e.evaluator}` === doc);
+  if (ev) {
+    const path = params.get("path") || "";
+    const st = await api(`/api/v1/documents/${ev.doc}/state?at=${at}&clock=happened`).catch(() => null);
+    const fields = EVAL_FIELDS.filter(([p]) => typeof st?.state?.[p.slice(1)] === "string")
+      .map(
+        ([p, label]) =>
+          `<h3>${esc(t(label))}</h3><div class="section-text${p === path ? " focus" : ""}"${p === path ? ' id="linked-passage"' : ""}>${esc(st.state[p.slice(1)])}</div>`,
+      )
+      .join("");
+    linked = `<section id="linked" class="card" aria-label="${esc(t("linkedPassage"))}"><h2>${esc(t("evaluation"))} · ${esc(
+      ev.case,
+    )} · ${person(s, ev.evaluator)}</h2>${fields || `<p class="muted">${esc(t("notAtThisMoment"))}</p>`}</section>`;
+  }
+  // The case the linked annotation is on, else the first.
+  const target = anns.find((x) => x.id === ann)?.target?.doc;
+  const c = s.cases.find((x) => `case:${x.key}` === target) || s.cases[0];
   let content = "";
   if (c) {
     const caseState = await api(`/api/v1/documents/${c.doc}/state?at=${at}&clock=happened`).catch(() => null);
-    const anns = [];
-    for (const l of s.layers) {
-      const st = await api(`/api/v1/documents/${l.doc}/state?at=${at}&clock=happened`).catch(() => null);
-      for (const [id, a] of Object.entries(st?.state?.annotations || {})) anns.push({ ...a, id: a.id || id });
-    }
     const onCase = anns.filter((a) => a.target?.doc === `case:${c.key}` && !a.parent);
     let secs = "";
     for (const sec of SECTIONS) {
@@ -497,7 +564,7 @@ async function viewReplay(s) {
     }
     content = `<h2>${esc(c.title)}</h2>
       <p id="replay-count" aria-live="polite">${esc(t("visibleAnnotations"))}: <strong>${onCase.length}</strong></p>
-      <ul>${onCase.map((a) => `<li data-ann="${esc(a.id)}"><span class="kind">${esc(t(a.kind))}</span> ${esc(a.body || a.target?.quote?.exact || "")}</li>`).join("")}</ul>${secs}`;
+      <ul>${onCase.map((a) => `<li data-ann="${esc(a.id)}"${a.id === state.focus ? ' class="focus"' : ""}><span class="kind">${esc(t(a.kind))}</span> ${esc(a.body || a.target?.quote?.exact || "")}</li>`).join("")}</ul>${secs}`;
   }
   const when = new Date(at + 9 * 3600 * 1000).toISOString().replace("T", " ").slice(0, 19);
   return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "replay")}
@@ -505,7 +572,7 @@ async function viewReplay(s) {
       <label for="slider">${esc(t("replayAt"))}: <output id="when">${esc(when)}</output></label>
       <input id="slider" type="range" min="${min}" max="${max}" step="1000" value="${at}" aria-valuetext="${esc(when)}">
       <div class="markers" aria-hidden="true">${markers}</div>
-    </div>${content}`;
+    </div>${linked}${content}`;
 }
 
 /// The report, fetched with the token in a header and shown in a sandboxed frame: a token in
@@ -555,10 +622,13 @@ async function render() {
   let m;
   let html;
   try {
+    // A session this reader does not take part in (or a mistyped link) is said to be so.
+    const named = h.match(/^#\/s\/([^/?]+)/);
+    if (named && !session(decodeURIComponent(named[1]))) throw new Error(`${t("noSuchSession")}: ${decodeURIComponent(named[1])}`);
     if ((m = h.match(/^#\/s\/([^/]+)\/c\/([^/]+)/))) html = await viewCase(session(decodeURIComponent(m[1])), decodeURIComponent(m[2]));
     else if ((m = h.match(/^#\/s\/([^/]+)\/queue/))) html = await viewQueue(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)\/people/))) html = await viewPeople(session(decodeURIComponent(m[1])));
-    else if ((m = h.match(/^#\/s\/([^/]+)\/replay/))) html = await viewReplay(session(decodeURIComponent(m[1])));
+    else if ((m = h.match(/^#\/s\/([^/]+)\/replay/))) html = await viewReplay(session(decodeURIComponent(m[1].split("?")[0])));
     else if ((m = h.match(/^#\/s\/([^/]+)/))) html = viewCases(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/report\/([^/]+)/))) html = await viewReport(decodeURIComponent(m[1]));
     else html = viewSessions();
@@ -567,6 +637,12 @@ async function render() {
   }
   app.innerHTML = html;
   renderSaving();
+  // A report's link: bring what it points to into view, once.
+  const linked = $("#linked");
+  if (linked && replayState.shown !== location.hash) {
+    replayState.shown = location.hash;
+    ($("#linked-passage") || linked).scrollIntoView({ block: "center" });
+  }
 }
 
 /// Code point offsets of the current selection inside a section's text element.
@@ -583,7 +659,14 @@ function selectionIn(el) {
   return end > start ? { start, end } : null;
 }
 
-function openComposer(sectionEl, range) {
+/** A department as people know it: its Korean (or English) name, by its key. */
+function departmentName(s, key) {
+  const d = (s?.departments || []).find((x) => x.key === key);
+  return d ? (lang() === "ko" ? d.name_ko : d.name_en || d.name_ko) : key;
+}
+
+function openComposer(sectionEl, range, s) {
+  const deps = s?.departments || [];
   const text = sectionEl.textContent;
   const quote = cpSlice(text, range.start, range.end);
   $("#composer").innerHTML = `<form class="annotate" data-case="${esc(sectionEl.dataset.case)}" data-path="${esc(
@@ -594,8 +677,16 @@ function openComposer(sectionEl, range) {
     <select id="kind" name="kind">${KINDS.map((k) => `<option value="${k}">${esc(t(k))}</option>`).join("")}</select>
     <label for="body">${esc(t("body"))}</label>
     <textarea id="body" name="body"></textarea>
-    <label for="departments">${esc(t("departments"))}</label>
-    <input id="departments" name="departments" placeholder="DEP-…">
+    ${
+      deps.length
+        ? `<fieldset class="departments"><legend>${esc(t("departments"))}</legend>${deps
+            .map(
+              (d) =>
+                `<label><input type="checkbox" name="department" value="${esc(d.key)}"> ${esc(departmentName(s, d.key))}</label>`,
+            )
+            .join(" ")}</fieldset>`
+        : ""
+    }
     <p><button class="primary" type="submit">${esc(t("add"))}</button> <button type="button" data-act="cancel">${esc(t("cancel"))}</button></p>
   </form>`;
   $("#kind").focus();
@@ -613,7 +704,7 @@ document.addEventListener("click", async (ev) => {
     } else if (b.id === "annotate-selection") {
       for (const el of document.querySelectorAll(".section-text")) {
         const r = selectionIn(el);
-        if (r) return openComposer(el, r);
+        if (r) return openComposer(el, r, s);
       }
       announce(t("selectFirst"));
     } else if (b.dataset.act === "cancel") {
@@ -697,8 +788,11 @@ function watchNetwork() {
   const tick = () => {
     const ws = state.adapter?.socket;
     const up = navigator.onLine && ws && ws.readyState === 1;
-    el.textContent = up ? t("online") : t("offline");
-    el.className = up ? "net" : "net off";
+    if (up) state.wasOnline = true;
+    // A page that has not connected yet is connecting, not offline.
+    const word = up ? "online" : state.wasOnline || !navigator.onLine ? "offline" : "connecting";
+    el.textContent = t(word);
+    el.className = { online: "net on", offline: "net off", connecting: "net" }[word];
   };
   tick();
   setInterval(tick, 1000);
@@ -730,6 +824,7 @@ async function start() {
 }
 
 await initializeBase64Wasm(automergeWasmBase64);
+linkedMoment();
 state.token = readToken();
 if (state.token) await start();
 else render();

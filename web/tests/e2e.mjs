@@ -70,7 +70,8 @@ async function selectAndAnnotate(page, path, text, kind, body, departments) {
   await page.waitForSelector("form.annotate", { timeout: LIMIT });
   await page.selectOption("#kind", kind);
   await page.fill("#body", body);
-  if (departments) await page.fill("#departments", departments);
+  // The series' departments are offered by name: the person ticks the one(s) concerned.
+  for (const d of departments || []) await page.getByLabel(d, { exact: true }).check();
   const submitted = Date.now();
   await page.click("form.annotate button[type=submit]");
   return submitted;
@@ -85,20 +86,22 @@ try {
   const evaluator = await person(process.env.TOKEN_EVALUATOR);
   const chair = await person(process.env.TOKEN_CHAIR);
   const observer = await person(process.env.TOKEN_OBSERVER);
-  await activist.page.locator("#net:not(.off)").waitFor({ timeout: LIMIT });
+  await activist.page.locator("#net.on").waitFor({ timeout: LIMIT });
   if (shots) await activist.page.screenshot({ path: join(shots, "web-sessions-desktop.png") });
   await openCase(activist.page);
   await openCase(evaluator.page);
 
   // 1. The activist adds a gap; the evaluator sees it within a second, with author and role.
   const gap = "통합 회원이 늘어도 저녁 이용은 그대로입니다";
-  const t0 = await selectAndAnnotate(activist.page, "sections.results", "상호대차 건수는 월 1,900건", "gap", gap, "DEP-CULT");
+  const t0 = await selectAndAnnotate(activist.page, "sections.results", "상호대차 건수는 월 1,900건", "gap", gap, ["문화도서관과"]);
   await card(evaluator.page, gap).waitFor({ timeout: 1000 });
   const seenAfter = Date.now() - t0;
   assert.ok(seenAfter <= 1000, `seen after ${seenAfter} ms`);
   const meta = await card(evaluator.page, gap).locator(".meta").first().innerText();
   assert.match(meta, /한빛 책읽는 주민모임/);
   assert.match(meta, /활동가/);
+  // Routed to the department by its name, as people call it (stored by its key).
+  assert.match(await card(evaluator.page, gap).locator(".meta").nth(1).innerText(), /문화도서관과/);
   assert.equal(await card(evaluator.page, gap).locator(".kind").first().innerText(), "부족한 점");
   // …highlighted in the text for both, and safe on the server for the author.
   await evaluator.page.locator(".section-text[data-path='sections.results'] mark", { hasText: "1,900건" }).waitFor({ timeout: LIMIT });
@@ -186,7 +189,7 @@ try {
   // 7. A phone-sized screen, and the English switch.
   const phone = await person(process.env.TOKEN_ACTIVIST, { width: 390, height: 844 });
   await openCase(phone.page);
-  await phone.page.locator("#net:not(.off)").waitFor({ timeout: LIMIT });
+  await phone.page.locator("#net.on").waitFor({ timeout: LIMIT });
   const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= 400, `no sideways scrolling on a phone (${width}px)`);
   if (shots) await phone.page.screenshot({ path: join(shots, "web-case-phone.png") });
@@ -205,6 +208,51 @@ try {
   const leaked = urls.filter((u) => u.includes("token=") && !u.startsWith("ws"));
   assert.deepEqual(leaked, [], "no HTTP request carries the token in its URL");
   if (shots) await organizer.page.screenshot({ path: join(shots, "web-report.png") });
+
+  // 9. The report's links lead to the moment they name (issue 16): every one answers, and the
+  // organizer follows three — one clicked in the report as shown, two opened from a mailed
+  // file — each opening the replay at that instant with the annotation or passage in view.
+  const auth = { headers: { Authorization: `Bearer ${process.env.TOKEN_ORGANIZER}` } };
+  const report = await (await fetch(`${URL}/api/v1/reports/HB-BENCH-2012?lang=ko`, auth)).text();
+  const hrefs = [...new Set([...report.matchAll(/href="([^"]+)"/g)].map((m) => m[1].replaceAll("&amp;", "&")))];
+  const annLinks = hrefs.filter((h) => h.includes("/annotations/"));
+  const docLink = hrefs.find((h) => h.includes("/docs/"));
+  assert.ok(annLinks.length >= 2 && docLink, `links to annotations and to an evaluation: ${hrefs.length}`);
+  for (const h of hrefs) {
+    assert.ok(h.startsWith(`${URL}/sessions/`), `an absolute link to this server: ${h}`);
+    assert.equal((await fetch(h)).status, 200, h);
+  }
+  const bundle = await (await fetch(`${URL}/api/v1/export/HB-BENCH-2012`, auth)).json();
+  const annotation = (href) => {
+    const id = new globalThis.URL(href).pathname.split("/").pop();
+    return bundle.sessions.flatMap((x) => x.annotations).find((a) => a.id === id);
+  };
+  const kst = (iso) => new Date(Date.parse(iso) + 9 * 3600 * 1000).toISOString().replace("T", " ").slice(0, 19);
+  const expectMoment = async (href) => {
+    const a = annotation(href);
+    assert.ok(a, `the link names an annotation of the series: ${href}`);
+    const linked = organizer.page.locator("#linked.focus");
+    await linked.waitFor({ timeout: LIMIT });
+    assert.equal(await organizer.page.locator("#when").innerText(), kst(a.created_at), `the moment of ${a.ref}`);
+    if (a.body) assert.ok((await linked.innerText()).includes(a.body.slice(0, 20)), `${a.ref} is shown`);
+    assert.ok(await linked.isVisible(), `${a.ref} is in view`);
+    return a;
+  };
+  const first = organizer.page.frameLocator("iframe.report").locator(`a[href="${annLinks[0]}"]`).first();
+  await first.click();
+  await organizer.page.waitForURL(/#\/s\/S-LIB\/replay\?ann=/, { timeout: LIMIT });
+  const a1 = await expectMoment(annLinks[0]);
+  await organizer.page.goto(annLinks[1]);
+  const a2 = await expectMoment(annLinks[1]);
+  if (shots) await organizer.page.screenshot({ path: join(shots, "web-report-link.png") });
+  await organizer.page.goto(docLink);
+  const passage = organizer.page.locator("#linked-passage.focus");
+  await passage.waitFor({ timeout: LIMIT });
+  const [, doc, path] = decodeURIComponent(docLink).match(/\/docs\/([^#]+)#(.*)$/);
+  const [, c, who] = doc.split(":");
+  const ev = bundle.sessions.flatMap((x) => x.evaluations).find((e) => e.case === c && e.evaluator === who);
+  assert.equal(await passage.innerText(), ev[path.slice(1)], `the evaluation's ${path} as written`);
+  console.log(`report links: ${hrefs.length} answer 200; followed ${a1.ref} (${a1.created_at}), ${a2.ref} (${a2.created_at}), ${doc}#${path}`);
 
   assert.deepEqual(errors, [], "no script errors in the pages");
   console.log("web e2e: ok");
