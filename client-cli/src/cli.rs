@@ -81,6 +81,20 @@ enum Command {
         /// Sessions only: entries of this kind (`annotation`, `triage.status_set`, …).
         #[arg(long)]
         kind: Option<String>,
+        /// From this moment: `16:10[:30]` (KST, on --date or the session's own date — a
+        /// document's first day), UTC milliseconds, or RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to this moment (inclusive), written as --since.
+        #[arg(long)]
+        until: Option<String>,
+        /// The day of a clock time in --since/--until, `2026-11-26`.
+        #[arg(long)]
+        date: Option<String>,
+        /// Which clock --since/--until and the order are on: when acts happened (an imported
+        /// act's own time; the timeline's order) or when the server received them.
+        #[arg(long, value_enum, default_value_t = crate::history::Clock::Happened)]
+        clock: crate::history::Clock,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -603,6 +617,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             participant,
             role,
             kind,
+            since,
+            until,
+            date,
+            clock,
             json,
         } => {
             let (srv, token) = (cli.server.clone(), cli.token.clone());
@@ -610,15 +628,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 || target.parse::<toron_protocol::DocumentId>().is_ok();
             let (rows, text) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let api = crate::admin::Admin::new(&srv, token, limit);
-                if is_doc {
-                    let evs = crate::history::history(
-                        &api,
-                        &target,
-                        participant.as_deref(),
-                        role.as_deref(),
-                    )?;
-                    let t = crate::history::table(&evs);
-                    Ok((evs, t))
+                let mut rows = if is_doc {
+                    crate::history::history(&api, &target, participant.as_deref(), role.as_deref())?
                 } else {
                     let f = crate::history::TimelineFilter {
                         participant,
@@ -626,10 +637,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         kind,
                         ..Default::default()
                     };
-                    let es = crate::history::timeline(&api, &target, &f)?;
-                    let t = crate::history::timeline_table(&es);
-                    Ok((es, t))
-                }
+                    crate::history::timeline(&api, &target, &f)?
+                };
+                // A clock time is on the session's own date (a document's first day).
+                let day = match (&date, since.is_some() || until.is_some()) {
+                    (Some(d), _) => Some(d.clone()),
+                    (None, false) => None,
+                    (None, true) if is_doc => rows
+                        .iter()
+                        .filter_map(|e| clock.of(e))
+                        .min()
+                        .and_then(crate::history::kst_date),
+                    (None, true) => crate::history::session_day(&api, &target)?,
+                };
+                let bound = |t: &Option<String>| {
+                    t.as_deref()
+                        .map(|t| crate::history::parse_time_on(t, day.as_deref()))
+                        .transpose()
+                };
+                let (from, to) = (bound(&since)?, bound(&until)?);
+                crate::history::on_clock(&mut rows, clock, from, to);
+                let t = if is_doc {
+                    crate::history::table(&rows)
+                } else {
+                    crate::history::timeline_table(&rows)
+                };
+                Ok((rows, t))
             })
             .await??;
             if json {

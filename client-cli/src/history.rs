@@ -169,6 +169,26 @@ impl Clock {
     }
 }
 
+/// Keeps the entries (or document events) between `from` and `to` (inclusive) on `clock`, in
+/// that clock's order: the timeline comes in the order of what happened; on the received
+/// clock, the order the server took them in.
+pub fn on_clock(rows: &mut Vec<Value>, clock: Clock, from: Option<u64>, to: Option<u64>) {
+    rows.retain(|e| {
+        let t = clock.of(e);
+        from.is_none_or(|f| t.is_some_and(|t| t >= f))
+            && to.is_none_or(|u| t.is_some_and(|t| t <= u))
+    });
+    if clock == Clock::Received {
+        rows.sort_by_key(|e| {
+            (
+                e["time_ms"].as_u64(),
+                e["global_seq"].as_u64(),
+                e["index"].as_u64(),
+            )
+        });
+    }
+}
+
 pub fn state_at(
     api: &Admin,
     url: &str,

@@ -535,6 +535,47 @@ async fn clock_times_fall_on_the_session_s_day() {
     .await;
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "{}", "nothing was received by then");
+    // The timeline between two clock times of the session's own day, on the clock of what
+    // happened; on the receive clock the same hours of that day hold nothing (it was imported
+    // years later).
+    let (ok, out, err) = toron(
+        &server,
+        &[
+            "history", "S-LIB", "--since", "16:10", "--until", "16:30", "--json",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let window: Vec<Value> = serde_json::from_str(&out).expect("json");
+    let refs: Vec<&str> = window
+        .iter()
+        .filter(|e| e["kind"] == "annotation.created")
+        .filter_map(|e| e["detail"]["ref"].as_str())
+        .collect();
+    // L-04 (16:20) and L-05 (16:30) are in it; L-03 (16:40) and L-09 (17:20) are not.
+    assert!(refs.contains(&"L-04") && refs.contains(&"L-05"), "{refs:?}");
+    assert!(
+        !refs.contains(&"L-03") && !refs.contains(&"L-09"),
+        "{refs:?}"
+    );
+    for e in &window {
+        let t = e["occurred_ms"]
+            .as_u64()
+            .or(e["time_ms"].as_u64())
+            .expect("time");
+        let kst = toron_cli::history::kst_date(t).expect("date");
+        assert_eq!(kst, "2012-11-07", "{e}");
+    }
+    let (ok, out, err) = toron(
+        &server,
+        &[
+            "history", "S-LIB", "--since", "16:10", "--until", "16:30", "--clock", "received",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "[]", "nothing was received in those hours");
     server.shutdown().await.expect("shutdown");
 }
 
