@@ -13,7 +13,7 @@
 //! `criteria/<criterion>/score` in an evaluation). A change that fits none of them is still
 //! listed, as `doc.changed` with the paths it touched: nothing accepted is left out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::legacy::{Key, ObjectId, OpId, OpType};
 use automerge::{ActorId, Change, ObjType, ScalarValue};
@@ -525,6 +525,77 @@ fn eval_drafts(touches: &[Touch], first: bool) -> Vec<Draft> {
     out
 }
 
+/// The report: findings made (`finding.created`) and findings whose fields changed
+/// (`finding.updated`, naming the fields).
+fn report_drafts(touches: &[Touch]) -> Vec<Draft> {
+    let mut made: Vec<String> = Vec::new();
+    let mut changed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for t in touches {
+        let p: Vec<&str> = t.path.iter().map(String::as_str).collect();
+        match (p.as_slice(), t.key.as_deref(), &t.op) {
+            (["findings"], Some(k), TouchOp::Make(_)) if !made.iter().any(|m| m == k) => {
+                made.push(k.to_string());
+            }
+            (["findings", k, rest @ ..], key, _) => {
+                if let Some(f) = rest.first().copied().or(key) {
+                    changed
+                        .entry(k.to_string())
+                        .or_default()
+                        .insert(f.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    let values = field_values(touches);
+    let mut out = Vec::new();
+    for k in &made {
+        let title = field_str(&values, &["findings", k, "title"]).unwrap_or_default();
+        let kind = field_str(&values, &["findings", k, "type"]).unwrap_or_default();
+        out.push(Draft {
+            kind: "finding.created",
+            summary: format!("added finding {k} ({kind}): \"{}\"", short(title)),
+            detail: json!({ "finding": k, "type": kind, "title": short(title) }),
+        });
+    }
+    for (k, fields) in changed {
+        if made.contains(&k) {
+            continue;
+        }
+        let fields: Vec<String> = fields.into_iter().collect();
+        out.push(Draft {
+            kind: "finding.updated",
+            summary: format!("edited finding {k}: {}", fields.join(", ")),
+            detail: json!({ "finding": k, "fields": fields }),
+        });
+    }
+    out
+}
+
+/// A department's answers: a stance given on a finding (`department.responded`).
+fn response_drafts(touches: &[Touch], department: &str) -> Vec<Draft> {
+    let values = field_values(touches);
+    let mut out = Vec::new();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    for path in values.keys() {
+        if let [first, finding, _] = path.as_slice() {
+            if first == "responses" && seen.insert(finding.as_str()) {
+                let at = |f: &str| field_str(&values, &["responses", finding, f]);
+                let Some(stance) = at("stance") else { continue };
+                out.push(Draft {
+                    kind: "department.responded",
+                    summary: format!("{department} answered {finding}: {stance}"),
+                    detail: json!({
+                        "finding": finding, "department": department, "stance": stance,
+                        "due": at("due"), "action_plan": at("action_plan").map(short),
+                    }),
+                });
+            }
+        }
+    }
+    out
+}
+
 fn session_drafts(touches: &[Touch]) -> Vec<Draft> {
     let values = field_values(touches);
     let path = vec!["current_item".to_string()];
@@ -553,7 +624,9 @@ pub fn change_entries(
         DocKey::Triage { .. } => triage_drafts(&touches),
         DocKey::Eval { .. } => eval_drafts(&touches, change.deps().is_empty()),
         DocKey::Session { .. } => session_drafts(&touches),
-        _ => Vec::new(),
+        DocKey::Report { .. } => report_drafts(&touches),
+        DocKey::Response { ref department, .. } => response_drafts(&touches, department),
+        DocKey::Case { .. } => Vec::new(),
     };
     // Text edits the kind-specific rules did not already tell (annotation bodies are); a
     // document's first change writes its initial content, which "created" already tells.
@@ -562,7 +635,11 @@ pub fn change_entries(
     if !first
         && !matches!(
             ctx.key,
-            DocKey::Notes { .. } | DocKey::NotesPrivate { .. } | DocKey::Triage { .. }
+            DocKey::Notes { .. }
+                | DocKey::NotesPrivate { .. }
+                | DocKey::Triage { .. }
+                | DocKey::Report { .. }
+                | DocKey::Response { .. }
         )
     {
         for (path, e) in text_edits(&touches) {
@@ -978,6 +1055,65 @@ mod tests {
         let e = change_entries(&mut objs, &ctx, &rec(&mut t, 4, "organizer")).expect("entries");
         assert_eq!(kinds(&e), ["doc.changed"]);
         assert_eq!(e[0].detail["paths"], json!(["items/junk"]));
+    }
+
+    /// The series' documents: a finding added then edited in the report, a department's
+    /// stance on it typed as text (as the JavaScript client writes strings).
+    #[test]
+    fn findings_and_department_responses() {
+        let mut objs = DocObjects::default();
+        let ctx = DocContext {
+            key: DocKey::Report {
+                series: "BM".into(),
+            },
+            session: "BM".into(),
+        };
+        let mut r = AutoCommit::new();
+        let fs = r.put_object(ROOT, "findings", ObjType::Map).expect("map");
+        r.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut r, 1, "organizer")).expect("entries");
+        assert_eq!(kinds(&e), ["document.created"]);
+        let f = r.put_object(&fs, "F-1", ObjType::Map).expect("finding");
+        r.put(&f, "type", "gap").expect("type");
+        r.put(&f, "title", "인력 부족").expect("title");
+        let text = r.put_object(&f, "text", ObjType::Text).expect("text");
+        r.splice_text(&text, 0, 0, "사서가 없다").expect("typed");
+        r.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut r, 2, "organizer")).expect("entries");
+        assert_eq!(kinds(&e), ["finding.created"]);
+        assert_eq!(
+            e[0].detail,
+            json!({ "finding": "F-1", "type": "gap", "title": "인력 부족" })
+        );
+        r.splice_text(&text, 5, 0, " 순회").expect("edit");
+        r.put(&f, "priority", "high").expect("priority");
+        r.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut r, 3, "organizer")).expect("entries");
+        assert_eq!(kinds(&e), ["finding.updated"]);
+        assert_eq!(e[0].detail["fields"], json!(["priority", "text"]));
+
+        let mut objs = DocObjects::default();
+        let ctx = DocContext {
+            key: DocKey::Response {
+                series: "BM".into(),
+                department: "DEP-CULT".into(),
+            },
+            session: "BM".into(),
+        };
+        let mut d = AutoCommit::new();
+        let rs = d.put_object(ROOT, "responses", ObjType::Map).expect("map");
+        d.commit();
+        let _ = change_entries(&mut objs, &ctx, &rec(&mut d, 1, "department_reviewer"));
+        let one = d.put_object(&rs, "F-1", ObjType::Map).expect("response");
+        put_text(&mut d, &one, "stance", "partially_accepted");
+        put_text(&mut d, &one, "due", "2013-03");
+        d.commit();
+        let e = change_entries(&mut objs, &ctx, &rec(&mut d, 2, "department_reviewer")).expect("e");
+        assert_eq!(kinds(&e), ["department.responded"]);
+        assert_eq!(e[0].detail["finding"], "F-1");
+        assert_eq!(e[0].detail["department"], "DEP-CULT");
+        assert_eq!(e[0].detail["stance"], "partially_accepted");
+        assert_eq!(e[0].detail["due"], "2013-03");
     }
 
     #[test]

@@ -473,7 +473,9 @@ impl Session {
             if let (Some(p), Some(ctx)) =
                 (&self.participant, self.hub.registry.timeline_context(&id))
             {
-                if !self.sessions.contains(&ctx.session) {
+                // Presence is a session's (the report and responses are the series').
+                let in_session = self.hub.registry.session(&ctx.session).is_some();
+                if in_session && !self.sessions.contains(&ctx.session) {
                     self.sessions.push(ctx.session.clone());
                     self.hub
                         .presence_join(p, grant.by.role.clone(), &ctx.session, self.conn)

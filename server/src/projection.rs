@@ -52,7 +52,9 @@ pub fn session_prefix(session: &str) -> Vec<u8> {
 /// 2: strings written as text (the JavaScript client's) read as the strings typed.
 /// 3: reactions, triage decisions and replies name their annotation by ref and text.
 /// 4: a triage decision that names a finding is also `finding.linked`.
-pub const PROJECTION_VERSION: u64 = 4;
+/// 5: the series' documents make the series' timeline (`finding.created`/`finding.updated`,
+///    `department.responded`).
+pub const PROJECTION_VERSION: u64 = 5;
 
 const VERSION_STATE: &[u8] = b"version";
 

@@ -545,18 +545,46 @@ impl Registry {
         out
     }
 
-    /// Where document `id` belongs for the session timeline: its key and its session.
-    /// Series documents (report, responses) and unkeyed documents belong to no session.
+    /// Where document `id` belongs for the timeline: its key and its session — or, for the
+    /// series' own documents (the report, departments' responses), the series' timeline,
+    /// kept under the series key. Unkeyed documents belong to none.
     pub fn timeline_context(
         &self,
         id: &DocumentId,
     ) -> Option<toron_protocol::timeline::DocContext> {
         let st = self.read();
         let ctx = Self::context(&st, st.docs.get(id)?)?;
+        let session = match (&ctx.key, ctx.session) {
+            (_, Some(s)) => s,
+            (DocKey::Report { .. } | DocKey::Response { .. }, None) => ctx.series,
+            _ => return None,
+        };
         Some(toron_protocol::timeline::DocContext {
-            session: ctx.session?,
+            session,
             key: ctx.key,
         })
+    }
+
+    /// Whether `participant` may follow the timeline under `key`: a session's (see
+    /// [`Self::may_follow_session`]) or a series' (a role in the series or in one of its
+    /// sessions) — entry by entry, only for documents they may read.
+    pub fn may_follow_timeline(&self, participant: &str, key: &str) -> bool {
+        if self.session(key).is_some() {
+            return self.may_follow_session(participant, key);
+        }
+        let st = self.read();
+        Self::subject_in(&st, participant)
+            .roles
+            .iter()
+            .any(|(_, scope)| match scope {
+                Scope::Series(x) => x == ALL_SERIES || x == key,
+                Scope::Session(x) => st.sessions.get(x).is_some_and(|s| s.series == key),
+            })
+    }
+
+    /// Whether `key` names a timeline: a session's or a known series'.
+    pub fn has_timeline(&self, key: &str) -> bool {
+        self.session(key).is_some() || self.knows_series(key)
     }
 
     /// Whether `participant` takes part in `session` (a role for it, or for its series) and

@@ -67,9 +67,9 @@ async fn reader(
     session: &str,
 ) -> Result<Reader, ApiError> {
     let who = authenticate(state, headers, uri.query())?;
-    let known = state.hub.registry.session(session).is_some();
+    let known = state.hub.registry.has_timeline(session);
     let may = match &who {
-        Some(p) => state.hub.registry.may_follow_session(p, session),
+        Some(p) => state.hub.registry.may_follow_timeline(p, session),
         None => true,
     };
     if !known || !may {
@@ -271,7 +271,7 @@ async fn replay(
         move || match (&watcher, &token) {
             (Some(p), Some(t)) => {
                 hub.registry.authenticate(t).as_deref() == Some(p.as_str())
-                    && hub.registry.may_follow_session(p, &session)
+                    && hub.registry.may_follow_timeline(p, &session)
             }
             _ => true,
         }

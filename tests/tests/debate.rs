@@ -1182,4 +1182,56 @@ async fn the_timeline_names_the_debate_as_it_happened() {
                 .is_some_and(|d| d.starts_with("triage:"))),
         "no triage decision is told as section edits"
     );
+    // Accepted into findings: linked, by ref.
+    assert!(
+        entries.iter().any(|e| e["kind"] == "finding.linked"
+            && e["detail"]["annotation_ref"] == "L-04"
+            && e["detail"]["finding"] == "F-LIB-01"),
+        "L-04 linked to F-LIB-01"
+    );
+    // The series' own timeline: the report's findings and the departments' answers.
+    let series = |kind: &'static str| {
+        let server = &server;
+        async move {
+            let (ok, out, err) = toron(
+                server,
+                &["history", "HB-BENCH-2012", "--kind", kind, "--json"],
+            )
+            .await;
+            assert!(ok, "{err}");
+            serde_json::from_str::<Vec<Value>>(&out).expect("json")
+        }
+    };
+    let b = bundle();
+    let findings = series("finding.created").await;
+    assert_eq!(
+        findings.len(),
+        b["findings"].as_array().expect("findings").len(),
+        "every finding of the report"
+    );
+    let responded = series("department.responded").await;
+    let told: BTreeMap<String, String> = responded
+        .iter()
+        .map(|e| {
+            (
+                format!("{}/{}", e["detail"]["department"], e["detail"]["finding"]),
+                e["detail"]["stance"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let given: BTreeMap<String, String> = b["department_responses"]
+        .as_array()
+        .expect("responses")
+        .iter()
+        .map(|r| {
+            (
+                format!("{}/{}", r["department"], r["finding"]),
+                r["stance"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(told, given, "each department's stance on each finding");
 }
