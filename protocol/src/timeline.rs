@@ -225,6 +225,8 @@ struct AnnotationTouch {
     withdrawn: bool,
     fields: BTreeMap<String, Json>,
     body: TextEdit,
+    /// The passage it is anchored to (`target.quote.exact`), which names a highlight.
+    quote: Option<String>,
 }
 
 struct Draft {
@@ -365,6 +367,15 @@ fn notes_drafts(touches: &[Touch]) -> Vec<Draft> {
     }
     // Fields written as text (the JavaScript client's strings) read as the strings typed.
     for (path, v) in field_values(touches) {
+        if let [first, id, target, quote, exact] = path.as_slice() {
+            if [first, target, quote, exact].map(String::as_str)
+                == ["annotations", "target", "quote", "exact"]
+            {
+                if let (Some(a), Some(q)) = (anns.get_mut(id), v.as_str()) {
+                    a.quote = Some(q.to_string());
+                }
+            }
+        }
         if let [first, id, field] = path.as_slice() {
             if first == "annotations" {
                 if let Some(a) = anns.get_mut(id) {
@@ -389,6 +400,11 @@ fn notes_drafts(touches: &[Touch]) -> Vec<Draft> {
         let body = match a.fields.get("body").and_then(Json::as_str) {
             Some(b) => b.to_string(),
             None => a.body.inserted.clone(),
+        };
+        // A highlight (or any annotation without words of its own) is named by its passage.
+        let body = match (&a.quote, body.is_empty()) {
+            (Some(q), true) => q.clone(),
+            _ => body,
         };
         if a.deleted || a.withdrawn {
             out.push(Draft {

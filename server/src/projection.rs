@@ -54,7 +54,8 @@ pub fn session_prefix(session: &str) -> Vec<u8> {
 /// 4: a triage decision that names a finding is also `finding.linked`.
 /// 5: the series' documents make the series' timeline (`finding.created`/`finding.updated`,
 ///    `department.responded`).
-pub const PROJECTION_VERSION: u64 = 5;
+/// 6: an annotation without words of its own (a highlight) is named by its passage.
+pub const PROJECTION_VERSION: u64 = 6;
 
 const VERSION_STATE: &[u8] = b"version";
 

@@ -1182,6 +1182,29 @@ async fn the_timeline_names_the_debate_as_it_happened() {
                 .is_some_and(|d| d.starts_with("triage:"))),
         "no triage decision is told as section edits"
     );
+    // A highlight has no words of its own: it is named by its passage, there and in the
+    // decision about it.
+    let b = bundle();
+    let l01 = b["sessions"][0]["annotations"]
+        .as_array()
+        .expect("annotations")
+        .iter()
+        .find(|a| a["ref"] == "L-01")
+        .expect("L-01");
+    let passage = l01["target"]["quote"]["exact"].as_str().expect("quote");
+    assert!(
+        entries.iter().any(|e| e["kind"] == "annotation.created"
+            && e["detail"]["ref"] == "L-01"
+            && e["detail"]["body"] == passage),
+        "L-01 named by its passage"
+    );
+    assert!(
+        entries.iter().any(|e| e["kind"] == "triage.status_set"
+            && e["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains("L-01") && s.contains(passage))),
+        "the decision on L-01 names its passage"
+    );
     // Accepted into findings: linked, by ref.
     assert!(
         entries.iter().any(|e| e["kind"] == "finding.linked"
@@ -1202,7 +1225,6 @@ async fn the_timeline_names_the_debate_as_it_happened() {
             serde_json::from_str::<Vec<Value>>(&out).expect("json")
         }
     };
-    let b = bundle();
     let findings = series("finding.created").await;
     assert_eq!(
         findings.len(),
