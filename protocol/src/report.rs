@@ -1299,7 +1299,7 @@ pub fn with_base(blocks: &mut [Block], base: &str) {
 
 /// The department tables as CSV: one header row, then the rows of every department, with the
 /// department's key first and the row's links (its sources' replay moments) last.
-pub fn department_rows(blocks: &[Block]) -> (Vec<String>, Vec<Vec<String>>) {
+pub fn department_rows(blocks: &[Block], lang: Lang) -> (Vec<String>, Vec<Vec<String>>) {
     let mut head = Vec::new();
     let mut rows = Vec::new();
     for b in blocks {
@@ -1313,7 +1313,13 @@ pub fn department_rows(blocks: &[Block]) -> (Vec<String>, Vec<Vec<String>>) {
                 if head.is_empty() {
                     head.push("department".to_string());
                     head.extend(h.iter().cloned());
-                    head.push("links".to_string());
+                    head.push(
+                        match lang {
+                            Lang::Ko => "출처 링크",
+                            Lang::En => "links",
+                        }
+                        .to_string(),
+                    );
                 }
                 for row in r {
                     let mut line = vec![d.to_string()];

@@ -658,15 +658,21 @@ impl Registry {
         if let [d] = named.as_slice() {
             return Ok(d.key.clone());
         }
-        let whose = match series {
-            Some(s) => format!("series {s}"),
-            None => "any series".to_string(),
+        let (whose, none) = match series {
+            Some(s) => (
+                format!("series {s}'s"),
+                format!("series {s} defines no departments"),
+            ),
+            None => (
+                "any series'".to_string(),
+                "no series defines any departments".to_string(),
+            ),
         };
         Err(RegistryError::Invalid(if known.is_empty() {
-            format!("department `{given}` is not known: {whose} defines no departments (they come with the series' import)")
+            format!("department `{given}` is not known: {none} (they come with the series' import)")
         } else {
             format!(
-                "department `{given}` is not one of {whose}'s departments: {}",
+                "department `{given}` is not one of {whose} departments: {}",
                 known
                     .iter()
                     .map(|d| format!("{} ({})", d.key, d.name_ko))

@@ -125,7 +125,7 @@ pub fn render(
         "html" => Ok((report::html(&blocks, lang), "text/html; charset=utf-8")),
         "md" => Ok((report::markdown(&blocks), "text/markdown; charset=utf-8")),
         "csv" => {
-            let (head, rows) = report::department_rows(&blocks);
+            let (head, rows) = report::department_rows(&blocks, lang);
             let mut w = csv::Writer::from_writer(Vec::new());
             w.write_record(&head).map_err(|e| e.to_string())?;
             for r in rows {

@@ -677,7 +677,7 @@ async fn every_link_of_the_reports_answers() {
             _ => {
                 let mut rd = csv::Reader::from_reader(text.as_bytes());
                 let head = rd.headers().expect("head").clone();
-                assert_eq!(head.iter().next_back(), Some("links"), "{head:?}");
+                assert_eq!(head.iter().next_back(), Some("출처 링크"), "{head:?}");
                 rd.records()
                     .flat_map(|r| {
                         let r = r.expect("row");
