@@ -245,6 +245,33 @@ pub async fn write_content(
         written: BTreeMap::new(),
         progress,
     };
+    // The report first: a triage decision links one of its findings, which the server checks.
+    if !b.findings.is_empty() {
+        let key = DocKey::Report {
+            series: b.series.key.clone(),
+        };
+        let mut d = w.open(&key).await?;
+        let status = b
+            .series
+            .rest
+            .get("report")
+            .and_then(|r| r.get("status"))
+            .cloned()
+            .unwrap_or(json!("drafting"));
+        if init_root(
+            &mut d.doc,
+            &json!({ "schema": "report/1", "status": status, "findings": {} }),
+        )? {
+            commit_at(&mut d.doc, None);
+        }
+        for f in &b.findings {
+            let v = without_nulls(&serde_json::to_value(f)?);
+            let created = put_new(&mut d.doc, &["findings"], &f.key, &v)?;
+            commit_at(&mut d.doc, None);
+            w.counts.count("findings", created);
+        }
+        w.save(&key, d).await?;
+    }
     let mut per_session: BTreeMap<String, Value> = BTreeMap::new();
     for s in &b.sessions {
         let start = s
@@ -425,32 +452,6 @@ pub async fn write_content(
             .filter(|(_, v)| *v > 0)
             .collect();
         per_session.insert(s.key.clone(), json!(created));
-    }
-    if !b.findings.is_empty() {
-        let key = DocKey::Report {
-            series: b.series.key.clone(),
-        };
-        let mut d = w.open(&key).await?;
-        let status = b
-            .series
-            .rest
-            .get("report")
-            .and_then(|r| r.get("status"))
-            .cloned()
-            .unwrap_or(json!("drafting"));
-        if init_root(
-            &mut d.doc,
-            &json!({ "schema": "report/1", "status": status, "findings": {} }),
-        )? {
-            commit_at(&mut d.doc, None);
-        }
-        for f in &b.findings {
-            let v = without_nulls(&serde_json::to_value(f)?);
-            let created = put_new(&mut d.doc, &["findings"], &f.key, &v)?;
-            commit_at(&mut d.doc, None);
-            w.counts.count("findings", created);
-        }
-        w.save(&key, d).await?;
     }
     let mut by_dept: BTreeMap<&str, Vec<_>> = BTreeMap::new();
     for r in &b.department_responses {

@@ -134,6 +134,8 @@ pub fn vocabulary(key: &DocKey, path: &[&str]) -> Option<&'static [&'static str]
 pub trait References {
     /// `Err(message naming it)` unless `department` is a key of the series' departments.
     fn department(&self, department: &str) -> Result<(), String>;
+    /// `Err(message naming it)` unless `finding` is a finding of the series' report.
+    fn finding(&self, finding: &str) -> Result<(), String>;
 }
 
 /// Anything goes: for checks made without the registry (tests, fuzzing).
@@ -144,12 +146,17 @@ impl References for AnyReference {
     fn department(&self, _: &str) -> Result<(), String> {
         Ok(())
     }
+
+    fn finding(&self, _: &str) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// What kind of thing a value at `path` of a `key` document names, when it names one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reference {
     Department,
+    Finding,
 }
 
 /// The places whose values name something outside the document: the departments a gap or
@@ -163,6 +170,7 @@ pub fn references(key: &DocKey, path: &[&str]) -> Option<Reference> {
         | (DocKey::Report { .. }, ["findings", _, "departments", "*"]) => {
             Some(Reference::Department)
         }
+        (DocKey::Triage { .. }, ["items", _, "finding"]) => Some(Reference::Finding),
         _ => None,
     }
 }
@@ -174,11 +182,22 @@ fn rule(key: &DocKey, path: &[String], w: &Written, refs: &dyn References) -> Re
     if let Some(values) = vocabulary(key, &p) {
         return one_of(&shown, w, values);
     }
-    if let Some(Reference::Department) = references(key, &p) {
-        return match w.as_str() {
-            Some(d) => refs.department(d).map_err(|e| format!("`{shown}`: {e}")),
-            None => Err(format!("`{shown}` must be text, a department's key")),
-        };
+    match references(key, &p) {
+        Some(Reference::Department) => {
+            return match w.as_str() {
+                Some(d) => refs.department(d).map_err(|e| format!("`{shown}`: {e}")),
+                None => Err(format!("`{shown}` must be text, a department's key")),
+            }
+        }
+        // A decision not (or no longer) linked to a finding writes null.
+        Some(Reference::Finding) if w.is_null() => return Ok(()),
+        Some(Reference::Finding) => {
+            return match w.as_str() {
+                Some(f) => refs.finding(f).map_err(|e| format!("`{shown}`: {e}")),
+                None => Err(format!("`{shown}` must be text, a finding's key")),
+            }
+        }
+        None => {}
     }
     match (key, p.as_slice()) {
         (_, ["schema"]) => match w.as_str() {
@@ -514,6 +533,54 @@ mod tests {
                 ))
             }
         }
+
+        fn finding(&self, f: &str) -> Result<(), String> {
+            match f {
+                "F-1" => Ok(()),
+                _ => Err(format!("no finding `{f}` in the report")),
+            }
+        }
+    }
+
+    #[test]
+    fn a_triage_decision_links_only_a_finding_of_the_report() {
+        let triage = DocKey::Triage {
+            session: "S1".into(),
+        };
+        let known = Departments(&[]);
+        let mut d = AutoCommit::new();
+        let items = d.put_object(ROOT, "items", ObjType::Map).expect("items");
+        d.commit();
+        let base = Automerge::load(&d.save()).expect("load");
+        let heads = d.get_heads();
+        for (finding, ok) in [("F-1", true), ("F-9", false)] {
+            for as_text in [false, true] {
+                let mut f = d.fork();
+                let it = f.put_object(&items, "a-1", ObjType::Map).expect("item");
+                f.put(&it, "status", "accepted").expect("status");
+                if as_text {
+                    let t = f.put_object(&it, "finding", ObjType::Text).expect("text");
+                    f.splice_text(&t, 0, 0, finding).expect("typed");
+                } else {
+                    f.put(&it, "finding", finding).expect("finding");
+                }
+                f.commit();
+                let r = check_with(&triage, &base, &f.get_changes(&heads), &known);
+                assert_eq!(r.is_ok(), ok, "{finding} as text: {as_text}: {r:?}");
+                if let Err(e) = r {
+                    assert!(e.contains("items/a-1/finding") && e.contains("F-9"), "{e}");
+                }
+            }
+        }
+        // Unlinking writes null.
+        let mut f = d.fork();
+        let it = f.put_object(&items, "a-1", ObjType::Map).expect("item");
+        f.put(&it, "finding", ScalarValue::Null).expect("null");
+        f.commit();
+        assert_eq!(
+            check_with(&triage, &base, &f.get_changes(&heads), &known),
+            Ok(())
+        );
     }
 
     #[test]

@@ -226,6 +226,12 @@ impl Actor {
         let registry = self.hub.registry.clone();
         let rates = self.hub.change_rates.clone();
         let clock = self.hub.config.clock.clone();
+        let findings = {
+            let hub = self.hub.clone();
+            crate::registry::FindingLookup(std::sync::Arc::new(move |series: &str| {
+                hub.report_findings(series)
+            }))
+        };
         let key = registry
             .document(&self.id)
             .and_then(|d| d.key?.parse::<toron_protocol::policy::DocKey>().ok());
@@ -236,6 +242,7 @@ impl Actor {
                     new: Vec::new(),
                     key,
                     rates,
+                    findings,
                 };
                 let actions = e.step(clock.now_ms(), &mut gate);
                 (actions, gate.new)

@@ -6,7 +6,7 @@
 //! before the new one is answered — reusing sync state across sockets causes sync loops).
 
 use crate::metrics::{ErrorKind, Metrics};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -416,6 +416,31 @@ impl Hub {
     }
 
     /// The participants with an open connection into `session`, sorted.
+    /// The keys of the findings in `series`' report as stored now (none if it has no report
+    /// yet). Blocking: reads the report through the history cache, which keeps it loaded.
+    pub fn report_findings(&self, series: &str) -> Result<BTreeSet<String>, String> {
+        use automerge::ReadDoc;
+        let id = toron_protocol::policy::DocKey::Report {
+            series: series.to_string(),
+        }
+        .document_id();
+        let len = self
+            .store
+            .document_len(&id)
+            .map_err(|e| format!("the report of series {series} cannot be read: {e}"))?;
+        if len == 0 {
+            return Ok(BTreeSet::new());
+        }
+        self.history
+            .with_doc(&id, len, |d| match d.get(automerge::ROOT, "findings") {
+                Ok(Some((automerge::Value::Object(automerge::ObjType::Map), o))) => {
+                    d.keys(&o).collect()
+                }
+                _ => BTreeSet::new(),
+            })
+            .map_err(|e| format!("the report of series {series} cannot be read: {e}"))
+    }
+
     pub fn present_in(&self, session: &str) -> Vec<String> {
         let m = self.presence.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<String> = m

@@ -1060,6 +1060,21 @@ pub struct RegistryGate {
     pub key: Option<DocKey>,
     /// Each participant's allowance of changes per second.
     pub rates: Arc<ChangeRates>,
+    /// The findings of a series' report as stored now (asked only when a change links one).
+    pub findings: FindingLookup,
+}
+
+/// The keys of the findings in a series' report document, or why they cannot be read.
+#[derive(Clone)]
+pub struct FindingLookup(pub Arc<FindingsOf>);
+
+/// A series key → its report's finding keys.
+pub type FindingsOf = dyn Fn(&str) -> Result<BTreeSet<String>, String> + Send + Sync;
+
+impl std::fmt::Debug for FindingLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FindingLookup")
+    }
 }
 
 /// Changes per second per token: one [`TokenBucket`] per participant (a participant has one
@@ -1155,6 +1170,7 @@ impl ActorGate for RegistryGate {
                 &SeriesReferences {
                     registry: &self.registry,
                     series: self.series_of(k),
+                    findings: &self.findings,
                 },
             ),
             None => Ok(()),
@@ -1166,6 +1182,7 @@ impl ActorGate for RegistryGate {
 struct SeriesReferences<'a> {
     registry: &'a Registry,
     series: Option<String>,
+    findings: &'a FindingLookup,
 }
 
 impl toron_protocol::schema::References for SeriesReferences<'_> {
@@ -1183,5 +1200,31 @@ impl toron_protocol::schema::References for SeriesReferences<'_> {
                 "department `{department}`: this document belongs to no known series"
             )),
         }
+    }
+
+    fn finding(&self, finding: &str) -> Result<(), String> {
+        let Some(series) = &self.series else {
+            return Err(format!(
+                "finding `{finding}`: this document belongs to no known series"
+            ));
+        };
+        let known = (self.findings.0)(series)?;
+        if known.contains(finding) {
+            return Ok(());
+        }
+        let shown: Vec<&str> = known.iter().take(12).map(String::as_str).collect();
+        Err(if shown.is_empty() {
+            format!("no finding `{finding}` in the report of series {series} (it has none yet)")
+        } else {
+            format!(
+                "no finding `{finding}` in the report of series {series}; its findings: {}{}",
+                shown.join(", "),
+                if known.len() > shown.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            )
+        })
     }
 }

@@ -1007,6 +1007,26 @@ async fn references_are_checked_where_they_are_given() {
     );
     let (ok, _, err) = as_token(&server, &han, &triage("F-LIB-01")).await;
     assert!(ok, "{err}");
+    // A client that links an unknown finding itself is refused by the server, naming it.
+    let triage_doc = toron_protocol::policy::DocKey::Triage {
+        session: "S-LIB".into(),
+    }
+    .document_id();
+    let (ok, _, err) = as_token(
+        &server,
+        &han,
+        &[
+            "set",
+            &triage_doc.url().to_string(),
+            &format!("items.{}.finding", id.trim()),
+            "\"F-LIB-99\"",
+        ],
+    )
+    .await;
+    assert!(
+        !ok && err.contains("F-LIB-99") && err.contains("F-LIB-01"),
+        "{err}"
+    );
     server.shutdown().await.expect("shutdown");
 }
 

@@ -141,13 +141,7 @@ fn text(chars: usize, mut x: u32) -> String {
 /// facilitator and one participant per attack; returns each participant's token.
 fn roster(url: &str) -> anyhow::Result<std::collections::HashMap<&'static str, String>> {
     let admin = Admin::new(url, Some(ADMIN.into()), LIMIT);
-    admin.call(
-        "POST",
-        "/api/v1/sessions",
-        Some(json!({ "key": SESSION, "series": SERIES, "title": "공격 중의 토론", "phase": "scheduled", "facilitator": "P-chair" })),
-    )?;
-    let mut tokens = std::collections::HashMap::new();
-    for (who, role) in [
+    let people = [
         ("P-chair", "facilitator"),
         ("P-takeover", "observer"),
         ("P-peerid", "observer"),
@@ -158,19 +152,29 @@ fn roster(url: &str) -> anyhow::Result<std::collections::HashMap<&'static str, S
         ("P-silent", "observer"),
         ("P-again", "observer"),
         ("P-ephemeral", "observer"),
-    ] {
+    ];
+    // People first: the session names its facilitator, who must be a participant.
+    let mut tokens = std::collections::HashMap::new();
+    for (who, _) in people {
         let made = admin.call(
             "POST",
             "/api/v1/participants",
             Some(json!({ "key": who, "name": who, "kind": "activist" })),
         )?;
+        let token = made["token"].as_str().context("a token")?.to_string();
+        tokens.insert(who, token);
+    }
+    admin.call(
+        "POST",
+        "/api/v1/sessions",
+        Some(json!({ "key": SESSION, "series": SERIES, "title": "공격 중의 토론", "phase": "scheduled", "facilitator": "P-chair" })),
+    )?;
+    for (who, role) in people {
         admin.call(
             "POST",
             "/api/v1/roles",
             Some(json!({ "participant": who, "role": role, "session": SESSION })),
         )?;
-        let token = made["token"].as_str().context("a token")?.to_string();
-        tokens.insert(who, token);
     }
     admin.call(
         "POST",
