@@ -340,3 +340,34 @@ pub fn printed_url(child: &mut std::process::Child) -> anyhow::Result<String> {
     anyhow::ensure!(url.starts_with("ws://"), "the server said {line:?}");
     Ok(url)
 }
+
+/// Runs `cmd` (a Node script, a browser test) with its output in files and a bounded wait: a
+/// child that hangs, or a server it left behind holding a pipe, must not hang the test suite.
+/// Returns whether it succeeded, its standard output and its standard error.
+pub fn run_bounded(
+    cmd: &mut std::process::Command,
+    limit: Duration,
+    what: &str,
+) -> (bool, String, String) {
+    let logs = tempfile::tempdir().expect("logs");
+    let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
+    cmd.stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish within {} s", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    (status.success(), stdout, stderr)
+}

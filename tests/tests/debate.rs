@@ -583,17 +583,7 @@ async fn clock_times_fall_on_the_session_s_day() {
 /// item for no annotation. It now takes the ref as well as the id, and names one nobody has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn triage_takes_the_refs_people_see() {
-    let (_dir, server) = started().await;
-    let path = bundle_path();
-    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
-    assert!(ok, "{err}");
-    let mut s = server.registry().session("S-LIB").expect("S-LIB");
-    s.phase = "live".into();
-    server
-        .registry()
-        .put_session("admin", s)
-        .await
-        .expect("live");
+    let (_dir, server) = imported_live().await;
     let chair = server
         .registry()
         .issue_token("admin", "P-MOON")
@@ -1047,17 +1037,7 @@ async fn as_token(server: &Running, token: &str, args: &[&str]) -> (bool, String
 /// interest, as an imported one would be.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_score_by_a_responsible_official_is_excluded_and_its_case_named() {
-    let (_dir, server) = started().await;
-    let path = bundle_path();
-    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
-    assert!(ok, "{err}");
-    let mut s = server.registry().session("S-LIB").expect("S-LIB");
-    s.phase = "live".into();
-    server
-        .registry()
-        .put_session("admin", s)
-        .await
-        .expect("live");
+    let (_dir, server) = imported_live().await;
     // An official of the department responsible for the case joins during the debate, and a
     // resident too.
     for (key, kind, department) in [

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Both tests need the packages; only one may run `npm ci` at a time.
 static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -26,38 +26,16 @@ fn run(mode: &str) {
         assert!(status.success(), "npm ci failed in {}", dir.display());
     }
     drop(installing);
-    // Output goes to files, and the wait is bounded: a child that hangs, or a server it left
-    // behind holding a pipe, must not hang the test suite.
-    let logs = tempfile::tempdir().expect("tempdir");
-    let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
-    let mut child = Command::new("node")
-        .arg("interop.mjs")
+    let mut cmd = Command::new("node");
+    cmd.arg("interop.mjs")
         .current_dir(&dir)
         .env("TORON_SERVER_BIN", env!("CARGO_BIN_EXE_e2e-toron-server"))
         .env("TORON_BIN", env!("CARGO_BIN_EXE_e2e-toron"))
-        .env("TORON_INTEROP_MODE", mode)
-        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .expect("run node");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the interop check did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+        .env("TORON_INTEROP_MODE", mode);
+    let (ok, stdout, stderr) =
+        toron_tests::run_bounded(&mut cmd, Duration::from_secs(120), "the interop check");
     println!("{stdout}");
-    assert!(
-        status.success(),
-        "interop check failed:\n{stdout}\n{stderr}"
-    );
+    assert!(ok, "interop check failed:\n{stdout}\n{stderr}");
     // The peer-id takeover check needs a second participant's token: secured mode only.
     let expected = if mode == "token" { 7 } else { 5 };
     assert!(

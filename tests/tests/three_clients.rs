@@ -56,10 +56,8 @@ fn javascript_client(server: &Running, token: &str, me: &str, question: &str, id
         case: "C-LIB-HB".into(),
         evaluator: me.into(),
     };
-    let logs = tempfile::tempdir().expect("logs");
-    let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
-    let mut child = Command::new("node")
-        .arg("hall-client.mjs")
+    let mut cmd = Command::new("node");
+    cmd.arg("hall-client.mjs")
         .current_dir(&dir)
         .env("TORON_URL", server.url())
         .env("TOKEN", token)
@@ -68,26 +66,11 @@ fn javascript_client(server: &Running, token: &str, me: &str, question: &str, id
         .env("NOTES_DOC", notes.document_id().to_string())
         .env("EVAL_DOC", eval.document_id().to_string())
         .env("QUESTION", question)
-        .env("IDS", ids.join(","))
-        .stdout(std::fs::File::create(&out_path).expect("stdout"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr"))
-        .spawn()
-        .expect("run node");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the JavaScript client did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+        .env("IDS", ids.join(","));
+    let (ok, stdout, stderr) =
+        toron_tests::run_bounded(&mut cmd, Duration::from_secs(60), "the JavaScript client");
     assert!(
-        status.success() && stdout.contains("hall client: ok"),
+        ok && stdout.contains("hall client: ok"),
         "the JavaScript client:\n{stdout}\n{stderr}"
     );
 }

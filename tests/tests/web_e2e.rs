@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use toron_cli::admin::Admin;
@@ -120,8 +120,6 @@ fn the_web_client_in_headless_chromium() {
     };
     let (kim, park, moon) = (token("P-KIM"), token("P-PARK"), token("P-MOON"));
 
-    let logs = tempfile::tempdir().expect("logs");
-    let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
     let mut cmd = Command::new("node");
     cmd.arg("tests/e2e.mjs")
         .current_dir(&web)
@@ -131,29 +129,15 @@ fn the_web_client_in_headless_chromium() {
         .env("TOKEN_EVALUATOR", &park)
         .env("TOKEN_CHAIR", &moon)
         .env("TOKEN_ORGANIZER", ADMIN)
-        .env("TOKEN_OBSERVER", observer["token"].as_str().expect("token"))
-        .stdout(std::fs::File::create(&out_path).expect("stdout"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr"));
+        .env("TOKEN_OBSERVER", observer["token"].as_str().expect("token"));
     // `TORON_SCREENSHOTS=docs` (a path from the repository's root) keeps the screenshots.
     if let Ok(dir) = std::env::var("TORON_SCREENSHOTS") {
         cmd.env("SCREENSHOTS", web.join("..").join(dir));
     }
-    let mut child = cmd.spawn().expect("run node");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the browser test did not finish within 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let (ok, stdout, stderr) =
+        toron_tests::run_bounded(&mut cmd, Duration::from_secs(180), "the browser test");
     println!("{stdout}");
-    assert!(status.success(), "web e2e failed:\n{stdout}\n{stderr}");
+    assert!(ok, "web e2e failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("web e2e: ok"), "{stdout}");
 
     // The observer's forged change is in the server's log as a refusal, and nowhere else.
