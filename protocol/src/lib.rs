@@ -26,6 +26,7 @@ pub mod history;
 pub mod ids;
 pub mod integrity;
 pub mod json;
+pub mod notice;
 pub mod policy;
 pub mod rate;
 pub mod record;

@@ -284,6 +284,13 @@ impl Actor {
                             .inc_by(rejection.hashes.len() as u64);
                         self.hub.metrics.error(ErrorKind::refused_change);
                         let reason = format!("changes refused: {}", rejection.reason);
+                        // The client's application hears of it too (the JS client only logs
+                        // `error`): an ephemeral notice on the document, with the reason's kind.
+                        let notice = self.hub.notice(
+                            rejection.peer.clone(),
+                            self.id,
+                            toron_protocol::notice::refusal(&rejection.reason),
+                        );
                         if self.hub.log_budget.allow() {
                             tracing::info!(id = %self.id, %conn, participant = ?rejection.by.participant, %reason, "refusing changes");
                         }
@@ -300,6 +307,7 @@ impl Actor {
                                 out.close(reason);
                             }
                         } else if let (true, Some(out)) = (tell, self.outs.get(&conn)) {
+                            out.send(encode(&notice));
                             out.send(encode(&Message::Error {
                                 sender_id: Some(self.hub.server_peer.clone()),
                                 target_id: None,

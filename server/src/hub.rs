@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
-use toron_protocol::{ConnId, DocumentId, Grant, PeerId, SyncKind};
+use toron_protocol::{ConnId, DocumentId, Grant, Message, PeerId, SyncKind};
 
 use crate::config::Config;
 use crate::doc_actor;
@@ -181,6 +181,10 @@ pub struct Hub {
     pub projection: crate::projection::Projection,
     /// Bounds the log lines peers can cause (refused joins, protocol errors).
     pub log_budget: Arc<crate::log_budget::LogBudget>,
+    /// The server's own ephemeral messages (refusal notices): its session id and counter,
+    /// which clients dedupe by.
+    notice_session: String,
+    notice_count: AtomicU64,
 }
 
 impl Hub {
@@ -213,6 +217,8 @@ impl Hub {
             closing: watch::Sender::new(false),
             peers: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
+            notice_session: uuid::Uuid::new_v4().simple().to_string(),
+            notice_count: AtomicU64::new(0),
             presence: Mutex::new(HashMap::new()),
             pending_leaves: Mutex::new(HashMap::new()),
             log_budget: Arc::default(),
@@ -416,6 +422,18 @@ impl Hub {
     }
 
     /// The participants with an open connection into `session`, sorted.
+    /// An ephemeral message from the server to `target` on `document`, carrying `data`.
+    pub fn notice(&self, target: PeerId, document: DocumentId, data: Vec<u8>) -> Message {
+        Message::Ephemeral {
+            sender_id: self.server_peer.clone(),
+            target_id: target,
+            document_id: document,
+            count: self.notice_count.fetch_add(1, Ordering::Relaxed) + 1,
+            session_id: self.notice_session.clone(),
+            data,
+        }
+    }
+
     /// The keys of the findings in `series`' report as stored now (none if it has no report
     /// yet). Blocking: reads the report through the history cache, which keeps it loaded.
     pub fn report_findings(&self, series: &str) -> Result<BTreeSet<String>, String> {

@@ -227,11 +227,16 @@ async function main() {
       const receive = adapter.receiveMessage.bind(adapter);
       adapter.receiveMessage = (bytes) => {
         const text = Buffer.from(bytes).toString("utf8");
-        if (text.includes("refused")) errors.push(text);
+        // The protocol's `error` (which this client only logs); the ephemeral notice below
+        // carries the word too.
+        if (text.includes("refused") && !text.includes("ephemeral")) errors.push(text);
         return receive(bytes);
       };
       const activist = new Repo({ network: [adapter], peerId: "js-activist" });
       const notes = await find(activist, notesUrl);
+      // The application hears of the refusal: an ephemeral notice on the document's handle.
+      const notices = [];
+      notes.on("ephemeral-message", (e) => notices.push(e.message));
       const metric = async () => {
         const m = await (await fetch(`${url.replace("ws:", "http:")}/metrics`)).text();
         return Number((m.match(/changes_rejected_total (\d+)/) || [0, 0])[1]);
@@ -251,6 +256,10 @@ async function main() {
       await activist.shutdown();
       assert.equal(droppedWhileEditing, 0, "the activist's client was never disconnected");
       assert.equal(errors.length, 1, `told once: ${errors.length} error messages`);
+      assert.equal(notices.length, 1, `the application told once: ${JSON.stringify(notices)}`);
+      assert.equal(notices[0].toron, "refused");
+      assert.equal(notices[0].kind, "value", JSON.stringify(notices[0]));
+      assert.match(notices[0].reason, /nonsense/);
       assert.ok(refusedChanges >= 1 && refusedChanges <= 2, `${refusedChanges} changes refused in 3 s`);
     });
   }

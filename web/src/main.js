@@ -68,6 +68,8 @@ async function handle(id) {
   if (state.handles.has(id)) return state.handles.get(id);
   const p = state.repo.find(`automerge:${id}`).then((h) => {
     h.on("change", () => scheduleRender());
+    // The server's notices about this document (a refused change), beside the sync.
+    h.on("ephemeral-message", (e) => notice(id, e));
     return h;
   });
   state.handles.set(id, p);
@@ -156,12 +158,37 @@ function ensureLayer(d, s) {
   if (!d.reactions) d.reactions = {};
 }
 
+/// A notice from the server about document `id`: a change of ours it refused, with why. The
+/// connection stays up for everything else; this copy's changes are no longer taken.
+function notice(id, e) {
+  const m = e?.message;
+  // Only from the server itself (the one peer this page connects to), never relayed from
+  // another participant.
+  if (!m || m.toron !== "refused" || !state.repo?.peers?.includes(e.senderId)) return;
+  state.refused = { doc: id, kind: String(m.kind || "value"), reason: String(m.reason || "") };
+  if (state.saving?.doc === id) state.saving.status = "refused";
+  renderSaving();
+  renderRefused();
+}
+
+function renderRefused() {
+  const el = $("#refused");
+  if (!el) return;
+  const r = state.refused;
+  el.hidden = !r;
+  if (!r) return;
+  el.innerHTML = `<strong>${esc(t("refusedTitle"))}</strong> ${esc(t(`refused_${r.kind}`))}
+    <span class="muted">(${esc(r.reason)})</span>
+    <button type="button" data-act="reload">${esc(t("reload"))}</button>`;
+}
+
 /// Watches the server's log until it holds the layer's newest change: then it is safe.
 async function confirmSaved(docId, h) {
   const heads = A.getHeads(h.doc());
   state.saving = { doc: docId, status: "saving" };
   renderSaving();
   for (let i = 0; i < 50; i++) {
+    if (state.refused?.doc === docId) return;
     try {
       const ev = await api(`/api/v1/documents/${docId}/events?limit=1000`);
       const hashes = new Set(ev.events.map((e) => e.hash));
@@ -181,7 +208,7 @@ function renderSaving() {
   const el = $("#saving");
   if (!el || !state.saving) return;
   el.className = state.saving.status;
-  el.textContent = state.saving.status === "saved" ? t("saved") : t("saving");
+  el.textContent = t(state.saving.status);
 }
 
 async function annotate(s, form) {
@@ -637,6 +664,7 @@ async function render() {
   }
   app.innerHTML = html;
   renderSaving();
+  renderRefused();
   // A report's link: bring what it points to into view, once.
   const linked = $("#linked");
   if (linked && replayState.shown !== location.hash) {
@@ -707,6 +735,8 @@ document.addEventListener("click", async (ev) => {
         if (r) return openComposer(el, r, s);
       }
       announce(t("selectFirst"));
+    } else if (b.dataset.act === "reload") {
+      location.reload();
     } else if (b.dataset.act === "cancel") {
       $("#composer").innerHTML = "";
       render();

@@ -254,6 +254,34 @@ try {
   assert.equal(await passage.innerText(), ev[path.slice(1)], `the evaluation's ${path} as written`);
   console.log(`report links: ${hrefs.length} answer 200; followed ${a1.ref} (${a1.created_at}), ${a2.ref} (${a2.created_at}), ${doc}#${path}`);
 
+  // 10. A change the server refuses is said so, in Korean, with what to do — not "saving…"
+  // forever — and the page keeps receiving everyone else's (issue 17). The session moves on
+  // for reporting under the activist's feet (her page still offers to annotate), then opens
+  // again.
+  const phase = (p, force) =>
+    fetch(`${URL}/api/v1/sessions/S-LIB/phase`, {
+      method: "PUT",
+      headers: { ...auth.headers, "Content-Type": "application/json" },
+      body: JSON.stringify({ phase: p, force }),
+    });
+  assert.equal((await phase("reporting", false)).status, 200);
+  await openCase(activist.page);
+  await selectAndAnnotate(activist.page, "sections.method", "상호대차 차량을 주 2회 운행", "comment", "단계가 바뀐 뒤에 쓴 의견");
+  const banner = activist.page.locator("#refused");
+  await banner.waitFor({ state: "visible", timeout: LIMIT });
+  const said = await banner.innerText();
+  assert.match(said, /변경이 저장되지 않았습니다/, said);
+  assert.match(said, /단계나 역할이 바뀌었을 수 있습니다/, said);
+  await activist.page.locator("#saving.refused").waitFor({ timeout: LIMIT });
+  assert.equal(await activist.page.locator("#net.on").count(), 1, "still connected");
+  if (shots) await activist.page.screenshot({ path: join(shots, "web-refused-desktop.png") });
+  assert.equal((await phase("live", true)).status, 200);
+  await openCase(evaluator.page);
+  const later = "다시 열린 뒤의 평가 의견";
+  await selectAndAnnotate(evaluator.page, "sections.background", "운영 시간이 짧고", "comment", later);
+  await card(activist.page, later).waitFor({ timeout: LIMIT });
+  console.log("a refused change is said; the page keeps receiving");
+
   assert.deepEqual(errors, [], "no script errors in the pages");
   console.log("web e2e: ok");
 } finally {

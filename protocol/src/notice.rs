@@ -1,0 +1,127 @@
+//! What the server tells one client about its own changes, beside the sync protocol: a
+//! refusal, as an `ephemeral` message's payload on the refused document.
+//!
+//! The protocol's `error` message is only logged by the official JavaScript client, so a web
+//! client whose change was refused kept showing "saving…" and never said why. An ephemeral
+//! message reaches the application instead (automerge-repo's `ephemeral-message` event on the
+//! document's handle); clients that do not know it ignore it. The payload is a CBOR map, as
+//! the JavaScript client decodes every ephemeral payload:
+//! `{ "toron": "refused", "kind": K, "reason": "…" }`, `kind` one of [`RefusalKind`]'s names.
+
+use minicbor::Encoder;
+
+/// Why a change was refused, in words a client can explain to a person without parsing the
+/// server's English reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The participant may read the document but not change it now (their role, or the
+    /// session's phase).
+    ReadOnly,
+    /// A value the document's schema does not allow (a kind, a status, a score).
+    Value,
+    /// A department or finding that does not exist.
+    Reference,
+    /// Too large a change or document.
+    Size,
+    /// An Automerge actor id of another participant.
+    Actor,
+    /// A change that builds on an earlier refused one.
+    Follows,
+    /// Too many changes a second (the connection closes; the client sends them again later).
+    Rate,
+}
+
+impl RefusalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalKind::ReadOnly => "read_only",
+            RefusalKind::Value => "value",
+            RefusalKind::Reference => "reference",
+            RefusalKind::Size => "size",
+            RefusalKind::Actor => "actor",
+            RefusalKind::Follows => "follows",
+            RefusalKind::Rate => "rate",
+        }
+    }
+
+    /// The kind of a refusal from its reason, as the engine and the server's gate word them
+    /// (`engine::authorize`, `schema::check_with`, the size bounds, the rate limit, the actor
+    /// check). Each wording is tested below.
+    pub fn of(reason: &str) -> Self {
+        let has = |s: &str| reason.contains(s);
+        if has("may read this document but not change it") {
+            RefusalKind::ReadOnly
+        } else if has("an earlier change of this copy was refused") {
+            RefusalKind::Follows
+        } else if has("rate limit") {
+            RefusalKind::Rate
+        } else if has("actor id") {
+            RefusalKind::Actor
+        } else if has("document size") || has("too large a change") {
+            RefusalKind::Size
+        } else if has("department `") || has("finding `") {
+            RefusalKind::Reference
+        } else {
+            RefusalKind::Value
+        }
+    }
+}
+
+/// The ephemeral payload that tells a client its change to this document was refused.
+pub fn refusal(reason: &str) -> Vec<u8> {
+    let mut e = Encoder::new(Vec::new());
+    // Writing to a Vec cannot fail.
+    let _ = e
+        .map(3)
+        .and_then(|e| e.str("toron"))
+        .and_then(|e| e.str("refused"))
+        .and_then(|e| e.str("kind"))
+        .and_then(|e| e.str(RefusalKind::of(reason).as_str()))
+        .and_then(|e| e.str("reason"))
+        .and_then(|e| e.str(reason));
+    e.into_writer()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_wording_has_its_kind() {
+        for (reason, kind) in [
+            ("you may read this document but not change it", RefusalKind::ReadOnly),
+            ("an earlier change of this copy was refused, and these follow it; reload the document to go on", RefusalKind::Follows),
+            ("rate limit: more than 20 changes per second", RefusalKind::Rate),
+            ("the Automerge actor id ab12 belongs to another participant", RefusalKind::Actor),
+            ("document size: these changes would make the document 9 bytes", RefusalKind::Size),
+            ("too large a change: these changes hold 9 operations", RefusalKind::Size),
+            ("`annotations/g/departments/*`: department `복지정책과` is not one of series S's departments", RefusalKind::Reference),
+            ("`items/a/finding`: no finding `F-9` in the report of series S", RefusalKind::Reference),
+            ("`annotations/a/kind` cannot be `poem` (one of comment, …)", RefusalKind::Value),
+        ] {
+            assert_eq!(RefusalKind::of(reason), kind, "{reason}");
+        }
+    }
+
+    #[test]
+    fn the_payload_is_a_cbor_map() {
+        let bytes = refusal("you may read this document but not change it");
+        let mut d = minicbor::Decoder::new(&bytes);
+        assert_eq!(d.map().expect("map"), Some(3));
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            got.push(d.str().expect("text").to_string());
+        }
+        assert_eq!(
+            got,
+            [
+                "toron",
+                "refused",
+                "kind",
+                "read_only",
+                "reason",
+                "you may read this document but not change it"
+            ]
+        );
+    }
+}
