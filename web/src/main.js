@@ -5,6 +5,7 @@
 import { Repo, initializeBase64Wasm, Automerge as A } from "@automerge/automerge-repo/slim";
 import { automergeWasmBase64 } from "@automerge/automerge/automerge.wasm.base64";
 import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb";
 import { t, lang, setLang } from "./i18n.js";
 import { locate, cpLength, cpSlice } from "./anchor.js";
 
@@ -187,8 +188,10 @@ async function confirmSaved(docId, h) {
   const heads = A.getHeads(h.doc());
   state.saving = { doc: docId, status: "saving" };
   renderSaving();
-  for (let i = 0; i < 50; i++) {
+  // Quickly at first; then, offline for a while, every few seconds until it gets there.
+  for (let i = 0; i < 50 + 600; i++) {
     if (state.refused?.doc === docId) return;
+    if (i >= 50) await new Promise((r) => setTimeout(r, 3000));
     try {
       const ev = await api(`/api/v1/documents/${docId}/events?limit=1000`);
       const hashes = new Set(ev.events.map((e) => e.hash));
@@ -736,6 +739,8 @@ document.addEventListener("click", async (ev) => {
       }
       announce(t("selectFirst"));
     } else if (b.dataset.act === "reload") {
+      // The refused copy is kept in this browser: drop it, and take the server's again.
+      if (state.refused?.doc) await state.repo.delete(state.refused.doc);
       location.reload();
     } else if (b.dataset.act === "cancel") {
       $("#composer").innerHTML = "";
@@ -844,7 +849,13 @@ async function start() {
   if (!state.repo) {
     const proto = location.protocol === "https:" ? "wss" : "ws";
     state.adapter = new BrowserWebSocketClientAdapter(`${proto}://${location.host}/sync?token=${encodeURIComponent(state.token)}`);
-    state.repo = new Repo({ network: [state.adapter] });
+    // The browser keeps every document and unsent change (IndexedDB, one database per
+    // participant on a shared machine): written offline, a note survives a closed tab and
+    // goes to the server on the next connection.
+    state.repo = new Repo({
+      network: [state.adapter],
+      storage: new IndexedDBStorageAdapter(`toron-${state.me}`),
+    });
     watchNetwork();
     setInterval(() => {
       if (location.hash.includes("/people")) render();

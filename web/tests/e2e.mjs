@@ -254,6 +254,44 @@ try {
   assert.equal(await passage.innerText(), ev[path.slice(1)], `the evaluation's ${path} as written`);
   console.log(`report links: ${hrefs.length} answer 200; followed ${a1.ref} (${a1.created_at}), ${a2.ref} (${a2.created_at}), ${doc}#${path}`);
 
+  // 9b. Written offline, a note survives a closed tab and reaches the others once the
+  // connection is back (issue 17). The activist on a phone, on a train: the page's WebSocket
+  // is cut (and every attempt to reconnect), she writes, closes the tab, opens it later.
+  let offline = false;
+  const sockets = [];
+  const away = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: "ko-KR" });
+  await away.routeWebSocket(/\/sync/, (ws) => {
+    if (offline) return ws.close();
+    ws.connectToServer();
+    sockets.push(ws);
+  });
+  const tab = async () => {
+    const p = await away.newPage();
+    p.on("pageerror", (e) => errors.push(e.message));
+    return p;
+  };
+  let train = await tab();
+  await train.goto(`${URL}/#/join/${process.env.TOKEN_ACTIVIST}`);
+  await train.waitForSelector(".cards, h1", { timeout: LIMIT });
+  await openCase(train);
+  await train.locator("#net.on").waitFor({ timeout: LIMIT });
+  offline = true;
+  for (const ws of sockets) await ws.close();
+  await train.locator("#net.off").waitFor({ timeout: LIMIT });
+  const unsent = "지하철에서 쓴 의견: 순회 사서 근무표를 공개해 주세요";
+  await selectAndAnnotate(train, "sections.challenges", "장서 중복도 크다", "comment", unsent);
+  await card(train, unsent).waitFor({ timeout: LIMIT });
+  await train.waitForTimeout(1000); // the browser's storage takes it (its saves are debounced)
+  await train.close();
+  assert.equal(await card(evaluator.page, unsent).count(), 0, "nobody has it while she is offline");
+  offline = false;
+  train = await tab();
+  await train.goto(CASE);
+  await card(train, unsent).waitFor({ timeout: LIMIT });
+  await card(evaluator.page, unsent).waitFor({ timeout: LIMIT });
+  await away.close();
+  console.log("written offline, kept through a closed tab, delivered on reconnecting");
+
   // 10. A change the server refuses is said so, in Korean, with what to do — not "saving…"
   // forever — and the page keeps receiving everyone else's (issue 17). The session moves on
   // for reporting under the activist's feet (her page still offers to annotate), then opens
@@ -280,7 +318,15 @@ try {
   const later = "다시 열린 뒤의 평가 의견";
   await selectAndAnnotate(evaluator.page, "sections.background", "운영 시간이 짧고", "comment", later);
   await card(activist.page, later).waitFor({ timeout: LIMIT });
-  console.log("a refused change is said; the page keeps receiving");
+  // Reloading as the banner says drops the refused copy this browser kept: the server's
+  // copy again, without the refused note, and nothing refused any more.
+  await activist.page.getByRole("button", { name: "다시 불러오기" }).click();
+  await activist.page.locator("#net.on").waitFor({ timeout: LIMIT });
+  await card(activist.page, later).waitFor({ timeout: LIMIT });
+  assert.equal(await card(activist.page, "단계가 바뀐 뒤에 쓴 의견").count(), 0, "the refused note is gone");
+  await activist.page.waitForTimeout(1500);
+  assert.ok(await activist.page.locator("#refused").isHidden(), "nothing refused after reloading");
+  console.log("a refused change is said; the page keeps receiving; reloading starts clean");
 
   assert.deepEqual(errors, [], "no script errors in the pages");
   console.log("web e2e: ok");
