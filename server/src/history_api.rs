@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/documents/{id}/events", get(events))
         .route("/api/v1/documents/{id}/state", get(state_at))
         .route("/api/v1/documents/{id}/diff", get(diff))
+        .route("/api/v1/sessions/{key}/state", get(session_state))
 }
 
 /// Runs reading or rebuilding work off the I/O tasks; a panic in it is an internal error.
@@ -212,6 +213,81 @@ async fn state_at(
     .await?
     .map_err(history_err)?;
     Ok(Json(json!({ "seq": point.seq, "time_ms": point.time_ms, "state": doc })).into_response())
+}
+
+/// Every document of a session the reader may read, as it was at a moment (`at`, on either
+/// clock; the latest without it): a replay move is one request, not one per notes layer.
+/// Answers `{session, at, documents: {key: {doc, seq, time_ms, state}}}`.
+async fn session_state(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(key): Path<String>,
+    Query(q): Query<StateQuery>,
+) -> Result<Response, ApiError> {
+    let who = authenticate(&state, &headers, uri.query())?;
+    let reg = &state.hub.registry;
+    let follows = match &who {
+        Some(p) => reg.may_follow_session(p, &key),
+        None => true,
+    };
+    if reg.session(&key).is_none() || !follows {
+        return Err(api_err(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such session",
+        ));
+    }
+    let happened = match q.clock.as_deref() {
+        None | Some("received") => false,
+        Some("happened") => true,
+        Some(_) => {
+            return Err(api_err(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "clock is `received` or `happened`",
+            ))
+        }
+    };
+    let docs: Vec<(String, DocumentId)> = reg
+        .documents_of_session(&key)
+        .into_iter()
+        .map(|k| (k.to_string(), k.document_id()))
+        .filter(|(_, id)| {
+            who.as_ref()
+                .is_none_or(|p| reg.decide(p, id).access != Access::None)
+        })
+        .collect();
+    let hub = state.hub.clone();
+    let at = q.at;
+    let documents = blocking(move || -> Result<serde_json::Map<String, serde_json::Value>, HistoryError> {
+        let mut out = serde_json::Map::new();
+        for (k, id) in docs {
+            let len = hub.store.document_len(&id)?;
+            if len == 0 {
+                continue;
+            }
+            let point = match at {
+                Some(at) if happened => hub.history.point_at_happened(&id, at)?,
+                Some(at) => hub.history.point_at_time(&id, at)?,
+                None => hub.history.point_at_seq(&id, len)?,
+            };
+            if point.seq == 0 {
+                continue;
+            }
+            let doc = hub.history.with_doc(&id, point.seq, |d| {
+                toron_protocol::json::doc_to_json_at(d, &point.heads)
+            })?;
+            out.insert(
+                k,
+                json!({ "doc": id.to_string(), "seq": point.seq, "time_ms": point.time_ms, "state": doc }),
+            );
+        }
+        Ok(out)
+    })
+    .await?
+    .map_err(history_err)?;
+    Ok(Json(json!({ "session": key, "at": at, "documents": documents })).into_response())
 }
 
 #[derive(Debug, Deserialize)]

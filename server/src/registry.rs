@@ -699,6 +699,27 @@ impl Registry {
         self.read().cases.get(key).cloned()
     }
 
+    /// The keyed documents of one session: its cases and their evaluations, its notes layers,
+    /// its triage and session documents, in key order.
+    pub fn documents_of_session(&self, session: &str) -> Vec<DocKey> {
+        let Some(s) = self.session(session) else {
+            return Vec::new();
+        };
+        let st = self.read();
+        let of_case = |c: &str| st.cases.get(c).is_some_and(|c| c.session == session);
+        self.documents_of_series(&s.series)
+            .into_iter()
+            .filter(|k| match k {
+                DocKey::Case { case } | DocKey::Eval { case, .. } => of_case(case),
+                DocKey::Notes { session: x, .. }
+                | DocKey::NotesPrivate { session: x, .. }
+                | DocKey::Triage { session: x }
+                | DocKey::Session { session: x } => x == session,
+                DocKey::Report { .. } | DocKey::Response { .. } => false,
+            })
+            .collect()
+    }
+
     /// Whether `participant` holds `role` for exactly `scope`.
     pub fn has_grant(&self, participant: &str, role: Role, scope: &Scope) -> bool {
         self.read()

@@ -523,6 +523,41 @@ async fn a_session_from_three_clients_and_an_import_is_told_right() {
         // The import's questions are in the queue with their statuses (L-02 answered, L-09
         // deferred), the same way.
         assert!(from_timeline.len() >= 4, "{from_timeline:?}");
+        // The replay's one request per move: every document of the session at that moment,
+        // each as its own state endpoint gives it.
+        let all = tokio::task::block_in_place(|| {
+            api.call(
+                "GET",
+                &format!("/api/v1/sessions/{SESSION}/state?at={m}"),
+                None,
+            )
+        })
+        .expect("session state");
+        let docs = all["documents"].as_object().expect("documents");
+        for l in &layers {
+            let one = tokio::task::block_in_place(|| {
+                api.call("GET", &format!("/api/v1/documents/{l}/state?at={m}"), None)
+            })
+            .expect("state");
+            let (_, whole) = docs
+                .iter()
+                .find(|(_, d)| d["doc"] == l.as_str())
+                .expect("the layer is in the session's state");
+            assert_eq!(whole["state"], one["state"], "moment {}", i + 1);
+        }
     }
+    // A participant who takes no part in the session is not told it exists.
+    let stranger = server
+        .registry()
+        .issue_token("admin", "P-SEO")
+        .await
+        .expect("token");
+    let not_in = Admin::new(&server.url(), Some(stranger), LIMIT);
+    let refused =
+        tokio::task::block_in_place(|| not_in.call("GET", "/api/v1/sessions/S-CARE/state", None));
+    assert!(
+        refused.is_err_and(|e| e.to_string().contains("404")),
+        "a session one takes no part in"
+    );
     server.shutdown().await.expect("shutdown");
 }

@@ -48,6 +48,7 @@ const words = {
   refused_follows: ["앞선 변경이 거부되어 이 화면의 변경은 더 저장되지 않습니다. 다시 불러와 주세요.", "An earlier change was refused, so this page's changes are no longer saved. Reload the page."],
   refused_rate: ["너무 빠르게 보냈습니다. 잠시 뒤 다시 저장됩니다.", "Sent too fast; it will be saved again in a moment."],
   reload: ["다시 불러오기", "Reload"],
+  pause: ["멈춤", "Pause"],
   annotationAdded: ["주석을 추가했습니다.", "Annotation added."],
   online: ["연결됨", "Online"],
   connecting: ["연결 중…", "Connecting…"],

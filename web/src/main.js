@@ -503,7 +503,8 @@ async function viewPeople(s) {
       .join("")}</ul>`;
 }
 
-const replayState = { session: null, entries: [], at: null, link: null };
+const replayState = { session: null, times: [], at: null, link: null, timer: null, playing: 0 };
+state.replay = replayState; // the tests read the acts' times
 
 /// The replay's link parameters (`#/s/S/replay?ann=…&at=…` or `?doc=…&path=…`).
 function replayParams() {
@@ -518,10 +519,46 @@ const EVAL_FIELDS = [
   ["/overall", "overallField"],
 ];
 
+/// KST wall time of a UTC millisecond instant.
+function kstTime(ms) {
+  return new Date(ms + 9 * 3600 * 1000).toISOString().replace("T", " ").slice(0, 19);
+}
+
+/// The index of the last act at or before `at` (the first if none).
+function replayIndex(at) {
+  const ts = replayState.times;
+  let i = 0;
+  while (i + 1 < ts.length && ts[i + 1] <= at) i++;
+  return i;
+}
+
+/// Plays the session from the slider's moment, act by act: the real pause between two acts
+/// divided by `speed`, never longer than 3 s (a session has long silences) nor shorter than
+/// a frame people can follow.
+function replayPlay(speed) {
+  clearTimeout(replayState.timer);
+  replayState.playing = speed;
+  const ts = replayState.times;
+  const step = () => {
+    const i = replayIndex(replayState.at ?? ts[ts.length - 1]);
+    if (!replayState.playing || i + 1 >= ts.length || !location.hash.includes("/replay")) {
+      replayState.playing = 0;
+      render();
+      return;
+    }
+    replayState.at = ts[i + 1];
+    render();
+    const wait = Math.min(3000, Math.max(250, (ts[Math.min(i + 2, ts.length - 1)] - ts[i + 1]) / speed));
+    replayState.timer = setTimeout(step, wait);
+  };
+  if (replayIndex(replayState.at ?? 0) + 1 >= ts.length) replayState.at = ts[0];
+  step();
+}
+
 async function viewReplay(s) {
   if (replayState.session !== s.key) {
     const tl = await api(`/api/v1/sessions/${s.key}/timeline?limit=5000`);
-    replayState.entries = tl.entries;
+    replayState.times = [...new Set(tl.entries.map((e) => e.occurred_ms ?? e.time_ms))].sort((a, b) => a - b);
     replayState.session = s.key;
     replayState.at = null;
   }
@@ -533,24 +570,29 @@ async function viewReplay(s) {
     replayState.at = Number.isNaN(at) ? null : at;
     state.focus = params.get("ann");
   }
-  const times = replayState.entries.map((e) => e.occurred_ms ?? e.time_ms);
-  if (!times.length) return `<h1>${esc(s.title)}</h1>${tabs(s, "replay")}<p class="muted">—</p>`;
-  const min = Math.min(...times);
-  const max = Math.max(...times);
-  const at = replayState.at ?? max;
+  const ts = replayState.times;
+  if (!ts.length) return `<h1>${esc(s.title)}</h1>${tabs(s, "replay")}<p class="muted">—</p>`;
+  const at = replayState.at ?? ts[ts.length - 1];
+  const idx = replayIndex(at);
+  const last = Math.max(1, ts.length - 1);
+  // The slider steps act by act, so that hours of silence (or an import years later) take no
+  // room; the agenda's items mark where they began.
   const markers = (s.agenda || [])
     .filter((a) => a.start)
     .map((a) => {
-      const ms = Date.parse(a.start);
-      const pct = max > min ? ((ms - min) / (max - min)) * 100 : 0;
-      return pct >= 0 && pct <= 100 ? `<span style="left:${pct}%">${esc(a.title_ko || a.key)}</span>` : "";
+      const i = ts.findIndex((x) => x >= Date.parse(a.start));
+      return i < 0 ? "" : `<span style="left:${(i / last) * 100}%">${esc(a.title_ko || a.key)}</span>`;
     })
     .join("");
+  // Everything of the session at that moment, in one request.
+  const all = await api(`/api/v1/sessions/${encodeURIComponent(s.key)}/state?at=${at}&clock=happened`);
+  const docs = all.documents || {};
   const anns = [];
-  for (const l of s.layers) {
-    const st = await api(`/api/v1/documents/${l.doc}/state?at=${at}&clock=happened`).catch(() => null);
-    for (const [id, a] of Object.entries(st?.state?.annotations || {})) anns.push({ ...a, id: a.id || id });
+  for (const [key, d] of Object.entries(docs)) {
+    if (!key.startsWith("notes:")) continue;
+    for (const [id, a] of Object.entries(d.state?.annotations || {})) anns.push({ ...a, id: a.id || id });
   }
+  const statusOf = (a) => docs[`triage:${s.key}`]?.state?.items?.[a.id]?.status || "open";
   let linked = "";
   const ann = params.get("ann");
   if (ann) {
@@ -566,43 +608,56 @@ async function viewReplay(s) {
   const ev = doc && (s.evaluations || []).find((e) => `eval:${e.case}:${e.evaluator}` === doc);
   if (ev) {
     const path = params.get("path") || "";
-    const st = await api(`/api/v1/documents/${ev.doc}/state?at=${at}&clock=happened`).catch(() => null);
-    const fields = EVAL_FIELDS.filter(([p]) => typeof st?.state?.[p.slice(1)] === "string")
+    const st = docs[doc]?.state;
+    const fields = EVAL_FIELDS.filter(([p]) => typeof st?.[p.slice(1)] === "string")
       .map(
         ([p, label]) =>
-          `<h3>${esc(t(label))}</h3><div class="section-text${p === path ? " focus" : ""}"${p === path ? ' id="linked-passage"' : ""}>${esc(st.state[p.slice(1)])}</div>`,
+          `<h3>${esc(t(label))}</h3><div class="section-text${p === path ? " focus" : ""}"${p === path ? ' id="linked-passage"' : ""}>${esc(st[p.slice(1)])}</div>`,
       )
       .join("");
     linked = `<section id="linked" class="card" aria-label="${esc(t("linkedPassage"))}"><h2>${esc(t("evaluation"))} · ${esc(
       ev.case,
     )} · ${person(s, ev.evaluator)}</h2>${fields || `<p class="muted">${esc(t("notAtThisMoment"))}</p>`}</section>`;
   }
-  // The case the linked annotation is on, else the first.
+  // The question queue as it stood: each question and its status then.
+  const questions = anns.filter((a) => a.kind === "question" && !a.parent);
+  const queue = questions.length
+    ? `<section class="card" aria-label="${esc(t("queue"))}"><h2>${esc(t("queue"))}</h2><ul id="replay-queue">${questions
+        .map((a) => `<li data-ann="${esc(a.id)}" data-status="${esc(statusOf(a))}"><span class="status">${esc(t(statusOf(a)))}</span> ${esc(a.body || "")}</li>`)
+        .join("")}</ul></section>`
+    : "";
+  // Every case, its text as it was and the annotations on it then; the linked one's first.
   const target = anns.find((x) => x.id === ann)?.target?.doc;
-  const c = s.cases.find((x) => `case:${x.key}` === target) || s.cases[0];
+  const cases = [...s.cases].sort((x, y) => (`case:${y.key}` === target) - (`case:${x.key}` === target));
   let content = "";
-  if (c) {
-    const caseState = await api(`/api/v1/documents/${c.doc}/state?at=${at}&clock=happened`).catch(() => null);
+  let shown = 0;
+  for (const c of cases) {
+    const caseState = docs[`case:${c.key}`]?.state;
     const onCase = anns.filter((a) => a.target?.doc === `case:${c.key}` && !a.parent);
+    shown += onCase.length;
     let secs = "";
     for (const sec of SECTIONS) {
-      const text = caseState?.state?.sections?.[sec];
+      const text = caseState?.sections?.[sec];
       if (typeof text !== "string") continue;
       const here = onCase.filter((a) => (a.target.path || []).join(".") === `sections.${sec}`);
       for (const a of here) a.range = locate(text, a.target.quote, a.target.position);
-      secs += `<h2>${esc(t(sec))}</h2><div class="section-text">${highlighted(text, here)}</div>`;
+      secs += `<h3>${esc(t(sec))}</h3><div class="section-text">${highlighted(text, here)}</div>`;
     }
-    content = `<h2>${esc(c.title)}</h2>
-      <p id="replay-count" aria-live="polite">${esc(t("visibleAnnotations"))}: <strong>${onCase.length}</strong></p>
-      <ul>${onCase.map((a) => `<li data-ann="${esc(a.id)}"${a.id === state.focus ? ' class="focus"' : ""}><span class="kind">${esc(t(a.kind))}</span> ${esc(a.body || a.target?.quote?.exact || "")}</li>`).join("")}</ul>${secs}`;
+    content += `<section class="replay-case" data-case="${esc(c.key)}"><h2>${esc(c.title)}</h2>
+      <ul>${onCase.map((a) => `<li data-ann="${esc(a.id)}"${a.id === state.focus ? ' class="focus"' : ""}><span class="kind">${esc(t(a.kind))}</span> ${esc(a.body || a.target?.quote?.exact || "")}</li>`).join("")}</ul>${secs}</section>`;
   }
-  const when = new Date(at + 9 * 3600 * 1000).toISOString().replace("T", " ").slice(0, 19);
+  const when = kstTime(at);
+  const speeds = [1, 4, 16]
+    .map((x) => `<button type="button" data-act="play" data-speed="${x}" aria-pressed="${replayState.playing === x}">▶ ×${x}</button>`)
+    .join(" ");
   return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "replay")}
     <div class="card replay">
       <label for="slider">${esc(t("replayAt"))}: <output id="when">${esc(when)}</output></label>
-      <input id="slider" type="range" min="${min}" max="${max}" step="1000" value="${at}" aria-valuetext="${esc(when)}">
+      <input id="slider" type="range" min="0" max="${ts.length - 1}" step="1" value="${idx}" aria-valuetext="${esc(when)}">
       <div class="markers" aria-hidden="true">${markers}</div>
-    </div>${linked}${content}`;
+      <p>${speeds} <button type="button" data-act="pause" ${replayState.playing ? "" : "disabled"}>⏸ ${esc(t("pause"))}</button></p>
+    </div>${linked}
+    <p id="replay-count" aria-live="polite">${esc(t("visibleAnnotations"))}: <strong>${shown}</strong></p>${queue}${content}`;
 }
 
 /// The report, fetched with the token in a header and shown in a sandboxed frame: a token in
@@ -738,6 +793,12 @@ document.addEventListener("click", async (ev) => {
         if (r) return openComposer(el, r, s);
       }
       announce(t("selectFirst"));
+    } else if (b.dataset.act === "play") {
+      replayPlay(Number(b.dataset.speed));
+    } else if (b.dataset.act === "pause") {
+      replayState.playing = 0;
+      clearTimeout(replayState.timer);
+      render();
     } else if (b.dataset.act === "reload") {
       // The refused copy is kept in this browser: drop it, and take the server's again.
       if (state.refused?.doc) await state.repo.delete(state.refused.doc);
@@ -808,7 +869,8 @@ document.addEventListener("mouseup", () => {
 
 document.addEventListener("input", (ev) => {
   if (ev.target.id !== "slider") return;
-  replayState.at = Number(ev.target.value);
+  replayState.playing = 0;
+  replayState.at = replayState.times[Number(ev.target.value)];
   clearTimeout(replayState.timer);
   replayState.timer = setTimeout(render, 150);
 });

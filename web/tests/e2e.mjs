@@ -168,14 +168,20 @@ try {
   const all = Number(await activist.page.locator("#replay-count strong").innerText());
   assert.ok((await activist.page.locator("li[data-ann]", { hasText: gap }).count()) === 1, "the gap at the end");
   if (shots) await activist.page.screenshot({ path: join(shots, "web-replay-desktop.png") });
-  const earlier = await activist.page.evaluate(() => {
-    const s = document.querySelector("#slider");
-    // 16:20 on the day of the session (KST): after the first remarks, long before today's.
-    const v = Date.parse("2012-11-07T16:21:00+09:00");
-    s.value = String(v);
-    s.dispatchEvent(new Event("input", { bubbles: true }));
-    return v;
-  });
+  // The slider steps act by act: to 16:21 on the day of the session (KST), after the first
+  // remarks, long before today's.
+  const toMoment = (iso) =>
+    activist.page.evaluate((iso) => {
+      const v = Date.parse(iso);
+      const ts = window.toron.replay.times;
+      let i = 0;
+      while (i + 1 < ts.length && ts[i + 1] <= v) i++;
+      const s = document.querySelector("#slider");
+      s.value = String(i);
+      s.dispatchEvent(new Event("input", { bubbles: true }));
+      return v;
+    }, iso);
+  const earlier = await toMoment("2012-11-07T16:21:00+09:00");
   await activist.page.waitForFunction(
     (all) => Number(document.querySelector("#replay-count strong")?.innerText) < all,
     all,
@@ -185,6 +191,18 @@ try {
   assert.equal(await activist.page.locator("li[data-ann]", { hasText: gap }).count(), 0, "the later gap is hidden");
   assert.ok(then >= 1 && then < all, `${then} of ${all} at ${earlier}`);
   console.log(`replay: ${all} annotations at the end, ${then} at 16:21`);
+  // Both cases are there; played at ×16 from the opening, the other case's lesson (16:30)
+  // appears by itself, and the queue shows each question's status as it was.
+  assert.equal(await activist.page.locator("section.replay-case").count(), 2, "every case of the session");
+  await toMoment("2012-11-07T16:00:00+09:00");
+  await activist.page.locator("#when", { hasText: "2012-11-07 16:" }).waitFor({ timeout: LIMIT });
+  const lesson = activist.page.locator("section.replay-case[data-case='C-LIB-NR'] li[data-ann]", { hasText: "공동 구입" });
+  assert.equal(await lesson.count(), 0, "not yet at the opening");
+  await activist.page.getByRole("button", { name: "▶ ×16" }).click();
+  await lesson.waitFor({ timeout: 30_000 });
+  await activist.page.getByRole("button", { name: /멈춤/ }).click();
+  assert.ok(await activist.page.locator("#replay-queue li").count() >= 1, "the queue at that moment");
+  console.log(`replay played to ${await activist.page.locator("#when").innerText()}: the other case's lesson appeared`);
 
   // 7. A phone-sized screen, and the English switch.
   const phone = await person(process.env.TOKEN_ACTIVIST, { width: 390, height: 844 });
