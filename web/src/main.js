@@ -397,10 +397,12 @@ function annotationCard(s, a, all, canWrite, canTriage) {
   // Imported replies name their parent by its short code (ref), live ones by id.
   const replies = all.filter((x) => x.parent && (x.parent === a.id || x.parent === a.ref));
   const q = a.target?.quote?.exact;
-  return `<article class="card ann ${esc(a.kind)}" data-ann="${esc(a.id)}" aria-label="${esc(t(a.kind))}">
+  const about = a.kind === "question" ? caseOf(s, a) : null;
+  return `<article class="card ann ${esc(a.kind)}" data-ann="${esc(a.id)}" data-status="${esc(a.status)}" aria-label="${esc(t(a.kind))}">
     <div><span class="kind">${esc(t(a.kind))}</span> <span class="meta">${person(s, a.author)} · ${esc(
       String(a.created_at || "").slice(11, 16),
     )}</span> ${a.status !== "open" ? `<span class="status">${esc(t(a.status))}</span>` : ""}
+    ${about ? `<span class="meta case-of">${esc(t("aboutCase"))}: ${esc(about.title)}</span>` : ""}
     ${a.orphaned ? `<span class="status" style="background:#fdecea;color:#b71c1c">${esc(t("orphaned"))}</span>` : ""}</div>
     ${q ? `<div class="quote">${esc(q)}</div>` : ""}
     ${a.body ? `<div class="body">${esc(a.body)}</div>` : ""}
@@ -417,7 +419,10 @@ function annotationCard(s, a, all, canWrite, canTriage) {
     ${
       canTriage && !a.parent
         ? `<p>${["answered", "accepted", "noted", "deferred"]
-            .map((st) => `<button type="button" data-act="status" data-status="${st}" data-id="${esc(a.id)}">${esc(t(st))}</button>`)
+            .map(
+              (st) =>
+                `<button type="button" data-act="status" data-status="${st}" data-id="${esc(a.id)}" aria-pressed="${a.status === st}"${a.status === st ? ' class="current"' : ""}>${esc(t(st))}</button>`,
+            )
             .join(" ")}</p>`
         : ""
     }
@@ -476,17 +481,30 @@ async function viewCase(s, caseKey) {
     </div>`;
 }
 
+/// The case a question asks about: the case document it is anchored in, or the first of its
+/// subject cases.
+function caseOf(s, a) {
+  const doc = a.target?.doc || "";
+  const key = doc.startsWith("case:") ? doc.slice(5) : (a.subject_cases || [])[0];
+  return s.cases.find((c) => c.key === key);
+}
+
 async function viewQueue(s) {
   const all = await gather(s);
   const questions = all
     .filter((a) => a.kind === "question" && !a.parent && a.status !== "withdrawn")
     .sort((x, y) => y.agree - x.agree || String(x.created_at).localeCompare(String(y.created_at)));
+  // The chair runs Q&A from the open ones; those already handled wait apart, below.
+  const open = questions.filter((q) => q.status === "open");
+  const handled = questions.filter((q) => q.status !== "open");
   const canTriage = !!s.triage?.writable;
+  const list = (qs, id) =>
+    qs.length
+      ? `<ol class="queue" id="${id}">${qs.map((q) => `<li>${annotationCard(s, q, all, mayAnnotate(s), canTriage)}</li>`).join("")}</ol>`
+      : `<p class="muted">—</p>`;
   return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "queue")}
-    <h2>${esc(t("questionQueue"))}</h2>
-    <ol class="queue">${questions
-      .map((q) => `<li>${annotationCard(s, q, all, mayAnnotate(s), canTriage)}</li>`)
-      .join("")}</ol>${questions.length ? "" : `<p class="muted">—</p>`}`;
+    <h2>${esc(t("questionQueue"))} · ${esc(t("openQuestions"))} (${open.length})</h2>${list(open, "queue-open")}
+    <h2>${esc(t("handledQuestions"))} (${handled.length})</h2>${list(handled, "queue-handled")}`;
 }
 
 async function viewPeople(s) {

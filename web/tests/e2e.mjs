@@ -118,6 +118,15 @@ try {
   await inQueue.locator("button[data-status=answered]").click();
   await card(activist.page, question).locator(".status", { hasText: "답변됨" }).waitFor({ timeout: LIMIT });
   console.log("the asker sees the chair's answered status");
+  // The queue runs Q&A: the answered question moves apart, below the open ones, its status
+  // marked; each card says which case it asks about.
+  const handledCard = chair.page.locator("#queue-handled article.ann", { hasText: question });
+  await handledCard.waitFor({ timeout: LIMIT });
+  assert.equal(await chair.page.locator("#queue-open article.ann", { hasText: question }).count(), 0, "not among the open");
+  assert.equal(await handledCard.locator("button[aria-pressed=true]").innerText(), "답변됨");
+  assert.match(await handledCard.locator(".case-of").innerText(), /작은도서관 통합 회원제와 상호대차/);
+  const firstOpen = chair.page.locator("#queue-open article.ann").first();
+  if (await firstOpen.count()) assert.equal(await firstOpen.getAttribute("data-status"), "open");
   if (shots) await chair.page.screenshot({ path: join(shots, "web-queue-desktop.png") });
 
   // 3. The evaluator agrees and replies; the activist sees both.
