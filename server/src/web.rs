@@ -236,6 +236,12 @@ async fn my_sessions(
             "triage": triage, "people": people,
             // What a gap or lesson may be routed to (the server refuses any other).
             "departments": reg.departments(Some(&s.series)),
+            // The evaluation template: criteria in order, with their names and weights.
+            "template": catalog
+                .get(&crate::import_api::scoped("template", &s.series))
+                .and_then(|m| m.values().next())
+                .cloned()
+                .unwrap_or(Value::Null),
         }));
     }
     out.sort_by_key(|s| (s["no"].as_u64(), s["key"].to_string()));

@@ -434,8 +434,10 @@ async function viewCase(s, caseKey) {
   if (!c) return `<p class="error">${esc(t("notFound"))}</p>`;
   const doc = await docOf(c.doc);
   const all = await gather(s);
-  const mine = all.filter((a) => a.target?.doc === `case:${caseKey}` || (!a.target && a.parent));
-  const roots = all.filter((a) => a.target?.doc === `case:${caseKey}` && !a.parent);
+  // The case's annotations and those on its evaluation forms.
+  const onThisCase = (a) => a.target?.doc === `case:${caseKey}` || String(a.target?.doc || "").startsWith(`eval:${caseKey}:`);
+  const mine = all.filter((a) => onThisCase(a) || (!a.target && a.parent));
+  const roots = all.filter((a) => onThisCase(a) && !a.parent);
   const canWrite = mayAnnotate(s);
   const canTriage = !!s.triage?.writable;
   let body = "";
@@ -456,12 +458,7 @@ async function viewCase(s, caseKey) {
   for (const e of evals) {
     const d = await docOf(e.doc);
     if (!d) continue;
-    const crit = Object.entries(d.criteria || {})
-      .map(([k, v]) => `<li><strong>${esc(k)}</strong>: ${esc(v?.score ?? "N/A")} — ${esc(v?.text || "")}</li>`)
-      .join("");
-    evalHtml += `<details class="card"><summary>${esc(t("evaluation"))} — ${person(s, e.evaluator)}</summary>
-      <ul>${crit}</ul><p><strong>${esc(t("gapsText"))}</strong> ${esc(d.gaps || "")}</p>
-      <p><strong>${esc(t("overall"))}</strong> ${esc(d.overall || "")}</p></details>`;
+    evalHtml += evaluationPanel(s, e, d, roots);
   }
   const orphans = roots.filter((a) => a.orphaned);
   return `<h1>${esc(c.title)}</h1>${tabs(s, "cases")}
@@ -479,6 +476,75 @@ async function viewCase(s, caseKey) {
         ${orphans.length ? `<p class="muted">${esc(t("orphanNote"))}</p>` : ""}
       </aside>
     </div>`;
+}
+
+/// One evaluation of a case: the template's criteria in order with their Korean names, weights,
+/// scores and texts, then strengths, gaps, lessons and the overall view — the passages others
+/// annotated highlighted — and, for its evaluator while the phase allows, the form to score and
+/// submit it.
+function evaluationPanel(s, e, d, roots) {
+  const doc = `eval:${e.case}:${e.evaluator}`;
+  const on = roots.filter((a) => a.target?.doc === doc);
+  const marked = (path, text) => {
+    const here = on.filter((a) => (a.target.path || []).join(".") === path);
+    for (const a of here) {
+      a.range = locate(text, a.target.quote, a.target.position);
+      a.orphaned = !a.range;
+    }
+    return `<div class="section-text" data-eval="${esc(doc)}" data-path="${esc(path)}">${highlighted(text, here)}</div>`;
+  };
+  const criteria = s.template?.criteria?.length
+    ? s.template.criteria
+    : Object.keys(d.criteria || {}).map((key) => ({ key, name_ko: key }));
+  const name = (c) => (lang() === "ko" ? c.name_ko : c.name_en || c.name_ko) || c.key;
+  const editable = e.writable && ["scheduled", "live", "closed"].includes(s.phase);
+  const rows = criteria
+    .map((c) => {
+      const v = d.criteria?.[c.key] || {};
+      const score = editable
+        ? `<select name="score-${esc(c.key)}" aria-label="${esc(name(c))} ${esc(t("scoreLabel"))}">${["", 1, 2, 3, 4, 5]
+            .map((n) => `<option value="${n}"${String(v.score ?? "") === String(n) ? " selected" : ""}>${n === "" ? "N/A" : n}</option>`)
+            .join("")}</select>`
+        : `<strong>${esc(v.score ?? "N/A")}</strong>`;
+      return `<li><span class="crit">${esc(name(c))}</span> <span class="muted">(${esc(t("weight"))} ${esc(c.weight ?? "—")})</span> ${score}
+        ${typeof v.text === "string" && v.text ? marked(`criteria.${c.key}.text`, v.text) : ""}</li>`;
+    })
+    .join("");
+  const texts = [
+    ["strengths", "strengths"],
+    ["gaps", "gaps"],
+    ["lessons", "lessons"],
+    ["overall", "overallField"],
+  ]
+    .filter(([f]) => typeof d[f] === "string" && d[f])
+    .map(([f, label]) => `<h4>${esc(t(label))}</h4>${marked(f, d[f])}`)
+    .join("");
+  const status = String(d.status || "draft");
+  const form = editable
+    ? `<p><button class="primary" type="submit">${esc(t(status === "submitted" ? "resubmit" : "submit"))}</button></p>`
+    : "";
+  const inner = `<ol class="criteria">${rows}</ol>${texts}${form}`;
+  return `<details class="card evaluation"${editable || on.length ? " open" : ""}><summary>${esc(t("evaluation"))} — ${person(s, e.evaluator)}
+    <span class="status">${esc(t(status))}</span></summary>${
+      editable ? `<form class="eval-form" data-doc="${esc(e.doc)}" data-case="${esc(e.case)}">${inner}</form>` : inner
+    }</details>`;
+}
+
+/// Writes the evaluator's scores and submits the form.
+async function submitEvaluation(s, form) {
+  const h = await handle(form.dataset.doc);
+  const keys = Array.from(form.querySelectorAll("select[name^=score-]"), (x) => x.name.slice(6));
+  h.change((d) => {
+    if (!d.criteria) d.criteria = {};
+    for (const k of keys) {
+      const v = form[`score-${k}`].value;
+      if (!d.criteria[k]) d.criteria[k] = {};
+      d.criteria[k].score = v === "" ? null : Number(v);
+    }
+    d.status = "submitted";
+  });
+  announce(t("evaluationSubmitted"));
+  confirmSaved(form.dataset.doc, h);
 }
 
 /// The case a question asks about: the case document it is anchored in, or the first of its
@@ -707,7 +773,7 @@ function scheduleRender() {
   requestAnimationFrame(() => {
     renderQueued = false;
     // Never re-render under an open form: the person is typing.
-    if (document.querySelector("form.annotate, form.reply-form")) return;
+    if (document.querySelector("form.annotate, form.reply-form, form.eval-form[data-dirty]")) return;
     if (location.hash.includes("/replay")) return;
     render();
   });
@@ -819,7 +885,15 @@ document.addEventListener("click", async (ev) => {
       render();
     } else if (b.dataset.act === "reload") {
       // The refused copy is kept in this browser: drop it, and take the server's again.
-      if (state.refused?.doc) await state.repo.delete(state.refused.doc);
+      if (state.refused?.doc) {
+        const id = state.refused.doc;
+        state.repo.delete(id);
+        // `delete` removes it from storage without waiting, and a save already scheduled can
+        // write it back: remove it, let pending saves pass, remove it again, then reload.
+        await state.repo.storageSubsystem?.removeDoc(id);
+        await new Promise((r) => setTimeout(r, 500));
+        await state.repo.storageSubsystem?.removeDoc(id);
+      }
       location.reload();
     } else if (b.dataset.act === "cancel") {
       $("#composer").innerHTML = "";
@@ -861,7 +935,10 @@ document.addEventListener("submit", async (ev) => {
     }
     const m = location.hash.match(/^#\/s\/([^/]+)/);
     const s = m && session(decodeURIComponent(m[1]));
-    if (f.classList.contains("annotate")) {
+    if (f.classList.contains("eval-form")) {
+      await submitEvaluation(s, f);
+      render();
+    } else if (f.classList.contains("annotate")) {
       await annotate(s, f);
       f.remove();
       render();
@@ -883,6 +960,12 @@ document.addEventListener("mouseup", () => {
   for (const el of document.querySelectorAll(".section-text")) {
     if (selectionIn(el)) btn.classList.add("primary");
   }
+});
+
+// An evaluator choosing scores: the page does not redraw the form under her until she submits.
+document.addEventListener("change", (ev) => {
+  const f = ev.target.closest?.("form.eval-form");
+  if (f) f.dataset.dirty = "1";
 });
 
 document.addEventListener("input", (ev) => {

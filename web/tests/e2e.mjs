@@ -141,6 +141,30 @@ try {
     await activist.page.screenshot({ path: join(shots, "web-case-desktop.png") });
   }
 
+  // 3b. The evaluation forms: the template's Korean names and weights, every text, the
+  // annotations made on a form (L-08 on 정유나's) shown with the case's; the evaluator scores
+  // and submits her own form from the page (issue 17).
+  const jung = evaluator.page.locator("details.evaluation", { hasText: "정유나" });
+  await jung.locator(".crit", { hasText: "지속가능성" }).first().waitFor({ timeout: LIMIT });
+  assert.match(await jung.innerText(), /가중치 15/);
+  assert.ok((await jung.locator("mark").count()) >= 1, "the passage annotated on the form is highlighted");
+  await card(evaluator.page, "동의합니다. 조례 근거가 필요합니다").waitFor({ timeout: LIMIT });
+  const mineForm = evaluator.page.locator("form.eval-form");
+  await mineForm.locator("select[name=score-effectiveness]").selectOption("5");
+  await mineForm.getByRole("button", { name: "고쳐서 다시 제출" }).click();
+  const evalDoc = await evaluator.page.evaluate(() => window.toron.sessions.find((x) => x.key === "S-LIB").evaluations.find((e) => e.case === "C-LIB-HB" && e.evaluator === "P-PARK").doc);
+  const auth0 = { headers: { Authorization: `Bearer ${process.env.TOKEN_ORGANIZER}` } };
+  let stored = null;
+  for (let i = 0; i < 50 && stored?.criteria?.effectiveness?.score !== 5; i++) {
+    await evaluator.page.waitForTimeout(100);
+    stored = (await (await fetch(`${URL}/api/v1/documents/${evalDoc}/state`, auth0)).json()).state;
+  }
+  assert.equal(stored?.criteria?.effectiveness?.score, 5, "the new score is on the server");
+  assert.equal(String(stored.status), "submitted");
+  const submittedEntries = await (await fetch(`${URL}/api/v1/sessions/S-LIB/timeline?kind=evaluation.submitted&participant=P-PARK`, auth0)).json();
+  assert.ok(submittedEntries.entries.length >= 1, "the timeline tells the submission");
+  console.log("the evaluation forms are shown; the evaluator submitted hers from the page");
+
   // 4. The observer has no way to annotate, and a forged change from the page is refused.
   await openCase(observer.page);
   assert.equal(await observer.page.locator("#annotate-selection").count(), 0);
@@ -321,8 +345,7 @@ try {
 
   // 10. A change the server refuses is said so, in Korean, with what to do — not "saving…"
   // forever — and the page keeps receiving everyone else's (issue 17). The session moves on
-  // for reporting under the activist's feet (her page still offers to annotate), then opens
-  // again.
+  // to reporting under the activist's feet (her page still offers to annotate).
   const phase = (p, force) =>
     fetch(`${URL}/api/v1/sessions/S-LIB/phase`, {
       method: "PUT",
@@ -331,7 +354,8 @@ try {
     });
   assert.equal((await phase("reporting", false)).status, 200);
   await openCase(activist.page);
-  await selectAndAnnotate(activist.page, "sections.method", "상호대차 차량을 주 2회 운행", "comment", "단계가 바뀐 뒤에 쓴 의견");
+  const late = "단계가 바뀐 뒤에 쓴 의견";
+  await selectAndAnnotate(activist.page, "sections.method", "상호대차 차량을 주 2회 운행", "comment", late);
   const banner = activist.page.locator("#refused");
   await banner.waitFor({ state: "visible", timeout: LIMIT });
   const said = await banner.innerText();
@@ -340,18 +364,18 @@ try {
   await activist.page.locator("#saving.refused").waitFor({ timeout: LIMIT });
   assert.equal(await activist.page.locator("#net.on").count(), 1, "still connected");
   if (shots) await activist.page.screenshot({ path: join(shots, "web-refused-desktop.png") });
-  assert.equal((await phase("live", true)).status, 200);
-  await openCase(evaluator.page);
-  const later = "다시 열린 뒤의 평가 의견";
-  await selectAndAnnotate(evaluator.page, "sections.background", "운영 시간이 짧고", "comment", later);
-  await card(activist.page, later).waitFor({ timeout: LIMIT });
+  // The organizer, who still triages in reporting, accepts the activist's question: her page
+  // shows it.
+  await organizer.page.goto(`${URL}/#/s/S-LIB/queue`);
+  await card(organizer.page, question).locator("button[data-status=accepted]").click();
+  await card(activist.page, question).locator(".status", { hasText: "반영" }).waitFor({ timeout: LIMIT });
   // Reloading as the banner says drops the refused copy this browser kept: the server's
   // copy again, without the refused note, and nothing refused any more.
   await activist.page.getByRole("button", { name: "다시 불러오기" }).click();
   await activist.page.locator("#net.on").waitFor({ timeout: LIMIT });
-  await card(activist.page, later).waitFor({ timeout: LIMIT });
-  assert.equal(await card(activist.page, "단계가 바뀐 뒤에 쓴 의견").count(), 0, "the refused note is gone");
+  await card(activist.page, question).waitFor({ timeout: LIMIT });
   await activist.page.waitForTimeout(1500);
+  assert.equal(await card(activist.page, late).count(), 0, "the refused note is gone");
   assert.ok(await activist.page.locator("#refused").isHidden(), "nothing refused after reloading");
   console.log("a refused change is said; the page keeps receiving; reloading starts clean");
 
