@@ -218,8 +218,10 @@ async function annotate(s, form) {
   const { l, h } = await myLayer(s);
   const caseKey = form.dataset.case;
   const path = form.dataset.path.split(".");
-  const start = Number(form.dataset.start);
-  const end = Number(form.dataset.end);
+  // A sentence picked from the keyboard, else the selected passage.
+  const picked = form.sentence?.value?.split(":").map(Number);
+  const start = picked ? picked[0] : Number(form.dataset.start);
+  const end = picked ? picked[1] : Number(form.dataset.end);
   const caseDoc = s.cases.find((c) => c.key === caseKey);
   const target = (await handle(caseDoc.doc)).doc();
   const text = path.reduce((o, k) => o?.[k], target) || "";
@@ -835,14 +837,40 @@ function departmentName(s, key) {
   return d ? (lang() === "ko" ? d.name_ko : d.name_en || d.name_ko) : key;
 }
 
+/// The sentences of a text as code-point ranges: what a keyboard user picks a passage from.
+function sentences(text) {
+  const cps = Array.from(text);
+  const out = [];
+  let start = 0;
+  for (let i = 0; i < cps.length; i++) {
+    const end = /[.?!。]/.test(cps[i]) && (i + 1 === cps.length || /\s/.test(cps[i + 1]));
+    if (end || i + 1 === cps.length) {
+      const s = cps.slice(start, i + 1).join("");
+      const lead = s.length - s.trimStart().length;
+      if (s.trim()) out.push({ start: start + Array.from(s.slice(0, lead)).length, end: i + 1 });
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+/// The composer for a passage: the one selected with the mouse or a finger (`range`), or —
+/// from the keyboard, without a selection — one of the section's sentences, picked in a list.
 function openComposer(sectionEl, range, s) {
   const deps = s?.departments || [];
   const text = sectionEl.textContent;
-  const quote = cpSlice(text, range.start, range.end);
+  const choices = range ? [] : sentences(text);
+  const first = range || choices[0] || { start: 0, end: Array.from(text).length };
+  const quote = range
+    ? `<div class="quote">${esc(cpSlice(text, range.start, range.end))}</div>`
+    : `<label for="sentence">${esc(t("sentence"))}</label>
+    <select id="sentence" name="sentence">${choices
+      .map((c) => `<option value="${c.start}:${c.end}">${esc(cpSlice(text, c.start, c.end))}</option>`)
+      .join("")}</select>`;
   $("#composer").innerHTML = `<form class="annotate" data-case="${esc(sectionEl.dataset.case)}" data-path="${esc(
     sectionEl.dataset.path,
-  )}" data-start="${range.start}" data-end="${range.end}" aria-label="${esc(t("newAnnotation"))}">
-    <div class="quote">${esc(quote)}</div>
+  )}" data-start="${first.start}" data-end="${first.end}" aria-label="${esc(t("newAnnotation"))}">
+    ${quote}
     <label for="kind">${esc(t("kind"))}</label>
     <select id="kind" name="kind">${KINDS.map((k) => `<option value="${k}">${esc(t(k))}</option>`).join("")}</select>
     <label for="body">${esc(t("body"))}</label>
@@ -859,7 +887,7 @@ function openComposer(sectionEl, range, s) {
     }
     <p><button class="primary" type="submit">${esc(t("add"))}</button> <button type="button" data-act="cancel">${esc(t("cancel"))}</button></p>
   </form>`;
-  $("#kind").focus();
+  ($("#sentence") || $("#kind")).focus();
 }
 
 document.addEventListener("click", async (ev) => {
@@ -876,6 +904,9 @@ document.addEventListener("click", async (ev) => {
         const r = selectionIn(el);
         if (r) return openComposer(el, r, s);
       }
+      // No selection: the section last focused, its sentences to choose from.
+      const focused = lastSection && document.contains(lastSection) ? lastSection : null;
+      if (focused) return openComposer(focused, null, s);
       announce(t("selectFirst"));
     } else if (b.dataset.act === "play") {
       replayPlay(Number(b.dataset.speed));
@@ -960,6 +991,21 @@ document.addEventListener("mouseup", () => {
   for (const el of document.querySelectorAll(".section-text")) {
     if (selectionIn(el)) btn.classList.add("primary");
   }
+});
+
+// From the keyboard: a section of the case text takes focus (Tab), Enter opens the composer
+// with its sentences to pick from.
+let lastSection = null;
+document.addEventListener("focusin", (ev) => {
+  const el = ev.target.closest?.(".section-text[data-case]");
+  if (el) lastSection = el;
+});
+document.addEventListener("keydown", (ev) => {
+  const el = ev.target.closest?.(".section-text[data-case]");
+  if (!el || ev.key !== "Enter" || !$("#annotate-selection")) return;
+  ev.preventDefault();
+  const m = location.hash.match(/^#\/s\/([^/]+)/);
+  openComposer(el, selectionIn(el), m && session(decodeURIComponent(m[1])));
 });
 
 // An evaluator choosing scores: the page does not redraw the form under her until she submits.

@@ -7,7 +7,7 @@
 
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const URL = process.env.TORON_URL;
@@ -35,6 +35,20 @@ async function person(token, viewport = { width: 1280, height: 900 }) {
   assert.match(answer.headers()["content-security-policy"] || "", /frame-ancestors 'none'/, "the page may not be framed by others");
   await page.waitForSelector(".cards, h1", { timeout: LIMIT });
   return { ctx, page };
+}
+
+/// axe-core's serious and critical violations on the page as it is now (run through the
+/// browser's debugging protocol, which the page's script policy does not govern).
+const AXE = readFileSync(new globalThis.URL("../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+async function accessibilityProblems(page) {
+  await page.evaluate(AXE);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help, target: v.nodes[0]?.target }));
+  });
+  const rules = await page.evaluate(() => window.axe.getRules(["wcag2a", "wcag2aa"]).length);
+  console.log(`axe-core on ${page.url()}: ${rules} rules, ${found.length} violations (${found.map((v) => `${v.id}:${v.impact}`).join(", ") || "none"})`);
+  return found.filter((v) => v.impact === "serious" || v.impact === "critical");
 }
 
 async function openCase(page) {
@@ -164,6 +178,27 @@ try {
   const submittedEntries = await (await fetch(`${URL}/api/v1/sessions/S-LIB/timeline?kind=evaluation.submitted&participant=P-PARK`, auth0)).json();
   assert.ok(submittedEntries.entries.length >= 1, "the timeline tells the submission");
   console.log("the evaluation forms are shown; the evaluator submitted hers from the page");
+
+  // 3c. From the keyboard alone: Tab to a paragraph, Enter, pick its second sentence with the
+  // arrow key, write, submit (issue 17).
+  await evaluator.page.goto(CASE);
+  await evaluator.page.reload();
+  const results = evaluator.page.locator(".section-text[data-path='sections.results']");
+  await results.waitFor({ timeout: LIMIT });
+  await results.focus();
+  await evaluator.page.keyboard.press("Enter");
+  await evaluator.page.locator("#sentence:focus").waitFor({ timeout: LIMIT });
+  await evaluator.page.keyboard.press("ArrowDown");
+  await evaluator.page.keyboard.press("Tab");
+  await evaluator.page.keyboard.press("Tab");
+  const typed = "키보드만으로 단 의견입니다";
+  await evaluator.page.keyboard.type(typed);
+  await evaluator.page.locator("form.annotate button[type=submit]").focus();
+  await evaluator.page.keyboard.press("Enter");
+  const byKeys = card(activist.page, typed);
+  await byKeys.waitFor({ timeout: LIMIT });
+  assert.equal(await byKeys.locator(".quote").innerText(), "다만 평일 저녁 이용은 여전히 적다.");
+  console.log("a keyboard-only user annotated the second sentence of a paragraph");
 
   // 4. The observer has no way to annotate, and a forged change from the page is refused.
   await openCase(observer.page);
@@ -378,6 +413,32 @@ try {
   assert.equal(await card(activist.page, late).count(), 0, "the refused note is gone");
   assert.ok(await activist.page.locator("#refused").isHidden(), "nothing refused after reloading");
   console.log("a refused change is said; the page keeps receiving; reloading starts clean");
+
+  // 11. axe-core finds no serious or critical violation on the join, case, queue and replay
+  // views (issue 17).
+  const stranger = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "ko-KR" });
+  const joinPage = await stranger.newPage();
+  await joinPage.goto(`${URL}/`);
+  await joinPage.waitForSelector("form#join, #app p", { timeout: LIMIT });
+  const views = [
+    ["join", joinPage],
+    ["case", activist.page, CASE],
+    ["queue", chair.page, `${URL}/#/s/S-LIB/queue`],
+    ["replay", activist.page, `${URL}/#/s/S-LIB/replay`],
+  ];
+  const problems = {};
+  for (const [name, page, url] of views) {
+    if (url) {
+      await page.goto(url);
+      await page.waitForSelector("main h1", { timeout: LIMIT });
+      await page.waitForTimeout(500);
+    }
+    const found = await accessibilityProblems(page);
+    if (found.length) problems[name] = found;
+  }
+  await stranger.close();
+  assert.deepEqual(problems, {}, `accessibility: ${JSON.stringify(problems, null, 1)}`);
+  console.log("axe-core: no serious or critical violation on join, case, queue, replay");
 
   assert.deepEqual(errors, [], "no script errors in the pages");
   console.log("web e2e: ok");
