@@ -52,6 +52,11 @@ const words = {
   handledQuestions: ["처리한 질문", "Handled questions"],
   aboutCase: ["사례", "Case"],
   pause: ["멈춤", "Pause"],
+  badToken: [
+    "이 초대 링크(토큰)로는 들어갈 수 없습니다. 만료되었거나 바뀌었을 수 있습니다. 주최 측에 새 링크를 요청하세요.",
+    "This invite link (token) does not let you in: it may have expired or been replaced. Ask the organizers for a new link.",
+  ],
+  serverUnreachable: ["서버에 연결할 수 없습니다. 잠시 뒤 다시 시도하세요.", "The server cannot be reached. Try again in a moment."],
   sentence: ["주석을 달 문장", "The sentence to annotate"],
   weight: ["가중치", "weight"],
   scoreLabel: ["점수", "score"],

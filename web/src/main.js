@@ -59,7 +59,11 @@ function linkedMoment() {
 async function api(path) {
   const r = await fetch(path, { headers: state.token ? { Authorization: `Bearer ${state.token}` } : {} });
   const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(body?.error?.message || `${r.status}`);
+  if (!r.ok) {
+    const e = new Error(body?.error?.message || `${r.status}`);
+    e.status = r.status;
+    throw e;
+  }
   return body;
 }
 
@@ -111,6 +115,7 @@ function mayAnnotate(s) {
 async function gather(s) {
   const anns = [];
   const agrees = new Map();
+  const mineAgreed = new Set();
   for (const l of s.layers) {
     const d = await docOf(l.doc);
     if (!d) continue;
@@ -120,12 +125,14 @@ async function gather(s) {
     for (const [target, r] of Object.entries(d.reactions || {})) {
       if (!r) continue;
       agrees.set(target, (agrees.get(target) || 0) + 1);
+      if (l.participant === state.me) mineAgreed.add(target);
     }
   }
   let items = {};
   if (s.triage) items = (await docOf(s.triage.doc))?.items || {};
   for (const a of anns) {
     a.agree = agrees.get(a.id) || 0;
+    a.agreed = mineAgreed.has(a.id);
     a.status = items[a.id]?.status || (a.withdrawn ? "withdrawn" : "open");
   }
   anns.sort((x, y) => String(x.created_at).localeCompare(String(y.created_at)));
@@ -395,6 +402,12 @@ function highlighted(text, anns) {
   return out;
 }
 
+/// What a button acts on, for its accessible name: the start of the annotation's words.
+function gist(a) {
+  const words = String(a.body || a.target?.quote?.exact || t(a.kind));
+  return Array.from(words).length > 24 ? `${Array.from(words).slice(0, 24).join("")}…` : words;
+}
+
 function annotationCard(s, a, all, canWrite, canTriage) {
   // Imported replies name their parent by its short code (ref), live ones by id.
   const replies = all.filter((x) => x.parent && (x.parent === a.id || x.parent === a.ref));
@@ -410,12 +423,13 @@ function annotationCard(s, a, all, canWrite, canTriage) {
     ${a.body ? `<div class="body">${esc(a.body)}</div>` : ""}
     <div class="meta">${esc(t("agree"))} ${a.agree}${(a.departments || []).length ? ` · ${esc(a.departments.map((d) => departmentName(s, d)).join(", "))}` : ""}</div>
     ${replies
-      .map((r) => `<div class="reply"><span class="kind">${esc(t(r.kind))}</span> <span class="meta">${person(s, r.author)}</span> ${esc(r.body || "")}</div>`)
+      .map((r) => `<div class="reply"><span class="kind">${esc(t(r.kind))}</span> <span class="meta">${person(s, r.author)}</span><span class="reply-body">${esc(r.body || "")}</span></div>`)
       .join("")}
     ${
       canWrite
-        ? `<p><button type="button" data-act="agree" data-id="${esc(a.id)}">${esc(t("agree"))}</button>
-       <button type="button" data-act="reply" data-id="${esc(a.id)}">${esc(t("reply"))}</button></p>`
+        ? `<p><button type="button" data-act="agree" data-id="${esc(a.id)}" aria-pressed="${!!a.agreed}"
+         aria-label="${esc(`${t("agree")}: ${gist(a)}`)}">${esc(t("agree"))}</button>
+       <button type="button" data-act="reply" data-id="${esc(a.id)}" aria-label="${esc(`${t("reply")}: ${gist(a)}`)}">${esc(t("reply"))}</button></p>`
         : ""
     }
     ${
@@ -1052,7 +1066,8 @@ async function start() {
     state.sessions = (await api("/api/v1/me/sessions")).sessions;
   } catch (e) {
     state.me = null;
-    $("#app").innerHTML = viewJoin(e.message);
+    $("#lang").textContent = lang() === "ko" ? "English" : "한국어";
+    $("#app").innerHTML = viewJoin(e.status === 401 ? t("badToken") : e.status ? e.message : t("serverUnreachable"));
     return;
   }
   if (!state.repo) {

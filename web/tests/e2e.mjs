@@ -144,8 +144,10 @@ try {
   if (shots) await chair.page.screenshot({ path: join(shots, "web-queue-desktop.png") });
 
   // 3. The evaluator agrees and replies; the activist sees both.
-  await card(evaluator.page, gap).locator("button[data-act=agree]").click();
+  // The button says what it agrees with (its accessible name) and that it is pressed.
+  await card(evaluator.page, gap).getByRole("button", { name: `공감: ${gap.slice(0, 10)}`, exact: false }).click();
   await card(activist.page, gap).locator(".meta", { hasText: "공감 1" }).waitFor({ timeout: LIMIT });
+  await card(evaluator.page, gap).locator("button[data-act=agree][aria-pressed=true]").waitFor({ timeout: LIMIT });
   await card(evaluator.page, gap).locator("button[data-act=reply]").click();
   await evaluator.page.fill("form.reply-form textarea", "동의합니다. 순회 사서가 필요합니다.");
   await evaluator.page.click("form.reply-form button[type=submit]");
@@ -418,8 +420,10 @@ try {
   // views (issue 17).
   const stranger = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "ko-KR" });
   const joinPage = await stranger.newPage();
-  await joinPage.goto(`${URL}/`);
-  await joinPage.waitForSelector("form#join, #app p", { timeout: LIMIT });
+  // A bad invite link is said so in Korean, with what to do.
+  await joinPage.goto(`${URL}/#/join/not-a-real-token`);
+  await joinPage.locator("form#join [role=alert]", { hasText: "주최 측에 새 링크를 요청하세요" }).waitFor({ timeout: LIMIT });
+  assert.equal(await joinPage.locator("#lang").innerText(), "English", "the language switch is labelled");
   const views = [
     ["join", joinPage],
     ["case", activist.page, CASE],
