@@ -413,7 +413,7 @@ function annotationCard(s, a, all, canWrite, canTriage) {
   const replies = all.filter((x) => x.parent && (x.parent === a.id || x.parent === a.ref));
   const q = a.target?.quote?.exact;
   const about = a.kind === "question" ? caseOf(s, a) : null;
-  return `<article class="card ann ${esc(a.kind)}" data-ann="${esc(a.id)}" data-status="${esc(a.status)}" aria-label="${esc(t(a.kind))}">
+  return `<article class="card ann ${esc(a.kind)}${a.id === state.focus ? " focus" : ""}" data-ann="${esc(a.id)}" data-status="${esc(a.status)}" aria-label="${esc(t(a.kind))}">
     <div><span class="kind">${esc(t(a.kind))}</span> <span class="meta">${person(s, a.author)} · ${esc(
       String(a.created_at || "").slice(11, 16),
     )}</span> ${a.status !== "open" ? `<span class="status">${esc(t(a.status))}</span>` : ""}
@@ -903,6 +903,28 @@ function openComposer(sectionEl, range, s) {
   </form>`;
   ($("#sentence") || $("#kind")).focus();
 }
+
+/// Highlight ↔ card: a click on a highlighted passage brings its annotation's card into view,
+/// a click on a card (not on its buttons) brings its passage into view; both are marked.
+async function focusAnnotation(id, show) {
+  state.focus = id;
+  await render();
+  const el =
+    show === "card"
+      ? document.querySelector(`article.ann[data-ann="${CSS.escape(id)}"]`)
+      : document.querySelector("mark.focus");
+  el?.scrollIntoView({ block: "center" });
+}
+
+document.addEventListener("click", (ev) => {
+  if (window.getSelection()?.toString()) return; // selecting a passage, not pointing at one
+  const mark = ev.target.closest?.("mark[data-ids]");
+  if (mark) return void focusAnnotation(mark.dataset.ids.split(" ")[0], "card");
+  const cardEl = ev.target.closest?.("article.ann[data-ann]");
+  if (cardEl && !ev.target.closest("button, a, form, textarea, select, input, details")) {
+    focusAnnotation(cardEl.dataset.ann, "mark");
+  }
+});
 
 document.addEventListener("click", async (ev) => {
   const b = ev.target.closest("button");

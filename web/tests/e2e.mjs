@@ -122,6 +122,14 @@ try {
   await activist.page.locator("#saving.saved").waitFor({ timeout: LIMIT });
   console.log(`gap seen by the evaluator after ${seenAfter} ms`);
 
+  // 1b. Highlight ↔ card: a click on the highlighted passage marks the gap's card and brings
+  // it into view; a click on a card marks its passage (issue 17).
+  await activist.page.locator(".section-text[data-path='sections.results'] mark", { hasText: "1,900건" }).click();
+  await activist.page.locator("article.ann.focus", { hasText: gap }).waitFor({ timeout: LIMIT });
+  assert.ok(await activist.page.locator("article.ann.focus", { hasText: gap }).isVisible());
+  await activist.page.locator("article.ann", { hasText: "운영자 교육은 누가 맡습니까" }).locator(".body").click();
+  await activist.page.locator("mark.focus", { hasText: "작은도서관" }).waitFor({ timeout: LIMIT });
+
   // 2. A question; the chair marks it answered in the queue; the asker sees the status.
   const question = "저녁 운영을 위한 인력 계획이 있습니까?";
   await selectAndAnnotate(activist.page, "sections.challenges", "예산이 해마다 공모사업에 좌우된다", "question", question);
