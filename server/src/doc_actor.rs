@@ -39,11 +39,16 @@ pub async fn run(hub: Arc<Hub>, id: DocumentId, mut rx: mpsc::UnboundedReceiver<
             return;
         }
     };
+    let findings = {
+        let hub = hub.clone();
+        crate::registry::FindingLookup(Arc::new(move |series: &str| hub.report_findings(series)))
+    };
     let mut actor = Actor {
         hub: hub.clone(),
         id,
         engine: Some(engine),
         outs: HashMap::new(),
+        findings,
     };
     actor.run(&mut rx).await;
 }
@@ -94,6 +99,8 @@ struct Actor {
     /// Moved into blocking tasks and back; `None` only while it is away.
     engine: Option<DocEngine>,
     outs: HashMap<ConnId, ConnTx>,
+    /// How the schema check reads a series' findings (made once, handed to each batch's gate).
+    findings: crate::registry::FindingLookup,
 }
 
 impl Actor {
@@ -226,12 +233,7 @@ impl Actor {
         let registry = self.hub.registry.clone();
         let rates = self.hub.change_rates.clone();
         let clock = self.hub.config.clock.clone();
-        let findings = {
-            let hub = self.hub.clone();
-            crate::registry::FindingLookup(std::sync::Arc::new(move |series: &str| {
-                hub.report_findings(series)
-            }))
-        };
+        let findings = self.findings.clone();
         let key = registry
             .document(&self.id)
             .and_then(|d| d.key?.parse::<toron_protocol::policy::DocKey>().ok());
