@@ -371,3 +371,19 @@ pub fn run_bounded(
     let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
     (status.success(), stdout, stderr)
 }
+
+/// Installs the pinned Node packages of `dir` (`npm ci`) unless `marker` (a path below
+/// `node_modules`) is there already; one install at a time within a test binary.
+pub fn npm_ci(dir: &Path, marker: &str) {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    if dir.join("node_modules").join(marker).exists() {
+        return;
+    }
+    let ok = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .status()
+        .expect("run npm ci (Node.js and npm are needed)");
+    assert!(ok.success(), "npm ci failed in {}", dir.display());
+}

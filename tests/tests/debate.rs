@@ -288,10 +288,7 @@ async fn the_example_bundle_imports_reports_and_exports() {
 /// creates nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_participants_and_annotations_join_a_series() {
-    let (_dir, server) = started().await;
-    let path = bundle_path();
-    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
-    assert!(ok, "{err}");
+    let (_dir, server) = imported().await;
     let files = tempfile::tempdir().expect("files");
     let people = files.path().join("people.csv");
     std::fs::write(
@@ -383,10 +380,8 @@ async fn csv_import(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reimport_during_a_live_session_leaves_it_live() {
     use automerge::transaction::Transactable;
-    let (_dir, server) = started().await;
+    let (_dir, server) = imported().await;
     let path = bundle_path();
-    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
-    assert!(ok, "{err}");
     let phase = |server: &Running| server.registry().session("S-LIB").expect("S-LIB").phase;
     assert_eq!(
         phase(&server),
@@ -478,10 +473,7 @@ async fn a_reimport_during_a_live_session_leaves_it_live() {
 /// A clock time now falls on the session's own date, on the clock of what happened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_times_fall_on_the_session_s_day() {
-    let (_dir, server) = started().await;
-    let path = bundle_path();
-    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
-    assert!(ok, "{err}");
+    let (_dir, server) = imported().await;
     let (ok, out, err) = toron(
         &server,
         &[
@@ -641,10 +633,7 @@ async fn triage_takes_the_refs_people_see() {
 /// opens the replay at that moment (followed in a browser by `web_e2e`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_link_of_the_reports_answers() {
-    let (_dir, server) = started().await;
-    let path = bundle_path();
-    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
-    assert!(ok, "{err}");
+    let (_dir, server) = imported().await;
     let own = server.url().replace("ws://", "http://");
     let mut links: Vec<String> = Vec::new();
     for format in ["md", "html", "csv"] {
@@ -735,12 +724,18 @@ async fn every_link_of_the_reports_answers() {
     server.shutdown().await.expect("shutdown");
 }
 
-/// A server with the example series imported and its S-LIB session live.
-async fn imported_live() -> (tempfile::TempDir, Running) {
+/// A server with the example series imported.
+async fn imported() -> (tempfile::TempDir, Running) {
     let (dir, server) = started().await;
     let path = bundle_path();
     let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
     assert!(ok, "{err}");
+    (dir, server)
+}
+
+/// A server with the example series imported and its S-LIB session live.
+async fn imported_live() -> (tempfile::TempDir, Running) {
+    let (dir, server) = imported().await;
     let mut s = server.registry().session("S-LIB").expect("S-LIB");
     s.phase = "live".into();
     server
@@ -1127,10 +1122,7 @@ async fn a_live_score_by_a_responsible_official_is_excluded_and_its_case_named()
 /// example series' timeline now tells each act by its kind and names annotations by their ref.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_names_the_debate_as_it_happened() {
-    let (_dir, server) = started().await;
-    let path = bundle_path();
-    let (ok, _, err) = toron(&server, &["import", path.to_str().expect("path")]).await;
-    assert!(ok, "{err}");
+    let (_dir, server) = imported().await;
     let (ok, out, err) = toron(&server, &["history", "S-LIB", "--json"]).await;
     assert!(ok, "{err}");
     let entries: Vec<Value> = serde_json::from_str(&out).expect("json");

@@ -6,26 +6,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// Both tests need the packages; only one may run `npm ci` at a time.
-static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn run(mode: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
-    let installing = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let node = Command::new("node").arg("--version").output();
     assert!(
         node.as_ref().is_ok_and(|o| o.status.success()),
         "this check needs Node.js (20 or newer) and npm on PATH"
     );
-    if !dir.join("node_modules/@automerge/automerge-repo").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("run npm ci");
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
-    drop(installing);
+    toron_tests::npm_ci(&dir, "@automerge/automerge-repo");
     let mut cmd = Command::new("node");
     cmd.arg("interop.mjs")
         .current_dir(&dir)

@@ -449,13 +449,7 @@ async fn a_peer_that_never_reads_is_let_go() {
     // ping timeout alone would not have ended it).
     let mut reader = RawPeer::joined(&url, "reader").await.expect("reader");
     reader
-        .send(&Message::sync_of_kind(
-            toron_protocol::SyncKind::Request,
-            toron_tests::peer("reader"),
-            server.hub().server_peer.clone(),
-            d.id,
-            first_sync_message(),
-        ))
+        .send(&request(&server, "reader", d.id))
         .await
         .expect("request");
     assert!(
@@ -474,13 +468,7 @@ async fn a_peer_that_never_reads_is_let_go() {
         .await
         .expect("join");
     silent
-        .send(&Message::sync_of_kind(
-            toron_protocol::SyncKind::Request,
-            toron_tests::peer("silent"),
-            server.hub().server_peer.clone(),
-            d.id,
-            first_sync_message(),
-        ))
+        .send(&request(&server, "silent", d.id))
         .await
         .expect("request");
     drop(reader);
@@ -494,6 +482,17 @@ async fn a_peer_that_never_reads_is_let_go() {
 }
 
 /// The first sync message of a peer that has nothing yet.
+/// `peer`'s first `request` for document `id`, as a client that has nothing sends it.
+fn request(server: &toron_server::Running, peer: &str, id: toron_protocol::DocumentId) -> Message {
+    Message::sync_of_kind(
+        toron_protocol::SyncKind::Request,
+        toron_tests::peer(peer),
+        server.hub().server_peer.clone(),
+        id,
+        first_sync_message(),
+    )
+}
+
 fn first_sync_message() -> Vec<u8> {
     let mut state = automerge::sync::State::new();
     automerge::sync::SyncDoc::generate_sync_message(
@@ -536,13 +535,7 @@ async fn repeated_requests_do_not_resend_the_document_without_end() {
             break None;
         }
         asker
-            .send(&Message::sync_of_kind(
-                toron_protocol::SyncKind::Request,
-                toron_tests::peer("asker"),
-                server.hub().server_peer.clone(),
-                d.id,
-                first_sync_message(),
-            ))
+            .send(&request(&server, "asker", d.id))
             .await
             .expect("request");
         match asker.recv(LIMIT).await {
@@ -1156,13 +1149,7 @@ async fn ephemeral_session_ids_are_bounded() {
     };
     // Within the bound it is relayed as before (the sender must have the document open).
     noisy
-        .send(&Message::sync_of_kind(
-            toron_protocol::SyncKind::Request,
-            toron_tests::peer("noisy"),
-            server.hub().server_peer.clone(),
-            a.id,
-            first_sync_message(),
-        ))
+        .send(&request(&server, "noisy", a.id))
         .await
         .expect("request");
     assert!(matches!(

@@ -40,14 +40,7 @@ async fn toron(server: &Running, token: &str, args: &[&str]) -> String {
 /// The official JavaScript client, as participant `me`, through `tests/node/hall-client.mjs`.
 fn javascript_client(server: &Running, token: &str, me: &str, question: &str, ids: &[String]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
-    if !dir.join("node_modules/@automerge/automerge-repo").exists() {
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("run npm ci");
-        assert!(ok.success(), "npm ci failed in {}", dir.display());
-    }
+    toron_tests::npm_ci(&dir, "@automerge/automerge-repo");
     let notes = DocKey::Notes {
         session: SESSION.into(),
         participant: me.into(),

@@ -79,14 +79,7 @@ fn the_web_client_in_headless_chromium() {
         "this test needs Debian's chromium (apt-get install -y chromium fonts-noto-cjk; .ci/run installs it)",
     );
     let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
-    if !web.join("node_modules/playwright-core").exists() {
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&web)
-            .status()
-            .expect("run npm ci");
-        assert!(ok.success(), "npm ci failed in web/");
-    }
+    toron_tests::npm_ci(&web, "playwright-core");
     let dir = tempfile::tempdir().expect("tempdir");
     let (server, url) = start(&dir.path().join("data"));
     let bundle = web.join("../examples/debate-bundle.json");
