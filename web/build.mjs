@@ -1,12 +1,19 @@
-// Builds the web client into dist/ (index.html, app.js, app.css), which toron-server embeds.
+// Builds the web client into dist/, which toron-server embeds:
+//   index.html, app.js, app.css, automerge.wasm — and a gzip and a brotli copy of each of the
+//   last three, made here once (best compression, no timestamps: the same sources give the
+//   same bytes) so the server only picks one.
+// The Automerge WASM is its own file, not base64 inside the script: the browser compiles it
+// while it streams in, and the page shows sessions before it is needed. Its debug-name
+// section (function names for stack traces, a fifth of the file) is left out.
 // `node build.mjs --check` builds into a temporary folder and fails if dist/ differs: the
 // committed assets must be what the sources build.
 import { build } from "esbuild";
-import { gzipSync, constants } from "node:zlib";
+import { gzipSync, brotliCompressSync, constants } from "node:zlib";
 import { mkdtempSync, readFileSync, writeFileSync, copyFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const check = process.argv.includes("--check");
@@ -27,14 +34,60 @@ await build({
 });
 copyFileSync(join(here, "src/index.html"), join(out, "index.html"));
 copyFileSync(join(here, "src/app.css"), join(out, "app.css"));
-// The server sends this to browsers that accept gzip (a fifth of the size; no timestamp in it,
-// so the same sources give the same bytes).
-writeFileSync(join(out, "app.js.gz"), gzipSync(readFileSync(join(out, "app.js")), { level: constants.Z_BEST_COMPRESSION }));
+
+/// The module without its custom `name` section (section id 0 named "name"): the sections are
+/// copied as they are, only that one is skipped.
+function withoutNames(wasm) {
+  const keep = [wasm.subarray(0, 8)];
+  let i = 8;
+  const leb = () => {
+    let v = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = wasm[i++];
+      v += (b & 0x7f) * 2 ** shift;
+      if (!(b & 0x80)) return v;
+    }
+  };
+  while (i < wasm.length) {
+    const start = i;
+    const id = wasm[i++];
+    const size = leb();
+    const body = i;
+    let name = "";
+    if (id === 0) {
+      const n = leb();
+      name = wasm.subarray(i, i + n).toString("utf8");
+    }
+    i = body + size;
+    if (!(id === 0 && name === "name")) keep.push(wasm.subarray(start, i));
+  }
+  return Buffer.concat(keep);
+}
+const require = createRequire(import.meta.url);
+const wasmPath = require.resolve("@automerge/automerge/automerge.wasm");
+writeFileSync(join(out, "automerge.wasm"), withoutNames(readFileSync(wasmPath)));
+
+const COMPRESSED = ["app.js", "app.css", "automerge.wasm"];
+for (const f of COMPRESSED) {
+  const raw = readFileSync(join(out, f));
+  writeFileSync(join(out, `${f}.gz`), gzipSync(raw, { level: constants.Z_BEST_COMPRESSION }));
+  writeFileSync(
+    join(out, `${f}.br`),
+    brotliCompressSync(raw, {
+      params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: raw.length },
+    }),
+  );
+}
 
 if (check) {
-  const differ = ["index.html", "app.js", "app.js.gz", "app.css"].filter(
-    (f) => !readFileSync(join(out, f)).equals(readFileSync(join(here, "dist", f))),
-  );
+  const all = ["index.html", ...COMPRESSED.flatMap((f) => [f, `${f}.gz`, `${f}.br`])];
+  const differ = all.filter((f) => {
+    try {
+      return !readFileSync(join(out, f)).equals(readFileSync(join(here, "dist", f)));
+    } catch {
+      return true;
+    }
+  });
   if (differ.length) {
     console.error(`web/dist is not what web/src builds (${differ.join(", ")}): run npm run build in web/`);
     process.exit(1);

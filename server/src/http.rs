@@ -97,7 +97,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Headers every answer carries unless its route set its own: nothing is rendered as another
 /// type than declared, nothing is framed by another site (the page's own policy is in
-/// `web::index`), and no URL of ours goes out in a `Referer`.
+/// `web_assets::index`), and no URL of ours goes out in a `Referer`.
 async fn security_headers(mut r: Response) -> Response {
     use axum::http::HeaderValue;
     let h = r.headers_mut();
@@ -263,7 +263,7 @@ async fn ws_or_page(
 ) -> Response {
     match ws {
         Ok(ws) => upgrade(state, headers, uri, ws),
-        Err(_) => crate::web::index(),
+        Err(_) => crate::web_assets::index(&headers),
     }
 }
 

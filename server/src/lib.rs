@@ -38,6 +38,7 @@ pub mod store;
 pub mod timeline_api;
 pub mod verify;
 pub mod web;
+pub mod web_assets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

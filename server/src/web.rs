@@ -1,9 +1,9 @@
-//! The debate-hall web client: its built assets (`web/dist`, embedded in the binary, so running
-//! the server needs no Node) and the two small read APIs it needs besides sync and history:
-//! the sessions a participant follows with their documents and people, and who is here now.
+//! The debate-hall web client: its routes (the built files themselves are in `web_assets`) and
+//! the two small read APIs it needs besides sync and history: the sessions a participant
+//! follows with their documents and people, and who is here now.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,78 +13,26 @@ use toron_protocol::policy::{Access, DocKey};
 use crate::admin_api::{api_err, ApiError};
 use crate::http::{authenticate, AppState};
 
-/// The page; the WebSocket upgrade on `/` is answered by `http::ws_or_hello` before this.
-pub const INDEX_HTML: &[u8] = include_bytes!("../../web/dist/index.html");
-const APP_JS: &[u8] = include_bytes!("../../web/dist/app.js");
-const APP_JS_GZ: &[u8] = include_bytes!("../../web/dist/app.js.gz");
-const APP_CSS: &[u8] = include_bytes!("../../web/dist/app.css");
-
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/app.js", get(app_js))
         .route(
-            "/app.css",
-            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+            "/assets/{name}",
+            get(|Path(name): Path<String>, headers: HeaderMap| async move {
+                crate::web_assets::asset(&name, &headers)
+            }),
         )
         // The report's links: the page opens the replay at that moment once the reader's
         // token is known (the page reads the path; the server only serves it).
         .route(
             "/sessions/{key}/annotations/{id}",
-            get(|| async { index() }),
+            get(|headers: HeaderMap| async move { crate::web_assets::index(&headers) }),
         )
-        .route("/sessions/{key}/docs/{doc}", get(|| async { index() }))
+        .route(
+            "/sessions/{key}/docs/{doc}",
+            get(|headers: HeaderMap| async move { crate::web_assets::index(&headers) }),
+        )
         .route("/api/v1/me/sessions", get(my_sessions))
         .route("/api/v1/sessions/{key}/presence", get(presence))
-}
-
-fn asset(ctype: &'static str, body: &'static [u8]) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, ctype),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// The script, gzip-compressed for browsers that accept it (all do).
-async fn app_js(headers: HeaderMap) -> Response {
-    let gzip = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    if gzip {
-        (
-            [
-                (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-                (header::CONTENT_ENCODING, "gzip"),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::VARY, "accept-encoding"),
-            ],
-            APP_JS_GZ,
-        )
-            .into_response()
-    } else {
-        asset("text/javascript; charset=utf-8", APP_JS)
-    }
-}
-
-/// What the page may load and run: its own script (and the Automerge WASM inside it), its
-/// own styles (inline ones too: the report is shown inline in a sandboxed frame, which
-/// inherits this policy), its own server to connect to, and no framing by other sites.
-pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
-base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
-/// The page itself.
-pub fn index() -> Response {
-    let mut r = asset("text/html; charset=utf-8", INDEX_HTML);
-    r.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static(PAGE_CSP),
-    );
-    r
 }
 
 fn caller(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Option<String>, ApiError> {

@@ -690,7 +690,7 @@ async fn every_link_of_the_reports_answers() {
         let r = agent.get(l).call().unwrap_or_else(|e| panic!("{l}: {e}"));
         assert_eq!(r.status().as_u16(), 200, "{l}");
         let page = r.into_body().read_to_string().expect("page");
-        assert!(page.contains("/app.js"), "{l}: the web client's page");
+        assert!(page.contains("/assets/app."), "{l}: the web client's page");
     }
     // A file for readers elsewhere links to the address they use; a bad one is refused.
     let (ok, md, err) = toron(

@@ -1063,7 +1063,13 @@ async fn the_data_directory_and_backups_are_private() {
 async fn answers_carry_security_headers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start_with(secure_config(dir.path())).await;
-    for path in ["/", "/healthz", "/api/v1/whoami", "/app.js"] {
+    let page = toron_tests::http_get(server.addr(), "/").await;
+    let script = page
+        .split('"')
+        .find(|s| s.starts_with("/assets/app."))
+        .unwrap_or("/assets/app.js")
+        .to_string();
+    for path in ["/", "/healthz", "/api/v1/whoami", &script] {
         let answer = toron_tests::http_get(server.addr(), path)
             .await
             .to_lowercase();

@@ -2,8 +2,7 @@
 // the server's WebSocket; HTTP is used only for the API (who am I, my sessions, presence,
 // history, timeline, report). No framework: plain DOM, re-rendered from state on change.
 
-import { Repo, initializeBase64Wasm, Automerge as A } from "@automerge/automerge-repo/slim";
-import { automergeWasmBase64 } from "@automerge/automerge/automerge.wasm.base64";
+import { Repo, initializeWasm, Automerge as A } from "@automerge/automerge-repo/slim";
 import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
 import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb";
 import { t, lang, setLang } from "./i18n.js";
@@ -69,14 +68,39 @@ async function api(path) {
 
 // ---- documents -----------------------------------------------------------------------------
 
+/// Automerge (its WASM, ≈ 0.75 MB compressed, the bulk of the client) is fetched and compiled
+/// the first time a view needs a document, not before: the join page and the session list
+/// show without it. Then the repo connects.
+let repoReady = null;
+function ensureRepo() {
+  repoReady ??= (async () => {
+    const url = document.querySelector('meta[name="toron-wasm"]')?.content || "/automerge.wasm";
+    await initializeWasm(url);
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    state.adapter = new BrowserWebSocketClientAdapter(`${proto}://${location.host}/sync?token=${encodeURIComponent(state.token)}`);
+    // The browser keeps every document and unsent change (IndexedDB, one database per
+    // participant on a shared machine): written offline, a note survives a closed tab and
+    // goes to the server on the next connection.
+    state.repo = new Repo({
+      network: [state.adapter],
+      storage: new IndexedDBStorageAdapter(`toron-${state.me}`),
+    });
+    return state.repo;
+  })();
+  repoReady.catch(() => (repoReady = null));
+  return repoReady;
+}
+
 async function handle(id) {
   if (state.handles.has(id)) return state.handles.get(id);
-  const p = state.repo.find(`automerge:${id}`).then((h) => {
-    h.on("change", () => scheduleRender());
-    // The server's notices about this document (a refused change), beside the sync.
-    h.on("ephemeral-message", (e) => notice(id, e));
-    return h;
-  });
+  const p = ensureRepo()
+    .then((repo) => repo.find(`automerge:${id}`))
+    .then((h) => {
+      h.on("change", () => scheduleRender());
+      // The server's notices about this document (a refused change), beside the sync.
+      h.on("ephemeral-message", (e) => notice(id, e));
+      return h;
+    });
   state.handles.set(id, p);
   try {
     return await p;
@@ -367,6 +391,8 @@ function viewSessions() {
 }
 
 function viewCases(s) {
+  // The next step opens a case: fetch and compile Automerge now, while this list is read.
+  ensureRepo().catch(() => {});
   return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "cases")}
   <div class="cards">${s.cases
     .map(
@@ -1066,7 +1092,12 @@ window.addEventListener("hashchange", () => {
 function watchNetwork() {
   const el = $("#net");
   const tick = () => {
-    const ws = state.adapter?.socket;
+    // Before any document is needed there is no connection to speak of.
+    if (!state.adapter) {
+      el.textContent = "";
+      return;
+    }
+    const ws = state.adapter.socket;
     const up = navigator.onLine && ws && ws.readyState === 1;
     if (up) state.wasOnline = true;
     // A page that has not connected yet is connecting, not offline.
@@ -1092,16 +1123,8 @@ async function start() {
     $("#app").innerHTML = viewJoin(e.status === 401 ? t("badToken") : e.status ? e.message : t("serverUnreachable"));
     return;
   }
-  if (!state.repo) {
-    const proto = location.protocol === "https:" ? "wss" : "ws";
-    state.adapter = new BrowserWebSocketClientAdapter(`${proto}://${location.host}/sync?token=${encodeURIComponent(state.token)}`);
-    // The browser keeps every document and unsent change (IndexedDB, one database per
-    // participant on a shared machine): written offline, a note survives a closed tab and
-    // goes to the server on the next connection.
-    state.repo = new Repo({
-      network: [state.adapter],
-      storage: new IndexedDBStorageAdapter(`toron-${state.me}`),
-    });
+  if (!state.watching) {
+    state.watching = true;
     watchNetwork();
     setInterval(() => {
       if (location.hash.includes("/people")) render();
@@ -1110,7 +1133,6 @@ async function start() {
   await render();
 }
 
-await initializeBase64Wasm(automergeWasmBase64);
 linkedMoment();
 state.token = readToken();
 if (state.token) await start();

@@ -100,9 +100,11 @@ try {
   const evaluator = await person(process.env.TOKEN_EVALUATOR);
   const chair = await person(process.env.TOKEN_CHAIR);
   const observer = await person(process.env.TOKEN_OBSERVER);
-  await activist.page.locator("#net.on").waitFor({ timeout: LIMIT });
+  // The session list shows before Automerge is needed; it opens no sync connection.
+  assert.equal(await activist.page.locator("#net").innerText(), "", "no connection state before a document is open");
   if (shots) await activist.page.screenshot({ path: join(shots, "web-sessions-desktop.png") });
   await openCase(activist.page);
+  await activist.page.locator("#net.on").waitFor({ timeout: LIMIT });
   await openCase(evaluator.page);
 
   // 1. The activist adds a gap; the evaluator sees it within a second, with author and role.
