@@ -3,9 +3,12 @@
 //! Every record carries the document's heads after it, and Automerge reads any object at any
 //! heads its copy contains. So a point of a document's history is answered from one loaded
 //! copy — newest snapshot plus the bounded tail after it, kept up to date with the log — and
-//! never by replaying the log. A handful of copies are kept, least recently used first out.
+//! never by replaying the log. Copies are kept up to a budget of stored bytes, least recently
+//! used first out: a replay of a hall's session reads every layer of its fifty participants at
+//! each move, so the budget is in bytes (many small documents fit), not in documents.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use automerge::{Automerge, Change, ChangeHash};
@@ -13,8 +16,11 @@ use toron_protocol::{ChangeRecord, DocumentId};
 
 use crate::store::{Store, StoreError};
 
-/// Documents kept loaded.
-const CAPACITY: usize = 8;
+/// Stored bytes (snapshot and changes) of the copies kept loaded. A loaded document takes a
+/// few times its stored size in memory; a hall's session is well under a megabyte stored.
+const BUDGET_BYTES: usize = 16 << 20;
+/// And never more documents than this, however small.
+const MAX_DOCS: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
@@ -28,6 +34,13 @@ struct Loaded {
     doc: Automerge,
     /// The document sequence number of the last record the copy holds.
     upto: u64,
+}
+
+/// One kept copy, with what it weighs in stored bytes (updated as records are applied).
+struct Slot {
+    id: DocumentId,
+    loaded: Arc<Mutex<Loaded>>,
+    bytes: Arc<AtomicUsize>,
 }
 
 /// A point of a document's history.
@@ -49,7 +62,7 @@ impl std::fmt::Debug for HistoryCache {
 
 pub struct HistoryCache {
     store: Arc<Store>,
-    docs: Mutex<VecDeque<(DocumentId, Arc<Mutex<Loaded>>)>>,
+    docs: Mutex<VecDeque<Slot>>,
 }
 
 impl HistoryCache {
@@ -67,13 +80,15 @@ impl HistoryCache {
         upto: u64,
         f: impl FnOnce(&Automerge) -> T,
     ) -> Result<T, HistoryError> {
-        let slot = self.slot(id)?;
+        let (slot, weight) = self.slot(id)?;
         let mut loaded = slot.lock().unwrap_or_else(|p| p.into_inner());
         if loaded.upto < upto {
             // Bring the copy up to date with what was appended since.
             let tail = self.store.records_after(id, loaded.upto, usize::MAX)?;
             if let Some(last) = tail.last() {
                 let upto = last.doc_seq;
+                let added: usize = tail.iter().map(|r| r.change.bytes.len()).sum();
+                weight.fetch_add(added, Ordering::Relaxed);
                 let changes = tail
                     .into_iter()
                     .map(|r| Change::from_bytes(r.change.bytes))
@@ -89,33 +104,50 @@ impl HistoryCache {
         Ok(f(&loaded.doc))
     }
 
-    fn slot(&self, id: &DocumentId) -> Result<Arc<Mutex<Loaded>>, HistoryError> {
+    /// The kept copy of `id` (loaded now if it is not kept) and its weight.
+    fn slot(
+        &self,
+        id: &DocumentId,
+    ) -> Result<(Arc<Mutex<Loaded>>, Arc<AtomicUsize>), HistoryError> {
         {
             let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(i) = docs.iter().position(|(d, _)| d == id) {
+            if let Some(i) = docs.iter().position(|s| s.id == *id) {
                 let entry = docs.remove(i).unwrap_or_else(|| unreachable!("found"));
-                let slot = entry.1.clone();
+                let found = (entry.loaded.clone(), entry.bytes.clone());
                 docs.push_back(entry);
-                return Ok(slot);
+                return Ok(found);
             }
         }
         // Load outside the list's lock: other documents stay readable meanwhile.
         let l = self.store.load(id)?;
+        let bytes =
+            l.snapshot.as_ref().map_or(0, Vec::len) + l.tail.iter().map(Vec::len).sum::<usize>();
         let doc = toron_protocol::engine::assemble(l.snapshot.as_deref(), l.tail)
             .map_err(|e| HistoryError::Corrupt(e.to_string()))?;
-        let slot = Arc::new(Mutex::new(Loaded {
+        let loaded = Arc::new(Mutex::new(Loaded {
             doc,
             upto: l.last_doc_seq,
         }));
+        let weight = Arc::new(AtomicUsize::new(bytes));
         let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, existing)) = docs.iter().find(|(d, _)| d == id) {
-            return Ok(existing.clone());
+        if let Some(s) = docs.iter().find(|s| s.id == *id) {
+            return Ok((s.loaded.clone(), s.bytes.clone()));
         }
-        docs.push_back((*id, slot.clone()));
-        while docs.len() > CAPACITY {
+        docs.push_back(Slot {
+            id: *id,
+            loaded: loaded.clone(),
+            bytes: weight.clone(),
+        });
+        // Oldest out until within budget; the copy just loaded stays, however big.
+        let total = |d: &VecDeque<Slot>| {
+            d.iter()
+                .map(|s| s.bytes.load(Ordering::Relaxed))
+                .sum::<usize>()
+        };
+        while docs.len() > 1 && (docs.len() > MAX_DOCS || total(&docs) > BUDGET_BYTES) {
             docs.pop_front();
         }
-        Ok(slot)
+        Ok((loaded, weight))
     }
 
     /// Forgets every copy (after the log was rebuilt or damaged under us).

@@ -79,15 +79,22 @@ pub fn router(state: AppState) -> Router {
         };
         crate::listener::body_deadline(limit, req, next)
     });
+    // The hall's reads (its sessions, a replay's every layer at a moment, the timeline) are
+    // JSON that gzip shrinks tenfold: on venue Wi-Fi that is most of a replay move's time.
+    // Event streams are left alone (the layer's default), and the built assets come
+    // compressed already.
+    let hall_reads = Router::new()
+        .merge(crate::web::routes())
+        .merge(crate::history_api::routes())
+        .merge(crate::timeline_api::routes())
+        .layer(tower_http::compression::CompressionLayer::new());
     Router::new()
         .route("/", get(ws_or_page))
         .route("/sync", get(ws_or_hello))
-        .merge(crate::web::routes())
+        .merge(hall_reads)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(crate::admin_api::routes())
-        .merge(crate::history_api::routes())
-        .merge(crate::timeline_api::routes())
         .merge(crate::import_api::routes(state.clone()))
         .merge(crate::report_api::routes())
         .layer(deadlines)

@@ -846,7 +846,10 @@ async function render() {
   } catch (e) {
     html = `<p class="error" role="alert">${esc(e.message)}</p>`;
   }
+  // A re-render must not take the keyboard's place away (the replay slider, a filter).
+  const focused = document.activeElement?.id;
   app.innerHTML = html;
+  if (focused && app.contains(document.getElementById(focused))) document.getElementById(focused).focus({ preventScroll: true });
   renderSaving();
   renderRefused();
   // A report's link: bring what it points to into view, once.
