@@ -82,6 +82,25 @@ pub fn refusal(reason: &str) -> Vec<u8> {
     e.into_writer()
 }
 
+/// Who is in a session now, pushed to everyone there when it changes (the hall's "here"
+/// list, without polling): `{ "toron": "presence", "session": S, "here": [participant, …] }`.
+/// Participant keys only: each client shows them as the people list it was given allows.
+pub fn presence(session: &str, here: &[String]) -> Vec<u8> {
+    let mut e = Encoder::new(Vec::new());
+    let _ = e
+        .map(3)
+        .and_then(|e| e.str("toron"))
+        .and_then(|e| e.str("presence"))
+        .and_then(|e| e.str("session"))
+        .and_then(|e| e.str(session))
+        .and_then(|e| e.str("here"))
+        .and_then(|e| e.array(here.len() as u64));
+    for p in here {
+        let _ = e.str(p);
+    }
+    e.into_writer()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,6 +73,12 @@ impl Role {
         }
     }
 
+    /// Does a holder of this role in a session keep a notes layer there (so that the hall
+    /// client can write from the start)? Every role that annotates in a live session.
+    pub fn keeps_notes(self) -> bool {
+        self.may_annotate(Phase::Live) && !matches!(self, Role::Organizer | Role::Importer)
+    }
+
     /// May this role write its own annotation layer in `phase`?
     pub fn may_annotate(self, phase: Phase) -> bool {
         use Phase::*;

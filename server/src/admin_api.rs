@@ -374,11 +374,25 @@ async fn grant(
             "series {series} not found: import it or add a session to it first"
         )));
     }
+    let layer = match &scope {
+        Scope::Session(session) if role.keeps_notes() => Some(DocKey::Notes {
+            session: session.clone(),
+            participant: b.participant.clone(),
+        }),
+        _ => None,
+    };
     state
         .hub
         .registry
         .grant(&by, &b.participant, role, scope)
         .await?;
+    // Their notes layer, so that the hall client lets them write at once.
+    // (The grant stands if that fails: the layer can still be registered by hand.)
+    if let Some(k) = layer {
+        if let Err(e) = state.hub.registry.register(&by, &k, &series).await {
+            tracing::warn!(layer = %k, error = %e, "granted, but the notes layer was not registered");
+        }
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({ "granted": { "participant": b.participant, "role": role.as_str() } })),

@@ -478,7 +478,13 @@ impl Session {
                 if in_session && !self.sessions.contains(&ctx.session) {
                     self.sessions.push(ctx.session.clone());
                     self.hub
-                        .presence_join(p, grant.by.role.clone(), &ctx.session, self.conn)
+                        .presence_join(
+                            p,
+                            grant.by.role.clone(),
+                            &ctx.session,
+                            self.conn,
+                            (self.out.clone(), peer.clone(), id),
+                        )
                         .await;
                 }
             }

@@ -104,6 +104,10 @@ impl ConnTx {
     }
 }
 
+/// Where a connection hears who is in a session: its sending side, its peer id, and a
+/// document of the session it holds.
+pub type PresenceChannel = (ConnTx, PeerId, DocumentId);
+
 /// A join with a peer id that another participant's connection holds.
 #[derive(Debug, thiserror::Error)]
 #[error("this peer id is in use by another connection; join with a fresh one")]
@@ -175,6 +179,10 @@ pub struct Hub {
     /// (participant, session) → when their last connection into it closed, while the grace
     /// period before "left" is logged runs (see [`Hub::presence_leave`]).
     pending_leaves: Mutex<HashMap<(String, String), u64>>,
+    /// Where to tell each connection present in a session who else is: its sending side, its
+    /// peer id and the first document of that session it opened (ephemeral messages travel
+    /// on a document the client holds).
+    presence_channels: Mutex<HashMap<(ConnId, String), PresenceChannel>>,
     /// Loaded copies of documents for the history API.
     pub history: crate::history_cache::HistoryCache,
     /// The session timeline, kept in step with the log.
@@ -221,6 +229,7 @@ impl Hub {
             notice_count: AtomicU64::new(0),
             presence: Mutex::new(HashMap::new()),
             pending_leaves: Mutex::new(HashMap::new()),
+            presence_channels: Mutex::new(HashMap::new()),
             log_budget: Arc::default(),
         })
     }
@@ -397,23 +406,32 @@ impl Hub {
         role: Option<String>,
         session: &str,
         conn: ConnId,
+        channel: PresenceChannel,
     ) {
         // (Both maps change under the presence lock, so that a join and a leave of the same
         // participant cannot cross.)
-        let arrives = {
+        let (first, arrives) = {
             let mut m = self.presence.lock().unwrap_or_else(|p| p.into_inner());
             let key = (participant.to_string(), session.to_string());
             let set = m.entry(key.clone()).or_default();
             let first = set.insert(conn) && set.len() == 1;
             // Back within the grace period: they never left, as far as the record goes.
-            first
+            let arrives = first
                 && self
                     .pending_leaves
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&key)
-                    .is_none()
+                    .is_none();
+            (first, arrives)
         };
+        self.presence_channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((conn, session.to_string()), channel);
+        // Everybody there hears of a newcomer; a second tab of someone already here only
+        // needs the list itself.
+        self.tell_presence(session, if first { None } else { Some(conn) });
         if arrives {
             let now = self.config.clock.now_ms();
             self.log_presence(participant, role, session, true, now)
@@ -459,6 +477,25 @@ impl Hub {
             .map_err(|e| format!("the report of series {series} cannot be read: {e}"))
     }
 
+    /// Sends who is in `session` to every connection there (or to `only`), as an ephemeral
+    /// notice: best effort, a peer that is behind misses one and gets the next.
+    fn tell_presence(&self, session: &str, only: Option<ConnId>) {
+        let data = toron_protocol::notice::presence(session, &self.present_in(session));
+        let channels = self
+            .presence_channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for ((conn, s), (out, peer, doc)) in channels.iter() {
+            if s == session && only.is_none_or(|o| o == *conn) {
+                out.send_best_effort(toron_protocol::wire::encode(&self.notice(
+                    peer.clone(),
+                    *doc,
+                    data.clone(),
+                )));
+            }
+        }
+    }
+
     pub fn present_in(&self, session: &str) -> Vec<String> {
         let m = self.presence.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<String> = m
@@ -501,9 +538,15 @@ impl Hub {
                 }
                 last
             };
+            self.presence_channels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&(conn, session.clone()));
             if !last {
                 continue;
             }
+            // Those still there see them gone at once (the log waits out the grace period).
+            self.tell_presence(session, None);
             if grace.is_zero() {
                 self.log_presence(participant, None, session, false, at)
                     .await;

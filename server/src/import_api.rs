@@ -276,6 +276,16 @@ fn plan(b: &Bundle) -> Result<Plan, serde_json::Error> {
                 session: s.key.clone(),
             });
         }
+        // Everyone who annotates in the session has a layer from the start, not only those
+        // with annotations to import: the hall client writes into it.
+        for (p, role, scope) in &grants {
+            if role.keeps_notes() && matches!(scope, Scope::Session(k) if *k == s.key) {
+                doc(DocKey::Notes {
+                    session: s.key.clone(),
+                    participant: p.clone(),
+                });
+            }
+        }
     }
     if !b.findings.is_empty() {
         doc(DocKey::Report {

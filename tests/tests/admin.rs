@@ -109,6 +109,11 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
         &["admin", "grant", "P-kim", "activist", "--session", "S05"],
     )
     .await);
+    // The grant gave her a notes layer (the hall client writes there); registering it again
+    // is harmless.
+    let docs = toron(&url, &kim_token, &["admin", "docs"]).await;
+    ok(&docs);
+    assert_eq!(docs.1[0]["key"], "notes:S05:P-kim", "{}", docs.1);
     let notes = toron(
         &url,
         admin,

@@ -22,6 +22,9 @@ const state = {
   repo: null,
   adapter: null,
   handles: new Map(), // doc id → DocHandle
+  awaited: new Set(), // doc ids not available yet, watched for their first content
+  presence: {}, // session → participant keys here now (pushed by the server)
+  shownAs: {}, // participant → how the server said to show them (for those not in a session's people)
   focus: null, // annotation id highlighted
   saving: null, // { doc, heads, status }
 };
@@ -106,6 +109,16 @@ async function handle(id) {
     return await p;
   } catch (e) {
     state.handles.delete(id);
+    // Not written yet (a layer nobody has used): the server sends it once somebody writes
+    // it. Show it then.
+    const raw = state.repo?.handles?.[id];
+    if (raw && !state.awaited.has(id)) {
+      state.awaited.add(id);
+      raw.once("change", () => {
+        state.awaited.delete(id);
+        scheduleRender();
+      });
+    }
     throw e;
   }
 }
@@ -177,6 +190,18 @@ function uuid() {
 async function myLayer(s) {
   const l = s.layers.find((x) => x.participant === state.me && x.writable);
   if (!l) throw new Error(t("cannotAnnotate"));
+  try {
+    return { l, h: await handle(l.doc) };
+  } catch (e) {
+    if (!/unavailable/.test(String(e?.message))) throw e;
+  }
+  // Registered for me but never written: the server has nothing to send. Start it with a
+  // first change that every tab of mine makes byte for byte the same (actor from the
+  // document's id, time 0), so two tabs starting it at once do not make two rival maps.
+  const repo = await ensureRepo();
+  const actor = Array.from(new TextEncoder().encode(l.doc).slice(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+  const seed = A.change(A.init({ actor }), { time: 0 }, (d) => ensureLayer(d, s));
+  repo.import(A.save(seed), { docId: l.doc });
   return { l, h: await handle(l.doc) };
 }
 
@@ -196,7 +221,13 @@ function notice(id, e) {
   const m = e?.message;
   // Only from the server itself (the one peer this page connects to), never relayed from
   // another participant.
-  if (!m || m.toron !== "refused" || !state.repo?.peers?.includes(e.senderId)) return;
+  if (!m || !state.repo?.peers?.includes(e.senderId)) return;
+  if (m.toron === "presence" && typeof m.session === "string" && Array.isArray(m.here)) {
+    state.presence[m.session] = m.here.map(String);
+    if (location.hash.includes("/people")) scheduleRender();
+    return;
+  }
+  if (m.toron !== "refused") return;
   state.refused = { doc: id, kind: String(m.kind || "value"), reason: String(m.reason || "") };
   if (state.saving?.doc === id) state.saving.status = "refused";
   renderSaving();
@@ -390,16 +421,74 @@ function viewSessions() {
     .join("")}</div>`;
 }
 
-function viewCases(s) {
-  // The next step opens a case: fetch and compile Automerge now, while this list is read.
-  ensureRepo().catch(() => {});
-  return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "cases")}
-  <div class="cards">${s.cases
+async function viewCases(s) {
+  const cards = `<div class="cards">${s.cases
     .map(
       (c) => `<a class="card" href="#/s/${esc(s.key)}/c/${esc(c.key)}" style="text-decoration:none;color:inherit">
       <strong>${esc(c.title)}</strong><div class="muted">${esc(c.government || "")} · ${esc(c.key)}</div></a>`,
     )
     .join("")}</div>`;
+  // The agenda's annotations (the chair's summing-up among them) need the documents: until
+  // Automerge is in (fetched now, while the list is read), the cases show alone.
+  let agenda = `<p class="muted">${esc(t("loading"))}</p>`;
+  if (!state.repo) ensureRepo().then(scheduleRender, () => {});
+  else agenda = await agendaView(s);
+  return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "cases")}${cards}
+    <h2>${esc(t("agenda"))}</h2>${agenda}`;
+}
+
+/// The session's agenda, each item with the annotations made on it, and for those who may
+/// annotate a form to add one.
+async function agendaView(s) {
+  const all = await gather(s);
+  const canWrite = mayAnnotate(s);
+  const canTriage = !!s.triage?.writable;
+  const items = s.agenda || [];
+  if (!items.length) return `<p class="muted">—</p>`;
+  return `<ol class="agenda">${items
+    .map((item) => {
+      const on = all.filter((a) => a.target?.type === "agenda_item" && a.target.agenda_item === item.key && !a.parent);
+      const time = [item.start, item.end].filter(Boolean).map((x) => String(x).slice(11, 16)).join("–");
+      return `<li class="agenda-item" data-item="${esc(item.key)}"><h3>${esc(item.title_ko || item.key)} <span class="meta">${esc(time)}</span></h3>
+        ${on.map((a) => annotationCard(s, a, all, canWrite, canTriage)).join("")}
+        ${
+          canWrite
+            ? `<details><summary>${esc(t("annotateAgenda"))}</summary>
+          <form class="agenda-note" data-item="${esc(item.key)}">
+            <label>${esc(t("kind"))} <select name="kind">${KINDS.filter((k) => k !== "highlight")
+              .map((k) => `<option value="${k}">${esc(t(k))}</option>`)
+              .join("")}</select></label>
+            <label>${esc(t("body"))}<textarea name="body" required rows="3"></textarea></label>
+            <button type="submit">${esc(t("add"))}</button></form></details>`
+            : ""
+        }</li>`;
+    })
+    .join("")}</ol>`;
+}
+
+/// An annotation on an agenda item: no passage, the item named.
+async function annotateAgenda(s, form) {
+  const { l, h } = await myLayer(s);
+  const a = {
+    id: uuid(),
+    session: s.key,
+    kind: form.kind.value,
+    author: state.me,
+    author_role: s.my_roles.find((r) => ANNOTATING.includes(r)) || s.my_roles[0],
+    created_at: nowKst(),
+    capture: "live_app",
+    visibility: "session",
+    source: { kind: "live" },
+    target: { type: "agenda_item", agenda_item: form.dataset.item },
+    body: form.body.value.trim(),
+  };
+  h.change((d) => {
+    ensureLayer(d, s);
+    d.annotations[a.id] = a;
+  });
+  state.focus = a.id;
+  announce(t("annotationAdded"));
+  confirmSaved(l.doc, h);
 }
 
 /// A section's text with the annotations that anchor into it highlighted.
@@ -428,6 +517,68 @@ function highlighted(text, anns) {
   return out;
 }
 
+// ---- the lists of a hall: filters, order, what is new ------------------------------------
+
+/// The lists' filters and order, kept while the page is open (a hall's list runs long).
+const listView = { kind: "", status: "", dept: "", case: "", sort: "new", qsort: "agree" };
+const STATUSES = ["open", "answered", "accepted", "noted", "deferred", "withdrawn"];
+
+/// When this participant last looked at the session before this visit: what was written
+/// after is marked new. A visit begins when a view of the session is entered.
+function markVisit() {
+  const m = (location.hash || "").match(/^#\/s\/([^/?]+)/);
+  if (!m || !state.me) {
+    state.visiting = null;
+    return;
+  }
+  const key = decodeURIComponent(m[1]);
+  if (state.visiting === key) return;
+  state.visiting = key;
+  const slot = `toron.seen.${state.me}.${key}`;
+  state.seenBefore = localStorage.getItem(slot) || "";
+  localStorage.setItem(slot, nowKst());
+}
+
+function isNew(a) {
+  return !!state.seenBefore && a.author !== state.me && String(a.created_at || "") > state.seenBefore;
+}
+
+/// The filter bar over a list: `fields` among kind, status, dept, case; then the order.
+function filterBar(s, fields, sortKey = "sort") {
+  const opt = (v, label, cur) => `<option value="${esc(v)}"${v === cur ? " selected" : ""}>${esc(label)}</option>`;
+  const select = (name, label, all, options) =>
+    `<label>${esc(label)} <select id="f-${name}" name="${name}">${opt("", all, listView[name])}${options
+      .map(([v, l]) => opt(v, l, listView[name]))
+      .join("")}</select></label>`;
+  const parts = {
+    kind: () => select("kind", t("kind"), t("allKinds"), KINDS.map((k) => [k, t(k)])),
+    status: () => select("status", t("status"), t("allStatuses"), STATUSES.map((k) => [k, t(k)])),
+    dept: () => select("dept", t("departmentsShort"), t("allDepartments"), (s.departments || []).map((d) => [d.key, departmentName(s, d.key)])),
+    case: () => select("case", t("cases"), t("allCases"), s.cases.map((c) => [c.key, c.title])),
+  };
+  return `<form class="filters" aria-label="${esc(t("filters"))}">${fields.map((f) => parts[f]()).join("")}
+    <label>${esc(t("sortBy"))} <select id="f-${sortKey}" name="${sortKey}">${opt("new", t("sortNew"), listView[sortKey])}${opt(
+      "agree",
+      t("sortAgree"),
+      listView[sortKey],
+    )}</select></label></form>`;
+}
+
+/// `anns` through the filters of `fields`, in the chosen order (newest or most agreed first).
+function filtered(s, anns, fields, sortKey = "sort") {
+  const keep = anns.filter(
+    (a) =>
+      (!fields.includes("kind") || !listView.kind || a.kind === listView.kind) &&
+      (!fields.includes("status") || !listView.status || a.status === listView.status) &&
+      (!fields.includes("dept") || !listView.dept || (a.departments || []).includes(listView.dept)) &&
+      (!fields.includes("case") || !listView.case || caseOf(s, a)?.key === listView.case),
+  );
+  const newest = (x, y) => String(y.created_at).localeCompare(String(x.created_at));
+  // Among equally agreed, the older first: it has waited longer.
+  const agreed = (x, y) => y.agree - x.agree || -newest(x, y);
+  return keep.sort(listView[sortKey] === "agree" ? agreed : newest);
+}
+
 /// What a button acts on, for its accessible name: the start of the annotation's words.
 function gist(a) {
   const words = String(a.body || a.target?.quote?.exact || t(a.kind));
@@ -443,6 +594,7 @@ function annotationCard(s, a, all, canWrite, canTriage) {
     <div><span class="kind">${esc(t(a.kind))}</span> <span class="meta">${person(s, a.author)} · ${esc(
       String(a.created_at || "").slice(11, 16),
     )}</span> ${a.status !== "open" ? `<span class="status">${esc(t(a.status))}</span>` : ""}
+    ${isNew(a) ? `<span class="new-badge">${esc(t("newSince"))}</span>` : ""}
     ${about ? `<span class="meta case-of">${esc(t("aboutCase"))}: ${esc(about.title)}</span>` : ""}
     ${a.orphaned ? `<span class="status" style="background:#fdecea;color:#b71c1c">${esc(t("orphaned"))}</span>` : ""}</div>
     ${q ? `<div class="quote">${esc(q)}</div>` : ""}
@@ -470,6 +622,8 @@ function annotationCard(s, a, all, canWrite, canTriage) {
     }
   </article>`;
 }
+
+const ASIDE_FILTERS = ["kind", "status", "dept"];
 
 async function viewCase(s, caseKey) {
   const c = s.cases.find((x) => x.key === caseKey);
@@ -503,6 +657,8 @@ async function viewCase(s, caseKey) {
     evalHtml += evaluationPanel(s, e, d, roots);
   }
   const orphans = roots.filter((a) => a.orphaned);
+  const listed = filtered(s, [...roots], ASIDE_FILTERS);
+  const fresh = roots.filter(isNew).length;
   return `<h1>${esc(c.title)}</h1>${tabs(s, "cases")}
     <p class="muted">${esc(c.government || "")} · ${esc(caseKey)}</p>
     <div class="layout">
@@ -513,8 +669,10 @@ async function viewCase(s, caseKey) {
         <h2>${esc(t("evaluations"))}</h2>${evalHtml || `<p class="muted">—</p>`}
       </section>
       <aside aria-label="${esc(t("annotations"))}">
-        <h2>${esc(t("annotations"))} (${roots.length}) <span id="saving" aria-live="polite"></span></h2>
-        ${roots.map((a) => annotationCard(s, a, mine, canWrite, canTriage)).join("")}
+        <h2>${esc(t("annotations"))} (${listed.length}/${roots.length}) <span id="saving" aria-live="polite"></span></h2>
+        ${fresh ? `<p class="new-count">${esc(t("newCount"))}: <strong>${fresh}</strong></p>` : ""}
+        ${filterBar(s, ASIDE_FILTERS)}
+        ${listed.map((a) => annotationCard(s, a, mine, canWrite, canTriage)).join("")}
         ${orphans.length ? `<p class="muted">${esc(t("orphanNote"))}</p>` : ""}
       </aside>
     </div>`;
@@ -599,9 +757,13 @@ function caseOf(s, a) {
 
 async function viewQueue(s) {
   const all = await gather(s);
-  const questions = all
-    .filter((a) => a.kind === "question" && !a.parent && a.status !== "withdrawn")
-    .sort((x, y) => y.agree - x.agree || String(x.created_at).localeCompare(String(y.created_at)));
+  // Most agreed first (the oldest first among equals), or the newest if the chair asks.
+  const questions = filtered(
+    s,
+    all.filter((a) => a.kind === "question" && !a.parent && a.status !== "withdrawn"),
+    ["case", "dept"],
+    "qsort",
+  );
   // The chair runs Q&A from the open ones; those already handled wait apart, below.
   const open = questions.filter((q) => q.status === "open");
   const handled = questions.filter((q) => q.status !== "open");
@@ -611,21 +773,31 @@ async function viewQueue(s) {
       ? `<ol class="queue" id="${id}">${qs.map((q) => `<li>${annotationCard(s, q, all, mayAnnotate(s), canTriage)}</li>`).join("")}</ol>`
       : `<p class="muted">—</p>`;
   return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "queue")}
+    ${filterBar(s, ["case", "dept"], "qsort")}
     <h2>${esc(t("questionQueue"))} · ${esc(t("openQuestions"))} (${open.length})</h2>${list(open, "queue-open")}
     <h2>${esc(t("handledQuestions"))} (${handled.length})</h2>${list(handled, "queue-handled")}`;
 }
 
 async function viewPeople(s) {
-  let here = [];
-  try {
-    here = (await api(`/api/v1/sessions/${s.key}/presence`)).here;
-  } catch (e) {
-    return `<p class="error">${esc(e.message)}</p>`;
+  // Being on this page is being in the session: its documents open (in the background), and
+  // with them the server's pushes of who is here.
+  gather(s).catch(() => {});
+  let here = state.presence[s.key];
+  if (!here) {
+    try {
+      const r = await api(`/api/v1/sessions/${encodeURIComponent(s.key)}/presence`);
+      for (const p of r.here) state.shownAs[p.participant] = p;
+      here = r.here.map((p) => p.participant);
+    } catch (e) {
+      return `<p class="error">${esc(e.message)}</p>`;
+    }
   }
+  const who = (k) => s.people?.[k] || state.shownAs[k] || { shown: k };
   return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "people")}
     <h2>${esc(t("hereNow"))} (${here.length})</h2>
     <ul class="presence">${here
-      .map((p) => `<li>${esc(p.shown || "")} <span class="muted">${esc(lang() === "en" ? p.role_en : p.role_ko)}</span></li>`)
+      .map(who)
+      .map((p) => `<li>${esc(p.shown || "")} <span class="muted">${esc((lang() === "en" ? p.role_en : p.role_ko) || "")}</span></li>`)
       .join("")}</ul>`;
 }
 
@@ -815,7 +987,7 @@ function scheduleRender() {
   requestAnimationFrame(() => {
     renderQueued = false;
     // Never re-render under an open form: the person is typing.
-    if (document.querySelector("form.annotate, form.reply-form, form.eval-form[data-dirty]")) return;
+    if (document.querySelector("form.annotate, form.reply-form, form.eval-form[data-dirty], details[open] > form.agenda-note")) return;
     if (location.hash.includes("/replay")) return;
     render();
   });
@@ -840,7 +1012,7 @@ async function render() {
     else if ((m = h.match(/^#\/s\/([^/]+)\/queue/))) html = await viewQueue(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)\/people/))) html = await viewPeople(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)\/replay/))) html = await viewReplay(session(decodeURIComponent(m[1].split("?")[0])));
-    else if ((m = h.match(/^#\/s\/([^/]+)/))) html = viewCases(session(decodeURIComponent(m[1])));
+    else if ((m = h.match(/^#\/s\/([^/]+)/))) html = await viewCases(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/report\/([^/]+)/))) html = await viewReport(decodeURIComponent(m[1]));
     else html = viewSessions();
   } catch (e) {
@@ -1034,6 +1206,11 @@ document.addEventListener("submit", async (ev) => {
     if (f.classList.contains("eval-form")) {
       await submitEvaluation(s, f);
       render();
+    } else if (f.classList.contains("agenda-note")) {
+      await annotateAgenda(s, f);
+      f.closest("details")?.removeAttribute("open");
+      f.reset();
+      render();
     } else if (f.classList.contains("annotate")) {
       await annotate(s, f);
       f.remove();
@@ -1077,6 +1254,10 @@ document.addEventListener("keydown", (ev) => {
 document.addEventListener("change", (ev) => {
   const f = ev.target.closest?.("form.eval-form");
   if (f) f.dataset.dirty = "1";
+  if (ev.target.closest?.("form.filters") && ev.target.name in listView) {
+    listView[ev.target.name] = ev.target.value;
+    render();
+  }
 });
 
 document.addEventListener("input", (ev) => {
@@ -1089,6 +1270,7 @@ document.addEventListener("input", (ev) => {
 
 window.addEventListener("hashchange", () => {
   state.focus = null;
+  markVisit();
   render().then(() => $("#app").focus({ preventScroll: true }));
 });
 
@@ -1126,12 +1308,11 @@ async function start() {
     $("#app").innerHTML = viewJoin(e.status === 401 ? t("badToken") : e.status ? e.message : t("serverUnreachable"));
     return;
   }
+  markVisit();
   if (!state.watching) {
     state.watching = true;
     watchNetwork();
-    setInterval(() => {
-      if (location.hash.includes("/people")) render();
-    }, 3000);
+
   }
   await render();
 }

@@ -212,6 +212,48 @@ try {
   assert.equal(await byKeys.locator(".quote").innerText(), "다만 평일 저녁 이용은 여전히 적다.");
   console.log("a keyboard-only user annotated the second sentence of a paragraph");
 
+  // 3d. The list for a hall: filtered by kind and by department, ordered by 공감; in the queue,
+  // by case.
+  await activist.page.selectOption("#f-kind", "gap");
+  await card(activist.page, typed).waitFor({ state: "detached", timeout: LIMIT });
+  const kindsShown = await activist.page.locator("aside article.ann > div:first-child > .kind").allInnerTexts();
+  assert.ok(kindsShown.length >= 1 && kindsShown.every((k) => k === "부족한 점"), `only gaps: ${kindsShown}`);
+  await activist.page.selectOption("#f-kind", "");
+  await activist.page.selectOption("#f-dept", "DEP-CULT");
+  assert.equal(await card(activist.page, gap).count(), 1, "the gap routed to 문화도서관과 stays");
+  assert.equal(await card(activist.page, typed).count(), 0, "a comment for no department goes");
+  await activist.page.selectOption("#f-dept", "");
+  await activist.page.selectOption("#f-sort", "agree");
+  const agreeCounts = (await activist.page.locator("aside article.ann").allInnerTexts()).map((x) => Number((x.match(/공감 (\d+)/) || [0, 0])[1]));
+  assert.deepEqual(agreeCounts, [...agreeCounts].sort((a, b) => b - a), "the most agreed first");
+  assert.ok(agreeCounts[0] >= 1, `${agreeCounts}`);
+  await activist.page.selectOption("#f-sort", "new");
+  await chair.page.selectOption("#f-case", "C-LIB-NR");
+  await chair.page.locator("#queue-handled article.ann", { hasText: question }).waitFor({ state: "detached", timeout: LIMIT });
+  await chair.page.selectOption("#f-case", "");
+  console.log("the list filters by kind, department and case, and sorts by 공감");
+
+  // 3e. The agenda: the chair sums up on an agenda item; the activist, back from elsewhere,
+  // finds it on the session's page, marked new since she looked.
+  await activist.page.goto(`${URL}/#/`);
+  await activist.page.locator("a.card").first().waitFor({ timeout: LIMIT });
+  await chair.page.goto(`${URL}/#/s/S-LIB`);
+  const item = chair.page.locator(".agenda-item[data-item='AG-LIB-3']");
+  await item.locator("summary").click();
+  await item.locator("select[name=kind]").selectOption("lesson");
+  const summing = "종합정리: 순회 사서 배치를 다음 예산에 반영합니다";
+  await item.locator("textarea[name=body]").fill(summing);
+  await item.locator("button[type=submit]").click();
+  await activist.page.goto(`${URL}/#/s/S-LIB`);
+  const onItem = activist.page.locator(".agenda-item[data-item='AG-LIB-3'] article.ann", { hasText: summing });
+  await onItem.waitFor({ timeout: LIMIT });
+  assert.equal(await onItem.locator(".new-badge").count(), 1, "marked new for the activist");
+  assert.equal(await onItem.locator(".kind").first().innerText(), "배울 점");
+  await chair.page.locator(".agenda-item[data-item='AG-LIB-3'] article.ann", { hasText: summing }).waitFor({ timeout: LIMIT });
+  assert.equal(await chair.page.locator(".agenda-item article.ann .new-badge").count(), 0, "not new to its author");
+  await openCase(activist.page);
+  console.log("an agenda item's annotation is shown, marked new for those who had not seen it");
+
   // 4. The observer has no way to annotate, and a forged change from the page is refused.
   await openCase(observer.page);
   assert.equal(await observer.page.locator("#annotate-selection").count(), 0);
@@ -237,9 +279,21 @@ try {
   assert.ok(!events.includes("P-OBS"), "no change by the observer in the log");
   console.log("the observer cannot annotate; the forged change was refused");
 
-  // 5. Presence: who is here, by role.
+  // 5. Presence: who is here, by role — pushed by the server as people come and go, not
+  // polled: the observer closes her page and is gone from the activist's list.
+  const presenceAsked = [];
+  activist.page.on("request", (r) => {
+    if (r.url().includes("/presence")) presenceAsked.push(r.url());
+  });
   await activist.page.goto(`${URL}/#/s/S-LIB/people`);
   await activist.page.locator(".presence li", { hasText: "평가자" }).first().waitFor({ timeout: LIMIT });
+  const observerHere = activist.page.locator(".presence li", { hasText: "방청" });
+  await observerHere.waitFor({ timeout: LIMIT });
+  await observer.ctx.close();
+  await observerHere.waitFor({ state: "detached", timeout: LIMIT });
+  await activist.page.waitForTimeout(3500); // a poller would have asked again by now
+  assert.ok(presenceAsked.length <= 1, `presence is pushed, not polled: ${presenceAsked.length} requests`);
+  console.log("presence: the observer's leaving reached the list without polling");
 
   // 6. Replay: at the end everything is there; at an earlier moment the later ones are not.
   await activist.page.goto(`${URL}/#/s/S-LIB/replay`);
