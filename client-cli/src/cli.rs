@@ -379,6 +379,21 @@ enum AdminCommand {
     /// Register a document by its key.
     #[command(subcommand)]
     Doc(DocCommand),
+    /// Join links for everyone in a session who has none yet (the invite sheet): prints them,
+    /// or writes a CSV to send. The web client prints the same sheet with QR codes.
+    Invites {
+        /// The session's key.
+        session: String,
+        /// Replace the links people already have (their open connections close).
+        #[arg(long)]
+        reissue: bool,
+        /// The address participants open, if not the one this command uses (behind a proxy).
+        #[arg(long)]
+        base: Option<String>,
+        /// Write the links as CSV (UTF-8 with a byte-order mark, for spreadsheets) to this file.
+        #[arg(long)]
+        csv: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -494,6 +509,38 @@ enum DocCommand {
     },
 }
 
+/// The invite sheet as CSV: one row per participant, the link empty where they keep theirs.
+fn write_invites_csv(path: &std::path::Path, invites: &[Json]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut out = Vec::from("\u{feff}".as_bytes());
+    {
+        let mut w = csv::Writer::from_writer(&mut out);
+        w.write_record([
+            "participant",
+            "name",
+            "affiliation",
+            "role",
+            "role_ko",
+            "link",
+            "note",
+        ])?;
+        for i in invites {
+            let f = |k: &str| i[k].as_str().unwrap_or("").to_string();
+            w.write_record([
+                f("participant"),
+                f("name"),
+                f("affiliation"),
+                f("role"),
+                f("role_ko"),
+                f("link"),
+                f("note"),
+            ])?;
+        }
+        w.flush()?;
+    }
+    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn admin_call(
     cli_server: &str,
     token: Option<String>,
@@ -514,6 +561,30 @@ fn admin_call(
         AdminCommand::Participant(ParticipantCommand::List) => api.call("GET", "/api/v1/participants", None),
         AdminCommand::Grant(a) => api.call("POST", "/api/v1/roles", Some(role_body(&a))),
         AdminCommand::Revoke(a) => api.call("DELETE", "/api/v1/roles", Some(role_body(&a))),
+        AdminCommand::Invites { session, reissue, base, csv } => {
+            let base = base.unwrap_or_else(|| crate::admin::http_base(cli_server));
+            let mut answer = api.call(
+                "POST",
+                &format!("/api/v1/sessions/{session}/invites"),
+                Some(json!({ "base": base, "reissue": reissue })),
+            )?;
+            let invites = answer["invites"].as_array_mut().map(std::mem::take).unwrap_or_default();
+            if let Some(path) = csv {
+                write_invites_csv(&path, &invites)?;
+                answer["csv"] = json!(path.display().to_string());
+            }
+            // The QR codes are for the web sheet; a terminal shows the links.
+            answer["invites"] = invites
+                .into_iter()
+                .map(|mut i| {
+                    if let Some(o) = i.as_object_mut() {
+                        o.remove("qr_svg");
+                    }
+                    i
+                })
+                .collect();
+            Ok(answer)
+        }
         AdminCommand::Token(TokenCommand::Issue { participant }) => api.call("POST", &format!("/api/v1/participants/{participant}/token"), None),
         AdminCommand::Token(TokenCommand::Revoke { participant }) => api.call("DELETE", &format!("/api/v1/participants/{participant}/token"), None),
         AdminCommand::Session(SessionCommand::Add { key, series, title, phase, facilitator }) => api.call(

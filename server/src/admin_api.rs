@@ -153,7 +153,11 @@ pub(crate) fn require_series(state: &AppState, by: &str, series: &str) -> Result
 
 /// `Ok` when `by` may issue or revoke `participant`'s token (see
 /// `Registry::may_manage_token_of`).
-fn require_token_authority(state: &AppState, by: &str, participant: &str) -> Result<(), ApiError> {
+pub(crate) fn require_token_authority(
+    state: &AppState,
+    by: &str,
+    participant: &str,
+) -> Result<(), ApiError> {
     if state.hub.config.open || state.hub.registry.may_manage_token_of(by, participant) {
         Ok(())
     } else {

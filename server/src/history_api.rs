@@ -64,7 +64,15 @@ async fn readable_document(
     let len = blocking(move || store.document_len(&id))
         .await?
         .map_err(storage_err)?;
-    if len == 0 {
+    // Registered by its key but never written (a notes layer nobody has used yet): it exists,
+    // empty, from the start. An unknown id is not found.
+    if len == 0
+        && state
+            .hub
+            .registry
+            .document(&id)
+            .is_none_or(|d| d.key.is_none())
+    {
         return Err(not_found());
     }
     Ok((id, len))

@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(crate::admin_api::routes())
+        .merge(crate::invite_api::routes())
         .merge(crate::import_api::routes(state.clone()))
         .merge(crate::report_api::routes())
         .layer(deadlines)

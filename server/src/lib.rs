@@ -28,6 +28,7 @@ pub mod history_cache;
 pub mod http;
 pub mod hub;
 pub mod import_api;
+pub mod invite_api;
 pub mod listener;
 pub mod log_budget;
 pub mod metrics;

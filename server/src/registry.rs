@@ -338,6 +338,15 @@ impl Registry {
         found
     }
 
+    /// Whether `participant` holds a token that still authenticates.
+    pub fn has_token(&self, participant: &str) -> bool {
+        let now = self.clock.now_ms();
+        self.read()
+            .tokens
+            .iter()
+            .any(|(_, e)| e.participant == participant && e.expires_at_ms.is_none_or(|t| now < t))
+    }
+
     pub fn participant(&self, key: &str) -> Option<Participant> {
         self.read().participants.get(key).cloned()
     }

@@ -250,5 +250,61 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
         Some((serde_json::json!("live"), serde_json::json!("scheduled"))),
         "logged: {last:?}"
     );
+
+    // The invite sheet from the command line: Kim has her link, so by default it is kept (she
+    // stays connected); `--reissue` makes her a new one, and the old stops working.
+    ok(&toron(
+        &url,
+        admin,
+        &["admin", "grant", "P-kim", "activist", "--session", "S05"],
+    )
+    .await);
+    let csv_path = dir.path().join("invites.csv");
+    let sheet = toron(
+        &url,
+        admin,
+        &[
+            "admin",
+            "invites",
+            "S05",
+            "--csv",
+            csv_path.to_str().expect("path"),
+        ],
+    )
+    .await;
+    ok(&sheet);
+    let row = |sheet: &Value| {
+        sheet["invites"]
+            .as_array()
+            .and_then(|l| l.iter().find(|i| i["participant"] == "P-kim").cloned())
+            .expect("Kim is on the sheet")
+    };
+    assert_eq!(row(&sheet.1)["note"], "has_token", "{}", sheet.1);
+    assert!(row(&sheet.1)["link"].is_null());
+    let csv = std::fs::read_to_string(&csv_path).expect("csv written");
+    assert!(
+        csv.starts_with('\u{feff}') && csv.contains("P-kim,김민지"),
+        "{csv}"
+    );
+    assert_eq!(toron(&url, &kim_token, &["admin", "whoami"]).await.0, 0);
+    let again = toron(&url, admin, &["admin", "invites", "S05", "--reissue"]).await;
+    ok(&again);
+    let link = row(&again.1)["link"]
+        .as_str()
+        .expect("a new link")
+        .to_string();
+    assert!(
+        link.starts_with(&url.replacen("ws://", "http://", 1)),
+        "{link}"
+    );
+    let new_token = link.rsplit("#/join/").next().expect("token");
+    assert_ne!(
+        toron(&url, &kim_token, &["admin", "whoami"]).await.0,
+        0,
+        "the old link is gone"
+    );
+    let me = toron(&url, new_token, &["admin", "whoami"]).await;
+    assert_eq!(me.1["participant"], "P-kim", "{}", me.2);
+
     server.shutdown().await.expect("shutdown");
 }

@@ -393,7 +393,10 @@ function tabs(s, current) {
     ["people", `#/s/${s.key}/people`, t("people")],
     ["replay", `#/s/${s.key}/replay`, t("replay")],
   ];
-  if (s.my_roles.includes("organizer")) items.push(["report", `#/report/${s.key}`, t("report")]);
+  if (s.my_roles.includes("organizer")) {
+    items.push(["invites", `#/s/${s.key}/invites`, t("invites")]);
+    items.push(["report", `#/report/${s.key}`, t("report")]);
+  }
   return `<nav class="tabs" aria-label="${esc(t("sessionMenu"))}">${items
     .map(([k, href, label]) => `<a href="${href}" ${k === current ? 'aria-current="page"' : ""}>${esc(label)}</a>`)
     .join("")}</nav>`;
@@ -801,6 +804,66 @@ async function viewPeople(s) {
       .join("")}</ul>`;
 }
 
+// ---- the invite sheet (organizers) ---------------------------------------------------------
+
+/// The links made for a session in this page (tokens are shown once: they are not kept).
+const inviteSheets = {};
+
+function viewInvites(s) {
+  const head = `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "invites")}`;
+  const sheet = inviteSheets[s.key];
+  const make = `<p class="no-print">${esc(t("invitesHelp"))}</p>
+    <p class="no-print"><button type="button" class="primary" data-act="invites">${esc(t("invitesMake"))}</button>
+    <button type="button" data-act="invites-reissue">${esc(t("invitesReissue"))}</button></p>`;
+  if (!sheet) return head + make;
+  const cards = sheet.invites
+    .map(
+      (i) => `<article class="invite${i.link ? "" : " kept"}" data-participant="${esc(i.participant)}">
+        ${i.qr_svg ? `<div class="qr" role="img" aria-label="${esc(`${t("qrOf")} ${i.name}`)}">${i.qr_svg}</div>` : ""}
+        <div><strong>${esc(i.name)}</strong> <span class="kind">${esc(lang() === "en" ? i.role_en : i.role_ko)}</span>
+        <div class="muted">${esc(i.affiliation || "")}</div>
+        ${i.link ? `<code class="link">${esc(i.link)}</code>` : `<p class="muted">${esc(t(i.note === "not_yours" ? "inviteNotYours" : "inviteKept"))}</p>`}</div>
+      </article>`,
+    )
+    .join("");
+  return `${head}${make}
+    <p class="no-print" role="status">${esc(t("invitesDone"))}: ${sheet.issued} · ${esc(t("inviteKept"))}: ${sheet.kept}
+      <button type="button" data-act="print">${esc(t("printSheet"))}</button>
+      <button type="button" data-act="invites-csv">${esc(t("downloadCsv"))}</button></p>
+    <div class="invite-sheet">${cards}</div>`;
+}
+
+async function makeInvites(s, reissue) {
+  if (reissue && !confirm(t("invitesReissueConfirm"))) return;
+  const r = await fetch(`/api/v1/sessions/${encodeURIComponent(s.key)}/invites`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${state.token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ base: location.origin, reissue }),
+  });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body?.error?.message || `${r.status}`);
+  inviteSheets[s.key] = body;
+  render();
+}
+
+/// The sheet as CSV for a spreadsheet or a mail merge (a byte-order mark, so Excel reads Korean).
+function downloadInvites(s) {
+  const sheet = inviteSheets[s.key];
+  if (!sheet) return;
+  const cell = (v) => `"${String(v ?? "").replace(/"/g, '""')}"`;
+  const rows = [["participant", "name", "affiliation", "role", "role_ko", "link"]].concat(
+    sheet.invites.map((i) => [i.participant, i.name, i.affiliation, i.role, i.role_ko, i.link || ""]),
+  );
+  const blob = new Blob(["\ufeff" + rows.map((r) => r.map(cell).join(",")).join("\r\n")], { type: "text/csv;charset=utf-8" });
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = `invites-${s.key}.csv`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
 const replayState = { session: null, times: [], at: null, link: null, timer: null, playing: 0 };
 state.replay = replayState; // the tests read the acts' times
 
@@ -1011,6 +1074,7 @@ async function render() {
     if ((m = h.match(/^#\/s\/([^/]+)\/c\/([^/]+)/))) html = await viewCase(session(decodeURIComponent(m[1])), decodeURIComponent(m[2]));
     else if ((m = h.match(/^#\/s\/([^/]+)\/queue/))) html = await viewQueue(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)\/people/))) html = await viewPeople(session(decodeURIComponent(m[1])));
+    else if ((m = h.match(/^#\/s\/([^/]+)\/invites/))) html = viewInvites(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)\/replay/))) html = await viewReplay(session(decodeURIComponent(m[1].split("?")[0])));
     else if ((m = h.match(/^#\/s\/([^/]+)/))) html = await viewCases(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/report\/([^/]+)/))) html = await viewReport(decodeURIComponent(m[1]));
@@ -1145,6 +1209,12 @@ document.addEventListener("click", async (ev) => {
       const focused = lastSection && document.contains(lastSection) ? lastSection : null;
       if (focused) return openComposer(focused, null, s);
       announce(t("selectFirst"));
+    } else if (b.dataset.act === "invites" || b.dataset.act === "invites-reissue") {
+      await makeInvites(s, b.dataset.act === "invites-reissue");
+    } else if (b.dataset.act === "invites-csv") {
+      downloadInvites(s);
+    } else if (b.dataset.act === "print") {
+      window.print();
     } else if (b.dataset.act === "play") {
       replayPlay(Number(b.dataset.speed));
     } else if (b.dataset.act === "pause") {

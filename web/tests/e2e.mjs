@@ -361,6 +361,39 @@ try {
   assert.deepEqual(leaked, [], "no HTTP request carries the token in its URL");
   if (shots) await organizer.page.screenshot({ path: join(shots, "web-report.png") });
 
+  // 8b. The invite sheet: the organizer makes links for everyone in S-LIB who has none — those
+  // already in the hall keep theirs (and stay connected) — each with its QR code, prints it
+  // (print styles leave only the cards) or downloads a CSV; a new link opens the hall.
+  await organizer.page.goto(`${URL}/#/s/S-LIB/invites`);
+  await organizer.page.click("button[data-act=invites]");
+  const sheet = organizer.page.locator(".invite-sheet article.invite");
+  await sheet.first().waitFor({ timeout: LIMIT });
+  const kimCard = organizer.page.locator(".invite[data-participant='P-KIM']");
+  assert.equal(await kimCard.locator("code.link").count(), 0, "a participant with a link keeps it");
+  assert.match(await kimCard.innerText(), /이미 링크를 받았습니다/);
+  const made = organizer.page.locator(".invite:has(code.link)");
+  assert.ok((await made.count()) >= 2, `links made: ${await made.count()}`);
+  assert.equal(await made.first().locator(".qr svg").count(), 1, "with its QR code");
+  assert.equal(await activist.page.locator("#net.on").count(), 1, "the hall is not locked out");
+  const newcomer = (await made.first().locator("code.link").innerText()).trim();
+  assert.ok(newcomer.startsWith(`${URL}/#/join/`), newcomer);
+  const [download] = await Promise.all([
+    organizer.page.waitForEvent("download", { timeout: LIMIT }),
+    organizer.page.click("button[data-act=invites-csv]"),
+  ]);
+  const csv = readFileSync(await download.path(), "utf8");
+  assert.ok(csv.startsWith("\ufeff") && csv.includes(newcomer), "the CSV carries the links");
+  await organizer.page.emulateMedia({ media: "print" });
+  assert.equal(await organizer.page.locator("nav.tabs").isVisible(), false, "printing shows the cards only");
+  if (shots) await organizer.page.screenshot({ path: join(shots, "web-invites-print.png"), fullPage: true });
+  await organizer.page.emulateMedia({ media: "screen" });
+  const joined = await person(decodeURIComponent(newcomer.split("#/join/")[1]));
+  await joined.page.locator("a.card", { hasText: "도서관" }).first().waitFor({ timeout: LIMIT });
+  await joined.ctx.close();
+  console.log(`invite sheet: ${await made.count()} links with QR codes; the CSV and a new link work`);
+  await organizer.page.goto(`${URL}/#/report/HB-BENCH-2012`);
+  await frame.locator("h1").first().waitFor({ timeout: LIMIT });
+
   // 9. The report's links lead to the moment they name (issue 16): every one answers, and the
   // organizer follows three — one clicked in the report as shown, two opened from a mailed
   // file — each opening the replay at that instant with the annotation or passage in view.
