@@ -26,6 +26,12 @@ const words = {
   newAnnotation: ["새 주석", "New annotation"],
   kind: ["종류", "Kind"],
   agenda: ["의제", "Agenda"],
+  errBadRequest: ["요청이 올바르지 않습니다.", "The request is not valid."],
+  errForbidden: ["이 작업을 할 권한이 없습니다.", "You may not do this."],
+  errConflict: ["다른 변경과 겹쳐 처리하지 못했습니다. 다시 시도하세요.", "It clashed with another change; try again."],
+  errTooLarge: ["너무 커서 받을 수 없습니다.", "Too large to accept."],
+  errTooMany: ["요청이 너무 많습니다. 잠시 후 다시 시도하세요.", "Too many requests; try again in a moment."],
+  errServer: ["서버에 문제가 있습니다. 잠시 후 다시 시도하세요.", "The server has a problem; try again in a moment."],
   invites: ["초대장", "Invites"],
   invitesHelp: [
     "이 토론회의 모든 참여자에게 참여 링크와 QR 코드를 만듭니다. 링크는 이 화면에서 한 번만 보이니 인쇄하거나 CSV로 내려받으세요.",

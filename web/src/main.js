@@ -58,14 +58,22 @@ function linkedMoment() {
   if (hash) history.replaceState(null, "", `/${hash}`);
 }
 
+/// A refused request said in the reader's language; the server's own words (English, for
+/// whoever diagnoses it) follow in parentheses.
+function serverError(status, body) {
+  const key =
+    { 400: "errBadRequest", 401: "badToken", 403: "errForbidden", 404: "notFound", 409: "errConflict", 413: "errTooLarge", 429: "errTooMany" }[status] ||
+    (status >= 500 ? "errServer" : "errBadRequest");
+  const detail = body?.error?.message;
+  const e = new Error(detail ? `${t(key)} (${detail})` : t(key));
+  e.status = status;
+  return e;
+}
+
 async function api(path) {
   const r = await fetch(path, { headers: state.token ? { Authorization: `Bearer ${state.token}` } : {} });
   const body = await r.json().catch(() => ({}));
-  if (!r.ok) {
-    const e = new Error(body?.error?.message || `${r.status}`);
-    e.status = r.status;
-    throw e;
-  }
+  if (!r.ok) throw serverError(r.status, body);
   return body;
 }
 
@@ -841,7 +849,7 @@ async function makeInvites(s, reissue) {
     body: JSON.stringify({ base: location.origin, reissue }),
   });
   const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(body?.error?.message || `${r.status}`);
+  if (!r.ok) throw serverError(r.status, body);
   inviteSheets[s.key] = body;
   render();
 }
@@ -907,7 +915,7 @@ function replayPlay(speed) {
       render();
       return;
     }
-    replayState.at = ts[i + 1];
+    replayTo(ts[i + 1]);
     render();
     const wait = Math.min(3000, Math.max(250, (ts[Math.min(i + 2, ts.length - 1)] - ts[i + 1]) / speed));
     replayState.timer = setTimeout(step, wait);
@@ -987,11 +995,22 @@ async function viewReplay(s) {
         .map((a) => `<li data-ann="${esc(a.id)}" data-status="${esc(statusOf(a))}"><span class="status">${esc(t(statusOf(a)))}</span> ${esc(a.body || "")}</li>`)
         .join("")}</ul></section>`
     : "";
+  // What was said on the agenda's items by then (the chair's summing-up among it).
+  const onAgenda = anns.filter((a) => a.target?.type === "agenda_item" && !a.parent);
+  const itemTitle = (k) => (s.agenda || []).find((x) => x.key === k)?.title_ko || k;
+  const agendaNotes = onAgenda.length
+    ? `<section class="card" aria-label="${esc(t("agenda"))}"><h2>${esc(t("agenda"))}</h2><ul id="replay-agenda">${onAgenda
+        .map(
+          (a) =>
+            `<li data-ann="${esc(a.id)}"${a.id === state.focus ? ' class="focus"' : ""}><span class="meta">${esc(itemTitle(a.target.agenda_item))}</span> <span class="kind">${esc(t(a.kind))}</span> ${esc(a.body || "")}</li>`,
+        )
+        .join("")}</ul></section>`
+    : "";
   // Every case, its text as it was and the annotations on it then; the linked one's first.
   const target = anns.find((x) => x.id === ann)?.target?.doc;
   const cases = [...s.cases].sort((x, y) => (`case:${y.key}` === target) - (`case:${x.key}` === target));
   let content = "";
-  let shown = 0;
+  let shown = onAgenda.length;
   for (const c of cases) {
     const caseState = docs[`case:${c.key}`]?.state;
     const onCase = anns.filter((a) => a.target?.doc === `case:${c.key}` && !a.parent);
@@ -1018,7 +1037,7 @@ async function viewReplay(s) {
       <div class="markers" aria-hidden="true">${markers}</div>
       <p>${speeds} <button type="button" data-act="pause" ${replayState.playing ? "" : "disabled"}>⏸ ${esc(t("pause"))}</button></p>
     </div>${linked}
-    <p id="replay-count" aria-live="polite">${esc(t("visibleAnnotations"))}: <strong>${shown}</strong></p>${queue}${content}`;
+    <p id="replay-count" aria-live="polite">${esc(t("visibleAnnotations"))}: <strong>${shown}</strong></p>${queue}${agendaNotes}${content}`;
 }
 
 /// The report, fetched with the token in a header and shown in a sandboxed frame: a token in
@@ -1029,13 +1048,13 @@ async function viewReport(key) {
   });
   const html = await r.text();
   if (!r.ok) {
-    let message = `${r.status}`;
+    let body = null;
     try {
-      message = JSON.parse(html)?.error?.message || message;
+      body = JSON.parse(html);
     } catch {
       /* not JSON */
     }
-    throw new Error(message);
+    throw serverError(r.status, body);
   }
   return `<h1>${esc(t("report"))}</h1>
     <iframe class="report" title="${esc(t("report"))}" sandbox="allow-popups allow-top-navigation-by-user-activation" srcdoc="${esc(html)}"></iframe>`;
@@ -1330,10 +1349,20 @@ document.addEventListener("change", (ev) => {
   }
 });
 
+/// Moves the replay to `at` and writes the moment into the address, so that a copied link
+/// (or a reload) opens the same moment.
+function replayTo(at) {
+  replayState.at = at;
+  const p = replayParams();
+  p.set("at", new Date(at + 9 * 3600 * 1000).toISOString().replace(/\.\d+Z$/, "+09:00"));
+  history.replaceState(null, "", `${location.pathname}${location.hash.split("?")[0]}?${p}`);
+  replayState.link = location.hash;
+}
+
 document.addEventListener("input", (ev) => {
   if (ev.target.id !== "slider") return;
   replayState.playing = 0;
-  replayState.at = replayState.times[Number(ev.target.value)];
+  replayTo(replayState.times[Number(ev.target.value)]);
   clearTimeout(replayState.timer);
   replayState.timer = setTimeout(render, 150);
 });

@@ -301,6 +301,7 @@ try {
   await activist.page.locator("#replay-count").waitFor({ timeout: LIMIT });
   const all = Number(await activist.page.locator("#replay-count strong").innerText());
   assert.ok((await activist.page.locator("li[data-ann]", { hasText: gap }).count()) === 1, "the gap at the end");
+  assert.equal(await activist.page.locator("#replay-agenda li", { hasText: summing }).count(), 1, "the agenda's annotations are replayed");
   if (shots) await activist.page.screenshot({ path: join(shots, "web-replay-desktop.png") });
   // The slider steps act by act: to 16:21 on the day of the session (KST), after the first
   // remarks, long before today's.
@@ -324,6 +325,12 @@ try {
   const then = Number(await activist.page.locator("#replay-count strong").innerText());
   assert.equal(await activist.page.locator("li[data-ann]", { hasText: gap }).count(), 0, "the later gap is hidden");
   assert.ok(then >= 1 && then < all, `${then} of ${all} at ${earlier}`);
+  // The moment is in the address: a reload (or a copied link) opens the same moment.
+  assert.match(decodeURIComponent(activist.page.url()), /[?&]at=2012-11-07T16:\d\d:00\+09:00/, "the moment in the URL");
+  await activist.page.reload();
+  await activist.page.locator("#replay-count").waitFor({ timeout: LIMIT });
+  assert.equal(Number(await activist.page.locator("#replay-count strong").innerText()), then, "the same moment after a reload");
+  assert.equal(await activist.page.locator("#replay-agenda li", { hasText: summing }).count(), 0, "the summing-up came later");
   console.log(`replay: ${all} annotations at the end, ${then} at 16:21`);
   // Both cases are there; played at ×16 from the opening, the other case's lesson (16:30)
   // appears by itself, and the queue shows each question's status as it was.
@@ -364,6 +371,8 @@ try {
   // 8b. The invite sheet: the organizer makes links for everyone in S-LIB who has none — those
   // already in the hall keep theirs (and stay connected) — each with its QR code, prints it
   // (print styles leave only the cards) or downloads a CSV; a new link opens the hall.
+  await openCase(activist.page);
+  await activist.page.locator("#net.on").waitFor({ timeout: LIMIT });
   await organizer.page.goto(`${URL}/#/s/S-LIB/invites`);
   await organizer.page.click("button[data-act=invites]");
   const sheet = organizer.page.locator(".invite-sheet article.invite");
