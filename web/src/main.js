@@ -1359,12 +1359,18 @@ function replayTo(at) {
   replayState.link = location.hash;
 }
 
+// While the slider is dragged, moves wait for a pause (one request, not one per pixel); a key
+// press is one move, answered at once.
+let sliderHeld = false;
+document.addEventListener("pointerdown", (ev) => (sliderHeld = ev.target.id === "slider"));
+document.addEventListener("pointerup", () => (sliderHeld = false));
+
 document.addEventListener("input", (ev) => {
   if (ev.target.id !== "slider") return;
   replayState.playing = 0;
   replayTo(replayState.times[Number(ev.target.value)]);
   clearTimeout(replayState.timer);
-  replayState.timer = setTimeout(render, 150);
+  replayState.timer = setTimeout(render, sliderHeld ? 150 : 0);
 });
 
 window.addEventListener("hashchange", () => {
