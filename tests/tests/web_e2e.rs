@@ -77,9 +77,19 @@ fn chromium() -> Option<String> {
 /// with another Chromium sharing the two cores.
 static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-#[test]
-fn the_web_client_in_headless_chromium() {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+/// What both browser tests start from: the one-browser lock, Chromium's path, `web/` with its
+/// packages installed, and a fresh server on a temporary data directory.
+struct Bench {
+    _one: std::sync::MutexGuard<'static, ()>,
+    browser: String,
+    web: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    server: Server,
+    url: String,
+}
+
+fn bench() -> Bench {
+    let one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
     let browser = chromium().expect(
         "this test needs Debian's chromium (apt-get install -y chromium fonts-noto-cjk; .ci/run installs it)",
     );
@@ -87,6 +97,26 @@ fn the_web_client_in_headless_chromium() {
     toron_tests::npm_ci(&web, "playwright-core");
     let dir = tempfile::tempdir().expect("tempdir");
     let (server, url) = start(&dir.path().join("data"));
+    Bench {
+        _one: one,
+        browser,
+        web,
+        dir,
+        server,
+        url,
+    }
+}
+
+#[test]
+fn the_web_client_in_headless_chromium() {
+    let Bench {
+        _one,
+        browser,
+        web,
+        dir,
+        server,
+        url,
+    } = bench();
     let bundle = web.join("../examples/debate-bundle.json");
     toron(&url, &["import", bundle.to_str().expect("path")]);
     // The example ends in `reporting`: the hall reopens it, which takes --force (a phase does
@@ -206,14 +236,14 @@ fn hall_bundle(example: &Path) -> serde_json::Value {
 /// `web/tests/weight.mjs` asserts the budgets and prints the figures BENCHMARKS.md quotes.
 #[test]
 fn the_web_client_is_light_on_a_slow_link() {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
-    let browser = chromium().expect(
-        "this test needs Debian's chromium (apt-get install -y chromium fonts-noto-cjk; .ci/run installs it)",
-    );
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
-    toron_tests::npm_ci(&web, "playwright-core");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (server, url) = start(&dir.path().join("data"));
+    let Bench {
+        _one,
+        browser,
+        web,
+        dir,
+        server,
+        url,
+    } = bench();
     let bundle = dir.path().join("hall.json");
     std::fs::write(
         &bundle,

@@ -284,6 +284,23 @@ function renderSaving() {
   el.textContent = t(state.saving.status);
 }
 
+/// A new annotation of this participant's, written live in the hall: `fields` add its target
+/// and text.
+function liveAnnotation(s, kind, fields) {
+  return {
+    id: uuid(),
+    session: s.key,
+    kind,
+    author: state.me,
+    author_role: s.my_roles.find((r) => ANNOTATING.includes(r)) || s.my_roles[0],
+    created_at: nowKst(),
+    capture: "live_app",
+    visibility: "session",
+    source: { kind: "live" },
+    ...fields,
+  };
+}
+
 async function annotate(s, form) {
   const { l, h } = await myLayer(s);
   const caseKey = form.dataset.case;
@@ -296,16 +313,7 @@ async function annotate(s, form) {
   const target = (await handle(caseDoc.doc)).doc();
   const text = path.reduce((o, k) => o?.[k], target) || "";
   const exact = cpSlice(text, start, end);
-  const a = {
-    id: uuid(),
-    session: s.key,
-    kind: form.kind.value,
-    author: state.me,
-    author_role: s.my_roles.find((r) => ANNOTATING.includes(r)) || s.my_roles[0],
-    created_at: nowKst(),
-    capture: "live_app",
-    visibility: "session",
-    source: { kind: "live" },
+  const a = liveAnnotation(s, form.kind.value, {
     subject_cases: [caseKey],
     target: {
       type: "text_range",
@@ -315,7 +323,7 @@ async function annotate(s, form) {
       position: { start, end },
       heads: A.getHeads(target),
     },
-  };
+  });
   try {
     const len = cpLength(text);
     const cs = A.getCursor(target, path, start);
@@ -480,19 +488,10 @@ async function agendaView(s) {
 /// An annotation on an agenda item: no passage, the item named.
 async function annotateAgenda(s, form) {
   const { l, h } = await myLayer(s);
-  const a = {
-    id: uuid(),
-    session: s.key,
-    kind: form.kind.value,
-    author: state.me,
-    author_role: s.my_roles.find((r) => ANNOTATING.includes(r)) || s.my_roles[0],
-    created_at: nowKst(),
-    capture: "live_app",
-    visibility: "session",
-    source: { kind: "live" },
+  const a = liveAnnotation(s, form.kind.value, {
     target: { type: "agenda_item", agenda_item: form.dataset.item },
     body: form.body.value.trim(),
-  };
+  });
   h.change((d) => {
     ensureLayer(d, s);
     d.annotations[a.id] = a;
