@@ -345,16 +345,16 @@ impl Actor {
                     .observe(from.elapsed().as_secs_f64());
             }
             let Some((batch, changes)) = append else {
+                // Nothing goes to the log: ids held for changes that were not taken are free.
+                self.hub.registry.release_actors(&bindings);
                 return true;
             };
             let n = changes.len() as u64;
-            match self
-                .hub
-                .store
-                .append(self.id, changes, std::mem::take(&mut bindings))
-                .await
-            {
+            let bound = std::mem::take(&mut bindings);
+            match self.hub.store.append(self.id, changes, bound.clone()).await {
                 Ok(done) => {
+                    // Durable: the ids these changes introduced are bound now, not before.
+                    self.hub.registry.confirm_actors(&bound);
                     self.hub.metrics.changes_accepted.inc_by(n);
                     fanout_from = Some(batch_started);
                     let last = done.last_doc_seq;
@@ -364,6 +364,7 @@ impl Actor {
                     }
                 }
                 Err(e) => {
+                    self.hub.registry.release_actors(&bound);
                     self.hub.metrics.error(ErrorKind::storage);
                     tracing::error!(id = %self.id, error = %e, "append failed; closing the document");
                     let reason = e.to_string();

@@ -164,6 +164,11 @@ pub struct Registry {
     /// Serialises admin changes so that each sees the previous one applied.
     admin: tokio::sync::Mutex<()>,
     clock: Clock,
+    /// Actor ids a batch on its way to the log introduces, held for its participant until the
+    /// batch is durable (then they join `State::actors`) or fails (then they are let go): a
+    /// binding is never applied before the change that makes it is in the log, yet no other
+    /// participant can take the id meanwhile.
+    reserved_actors: std::sync::Mutex<HashMap<Vec<u8>, String>>,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -271,6 +276,7 @@ impl Registry {
             state: RwLock::new(st),
             admin: tokio::sync::Mutex::new(()),
             clock,
+            reserved_actors: std::sync::Mutex::new(HashMap::new()),
         }))
     }
 
@@ -336,6 +342,73 @@ impl Registry {
             }
         }
         found
+    }
+
+    /// Whom `actor` belongs to in the log (reservations of batches not yet durable aside).
+    pub fn actor_owner(&self, actor: &[u8]) -> Option<String> {
+        self.read().actors.get(actor).cloned()
+    }
+
+    /// Whom `actor` belongs to, or is held for by a batch on its way to the log.
+    fn actor_claimed_by(&self, actor: &[u8]) -> Option<String> {
+        self.actor_owner(actor).or_else(|| {
+            self.reserved_actors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(actor)
+                .cloned()
+        })
+    }
+
+    /// Holds `actor` for `participant` until its batch is durable; `false` if it is bound or
+    /// held already.
+    fn reserve_actor(&self, participant: &str, actor: &[u8]) -> bool {
+        if self.read().actors.contains_key(actor) {
+            return false;
+        }
+        let mut held = self
+            .reserved_actors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if held.contains_key(actor) {
+            return false;
+        }
+        held.insert(actor.to_vec(), participant.to_string());
+        true
+    }
+
+    /// The batch that introduced `bindings` is durable: they are bindings now.
+    pub fn confirm_actors(&self, bindings: &[(Vec<u8>, String)]) {
+        if bindings.is_empty() {
+            return;
+        }
+        let mut st = self.write();
+        let mut held = self
+            .reserved_actors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (actor, participant) in bindings {
+            held.remove(actor);
+            st.actors
+                .entry(actor.clone())
+                .or_insert_with(|| participant.clone());
+        }
+    }
+
+    /// The batch that introduced `bindings` did not reach the log: the ids are free again.
+    pub fn release_actors(&self, bindings: &[(Vec<u8>, String)]) {
+        if bindings.is_empty() {
+            return;
+        }
+        let mut held = self
+            .reserved_actors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (actor, participant) in bindings {
+            if held.get(actor) == Some(participant) {
+                held.remove(actor);
+            }
+        }
     }
 
     /// Whether `participant` holds a token that still authenticates.
@@ -1080,8 +1153,9 @@ fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Actor bindings as the engine sees them: the registry's map, plus the bindings this batch
-/// made, which the actor persists with the batch's changes.
+/// Actor bindings as the engine sees them: the registry's map and the ids held for batches on
+/// their way to the log, plus the ids this batch holds, which the document actor persists with
+/// its changes and confirms once they are durable.
 #[derive(Debug)]
 pub struct RegistryGate {
     pub registry: Arc<Registry>,
@@ -1166,7 +1240,7 @@ impl RegistryGate {
 
 impl ActorGate for RegistryGate {
     fn check(&self, participant: &str, actor: &[u8]) -> Result<(), String> {
-        match self.registry.read().actors.get(actor) {
+        match self.registry.actor_claimed_by(actor) {
             Some(owner) if owner != participant => Err(format!(
                 "the Automerge actor id {} belongs to another participant",
                 &hex(actor)
@@ -1175,10 +1249,10 @@ impl ActorGate for RegistryGate {
         }
     }
 
+    /// Holds the id for the participant; the document actor confirms it once the batch is
+    /// durable, or lets it go (`Registry::confirm_actors`, `Registry::release_actors`).
     fn bind(&mut self, participant: &str, actor: &[u8]) {
-        let mut st = self.registry.write();
-        if !st.actors.contains_key(actor) {
-            st.actors.insert(actor.to_vec(), participant.to_string());
+        if self.registry.reserve_actor(participant, actor) {
             self.new.push((actor.to_vec(), participant.to_string()));
         }
     }
@@ -1256,5 +1330,31 @@ impl toron_protocol::schema::References for SeriesReferences<'_> {
                 }
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// While a batch is on its way to the log, the actor id it introduces is held for its
+    /// participant: another may not take it, yet the registry does not call it bound; a failed
+    /// batch lets it go, a durable one binds it.
+    #[test]
+    fn a_held_actor_id_is_nobody_elses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), None).expect("store");
+        let reg = Registry::load(store, Clock::manual(0)).expect("registry");
+        let x = b"actor-x".to_vec();
+        assert!(reg.reserve_actor("P-A", &x));
+        assert!(!reg.reserve_actor("P-B", &x), "held for P-A");
+        assert_eq!(reg.actor_claimed_by(&x).as_deref(), Some("P-A"));
+        assert_eq!(reg.actor_owner(&x), None, "not bound before it is durable");
+        reg.release_actors(&[(x.clone(), "P-A".into())]);
+        assert_eq!(reg.actor_claimed_by(&x), None, "a failed batch lets it go");
+        assert!(reg.reserve_actor("P-B", &x));
+        reg.confirm_actors(&[(x.clone(), "P-B".into())]);
+        assert_eq!(reg.actor_owner(&x).as_deref(), Some("P-B"));
+        assert!(!reg.reserve_actor("P-A", &x), "bound to P-B for good");
     }
 }

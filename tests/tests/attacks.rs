@@ -366,3 +366,84 @@ async fn revoking_a_token_closes_the_participants_connections_within_a_second() 
     );
     server.shutdown().await.expect("shutdown");
 }
+
+/// An Automerge actor id becomes a participant's only once the change that introduced it is
+/// in the log: while the batch waits for durability the registry does not show the binding,
+/// and a batch the log could not store (a full disk) binds nothing. (That nobody else may take
+/// the id meanwhile is `registry::tests::a_held_actor_id_is_nobody_elses`.) (`RegistryGate::bind` used to write the binding into the registry
+/// during the engine's step, before the append: both `actor_owner` checks below failed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_id_is_bound_only_by_a_durable_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = toron_server::store::DurabilityGate::default();
+    let mut config = secure_config(dir.path());
+    config.admin_token = Some("toron_admin_for_the_binding_test".into());
+    config.durability_gate = Some(gate.clone());
+    let server = start_with(config).await;
+    let tokens = roster::set_up(&server).await;
+    set_phase(&server, Phase::Live).await;
+    let notes_of = |role: Role| {
+        DocKey::Notes {
+            session: SESSION.into(),
+            participant: who(role),
+        }
+        .document_id()
+    };
+    let activist = token(&tokens, Role::Activist);
+    let actor = automerge::ActorId::random();
+
+    // 1. The activist is in (her arrival logged), then the log holds her first change with
+    //    `actor` back from durability.
+    let mut conn = connect(&server, &activist).await.expect("connect");
+    let mut notes = conn
+        .find(notes_of(Role::Activist), LIMIT)
+        .await
+        .expect("her notes");
+    notes.doc.set_actor(actor.clone());
+    notes.doc.put(ROOT, "score", 1).expect("put");
+    let held = gate.hold();
+    // (Driven beside the checks below, which open the gate.)
+    let writing = conn.push(&mut notes, LIMIT);
+    let checks = async {
+        let deadline = Instant::now() + LIMIT;
+        while !gate.is_holding_a_commit() {
+            assert!(
+                Instant::now() < deadline,
+                "the change never reached the log"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            server.registry().actor_owner(actor.to_bytes()),
+            None,
+            "not bound while the change is not durable"
+        );
+        held.release();
+    };
+    let (written, ()) = tokio::join!(writing, checks);
+    written.expect("the activist's change is stored once the gate opens");
+    assert_eq!(
+        server.registry().actor_owner(actor.to_bytes()).as_deref(),
+        Some(who(Role::Activist).as_str()),
+        "bound once durable"
+    );
+
+    // 2. A full disk: the change with a new id is not stored, and binds nothing.
+    let other = automerge::ActorId::random();
+    gate.fail_writes();
+    let r = async {
+        let mut conn = connect(&server, &activist).await?;
+        let mut d = conn.find(notes_of(Role::Activist), LIMIT).await?;
+        d.doc.set_actor(other.clone());
+        d.doc.put(ROOT, "score", 2).expect("put");
+        conn.push(&mut d, LIMIT).await
+    }
+    .await;
+    assert!(r.is_err(), "the change could not be stored: {r:?}");
+    assert_eq!(
+        server.registry().actor_owner(other.to_bytes()),
+        None,
+        "nothing was bound by a change that is not in the log"
+    );
+    drop(server);
+}

@@ -90,13 +90,24 @@ fn engine_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
-fn bundle_seeds() -> Vec<Vec<u8>> {
-    let example = include_bytes!("../../examples/debate-bundle.json").to_vec();
+/// Bundles that must parse: the fuzzers mutate them, and a parser that refused one would be
+/// wrong.
+fn valid_bundle_seeds() -> Vec<Vec<u8>> {
+    vec![include_bytes!("../../examples/debate-bundle.json").to_vec()]
+}
+
+/// Shapes that must be refused cleanly: mutation material, never counted as valid.
+fn invalid_bundle_seeds() -> Vec<Vec<u8>> {
     vec![
-        example,
         br#"{"format":"toron-bundle","version":1,"series":[],"participants":[]}"#.to_vec(),
         b"{}".to_vec(),
     ]
+}
+
+fn bundle_seeds() -> Vec<Vec<u8>> {
+    let mut all = valid_bundle_seeds();
+    all.extend(invalid_bundle_seeds());
+    all
 }
 
 fn api_seeds() -> Vec<Vec<u8>> {
@@ -162,7 +173,18 @@ fn valid_seeds_pass_every_target() {
     for s in engine_seeds() {
         fuzzing::engine_frames(&s);
     }
-    for s in bundle_seeds() {
+    for s in valid_bundle_seeds() {
+        if let Err(e) = toron_protocol::bundle::Bundle::parse(&s) {
+            panic!("a valid seed must parse: {e}");
+        }
+        fuzzing::bundle(&s);
+    }
+    for s in invalid_bundle_seeds() {
+        assert!(
+            toron_protocol::bundle::Bundle::parse(&s).is_err(),
+            "an invalid seed must be refused: {}",
+            String::from_utf8_lossy(&s)
+        );
         fuzzing::bundle(&s);
     }
     for s in api_seeds() {
