@@ -11,9 +11,9 @@ use anyhow::{bail, Context};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ROOT};
 use serde_json::{json, Value};
-use toron_protocol::anchor::{self, Position, Resolution};
+use toron_domain::anchor::{self, Position, Resolution};
+use toron_domain::policy::DocKey;
 use toron_protocol::json::put_json;
-use toron_protocol::policy::DocKey;
 use toron_protocol::DocumentId;
 
 use crate::sync_client::{ClientError, Connection, DocSync};
@@ -339,7 +339,7 @@ pub fn triage_entry(
     note: Option<&str>,
     finding: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let statuses = toron_protocol::schema::TRIAGE_STATUSES;
+    let statuses = toron_domain::schema::TRIAGE_STATUSES;
     if !statuses.contains(&status) {
         bail!("status is one of {}", statuses.join(", "));
     }

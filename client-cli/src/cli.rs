@@ -898,7 +898,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let id = crate::annotate::document_id(&doc)?;
             let mut conn = crate::sync_client::Connection::connect(&server, limit).await?;
             let mut target = conn.find(id, limit).await?;
-            let doc_key = if doc.parse::<toron_protocol::policy::DocKey>().is_ok() {
+            let doc_key = if doc.parse::<toron_domain::policy::DocKey>().is_ok() {
                 doc.clone()
             } else {
                 id.to_string()

@@ -20,9 +20,9 @@ use anyhow::{bail, Context};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ROOT};
 use serde_json::{json, Value};
-use toron_protocol::bundle::{Annotation, Bundle, Target, MAX_BUNDLE_BYTES};
+use toron_domain::bundle::{Annotation, Bundle, Target, MAX_BUNDLE_BYTES};
+use toron_domain::policy::DocKey;
 use toron_protocol::json::put_json;
-use toron_protocol::policy::DocKey;
 
 use crate::admin::Admin;
 use crate::sync_client::{url_with_token, ClientError, Connection, DocSync};
@@ -165,8 +165,7 @@ fn annotation_json(
             if let Some(t) = text_obj(d, path) {
                 // Without a position (a CSV row), the quote tells where it is.
                 let text = d.text(&t).unwrap_or_default();
-                let Some(p) = toron_protocol::anchor::locate(&text, quote, *position).range()
-                else {
+                let Some(p) = toron_domain::anchor::locate(&text, quote, *position).range() else {
                     return Ok(without_nulls(&v));
                 };
                 if position.is_none() {
@@ -342,7 +341,7 @@ pub async fn write_content(
             // layer's history runs forward in time (replay reads it by that clock).
             enum Item<'b> {
                 Annotation(&'b Annotation),
-                Reaction(&'b toron_protocol::bundle::Reaction),
+                Reaction(&'b toron_domain::bundle::Reaction),
             }
             let mut items: Vec<(i64, Item<'_>)> = anns
                 .into_iter()
@@ -759,7 +758,7 @@ pub async fn run_csv(
 }
 
 fn anchor_nfc(s: &str) -> String {
-    toron_protocol::anchor::nfc(s)
+    toron_domain::anchor::nfc(s)
 }
 
 async fn run_bytes(

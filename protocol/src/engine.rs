@@ -84,7 +84,7 @@ pub trait ActorGate {
     /// Records that `actor` belongs to `participant` (no-op if it already does).
     fn bind(&mut self, participant: &str, actor: &[u8]);
     /// `Err(reason)` if `changes` write a value the document's schema does not allow
-    /// ([`crate::schema::check`]); `doc` is the document before they are applied.
+    /// (the debate domain's schema); `doc` is the document before they are applied.
     fn check_content(&self, _doc: &Automerge, _changes: &[Change]) -> Result<(), String> {
         Ok(())
     }

@@ -1,7 +1,9 @@
 //! # toron-protocol — the sans-IO core of Toron
 //!
 //! Everything here is pure: no tokio, no sockets, no files, no clock. Time comes in as a
-//! `now_ms` argument, IO goes out as returned [`engine::Action`]s.
+//! `now_ms` argument, IO goes out as returned [`engine::Action`]s. It knows nothing of debates:
+//! what a document may hold and who may write it come in through [`engine::ActorGate`] and
+//! [`engine::Grant`] (the debate domain is the `toron-domain` crate, built on this one).
 //!
 //! - [`ids`]: `DocumentId` (base58check of 16 bytes), `automerge:` URLs, peer and connection ids.
 //! - [`wire`]: the automerge-repo v1 messages and their CBOR codec, tolerant on input (what
@@ -10,31 +12,22 @@
 //!   `doc-unavailable`, ephemeral relay with dedupe — with "durable before visible" built into
 //!   the order of its outputs.
 //! - [`record`]: the versioned event-log records the server appends.
-//! - [`integrity`]: what an export found wrong in the documents it read; the lenient reading
-//!   that lets a bad item cost only itself.
-//! - [`policy`]: who may read and write which document — the one place permission is decided.
 //! - [`json`]: Automerge documents ↔ JSON, as the JavaScript API shows them.
 //! - [`history`]: a document at a point of its log, and the difference between two points.
 //! - [`sync_receive`]: a client's receive of a sync message, without automerge's history walk
 //!   when there is nothing to trim.
+//! - [`notice`]: the server's ephemeral notices to a client (a refusal, who is present).
+//! - [`rate`]: a token bucket.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod anchor;
-pub mod bundle;
 pub mod engine;
 pub mod history;
 pub mod ids;
-pub mod integrity;
 pub mod json;
 pub mod notice;
-pub mod policy;
 pub mod rate;
 pub mod record;
-pub mod report;
-pub mod schema;
-pub mod scoring;
 pub mod sync_receive;
-pub mod timeline;
 pub mod wire;
 
 pub use engine::{

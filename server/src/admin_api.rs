@@ -11,7 +11,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use toron_protocol::policy::{Access, DocKey, Phase, Role, Scope};
+use toron_domain::policy::{Access, DocKey, Phase, Role, Scope};
 
 use crate::http::{authenticate, error_response, AppState, AuthError};
 use crate::registry::{Case, Participant, RegistryError, Session};

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch, Notify};
-use toron_protocol::policy::Access;
+use toron_domain::policy::Access;
 use toron_protocol::wire::{decode, encode};
 use toron_protocol::{
     ConnId, DecodeError, DocumentId, Grant, Message, PeerId, PeerMetadata, SyncKind,

@@ -236,7 +236,7 @@ impl Actor {
         let findings = self.findings.clone();
         let key = registry
             .document(&self.id)
-            .and_then(|d| d.key?.parse::<toron_protocol::policy::DocKey>().ok());
+            .and_then(|d| d.key?.parse::<toron_domain::policy::DocKey>().ok());
         let stepped = self
             .with_engine(move |e| {
                 let mut gate = RegistryGate {

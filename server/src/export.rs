@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Map, Value};
-use toron_protocol::policy::DocKey;
+use toron_domain::policy::DocKey;
 use toron_protocol::DocumentId;
 
-use toron_protocol::integrity::{self, Problem};
-use toron_protocol::timeline::Entry;
+use toron_domain::integrity::{self, Problem};
+use toron_domain::timeline::Entry;
 
 use crate::hub::Hub;
 use crate::projection::session_prefix;
@@ -181,7 +181,7 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
                             attribute(hub, &mut a, &origin, &mut problems);
                             // What does not read as an annotation is left out here already,
                             // named by its layer and id, so that the report reads the rest.
-                            match integrity::reads_as::<toron_protocol::bundle::Annotation>(&a) {
+                            match integrity::reads_as::<toron_domain::bundle::Annotation>(&a) {
                                 Ok(()) => annotations.push(a),
                                 Err(why) => problems.push(Problem::skipped(&doc, Some(id), why)),
                             }
@@ -259,8 +259,8 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
         }
         // What does not read as its type is left out here already, so that an export
         // imports again; the report reads it the same way.
-        evaluations.retain(|v| {
-            match integrity::reads_as::<toron_protocol::bundle::Evaluation>(v) {
+        evaluations.retain(
+            |v| match integrity::reads_as::<toron_domain::bundle::Evaluation>(v) {
                 Ok(()) => true,
                 Err(why) => {
                     let doc = format!(
@@ -271,8 +271,8 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
                     problems.push(Problem::skipped(&doc, None, why));
                     false
                 }
-            }
-        });
+            },
+        );
         s["cases"] = json!(cases);
         s["evaluations"] = json!(evaluations);
         s["annotations"] = json!(annotations);
@@ -496,8 +496,7 @@ fn roles_in(hub: &Hub, participant: &str, session: &str) -> Vec<String> {
     grants.retain(|g| {
         (g.scope == "session" && g.name == session)
             || (g.scope == "series"
-                && (Some(&g.name) == series.as_ref()
-                    || g.name == toron_protocol::policy::ALL_SERIES))
+                && (Some(&g.name) == series.as_ref() || g.name == toron_domain::policy::ALL_SERIES))
     });
     grants.sort_by_key(|g| g.scope != "session");
     grants.into_iter().map(|g| g.role).collect()

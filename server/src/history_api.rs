@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use toron_protocol::policy::Access;
+use toron_domain::policy::Access;
 use toron_protocol::{history, DocumentId};
 
 use crate::admin_api::{api_err, ApiError};
@@ -357,7 +357,7 @@ async fn timeline_events(
             from = last.0.clone();
             from.push(0);
             for (_, v) in rows {
-                let Ok(e) = serde_json::from_slice::<toron_protocol::timeline::Entry>(&v) else {
+                let Ok(e) = serde_json::from_slice::<toron_domain::timeline::Entry>(&v) else {
                     continue;
                 };
                 let keep = e.document_id.as_deref() == Some(id_text.as_str())

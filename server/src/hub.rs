@@ -456,7 +456,7 @@ impl Hub {
     /// yet). Blocking: reads the report through the history cache, which keeps it loaded.
     pub fn report_findings(&self, series: &str) -> Result<BTreeSet<String>, String> {
         use automerge::ReadDoc;
-        let id = toron_protocol::policy::DocKey::Report {
+        let id = toron_domain::policy::DocKey::Report {
             series: series.to_string(),
         }
         .document_id();

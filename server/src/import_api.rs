@@ -20,8 +20,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use toron_protocol::bundle::{Bundle, MAX_BUNDLE_BYTES};
-use toron_protocol::policy::{DocKey, Role, Scope};
+use toron_domain::bundle::{Bundle, MAX_BUNDLE_BYTES};
+use toron_domain::policy::{DocKey, Role, Scope};
 
 use crate::admin_api::{api_err, organizer, require_series, ApiError};
 use crate::http::AppState;
@@ -624,7 +624,7 @@ async fn applied(
     let mut kept = BTreeMap::new();
     for (session, phase) in &a.phases {
         phase
-            .parse::<toron_protocol::policy::Phase>()
+            .parse::<toron_domain::policy::Phase>()
             .map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()))?;
         let Some(mut s) = reg.session(session) else {
             continue;

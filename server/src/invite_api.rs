@@ -118,7 +118,7 @@ async fn invites(
     let mut out: Vec<Value> = Vec::new();
     let (mut issued, mut kept, mut refused) = (0, 0, 0);
     for (_, name, participant, role) in people {
-        let (role_ko, role_en) = toron_protocol::report::role_words(&role);
+        let (role_ko, role_en) = toron_domain::report::role_words(&role);
         let affiliation = reg
             .participant(&participant)
             .map(|p| p.affiliation)

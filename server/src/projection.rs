@@ -1,7 +1,7 @@
 //! Keeps the stored session timeline (tree `timeline`) in step with the log.
 //!
 //! The projection reads the log after its checkpoint, turns each record into timeline
-//! entries ([`toron_protocol::timeline`]) and writes entries, its small state (each session's
+//! entries ([`toron_domain::timeline`]) and writes entries, its small state (each session's
 //! last phase) and the new checkpoint in one batch. It runs when somebody reads a timeline,
 //! so a reader always sees every record logged before the request; it can be dropped and
 //! computed again from zero ([`rebuild`]) and checked against the log ([`verify`]).
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use automerge::Change;
-use toron_protocol::timeline::{self, DocContext, DocObjects, Entry};
+use toron_domain::timeline::{self, DocContext, DocObjects, Entry};
 use toron_protocol::{DocumentId, Event};
 
 use crate::registry::Registry;
@@ -46,7 +46,7 @@ pub fn session_prefix(session: &str) -> Vec<u8> {
     k
 }
 
-/// The version of the timeline's naming (`toron_protocol::timeline`). Raise it whenever that
+/// The version of the timeline's naming (`toron_domain::timeline`). Raise it whenever that
 /// names records differently: a store projected by another version is projected again from
 /// the log (the projection is derived data), at the first timeline read after the upgrade.
 /// 2: strings written as text (the JavaScript client's) read as the strings typed.

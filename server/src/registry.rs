@@ -4,7 +4,7 @@
 //! Held in memory (it is small) and persisted through the event log: every change is written as
 //! an admin record together with the registry entries it touches, in one durable commit, and
 //! only then applied in memory. Permission itself is decided in one place,
-//! `toron_protocol::policy::decide`; this module only gathers its inputs.
+//! `toron_domain::policy::decide`; this module only gathers its inputs.
 //!
 //! Tokens: `toron_` + base58 of 32 random bytes (256 bits). Only their SHA-256 is stored; a
 //! presented token is hashed and compared with every stored hash in constant time. Tokens are
@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use toron_protocol::policy::{
+use toron_domain::policy::{
     self, Access, DocContext, DocKey, Phase, Role, Scope, Subject, ALL_SERIES,
 };
 use toron_protocol::rate::TokenBucket;
@@ -630,10 +630,7 @@ impl Registry {
     /// Where document `id` belongs for the timeline: its key and its session — or, for the
     /// series' own documents (the report, departments' responses), the series' timeline,
     /// kept under the series key. Unkeyed documents belong to none.
-    pub fn timeline_context(
-        &self,
-        id: &DocumentId,
-    ) -> Option<toron_protocol::timeline::DocContext> {
+    pub fn timeline_context(&self, id: &DocumentId) -> Option<toron_domain::timeline::DocContext> {
         let st = self.read();
         let ctx = Self::context(&st, st.docs.get(id)?)?;
         let session = match (&ctx.key, ctx.session) {
@@ -641,7 +638,7 @@ impl Registry {
             (DocKey::Report { .. } | DocKey::Response { .. }, None) => ctx.series,
             _ => return None,
         };
-        Some(toron_protocol::timeline::DocContext {
+        Some(toron_domain::timeline::DocContext {
             session,
             key: ctx.key,
         })
@@ -1267,7 +1264,7 @@ impl ActorGate for RegistryGate {
         changes: &[automerge::Change],
     ) -> Result<(), String> {
         match &self.key {
-            Some(k) => toron_protocol::schema::check_with(
+            Some(k) => toron_domain::schema::check_with(
                 k,
                 doc,
                 changes,
@@ -1289,7 +1286,7 @@ struct SeriesReferences<'a> {
     findings: &'a FindingLookup,
 }
 
-impl toron_protocol::schema::References for SeriesReferences<'_> {
+impl toron_domain::schema::References for SeriesReferences<'_> {
     fn department(&self, department: &str) -> Result<(), String> {
         match &self.series {
             // A key exactly: a name would break the export that reads it back.

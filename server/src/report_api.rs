@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use toron_protocol::report::{self, Lang};
+use toron_domain::report::{self, Lang};
 
 use crate::admin_api::{api_err, organizer, require_series, ApiError};
 use crate::export::{export, ExportError};

@@ -18,8 +18,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use toron_protocol::policy::Access;
-use toron_protocol::timeline::Entry;
+use toron_domain::policy::Access;
+use toron_domain::timeline::Entry;
 use toron_protocol::DocumentId;
 
 use crate::admin_api::{api_err, ApiError};

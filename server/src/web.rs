@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use toron_protocol::policy::{Access, DocKey};
+use toron_domain::policy::{Access, DocKey};
 
 use crate::admin_api::{api_err, ApiError};
 use crate::http::{authenticate, AppState};
@@ -42,7 +42,7 @@ fn caller(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Option<Str
 /// How a participant may be shown (their attribution choice), in a role.
 fn display(state: &AppState, series: &str, participant: &str, role: &str) -> Value {
     let reg = &state.hub.registry;
-    let (ko, en) = toron_protocol::report::role_words(role);
+    let (ko, en) = toron_domain::report::role_words(role);
     let profile = reg
         .catalog()
         .get(&crate::import_api::scoped("participant", series))

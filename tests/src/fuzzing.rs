@@ -138,7 +138,7 @@ pub fn engine_frames(data: &[u8]) {
 /// The import bundle parser (size limit, JSON, NFC, validation): any bytes give a bundle or a
 /// clear error, never a panic; an accepted bundle serialises again.
 pub fn bundle(data: &[u8]) {
-    if let Ok(b) = toron_protocol::bundle::Bundle::parse(data) {
+    if let Ok(b) = toron_domain::bundle::Bundle::parse(data) {
         let json = serde_json::to_vec(&b).unwrap_or_else(|e| panic!("an accepted bundle: {e}"));
         assert!(!json.is_empty());
     }
@@ -185,8 +185,8 @@ fn api_server() -> &'static ApiServer {
             reg.grant(
                 "admin",
                 "P-org-BM",
-                toron_protocol::policy::Role::Organizer,
-                toron_protocol::policy::Scope::Series("BM".into()),
+                toron_domain::policy::Role::Organizer,
+                toron_domain::policy::Scope::Series("BM".into()),
             )
             .await
             .unwrap_or_else(|e| panic!("grant: {e}"));

@@ -4,7 +4,7 @@
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT};
 use toron_cli::sync_client::{url_with_token, ClientError, Connection, DocSync};
-use toron_protocol::policy::{DocKey, Phase, Role, Scope};
+use toron_domain::policy::{DocKey, Phase, Role, Scope};
 use toron_protocol::DocumentId;
 use toron_server::registry::{Case, Participant, Session};
 use toron_server::Running;

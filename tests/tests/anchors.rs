@@ -8,8 +8,8 @@ use automerge::transaction::Transactable;
 use serde_json::Value;
 use toron_cli::annotate::{self, NewAnnotation};
 use toron_cli::sync_client::{url_with_token, Connection};
-use toron_protocol::anchor::Resolution;
-use toron_protocol::policy::{DocKey, Phase};
+use toron_domain::anchor::Resolution;
+use toron_domain::policy::{DocKey, Phase};
 use toron_server::Running;
 use toron_tests::{secure_config, start_with, LIMIT};
 

@@ -9,7 +9,7 @@ use automerge::{AutoCommit, ROOT};
 use toron_cli::sync_client::{
     url_with_token, ClientError, Connection, DocSync, Event as ClientEvent,
 };
-use toron_protocol::policy::{DocKey, Phase, Role, Scope};
+use toron_domain::policy::{DocKey, Phase, Role, Scope};
 use toron_protocol::Event;
 use toron_server::registry::Participant;
 use toron_server::Running;

@@ -279,7 +279,7 @@ async fn websocket_origins_are_checked_when_configured() {
 
 /// A second organizer, `kim`, with a token of their own.
 async fn second_organizer(server: &toron_server::Running) -> String {
-    use toron_protocol::policy::{Role, Scope};
+    use toron_domain::policy::{Role, Scope};
     let reg = server.registry();
     reg.add_participant(
         "admin",

@@ -401,7 +401,7 @@ async fn a_reimport_during_a_live_session_leaves_it_live() {
         .issue_token("admin", "P-KIM")
         .await
         .expect("token");
-    let notes = toron_protocol::policy::DocKey::Notes {
+    let notes = toron_domain::policy::DocKey::Notes {
         session: "S-LIB".into(),
         participant: "P-KIM".into(),
     };
@@ -495,7 +495,7 @@ async fn clock_times_fall_on_the_session_s_day() {
         "{err}"
     );
     // The case as it stood at 16:30 that day (imported: its content came with the import).
-    let case = toron_protocol::policy::DocKey::Case {
+    let case = toron_domain::policy::DocKey::Case {
         case: "C-LIB-HB".into(),
     }
     .document_id();
@@ -901,7 +901,7 @@ async fn references_are_checked_where_they_are_given() {
     assert!(!ok && err.contains("복지정책과"), "{err}");
     // A peer that writes a name (or anything else) where a key belongs is refused by the
     // server, and the refusal names it.
-    let notes = toron_protocol::policy::DocKey::Notes {
+    let notes = toron_domain::policy::DocKey::Notes {
         session: "S-LIB".into(),
         participant: "P-KIM".into(),
     }
@@ -993,7 +993,7 @@ async fn references_are_checked_where_they_are_given() {
     let (ok, _, err) = as_token(&server, &han, &triage("F-LIB-01")).await;
     assert!(ok, "{err}");
     // A client that links an unknown finding itself is refused by the server, naming it.
-    let triage_doc = toron_protocol::policy::DocKey::Triage {
+    let triage_doc = toron_domain::policy::DocKey::Triage {
         session: "S-LIB".into(),
     }
     .document_id();

@@ -174,14 +174,14 @@ fn valid_seeds_pass_every_target() {
         fuzzing::engine_frames(&s);
     }
     for s in valid_bundle_seeds() {
-        if let Err(e) = toron_protocol::bundle::Bundle::parse(&s) {
+        if let Err(e) = toron_domain::bundle::Bundle::parse(&s) {
             panic!("a valid seed must parse: {e}");
         }
         fuzzing::bundle(&s);
     }
     for s in invalid_bundle_seeds() {
         assert!(
-            toron_protocol::bundle::Bundle::parse(&s).is_err(),
+            toron_domain::bundle::Bundle::parse(&s).is_err(),
             "an invalid seed must be refused: {}",
             String::from_utf8_lossy(&s)
         );

@@ -7,7 +7,7 @@ use automerge::ROOT;
 use serde_json::{json, Value};
 use toron_cli::admin::Admin;
 use toron_cli::json::doc_to_json;
-use toron_protocol::policy::{DocKey, Phase, Role};
+use toron_domain::policy::{DocKey, Phase, Role};
 use toron_tests::roster::{self, connect, set_phase, who, CASE};
 use toron_tests::{secure_config, start_with, LIMIT};
 

@@ -1,8 +1,8 @@
 //! Every role × document kind × (read, write) × phase, through real sockets and real clients,
 //! against the rules of design §7 and domain §2.4–2.5 — written out here a second time,
-//! independently of `toron_protocol::policy`, so that a slip in either shows.
+//! independently of `toron_domain::policy`, so that a slip in either shows.
 
-use toron_protocol::policy::{Phase, Role};
+use toron_domain::policy::{Phase, Role};
 use toron_protocol::Event;
 use toron_tests::roster::{self, set_phase, try_read, try_write, Kind, WriteOutcome};
 use toron_tests::{secure_config, start_with};

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use toron_protocol::policy::Role;
+use toron_domain::policy::Role;
 use toron_protocol::Event;
 use toron_server::Running;
 use toron_tests::roster;
@@ -60,7 +60,7 @@ async fn a_reconnect_within_the_grace_period_is_not_a_departure() {
         .map(|(_, t)| t.clone())
         .expect("token");
     let case = roster::Kind::Case.key(Role::Activist).document_id();
-    roster::set_phase(&server, toron_protocol::policy::Phase::Live).await;
+    roster::set_phase(&server, toron_domain::policy::Phase::Live).await;
 
     // Joins, then drops and comes back ten times, each within the grace period.
     for _ in 0..10 {

@@ -8,7 +8,7 @@ use automerge::transaction::Transactable;
 use automerge::{ObjType, ReadDoc, ScalarValue, ROOT};
 use serde_json::Value;
 use toron_cli::sync_client::{url_with_token, ClientError, Connection, DocSync};
-use toron_protocol::policy::DocKey;
+use toron_domain::policy::DocKey;
 use toron_protocol::Event;
 use toron_server::Running;
 use toron_tests::{secure_config, start_with, LIMIT};

@@ -3,7 +3,7 @@
 //! permission tests (one participant per role, each with a token).
 
 use toron_cli::sync_client::{url_with_token, Connection};
-use toron_protocol::policy::Role;
+use toron_domain::policy::Role;
 use toron_protocol::{Message, PeerId, PROTOCOL_VERSION};
 use toron_tests::roster;
 use toron_tests::{secure_config, start_with, Ending, RawPeer, LIMIT};
@@ -349,7 +349,7 @@ async fn a_replay_ends_when_its_token_is_revoked_or_its_client_goes() {
     // A minute later the phase changes: at speed 1 the replay then pauses (ten seconds at
     // most) before that entry.
     clock.advance_ms(60_000);
-    roster::set_phase(&server, toron_protocol::policy::Phase::Live).await;
+    roster::set_phase(&server, toron_domain::policy::Phase::Live).await;
     let observer = token_of(&tokens, Role::Observer);
     let path = format!("/api/v1/sessions/{}/replay?speed=1", roster::SESSION);
 
@@ -1100,7 +1100,7 @@ async fn a_keyed_documents_id_cannot_be_taken_before_it_is_registered() {
     let server = start_with(secure_config(dir.path())).await;
     let tokens = roster::set_up(&server).await;
     let org = token_of(&tokens, Role::Organizer);
-    let future = toron_protocol::policy::DocKey::Notes {
+    let future = toron_domain::policy::DocKey::Notes {
         session: roster::SESSION.into(),
         participant: "P-walk-in".into(),
     };

@@ -17,7 +17,7 @@ use automerge::{ObjType, ReadDoc, ROOT};
 use samod::{BackoffConfig, Repo};
 use serde_json::{json, Value};
 use toron_cli::admin::Admin;
-use toron_protocol::policy::DocKey;
+use toron_domain::policy::DocKey;
 use toron_server::Running;
 use toron_tests::{secure_config, start_with, LIMIT};
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use toron_cli::admin::Admin;
 use toron_cli::json::doc_to_json;
 use toron_cli::sync_client::{Connection, DocSync};
-use toron_protocol::policy::{DocKey, Phase, Role};
+use toron_domain::policy::{DocKey, Phase, Role};
 use toron_server::clock::Clock;
 use toron_server::Running;
 use toron_tests::roster::{self, connect, set_phase, who, CASE, SESSION};

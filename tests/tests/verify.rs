@@ -90,7 +90,7 @@ async fn verify_accepts_a_random_workload_and_names_a_damaged_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_checks_the_timeline_projection_against_the_log() {
     use automerge::{ObjType, ReadDoc};
-    use toron_protocol::policy::{DocKey, Phase, Role};
+    use toron_domain::policy::{DocKey, Phase, Role};
     use toron_tests::roster::{self, connect, set_phase, who, SESSION};
 
     let dir = tempfile::tempdir().expect("tempdir");

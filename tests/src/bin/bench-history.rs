@@ -17,7 +17,7 @@ use automerge::{AutoCommit, ObjType, ROOT};
 use rand::Rng;
 use toron_cli::admin::Admin;
 use toron_cli::sync_client::{url_with_token, Connection, DocSync};
-use toron_protocol::policy::{DocKey, Role, Scope};
+use toron_domain::policy::{DocKey, Role, Scope};
 use toron_server::registry::{Participant, Session};
 use toron_server::{Config, Running};
 

@@ -36,7 +36,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use toron_cli::admin::Admin;
 use toron_cli::sync_client::{url_with_token, Connection, DocSync};
-use toron_protocol::policy::DocKey;
+use toron_domain::policy::DocKey;
 use toron_protocol::{Message, PeerId, PROTOCOL_VERSION};
 use toron_tests::RawPeer;
 

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
 use crate::policy::DocKey;
-use crate::record::{AdminAction, ChangeRecord, Presence};
+use toron_protocol::record::{AdminAction, ChangeRecord, Presence};
 
 /// One line of a session's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -236,7 +236,7 @@ struct Draft {
 }
 
 fn scalar_json(v: &ScalarValue) -> Json {
-    crate::json::scalar_json(v)
+    toron_protocol::json::scalar_json(v)
 }
 
 fn text_edits(touches: &[Touch]) -> BTreeMap<Vec<String>, TextEdit> {
@@ -896,10 +896,10 @@ pub fn admin_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{ConnId, DocumentId, PeerId};
-    use crate::record::{Attribution, NewChange};
     use automerge::transaction::Transactable;
     use automerge::{AutoCommit, ReadDoc, ROOT};
+    use toron_protocol::ids::{ConnId, DocumentId, PeerId};
+    use toron_protocol::record::{Attribution, NewChange};
 
     fn rec(doc: &mut AutoCommit, seq: u64, role: &str) -> ChangeRecord {
         let bytes = doc

@@ -233,13 +233,13 @@ impl DocKey {
     /// reserved for registration: a document created ad hoc under one would later be taken
     /// for the keyed document (someone's notes, an evaluation) with content nobody wrote there.
     /// Clients make random ids (version 4).
-    pub fn is_key_shaped(id: &crate::DocumentId) -> bool {
+    pub fn is_key_shaped(id: &toron_protocol::DocumentId) -> bool {
         let u = uuid::Uuid::from_bytes(*id.as_bytes());
         u.get_version_num() == 5 && u.get_variant() == uuid::Variant::RFC4122
     }
 
-    pub fn document_id(&self) -> crate::DocumentId {
-        crate::DocumentId::from_bytes(
+    pub fn document_id(&self) -> toron_protocol::DocumentId {
+        toron_protocol::DocumentId::from_bytes(
             *uuid::Uuid::new_v5(&TORON_NAMESPACE, self.to_string().as_bytes()).as_bytes(),
         )
     }

@@ -1,0 +1,26 @@
+//! # toron-domain — the benchmarking debate, as data and rules
+//!
+//! Built on the sync core (`toron-protocol`, which knows nothing of debates); pure like it:
+//! no tokio, no sockets, no files, no clock.
+//!
+//! - [`policy`]: who may read and write which document — the one place permission is decided —
+//!   and the keys documents are known by (`case:C`, `notes:S:P`, …).
+//! - [`schema`]: what each kind of document may hold, checked on every change.
+//! - [`bundle`]: the import format (a series with its sessions, cases, evaluations, annotations,
+//!   findings), checked whole before anything is written.
+//! - [`anchor`]: a quoted passage found again in text that changed (code points throughout).
+//! - [`scoring`]: an evaluation's weighted score.
+//! - [`timeline`]: the session timeline named from the event log.
+//! - [`integrity`]: what an export found wrong in the documents it read; the lenient reading
+//!   that lets a bad item cost only itself.
+//! - [`report`]: the planning division's report, built from an export.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod anchor;
+pub mod bundle;
+pub mod integrity;
+pub mod policy;
+pub mod report;
+pub mod schema;
+pub mod scoring;
+pub mod timeline;
