@@ -8,6 +8,7 @@
 //! - [`schema`]: what each kind of document may hold, checked on every change.
 //! - [`bundle`]: the import format (a series with its sessions, cases, evaluations, annotations,
 //!   findings), checked whole before anything is written.
+//! - [`consent`]: how a participant may be shown — the one rule for the report and the web.
 //! - [`anchor`]: a quoted passage found again in text that changed (code points throughout).
 //! - [`scoring`]: an evaluation's weighted score.
 //! - [`timeline`]: the session timeline named from the event log.
@@ -18,6 +19,7 @@
 
 pub mod anchor;
 pub mod bundle;
+pub mod consent;
 pub mod integrity;
 pub mod policy;
 pub mod report;

@@ -3,13 +3,14 @@
 //! Korean or English. Everything is sorted by keys and nothing depends on the clock, so the
 //! same inputs give byte-identical output.
 
+use crate::consent::Consented;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
 use crate::bundle::{
-    Annotation, AnnotationKind, Attribution, Bundle, Evaluation, Finding, FindingType, Participant,
-    Session, Target, TriageStatus,
+    Annotation, AnnotationKind, Bundle, Evaluation, Finding, FindingType, Participant, Session,
+    Target, TriageStatus,
 };
 use crate::scoring::{self, Exact, Rated};
 
@@ -151,13 +152,13 @@ pub fn display_name(lang: Lang, p: Option<&Participant>, role: &str) -> String {
         return role_label(lang, role);
     };
     let label = role_label(lang, role);
-    match p.attribution {
-        Attribution::NameAndAffiliation if p.affiliation.is_empty() => {
-            format!("{}({label})", p.name)
+    match crate::consent::consented(p.attribution, &p.name, &p.affiliation) {
+        Consented::Name(name) => format!("{name}({label})"),
+        Consented::NameAndAffiliation { name, affiliation } => {
+            format!("{name}({affiliation}, {label})")
         }
-        Attribution::NameAndAffiliation => format!("{}({}, {label})", p.name, p.affiliation),
-        Attribution::AffiliationOnly if !p.affiliation.is_empty() => p.affiliation.clone(),
-        _ => label,
+        Consented::Affiliation(affiliation) => affiliation.to_string(),
+        Consented::RoleOnly => label,
     }
 }
 

@@ -61,11 +61,12 @@ fn display(state: &AppState, series: &str, participant: &str, role: &str) -> Val
         .map(str::to_string)
         .or_else(|| p.as_ref().map(|p| p.attribution.clone()))
         .unwrap_or_else(|| "role_only".into());
-    let shown = match attribution.as_str() {
-        "name_and_affiliation" if !affiliation.is_empty() => format!("{name} ({affiliation})"),
-        "name_and_affiliation" => name,
-        "affiliation_only" if !affiliation.is_empty() => affiliation,
-        _ => String::new(),
+    use toron_domain::consent::{consented, parse_attribution, Consented};
+    let shown = match consented(parse_attribution(&attribution), &name, &affiliation) {
+        Consented::NameAndAffiliation { name, affiliation } => format!("{name} ({affiliation})"),
+        Consented::Name(name) => name.to_string(),
+        Consented::Affiliation(affiliation) => affiliation.to_string(),
+        Consented::RoleOnly => String::new(),
     };
     json!({ "participant": participant, "shown": shown, "role": role, "role_ko": ko, "role_en": en })
 }
