@@ -9,6 +9,7 @@
 //! does not know are left alone — documents may carry more than Toron reads.
 
 use std::collections::HashMap;
+use toron_protocol::refusal::{Refusal, RefusalKind};
 
 use automerge::legacy::{ElementId, Key, ObjectId, OpType};
 use automerge::{ActorId, Automerge, Change, ObjType, Prop, ReadDoc, ScalarValue};
@@ -176,25 +177,31 @@ pub fn references(key: &DocKey, path: &[&str]) -> Option<Reference> {
 }
 
 /// The rule for a value written at `path` of a document of kind `key`.
-fn rule(key: &DocKey, path: &[String], w: &Written, refs: &dyn References) -> Result<(), String> {
+/// A value the schema does not allow.
+fn value(message: String) -> Refusal {
+    Refusal::new(RefusalKind::Value, message)
+}
+
+fn rule(key: &DocKey, path: &[String], w: &Written, refs: &dyn References) -> Result<(), Refusal> {
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
     let shown = p.join("/");
     if let Some(values) = vocabulary(key, &p) {
-        return one_of(&shown, w, values);
+        return one_of(&shown, w, values).map_err(value);
     }
+    let unknown = |e: String| Refusal::new(RefusalKind::Reference, format!("`{shown}`: {e}"));
     match references(key, &p) {
         Some(Reference::Department) => {
             return match w.as_str() {
-                Some(d) => refs.department(d).map_err(|e| format!("`{shown}`: {e}")),
-                None => Err(format!("`{shown}` must be text, a department's key")),
+                Some(d) => refs.department(d).map_err(unknown),
+                None => Err(value(format!("`{shown}` must be text, a department's key"))),
             }
         }
         // A decision not (or no longer) linked to a finding writes null.
         Some(Reference::Finding) if w.is_null() => return Ok(()),
         Some(Reference::Finding) => {
             return match w.as_str() {
-                Some(f) => refs.finding(f).map_err(|e| format!("`{shown}`: {e}")),
-                None => Err(format!("`{shown}` must be text, a finding's key")),
+                Some(f) => refs.finding(f).map_err(unknown),
+                None => Err(value(format!("`{shown}` must be text, a finding's key"))),
             }
         }
         None => {}
@@ -202,16 +209,16 @@ fn rule(key: &DocKey, path: &[String], w: &Written, refs: &dyn References) -> Re
     match (key, p.as_slice()) {
         (_, ["schema"]) => match w.as_str() {
             Some(t) if t == tag(key) => Ok(()),
-            _ => Err(format!(
+            _ => Err(value(format!(
                 "a {} document's `schema` is `{}`",
                 key.kind(),
                 tag(key)
-            )),
+            ))),
         },
         (DocKey::Notes { .. } | DocKey::NotesPrivate { .. }, ["annotations", _, "value"]) => {
-            score(&shown, w, false)
+            score(&shown, w, false).map_err(value)
         }
-        (DocKey::Eval { .. }, ["criteria", _, "score"]) => score(&shown, w, true),
+        (DocKey::Eval { .. }, ["criteria", _, "score"]) => score(&shown, w, true).map_err(value),
         _ => Ok(()),
     }
 }
@@ -268,7 +275,7 @@ struct Typed {
 /// in the same change (as JavaScript writes strings). Editing such a text in place — splicing
 /// `accepted` into `open` — and objects where a scalar belongs (a score as a map or a list)
 /// are refused, since what they would leave could not be checked from the change alone.
-pub fn check(key: &DocKey, doc: &Automerge, changes: &[Change]) -> Result<(), String> {
+pub fn check(key: &DocKey, doc: &Automerge, changes: &[Change]) -> Result<(), Refusal> {
     check_with(key, doc, changes, &AnyReference)
 }
 
@@ -278,7 +285,7 @@ pub fn check_with(
     doc: &Automerge,
     changes: &[Change],
     refs: &dyn References,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let mut made: HashMap<Oid, (Vec<String>, ObjType)> = HashMap::new();
     for change in changes {
         let exp = change.decode();
@@ -293,7 +300,12 @@ pub fn check_with(
                 Key::Map(k) => Some(k.to_string()),
                 Key::Seq(_) => None,
             };
-            let in_place = || format!("`{}` is written whole, not edited in place", path.join("/"));
+            let in_place = || {
+                value(format!(
+                    "`{}` is written whole, not edited in place",
+                    path.join("/")
+                ))
+            };
             match &op.action {
                 OpType::Make(t) => {
                     let mut p = path.clone();
@@ -352,10 +364,10 @@ pub fn check_with(
         for (oid, t) in typed {
             if let Some((p, _)) = made.get(&oid) {
                 if !t.straight && governed(key, p) {
-                    return Err(format!(
+                    return Err(value(format!(
                         "`{}` is written whole: type it straight through",
                         p.join("/")
-                    ));
+                    )));
                 }
                 rule(key, p, &Written::Text(t.text), refs)?;
             }
@@ -402,6 +414,8 @@ mod tests {
         bad.splice_text(&k, 0, 0, "poem").expect("text");
         bad.commit();
         let e = check(&notes, &base, &changes(&mut bad, &heads)).expect_err("poem");
+        assert_eq!(e.kind, RefusalKind::Value, "{e}");
+        let e = e.message;
         assert!(
             e.contains("annotations/a-2/kind") && e.contains("poem"),
             "{e}"
@@ -412,6 +426,8 @@ mod tests {
         bad.put(&b, "value", 7).expect("value");
         bad.commit();
         let e = check(&notes, &base, &changes(&mut bad, &heads)).expect_err("7");
+        assert_eq!(e.kind, RefusalKind::Value, "{e}");
+        let e = e.message;
         assert!(e.contains("1 to 5"), "{e}");
         // A change to an object that already exists is located through the document.
         let loaded = Automerge::load(&d.save()).expect("load");
@@ -420,6 +436,8 @@ mod tests {
         d.put(&a1, "kind", "opinion").expect("put");
         d.commit();
         let e = check(&notes, &loaded, &changes(&mut d, &now)).expect_err("opinion");
+        assert_eq!(e.kind, RefusalKind::Value, "{e}");
+        let e = e.message;
         assert!(e.contains("annotations/a-1/kind"), "{e}");
         // The schema tag of another kind.
         let triage = DocKey::Triage {
@@ -471,6 +489,8 @@ mod tests {
         bad.splice_text(&status, 0, 4, "answered").expect("splice");
         bad.commit();
         let e = check(&triage, &base, &changes(&mut bad, &heads)).expect_err("in place");
+        assert_eq!(e.kind, RefusalKind::Value, "{e}");
+        let e = e.message;
         assert!(e.contains("items/a-1/status") && e.contains("whole"), "{e}");
         let mut bad = d.fork();
         bad.splice_text(&status, 4, 0, "-ish").expect("splice");
@@ -568,6 +588,8 @@ mod tests {
                 let r = check_with(&triage, &base, &f.get_changes(&heads), &known);
                 assert_eq!(r.is_ok(), ok, "{finding} as text: {as_text}: {r:?}");
                 if let Err(e) = r {
+                    assert_eq!(e.kind, RefusalKind::Reference, "{e}");
+                    let e = e.message;
                     assert!(e.contains("items/a-1/finding") && e.contains("F-9"), "{e}");
                 }
             }
@@ -618,6 +640,8 @@ mod tests {
             assert_eq!(check_with(&notes, &base, &ok, &known), Ok(()), "{as_text}");
             let bad = write(as_text, &["D-WEL", "복지정책과"]);
             let e = check_with(&notes, &base, &bad, &known).expect_err("a name, not a key");
+            assert_eq!(e.kind, RefusalKind::Reference, "{e}");
+            let e = e.message;
             assert!(
                 e.contains("annotations/g/departments/*") && e.contains("복지정책과"),
                 "{e}"

@@ -29,6 +29,7 @@ use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::ids::{ConnId, DocumentId, PeerId};
 use crate::record::{Attribution, NewChange, Rejection};
+use crate::refusal::{Refusal, RefusalKind};
 use crate::sync_receive;
 use crate::wire::Message;
 
@@ -80,18 +81,18 @@ impl Grant {
 /// that writes with it, and nobody else may use it.
 pub trait ActorGate {
     /// `Err(reason)` if `actor` belongs to someone other than `participant`.
-    fn check(&self, participant: &str, actor: &[u8]) -> Result<(), String>;
+    fn check(&self, participant: &str, actor: &[u8]) -> Result<(), Refusal>;
     /// Records that `actor` belongs to `participant` (no-op if it already does).
     fn bind(&mut self, participant: &str, actor: &[u8]);
     /// `Err(reason)` if `changes` write a value the document's schema does not allow
     /// (the debate domain's schema); `doc` is the document before they are applied.
-    fn check_content(&self, _doc: &Automerge, _changes: &[Change]) -> Result<(), String> {
+    fn check_content(&self, _doc: &Automerge, _changes: &[Change]) -> Result<(), Refusal> {
         Ok(())
     }
     /// `Err(reason)` if `participant` may not make `changes` more changes at `now_ms` (the
     /// bound on changes per second per token). Asked last, so that only changes that would
     /// otherwise be accepted count against the allowance.
-    fn admit(&mut self, _participant: &str, _changes: usize, _now_ms: u64) -> Result<(), String> {
+    fn admit(&mut self, _participant: &str, _changes: usize, _now_ms: u64) -> Result<(), Refusal> {
         Ok(())
     }
 }
@@ -101,7 +102,7 @@ pub trait ActorGate {
 pub struct NoGate;
 
 impl ActorGate for NoGate {
-    fn check(&self, _: &str, _: &[u8]) -> Result<(), String> {
+    fn check(&self, _: &str, _: &[u8]) -> Result<(), Refusal> {
         Ok(())
     }
 
@@ -138,6 +139,8 @@ pub enum Action {
     Refused {
         conn: ConnId,
         rejection: Rejection,
+        /// What kind of refusal it is (the rejection's reason says it in words).
+        kind: RefusalKind,
         tell: bool,
         close: bool,
     },
@@ -417,7 +420,10 @@ impl DocEngine {
             // (reason, transient)
             let checked = if earlier > 0 {
                 Err((
-                    "an earlier change of this copy was refused, and these follow it; reload the document to go on".to_string(),
+                    Refusal::new(
+                        RefusalKind::Follows,
+                        "an earlier change of this copy was refused, and these follow it; reload the document to go on",
+                    ),
                     false,
                 ))
             } else {
@@ -425,22 +431,22 @@ impl DocEngine {
                     .and_then(|()| gate.check_content(&self.doc, &new))
                     .and_then(|()| {
                         if grows_to > self.config.max_document_bytes {
-                            return Err(format!(
+                            return Err(Refusal::new(RefusalKind::Size, format!(
                                 "document size: these changes would make the document {grows_to} bytes, over this server's limit of {} bytes; nothing of them was applied",
                                 self.config.max_document_bytes
-                            ));
+                            )));
                         }
                         if ops > self.config.max_ops_per_message {
-                            return Err(format!(
+                            return Err(Refusal::new(RefusalKind::Size, format!(
                                 "too large a change: these changes hold {ops} operations, over this server's limit of {} in one message; nothing of them was applied",
                                 self.config.max_ops_per_message
-                            ));
+                            )));
                         }
                         if reaches_op > self.config.max_document_ops {
-                            return Err(format!(
+                            return Err(Refusal::new(RefusalKind::Size, format!(
                                 "document size: these changes would take the document to {reaches_op} operations, over this server's limit of {}; nothing of them was applied",
                                 self.config.max_document_ops
-                            ));
+                            )));
                         }
                         Ok(())
                     })
@@ -450,7 +456,7 @@ impl DocEngine {
                         None => Ok(()),
                     })
             };
-            if let Err((reason, transient)) = checked {
+            if let Err((refusal, transient)) = checked {
                 let close = transient || earlier + 1 >= MAX_REFUSALS_PER_CONNECTION;
                 let peer = match self.peers.get_mut(&conn) {
                     Some(pd) => {
@@ -473,8 +479,9 @@ impl DocEngine {
                         peer,
                         by: grant.by,
                         hashes: new.iter().map(|c| c.hash().0).collect(),
-                        reason,
+                        reason: refusal.message,
                     },
+                    kind: refusal.kind,
                     tell: earlier == 0 || close,
                     close,
                 });
@@ -843,9 +850,12 @@ fn parse_changes(entry: &[u8]) -> Result<Vec<Change>, String> {
 }
 
 /// May this sender make these (new) changes?
-fn authorize(grant: &Grant, changes: &[Change], gate: &dyn ActorGate) -> Result<(), String> {
+fn authorize(grant: &Grant, changes: &[Change], gate: &dyn ActorGate) -> Result<(), Refusal> {
     if !grant.may_write {
-        return Err("you may read this document but not change it".into());
+        return Err(Refusal::new(
+            RefusalKind::ReadOnly,
+            "you may read this document but not change it",
+        ));
     }
     if let Some(p) = &grant.by.participant {
         for c in changes {

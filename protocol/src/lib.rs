@@ -18,6 +18,7 @@
 //!   when there is nothing to trim.
 //! - [`notice`]: the server's ephemeral notices to a client (a refusal, who is present).
 //! - [`rate`]: a token bucket.
+//! - [`refusal`]: why a change was refused, typed.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod engine;
@@ -27,6 +28,7 @@ pub mod json;
 pub mod notice;
 pub mod rate;
 pub mod record;
+pub mod refusal;
 pub mod sync_receive;
 pub mod wire;
 
@@ -37,4 +39,5 @@ pub use ids::{AutomergeUrl, ConnId, DocumentId, IdError, PeerId};
 pub use record::{
     AdminAction, Attribution, ChangeRecord, Event, NewChange, Presence, RecordError, Rejection,
 };
+pub use refusal::{Refusal, RefusalKind};
 pub use wire::{DecodeError, Message, PeerMetadata, PROTOCOL_VERSION};

@@ -10,65 +10,10 @@
 
 use minicbor::Encoder;
 
-/// Why a change was refused, in words a client can explain to a person without parsing the
-/// server's English reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefusalKind {
-    /// The participant may read the document but not change it now (their role, or the
-    /// session's phase).
-    ReadOnly,
-    /// A value the document's schema does not allow (a kind, a status, a score).
-    Value,
-    /// A department or finding that does not exist.
-    Reference,
-    /// Too large a change or document.
-    Size,
-    /// An Automerge actor id of another participant.
-    Actor,
-    /// A change that builds on an earlier refused one.
-    Follows,
-    /// Too many changes a second (the connection closes; the client sends them again later).
-    Rate,
-}
-
-impl RefusalKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefusalKind::ReadOnly => "read_only",
-            RefusalKind::Value => "value",
-            RefusalKind::Reference => "reference",
-            RefusalKind::Size => "size",
-            RefusalKind::Actor => "actor",
-            RefusalKind::Follows => "follows",
-            RefusalKind::Rate => "rate",
-        }
-    }
-
-    /// The kind of a refusal from its reason, as the engine and the server's gate word them
-    /// (`engine::authorize`, `schema::check_with`, the size bounds, the rate limit, the actor
-    /// check). Each wording is tested below.
-    pub fn of(reason: &str) -> Self {
-        let has = |s: &str| reason.contains(s);
-        if has("may read this document but not change it") {
-            RefusalKind::ReadOnly
-        } else if has("an earlier change of this copy was refused") {
-            RefusalKind::Follows
-        } else if has("rate limit") {
-            RefusalKind::Rate
-        } else if has("actor id") {
-            RefusalKind::Actor
-        } else if has("document size") || has("too large a change") {
-            RefusalKind::Size
-        } else if has("department `") || has("finding `") {
-            RefusalKind::Reference
-        } else {
-            RefusalKind::Value
-        }
-    }
-}
+pub use crate::refusal::RefusalKind;
 
 /// The ephemeral payload that tells a client its change to this document was refused.
-pub fn refusal(reason: &str) -> Vec<u8> {
+pub fn refusal(kind: RefusalKind, reason: &str) -> Vec<u8> {
     let mut e = Encoder::new(Vec::new());
     // Writing to a Vec cannot fail.
     let _ = e
@@ -76,7 +21,7 @@ pub fn refusal(reason: &str) -> Vec<u8> {
         .and_then(|e| e.str("toron"))
         .and_then(|e| e.str("refused"))
         .and_then(|e| e.str("kind"))
-        .and_then(|e| e.str(RefusalKind::of(reason).as_str()))
+        .and_then(|e| e.str(kind.as_str()))
         .and_then(|e| e.str("reason"))
         .and_then(|e| e.str(reason));
     e.into_writer()
@@ -124,7 +69,10 @@ mod tests {
 
     #[test]
     fn the_payload_is_a_cbor_map() {
-        let bytes = refusal("you may read this document but not change it");
+        let bytes = refusal(
+            RefusalKind::ReadOnly,
+            "you may read this document but not change it",
+        );
         let mut d = minicbor::Decoder::new(&bytes);
         assert_eq!(d.map().expect("map"), Some(3));
         let mut got = Vec::new();

@@ -9,7 +9,7 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ReadDoc, ROOT};
 use toron_protocol::{
     Action, ActorGate, Attribution, BatchId, ConnId, DocEngine, DocumentId, EngineConfig, Grant,
-    Input, Message, NewChange, PeerId, Rejection, SyncKind,
+    Input, Message, NewChange, PeerId, Refusal, RefusalKind, Rejection, SyncKind,
 };
 
 const MAX_ROUNDS: usize = 200;
@@ -35,6 +35,8 @@ struct Net {
     hold_durability: bool,
     log: Vec<NewChange>,
     refused: Vec<Rejection>,
+    /// The kind of each refusal, in the same order.
+    refused_kinds: Vec<RefusalKind>,
     /// Connections told why their changes were refused.
     told: Vec<ConnId>,
     /// Per-connection grants (absent: open mode).
@@ -67,6 +69,7 @@ impl Net {
             hold_durability: false,
             log: Vec::new(),
             refused: Vec::new(),
+            refused_kinds: Vec::new(),
             told: Vec::new(),
             grants: HashMap::new(),
             gate: Bindings::default(),
@@ -136,10 +139,12 @@ impl Net {
                 Action::Refused {
                     conn,
                     rejection,
+                    kind,
                     tell,
                     close,
                 } => {
                     self.refused.push(rejection);
+                    self.refused_kinds.push(kind);
                     if tell {
                         self.told.push(conn);
                     }
@@ -300,9 +305,12 @@ impl Net {
 struct Bindings(HashMap<Vec<u8>, String>);
 
 impl ActorGate for Bindings {
-    fn check(&self, participant: &str, actor: &[u8]) -> Result<(), String> {
+    fn check(&self, participant: &str, actor: &[u8]) -> Result<(), Refusal> {
         match self.0.get(actor) {
-            Some(owner) if owner != participant => Err(format!("actor bound to {owner}")),
+            Some(owner) if owner != participant => Err(Refusal::new(
+                RefusalKind::Actor,
+                format!("actor bound to {owner}"),
+            )),
             _ => Ok(()),
         }
     }
@@ -340,6 +348,7 @@ fn a_reader_sending_changes_is_refused_and_nothing_is_applied() {
     net.edit(1, id, "score", 1);
     net.run_until_quiet();
     assert_eq!(net.refused.len(), 1);
+    assert_eq!(net.refused_kinds, vec![RefusalKind::ReadOnly]);
     assert_eq!(net.refused[0].by.participant.as_deref(), Some("P-act"));
     assert_eq!(net.told, vec![ConnId(2)], "told why, once");
     assert!(
@@ -392,6 +401,7 @@ fn a_change_made_with_someone_elses_actor_id_is_refused() {
     net.edit(1, id, "v", 666);
     net.run_until_quiet();
     assert_eq!(net.refused.len(), 1);
+    assert_eq!(net.refused_kinds, vec![RefusalKind::Actor]);
     assert!(
         net.refused[0].reason.contains("bound to P-ev"),
         "{}",

@@ -277,21 +277,21 @@ impl Actor {
                     Action::Refused {
                         conn,
                         rejection,
+                        kind,
                         tell,
                         close,
                     } => {
                         self.hub
                             .metrics
-                            .changes_rejected
-                            .inc_by(rejection.hashes.len() as u64);
+                            .refused(kind, rejection.hashes.len() as u64);
                         self.hub.metrics.error(ErrorKind::refused_change);
                         let reason = format!("changes refused: {}", rejection.reason);
                         // The client's application hears of it too (the JS client only logs
-                        // `error`): an ephemeral notice on the document, with the reason's kind.
+                        // `error`): an ephemeral notice on the document, with the refusal's kind.
                         let notice = self.hub.notice(
                             rejection.peer.clone(),
                             self.id,
-                            toron_protocol::notice::refusal(&rejection.reason),
+                            toron_protocol::notice::refusal(kind, &rejection.reason),
                         );
                         if self.hub.log_budget.allow() {
                             tracing::info!(id = %self.id, %conn, participant = ?rejection.by.participant, %reason, "refusing changes");

@@ -37,6 +37,13 @@ struct ErrorLabels {
     kind: ErrorKind,
 }
 
+/// A refusal's kind, for `toron_changes_refused_by_kind_total{kind=…}` (the words of
+/// `toron_protocol::RefusalKind::as_str`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    kind: String,
+}
+
 /// Histogram buckets from 0.1 ms to about 3.3 s.
 fn latency_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(0.0001, 2.0, 16)
@@ -59,6 +66,8 @@ pub struct Metrics {
     /// Records per group commit.
     group_commit_changes: Histogram,
     errors: Family<ErrorLabels, Counter>,
+    /// Refused changes by the kind of refusal.
+    refusals: Family<RefusalLabels, Counter>,
     /// Documents being read from disk now (each holds one of `--max-concurrent-loads`).
     document_loads: Gauge,
     /// Documents waiting for one of those permits.
@@ -106,6 +115,7 @@ impl Metrics {
             group_commit_seconds,
             group_commit_changes,
             errors: Family::default(),
+            refusals: Family::default(),
             document_loads: Gauge::default(),
             document_loads_waiting: Gauge::default(),
             document_loads_peak: Gauge::default(),
@@ -141,6 +151,11 @@ impl Metrics {
             "changes_rejected",
             "Changes refused by the permission or content checks",
             m.changes_rejected.clone(),
+        );
+        registry.register(
+            "changes_refused_by_kind",
+            "Changes refused, by the kind of refusal (read_only, value, reference, size, actor, follows, rate)",
+            m.refusals.clone(),
         );
         registry.register(
             "fanout_seconds",
@@ -200,6 +215,16 @@ impl Metrics {
             .inner()
             .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
         InProgress(&self.document_loads)
+    }
+
+    /// `changes` changes refused, for a reason of `kind`.
+    pub fn refused(&self, kind: toron_protocol::RefusalKind, changes: u64) {
+        self.changes_rejected.inc_by(changes);
+        self.refusals
+            .get_or_create(&RefusalLabels {
+                kind: kind.as_str().to_string(),
+            })
+            .inc_by(changes);
     }
 
     pub fn error(&self, kind: ErrorKind) {

@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
+use toron_protocol::{Refusal, RefusalKind};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -1236,11 +1237,14 @@ impl RegistryGate {
 }
 
 impl ActorGate for RegistryGate {
-    fn check(&self, participant: &str, actor: &[u8]) -> Result<(), String> {
+    fn check(&self, participant: &str, actor: &[u8]) -> Result<(), Refusal> {
         match self.registry.actor_claimed_by(actor) {
-            Some(owner) if owner != participant => Err(format!(
-                "the Automerge actor id {} belongs to another participant",
-                &hex(actor)
+            Some(owner) if owner != participant => Err(Refusal::new(
+                RefusalKind::Actor,
+                format!(
+                    "the Automerge actor id {} belongs to another participant",
+                    &hex(actor)
+                ),
             )),
             _ => Ok(()),
         }
@@ -1254,15 +1258,17 @@ impl ActorGate for RegistryGate {
         }
     }
 
-    fn admit(&mut self, participant: &str, changes: usize, now_ms: u64) -> Result<(), String> {
-        self.rates.admit(participant, changes, now_ms)
+    fn admit(&mut self, participant: &str, changes: usize, now_ms: u64) -> Result<(), Refusal> {
+        self.rates
+            .admit(participant, changes, now_ms)
+            .map_err(|m| Refusal::new(RefusalKind::Rate, m))
     }
 
     fn check_content(
         &self,
         doc: &automerge::Automerge,
         changes: &[automerge::Change],
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         match &self.key {
             Some(k) => toron_domain::schema::check_with(
                 k,

@@ -38,18 +38,28 @@ fn frames(mut data: &[u8]) -> Vec<&[u8]> {
 struct RateGate(std::collections::HashMap<String, toron_protocol::rate::TokenBucket>);
 
 impl ActorGate for RateGate {
-    fn check(&self, _: &str, _: &[u8]) -> Result<(), String> {
+    fn check(&self, _: &str, _: &[u8]) -> Result<(), toron_protocol::Refusal> {
         Ok(())
     }
 
     fn bind(&mut self, _: &str, _: &[u8]) {}
 
-    fn admit(&mut self, participant: &str, changes: usize, now_ms: u64) -> Result<(), String> {
+    fn admit(
+        &mut self,
+        participant: &str,
+        changes: usize,
+        now_ms: u64,
+    ) -> Result<(), toron_protocol::Refusal> {
         self.0
             .entry(participant.to_string())
             .or_insert_with(|| toron_protocol::rate::TokenBucket::new(20, 100, now_ms))
             .take(changes, now_ms)
-            .map_err(|ms| format!("wait {ms} ms"))
+            .map_err(|ms| {
+                toron_protocol::Refusal::new(
+                    toron_protocol::RefusalKind::Rate,
+                    format!("wait {ms} ms"),
+                )
+            })
     }
 }
 

@@ -170,6 +170,17 @@ async fn attacks_are_refused_logged_and_invisible() {
         "{r:?}"
     );
     only_a_rejection(&server, from, &own_notes, &who(Role::Activist));
+    // Counted by kind, as the engine typed them (not read back from the wording).
+    let metrics = toron_tests::http_get(server.addr(), "/metrics").await;
+    for kind in ["read_only", "actor"] {
+        let line = format!("toron_changes_refused_by_kind_total{{kind=\"{kind}\"}} ");
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(&line) && !l.ends_with(" 0")),
+            "{kind} refusals counted: {metrics}"
+        );
+    }
 
     // 3–5. The triage document, another participant's notes, an observer writing anything.
     let triage = DocKey::Triage {
