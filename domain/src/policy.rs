@@ -460,9 +460,71 @@ pub fn may_create_unregistered(who: &Subject) -> bool {
         .any(|(r, _)| matches!(r, Role::Organizer | Role::Importer))
 }
 
+/// A document nobody registered: organizers and importers may bring it into existence (and
+/// act as such), but never under an id reserved for a document key (`key_shaped`); to anyone
+/// else it does not exist.
+pub fn decide_unregistered(who: &Subject, key_shaped: bool) -> (Access, Option<Role>) {
+    if !may_create_unregistered(who) || key_shaped {
+        return (Access::None, None);
+    }
+    let role = who
+        .roles
+        .iter()
+        .map(|(r, _)| *r)
+        .find(|r| matches!(r, Role::Organizer | Role::Importer));
+    (Access::Write, role)
+}
+
+/// An ad-hoc document (created without a key): its creator (`created_it`) and organizers write
+/// it; nobody else sees it.
+pub fn decide_ad_hoc(who: &Subject, created_it: bool) -> (Access, Option<Role>) {
+    let organizer = who.roles.iter().any(|(r, _)| *r == Role::Organizer);
+    if organizer {
+        (Access::Write, Some(Role::Organizer))
+    } else if created_it {
+        (Access::Write, Some(Role::Importer))
+    } else {
+        (Access::None, None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_outside_the_registry_belong_to_organizers_and_their_creators() {
+        let organizer = subject("P-org", &[Role::Organizer]);
+        let importer = subject("P-imp", &[Role::Importer]);
+        let activist = subject("P-act", &[Role::Activist]);
+        assert_eq!(
+            decide_unregistered(&organizer, false),
+            (Access::Write, Some(Role::Organizer))
+        );
+        assert_eq!(
+            decide_unregistered(&importer, false),
+            (Access::Write, Some(Role::Importer))
+        );
+        assert_eq!(
+            decide_unregistered(&organizer, true),
+            (Access::None, None),
+            "a key's id"
+        );
+        assert_eq!(decide_unregistered(&activist, false), (Access::None, None));
+        assert_eq!(
+            decide_ad_hoc(&organizer, false),
+            (Access::Write, Some(Role::Organizer))
+        );
+        assert_eq!(
+            decide_ad_hoc(&importer, true),
+            (Access::Write, Some(Role::Importer))
+        );
+        assert_eq!(decide_ad_hoc(&importer, false), (Access::None, None));
+        assert_eq!(
+            decide_ad_hoc(&activist, true),
+            (Access::Write, Some(Role::Importer))
+        );
+    }
 
     fn subject(p: &str, roles: &[Role]) -> Subject {
         Subject {

@@ -570,41 +570,22 @@ impl Registry {
             },
             creates: false,
         };
+        // Every rule is `policy`'s; this gathers its inputs.
         let Some(entry) = st.docs.get(id) else {
-            // Not registered: only organizers and importers may bring it into existence, and
-            // not under an id reserved for a key.
-            if policy::may_create_unregistered(&subject) && !DocKey::is_key_shaped(id) {
-                let role = subject
-                    .roles
-                    .iter()
-                    .map(|(r, _)| *r)
-                    .find(|r| matches!(r, Role::Organizer | Role::Importer));
-                let mut d = attributed(Access::Write, role);
-                d.creates = true;
-                return d;
-            }
-            return attributed(Access::None, None);
+            let (access, role) = policy::decide_unregistered(&subject, DocKey::is_key_shaped(id));
+            let mut d = attributed(access, role);
+            d.creates = access == Access::Write;
+            return d;
         };
         match Self::context(&st, entry) {
             Some(ctx) => {
                 let access = policy::decide(&subject, &ctx);
                 attributed(access, policy::acting_role(&subject, &ctx))
             }
-            // An ad-hoc document: its creator and organizers write it, nobody else sees it.
             None => {
-                let organizer = subject.roles.iter().any(|(r, _)| *r == Role::Organizer);
-                if entry.created_by == participant || organizer {
-                    attributed(
-                        Access::Write,
-                        Some(if organizer {
-                            Role::Organizer
-                        } else {
-                            Role::Importer
-                        }),
-                    )
-                } else {
-                    attributed(Access::None, None)
-                }
+                let (access, role) =
+                    policy::decide_ad_hoc(&subject, entry.created_by == participant);
+                attributed(access, role)
             }
         }
     }

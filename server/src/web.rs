@@ -86,10 +86,15 @@ async fn my_sessions(
                 continue;
             }
         }
-        let may = |id: &toron_protocol::DocumentId| match &who {
-            Some(p) => reg.decide(p, id).access,
-            None => Access::Write,
+        // Access and the role acted in, as `policy` decides them: the page asks nothing else.
+        let decided = |id: &toron_protocol::DocumentId| match &who {
+            Some(p) => {
+                let d = reg.decide(p, id);
+                (d.access, d.by.role)
+            }
+            None => (Access::Write, Some("organizer".to_string())),
         };
+        let may = |id: &toron_protocol::DocumentId| decided(id).0;
         let meta = catalog
             .get("session")
             .and_then(|m| m.get(&s.key))
@@ -138,7 +143,13 @@ async fn my_sessions(
                     session,
                     participant,
                 } if *session == s.key => {
-                    layers.push(json!({ "participant": participant, "doc": id.to_string(), "writable": writable }));
+                    // The role the owner writes in (shown as the author's role).
+                    let role = if who.as_deref() == Some(participant.as_str()) {
+                        decided(&id).1
+                    } else {
+                        None
+                    };
+                    layers.push(json!({ "participant": participant, "doc": id.to_string(), "writable": writable, "role": role }));
                 }
                 DocKey::Triage { session } if *session == s.key => {
                     triage = json!({ "doc": id.to_string(), "writable": writable });

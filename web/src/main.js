@@ -12,7 +12,6 @@ const $ = (sel) => document.querySelector(sel);
 const esc = (s) =>
   String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const SECTIONS = ["background", "method", "results", "challenges"];
-const ANNOTATING = ["organizer", "facilitator", "presenter", "evaluator", "activist", "official", "scribe"];
 const KINDS = ["comment", "question", "highlight", "strength", "gap", "lesson"];
 
 const state = {
@@ -150,9 +149,15 @@ function person(s, key) {
   return p.shown ? `${esc(p.shown)} · ${esc(role)}` : esc(role);
 }
 
+/// The role I write my notes in, as the server decided it (else my first role here).
+function myRole(s) {
+  return s.layers.find((l) => l.participant === state.me)?.role || s.my_roles[0];
+}
+
 function mayAnnotate(s) {
   const mine = s.layers.find((l) => l.participant === state.me && l.writable);
-  return !!mine && s.my_roles.some((r) => ANNOTATING.includes(r));
+  // The server decides (policy): a layer of mine it lets me write, in this phase.
+  return !!mine;
 }
 
 /// Every annotation of the session (from every layer this participant may read), with the
@@ -292,7 +297,7 @@ function liveAnnotation(s, kind, fields) {
     session: s.key,
     kind,
     author: state.me,
-    author_role: s.my_roles.find((r) => ANNOTATING.includes(r)) || s.my_roles[0],
+    author_role: myRole(s),
     created_at: nowKst(),
     capture: "live_app",
     visibility: "session",
@@ -347,7 +352,7 @@ async function annotate(s, form) {
 
 async function reply(s, parent, body) {
   const { l, h } = await myLayer(s);
-  const role = s.my_roles.find((r) => ANNOTATING.includes(r)) || s.my_roles[0];
+  const role = myRole(s);
   const a = {
     id: uuid(),
     session: s.key,
