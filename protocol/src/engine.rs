@@ -32,17 +32,11 @@ use crate::record::{Attribution, NewChange, Rejection};
 use crate::refusal::{Refusal, RefusalKind};
 use crate::sync_receive;
 use crate::wire::Message;
+pub use crate::wire::SyncKind;
 
 /// Identifies one append handed to the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BatchId(pub u64);
-
-/// Whether a peer asked with `request` ("tell me if you don't have it") or `sync`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncKind {
-    Request,
-    Sync,
-}
 
 /// What the driver feeds the engine.
 #[derive(Debug, Clone)]

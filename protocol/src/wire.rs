@@ -35,6 +35,14 @@ pub struct RemoteHeads {
     pub timestamp: u64,
 }
 
+/// Whether a peer asked with `request` ("tell me if you don't have it") or `sync`: the two
+/// messages that carry sync data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    Request,
+    Sync,
+}
+
 /// Every message of the protocol. `senderId`/`targetId` are kept as sent; the server binds
 /// a connection's messages to the peer that joined on it and does not trust them.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,20 +110,20 @@ pub enum Message {
 impl Message {
     /// A `request` or a `sync` carrying one automerge sync message.
     pub fn sync_of_kind(
-        kind: crate::engine::SyncKind,
+        kind: SyncKind,
         sender_id: PeerId,
         target_id: PeerId,
         document_id: DocumentId,
         data: Vec<u8>,
     ) -> Self {
         match kind {
-            crate::engine::SyncKind::Request => Self::Request {
+            SyncKind::Request => Self::Request {
                 sender_id,
                 target_id,
                 document_id,
                 data,
             },
-            crate::engine::SyncKind::Sync => Self::Sync {
+            SyncKind::Sync => Self::Sync {
                 sender_id,
                 target_id,
                 document_id,
@@ -570,9 +578,9 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
             let target_id = target_id(f.target_id);
             let data = required(f.data, ty, "data")?.to_vec();
             let kind = if ty == "request" {
-                crate::engine::SyncKind::Request
+                SyncKind::Request
             } else {
-                crate::engine::SyncKind::Sync
+                SyncKind::Sync
             };
             Message::sync_of_kind(kind, sender_id, target_id, document_id, data)
         }
