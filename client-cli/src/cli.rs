@@ -71,47 +71,10 @@ enum Command {
     /// in the debate's terms when TARGET is a session key such as `S05`.
     History(HistoryArgs),
     /// The document as it was after change number SEQ, or at a moment.
-    At {
-        /// The document: `automerge:…` or its id.
-        url: AutomergeUrl,
-        /// After change number SEQ of the document.
-        #[arg(long, conflicts_with = "time", required_unless_present = "time")]
-        seq: Option<u64>,
-        /// `17:30[:15]` (KST, on --date or the document's first day), UTC milliseconds, or
-        /// RFC 3339 such as 2026-11-26T17:30:00+09:00.
-        #[arg(long)]
-        time: Option<String>,
-        /// The day of a clock time, `2026-11-26`.
-        #[arg(long)]
-        date: Option<String>,
-        /// Which clock --time is on: when acts happened (an imported act's own time; the
-        /// timeline's order) or when the server received them.
-        #[arg(long, value_enum, default_value_t = crate::history::Clock::Happened)]
-        clock: crate::history::Clock,
-    },
+    At(AtArgs),
     /// Load a debate bundle (docs/bundle-format.md): checks all of it first, writes nothing
     /// if anything is wrong, and creates nothing a second time.
-    Import {
-        /// The bundle (JSON), or a CSV file with --csv.
-        bundle: std::path::PathBuf,
-        /// Check the bundle and show what would be created, without writing.
-        #[arg(long)]
-        dry_run: bool,
-        /// The file is CSV of this kind (columns in docs/bundle-format.md), joined to --series.
-        #[arg(long, requires = "series")]
-        csv: Option<crate::import::CsvKind>,
-        /// The series a CSV file adds to.
-        #[arg(long)]
-        series: Option<String>,
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Also move sessions that exist already to the phase the bundle gives them (without
-        /// it only the sessions this import creates get their phase: a re-import never moves
-        /// a live session back).
-        #[arg(long)]
-        set_phases: bool,
-    },
+    Import(ImportArgs),
     /// Write a series or a session back in the bundle format (JSON on standard output or FILE).
     Export {
         /// A series key, or a session key.
@@ -121,89 +84,18 @@ enum Command {
         output: Option<std::path::PathBuf>,
     },
     /// The final report of a series or a session: html, md (Markdown) or csv (department tables).
-    Report {
-        /// A series key, or a session key.
-        key: String,
-        /// html, md (Markdown) or csv.
-        #[arg(long, default_value = "html")]
-        format: String,
-        /// ko (Korean) or en (English).
-        #[arg(long, default_value = "ko")]
-        lang: String,
-        /// Write to this file instead of standard output.
-        #[arg(long, short)]
-        output: Option<std::path::PathBuf>,
-        /// Where the report's links lead, for a file mailed to readers who reach the server
-        /// by another address (`https://toron.example.go.kr`); by default the --server's.
-        #[arg(long)]
-        base_url: Option<String>,
-    },
+    Report(ReportArgs),
     /// Annotate a passage of a document (into your own notes layer of the session); prints
     /// the annotation's id.
     Annotate(AnnotateArgs),
     /// Reply to (or, with --kind answer, answer) an annotation.
-    Reply {
-        /// The annotation replied to (its id).
-        parent: String,
-        /// The session (its key) whose notes layer takes it.
-        #[arg(long)]
-        session: String,
-        /// What you say.
-        #[arg(long)]
-        body: String,
-        /// `reply`, or `answer` (a presenter answering a question).
-        #[arg(long, default_value = "reply")]
-        kind: String,
-        /// The top of the thread, if the parent is itself a reply.
-        #[arg(long)]
-        root: Option<String>,
-    },
+    Reply(ReplyArgs),
     /// Agree with an annotation (공감), or take it back with --remove.
-    React {
-        /// The annotation (its id).
-        annotation: String,
-        /// The session (its key) whose notes layer takes it.
-        #[arg(long)]
-        session: String,
-        /// Take the agreement back.
-        #[arg(long)]
-        remove: bool,
-    },
+    React(ReactArgs),
     /// Set the triage status of a root annotation (organizers; the chair while live).
-    Triage {
-        /// The annotation: its id, or the ref people see (`L-04`, `W-04`).
-        annotation: String,
-        /// The session (its key, `S-LIB`).
-        #[arg(long)]
-        session: String,
-        /// open, answered, accepted, merged, noted, deferred, withdrawn.
-        #[arg(long)]
-        status: String,
-        /// Why, in a word (shown in the queue and the report).
-        #[arg(long)]
-        note: Option<String>,
-        /// accepted: the finding of the report it went into (`F-LIB-01`).
-        #[arg(long)]
-        finding: Option<String>,
-    },
+    Triage(TriageArgs),
     /// Play a session back, printing its timeline as it plays.
-    Replay {
-        /// The session (its key, `S-LIB`).
-        session: String,
-        /// 1, 4, 16… times real time, or `max` for as fast as possible.
-        #[arg(long, default_value = "1")]
-        speed: String,
-        /// Start at `17:00[:00]` (KST, on --date or the session's first day), UTC
-        /// milliseconds or RFC 3339; default: the session's first entry.
-        #[arg(long)]
-        from: Option<String>,
-        /// The day of a clock time, `2026-11-26`.
-        #[arg(long)]
-        date: Option<String>,
-        /// Print each entry as JSON (one per line).
-        #[arg(long)]
-        json: bool,
-    },
+    Replay(ReplayArgs),
     /// What changed between change numbers FROM and TO (patches: path, action, values).
     Diff {
         /// The document: `automerge:…` or its id.
@@ -220,70 +112,11 @@ enum Command {
         command: AdminCommand,
     },
     /// Load generator: N clients on D documents, one edit every I ms each, for T seconds.
-    Bench {
-        /// Clients, all in this process.
-        #[arg(long, default_value_t = 50)]
-        clients: usize,
-        /// Documents the clients share (at least two clients each).
-        #[arg(long, default_value_t = 1)]
-        docs: usize,
-        /// Milliseconds between two edits of one client.
-        #[arg(long, default_value_t = 1000)]
-        interval_ms: u64,
-        /// Seconds of editing.
-        #[arg(long, default_value_t = 20)]
-        duration_secs: u64,
-        /// Seconds to keep receiving after the last edit.
-        #[arg(long, default_value_t = 10)]
-        drain_secs: u64,
-        /// Report this process's CPU and memory (the server, when it runs on this machine).
-        #[arg(long)]
-        server_pid: Option<u32>,
-        /// Only the first N clients of each document edit; the others follow it.
-        #[arg(long)]
-        writers_per_doc: Option<usize>,
-        /// Type one character per edit into a text (the *typing* scenario).
-        #[arg(long)]
-        text: bool,
-        /// Clients that do not edit keep only the change graph (hashes and dependencies), not
-        /// the document: a cheaper load generator for high edit rates. Use with
-        /// --writers-per-doc.
-        #[arg(long)]
-        light_followers: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(BenchArgs),
     /// Benchmark: clients hold documents open; restart the server when this says "ready"
     /// (same address); every client edits offline, reconnects at once and resyncs. Reports
     /// how long until each is back in sync.
-    Storm {
-        #[arg(long, default_value_t = 1000)]
-        clients: usize,
-        #[arg(long, default_value_t = 100)]
-        docs: usize,
-        /// Documents each client keeps open.
-        #[arg(long, default_value_t = 10)]
-        per_client: usize,
-        /// Changes in each document before the storm.
-        #[arg(long, default_value_t = 50)]
-        history: usize,
-        /// How many clients make an edit while the server is away.
-        #[arg(long, default_value_t = 100)]
-        offline_editors: usize,
-        /// Seconds to wait for the server to go away, and again for it to come back.
-        #[arg(long, default_value_t = 120)]
-        wait_secs: u64,
-        /// Seconds each client has to get back in sync once reconnected.
-        #[arg(long, default_value_t = 60)]
-        limit_secs: u64,
-        /// A file with the restarted server's pid, for its CPU and memory.
-        #[arg(long)]
-        server_pid_file: Option<std::path::PathBuf>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Storm(StormArgs),
 }
 
 /// `toron annotate`'s arguments.
@@ -358,6 +191,209 @@ struct HistoryArgs {
     #[arg(long, value_enum, default_value_t = crate::history::Clock::Happened)]
     clock: crate::history::Clock,
     /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `toron at`'s arguments.
+#[derive(Debug, clap::Args)]
+struct AtArgs {
+    /// The document: `automerge:…` or its id.
+    url: AutomergeUrl,
+    /// After change number SEQ of the document.
+    #[arg(long, conflicts_with = "time", required_unless_present = "time")]
+    seq: Option<u64>,
+    /// `17:30[:15]` (KST, on --date or the document's first day), UTC milliseconds, or
+    /// RFC 3339 such as 2026-11-26T17:30:00+09:00.
+    #[arg(long)]
+    time: Option<String>,
+    /// The day of a clock time, `2026-11-26`.
+    #[arg(long)]
+    date: Option<String>,
+    /// Which clock --time is on: when acts happened (an imported act's own time; the
+    /// timeline's order) or when the server received them.
+    #[arg(long, value_enum, default_value_t = crate::history::Clock::Happened)]
+    clock: crate::history::Clock,
+}
+
+/// `toron import`'s arguments.
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    /// The bundle (JSON), or a CSV file with --csv.
+    bundle: std::path::PathBuf,
+    /// Check the bundle and show what would be created, without writing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The file is CSV of this kind (columns in docs/bundle-format.md), joined to --series.
+    #[arg(long, requires = "series")]
+    csv: Option<crate::import::CsvKind>,
+    /// The series a CSV file adds to.
+    #[arg(long)]
+    series: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also move sessions that exist already to the phase the bundle gives them (without
+    /// it only the sessions this import creates get their phase: a re-import never moves
+    /// a live session back).
+    #[arg(long)]
+    set_phases: bool,
+}
+
+/// `toron report`'s arguments.
+#[derive(Debug, clap::Args)]
+struct ReportArgs {
+    /// A series key, or a session key.
+    key: String,
+    /// html, md (Markdown) or csv.
+    #[arg(long, default_value = "html")]
+    format: String,
+    /// ko (Korean) or en (English).
+    #[arg(long, default_value = "ko")]
+    lang: String,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    output: Option<std::path::PathBuf>,
+    /// Where the report's links lead, for a file mailed to readers who reach the server
+    /// by another address (`https://toron.example.go.kr`); by default the --server's.
+    #[arg(long)]
+    base_url: Option<String>,
+}
+
+/// `toron reply`'s arguments.
+#[derive(Debug, clap::Args)]
+struct ReplyArgs {
+    /// The annotation replied to (its id).
+    parent: String,
+    /// The session (its key) whose notes layer takes it.
+    #[arg(long)]
+    session: String,
+    /// What you say.
+    #[arg(long)]
+    body: String,
+    /// `reply`, or `answer` (a presenter answering a question).
+    #[arg(long, default_value = "reply")]
+    kind: String,
+    /// The top of the thread, if the parent is itself a reply.
+    #[arg(long)]
+    root: Option<String>,
+}
+
+/// `toron react`'s arguments.
+#[derive(Debug, clap::Args)]
+struct ReactArgs {
+    /// The annotation (its id).
+    annotation: String,
+    /// The session (its key) whose notes layer takes it.
+    #[arg(long)]
+    session: String,
+    /// Take the agreement back.
+    #[arg(long)]
+    remove: bool,
+}
+
+/// `toron triage`'s arguments.
+#[derive(Debug, clap::Args)]
+struct TriageArgs {
+    /// The annotation: its id, or the ref people see (`L-04`, `W-04`).
+    annotation: String,
+    /// The session (its key, `S-LIB`).
+    #[arg(long)]
+    session: String,
+    /// open, answered, accepted, merged, noted, deferred, withdrawn.
+    #[arg(long)]
+    status: String,
+    /// Why, in a word (shown in the queue and the report).
+    #[arg(long)]
+    note: Option<String>,
+    /// accepted: the finding of the report it went into (`F-LIB-01`).
+    #[arg(long)]
+    finding: Option<String>,
+}
+
+/// `toron replay`'s arguments.
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// The session (its key, `S-LIB`).
+    session: String,
+    /// 1, 4, 16… times real time, or `max` for as fast as possible.
+    #[arg(long, default_value = "1")]
+    speed: String,
+    /// Start at `17:00[:00]` (KST, on --date or the session's first day), UTC
+    /// milliseconds or RFC 3339; default: the session's first entry.
+    #[arg(long)]
+    from: Option<String>,
+    /// The day of a clock time, `2026-11-26`.
+    #[arg(long)]
+    date: Option<String>,
+    /// Print each entry as JSON (one per line).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `toron bench`'s arguments.
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Clients, all in this process.
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    /// Documents the clients share (at least two clients each).
+    #[arg(long, default_value_t = 1)]
+    docs: usize,
+    /// Milliseconds between two edits of one client.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// Seconds of editing.
+    #[arg(long, default_value_t = 20)]
+    duration_secs: u64,
+    /// Seconds to keep receiving after the last edit.
+    #[arg(long, default_value_t = 10)]
+    drain_secs: u64,
+    /// Report this process's CPU and memory (the server, when it runs on this machine).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Only the first N clients of each document edit; the others follow it.
+    #[arg(long)]
+    writers_per_doc: Option<usize>,
+    /// Type one character per edit into a text (the *typing* scenario).
+    #[arg(long)]
+    text: bool,
+    /// Clients that do not edit keep only the change graph (hashes and dependencies), not
+    /// the document: a cheaper load generator for high edit rates. Use with
+    /// --writers-per-doc.
+    #[arg(long)]
+    light_followers: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `toron storm`'s arguments.
+#[derive(Debug, clap::Args)]
+struct StormArgs {
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    #[arg(long, default_value_t = 100)]
+    docs: usize,
+    /// Documents each client keeps open.
+    #[arg(long, default_value_t = 10)]
+    per_client: usize,
+    /// Changes in each document before the storm.
+    #[arg(long, default_value_t = 50)]
+    history: usize,
+    /// How many clients make an edit while the server is away.
+    #[arg(long, default_value_t = 100)]
+    offline_editors: usize,
+    /// Seconds to wait for the server to go away, and again for it to come back.
+    #[arg(long, default_value_t = 120)]
+    wait_secs: u64,
+    /// Seconds each client has to get back in sync once reconnected.
+    #[arg(long, default_value_t = 60)]
+    limit_secs: u64,
+    /// A file with the restarted server's pid, for its CPU and memory.
+    #[arg(long)]
+    server_pid_file: Option<std::path::PathBuf>,
+    /// Print the report as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -658,9 +694,24 @@ fn print_json(v: &Json) {
     outln!("{v}");
 }
 
+/// What every command is run with: the server as given, the caller's token, the sync URL
+/// with it, and the time allowed.
+struct Ctx<'a> {
+    cli_server: &'a str,
+    token: Option<String>,
+    server: String,
+    limit: Duration,
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let limit = Duration::from_secs(cli.timeout);
     let server = crate::sync_client::url_with_token(&cli.server, cli.token.as_deref());
+    let ctx = Ctx {
+        cli_server: &cli.server,
+        token: cli.token.clone(),
+        server: server.clone(),
+        limit,
+    };
     match cli.command {
         Command::New { json } => {
             let initial = match json {
@@ -697,71 +748,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 history(&cli.server, cli.token.clone(), limit, args).await?
             );
         }
-        Command::At {
-            url,
-            seq,
-            time,
-            date,
-            clock,
-        } => {
-            let (srv, token, url) = (cli.server.clone(), cli.token.clone(), url.to_string());
-            let answer = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-                let api = crate::admin::Admin::new(&srv, token, limit);
-                let time = match time {
-                    None => None,
-                    Some(t) => {
-                        // A clock time without a day means the document's first day, on
-                        // the same clock.
-                        let day = match date {
-                            Some(d) => Some(d),
-                            None => crate::history::history(&api, &url, None, None)?
-                                .first()
-                                .and_then(|e| clock.of(e))
-                                .and_then(crate::history::kst_date),
-                        };
-                        Some(crate::history::parse_time_on(&t, day.as_deref())?)
-                    }
-                };
-                crate::history::state_at(&api, &url, seq, time, clock)
-            })
-            .await??;
-            outln!("{}", serde_json::to_string_pretty(&answer["state"])?);
-        }
-        Command::Import {
-            bundle,
-            dry_run,
-            csv,
-            series,
-            json,
-            set_phases,
-        } => {
-            let opts = crate::import::Options {
-                dry_run,
-                set_phases,
-            };
-            let summary = match (csv, series) {
-                (Some(kind), Some(series)) => {
-                    crate::import::run_csv(
-                        &cli.server,
-                        cli.token.clone(),
-                        &bundle,
-                        kind,
-                        &series,
-                        opts,
-                        limit,
-                    )
-                    .await?
-                }
-                _ => {
-                    crate::import::run(&cli.server, cli.token.clone(), &bundle, opts, limit).await?
-                }
-            };
-            if json {
-                outln!("{}", serde_json::to_string_pretty(&summary)?);
-            } else {
-                out!("{}", crate::import::summary_table(&summary));
-            }
-        }
+        Command::At(args) => at_cmd(&ctx, args).await?,
+        Command::Import(args) => import_cmd(&ctx, args).await?,
         Command::Export { key, output } => {
             let (srv, token) = (cli.server.clone(), cli.token.clone());
             let v = tokio::task::spawn_blocking(move || {
@@ -776,166 +764,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => out!("{text}"),
             }
         }
-        Command::Report {
-            key,
-            format,
-            lang,
-            output,
-            base_url,
-        } => {
-            if !matches!(format.as_str(), "html" | "md" | "csv") {
-                anyhow::bail!("--format is html, md or csv");
-            }
-            if !matches!(lang.as_str(), "ko" | "en") {
-                anyhow::bail!("--lang is ko or en");
-            }
-            let (srv, token) = (cli.server.clone(), cli.token.clone());
-            let text = tokio::task::spawn_blocking(move || {
-                crate::admin::Admin::new(&srv, token, limit.max(std::time::Duration::from_secs(60)))
-                    .get_text(&format!(
-                        "/api/v1/reports/{key}?format={format}&lang={lang}{}",
-                        base_url
-                            .map(|b| format!(
-                                "&base={}",
-                                url::form_urlencoded::byte_serialize(b.as_bytes())
-                                    .collect::<String>()
-                            ))
-                            .unwrap_or_default()
-                    ))
-            })
-            .await??;
-            match output {
-                Some(p) => std::fs::write(&p, text)
-                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
-                None => out!("{text}"),
-            }
-        }
+        Command::Report(args) => report_cmd(&ctx, args).await?,
         Command::Annotate(args) => {
             let aid = annotate(&cli.server, cli.token.clone(), &server, limit, args).await?;
             outln!("{aid}");
         }
-        Command::Reply {
-            parent,
-            session,
-            body,
-            kind,
-            root,
-        } => {
-            if !matches!(kind.as_str(), "reply" | "answer") {
-                anyhow::bail!("--kind is reply or answer");
-            }
-            let (me, role) = whoami(&cli.server, cli.token.clone(), &session, limit).await?;
-            let mut extra = serde_json::Map::new();
-            extra.insert("parent".into(), Json::from(parent.clone()));
-            extra.insert("root".into(), Json::from(root.unwrap_or(parent)));
-            let a = crate::annotate::annotation(
-                &crate::annotate::NewAnnotation {
-                    session: session.clone(),
-                    kind,
-                    body: Some(body),
-                    author: me.clone(),
-                    author_role: role,
-                    extra,
-                },
-                None,
-            );
-            let aid = a["id"].as_str().unwrap_or_default().to_string();
-            let mut conn = crate::sync_client::Connection::connect(&server, limit).await?;
-            crate::annotate::write_layer(
-                &mut conn,
-                &session,
-                &me,
-                "annotations",
-                &aid,
-                Some(&a),
-                limit,
-            )
-            .await?;
-            conn.close().await;
-            outln!("{aid}");
-        }
-        Command::React {
-            annotation,
-            session,
-            remove,
-        } => {
-            let (me, _) = whoami(&cli.server, cli.token.clone(), &session, limit).await?;
-            let mut conn = crate::sync_client::Connection::connect(&server, limit).await?;
-            let v = serde_json::json!({ "kind": "agree", "at": crate::annotate::triage_entry("open", &me, None, None)?["at"] });
-            crate::annotate::write_layer(
-                &mut conn,
-                &session,
-                &me,
-                "reactions",
-                &annotation,
-                (!remove).then_some(&v),
-                limit,
-            )
-            .await?;
-            conn.close().await;
-        }
-        Command::Triage {
-            annotation,
-            session,
-            status,
-            note,
-            finding,
-        } => {
-            let (me, _) = whoami(&cli.server, cli.token.clone(), &session, limit).await?;
-            let entry =
-                crate::annotate::triage_entry(&status, &me, note.as_deref(), finding.as_deref())?;
-            let mine = my_session(&cli.server, cli.token.clone(), &session, limit).await?;
-            let layers = layer_ids(&mine);
-            let mut conn = crate::sync_client::Connection::connect(&server, limit).await?;
-            if let (Some(f), Some(series)) = (&finding, mine["series"].as_str()) {
-                crate::annotate::known_finding(&mut conn, series, f, limit).await?;
-            }
-            let id = crate::annotate::resolve_annotation(
-                &mut conn,
-                &layers,
-                &annotation,
-                &session,
-                limit,
-            )
-            .await?;
-            crate::annotate::set_triage(&mut conn, &session, &id, &entry, limit).await?;
-            conn.close().await;
-        }
-        Command::Replay {
-            session,
-            speed,
-            from,
-            date,
-            json,
-        } => {
-            let (srv, token) = (cli.server.clone(), cli.token.clone());
-            let n = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
-                let from = match from {
-                    None => None,
-                    Some(f) => {
-                        // The timeline is on the clock of what happened: a clock time
-                        // without a day is on the session's own date.
-                        let day = match date {
-                            Some(d) => Some(d),
-                            None => crate::history::session_day(
-                                &crate::admin::Admin::new(&srv, token.clone(), limit),
-                                &session,
-                            )?,
-                        };
-                        Some(crate::history::parse_time_on(&f, day.as_deref())?)
-                    }
-                };
-                crate::history::replay(&srv, token.as_deref(), &session, &speed, from, |e| {
-                    if json {
-                        outln!("{e}");
-                    } else {
-                        outln!("{}", crate::history::timeline_line(e));
-                    }
-                })
-            })
-            .await??;
-            eprintln!("replayed {n} entries");
-        }
+        Command::Reply(args) => reply_cmd(&ctx, args).await?,
+        Command::React(args) => react_cmd(&ctx, args).await?,
+        Command::Triage(args) => triage_cmd(&ctx, args).await?,
+        Command::Replay(args) => replay_cmd(&ctx, args).await?,
         Command::Diff { url, from, to } => {
             let (srv, token, url) = (cli.server.clone(), cli.token.clone(), url.to_string());
             let answer = tokio::task::spawn_blocking(move || {
@@ -959,66 +796,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch { url, count } => {
             commands::watch_document(&server, &url, count, limit, print_json).await?
         }
-        Command::Bench {
-            clients,
-            docs,
-            interval_ms,
-            duration_secs,
-            drain_secs,
-            server_pid,
-            writers_per_doc,
-            text,
-            light_followers,
-            json,
-        } => {
-            let cfg = bench::BenchConfig {
-                writers_per_doc,
-                text,
-                light_followers,
-                server: server.clone(),
-                clients,
-                docs,
-                interval: Duration::from_millis(interval_ms.max(1)),
-                duration: Duration::from_secs(duration_secs),
-                drain: Duration::from_secs(drain_secs),
-                server_pid,
-            };
-            let report = bench::run(cfg, |p| eprintln!("bench: {p}")).await?;
-            if json {
-                outln!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                out!("{}", report.human());
-            }
-        }
-        Command::Storm {
-            clients,
-            docs,
-            per_client,
-            history,
-            offline_editors,
-            wait_secs,
-            limit_secs,
-            server_pid_file,
-            json,
-        } => {
-            let cfg = crate::storm::StormConfig {
-                server: server.clone(),
-                clients,
-                docs,
-                per_client,
-                history,
-                offline_editors,
-                wait: Duration::from_secs(wait_secs),
-                limit: Duration::from_secs(limit_secs),
-                server_pid_file,
-            };
-            let report = crate::storm::run(cfg, |p| eprintln!("storm: {p}")).await?;
-            if json {
-                outln!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                out!("{}", report.human());
-            }
-        }
+        Command::Bench(args) => bench_cmd(&ctx, args).await?,
+        Command::Storm(args) => storm_cmd(&ctx, args).await?,
     }
     Ok(())
 }
@@ -1201,6 +980,324 @@ async fn history(
     } else {
         text
     })
+}
+
+/// `toron at`: the document after change SEQ or at a moment.
+async fn at_cmd(ctx: &Ctx<'_>, args: AtArgs) -> anyhow::Result<()> {
+    let limit = ctx.limit;
+    let AtArgs {
+        url,
+        seq,
+        time,
+        date,
+        clock,
+    } = args;
+    let (srv, token, url) = (
+        ctx.cli_server.to_string(),
+        ctx.token.clone(),
+        url.to_string(),
+    );
+    let answer = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let api = crate::admin::Admin::new(&srv, token, limit);
+        let time = match time {
+            None => None,
+            Some(t) => {
+                // A clock time without a day means the document's first day, on
+                // the same clock.
+                let day = match date {
+                    Some(d) => Some(d),
+                    None => crate::history::history(&api, &url, None, None)?
+                        .first()
+                        .and_then(|e| clock.of(e))
+                        .and_then(crate::history::kst_date),
+                };
+                Some(crate::history::parse_time_on(&t, day.as_deref())?)
+            }
+        };
+        crate::history::state_at(&api, &url, seq, time, clock)
+    })
+    .await??;
+    outln!("{}", serde_json::to_string_pretty(&answer["state"])?);
+    Ok(())
+}
+
+/// `toron import`: a bundle or a CSV checked and written.
+async fn import_cmd(ctx: &Ctx<'_>, args: ImportArgs) -> anyhow::Result<()> {
+    let limit = ctx.limit;
+    let ImportArgs {
+        bundle,
+        dry_run,
+        csv,
+        series,
+        json,
+        set_phases,
+    } = args;
+    let opts = crate::import::Options {
+        dry_run,
+        set_phases,
+    };
+    let summary = match (csv, series) {
+        (Some(kind), Some(series)) => {
+            crate::import::run_csv(
+                ctx.cli_server,
+                ctx.token.clone(),
+                &bundle,
+                kind,
+                &series,
+                opts,
+                limit,
+            )
+            .await?
+        }
+        _ => crate::import::run(ctx.cli_server, ctx.token.clone(), &bundle, opts, limit).await?,
+    };
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        out!("{}", crate::import::summary_table(&summary));
+    }
+    Ok(())
+}
+
+/// `toron report`: the series' report in a format and language.
+async fn report_cmd(ctx: &Ctx<'_>, args: ReportArgs) -> anyhow::Result<()> {
+    let limit = ctx.limit;
+    let ReportArgs {
+        key,
+        format,
+        lang,
+        output,
+        base_url,
+    } = args;
+    if !matches!(format.as_str(), "html" | "md" | "csv") {
+        anyhow::bail!("--format is html, md or csv");
+    }
+    if !matches!(lang.as_str(), "ko" | "en") {
+        anyhow::bail!("--lang is ko or en");
+    }
+    let (srv, token) = (ctx.cli_server.to_string(), ctx.token.clone());
+    let text = tokio::task::spawn_blocking(move || {
+        crate::admin::Admin::new(&srv, token, limit.max(std::time::Duration::from_secs(60)))
+            .get_text(&format!(
+                "/api/v1/reports/{key}?format={format}&lang={lang}{}",
+                base_url
+                    .map(|b| format!(
+                        "&base={}",
+                        url::form_urlencoded::byte_serialize(b.as_bytes()).collect::<String>()
+                    ))
+                    .unwrap_or_default()
+            ))
+    })
+    .await??;
+    match output {
+        Some(p) => std::fs::write(&p, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+        None => out!("{text}"),
+    }
+    Ok(())
+}
+
+/// `toron reply`: a reply or an answer to an annotation.
+async fn reply_cmd(ctx: &Ctx<'_>, args: ReplyArgs) -> anyhow::Result<()> {
+    let limit = ctx.limit;
+    let ReplyArgs {
+        parent,
+        session,
+        body,
+        kind,
+        root,
+    } = args;
+    if !matches!(kind.as_str(), "reply" | "answer") {
+        anyhow::bail!("--kind is reply or answer");
+    }
+    let (me, role) = whoami(ctx.cli_server, ctx.token.clone(), &session, limit).await?;
+    let mut extra = serde_json::Map::new();
+    extra.insert("parent".into(), Json::from(parent.clone()));
+    extra.insert("root".into(), Json::from(root.unwrap_or(parent)));
+    let a = crate::annotate::annotation(
+        &crate::annotate::NewAnnotation {
+            session: session.clone(),
+            kind,
+            body: Some(body),
+            author: me.clone(),
+            author_role: role,
+            extra,
+        },
+        None,
+    );
+    let aid = a["id"].as_str().unwrap_or_default().to_string();
+    let mut conn = crate::sync_client::Connection::connect(&ctx.server, limit).await?;
+    crate::annotate::write_layer(
+        &mut conn,
+        &session,
+        &me,
+        "annotations",
+        &aid,
+        Some(&a),
+        limit,
+    )
+    .await?;
+    conn.close().await;
+    outln!("{aid}");
+    Ok(())
+}
+
+/// `toron react`: 공감 given or taken back.
+async fn react_cmd(ctx: &Ctx<'_>, args: ReactArgs) -> anyhow::Result<()> {
+    let limit = ctx.limit;
+    let ReactArgs {
+        annotation,
+        session,
+        remove,
+    } = args;
+    let (me, _) = whoami(ctx.cli_server, ctx.token.clone(), &session, limit).await?;
+    let mut conn = crate::sync_client::Connection::connect(&ctx.server, limit).await?;
+    let v = serde_json::json!({ "kind": "agree", "at": crate::annotate::triage_entry("open", &me, None, None)?["at"] });
+    crate::annotate::write_layer(
+        &mut conn,
+        &session,
+        &me,
+        "reactions",
+        &annotation,
+        (!remove).then_some(&v),
+        limit,
+    )
+    .await?;
+    conn.close().await;
+    Ok(())
+}
+
+/// `toron triage`: an item's status in the session's triage.
+async fn triage_cmd(ctx: &Ctx<'_>, args: TriageArgs) -> anyhow::Result<()> {
+    let limit = ctx.limit;
+    let TriageArgs {
+        annotation,
+        session,
+        status,
+        note,
+        finding,
+    } = args;
+    let (me, _) = whoami(ctx.cli_server, ctx.token.clone(), &session, limit).await?;
+    let entry = crate::annotate::triage_entry(&status, &me, note.as_deref(), finding.as_deref())?;
+    let mine = my_session(ctx.cli_server, ctx.token.clone(), &session, limit).await?;
+    let layers = layer_ids(&mine);
+    let mut conn = crate::sync_client::Connection::connect(&ctx.server, limit).await?;
+    if let (Some(f), Some(series)) = (&finding, mine["series"].as_str()) {
+        crate::annotate::known_finding(&mut conn, series, f, limit).await?;
+    }
+    let id = crate::annotate::resolve_annotation(&mut conn, &layers, &annotation, &session, limit)
+        .await?;
+    crate::annotate::set_triage(&mut conn, &session, &id, &entry, limit).await?;
+    conn.close().await;
+    Ok(())
+}
+
+/// `toron replay`: the session's timeline played back.
+async fn replay_cmd(ctx: &Ctx<'_>, args: ReplayArgs) -> anyhow::Result<()> {
+    let limit = ctx.limit;
+    let ReplayArgs {
+        session,
+        speed,
+        from,
+        date,
+        json,
+    } = args;
+    let (srv, token) = (ctx.cli_server.to_string(), ctx.token.clone());
+    let n = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+        let from = match from {
+            None => None,
+            Some(f) => {
+                // The timeline is on the clock of what happened: a clock time
+                // without a day is on the session's own date.
+                let day = match date {
+                    Some(d) => Some(d),
+                    None => crate::history::session_day(
+                        &crate::admin::Admin::new(&srv, token.clone(), limit),
+                        &session,
+                    )?,
+                };
+                Some(crate::history::parse_time_on(&f, day.as_deref())?)
+            }
+        };
+        crate::history::replay(&srv, token.as_deref(), &session, &speed, from, |e| {
+            if json {
+                outln!("{e}");
+            } else {
+                outln!("{}", crate::history::timeline_line(e));
+            }
+        })
+    })
+    .await??;
+    eprintln!("replayed {n} entries");
+    Ok(())
+}
+
+/// `toron bench`: the load generator.
+async fn bench_cmd(ctx: &Ctx<'_>, args: BenchArgs) -> anyhow::Result<()> {
+    let BenchArgs {
+        clients,
+        docs,
+        interval_ms,
+        duration_secs,
+        drain_secs,
+        server_pid,
+        writers_per_doc,
+        text,
+        light_followers,
+        json,
+    } = args;
+    let cfg = bench::BenchConfig {
+        writers_per_doc,
+        text,
+        light_followers,
+        server: ctx.server.clone(),
+        clients,
+        docs,
+        interval: Duration::from_millis(interval_ms.max(1)),
+        duration: Duration::from_secs(duration_secs),
+        drain: Duration::from_secs(drain_secs),
+        server_pid,
+    };
+    let report = bench::run(cfg, |p| eprintln!("bench: {p}")).await?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        out!("{}", report.human());
+    }
+    Ok(())
+}
+
+/// `toron storm`: many clients reconnecting at once.
+async fn storm_cmd(ctx: &Ctx<'_>, args: StormArgs) -> anyhow::Result<()> {
+    let StormArgs {
+        clients,
+        docs,
+        per_client,
+        history,
+        offline_editors,
+        wait_secs,
+        limit_secs,
+        server_pid_file,
+        json,
+    } = args;
+    let cfg = crate::storm::StormConfig {
+        server: ctx.server.clone(),
+        clients,
+        docs,
+        per_client,
+        history,
+        offline_editors,
+        wait: Duration::from_secs(wait_secs),
+        limit: Duration::from_secs(limit_secs),
+        server_pid_file,
+    };
+    let report = crate::storm::run(cfg, |p| eprintln!("storm: {p}")).await?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        out!("{}", report.human());
+    }
+    Ok(())
 }
 
 async fn my_session(
