@@ -306,8 +306,17 @@ function liveAnnotation(s, kind, fields) {
   };
 }
 
-async function annotate(s, form) {
+/// Puts annotation `a` into my notes layer and watches it reach the server's log.
+async function writeAnnotation(s, a) {
   const { l, h } = await myLayer(s);
+  h.change((d) => {
+    ensureLayer(d, s);
+    d.annotations[a.id] = a;
+  });
+  confirmSaved(l.doc, h);
+}
+
+async function annotate(s, form) {
   const caseKey = form.dataset.case;
   const path = form.dataset.path.split(".");
   // A sentence picked from the keyboard, else the selected passage.
@@ -340,38 +349,19 @@ async function annotate(s, form) {
   // The series' departments, by key (the server refuses any other).
   const deps = Array.from(form.querySelectorAll('input[name="department"]:checked'), (x) => x.value);
   if (deps.length && (a.kind === "gap" || a.kind === "lesson")) a.departments = deps;
-  h.change((d) => {
-    ensureLayer(d, s);
-    d.annotations[a.id] = a;
-  });
+  await writeAnnotation(s, a);
   state.focus = a.id;
   announce(t("annotationAdded"));
-  confirmSaved(l.doc, h);
   return a.id;
 }
 
 async function reply(s, parent, body) {
-  const { l, h } = await myLayer(s);
-  const role = myRole(s);
-  const a = {
-    id: uuid(),
-    session: s.key,
-    kind: role === "presenter" ? "answer" : "reply",
-    author: state.me,
-    author_role: role,
-    created_at: nowKst(),
+  const a = liveAnnotation(s, myRole(s) === "presenter" ? "answer" : "reply", {
     parent: parent.id,
     root: parent.root || parent.id,
     body,
-    capture: "live_app",
-    visibility: "session",
-    source: { kind: "live" },
-  };
-  h.change((d) => {
-    ensureLayer(d, s);
-    d.annotations[a.id] = a;
   });
-  confirmSaved(l.doc, h);
+  await writeAnnotation(s, a);
 }
 
 async function agree(s, ann) {
@@ -492,18 +482,13 @@ async function agendaView(s) {
 
 /// An annotation on an agenda item: no passage, the item named.
 async function annotateAgenda(s, form) {
-  const { l, h } = await myLayer(s);
   const a = liveAnnotation(s, form.kind.value, {
     target: { type: "agenda_item", agenda_item: form.dataset.item },
     body: form.body.value.trim(),
   });
-  h.change((d) => {
-    ensureLayer(d, s);
-    d.annotations[a.id] = a;
-  });
+  await writeAnnotation(s, a);
   state.focus = a.id;
   announce(t("annotationAdded"));
-  confirmSaved(l.doc, h);
 }
 
 /// A section's text with the annotations that anchor into it highlighted.
