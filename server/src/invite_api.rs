@@ -128,12 +128,12 @@ async fn invites(
             "role": role, "role_ko": role_ko, "role_en": role_en,
             "link": null, "qr_svg": null, "issued": false,
         });
+        let had = reg.has_token(&participant);
         if require_token_authority(&state, &by, &participant).is_err() {
             // Somebody who takes part in a series this organizer does not run.
             entry["note"] = json!("not_yours");
             refused += 1;
-        } else if b.reissue || !reg.has_token(&participant) {
-            let had = reg.has_token(&participant);
+        } else if b.reissue || !had {
             let token = reg.issue_token(&by, &participant).await?;
             if had {
                 state

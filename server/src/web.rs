@@ -94,7 +94,6 @@ async fn my_sessions(
             }
             None => (Access::Write, Some("organizer".to_string())),
         };
-        let may = |id: &toron_protocol::DocumentId| decided(id).0;
         let meta = catalog
             .get("session")
             .and_then(|m| m.get(&s.key))
@@ -115,7 +114,7 @@ async fn my_sessions(
         let mut triage = Value::Null;
         for k in reg.documents_of_series(&s.series) {
             let id = k.document_id();
-            let access = may(&id);
+            let (access, acting_role) = decided(&id);
             if access == Access::None {
                 continue;
             }
@@ -145,7 +144,7 @@ async fn my_sessions(
                 } if *session == s.key => {
                     // The role the owner writes in (shown as the author's role).
                     let role = if who.as_deref() == Some(participant.as_str()) {
-                        decided(&id).1
+                        acting_role
                     } else {
                         None
                     };
