@@ -141,8 +141,8 @@ async fn serve_from_args() -> anyhow::Result<()> {
     }
     match args.command {
         Some(Offline::Verify) => {
-            let store = crate::verify::open(&args.data)?;
-            let report = crate::verify::verify(&store)?;
+            let store = crate::ops::verify::open(&args.data)?;
+            let report = crate::ops::verify::verify(&store)?;
             println!(
                 "{} records, {} changes, {} documents, timeline checked up to record {}",
                 report.records, report.changes, report.documents, report.timeline_checked_upto
@@ -157,8 +157,8 @@ async fn serve_from_args() -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Offline::Rebuild) => {
-            let store = crate::verify::open(&args.data)?;
-            let n = crate::verify::rebuild(&store)?;
+            let store = crate::ops::verify::open(&args.data)?;
+            let n = crate::ops::verify::rebuild(&store)?;
             println!(
                 "rebuilt the snapshots of {} documents and {} timeline entries",
                 n.documents, n.timeline_entries
@@ -166,7 +166,7 @@ async fn serve_from_args() -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Offline::Backup { out }) => {
-            let s = crate::backup::run_backup(&args.data, &out)?;
+            let s = crate::ops::backup::run_backup(&args.data, &out)?;
             println!(
                 "backup of {} records ({} documents, {} bytes) written to {}",
                 s.header.records,
@@ -177,7 +177,7 @@ async fn serve_from_args() -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Offline::Restore { backup }) => {
-            let r = crate::backup::run_restore(&backup, &args.data)?;
+            let r = crate::ops::backup::run_restore(&backup, &args.data)?;
             println!(
                 "restored {} records ({} documents) into {}; rebuilt {} snapshots and {} timeline entries",
                 r.summary.header.records,

@@ -14,9 +14,9 @@ use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Semaphore};
 
-use crate::connection;
-use crate::hub::Hub;
 use crate::metrics::{ErrorKind, Snapshot};
+use crate::net::connection;
+use crate::net::hub::Hub;
 
 /// Per-connection WebSocket buffers (see `ws_upgrade`).
 const READ_BUFFER: usize = 16 << 10;
@@ -77,16 +77,16 @@ pub fn router(state: AppState) -> Router {
         } else {
             timeout * 3
         };
-        crate::listener::body_deadline(limit, req, next)
+        crate::net::listener::body_deadline(limit, req, next)
     });
     // The hall's reads (its sessions, a replay's every layer at a moment, the timeline) are
     // JSON that gzip shrinks tenfold: on venue Wi-Fi that is most of a replay move's time.
     // Event streams are left alone (the layer's default), and the built assets come
     // compressed already.
     let hall_reads = Router::new()
-        .merge(crate::web::routes())
-        .merge(crate::history_api::routes())
-        .merge(crate::timeline_api::routes())
+        .merge(crate::api::me::routes())
+        .merge(crate::api::history::routes())
+        .merge(crate::api::timeline::routes())
         .layer(tower_http::compression::CompressionLayer::new());
     Router::new()
         .route("/", get(ws_or_page))
@@ -94,10 +94,10 @@ pub fn router(state: AppState) -> Router {
         .merge(hall_reads)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .merge(crate::admin_api::routes())
-        .merge(crate::invite_api::routes())
-        .merge(crate::import_api::routes(state.clone()))
-        .merge(crate::report_api::routes())
+        .merge(crate::api::admin::routes())
+        .merge(crate::api::invite::routes())
+        .merge(crate::api::import::routes(state.clone()))
+        .merge(crate::api::report::routes())
         .layer(deadlines)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
@@ -271,7 +271,7 @@ async fn ws_or_page(
 ) -> Response {
     match ws {
         Ok(ws) => upgrade(state, headers, uri, ws),
-        Err(_) => crate::web_assets::index(&headers),
+        Err(_) => crate::api::assets::index(&headers),
     }
 }
 

@@ -13,33 +13,17 @@
 //! [`start`] runs a server and returns a handle; the binary and the tests both use it.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod admin_api;
-pub mod backup;
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod connection;
-#[cfg(unix)]
-pub mod control;
-pub mod doc_actor;
-pub mod export;
-pub mod history_api;
-pub mod history_cache;
 pub mod http;
-pub mod hub;
-pub mod import_api;
-pub mod invite_api;
-pub mod listener;
-pub mod log_budget;
 pub mod metrics;
-pub mod projection;
+pub mod net;
+pub mod ops;
 pub mod registry;
-pub mod report_api;
 pub mod store;
-pub mod timeline_api;
-pub mod verify;
-pub mod web;
-pub mod web_assets;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,7 +33,7 @@ pub use config::Config;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::hub::Hub;
+use crate::net::hub::Hub;
 use crate::store::Store;
 
 /// A running server.
@@ -81,12 +65,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Earlier versions had one importer for every series, with a token that never expired and
     // reached every series it had imported; importers are per series now, their tokens short.
     if registry
-        .revoke_token("server", import_api::IMPORTER)
+        .revoke_token("server", api::import::IMPORTER)
         .await?
     {
         tracing::info!(
             "revoked the token of `{}`, the shared importer of earlier versions",
-            import_api::IMPORTER
+            api::import::IMPORTER
         );
     }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -95,7 +79,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let hub = Hub::new(config.clone(), store, registry);
     let (shutdown, shutdown_rx) = watch::channel(false);
     #[cfg(unix)]
-    let control = control::serve(&config.data, hub.store.clone(), shutdown_rx.clone());
+    let control = ops::control::serve(&config.data, hub.store.clone(), shutdown_rx.clone());
     #[cfg(not(unix))]
     let control = None;
     let state = http::AppState {
@@ -105,13 +89,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         token_conns: Default::default(),
     };
     let app = http::router(state);
-    let bounds = listener::HttpBounds {
+    let bounds = net::listener::HttpBounds {
         header_timeout: config.http_timeout,
         max_sockets: config.max_http_connections,
         metrics: hub.metrics.clone(),
     };
     let task = tokio::spawn(async move {
-        listener::serve(listener, app, bounds, shutdown_rx).await;
+        net::listener::serve(listener, app, bounds, shutdown_rx).await;
         Ok(())
     });
     tracing::info!(%addr, "listening");

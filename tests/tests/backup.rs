@@ -184,7 +184,7 @@ async fn damaged_cut_short_or_misdirected_backups_are_refused_and_write_nothing(
     // Taken through the control socket of the in-process server.
     let file = tmp.path().join("b");
     let (d2, f2) = (data.clone(), file.clone());
-    let s = tokio::task::spawn_blocking(move || toron_server::backup::run_backup(&d2, &f2))
+    let s = tokio::task::spawn_blocking(move || toron_server::ops::backup::run_backup(&d2, &f2))
         .await
         .expect("join")
         .expect("backup");
@@ -192,9 +192,10 @@ async fn damaged_cut_short_or_misdirected_backups_are_refused_and_write_nothing(
     // A second backup to the same name is refused; the first stays as it was.
     let first = std::fs::read(&file).expect("read");
     let (d2, f2) = (data.clone(), file.clone());
-    let again = tokio::task::spawn_blocking(move || toron_server::backup::run_backup(&d2, &f2))
-        .await
-        .expect("join");
+    let again =
+        tokio::task::spawn_blocking(move || toron_server::ops::backup::run_backup(&d2, &f2))
+            .await
+            .expect("join");
     let err = again.expect_err("refused").to_string();
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(std::fs::read(&file).expect("read"), first);
@@ -204,7 +205,7 @@ async fn damaged_cut_short_or_misdirected_backups_are_refused_and_write_nothing(
         let path = tmp.path().join(format!("{name}.backup"));
         std::fs::write(&path, bytes).expect("write");
         let target = tmp.path().join(name);
-        let result = toron_server::backup::run_restore(&path, &target);
+        let result = toron_server::ops::backup::run_restore(&path, &target);
         (result.map(|r| r.report.ok()), target)
     };
     // One byte changed in the middle.
@@ -229,7 +230,7 @@ async fn damaged_cut_short_or_misdirected_backups_are_refused_and_write_nothing(
     assert!(err.contains("not a Toron backup"), "{err}");
     // Into a directory that is not empty: the live data directory.
     let path = tmp.path().join("b");
-    let err = toron_server::backup::run_restore(&path, &data)
+    let err = toron_server::ops::backup::run_restore(&path, &data)
         .expect_err("refused")
         .to_string();
     assert!(err.contains("not empty"), "{err}");
@@ -260,9 +261,9 @@ async fn participants_and_their_tokens_survive_a_restore_and_the_store_gets_a_ne
     );
     server.shutdown().await.expect("shutdown");
     // Offline this time: no server holds the directory.
-    let s = toron_server::backup::run_backup(&data, &file).expect("offline backup");
+    let s = toron_server::ops::backup::run_backup(&data, &file).expect("offline backup");
     assert_eq!(s.header.source_storage_id, old_id);
-    let r = toron_server::backup::run_restore(&file, &restored).expect("restore");
+    let r = toron_server::ops::backup::run_restore(&file, &restored).expect("restore");
     assert!(r.report.ok(), "{:?}", r.report.problems);
     let server = toron_tests::start_with(toron_tests::secure_config(&restored)).await;
     assert_eq!(

@@ -239,7 +239,7 @@ async fn a_timeline_of_an_earlier_version_is_projected_again() {
         .expect("damage")
         .expect("an entry");
     let problems =
-        toron_server::projection::verify(server.store(), server.registry()).expect("verify");
+        toron_server::views::projection::verify(server.store(), server.registry()).expect("verify");
     assert!(
         problems.len() == 1 && problems[0].contains("earlier version"),
         "{problems:?}"
@@ -247,6 +247,6 @@ async fn a_timeline_of_an_earlier_version_is_projected_again() {
     let (_, after) = read(&server);
     assert_eq!(after, before, "projected again, as it was");
     let problems =
-        toron_server::projection::verify(server.store(), server.registry()).expect("verify");
+        toron_server::views::projection::verify(server.store(), server.registry()).expect("verify");
     assert!(problems.is_empty(), "{problems:?}");
 }

@@ -11,9 +11,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use toron_domain::report::{self, Lang};
 
-use crate::admin_api::{api_err, organizer, require_series, ApiError};
-use crate::export::{export, ExportError};
-use crate::history_api::blocking;
+use crate::api::admin::{api_err, organizer, require_series, ApiError};
+use crate::api::export::{export, ExportError};
+use crate::api::history::blocking;
 use crate::http::AppState;
 
 pub fn routes() -> Router<AppState> {

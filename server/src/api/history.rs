@@ -11,10 +11,10 @@ use serde_json::json;
 use toron_domain::policy::Access;
 use toron_protocol::{history, DocumentId};
 
-use crate::admin_api::{api_err, ApiError};
-use crate::history_cache::HistoryError;
+use crate::api::admin::{api_err, ApiError};
 use crate::http::{authenticate, AppState};
 use crate::store::StoreError;
+use crate::views::history_cache::HistoryError;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -342,7 +342,7 @@ async fn timeline_events(
     let hub = state.hub.clone();
     let (page, next) = blocking(move || -> Result<_, String> {
         hub.projection.catch_up().map_err(|e| e.to_string())?;
-        let prefix = crate::projection::session_prefix(&ctx.session);
+        let prefix = crate::views::projection::session_prefix(&ctx.session);
         let wanted = q.kind.unwrap_or_default();
         let id_text = id.to_string();
         let mut from = prefix.clone();

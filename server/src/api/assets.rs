@@ -42,14 +42,14 @@ macro_rules! built {
         (
             $name,
             $ctype,
-            include_bytes!(concat!("../../web/dist/", $name)).as_slice(),
-            include_bytes!(concat!("../../web/dist/", $name, ".gz")).as_slice(),
-            include_bytes!(concat!("../../web/dist/", $name, ".br")).as_slice(),
+            include_bytes!(concat!("../../../web/dist/", $name)).as_slice(),
+            include_bytes!(concat!("../../../web/dist/", $name, ".gz")).as_slice(),
+            include_bytes!(concat!("../../../web/dist/", $name, ".br")).as_slice(),
         )
     };
 }
 
-const PAGE: &[u8] = include_bytes!("../../web/dist/index.html");
+const PAGE: &[u8] = include_bytes!("../../../web/dist/index.html");
 
 /// The hex of the first 8 bytes of SHA-256: enough to tell builds apart.
 fn short_hash(bytes: &[u8]) -> String {

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::admin_api::{api_err, organizer, require_series, require_token_authority, ApiError};
+use crate::api::admin::{api_err, organizer, require_series, require_token_authority, ApiError};
 use crate::http::AppState;
 
 pub fn routes() -> Router<AppState> {

@@ -385,11 +385,11 @@ fn write_partial(dir: &Path, partial: &Path) -> anyhow::Result<bool> {
         .open(partial)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", partial.display()))?;
     #[cfg(unix)]
-    if crate::control::request_backup(dir, &mut file)? {
+    if crate::ops::control::request_backup(dir, &mut file)? {
         file.sync_all()?;
         return Ok(true);
     }
-    let store = crate::verify::open(dir)?;
+    let store = crate::ops::verify::open(dir)?;
     write(&store, &mut file)?;
     file.sync_all()?;
     Ok(false)
@@ -399,8 +399,8 @@ fn write_partial(dir: &Path, partial: &Path) -> anyhow::Result<bool> {
 #[derive(Debug)]
 pub struct Restored {
     pub summary: Summary,
-    pub rebuilt: crate::verify::Rebuilt,
-    pub report: crate::verify::Report,
+    pub rebuilt: crate::ops::verify::Rebuilt,
+    pub report: crate::ops::verify::Report,
 }
 
 /// `toron-server restore --data DIR BACKUP`: checks the whole backup, writes its log into
@@ -435,8 +435,8 @@ pub fn run_restore(backup: &Path, dir: &Path) -> anyhow::Result<Restored> {
         "wrote {written} entries of {}",
         summary.entries
     );
-    let rebuilt = crate::verify::rebuild(&store)?;
-    let report = crate::verify::verify(&store)?;
+    let rebuilt = crate::ops::verify::rebuild(&store)?;
+    let report = crate::ops::verify::verify(&store)?;
     store.close();
     Ok(Restored {
         summary,

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use toron_domain::policy::{Access, DocKey};
 
-use crate::admin_api::{api_err, ApiError};
+use crate::api::admin::{api_err, ApiError};
 use crate::http::{authenticate, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -18,18 +18,18 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/assets/{name}",
             get(|Path(name): Path<String>, headers: HeaderMap| async move {
-                crate::web_assets::asset(&name, &headers)
+                crate::api::assets::asset(&name, &headers)
             }),
         )
         // The report's links: the page opens the replay at that moment once the reader's
         // token is known (the page reads the path; the server only serves it).
         .route(
             "/sessions/{key}/annotations/{id}",
-            get(|headers: HeaderMap| async move { crate::web_assets::index(&headers) }),
+            get(|headers: HeaderMap| async move { crate::api::assets::index(&headers) }),
         )
         .route(
             "/sessions/{key}/docs/{doc}",
-            get(|headers: HeaderMap| async move { crate::web_assets::index(&headers) }),
+            get(|headers: HeaderMap| async move { crate::api::assets::index(&headers) }),
         )
         .route("/api/v1/me/sessions", get(my_sessions))
         .route("/api/v1/sessions/{key}/presence", get(presence))
@@ -45,7 +45,7 @@ fn display(state: &AppState, series: &str, participant: &str, role: &str) -> Val
     let (ko, en) = toron_domain::report::role_words(role);
     let profile = reg
         .catalog()
-        .get(&crate::import_api::scoped("participant", series))
+        .get(&crate::api::import::scoped("participant", series))
         .and_then(|m| m.get(participant))
         .cloned();
     let p = reg.participant(participant);
@@ -101,7 +101,7 @@ async fn my_sessions(
             .unwrap_or(Value::Null);
         let gov = |g: &str| {
             catalog
-                .get(&crate::import_api::scoped("government", &s.series))
+                .get(&crate::api::import::scoped("government", &s.series))
                 .and_then(|m| m.get(g))
                 .and_then(|v| v.get("name_ko"))
                 .and_then(Value::as_str)
@@ -197,7 +197,7 @@ async fn my_sessions(
             "departments": reg.departments(Some(&s.series)),
             // The evaluation template: criteria in order, with their names and weights.
             "template": catalog
-                .get(&crate::import_api::scoped("template", &s.series))
+                .get(&crate::api::import::scoped("template", &s.series))
                 .and_then(|m| m.values().next())
                 .cloned()
                 .unwrap_or(Value::Null),

@@ -17,8 +17,8 @@ use toron_protocol::engine::assemble;
 use toron_protocol::wire::encode;
 use toron_protocol::{Action, ConnId, DocEngine, DocumentId, EngineConfig, Input, Message};
 
-use crate::hub::{ConnTx, DocMsg, Hub};
 use crate::metrics::ErrorKind;
+use crate::net::hub::{ConnTx, DocMsg, Hub};
 use crate::registry::RegistryGate;
 use crate::store::PendingEvent;
 

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use toron_domain::bundle::{Bundle, MAX_BUNDLE_BYTES};
 use toron_domain::policy::{DocKey, Role, Scope};
 
-use crate::admin_api::{api_err, organizer, require_series, ApiError};
+use crate::api::admin::{api_err, organizer, require_series, ApiError};
 use crate::http::AppState;
 use crate::registry::{Case, Participant, Registry, RegistryError, Session};
 

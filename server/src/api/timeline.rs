@@ -22,11 +22,11 @@ use toron_domain::policy::Access;
 use toron_domain::timeline::Entry;
 use toron_protocol::DocumentId;
 
-use crate::admin_api::{api_err, ApiError};
-use crate::history_api::blocking;
+use crate::api::admin::{api_err, ApiError};
+use crate::api::history::blocking;
 use crate::http::{authenticate, AppState};
-use crate::hub::Hub;
-use crate::projection::session_prefix;
+use crate::net::hub::Hub;
+use crate::views::projection::session_prefix;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -11,8 +11,8 @@ use toron_protocol::DocumentId;
 use toron_domain::integrity::{self, Problem};
 use toron_domain::timeline::Entry;
 
-use crate::hub::Hub;
-use crate::projection::session_prefix;
+use crate::net::hub::Hub;
+use crate::views::projection::session_prefix;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -314,14 +314,14 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
         }
     }
     let template = catalog
-        .get(&crate::import_api::scoped("template", series))
+        .get(&crate::api::import::scoped("template", series))
         .and_then(|m| m.get(&template_key))
         .cloned()
         .unwrap_or(Value::Null);
     // The series' own reference entities, in the order its bundle gave them.
     let own = catalog.get("bundle").and_then(|m| m.get(series));
     let listed = |kind: &str, list: &str| -> Vec<Value> {
-        let kind = crate::import_api::scoped(kind, series);
+        let kind = crate::api::import::scoped(kind, series);
         let kind = kind.as_str();
         match own.and_then(|o| o.get(list)).and_then(Value::as_array) {
             Some(keys) => keys
@@ -340,7 +340,7 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
         .filter_map(|s| s["key"].as_str().map(str::to_string))
         .collect();
     for p in hub.registry.participants() {
-        if crate::import_api::is_importer(&p.key)
+        if crate::api::import::is_importer(&p.key)
             || participants.iter().any(|x| x["key"] == p.key.as_str())
         {
             continue;
@@ -535,7 +535,7 @@ fn attribute(hub: &Hub, a: &mut Value, o: &Origin<'_>, problems: &mut Vec<Proble
     let creator = o.created.and_then(|c| c.participant.clone());
     let by_importer = creator
         .as_deref()
-        .is_some_and(crate::import_api::is_importer);
+        .is_some_and(crate::api::import::is_importer);
     let scribe = roles_in(hub, o.owner, o.session)
         .iter()
         .any(|r| r == "scribe");

@@ -20,9 +20,9 @@ use automerge::Change;
 use toron_protocol::{engine::assemble, history, DocumentId, Event};
 
 use crate::clock::Clock;
-use crate::projection;
 use crate::registry::Registry;
 use crate::store::Store;
+use crate::views::projection;
 
 /// What `verify` found.
 #[derive(Debug, Default)]

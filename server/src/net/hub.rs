@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use toron_protocol::{ConnId, DocumentId, Grant, Message, PeerId, SyncKind};
 
 use crate::config::Config;
-use crate::doc_actor;
+use crate::net::doc_actor;
 use crate::registry::Registry;
 use crate::store::Store;
 
@@ -184,11 +184,11 @@ pub struct Hub {
     /// on a document the client holds).
     presence_channels: Mutex<HashMap<(ConnId, String), PresenceChannel>>,
     /// Loaded copies of documents for the history API.
-    pub history: crate::history_cache::HistoryCache,
+    pub history: crate::views::history_cache::HistoryCache,
     /// The session timeline, kept in step with the log.
-    pub projection: crate::projection::Projection,
+    pub projection: crate::views::projection::Projection,
     /// Bounds the log lines peers can cause (refused joins, protocol errors).
-    pub log_budget: Arc<crate::log_budget::LogBudget>,
+    pub log_budget: Arc<crate::net::log_budget::LogBudget>,
     /// The server's own ephemeral messages (refusal notices): its session id and counter,
     /// which clients dedupe by.
     notice_session: String,
@@ -200,12 +200,12 @@ impl Hub {
         // Unique per instance: a client connected to two servers routes by peer id.
         let server_peer = PeerId::new(format!("toron-server-{}", uuid::Uuid::new_v4().simple()))
             .unwrap_or_else(|_| unreachable!("non-empty"));
-        let history = crate::history_cache::HistoryCache::new(store.clone());
+        let history = crate::views::history_cache::HistoryCache::new(store.clone());
         let metrics = Arc::new(Metrics::new(
             store.commit_seconds.clone(),
             store.commit_records.clone(),
         ));
-        let projection = crate::projection::Projection::new(store.clone(), registry.clone());
+        let projection = crate::views::projection::Projection::new(store.clone(), registry.clone());
         Arc::new(Self {
             history,
             projection,

@@ -1,0 +1,11 @@
+//! The HTTP API under `/api/v1`, one module per resource, and the web client's pages.
+
+pub mod admin;
+pub mod assets;
+pub mod export;
+pub mod history;
+pub mod import;
+pub mod invite;
+pub mod me;
+pub mod report;
+pub mod timeline;
