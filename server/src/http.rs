@@ -12,24 +12,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
-use tokio::sync::{watch, Semaphore};
 
+use crate::api::auth::{participant_of, ws_bearer, AuthError};
+use crate::api::error::error_response;
+use crate::api::state::AppState;
 use crate::metrics::{ErrorKind, Snapshot};
 use crate::net::connection;
-use crate::net::hub::Hub;
 
 /// Per-connection WebSocket buffers (see `ws_upgrade`).
 const READ_BUFFER: usize = 16 << 10;
 const WRITE_BUFFER: usize = 16 << 10;
-
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub hub: Arc<Hub>,
-    pub shutdown: watch::Receiver<bool>,
-    pub connection_permits: Arc<Semaphore>,
-    /// Open connections per token (by the token's SHA-256), for `max_connections_per_token`.
-    pub token_conns: Arc<Mutex<HashMap<[u8; 32], usize>>>,
-}
 
 /// One connection counted against its token; uncounted when dropped — also when the
 /// upgrade never completes.
@@ -122,95 +114,6 @@ async fn security_headers(mut r: Response) -> Response {
     r
 }
 
-/// JSON errors share one shape across the API: `{ "error": { "code", "message" } }`.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "error": { "code": code, "message": message } })),
-    )
-        .into_response()
-}
-
-/// The bearer token of an HTTP request: `Authorization: Bearer …` only. A token in a URL
-/// ends up in proxy logs, browser history and `Referer` headers, so `?token=` is taken on the
-/// WebSocket upgrade alone (see [`ws_bearer`]), where browsers cannot set headers.
-pub fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_string())
-}
-
-/// The `?token=` of a URL, percent-decoded.
-fn query_token(query: Option<&str>) -> Option<String> {
-    query?
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == "token")
-        .map(|(_, v)| percent_decode(v))
-}
-
-/// The token of a WebSocket upgrade: the header, or `?token=` (browsers cannot set headers
-/// on a WebSocket).
-pub fn ws_bearer(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    bearer(headers).or_else(|| query_token(query))
-}
-
-fn percent_decode(s: &str) -> String {
-    fn hexval(c: u8) -> Option<u8> {
-        (c as char).to_digit(16).map(|d| d as u8)
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let decoded = (b[i] == b'%' && i + 2 < b.len())
-            .then(|| Some(hexval(b[i + 1])? * 16 + hexval(b[i + 2])?))
-            .flatten();
-        match decoded {
-            Some(v) => {
-                out.push(v);
-                i += 3;
-            }
-            None => {
-                out.push(if b[i] == b'+' { b' ' } else { b[i] });
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Why a request was not authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthError {
-    Missing,
-    Invalid,
-    /// A token in the URL of a plain HTTP request: refused, so that nobody gets used to it.
-    InUrl,
-}
-
-impl AuthError {
-    pub fn message(self) -> &'static str {
-        match self {
-            AuthError::Missing => {
-                "a token is required: `Authorization: Bearer <token>` (or `?token=<token>` on the WebSocket)"
-            }
-            AuthError::Invalid => "the token is not valid (unknown, revoked, expired or mistyped)",
-            AuthError::InUrl => {
-                "a token in the URL is taken only on the WebSocket; send `Authorization: Bearer <token>`"
-            }
-        }
-    }
-}
-
-impl IntoResponse for AuthError {
-    fn into_response(self) -> Response {
-        error_response(StatusCode::UNAUTHORIZED, "unauthorized", self.message())
-    }
-}
-
 /// Whether a WebSocket request may go on, by its `Origin`: always without one (not a
 /// browser) or when no list is set; else when it is the server's own (its host is the
 /// request's `Host`) or on the list.
@@ -234,32 +137,6 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
                 .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
         });
     own || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
-}
-
-/// Who is calling an HTTP route: `Ok(None)` in open mode, `Ok(Some(participant))` with a
-/// valid token in the `Authorization` header. `query` only tells a misplaced token apart.
-pub fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<Option<String>, AuthError> {
-    if state.hub.config.open {
-        return Ok(None);
-    }
-    let token = match bearer(headers) {
-        Some(t) => t,
-        None if query_token(query).is_some() => return Err(AuthError::InUrl),
-        None => return Err(AuthError::Missing),
-    };
-    participant_of(state, &token).map(Some)
-}
-
-fn participant_of(state: &AppState, token: &str) -> Result<String, AuthError> {
-    state
-        .hub
-        .registry
-        .authenticate(token)
-        .ok_or(AuthError::Invalid)
 }
 
 /// `/`: a WebSocket upgrade is a sync client; anything else gets the web client's page.

@@ -82,7 +82,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let control = ops::control::serve(&config.data, hub.store.clone(), shutdown_rx.clone());
     #[cfg(not(unix))]
     let control = None;
-    let state = http::AppState {
+    let state = api::state::AppState {
         hub: hub.clone(),
         shutdown: shutdown_rx.clone(),
         connection_permits: Arc::new(Semaphore::new(config.max_connections)),

@@ -5,6 +5,8 @@
 //! elsewhere — connections, open documents, the log's size — are read when scraped, so they
 //! cannot drift from the truth.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -252,4 +254,12 @@ pub struct Snapshot {
     pub open_documents: i64,
     pub log_records: i64,
     pub log_bytes: i64,
+}
+
+/// Counters for `/healthz` and the benchmark report.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub connections: AtomicUsize,
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
 }

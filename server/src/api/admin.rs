@@ -5,16 +5,18 @@
 //! closes the participant's open connections, so that the next connection is judged anew.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use toron_domain::policy::{Access, DocKey, Phase, Role, Scope};
 
-use crate::http::{authenticate, error_response, AppState, AuthError};
-use crate::registry::{Case, Participant, RegistryError, Session};
+use crate::api::auth::{require_series, require_token_authority, Caller, Organizer};
+use crate::api::error::{api_err, bad_request, not_found, ApiError, ApiResult};
+use crate::api::state::AppState;
+use crate::registry::{Case, Participant, Session};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -35,44 +37,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/documents", post(register_document))
 }
 
-/// An API error: rendered as `{ "error": { "code", "message" } }` with its status.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        error_response(self.status, self.code, &self.message)
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        api_err(StatusCode::UNAUTHORIZED, "unauthorized", e.message())
-    }
-}
-
-pub fn api_err(status: StatusCode, code: &'static str, message: &str) -> ApiError {
-    ApiError {
-        status,
-        code,
-        message: message.to_string(),
-    }
-}
-
-type ApiResult = Result<Response, ApiError>;
-
-fn bad_request(msg: impl std::fmt::Display) -> ApiError {
-    api_err(StatusCode::BAD_REQUEST, "bad_request", &msg.to_string())
-}
-
-fn not_found(msg: &str) -> ApiError {
-    api_err(StatusCode::NOT_FOUND, "not_found", msg)
-}
-
 /// `Ok` when `key` is a participant; otherwise 404 naming it as the `what` it was given as.
 fn known_participant(state: &AppState, key: &str, what: &str) -> Result<(), ApiError> {
     if state.hub.registry.participant(key).is_some() {
@@ -81,91 +45,6 @@ fn known_participant(state: &AppState, key: &str, what: &str) -> Result<(), ApiE
         Err(not_found(&format!(
             "{what} {key} is not a participant: add them first (toron admin participant add {key} …)"
         )))
-    }
-}
-
-impl From<RegistryError> for ApiError {
-    fn from(e: RegistryError) -> Self {
-        registry_error(e)
-    }
-}
-
-fn registry_error(e: RegistryError) -> ApiError {
-    match e {
-        RegistryError::Invalid(m) => bad_request(m),
-        RegistryError::NotFound(m) => api_err(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("{m} not found"),
-        ),
-        RegistryError::Exists(m) => api_err(
-            StatusCode::CONFLICT,
-            "exists",
-            &format!("{m} exists already"),
-        ),
-        other => api_err(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage",
-            &other.to_string(),
-        ),
-    }
-}
-
-/// The caller's participant key (`"open"` in open mode).
-fn caller(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<String, ApiError> {
-    match authenticate(state, headers, uri.query()) {
-        Ok(Some(p)) => Ok(p),
-        Ok(None) => Ok("open".into()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-pub(crate) fn organizer(
-    state: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-) -> Result<String, ApiError> {
-    let who = caller(state, headers, uri)?;
-    if state.hub.config.open || state.hub.registry.is_organizer(&who) {
-        Ok(who)
-    } else {
-        Err(api_err(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only organizers may do this",
-        ))
-    }
-}
-
-/// `Ok` when `by` organizes `series` (always in open mode): an organizer acts within the
-/// series they organize only.
-pub(crate) fn require_series(state: &AppState, by: &str, series: &str) -> Result<(), ApiError> {
-    if state.hub.config.open || state.hub.registry.organizes(by).covers(series) {
-        Ok(())
-    } else {
-        Err(api_err(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            &format!("you are not an organizer of series `{series}`"),
-        ))
-    }
-}
-
-/// `Ok` when `by` may issue or revoke `participant`'s token (see
-/// `Registry::may_manage_token_of`).
-pub(crate) fn require_token_authority(
-    state: &AppState,
-    by: &str,
-    participant: &str,
-) -> Result<(), ApiError> {
-    if state.hub.config.open || state.hub.registry.may_manage_token_of(by, participant) {
-        Ok(())
-    } else {
-        Err(api_err(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            &format!("{participant} takes part in a series you do not organize: only an organizer of every series it takes part in may manage its token"),
-        ))
     }
 }
 
@@ -183,8 +62,7 @@ fn series_of_grant(state: &AppState, scope: &Scope) -> Result<String, ApiError> 
     })
 }
 
-async fn whoami(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> ApiResult {
-    let who = caller(&state, &headers, &uri)?;
+async fn whoami(State(state): State<AppState>, Caller(who): Caller) -> ApiResult {
     if state.hub.config.open {
         return Ok(Json(json!({ "open": true })).into_response());
     }
@@ -198,8 +76,7 @@ async fn whoami(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> 
     .into_response())
 }
 
-async fn docs(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> ApiResult {
-    let who = caller(&state, &headers, &uri)?;
+async fn docs(State(state): State<AppState>, Caller(who): Caller) -> ApiResult {
     let list: Vec<_> = state
         .hub
         .registry
@@ -217,12 +94,7 @@ async fn docs(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Ap
     Ok(Json(list).into_response())
 }
 
-async fn list_participants(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> ApiResult {
-    organizer(&state, &headers, &uri)?;
+async fn list_participants(State(state): State<AppState>, Organizer(_): Organizer) -> ApiResult {
     Ok(Json(state.hub.registry.participants()).into_response())
 }
 
@@ -246,11 +118,9 @@ fn default_kind() -> String {
 
 async fn add_participant(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Organizer(by): Organizer,
     body: Result<Json<NewParticipant>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let by = organizer(&state, &headers, &uri)?;
     let Json(n) = body.map_err(bad_request)?;
     if !matches!(
         n.kind.as_str(),
@@ -302,11 +172,9 @@ async fn add_participant(
 
 async fn issue_token(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Organizer(by): Organizer,
     Path(key): Path<String>,
 ) -> ApiResult {
-    let by = organizer(&state, &headers, &uri)?;
     require_token_authority(&state, &by, &key)?;
     let token = state.hub.registry.issue_token(&by, &key).await?;
     // The old token is gone: so are the connections made with it.
@@ -322,11 +190,9 @@ async fn issue_token(
 
 async fn revoke_token(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Organizer(by): Organizer,
     Path(key): Path<String>,
 ) -> ApiResult {
-    let by = organizer(&state, &headers, &uri)?;
     require_token_authority(&state, &by, &key)?;
     let had = state.hub.registry.revoke_token(&by, &key).await?;
     let closed = state
@@ -364,11 +230,9 @@ fn parse_role(b: &RoleBody) -> Result<(Role, Scope), ApiError> {
 
 async fn grant(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Organizer(by): Organizer,
     body: Result<Json<RoleBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let by = organizer(&state, &headers, &uri)?;
     let Json(b) = body.map_err(bad_request)?;
     let (role, scope) = parse_role(&b)?;
     let series = series_of_grant(&state, &scope)?;
@@ -406,11 +270,9 @@ async fn grant(
 
 async fn revoke_role(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Organizer(by): Organizer,
     body: Result<Json<RoleBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let by = organizer(&state, &headers, &uri)?;
     let Json(b) = body.map_err(bad_request)?;
     let (role, scope) = parse_role(&b)?;
     require_series(&state, &by, &series_of_grant(&state, &scope)?)?;
@@ -434,8 +296,7 @@ async fn revoke_role(
 
 /// The sessions the caller takes part in (all of them in open mode): who is debating what in
 /// other series is not every participant's business.
-async fn list_sessions(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> ApiResult {
-    let who = caller(&state, &headers, &uri)?;
+async fn list_sessions(State(state): State<AppState>, Caller(who): Caller) -> ApiResult {
     let reg = &state.hub.registry;
     let mut sessions = reg.sessions();
     if !state.hub.config.open {
@@ -458,11 +319,9 @@ struct SessionBody {
 
 async fn add_session(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Organizer(by): Organizer,
     body: Result<Json<SessionBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let by = organizer(&state, &headers, &uri)?;
     let Json(b) = body.map_err(bad_request)?;
     let s = Session {
         key: b.key,
@@ -497,12 +356,10 @@ fn phase_rank(p: &str) -> Option<usize> {
 
 async fn set_phase(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Organizer(by): Organizer,
     Path(key): Path<String>,
     body: Result<Json<PhaseBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let by = organizer(&state, &headers, &uri)?;
     let Json(b) = body.map_err(bad_request)?;
     let phase: Phase = b.phase.parse().map_err(bad_request)?;
     let mut s = state
@@ -538,11 +395,9 @@ async fn set_phase(
 
 async fn add_case(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Organizer(by): Organizer,
     body: Result<Json<Case>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let by = organizer(&state, &headers, &uri)?;
     let Json(c) = body.map_err(bad_request)?;
     let reg = &state.hub.registry;
     for session in std::iter::once(c.session.clone()).chain(reg.case_session(&c.key)) {
@@ -569,11 +424,9 @@ struct DocBody {
 
 async fn register_document(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Organizer(by): Organizer,
     body: Result<Json<DocBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let by = organizer(&state, &headers, &uri)?;
     let Json(b) = body.map_err(bad_request)?;
     let key: DocKey = b.key.parse().map_err(bad_request)?;
     let reg = &state.hub.registry;

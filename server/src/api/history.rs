@@ -2,7 +2,7 @@
 //! between two points — read from the event log, for participants who may read the document.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -11,8 +11,9 @@ use serde_json::json;
 use toron_domain::policy::Access;
 use toron_protocol::{history, DocumentId};
 
-use crate::api::admin::{api_err, ApiError};
-use crate::http::{authenticate, AppState};
+use crate::api::auth::Reader;
+use crate::api::error::{api_err, blocking, ApiError};
+use crate::api::state::AppState;
 use crate::store::StoreError;
 use crate::views::history_cache::HistoryError;
 
@@ -24,19 +25,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/sessions/{key}/state", get(session_state))
 }
 
-/// Runs reading or rebuilding work off the I/O tasks; a panic in it is an internal error.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        api_err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            &e.to_string(),
-        )
-    })
-}
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -45,17 +33,15 @@ fn hex(b: &[u8]) -> String {
 /// "not found", exactly like one that does not exist. Returns its id and length.
 async fn readable_document(
     state: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
+    who: &Option<String>,
     id: &str,
 ) -> Result<(DocumentId, u64), ApiError> {
-    let who = authenticate(state, headers, uri.query())?;
     let not_found = || api_err(StatusCode::NOT_FOUND, "not_found", "no such document");
     let id: DocumentId = id
         .trim_start_matches("automerge:")
         .parse()
         .map_err(|_| not_found())?;
-    if let Some(p) = &who {
+    if let Some(p) = who {
         if state.hub.registry.decide(p, &id).access == Access::None {
             return Err(not_found());
         }
@@ -111,12 +97,11 @@ const SCAN_STEP: usize = 512;
 
 async fn events(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Reader(who): Reader,
     Path(id): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let (id, total) = readable_document(&state, &headers, &uri, &id).await?;
+    let (id, total) = readable_document(&state, &who, &id).await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     if q.kind.as_deref().is_some_and(|k| k != "change") {
         return timeline_events(&state, id, total, limit, q).await;
@@ -181,12 +166,11 @@ struct StateQuery {
 
 async fn state_at(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Reader(who): Reader,
     Path(id): Path<String>,
     Query(q): Query<StateQuery>,
 ) -> Result<Response, ApiError> {
-    let (id, len) = readable_document(&state, &headers, &uri, &id).await?;
+    let (id, len) = readable_document(&state, &who, &id).await?;
     if !matches!(
         q.clock.as_deref(),
         None | Some("received") | Some("happened")
@@ -228,12 +212,10 @@ async fn state_at(
 /// Answers `{session, at, documents: {key: {doc, seq, time_ms, state}}}`.
 async fn session_state(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Reader(who): Reader,
     Path(key): Path<String>,
     Query(q): Query<StateQuery>,
 ) -> Result<Response, ApiError> {
-    let who = authenticate(&state, &headers, uri.query())?;
     let reg = &state.hub.registry;
     let follows = match &who {
         Some(p) => reg.may_follow_session(p, &key),
@@ -306,12 +288,11 @@ struct DiffQuery {
 
 async fn diff(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Reader(who): Reader,
     Path(id): Path<String>,
     Query(q): Query<DiffQuery>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = readable_document(&state, &headers, &uri, &id).await?;
+    let (id, _) = readable_document(&state, &who, &id).await?;
     let hub = state.hub.clone();
     let patches = blocking(move || -> Result<_, HistoryError> {
         let from = hub.history.point_at_seq(&id, q.from)?;

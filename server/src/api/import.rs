@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -23,8 +23,9 @@ use sha2::{Digest, Sha256};
 use toron_domain::bundle::{Bundle, MAX_BUNDLE_BYTES};
 use toron_domain::policy::{DocKey, Role, Scope};
 
-use crate::api::admin::{api_err, organizer, require_series, ApiError};
-use crate::http::AppState;
+use crate::api::auth::{organizer, require_series, Organizer};
+use crate::api::error::{api_err, ApiError};
+use crate::api::state::AppState;
 use crate::registry::{Case, Participant, Registry, RegistryError, Session};
 
 /// The participant that wrote imported content before importers were per series.
@@ -495,12 +496,10 @@ async fn apply(reg: &Registry, by: &str, p: Plan, dry: bool) -> Result<Counts, R
 
 async fn import(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Organizer(by): Organizer,
     Query(q): Query<ImportQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let by = organizer(&state, &headers, &uri)?;
     let bundle = Bundle::parse(&body).map_err(invalid)?;
     require_series(&state, &by, &bundle.series.key)?;
     let batch = batch_of(&body);
@@ -576,12 +575,10 @@ struct Applied {
 
 async fn applied(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Organizer(by): Organizer,
     Path(batch): Path<String>,
     body: Result<Json<Applied>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let by = organizer(&state, &headers, &uri)?;
     let Json(a) =
         body.map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()))?;
     let reg = &state.hub.registry;

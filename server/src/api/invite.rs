@@ -8,15 +8,16 @@
 //! session therefore never locks out the people in it by default.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::admin::{api_err, organizer, require_series, require_token_authority, ApiError};
-use crate::http::AppState;
+use crate::api::auth::{require_series, require_token_authority, Organizer};
+use crate::api::error::{api_err, ApiError};
+use crate::api::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/sessions/{key}/invites", post(invites))
@@ -67,12 +68,10 @@ fn valid_base(base: &str) -> Option<String> {
 
 async fn invites(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Organizer(by): Organizer,
     Path(key): Path<String>,
     body: Result<Json<InviteBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let by = organizer(&state, &headers, &uri)?;
     let Json(b) =
         body.map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()))?;
     let reg = &state.hub.registry;

@@ -3,15 +3,16 @@
 //! follows with their documents and people, and who is here now.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use toron_domain::policy::{Access, DocKey};
 
-use crate::api::admin::{api_err, ApiError};
-use crate::http::{authenticate, AppState};
+use crate::api::auth::Reader;
+use crate::api::error::{api_err, ApiError};
+use crate::api::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -33,10 +34,6 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/me/sessions", get(my_sessions))
         .route("/api/v1/sessions/{key}/presence", get(presence))
-}
-
-fn caller(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Option<String>, ApiError> {
-    Ok(authenticate(state, headers, uri.query())?)
 }
 
 /// How a participant may be shown (their attribution choice), in a role.
@@ -73,10 +70,8 @@ fn display(state: &AppState, series: &str, participant: &str, role: &str) -> Val
 
 async fn my_sessions(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Reader(who): Reader,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &headers, &uri)?;
     let reg = &state.hub.registry;
     let catalog = reg.catalog();
     let mut out = Vec::new();
@@ -209,11 +204,9 @@ async fn my_sessions(
 
 async fn presence(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Reader(who): Reader,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &headers, &uri)?;
     let reg = &state.hub.registry;
     let Some(session) = reg.session(&key) else {
         return Err(api_err(

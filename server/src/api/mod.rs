@@ -9,3 +9,7 @@ pub mod invite;
 pub mod me;
 pub mod report;
 pub mod timeline;
+
+pub mod auth;
+pub mod error;
+pub mod state;

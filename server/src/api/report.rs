@@ -11,10 +11,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use toron_domain::report::{self, Lang};
 
-use crate::api::admin::{api_err, organizer, require_series, ApiError};
+use crate::api::auth::{organizer, require_series, Organizer};
+use crate::api::error::{api_err, blocking, ApiError};
 use crate::api::export::{export, ExportError};
-use crate::api::history::blocking;
-use crate::http::AppState;
+use crate::api::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -102,12 +102,10 @@ async fn exported(
 
 async fn export_bundle(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Organizer(by): Organizer,
     Path(series): Path<String>,
     Query(q): Query<Scope>,
 ) -> Result<Response, ApiError> {
-    let by = organizer(&state, &headers, &uri)?;
     Ok(Json(exported(&state, &by, series, q.session).await?).into_response())
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -22,9 +22,9 @@ use toron_domain::policy::Access;
 use toron_domain::timeline::Entry;
 use toron_protocol::DocumentId;
 
-use crate::api::admin::{api_err, ApiError};
-use crate::api::history::blocking;
-use crate::http::{authenticate, AppState};
+use crate::api::auth::Reader;
+use crate::api::error::{api_err, blocking, ApiError};
+use crate::api::state::AppState;
 use crate::net::hub::Hub;
 use crate::views::projection::session_prefix;
 
@@ -38,13 +38,13 @@ pub fn routes() -> Router<AppState> {
 const PAGE: usize = 1_000;
 
 /// Who is reading, and the documents they may read (asked once per document).
-struct Reader {
+struct SessionReader {
     hub: Arc<Hub>,
     participant: Option<String>,
     readable: HashMap<String, bool>,
 }
 
-impl Reader {
+impl SessionReader {
     fn may_see(&mut self, e: &Entry) -> bool {
         let (Some(p), Some(doc)) = (&self.participant, &e.document_id) else {
             return true;
@@ -62,11 +62,9 @@ impl Reader {
 
 async fn reader(
     state: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
+    who: Option<String>,
     session: &str,
-) -> Result<Reader, ApiError> {
-    let who = authenticate(state, headers, uri.query())?;
+) -> Result<SessionReader, ApiError> {
     let known = state.hub.registry.has_timeline(session);
     let may = match &who {
         Some(p) => state.hub.registry.may_follow_timeline(p, session),
@@ -89,7 +87,7 @@ async fn reader(
                 &e.to_string(),
             )
         })?;
-    Ok(Reader {
+    Ok(SessionReader {
         hub: state.hub.clone(),
         participant: who,
         readable: HashMap::new(),
@@ -149,12 +147,11 @@ struct TimelineQuery {
 
 async fn timeline(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
+    Reader(who): Reader,
     Path(session): Path<String>,
     Query(q): Query<TimelineQuery>,
 ) -> Result<Response, ApiError> {
-    let mut reader = reader(&state, &headers, &uri, &session).await?;
+    let mut reader = reader(&state, who, &session).await?;
     let limit = q.limit.unwrap_or(200).clamp(1, 5_000);
     let start = key_after(&session, q.after.as_deref(), q.since)?;
     let store = state.hub.store.clone();
@@ -242,7 +239,7 @@ const REVOKED: &[u8] = b"event: end\ndata: {\"revoked\":true}\n\n";
 async fn replay(
     State(state): State<AppState>,
     headers: HeaderMap,
-    uri: Uri,
+    Reader(who): Reader,
     Path(session): Path<String>,
     Query(q): Query<ReplayQuery>,
 ) -> Result<Response, ApiError> {
@@ -260,13 +257,13 @@ async fn replay(
             }
         },
     };
-    let mut reader = reader(&state, &headers, &uri, &session).await?;
+    let mut reader = reader(&state, who, &session).await?;
     // Whether the reader may still watch: asked before each page and whenever some access is
     // revoked, so that a revoked token or role ends the replay at once.
     let still_allowed = {
         let hub = state.hub.clone();
         let watcher = reader.participant.clone();
-        let token = crate::http::bearer(&headers);
+        let token = crate::api::auth::bearer(&headers);
         let session = session.clone();
         move || match (&watcher, &token) {
             (Some(p), Some(t)) => {

@@ -24,7 +24,9 @@ use toron_protocol::{
 };
 use tracing::Instrument;
 
-use crate::net::hub::{ConnTx, DocMsg, Hub, Outbound};
+use crate::net::hub::Hub;
+use crate::net::open_docs::DocMsg;
+use crate::net::outbound::{ConnTx, Outbound};
 
 /// Sends `error` with `reason`, then a close frame with `code` (its reason cut, on a character
 /// boundary, to fit the 123 bytes a close frame allows).

@@ -18,19 +18,55 @@ use toron_protocol::wire::encode;
 use toron_protocol::{Action, ConnId, DocEngine, DocumentId, EngineConfig, Input, Message};
 
 use crate::metrics::ErrorKind;
-use crate::net::hub::{ConnTx, DocMsg, Hub};
+use tokio::sync::{watch, Semaphore};
+
+use crate::config::Config;
+use crate::metrics::{Metrics, Stats};
+use crate::net::log_budget::LogBudget;
+use crate::net::open_docs::{DocMsg, OpenDocs};
+use crate::net::outbound::ConnTx;
+use crate::net::server_voice::ServerVoice;
 use crate::registry::RegistryGate;
+use crate::registry::{ChangeRates, FindingLookup, Registry};
 use crate::store::PendingEvent;
+use crate::store::Store;
+
+/// What a document actor is given of the server, once for all actors. Not the hub: an
+/// actor neither routes nor sees connections other than those that sent to its document,
+/// and it leaves the open documents only through [`OpenDocs`].
+#[derive(Debug)]
+pub struct DocContext {
+    pub config: Arc<Config>,
+    pub store: Arc<Store>,
+    /// The permission policy's inputs, and the actor ids bound to participants.
+    pub registry: Arc<Registry>,
+    /// Each participant's allowance of changes per second.
+    pub change_rates: Arc<ChangeRates>,
+    pub metrics: Arc<Metrics>,
+    pub stats: Arc<Stats>,
+    /// Bounds the log lines peers can cause.
+    pub log_budget: Arc<LogBudget>,
+    /// The server's peer id and notices (a refusal is told as an ephemeral notice).
+    pub voice: Arc<ServerVoice>,
+    /// Bounds concurrent loads (a reconnect storm re-requests every open document at once).
+    pub load_permits: Semaphore,
+    /// Turns true when the server stops: idle actors end instead of waiting for work.
+    pub closing: watch::Receiver<bool>,
+    /// How the schema check reads a series' findings.
+    pub findings: FindingLookup,
+    /// Where the actor takes itself out when it ends.
+    pub open: Arc<OpenDocs>,
+}
 
 /// Most messages taken into one batch.
 const MAX_BATCH: usize = 4096;
 
-pub async fn run(hub: Arc<Hub>, id: DocumentId, mut rx: mpsc::UnboundedReceiver<DocMsg>) {
-    let engine = match load(&hub, id).await {
+pub async fn run(ctx: Arc<DocContext>, id: DocumentId, mut rx: mpsc::UnboundedReceiver<DocMsg>) {
+    let engine = match load(&ctx, id).await {
         Ok(e) => e,
         Err(reason) => {
             tracing::error!(%id, %reason, "could not load document");
-            hub.forget_document(id);
+            ctx.open.forget(id);
             while let Ok(msg) = rx.try_recv() {
                 if let DocMsg::Sync { out, .. } = msg {
                     out.close(format!("document {id} could not be loaded"));
@@ -39,36 +75,32 @@ pub async fn run(hub: Arc<Hub>, id: DocumentId, mut rx: mpsc::UnboundedReceiver<
             return;
         }
     };
-    let findings = {
-        let hub = hub.clone();
-        crate::registry::FindingLookup(Arc::new(move |series: &str| hub.report_findings(series)))
-    };
     let mut actor = Actor {
-        hub: hub.clone(),
+        findings: ctx.findings.clone(),
+        ctx,
         id,
         engine: Some(engine),
         outs: HashMap::new(),
-        findings,
     };
     actor.run(&mut rx).await;
 }
 
-async fn load(hub: &Arc<Hub>, id: DocumentId) -> Result<DocEngine, String> {
-    let waiting = hub.metrics.load_waiting();
-    let _permit = hub
+async fn load(ctx: &DocContext, id: DocumentId) -> Result<DocEngine, String> {
+    let waiting = ctx.metrics.load_waiting();
+    let _permit = ctx
         .load_permits
         .acquire()
         .await
         .map_err(|e| e.to_string())?;
     drop(waiting);
-    let _loading = hub.metrics.loading();
-    let store = hub.store.clone();
-    let server = hub.server_peer.clone();
+    let _loading = ctx.metrics.loading();
+    let store = ctx.store.clone();
+    let server = ctx.voice.peer.clone();
     let config = EngineConfig {
-        snapshot_every: hub.config.snapshot_every,
-        max_document_bytes: hub.config.max_document_bytes,
-        max_ops_per_message: hub.config.max_ops_per_message,
-        max_document_ops: hub.config.max_document_ops,
+        snapshot_every: ctx.config.snapshot_every,
+        max_document_bytes: ctx.config.max_document_bytes,
+        max_ops_per_message: ctx.config.max_ops_per_message,
+        max_document_ops: ctx.config.max_document_ops,
         ..EngineConfig::default()
     };
     tokio::task::spawn_blocking(move || {
@@ -94,7 +126,7 @@ async fn load(hub: &Arc<Hub>, id: DocumentId) -> Result<DocEngine, String> {
 }
 
 struct Actor {
-    hub: Arc<Hub>,
+    ctx: Arc<DocContext>,
     id: DocumentId,
     /// Moved into blocking tasks and back; `None` only while it is away.
     engine: Option<DocEngine>,
@@ -105,18 +137,18 @@ struct Actor {
 
 impl Actor {
     async fn run(&mut self, rx: &mut mpsc::UnboundedReceiver<DocMsg>) {
-        let idle = self.hub.config.idle_evict;
-        let mut closing = self.hub.closing();
+        let idle = self.ctx.config.idle_evict;
+        let mut closing = self.ctx.closing.clone();
         loop {
             let first = tokio::select! {
                 m = rx.recv() => m,
                 _ = closing.wait_for(|c| *c) => {
                     // Server shutdown: everything acknowledged is already durable.
-                    self.hub.forget_document(self.id);
+                    self.ctx.open.forget(self.id);
                     return;
                 }
                 () = tokio::time::sleep(idle) => {
-                    if self.engine_ref().is_some_and(DocEngine::is_idle) && self.hub.try_evict(self.id, rx) {
+                    if self.engine_ref().is_some_and(DocEngine::is_idle) && self.ctx.open.try_evict(self.id, rx) {
                         tracing::debug!(id = %self.id, "evicted idle document");
                         return;
                     }
@@ -133,7 +165,7 @@ impl Actor {
             }
             self.take(msgs);
             if !self.process().await {
-                self.hub.forget_document(self.id);
+                self.ctx.open.forget(self.id);
                 return;
             }
         }
@@ -182,7 +214,7 @@ impl Actor {
                         &session_id,
                         count,
                         &data,
-                        self.hub.config.clock.now_ms(),
+                        self.ctx.config.clock.now_ms(),
                     ));
                 }
                 DocMsg::Closed { conn } => {
@@ -230,9 +262,9 @@ impl Actor {
     /// One batch: step, append, wait for durability, send. Returns false if the actor must stop.
     async fn process(&mut self) -> bool {
         let batch_started = std::time::Instant::now();
-        let registry = self.hub.registry.clone();
-        let rates = self.hub.change_rates.clone();
-        let clock = self.hub.config.clock.clone();
+        let registry = self.ctx.registry.clone();
+        let rates = self.ctx.change_rates.clone();
+        let clock = self.ctx.config.clock.clone();
         let findings = self.findings.clone();
         let key = registry
             .document(&self.id)
@@ -263,12 +295,12 @@ impl Actor {
                         tracing::trace!(id = %self.id, %conn, ty = message.type_name(), "send");
                         if let Some(out) = self.outs.get(&conn) {
                             out.send(encode(&message));
-                            self.hub.stats.frames_out.fetch_add(1, Ordering::Relaxed);
+                            self.ctx.stats.frames_out.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     Action::Close { conn, reason } => {
                         if let Some(out) = self.outs.remove(&conn) {
-                            if self.hub.log_budget.allow() {
+                            if self.ctx.log_budget.allow() {
                                 tracing::info!(id = %self.id, %conn, %reason, "closing connection");
                             }
                             out.close(reason);
@@ -281,23 +313,23 @@ impl Actor {
                         tell,
                         close,
                     } => {
-                        self.hub
+                        self.ctx
                             .metrics
                             .refused(kind, rejection.hashes.len() as u64);
-                        self.hub.metrics.error(ErrorKind::refused_change);
+                        self.ctx.metrics.error(ErrorKind::refused_change);
                         let reason = format!("changes refused: {}", rejection.reason);
                         // The client's application hears of it too (the JS client only logs
                         // `error`): an ephemeral notice on the document, with the refusal's kind.
-                        let notice = self.hub.notice(
+                        let notice = self.ctx.voice.notice(
                             rejection.peer.clone(),
                             self.id,
                             toron_protocol::notice::refusal(kind, &rejection.reason),
                         );
-                        if self.hub.log_budget.allow() {
+                        if self.ctx.log_budget.allow() {
                             tracing::info!(id = %self.id, %conn, participant = ?rejection.by.participant, %reason, "refusing changes");
                         }
                         if let Err(e) = self
-                            .hub
+                            .ctx
                             .store
                             .append_event(PendingEvent::Rejection(rejection), Vec::new())
                             .await
@@ -311,7 +343,7 @@ impl Actor {
                         } else if let (true, Some(out)) = (tell, self.outs.get(&conn)) {
                             out.send(encode(&notice));
                             out.send(encode(&Message::Error {
-                                sender_id: Some(self.hub.server_peer.clone()),
+                                sender_id: Some(self.ctx.voice.peer.clone()),
                                 target_id: None,
                                 message: format!(
                                     "{reason} (document {}; this copy's changes are no longer taken: reload it)",
@@ -328,7 +360,7 @@ impl Actor {
                         upto_doc_seq,
                         bytes,
                     } => {
-                        let store = self.hub.store.clone();
+                        let store = self.ctx.store.clone();
                         let id = self.id;
                         tokio::task::spawn_blocking(move || {
                             if let Err(e) = store.save_snapshot(&id, upto_doc_seq, &bytes) {
@@ -339,23 +371,23 @@ impl Actor {
                 }
             }
             if let Some(from) = fanout_from.take() {
-                self.hub
+                self.ctx
                     .metrics
                     .fanout_seconds
                     .observe(from.elapsed().as_secs_f64());
             }
             let Some((batch, changes)) = append else {
                 // Nothing goes to the log: ids held for changes that were not taken are free.
-                self.hub.registry.release_actors(&bindings);
+                self.ctx.registry.release_actors(&bindings);
                 return true;
             };
             let n = changes.len() as u64;
             let bound = std::mem::take(&mut bindings);
-            match self.hub.store.append(self.id, changes, bound.clone()).await {
+            match self.ctx.store.append(self.id, changes, bound.clone()).await {
                 Ok(done) => {
                     // Durable: the ids these changes introduced are bound now, not before.
-                    self.hub.registry.confirm_actors(&bound);
-                    self.hub.metrics.changes_accepted.inc_by(n);
+                    self.ctx.registry.confirm_actors(&bound);
+                    self.ctx.metrics.changes_accepted.inc_by(n);
                     fanout_from = Some(batch_started);
                     let last = done.last_doc_seq;
                     match self.with_engine(move |e| e.durable(batch, last)).await {
@@ -364,8 +396,8 @@ impl Actor {
                     }
                 }
                 Err(e) => {
-                    self.hub.registry.release_actors(&bound);
-                    self.hub.metrics.error(ErrorKind::storage);
+                    self.ctx.registry.release_actors(&bound);
+                    self.ctx.metrics.error(ErrorKind::storage);
                     tracing::error!(id = %self.id, error = %e, "append failed; closing the document");
                     let reason = e.to_string();
                     if let Some(closes) = self

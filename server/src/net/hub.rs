@@ -5,104 +5,22 @@
 //! on, so that a peer that joins again takes over cleanly (old socket closed and forgotten
 //! before the new one is answered — reusing sync state across sockets causes sync loops).
 
-use crate::metrics::{ErrorKind, Metrics};
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
-use toron_protocol::{ConnId, DocumentId, Grant, Message, PeerId, SyncKind};
+use tokio::sync::{watch, Notify, Semaphore};
+use toron_protocol::{ConnId, DocumentId, PeerId};
 
 use crate::config::Config;
-use crate::net::doc_actor;
-use crate::registry::Registry;
+use crate::metrics::{Metrics, Stats};
+use crate::net::doc_actor::{self, DocContext};
+use crate::net::open_docs::{DocMsg, OpenDocs};
+use crate::net::outbound::ConnTx;
+use crate::net::server_voice::ServerVoice;
+use crate::registry::{FindingLookup, Registry};
 use crate::store::Store;
-
-/// What a connection's writer task sends.
-#[derive(Debug)]
-pub enum Outbound {
-    Frame(Vec<u8>),
-    /// Send `error` with this text, then close with 1008 (policy violation).
-    Close(String),
-    /// Send `error` with this text, then close with 1001 (going away): the server stops.
-    GoingAway(String),
-}
-
-/// The sending side of a connection, given to the document actors it subscribes to.
-#[derive(Debug, Clone)]
-pub struct ConnTx {
-    pub conn: ConnId,
-    tx: mpsc::UnboundedSender<Outbound>,
-    queued: Arc<AtomicUsize>,
-    limit: usize,
-    metrics: Arc<Metrics>,
-    /// Wakes the writer to drop a peer that lets its queue grow past `limit`.
-    abort: Arc<Notify>,
-    aborted: Arc<AtomicBool>,
-}
-
-impl ConnTx {
-    pub fn new(
-        conn: ConnId,
-        limit: usize,
-        metrics: Arc<Metrics>,
-    ) -> (
-        Self,
-        mpsc::UnboundedReceiver<Outbound>,
-        Arc<AtomicUsize>,
-        Arc<Notify>,
-    ) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let abort = Arc::new(Notify::new());
-        (
-            Self {
-                conn,
-                tx,
-                queued: queued.clone(),
-                limit,
-                metrics,
-                abort: abort.clone(),
-                aborted: Arc::new(AtomicBool::new(false)),
-            },
-            rx,
-            queued,
-            abort,
-        )
-    }
-
-    /// Queues a frame that must arrive (sync traffic). A peer that lets `limit` bytes pile up
-    /// is too slow to keep: it is closed instead of letting the server's memory grow.
-    pub fn send(&self, frame: Vec<u8>) {
-        let n = self.queued.fetch_add(frame.len(), Ordering::Relaxed) + frame.len();
-        if n > self.limit {
-            // Not queued behind the frames the peer is not reading: the writer is woken.
-            if !self.aborted.swap(true, Ordering::Relaxed) {
-                self.metrics.error(ErrorKind::slow_peer);
-                self.abort.notify_one();
-            }
-            return;
-        }
-        let _ = self.tx.send(Outbound::Frame(frame));
-    }
-
-    /// Queues a best-effort frame (ephemeral): dropped when the peer is behind.
-    pub fn send_best_effort(&self, frame: Vec<u8>) {
-        if self.queued.load(Ordering::Relaxed) > 1024 * 1024 {
-            return;
-        }
-        self.send(frame);
-    }
-
-    pub fn close(&self, reason: String) {
-        let _ = self.tx.send(Outbound::Close(reason));
-    }
-
-    /// Closes with 1001 "going away" after an `error` saying why (the server stops).
-    pub fn going_away(&self, reason: String) {
-        let _ = self.tx.send(Outbound::GoingAway(reason));
-    }
-}
+use crate::views::history_cache::HistoryCache;
 
 /// Where a connection hears who is in a session: its sending side, its peer id, and a
 /// document of the session it holds.
@@ -113,28 +31,6 @@ pub type PresenceChannel = (ConnTx, PeerId, DocumentId);
 #[error("this peer id is in use by another connection; join with a fresh one")]
 pub struct JoinRefused;
 
-/// Messages for a document actor.
-#[derive(Debug)]
-pub enum DocMsg {
-    Sync {
-        out: ConnTx,
-        peer: PeerId,
-        kind: SyncKind,
-        data: Vec<u8>,
-        grant: Grant,
-    },
-    Ephemeral {
-        out: ConnTx,
-        sender_id: PeerId,
-        session_id: String,
-        count: u64,
-        data: Vec<u8>,
-    },
-    Closed {
-        conn: ConnId,
-    },
-}
-
 #[derive(Debug)]
 struct PeerEntry {
     conn: ConnId,
@@ -142,15 +38,6 @@ struct PeerEntry {
     participant: Option<String>,
     kick: Arc<Notify>,
     gone: watch::Receiver<bool>,
-}
-
-/// Counters for `/healthz` and the benchmark report.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub connections: AtomicUsize,
-    pub open_documents: AtomicUsize,
-    pub frames_in: AtomicU64,
-    pub frames_out: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -164,12 +51,13 @@ pub struct Hub {
     /// HTTP streams (the SSE replay) ask again at once whether their reader may go on.
     access_revoked: watch::Sender<u64>,
     pub server_peer: PeerId,
-    pub stats: Stats,
+    pub stats: Arc<Stats>,
     pub metrics: Arc<Metrics>,
-    pub load_permits: Semaphore,
-    /// Each participant's allowance of changes per second.
-    pub change_rates: Arc<crate::registry::ChangeRates>,
-    docs: Mutex<HashMap<DocumentId, mpsc::UnboundedSender<DocMsg>>>,
+    /// The open documents' inboxes.
+    docs: Arc<OpenDocs>,
+    /// What each document actor is given (not the hub: actors neither route nor see other
+    /// connections).
+    doc_context: Arc<DocContext>,
     /// Flips to true when the server stops: idle actors end instead of waiting for work.
     closing: watch::Sender<bool>,
     peers: Mutex<HashMap<PeerId, PeerEntry>>,
@@ -184,53 +72,71 @@ pub struct Hub {
     /// on a document the client holds).
     presence_channels: Mutex<HashMap<(ConnId, String), PresenceChannel>>,
     /// Loaded copies of documents for the history API.
-    pub history: crate::views::history_cache::HistoryCache,
+    pub history: Arc<HistoryCache>,
     /// The session timeline, kept in step with the log.
     pub projection: crate::views::projection::Projection,
     /// Bounds the log lines peers can cause (refused joins, protocol errors).
     pub log_budget: Arc<crate::net::log_budget::LogBudget>,
-    /// The server's own ephemeral messages (refusal notices): its session id and counter,
-    /// which clients dedupe by.
-    notice_session: String,
-    notice_count: AtomicU64,
+    /// The server's own peer id and ephemeral notices (refusals, presence).
+    voice: Arc<ServerVoice>,
 }
 
 impl Hub {
     pub fn new(config: Arc<Config>, store: Arc<Store>, registry: Arc<Registry>) -> Arc<Self> {
-        // Unique per instance: a client connected to two servers routes by peer id.
-        let server_peer = PeerId::new(format!("toron-server-{}", uuid::Uuid::new_v4().simple()))
-            .unwrap_or_else(|_| unreachable!("non-empty"));
-        let history = crate::views::history_cache::HistoryCache::new(store.clone());
+        let voice = Arc::new(ServerVoice::default());
+        let history = Arc::new(HistoryCache::new(store.clone()));
         let metrics = Arc::new(Metrics::new(
             store.commit_seconds.clone(),
             store.commit_records.clone(),
         ));
         let projection = crate::views::projection::Projection::new(store.clone(), registry.clone());
-        Arc::new(Self {
-            history,
-            projection,
-            load_permits: Semaphore::new(config.max_concurrent_loads.max(1)),
+        let closing = watch::Sender::new(false);
+        let docs = Arc::new(OpenDocs::default());
+        let stats = Arc::new(Stats::default());
+        let log_budget = Arc::new(crate::net::log_budget::LogBudget::default());
+        let findings = {
+            let history = history.clone();
+            FindingLookup(Arc::new(move |series: &str| {
+                history.report_findings(series)
+            }))
+        };
+        let doc_context = Arc::new(DocContext {
+            config: config.clone(),
+            store: store.clone(),
+            registry: registry.clone(),
             change_rates: Arc::new(crate::registry::ChangeRates::new(
                 config.max_changes_per_sec_per_token,
             )),
+            metrics: metrics.clone(),
+            stats: stats.clone(),
+            log_budget: log_budget.clone(),
+            voice: voice.clone(),
+            load_permits: Semaphore::new(config.max_concurrent_loads.max(1)),
+            closing: closing.subscribe(),
+            findings,
+            open: docs.clone(),
+        });
+        Arc::new(Self {
+            history,
+            projection,
             config,
             store,
             registry,
             participant_conns: Mutex::new(HashMap::new()),
             access_revoked: watch::Sender::new(0),
-            server_peer,
-            stats: Stats::default(),
+            server_peer: voice.peer.clone(),
+            stats,
             metrics,
-            docs: Mutex::new(HashMap::new()),
-            closing: watch::Sender::new(false),
+            docs,
+            doc_context,
+            closing,
             peers: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
-            notice_session: uuid::Uuid::new_v4().simple().to_string(),
-            notice_count: AtomicU64::new(0),
+            voice,
             presence: Mutex::new(HashMap::new()),
             pending_leaves: Mutex::new(HashMap::new()),
             presence_channels: Mutex::new(HashMap::new()),
-            log_budget: Arc::default(),
+            log_budget,
         })
     }
 
@@ -239,73 +145,24 @@ impl Hub {
         self.closing.send_replace(true);
     }
 
-    pub fn closing(&self) -> watch::Receiver<bool> {
-        self.closing.subscribe()
-    }
-
     pub fn next_conn_id(&self) -> ConnId {
         ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Sends to the document's actor, starting it if the document is not open.
-    pub fn route(self: &Arc<Self>, id: DocumentId, msg: DocMsg) {
-        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = docs.get(&id) {
-            match tx.send(msg) {
-                Ok(()) => return,
-                // The actor ended without deregistering (it panicked): start a new one.
-                Err(mpsc::error::SendError(m)) => {
-                    docs.remove(&id);
-                    return self.spawn_locked(&mut docs, id, m);
-                }
-            }
-        }
-        self.spawn_locked(&mut docs, id, msg);
-    }
-
-    fn spawn_locked(
-        self: &Arc<Self>,
-        docs: &mut HashMap<DocumentId, mpsc::UnboundedSender<DocMsg>>,
-        id: DocumentId,
-        first: DocMsg,
-    ) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(first);
-        docs.insert(id, tx);
-        self.stats.open_documents.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(doc_actor::run(self.clone(), id, rx));
+    pub fn route(&self, id: DocumentId, msg: DocMsg) {
+        self.docs.route(id, msg, |id, rx| {
+            tokio::spawn(doc_actor::run(self.doc_context.clone(), id, rx));
+        });
     }
 
     /// Sends only if the document is open (ephemeral traffic and closes never load anything).
     pub fn send_if_open(&self, id: DocumentId, msg: DocMsg) {
-        let docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = docs.get(&id) {
-            let _ = tx.send(msg);
-        }
-    }
-
-    /// Called by an idle actor: deregisters it unless a message arrived meanwhile. Holding the
-    /// map's lock while checking makes the race with [`Hub::route`] impossible.
-    pub fn try_evict(&self, id: DocumentId, rx: &mpsc::UnboundedReceiver<DocMsg>) -> bool {
-        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
-        if !rx.is_empty() {
-            return false;
-        }
-        docs.remove(&id);
-        self.stats.open_documents.fetch_sub(1, Ordering::Relaxed);
-        true
-    }
-
-    /// Deregisters an actor that must stop (poisoned by a failed write, or a failed load).
-    pub fn forget_document(&self, id: DocumentId) {
-        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
-        if docs.remove(&id).is_some() {
-            self.stats.open_documents.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.docs.send_if_open(id, msg);
     }
 
     pub fn open_documents(&self) -> usize {
-        self.docs.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.docs.len()
     }
 
     /// Registers `peer` on `conn` for `participant`. If the same participant holds the id on
@@ -439,44 +296,6 @@ impl Hub {
         }
     }
 
-    /// The participants with an open connection into `session`, sorted.
-    /// An ephemeral message from the server to `target` on `document`, carrying `data`.
-    pub fn notice(&self, target: PeerId, document: DocumentId, data: Vec<u8>) -> Message {
-        Message::Ephemeral {
-            sender_id: self.server_peer.clone(),
-            target_id: target,
-            document_id: document,
-            count: self.notice_count.fetch_add(1, Ordering::Relaxed) + 1,
-            session_id: self.notice_session.clone(),
-            data,
-        }
-    }
-
-    /// The keys of the findings in `series`' report as stored now (none if it has no report
-    /// yet). Blocking: reads the report through the history cache, which keeps it loaded.
-    pub fn report_findings(&self, series: &str) -> Result<BTreeSet<String>, String> {
-        use automerge::ReadDoc;
-        let id = toron_domain::policy::DocKey::Report {
-            series: series.to_string(),
-        }
-        .document_id();
-        let len = self
-            .store
-            .document_len(&id)
-            .map_err(|e| format!("the report of series {series} cannot be read: {e}"))?;
-        if len == 0 {
-            return Ok(BTreeSet::new());
-        }
-        self.history
-            .with_doc(&id, len, |d| match d.get(automerge::ROOT, "findings") {
-                Ok(Some((automerge::Value::Object(automerge::ObjType::Map), o))) => {
-                    d.keys(&o).collect()
-                }
-                _ => BTreeSet::new(),
-            })
-            .map_err(|e| format!("the report of series {series} cannot be read: {e}"))
-    }
-
     /// Sends who is in `session` to every connection there (or to `only`), as an ephemeral
     /// notice: best effort, a peer that is behind misses one and gets the next.
     fn tell_presence(&self, session: &str, only: Option<ConnId>) {
@@ -487,7 +306,7 @@ impl Hub {
             .unwrap_or_else(|p| p.into_inner());
         for ((conn, s), (out, peer, doc)) in channels.iter() {
             if s == session && only.is_none_or(|o| o == *conn) {
-                out.send_best_effort(toron_protocol::wire::encode(&self.notice(
+                out.send_best_effort(toron_protocol::wire::encode(&self.voice.notice(
                     peer.clone(),
                     *doc,
                     data.clone(),

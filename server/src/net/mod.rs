@@ -11,3 +11,6 @@ pub mod doc_actor;
 pub mod hub;
 pub mod listener;
 pub mod log_budget;
+pub mod open_docs;
+pub mod outbound;
+pub mod server_voice;

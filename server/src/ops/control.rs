@@ -6,7 +6,7 @@
 //! is created with mode 0600 in the data directory. It is not reachable over the network.
 //!
 //! Protocol: the client sends one line, `backup`; the server answers with the backup file's
-//! bytes (they begin with [`crate::ops::backup::MAGIC`]) and closes, or with one line
+//! bytes (they begin with [`crate::ops::backup_file::MAGIC`]) and closes, or with one line
 //! `error: <reason>`.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::ops::backup::MAGIC;
+use crate::ops::backup_file::MAGIC;
 use crate::store::Store;
 
 const SOCKET: &str = "control.sock";
@@ -97,7 +97,7 @@ fn handle(stream: UnixStream, store: &Store, busy: &AtomicBool) {
                 return;
             }
             let started = std::time::Instant::now();
-            match crate::ops::backup::write(store, out) {
+            match crate::ops::backup_file::write(store, out) {
                 Ok(s) => tracing::info!(
                     records = s.header.records,
                     documents = s.documents,

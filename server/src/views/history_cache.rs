@@ -7,6 +7,7 @@
 //! used first out: a replay of a hall's session reads every layer of its fifty participants at
 //! each move, so the budget is in bytes (many small documents fit), not in documents.
 
+use std::collections::BTreeSet;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,6 +67,30 @@ pub struct HistoryCache {
 }
 
 impl HistoryCache {
+    /// The keys of the findings in `series`' report as stored now (none if it has no report
+    /// yet). Blocking: reads the report through the history cache, which keeps it loaded.
+    pub fn report_findings(&self, series: &str) -> Result<BTreeSet<String>, String> {
+        use automerge::ReadDoc;
+        let id = toron_domain::policy::DocKey::Report {
+            series: series.to_string(),
+        }
+        .document_id();
+        let len = self
+            .store
+            .document_len(&id)
+            .map_err(|e| format!("the report of series {series} cannot be read: {e}"))?;
+        if len == 0 {
+            return Ok(BTreeSet::new());
+        }
+        self.with_doc(&id, len, |d| match d.get(automerge::ROOT, "findings") {
+            Ok(Some((automerge::Value::Object(automerge::ObjType::Map), o))) => {
+                d.keys(&o).collect()
+            }
+            _ => BTreeSet::new(),
+        })
+        .map_err(|e| format!("the report of series {series} cannot be read: {e}"))
+    }
+
     pub fn new(store: Arc<Store>) -> Self {
         Self {
             store,

@@ -1,0 +1,103 @@
+//! Which documents are open: each open document's actor inbox, by id.
+//!
+//! Kept apart from the hub so that an actor can leave the map (idle, failed, server stopping)
+//! without knowing the hub: the hub spawns actors into this map and routes to them; an actor
+//! only ever takes itself out.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
+use toron_protocol::{ConnId, DocumentId, Grant, PeerId, SyncKind};
+
+use crate::net::outbound::ConnTx;
+
+/// Messages for a document actor.
+#[derive(Debug)]
+pub enum DocMsg {
+    Sync {
+        out: ConnTx,
+        peer: PeerId,
+        kind: SyncKind,
+        data: Vec<u8>,
+        grant: Grant,
+    },
+    Ephemeral {
+        out: ConnTx,
+        sender_id: PeerId,
+        session_id: String,
+        count: u64,
+        data: Vec<u8>,
+    },
+    Closed {
+        conn: ConnId,
+    },
+}
+
+/// The inboxes of the open documents' actors.
+#[derive(Debug, Default)]
+pub struct OpenDocs {
+    docs: Mutex<HashMap<DocumentId, mpsc::UnboundedSender<DocMsg>>>,
+}
+
+impl OpenDocs {
+    /// Sends to the document's actor; if it is not open (or its actor ended without leaving
+    /// the map, i.e. panicked), a new inbox is made, `msg` queued in it, and `spawn` is
+    /// given its receiving end to start the actor — under the map's lock, so that two
+    /// messages for a closed document never start two actors.
+    pub fn route(
+        &self,
+        id: DocumentId,
+        msg: DocMsg,
+        spawn: impl FnOnce(DocumentId, mpsc::UnboundedReceiver<DocMsg>),
+    ) {
+        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        let msg = match docs.get(&id) {
+            Some(tx) => match tx.send(msg) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(m)) => m,
+            },
+            None => msg,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(msg);
+        docs.insert(id, tx);
+        spawn(id, rx);
+    }
+
+    /// Sends only if the document is open (ephemeral traffic and closes never load anything).
+    pub fn send_if_open(&self, id: DocumentId, msg: DocMsg) {
+        let docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = docs.get(&id) {
+            let _ = tx.send(msg);
+        }
+    }
+
+    /// Called by an idle actor: takes it out unless a message arrived meanwhile. Holding the
+    /// map's lock while checking makes the race with [`OpenDocs::route`] impossible.
+    pub fn try_evict(&self, id: DocumentId, rx: &mpsc::UnboundedReceiver<DocMsg>) -> bool {
+        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        if !rx.is_empty() {
+            return false;
+        }
+        docs.remove(&id);
+        true
+    }
+
+    /// Takes out an actor that must stop (poisoned by a failed write, a failed load, or the
+    /// server stopping).
+    pub fn forget(&self, id: DocumentId) {
+        self.docs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.docs.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
