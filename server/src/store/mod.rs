@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -40,6 +40,19 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use toron_protocol::{
     AdminAction, ChangeRecord, DocumentId, Event, NewChange, Presence, RecordError, Rejection,
 };
+
+mod faults;
+mod keys;
+mod snapshots;
+mod timeline_tree;
+mod writer;
+
+pub use faults::DurabilityGate;
+#[cfg(any(test, feature = "fault-injection"))]
+pub use faults::GateHold;
+use keys::*;
+pub use keys::{actor_key, is_log_key};
+use writer::{AppendReq, ReqKind, Writer};
 
 /// Largest value written to sled in one piece.
 const PIECE: usize = 32 * 1024;
@@ -63,87 +76,6 @@ pub enum StoreError {
     Layout(String),
     #[error("the store writer has stopped")]
     Closed,
-}
-
-/// Lets a test hold appends back after they are written but before they are declared durable.
-#[derive(Debug, Default, Clone)]
-pub struct DurabilityGate(Arc<(Mutex<GateState>, Condvar)>);
-
-#[derive(Debug, Default)]
-struct GateState {
-    held: bool,
-    /// Tests only: the next commits fail as a full disk would, before anything is written.
-    failing: bool,
-    /// Tests only: the next commits write their batch, then fail as a flush or fsync would.
-    failing_flush: bool,
-    /// A commit is written and waiting at the gate.
-    waiting: bool,
-}
-
-/// Holds the gate closed until dropped (or released), so that a failing test cannot leave
-/// the log writer blocked forever.
-#[derive(Debug)]
-#[must_use = "the gate opens again when this is dropped"]
-pub struct GateHold(DurabilityGate);
-
-impl GateHold {
-    pub fn release(self) {}
-}
-
-impl Drop for GateHold {
-    fn drop(&mut self) {
-        let (lock, cv) = &*(self.0).0;
-        lock.lock().unwrap_or_else(|p| p.into_inner()).held = false;
-        cv.notify_all();
-    }
-}
-
-impl DurabilityGate {
-    pub fn hold(&self) -> GateHold {
-        let (lock, _) = &*self.0;
-        lock.lock().unwrap_or_else(|p| p.into_inner()).held = true;
-        GateHold(self.clone())
-    }
-
-    /// From now on every commit fails with "No space left on device" before it writes
-    /// anything (a full disk or a broken store, injected).
-    pub fn fail_writes(&self) {
-        let (lock, _) = &*self.0;
-        lock.lock().unwrap_or_else(|p| p.into_inner()).failing = true;
-    }
-
-    /// From now on every commit writes its batch into sled and then fails as a flush or
-    /// fsync would ("Input/output error"): the records are in sled's memory, not durable.
-    pub fn fail_flushes(&self) {
-        let (lock, _) = &*self.0;
-        lock.lock().unwrap_or_else(|p| p.into_inner()).failing_flush = true;
-    }
-
-    fn failing(&self) -> bool {
-        let (lock, _) = &*self.0;
-        lock.lock().unwrap_or_else(|p| p.into_inner()).failing
-    }
-
-    fn failing_flush(&self) -> bool {
-        let (lock, _) = &*self.0;
-        lock.lock().unwrap_or_else(|p| p.into_inner()).failing_flush
-    }
-
-    /// Whether a written commit is being held back right now.
-    pub fn is_holding_a_commit(&self) -> bool {
-        let (lock, _) = &*self.0;
-        lock.lock().unwrap_or_else(|p| p.into_inner()).waiting
-    }
-
-    fn wait(&self) {
-        let (lock, cv) = &*self.0;
-        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
-        while state.held {
-            state.waiting = true;
-            state = cv.wait(state).unwrap_or_else(|p| p.into_inner());
-        }
-        state.waiting = false;
-    }
 }
 
 /// What an append did.
@@ -178,21 +110,6 @@ pub enum RegistryOp {
     Delete(String),
 }
 
-enum ReqKind {
-    Changes {
-        doc: DocumentId,
-        changes: Vec<NewChange>,
-        /// New actor → participant bindings, made durable with the changes that use them.
-        bindings: Vec<(Vec<u8>, String)>,
-    },
-    Event {
-        event: PendingEvent,
-        registry: Vec<RegistryOp>,
-    },
-    /// Asks for a [`Cut`] after the group this request lands in has committed.
-    Cut(mpsc::Sender<Result<Cut, StoreError>>),
-}
-
 /// A consistent point of the log for a backup, taken by the writer between two group
 /// commits: the records before `upto` and the registry as it was right after them. Log
 /// entries (`L`, `P`, `D`, `H` keys) are never changed once written, so they can be read
@@ -203,24 +120,6 @@ pub struct Cut {
     /// The first global sequence number *not* in the cut.
     pub upto: u64,
     pub registry: Vec<KeyValue>,
-}
-
-struct AppendReq {
-    kind: ReqKind,
-    reply: tokio::sync::oneshot::Sender<Result<Appended, StoreError>>,
-}
-
-fn key_r(name: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(name.len() + 1);
-    k.push(b'R');
-    k.extend_from_slice(name.as_bytes());
-    k
-}
-
-/// Registry key of an actor binding.
-pub fn actor_key(actor: &[u8]) -> String {
-    let hex: String = actor.iter().map(|b| format!("{b:02x}")).collect();
-    format!("actor/{hex}")
 }
 
 /// A key and its value, as stored.
@@ -245,100 +144,6 @@ pub struct Store {
     pub commit_seconds: Histogram,
     /// Records written by each group commit, for `/metrics`.
     pub commit_records: Histogram,
-}
-
-fn key_l(g: u64) -> [u8; 9] {
-    let mut k = [b'L'; 9];
-    k[1..].copy_from_slice(&g.to_be_bytes());
-    k
-}
-
-fn key_d(doc: &DocumentId, s: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(25);
-    k.push(b'D');
-    k.extend_from_slice(doc.as_bytes());
-    k.extend_from_slice(&s.to_be_bytes());
-    k
-}
-
-fn key_h(doc: &DocumentId, hash: &[u8; 32]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(49);
-    k.push(b'H');
-    k.extend_from_slice(doc.as_bytes());
-    k.extend_from_slice(hash);
-    k
-}
-
-fn key_piece(prefix: &[u8], idx: u32) -> Vec<u8> {
-    let mut k = prefix.to_vec();
-    k.extend_from_slice(&idx.to_be_bytes());
-    k
-}
-
-fn be_u64(v: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(v.try_into().ok()?))
-}
-
-/// Values are `0 ‖ bytes` when inline, `1 ‖ pieces (4) ‖ total length (8)` when split.
-fn put_value(batch: &mut sled::Batch, key: &[u8], piece_prefix: &[u8], bytes: &[u8]) {
-    if bytes.len() < PIECE {
-        let mut v = Vec::with_capacity(bytes.len() + 1);
-        v.push(0);
-        v.extend_from_slice(bytes);
-        batch.insert(key, v);
-        return;
-    }
-    let mut n = 0u32;
-    for (i, piece) in bytes.chunks(PIECE).enumerate() {
-        n = i as u32 + 1;
-        batch.insert(key_piece(piece_prefix, i as u32), piece);
-    }
-    let mut v = vec![1];
-    v.extend_from_slice(&n.to_be_bytes());
-    v.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-    batch.insert(key, v);
-}
-
-fn corrupt(key: &[u8], reason: &str) -> StoreError {
-    StoreError::Corrupt {
-        key: format!("{key:02x?}"),
-        reason: reason.to_string(),
-    }
-}
-
-fn get_value(
-    tree: &sled::Tree,
-    key: &[u8],
-    piece_prefix: &[u8],
-) -> Result<Option<Vec<u8>>, StoreError> {
-    let Some(v) = tree.get(key)? else {
-        return Ok(None);
-    };
-    match v.first() {
-        Some(0) => Ok(Some(v[1..].to_vec())),
-        Some(1) if v.len() == 13 => {
-            let n = u32::from_be_bytes([v[1], v[2], v[3], v[4]]);
-            let total = be_u64(&v[5..13]).ok_or_else(|| corrupt(key, "length"))?;
-            let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0).min(1 << 30));
-            for i in 0..n {
-                let piece = tree
-                    .get(key_piece(piece_prefix, i))?
-                    .ok_or_else(|| corrupt(key, "missing piece"))?;
-                out.extend_from_slice(&piece);
-            }
-            if out.len() as u64 != total {
-                return Err(corrupt(key, "pieces do not add up"));
-            }
-            Ok(Some(out))
-        }
-        _ => Err(corrupt(key, "unknown value header")),
-    }
-}
-
-fn piece_prefix_l(g: u64) -> [u8; 9] {
-    let mut k = key_l(g);
-    k[0] = b'P';
-    k
 }
 
 /// How long opening waits for sled's lock on the directory: a store dropped a moment ago (a
@@ -392,12 +197,6 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
             other => return Ok(other?),
         }
     }
-}
-
-/// Whether `key` is one of the log's kinds of entries (see the module docs); a backup holds
-/// nothing else.
-pub fn is_log_key(key: &[u8]) -> bool {
-    matches!(key.first(), Some(b'L' | b'P' | b'D' | b'H' | b'R'))
 }
 
 impl Store {
@@ -790,66 +589,6 @@ impl Store {
         Ok(last.min(self.durable.load(Ordering::SeqCst).saturating_sub(1)))
     }
 
-    fn newest_snapshot(&self, doc: &DocumentId) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        for kv in self.snapshots.scan_prefix(doc.as_bytes()).rev() {
-            let (k, v) = kv?;
-            if k.len() != 25 || k[24] != b'M' {
-                continue;
-            }
-            let Some(upto) = be_u64(&k[16..24]) else {
-                continue;
-            };
-            let mut prefix = k[..24].to_vec();
-            prefix.push(b'C');
-            match get_value(&self.snapshots, &k, &prefix) {
-                Ok(Some(bytes)) if !v.is_empty() => return Ok(Some((upto, bytes))),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(%doc, upto, error = %e, "ignoring a torn snapshot"),
-            }
-        }
-        Ok(None)
-    }
-
-    /// Stores a snapshot of `doc` covering its log up to `upto_doc_seq` and deletes older ones.
-    /// Snapshots are a cache: they need no fsync of their own (the next group commit's
-    /// flush covers them, and a torn one is ignored on load).
-    pub fn save_snapshot(
-        &self,
-        doc: &DocumentId,
-        upto_doc_seq: u64,
-        bytes: &[u8],
-    ) -> Result<(), StoreError> {
-        let mut base = doc.as_bytes().to_vec();
-        base.extend_from_slice(&upto_doc_seq.to_be_bytes());
-        let mut manifest_key = base.clone();
-        manifest_key.push(b'M');
-        let mut piece_prefix = base;
-        piece_prefix.push(b'C');
-        // Pieces first, manifest last, in one atomic batch.
-        let mut batch = sled::Batch::default();
-        let mut n = 0u32;
-        for (i, piece) in bytes.chunks(PIECE).enumerate() {
-            n = i as u32 + 1;
-            batch.insert(key_piece(&piece_prefix, i as u32), piece);
-        }
-        let mut v = vec![1];
-        v.extend_from_slice(&n.to_be_bytes());
-        v.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-        batch.insert(manifest_key.clone(), v);
-        self.snapshots.apply_batch(batch)?;
-        // Older snapshots of this document are now redundant.
-        let mut old = sled::Batch::default();
-        for kv in self
-            .snapshots
-            .range(doc.as_bytes().to_vec()..manifest_key[..24].to_vec())
-        {
-            let (k, _) = kv?;
-            old.remove(k);
-        }
-        self.snapshots.apply_batch(old)?;
-        Ok(())
-    }
-
     /// Every document that has changes in the log.
     pub fn documents(&self) -> Result<Vec<DocumentId>, StoreError> {
         let mut out: Vec<DocumentId> = Vec::new();
@@ -897,13 +636,9 @@ impl Store {
         Ok(self.events.contains_key(key_h(doc, hash))?)
     }
 
-    /// The newest usable snapshot of `doc` and the document sequence it covers.
-    pub fn snapshot(&self, doc: &DocumentId) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        self.newest_snapshot(doc)
-    }
-
     /// Overwrites one byte of record `g` as stored — only for tests that prove `verify`
     /// notices damage. Nothing in the server calls it.
+    #[cfg(any(test, feature = "fault-injection"))]
     #[doc(hidden)]
     pub fn damage_record_for_tests(&self, g: u64, offset: usize) -> Result<(), StoreError> {
         let key = key_l(g);
@@ -914,101 +649,6 @@ impl Store {
         let i = (offset % (v.len().saturating_sub(1)).max(1)) + 1;
         v[i] ^= 0xff;
         self.events.insert(key, v)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// The last global sequence number the timeline projection has taken in (0 = none).
-    pub fn timeline_checkpoint(&self) -> Result<u64, StoreError> {
-        match self.timeline.get(b"C")? {
-            Some(v) => be_u64(&v).ok_or_else(|| corrupt(b"C", "timeline checkpoint")),
-            None => Ok(0),
-        }
-    }
-
-    /// Writes one step of the timeline projection: entries, state and the new checkpoint,
-    /// atomically. Like snapshots it is derived data, so it needs no fsync of its own.
-    pub fn timeline_write(
-        &self,
-        entries: &[(Vec<u8>, Vec<u8>)],
-        state: &[(Vec<u8>, Vec<u8>)],
-        checkpoint: u64,
-    ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (k, v) in entries {
-            let mut key = Vec::with_capacity(k.len() + 1);
-            key.push(b'E');
-            key.extend_from_slice(k);
-            batch.insert(key, v.as_slice());
-        }
-        for (k, v) in state {
-            let mut key = Vec::with_capacity(k.len() + 1);
-            key.push(b'S');
-            key.extend_from_slice(k);
-            batch.insert(key, v.as_slice());
-        }
-        batch.insert(&b"C"[..], &checkpoint.to_be_bytes()[..]);
-        self.timeline.apply_batch(batch)?;
-        Ok(())
-    }
-
-    /// One value of the projection's state.
-    pub fn timeline_state(&self, name: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut key = vec![b'S'];
-        key.extend_from_slice(name);
-        Ok(self.timeline.get(key)?.map(|v| v.to_vec()))
-    }
-
-    /// Timeline entries whose key (without the `E`) is at least `from` and starts with
-    /// `prefix`, in key order, at most `limit`.
-    pub fn timeline_entries(
-        &self,
-        prefix: &[u8],
-        from: &[u8],
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        let mut p = vec![b'E'];
-        p.extend_from_slice(prefix);
-        let mut start = vec![b'E'];
-        start.extend_from_slice(from.max(prefix));
-        let mut out = Vec::new();
-        for kv in self.timeline.range(start..) {
-            let (k, v) = kv?;
-            if !k.starts_with(&p) || out.len() >= limit {
-                break;
-            }
-            out.push((k[1..].to_vec(), v.to_vec()));
-        }
-        Ok(out)
-    }
-
-    /// Drops the whole timeline projection (`rebuild` then computes it again).
-    pub fn timeline_clear(&self) -> Result<(), StoreError> {
-        self.timeline.clear()?;
-        Ok(())
-    }
-
-    /// Flips one byte of the `nth` stored timeline entry and returns the global sequence
-    /// number it is about — only for tests that prove `verify` notices. Nothing in the server
-    /// calls it.
-    #[doc(hidden)]
-    pub fn damage_timeline_for_tests(&self, nth: usize) -> Result<Option<u64>, StoreError> {
-        let Some(kv) = self.timeline.scan_prefix(b"E").nth(nth) else {
-            return Ok(None);
-        };
-        let (k, v) = kv?;
-        let mut v = v.to_vec();
-        let i = v.len() / 2;
-        v[i] = v[i].wrapping_add(1);
-        self.timeline.insert(&k, v)?;
-        self.db.flush()?;
-        let g = k.len().checked_sub(10).and_then(|i| be_u64(&k[i..i + 8]));
-        Ok(g)
-    }
-
-    /// Deletes every snapshot (they are a cache; used by tests and operators).
-    pub fn clear_snapshots(&self) -> Result<(), StoreError> {
-        self.snapshots.clear()?;
         self.db.flush()?;
         Ok(())
     }
@@ -1034,303 +674,5 @@ impl Drop for Store {
     }
 }
 
-/// The single owner of the sequence counters; see the module docs.
-struct Writer {
-    db: sled::Db,
-    events: sled::Tree,
-    data_file: File,
-    next_global: u64,
-    doc_seqs: HashMap<DocumentId, u64>,
-    failed: Arc<AtomicBool>,
-    durable: Arc<AtomicU64>,
-    gate: Option<DurabilityGate>,
-    commit_seconds: Histogram,
-    commit_records: Histogram,
-}
-
-impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<AppendReq>) {
-        while let Ok(first) = rx.recv() {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(r) => group.push(r),
-                    Err(_) => break,
-                }
-            }
-            if self.failed.load(Ordering::SeqCst) {
-                self.answer_cuts(&group);
-                for r in group {
-                    let _ = r
-                        .reply
-                        .send(Err(StoreError::Failed("an earlier flush failed".into())));
-                }
-                continue;
-            }
-            let (started, first_seq) = (std::time::Instant::now(), self.next_global);
-            match self.commit(&group) {
-                Ok(results) => {
-                    self.answer_cuts(&group);
-                    self.commit_seconds.observe(started.elapsed().as_secs_f64());
-                    self.commit_records
-                        .observe(self.next_global.saturating_sub(first_seq) as f64);
-                    for (r, res) in group.into_iter().zip(results) {
-                        let _ = r.reply.send(Ok(res));
-                    }
-                }
-                Err(e) => {
-                    // Never retry: after a failed fsync the kernel may have dropped the pages.
-                    tracing::error!(error = %e, "event log write failed; no more writes are accepted");
-                    self.failed.store(true, Ordering::SeqCst);
-                    self.answer_cuts(&group);
-                    let msg = e.to_string();
-                    for r in group {
-                        let _ = r.reply.send(Err(StoreError::Failed(msg.clone())));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Answers the cuts asked for in `group`, which has just been committed (or refused).
-    fn answer_cuts(&self, group: &[AppendReq]) {
-        for r in group {
-            let ReqKind::Cut(tx) = &r.kind else { continue };
-            let registry: Result<Vec<KeyValue>, sled::Error> = self
-                .events
-                .scan_prefix(b"R")
-                .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
-                .collect();
-            let _ = tx.send(registry.map_err(StoreError::from).map(|registry| Cut {
-                upto: self.next_global,
-                registry,
-            }));
-        }
-    }
-
-    fn last_doc_seq(&mut self, doc: &DocumentId) -> Result<u64, StoreError> {
-        if let Some(s) = self.doc_seqs.get(doc) {
-            return Ok(*s);
-        }
-        let mut prefix = vec![b'D'];
-        prefix.extend_from_slice(doc.as_bytes());
-        let s = match self.events.scan_prefix(prefix).next_back() {
-            Some(kv) => {
-                let (k, _) = kv?;
-                be_u64(&k[17..]).ok_or_else(|| corrupt(&k, "doc seq"))?
-            }
-            None => 0,
-        };
-        self.doc_seqs.insert(*doc, s);
-        Ok(s)
-    }
-
-    fn commit(&mut self, group: &[AppendReq]) -> Result<Vec<Appended>, StoreError> {
-        let mut batch = sled::Batch::default();
-        let mut seen = std::collections::HashSet::new();
-        let mut results = Vec::with_capacity(group.len());
-        let mut next_global = self.next_global;
-        let mut doc_seqs: HashMap<DocumentId, u64> = HashMap::new();
-        for req in group {
-            let (doc, changes, bindings) = match &req.kind {
-                ReqKind::Changes {
-                    doc,
-                    changes,
-                    bindings,
-                } => (doc, changes, bindings),
-                ReqKind::Cut(_) => {
-                    results.push(Appended {
-                        written: 0,
-                        last_doc_seq: 0,
-                    });
-                    continue;
-                }
-                ReqKind::Event { event, registry } => {
-                    let g = next_global;
-                    next_global += 1;
-                    let bytes = match event {
-                        PendingEvent::Rejection(r) => r.encode(g),
-                        PendingEvent::Admin(a) => a.encode(g),
-                        PendingEvent::Presence(p) => p.encode(g),
-                    };
-                    put_value(&mut batch, &key_l(g), &piece_prefix_l(g), &bytes);
-                    for op in registry {
-                        match op {
-                            RegistryOp::Put(k, v) => batch.insert(key_r(k), v.as_slice()),
-                            RegistryOp::Delete(k) => batch.remove(key_r(k)),
-                        }
-                    }
-                    results.push(Appended {
-                        written: 1,
-                        last_doc_seq: 0,
-                    });
-                    continue;
-                }
-            };
-            let mut written = 0;
-            let mut s = match doc_seqs.get(doc) {
-                Some(s) => *s,
-                None => self.last_doc_seq(doc)?,
-            };
-            for c in changes {
-                let hk = key_h(doc, &c.hash);
-                // Idempotent: a change already logged (or earlier in this group) is skipped.
-                if !seen.insert(hk.clone()) || self.events.contains_key(&hk)? {
-                    continue;
-                }
-                s += 1;
-                let g = next_global;
-                next_global += 1;
-                let rec = ChangeRecord {
-                    global_seq: g,
-                    doc_seq: s,
-                    change: c.clone(),
-                };
-                put_value(&mut batch, &key_l(g), &piece_prefix_l(g), &rec.encode());
-                batch.insert(key_d(doc, s), &g.to_be_bytes());
-                batch.insert(hk, &g.to_be_bytes());
-                written += 1;
-            }
-            for (actor, participant) in bindings {
-                batch.insert(key_r(&actor_key(actor)), participant.as_bytes());
-            }
-            doc_seqs.insert(*doc, s);
-            results.push(Appended {
-                written,
-                last_doc_seq: s,
-            });
-        }
-        if self.gate.as_ref().is_some_and(DurabilityGate::failing) {
-            return Err(StoreError::Io(std::io::Error::from_raw_os_error(28)));
-        }
-        self.events.apply_batch(batch)?;
-        if self
-            .gate
-            .as_ref()
-            .is_some_and(DurabilityGate::failing_flush)
-        {
-            return Err(StoreError::Io(std::io::Error::from_raw_os_error(5)));
-        }
-        self.db.flush()?;
-        // sled's flush is sync_file_range on Linux: make it durable for real.
-        self.data_file.sync_data()?;
-        if let Some(gate) = &self.gate {
-            gate.wait();
-        }
-        self.next_global = next_global;
-        self.durable.store(next_global, Ordering::SeqCst);
-        self.doc_seqs.extend(doc_seqs);
-        Ok(results)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use toron_protocol::{ConnId, PeerId};
-
-    fn change(doc: DocumentId, n: u8, size: usize) -> NewChange {
-        NewChange {
-            document_id: doc,
-            received_at_ms: 1,
-            conn: ConnId(1),
-            peer: PeerId::new("p").expect("peer"),
-            by: toron_protocol::Attribution::default(),
-            actor: vec![n],
-            hash: [n; 32],
-            bytes: vec![n; size],
-            heads_after: vec![[n; 32]],
-        }
-    }
-
-    #[tokio::test]
-    async fn sequences_are_gap_free_idempotent_and_survive_reopening() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (a, b) = (DocumentId::random(), DocumentId::random());
-        {
-            let store = Store::open(dir.path(), None).expect("open");
-            let r = store
-                .append(a, vec![change(a, 1, 10), change(a, 2, 10)], vec![])
-                .await
-                .expect("append");
-            assert_eq!(
-                r,
-                Appended {
-                    written: 2,
-                    last_doc_seq: 2
-                }
-            );
-            let r = store
-                .append(b, vec![change(b, 3, 200_000)], vec![])
-                .await
-                .expect("append");
-            assert_eq!(
-                r,
-                Appended {
-                    written: 1,
-                    last_doc_seq: 1
-                }
-            );
-            // The same change again is not a second record.
-            let r = store
-                .append(a, vec![change(a, 2, 10), change(a, 4, 10)], vec![])
-                .await
-                .expect("append");
-            assert_eq!(
-                r,
-                Appended {
-                    written: 1,
-                    last_doc_seq: 3
-                }
-            );
-        }
-        let store = Store::open(dir.path(), None).expect("reopen");
-        assert_eq!(store.last_global_seq().expect("seq"), 4);
-        let recs = store.document_records(&a).expect("records");
-        assert_eq!(
-            recs.iter()
-                .map(|r| (r.global_seq, r.doc_seq))
-                .collect::<Vec<_>>(),
-            vec![(1, 1), (2, 2), (4, 3)]
-        );
-        let big = store.document_records(&b).expect("records");
-        assert_eq!(
-            big[0].change.bytes.len(),
-            200_000,
-            "a large record comes back whole"
-        );
-        let r = store
-            .append(a, vec![change(a, 5, 10)], vec![])
-            .await
-            .expect("append");
-        assert_eq!(r.last_doc_seq, 4);
-        assert_eq!(store.last_global_seq().expect("seq"), 5);
-    }
-
-    #[tokio::test]
-    async fn snapshots_are_a_cache() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path(), None).expect("open");
-        let d = DocumentId::random();
-        store
-            .append(
-                d,
-                vec![change(d, 1, 5), change(d, 2, 5), change(d, 3, 5)],
-                vec![],
-            )
-            .await
-            .expect("append");
-        store
-            .save_snapshot(&d, 1, &vec![7u8; 100_000])
-            .expect("snapshot");
-        store.save_snapshot(&d, 2, &[8u8; 10]).expect("snapshot");
-        let loaded = store.load(&d).expect("load");
-        assert_eq!(loaded.snapshot.as_deref(), Some(&[8u8; 10][..]));
-        assert_eq!(loaded.tail, vec![vec![3u8; 5]]);
-        assert_eq!(loaded.last_doc_seq, 3);
-        store.clear_snapshots().expect("clear");
-        let loaded = store.load(&d).expect("load");
-        assert!(loaded.snapshot.is_none());
-        assert_eq!(loaded.tail.len(), 3);
-    }
-}
+mod tests;

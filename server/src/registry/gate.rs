@@ -1,0 +1,190 @@
+//! How the document engine asks the registry during a batch: who owns an actor id, whether
+//! a participant's change rate allows more, and whether a change's content is valid for its
+//! document (departments and findings of its series).
+
+use super::*;
+
+/// Actor bindings as the engine sees them: the registry's map and the ids held for batches on
+/// their way to the log, plus the ids this batch holds, which the document actor persists with
+/// its changes and confirms once they are durable.
+#[derive(Debug)]
+pub struct RegistryGate {
+    pub registry: Arc<Registry>,
+    pub new: Vec<(Vec<u8>, String)>,
+    /// The document's key, when it has one: its kind's schema is enforced.
+    pub key: Option<DocKey>,
+    /// Each participant's allowance of changes per second.
+    pub rates: Arc<ChangeRates>,
+    /// The findings of a series' report as stored now (asked only when a change links one).
+    pub findings: FindingLookup,
+}
+
+/// The keys of the findings in a series' report document, or why they cannot be read.
+#[derive(Clone)]
+pub struct FindingLookup(pub Arc<FindingsOf>);
+
+/// A series key → its report's finding keys.
+pub type FindingsOf = dyn Fn(&str) -> Result<BTreeSet<String>, String> + Send + Sync;
+
+impl std::fmt::Debug for FindingLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FindingLookup")
+    }
+}
+
+/// Changes per second per token: one [`TokenBucket`] per participant (a participant has one
+/// token at a time), shared by all their connections and documents.
+#[derive(Debug)]
+pub struct ChangeRates {
+    per_sec: u32,
+    buckets: std::sync::Mutex<HashMap<String, TokenBucket>>,
+}
+
+/// Full buckets are forgotten once this many are kept (a full one equals a new one).
+const KEPT_BUCKETS: usize = 4096;
+
+impl ChangeRates {
+    pub fn new(per_sec: u32) -> Self {
+        Self {
+            per_sec: per_sec.max(1),
+            buckets: Default::default(),
+        }
+    }
+
+    /// Takes `changes` from `participant`'s allowance, or says why not.
+    pub fn admit(&self, participant: &str, changes: usize, now_ms: u64) -> Result<(), String> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= KEPT_BUCKETS && !buckets.contains_key(participant) {
+            buckets.retain(|_, b| !b.is_full(now_ms));
+        }
+        let burst = self.per_sec.saturating_mul(10);
+        let bucket = buckets
+            .entry(participant.to_string())
+            .or_insert_with(|| TokenBucket::new(self.per_sec, burst, now_ms));
+        bucket.take(changes, now_ms).map_err(|wait_ms| {
+            format!(
+                "rate limit: more than {} changes per second (bursts up to {burst}) with one token; nothing of these {changes} changes was applied; send them again in {:.1} s",
+                self.per_sec,
+                wait_ms as f64 / 1000.0
+            )
+        })
+    }
+}
+
+impl RegistryGate {
+    /// The series a keyed document lies in.
+    fn series_of(&self, key: &DocKey) -> Option<String> {
+        match key {
+            DocKey::Report { series } | DocKey::Response { series, .. } => Some(series.clone()),
+            DocKey::Notes { session, .. }
+            | DocKey::NotesPrivate { session, .. }
+            | DocKey::Triage { session }
+            | DocKey::Session { session } => self.registry.session(session).map(|s| s.series),
+            DocKey::Case { case } | DocKey::Eval { case, .. } => self
+                .registry
+                .case_session(case)
+                .and_then(|s| self.registry.session(&s))
+                .map(|s| s.series),
+        }
+    }
+}
+
+impl ActorGate for RegistryGate {
+    fn check(&self, participant: &str, actor: &[u8]) -> Result<(), Refusal> {
+        match self.registry.actor_claimed_by(actor) {
+            Some(owner) if owner != participant => Err(Refusal::new(
+                RefusalKind::Actor,
+                format!(
+                    "the Automerge actor id {} belongs to another participant",
+                    &hex(actor)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Holds the id for the participant; the document actor confirms it once the batch is
+    /// durable, or lets it go (`Registry::confirm_actors`, `Registry::release_actors`).
+    fn bind(&mut self, participant: &str, actor: &[u8]) {
+        if self.registry.reserve_actor(participant, actor) {
+            self.new.push((actor.to_vec(), participant.to_string()));
+        }
+    }
+
+    fn admit(&mut self, participant: &str, changes: usize, now_ms: u64) -> Result<(), Refusal> {
+        self.rates
+            .admit(participant, changes, now_ms)
+            .map_err(|m| Refusal::new(RefusalKind::Rate, m))
+    }
+
+    fn check_content(
+        &self,
+        doc: &automerge::Automerge,
+        changes: &[automerge::Change],
+    ) -> Result<(), Refusal> {
+        match &self.key {
+            Some(k) => toron_domain::schema::check_with(
+                k,
+                doc,
+                changes,
+                &SeriesReferences {
+                    registry: &self.registry,
+                    series: self.series_of(k),
+                    findings: &self.findings,
+                },
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a document's references are checked against: its series' entries in the registry.
+struct SeriesReferences<'a> {
+    registry: &'a Registry,
+    series: Option<String>,
+    findings: &'a FindingLookup,
+}
+
+impl toron_domain::schema::References for SeriesReferences<'_> {
+    fn department(&self, department: &str) -> Result<(), String> {
+        match &self.series {
+            // A key exactly: a name would break the export that reads it back.
+            Some(s) => match self.registry.resolve_department(Some(s), department) {
+                Ok(k) if k == department => Ok(()),
+                Ok(k) => Err(format!(
+                    "department `{department}` is written by its key, `{k}`"
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+            None => Err(format!(
+                "department `{department}`: this document belongs to no known series"
+            )),
+        }
+    }
+
+    fn finding(&self, finding: &str) -> Result<(), String> {
+        let Some(series) = &self.series else {
+            return Err(format!(
+                "finding `{finding}`: this document belongs to no known series"
+            ));
+        };
+        let known = (self.findings.0)(series)?;
+        if known.contains(finding) {
+            return Ok(());
+        }
+        let shown: Vec<&str> = known.iter().take(12).map(String::as_str).collect();
+        Err(if shown.is_empty() {
+            format!("no finding `{finding}` in the report of series {series} (it has none yet)")
+        } else {
+            format!(
+                "no finding `{finding}` in the report of series {series}; its findings: {}{}",
+                shown.join(", "),
+                if known.len() > shown.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            )
+        })
+    }
+}

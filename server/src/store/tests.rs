@@ -1,0 +1,107 @@
+use super::*;
+use toron_protocol::{ConnId, PeerId};
+
+fn change(doc: DocumentId, n: u8, size: usize) -> NewChange {
+    NewChange {
+        document_id: doc,
+        received_at_ms: 1,
+        conn: ConnId(1),
+        peer: PeerId::new("p").expect("peer"),
+        by: toron_protocol::Attribution::default(),
+        actor: vec![n],
+        hash: [n; 32],
+        bytes: vec![n; size],
+        heads_after: vec![[n; 32]],
+    }
+}
+
+#[tokio::test]
+async fn sequences_are_gap_free_idempotent_and_survive_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (DocumentId::random(), DocumentId::random());
+    {
+        let store = Store::open(dir.path(), None).expect("open");
+        let r = store
+            .append(a, vec![change(a, 1, 10), change(a, 2, 10)], vec![])
+            .await
+            .expect("append");
+        assert_eq!(
+            r,
+            Appended {
+                written: 2,
+                last_doc_seq: 2
+            }
+        );
+        let r = store
+            .append(b, vec![change(b, 3, 200_000)], vec![])
+            .await
+            .expect("append");
+        assert_eq!(
+            r,
+            Appended {
+                written: 1,
+                last_doc_seq: 1
+            }
+        );
+        // The same change again is not a second record.
+        let r = store
+            .append(a, vec![change(a, 2, 10), change(a, 4, 10)], vec![])
+            .await
+            .expect("append");
+        assert_eq!(
+            r,
+            Appended {
+                written: 1,
+                last_doc_seq: 3
+            }
+        );
+    }
+    let store = Store::open(dir.path(), None).expect("reopen");
+    assert_eq!(store.last_global_seq().expect("seq"), 4);
+    let recs = store.document_records(&a).expect("records");
+    assert_eq!(
+        recs.iter()
+            .map(|r| (r.global_seq, r.doc_seq))
+            .collect::<Vec<_>>(),
+        vec![(1, 1), (2, 2), (4, 3)]
+    );
+    let big = store.document_records(&b).expect("records");
+    assert_eq!(
+        big[0].change.bytes.len(),
+        200_000,
+        "a large record comes back whole"
+    );
+    let r = store
+        .append(a, vec![change(a, 5, 10)], vec![])
+        .await
+        .expect("append");
+    assert_eq!(r.last_doc_seq, 4);
+    assert_eq!(store.last_global_seq().expect("seq"), 5);
+}
+
+#[tokio::test]
+async fn snapshots_are_a_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), None).expect("open");
+    let d = DocumentId::random();
+    store
+        .append(
+            d,
+            vec![change(d, 1, 5), change(d, 2, 5), change(d, 3, 5)],
+            vec![],
+        )
+        .await
+        .expect("append");
+    store
+        .save_snapshot(&d, 1, &vec![7u8; 100_000])
+        .expect("snapshot");
+    store.save_snapshot(&d, 2, &[8u8; 10]).expect("snapshot");
+    let loaded = store.load(&d).expect("load");
+    assert_eq!(loaded.snapshot.as_deref(), Some(&[8u8; 10][..]));
+    assert_eq!(loaded.tail, vec![vec![3u8; 5]]);
+    assert_eq!(loaded.last_doc_seq, 3);
+    store.clear_snapshots().expect("clear");
+    let loaded = store.load(&d).expect("load");
+    assert!(loaded.snapshot.is_none());
+    assert_eq!(loaded.tail.len(), 3);
+}
