@@ -516,15 +516,39 @@ impl<'a> Builder<'a> {
         };
         out.push(Block::Heading(1, title));
         let findings = self.findings();
+        let anns: Vec<(&Session, &Annotation)> = self.annotations().collect();
+        self.summary(&anns, &findings, &mut out);
+        self.overview(&mut out);
+        // Results by field.
+        out.push(Block::Heading(
+            2,
+            self.t("Ⅱ. 분야별 결과", "II. Results by field"),
+        ));
+        for s in &self.sessions {
+            self.session_chapter(s, &findings, &mut out);
+        }
+        self.by_department(&findings, &mut out);
+        self.annotations_appendix(&anns, &mut out);
+        self.integrity_appendix(&mut out);
+        out
+    }
+
+    /// Summary: counts of sessions, cases, evaluations, annotations by kind, findings by type.
+    fn summary(
+        &self,
+        anns: &[(&Session, &Annotation)],
+        findings: &[&Finding],
+        out: &mut Vec<Block>,
+    ) {
+        let b = self.b;
         // Summary: counts.
         out.push(Block::Heading(2, self.t("요약", "Summary")));
-        let anns: Vec<(&Session, &Annotation)> = self.annotations().collect();
         let mut kinds: BTreeMap<AnnotationKind, usize> = BTreeMap::new();
-        for (_, a) in &anns {
+        for (_, a) in anns {
             *kinds.entry(a.kind).or_default() += 1;
         }
         let mut types: BTreeMap<FindingType, usize> = BTreeMap::new();
-        for f in &findings {
+        for f in findings {
             *types.entry(f.kind).or_default() += 1;
         }
         let cases: usize = self.sessions.iter().map(|s| s.cases.len()).sum();
@@ -568,6 +592,10 @@ impl<'a> Builder<'a> {
                 b.integrity.len()
             ))));
         }
+    }
+
+    /// Overview of the sessions: one row each.
+    fn overview(&self, out: &mut Vec<Block>) {
         // Overview of the sessions.
         out.push(Block::Heading(2, self.t("Ⅰ. 개요", "I. Overview")));
         out.push(Block::Table {
@@ -608,21 +636,18 @@ impl<'a> Builder<'a> {
                 })
                 .collect(),
         });
-        // Results by field.
-        out.push(Block::Heading(
-            2,
-            self.t("Ⅱ. 분야별 결과", "II. Results by field"),
-        ));
-        for s in &self.sessions {
-            self.session_chapter(s, &findings, &mut out);
-        }
+    }
+
+    /// By department: the findings addressed to each, with its response.
+    fn by_department(&self, findings: &[&Finding], out: &mut Vec<Block>) {
+        let b = self.b;
         // By department.
         out.push(Block::Heading(
             2,
             self.t("Ⅲ. 부서별 정리", "III. By department"),
         ));
         let mut depts: BTreeSet<&str> = BTreeSet::new();
-        for f in &findings {
+        for f in findings {
             depts.extend(f.departments.iter().map(String::as_str));
         }
         for d in depts {
@@ -686,6 +711,11 @@ impl<'a> Builder<'a> {
                 rows,
             });
         }
+    }
+
+    /// Appendix: every root annotation with its status and replay link.
+    fn annotations_appendix(&self, anns: &[(&Session, &Annotation)], out: &mut Vec<Block>) {
+        let b = self.b;
         // Appendix: every root annotation with its status and replay link.
         out.push(Block::Heading(
             2,
@@ -738,8 +768,6 @@ impl<'a> Builder<'a> {
             ],
             rows,
         });
-        self.integrity_appendix(&mut out);
-        out
     }
 
     /// What the export found wrong in the documents: each item left out or corrected, so the
@@ -784,60 +812,8 @@ impl<'a> Builder<'a> {
         });
     }
 
-    fn session_chapter(&self, s: &Session, findings: &[&Finding], out: &mut Vec<Block>) {
-        let b = self.b;
-        let field_name = s
-            .field
-            .as_deref()
-            .map(|f| self.field(f))
-            .unwrap_or_default();
-        out.push(Block::Heading(
-            3,
-            format!("{}. {field_name} — {}", s.no, s.title),
-        ));
-        // 1. Session summary.
-        let evaluators: BTreeSet<&str> =
-            s.evaluations.iter().map(|e| e.evaluator.as_str()).collect();
-        let mut items = vec![txt(format!(
-            "{}: {}",
-            self.t("일자", "Date"),
-            s.date.clone().unwrap_or_default()
-        ))];
-        for c in &s.cases {
-            let presenters: Vec<String> = c
-                .presenters
-                .iter()
-                .map(|p| self.person(p, "presenter"))
-                .collect();
-            items.push(txt(format!(
-                "{} {}: {} — {}",
-                self.t("사례", "Case"),
-                c.key,
-                self.gov(&c.government),
-                c.title
-            ) + &if presenters.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", presenters.join(", "))
-            }));
-        }
-        items.push(txt(format!(
-            "{}: {}",
-            self.t("평가자", "Evaluators"),
-            evaluators
-                .iter()
-                .map(|e| self.person(e, "evaluator"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-        if let Some(f) = &s.facilitator {
-            items.push(txt(format!(
-                "{}: {}",
-                self.t("좌장", "Chair"),
-                self.person(f, "facilitator")
-            )));
-        }
-        out.push(Block::List(items));
+    /// Case comparison: each case's indicators.
+    fn indicators(&self, s: &Session, out: &mut Vec<Block>) {
         // 2. Case comparison: indicators.
         out.push(Block::Heading(4, self.t("사례 비교", "Case comparison")));
         let mut rows = Vec::new();
@@ -872,6 +848,11 @@ impl<'a> Builder<'a> {
             ],
             rows,
         });
+    }
+
+    /// Official scores per criterion and weighted totals, from the submitted evaluations.
+    fn official_scores(&self, s: &Session, out: &mut Vec<Block>) {
+        let b = self.b;
         // 3. Official scores, and reference scores apart.
         out.push(Block::Heading(
             4,
@@ -933,6 +914,11 @@ impl<'a> Builder<'a> {
             "점수는 사례를 평가표 기준과 비교한 것이며 지자체끼리 직접 비교한 것이 아니다.",
             "Scores compare each case with the template, not the governments with each other.",
         ))));
+    }
+
+    /// Reference scores (score annotations), apart from the official ones; conflicts of interest excluded.
+    fn reference_scores(&self, s: &Session, out: &mut Vec<Block>) {
+        let b = self.b;
         let mut refs: BTreeMap<(String, String), (Vec<u8>, usize)> = BTreeMap::new();
         for a in s
             .annotations
@@ -1012,6 +998,11 @@ impl<'a> Builder<'a> {
                     .collect(),
             });
         }
+    }
+
+    /// Findings of this field by type (4–7), then the deferred annotations.
+    fn session_findings(&self, s: &Session, findings: &[&Finding], out: &mut Vec<Block>) {
+        let b = self.b;
         // 4–7. Findings of this field.
         let mine: Vec<&&Finding> = findings
             .iter()
@@ -1093,6 +1084,65 @@ impl<'a> Builder<'a> {
         if !deferred.is_empty() {
             out.push(Block::List(deferred));
         }
+    }
+
+    fn session_chapter(&self, s: &Session, findings: &[&Finding], out: &mut Vec<Block>) {
+        let field_name = s
+            .field
+            .as_deref()
+            .map(|f| self.field(f))
+            .unwrap_or_default();
+        out.push(Block::Heading(
+            3,
+            format!("{}. {field_name} — {}", s.no, s.title),
+        ));
+        // 1. Session summary.
+        let evaluators: BTreeSet<&str> =
+            s.evaluations.iter().map(|e| e.evaluator.as_str()).collect();
+        let mut items = vec![txt(format!(
+            "{}: {}",
+            self.t("일자", "Date"),
+            s.date.clone().unwrap_or_default()
+        ))];
+        for c in &s.cases {
+            let presenters: Vec<String> = c
+                .presenters
+                .iter()
+                .map(|p| self.person(p, "presenter"))
+                .collect();
+            items.push(txt(format!(
+                "{} {}: {} — {}",
+                self.t("사례", "Case"),
+                c.key,
+                self.gov(&c.government),
+                c.title
+            ) + &if presenters.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", presenters.join(", "))
+            }));
+        }
+        items.push(txt(format!(
+            "{}: {}",
+            self.t("평가자", "Evaluators"),
+            evaluators
+                .iter()
+                .map(|e| self.person(e, "evaluator"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+        if let Some(f) = &s.facilitator {
+            items.push(txt(format!(
+                "{}: {}",
+                self.t("좌장", "Chair"),
+                self.person(f, "facilitator")
+            )));
+        }
+        out.push(Block::List(items));
+        self.indicators(s, out);
+        self.official_scores(s, out);
+        self.reference_scores(s, out);
+        self.session_findings(s, findings, out);
     }
 }
 

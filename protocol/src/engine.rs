@@ -200,6 +200,24 @@ struct PeerDoc {
 /// closed, and a new one gets the document as any first `request` does.
 pub const MAX_RESYNCS_PER_CONNECTION: u32 = 2;
 
+/// What one [`DocEngine::step`] carries between its phases.
+#[derive(Default)]
+struct StepState {
+    actions: Vec<Action>,
+    /// Connections closed in this batch: nothing more of theirs is taken.
+    rejected: BTreeSet<ConnId>,
+    decoded: Vec<(ConnId, sync::Message)>,
+    grants: HashMap<ConnId, Grant>,
+    /// Which connection brought each change taken in this batch.
+    origin: HashMap<ChangeHash, ConnId>,
+}
+
+/// What the changes taken so far in a batch add to the document.
+struct BatchBudget {
+    bytes: u64,
+    max_op: u64,
+}
+
 /// Refusals logged per connection and document before the connection is closed: an honest
 /// client stops sending after the first (its sync state sees the server read-only); one that
 /// keeps sending costs a bounded number of records.
@@ -325,13 +343,46 @@ impl DocEngine {
         if self.poisoned || self.in_flight.is_some() || self.inbox.is_empty() {
             return Vec::new();
         }
-        let mut actions = Vec::new();
         let inputs: Vec<Input> = self.inbox.drain(..).collect();
-
         // 1. Decode every sync message; a peer whose bytes automerge refuses is closed.
-        let mut rejected: BTreeSet<ConnId> = BTreeSet::new();
-        let mut decoded: Vec<(ConnId, sync::Message)> = Vec::with_capacity(inputs.len());
-        let mut grants: HashMap<ConnId, Grant> = HashMap::new();
+        let mut st = self.decode_inputs(inputs);
+        // 2. Parse every message's changes, keep those we do not have, check that the sender
+        //    may make them, then apply everything accepted at once.
+        let heads_before = self.doc.get_heads();
+        self.take_changes(&mut st, now_ms, gate);
+        // Listed in causal order, as `RecentChanges` wants them.
+        let new_changes = self.doc.get_changes(&heads_before);
+        for c in &new_changes {
+            self.recent.record(c.hash(), c.deps());
+            self.max_op = self.max_op.max(c.max_op());
+        }
+        // 3. Let every message update its sender's sync state (changes are already applied).
+        let touched = self.receive_sync(&mut st, &heads_before);
+        let mut actions = std::mem::take(&mut st.actions);
+        // 4. New changes go to the log first; replies wait for durability.
+        if new_changes.is_empty() {
+            actions.extend(self.fan_out(&touched, false));
+            return actions;
+        }
+        let records = self.records_for_log(&new_changes, &heads_before, &touched, &st, now_ms);
+        self.stored_bytes += records.iter().map(|r| r.bytes.len() as u64).sum::<u64>();
+        let batch = BatchId(self.next_batch);
+        self.next_batch += 1;
+        self.in_flight = Some(InFlight {
+            batch,
+            touched,
+            changes: records.len() as u64,
+        });
+        actions.push(Action::Append {
+            batch,
+            changes: records,
+        });
+        actions
+    }
+
+    /// Step 1: each sync input decoded, its sender's state made on first contact.
+    fn decode_inputs(&mut self, inputs: Vec<Input>) -> StepState {
+        let mut st = StepState::default();
         for input in inputs {
             let Input::Sync {
                 conn,
@@ -343,7 +394,7 @@ impl DocEngine {
             else {
                 continue;
             };
-            if rejected.contains(&conn) {
+            if st.rejected.contains(&conn) {
                 continue;
             }
             match sync::Message::decode(&data) {
@@ -360,23 +411,28 @@ impl DocEngine {
                     if kind == SyncKind::Sync {
                         entry.requested_only = false;
                     }
-                    grants.insert(conn, grant);
-                    decoded.push((conn, m));
+                    st.grants.insert(conn, grant);
+                    st.decoded.push((conn, m));
                 }
                 Err(e) => {
-                    rejected.insert(conn);
-                    actions.push(self.reject(conn, format!("invalid sync message: {e}")));
+                    st.rejected.insert(conn);
+                    let refusal = self.reject(conn, format!("invalid sync message: {e}"));
+                    st.actions.push(refusal);
                 }
             }
         }
+        st
+    }
 
-        // 2. Parse every message's changes, keep those we do not have, check that the sender
-        //    may make them, then apply everything accepted at once.
-        let heads_before = self.doc.get_heads();
-        let mut origin: HashMap<ChangeHash, ConnId> = HashMap::new();
+    /// Step 2: the changes each message brings that the document lacks, checked, then all
+    /// that passed applied together.
+    fn take_changes(&mut self, st: &mut StepState, now_ms: u64, gate: &mut dyn ActorGate) {
         let mut groups: Vec<(ConnId, Vec<Change>)> = Vec::new();
-        let mut batch_bytes = 0u64;
-        let mut batch_max_op = self.max_op;
+        let mut budget = BatchBudget {
+            bytes: 0,
+            max_op: self.max_op,
+        };
+        let mut decoded = std::mem::take(&mut st.decoded);
         for (conn, msg) in decoded.iter_mut() {
             if msg.changes.is_empty() {
                 continue;
@@ -388,128 +444,172 @@ impl DocEngine {
                 match parse_changes(chunk) {
                     Ok(changes) => new.extend(changes.into_iter().filter(|c| {
                         let h = c.hash();
-                        !origin.contains_key(&h) && self.doc.get_change_by_hash(&h).is_none()
+                        !st.origin.contains_key(&h) && self.doc.get_change_by_hash(&h).is_none()
                     })),
                     Err(e) => bad = Some(format!("invalid changes: {e}")),
                 }
             }
             msg.changes = sync::ChunkList::empty();
-            if rejected.contains(&conn) {
+            if st.rejected.contains(&conn) {
                 continue;
             }
             if let Some(reason) = bad {
-                rejected.insert(conn);
-                actions.push(self.reject(conn, reason));
+                st.rejected.insert(conn);
+                let refusal = self.reject(conn, reason);
+                st.actions.push(refusal);
                 continue;
             }
             if new.is_empty() {
                 continue;
             }
-            let grant = grants.get(&conn).cloned().unwrap_or_default();
-            let bytes: u64 = new.iter().map(|c| c.raw_bytes().len() as u64).sum();
-            let grows_to = self.stored_bytes + batch_bytes + bytes;
-            let ops: u64 = new.iter().map(|c| c.len() as u64).sum();
-            let reaches_op = new.iter().map(|c| c.max_op()).fold(batch_max_op, u64::max);
-            let earlier = self.peers.get(&conn).map_or(0, |p| p.refusals);
-            // (reason, transient)
-            let checked = if earlier > 0 {
-                Err((
-                    Refusal::new(
-                        RefusalKind::Follows,
-                        "an earlier change of this copy was refused, and these follow it; reload the document to go on",
-                    ),
-                    false,
-                ))
-            } else {
-                authorize(&grant, &new, gate)
-                    .and_then(|()| gate.check_content(&self.doc, &new))
-                    .and_then(|()| {
-                        if grows_to > self.config.max_document_bytes {
-                            return Err(Refusal::new(RefusalKind::Size, format!(
-                                "document size: these changes would make the document {grows_to} bytes, over this server's limit of {} bytes; nothing of them was applied",
-                                self.config.max_document_bytes
-                            )));
-                        }
-                        if ops > self.config.max_ops_per_message {
-                            return Err(Refusal::new(RefusalKind::Size, format!(
-                                "too large a change: these changes hold {ops} operations, over this server's limit of {} in one message; nothing of them was applied",
-                                self.config.max_ops_per_message
-                            )));
-                        }
-                        if reaches_op > self.config.max_document_ops {
-                            return Err(Refusal::new(RefusalKind::Size, format!(
-                                "document size: these changes would take the document to {reaches_op} operations, over this server's limit of {}; nothing of them was applied",
-                                self.config.max_document_ops
-                            )));
-                        }
-                        Ok(())
-                    })
-                    .map_err(|r| (r, false))
-                    .and_then(|()| match &grant.by.participant {
-                        Some(p) => gate.admit(p, new.len(), now_ms).map_err(|r| (r, true)),
-                        None => Ok(()),
-                    })
-            };
-            if let Err((refusal, transient)) = checked {
-                let close = transient || earlier + 1 >= MAX_REFUSALS_PER_CONNECTION;
-                let peer = match self.peers.get_mut(&conn) {
-                    Some(pd) => {
-                        pd.refusals += 1;
-                        pd.state.set_read_only(true);
-                        pd.peer.clone()
-                    }
-                    None => self.server.clone(),
-                };
-                if close {
-                    rejected.insert(conn);
-                    self.peers.remove(&conn);
-                }
-                actions.push(Action::Refused {
-                    conn,
-                    rejection: Rejection {
-                        at_ms: now_ms,
-                        document_id: self.id,
-                        conn,
-                        peer,
-                        by: grant.by,
-                        hashes: new.iter().map(|c| c.hash().0).collect(),
-                        reason: refusal.message,
-                    },
-                    kind: refusal.kind,
-                    tell: earlier == 0 || close,
-                    close,
-                });
-                continue;
+            if let Some(new) = self.admit(conn, new, st, &mut budget, now_ms, gate) {
+                groups.push((conn, new));
             }
-            if let Some(p) = &grant.by.participant {
-                for c in &new {
-                    gate.bind(p, c.actor_id().to_bytes());
-                }
-            }
-            for c in &new {
-                origin.insert(c.hash(), conn);
-            }
-            batch_bytes += bytes;
-            batch_max_op = reaches_op;
-            groups.push((conn, new));
         }
-        self.apply_groups(groups, &mut rejected, &mut actions);
-        for conn in &rejected {
+        st.decoded = decoded;
+        self.apply_groups(groups, &mut st.rejected, &mut st.actions);
+        for conn in &st.rejected {
             self.peers.remove(conn);
         }
-        // Listed in causal order, as `RecentChanges` wants them.
-        let new_changes = self.doc.get_changes(&heads_before);
-        for c in &new_changes {
-            self.recent.record(c.hash(), c.deps());
-            self.max_op = self.max_op.max(c.max_op());
-        }
+    }
 
-        // 3. Let every message update its sender's sync state (changes are already applied).
+    /// Whether `new` (from `conn`) may be applied: the sender's grant and actor ids, the
+    /// content, the document's limits and the sender's rate. Taken changes are counted in
+    /// `budget` and returned; refused ones become an [`Action::Refused`].
+    fn admit(
+        &mut self,
+        conn: ConnId,
+        new: Vec<Change>,
+        st: &mut StepState,
+        budget: &mut BatchBudget,
+        now_ms: u64,
+        gate: &mut dyn ActorGate,
+    ) -> Option<Vec<Change>> {
+        let grant = st.grants.get(&conn).cloned().unwrap_or_default();
+        let bytes: u64 = new.iter().map(|c| c.raw_bytes().len() as u64).sum();
+        let reaches_op = new.iter().map(|c| c.max_op()).fold(budget.max_op, u64::max);
+        let earlier = self.peers.get(&conn).map_or(0, |p| p.refusals);
+        let checked = if earlier > 0 {
+            Err((
+                Refusal::new(
+                    RefusalKind::Follows,
+                    "an earlier change of this copy was refused, and these follow it; reload the document to go on",
+                ),
+                false,
+            ))
+        } else {
+            authorize(&grant, &new, gate)
+                .and_then(|()| gate.check_content(&self.doc, &new))
+                .and_then(|()| {
+                    let grows_to = self.stored_bytes + budget.bytes + bytes;
+                    self.within_limits(&new, grows_to, reaches_op)
+                })
+                .map_err(|r| (r, false))
+                .and_then(|()| match &grant.by.participant {
+                    Some(p) => gate.admit(p, new.len(), now_ms).map_err(|r| (r, true)),
+                    None => Ok(()),
+                })
+        };
+        if let Err((refusal, transient)) = checked {
+            let action = self.refuse(conn, grant, &new, refusal, transient, earlier, now_ms);
+            if let Action::Refused { close: true, .. } = &action {
+                st.rejected.insert(conn);
+            }
+            st.actions.push(action);
+            return None;
+        }
+        if let Some(p) = &grant.by.participant {
+            for c in &new {
+                gate.bind(p, c.actor_id().to_bytes());
+            }
+        }
+        for c in &new {
+            st.origin.insert(c.hash(), conn);
+        }
+        budget.bytes += bytes;
+        budget.max_op = reaches_op;
+        Some(new)
+    }
+
+    /// The document's size limits for changes that would make it `grows_to` bytes and reach
+    /// operation `reaches_op`.
+    fn within_limits(&self, new: &[Change], grows_to: u64, reaches_op: u64) -> Result<(), Refusal> {
+        if grows_to > self.config.max_document_bytes {
+            return Err(Refusal::new(RefusalKind::Size, format!(
+                "document size: these changes would make the document {grows_to} bytes, over this server's limit of {} bytes; nothing of them was applied",
+                self.config.max_document_bytes
+            )));
+        }
+        let ops: u64 = new.iter().map(|c| c.len() as u64).sum();
+        if ops > self.config.max_ops_per_message {
+            return Err(Refusal::new(RefusalKind::Size, format!(
+                "too large a change: these changes hold {ops} operations, over this server's limit of {} in one message; nothing of them was applied",
+                self.config.max_ops_per_message
+            )));
+        }
+        if reaches_op > self.config.max_document_ops {
+            return Err(Refusal::new(RefusalKind::Size, format!(
+                "document size: these changes would take the document to {reaches_op} operations, over this server's limit of {}; nothing of them was applied",
+                self.config.max_document_ops
+            )));
+        }
+        Ok(())
+    }
+
+    /// A refusal of `new` from `conn`: the copy is read-only from now on; a transient refusal
+    /// (rate) or too many refusals close the connection. Told once, when it first happens or
+    /// when it closes.
+    #[allow(clippy::too_many_arguments)]
+    fn refuse(
+        &mut self,
+        conn: ConnId,
+        grant: Grant,
+        new: &[Change],
+        refusal: Refusal,
+        transient: bool,
+        earlier: u32,
+        now_ms: u64,
+    ) -> Action {
+        let close = transient || earlier + 1 >= MAX_REFUSALS_PER_CONNECTION;
+        let peer = match self.peers.get_mut(&conn) {
+            Some(pd) => {
+                pd.refusals += 1;
+                pd.state.set_read_only(true);
+                pd.peer.clone()
+            }
+            None => self.server.clone(),
+        };
+        if close {
+            self.peers.remove(&conn);
+        }
+        Action::Refused {
+            conn,
+            rejection: Rejection {
+                at_ms: now_ms,
+                document_id: self.id,
+                conn,
+                peer,
+                by: grant.by,
+                hashes: new.iter().map(|c| c.hash().0).collect(),
+                reason: refusal.message,
+            },
+            kind: refusal.kind,
+            tell: earlier == 0 || close,
+            close,
+        }
+    }
+
+    /// Step 3: every message updates its sender's sync state. Returns who must hear back.
+    fn receive_sync(
+        &mut self,
+        st: &mut StepState,
+        heads_before: &[ChangeHash],
+    ) -> BTreeSet<ConnId> {
         let heads_now = self.doc.get_heads();
         let batch_changed_heads = heads_now != heads_before;
         let mut touched = BTreeSet::new();
-        for (conn, msg) in decoded {
-            if rejected.contains(&conn) {
+        for (conn, msg) in std::mem::take(&mut st.decoded) {
+            if st.rejected.contains(&conn) {
                 continue;
             }
             let Some(pd) = self.peers.get_mut(&conn) else {
@@ -521,13 +621,14 @@ impl DocEngine {
                 pd.resyncs += 1;
                 if pd.resyncs > MAX_RESYNCS_PER_CONNECTION {
                     let n = pd.resyncs;
-                    rejected.insert(conn);
-                    actions.push(self.reject(
+                    st.rejected.insert(conn);
+                    let refusal = self.reject(
                         conn,
                         format!(
                             "this connection asked for the whole document {n} times after it was sent; reconnect to load it again"
                         ),
-                    ));
+                    );
+                    st.actions.push(refusal);
                     continue;
                 }
             }
@@ -555,29 +656,37 @@ impl DocEngine {
                     touched.insert(conn);
                 }
                 Err(e) => {
-                    rejected.insert(conn);
-                    actions.push(self.reject(conn, format!("sync message refused: {e}")));
+                    st.rejected.insert(conn);
+                    let refusal = self.reject(conn, format!("sync message refused: {e}"));
+                    st.actions.push(refusal);
                 }
             }
         }
+        touched
+    }
 
-        // 4. New changes go to the log first; replies wait for durability.
-        if new_changes.is_empty() {
-            actions.extend(self.fan_out(&touched, false));
-            return actions;
-        }
+    /// Step 4: the log records of the batch's new changes, each attributed to the connection
+    /// that brought it, with the heads after it.
+    fn records_for_log(
+        &self,
+        new_changes: &[Change],
+        heads_before: &[ChangeHash],
+        touched: &BTreeSet<ConnId>,
+        st: &StepState,
+        now_ms: u64,
+    ) -> Vec<NewChange> {
         let fallback = touched.iter().next().copied().unwrap_or(ConnId(0));
         // `get_changes` lists them in causal order, so each one's heads follow from the
         // previous heads and its dependencies.
         let mut heads: BTreeSet<[u8; 32]> = heads_before.iter().map(|h| h.0).collect();
-        let records: Vec<NewChange> = new_changes
+        new_changes
             .iter()
             .map(|c| {
                 for d in c.deps() {
                     heads.remove(&d.0);
                 }
                 heads.insert(c.hash().0);
-                let conn = origin.get(&c.hash()).copied().unwrap_or(fallback);
+                let conn = st.origin.get(&c.hash()).copied().unwrap_or(fallback);
                 let peer = self
                     .peers
                     .get(&conn)
@@ -588,27 +697,18 @@ impl DocEngine {
                     received_at_ms: now_ms,
                     conn,
                     peer,
-                    by: grants.get(&conn).map(|g| g.by.clone()).unwrap_or_default(),
+                    by: st
+                        .grants
+                        .get(&conn)
+                        .map(|g| g.by.clone())
+                        .unwrap_or_default(),
                     actor: c.actor_id().to_bytes().to_vec(),
                     hash: c.hash().0,
                     bytes: c.raw_bytes().to_vec(),
                     heads_after: heads.iter().copied().collect(),
                 }
             })
-            .collect();
-        self.stored_bytes += records.iter().map(|r| r.bytes.len() as u64).sum::<u64>();
-        let batch = BatchId(self.next_batch);
-        self.next_batch += 1;
-        self.in_flight = Some(InFlight {
-            batch,
-            touched,
-            changes: records.len() as u64,
-        });
-        actions.push(Action::Append {
-            batch,
-            changes: records,
-        });
-        actions
+            .collect()
     }
 
     /// The driver made batch `batch` durable; `last_doc_seq` is the document sequence number of

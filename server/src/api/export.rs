@@ -64,7 +64,10 @@ fn without(mut v: Value, keys: &[&str]) -> Value {
     v
 }
 
-fn entries(catalog: &BTreeMap<String, BTreeMap<String, Value>>, kind: &str) -> Vec<Value> {
+/// The registry's catalog: reference entities by kind and key.
+type Catalog = BTreeMap<String, BTreeMap<String, Value>>;
+
+fn entries(catalog: &Catalog, kind: &str) -> Vec<Value> {
     catalog
         .get(kind)
         .map(|m| m.values().cloned().collect())
@@ -107,234 +110,67 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
     let mut problems: Vec<Problem> = Vec::new();
     let mut all_refs: BTreeMap<String, String> = BTreeMap::new();
     for s in &mut sessions {
-        let key = s["key"].as_str().unwrap_or_default().to_string();
-        let mut cases = Vec::new();
-        for c in entries(&catalog, "case") {
-            if hub
-                .registry
-                .case(c["key"].as_str().unwrap_or_default())
-                .map(|x| x.session)
-                != Some(key.clone())
-            {
-                continue;
-            }
-            let mut c = c;
-            let dk = DocKey::Case {
-                case: c["key"].as_str().unwrap_or_default().to_string(),
-            };
-            if let Some(body) = content(hub, &dk, &mut problems) {
-                c["sections"] = body.get("sections").cloned().unwrap_or(json!({}));
-                c["indicators"] = body.get("indicators").cloned().unwrap_or(json!([]));
-            }
-            cases.push(c);
-        }
-        let case_keys: BTreeSet<String> = cases
-            .iter()
-            .filter_map(|c| c["key"].as_str().map(str::to_string))
-            .collect();
-        let creators = creators_of(hub, &key)?;
-        let mut evaluations = Vec::new();
-        let mut annotations: Vec<Value> = Vec::new();
-        let mut reactions: Vec<Value> = Vec::new();
-        let mut triage: Vec<Value> = Vec::new();
-        for k in &docs {
-            match k {
-                DocKey::Eval { case, evaluator } if case_keys.contains(case) => {
-                    if let Some(mut e) = content(hub, k, &mut problems) {
-                        let doc = k.to_string();
-                        // The key says whose evaluation of which case this is.
-                        for (field, truth) in [("case", case), ("evaluator", evaluator)] {
-                            claim(&mut e, field, truth, &doc, None, &mut problems);
-                        }
-                        evaluations.push(without(e, &["schema"]));
-                    }
-                }
-                DocKey::Notes {
-                    session: s2,
-                    participant,
-                } if *s2 == key => {
-                    let Some(layer) = content(hub, k, &mut problems) else {
-                        continue;
-                    };
-                    if let Some(m) = layer.get("annotations").and_then(Value::as_object) {
-                        let doc = k.to_string();
-                        for (id, a) in m {
-                            let mut a = without(a.clone(), &["import_batch"]);
-                            if !a.is_object() {
-                                problems.push(Problem::skipped(
-                                    &doc,
-                                    Some(id),
-                                    "an annotation is a map; this one is not",
-                                ));
-                                continue;
-                            }
-                            if let Some(t) = a.get_mut("target") {
-                                *t = without(t.clone(), &["cursor", "heads"]);
-                            }
-                            let origin = Origin {
-                                doc: &doc,
-                                id,
-                                session: &key,
-                                owner: participant,
-                                created: creators.get(&(doc.clone(), id.clone())),
-                            };
-                            attribute(hub, &mut a, &origin, &mut problems);
-                            // What does not read as an annotation is left out here already,
-                            // named by its layer and id, so that the report reads the rest.
-                            match integrity::reads_as::<toron_domain::bundle::Annotation>(&a) {
-                                Ok(()) => annotations.push(a),
-                                Err(why) => problems.push(Problem::skipped(&doc, Some(id), why)),
-                            }
-                        }
-                    }
-                    if let Some(m) = layer.get("reactions").and_then(Value::as_object) {
-                        for (ann, r) in m {
-                            reactions.push(json!({
-                                "annotation": ann,
-                                "participant": participant,
-                                "kind": r.get("kind").cloned().unwrap_or(json!("agree")),
-                                "at": r.get("at").cloned().unwrap_or(Value::Null),
-                            }));
-                        }
-                    }
-                }
-                DocKey::Triage { session: s2 } if *s2 == key => {
-                    let Some(t) = content(hub, k, &mut problems) else {
-                        continue;
-                    };
-                    if let Some(m) = t.get("items").and_then(Value::as_object) {
-                        for (ann, item) in m {
-                            let reference = item.get("ref").and_then(Value::as_str).unwrap_or(ann);
-                            for h in item
-                                .get("history")
-                                .and_then(Value::as_array)
-                                .into_iter()
-                                .flatten()
-                            {
-                                let mut e = Map::new();
-                                e.insert("annotation".into(), json!(reference));
-                                if let Value::Object(hm) = h {
-                                    for (k, v) in hm {
-                                        e.insert(k.clone(), v.clone());
-                                    }
-                                }
-                                e.entry("finding").or_insert(Value::Null);
-                                triage.push(Value::Object(e));
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        annotations.sort_by_key(|a| {
-            (
-                a.get("created_at")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                a.get("ref").and_then(Value::as_str).map(str::to_string),
-            )
-        });
-        for a in &annotations {
-            if let (Some(id), Some(r)) = (a["id"].as_str(), a["ref"].as_str()) {
-                all_refs.insert(id.to_string(), r.to_string());
-            }
-        }
-        for r in &mut reactions {
-            if let Some(reference) = r["annotation"].as_str().and_then(|id| all_refs.get(id)) {
-                r["annotation"] = json!(reference);
-            }
-        }
-        reactions.sort_by_key(|r| {
-            (
-                at_secs(r),
-                r["annotation"].to_string(),
-                r["participant"].to_string(),
-            )
-        });
-        triage.sort_by_key(|t| (at_secs(t), t["annotation"].to_string()));
-        evaluations.sort_by_key(|e| (e["case"].to_string(), e["evaluator"].to_string()));
-        for c in &mut cases {
-            integrity::keep_text_sections(c, "case", &mut problems);
-        }
-        // What does not read as its type is left out here already, so that an export
-        // imports again; the report reads it the same way.
-        evaluations.retain(
-            |v| match integrity::reads_as::<toron_domain::bundle::Evaluation>(v) {
-                Ok(()) => true,
-                Err(why) => {
-                    let doc = format!(
-                        "eval:{}:{}",
-                        v["case"].as_str().unwrap_or("?"),
-                        v["evaluator"].as_str().unwrap_or("?")
-                    );
-                    problems.push(Problem::skipped(&doc, None, why));
-                    false
-                }
-            },
-        );
-        s["cases"] = json!(cases);
-        s["evaluations"] = json!(evaluations);
-        s["annotations"] = json!(annotations);
-        s["reactions"] = json!(reactions);
-        s["triage"] = json!(triage);
+        export_session(hub, &catalog, &docs, s, &mut all_refs, &mut problems)?;
     }
-    let mut findings = Vec::new();
-    let mut responses = Vec::new();
-    for k in &docs {
-        match k {
-            DocKey::Report { .. } => {
-                if let Some(r) = content(hub, k, &mut problems) {
-                    if let Some(m) = r.get("findings").and_then(Value::as_object) {
-                        findings.extend(m.values().cloned());
-                    }
-                }
-            }
-            DocKey::Response { department, .. } => {
-                if let Some(r) = content(hub, k, &mut problems) {
-                    if let Some(m) = r.get("responses").and_then(Value::as_object) {
-                        let doc = k.to_string();
-                        for (item, v) in m {
-                            let mut v = v.clone();
-                            // A department answers for itself only.
-                            claim(
-                                &mut v,
-                                "department",
-                                department,
-                                &doc,
-                                Some(item),
-                                &mut problems,
-                            );
-                            responses.push(v);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
+    let (findings, responses) = findings_and_responses(hub, &docs, &mut problems);
     let template = catalog
         .get(&crate::api::import::scoped("template", series))
         .and_then(|m| m.get(&template_key))
         .cloned()
         .unwrap_or(Value::Null);
-    // The series' own reference entities, in the order its bundle gave them.
+    let listed = |kind: &str, list: &str| listed(&catalog, series, kind, list);
+    let participants = series_participants(
+        hub,
+        series,
+        &sessions,
+        listed("participant", "participants"),
+    );
+    let mut bundle = json!({
+        "series": s_meta,
+        "fields": listed("field", "fields"),
+        "governments": listed("government", "governments"),
+        "departments": listed("department", "departments"),
+        "pledges": listed("pledge", "pledges"),
+        "evaluation_template": template,
+        "participants": participants,
+        "sessions": sessions,
+        "findings": findings,
+        "department_responses": responses,
+    });
+    if let Some(meta) = catalog.get("meta").and_then(|m| m.get(series)) {
+        bundle["meta"] = meta.clone();
+    }
+    unfinished_imports(&catalog, series, session, &mut problems);
+    if !problems.is_empty() {
+        bundle["integrity"] = json!(problems);
+    }
+    Ok(bundle)
+}
+
+/// The series' own reference entities of `kind`, in the order its bundle gave them (all of
+/// that kind when it gave no order).
+fn listed(catalog: &Catalog, series: &str, kind: &str, list: &str) -> Vec<Value> {
     let own = catalog.get("bundle").and_then(|m| m.get(series));
-    let listed = |kind: &str, list: &str| -> Vec<Value> {
-        let kind = crate::api::import::scoped(kind, series);
-        let kind = kind.as_str();
-        match own.and_then(|o| o.get(list)).and_then(Value::as_array) {
-            Some(keys) => keys
-                .iter()
-                .filter_map(|k| catalog.get(kind)?.get(k.as_str()?).cloned())
-                .collect(),
-            None => entries(&catalog, kind),
-        }
-    };
-    // People who take part in the series without having come in by an import (added by an
-    // organizer during the debate) are listed too: the report names them as they consented
-    // and knows an official's department (conflicts of interest).
-    let mut participants = listed("participant", "participants");
+    let kind = crate::api::import::scoped(kind, series);
+    let kind = kind.as_str();
+    match own.and_then(|o| o.get(list)).and_then(Value::as_array) {
+        Some(keys) => keys
+            .iter()
+            .filter_map(|k| catalog.get(kind)?.get(k.as_str()?).cloned())
+            .collect(),
+        None => entries(catalog, kind),
+    }
+}
+
+/// The imported participants, and those who take part in the series without having come in
+/// by an import (added by an organizer during the debate): the report names them as they
+/// consented and knows an official's department (conflicts of interest).
+fn series_participants(
+    hub: &Hub,
+    series: &str,
+    sessions: &[Value],
+    mut participants: Vec<Value>,
+) -> Vec<Value> {
     let session_keys: Vec<String> = sessions
         .iter()
         .filter_map(|s| s["key"].as_str().map(str::to_string))
@@ -356,24 +192,18 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
             }));
         }
     }
-    let mut bundle = json!({
-        "series": s_meta,
-        "fields": listed("field", "fields"),
-        "governments": listed("government", "governments"),
-        "departments": listed("department", "departments"),
-        "pledges": listed("pledge", "pledges"),
-        "evaluation_template": template,
-        "participants": participants,
-        "sessions": sessions,
-        "findings": findings,
-        "department_responses": responses,
-    });
-    if let Some(meta) = catalog.get("meta").and_then(|m| m.get(series)) {
-        bundle["meta"] = meta.clone();
-    }
-    // An import that was started and never finished (`toron import` stopped before it marked
-    // the batch applied) may have left part of its content out.
-    for b in entries(&catalog, "batch") {
+    participants
+}
+
+/// An import that was started and never finished (`toron import` stopped before it marked
+/// the batch applied) may have left part of its content out: said as a problem.
+fn unfinished_imports(
+    catalog: &Catalog,
+    series: &str,
+    session: Option<&str>,
+    problems: &mut Vec<Problem>,
+) {
+    for b in entries(catalog, "batch") {
         let of_series = b.get("series").and_then(Value::as_str) == Some(series);
         let of_session = session.is_none_or(|k| {
             b.get("sessions")
@@ -389,10 +219,285 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
             ));
         }
     }
-    if !problems.is_empty() {
-        bundle["integrity"] = json!(problems);
+}
+
+/// The findings of the series' report and the departments' responses (each department
+/// answers for itself only).
+fn findings_and_responses(
+    hub: &Hub,
+    docs: &[DocKey],
+    problems: &mut Vec<Problem>,
+) -> (Vec<Value>, Vec<Value>) {
+    let mut findings = Vec::new();
+    let mut responses = Vec::new();
+    for k in docs {
+        match k {
+            DocKey::Report { .. } => {
+                if let Some(r) = content(hub, k, problems) {
+                    if let Some(m) = r.get("findings").and_then(Value::as_object) {
+                        findings.extend(m.values().cloned());
+                    }
+                }
+            }
+            DocKey::Response { department, .. } => {
+                let Some(r) = content(hub, k, problems) else {
+                    continue;
+                };
+                let Some(m) = r.get("responses").and_then(Value::as_object) else {
+                    continue;
+                };
+                let doc = k.to_string();
+                for (item, v) in m {
+                    let mut v = v.clone();
+                    claim(&mut v, "department", department, &doc, Some(item), problems);
+                    responses.push(v);
+                }
+            }
+            _ => {}
+        }
     }
-    Ok(bundle)
+    (findings, responses)
+}
+
+/// What one session's documents hold, gathered for its entry in the bundle.
+#[derive(Default)]
+struct SessionParts {
+    evaluations: Vec<Value>,
+    annotations: Vec<Value>,
+    reactions: Vec<Value>,
+    triage: Vec<Value>,
+}
+
+/// Fills session `s` of the bundle: its cases with their content, evaluations,
+/// annotations, reactions and triage, in a stable order.
+fn export_session(
+    hub: &Hub,
+    catalog: &Catalog,
+    docs: &[DocKey],
+    s: &mut Value,
+    all_refs: &mut BTreeMap<String, String>,
+    problems: &mut Vec<Problem>,
+) -> Result<(), ExportError> {
+    let key = s["key"].as_str().unwrap_or_default().to_string();
+    let cases = session_cases(hub, catalog, &key, problems);
+    let case_keys: BTreeSet<String> = cases
+        .iter()
+        .filter_map(|c| c["key"].as_str().map(str::to_string))
+        .collect();
+    let creators = creators_of(hub, &key)?;
+    let mut parts = SessionParts::default();
+    for k in docs {
+        match k {
+            DocKey::Eval { case, evaluator } if case_keys.contains(case) => {
+                if let Some(mut e) = content(hub, k, problems) {
+                    let doc = k.to_string();
+                    // The key says whose evaluation of which case this is.
+                    for (field, truth) in [("case", case), ("evaluator", evaluator)] {
+                        claim(&mut e, field, truth, &doc, None, problems);
+                    }
+                    parts.evaluations.push(without(e, &["schema"]));
+                }
+            }
+            DocKey::Notes {
+                session: s2,
+                participant,
+            } if *s2 == key => {
+                if let Some(layer) = content(hub, k, problems) {
+                    let doc = k.to_string();
+                    let owner = Owner {
+                        doc: &doc,
+                        session: &key,
+                        participant,
+                        creators: &creators,
+                    };
+                    notes_layer(hub, &layer, &owner, &mut parts, problems);
+                }
+            }
+            DocKey::Triage { session: s2 } if *s2 == key => {
+                if let Some(t) = content(hub, k, problems) {
+                    triage_entries(&t, &mut parts.triage);
+                }
+            }
+            _ => {}
+        }
+    }
+    fill_session(s, cases, parts, all_refs, problems);
+    Ok(())
+}
+
+/// Puts a session's parts into its bundle entry in a stable order (annotations by creation,
+/// reactions and triage by time), reactions naming annotations by reference, and leaves out
+/// what does not read as its type — so that an export imports again, and the report reads
+/// it the same way.
+fn fill_session(
+    s: &mut Value,
+    mut cases: Vec<Value>,
+    parts: SessionParts,
+    all_refs: &mut BTreeMap<String, String>,
+    problems: &mut Vec<Problem>,
+) {
+    let SessionParts {
+        mut evaluations,
+        mut annotations,
+        mut reactions,
+        mut triage,
+    } = parts;
+    annotations.sort_by_key(|a| {
+        (
+            a.get("created_at")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            a.get("ref").and_then(Value::as_str).map(str::to_string),
+        )
+    });
+    for a in &annotations {
+        if let (Some(id), Some(r)) = (a["id"].as_str(), a["ref"].as_str()) {
+            all_refs.insert(id.to_string(), r.to_string());
+        }
+    }
+    for r in &mut reactions {
+        if let Some(reference) = r["annotation"].as_str().and_then(|id| all_refs.get(id)) {
+            r["annotation"] = json!(reference);
+        }
+    }
+    reactions.sort_by_key(|r| {
+        (
+            at_secs(r),
+            r["annotation"].to_string(),
+            r["participant"].to_string(),
+        )
+    });
+    triage.sort_by_key(|t| (at_secs(t), t["annotation"].to_string()));
+    evaluations.sort_by_key(|e| (e["case"].to_string(), e["evaluator"].to_string()));
+    for c in &mut cases {
+        integrity::keep_text_sections(c, "case", problems);
+    }
+    evaluations.retain(
+        |v| match integrity::reads_as::<toron_domain::bundle::Evaluation>(v) {
+            Ok(()) => true,
+            Err(why) => {
+                let doc = format!(
+                    "eval:{}:{}",
+                    v["case"].as_str().unwrap_or("?"),
+                    v["evaluator"].as_str().unwrap_or("?")
+                );
+                problems.push(Problem::skipped(&doc, None, why));
+                false
+            }
+        },
+    );
+    s["cases"] = json!(cases);
+    s["evaluations"] = json!(evaluations);
+    s["annotations"] = json!(annotations);
+    s["reactions"] = json!(reactions);
+    s["triage"] = json!(triage);
+}
+
+/// The cases of session `key`, each with its sections and indicators.
+fn session_cases(
+    hub: &Hub,
+    catalog: &Catalog,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<Value> {
+    let mut cases = Vec::new();
+    for mut c in entries(catalog, "case") {
+        let case = c["key"].as_str().unwrap_or_default().to_string();
+        if hub.registry.case(&case).map(|x| x.session).as_deref() != Some(key) {
+            continue;
+        }
+        if let Some(body) = content(hub, &DocKey::Case { case }, problems) {
+            c["sections"] = body.get("sections").cloned().unwrap_or(json!({}));
+            c["indicators"] = body.get("indicators").cloned().unwrap_or(json!([]));
+        }
+        cases.push(c);
+    }
+    cases
+}
+
+/// Whose notes layer is read, and where.
+struct Owner<'a> {
+    doc: &'a str,
+    session: &'a str,
+    participant: &'a str,
+    creators: &'a HashMap<(String, String), Created>,
+}
+
+/// The annotations and reactions of one participant's notes layer.
+fn notes_layer(
+    hub: &Hub,
+    layer: &Value,
+    owner: &Owner<'_>,
+    parts: &mut SessionParts,
+    problems: &mut Vec<Problem>,
+) {
+    let doc = owner.doc;
+    if let Some(m) = layer.get("annotations").and_then(Value::as_object) {
+        for (id, a) in m {
+            let mut a = without(a.clone(), &["import_batch"]);
+            if !a.is_object() {
+                problems.push(Problem::skipped(
+                    doc,
+                    Some(id),
+                    "an annotation is a map; this one is not",
+                ));
+                continue;
+            }
+            if let Some(t) = a.get_mut("target") {
+                *t = without(t.clone(), &["cursor", "heads"]);
+            }
+            let origin = Origin {
+                doc,
+                id,
+                session: owner.session,
+                owner: owner.participant,
+                created: owner.creators.get(&(doc.to_string(), id.clone())),
+            };
+            attribute(hub, &mut a, &origin, problems);
+            // What does not read as an annotation is left out here already, named by its
+            // layer and id, so that the report reads the rest.
+            match integrity::reads_as::<toron_domain::bundle::Annotation>(&a) {
+                Ok(()) => parts.annotations.push(a),
+                Err(why) => problems.push(Problem::skipped(doc, Some(id), why)),
+            }
+        }
+    }
+    if let Some(m) = layer.get("reactions").and_then(Value::as_object) {
+        for (ann, r) in m {
+            parts.reactions.push(json!({
+                "annotation": ann,
+                "participant": owner.participant,
+                "kind": r.get("kind").cloned().unwrap_or(json!("agree")),
+                "at": r.get("at").cloned().unwrap_or(Value::Null),
+            }));
+        }
+    }
+}
+
+/// Every step of every triage item's history, as the bundle lists them.
+fn triage_entries(t: &Value, triage: &mut Vec<Value>) {
+    let Some(m) = t.get("items").and_then(Value::as_object) else {
+        return;
+    };
+    for (ann, item) in m {
+        let reference = item.get("ref").and_then(Value::as_str).unwrap_or(ann);
+        for h in item
+            .get("history")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let mut e = Map::new();
+            e.insert("annotation".into(), json!(reference));
+            if let Value::Object(hm) = h {
+                for (k, v) in hm {
+                    e.insert(k.clone(), v.clone());
+                }
+            }
+            e.entry("finding").or_insert(Value::Null);
+            triage.push(Value::Object(e));
+        }
+    }
 }
 
 /// Who created an annotation, as the log says (from the session's timeline).
