@@ -195,7 +195,8 @@ pub async fn write_layer(
     };
     let mut d = open(conn, layer.document_id(), limit).await?;
     if d.doc.get(ROOT, "schema")?.is_none() {
-        d.doc.put(ROOT, "schema", "notes/1")?;
+        d.doc
+            .put(ROOT, "schema", toron_domain::schema::tag(&layer))?;
         d.doc.put(ROOT, "session", session)?;
         d.doc.put(ROOT, "owner", me)?;
     }
@@ -304,7 +305,7 @@ pub async fn set_triage(
     };
     let mut d = open(conn, key.document_id(), limit).await?;
     if d.doc.get(ROOT, "schema")?.is_none() {
-        d.doc.put(ROOT, "schema", "triage/1")?;
+        d.doc.put(ROOT, "schema", toron_domain::schema::tag(&key))?;
     }
     let items = map_at(&mut d.doc, "items")?;
     let item = match d.doc.get(&items, annotation)? {

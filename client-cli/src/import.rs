@@ -20,8 +20,9 @@ use anyhow::{bail, Context};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ROOT};
 use serde_json::{json, Value};
-use toron_domain::bundle::{Annotation, Bundle, Target, MAX_BUNDLE_BYTES};
+use toron_domain::bundle::{Annotation, Bundle, Session, Target, MAX_BUNDLE_BYTES};
 use toron_domain::policy::DocKey;
+use toron_domain::schema;
 use toron_protocol::json::put_json;
 
 use crate::admin::Admin;
@@ -245,11 +246,43 @@ pub async fn write_content(
         progress,
     };
     // The report first: a triage decision links one of its findings, which the server checks.
-    if !b.findings.is_empty() {
+    w.write_report(b).await?;
+    let mut per_session: BTreeMap<String, Value> = BTreeMap::new();
+    for s in &b.sessions {
+        let before = w.counts.created.clone();
+        w.write_session(b, s, batch).await?;
+        let created: BTreeMap<String, u64> = w
+            .counts
+            .created
+            .iter()
+            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+            .filter(|(_, v)| *v > 0)
+            .collect();
+        per_session.insert(s.key.clone(), json!(created));
+    }
+    w.write_responses(b).await?;
+    if let Some(c) = w.conn.take() {
+        c.close().await;
+    }
+    Ok((w.counts, per_session))
+}
+
+/// An annotation or a reaction of a notes layer, written in the order they happened.
+enum LayerItem<'b> {
+    Annotation(&'b Annotation),
+    Reaction(&'b toron_domain::bundle::Reaction),
+}
+
+impl Writer<'_> {
+    /// The series' report with its findings.
+    async fn write_report(&mut self, b: &Bundle) -> anyhow::Result<()> {
+        if b.findings.is_empty() {
+            return Ok(());
+        }
         let key = DocKey::Report {
             series: b.series.key.clone(),
         };
-        let mut d = w.open(&key).await?;
+        let mut d = self.open(&key).await?;
         let status = b
             .series
             .rest
@@ -259,7 +292,7 @@ pub async fn write_content(
             .unwrap_or(json!("drafting"));
         if init_root(
             &mut d.doc,
-            &json!({ "schema": "report/1", "status": status, "findings": {} }),
+            &json!({ "schema": schema::tag(&key), "status": status, "findings": {} }),
         )? {
             commit_at(&mut d.doc, None);
         }
@@ -267,50 +300,50 @@ pub async fn write_content(
             let v = without_nulls(&serde_json::to_value(f)?);
             let created = put_new(&mut d.doc, &["findings"], &f.key, &v)?;
             commit_at(&mut d.doc, None);
-            w.counts.count("findings", created);
+            self.counts.count("findings", created);
         }
-        w.save(&key, d).await?;
+        self.save(&key, d).await
     }
-    let mut per_session: BTreeMap<String, Value> = BTreeMap::new();
-    for s in &b.sessions {
+
+    /// One session: cases and evaluations first (annotations anchor into them), then the
+    /// notes layers, then the triage.
+    async fn write_session(&mut self, b: &Bundle, s: &Session, batch: &str) -> anyhow::Result<()> {
         let start = s
             .rest
             .get("scheduled")
             .and_then(|x| x.get("start"))
             .and_then(Value::as_str)
             .and_then(secs);
-        let before = w.counts.created.clone();
-        // Cases and evaluations first: annotations anchor into them.
         for c in &s.cases {
             let key = DocKey::Case {
                 case: c.key.clone(),
             };
-            let mut d = w.open(&key).await?;
+            let mut d = self.open(&key).await?;
             let content = without_nulls(&json!({
-                "schema": "case/1", "case": c.key, "government": c.government, "title": c.title,
-                "sections": c.sections, "indicators": c.indicators,
+                "schema": schema::tag(&key), "case": c.key, "government": c.government,
+                "title": c.title, "sections": c.sections, "indicators": c.indicators,
             }));
             let created = init_root(&mut d.doc, &content)?;
             commit_at(&mut d.doc, start);
-            w.counts.count("case documents", created);
-            w.save(&key, d).await?;
+            self.counts.count("case documents", created);
+            self.save(&key, d).await?;
         }
         for e in &s.evaluations {
             let key = DocKey::Eval {
                 case: e.case.clone(),
                 evaluator: e.evaluator.clone(),
             };
-            let mut d = w.open(&key).await?;
+            let mut d = self.open(&key).await?;
             // The whole form: its scores and texts, and what the bundle says about it.
             let mut content = without_nulls(&serde_json::to_value(e)?);
-            content["schema"] = json!("evaluation/1");
+            content["schema"] = json!(schema::tag(&key));
             let created = init_root(&mut d.doc, &content)?;
             commit_at(
                 &mut d.doc,
                 e.submitted_at.as_deref().and_then(secs).or(start),
             );
-            w.counts.count("evaluation forms", created);
-            w.save(&key, d).await?;
+            self.counts.count("evaluation forms", created);
+            self.save(&key, d).await?;
         }
         // Notes layers: each annotation is its own change, dated when it was made.
         let mut layers: BTreeMap<String, Vec<&Annotation>> = BTreeMap::new();
@@ -323,164 +356,189 @@ pub async fn write_content(
                 .or_default();
         }
         for (layer, anns) in layers {
-            let key: DocKey = layer.parse().context("a notes layer")?;
-            let owner = match &key {
-                DocKey::Notes { participant, .. } | DocKey::NotesPrivate { participant, .. } => {
-                    participant.clone()
-                }
-                _ => String::new(),
-            };
-            let mut d = w.open(&key).await?;
-            if init_root(
-                &mut d.doc,
-                &json!({ "schema": "notes/1", "session": s.key, "owner": owner, "annotations": {}, "reactions": {} }),
-            )? {
-                commit_at(&mut d.doc, start);
-            }
-            // Annotations and reactions of the layer in the order they happened, so that the
-            // layer's history runs forward in time (replay reads it by that clock).
-            enum Item<'b> {
-                Annotation(&'b Annotation),
-                Reaction(&'b toron_domain::bundle::Reaction),
-            }
-            let mut items: Vec<(i64, Item<'_>)> = anns
-                .into_iter()
-                .map(|a| (secs(&a.created_at).unwrap_or(0), Item::Annotation(a)))
-                .chain(
-                    s.reactions
-                        .iter()
-                        .filter(|r| r.participant == owner)
-                        .map(|r| (secs(&r.at).unwrap_or(0), Item::Reaction(r))),
-                )
-                .collect();
-            items.sort_by_key(|(t, _)| *t);
-            for (at, item) in items {
-                match item {
-                    Item::Annotation(a) => {
-                        let v = annotation_json(a, batch, &mut w.written)?;
-                        let created = put_new(&mut d.doc, &["annotations"], &a.uuid(), &v)?;
-                        w.counts.count("annotations", created);
-                    }
-                    Item::Reaction(r) => {
-                        let target = b
-                            .annotation(&r.annotation)
-                            .map(Annotation::uuid)
-                            .unwrap_or_else(|| r.annotation.clone());
-                        let v = json!({ "kind": r.kind, "at": r.at, "import_batch": batch });
-                        let created = put_new(&mut d.doc, &["reactions"], &target, &v)?;
-                        w.counts.count("reactions", created);
-                    }
-                }
-                commit_at(&mut d.doc, Some(at).filter(|t| *t > 0));
-            }
-            w.save(&key, d).await?;
+            self.write_layer(b, s, &layer, anns, batch, start).await?;
         }
         if !s.triage.is_empty() {
-            let key = DocKey::Triage {
-                session: s.key.clone(),
-            };
-            let mut d = w.open(&key).await?;
-            if init_root(&mut d.doc, &json!({ "schema": "triage/1", "items": {} }))? {
-                commit_at(&mut d.doc, start);
-            }
-            let mut entries: Vec<_> = s.triage.iter().collect();
-            entries.sort_by_key(|t| secs(&t.at).unwrap_or(0));
-            for t in entries {
-                let id = b
-                    .annotation(&t.annotation)
-                    .map(Annotation::uuid)
-                    .unwrap_or_else(|| t.annotation.clone());
-                let mut entry = without_nulls(&serde_json::to_value(t)?);
-                if let Value::Object(m) = &mut entry {
-                    m.remove("annotation");
-                }
-                // The item shows its current status and keeps every transition (who, when,
-                // note) in `history`; a transition already there is not added again.
-                let items = ensure_map(&mut d.doc, &["items"])?;
-                let current = crate::json::obj_json(&d.doc, &items)
-                    .get(id.as_str())
-                    .cloned();
-                let history: Vec<Value> = current
-                    .as_ref()
-                    .and_then(|c| c.get("history"))
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let known = history.iter().any(|h| {
-                    h.get("status") == entry.get("status") && h.get("at") == entry.get("at")
-                });
-                if !known {
-                    let latest = current
-                        .as_ref()
-                        .and_then(|c| c.get("at"))
-                        .and_then(Value::as_str)
-                        .and_then(secs);
-                    let item = match get_map(&d.doc, &items, &id) {
-                        Some(o) => o,
-                        None => {
-                            let o = d.doc.put_object(&items, id.as_str(), ObjType::Map)?;
-                            d.doc.put(&o, "ref", t.annotation.as_str())?;
-                            d.doc.put_object(&o, "history", ObjType::List)?;
-                            o
-                        }
-                    };
-                    if latest <= secs(&t.at) {
-                        if let Value::Object(m) = &entry {
-                            for (k, v) in m {
-                                put_json(&mut d.doc, &item, k.as_str().into(), v)?;
-                            }
-                        }
-                    }
-                    let list = match d.doc.get(&item, "history")? {
-                        Some((automerge::Value::Object(ObjType::List), o)) => o,
-                        _ => d.doc.put_object(&item, "history", ObjType::List)?,
-                    };
-                    let n = d.doc.length(&list);
-                    put_json(&mut d.doc, &list, n.into(), &entry)?;
-                }
-                commit_at(&mut d.doc, secs(&t.at));
-                w.counts.count("triage entries", !known);
-            }
-            w.save(&key, d).await?;
+            self.write_triage(b, s, start).await?;
         }
-        let created: BTreeMap<String, u64> = w
-            .counts
-            .created
-            .iter()
-            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
-            .filter(|(_, v)| *v > 0)
-            .collect();
-        per_session.insert(s.key.clone(), json!(created));
+        Ok(())
     }
-    let mut by_dept: BTreeMap<&str, Vec<_>> = BTreeMap::new();
-    for r in &b.department_responses {
-        by_dept.entry(r.department.as_str()).or_default().push(r);
-    }
-    for (dept, responses) in by_dept {
-        let key = DocKey::Response {
-            series: b.series.key.clone(),
-            department: dept.to_string(),
+
+    /// One participant's notes layer: its annotations and reactions in the order they
+    /// happened, so that the layer's history runs forward in time (replay reads it by that
+    /// clock).
+    async fn write_layer(
+        &mut self,
+        b: &Bundle,
+        s: &Session,
+        layer: &str,
+        anns: Vec<&Annotation>,
+        batch: &str,
+        start: Option<i64>,
+    ) -> anyhow::Result<()> {
+        let key: DocKey = layer.parse().context("a notes layer")?;
+        let owner = match &key {
+            DocKey::Notes { participant, .. } | DocKey::NotesPrivate { participant, .. } => {
+                participant.clone()
+            }
+            _ => String::new(),
         };
-        let mut d = w.open(&key).await?;
+        let mut d = self.open(&key).await?;
         if init_root(
             &mut d.doc,
-            &json!({ "schema": "response/1", "department": dept, "responses": {} }),
+            &json!({ "schema": schema::tag(&key), "session": s.key, "owner": owner, "annotations": {}, "reactions": {} }),
         )? {
-            commit_at(&mut d.doc, None);
+            commit_at(&mut d.doc, start);
         }
-        for r in responses {
-            let v = without_nulls(&serde_json::to_value(r)?);
-            let at = r.rest.get("at").and_then(Value::as_str).and_then(secs);
-            let created = put_new(&mut d.doc, &["responses"], &r.finding, &v)?;
-            commit_at(&mut d.doc, at);
-            w.counts.count("department responses", created);
+        let mut items: Vec<(i64, LayerItem<'_>)> = anns
+            .into_iter()
+            .map(|a| (secs(&a.created_at).unwrap_or(0), LayerItem::Annotation(a)))
+            .chain(
+                s.reactions
+                    .iter()
+                    .filter(|r| r.participant == owner)
+                    .map(|r| (secs(&r.at).unwrap_or(0), LayerItem::Reaction(r))),
+            )
+            .collect();
+        items.sort_by_key(|(t, _)| *t);
+        for (at, item) in items {
+            match item {
+                LayerItem::Annotation(a) => {
+                    let v = annotation_json(a, batch, &mut self.written)?;
+                    let created = put_new(&mut d.doc, &["annotations"], &a.uuid(), &v)?;
+                    self.counts.count("annotations", created);
+                }
+                LayerItem::Reaction(r) => {
+                    let target = b
+                        .annotation(&r.annotation)
+                        .map(Annotation::uuid)
+                        .unwrap_or_else(|| r.annotation.clone());
+                    let v = json!({ "kind": r.kind, "at": r.at, "import_batch": batch });
+                    let created = put_new(&mut d.doc, &["reactions"], &target, &v)?;
+                    self.counts.count("reactions", created);
+                }
+            }
+            commit_at(&mut d.doc, Some(at).filter(|t| *t > 0));
         }
-        w.save(&key, d).await?;
+        self.save(&key, d).await
     }
-    if let Some(c) = w.conn.take() {
-        c.close().await;
+
+    /// The session's triage, entry by entry in time order.
+    async fn write_triage(
+        &mut self,
+        b: &Bundle,
+        s: &Session,
+        start: Option<i64>,
+    ) -> anyhow::Result<()> {
+        let key = DocKey::Triage {
+            session: s.key.clone(),
+        };
+        let mut d = self.open(&key).await?;
+        if init_root(
+            &mut d.doc,
+            &json!({ "schema": schema::tag(&key), "items": {} }),
+        )? {
+            commit_at(&mut d.doc, start);
+        }
+        let mut entries: Vec<_> = s.triage.iter().collect();
+        entries.sort_by_key(|t| secs(&t.at).unwrap_or(0));
+        for t in entries {
+            let id = b
+                .annotation(&t.annotation)
+                .map(Annotation::uuid)
+                .unwrap_or_else(|| t.annotation.clone());
+            let added = add_triage_entry(&mut d.doc, &id, t)?;
+            commit_at(&mut d.doc, secs(&t.at));
+            self.counts.count("triage entries", added);
+        }
+        self.save(&key, d).await
     }
-    Ok((w.counts, per_session))
+
+    /// The departments' responses, one document per department.
+    async fn write_responses(&mut self, b: &Bundle) -> anyhow::Result<()> {
+        let mut by_dept: BTreeMap<&str, Vec<_>> = BTreeMap::new();
+        for r in &b.department_responses {
+            by_dept.entry(r.department.as_str()).or_default().push(r);
+        }
+        for (dept, responses) in by_dept {
+            let key = DocKey::Response {
+                series: b.series.key.clone(),
+                department: dept.to_string(),
+            };
+            let mut d = self.open(&key).await?;
+            if init_root(
+                &mut d.doc,
+                &json!({ "schema": schema::tag(&key), "department": dept, "responses": {} }),
+            )? {
+                commit_at(&mut d.doc, None);
+            }
+            for r in responses {
+                let v = without_nulls(&serde_json::to_value(r)?);
+                let at = r.rest.get("at").and_then(Value::as_str).and_then(secs);
+                let created = put_new(&mut d.doc, &["responses"], &r.finding, &v)?;
+                commit_at(&mut d.doc, at);
+                self.counts.count("department responses", created);
+            }
+            self.save(&key, d).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds triage entry `t` to item `id`: the item shows its current status and keeps every
+/// transition (who, when, note) in `history`; a transition already there is not added again.
+/// Returns whether it was added.
+fn add_triage_entry(
+    doc: &mut AutoCommit,
+    id: &str,
+    t: &toron_domain::bundle::TriageEntry,
+) -> anyhow::Result<bool> {
+    let mut entry = without_nulls(&serde_json::to_value(t)?);
+    if let Value::Object(m) = &mut entry {
+        m.remove("annotation");
+    }
+    let items = ensure_map(doc, &["items"])?;
+    let current = crate::json::obj_json(doc, &items).get(id).cloned();
+    let history: Vec<Value> = current
+        .as_ref()
+        .and_then(|c| c.get("history"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let known = history
+        .iter()
+        .any(|h| h.get("status") == entry.get("status") && h.get("at") == entry.get("at"));
+    if known {
+        return Ok(false);
+    }
+    let latest = current
+        .as_ref()
+        .and_then(|c| c.get("at"))
+        .and_then(Value::as_str)
+        .and_then(secs);
+    let item = match get_map(doc, &items, id) {
+        Some(o) => o,
+        None => {
+            let o = doc.put_object(&items, id, ObjType::Map)?;
+            doc.put(&o, "ref", t.annotation.as_str())?;
+            doc.put_object(&o, "history", ObjType::List)?;
+            o
+        }
+    };
+    if latest <= secs(&t.at) {
+        if let Value::Object(m) = &entry {
+            for (k, v) in m {
+                put_json(doc, &item, k.as_str().into(), v)?;
+            }
+        }
+    }
+    let list = match doc.get(&item, "history")? {
+        Some((automerge::Value::Object(ObjType::List), o)) => o,
+        _ => doc.put_object(&item, "history", ObjType::List)?,
+    };
+    let n = doc.length(&list);
+    put_json(doc, &list, n.into(), &entry)?;
+    Ok(true)
 }
 
 /// How many documents [`write_content`] visits (for the progress bar).
@@ -577,7 +635,6 @@ pub async fn run_csv(
         .headers()
         .with_context(|| format!("{name}: no header line"))?
         .clone();
-    let col = |h: &str| headers.iter().position(|x| x == h);
     let required: &[&str] = match kind {
         CsvKind::Participants => &["key", "name", "kind", "attribution"],
         CsvKind::Annotations => &[
@@ -590,7 +647,7 @@ pub async fn run_csv(
         ],
     };
     for r in required {
-        if col(r).is_none() {
+        if !headers.iter().any(|x| x == *r) {
             bail!(
                 "{name}: the header has no `{r}` column (it needs {})",
                 required.join(", ")
@@ -602,138 +659,18 @@ pub async fn run_csv(
     for (i, rec) in rd.records().enumerate() {
         let line = i + 2;
         let rec = rec.with_context(|| format!("{name} line {line}: not valid CSV"))?;
-        let get = |h: &str| {
-            col(h)
-                .and_then(|c| rec.get(c))
-                .map(anchor_nfc)
-                .filter(|v| !v.is_empty())
+        let row = CsvRow {
+            headers: &headers,
+            rec: &rec,
+            file: &name,
+            line,
         };
-        let list = |h: &str| -> Vec<String> {
-            get(h)
-                .map(|v| {
-                    v.split(';')
-                        .map(|x| x.trim().to_string())
-                        .filter(|x| !x.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default()
+        let at = match kind {
+            CsvKind::Participants => participant_row(&row, &mut bundle, series)?,
+            CsvKind::Annotations => annotation_row(&row, &mut bundle, series)?,
         };
-        let at = |what: &str| format!("{name} line {line}, column {what}");
-        match kind {
-            CsvKind::Participants => {
-                let key = get("key").ok_or_else(|| anyhow::anyhow!("{}: empty", at("key")))?;
-                let mut p = json!({
-                    "key": key, "name": get("name").ok_or_else(|| anyhow::anyhow!("{}: empty", at("name")))?,
-                    "affiliation": get("affiliation").unwrap_or_default(),
-                    "kind": get("kind").ok_or_else(|| anyhow::anyhow!("{}: empty", at("kind")))?,
-                    "attribution": get("attribution").ok_or_else(|| anyhow::anyhow!("{}: empty", at("attribution")))?,
-                });
-                if let Some(v) = get("government") {
-                    p["government"] = json!(v);
-                }
-                // A department by key or by name, as the series lists it.
-                if let Some(v) = get("department") {
-                    let k = crate::annotate::resolve_departments(&[v], &bundle["departments"])
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", at("department")))?;
-                    p["department"] = json!(k[0]);
-                }
-                let list = bundle["participants"]
-                    .as_array_mut()
-                    .context("export: participants")?;
-                if !list.iter().any(|x| x["key"] == key.as_str()) {
-                    placed.push((format!("participants[{}]", list.len()), line));
-                    list.push(p);
-                }
-                if let (Some(session), Some(role)) = (get("session"), get("role")) {
-                    let s = bundle["sessions"]
-                        .as_array_mut()
-                        .and_then(|ss| ss.iter_mut().find(|s| s["key"] == session.as_str()))
-                        .ok_or_else(|| {
-                            anyhow::anyhow!(
-                                "{}: session `{session}` is not in series {series}",
-                                at("session")
-                            )
-                        })?;
-                    let r = json!({ "participant": key, "role": role });
-                    let roles = s["roles"].as_array_mut().context("export: roles")?;
-                    if !roles.contains(&r) {
-                        roles.push(r);
-                    }
-                }
-            }
-            CsvKind::Annotations => {
-                let session = get("session").unwrap_or_default();
-                let mut a = json!({
-                    "session": session, "kind": get("kind"), "author": get("author"),
-                    "author_role": get("author_role"), "created_at": get("created_at"),
-                    "capture": get("capture").unwrap_or_else(|| "import".into()),
-                    "visibility": "session", "source": { "kind": "import", "file": name },
-                    "body": get("body"),
-                });
-                for k in [
-                    "ref",
-                    "parent",
-                    "root",
-                    "criterion",
-                    "source_government",
-                    "severity",
-                    "recorded_by",
-                    "layer_doc",
-                ] {
-                    if let Some(v) = get(k) {
-                        a[k] = json!(v);
-                    }
-                }
-                if let Some(v) = get("value") {
-                    a["value"] = json!(v.parse::<u8>().map_err(|_| anyhow::anyhow!(
-                        "{}: `{v}` is not a score 1–5",
-                        at("value")
-                    ))?);
-                }
-                let l = list("subject_cases");
-                if !l.is_empty() {
-                    a["subject_cases"] = json!(l);
-                }
-                let l = list("departments");
-                if !l.is_empty() {
-                    a["departments"] = json!(crate::annotate::resolve_departments(
-                        &l,
-                        &bundle["departments"]
-                    )
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", at("departments")))?);
-                }
-                if let (Some(doc), Some(path), Some(quote)) =
-                    (get("doc"), get("path"), get("quote"))
-                {
-                    a["target"] = json!({
-                        "type": "text_range", "doc": doc,
-                        "path": crate::annotate::split_path(&path),
-                        "quote": { "exact": quote, "prefix": get("prefix").unwrap_or_default(), "suffix": get("suffix").unwrap_or_default() },
-                    });
-                } else if let Some(doc) = get("doc") {
-                    a["target"] = json!({ "type": "document", "doc": doc });
-                }
-                let sessions = bundle["sessions"]
-                    .as_array_mut()
-                    .context("export: sessions")?;
-                let si = sessions
-                    .iter()
-                    .position(|s| s["key"] == session.as_str())
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "{}: session `{session}` is not in series {series}",
-                            at("session")
-                        )
-                    })?;
-                let anns = sessions[si]["annotations"]
-                    .as_array_mut()
-                    .context("export: annotations")?;
-                let same = |x: &Value| x.get("ref").is_some() && x.get("ref") == a.get("ref");
-                if !anns.iter().any(same) {
-                    placed.push((format!("sessions[{si}].annotations[{}]", anns.len()), line));
-                    anns.push(a);
-                }
-            }
+        if let Some(place) = at {
+            placed.push((place, line));
         }
     }
     let merged = serde_json::to_vec(&bundle)?;
@@ -755,6 +692,178 @@ pub async fn run_csv(
         }
     })?;
     run_bytes(server, token, merged, parsed, opts, limit).await
+}
+
+/// One row of a CSV file, read by column name.
+struct CsvRow<'r> {
+    headers: &'r csv::StringRecord,
+    rec: &'r csv::StringRecord,
+    file: &'r str,
+    line: usize,
+}
+
+impl CsvRow<'_> {
+    /// The cell of column `h`, NFC, if not empty.
+    fn get(&self, h: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .position(|x| x == h)
+            .and_then(|c| self.rec.get(c))
+            .map(anchor_nfc)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The cell of column `h` as a `;`-separated list.
+    fn list(&self, h: &str) -> Vec<String> {
+        self.get(h)
+            .map(|v| {
+                v.split(';')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The cell of column `h`, which must not be empty.
+    fn required(&self, h: &str) -> anyhow::Result<String> {
+        self.get(h)
+            .ok_or_else(|| anyhow::anyhow!("{}: empty", self.at(h)))
+    }
+
+    /// Where a cell is, for an error about it.
+    fn at(&self, what: &str) -> String {
+        format!("{} line {}, column {what}", self.file, self.line)
+    }
+}
+
+/// Adds a participant row to `bundle` (and their role in a session, if given). Returns where
+/// the participant went, if new.
+fn participant_row(
+    row: &CsvRow<'_>,
+    bundle: &mut Value,
+    series: &str,
+) -> anyhow::Result<Option<String>> {
+    let key = row.required("key")?;
+    let mut p = json!({
+        "key": key, "name": row.required("name")?,
+        "affiliation": row.get("affiliation").unwrap_or_default(),
+        "kind": row.required("kind")?,
+        "attribution": row.required("attribution")?,
+    });
+    if let Some(v) = row.get("government") {
+        p["government"] = json!(v);
+    }
+    // A department by key or by name, as the series lists it.
+    if let Some(v) = row.get("department") {
+        let k = crate::annotate::resolve_departments(&[v], &bundle["departments"])
+            .map_err(|e| anyhow::anyhow!("{}: {e}", row.at("department")))?;
+        p["department"] = json!(k[0]);
+    }
+    let list = bundle["participants"]
+        .as_array_mut()
+        .context("export: participants")?;
+    let mut placed = None;
+    if !list.iter().any(|x| x["key"] == key.as_str()) {
+        placed = Some(format!("participants[{}]", list.len()));
+        list.push(p);
+    }
+    if let (Some(session), Some(role)) = (row.get("session"), row.get("role")) {
+        let s = bundle["sessions"]
+            .as_array_mut()
+            .and_then(|ss| ss.iter_mut().find(|s| s["key"] == session.as_str()))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: session `{session}` is not in series {series}",
+                    row.at("session")
+                )
+            })?;
+        let r = json!({ "participant": key, "role": role });
+        let roles = s["roles"].as_array_mut().context("export: roles")?;
+        if !roles.contains(&r) {
+            roles.push(r);
+        }
+    }
+    Ok(placed)
+}
+
+/// Adds an annotation row to its session in `bundle`. Returns where it went, if new.
+fn annotation_row(
+    row: &CsvRow<'_>,
+    bundle: &mut Value,
+    series: &str,
+) -> anyhow::Result<Option<String>> {
+    let session = row.get("session").unwrap_or_default();
+    let mut a = json!({
+        "session": session, "kind": row.get("kind"), "author": row.get("author"),
+        "author_role": row.get("author_role"), "created_at": row.get("created_at"),
+        "capture": row.get("capture").unwrap_or_else(|| "import".into()),
+        "visibility": "session", "source": { "kind": "import", "file": row.file },
+        "body": row.get("body"),
+    });
+    for k in [
+        "ref",
+        "parent",
+        "root",
+        "criterion",
+        "source_government",
+        "severity",
+        "recorded_by",
+        "layer_doc",
+    ] {
+        if let Some(v) = row.get(k) {
+            a[k] = json!(v);
+        }
+    }
+    if let Some(v) = row.get("value") {
+        a["value"] = json!(v
+            .parse::<u8>()
+            .map_err(|_| anyhow::anyhow!("{}: `{v}` is not a score 1–5", row.at("value")))?);
+    }
+    let l = row.list("subject_cases");
+    if !l.is_empty() {
+        a["subject_cases"] = json!(l);
+    }
+    let l = row.list("departments");
+    if !l.is_empty() {
+        a["departments"] = json!(
+            crate::annotate::resolve_departments(&l, &bundle["departments"])
+                .map_err(|e| anyhow::anyhow!("{}: {e}", row.at("departments")))?
+        );
+    }
+    if let (Some(doc), Some(path), Some(quote)) =
+        (row.get("doc"), row.get("path"), row.get("quote"))
+    {
+        a["target"] = json!({
+            "type": "text_range", "doc": doc,
+            "path": crate::annotate::split_path(&path),
+            "quote": { "exact": quote, "prefix": row.get("prefix").unwrap_or_default(), "suffix": row.get("suffix").unwrap_or_default() },
+        });
+    } else if let Some(doc) = row.get("doc") {
+        a["target"] = json!({ "type": "document", "doc": doc });
+    }
+    let sessions = bundle["sessions"]
+        .as_array_mut()
+        .context("export: sessions")?;
+    let si = sessions
+        .iter()
+        .position(|s| s["key"] == session.as_str())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: session `{session}` is not in series {series}",
+                row.at("session")
+            )
+        })?;
+    let anns = sessions[si]["annotations"]
+        .as_array_mut()
+        .context("export: annotations")?;
+    let same = |x: &Value| x.get("ref").is_some() && x.get("ref") == a.get("ref");
+    if anns.iter().any(same) {
+        return Ok(None);
+    }
+    let placed = format!("sessions[{si}].annotations[{}]", anns.len());
+    anns.push(a);
+    Ok(Some(placed))
 }
 
 fn anchor_nfc(s: &str) -> String {

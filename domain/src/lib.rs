@@ -20,8 +20,10 @@
 pub mod anchor;
 pub mod bundle;
 pub mod consent;
+pub mod import_plan;
 pub mod integrity;
 pub mod policy;
+pub mod registry;
 pub mod report;
 pub mod schema;
 pub mod scoring;

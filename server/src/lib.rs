@@ -65,12 +65,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Earlier versions had one importer for every series, with a token that never expired and
     // reached every series it had imported; importers are per series now, their tokens short.
     if registry
-        .revoke_token("server", api::import::IMPORTER)
+        .revoke_token("server", toron_domain::import_plan::IMPORTER)
         .await?
     {
         tracing::info!(
             "revoked the token of `{}`, the shared importer of earlier versions",
-            api::import::IMPORTER
+            toron_domain::import_plan::IMPORTER
         );
     }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

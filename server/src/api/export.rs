@@ -114,7 +114,7 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
     }
     let (findings, responses) = findings_and_responses(hub, &docs, &mut problems);
     let template = catalog
-        .get(&crate::api::import::scoped("template", series))
+        .get(&toron_domain::import_plan::scoped("template", series))
         .and_then(|m| m.get(&template_key))
         .cloned()
         .unwrap_or(Value::Null);
@@ -151,7 +151,7 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
 /// that kind when it gave no order).
 fn listed(catalog: &Catalog, series: &str, kind: &str, list: &str) -> Vec<Value> {
     let own = catalog.get("bundle").and_then(|m| m.get(series));
-    let kind = crate::api::import::scoped(kind, series);
+    let kind = toron_domain::import_plan::scoped(kind, series);
     let kind = kind.as_str();
     match own.and_then(|o| o.get(list)).and_then(Value::as_array) {
         Some(keys) => keys
@@ -176,7 +176,7 @@ fn series_participants(
         .filter_map(|s| s["key"].as_str().map(str::to_string))
         .collect();
     for p in hub.registry.participants() {
-        if crate::api::import::is_importer(&p.key)
+        if toron_domain::import_plan::is_importer(&p.key)
             || participants.iter().any(|x| x["key"] == p.key.as_str())
         {
             continue;
@@ -640,7 +640,7 @@ fn attribute(hub: &Hub, a: &mut Value, o: &Origin<'_>, problems: &mut Vec<Proble
     let creator = o.created.and_then(|c| c.participant.clone());
     let by_importer = creator
         .as_deref()
-        .is_some_and(crate::api::import::is_importer);
+        .is_some_and(toron_domain::import_plan::is_importer);
     let scribe = roles_in(hub, o.owner, o.session)
         .iter()
         .any(|r| r == "scribe");

@@ -21,26 +21,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use toron_domain::bundle::{Bundle, MAX_BUNDLE_BYTES};
-use toron_domain::policy::{DocKey, Role, Scope};
+use toron_domain::policy::{Role, Scope};
 
 use crate::api::auth::{organizer, require_series, Organizer};
 use crate::api::error::{api_err, ApiError};
 use crate::api::state::AppState;
-use crate::registry::{Case, Participant, Registry, RegistryError, Session};
-
-/// The participant that wrote imported content before importers were per series.
-pub const IMPORTER: &str = "toron-importer";
-
-/// The participant that writes a series' imported content: one per series, so that its
-/// token reaches nothing of another series.
-pub fn importer_of(series: &str) -> String {
-    format!("{IMPORTER}.{series}")
-}
-
-/// Whether `participant` is an importer principal (of any series, or the old shared one).
-pub fn is_importer(participant: &str) -> bool {
-    participant == IMPORTER || participant.starts_with(&format!("{IMPORTER}."))
-}
+use crate::registry::{Participant, Registry, RegistryError, Session};
+use toron_domain::import_plan::importer_of;
+use toron_domain::import_plan::{plan, Plan};
 
 /// How long an importer token authenticates: enough to write a large bundle's content over
 /// a slow link; `…/applied` revokes it as soon as the content is in.
@@ -84,233 +72,6 @@ pub fn batch_of(bytes: &[u8]) -> String {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     )
-}
-
-/// While content is written, a session may not be `published` (nothing could be written).
-fn phase_during_import(phase: &str) -> String {
-    if phase == "published" {
-        "reporting".into()
-    } else {
-        phase.to_string()
-    }
-}
-
-fn strip(v: &mut Value, keys: &[&str]) {
-    if let Value::Object(m) = v {
-        for k in keys {
-            m.remove(*k);
-        }
-    }
-}
-
-/// Reference data is kept per series (`field:SERIES`): two series may use the same key for
-/// different things.
-pub fn scoped(kind: &str, series: &str) -> String {
-    format!("{kind}:{series}")
-}
-
-/// What the registry must hold for `b`: catalog entries, participants, sessions, cases,
-/// grants and documents.
-struct Plan {
-    catalog: Vec<(String, String, Value)>,
-    participants: Vec<Participant>,
-    sessions: Vec<Session>,
-    cases: Vec<Case>,
-    grants: Vec<(String, Role, Scope)>,
-    documents: Vec<(DocKey, String)>,
-}
-
-fn plan(b: &Bundle) -> Result<Plan, serde_json::Error> {
-    let series = b.series.key.clone();
-    let mut catalog: Vec<(String, String, Value)> = vec![
-        (
-            "series".into(),
-            series.clone(),
-            serde_json::to_value(&b.series)?,
-        ),
-        (
-            scoped("template", &series),
-            b.evaluation_template.key.clone(),
-            serde_json::to_value(&b.evaluation_template)?,
-        ),
-    ];
-    if !b.meta.is_null() {
-        catalog.push(("meta".into(), series.clone(), b.meta.clone()));
-    }
-    for f in &b.fields {
-        catalog.push((
-            scoped("field", &series),
-            f.key.clone(),
-            serde_json::to_value(f)?,
-        ));
-    }
-    for g in &b.governments {
-        catalog.push((
-            scoped("government", &series),
-            g.key.clone(),
-            serde_json::to_value(g)?,
-        ));
-    }
-    for d in &b.departments {
-        catalog.push((
-            scoped("department", &series),
-            d.key.clone(),
-            serde_json::to_value(d)?,
-        ));
-    }
-    for p in &b.pledges {
-        catalog.push((
-            scoped("pledge", &series),
-            p.key.clone(),
-            serde_json::to_value(p)?,
-        ));
-    }
-    // Which reference entities belong to this series, in the bundle's order (they are shared
-    // by key across series; an export gives back exactly these).
-    let keys = |v: Vec<&String>| Value::from(v.into_iter().cloned().collect::<Vec<_>>());
-    catalog.push((
-        "bundle".into(),
-        series.clone(),
-        serde_json::json!({
-            "fields": keys(b.fields.iter().map(|x| &x.key).collect()),
-            "governments": keys(b.governments.iter().map(|x| &x.key).collect()),
-            "departments": keys(b.departments.iter().map(|x| &x.key).collect()),
-            "pledges": keys(b.pledges.iter().map(|x| &x.key).collect()),
-            "participants": keys(b.participants.iter().map(|x| &x.key).collect()),
-        }),
-    ));
-    let mut participants = Vec::new();
-    for p in &b.participants {
-        catalog.push((
-            scoped("participant", &series),
-            p.key.clone(),
-            serde_json::to_value(p)?,
-        ));
-        participants.push(Participant {
-            key: p.key.clone(),
-            name: p.name.clone(),
-            affiliation: p.affiliation.clone(),
-            kind: p.kind.clone(),
-            attribution: serde_json::to_value(p.attribution)?
-                .as_str()
-                .unwrap_or("role_only")
-                .to_string(),
-            department: p.department.clone(),
-        });
-    }
-    let mut sessions = Vec::new();
-    let mut cases = Vec::new();
-    let mut grants = Vec::new();
-    let mut documents: Vec<(DocKey, String)> = Vec::new();
-    let mut doc = |k: DocKey| {
-        if !documents.iter().any(|(d, _)| *d == k) {
-            documents.push((k, series.clone()));
-        }
-    };
-    for s in &b.sessions {
-        let mut meta = serde_json::to_value(s)?;
-        strip(
-            &mut meta,
-            &["cases", "evaluations", "annotations", "reactions", "triage"],
-        );
-        catalog.push(("session".into(), s.key.clone(), meta));
-        sessions.push(Session {
-            key: s.key.clone(),
-            series: series.clone(),
-            title: s.title.clone(),
-            phase: phase_during_import(&s.phase),
-            facilitator: s.facilitator.clone(),
-        });
-        for r in &s.roles {
-            let Ok(role) = r.role.parse::<Role>() else {
-                continue;
-            };
-            // Organizers and department reviewers work for the whole series.
-            let scope = match role {
-                Role::Organizer | Role::DepartmentReviewer | Role::Importer => {
-                    Scope::Series(series.clone())
-                }
-                _ => Scope::Session(s.key.clone()),
-            };
-            grants.push((r.participant.clone(), role, scope));
-        }
-        for c in &s.cases {
-            let mut meta = serde_json::to_value(c)?;
-            strip(&mut meta, &["sections", "indicators"]);
-            catalog.push(("case".into(), c.key.clone(), meta));
-            cases.push(Case {
-                key: c.key.clone(),
-                session: s.key.clone(),
-                presenters: c.presenters.clone(),
-            });
-            for p in &c.presenters {
-                grants.push((p.clone(), Role::Presenter, Scope::Session(s.key.clone())));
-            }
-            doc(DocKey::Case {
-                case: c.key.clone(),
-            });
-        }
-        for e in &s.evaluations {
-            grants.push((
-                e.evaluator.clone(),
-                Role::Evaluator,
-                Scope::Session(s.key.clone()),
-            ));
-            doc(DocKey::Eval {
-                case: e.case.clone(),
-                evaluator: e.evaluator.clone(),
-            });
-        }
-        for a in &s.annotations {
-            if let Ok(k) = a.layer().parse::<DocKey>() {
-                doc(k);
-            }
-        }
-        for r in &s.reactions {
-            doc(DocKey::Notes {
-                session: s.key.clone(),
-                participant: r.participant.clone(),
-            });
-        }
-        if !s.triage.is_empty() {
-            doc(DocKey::Triage {
-                session: s.key.clone(),
-            });
-        }
-        // Everyone who annotates in the session has a layer from the start, not only those
-        // with annotations to import: the hall client writes into it.
-        for (p, role, scope) in &grants {
-            if role.keeps_notes() && matches!(scope, Scope::Session(k) if *k == s.key) {
-                doc(DocKey::Notes {
-                    session: s.key.clone(),
-                    participant: p.clone(),
-                });
-            }
-        }
-    }
-    if !b.findings.is_empty() {
-        doc(DocKey::Report {
-            series: series.clone(),
-        });
-    }
-    for r in &b.department_responses {
-        doc(DocKey::Response {
-            series: series.clone(),
-            department: r.department.clone(),
-        });
-    }
-    grants.sort_by(|a, b| {
-        (&a.0, a.1.as_str(), format!("{:?}", a.2)).cmp(&(&b.0, b.1.as_str(), format!("{:?}", b.2)))
-    });
-    grants.dedup();
-    Ok(Plan {
-        catalog,
-        participants,
-        sessions,
-        cases,
-        grants,
-        documents,
-    })
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -374,21 +135,17 @@ fn invalid(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
-async fn apply(reg: &Registry, by: &str, p: Plan, dry: bool) -> Result<Counts, RegistryError> {
-    let mut n = Counts::default();
-    let known = |k: &str| reg.participant(k).is_some();
-    for pt in p.participants {
-        let new = !known(&pt.key);
-        if new {
-            n.changes.push(format!("participant {} added", pt.key));
-            if !dry {
-                reg.add_participant(by, pt).await?;
-            }
-        }
-        n.count("participants", new);
-    }
+/// Catalog entries the registry does not hold as the plan says are put (another bundle of
+/// the same series adds to its lists and removes nothing).
+async fn apply_catalog(
+    reg: &Registry,
+    by: &str,
+    entries: Vec<toron_domain::import_plan::CatalogEntry>,
+    dry: bool,
+    n: &mut Counts,
+) -> Result<(), RegistryError> {
     let catalog = reg.catalog();
-    for (kind, key, mut v) in p.catalog {
+    for (kind, key, mut v) in entries {
         let existing = catalog.get(&kind).and_then(|m| m.get(&key));
         if kind == "bundle" {
             // Another bundle of the same series adds to the lists; it removes nothing.
@@ -425,6 +182,23 @@ async fn apply(reg: &Registry, by: &str, p: Plan, dry: bool) -> Result<Counts, R
         }
         n.count("catalog entries", !same);
     }
+    Ok(())
+}
+
+async fn apply(reg: &Registry, by: &str, p: Plan, dry: bool) -> Result<Counts, RegistryError> {
+    let mut n = Counts::default();
+    let known = |k: &str| reg.participant(k).is_some();
+    for pt in p.participants {
+        let new = !known(&pt.key);
+        if new {
+            n.changes.push(format!("participant {} added", pt.key));
+            if !dry {
+                reg.add_participant(by, pt).await?;
+            }
+        }
+        n.count("participants", new);
+    }
+    apply_catalog(reg, by, p.catalog, dry, &mut n).await?;
     let sessions = reg.sessions();
     for s in p.sessions {
         let existing = sessions.iter().find(|x| x.key == s.key);

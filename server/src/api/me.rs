@@ -42,7 +42,7 @@ fn display(state: &AppState, series: &str, participant: &str, role: &str) -> Val
     let (ko, en) = toron_domain::report::role_words(role);
     let profile = reg
         .catalog()
-        .get(&crate::api::import::scoped("participant", series))
+        .get(&toron_domain::import_plan::scoped("participant", series))
         .and_then(|m| m.get(participant))
         .cloned();
     let p = reg.participant(participant);
@@ -96,7 +96,7 @@ async fn my_sessions(
             .unwrap_or(Value::Null);
         let gov = |g: &str| {
             catalog
-                .get(&crate::api::import::scoped("government", &s.series))
+                .get(&toron_domain::import_plan::scoped("government", &s.series))
                 .and_then(|m| m.get(g))
                 .and_then(|v| v.get("name_ko"))
                 .and_then(Value::as_str)
@@ -192,7 +192,7 @@ async fn my_sessions(
             "departments": reg.departments(Some(&s.series)),
             // The evaluation template: criteria in order, with their names and weights.
             "template": catalog
-                .get(&crate::api::import::scoped("template", &s.series))
+                .get(&toron_domain::import_plan::scoped("template", &s.series))
                 .and_then(|m| m.values().next())
                 .cloned()
                 .unwrap_or(Value::Null),

@@ -1,68 +1,11 @@
-//! The registry's records: who takes part, with which roles, in which sessions, cases and
-//! documents — as the log stores them (JSON) and the API shows them.
+//! The registry's records are the domain's ([`toron_domain::registry`]); the token entry,
+//! which holds a secret's hash, is the server's own.
 
-use super::*;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Participant {
-    pub key: String,
-    pub name: String,
-    #[serde(default)]
-    pub affiliation: String,
-    /// official, expert, activist or resident.
-    pub kind: String,
-    /// name_and_affiliation, affiliation_only or role_only.
-    pub attribution: String,
-    #[serde(default)]
-    pub department: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-pub struct RoleGrant {
-    pub participant: String,
-    pub role: String,
-    /// `series` or `session`.
-    pub scope: String,
-    pub name: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Session {
-    pub key: String,
-    pub series: String,
-    #[serde(default)]
-    pub title: String,
-    pub phase: String,
-    #[serde(default)]
-    pub facilitator: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Case {
-    pub key: String,
-    pub session: String,
-    #[serde(default)]
-    pub presenters: Vec<String>,
-}
-
-/// A department of a series: what people call it and the key documents use.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct DepartmentName {
-    pub key: String,
-    pub name_ko: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name_en: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct DocEntry {
-    /// The document id (base58check).
-    pub id: String,
-    /// The readable key; `None` for a document an organizer created ad hoc.
-    pub key: Option<String>,
-    pub series: String,
-    pub created_by: String,
-}
+pub use toron_domain::registry::{
+    Case, DepartmentName, DocEntry, Organizes, Participant, RoleGrant, Session,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct TokenEntry {
@@ -71,24 +14,4 @@ pub(super) struct TokenEntry {
     /// After this moment the token no longer authenticates (importer tokens); `None`: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) expires_at_ms: Option<u64>,
-}
-
-/// The series an organizer answers for (see [`Registry::organizes`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Organizes {
-    Nothing,
-    /// These series only.
-    Series(BTreeSet<String>),
-    /// Every series (an organizer of `*`, such as the bootstrap admin).
-    Everything,
-}
-
-impl Organizes {
-    pub fn covers(&self, series: &str) -> bool {
-        match self {
-            Organizes::Nothing => false,
-            Organizes::Series(s) => series != ALL_SERIES && s.contains(series),
-            Organizes::Everything => true,
-        }
-    }
 }
