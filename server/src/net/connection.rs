@@ -13,9 +13,9 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, watch, Notify};
+use axum::extract::ws::{Message as WsMessage, WebSocket};
+use futures_util::StreamExt;
+use tokio::sync::{watch, Notify};
 use toron_domain::policy::Access;
 use toron_protocol::wire::{decode, encode};
 use toron_protocol::{
@@ -26,63 +26,8 @@ use tracing::Instrument;
 
 use crate::net::hub::Hub;
 use crate::net::open_docs::DocMsg;
-use crate::net::outbound::{ConnTx, Outbound};
-
-/// Sends `error` with `reason`, then a close frame with `code` (its reason cut, on a character
-/// boundary, to fit the 123 bytes a close frame allows).
-async fn close_with(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
-    server_peer: &PeerId,
-    code: u16,
-    reason: String,
-) {
-    let err = Message::Error {
-        sender_id: Some(server_peer.clone()),
-        target_id: None,
-        message: reason.clone(),
-    };
-    let _ = sink.send(WsMessage::Binary(encode(&err).into())).await;
-    let mut end = reason.len().min(120);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    let reason = reason[..end].to_string();
-    let _ = sink
-        .send(WsMessage::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
-}
-
-/// At most this many queued frames are written together before the socket is flushed.
-const BURST: usize = 64;
-
-/// How long writing `bytes` to a peer may take: a ping interval, and one more for each MiB
-/// (at the default 20 s, about 400 kbit/s — slower than the slowest venue Wi-Fi we measured).
-/// A peer that does not read blocks the write; without a deadline its connection (and what
-/// is queued for it) would stay forever, since pings go out only between writes.
-fn write_deadline(ping_every: std::time::Duration, bytes: usize) -> std::time::Duration {
-    ping_every.saturating_mul(1 + (bytes >> 20) as u32)
-}
-
-/// Runs one write to the socket within `limit`; `false` when it failed or took too long.
-async fn in_time<E>(
-    limit: std::time::Duration,
-    write: impl std::future::Future<Output = Result<(), E>>,
-) -> bool {
-    match tokio::time::timeout(limit, write).await {
-        Ok(Ok(())) => true,
-        Ok(Err(_)) => false,
-        Err(_) => {
-            tracing::info!(
-                ?limit,
-                "a write to the peer took too long; dropping the connection"
-            );
-            false
-        }
-    }
-}
+use crate::net::outbound::ConnTx;
+use crate::net::writer::WriterTask;
 
 /// Serves one upgraded socket until it closes or the server shuts down.
 pub async fn serve(
@@ -109,106 +54,26 @@ async fn serve_conn(
     hub.stats.connections.fetch_add(1, Ordering::Relaxed);
     let (out, out_rx, queued, abort) =
         ConnTx::new(conn, hub.config.max_outbound_bytes, hub.metrics.clone());
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let pong_seen = Arc::new(AtomicBool::new(true));
     // The writer ends on its own when a peer misses a pong or the socket fails; the reader
     // must then stop too, or a silent peer would keep its connection (and documents) forever.
     let writer_gone = Arc::new(Notify::new());
 
-    let writer = {
-        let pong_seen = pong_seen.clone();
-        let writer_gone = writer_gone.clone();
-        let ping_every = hub.config.ping_interval;
-        let server_peer = hub.server_peer.clone();
-        let log_budget = hub.log_budget.clone();
-        tokio::spawn(async move {
-            let mut out_rx: mpsc::UnboundedReceiver<Outbound> = out_rx;
-            let mut ping =
-                tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-            // An item taken from the queue while writing a burst, to handle next.
-            let mut next: Option<Outbound> = None;
-            // The loop may sit in a write to a peer that does not read; `abort` (a queue over
-            // its limit) must end it even then, so it races the whole loop.
-            let writing = async { loop {
-                tokio::select! {
-                    item = async { match next.take() { Some(i) => Some(i), None => out_rx.recv().await } } => match item {
-                        Some(Outbound::Frame(bytes)) => {
-                            queued.fetch_sub(bytes.len(), Ordering::Relaxed);
-                            let mut burst = bytes.len();
-                            if !in_time(write_deadline(ping_every, burst), sink.feed(WsMessage::Binary(bytes.into()))).await {
-                                break;
-                            }
-                            // What else is queued already leaves in the same write: a storm
-                            // of reconnects or a busy document makes one syscall, not dozens.
-                            let mut failed = false;
-                            for _ in 0..BURST {
-                                match out_rx.try_recv() {
-                                    Ok(Outbound::Frame(bytes)) => {
-                                        queued.fetch_sub(bytes.len(), Ordering::Relaxed);
-                                        burst += bytes.len();
-                                        if !in_time(write_deadline(ping_every, bytes.len()), sink.feed(WsMessage::Binary(bytes.into()))).await {
-                                            failed = true;
-                                            break;
-                                        }
-                                    }
-                                    Ok(other) => {
-                                        next = Some(other);
-                                        break;
-                                    }
-                                    Err(_) => break,
-                                }
-                            }
-                            if failed || !in_time(write_deadline(ping_every, burst), sink.flush()).await {
-                                break;
-                            }
-                        }
-                        Some(Outbound::Close(reason)) => {
-                            close_with(&mut sink, &server_peer, 1008, reason).await;
-                            break;
-                        }
-                        Some(Outbound::GoingAway(reason)) => {
-                            close_with(&mut sink, &server_peer, 1001, reason).await;
-                            break;
-                        }
-                        None => {
-                            let _ = sink.send(WsMessage::Close(None)).await;
-                            break;
-                        }
-                    },
-                    _ = ping.tick() => {
-                        if !pong_seen.swap(false, Ordering::Relaxed) {
-                            if log_budget.allow() {
-                                tracing::info!(%conn, "no pong since the last ping; dropping the connection");
-                            }
-                            break;
-                        }
-                        if !in_time(ping_every, sink.send(WsMessage::Ping(Vec::new().into()))).await {
-                            break;
-                        }
-                    }
-                }
-            } };
-            let too_slow = tokio::select! {
-                biased;
-                () = abort.notified() => true,
-                () = writing => false,
-            };
-            if too_slow {
-                if log_budget.allow() {
-                    tracing::info!(%conn, "outgoing queue over its limit; dropping the connection");
-                }
-                // The socket may be full: the goodbye gets a bounded moment, then it is cut.
-                let reason = "too slow: outgoing queue over its limit".to_string();
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_secs(1),
-                    close_with(&mut sink, &server_peer, 1008, reason),
-                )
-                .await;
-            }
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.close()).await;
-            writer_gone.notify_one();
-        }.in_current_span())
-    };
+    let writer = tokio::spawn(
+        WriterTask {
+            conn,
+            ping_every: hub.config.ping_interval,
+            server_peer: hub.server_peer.clone(),
+            log_budget: hub.log_budget.clone(),
+            pong_seen: pong_seen.clone(),
+            queued,
+            abort,
+            gone: writer_gone.clone(),
+        }
+        .run(sink, out_rx)
+        .in_current_span(),
+    );
 
     let kick = Arc::new(Notify::new());
     let (gone_tx, gone_rx) = watch::channel(false);

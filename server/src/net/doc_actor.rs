@@ -15,7 +15,10 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use toron_protocol::engine::assemble;
 use toron_protocol::wire::encode;
-use toron_protocol::{Action, ConnId, DocEngine, DocumentId, EngineConfig, Input, Message};
+use toron_protocol::{
+    Action, BatchId, ConnId, DocEngine, DocumentId, EngineConfig, Input, Message, NewChange,
+    RefusalKind, Rejection,
+};
 
 use crate::metrics::ErrorKind;
 use tokio::sync::{watch, Semaphore};
@@ -262,114 +265,13 @@ impl Actor {
     /// One batch: step, append, wait for durability, send. Returns false if the actor must stop.
     async fn process(&mut self) -> bool {
         let batch_started = std::time::Instant::now();
-        let registry = self.ctx.registry.clone();
-        let rates = self.ctx.change_rates.clone();
-        let clock = self.ctx.config.clock.clone();
-        let findings = self.findings.clone();
-        let key = registry
-            .document(&self.id)
-            .and_then(|d| d.key?.parse::<toron_domain::policy::DocKey>().ok());
-        let stepped = self
-            .with_engine(move |e| {
-                let mut gate = RegistryGate {
-                    registry,
-                    new: Vec::new(),
-                    key,
-                    rates,
-                    findings,
-                };
-                let actions = e.step(clock.now_ms(), &mut gate);
-                (actions, gate.new)
-            })
-            .await;
-        let Some((mut actions, mut bindings)) = stepped else {
+        let Some((mut actions, mut bindings)) = self.step_engine().await else {
             return false;
         };
         // Set once a batch is durable: its sync messages go out in the next round.
         let mut fanout_from: Option<std::time::Instant> = None;
         loop {
-            let mut append = None;
-            for a in actions {
-                match a {
-                    Action::Send { conn, message } => {
-                        tracing::trace!(id = %self.id, %conn, ty = message.type_name(), "send");
-                        if let Some(out) = self.outs.get(&conn) {
-                            out.send(encode(&message));
-                            self.ctx.stats.frames_out.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Action::Close { conn, reason } => {
-                        if let Some(out) = self.outs.remove(&conn) {
-                            if self.ctx.log_budget.allow() {
-                                tracing::info!(id = %self.id, %conn, %reason, "closing connection");
-                            }
-                            out.close(reason);
-                        }
-                    }
-                    Action::Refused {
-                        conn,
-                        rejection,
-                        kind,
-                        tell,
-                        close,
-                    } => {
-                        self.ctx
-                            .metrics
-                            .refused(kind, rejection.hashes.len() as u64);
-                        self.ctx.metrics.error(ErrorKind::refused_change);
-                        let reason = format!("changes refused: {}", rejection.reason);
-                        // The client's application hears of it too (the JS client only logs
-                        // `error`): an ephemeral notice on the document, with the refusal's kind.
-                        let notice = self.ctx.voice.notice(
-                            rejection.peer.clone(),
-                            self.id,
-                            toron_protocol::notice::refusal(kind, &rejection.reason),
-                        );
-                        if self.ctx.log_budget.allow() {
-                            tracing::info!(id = %self.id, %conn, participant = ?rejection.by.participant, %reason, "refusing changes");
-                        }
-                        if let Err(e) = self
-                            .ctx
-                            .store
-                            .append_event(PendingEvent::Rejection(rejection), Vec::new())
-                            .await
-                        {
-                            tracing::error!(id = %self.id, error = %e, "could not log a rejection");
-                        }
-                        if close {
-                            if let Some(out) = self.outs.remove(&conn) {
-                                out.close(reason);
-                            }
-                        } else if let (true, Some(out)) = (tell, self.outs.get(&conn)) {
-                            out.send(encode(&notice));
-                            out.send(encode(&Message::Error {
-                                sender_id: Some(self.ctx.voice.peer.clone()),
-                                target_id: None,
-                                message: format!(
-                                    "{reason} (document {}; this copy's changes are no longer taken: reload it)",
-                                    self.id
-                                ),
-                            }));
-                        }
-                    }
-                    Action::Append { batch, changes } => {
-                        tracing::trace!(id = %self.id, ?batch, n = changes.len(), "append");
-                        append = Some((batch, changes));
-                    }
-                    Action::SaveSnapshot {
-                        upto_doc_seq,
-                        bytes,
-                    } => {
-                        let store = self.ctx.store.clone();
-                        let id = self.id;
-                        tokio::task::spawn_blocking(move || {
-                            if let Err(e) = store.save_snapshot(&id, upto_doc_seq, &bytes) {
-                                tracing::warn!(%id, error = %e, "snapshot not saved");
-                            }
-                        });
-                    }
-                }
-            }
+            let append = self.perform(actions).await;
             if let Some(from) = fanout_from.take() {
                 self.ctx
                     .metrics
@@ -381,39 +283,173 @@ impl Actor {
                 self.ctx.registry.release_actors(&bindings);
                 return true;
             };
-            let n = changes.len() as u64;
             let bound = std::mem::take(&mut bindings);
-            match self.ctx.store.append(self.id, changes, bound.clone()).await {
-                Ok(done) => {
-                    // Durable: the ids these changes introduced are bound now, not before.
-                    self.ctx.registry.confirm_actors(&bound);
-                    self.ctx.metrics.changes_accepted.inc_by(n);
+            match self.append(batch, changes, bound).await {
+                Some(next) => {
+                    actions = next;
                     fanout_from = Some(batch_started);
-                    let last = done.last_doc_seq;
-                    match self.with_engine(move |e| e.durable(batch, last)).await {
-                        Some(next) => actions = next,
-                        None => return false,
+                }
+                None => return false,
+            }
+        }
+    }
+
+    /// Lets the engine process what was taken, with the registry as its gate. Returns its
+    /// actions and the actor ids it holds for the batch's changes.
+    async fn step_engine(&mut self) -> Option<(Vec<Action>, Vec<(Vec<u8>, String)>)> {
+        let registry = self.ctx.registry.clone();
+        let rates = self.ctx.change_rates.clone();
+        let clock = self.ctx.config.clock.clone();
+        let findings = self.findings.clone();
+        let key = registry
+            .document(&self.id)
+            .and_then(|d| d.key?.parse::<toron_domain::policy::DocKey>().ok());
+        self.with_engine(move |e| {
+            let mut gate = RegistryGate {
+                registry,
+                new: Vec::new(),
+                key,
+                rates,
+                findings,
+            };
+            let actions = e.step(clock.now_ms(), &mut gate);
+            (actions, gate.new)
+        })
+        .await
+    }
+
+    /// Carries out the engine's actions; returns the batch to append, if any.
+    async fn perform(&mut self, actions: Vec<Action>) -> Option<(BatchId, Vec<NewChange>)> {
+        let mut append = None;
+        for a in actions {
+            match a {
+                Action::Send { conn, message } => {
+                    tracing::trace!(id = %self.id, %conn, ty = message.type_name(), "send");
+                    if let Some(out) = self.outs.get(&conn) {
+                        out.send(encode(&message));
+                        self.ctx.stats.frames_out.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Err(e) => {
-                    self.ctx.registry.release_actors(&bound);
-                    self.ctx.metrics.error(ErrorKind::storage);
-                    tracing::error!(id = %self.id, error = %e, "append failed; closing the document");
-                    let reason = e.to_string();
-                    if let Some(closes) = self
-                        .with_engine(move |eng| eng.commit_failed(&reason))
-                        .await
-                    {
-                        for a in closes {
-                            if let Action::Close { conn, reason } = a {
-                                if let Some(out) = self.outs.get(&conn) {
-                                    out.close(reason);
-                                }
+                Action::Close { conn, reason } => {
+                    if let Some(out) = self.outs.remove(&conn) {
+                        if self.ctx.log_budget.allow() {
+                            tracing::info!(id = %self.id, %conn, %reason, "closing connection");
+                        }
+                        out.close(reason);
+                    }
+                }
+                Action::Refused {
+                    conn,
+                    rejection,
+                    kind,
+                    tell,
+                    close,
+                } => self.refused(conn, rejection, kind, tell, close).await,
+                Action::Append { batch, changes } => {
+                    tracing::trace!(id = %self.id, ?batch, n = changes.len(), "append");
+                    append = Some((batch, changes));
+                }
+                Action::SaveSnapshot {
+                    upto_doc_seq,
+                    bytes,
+                } => {
+                    let store = self.ctx.store.clone();
+                    let id = self.id;
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = store.save_snapshot(&id, upto_doc_seq, &bytes) {
+                            tracing::warn!(%id, error = %e, "snapshot not saved");
+                        }
+                    });
+                }
+            }
+        }
+        append
+    }
+
+    /// A refused change: counted, logged as a rejection record, and told to its sender — as
+    /// an ephemeral notice with the refusal's kind (the JS client only logs `error`) and an
+    /// `error` — or its connection closed.
+    async fn refused(
+        &mut self,
+        conn: ConnId,
+        rejection: Rejection,
+        kind: RefusalKind,
+        tell: bool,
+        close: bool,
+    ) {
+        self.ctx
+            .metrics
+            .refused(kind, rejection.hashes.len() as u64);
+        self.ctx.metrics.error(ErrorKind::refused_change);
+        let reason = format!("changes refused: {}", rejection.reason);
+        let notice = self.ctx.voice.notice(
+            rejection.peer.clone(),
+            self.id,
+            toron_protocol::notice::refusal(kind, &rejection.reason),
+        );
+        if self.ctx.log_budget.allow() {
+            tracing::info!(id = %self.id, %conn, participant = ?rejection.by.participant, %reason, "refusing changes");
+        }
+        if let Err(e) = self
+            .ctx
+            .store
+            .append_event(PendingEvent::Rejection(rejection), Vec::new())
+            .await
+        {
+            tracing::error!(id = %self.id, error = %e, "could not log a rejection");
+        }
+        if close {
+            if let Some(out) = self.outs.remove(&conn) {
+                out.close(reason);
+            }
+        } else if let (true, Some(out)) = (tell, self.outs.get(&conn)) {
+            out.send(encode(&notice));
+            out.send(encode(&Message::Error {
+                sender_id: Some(self.ctx.voice.peer.clone()),
+                target_id: None,
+                message: format!(
+                    "{reason} (document {}; this copy's changes are no longer taken: reload it)",
+                    self.id
+                ),
+            }));
+        }
+    }
+
+    /// Appends a batch and waits until it is durable; only then are the actor ids it
+    /// introduced bound, and the engine told (its answer: the sync messages to send). `None`
+    /// when the log failed: everyone on the document is closed and the actor stops.
+    async fn append(
+        &mut self,
+        batch: BatchId,
+        changes: Vec<NewChange>,
+        bound: Vec<(Vec<u8>, String)>,
+    ) -> Option<Vec<Action>> {
+        let n = changes.len() as u64;
+        match self.ctx.store.append(self.id, changes, bound.clone()).await {
+            Ok(done) => {
+                self.ctx.registry.confirm_actors(&bound);
+                self.ctx.metrics.changes_accepted.inc_by(n);
+                let last = done.last_doc_seq;
+                self.with_engine(move |e| e.durable(batch, last)).await
+            }
+            Err(e) => {
+                self.ctx.registry.release_actors(&bound);
+                self.ctx.metrics.error(ErrorKind::storage);
+                tracing::error!(id = %self.id, error = %e, "append failed; closing the document");
+                let reason = e.to_string();
+                if let Some(closes) = self
+                    .with_engine(move |eng| eng.commit_failed(&reason))
+                    .await
+                {
+                    for a in closes {
+                        if let Action::Close { conn, reason } = a {
+                            if let Some(out) = self.outs.get(&conn) {
+                                out.close(reason);
                             }
                         }
                     }
-                    return false;
                 }
+                None
             }
         }
     }

@@ -14,3 +14,4 @@ pub mod log_budget;
 pub mod open_docs;
 pub mod outbound;
 pub mod server_voice;
+pub mod writer;
