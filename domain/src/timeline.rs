@@ -306,6 +306,125 @@ fn section_edit(path: &[String], e: &TextEdit) -> Draft {
     }
 }
 
+/// What one touch below an annotation (`field`, or deeper when not `direct`) says of it.
+fn field_touch(a: &mut AnnotationTouch, t: &Touch, field: String, direct: bool) {
+    match &t.op {
+        TouchOp::Put(v) if direct => {
+            if (field == "withdrawn" && *v == ScalarValue::Boolean(true))
+                || (field == "status" && scalar_str(v).as_deref() == Some("withdrawn"))
+            {
+                a.withdrawn = true;
+            }
+            a.fields.insert(field, scalar_json(v));
+        }
+        TouchOp::Make(_) if direct => {
+            a.fields.entry(field).or_insert(Json::Null);
+        }
+        TouchOp::Insert(v) if field == "body" && t.in_type == ObjType::Text => {
+            let s = scalar_str(v).unwrap_or_default();
+            a.body.added += s.chars().count().max(1) as u64;
+            a.body.inserted.push_str(&s);
+        }
+        TouchOp::Delete if field == "body" && t.in_type == ObjType::Text => a.body.removed += 1,
+        _ => {
+            a.fields.entry(field).or_insert(Json::Null);
+        }
+    }
+}
+
+/// Fields written as text (the JavaScript client's strings) read as the strings typed.
+fn text_fields(anns: &mut BTreeMap<String, AnnotationTouch>, touches: &[Touch]) {
+    for (path, v) in field_values(touches) {
+        if let [first, id, target, quote, exact] = path.as_slice() {
+            if [first, target, quote, exact].map(String::as_str)
+                == ["annotations", "target", "quote", "exact"]
+            {
+                if let (Some(a), Some(q)) = (anns.get_mut(id), v.as_str()) {
+                    a.quote = Some(q.to_string());
+                }
+            }
+        }
+        if let [first, id, field] = path.as_slice() {
+            if first == "annotations" {
+                if let Some(a) = anns.get_mut(id) {
+                    if field == "status" && v.as_str() == Some("withdrawn") {
+                        a.withdrawn = true;
+                    }
+                    if !v.is_null() {
+                        a.fields.insert(field.clone(), v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The timeline entry of one annotation's touches in a change: made, withdrawn or edited.
+fn annotation_draft(id: &str, a: AnnotationTouch) -> Draft {
+    let kind = a
+        .fields
+        .get("kind")
+        .and_then(Json::as_str)
+        .unwrap_or("comment");
+    let body = match a.fields.get("body").and_then(Json::as_str) {
+        Some(b) => b.to_string(),
+        None => a.body.inserted.clone(),
+    };
+    // A highlight (or any annotation without words of its own) is named by its passage.
+    let body = match (&a.quote, body.is_empty()) {
+        (Some(q), true) => q.clone(),
+        _ => body,
+    };
+    if a.deleted || a.withdrawn {
+        return Draft {
+            kind: "annotation.withdrawn",
+            summary: format!("withdrew annotation {id}"),
+            detail: json!({ "annotation": id }),
+        };
+    }
+    if a.made {
+        let parent = a.fields.get("parent").and_then(Json::as_str);
+        let mut detail = json!({
+            "annotation": id,
+            "annotation_kind": kind,
+            "body": short(&body),
+        });
+        for f in ["ref", "parent", "root", "criterion", "value", "severity"] {
+            if let Some(v) = a.fields.get(f).filter(|v| !v.is_null()) {
+                detail[f] = v.clone();
+            }
+        }
+        return match parent {
+            Some(p) => Draft {
+                kind: "reply.created",
+                summary: format!("{kind} to {p}: \"{}\"", short(&body)),
+                detail,
+            },
+            None => Draft {
+                kind: "annotation.created",
+                summary: format!("{kind} annotation: \"{}\"", short(&body)),
+                detail,
+            },
+        };
+    }
+    {
+        let mut fields: Vec<String> = a.fields.keys().cloned().collect();
+        if a.body.added + a.body.removed > 0 && !fields.contains(&"body".to_string()) {
+            fields.push("body".into());
+        }
+        Draft {
+            kind: "annotation.edited",
+            summary: format!(
+                "edited annotation {id}: {} (+{}/−{} characters)",
+                fields.join(", "),
+                a.body.added,
+                a.body.removed
+            ),
+            detail: json!({ "annotation": id, "fields": fields, "added": a.body.added, "removed": a.body.removed }),
+        }
+    }
+}
+
 fn notes_drafts(touches: &[Touch]) -> Vec<Draft> {
     let mut anns: BTreeMap<String, AnnotationTouch> = BTreeMap::new();
     let mut reactions: BTreeMap<String, bool> = BTreeMap::new();
@@ -334,30 +453,7 @@ fn notes_drafts(touches: &[Touch]) -> Vec<Draft> {
                     (None, Some(k)) => k.to_string(),
                     (None, None) => continue,
                 };
-                match &t.op {
-                    TouchOp::Put(v) if rest.is_empty() => {
-                        if (field == "withdrawn" && *v == ScalarValue::Boolean(true))
-                            || (field == "status" && scalar_str(v).as_deref() == Some("withdrawn"))
-                        {
-                            a.withdrawn = true;
-                        }
-                        a.fields.insert(field, scalar_json(v));
-                    }
-                    TouchOp::Make(_) if rest.is_empty() => {
-                        a.fields.entry(field).or_insert(Json::Null);
-                    }
-                    TouchOp::Insert(v) if field == "body" && t.in_type == ObjType::Text => {
-                        let s = scalar_str(v).unwrap_or_default();
-                        a.body.added += s.chars().count().max(1) as u64;
-                        a.body.inserted.push_str(&s);
-                    }
-                    TouchOp::Delete if field == "body" && t.in_type == ObjType::Text => {
-                        a.body.removed += 1
-                    }
-                    _ => {
-                        a.fields.entry(field).or_insert(Json::Null);
-                    }
-                }
+                field_touch(a, t, field, rest.is_empty());
             }
             (["reactions"], Some(id)) => {
                 reactions.insert(id.to_string(), !matches!(t.op, TouchOp::Delete));
@@ -365,93 +461,11 @@ fn notes_drafts(touches: &[Touch]) -> Vec<Draft> {
             _ => {}
         }
     }
-    // Fields written as text (the JavaScript client's strings) read as the strings typed.
-    for (path, v) in field_values(touches) {
-        if let [first, id, target, quote, exact] = path.as_slice() {
-            if [first, target, quote, exact].map(String::as_str)
-                == ["annotations", "target", "quote", "exact"]
-            {
-                if let (Some(a), Some(q)) = (anns.get_mut(id), v.as_str()) {
-                    a.quote = Some(q.to_string());
-                }
-            }
-        }
-        if let [first, id, field] = path.as_slice() {
-            if first == "annotations" {
-                if let Some(a) = anns.get_mut(id) {
-                    if field == "status" && v.as_str() == Some("withdrawn") {
-                        a.withdrawn = true;
-                    }
-                    if !v.is_null() {
-                        a.fields.insert(field.clone(), v);
-                    }
-                }
-            }
-        }
-    }
+    text_fields(&mut anns, touches);
     let mut out = Vec::new();
     for id in order {
         let Some(a) = anns.remove(&id) else { continue };
-        let kind = a
-            .fields
-            .get("kind")
-            .and_then(Json::as_str)
-            .unwrap_or("comment");
-        let body = match a.fields.get("body").and_then(Json::as_str) {
-            Some(b) => b.to_string(),
-            None => a.body.inserted.clone(),
-        };
-        // A highlight (or any annotation without words of its own) is named by its passage.
-        let body = match (&a.quote, body.is_empty()) {
-            (Some(q), true) => q.clone(),
-            _ => body,
-        };
-        if a.deleted || a.withdrawn {
-            out.push(Draft {
-                kind: "annotation.withdrawn",
-                summary: format!("withdrew annotation {id}"),
-                detail: json!({ "annotation": id }),
-            });
-        } else if a.made {
-            let parent = a.fields.get("parent").and_then(Json::as_str);
-            let mut detail = json!({
-                "annotation": id,
-                "annotation_kind": kind,
-                "body": short(&body),
-            });
-            for f in ["ref", "parent", "root", "criterion", "value", "severity"] {
-                if let Some(v) = a.fields.get(f).filter(|v| !v.is_null()) {
-                    detail[f] = v.clone();
-                }
-            }
-            out.push(match parent {
-                Some(p) => Draft {
-                    kind: "reply.created",
-                    summary: format!("{kind} to {p}: \"{}\"", short(&body)),
-                    detail,
-                },
-                None => Draft {
-                    kind: "annotation.created",
-                    summary: format!("{kind} annotation: \"{}\"", short(&body)),
-                    detail,
-                },
-            });
-        } else {
-            let mut fields: Vec<String> = a.fields.keys().cloned().collect();
-            if a.body.added + a.body.removed > 0 && !fields.contains(&"body".to_string()) {
-                fields.push("body".into());
-            }
-            out.push(Draft {
-                kind: "annotation.edited",
-                summary: format!(
-                    "edited annotation {id}: {} (+{}/−{} characters)",
-                    fields.join(", "),
-                    a.body.added,
-                    a.body.removed
-                ),
-                detail: json!({ "annotation": id, "fields": fields, "added": a.body.added, "removed": a.body.removed }),
-            });
-        }
+        out.push(annotation_draft(&id, a));
     }
     for (id, added) in reactions {
         out.push(if added {

@@ -597,12 +597,9 @@ struct Origin<'a> {
 /// A participant's roles in a session as the registry grants them, session grants first.
 fn roles_in(hub: &Hub, participant: &str, session: &str) -> Vec<String> {
     let series = hub.registry.session(session).map(|s| s.series);
-    let mut grants = hub.registry.roles_of(participant);
-    grants.retain(|g| {
-        (g.scope == "session" && g.name == session)
-            || (g.scope == "series"
-                && (Some(&g.name) == series.as_ref() || g.name == toron_domain::policy::ALL_SERIES))
-    });
+    let mut grants = hub
+        .registry
+        .grants_in_session(participant, session, series.as_deref(), true);
     grants.sort_by_key(|g| g.scope != "session");
     grants.into_iter().map(|g| g.role).collect()
 }

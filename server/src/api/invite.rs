@@ -94,9 +94,8 @@ async fn invites(
     let mut people: Vec<(usize, String, String, String)> = Vec::new();
     for p in reg.participants() {
         let roles: Vec<String> = reg
-            .roles_of(&p.key)
+            .grants_in_session(&p.key, &key, None, false)
             .into_iter()
-            .filter(|g| g.scope == "session" && g.name == key)
             .map(|g| g.role)
             .collect();
         let Some(role) = roles.iter().min_by_key(|r| {

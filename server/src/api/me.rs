@@ -1,6 +1,8 @@
-//! The debate-hall web client: its routes (the built files themselves are in `web_assets`) and
+//! The debate-hall web client: its routes (the built files themselves are in `assets`) and
 //! the two small read APIs it needs besides sync and history: the sessions a participant
 //! follows with their documents and people, and who is here now.
+
+use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,6 +15,7 @@ use toron_domain::policy::{Access, DocKey};
 use crate::api::auth::Reader;
 use crate::api::error::{api_err, ApiError};
 use crate::api::state::AppState;
+use crate::registry::{Registry, Session};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -81,104 +84,14 @@ async fn my_sessions(
                 continue;
             }
         }
-        // Access and the role acted in, as `policy` decides them: the page asks nothing else.
-        let decided = |id: &toron_protocol::DocumentId| match &who {
-            Some(p) => {
-                let d = reg.decide(p, id);
-                (d.access, d.by.role)
-            }
-            None => (Access::Write, Some("organizer".to_string())),
-        };
         let meta = catalog
             .get("session")
             .and_then(|m| m.get(&s.key))
             .cloned()
             .unwrap_or(Value::Null);
-        let gov = |g: &str| {
-            catalog
-                .get(&toron_domain::import_plan::scoped("government", &s.series))
-                .and_then(|m| m.get(g))
-                .and_then(|v| v.get("name_ko"))
-                .and_then(Value::as_str)
-                .unwrap_or(g)
-                .to_string()
-        };
-        let mut cases = Vec::new();
-        let mut evaluations = Vec::new();
-        let mut layers = Vec::new();
-        let mut triage = Value::Null;
-        for k in reg.documents_of_series(&s.series) {
-            let id = k.document_id();
-            let (access, acting_role) = decided(&id);
-            if access == Access::None {
-                continue;
-            }
-            let writable = access == Access::Write;
-            match &k {
-                DocKey::Case { case } if reg.case(case).is_some_and(|c| c.session == s.key) => {
-                    let c = catalog
-                        .get("case")
-                        .and_then(|m| m.get(case))
-                        .cloned()
-                        .unwrap_or(Value::Null);
-                    cases.push(json!({
-                        "key": case, "doc": id.to_string(), "writable": writable,
-                        "title": c.get("title").cloned().unwrap_or(json!(case)),
-                        "government": c.get("government").and_then(Value::as_str).map(gov),
-                        "presenters": reg.case(case).map(|c| c.presenters).unwrap_or_default(),
-                    }));
-                }
-                DocKey::Eval { case, evaluator }
-                    if reg.case(case).is_some_and(|c| c.session == s.key) =>
-                {
-                    evaluations.push(json!({ "case": case, "evaluator": evaluator, "doc": id.to_string(), "writable": writable }));
-                }
-                DocKey::Notes {
-                    session,
-                    participant,
-                } if *session == s.key => {
-                    // The role the owner writes in (shown as the author's role).
-                    let role = if who.as_deref() == Some(participant.as_str()) {
-                        acting_role
-                    } else {
-                        None
-                    };
-                    layers.push(json!({ "participant": participant, "doc": id.to_string(), "writable": writable, "role": role }));
-                }
-                DocKey::Triage { session } if *session == s.key => {
-                    triage = json!({ "doc": id.to_string(), "writable": writable });
-                }
-                _ => {}
-            }
-        }
-        // Everybody with a role in the session, shown as they consented.
-        let mut people = serde_json::Map::new();
-        for p in reg.participants() {
-            let roles: Vec<String> = reg
-                .roles_of(&p.key)
-                .into_iter()
-                .filter(|g| {
-                    (g.scope == "session" && g.name == s.key)
-                        || (g.scope == "series" && g.name == s.series)
-                })
-                .map(|g| g.role)
-                .collect();
-            if let Some(r) = roles.first() {
-                let mut d = display(&state, &s.series, &p.key, r);
-                d["roles"] = json!(roles);
-                people.insert(p.key.clone(), d);
-            }
-        }
+        let docs = session_documents(reg, &catalog, &s, who.as_deref());
         let my_roles: Vec<String> = match &who {
-            Some(p) => reg
-                .roles_of(p)
-                .into_iter()
-                .filter(|g| {
-                    (g.scope == "session" && g.name == s.key)
-                        || (g.scope == "series" && (g.name == s.series || g.name == "*"))
-                })
-                .map(|g| g.role)
-                .collect(),
+            Some(p) => reg.roles_in_session(p, &s, true),
             None => vec!["organizer".into()],
         };
         out.push(json!({
@@ -186,8 +99,8 @@ async fn my_sessions(
             "facilitator": s.facilitator,
             "date": meta.get("date"), "no": meta.get("no"), "agenda": meta.get("agenda").cloned().unwrap_or(json!([])),
             "scheduled": meta.get("scheduled"),
-            "my_roles": my_roles, "cases": cases, "evaluations": evaluations, "layers": layers,
-            "triage": triage, "people": people,
+            "my_roles": my_roles, "cases": docs.cases, "evaluations": docs.evaluations,
+            "layers": docs.layers, "triage": docs.triage, "people": session_people(&state, &s),
             // What a gap or lesson may be routed to (the server refuses any other).
             "departments": reg.departments(Some(&s.series)),
             // The evaluation template: criteria in order, with their names and weights.
@@ -200,6 +113,104 @@ async fn my_sessions(
     }
     out.sort_by_key(|s| (s["no"].as_u64(), s["key"].to_string()));
     Ok(Json(json!({ "participant": who, "sessions": out })).into_response())
+}
+
+/// The documents of a session the reader may open, each with whether they may write it.
+struct SessionDocs {
+    cases: Vec<Value>,
+    evaluations: Vec<Value>,
+    layers: Vec<Value>,
+    triage: Value,
+}
+
+fn session_documents(
+    reg: &Registry,
+    catalog: &BTreeMap<String, BTreeMap<String, Value>>,
+    s: &Session,
+    who: Option<&str>,
+) -> SessionDocs {
+    // Access and the role acted in, as `policy` decides them: the page asks nothing else.
+    let decided = |id: &toron_protocol::DocumentId| match who {
+        Some(p) => {
+            let d = reg.decide(p, id);
+            (d.access, d.by.role)
+        }
+        None => (Access::Write, Some("organizer".to_string())),
+    };
+    let gov = |g: &str| {
+        catalog
+            .get(&toron_domain::import_plan::scoped("government", &s.series))
+            .and_then(|m| m.get(g))
+            .and_then(|v| v.get("name_ko"))
+            .and_then(Value::as_str)
+            .unwrap_or(g)
+            .to_string()
+    };
+    let in_session = |case: &str| reg.case(case).is_some_and(|c| c.session == s.key);
+    let mut docs = SessionDocs {
+        cases: Vec::new(),
+        evaluations: Vec::new(),
+        layers: Vec::new(),
+        triage: Value::Null,
+    };
+    for k in reg.documents_of_series(&s.series) {
+        let id = k.document_id();
+        let (access, acting_role) = decided(&id);
+        if access == Access::None {
+            continue;
+        }
+        let writable = access == Access::Write;
+        match &k {
+            DocKey::Case { case } if in_session(case) => {
+                let c = catalog
+                    .get("case")
+                    .and_then(|m| m.get(case))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                docs.cases.push(json!({
+                    "key": case, "doc": id.to_string(), "writable": writable,
+                    "title": c.get("title").cloned().unwrap_or(json!(case)),
+                    "government": c.get("government").and_then(Value::as_str).map(gov),
+                    "presenters": reg.case(case).map(|c| c.presenters).unwrap_or_default(),
+                }));
+            }
+            DocKey::Eval { case, evaluator } if in_session(case) => {
+                docs.evaluations.push(json!({ "case": case, "evaluator": evaluator, "doc": id.to_string(), "writable": writable }));
+            }
+            DocKey::Notes {
+                session,
+                participant,
+            } if *session == s.key => {
+                // The role the owner writes in (shown as the author's role).
+                let role = if who == Some(participant.as_str()) {
+                    acting_role
+                } else {
+                    None
+                };
+                docs.layers.push(json!({ "participant": participant, "doc": id.to_string(), "writable": writable, "role": role }));
+            }
+            DocKey::Triage { session } if *session == s.key => {
+                docs.triage = json!({ "doc": id.to_string(), "writable": writable });
+            }
+            _ => {}
+        }
+    }
+    docs
+}
+
+/// Everybody with a role in the session, shown as they consented.
+fn session_people(state: &AppState, s: &Session) -> serde_json::Map<String, Value> {
+    let reg = &state.hub.registry;
+    let mut people = serde_json::Map::new();
+    for p in reg.participants() {
+        let roles = reg.roles_in_session(&p.key, s, false);
+        if let Some(r) = roles.first() {
+            let mut d = display(state, &s.series, &p.key, r);
+            d["roles"] = json!(roles);
+            people.insert(p.key.clone(), d);
+        }
+    }
+    people
 }
 
 async fn presence(
@@ -229,15 +240,7 @@ async fn presence(
         .present_in(&key)
         .into_iter()
         .map(|p| {
-            let roles: Vec<String> = reg
-                .roles_of(&p)
-                .into_iter()
-                .filter(|g| {
-                    (g.scope == "session" && g.name == key)
-                        || (g.scope == "series" && g.name == session.series)
-                })
-                .map(|g| g.role)
-                .collect();
+            let roles = reg.roles_in_session(&p, &session, false);
             let role = roles.first().cloned().unwrap_or_default();
             display(&state, &session.series, &p, &role)
         })

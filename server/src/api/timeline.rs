@@ -236,6 +236,22 @@ fn sse(e: &Entry) -> Vec<u8> {
 /// The last event of a replay whose reader's token or role was revoked meanwhile.
 const REVOKED: &[u8] = b"event: end\ndata: {\"revoked\":true}\n\n";
 
+/// The `speed` of a replay: `None` for as fast as possible.
+fn replay_speed(speed: Option<&str>) -> Result<Option<f64>, ApiError> {
+    match speed {
+        None => Ok(Some(1.0)),
+        Some("max") | Some("0") => Ok(None),
+        Some(s) => match s.parse::<f64>() {
+            Ok(x) if (MIN_SPEED..=MAX_SPEED).contains(&x) => Ok(Some(x)),
+            _ => Err(api_err(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "speed is a number from 0.1 to 10000 (1, 4, 16…) or `max`",
+            )),
+        },
+    }
+}
+
 async fn replay(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -243,136 +259,39 @@ async fn replay(
     Path(session): Path<String>,
     Query(q): Query<ReplayQuery>,
 ) -> Result<Response, ApiError> {
-    let speed = match q.speed.as_deref() {
-        None => Some(1.0),
-        Some("max") | Some("0") => None,
-        Some(s) => match s.parse::<f64>() {
-            Ok(x) if (MIN_SPEED..=MAX_SPEED).contains(&x) => Some(x),
-            _ => {
-                return Err(api_err(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "speed is a number from 0.1 to 10000 (1, 4, 16…) or `max`",
-                ))
-            }
-        },
-    };
-    let mut reader = reader(&state, who, &session).await?;
+    let speed = replay_speed(q.speed.as_deref())?;
+    let reader = reader(&state, who, &session).await?;
     // Whether the reader may still watch: asked before each page and whenever some access is
     // revoked, so that a revoked token or role ends the replay at once.
-    let still_allowed = {
+    let still_allowed: Box<dyn Fn() -> bool + Send> = {
         let hub = state.hub.clone();
         let watcher = reader.participant.clone();
         let token = crate::api::auth::bearer(&headers);
         let session = session.clone();
-        move || match (&watcher, &token) {
+        Box::new(move || match (&watcher, &token) {
             (Some(p), Some(t)) => {
                 hub.registry.authenticate(t).as_deref() == Some(p.as_str())
                     && hub.registry.may_follow_timeline(p, &session)
             }
             _ => true,
-        }
+        })
     };
-    let mut revocations = state.hub.access_revocations();
-    let mut shutdown = state.shutdown.clone();
-    let hub = state.hub.clone();
-    let store = state.hub.store.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     let live = state.hub.metrics.replay_started();
+    let replay = Replay {
+        hub: state.hub.clone(),
+        reader,
+        still_allowed,
+        revocations: state.hub.access_revocations(),
+        shutdown: state.shutdown.clone(),
+        tx,
+        speed,
+        prev: q.from,
+        sent: 0,
+    };
     tokio::spawn(async move {
         let _live = live;
-        let prefix = session_prefix(&session);
-        let mut from = key_after(&session, None, q.from).unwrap_or_else(|_| prefix.clone());
-        let started = tokio::time::Instant::now();
-        // Each entry is due its (sped-up) distance after the previous one, a pause of the
-        // debate shortened to at most MAX_GAP; the whole replay ends after MAX_REPLAY.
-        let mut due = started;
-        let mut prev: Option<u64> = q.from;
-        let mut sent = 0u64;
-        let mut cut = false;
-        'pages: loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            if !still_allowed() {
-                let _ = tx.send(REVOKED.to_vec()).await;
-                return;
-            }
-            let (p, f) = (prefix.clone(), from.clone());
-            let st = store.clone();
-            let rows = match tokio::task::spawn_blocking(move || st.timeline_entries(&p, &f, PAGE))
-                .await
-            {
-                Ok(Ok(rows)) => rows,
-                _ => break,
-            };
-            let Some(last) = rows.last() else { break };
-            from = last.0.clone();
-            from.push(0);
-            let mut chunk = Vec::new();
-            let mut page: Vec<Entry> = rows
-                .iter()
-                .filter_map(|(_, v)| serde_json::from_slice::<Entry>(v).ok())
-                .filter(|e| reader.may_see(e))
-                .collect();
-            let named = {
-                let hub = hub.clone();
-                tokio::task::spawn_blocking(move || {
-                    let _ = hub.projection.name(&mut page);
-                    page
-                })
-                .await
-            };
-            let Ok(page) = named else { break };
-            for e in page {
-                if let Some(speed) = speed {
-                    let gap_ms = e
-                        .order_ms()
-                        .saturating_sub(*prev.get_or_insert(e.order_ms()));
-                    prev = Some(e.order_ms());
-                    let gap = Duration::try_from_secs_f64(gap_ms as f64 / speed / 1000.0)
-                        .unwrap_or(MAX_GAP)
-                        .min(MAX_GAP);
-                    due += gap;
-                    if due > tokio::time::Instant::now() {
-                        // Send what is due, then wait for this entry's moment, unless the
-                        // client went away, its access was revoked or the replay is too long.
-                        if !chunk.is_empty() && tx.send(std::mem::take(&mut chunk)).await.is_err() {
-                            return;
-                        }
-                        if due > started + MAX_REPLAY {
-                            cut = true;
-                            break 'pages;
-                        }
-                        loop {
-                            tokio::select! {
-                                _ = tokio::time::sleep_until(due) => break,
-                                _ = tx.closed() => return,
-                                () = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
-                                changed = revocations.changed() => {
-                                    if changed.is_err() || !still_allowed() {
-                                        let _ = tx.send(REVOKED.to_vec()).await;
-                                        return;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                chunk.extend_from_slice(&sse(&e));
-                sent += 1;
-            }
-            if !chunk.is_empty() && tx.send(chunk).await.is_err() {
-                return;
-            }
-        }
-        // A replay cut at MAX_REPLAY says so, so the client does not take it for the end.
-        let end = if cut {
-            format!("event: end\ndata: {{\"entries\":{sent},\"cut\":true}}\n\n")
-        } else {
-            format!("event: end\ndata: {{\"entries\":{sent}}}\n\n")
-        };
-        let _ = tx.send(end.into_bytes()).await;
+        replay.run(&session, q.from).await;
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
@@ -387,4 +306,158 @@ async fn replay(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// One running replay: pages of the session's timeline sent as server-sent events, each
+/// entry at its (sped-up) moment.
+struct Replay {
+    hub: Arc<Hub>,
+    reader: SessionReader,
+    still_allowed: Box<dyn Fn() -> bool + Send>,
+    revocations: tokio::sync::watch::Receiver<u64>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    speed: Option<f64>,
+    /// The moment of the entry sent last.
+    prev: Option<u64>,
+    sent: u64,
+}
+
+/// How a replay ended before its last entry.
+enum Stop {
+    /// The client went away or the server stops: nothing more is sent.
+    Gone,
+    /// The reader's access was revoked: said, then the stream ends.
+    Revoked,
+    /// The replay would last longer than `MAX_REPLAY`.
+    Cut,
+}
+
+impl Replay {
+    async fn run(mut self, session: &str, from_ms: Option<u64>) {
+        let prefix = session_prefix(session);
+        let mut from = key_after(session, None, from_ms).unwrap_or_else(|_| prefix.clone());
+        let started = tokio::time::Instant::now();
+        // Each entry is due its (sped-up) distance after the previous one, a pause of the
+        // debate shortened to at most MAX_GAP; the whole replay ends after MAX_REPLAY.
+        let mut due = started;
+        let mut cut = false;
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            if !(self.still_allowed)() {
+                let _ = self.tx.send(REVOKED.to_vec()).await;
+                return;
+            }
+            let Some((page, next)) = self.page(&prefix, &from).await else {
+                break;
+            };
+            from = next;
+            match self.send_page(page, started, &mut due).await {
+                Ok(()) => {}
+                Err(Stop::Gone) => return,
+                Err(Stop::Revoked) => {
+                    let _ = self.tx.send(REVOKED.to_vec()).await;
+                    return;
+                }
+                Err(Stop::Cut) => {
+                    cut = true;
+                    break;
+                }
+            }
+        }
+        // A replay cut at MAX_REPLAY says so, so the client does not take it for the end.
+        let sent = self.sent;
+        let end = if cut {
+            format!("event: end\ndata: {{\"entries\":{sent},\"cut\":true}}\n\n")
+        } else {
+            format!("event: end\ndata: {{\"entries\":{sent}}}\n\n")
+        };
+        let _ = self.tx.send(end.into_bytes()).await;
+    }
+
+    /// The next page of entries the reader may see, named, and the key after it; `None` at
+    /// the end (or when the log cannot be read).
+    async fn page(&mut self, prefix: &[u8], from: &[u8]) -> Option<(Vec<Entry>, Vec<u8>)> {
+        let (p, f) = (prefix.to_vec(), from.to_vec());
+        let st = self.hub.store.clone();
+        let rows =
+            match tokio::task::spawn_blocking(move || st.timeline_entries(&p, &f, PAGE)).await {
+                Ok(Ok(rows)) => rows,
+                _ => return None,
+            };
+        let last = rows.last()?;
+        let mut next = last.0.clone();
+        next.push(0);
+        let mut page: Vec<Entry> = rows
+            .iter()
+            .filter_map(|(_, v)| serde_json::from_slice::<Entry>(v).ok())
+            .filter(|e| self.reader.may_see(e))
+            .collect();
+        let hub = self.hub.clone();
+        let page = tokio::task::spawn_blocking(move || {
+            let _ = hub.projection.name(&mut page);
+            page
+        })
+        .await
+        .ok()?;
+        Some((page, next))
+    }
+
+    /// Sends a page, each entry when it is due: what is due goes out together, then the
+    /// replay waits for the next entry's moment.
+    async fn send_page(
+        &mut self,
+        page: Vec<Entry>,
+        started: tokio::time::Instant,
+        due: &mut tokio::time::Instant,
+    ) -> Result<(), Stop> {
+        let mut chunk = Vec::new();
+        for e in page {
+            if let Some(speed) = self.speed {
+                let gap_ms = e
+                    .order_ms()
+                    .saturating_sub(*self.prev.get_or_insert(e.order_ms()));
+                self.prev = Some(e.order_ms());
+                let gap = Duration::try_from_secs_f64(gap_ms as f64 / speed / 1000.0)
+                    .unwrap_or(MAX_GAP)
+                    .min(MAX_GAP);
+                *due += gap;
+                if *due > tokio::time::Instant::now() {
+                    if !chunk.is_empty() && self.tx.send(std::mem::take(&mut chunk)).await.is_err()
+                    {
+                        return Err(Stop::Gone);
+                    }
+                    if *due > started + MAX_REPLAY {
+                        return Err(Stop::Cut);
+                    }
+                    self.wait_until(*due).await?;
+                }
+            }
+            chunk.extend_from_slice(&sse(&e));
+            self.sent += 1;
+        }
+        if !chunk.is_empty() && self.tx.send(chunk).await.is_err() {
+            return Err(Stop::Gone);
+        }
+        Ok(())
+    }
+
+    /// Waits for `due`, unless the client went away, the server stops or the reader's access
+    /// was revoked.
+    async fn wait_until(&mut self, due: tokio::time::Instant) -> Result<(), Stop> {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => return Ok(()),
+                _ = self.tx.closed() => return Err(Stop::Gone),
+                () = async { let _ = self.shutdown.wait_for(|s| *s).await; } => return Err(Stop::Gone),
+                changed = self.revocations.changed() => {
+                    if changed.is_err() || !(self.still_allowed)() {
+                        return Err(Stop::Revoked);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -291,6 +291,38 @@ impl Registry {
             .collect()
     }
 
+    /// A participant's grants that reach session `session` (of `series`): those of the
+    /// session and of its series, and with `every_series` those over every series (`*`).
+    /// In grant order.
+    pub fn grants_in_session(
+        &self,
+        participant: &str,
+        session: &str,
+        series: Option<&str>,
+        every_series: bool,
+    ) -> Vec<RoleGrant> {
+        let mut grants = self.roles_of(participant);
+        grants.retain(|g| match g.scope.as_str() {
+            "session" => g.name == session,
+            "series" => Some(g.name.as_str()) == series || (every_series && g.name == ALL_SERIES),
+            _ => false,
+        });
+        grants
+    }
+
+    /// The roles of [`Registry::grants_in_session`] for a known session.
+    pub fn roles_in_session(
+        &self,
+        participant: &str,
+        s: &Session,
+        every_series: bool,
+    ) -> Vec<String> {
+        self.grants_in_session(participant, &s.key, Some(&s.series), every_series)
+            .into_iter()
+            .map(|g| g.role)
+            .collect()
+    }
+
     pub fn sessions(&self) -> Vec<Session> {
         self.read().sessions.values().cloned().collect()
     }
