@@ -297,24 +297,9 @@ fn hash32(b: &[u8]) -> Result<[u8; 32], RecordError> {
     <[u8; 32]>::try_from(b).map_err(|_| RecordError::Malformed("hash is not 32 bytes".into()))
 }
 
-impl Event {
-    pub fn encode(&self) -> Vec<u8> {
-        match self {
-            Event::Change(c) => c.encode(),
-            Event::Rejection {
-                global_seq,
-                rejection,
-            } => rejection.encode(*global_seq),
-            Event::Admin { global_seq, action } => action.encode(*global_seq),
-            Event::Presence {
-                global_seq,
-                presence,
-            } => presence.encode(*global_seq),
-        }
-    }
-
-    pub fn decode(input: &[u8]) -> Result<Self, RecordError> {
-        let mut d = Decoder::new(input);
+impl Fields {
+    /// Reads a record's map; unknown keys are skipped (a newer server's fields).
+    fn read(d: &mut Decoder<'_>) -> Result<Self, RecordError> {
         let n = d
             .map()?
             .ok_or_else(|| RecordError::Malformed("indefinite map".into()))?;
@@ -343,8 +328,8 @@ impl Event {
                 "actor" => f.actor = Some(d.bytes()?.to_vec()),
                 "hash" => f.hash = Some(hash32(d.bytes()?)?),
                 "bytes" => f.bytes = Some(d.bytes()?.to_vec()),
-                "hashes" => f.hashes = Some(hash_array(&mut d)?),
-                "ha" => f.heads = Some(hash_array(&mut d)?),
+                "hashes" => f.hashes = Some(hash_array(d)?),
+                "ha" => f.heads = Some(hash_array(d)?),
                 "session" => f.session = Some(d.str()?.to_string()),
                 "joined" => f.joined = Some(d.bool()?),
                 "why" => f.why = Some(d.str()?.to_string()),
@@ -357,6 +342,28 @@ impl Event {
                 }
             }
         }
+        Ok(f)
+    }
+}
+
+impl Event {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Event::Change(c) => c.encode(),
+            Event::Rejection {
+                global_seq,
+                rejection,
+            } => rejection.encode(*global_seq),
+            Event::Admin { global_seq, action } => action.encode(*global_seq),
+            Event::Presence {
+                global_seq,
+                presence,
+            } => presence.encode(*global_seq),
+        }
+    }
+
+    pub fn decode(input: &[u8]) -> Result<Self, RecordError> {
+        let f = Fields::read(&mut Decoder::new(input))?;
         let v = f.v.ok_or(RecordError::Missing("v"))?;
         if v > RECORD_VERSION {
             return Err(RecordError::TooNew(v));

@@ -663,7 +663,8 @@ fn encode_text_array(e: &mut Enc, items: &[String]) -> EncResult {
     Ok(())
 }
 
-fn encode_into(e: &mut Enc, msg: &Message) -> EncResult {
+/// `join` and `peer`, the handshake.
+fn encode_handshake(e: &mut Enc, msg: &Message) -> EncResult {
     match msg {
         Message::Join {
             sender_id,
@@ -700,6 +701,61 @@ fn encode_into(e: &mut Enc, msg: &Message) -> EncResult {
                 encode_metadata(e, m)?;
             }
         }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `remote-subscription-change` and `remote-heads-changed`.
+fn encode_remote(e: &mut Enc, msg: &Message) -> EncResult {
+    match msg {
+        Message::RemoteSubscriptionChange {
+            sender_id,
+            target_id,
+            add,
+            remove,
+        } => {
+            e.map(3 + u64::from(add.is_some()) + u64::from(remove.is_some()))?;
+            kv_str(e, "type", "remote-subscription-change")?;
+            kv_str(e, "senderId", sender_id.as_str())?;
+            kv_str(e, "targetId", target_id.as_str())?;
+            if let Some(a) = add {
+                e.str("add")?;
+                encode_text_array(e, a)?;
+            }
+            if let Some(r) = remove {
+                e.str("remove")?;
+                encode_text_array(e, r)?;
+            }
+        }
+        Message::RemoteHeadsChanged {
+            sender_id,
+            target_id,
+            document_id,
+            new_heads,
+        } => {
+            e.map(5)?;
+            kv_str(e, "type", "remote-heads-changed")?;
+            kv_str(e, "senderId", sender_id.as_str())?;
+            kv_str(e, "targetId", target_id.as_str())?;
+            kv_str(e, "documentId", &document_id.to_string())?;
+            e.str("newHeads")?.map(new_heads.len() as u64)?;
+            for h in new_heads {
+                e.str(&h.storage_id)?.map(2)?;
+                e.str("heads")?;
+                encode_text_array(e, &h.heads)?;
+                // JavaScript sends milliseconds as float64; so do we.
+                e.str("timestamp")?.f64(h.timestamp as f64)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn encode_into(e: &mut Enc, msg: &Message) -> EncResult {
+    match msg {
+        Message::Join { .. } | Message::Peer { .. } => encode_handshake(e, msg)?,
         Message::Request {
             sender_id,
             target_id,
@@ -748,44 +804,8 @@ fn encode_into(e: &mut Enc, msg: &Message) -> EncResult {
             kv_str(e, "sessionId", session_id)?;
             e.str("data")?.bytes(data)?;
         }
-        Message::RemoteSubscriptionChange {
-            sender_id,
-            target_id,
-            add,
-            remove,
-        } => {
-            e.map(3 + u64::from(add.is_some()) + u64::from(remove.is_some()))?;
-            kv_str(e, "type", "remote-subscription-change")?;
-            kv_str(e, "senderId", sender_id.as_str())?;
-            kv_str(e, "targetId", target_id.as_str())?;
-            if let Some(a) = add {
-                e.str("add")?;
-                encode_text_array(e, a)?;
-            }
-            if let Some(r) = remove {
-                e.str("remove")?;
-                encode_text_array(e, r)?;
-            }
-        }
-        Message::RemoteHeadsChanged {
-            sender_id,
-            target_id,
-            document_id,
-            new_heads,
-        } => {
-            e.map(5)?;
-            kv_str(e, "type", "remote-heads-changed")?;
-            kv_str(e, "senderId", sender_id.as_str())?;
-            kv_str(e, "targetId", target_id.as_str())?;
-            kv_str(e, "documentId", &document_id.to_string())?;
-            e.str("newHeads")?.map(new_heads.len() as u64)?;
-            for h in new_heads {
-                e.str(&h.storage_id)?.map(2)?;
-                e.str("heads")?;
-                encode_text_array(e, &h.heads)?;
-                // JavaScript sends milliseconds as float64; so do we.
-                e.str("timestamp")?.f64(h.timestamp as f64)?;
-            }
+        Message::RemoteSubscriptionChange { .. } | Message::RemoteHeadsChanged { .. } => {
+            encode_remote(e, msg)?
         }
         Message::Error {
             sender_id,

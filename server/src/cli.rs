@@ -126,22 +126,12 @@ pub fn main() -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(serve_from_args())
 }
 
-async fn serve_from_args() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal; a log file gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match args.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().with_current_span(true).init(),
-    }
-    match args.command {
-        Some(Offline::Verify) => {
-            let store = crate::ops::verify::open(&args.data)?;
+/// The commands that work on a stopped server's data directory (or ask a running one for a
+/// backup).
+fn run_offline(command: Offline, data: &std::path::Path) -> anyhow::Result<()> {
+    match command {
+        Offline::Verify => {
+            let store = crate::ops::verify::open(data)?;
             let report = crate::ops::verify::verify(&store)?;
             println!(
                 "{} records, {} changes, {} documents, timeline checked up to record {}",
@@ -154,19 +144,19 @@ async fn serve_from_args() -> anyhow::Result<()> {
                 anyhow::bail!("verify found {} problem(s)", report.problems.len());
             }
             println!("ok");
-            return Ok(());
+            Ok(())
         }
-        Some(Offline::Rebuild) => {
-            let store = crate::ops::verify::open(&args.data)?;
+        Offline::Rebuild => {
+            let store = crate::ops::verify::open(data)?;
             let n = crate::ops::verify::rebuild(&store)?;
             println!(
                 "rebuilt the snapshots of {} documents and {} timeline entries",
                 n.documents, n.timeline_entries
             );
-            return Ok(());
+            Ok(())
         }
-        Some(Offline::Backup { out }) => {
-            let s = crate::ops::backup::run_backup(&args.data, &out)?;
+        Offline::Backup { out } => {
+            let s = crate::ops::backup::run_backup(data, &out)?;
             println!(
                 "backup of {} records ({} documents, {} bytes) written to {}",
                 s.header.records,
@@ -174,15 +164,15 @@ async fn serve_from_args() -> anyhow::Result<()> {
                 s.bytes,
                 out.display()
             );
-            return Ok(());
+            Ok(())
         }
-        Some(Offline::Restore { backup }) => {
-            let r = crate::ops::backup::run_restore(&backup, &args.data)?;
+        Offline::Restore { backup } => {
+            let r = crate::ops::backup::run_restore(&backup, data)?;
             println!(
                 "restored {} records ({} documents) into {}; rebuilt {} snapshots and {} timeline entries",
                 r.summary.header.records,
                 r.summary.documents,
-                args.data.display(),
+                data.display(),
                 r.rebuilt.documents,
                 r.rebuilt.timeline_entries
             );
@@ -196,10 +186,14 @@ async fn serve_from_args() -> anyhow::Result<()> {
                 );
             }
             println!("verify: ok");
-            return Ok(());
+            Ok(())
         }
-        None => {}
     }
+}
+
+/// The server's configuration from its arguments, each limit at least its smallest
+/// workable value.
+fn config_of(args: Args) -> crate::Config {
     let mut config = crate::Config::new(args.listen, args.data);
     config.ping_interval = Duration::from_secs(args.ping_secs.max(1));
     config.http_timeout = Duration::from_secs(args.http_timeout_secs.max(1));
@@ -224,6 +218,26 @@ async fn serve_from_args() -> anyhow::Result<()> {
         .collect();
     config.open = args.open;
     config.admin_token = args.admin_token;
+    config
+}
+
+async fn serve_from_args() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal; a log file gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
+    if let Some(command) = args.command {
+        return run_offline(command, &args.data);
+    }
+    let config = config_of(args);
     let server = crate::start(config).await?;
     // Scripts wait for this line to learn the port.
     println!("toron-server listening on {}", server.url());

@@ -174,6 +174,65 @@ impl Session {
         false
     }
 
+    /// A message naming a document id nobody can have: ignored (as the JS client does),
+    /// logged only the first few times, and a connection that keeps sending them is closed —
+    /// each one would otherwise be a log line.
+    fn invalid_id(
+        &mut self,
+        ty: impl std::fmt::Debug,
+        raw: &impl std::fmt::Debug,
+        reason: &impl std::fmt::Display,
+    ) -> bool {
+        self.invalid_ids += 1;
+        self.hub.metrics.error(crate::metrics::ErrorKind::bad_frame);
+        if self.invalid_ids <= LOGGED_INVALID_IDS && self.hub.log_budget.allow() {
+            // (Debug formatting: a peer's text cannot start a forged log line.)
+            tracing::info!(conn = %self.conn, ?ty, ?raw, %reason, "ignoring a message with an invalid document id");
+        }
+        if self.invalid_ids >= MAX_INVALID_IDS {
+            return self.fail(&format!(
+                "{MAX_INVALID_IDS} messages with invalid document ids; closing"
+            ));
+        }
+        true
+    }
+
+    /// An ephemeral message, relayed to the document's other subscribers.
+    fn relay_ephemeral(
+        &mut self,
+        peer: PeerId,
+        sender_id: PeerId,
+        document_id: DocumentId,
+        count: u64,
+        session_id: String,
+        data: Vec<u8>,
+    ) -> bool {
+        // Only readers of the document may speak in its presence channel.
+        if let Some(p) = &self.participant {
+            if self.hub.registry.decide(p, &document_id).access == Access::None {
+                return true;
+            }
+        }
+        // Relayed under the id this connection joined with: a `senderId` held by
+        // another connection is an echo of what the server relayed already (or one
+        // participant speaking as another) and is dropped; any other claim (a peer
+        // behind this client) is relayed as this connection's.
+        if sender_id != peer && self.hub.peer_is_connected(&sender_id) {
+            return true;
+        }
+        self.hub.send_if_open(
+            document_id,
+            DocMsg::Ephemeral {
+                out: self.out.clone(),
+                sender_id: peer,
+                session_id,
+                count,
+                data,
+            },
+        );
+        true
+    }
+
     async fn on_frame(
         &mut self,
         bytes: &[u8],
@@ -184,23 +243,7 @@ impl Session {
             Ok(m) => m,
             Err(DecodeError::BadDocumentId {
                 ty, raw, reason, ..
-            }) if self.peer.is_some() => {
-                // Not a document anybody can have: ignored (as the JS client does), logged
-                // only the first few times, and a connection that keeps sending them is
-                // closed — each one would otherwise be a log line.
-                self.invalid_ids += 1;
-                self.hub.metrics.error(crate::metrics::ErrorKind::bad_frame);
-                if self.invalid_ids <= LOGGED_INVALID_IDS && self.hub.log_budget.allow() {
-                    // (Debug formatting: a peer's text cannot start a forged log line.)
-                    tracing::info!(conn = %self.conn, ?ty, ?raw, %reason, "ignoring a message with an invalid document id");
-                }
-                if self.invalid_ids >= MAX_INVALID_IDS {
-                    return self.fail(&format!(
-                        "{MAX_INVALID_IDS} messages with invalid document ids; closing"
-                    ));
-                }
-                return true;
-            }
+            }) if self.peer.is_some() => return self.invalid_id(ty, &raw, &reason),
             Err(e) => return self.fail(&format!("undecodable message: {e}")),
         };
         let Some(peer) = self.peer.clone() else {
@@ -239,32 +282,7 @@ impl Session {
                 session_id,
                 data,
                 ..
-            } => {
-                // Only readers of the document may speak in its presence channel.
-                if let Some(p) = &self.participant {
-                    if self.hub.registry.decide(p, &document_id).access == Access::None {
-                        return true;
-                    }
-                }
-                // Relayed under the id this connection joined with: a `senderId` held by
-                // another connection is an echo of what the server relayed already (or one
-                // participant speaking as another) and is dropped; any other claim (a peer
-                // behind this client) is relayed as this connection's.
-                if sender_id != peer && self.hub.peer_is_connected(&sender_id) {
-                    return true;
-                }
-                self.hub.send_if_open(
-                    document_id,
-                    DocMsg::Ephemeral {
-                        out: self.out.clone(),
-                        sender_id: peer,
-                        session_id,
-                        count,
-                        data,
-                    },
-                );
-                true
-            }
+            } => self.relay_ephemeral(peer, sender_id, document_id, count, session_id, data),
             // We hold no other peers' heads and gossip none: accepted and ignored.
             Message::DocUnavailable { .. }
             | Message::RemoteSubscriptionChange { .. }
