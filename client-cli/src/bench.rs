@@ -133,18 +133,13 @@ pub(crate) fn proc_sample(pid: &str) -> Option<(u64, f64, f64)> {
 /// Linux reports CPU time in clock ticks of 1/100 s on every mainstream architecture.
 pub(crate) const TICKS_PER_SEC: f64 = 100.0;
 
-pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Result<BenchReport> {
-    anyhow::ensure!(
-        cfg.clients >= 2 && cfg.docs >= 1 && cfg.clients >= 2 * cfg.docs,
-        "need at least two clients per document"
-    );
-    anyhow::ensure!(
-        cfg.writers_per_doc != Some(0),
-        "need at least one writer per document"
-    );
-    let limit = Duration::from_secs(30);
-
-    // 1. Connect everyone, create the documents, let the others find them.
+/// Connects every client, creates the documents (one client each) and lets the others find
+/// them: each client with its connection and its copy.
+async fn open_documents(
+    cfg: &BenchConfig,
+    limit: Duration,
+    progress: &mut impl FnMut(&str),
+) -> anyhow::Result<Vec<(Connection, DocSync)>> {
     progress(&format!("connecting {} clients", cfg.clients));
     let mut conns = Vec::with_capacity(cfg.clients);
     for chunk_start in (0..cfg.clients).step_by(50) {
@@ -190,6 +185,53 @@ pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
     for f in finds {
         peers.push(f.await??);
     }
+    Ok(peers)
+}
+
+/// What a client ends with: its latency samples (µs, and whether in the last minute) and
+/// how many edits it made.
+type ClientResult = anyhow::Result<(Vec<(u64, bool)>, u64)>;
+
+/// Waits for every client and gathers its latency samples (all, and the last minute's) and
+/// edit count; a client's error is counted, not fatal.
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<ClientResult>>,
+    shared: &Shared,
+) -> anyhow::Result<(Histogram<u64>, Histogram<u64>, u64)> {
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
+    let mut late = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
+    let mut edits = 0u64;
+    for t in tasks {
+        match t.await {
+            Ok(Ok((samples, n))) => {
+                edits += n;
+                for (s, in_last_minute) in samples {
+                    hist.record(s.max(1))?;
+                    if in_last_minute {
+                        late.record(s.max(1))?;
+                    }
+                }
+            }
+            Ok(Err(e)) => shared.error(e),
+            Err(e) => shared.error(e),
+        }
+    }
+    Ok((hist, late, edits))
+}
+
+pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Result<BenchReport> {
+    anyhow::ensure!(
+        cfg.clients >= 2 && cfg.docs >= 1 && cfg.clients >= 2 * cfg.docs,
+        "need at least two clients per document"
+    );
+    anyhow::ensure!(
+        cfg.writers_per_doc != Some(0),
+        "need at least one writer per document"
+    );
+    let limit = Duration::from_secs(30);
+
+    // 1. Connect everyone, create the documents, let the others find them.
+    let peers = open_documents(&cfg, limit, &mut progress).await?;
 
     // 2. Edit and measure.
     progress(&format!(
@@ -244,24 +286,7 @@ pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
             hard_stop,
         )));
     }
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
-    let mut late = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
-    let mut edits = 0u64;
-    for t in tasks {
-        match t.await {
-            Ok(Ok((samples, n))) => {
-                edits += n;
-                for (s, in_last_minute) in samples {
-                    hist.record(s.max(1))?;
-                    if in_last_minute {
-                        late.record(s.max(1))?;
-                    }
-                }
-            }
-            Ok(Err(e)) => shared.error(e),
-            Err(e) => shared.error(e),
-        }
-    }
+    let (hist, late, edits) = collect(tasks, &shared).await?;
     let wall = started.elapsed().as_secs_f64();
     let server_after = cfg.server_pid.and_then(|p| proc_sample(&p.to_string()));
     let self_after = proc_sample("self");
@@ -340,7 +365,7 @@ async fn client_loop(
     interval: Duration,
     edit_until: Instant,
     hard_stop: Instant,
-) -> anyhow::Result<(Vec<(u64, bool)>, u64)> {
+) -> ClientResult {
     let key = format!("c{me}");
     let mut next_edit = first_edit;
     let mut seq = 0i64;
@@ -362,28 +387,7 @@ async fn client_loop(
             mode.writes && now >= next_edit && now < edit_until,
         ) {
             seq += 1;
-            match ds.doc.get(ROOT, "text")? {
-                Some((_, text)) if mode.text => {
-                    let len = ds.doc.length(&text);
-                    ds.doc.splice_text(&text, len, 0, "가")?;
-                }
-                _ => {
-                    ds.doc.put(ROOT, key.as_str(), seq)?;
-                }
-            }
-            let hash = ds.doc.commit().unwrap_or_else(|| ds.doc.get_heads()[0]);
-            shared
-                .sent
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(
-                    hash,
-                    Sent {
-                        at: Instant::now(),
-                        receivers_left: others,
-                    },
-                );
-            conn.sync_doc(ds, false).await?;
+            edit(&mut conn, ds, &key, seq, &mode, &shared, others).await?;
             next_edit += interval;
             continue;
         }
@@ -398,49 +402,8 @@ async fn client_loop(
             Ok(m) => m?,
         };
         if let Message::Sync { data, .. } = msg {
-            let m = sync::Message::decode(&data)?;
-            let m_heads = m.heads.clone();
-            let new: Vec<ChangeHash> = match &mut peer {
-                Peer::Full(ds) => {
-                    let before = ds.doc.get_heads();
-                    toron_protocol::sync_receive::receive(&mut ds.doc, &mut ds.state, m)?;
-                    if ds.doc.get_heads() == before {
-                        Vec::new()
-                    } else {
-                        ds.doc
-                            .get_changes(&before)
-                            .iter()
-                            .map(|c| c.hash())
-                            .collect()
-                    }
-                }
-                Peer::Light(_, f) => f.receive(&m)?,
-            };
-            let arrived = Instant::now();
-            if !new.is_empty() {
-                let mut sent = shared.sent.lock().unwrap_or_else(|p| p.into_inner());
-                for h in new {
-                    if let Some(s) = sent.get_mut(&h) {
-                        if s.receivers_left > 0 {
-                            s.receivers_left -= 1;
-                            samples.push((
-                                arrived.duration_since(s.at).as_micros() as u64,
-                                s.at >= mode.last_minute,
-                            ));
-                        }
-                    }
-                }
-            }
-            match &mut peer {
-                Peer::Full(ds) => {
-                    conn.sync_doc(ds, false).await?;
-                }
-                Peer::Light(id, f) => {
-                    if let Some(reply) = f.reply(&m_heads) {
-                        conn.send_sync(SyncKind::Sync, *id, reply).await?;
-                    }
-                }
-            }
+            let arrived = receive(&mut conn, &mut peer, &data).await?;
+            count_arrivals(&shared, arrived, &mode, &mut samples);
         }
         // Stop early once everything we sent and everything we expect has arrived.
         if Instant::now() >= edit_until {
@@ -452,6 +415,103 @@ async fn client_loop(
     }
     conn.close().await;
     Ok((samples, seq as u64))
+}
+
+/// One edit: a character typed into the text, or this client's counter set; noted as sent
+/// (to be received by `others`), then synced.
+async fn edit(
+    conn: &mut Connection,
+    ds: &mut DocSync,
+    key: &str,
+    seq: i64,
+    mode: &Mode,
+    shared: &Shared,
+    others: usize,
+) -> anyhow::Result<()> {
+    match ds.doc.get(ROOT, "text")? {
+        Some((_, text)) if mode.text => {
+            let len = ds.doc.length(&text);
+            ds.doc.splice_text(&text, len, 0, "가")?;
+        }
+        _ => {
+            ds.doc.put(ROOT, key, seq)?;
+        }
+    }
+    let hash = ds.doc.commit().unwrap_or_else(|| ds.doc.get_heads()[0]);
+    shared
+        .sent
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(
+            hash,
+            Sent {
+                at: Instant::now(),
+                receivers_left: others,
+            },
+        );
+    conn.sync_doc(ds, false).await?;
+    Ok(())
+}
+
+/// Takes in a sync message and answers it; returns the changes it brought, with when.
+async fn receive(
+    conn: &mut Connection,
+    peer: &mut Peer,
+    data: &[u8],
+) -> anyhow::Result<(Vec<ChangeHash>, Instant)> {
+    let m = sync::Message::decode(data)?;
+    let m_heads = m.heads.clone();
+    let new: Vec<ChangeHash> = match peer {
+        Peer::Full(ds) => {
+            let before = ds.doc.get_heads();
+            toron_protocol::sync_receive::receive(&mut ds.doc, &mut ds.state, m)?;
+            if ds.doc.get_heads() == before {
+                Vec::new()
+            } else {
+                ds.doc
+                    .get_changes(&before)
+                    .iter()
+                    .map(|c| c.hash())
+                    .collect()
+            }
+        }
+        Peer::Light(_, f) => f.receive(&m)?,
+    };
+    let arrived = Instant::now();
+    match peer {
+        Peer::Full(ds) => {
+            conn.sync_doc(ds, false).await?;
+        }
+        Peer::Light(id, f) => {
+            if let Some(reply) = f.reply(&m_heads) {
+                conn.send_sync(SyncKind::Sync, *id, reply).await?;
+            }
+        }
+    }
+    Ok((new, arrived))
+}
+
+/// Counts the edits that arrived: one delivery each, with its latency.
+fn count_arrivals(
+    shared: &Shared,
+    (new, arrived): (Vec<ChangeHash>, Instant),
+    mode: &Mode,
+    samples: &mut Vec<(u64, bool)>,
+) {
+    if !new.is_empty() {
+        let mut sent = shared.sent.lock().unwrap_or_else(|p| p.into_inner());
+        for h in new {
+            if let Some(s) = sent.get_mut(&h) {
+                if s.receivers_left > 0 {
+                    s.receivers_left -= 1;
+                    samples.push((
+                        arrived.duration_since(s.at).as_micros() as u64,
+                        s.at >= mode.last_minute,
+                    ));
+                }
+            }
+        }
+    }
 }
 
 impl BenchReport {

@@ -802,6 +802,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The fields of an annotation beyond its kind and body, as `toron annotate` was given them.
+fn annotation_extras(
+    kind: &str,
+    criterion: Option<String>,
+    value: Option<u8>,
+    source_government: Option<String>,
+    severity: Option<String>,
+    departments: Vec<String>,
+) -> serde_json::Map<String, Json> {
+    let mut extra = serde_json::Map::new();
+    for (k, v) in [
+        ("criterion", criterion.map(Json::from)),
+        ("value", value.map(Json::from)),
+        ("source_government", source_government.map(Json::from)),
+        ("severity", severity.map(Json::from)),
+        (
+            "departments",
+            (!departments.is_empty()).then(|| Json::from(departments)),
+        ),
+    ] {
+        if let Some(v) = v {
+            extra.insert(k.into(), v);
+        }
+    }
+    if kind == "score" {
+        extra.insert("score_class".into(), Json::from("reference"));
+    }
+    extra
+}
+
 /// The caller's participant key and the role they act in for `session` (a role granted for
 /// the session first, else one for its series).
 /// The notes layers of `session` the caller may read.
@@ -870,24 +900,14 @@ async fn annotate(
         prefix.as_deref(),
         suffix.as_deref(),
     )?;
-    let mut extra = serde_json::Map::new();
-    for (k, v) in [
-        ("criterion", criterion.map(Json::from)),
-        ("value", value.map(Json::from)),
-        ("source_government", source_government.map(Json::from)),
-        ("severity", severity.map(Json::from)),
-        (
-            "departments",
-            (!departments.is_empty()).then(|| Json::from(departments)),
-        ),
-    ] {
-        if let Some(v) = v {
-            extra.insert(k.into(), v);
-        }
-    }
-    if kind == "score" {
-        extra.insert("score_class".into(), Json::from("reference"));
-    }
+    let extra = annotation_extras(
+        &kind,
+        criterion,
+        value,
+        source_government,
+        severity,
+        departments,
+    );
     let a = crate::annotate::annotation(
         &crate::annotate::NewAnnotation {
             session: session.clone(),

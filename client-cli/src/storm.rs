@@ -87,15 +87,8 @@ fn server_pid(cfg: &StormConfig) -> Option<String> {
     Some(std::fs::read_to_string(path).ok()?.trim().to_string())
 }
 
-pub async fn run(cfg: StormConfig, mut progress: impl FnMut(&str)) -> anyhow::Result<StormReport> {
-    anyhow::ensure!(
-        cfg.clients >= 1 && cfg.docs >= 1 && (1..=cfg.docs).contains(&cfg.per_client),
-        "need a client, a document, and 1 ≤ documents per client ≤ documents"
-    );
-    let limit = Duration::from_secs(30);
-
-    // 1. The documents, each with some history.
-    progress(&format!("creating {} documents", cfg.docs));
+/// The documents, each with `history` changes.
+async fn create_documents(cfg: &StormConfig, limit: Duration) -> anyhow::Result<Vec<DocumentId>> {
     let mut creator = Connection::connect(&cfg.server, limit).await?;
     let mut ids = Vec::with_capacity(cfg.docs);
     for d in 0..cfg.docs {
@@ -113,12 +106,15 @@ pub async fn run(cfg: StormConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
         ids.push(ds.id);
     }
     creator.close().await;
+    Ok(ids)
+}
 
-    // 2. Everyone connects and opens their documents.
-    progress(&format!(
-        "connecting {} clients, {} documents each",
-        cfg.clients, cfg.per_client
-    ));
+/// Every client connected, with its documents open; every k-th client will edit offline.
+async fn connect_clients(
+    cfg: &StormConfig,
+    ids: &[DocumentId],
+    limit: Duration,
+) -> anyhow::Result<Vec<Client>> {
     let mut clients = Vec::with_capacity(cfg.clients);
     for start in (0..cfg.clients).step_by(50) {
         let handles: Vec<_> = (start..(start + 50).min(cfg.clients))
@@ -153,49 +149,19 @@ pub async fn run(cfg: StormConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
             clients.push(h.await??);
         }
     }
+    Ok(clients)
+}
 
-    // 3. The storm.
-    progress("ready: restart the server now");
-    let timeline = Arc::new(Mutex::new(Timeline::default()));
-    let done = Arc::new(tokio::sync::Notify::new());
-    let gone_by = Instant::now() + cfg.wait;
-    let mut tasks = Vec::with_capacity(clients.len());
-    for c in clients {
-        let url = cfg.server.clone();
-        let timeline = timeline.clone();
-        let done = done.clone();
-        let (wait, sync_limit) = (cfg.wait, cfg.limit);
-        tasks.push(tokio::spawn(async move {
-            let r = client_storm(c, &url, &timeline, &done, gone_by, wait, sync_limit).await;
-            if let Err(e) = r {
-                lock(&timeline).errors.push(e.to_string());
-            }
-        }));
-    }
-    // Wait until every client is back in sync (or failed), then let them all stop.
-    let mut cpu_before = None;
-    let total = tasks.len();
-    let deadline = gone_by + cfg.wait + cfg.limit;
-    loop {
-        let (settled, back) = {
-            let t = lock(&timeline);
-            (t.in_sync.len() + t.errors.len(), t.back)
-        };
-        if back.is_some() && cpu_before.is_none() {
-            cpu_before = server_pid(&cfg).and_then(|p| proc_sample(&p));
-        }
-        if settled >= total || Instant::now() >= deadline {
-            break;
-        }
-        sleep(Duration::from_millis(5)).await;
-    }
-    let cpu_after = server_pid(&cfg).and_then(|p| proc_sample(&p));
-    done.notify_waiters();
-    for t in tasks {
-        let _ = timeout_at(Instant::now() + Duration::from_secs(10), t).await;
-    }
+/// A process's CPU ticks, RSS and peak RSS (MiB), as `proc_sample` reads them.
+type ProcSample = (u64, f64, f64);
 
-    let t = lock(&timeline);
+/// The storm's figures: when each client was back in sync, counted from the server's return.
+fn report(
+    cfg: &StormConfig,
+    t: &Timeline,
+    total: usize,
+    (cpu_before, cpu_after): (Option<ProcSample>, Option<ProcSample>),
+) -> anyhow::Result<StormReport> {
     let back = t.back;
     let since =
         |at: &Instant| back.map_or(0, |b| at.saturating_duration_since(b).as_micros() as u64);
@@ -240,6 +206,69 @@ pub async fn run(cfg: StormConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
         },
         server_peak_rss_mib: cpu_after.map(|s| s.2),
     })
+}
+
+pub async fn run(cfg: StormConfig, mut progress: impl FnMut(&str)) -> anyhow::Result<StormReport> {
+    anyhow::ensure!(
+        cfg.clients >= 1 && cfg.docs >= 1 && (1..=cfg.docs).contains(&cfg.per_client),
+        "need a client, a document, and 1 ≤ documents per client ≤ documents"
+    );
+    let limit = Duration::from_secs(30);
+
+    // 1. The documents, each with some history.
+    progress(&format!("creating {} documents", cfg.docs));
+    let ids = create_documents(&cfg, limit).await?;
+
+    // 2. Everyone connects and opens their documents.
+    progress(&format!(
+        "connecting {} clients, {} documents each",
+        cfg.clients, cfg.per_client
+    ));
+    let clients = connect_clients(&cfg, &ids, limit).await?;
+
+    // 3. The storm.
+    progress("ready: restart the server now");
+    let timeline = Arc::new(Mutex::new(Timeline::default()));
+    let done = Arc::new(tokio::sync::Notify::new());
+    let gone_by = Instant::now() + cfg.wait;
+    let mut tasks = Vec::with_capacity(clients.len());
+    for c in clients {
+        let url = cfg.server.clone();
+        let timeline = timeline.clone();
+        let done = done.clone();
+        let (wait, sync_limit) = (cfg.wait, cfg.limit);
+        tasks.push(tokio::spawn(async move {
+            let r = client_storm(c, &url, &timeline, &done, gone_by, wait, sync_limit).await;
+            if let Err(e) = r {
+                lock(&timeline).errors.push(e.to_string());
+            }
+        }));
+    }
+    // Wait until every client is back in sync (or failed), then let them all stop.
+    let mut cpu_before = None;
+    let total = tasks.len();
+    let deadline = gone_by + cfg.wait + cfg.limit;
+    loop {
+        let (settled, back) = {
+            let t = lock(&timeline);
+            (t.in_sync.len() + t.errors.len(), t.back)
+        };
+        if back.is_some() && cpu_before.is_none() {
+            cpu_before = server_pid(&cfg).and_then(|p| proc_sample(&p));
+        }
+        if settled >= total || Instant::now() >= deadline {
+            break;
+        }
+        sleep(Duration::from_millis(5)).await;
+    }
+    let cpu_after = server_pid(&cfg).and_then(|p| proc_sample(&p));
+    done.notify_waiters();
+    for t in tasks {
+        let _ = timeout_at(Instant::now() + Duration::from_secs(10), t).await;
+    }
+
+    let t = lock(&timeline);
+    report(&cfg, &t, total, (cpu_before, cpu_after))
 }
 
 fn lock(t: &Mutex<Timeline>) -> std::sync::MutexGuard<'_, Timeline> {
