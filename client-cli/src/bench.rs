@@ -219,35 +219,17 @@ async fn collect(
     Ok((hist, late, edits))
 }
 
-pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Result<BenchReport> {
-    anyhow::ensure!(
-        cfg.clients >= 2 && cfg.docs >= 1 && cfg.clients >= 2 * cfg.docs,
-        "need at least two clients per document"
-    );
-    anyhow::ensure!(
-        cfg.writers_per_doc != Some(0),
-        "need at least one writer per document"
-    );
-    let limit = Duration::from_secs(30);
-
-    // 1. Connect everyone, create the documents, let the others find them.
-    let peers = open_documents(&cfg, limit, &mut progress).await?;
-
-    // 2. Edit and measure.
-    progress(&format!(
-        "running: {} clients × {} docs, one edit every {} ms each, for {:?}",
-        cfg.clients,
-        cfg.docs,
-        cfg.interval.as_millis(),
-        cfg.duration
-    ));
-    let shared = Arc::new(Shared::default());
+/// Starts every client's loop, the first edits spread over one interval; returns the tasks
+/// and how many clients edit.
+fn start_clients(
+    cfg: &BenchConfig,
+    peers: Vec<(Connection, DocSync)>,
+    shared: &Arc<Shared>,
+    started: Instant,
+) -> (Vec<tokio::task::JoinHandle<ClientResult>>, usize) {
     let clients_on_doc: Vec<usize> = (0..cfg.docs)
         .map(|d| (0..cfg.clients).filter(|i| i % cfg.docs == d).count())
         .collect();
-    let server_before = cfg.server_pid.and_then(|p| proc_sample(&p.to_string()));
-    let self_before = proc_sample("self");
-    let started = Instant::now();
     let edit_until = started + cfg.duration;
     let hard_stop = edit_until + cfg.drain;
     let mut tasks = Vec::new();
@@ -286,6 +268,36 @@ pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
             hard_stop,
         )));
     }
+    (tasks, writers)
+}
+
+pub async fn run(cfg: BenchConfig, mut progress: impl FnMut(&str)) -> anyhow::Result<BenchReport> {
+    anyhow::ensure!(
+        cfg.clients >= 2 && cfg.docs >= 1 && cfg.clients >= 2 * cfg.docs,
+        "need at least two clients per document"
+    );
+    anyhow::ensure!(
+        cfg.writers_per_doc != Some(0),
+        "need at least one writer per document"
+    );
+    let limit = Duration::from_secs(30);
+
+    // 1. Connect everyone, create the documents, let the others find them.
+    let peers = open_documents(&cfg, limit, &mut progress).await?;
+
+    // 2. Edit and measure.
+    progress(&format!(
+        "running: {} clients × {} docs, one edit every {} ms each, for {:?}",
+        cfg.clients,
+        cfg.docs,
+        cfg.interval.as_millis(),
+        cfg.duration
+    ));
+    let shared = Arc::new(Shared::default());
+    let server_before = cfg.server_pid.and_then(|p| proc_sample(&p.to_string()));
+    let self_before = proc_sample("self");
+    let started = Instant::now();
+    let (tasks, writers) = start_clients(&cfg, peers, &shared, started);
     let (hist, late, edits) = collect(tasks, &shared).await?;
     let wall = started.elapsed().as_secs_f64();
     let server_after = cfg.server_pid.and_then(|p| proc_sample(&p.to_string()));

@@ -92,6 +92,47 @@ impl Kind {
     }
 }
 
+/// Registers and seeds every document any role will look at, in `draft`, as the importer
+/// (and the department reviewer for the response, the organizer for the report).
+async fn seed_documents(server: &Running, tokens: &[(Role, String)]) {
+    let reg = server.registry();
+    let by = "admin";
+    let mut keys: Vec<DocKey> = Vec::new();
+    for role in Role::ALL {
+        for kind in Kind::ALL {
+            let k = kind.key(role);
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    let token_of = |r: Role| {
+        tokens
+            .iter()
+            .find(|(x, _)| *x == r)
+            .map(|(_, t)| t.clone())
+            .expect("token")
+    };
+    for key in keys {
+        reg.register(by, &key, SERIES).await.expect("register");
+        let seeder = match key {
+            DocKey::Report { .. } => Role::Organizer,
+            DocKey::Response { .. } => Role::DepartmentReviewer,
+            _ => Role::Importer,
+        };
+        let mut conn = connect(server, &token_of(seeder))
+            .await
+            .expect("seeder connects");
+        let mut doc = AutoCommit::new();
+        doc.put(ROOT, "key", key.to_string()).expect("put");
+        let mut d = DocSync::new(key.document_id(), doc);
+        conn.push(&mut d, LIMIT)
+            .await
+            .unwrap_or_else(|e| panic!("seeding {key}: {e}"));
+        conn.close().await;
+    }
+}
+
 /// A secured server with the roster in place: returns each role's token.
 pub async fn set_up(server: &Running) -> Vec<(Role, String)> {
     let reg = server.registry();
@@ -158,42 +199,7 @@ pub async fn set_up(server: &Running) -> Vec<(Role, String)> {
     )
     .await
     .expect("case");
-    // Register and seed every document any role will look at, in `draft`, as the importer
-    // (and the department reviewer for the response, the organizer for the report).
-    let mut keys: Vec<DocKey> = Vec::new();
-    for role in Role::ALL {
-        for kind in Kind::ALL {
-            let k = kind.key(role);
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
-        }
-    }
-    let token_of = |r: Role| {
-        tokens
-            .iter()
-            .find(|(x, _)| *x == r)
-            .map(|(_, t)| t.clone())
-            .expect("token")
-    };
-    for key in keys {
-        reg.register(by, &key, SERIES).await.expect("register");
-        let seeder = match key {
-            DocKey::Report { .. } => Role::Organizer,
-            DocKey::Response { .. } => Role::DepartmentReviewer,
-            _ => Role::Importer,
-        };
-        let mut conn = connect(server, &token_of(seeder))
-            .await
-            .expect("seeder connects");
-        let mut doc = AutoCommit::new();
-        doc.put(ROOT, "key", key.to_string()).expect("put");
-        let mut d = DocSync::new(key.document_id(), doc);
-        conn.push(&mut d, LIMIT)
-            .await
-            .unwrap_or_else(|e| panic!("seeding {key}: {e}"));
-        conn.close().await;
-    }
+    seed_documents(server, &tokens).await;
     tokens
 }
 

@@ -42,16 +42,8 @@ async fn start(dir: &std::path::Path) -> anyhow::Result<Running> {
     toron_server::start(c).await
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args()
-        .nth(1)
-        .map(|s| s.parse())
-        .transpose()
-        .context("N is a number of changes")?
-        .unwrap_or(100_000);
-    let dir = tempfile::tempdir()?;
-    let server = start(dir.path()).await?;
+/// Session S1 with one activist, their token and their notes layer.
+async fn bench_layer(server: &Running) -> anyhow::Result<(String, toron_protocol::DocumentId)> {
     let reg = server.registry();
     reg.put_session(
         "admin",
@@ -89,11 +81,18 @@ async fn main() -> anyhow::Result<()> {
         participant: "P-bench".into(),
     };
     let id = reg.register("admin", &key, "BM").await?;
+    Ok((token, id))
+}
 
-    // N changes of one edit each: one character typed into an annotation's body.
+/// `n` changes of one edit each: one character typed into an annotation's body.
+async fn push_changes(
+    server: &Running,
+    token: &str,
+    id: toron_protocol::DocumentId,
+    n: usize,
+) -> anyhow::Result<()> {
     eprintln!("pushing {n} one-edit changes…");
-    let t = Instant::now();
-    let mut conn = Connection::connect(&url_with_token(&server.url(), Some(&token)), LIMIT).await?;
+    let mut conn = Connection::connect(&url_with_token(&server.url(), Some(token)), LIMIT).await?;
     let mut d = DocSync::new(id, AutoCommit::new());
     let anns = d.doc.put_object(ROOT, "annotations", ObjType::Map)?;
     let a = d.doc.put_object(&anns, "a-1", ObjType::Map)?;
@@ -113,16 +112,15 @@ async fn main() -> anyhow::Result<()> {
         conn.push(&mut d, LIMIT).await?;
     }
     conn.close().await;
-    let doc_len = server.store().document_len(&id)?;
-    eprintln!(
-        "  {doc_len} changes logged in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
-    let last_g = server.store().last_global_seq()?;
-    server.shutdown().await?;
+    Ok(())
+}
 
-    // Rebuild of this document, offline: read its log, assemble, save the snapshot.
-    let store = toron_server::store::Store::open(dir.path(), None)?;
+/// Five rebuilds of the document, offline (read its log, assemble, save the snapshot), sorted.
+fn rebuild_times(
+    data: &std::path::Path,
+    id: toron_protocol::DocumentId,
+) -> anyhow::Result<Vec<Duration>> {
+    let store = toron_server::store::Store::open(data, None)?;
     let mut rebuilds = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -138,11 +136,17 @@ async fn main() -> anyhow::Result<()> {
     rebuilds.sort();
     store.close();
     drop(store);
+    Ok(rebuilds)
+}
 
-    // State at random points, over HTTP, on a fresh server (cold cache for the first).
-    let server = start(dir.path()).await?;
-    let url = server.url();
-    let (cold, warm) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+/// The state at random points over HTTP: the first request (cold cache), then 300 (sorted).
+async fn states(
+    url: String,
+    token: String,
+    id: toron_protocol::DocumentId,
+    doc_len: u64,
+) -> anyhow::Result<(Duration, Vec<Duration>)> {
+    tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let api = Admin::new(&url, Some(token.clone()), LIMIT);
         let mut rng = rand::rng();
         let path = |s: u64| format!("/api/v1/documents/{id}/state?seq={s}");
@@ -167,7 +171,38 @@ async fn main() -> anyhow::Result<()> {
         warm.sort();
         Ok((cold, warm))
     })
-    .await??;
+    .await?
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()
+        .context("N is a number of changes")?
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path()).await?;
+    let (token, id) = bench_layer(&server).await?;
+
+    // N changes of one edit each: one character typed into an annotation's body.
+    let t = Instant::now();
+    push_changes(&server, &token, id, n).await?;
+    let doc_len = server.store().document_len(&id)?;
+    eprintln!(
+        "  {doc_len} changes logged in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let last_g = server.store().last_global_seq()?;
+    server.shutdown().await?;
+
+    // Rebuild of this document, offline: read its log, assemble, save the snapshot.
+    let rebuilds = rebuild_times(dir.path(), id)?;
+
+    // State at random points, over HTTP, on a fresh server (cold cache for the first).
+    let server = start(dir.path()).await?;
+    let (cold, warm) = states(server.url(), token, id, doc_len).await?;
 
     // Timeline: project the whole log, then replay it as fast as possible.
     let hub = server.hub().clone();

@@ -285,6 +285,15 @@ fn note(e: &anyhow::Error) {
     }
 }
 
+/// One attack (or a family of them, each in its task), started when `on` names it.
+type Attack = fn(
+    &str,
+    &dyn Fn(&str) -> String,
+    &dyn Fn(&str) -> bool,
+    &Arc<AtomicBool>,
+    &Arc<Counts>,
+) -> Vec<tokio::task::JoinHandle<()>>;
+
 /// Starts every attack; they run until `stop`.
 fn attacks(
     url: &str,
@@ -293,11 +302,33 @@ fn attacks(
     counts: &Arc<Counts>,
     only: &[String],
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
     let on = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     let tok = |who: &str| tokens.get(who).cloned().unwrap_or_default();
+    let all: [Attack; 9] = [
+        attack_takeover,
+        attack_peerid,
+        attack_invalid,
+        attack_import,
+        attack_replay,
+        attack_partial,
+        attack_silent,
+        attack_ephemeral,
+        attack_again,
+    ];
+    all.iter()
+        .flat_map(|attack| attack(url, &tok, &on, stop, counts))
+        .collect()
+}
 
-    // Takeover: the observer joins with the facilitator's peer id, twenty times a second.
+/// Takeover: the observer joins with the facilitator's peer id, twenty times a second.
+fn attack_takeover(
+    url: &str,
+    tok: &dyn Fn(&str) -> String,
+    on: &dyn Fn(&str) -> bool,
+    stop: &Arc<AtomicBool>,
+    counts: &Arc<Counts>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
     if on("takeover") {
         let (url, c) = (
             url_with_token(url, Some(&tok("P-takeover"))),
@@ -323,7 +354,18 @@ fn attacks(
             },
         )));
     }
-    // Peer ids of 200 KB.
+    tasks
+}
+
+/// Peer ids of 200 KB.
+fn attack_peerid(
+    url: &str,
+    tok: &dyn Fn(&str) -> String,
+    on: &dyn Fn(&str) -> bool,
+    stop: &Arc<AtomicBool>,
+    counts: &Arc<Counts>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
     if on("peerid") {
         let (url, c) = (url_with_token(url, Some(&tok("P-peerid"))), counts.clone());
         let long = "p".repeat(200_000);
@@ -346,7 +388,18 @@ fn attacks(
             },
         )));
     }
-    // Invalid document ids of 64 KiB, a hundred a connection (then it is closed).
+    tasks
+}
+
+/// Invalid document ids of 64 KiB, a hundred a connection (then it is closed).
+fn attack_invalid(
+    url: &str,
+    tok: &dyn Fn(&str) -> String,
+    on: &dyn Fn(&str) -> bool,
+    stop: &Arc<AtomicBool>,
+    counts: &Arc<Counts>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
     if on("invalid") {
         let (url, c) = (url_with_token(url, Some(&tok("P-invalid"))), counts.clone());
         let frame = invalid_id_frame(&format!("{}\nforged line", "x".repeat(64 * 1024)));
@@ -375,7 +428,18 @@ fn attacks(
             },
         )));
     }
-    // Headers of a 60 MB import: without a token, and with a reader's.
+    tasks
+}
+
+/// Headers of a 60 MB import: without a token, and with a reader's.
+fn attack_import(
+    url: &str,
+    tok: &dyn Fn(&str) -> String,
+    on: &dyn Fn(&str) -> bool,
+    stop: &Arc<AtomicBool>,
+    counts: &Arc<Counts>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
     for token in [None, Some(tok("P-import"))]
         .into_iter()
         .filter(|_| on("import"))
@@ -396,7 +460,18 @@ fn attacks(
             }
         })));
     }
-    // Slow replays, opened and abandoned after their first bytes; and a speed that panicked.
+    tasks
+}
+
+/// Slow replays, opened and abandoned after their first bytes; and a speed that panicked.
+fn attack_replay(
+    url: &str,
+    tok: &dyn Fn(&str) -> String,
+    on: &dyn Fn(&str) -> bool,
+    stop: &Arc<AtomicBool>,
+    counts: &Arc<Counts>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
     if on("replay") {
         let (addr, token, c) = (http_addr(url), tok("P-replay"), counts.clone());
         tasks.push(tokio::spawn(repeat(stop.clone(), c.clone(), Duration::from_millis(100), move || {
@@ -418,8 +493,19 @@ fn attacks(
             }
         })));
     }
-    // One token's 32 connections, each holding all but the last bytes of a largest message
-    // (the default 4 MiB); again when let go.
+    tasks
+}
+
+/// One token's 32 connections, each holding all but the last bytes of a largest message
+/// (the default 4 MiB); again when let go.
+fn attack_partial(
+    url: &str,
+    tok: &dyn Fn(&str) -> String,
+    on: &dyn Fn(&str) -> bool,
+    stop: &Arc<AtomicBool>,
+    counts: &Arc<Counts>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
     for i in (0..32).filter(|_| on("partial")) {
         let (url, c) = (url_with_token(url, Some(&tok("P-partial"))), counts.clone());
         tasks.push(tokio::spawn(repeat(
@@ -458,7 +544,18 @@ fn attacks(
             },
         )));
     }
-    // Four connections that ask for the 1 MiB case and never read.
+    tasks
+}
+
+/// Four connections that ask for the 1 MiB case and never read.
+fn attack_silent(
+    url: &str,
+    tok: &dyn Fn(&str) -> String,
+    on: &dyn Fn(&str) -> bool,
+    stop: &Arc<AtomicBool>,
+    counts: &Arc<Counts>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
     for i in (0..4).filter(|_| on("silent")) {
         let (url, c) = (url_with_token(url, Some(&tok("P-silent"))), counts.clone());
         tasks.push(tokio::spawn(repeat(
@@ -482,8 +579,19 @@ fn attacks(
             },
         )));
     }
-    // Ephemeral messages on the case, each with a new largest `sessionId` (the server keeps
-    // one entry per sender and session), then one over the bound.
+    tasks
+}
+
+/// Ephemeral messages on the case, each with a new largest `sessionId` (the server keeps
+/// one entry per sender and session), then one over the bound.
+fn attack_ephemeral(
+    url: &str,
+    tok: &dyn Fn(&str) -> String,
+    on: &dyn Fn(&str) -> bool,
+    stop: &Arc<AtomicBool>,
+    counts: &Arc<Counts>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
     if on("ephemeral") {
         let (url, c) = (
             url_with_token(url, Some(&tok("P-ephemeral"))),
@@ -533,7 +641,18 @@ fn attacks(
             },
         )));
     }
-    // The case asked for again and again on one connection.
+    tasks
+}
+
+/// The case asked for again and again on one connection.
+fn attack_again(
+    url: &str,
+    tok: &dyn Fn(&str) -> String,
+    on: &dyn Fn(&str) -> bool,
+    stop: &Arc<AtomicBool>,
+    counts: &Arc<Counts>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
     if on("again") {
         let (url, c) = (url_with_token(url, Some(&tok("P-again"))), counts.clone());
         tasks.push(tokio::spawn(repeat(
@@ -564,48 +683,26 @@ fn attacks(
     tasks
 }
 
-fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::args()
-        .nth(1)
-        .map(|s| s.parse())
-        .transpose()
-        .context("SECONDS is a number")?
-        .unwrap_or(60);
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    let mut server = start(&data)?;
-    let pid = server.child.id();
-    let url = server.url.clone();
-    let tokens = roster(&url)?;
-
-    // The honest room runs on its own runtime, so that the attacks' tasks do not delay its
-    // clients' clocks; the attacks get one thread of their own.
-    let honest_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let attack_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    // The case is written before the session goes live (organizers prepare it then).
-    honest_rt.block_on(write_case(&url))?;
-    Admin::new(&url, Some(ADMIN.into()), LIMIT).call(
-        "PUT",
-        &format!("/api/v1/sessions/{SESSION}/phase"),
-        Some(json!({ "phase": "live" })),
-    )?;
-
-    // The facilitator, whose peer id the takeover attack wants; it reads (and pongs) all along.
+/// The facilitator, whose peer id the takeover attack wants; it reads (and pongs) all along.
+/// Returns its task, whether it is still connected, and whether it could join.
+fn spawn_chair(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    tokens: &std::collections::HashMap<&'static str, String>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    Arc<AtomicBool>,
+    tokio::sync::oneshot::Receiver<bool>,
+) {
     let chair_alive = Arc::new(AtomicBool::new(true));
     let (joined_tx, joined_rx) = tokio::sync::oneshot::channel();
     let chair = {
         let url = url_with_token(
-            &url,
+            url,
             Some(tokens.get("P-chair").map(String::as_str).unwrap_or("")),
         );
         let alive = chair_alive.clone();
-        attack_rt.spawn(async move {
+        rt.spawn(async move {
             let Ok(mut p) = RawPeer::joined(&url, "chair-tab").await else {
                 alive.store(false, Ordering::Relaxed);
                 let _ = joined_tx.send(false);
@@ -623,19 +720,11 @@ fn main() -> anyhow::Result<()> {
             }
         })
     };
+    (chair, chair_alive, joined_rx)
+}
 
-    anyhow::ensure!(
-        attack_rt.block_on(joined_rx).unwrap_or(false),
-        "the facilitator could not join"
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let counts = Arc::new(Counts::default());
-    let only: Vec<String> = std::env::args().skip(2).collect();
-    let attack_tasks = {
-        let _guard = attack_rt.enter();
-        attacks(&url, &tokens, &stop, &counts, &only)
-    };
-    // Memory, sampled every 200 ms.
+/// Samples the server's memory every 200 ms until `sampling` turns false.
+fn spawn_sampler(pid: u32) -> (Arc<AtomicBool>, std::thread::JoinHandle<Vec<f64>>) {
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
         let sampling = sampling.clone();
@@ -650,49 +739,36 @@ fn main() -> anyhow::Result<()> {
             samples
         })
     };
+    (sampling, sampler)
+}
 
-    let started = Instant::now();
-    let cfg = toron_cli::bench::BenchConfig {
-        server: url_with_token(&url, Some(ADMIN)),
-        clients: 25,
-        docs: 1,
-        interval: Duration::from_millis(1000),
-        duration: Duration::from_secs(seconds),
-        drain: Duration::from_secs(5),
-        server_pid: Some(pid),
-        writers_per_doc: None,
-        text: false,
-        light_followers: false,
-    };
-    let honest = honest_rt.block_on(toron_cli::bench::run(cfg, |_| {}));
-    stop.store(true, Ordering::Relaxed);
-    let ran = started.elapsed();
-    attack_rt.block_on(async {
-        for t in attack_tasks {
-            t.abort();
-        }
-    });
-    let chair_kept = chair_alive.load(Ordering::Relaxed);
-    let log_records = log_records(&url);
-    chair.abort();
-    sampling.store(false, Ordering::Relaxed);
-    let samples = sampler.join().unwrap_or_default();
-    let peak = rss_mib(pid).map(|(_, hwm)| hwm).unwrap_or(f64::NAN);
-    let honest = honest?;
+/// What a run left to judge.
+struct Outcome {
+    ran: Duration,
+    peak: f64,
+    samples: Vec<f64>,
+    honest: toron_cli::bench::BenchReport,
+    chair_kept: bool,
+    log_records: Option<u64>,
+    verified: std::process::Output,
+    log_bytes: u64,
+    data_bytes: u64,
+}
 
-    // SIGTERM, then `verify` on what it left.
-    let _ = Command::new("kill").arg(pid.to_string()).status();
-    let _ = server.child.wait();
-    let verified = Command::new(server_binary())
-        .arg("--data")
-        .arg(&data)
-        .arg("verify")
-        .env("RUST_LOG", "warn")
-        .output()?;
-    let log_bytes = std::fs::metadata(&server.log).map(|m| m.len()).unwrap_or(0);
-    let data_bytes: u64 = walk_size(&data);
-
-    let c = &counts;
+/// Prints the run's report and says whether it passed.
+fn judge(o: Outcome, counts: &Counts, only: &[String]) -> anyhow::Result<()> {
+    let Outcome {
+        ran,
+        peak,
+        samples,
+        honest,
+        chair_kept,
+        log_records,
+        verified,
+        log_bytes,
+        data_bytes,
+    } = o;
+    let c = counts;
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let mut sorted = samples.clone();
     sorted.sort_by(f64::total_cmp);
@@ -752,12 +828,131 @@ fn main() -> anyhow::Result<()> {
         },
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
-    drop(server);
     if ok_memory && ok_latency && ok_delivered && ok_verify && ok_attacks {
         Ok(())
     } else {
         Err(anyhow::anyhow!("the memory test failed: see `pass` above"))
     }
+}
+
+/// Stops the server with SIGTERM and runs `verify` on what it left; also the sizes of its log
+/// file and data directory.
+fn stop_and_verify(
+    server: &mut Server,
+    pid: u32,
+    data: &std::path::Path,
+) -> anyhow::Result<(std::process::Output, u64, u64)> {
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    let _ = server.child.wait();
+    let verified = Command::new(server_binary())
+        .arg("--data")
+        .arg(data)
+        .arg("verify")
+        .env("RUST_LOG", "warn")
+        .output()?;
+    let log_bytes = std::fs::metadata(&server.log).map(|m| m.len()).unwrap_or(0);
+    let data_bytes: u64 = walk_size(data);
+    Ok((verified, log_bytes, data_bytes))
+}
+
+fn main() -> anyhow::Result<()> {
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()
+        .context("SECONDS is a number")?
+        .unwrap_or(60);
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let mut server = start(&data)?;
+    let pid = server.child.id();
+    let url = server.url.clone();
+    let tokens = roster(&url)?;
+
+    // The honest room runs on its own runtime, so that the attacks' tasks do not delay its
+    // clients' clocks; the attacks get one thread of their own.
+    let honest_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let attack_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    // The case is written before the session goes live (organizers prepare it then).
+    honest_rt.block_on(write_case(&url))?;
+    Admin::new(&url, Some(ADMIN.into()), LIMIT).call(
+        "PUT",
+        &format!("/api/v1/sessions/{SESSION}/phase"),
+        Some(json!({ "phase": "live" })),
+    )?;
+
+    // The facilitator, whose peer id the takeover attack wants; it reads (and pongs) all along.
+    let (chair, chair_alive, joined_rx) = spawn_chair(&attack_rt, &url, &tokens);
+
+    anyhow::ensure!(
+        attack_rt.block_on(joined_rx).unwrap_or(false),
+        "the facilitator could not join"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new(Counts::default());
+    let only: Vec<String> = std::env::args().skip(2).collect();
+    let attack_tasks = {
+        let _guard = attack_rt.enter();
+        attacks(&url, &tokens, &stop, &counts, &only)
+    };
+    // Memory, sampled every 200 ms.
+    let (sampling, sampler) = spawn_sampler(pid);
+
+    let started = Instant::now();
+    let cfg = toron_cli::bench::BenchConfig {
+        server: url_with_token(&url, Some(ADMIN)),
+        clients: 25,
+        docs: 1,
+        interval: Duration::from_millis(1000),
+        duration: Duration::from_secs(seconds),
+        drain: Duration::from_secs(5),
+        server_pid: Some(pid),
+        writers_per_doc: None,
+        text: false,
+        light_followers: false,
+    };
+    let honest = honest_rt.block_on(toron_cli::bench::run(cfg, |_| {}));
+    stop.store(true, Ordering::Relaxed);
+    let ran = started.elapsed();
+    attack_rt.block_on(async {
+        for t in attack_tasks {
+            t.abort();
+        }
+    });
+    let chair_kept = chair_alive.load(Ordering::Relaxed);
+    let log_records = log_records(&url);
+    chair.abort();
+    sampling.store(false, Ordering::Relaxed);
+    let samples = sampler.join().unwrap_or_default();
+    let peak = rss_mib(pid).map(|(_, hwm)| hwm).unwrap_or(f64::NAN);
+    let honest = honest?;
+
+    // SIGTERM, then `verify` on what it left.
+    let (verified, log_bytes, data_bytes) = stop_and_verify(&mut server, pid, &data)?;
+
+    judge(
+        Outcome {
+            ran,
+            peak,
+            samples,
+            honest,
+            chair_kept,
+            log_records,
+            verified,
+            log_bytes,
+            data_bytes,
+        },
+        &counts,
+        &only,
+    )?;
+    drop(server);
+    Ok(())
 }
 
 /// `toron_log_records` of the server's `/metrics`: what the run wrote to the event log.
