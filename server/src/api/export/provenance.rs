@@ -1,0 +1,229 @@
+//! Who wrote what, as the log says: an annotation's creator and time from the session's
+//! timeline, checked against what the document itself claims (its author, role and time).
+
+use crate::net::hub::Hub;
+use crate::views::projection::session_prefix;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use toron_domain::integrity::Problem;
+use toron_domain::timeline::Entry;
+
+use super::ExportError;
+
+/// Who created an annotation, as the log says (from the session's timeline).
+#[derive(Debug, Clone)]
+pub(super) struct Created {
+    pub(super) participant: Option<String>,
+    pub(super) role: Option<String>,
+    pub(super) time_ms: u64,
+    pub(super) occurred_ms: Option<u64>,
+}
+
+/// (notes document key, annotation id) → its creation, for every annotation of `session`.
+pub(super) fn creators_of(
+    hub: &Hub,
+    session: &str,
+) -> Result<HashMap<(String, String), Created>, ExportError> {
+    hub.projection
+        .catch_up()
+        .map_err(|e| ExportError::Timeline(e.to_string()))?;
+    let prefix = session_prefix(session);
+    let mut from = prefix.clone();
+    let mut out = HashMap::new();
+    // Bounded: every page moves `from` past its last key.
+    loop {
+        let rows = hub
+            .store
+            .timeline_entries(&prefix, &from, 1_000)
+            .map_err(|e| ExportError::Timeline(e.to_string()))?;
+        let Some(last) = rows.last() else { break };
+        from = last.0.clone();
+        from.push(0);
+        for (_, v) in rows {
+            let Ok(e) = serde_json::from_slice::<Entry>(&v) else {
+                continue;
+            };
+            if !matches!(e.kind.as_str(), "annotation.created" | "reply.created") {
+                continue;
+            }
+            let (Some(doc), Some(id)) = (e.document.clone(), e.detail["annotation"].as_str())
+            else {
+                continue;
+            };
+            out.entry((doc, id.to_string())).or_insert(Created {
+                participant: e.participant,
+                role: e.role,
+                time_ms: e.time_ms,
+                occurred_ms: e.occurred_ms,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Sets `field` of `v` to `truth`, recording a problem if the content said otherwise.
+pub(super) fn claim(
+    v: &mut Value,
+    field: &str,
+    truth: &str,
+    doc: &str,
+    item: Option<&str>,
+    problems: &mut Vec<Problem>,
+) {
+    let said = v.get(field).cloned();
+    if said.as_ref().and_then(Value::as_str) == Some(truth) {
+        return;
+    }
+    if let Some(said) = said.filter(|s| !s.is_null()) {
+        problems.push(Problem::corrected(
+            doc,
+            item,
+            format!("`{field}` said {}; the document is {truth}'s", short(&said)),
+        ));
+    }
+    if let Value::Object(m) = v {
+        m.insert(field.to_string(), json!(truth));
+    }
+}
+
+pub(super) fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(60).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// Where an annotation was found and what the log says of it.
+pub(super) struct Origin<'a> {
+    pub(super) doc: &'a str,
+    pub(super) id: &'a str,
+    pub(super) session: &'a str,
+    pub(super) owner: &'a str,
+    pub(super) created: Option<&'a Created>,
+}
+
+/// A participant's roles in a session as the registry grants them, session grants first.
+pub(super) fn roles_in(hub: &Hub, participant: &str, session: &str) -> Vec<String> {
+    let series = hub.registry.session(session).map(|s| s.series);
+    let mut grants = hub
+        .registry
+        .grants_in_session(participant, session, series.as_deref(), true);
+    grants.sort_by_key(|g| g.scope != "session");
+    grants.into_iter().map(|g| g.role).collect()
+}
+
+pub(super) fn role_in(hub: &Hub, participant: &str, session: &str) -> Option<String> {
+    roles_in(hub, participant, session).into_iter().next()
+}
+
+/// Server time (UTC ms) as the report prints times: RFC 3339 in Korean time.
+pub(super) fn kst(ms: u64) -> String {
+    chrono::FixedOffset::east_opt(9 * 3600)
+        .zip(chrono::DateTime::from_timestamp_millis(ms as i64))
+        .map(|(kst, t)| {
+            t.with_timezone(&kst)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        })
+        .unwrap_or_default()
+}
+
+/// An annotation's identity from where it lives and from the log, never from what it says of
+/// itself: its session is its layer's, its author the layer's owner (a scribe's remark keeps
+/// the speaker it names; something written into the layer by somebody else is theirs), its
+/// role and time those of the change that created it. An importer's batch is trusted for
+/// role and time (it dates each item with its own time). Each disagreement is a problem.
+pub(super) fn attribute(hub: &Hub, a: &mut Value, o: &Origin<'_>, problems: &mut Vec<Problem>) {
+    let item = Some(o.id);
+    // The map key is the annotation's id.
+    claim(a, "id", o.id, o.doc, item, problems);
+    claim(a, "session", o.session, o.doc, item, problems);
+    let said_author = a.get("author").and_then(Value::as_str).map(str::to_string);
+    let said_recorder = a
+        .get("recorded_by")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let creator = o.created.and_then(|c| c.participant.clone());
+    let by_importer = creator
+        .as_deref()
+        .is_some_and(toron_domain::import_plan::is_importer);
+    let scribe = roles_in(hub, o.owner, o.session)
+        .iter()
+        .any(|r| r == "scribe");
+    // Whose words these are.
+    let speaker = said_author
+        .as_deref()
+        .filter(|a| *a != o.owner && hub.registry.participant(a).is_some());
+    let (author, recorder) = match &creator {
+        Some(c) if c != o.owner && !by_importer => (c.clone(), None),
+        _ if said_recorder.as_deref() == Some(o.owner)
+            && speaker.is_some()
+            && (scribe || by_importer) =>
+        {
+            (
+                speaker.unwrap_or(o.owner).to_string(),
+                Some(o.owner.to_string()),
+            )
+        }
+        _ => (o.owner.to_string(), None),
+    };
+    claim(a, "author", &author, o.doc, item, problems);
+    match (&recorder, &said_recorder) {
+        (Some(r), _) => claim(a, "recorded_by", r, o.doc, item, problems),
+        (None, Some(r)) => {
+            problems.push(Problem::corrected(
+                o.doc,
+                item,
+                format!("`recorded_by` said {r}; nobody recorded it for another"),
+            ));
+            if let Value::Object(m) = a {
+                m.remove("recorded_by");
+            }
+        }
+        (None, None) => {}
+    }
+    if let Some(c) = &creator {
+        if c != o.owner && !by_importer {
+            problems.push(Problem::corrected(
+                o.doc,
+                item,
+                format!("written by {c} into {}'s notes", o.owner),
+            ));
+        }
+    }
+    // Role and time.
+    let said_role = a
+        .get("author_role")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let role = match (o.created, by_importer, recorder.is_some()) {
+        (Some(_), true, _) => said_role
+            .clone()
+            .or_else(|| role_in(hub, &author, o.session)),
+        (_, _, true) => role_in(hub, &author, o.session),
+        (Some(c), false, false) => c.role.clone(),
+        (None, _, _) => role_in(hub, &author, o.session),
+    }
+    .unwrap_or_else(|| "observer".into());
+    claim(a, "author_role", &role, o.doc, item, problems);
+    match o.created {
+        Some(c) if !by_importer => {
+            let said = a.get("created_at").and_then(Value::as_str).and_then(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .ok()
+                    .map(|d| d.timestamp_millis())
+            });
+            let truth = c.occurred_ms.unwrap_or(c.time_ms);
+            if said.is_none_or(|t| t.abs_diff(truth as i64) > 60_000) {
+                claim(a, "created_at", &kst(truth), o.doc, item, problems);
+            }
+        }
+        Some(_) => {}
+        None => {
+            if !a.get("created_at").is_some_and(Value::is_string) {
+                claim(a, "created_at", "", o.doc, item, problems);
+            }
+        }
+    }
+}

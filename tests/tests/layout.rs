@@ -1,0 +1,299 @@
+//! The layout's rules, checked on the sources themselves (see ARCHITECTURE.md):
+//! no non-test function in the Rust crates is longer than 100 lines, no file in `server/src`
+//! is longer than 700, and no module of the server imports one that imports it back.
+//!
+//! Functions are measured from `fn` to their closing brace, as parsed by `syn`; test code
+//! (`#[cfg(test)]` modules, `#[test]` functions, `tests.rs` files, integration tests) is not
+//! held to the rule.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use syn::visit::Visit;
+
+const MAX_FN_LINES: usize = 100;
+const MAX_SERVER_FILE_LINES: usize = 700;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace")
+        .to_path_buf()
+}
+
+/// Every `.rs` file below `dir`, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn is_test_attr(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|a| {
+        let p = a.path();
+        p.is_ident("test")
+            || p.segments.last().is_some_and(|s| s.ident == "test")
+            || (p.is_ident("cfg")
+                && a.parse_args::<syn::Meta>()
+                    .is_ok_and(|m| m.path().is_ident("test")))
+    })
+}
+
+/// Functions longer than the limit: (where, lines).
+struct LongFunctions<'a> {
+    file: &'a str,
+    found: Vec<(String, usize)>,
+}
+
+impl LongFunctions<'_> {
+    fn measure(&mut self, name: &syn::Ident, fn_token: &syn::token::Fn, block: &syn::Block) {
+        let first = fn_token.span.start().line;
+        let last = block.brace_token.span.close().end().line;
+        let lines = last + 1 - first;
+        if lines > MAX_FN_LINES {
+            self.found
+                .push((format!("{}:{first} {name}", self.file), lines));
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for LongFunctions<'_> {
+    fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+        if !is_test_attr(&m.attrs) {
+            syn::visit::visit_item_mod(self, m);
+        }
+    }
+
+    fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+        if !is_test_attr(&f.attrs) {
+            self.measure(&f.sig.ident, &f.sig.fn_token, &f.block);
+            syn::visit::visit_item_fn(self, f);
+        }
+    }
+
+    fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
+        if !is_test_attr(&f.attrs) {
+            self.measure(&f.sig.ident, &f.sig.fn_token, &f.block);
+            syn::visit::visit_impl_item_fn(self, f);
+        }
+    }
+}
+
+fn parse(path: &Path) -> syn::File {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    syn::parse_file(&text).unwrap_or_else(|e| panic!("{path:?} does not parse: {e}"))
+}
+
+#[test]
+fn no_function_is_longer_than_a_hundred_lines() {
+    let root = root();
+    let mut long = Vec::new();
+    for dir in [
+        "protocol/src",
+        "domain/src",
+        "server/src",
+        "client-cli/src",
+        "tests/src",
+        "fuzz/fuzz_targets",
+    ] {
+        for path in rust_files(&root.join(dir)) {
+            if path.file_name().is_some_and(|n| n == "tests.rs") {
+                continue;
+            }
+            let file = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            let mut v = LongFunctions {
+                file: &file,
+                found: Vec::new(),
+            };
+            v.visit_file(&parse(&path));
+            long.extend(v.found);
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FN_LINES} lines (cut them along their seams): {long:#?}"
+    );
+}
+
+#[test]
+fn no_server_file_is_longer_than_seven_hundred_lines() {
+    let root = root();
+    let long: Vec<(String, usize)> = rust_files(&root.join("server/src"))
+        .into_iter()
+        .filter_map(|p| {
+            let n = std::fs::read_to_string(&p).ok()?.lines().count();
+            (n > MAX_SERVER_FILE_LINES).then(|| (p.display().to_string(), n))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "files over {MAX_SERVER_FILE_LINES} lines: {long:?}"
+    );
+}
+
+/// The module path of a file below `src` (`net::hub` for `src/net/hub.rs`).
+fn module_of(src: &Path, file: &Path) -> Vec<String> {
+    let rel = file.strip_prefix(src).unwrap_or(file).with_extension("");
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts
+        .last()
+        .is_some_and(|l| l == "mod" || l == "lib" || l == "main")
+    {
+        parts.pop();
+    }
+    parts
+}
+
+/// The paths a file names through `crate::` or `super::`, made absolute.
+struct Imports<'a> {
+    here: &'a [String],
+    found: Vec<Vec<String>>,
+}
+
+impl Imports<'_> {
+    fn add(&mut self, segments: Vec<String>) {
+        let Some(first) = segments.first() else {
+            return;
+        };
+        let absolute = match first.as_str() {
+            "crate" => segments[1..].to_vec(),
+            "super" => {
+                let mut base = self.here[..self.here.len().saturating_sub(1)].to_vec();
+                base.extend(segments[1..].iter().cloned());
+                base
+            }
+            _ => return,
+        };
+        self.found.push(absolute);
+    }
+}
+
+fn use_paths(tree: &syn::UseTree, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+    match tree {
+        syn::UseTree::Path(p) => {
+            let mut next = prefix;
+            next.push(p.ident.to_string());
+            use_paths(&p.tree, next, out);
+        }
+        syn::UseTree::Name(n) => {
+            let mut next = prefix;
+            next.push(n.ident.to_string());
+            out.push(next);
+        }
+        syn::UseTree::Rename(r) => {
+            let mut next = prefix;
+            next.push(r.ident.to_string());
+            out.push(next);
+        }
+        syn::UseTree::Glob(_) => out.push(prefix),
+        syn::UseTree::Group(g) => {
+            for t in &g.items {
+                use_paths(t, prefix.clone(), out);
+            }
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for Imports<'_> {
+    fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+        if !is_test_attr(&m.attrs) {
+            syn::visit::visit_item_mod(self, m);
+        }
+    }
+
+    fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
+        let mut paths = Vec::new();
+        use_paths(&u.tree, Vec::new(), &mut paths);
+        for p in paths {
+            self.add(p);
+        }
+    }
+
+    fn visit_path(&mut self, p: &'ast syn::Path) {
+        self.add(p.segments.iter().map(|s| s.ident.to_string()).collect());
+        syn::visit::visit_path(self, p);
+    }
+}
+
+#[test]
+fn no_server_module_imports_one_that_imports_it_back() {
+    let src = root().join("server/src");
+    let files = rust_files(&src);
+    let modules: BTreeSet<Vec<String>> = files.iter().map(|f| module_of(&src, f)).collect();
+    // A path names the longest module it starts with.
+    let resolve = |path: &[String]| -> Option<Vec<String>> {
+        (1..=path.len())
+            .rev()
+            .map(|n| path[..n].to_vec())
+            .find(|p| modules.contains(p))
+    };
+    let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    for f in &files {
+        if f.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let here = module_of(&src, f);
+        let mut v = Imports {
+            here: &here,
+            found: Vec::new(),
+        };
+        v.visit_file(&parse(f));
+        let targets = edges.entry(here.clone()).or_default();
+        for p in v.found {
+            if let Some(t) = resolve(&p) {
+                // A module is part of its ancestors; naming one of them is not a cycle.
+                if !here.starts_with(&t) {
+                    targets.insert(t);
+                }
+            }
+        }
+    }
+    // Depth-first search for a path back to where it started.
+    let mut cycles = Vec::new();
+    for start in edges.keys() {
+        let mut stack = vec![(start.clone(), vec![start.clone()])];
+        let mut seen = BTreeSet::new();
+        while let Some((at, trail)) = stack.pop() {
+            for next in edges.get(&at).into_iter().flatten() {
+                if next == start {
+                    cycles.push(
+                        trail
+                            .iter()
+                            .map(|m| m.join("::"))
+                            .collect::<Vec<_>>()
+                            .join(" → "),
+                    );
+                } else if seen.insert(next.clone()) {
+                    let mut t = trail.clone();
+                    t.push(next.clone());
+                    stack.push((next.clone(), t));
+                }
+            }
+        }
+    }
+    assert!(
+        cycles.is_empty(),
+        "modules that import each other: {cycles:#?}"
+    );
+}
