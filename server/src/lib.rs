@@ -154,9 +154,12 @@ impl Running {
         // Departures still in their grace period are logged now, dated when they happened.
         let _ = tokio::time::timeout_at(deadline, self.hub.flush_presence()).await;
         self.hub.close_documents();
-        // Wait (bounded) until every task that shares the hub has ended, so that the store —
-        // and sled's lock on the data directory — is released when we return.
-        while Arc::strong_count(&self.hub) > 1 && tokio::time::Instant::now() < deadline {
+        // Wait (bounded) until every task that shares the hub, and every document actor (they
+        // share the documents' context, not the hub), has ended, so that the store — and
+        // sled's lock on the data directory — is released when we return.
+        while (Arc::strong_count(&self.hub) > 1 || self.hub.documents_running())
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let store = self.hub.store.clone();

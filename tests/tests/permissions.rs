@@ -2,7 +2,7 @@
 //! against the rules of design §7 and domain §2.4–2.5 — written out here a second time,
 //! independently of `toron_domain::policy`, so that a slip in either shows.
 
-use toron_domain::policy::{Phase, Role};
+use toron_domain::policy::{self, Access, DocContext, DocKey, Phase, Role, Scope, Subject};
 use toron_protocol::Event;
 use toron_tests::roster::{self, set_phase, try_read, try_write, Kind, WriteOutcome};
 use toron_tests::{secure_config, start_with};
@@ -63,6 +63,64 @@ fn expected(role: Role, kind: Kind, phase: Phase) -> (bool, bool) {
         ),
     };
     (read || write, write)
+}
+
+/// The roster's participant holding `role`, as policy sees them: organizers, importers and
+/// department reviewers hold their role for the series, the others for the session.
+fn subject(role: Role) -> Subject {
+    let scope = match role {
+        Role::Organizer | Role::Importer | Role::DepartmentReviewer => {
+            Scope::Series(roster::SERIES.into())
+        }
+        _ => Scope::Session(roster::SESSION.into()),
+    };
+    Subject {
+        participant: roster::who(role),
+        department: (role == Role::DepartmentReviewer).then(|| roster::DEPARTMENT.to_string()),
+        roles: vec![(role, scope)],
+    }
+}
+
+/// The document of `key` as the roster registers it, in `phase` (series documents have none).
+fn context(key: DocKey, phase: Phase) -> DocContext {
+    let in_session = !matches!(key, DocKey::Report { .. } | DocKey::Response { .. });
+    DocContext {
+        presenters: match key {
+            DocKey::Case { .. } => vec![roster::who(Role::Presenter)],
+            _ => Vec::new(),
+        },
+        key,
+        series: roster::SERIES.into(),
+        session: in_session.then(|| roster::SESSION.into()),
+        phase: in_session.then_some(phase),
+        facilitator: Some(roster::who(Role::Facilitator)),
+    }
+}
+
+/// The same table as the socket test below, asked of `policy::decide` directly: every role ×
+/// kind × phase in milliseconds, so that a slip in the rules shows without a server.
+#[test]
+fn policy_decides_every_role_kind_and_phase_as_the_rules_say() {
+    let mut wrong = Vec::new();
+    for role in Role::ALL {
+        for kind in Kind::ALL {
+            for phase in Phase::ALL {
+                let access = policy::decide(&subject(role), &context(kind.key(role), phase));
+                let got = (access != Access::None, access == Access::Write);
+                let want = expected(role, kind, phase);
+                if got != want {
+                    wrong.push(format!(
+                        "{role:?} {kind:?} {phase:?}: (read, write) {got:?}, the rules say {want:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} disagreements: {wrong:#?}",
+        wrong.len()
+    );
 }
 
 fn rejections(server: &toron_server::Running) -> usize {

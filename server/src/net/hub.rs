@@ -165,6 +165,11 @@ impl Hub {
         self.docs.len()
     }
 
+    /// Whether some document actor still runs (each holds the documents' context).
+    pub fn documents_running(&self) -> bool {
+        Arc::strong_count(&self.doc_context) > 1
+    }
+
     /// Registers `peer` on `conn` for `participant`. If the same participant holds the id on
     /// another connection (a tab that reconnects before its old socket timed out), that
     /// connection is told to close and this waits (bounded) until it has released its
