@@ -8,6 +8,8 @@
 //! - [`ids`]: `DocumentId` (base58check of 16 bytes), `automerge:` URLs, peer and connection ids.
 //! - [`wire`]: the automerge-repo v1 messages and their CBOR codec, tolerant on input (what
 //!   JavaScript and samod really send) and strict on output (what both accept).
+//! - [`connection`]: one connection's protocol state machine (join → established → closed),
+//!   and [`router`]: documents by id, opened on first use, told when a connection closes.
 //! - [`engine`]: the per-document sync state machine — batching, per-connection sync states,
 //!   `doc-unavailable`, ephemeral relay with dedupe — with "durable before visible" built into
 //!   the order of its outputs.
@@ -21,6 +23,7 @@
 //! - [`refusal`]: why a change was refused, typed.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod connection;
 pub mod engine;
 pub mod history;
 pub mod ids;
@@ -29,9 +32,11 @@ pub mod notice;
 pub mod rate;
 pub mod record;
 pub mod refusal;
+pub mod router;
 pub mod sync_receive;
 pub mod wire;
 
+pub use connection::{CloseKind, ConnEvent, ConnectionPhase, ConnectionState};
 pub use engine::{
     Action, ActorGate, BatchId, DocEngine, EngineConfig, Grant, Input, NoGate, SyncKind,
 };
@@ -40,4 +45,5 @@ pub use record::{
     AdminAction, Attribution, ChangeRecord, Event, NewChange, Presence, RecordError, Rejection,
 };
 pub use refusal::{Refusal, RefusalKind};
+pub use router::Router;
 pub use wire::{DecodeError, Message, PeerMetadata, PROTOCOL_VERSION};

@@ -1,15 +1,18 @@
-//! The engine in an in-memory network: clients are plain Automerge documents with their own
-//! sync states; the "server" is one `DocEngine` per document plus a log whose durability the
-//! test controls. Every scenario runs until quiet, with a bound on the number of rounds.
+//! The protocol core in an in-memory network: clients are plain Automerge documents with their
+//! own sync states; the "server" is the real sans-IO core — one `ConnectionState` per client
+//! (join, the documents it names, what it may not send), a `Router` of one `DocEngine` per
+//! document — plus a log whose durability the test controls. Every scenario runs until quiet,
+//! with a bound on the number of rounds.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ReadDoc, ROOT};
 use toron_protocol::{
-    Action, ActorGate, Attribution, BatchId, ConnId, DocEngine, DocumentId, EngineConfig, Grant,
-    Input, Message, NewChange, PeerId, Refusal, RefusalKind, Rejection, SyncKind,
+    Action, ActorGate, Attribution, BatchId, ConnEvent, ConnId, ConnectionState, DocEngine,
+    DocumentId, EngineConfig, Grant, Input, Message, NewChange, PeerId, Refusal, RefusalKind,
+    Rejection, Router, SyncKind, PROTOCOL_VERSION,
 };
 
 const MAX_ROUNDS: usize = 200;
@@ -26,7 +29,9 @@ struct Client {
 
 struct Net {
     server: PeerId,
-    engines: BTreeMap<DocumentId, DocEngine>,
+    /// The server's side of each client's connection.
+    conns: HashMap<ConnId, ConnectionState>,
+    engines: Router<DocEngine>,
     clients: Vec<Client>,
     /// Messages from clients to the server, in arrival order.
     to_server: VecDeque<(ConnId, Message)>,
@@ -49,7 +54,7 @@ struct Net {
 
 impl Net {
     fn new(n: usize) -> Self {
-        let clients = (0..n)
+        let clients: Vec<Client> = (0..n)
             .map(|i| Client {
                 peer: PeerId::new(format!("peer-{i}")).expect("peer"),
                 conn: ConnId(i as u64 + 1),
@@ -60,11 +65,29 @@ impl Net {
                 closed: None,
             })
             .collect();
+        let server = PeerId::new("server").expect("peer");
+        // Every client joins first, as a real one does.
+        let to_server = clients
+            .iter()
+            .map(|c| {
+                let join = Message::Join {
+                    sender_id: c.peer.clone(),
+                    supported_protocol_versions: Some(vec![PROTOCOL_VERSION.into()]),
+                    peer_metadata: None,
+                };
+                (c.conn, join)
+            })
+            .collect();
+        let conns = clients
+            .iter()
+            .map(|c| (c.conn, ConnectionState::new(server.clone(), None, 64)))
+            .collect();
         Self {
-            server: PeerId::new("server").expect("peer"),
-            engines: BTreeMap::new(),
+            server,
+            conns,
+            engines: Router::new(),
             clients,
-            to_server: VecDeque::new(),
+            to_server,
             pending_appends: Vec::new(),
             hold_durability: false,
             log: Vec::new(),
@@ -128,13 +151,7 @@ impl Net {
                 Action::Append { batch, changes } => {
                     self.pending_appends.push((id, batch, changes))
                 }
-                Action::Close { conn, reason } => {
-                    let i = self.client_index(conn);
-                    self.clients[i].closed = Some(reason);
-                    for e in self.engines.values_mut() {
-                        e.push(Input::Closed { conn });
-                    }
-                }
+                Action::Close { conn, reason } => self.close(conn, reason),
                 Action::SaveSnapshot { .. } => {}
                 Action::Refused {
                     conn,
@@ -149,11 +166,7 @@ impl Net {
                         self.told.push(conn);
                     }
                     if close {
-                        let i = self.client_index(conn);
-                        self.clients[i].closed = Some("refused".into());
-                        for e in self.engines.values_mut() {
-                            e.push(Input::Closed { conn });
-                        }
+                        self.close(conn, "refused".into());
                     }
                 }
             }
@@ -167,55 +180,13 @@ impl Net {
         self.now += 10;
         while let Some((conn, msg)) = self.to_server.pop_front() {
             busy = true;
-            let kind = if matches!(msg, Message::Request { .. }) {
-                SyncKind::Request
-            } else {
-                SyncKind::Sync
+            let Some(state) = self.conns.get_mut(&conn) else {
+                continue;
             };
-            let peer = self.clients[self.client_index(conn)].peer.clone();
-            match msg {
-                Message::Request {
-                    document_id, data, ..
-                }
-                | Message::Sync {
-                    document_id, data, ..
-                } => {
-                    let server = self.server.clone();
-                    let grant = self.grants.get(&conn).cloned().unwrap_or_else(Grant::open);
-                    let engine = self.engines.entry(document_id).or_insert_with(|| {
-                        DocEngine::new(
-                            document_id,
-                            server,
-                            automerge::Automerge::new(),
-                            EngineConfig::default(),
-                        )
-                    });
-                    engine.push(Input::Sync {
-                        conn,
-                        peer,
-                        kind,
-                        data,
-                        grant,
-                    });
-                }
-                Message::Ephemeral {
-                    sender_id,
-                    document_id,
-                    count,
-                    session_id,
-                    data,
-                    ..
-                } => {
-                    let now = self.now;
-                    if let Some(e) = self.engines.get_mut(&document_id) {
-                        let actions = e.ephemeral(conn, &sender_id, &session_id, count, &data, now);
-                        self.carry_out(document_id, actions);
-                    }
-                }
-                other => panic!("unexpected client message {other:?}"),
-            }
+            let events = state.receive(msg);
+            self.serve(conn, events);
         }
-        let ids: Vec<DocumentId> = self.engines.keys().copied().collect();
+        let ids: Vec<DocumentId> = self.engines.ids().copied().collect();
         for id in &ids {
             let now = self.now;
             let actions = self
@@ -248,6 +219,89 @@ impl Net {
         busy
     }
 
+    /// Does what a connection's state machine asks, as the server's socket task does: the
+    /// hub's part (registering the peer id) always succeeds here; a connection's grant is the
+    /// test's (open mode when it set none).
+    fn serve(&mut self, conn: ConnId, events: Vec<ConnEvent>) {
+        let mut todo: VecDeque<ConnEvent> = events.into();
+        while let Some(e) = todo.pop_front() {
+            match e {
+                ConnEvent::Send(m) => {
+                    let i = self.client_index(conn);
+                    self.clients[i].inbox.push_back(m);
+                }
+                ConnEvent::Close { reason, .. } => self.close(conn, reason),
+                ConnEvent::Join { .. } => {
+                    let state = self.conns.get_mut(&conn).expect("connection");
+                    todo.extend(state.joined());
+                }
+                ConnEvent::Sync {
+                    peer,
+                    document_id,
+                    kind,
+                    data,
+                    ..
+                } => {
+                    let server = self.server.clone();
+                    let grant = self.grants.get(&conn).cloned().unwrap_or_else(Grant::open);
+                    let (engine, _) = self.engines.get_or_open(document_id, || {
+                        DocEngine::new(
+                            document_id,
+                            server,
+                            automerge::Automerge::new(),
+                            EngineConfig::default(),
+                        )
+                    });
+                    engine.push(Input::Sync {
+                        conn,
+                        peer,
+                        kind,
+                        data,
+                        grant,
+                    });
+                }
+                ConnEvent::Ephemeral {
+                    peer,
+                    sender_id,
+                    document_id,
+                    count,
+                    session_id,
+                    data,
+                } => {
+                    // A `senderId` another connection holds is an echo: dropped.
+                    if sender_id != peer && self.clients.iter().any(|c| c.peer == sender_id) {
+                        continue;
+                    }
+                    let now = self.now;
+                    if let Some(e) = self.engines.get_mut(&document_id) {
+                        let actions = e.ephemeral(conn, &peer, &session_id, count, &data, now);
+                        self.carry_out(document_id, actions);
+                    }
+                }
+                ConnEvent::IgnoredInvalidId { .. } => {}
+                ConnEvent::PeerError(reason) => self.close(conn, reason),
+                ConnEvent::Left => self.close(conn, "left".into()),
+            }
+        }
+    }
+
+    /// Connection `conn` is closed: its client hears why, and the open documents it named
+    /// forget it.
+    fn close(&mut self, conn: ConnId, reason: String) {
+        let i = self.client_index(conn);
+        self.clients[i].closed.get_or_insert(reason);
+        let named = self
+            .conns
+            .get_mut(&conn)
+            .map(ConnectionState::close)
+            .unwrap_or_default();
+        for id in self.engines.closing(named) {
+            if let Some(e) = self.engines.get_mut(&id) {
+                e.push(Input::Closed { conn });
+            }
+        }
+    }
+
     /// Client `i` handles everything the server sent it, replying as the protocol asks.
     fn client_receive(&mut self, i: usize) -> bool {
         let mut busy = false;
@@ -270,6 +324,7 @@ impl Net {
                 } => {
                     self.clients[i].ephemeral_seen.push((session_id, count));
                 }
+                Message::Peer { .. } => {}
                 other => panic!("unexpected server message {other:?}"),
             }
         }
@@ -587,7 +642,7 @@ fn a_failed_append_closes_everyone_and_reveals_nothing() {
         .commit_failed("disk on fire");
     assert_eq!(actions.len(), 2);
     assert!(actions.iter().all(|a| matches!(a, Action::Close { .. })));
-    assert!(net.engines[&id].is_poisoned());
+    assert!(net.engines.get(&id).expect("engine").is_poisoned());
     assert_eq!(net.value(1, id, "v"), Some(1));
 }
 
@@ -705,4 +760,30 @@ fn a_batch_of_many_senders_is_one_append_attributed_per_change() {
     }
     net.hold_durability = false;
     net.run_until_quiet();
+}
+
+#[test]
+fn a_second_join_closes_only_that_connection_and_its_documents_forget_it() {
+    let mut net = Net::new(2);
+    let id = net.create(0, "v", 1);
+    net.run_until_quiet();
+    net.find(1, id);
+    net.run_until_quiet();
+    let peer = net.clients[1].peer.clone();
+    net.to_server.push_back((
+        ConnId(2),
+        Message::Join {
+            sender_id: peer,
+            supported_protocol_versions: None,
+            peer_metadata: None,
+        },
+    ));
+    net.run_until_quiet();
+    assert_eq!(net.clients[1].closed.as_deref(), Some("already joined"));
+    // The document forgot Bob: Alice's next edit is logged and nothing waits for him.
+    net.edit(0, id, "v", 2);
+    net.run_until_quiet();
+    assert_eq!(net.log.len(), 2);
+    assert!(net.acknowledged(0, id));
+    assert_eq!(net.value(1, id, "v"), Some(1), "Bob no longer hears of it");
 }

@@ -1,15 +1,15 @@
 //! One WebSocket connection: frames in, protocol messages routed, frames out.
 //!
-//! The reader half decodes each binary frame into a [`Message`] and follows the handshake
-//! (`join` first, answered at once with `peer`); after it, `request`/`sync` go to the
-//! document's actor and `ephemeral` to the actor of an open document. Anything malformed —
-//! undecodable CBOR, a text frame, an unknown type, a message before `join`, a second `join` —
-//! gets an `error` and closes this connection only. The writer half sends what the actors
-//! queue, and pings every `ping_interval`; a peer that has not answered the previous ping by
-//! the next one is dropped, and so is one that does not take a write within its deadline
-//! ([`write_deadline`]).
+//! The reader half hands each frame to the protocol's state machine
+//! ([`toron_protocol::ConnectionState`]: `join` first, the documents-per-connection cap,
+//! invalid ids, unknown or out-of-order messages) and does what it asks with what only the
+//! server knows: the hub registers the peer id, policy decides each document's access,
+//! `request`/`sync` go to the document's actor and `ephemeral` to the actor of an open
+//! document. Anything malformed gets an `error` and closes this connection only. The writer
+//! half ([`crate::net::writer`]) sends what the actors queue, and pings every
+//! `ping_interval`.
 
-use std::collections::HashSet;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -17,10 +17,9 @@ use axum::extract::ws::{Message as WsMessage, WebSocket};
 use futures_util::StreamExt;
 use tokio::sync::{watch, Notify};
 use toron_domain::policy::Access;
-use toron_protocol::wire::{decode, encode};
+use toron_protocol::wire::encode;
 use toron_protocol::{
-    ConnId, DecodeError, DocumentId, Grant, Message, PeerId, PeerMetadata, SyncKind,
-    PROTOCOL_VERSION,
+    CloseKind, ConnEvent, ConnId, ConnectionState, DocumentId, Grant, PeerId, SyncKind,
 };
 use tracing::Instrument;
 
@@ -84,11 +83,13 @@ async fn serve_conn(
         hub: hub.clone(),
         conn,
         out: out.clone(),
-        peer: None,
+        proto: ConnectionState::new(
+            hub.server_peer.clone(),
+            Some(hub.store.storage_id().to_string()),
+            hub.config.max_docs_per_connection,
+        ),
         participant,
-        subscribed: HashSet::new(),
         sessions: Vec::new(),
-        invalid_ids: 0,
     };
 
     loop {
@@ -109,7 +110,8 @@ async fn serve_conn(
         let keep_going = match frame {
             WsMessage::Binary(bytes) => session.on_frame(&bytes, &kick, &gone_rx).await,
             WsMessage::Text(_) => {
-                session.fail("text frames are not part of the protocol; send binary CBOR")
+                let events = session.proto.receive_text();
+                session.carry_out(events, &kick, &gone_rx).await
             }
             WsMessage::Pong(_) => {
                 pong_seen.store(true, Ordering::Relaxed);
@@ -125,10 +127,9 @@ async fn serve_conn(
 
     // Release everything this connection held before saying it is gone, so that a peer
     // rejoining elsewhere starts from a clean slate.
-    for id in &session.subscribed {
-        hub.send_if_open(*id, DocMsg::Closed { conn });
-    }
-    if let Some(peer) = &session.peer {
+    let peer = session.proto.peer().cloned();
+    hub.connection_closed(conn, session.proto.close());
+    if let Some(peer) = &peer {
         hub.leave(peer, conn);
     }
     if let Some(p) = &session.participant {
@@ -143,58 +144,134 @@ async fn serve_conn(
     tracing::debug!(%conn, "connection closed");
 }
 
+/// The server's side of one connection: the protocol's state machine
+/// ([`ConnectionState`]), driven with what only the server knows — who the participant is,
+/// what policy lets them do with each document, where documents are open.
 struct Session {
     hub: Arc<Hub>,
     conn: ConnId,
     out: ConnTx,
-    /// Set by `join`; every later message is attributed to it whatever `senderId` claims.
-    peer: Option<PeerId>,
+    /// Phase, peer id (every message is attributed to the id it joined with, whatever
+    /// `senderId` claims), the documents it named, invalid ids seen.
+    proto: ConnectionState,
     /// Who authenticated this socket; `None` in open mode.
     participant: Option<String>,
-    subscribed: HashSet<DocumentId>,
     /// Debate sessions whose documents this connection touched (for joined/left).
     sessions: Vec<String>,
-    /// Messages ignored so far because their document id is not one.
-    invalid_ids: u32,
 }
 
-/// Messages with an invalid document id that are logged per connection, and after how many
-/// the connection is closed.
-const LOGGED_INVALID_IDS: u32 = 3;
-const MAX_INVALID_IDS: u32 = 100;
-
 impl Session {
-    /// Sends `error` and ends the connection.
-    fn fail(&self, reason: &str) -> bool {
-        if self.hub.log_budget.allow() {
-            tracing::info!(conn = %self.conn, %reason, "protocol error; closing");
-        }
-        self.hub.metrics.error(crate::metrics::ErrorKind::bad_frame);
-        self.out.close(reason.to_string());
-        false
+    /// A binary frame; false when the connection must end.
+    async fn on_frame(
+        &mut self,
+        bytes: &[u8],
+        kick: &Arc<Notify>,
+        gone: &watch::Receiver<bool>,
+    ) -> bool {
+        let events = self.proto.receive_frame(bytes);
+        self.carry_out(events, kick, gone).await
     }
 
-    /// A message naming a document id nobody can have: ignored (as the JS client does),
-    /// logged only the first few times, and a connection that keeps sending them is closed —
-    /// each one would otherwise be a log line.
-    fn invalid_id(
+    /// Does what the protocol asks; false when the connection must end.
+    async fn carry_out(
         &mut self,
-        ty: impl std::fmt::Debug,
-        raw: &impl std::fmt::Debug,
-        reason: &impl std::fmt::Display,
+        events: Vec<ConnEvent>,
+        kick: &Arc<Notify>,
+        gone: &watch::Receiver<bool>,
     ) -> bool {
-        self.invalid_ids += 1;
-        self.hub.metrics.error(crate::metrics::ErrorKind::bad_frame);
-        if self.invalid_ids <= LOGGED_INVALID_IDS && self.hub.log_budget.allow() {
-            // (Debug formatting: a peer's text cannot start a forged log line.)
-            tracing::info!(conn = %self.conn, ?ty, ?raw, %reason, "ignoring a message with an invalid document id");
-        }
-        if self.invalid_ids >= MAX_INVALID_IDS {
-            return self.fail(&format!(
-                "{MAX_INVALID_IDS} messages with invalid document ids; closing"
-            ));
+        let mut todo: VecDeque<ConnEvent> = events.into();
+        while let Some(e) = todo.pop_front() {
+            match e {
+                ConnEvent::Send(m) => self.out.send(encode(&m)),
+                ConnEvent::Close { reason, kind } => {
+                    self.close(&reason, kind);
+                    return false;
+                }
+                ConnEvent::Join { peer } => todo.extend(self.join(peer, kick, gone).await),
+                ConnEvent::Sync {
+                    peer,
+                    document_id,
+                    kind,
+                    data,
+                    first,
+                } => todo.extend(self.route_sync(document_id, peer, kind, data, first).await),
+                ConnEvent::Ephemeral {
+                    peer,
+                    sender_id,
+                    document_id,
+                    count,
+                    session_id,
+                    data,
+                } => self.relay_ephemeral(peer, sender_id, document_id, count, session_id, data),
+                ConnEvent::IgnoredInvalidId { log, detail } => {
+                    self.hub.metrics.error(crate::metrics::ErrorKind::bad_frame);
+                    if log && self.hub.log_budget.allow() {
+                        tracing::info!(conn = %self.conn, %detail, "ignoring a message with an invalid document id");
+                    }
+                }
+                ConnEvent::PeerError(message) => {
+                    if self.hub.log_budget.allow() {
+                        tracing::info!(conn = %self.conn, peer = ?self.proto.peer(), %message, "peer reported an error");
+                    }
+                    return false;
+                }
+                ConnEvent::Left => return false,
+            }
         }
         true
+    }
+
+    /// Sends `error` and closes, counted by why.
+    fn close(&self, reason: &str, kind: CloseKind) {
+        let error = match kind {
+            CloseKind::Protocol => crate::metrics::ErrorKind::bad_frame,
+            CloseKind::Limit => crate::metrics::ErrorKind::limit,
+            CloseKind::Refused => crate::metrics::ErrorKind::unauthorized,
+        };
+        if self.hub.log_budget.allow() {
+            match kind {
+                CloseKind::Protocol => {
+                    tracing::info!(conn = %self.conn, %reason, "protocol error; closing")
+                }
+                CloseKind::Limit => tracing::info!(conn = %self.conn, %reason, "limit; closing"),
+                CloseKind::Refused => tracing::info!(
+                    conn = %self.conn,
+                    participant = ?self.participant,
+                    %reason,
+                    "join refused: the peer id is held by another participant"
+                ),
+            }
+        }
+        self.hub.metrics.error(error);
+        self.out.close(reason.to_string());
+    }
+
+    /// Registers the peer id with the hub (a peer id held by another participant is refused;
+    /// the same participant's older connection is closed first).
+    async fn join(
+        &mut self,
+        peer: PeerId,
+        kick: &Arc<Notify>,
+        gone: &watch::Receiver<bool>,
+    ) -> Vec<ConnEvent> {
+        let participant = self.participant.clone();
+        match self
+            .hub
+            .join(
+                &peer,
+                participant.as_deref(),
+                self.conn,
+                kick.clone(),
+                gone.clone(),
+            )
+            .await
+        {
+            Ok(()) => {
+                tracing::debug!(conn = %self.conn, %peer, "joined");
+                self.proto.joined()
+            }
+            Err(e) => self.proto.join_refused(e.to_string()),
+        }
     }
 
     /// An ephemeral message, relayed to the document's other subscribers.
@@ -206,19 +283,19 @@ impl Session {
         count: u64,
         session_id: String,
         data: Vec<u8>,
-    ) -> bool {
+    ) {
         // Only readers of the document may speak in its presence channel.
         if let Some(p) = &self.participant {
             if self.hub.registry.decide(p, &document_id).access == Access::None {
-                return true;
+                return;
             }
         }
-        // Relayed under the id this connection joined with: a `senderId` held by
-        // another connection is an echo of what the server relayed already (or one
-        // participant speaking as another) and is dropped; any other claim (a peer
-        // behind this client) is relayed as this connection's.
+        // Relayed under the id this connection joined with: a `senderId` held by another
+        // connection is an echo of what the server relayed already (or one participant
+        // speaking as another) and is dropped; any other claim (a peer behind this client)
+        // is relayed as this connection's.
         if sender_id != peer && self.hub.peer_is_connected(&sender_id) {
-            return true;
+            return;
         }
         self.hub.send_if_open(
             document_id,
@@ -230,73 +307,6 @@ impl Session {
                 data,
             },
         );
-        true
-    }
-
-    async fn on_frame(
-        &mut self,
-        bytes: &[u8],
-        kick: &Arc<Notify>,
-        gone: &watch::Receiver<bool>,
-    ) -> bool {
-        let msg = match decode(bytes) {
-            Ok(m) => m,
-            Err(DecodeError::BadDocumentId {
-                ty, raw, reason, ..
-            }) if self.peer.is_some() => return self.invalid_id(ty, &raw, &reason),
-            Err(e) => return self.fail(&format!("undecodable message: {e}")),
-        };
-        let Some(peer) = self.peer.clone() else {
-            return match msg {
-                Message::Join {
-                    sender_id,
-                    supported_protocol_versions,
-                    ..
-                } => {
-                    self.on_join(sender_id, supported_protocol_versions, kick, gone)
-                        .await
-                }
-                other => self.fail(&format!(
-                    "expected a join message, got `{}`",
-                    other.type_name()
-                )),
-            };
-        };
-        match msg {
-            Message::Request {
-                document_id, data, ..
-            } => {
-                self.route_sync(document_id, peer, SyncKind::Request, data)
-                    .await
-            }
-            Message::Sync {
-                document_id, data, ..
-            } => {
-                self.route_sync(document_id, peer, SyncKind::Sync, data)
-                    .await
-            }
-            Message::Ephemeral {
-                sender_id,
-                document_id,
-                count,
-                session_id,
-                data,
-                ..
-            } => self.relay_ephemeral(peer, sender_id, document_id, count, session_id, data),
-            // We hold no other peers' heads and gossip none: accepted and ignored.
-            Message::DocUnavailable { .. }
-            | Message::RemoteSubscriptionChange { .. }
-            | Message::RemoteHeadsChanged { .. } => true,
-            Message::Leave { .. } => false,
-            Message::Error { message, .. } => {
-                if self.hub.log_budget.allow() {
-                    tracing::info!(conn = %self.conn, %peer, %message, "peer reported an error");
-                }
-                false
-            }
-            Message::Join { .. } => self.fail("already joined"),
-            Message::Peer { .. } => self.fail("a server does not accept `peer`"),
-        }
     }
 
     /// Asks the policy what this participant may do with the document, then routes the
@@ -308,33 +318,14 @@ impl Session {
         peer: PeerId,
         kind: SyncKind,
         data: Vec<u8>,
-    ) -> bool {
-        let max_docs = self.hub.config.max_docs_per_connection;
-        if !self.subscribed.contains(&id) && self.subscribed.len() >= max_docs {
-            self.hub.metrics.error(crate::metrics::ErrorKind::limit);
-            let reason = format!(
-                "too many documents on one connection: at most {max_docs} (--max-docs-per-connection)"
-            );
-            if self.hub.log_budget.allow() {
-                tracing::info!(conn = %self.conn, %reason, "limit; closing");
-            }
-            self.out.close(reason);
-            return false;
-        }
+        first: bool,
+    ) -> Vec<ConnEvent> {
         let grant = match &self.participant {
             None => Grant::open(),
             Some(p) => {
                 let decision = self.hub.registry.decide(p, &id);
                 match decision.access {
-                    Access::None => {
-                        let msg = Message::DocUnavailable {
-                            sender_id: self.hub.server_peer.clone(),
-                            target_id: peer,
-                            document_id: id,
-                        };
-                        self.out.send(encode(&msg));
-                        return true;
-                    }
+                    Access::None => return self.proto.unavailable(id),
                     Access::Read => Grant {
                         may_write: false,
                         by: decision.by,
@@ -342,8 +333,10 @@ impl Session {
                     Access::Write => {
                         if decision.creates && kind == SyncKind::Sync {
                             if let Err(e) = self.hub.registry.register_ad_hoc(p, id).await {
-                                return self
-                                    .fail(&format!("could not register the new document: {e}"));
+                                return vec![ConnEvent::Close {
+                                    reason: format!("could not register the new document: {e}"),
+                                    kind: CloseKind::Protocol,
+                                }];
                             }
                         }
                         Grant {
@@ -354,25 +347,8 @@ impl Session {
                 }
             }
         };
-        if self.subscribed.insert(id) {
-            if let (Some(p), Some(ctx)) =
-                (&self.participant, self.hub.registry.timeline_context(&id))
-            {
-                // Presence is a session's (the report and responses are the series').
-                let in_session = self.hub.registry.session(&ctx.session).is_some();
-                if in_session && !self.sessions.contains(&ctx.session) {
-                    self.sessions.push(ctx.session.clone());
-                    self.hub
-                        .presence_join(
-                            p,
-                            grant.by.role.clone(),
-                            &ctx.session,
-                            self.conn,
-                            (self.out.clone(), peer.clone(), id),
-                        )
-                        .await;
-                }
-            }
+        if first {
+            self.present(&grant, &peer, id).await;
         }
         self.hub.route(
             id,
@@ -384,53 +360,28 @@ impl Session {
                 grant,
             },
         );
-        true
+        Vec::new()
     }
 
-    async fn on_join(
-        &mut self,
-        sender_id: PeerId,
-        versions: Option<Vec<String>>,
-        kick: &Arc<Notify>,
-        gone: &watch::Receiver<bool>,
-    ) -> bool {
-        let supported = versions.is_none_or(|v| v.iter().any(|s| s == PROTOCOL_VERSION));
-        if !supported {
-            return self.fail("unsupported protocol version");
-        }
-        let participant = self.participant.clone();
-        if let Err(e) = self
-            .hub
-            .join(
-                &sender_id,
-                participant.as_deref(),
-                self.conn,
-                kick.clone(),
-                gone.clone(),
-            )
-            .await
-        {
-            if self.hub.log_budget.allow() {
-                tracing::info!(conn = %self.conn, peer = %sender_id, participant = ?participant, "join refused: the peer id is held by another participant");
-            }
-            self.hub
-                .metrics
-                .error(crate::metrics::ErrorKind::unauthorized);
-            self.out.close(e.to_string());
-            return false;
-        }
-        let reply = Message::Peer {
-            sender_id: self.hub.server_peer.clone(),
-            target_id: sender_id.clone(),
-            selected_protocol_version: PROTOCOL_VERSION.into(),
-            peer_metadata: Some(PeerMetadata {
-                storage_id: Some(self.hub.store.storage_id().to_string()),
-                is_ephemeral: false,
-            }),
+    /// The first document of a debate session this connection names makes its participant
+    /// present there (the report and responses are the series', not a session's).
+    async fn present(&mut self, grant: &Grant, peer: &PeerId, id: DocumentId) {
+        let (Some(p), Some(ctx)) = (&self.participant, self.hub.registry.timeline_context(&id))
+        else {
+            return;
         };
-        self.out.send(encode(&reply));
-        tracing::debug!(conn = %self.conn, peer = %sender_id, "joined");
-        self.peer = Some(sender_id);
-        true
+        let in_session = self.hub.registry.session(&ctx.session).is_some();
+        if in_session && !self.sessions.contains(&ctx.session) {
+            self.sessions.push(ctx.session.clone());
+            self.hub
+                .presence_join(
+                    p,
+                    grant.by.role.clone(),
+                    &ctx.session,
+                    self.conn,
+                    (self.out.clone(), peer.clone(), id),
+                )
+                .await;
+        }
     }
 }

@@ -161,6 +161,11 @@ impl Hub {
         self.docs.send_if_open(id, msg);
     }
 
+    /// Connection `conn` is gone: the open ones among the documents it named forget it.
+    pub fn connection_closed(&self, conn: ConnId, documents: Vec<DocumentId>) {
+        self.docs.connection_closed(conn, documents);
+    }
+
     pub fn open_documents(&self) -> usize {
         self.docs.len()
     }

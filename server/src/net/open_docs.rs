@@ -4,11 +4,10 @@
 //! without knowing the hub: the hub spawns actors into this map and routes to them; an actor
 //! only ever takes itself out.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use tokio::sync::mpsc;
-use toron_protocol::{ConnId, DocumentId, Grant, PeerId, SyncKind};
+use toron_protocol::{ConnId, DocumentId, Grant, PeerId, Router, SyncKind};
 
 use crate::net::outbound::ConnTx;
 
@@ -34,70 +33,83 @@ pub enum DocMsg {
     },
 }
 
-/// The inboxes of the open documents' actors.
+/// The inboxes of the open documents' actors: the protocol's [`Router`] under a lock.
 #[derive(Debug, Default)]
 pub struct OpenDocs {
-    docs: Mutex<HashMap<DocumentId, mpsc::UnboundedSender<DocMsg>>>,
+    docs: Mutex<Router<mpsc::UnboundedSender<DocMsg>>>,
 }
 
 impl OpenDocs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Router<mpsc::UnboundedSender<DocMsg>>> {
+        self.docs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Sends to the document's actor; if it is not open (or its actor ended without leaving
-    /// the map, i.e. panicked), a new inbox is made, `msg` queued in it, and `spawn` is
-    /// given its receiving end to start the actor — under the map's lock, so that two
-    /// messages for a closed document never start two actors.
+    /// the map, i.e. panicked), it is opened: a new inbox with `msg` queued, whose receiving
+    /// end `spawn` is given to start the actor — under the map's lock, so that two messages
+    /// for a closed document never start two actors.
     pub fn route(
         &self,
         id: DocumentId,
         msg: DocMsg,
         spawn: impl FnOnce(DocumentId, mpsc::UnboundedReceiver<DocMsg>),
     ) {
-        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut docs = self.lock();
         let msg = match docs.get(&id) {
             Some(tx) => match tx.send(msg) {
                 Ok(()) => return,
-                Err(mpsc::error::SendError(m)) => m,
+                Err(mpsc::error::SendError(m)) => {
+                    docs.close(&id);
+                    m
+                }
             },
             None => msg,
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(msg);
-        docs.insert(id, tx);
+        docs.get_or_open(id, || tx);
         spawn(id, rx);
     }
 
     /// Sends only if the document is open (ephemeral traffic and closes never load anything).
     pub fn send_if_open(&self, id: DocumentId, msg: DocMsg) {
-        let docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = docs.get(&id) {
+        if let Some(tx) = self.lock().get(&id) {
             let _ = tx.send(msg);
+        }
+    }
+
+    /// Connection `conn` is gone: the open ones among the documents it named forget it.
+    pub fn connection_closed(&self, conn: ConnId, documents: Vec<DocumentId>) {
+        let docs = self.lock();
+        for id in docs.closing(documents) {
+            if let Some(tx) = docs.get(&id) {
+                let _ = tx.send(DocMsg::Closed { conn });
+            }
         }
     }
 
     /// Called by an idle actor: takes it out unless a message arrived meanwhile. Holding the
     /// map's lock while checking makes the race with [`OpenDocs::route`] impossible.
     pub fn try_evict(&self, id: DocumentId, rx: &mpsc::UnboundedReceiver<DocMsg>) -> bool {
-        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut docs = self.lock();
         if !rx.is_empty() {
             return false;
         }
-        docs.remove(&id);
+        docs.close(&id);
         true
     }
 
     /// Takes out an actor that must stop (poisoned by a failed write, a failed load, or the
     /// server stopping).
     pub fn forget(&self, id: DocumentId) {
-        self.docs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        self.lock().close(&id);
     }
 
     pub fn len(&self) -> usize {
-        self.docs.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.lock().is_empty()
     }
 }
