@@ -1,0 +1,23 @@
+// Shared by every part of the client: the state it renders from, and two DOM helpers.
+
+
+export const $ = (sel) => document.querySelector(sel);
+export const esc = (s) =>
+  String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+export const SECTIONS = ["background", "method", "results", "challenges"];
+export const KINDS = ["comment", "question", "highlight", "strength", "gap", "lesson"];
+
+export const state = {
+  token: null,
+  me: null,
+  sessions: [],
+  repo: null,
+  adapter: null,
+  handles: new Map(), // doc id → DocHandle
+  awaited: new Set(), // doc ids not available yet, watched for their first content
+  presence: {}, // session → participant keys here now (pushed by the server)
+  shownAs: {}, // participant → how the server said to show them (for those not in a session's people)
+  focus: null, // annotation id highlighted
+  saving: null, // { doc, heads, status }
+};
+window.toron = state; // for the end-to-end tests and the curious

@@ -1,0 +1,135 @@
+// The views of a session: tabs, join, the session list, cases, the agenda.
+
+import { cpLength } from "./anchor.js";
+import { t } from "./i18n.js";
+import { liveAnnotation, writeAnnotation } from "./compose.js";
+import { ensureRepo, gather, mayAnnotate } from "./documents.js";
+import { annotationCard } from "./hall.js";
+import { scheduleRender } from "./render.js";
+import { $, KINDS, esc, state } from "./state.js";
+
+// ---- views ---------------------------------------------------------------------------------
+
+export function announce(msg) {
+  $("#announce").textContent = msg;
+}
+
+export function tabs(s, current) {
+  const items = [
+    ["cases", `#/s/${s.key}`, t("cases")],
+    ["queue", `#/s/${s.key}/queue`, t("queue")],
+    ["people", `#/s/${s.key}/people`, t("people")],
+    ["replay", `#/s/${s.key}/replay`, t("replay")],
+  ];
+  if (s.my_roles.includes("organizer")) {
+    items.push(["invites", `#/s/${s.key}/invites`, t("invites")]);
+    items.push(["report", `#/report/${s.key}`, t("report")]);
+  }
+  return `<nav class="tabs" aria-label="${esc(t("sessionMenu"))}">${items
+    .map(([k, href, label]) => `<a href="${href}" ${k === current ? 'aria-current="page"' : ""}>${esc(label)}</a>`)
+    .join("")}</nav>`;
+}
+
+export function viewJoin(error) {
+  return `<h1>${esc(t("join"))}</h1>
+  <form id="join" class="card">
+    <label for="tok">${esc(t("inviteLabel"))}</label>
+    <input id="tok" name="tok" style="width:100%" autocomplete="off" required>
+    <p><button class="primary" type="submit">${esc(t("enter"))}</button></p>
+    ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ""}
+  </form>`;
+}
+
+export function viewSessions() {
+  if (!state.sessions.length) return `<h1>${esc(t("sessions"))}</h1><p>${esc(t("noSessions"))}</p>`;
+  return `<h1>${esc(t("sessions"))}</h1><div class="cards">${state.sessions
+    .map(
+      (s) => `<a class="card" href="#/s/${esc(s.key)}" style="text-decoration:none;color:inherit">
+      <strong>${esc(s.title || s.key)}</strong>
+      <div class="muted">${esc(s.date || "")} · ${esc(t(s.phase))} · ${esc(s.my_roles.map((r) => t(r)).join(", "))}</div>
+      <div class="muted">${esc(s.cases.length)} ${esc(t("casesCount"))}</div></a>`,
+    )
+    .join("")}</div>`;
+}
+
+export async function viewCases(s) {
+  const cards = `<div class="cards">${s.cases
+    .map(
+      (c) => `<a class="card" href="#/s/${esc(s.key)}/c/${esc(c.key)}" style="text-decoration:none;color:inherit">
+      <strong>${esc(c.title)}</strong><div class="muted">${esc(c.government || "")} · ${esc(c.key)}</div></a>`,
+    )
+    .join("")}</div>`;
+  // The agenda's annotations (the chair's summing-up among them) need the documents: until
+  // Automerge is in (fetched now, while the list is read), the cases show alone.
+  let agenda = `<p class="muted">${esc(t("loading"))}</p>`;
+  if (!state.repo) ensureRepo().then(scheduleRender, () => {});
+  else agenda = await agendaView(s);
+  return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "cases")}${cards}
+    <h2>${esc(t("agenda"))}</h2>${agenda}`;
+}
+
+/// The session's agenda, each item with the annotations made on it, and for those who may
+/// annotate a form to add one.
+export async function agendaView(s) {
+  const all = await gather(s);
+  const canWrite = mayAnnotate(s);
+  const canTriage = !!s.triage?.writable;
+  const items = s.agenda || [];
+  if (!items.length) return `<p class="muted">—</p>`;
+  return `<ol class="agenda">${items
+    .map((item) => {
+      const on = all.filter((a) => a.target?.type === "agenda_item" && a.target.agenda_item === item.key && !a.parent);
+      const time = [item.start, item.end].filter(Boolean).map((x) => String(x).slice(11, 16)).join("–");
+      return `<li class="agenda-item" data-item="${esc(item.key)}"><h3>${esc(item.title_ko || item.key)} <span class="meta">${esc(time)}</span></h3>
+        ${on.map((a) => annotationCard(s, a, all, canWrite, canTriage)).join("")}
+        ${
+          canWrite
+            ? `<details><summary>${esc(t("annotateAgenda"))}</summary>
+          <form class="agenda-note" data-item="${esc(item.key)}">
+            <label>${esc(t("kind"))} <select name="kind">${KINDS.filter((k) => k !== "highlight")
+              .map((k) => `<option value="${k}">${esc(t(k))}</option>`)
+              .join("")}</select></label>
+            <label>${esc(t("body"))}<textarea name="body" required rows="3"></textarea></label>
+            <button type="submit">${esc(t("add"))}</button></form></details>`
+            : ""
+        }</li>`;
+    })
+    .join("")}</ol>`;
+}
+
+/// An annotation on an agenda item: no passage, the item named.
+export async function annotateAgenda(s, form) {
+  const a = liveAnnotation(s, form.kind.value, {
+    target: { type: "agenda_item", agenda_item: form.dataset.item },
+    body: form.body.value.trim(),
+  });
+  await writeAnnotation(s, a);
+  state.focus = a.id;
+  announce(t("annotationAdded"));
+}
+
+/// A section's text with the annotations that anchor into it highlighted.
+export function highlighted(text, anns) {
+  const n = cpLength(text);
+  const cover = Array.from({ length: n }, () => []);
+  for (const a of anns) {
+    const r = a.range;
+    if (!r) continue;
+    for (let i = r.start; i < Math.min(r.end, n); i++) cover[i].push(a.id);
+  }
+  const cps = Array.from(text);
+  let out = "";
+  let i = 0;
+  while (i < n) {
+    const ids = cover[i].join(" ");
+    let j = i;
+    while (j < n && cover[j].join(" ") === ids) j++;
+    const chunk = esc(cps.slice(i, j).join(""));
+    if (ids) {
+      const focus = cover[i].includes(state.focus) ? " focus" : "";
+      out += `<mark class="${cover[i].length > 1 ? "many" : ""}${focus}" data-ids="${esc(ids)}">${chunk}</mark>`;
+    } else out += chunk;
+    i = j;
+  }
+  return out;
+}
