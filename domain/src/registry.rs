@@ -22,6 +22,21 @@ pub struct Participant {
     pub department: Option<String>,
 }
 
+impl Participant {
+    /// A participant shown by their role only (the most private choice), with no affiliation
+    /// or department; `kind` is official, expert, activist, resident (or service).
+    pub fn new(key: impl Into<String>, name: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            name: name.into(),
+            affiliation: String::new(),
+            kind: kind.into(),
+            attribution: "role_only".into(),
+            department: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RoleGrant {
     pub participant: String,

@@ -122,8 +122,18 @@ enum Offline {
 }
 
 /// Parses the flags, runs the server until SIGTERM or Ctrl-C, then stops it gracefully.
-pub fn main() -> anyhow::Result<()> {
-    tokio::runtime::Runtime::new()?.block_on(serve_from_args())
+/// Runs the command line; its exit code (an error is printed first).
+pub fn main() -> std::process::ExitCode {
+    match tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(serve_from_args()))
+    {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("toron-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// The commands that work on a stopped server's data directory (or ask a running one for a

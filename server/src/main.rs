@@ -1,13 +1,5 @@
 //! `toron-server`: the sync server binary. See `toron_server::cli`.
 
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    match toron_server::cli::main() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("toron-server: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+fn main() -> std::process::ExitCode {
+    toron_server::cli::main()
 }

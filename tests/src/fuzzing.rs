@@ -181,14 +181,11 @@ fn api_server() -> &'static ApiServer {
         let running = runtime.block_on(crate::start_with(config));
         let series_token = runtime.block_on(async {
             let reg = running.registry();
-            let p = toron_server::registry::Participant {
-                key: "P-org-BM".into(),
-                name: "series organizer".into(),
-                affiliation: String::new(),
-                kind: "official".into(),
-                attribution: "role_only".into(),
-                department: None,
-            };
+            let p = toron_server::registry::Participant::new(
+                "P-org-BM",
+                "series organizer",
+                "official",
+            );
             reg.add_participant("admin", p)
                 .await
                 .unwrap_or_else(|e| panic!("participant: {e}"));

@@ -42,6 +42,25 @@ pub async fn start(dir: &Path) -> Running {
     start_with(config(dir)).await
 }
 
+/// A secured server on a fresh data directory, whose first organizer's token is
+/// `admin_token`. The directory lives as long as the returned guard.
+pub async fn secured(admin_token: &str) -> (tempfile::TempDir, Running) {
+    secured_with(admin_token, |_| {}).await
+}
+
+/// [`secured`], with more of the configuration set by `configure`.
+pub async fn secured_with(
+    admin_token: &str,
+    configure: impl FnOnce(&mut Config),
+) -> (tempfile::TempDir, Running) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = secure_config(dir.path());
+    config.admin_token = Some(admin_token.into());
+    configure(&mut config);
+    let server = start_with(config).await;
+    (dir, server)
+}
+
 pub async fn start_with(config: Config) -> Running {
     match toron_server::start(config).await {
         Ok(r) => r,

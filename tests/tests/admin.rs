@@ -4,7 +4,7 @@
 use serde_json::Value;
 use tokio::process::Command;
 use toron_protocol::Event;
-use toron_tests::{secure_config, start_with, LIMIT};
+use toron_tests::{secured, LIMIT};
 
 async fn toron(url: &str, token: &str, args: &[&str]) -> (i32, Value, String) {
     let run = Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
@@ -26,11 +26,8 @@ async fn toron(url: &str, token: &str, args: &[&str]) -> (i32, Value, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_organizer_sets_up_a_debate_from_the_command_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let admin = "toron_admin_for_the_cli_admin_test";
-    let mut config = secure_config(dir.path());
-    config.admin_token = Some(admin.into());
-    let server = start_with(config).await;
+    let (dir, server) = secured(admin).await;
     let url = server.url();
     let before = server.store().last_global_seq().expect("seq");
 

@@ -11,7 +11,7 @@ use toron_cli::sync_client::{url_with_token, Connection};
 use toron_domain::anchor::Resolution;
 use toron_domain::policy::{DocKey, Phase};
 use toron_server::Running;
-use toron_tests::{secure_config, start_with, LIMIT};
+use toron_tests::{secured, LIMIT};
 
 const ADMIN: &str = "toron_admin_for_the_anchor_test";
 
@@ -69,10 +69,7 @@ async fn resolve(server: &Running, token: &str, target: &Value) -> (Resolution, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anchors_follow_edits_until_their_text_is_gone() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = secure_config(dir.path());
-    config.admin_token = Some(ADMIN.into());
-    let server = start_with(config).await;
+    let (_dir, server) = secured(ADMIN).await;
     let bundle =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/debate-bundle.json");
     let (ok, _, err) = toron(&server, ADMIN, &["import", bundle.to_str().expect("path")]).await;

@@ -14,7 +14,7 @@ use toron_protocol::Event;
 use toron_server::registry::Participant;
 use toron_server::Running;
 use toron_tests::roster::{self, connect, set_phase, who, CASE, SESSION};
-use toron_tests::{int_at, secure_config, start_with, LIMIT};
+use toron_tests::{int_at, secure_config, secured, start_with, LIMIT};
 
 fn token(tokens: &[(Role, String)], role: Role) -> String {
     tokens
@@ -115,10 +115,7 @@ fn only_a_rejection(server: &Running, from: u64, doc: &DocKey, participant: &str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attacks_are_refused_logged_and_invisible() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = secure_config(dir.path());
-    config.admin_token = Some("toron_admin_for_the_attack_suite".into());
-    let server = start_with(config).await;
+    let (_dir, server) = secured("toron_admin_for_the_attack_suite").await;
     let tokens = roster::set_up(&server).await;
     set_phase(&server, Phase::Live).await;
     let activist = token(&tokens, Role::Activist);
@@ -212,19 +209,9 @@ async fn attacks_are_refused_logged_and_invisible() {
     // 6. Unknown, revoked and truncated tokens: refused before the upgrade, nothing logged.
     let revoked_holder = "P-revoked";
     let reg = server.registry();
-    reg.add_participant(
-        "admin",
-        Participant {
-            key: revoked_holder.into(),
-            name: "x".into(),
-            affiliation: String::new(),
-            kind: "activist".into(),
-            attribution: "role_only".into(),
-            department: None,
-        },
-    )
-    .await
-    .expect("participant");
+    reg.add_participant("admin", Participant::new(revoked_holder, "x", "activist"))
+        .await
+        .expect("participant");
     reg.grant(
         "admin",
         revoked_holder,
@@ -258,19 +245,9 @@ async fn attacks_are_refused_logged_and_invisible() {
     );
 
     // 7. A token for another session sees nothing here and can change nothing.
-    reg.add_participant(
-        "admin",
-        Participant {
-            key: "P-s2".into(),
-            name: "y".into(),
-            affiliation: String::new(),
-            kind: "activist".into(),
-            attribution: "role_only".into(),
-            department: None,
-        },
-    )
-    .await
-    .expect("participant");
+    reg.add_participant("admin", Participant::new("P-s2", "y", "activist"))
+        .await
+        .expect("participant");
     reg.grant("admin", "P-s2", Role::Activist, Scope::Session("S2".into()))
         .await
         .expect("grant");
@@ -330,11 +307,8 @@ async fn attacks_are_refused_logged_and_invisible() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_a_token_closes_the_participants_connections_within_a_second() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let admin_token = "toron_admin_for_the_revocation_test";
-    let mut config = secure_config(dir.path());
-    config.admin_token = Some(admin_token.into());
-    let server = start_with(config).await;
+    let (_dir, server) = secured(admin_token).await;
     let tokens = roster::set_up(&server).await;
     set_phase(&server, Phase::Live).await;
     let activist = token(&tokens, Role::Activist);

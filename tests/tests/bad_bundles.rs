@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 use toron_server::Running;
-use toron_tests::{secure_config, start_with, LIMIT};
+use toron_tests::{secured, LIMIT};
 use unicode_normalization::UnicodeNormalization;
 
 const ADMIN: &str = "toron_admin_for_the_bad_bundle_test";
@@ -37,10 +37,7 @@ fn nfd_strings(v: &mut Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bundles_are_refused_whole_with_the_place_named() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = secure_config(dir.path());
-    config.admin_token = Some(ADMIN.into());
-    let server = start_with(config).await;
+    let (_dir, server) = secured(ADMIN).await;
     let files = tempfile::tempdir().expect("files");
     let good = example();
 

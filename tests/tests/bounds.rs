@@ -7,7 +7,9 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ReadDoc, ROOT};
 use toron_cli::sync_client::{url_with_token, ClientError, Connection, DocSync};
 use toron_protocol::DocumentId;
-use toron_tests::{config, create, secure_config, start_with, Ending, RawPeer, LIMIT};
+use toron_tests::{
+    config, create, secure_config, secured_with, start_with, Ending, RawPeer, LIMIT,
+};
 
 /// Reads until the server ends the connection; returns its `error` text.
 async fn refusal(conn: &mut Connection) -> String {
@@ -53,13 +55,12 @@ async fn documents_per_connection_are_bounded() {
 
 #[tokio::test]
 async fn connections_per_token_and_in_total_are_bounded() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let token = "toron_bounds_test_token_0123456789abcdef";
-    let mut c = secure_config(dir.path());
-    c.admin_token = Some(token.into());
-    c.max_connections_per_token = 2;
-    c.max_connections = 3;
-    let server = start_with(c).await;
+    let (_dir, server) = secured_with(token, |c| {
+        c.max_connections_per_token = 2;
+        c.max_connections = 3;
+    })
+    .await;
     let url = url_with_token(&server.url(), Some(token));
     let a = Connection::connect(&url, LIMIT).await.expect("first");
     let _b = Connection::connect(&url, LIMIT).await.expect("second");
@@ -283,14 +284,7 @@ async fn second_organizer(server: &toron_server::Running) -> String {
     let reg = server.registry();
     reg.add_participant(
         "admin",
-        toron_server::registry::Participant {
-            key: "kim".into(),
-            name: "김".into(),
-            affiliation: String::new(),
-            kind: "official".into(),
-            attribution: "role_only".into(),
-            department: None,
-        },
+        toron_server::registry::Participant::new("kim", "김", "official"),
     )
     .await
     .expect("participant");

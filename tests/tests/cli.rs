@@ -172,11 +172,8 @@ async fn clear_errors_and_exit_codes() {
 /// (what a person copies from the browser) works, and `toron … | head` ends quietly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_addresses_and_pipes_as_people_use_them() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let admin = "toron_admin_for_the_cli_usage_test";
-    let mut config = toron_tests::secure_config(dir.path());
-    config.admin_token = Some(admin.into());
-    let server = toron_tests::start_with(config).await;
+    let (_dir, server) = toron_tests::secured(admin).await;
     let http = server.url().replace("ws://", "http://");
     let run = |args: Vec<String>| {
         Command::new(env!("CARGO_BIN_EXE_e2e-toron"))

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 use toron_server::Running;
-use toron_tests::{secure_config, start_with, LIMIT};
+use toron_tests::{secured, LIMIT};
 
 const ADMIN: &str = "toron_admin_for_the_debate_test";
 
@@ -24,10 +24,7 @@ async fn toron(server: &Running, args: &[&str]) -> (bool, String, String) {
 }
 
 async fn started() -> (tempfile::TempDir, Running) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = secure_config(dir.path());
-    config.admin_token = Some(ADMIN.into());
-    let server = start_with(config).await;
+    let (dir, server) = secured(ADMIN).await;
     (dir, server)
 }
 

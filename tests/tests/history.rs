@@ -9,7 +9,7 @@ use toron_cli::admin::Admin;
 use toron_cli::json::doc_to_json;
 use toron_domain::policy::{DocKey, Phase, Role};
 use toron_tests::roster::{self, connect, set_phase, who, CASE};
-use toron_tests::{secure_config, start_with, LIMIT};
+use toron_tests::{secured_with, LIMIT};
 
 async fn get(server: &toron_server::Running, token: &str, path: &str) -> anyhow::Result<Value> {
     let (url, token, path) = (server.url(), token.to_string(), path.to_string());
@@ -21,11 +21,10 @@ async fn get(server: &toron_server::Running, token: &str, path: &str) -> anyhow:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_states_and_differences_of_a_document() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = secure_config(dir.path());
-    config.admin_token = Some("toron_admin_for_the_history_test".into());
-    config.snapshot_every = 2;
-    let server = start_with(config).await;
+    let (_dir, server) = secured_with("toron_admin_for_the_history_test", |c| {
+        c.snapshot_every = 2;
+    })
+    .await;
     let tokens = roster::set_up(&server).await;
     set_phase(&server, Phase::Live).await;
     let tok = |r: Role| {
@@ -157,14 +156,7 @@ async fn events_states_and_differences_of_a_document() {
         .registry()
         .add_participant(
             "admin",
-            toron_server::registry::Participant {
-                key: "P-out".into(),
-                name: "o".into(),
-                affiliation: String::new(),
-                kind: "resident".into(),
-                attribution: "role_only".into(),
-                department: None,
-            },
+            toron_server::registry::Participant::new("P-out", "o", "resident"),
         )
         .await
         .expect("p");

@@ -8,7 +8,7 @@ use automerge::{AutoCommit, ROOT};
 use toron_cli::sync_client::{url_with_token, Connection, DocSync};
 use toron_protocol::DocumentId;
 use toron_server::Running;
-use toron_tests::{secure_config, start_with, RawPeer, LIMIT};
+use toron_tests::{secured, RawPeer, LIMIT};
 
 /// GET /metrics; every sample line as `name{labels}` → value.
 async fn scrape(server: &Running) -> HashMap<String, f64> {
@@ -33,11 +33,8 @@ fn value(m: &HashMap<String, f64>, key: &str) -> f64 {
 
 #[tokio::test]
 async fn metrics_move_with_connections_changes_and_errors() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let token = "toron_metrics_test_token_0123456789abcdef";
-    let mut config = secure_config(dir.path());
-    config.admin_token = Some(token.into());
-    let server = start_with(config).await;
+    let (_dir, server) = secured(token).await;
     let url = url_with_token(&server.url(), Some(token));
 
     let before = scrape(&server).await;

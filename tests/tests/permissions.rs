@@ -5,7 +5,7 @@
 use toron_domain::policy::{self, Access, DocContext, DocKey, Phase, Role, Scope, Subject};
 use toron_protocol::Event;
 use toron_tests::roster::{self, set_phase, try_read, try_write, Kind, WriteOutcome};
-use toron_tests::{secure_config, start_with};
+use toron_tests::secured;
 
 /// May `role` write its own annotation layer in `phase`?
 fn annotates(role: Role, phase: Phase) -> bool {
@@ -135,10 +135,7 @@ fn rejections(server: &toron_server::Running) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_kind_and_phase_through_real_sockets() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = secure_config(dir.path());
-    config.admin_token = Some("toron_admin_for_the_permission_table".into());
-    let server = start_with(config).await;
+    let (_dir, server) = secured("toron_admin_for_the_permission_table").await;
     let tokens = roster::set_up(&server).await;
     let mut failures = Vec::new();
     let mut checked = 0;

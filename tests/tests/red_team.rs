@@ -11,7 +11,7 @@ use toron_cli::sync_client::{url_with_token, ClientError, Connection, DocSync};
 use toron_domain::policy::DocKey;
 use toron_protocol::Event;
 use toron_server::Running;
-use toron_tests::{secure_config, start_with, LIMIT};
+use toron_tests::{secured, LIMIT};
 
 const ADMIN: &str = "toron_admin_for_the_red_team_test";
 const SERIES: &str = "HB-BENCH-2012";
@@ -29,10 +29,7 @@ async fn toron(server: &Running, args: &[&str]) -> (bool, String, String) {
 
 /// A server with the example series imported and `S-LIB` live again.
 async fn series_live() -> (tempfile::TempDir, Running) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = secure_config(dir.path());
-    config.admin_token = Some(ADMIN.into());
-    let server = start_with(config).await;
+    let (dir, server) = secured(ADMIN).await;
     let bundle =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/debate-bundle.json");
     let (ok, _, err) = toron(&server, &["import", bundle.to_str().expect("path")]).await;
@@ -412,10 +409,7 @@ async fn vocabulary_values_cannot_be_spliced_or_made_objects() {
 /// until an import of it runs to its end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_finished_import_is_named_in_the_report() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = secure_config(dir.path());
-    config.admin_token = Some(ADMIN.into());
-    let server = start_with(config).await;
+    let (_dir, server) = secured(ADMIN).await;
     let bundle_path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/debate-bundle.json");
     let bundle = std::fs::read(&bundle_path).expect("bundle");

@@ -1189,14 +1189,7 @@ async fn the_shared_importer_of_earlier_versions_loses_its_token() {
     let reg = server.registry();
     reg.add_participant(
         "admin",
-        toron_server::registry::Participant {
-            key: "toron-importer".into(),
-            name: "Toron import".into(),
-            affiliation: String::new(),
-            kind: "service".into(),
-            attribution: "role_only".into(),
-            department: None,
-        },
+        toron_server::registry::Participant::new("toron-importer", "Toron import", "service"),
     )
     .await
     .expect("participant");

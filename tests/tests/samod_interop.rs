@@ -40,11 +40,8 @@ async fn samod_and_the_cli_share_documents_through_toron_server_in_open_mode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samod_and_the_cli_share_documents_through_toron_server_with_a_token() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let token = "toron_samod_test_token_0123456789abcdef";
-    let mut config = toron_tests::secure_config(dir.path());
-    config.admin_token = Some(token.into());
-    let server = toron_tests::start_with(config).await;
+    let (dir, server) = toron_tests::secured(token).await;
     let url = server.url();
     // samod cannot set headers: the token rides in the URL, as for browsers.
     let samod_url = format!("{url}/sync?token={token}");

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use toron_cli::admin::Admin;
 use toron_domain::policy::DocKey;
 use toron_server::Running;
-use toron_tests::{secure_config, start_with, LIMIT};
+use toron_tests::{secured, LIMIT};
 
 const ADMIN: &str = "toron_admin_for_the_three_clients_test";
 const SESSION: &str = "S-LIB";
@@ -219,10 +219,7 @@ fn queue_from_state(api: &Admin, layers: &[String], at: u64) -> BTreeMap<String,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_from_three_clients_and_an_import_is_told_right() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = secure_config(dir.path());
-    config.admin_token = Some(ADMIN.into());
-    let server = start_with(config).await;
+    let (_dir, server) = secured(ADMIN).await;
     // The import: the example series, every act of its debate.
     let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/debate-bundle.json");
     toron(&server, ADMIN, &["import", bundle.to_str().expect("path")]).await;

@@ -56,18 +56,8 @@ async fn bench_layer(server: &Running) -> anyhow::Result<(String, toron_protocol
         },
     )
     .await?;
-    reg.add_participant(
-        "admin",
-        Participant {
-            key: "P-bench".into(),
-            name: "bench".into(),
-            affiliation: String::new(),
-            kind: "activist".into(),
-            attribution: "role_only".into(),
-            department: None,
-        },
-    )
-    .await?;
+    reg.add_participant("admin", Participant::new("P-bench", "bench", "activist"))
+        .await?;
     reg.grant(
         "admin",
         "P-bench",
