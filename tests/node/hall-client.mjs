@@ -14,37 +14,10 @@
 import assert from "node:assert/strict";
 import { Repo } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { until, withTimeout } from "./waiting.mjs";
 
-const LIMIT_MS = 10_000;
 const { TORON_URL, TOKEN, NOTES_DOC, EVAL_DOC, ME, SESSION, QUESTION, IDS } = process.env;
 const [questionId, gapId, replyId] = IDS.split(",");
-
-function withTimeout(promise, what, ms = LIMIT_MS) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-function until(handle, predicate, what) {
-  return withTimeout(
-    new Promise((resolve) => {
-      const check = () => {
-        const doc = handle.doc();
-        if (doc && predicate(doc)) {
-          handle.off("change", check);
-          resolve(doc);
-        }
-      };
-      handle.on("change", check);
-      check();
-    }),
-    what,
-  );
-}
 
 function repo(name) {
   const url = `${TORON_URL}/sync?token=${encodeURIComponent(TOKEN)}`;

@@ -21,6 +21,7 @@ import { createInterface } from "node:readline";
 import assert from "node:assert/strict";
 import { Repo } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { until, withTimeout } from "./waiting.mjs";
 
 const serverBin = process.env.TORON_SERVER_BIN;
 if (!serverBin) {
@@ -28,7 +29,6 @@ if (!serverBin) {
   process.exit(2);
 }
 
-const LIMIT_MS = 10_000;
 const mode = process.env.TORON_INTEROP_MODE || "token";
 const token = mode === "token" ? `toron_node_${randomBytes(24).toString("hex")}` : null;
 const dataDir = mkdtempSync(join(tmpdir(), "toron-node-"));
@@ -58,34 +58,6 @@ process.on("uncaughtException", (e) => {
 async function shutdownReconnecting(repo, adapter) {
   adapter.socket?.on?.("error", () => {});
   await repo.shutdown();
-}
-
-function withTimeout(promise, what, ms = LIMIT_MS) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/** Resolves once `predicate(doc)` holds for the handle, checking on every change. */
-function until(handle, predicate, what) {
-  return withTimeout(
-    new Promise((resolve) => {
-      const check = () => {
-        const doc = handle.doc();
-        if (doc && predicate(doc)) {
-          handle.off("change", check);
-          resolve(doc);
-        }
-      };
-      handle.on("change", check);
-      check();
-    }),
-    what,
-  );
 }
 
 function newRepo(url, peerId) {

@@ -163,11 +163,11 @@ async fn timeline(
         let mut next = None;
         'scan: loop {
             let rows = store
-                .timeline_entries(&prefix, &from, PAGE)
+                .timeline_page(&prefix, &mut from, PAGE)
                 .map_err(|e| api_err(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string()))?;
-            let Some(last) = rows.last() else { break };
-            from = last.0.clone();
-            from.push(0);
+            if rows.is_empty() {
+                break;
+            }
             for (_, v) in rows {
                 let Ok(e) = serde_json::from_slice::<Entry>(&v) else {
                     continue;
@@ -380,16 +380,17 @@ impl Replay {
     /// The next page of entries the reader may see, named, and the key after it; `None` at
     /// the end (or when the log cannot be read).
     async fn page(&mut self, prefix: &[u8], from: &[u8]) -> Option<(Vec<Entry>, Vec<u8>)> {
-        let (p, f) = (prefix.to_vec(), from.to_vec());
+        let (p, mut next) = (prefix.to_vec(), from.to_vec());
         let st = self.hub.store.clone();
-        let rows =
-            match tokio::task::spawn_blocking(move || st.timeline_entries(&p, &f, PAGE)).await {
-                Ok(Ok(rows)) => rows,
-                _ => return None,
-            };
-        let last = rows.last()?;
-        let mut next = last.0.clone();
-        next.push(0);
+        let (rows, next) = match tokio::task::spawn_blocking(move || {
+            st.timeline_page(&p, &mut next, PAGE)
+                .map(|rows| (rows, next))
+        })
+        .await
+        {
+            Ok(Ok((rows, next))) if !rows.is_empty() => (rows, next),
+            _ => return None,
+        };
         let mut page: Vec<Entry> = rows
             .iter()
             .filter_map(|(_, v)| serde_json::from_slice::<Entry>(v).ok())

@@ -499,19 +499,7 @@ impl Store {
 
     /// Every record of one document, in document order.
     pub fn document_records(&self, doc: &DocumentId) -> Result<Vec<ChangeRecord>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.events.range(key_d(doc, 0)..key_d(doc, u64::MAX)) {
-            let (k, v) = kv?;
-            let g = be_u64(&v).ok_or_else(|| corrupt(&k, "global seq"))?;
-            if !self.visible(g) {
-                break;
-            }
-            out.push(
-                self.record(g)?
-                    .ok_or_else(|| corrupt(&k, "index points at no record"))?,
-            );
-        }
-        Ok(out)
+        self.indexed_records(doc, 0, usize::MAX)
     }
 
     /// The record holding document sequence number `doc_seq` of `doc`.
@@ -540,8 +528,18 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<ChangeRecord>, StoreError> {
+        self.indexed_records(doc, after.saturating_add(1), limit)
+    }
+
+    /// Up to `limit` records of `doc` from document sequence number `from`, in order, through
+    /// the document's index; stops at the first record not known durable.
+    fn indexed_records(
+        &self,
+        doc: &DocumentId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<ChangeRecord>, StoreError> {
         let mut out = Vec::new();
-        let from = after.saturating_add(1);
         for kv in self.events.range(key_d(doc, from)..key_d(doc, u64::MAX)) {
             if out.len() >= limit {
                 break;

@@ -45,6 +45,23 @@ impl Store {
         Ok(self.timeline.get(key)?.map(|v| v.to_vec()))
     }
 
+    /// The next page of up to `limit` entries under `prefix` from `from`, which moves past the
+    /// page's last key: reading page after page visits every entry once, and an empty page
+    /// is the end.
+    pub fn timeline_page(
+        &self,
+        prefix: &[u8],
+        from: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let rows = self.timeline_entries(prefix, from, limit)?;
+        if let Some(last) = rows.last() {
+            from.clone_from(&last.0);
+            from.push(0);
+        }
+        Ok(rows)
+    }
+
     /// Timeline entries whose key (without the `E`) is at least `from` and starts with
     /// `prefix`, in key order, at most `limit`.
     pub fn timeline_entries(

@@ -34,11 +34,11 @@ pub(super) fn creators_of(
     loop {
         let rows = hub
             .store
-            .timeline_entries(&prefix, &from, 1_000)
+            .timeline_page(&prefix, &mut from, 1_000)
             .map_err(|e| ExportError::Timeline(e.to_string()))?;
-        let Some(last) = rows.last() else { break };
-        from = last.0.clone();
-        from.push(0);
+        if rows.is_empty() {
+            break;
+        }
         for (_, v) in rows {
             let Ok(e) = serde_json::from_slice::<Entry>(&v) else {
                 continue;
