@@ -26,6 +26,7 @@
 //! observers never. In `published` every session document is read-only. "Session roles" are
 //! the roles held in that session or for the whole series.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -316,6 +317,62 @@ pub const ALL_SERIES: &str = "*";
 pub enum Scope {
     Series(String),
     Session(String),
+}
+
+/// The series an organizer answers for (see [`organizes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Organizes {
+    Nothing,
+    /// These series only.
+    Series(BTreeSet<String>),
+    /// Every series (an organizer of `*`, such as the bootstrap admin).
+    Everything,
+}
+
+impl Organizes {
+    pub fn covers(&self, series: &str) -> bool {
+        match self {
+            Organizes::Nothing => false,
+            Organizes::Series(s) => series != ALL_SERIES && s.contains(series),
+            Organizes::Everything => true,
+        }
+    }
+}
+
+/// The series `who` organizes, from their roles: every series for an organizer of `*`, else
+/// those they hold the organizer role for. An organizer acts only within them: grants,
+/// sessions, phases, cases, documents, imports and reports of other series are out of reach,
+/// and so are the tokens of people who take part elsewhere.
+pub fn organizes(who: &Subject) -> Organizes {
+    let mut series = BTreeSet::new();
+    for (r, s) in &who.roles {
+        if let (Role::Organizer, Scope::Series(x)) = (r, s) {
+            if x == ALL_SERIES {
+                return Organizes::Everything;
+            }
+            series.insert(x.clone());
+        }
+    }
+    if series.is_empty() {
+        Organizes::Nothing
+    } else {
+        Organizes::Series(series)
+    }
+}
+
+/// Whether an organizer who `organizes` what it does may issue or revoke the token of
+/// someone whose roles lie in `their_series` (`None`: a session that does not exist): an
+/// organizer of every series may; another only for someone whose every role lies within the
+/// series they organize, so that neither the bootstrap admin nor another series' people are
+/// in reach. Someone without any role yet (a participant just added) is in reach.
+pub fn may_manage_token(organizes: &Organizes, their_series: &[Option<String>]) -> bool {
+    match organizes {
+        Organizes::Everything => true,
+        Organizes::Nothing => false,
+        Organizes::Series(_) => their_series
+            .iter()
+            .all(|s| s.as_deref().is_some_and(|s| organizes.covers(s))),
+    }
 }
 
 /// Who is asking: a participant and the roles they hold.
@@ -708,5 +765,51 @@ mod tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod organizer_tests {
+    use super::*;
+
+    fn organizer_of(series: &[&str]) -> Subject {
+        Subject {
+            participant: "P-org".into(),
+            department: None,
+            roles: series
+                .iter()
+                .map(|s| (Role::Organizer, Scope::Series((*s).into())))
+                .chain([(Role::Evaluator, Scope::Session("S9".into()))])
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_organizer_answers_for_its_series_and_the_bootstrap_one_for_every_series() {
+        assert_eq!(organizes(&organizer_of(&[])), Organizes::Nothing);
+        let one = organizes(&organizer_of(&["BM"]));
+        assert!(one.covers("BM") && !one.covers("XX") && !one.covers(ALL_SERIES));
+        assert_eq!(
+            organizes(&organizer_of(&["BM", ALL_SERIES])),
+            Organizes::Everything
+        );
+    }
+
+    #[test]
+    fn a_token_is_managed_only_by_an_organizer_of_every_series_its_holder_is_in() {
+        let bm = organizes(&organizer_of(&["BM"]));
+        let some = |s: &str| Some(s.to_string());
+        assert!(may_manage_token(&bm, &[some("BM"), some("BM")]));
+        assert!(
+            may_manage_token(&bm, &[]),
+            "a participant without roles yet"
+        );
+        assert!(!may_manage_token(&bm, &[some("BM"), some("XX")]));
+        assert!(
+            !may_manage_token(&bm, &[None]),
+            "a session that does not exist"
+        );
+        assert!(may_manage_token(&Organizes::Everything, &[some("XX")]));
+        assert!(!may_manage_token(&Organizes::Nothing, &[]));
     }
 }

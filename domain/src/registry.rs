@@ -2,11 +2,9 @@
 //! documents — as the server's log stores them (JSON) and its API shows them. The server
 //! holds them; the import plan ([`crate::import_plan`]) says which a bundle needs.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
-use crate::policy::ALL_SERIES;
+pub use crate::policy::Organizes;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Participant {
@@ -82,24 +80,4 @@ pub struct DocEntry {
     pub key: Option<String>,
     pub series: String,
     pub created_by: String,
-}
-
-/// The series an organizer answers for (see [`Registry::organizes`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Organizes {
-    Nothing,
-    /// These series only.
-    Series(BTreeSet<String>),
-    /// Every series (an organizer of `*`, such as the bootstrap admin).
-    Everything,
-}
-
-impl Organizes {
-    pub fn covers(&self, series: &str) -> bool {
-        match self {
-            Organizes::Nothing => false,
-            Organizes::Series(s) => series != ALL_SERIES && s.contains(series),
-            Organizes::Everything => true,
-        }
-    }
 }

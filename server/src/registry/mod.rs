@@ -360,24 +360,9 @@ impl Registry {
         self.organizes(participant) != Organizes::Nothing
     }
 
-    /// The series `participant` organizes. An organizer acts only within them: grants,
-    /// sessions, phases, cases, documents, imports and reports of other series are out of
-    /// reach, and so are the tokens of people who take part elsewhere.
+    /// The series `participant` organizes (`policy::organizes` decides, from their roles).
     pub fn organizes(&self, participant: &str) -> Organizes {
-        let mut series = BTreeSet::new();
-        for (r, s) in self.subject(participant).roles {
-            if let (Role::Organizer, Scope::Series(x)) = (r, s) {
-                if x == ALL_SERIES {
-                    return Organizes::Everything;
-                }
-                series.insert(x);
-            }
-        }
-        if series.is_empty() {
-            Organizes::Nothing
-        } else {
-            Organizes::Series(series)
-        }
+        policy::organizes(&self.subject(participant))
     }
 
     /// The series a grant's scope lies in: the series itself, or the session's series.
@@ -388,25 +373,22 @@ impl Registry {
         }
     }
 
-    /// Whether `by` may issue or revoke `participant`'s token: an organizer of every series
-    /// may; another organizer only for someone whose every role lies within the series they
-    /// organize (so neither the bootstrap admin nor another series' people are in reach).
+    /// Whether `by` may issue or revoke `participant`'s token (`policy::may_manage_token`
+    /// decides, from the series of each of `participant`'s roles).
     pub fn may_manage_token_of(&self, by: &str, participant: &str) -> bool {
-        let organizes = self.organizes(by);
-        match organizes {
-            Organizes::Everything => true,
-            Organizes::Nothing => false,
-            // (Someone without any role yet — a participant just added — is in reach.)
-            Organizes::Series(_) => self.roles_of(participant).iter().all(|g| {
+        let their_series: Vec<Option<String>> = self
+            .roles_of(participant)
+            .iter()
+            .map(|g| {
                 let scope = if g.scope == "series" {
                     Scope::Series(g.name.clone())
                 } else {
                     Scope::Session(g.name.clone())
                 };
                 self.series_of_scope(&scope)
-                    .is_some_and(|s| organizes.covers(&s))
-            }),
-        }
+            })
+            .collect();
+        policy::may_manage_token(&self.organizes(by), &their_series)
     }
 
     fn context(st: &State, entry: &DocEntry) -> Option<DocContext> {
