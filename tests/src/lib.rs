@@ -237,6 +237,76 @@ pub async fn run_toron(
     )
 }
 
+/// The "weighted total" row of each session's score table in a Markdown report: case → the
+/// cell's number.
+pub fn report_totals(md: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut header: Vec<String> = Vec::new();
+    for line in md.lines() {
+        if line.starts_with("| 항목(가중치)") {
+            header = line.split('|').map(|c| c.trim().to_string()).collect();
+        } else if line.starts_with("| 가중 총점") {
+            for (h, c) in header.iter().zip(line.split('|').map(str::trim)).skip(2) {
+                if let Some(case) = h.split('(').nth(1).and_then(|x| x.strip_suffix(')')) {
+                    let value = c.split_whitespace().next().unwrap_or("").to_string();
+                    out.insert(case.to_string(), value);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Receives on `conn` until `d` satisfies `done`, within [`LIMIT`].
+pub async fn receive_until(
+    conn: &mut toron_cli::sync_client::Connection,
+    d: &mut toron_cli::sync_client::DocSync,
+    mut done: impl FnMut(&mut toron_cli::sync_client::DocSync) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !done(d) {
+        tokio::time::timeout_at(deadline, conn.next_event(&mut [&mut *d]))
+            .await
+            .expect("within the limit")
+            .expect("event");
+    }
+}
+
+/// The tool's first command-line argument as a number, or `default` without one; `what`
+/// names it in the error when it is not a number.
+pub fn first_arg_or<T: std::str::FromStr>(default: T, what: &str) -> anyhow::Result<T> {
+    match std::env::args().nth(1) {
+        None => Ok(default),
+        Some(s) => s
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{what} is a number, not `{s}`")),
+    }
+}
+
+/// The `e2e-toron` binary cargo built beside the running test (`target/<profile>/`).
+pub fn toron_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's path");
+    // target/<profile>/deps/<test> → target/<profile>/e2e-toron
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .join(format!("e2e-toron{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// [`run_toron`] with the usual bounds (the CLI's own timeout 20 s, three times [`LIMIT`]
+/// for the whole run).
+pub async fn toron(server: &Running, token: &str, args: &[&str]) -> (bool, String, String) {
+    let bin = toron_bin();
+    run_toron(
+        &bin.to_string_lossy(),
+        server,
+        token,
+        ("20", LIMIT * 3),
+        args,
+    )
+    .await
+}
+
 /// `GET path` over a plain HTTP/1.1 connection to `addr`: the whole response, status line and
 /// headers included (what a monitoring probe sees).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {

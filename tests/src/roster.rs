@@ -16,6 +16,15 @@ pub const SESSION: &str = "S1";
 pub const CASE: &str = "C1";
 pub const DEPARTMENT: &str = "welfare";
 
+/// The token of the roster's participant holding `role`, from what [`set_up`] returned.
+pub fn token(tokens: &[(Role, String)], role: Role) -> String {
+    tokens
+        .iter()
+        .find(|(r, _)| *r == role)
+        .map(|(_, t)| t.clone())
+        .unwrap_or_else(|| panic!("no token for {role:?}"))
+}
+
 /// The participant holding `role` (one each).
 pub fn who(role: Role) -> String {
     format!("P-{}", role.as_str().replace('_', "-"))
@@ -106,13 +115,7 @@ async fn seed_documents(server: &Running, tokens: &[(Role, String)]) {
             }
         }
     }
-    let token_of = |r: Role| {
-        tokens
-            .iter()
-            .find(|(x, _)| *x == r)
-            .map(|(_, t)| t.clone())
-            .expect("token")
-    };
+    let token_of = |r: Role| token(tokens, r);
     for key in keys {
         reg.register(by, &key, SERIES).await.expect("register");
         let seeder = match key {

@@ -16,14 +16,7 @@ use toron_tests::{secured, LIMIT};
 const ADMIN: &str = "toron_admin_for_the_anchor_test";
 
 async fn toron(server: &Running, token: &str, args: &[&str]) -> (bool, String, String) {
-    let (ok, out, err) = toron_tests::run_toron(
-        env!("CARGO_BIN_EXE_e2e-toron"),
-        server,
-        token,
-        ("20", LIMIT * 3),
-        args,
-    )
-    .await;
+    let (ok, out, err) = toron_tests::toron(server, token, args).await;
     (ok, out.trim().to_string(), err)
 }
 

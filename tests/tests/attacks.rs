@@ -17,11 +17,7 @@ use toron_tests::roster::{self, connect, set_phase, who, CASE, SESSION};
 use toron_tests::{int_at, secure_config, secured, start_with, LIMIT};
 
 fn token(tokens: &[(Role, String)], role: Role) -> String {
-    tokens
-        .iter()
-        .find(|(r, _)| *r == role)
-        .map(|(_, t)| t.clone())
-        .expect("token")
+    roster::token(tokens, role)
 }
 
 /// What the log holds since `from`, but for the attacker's own "joined"/"left" the session

@@ -16,14 +16,7 @@ fn example() -> Value {
 }
 
 async fn toron(server: &Running, args: &[&str]) -> (bool, String, String) {
-    toron_tests::run_toron(
-        env!("CARGO_BIN_EXE_e2e-toron"),
-        server,
-        ADMIN,
-        ("20", LIMIT * 3),
-        args,
-    )
-    .await
+    toron_tests::toron(server, ADMIN, args).await
 }
 
 fn nfd_strings(v: &mut Value) {

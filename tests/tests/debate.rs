@@ -76,26 +76,6 @@ fn gcd(a: i64, b: i64) -> i64 {
     }
 }
 
-/// The "weighted total" row of a session's score table in the Markdown report: case → cell.
-fn report_totals(md: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut header: Vec<String> = Vec::new();
-    for line in md.lines() {
-        if line.starts_with("| 항목(가중치)") {
-            header = line.split('|').map(|c| c.trim().to_string()).collect();
-        } else if line.starts_with("| 가중 총점") {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            for (h, c) in header.iter().zip(cells).skip(2) {
-                if let Some(case) = h.split('(').nth(1).and_then(|x| x.strip_suffix(')')) {
-                    let value = c.split_whitespace().next().unwrap_or("").to_string();
-                    out.insert(case.to_string(), value);
-                }
-            }
-        }
-    }
-    out
-}
-
 /// JSON without nulls, entity lists in a stable order (an export may order them otherwise).
 fn normal(v: &Value) -> Value {
     match v {
@@ -161,7 +141,7 @@ async fn the_example_bundle_imports_reports_and_exports() {
     // The report, in Markdown: weighted totals equal those computed here from the file.
     let (ok, md, err) = toron(&server, &["report", "HB-BENCH-2012", "--format", "md"]).await;
     assert!(ok, "{err}");
-    let totals = report_totals(&md);
+    let totals = toron_tests::report_totals(&md);
     for case in ["C-LIB-HB", "C-LIB-NR", "C-CARE-HB"] {
         assert_eq!(
             totals.get(case),

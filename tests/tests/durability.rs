@@ -17,13 +17,7 @@ async fn spawn_server(dir: &std::path::Path) -> (Child, String) {
 }
 
 async fn wait_for(conn: &mut Connection, d: &mut DocSync, key: &str, value: i64) {
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while int_at(&d.doc, key) != Some(value) {
-        tokio::time::timeout_at(deadline, conn.next_event(&mut [&mut *d]))
-            .await
-            .expect("in time")
-            .expect("event");
-    }
+    toron_tests::receive_until(conn, d, |d| int_at(&d.doc, key) == Some(value)).await
 }
 
 #[tokio::test]

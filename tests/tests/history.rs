@@ -27,13 +27,7 @@ async fn events_states_and_differences_of_a_document() {
     .await;
     let tokens = roster::set_up(&server).await;
     set_phase(&server, Phase::Live).await;
-    let tok = |r: Role| {
-        tokens
-            .iter()
-            .find(|(x, _)| *x == r)
-            .map(|(_, t)| t.clone())
-            .expect("token")
-    };
+    let tok = |r: Role| roster::token(&tokens, r);
     let case = DocKey::Case { case: CASE.into() };
     let id = case.document_id();
     let path = format!("/api/v1/documents/{id}");

@@ -17,14 +17,7 @@ const ADMIN: &str = "toron_admin_for_the_red_team_test";
 const SERIES: &str = "HB-BENCH-2012";
 
 async fn toron(server: &Running, args: &[&str]) -> (bool, String, String) {
-    toron_tests::run_toron(
-        env!("CARGO_BIN_EXE_e2e-toron"),
-        server,
-        ADMIN,
-        ("20", LIMIT * 3),
-        args,
-    )
-    .await
+    toron_tests::toron(server, ADMIN, args).await
 }
 
 /// A server with the example series imported and `S-LIB` live again.
@@ -112,24 +105,9 @@ fn annotation_with_body<'a>(bundle: &'a Value, body: &str) -> Option<&'a Value> 
         .find(|a| a["body"] == body)
 }
 
-/// The "weighted total" row of the Markdown report: case → value.
+/// The "weighted total" row of the Markdown report: (case, value), sorted.
 fn totals(md: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut header: Vec<String> = Vec::new();
-    for line in md.lines() {
-        if line.starts_with("| 항목(가중치)") {
-            header = line.split('|').map(|c| c.trim().to_string()).collect();
-        } else if line.starts_with("| 가중 총점") {
-            for (h, c) in header.iter().zip(line.split('|').map(str::trim)).skip(2) {
-                if let Some(case) = h.split('(').nth(1).and_then(|x| x.strip_suffix(')')) {
-                    let v = c.split_whitespace().next().unwrap_or("").to_string();
-                    out.push((case.to_string(), v));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
+    toron_tests::report_totals(md).into_iter().collect()
 }
 
 /// Critical finding: an activist writes an annotation claiming an expert said it (with the

@@ -9,11 +9,7 @@ use toron_tests::roster;
 use toron_tests::{secure_config, start_with, Ending, RawPeer, LIMIT};
 
 fn token_of(tokens: &[(Role, String)], role: Role) -> String {
-    tokens
-        .iter()
-        .find(|(r, _)| *r == role)
-        .map(|(_, t)| t.clone())
-        .unwrap_or_else(|| panic!("no token for {role}"))
+    roster::token(tokens, role)
 }
 
 async fn join_raw(url: &str, peer: PeerId) -> RawPeer {

@@ -10,14 +10,8 @@ use toron_protocol::{DocumentId, Message};
 use toron_tests::{create, int_at, peer, start, RawPeer, LIMIT};
 
 /// Receives until `d` satisfies `done`, within `LIMIT`.
-async fn until(conn: &mut Connection, d: &mut DocSync, mut done: impl FnMut(&mut DocSync) -> bool) {
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while !done(d) {
-        tokio::time::timeout_at(deadline, conn.next_event(&mut [&mut *d]))
-            .await
-            .expect("within the limit")
-            .expect("event");
-    }
+async fn until(conn: &mut Connection, d: &mut DocSync, done: impl FnMut(&mut DocSync) -> bool) {
+    toron_tests::receive_until(conn, d, done).await
 }
 
 #[tokio::test]

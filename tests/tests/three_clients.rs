@@ -25,14 +25,7 @@ const ADMIN: &str = "toron_admin_for_the_three_clients_test";
 const SESSION: &str = "S-LIB";
 
 async fn toron(server: &Running, token: &str, args: &[&str]) -> String {
-    let (ok, out, err) = toron_tests::run_toron(
-        env!("CARGO_BIN_EXE_e2e-toron"),
-        server,
-        token,
-        ("20", LIMIT * 3),
-        args,
-    )
-    .await;
+    let (ok, out, err) = toron_tests::toron(server, token, args).await;
     assert!(ok, "toron {args:?}: {err}");
     out
 }

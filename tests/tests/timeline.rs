@@ -146,14 +146,7 @@ async fn a_scripted_session_is_told_replayed_and_reconstructed() {
     config.snapshot_every = 3;
     let server = start_with(config).await;
     let tokens = roster::set_up(&server).await;
-    let tok = |r: Role| {
-        tokens
-            .iter()
-            .find(|(x, _)| *x == r)
-            .expect("token")
-            .1
-            .clone()
-    };
+    let tok = |r: Role| roster::token(&tokens, r);
     set_phase(&server, Phase::Live).await;
 
     let case = DocKey::Case { case: CASE.into() };
@@ -550,14 +543,7 @@ async fn an_importers_times_order_the_timeline_and_both_clocks_are_shown() {
     config.clock = clock.clone();
     let server = start_with(config).await;
     let tokens = roster::set_up(&server).await;
-    let tok = |r: Role| {
-        tokens
-            .iter()
-            .find(|(x, _)| *x == r)
-            .expect("token")
-            .1
-            .clone()
-    };
+    let tok = |r: Role| roster::token(&tokens, r);
     let mut imp = Actor::join(&server, &tokens, Role::Importer).await;
     let layer = DocKey::Notes {
         session: SESSION.into(),

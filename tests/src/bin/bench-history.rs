@@ -11,7 +11,6 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ROOT};
 use rand::Rng;
@@ -166,12 +165,7 @@ async fn states(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args()
-        .nth(1)
-        .map(|s| s.parse())
-        .transpose()
-        .context("N is a number of changes")?
-        .unwrap_or(100_000);
+    let n: usize = toron_tests::first_arg_or(100_000, "N (changes)")?;
     let dir = tempfile::tempdir()?;
     let server = start(dir.path()).await?;
     let (token, id) = bench_layer(&server).await?;

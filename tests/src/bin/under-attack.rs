@@ -856,12 +856,7 @@ fn stop_and_verify(
 }
 
 fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::args()
-        .nth(1)
-        .map(|s| s.parse())
-        .transpose()
-        .context("SECONDS is a number")?
-        .unwrap_or(60);
+    let seconds: u64 = toron_tests::first_arg_or(60, "SECONDS")?;
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let mut server = start(&data)?;
