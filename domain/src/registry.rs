@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::policy::Organizes;
+use crate::policy::{Role, Scope};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Participant {
@@ -35,6 +36,9 @@ impl Participant {
     }
 }
 
+/// A role granted to a participant, as stored and shown: `role` by its name, `scope` (`series`
+/// or `session`) with the series' or session's key in `name`. Read it through [`RoleGrant::role`]
+/// and [`RoleGrant::scope`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RoleGrant {
     pub participant: String,
@@ -42,6 +46,36 @@ pub struct RoleGrant {
     /// `series` or `session`.
     pub scope: String,
     pub name: String,
+}
+
+impl RoleGrant {
+    /// The grant of `role` over `scope` to `participant`.
+    pub fn new(participant: &str, role: Role, scope: &Scope) -> Self {
+        let (kind, name) = match scope {
+            Scope::Series(s) => ("series", s),
+            Scope::Session(s) => ("session", s),
+        };
+        Self {
+            participant: participant.to_string(),
+            role: role.as_str().to_string(),
+            scope: kind.to_string(),
+            name: name.clone(),
+        }
+    }
+
+    /// The role, if it is one this version knows.
+    pub fn role(&self) -> Option<Role> {
+        self.role.parse().ok()
+    }
+
+    /// Where the role holds: a series, or a session.
+    pub fn scope(&self) -> Scope {
+        if self.scope == "series" {
+            Scope::Series(self.name.clone())
+        } else {
+            Scope::Session(self.name.clone())
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -302,10 +302,9 @@ impl Registry {
         every_series: bool,
     ) -> Vec<RoleGrant> {
         let mut grants = self.roles_of(participant);
-        grants.retain(|g| match g.scope.as_str() {
-            "session" => g.name == session,
-            "series" => Some(g.name.as_str()) == series || (every_series && g.name == ALL_SERIES),
-            _ => false,
+        grants.retain(|g| match g.scope() {
+            Scope::Session(s) => s == session,
+            Scope::Series(s) => Some(s.as_str()) == series || (every_series && s == ALL_SERIES),
         });
         grants
     }
@@ -338,15 +337,7 @@ impl Registry {
                 .roles
                 .iter()
                 .filter(|g| g.participant == participant)
-                .filter_map(|g| {
-                    let role = g.role.parse().ok()?;
-                    let scope = if g.scope == "series" {
-                        Scope::Series(g.name.clone())
-                    } else {
-                        Scope::Session(g.name.clone())
-                    };
-                    Some((role, scope))
-                })
+                .filter_map(|g| Some((g.role()?, g.scope())))
                 .collect(),
         }
     }
@@ -379,14 +370,7 @@ impl Registry {
         let their_series: Vec<Option<String>> = self
             .roles_of(participant)
             .iter()
-            .map(|g| {
-                let scope = if g.scope == "series" {
-                    Scope::Series(g.name.clone())
-                } else {
-                    Scope::Session(g.name.clone())
-                };
-                self.series_of_scope(&scope)
-            })
+            .map(|g| self.series_of_scope(&g.scope()))
             .collect();
         policy::may_manage_token(&self.organizes(by), &their_series)
     }

@@ -305,16 +305,7 @@ impl Registry {
 }
 
 pub(super) fn scope_grant(participant: &str, role: Role, scope: &Scope) -> RoleGrant {
-    let (scope, name) = match scope {
-        Scope::Series(s) => ("series", s.clone()),
-        Scope::Session(s) => ("session", s.clone()),
-    };
-    RoleGrant {
-        participant: participant.to_string(),
-        role: role.as_str().to_string(),
-        scope: scope.to_string(),
-        name,
-    }
+    RoleGrant::new(participant, role, scope)
 }
 
 /// Writes a secret file readable by its owner only.

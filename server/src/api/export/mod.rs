@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Map, Value};
-use toron_domain::policy::DocKey;
+use toron_domain::policy::{DocKey, Scope};
 use toron_protocol::DocumentId;
 
 use toron_domain::integrity::{self, Problem};
@@ -182,10 +182,14 @@ fn series_participants(
         {
             continue;
         }
-        let takes_part = hub.registry.roles_of(&p.key).iter().any(|g| {
-            (g.scope == "series" && g.name == series)
-                || (g.scope == "session" && session_keys.contains(&g.name))
-        });
+        let takes_part = hub
+            .registry
+            .roles_of(&p.key)
+            .iter()
+            .any(|g| match g.scope() {
+                Scope::Series(s) => s == series,
+                Scope::Session(s) => session_keys.contains(&s),
+            });
         if takes_part {
             participants.push(json!({
                 "key": p.key, "name": p.name, "affiliation": p.affiliation, "kind": p.kind,

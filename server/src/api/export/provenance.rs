@@ -6,6 +6,7 @@ use crate::views::projection::session_prefix;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use toron_domain::integrity::Problem;
+use toron_domain::policy::Scope;
 use toron_domain::timeline::Entry;
 
 use super::ExportError;
@@ -110,7 +111,7 @@ pub(super) fn roles_in(hub: &Hub, participant: &str, session: &str) -> Vec<Strin
     let mut grants = hub
         .registry
         .grants_in_session(participant, session, series.as_deref(), true);
-    grants.sort_by_key(|g| g.scope != "session");
+    grants.sort_by_key(|g| matches!(g.scope(), Scope::Series(_)));
     grants.into_iter().map(|g| g.role).collect()
 }
 
