@@ -31,8 +31,8 @@ use crate::net::outbound::ConnTx;
 use crate::net::server_voice::ServerVoice;
 use crate::registry::RegistryGate;
 use crate::registry::{ChangeRates, FindingLookup, Registry};
+use crate::store::DocumentLog;
 use crate::store::PendingEvent;
-use crate::store::Store;
 
 /// What a document actor is given of the server, once for all actors. Not the hub: an
 /// actor neither routes nor sees connections other than those that sent to its document,
@@ -40,7 +40,8 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct DocContext {
     pub config: Arc<Config>,
-    pub store: Arc<Store>,
+    /// The log, through its seam: the actor never sees sled.
+    pub store: Arc<dyn DocumentLog>,
     /// The permission policy's inputs, and the actor ids bound to participants.
     pub registry: Arc<Registry>,
     /// Each participant's allowance of changes per second.

@@ -41,12 +41,14 @@ use toron_protocol::{
     AdminAction, ChangeRecord, DocumentId, Event, NewChange, Presence, RecordError, Rejection,
 };
 
+mod document_log;
 mod faults;
 mod keys;
 mod snapshots;
 mod timeline_tree;
 mod writer;
 
+pub use document_log::DocumentLog;
 pub use faults::DurabilityGate;
 #[cfg(any(test, feature = "fault-injection"))]
 pub use faults::GateHold;
