@@ -35,7 +35,7 @@ mod writes;
 pub use gate::{ChangeRates, FindingLookup, FindingsOf, RegistryGate};
 use records::TokenEntry;
 pub use records::{Case, DepartmentName, DocEntry, Organizes, Participant, RoleGrant, Session};
-use writes::{scope_grant, write_secret};
+use writes::write_secret;
 
 /// The participant created at bootstrap, organizer of every series.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
@@ -636,7 +636,7 @@ impl Registry {
     pub fn has_grant(&self, participant: &str, role: Role, scope: &Scope) -> bool {
         self.read()
             .roles
-            .contains(&scope_grant(participant, role, scope))
+            .contains(&RoleGrant::new(participant, role, scope))
     }
 
     pub fn case_session(&self, case: &str) -> Option<String> {

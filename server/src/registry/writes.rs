@@ -138,7 +138,7 @@ impl Registry {
                 "participant {participant}"
             )));
         }
-        let g = scope_grant(participant, role, &scope);
+        let g = RoleGrant::new(participant, role, &scope);
         if g.name != ALL_SERIES {
             valid_key(&g.scope, &g.name)?;
         }
@@ -161,7 +161,7 @@ impl Registry {
         scope: Scope,
     ) -> Result<bool, RegistryError> {
         let _g = self.admin.lock().await;
-        let g = scope_grant(participant, role, &scope);
+        let g = RoleGrant::new(participant, role, &scope);
         if !self.read().roles.contains(&g) {
             return Ok(false);
         }
@@ -302,10 +302,6 @@ impl Registry {
         })
         .await
     }
-}
-
-pub(super) fn scope_grant(participant: &str, role: Role, scope: &Scope) -> RoleGrant {
-    RoleGrant::new(participant, role, scope)
 }
 
 /// Writes a secret file readable by its owner only.
