@@ -80,7 +80,6 @@ pub async fn run(ctx: Arc<DocContext>, id: DocumentId, mut rx: mpsc::UnboundedRe
         }
     };
     let mut actor = Actor {
-        findings: ctx.findings.clone(),
         ctx,
         id,
         engine: Some(engine),
@@ -135,8 +134,6 @@ struct Actor {
     /// Moved into blocking tasks and back; `None` only while it is away.
     engine: Option<DocEngine>,
     outs: HashMap<ConnId, ConnTx>,
-    /// How the schema check reads a series' findings (made once, handed to each batch's gate).
-    findings: crate::registry::FindingLookup,
 }
 
 impl Actor {
@@ -301,7 +298,7 @@ impl Actor {
         let registry = self.ctx.registry.clone();
         let rates = self.ctx.change_rates.clone();
         let clock = self.ctx.config.clock.clone();
-        let findings = self.findings.clone();
+        let findings = self.ctx.findings.clone();
         let key = registry
             .document(&self.id)
             .and_then(|d| d.key?.parse::<toron_domain::policy::DocKey>().ok());
