@@ -269,7 +269,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
     let body = serde_json::json!({
         "status": if failed { "failing" } else { "ok" },
         "storage_id": hub.store.storage_id(),
-        "peer_id": hub.server_peer.as_str(),
+        "peer_id": hub.server_peer().as_str(),
         "connections": hub.stats.connections.load(Ordering::Relaxed),
         "open_documents": hub.open_documents(),
         "changes_appended": hub.metrics.changes_accepted.get(),

@@ -167,7 +167,7 @@ async fn a_slow_client_does_not_hold_back_forty_nine_others() {
         slow.send(&toron_protocol::Message::sync_of_kind(
             toron_protocol::SyncKind::Request,
             toron_tests::peer("slow-phone"),
-            server.hub().server_peer.clone(),
+            server.hub().server_peer().clone(),
             id,
             first.encode(),
         ))

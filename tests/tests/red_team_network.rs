@@ -56,7 +56,7 @@ async fn a_peer_id_cannot_be_taken_over_by_another_participant() {
     // The server's own id is not for taking either.
     let mut thief = join_raw(
         &url_with_token(&url, Some(&observer)),
-        server.hub().server_peer.clone(),
+        server.hub().server_peer().clone(),
     )
     .await;
     assert!(matches!(thief.ending(LIMIT).await, Ok(Ending::Error(_))));
@@ -483,7 +483,7 @@ fn request(server: &toron_server::Running, peer: &str, id: toron_protocol::Docum
     Message::sync_of_kind(
         toron_protocol::SyncKind::Request,
         toron_tests::peer(peer),
-        server.hub().server_peer.clone(),
+        server.hub().server_peer().clone(),
         id,
         first_sync_message(),
     )

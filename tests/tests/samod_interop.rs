@@ -83,7 +83,10 @@ async fn exchange(
         .await
         .expect("handshake in time")
         .expect("handshake");
-    assert_eq!(peer.peer_id.to_string(), server.hub().server_peer.as_str());
+    assert_eq!(
+        peer.peer_id.to_string(),
+        server.hub().server_peer().as_str()
+    );
     let conn = dialer.connection_id().expect("connected");
 
     // 1. samod creates; the CLI reads.

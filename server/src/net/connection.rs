@@ -63,7 +63,7 @@ async fn serve_conn(
         WriterTask {
             conn,
             ping_every: hub.config.ping_interval,
-            server_peer: hub.server_peer.clone(),
+            server_peer: hub.server_peer().clone(),
             log_budget: hub.log_budget.clone(),
             pong_seen: pong_seen.clone(),
             queued,
@@ -84,7 +84,7 @@ async fn serve_conn(
         conn,
         out: out.clone(),
         proto: ConnectionState::new(
-            hub.server_peer.clone(),
+            hub.server_peer().clone(),
             Some(hub.store.storage_id().to_string()),
             hub.config.max_docs_per_connection,
         ),

@@ -50,7 +50,6 @@ pub struct Hub {
     /// Counts revocations (a token revoked or replaced, a role taken away), so that long-lived
     /// HTTP streams (the SSE replay) ask again at once whether their reader may go on.
     access_revoked: watch::Sender<u64>,
-    pub server_peer: PeerId,
     pub stats: Arc<Stats>,
     pub metrics: Arc<Metrics>,
     /// The open documents' inboxes.
@@ -124,7 +123,6 @@ impl Hub {
             registry,
             participant_conns: Mutex::new(HashMap::new()),
             access_revoked: watch::Sender::new(0),
-            server_peer: voice.peer.clone(),
             stats,
             metrics,
             docs,
@@ -170,6 +168,12 @@ impl Hub {
         self.docs.len()
     }
 
+    /// The server's own peer id (unique per process: a client connected to two servers routes
+    /// by it).
+    pub fn server_peer(&self) -> &PeerId {
+        &self.voice.peer
+    }
+
     /// Whether some document actor still runs (each holds the documents' context).
     pub fn documents_running(&self) -> bool {
         Arc::strong_count(&self.doc_context) > 1
@@ -188,7 +192,7 @@ impl Hub {
         kick: Arc<Notify>,
         gone: watch::Receiver<bool>,
     ) -> Result<(), JoinRefused> {
-        if *peer == self.server_peer {
+        if *peer == self.voice.peer {
             return Err(JoinRefused);
         }
         let old = {
