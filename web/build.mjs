@@ -1,7 +1,8 @@
-// Builds the web client into dist/, which toron-server embeds:
-//   index.html, app.js, app.css, automerge.wasm — and a gzip and a brotli copy of each of the
-//   last three, made here once (best compression, no timestamps: the same sources give the
-//   same bytes) so the server only picks one.
+// Builds the web client into dist/, which toron-server embeds (with src/index.html, the page,
+// which needs no building):
+//   app.js, app.css (both minified), automerge.wasm — and a gzip and a brotli copy of each,
+//   made here once (best compression, no timestamps: the same sources give the same bytes) so
+//   the server only picks one.
 // The Automerge WASM is its own file, not base64 inside the script: the browser compiles it
 // while it streams in, and the page shows sessions before it is needed. Its debug-name
 // section (function names for stack traces, a fifth of the file) is left out.
@@ -9,7 +10,7 @@
 // committed assets must be what the sources build.
 import { build } from "esbuild";
 import { gzipSync, brotliCompressSync, constants } from "node:zlib";
-import { mkdtempSync, readFileSync, writeFileSync, copyFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,8 +33,15 @@ await build({
   logLevel: "warning",
   define: { "process.env.NODE_ENV": '"production"', global: "globalThis" },
 });
-copyFileSync(join(here, "src/index.html"), join(out, "index.html"));
-copyFileSync(join(here, "src/app.css"), join(out, "app.css"));
+await build({
+  entryPoints: [join(here, "src/app.css")],
+  bundle: true,
+  minify: true,
+  target: "es2022",
+  outfile: join(out, "app.css"),
+  legalComments: "none",
+  logLevel: "warning",
+});
 
 /// The module without its custom `name` section (section id 0 named "name"): the sections are
 /// copied as they are, only that one is skipped.
@@ -80,7 +88,7 @@ for (const f of COMPRESSED) {
 }
 
 if (check) {
-  const all = ["index.html", ...COMPRESSED.flatMap((f) => [f, `${f}.gz`, `${f}.br`])];
+  const all = COMPRESSED.flatMap((f) => [f, `${f}.gz`, `${f}.br`]);
   const differ = all.filter((f) => {
     try {
       return !readFileSync(join(out, f)).equals(readFileSync(join(here, "dist", f)));

@@ -144,34 +144,10 @@ fn reference_catalog(b: &Bundle) -> Result<Vec<CatalogEntry>, serde_json::Error>
     if !b.meta.is_null() {
         catalog.push(("meta".into(), series.clone(), b.meta.clone()));
     }
-    for f in &b.fields {
-        catalog.push((
-            scoped("field", series),
-            f.key.clone(),
-            serde_json::to_value(f)?,
-        ));
-    }
-    for g in &b.governments {
-        catalog.push((
-            scoped("government", series),
-            g.key.clone(),
-            serde_json::to_value(g)?,
-        ));
-    }
-    for d in &b.departments {
-        catalog.push((
-            scoped("department", series),
-            d.key.clone(),
-            serde_json::to_value(d)?,
-        ));
-    }
-    for p in &b.pledges {
-        catalog.push((
-            scoped("pledge", series),
-            p.key.clone(),
-            serde_json::to_value(p)?,
-        ));
-    }
+    catalog.extend(entries("field", series, &b.fields, |x| &x.key)?);
+    catalog.extend(entries("government", series, &b.governments, |x| &x.key)?);
+    catalog.extend(entries("department", series, &b.departments, |x| &x.key)?);
+    catalog.extend(entries("pledge", series, &b.pledges, |x| &x.key)?);
     let keys = |v: Vec<&String>| Value::from(v.into_iter().cloned().collect::<Vec<_>>());
     catalog.push((
         "bundle".into(),
@@ -185,6 +161,25 @@ fn reference_catalog(b: &Bundle) -> Result<Vec<CatalogEntry>, serde_json::Error>
         }),
     ));
     Ok(catalog)
+}
+
+/// Each of `items` as a catalog entry of `kind` in the series, under its key.
+fn entries<T: serde::Serialize>(
+    kind: &str,
+    series: &str,
+    items: &[T],
+    key: impl Fn(&T) -> &String,
+) -> Result<Vec<CatalogEntry>, serde_json::Error> {
+    items
+        .iter()
+        .map(|x| {
+            Ok((
+                scoped(kind, series),
+                key(x).clone(),
+                serde_json::to_value(x)?,
+            ))
+        })
+        .collect()
 }
 
 /// A session of the bundle: its catalog entry and registry record, the roles it grants, its

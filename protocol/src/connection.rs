@@ -68,20 +68,25 @@ pub enum ConnEvent {
     },
     /// An ephemeral message to relay to the document's other subscribers, under `peer` (the
     /// connection's own id); `sender_id` is what the message claimed.
-    Ephemeral {
-        peer: PeerId,
-        sender_id: PeerId,
-        document_id: DocumentId,
-        count: u64,
-        session_id: String,
-        data: Vec<u8>,
-    },
+    Ephemeral { peer: PeerId, message: Ephemeral },
     /// A message naming an invalid document id was ignored; `log` for the first few.
     IgnoredInvalidId { log: bool, detail: String },
     /// The peer said why it leaves (`error`); the connection is closed.
     PeerError(String),
     /// The peer left (`leave`); the connection is closed.
     Left,
+}
+
+/// An ephemeral message as a connection sent it, without its target (the server relays it
+/// to the document's other subscribers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ephemeral {
+    /// The sender the message claimed; the driver decides whether it may stand.
+    pub sender_id: PeerId,
+    pub document_id: DocumentId,
+    pub count: u64,
+    pub session_id: String,
+    pub data: Vec<u8>,
 }
 
 /// One connection's protocol state.
@@ -183,11 +188,13 @@ impl ConnectionState {
                 ..
             } => vec![ConnEvent::Ephemeral {
                 peer,
-                sender_id,
-                document_id,
-                count,
-                session_id,
-                data,
+                message: Ephemeral {
+                    sender_id,
+                    document_id,
+                    count,
+                    session_id,
+                    data,
+                },
             }],
             // We hold no other peers' heads and gossip none: accepted and ignored.
             Message::DocUnavailable { .. }

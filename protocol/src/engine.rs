@@ -130,19 +130,25 @@ pub enum Action {
     /// sync state for the document read-only: the server stops asking for the client's
     /// changes, and automerge ≥ 0.7 clients (the JS client's 3.x) stop sending them. Only a
     /// transient refusal (the rate limit) closes, so that the client resends later.
-    Refused {
-        conn: ConnId,
-        rejection: Rejection,
-        /// What kind of refusal it is (the rejection's reason says it in words).
-        kind: RefusalKind,
-        tell: bool,
-        close: bool,
-    },
+    Refused(RefusedChanges),
     /// Store a snapshot covering the document's log up to and including `upto_doc_seq`.
     SaveSnapshot {
         upto_doc_seq: u64,
         bytes: Vec<u8>,
     },
+}
+
+/// Changes a connection may not make, as [`Action::Refused`] reports them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefusedChanges {
+    pub conn: ConnId,
+    pub rejection: Rejection,
+    /// What kind of refusal it is (the rejection's reason says it in words).
+    pub kind: RefusalKind,
+    /// Send `error` with the reason (once per connection and document).
+    pub tell: bool,
+    /// Close the connection (only for a transient refusal).
+    pub close: bool,
 }
 
 /// Tunables of an engine.
@@ -512,7 +518,7 @@ impl DocEngine {
         };
         if let Err((refusal, transient)) = checked {
             let action = self.refuse(conn, grant, &new, refusal, transient, earlier, now_ms);
-            if let Action::Refused { close: true, .. } = &action {
+            if matches!(&action, Action::Refused(r) if r.close) {
                 st.rejected.insert(conn);
             }
             st.actions.push(action);
@@ -582,7 +588,7 @@ impl DocEngine {
         if close {
             self.peers.remove(&conn);
         }
-        Action::Refused {
+        Action::Refused(RefusedChanges {
             conn,
             rejection: Rejection {
                 at_ms: now_ms,
@@ -596,7 +602,7 @@ impl DocEngine {
             kind: refusal.kind,
             tell: earlier == 0 || close,
             close,
-        }
+        })
     }
 
     /// Step 3: every message updates its sender's sync state. Returns who must hear back.

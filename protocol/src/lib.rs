@@ -36,9 +36,10 @@ pub mod router;
 pub mod sync_receive;
 pub mod wire;
 
-pub use connection::{CloseKind, ConnEvent, ConnectionPhase, ConnectionState};
+pub use connection::{CloseKind, ConnEvent, ConnectionPhase, ConnectionState, Ephemeral};
 pub use engine::{
-    Action, ActorGate, BatchId, DocEngine, EngineConfig, Grant, Input, NoGate, SyncKind,
+    Action, ActorGate, BatchId, DocEngine, EngineConfig, Grant, Input, NoGate, RefusedChanges,
+    SyncKind,
 };
 pub use ids::{AutomergeUrl, ConnId, DocumentId, IdError, PeerId};
 pub use record::{

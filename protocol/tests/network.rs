@@ -153,20 +153,14 @@ impl Net {
                 }
                 Action::Close { conn, reason } => self.close(conn, reason),
                 Action::SaveSnapshot { .. } => {}
-                Action::Refused {
-                    conn,
-                    rejection,
-                    kind,
-                    tell,
-                    close,
-                } => {
-                    self.refused.push(rejection);
-                    self.refused_kinds.push(kind);
-                    if tell {
-                        self.told.push(conn);
+                Action::Refused(r) => {
+                    self.refused.push(r.rejection);
+                    self.refused_kinds.push(r.kind);
+                    if r.tell {
+                        self.told.push(r.conn);
                     }
-                    if close {
-                        self.close(conn, "refused".into());
+                    if r.close {
+                        self.close(r.conn, "refused".into());
                     }
                 }
             }
@@ -260,22 +254,16 @@ impl Net {
                         grant,
                     });
                 }
-                ConnEvent::Ephemeral {
-                    peer,
-                    sender_id,
-                    document_id,
-                    count,
-                    session_id,
-                    data,
-                } => {
+                ConnEvent::Ephemeral { peer, message: m } => {
                     // A `senderId` another connection holds is an echo: dropped.
-                    if sender_id != peer && self.clients.iter().any(|c| c.peer == sender_id) {
+                    if m.sender_id != peer && self.clients.iter().any(|c| c.peer == m.sender_id) {
                         continue;
                     }
                     let now = self.now;
-                    if let Some(e) = self.engines.get_mut(&document_id) {
-                        let actions = e.ephemeral(conn, &peer, &session_id, count, &data, now);
-                        self.carry_out(document_id, actions);
+                    if let Some(e) = self.engines.get_mut(&m.document_id) {
+                        let actions =
+                            e.ephemeral(conn, &peer, &m.session_id, m.count, &m.data, now);
+                        self.carry_out(m.document_id, actions);
                     }
                 }
                 ConnEvent::IgnoredInvalidId { .. } => {}

@@ -82,7 +82,7 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::compression::CompressionLayer::new());
     Router::new()
         .route("/", get(ws_or_page))
-        .route("/sync", get(ws_or_hello))
+        .route("/sync", get(ws_or_page))
         .merge(hall_reads)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -139,7 +139,8 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     own || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
 }
 
-/// `/`: a WebSocket upgrade is a sync client; anything else gets the web client's page.
+/// `/` and `/sync`: a WebSocket upgrade is a sync client; any other request gets the web
+/// client's page at `/`, a line saying what the URL is for at `/sync`.
 async fn ws_or_page(
     state: State<AppState>,
     headers: HeaderMap,
@@ -148,18 +149,7 @@ async fn ws_or_page(
 ) -> Response {
     match ws {
         Ok(ws) => upgrade(state, headers, uri, ws),
-        Err(_) => crate::api::assets::index(&headers),
-    }
-}
-
-async fn ws_or_hello(
-    state: State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    match ws {
-        Ok(ws) => upgrade(state, headers, uri, ws),
+        Err(_) if uri.path() == "/" => crate::api::assets::index(&headers),
         Err(_) => (
             StatusCode::OK,
             "toron-server: connect an automerge-repo WebSocket client to this URL.\n",

@@ -42,6 +42,14 @@ pub async fn start(dir: &Path) -> Running {
     start_with(config(dir)).await
 }
 
+/// An open server (no tokens) on a fresh data directory, which lives as long as the returned
+/// guard.
+pub async fn fresh() -> (tempfile::TempDir, Running) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    (dir, server)
+}
+
 /// A secured server on a fresh data directory, whose first organizer's token is
 /// `admin_token`. The directory lives as long as the returned guard.
 pub async fn secured(admin_token: &str) -> (tempfile::TempDir, Running) {
@@ -212,9 +220,21 @@ pub async fn run_toron(
     bin: &str,
     server: &Running,
     token: &str,
-    (cli_secs, bound): (&str, Duration),
+    bounds: (&str, Duration),
     args: &[&str],
 ) -> (bool, String, String) {
+    let (code, stdout, stderr) = run_toron_code(bin, server, token, bounds, args).await;
+    (code == 0, stdout, stderr)
+}
+
+/// [`run_toron`], with the exit code (-1 when killed by a signal).
+pub async fn run_toron_code(
+    bin: &str,
+    server: &Running,
+    token: &str,
+    (cli_secs, bound): (&str, Duration),
+    args: &[&str],
+) -> (i32, String, String) {
     let out = tokio::process::Command::new(bin)
         .args([
             "--server",
@@ -231,7 +251,7 @@ pub async fn run_toron(
         .expect("toron finished in time")
         .expect("run toron");
     (
-        out.status.success(),
+        out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).to_string(),
         String::from_utf8_lossy(&out.stderr).to_string(),
     )

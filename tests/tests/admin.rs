@@ -2,26 +2,29 @@
 //! used by a participant with her own token; every admin change is a record in the log.
 
 use serde_json::Value;
-use tokio::process::Command;
 use toron_protocol::Event;
+use toron_server::Running;
 use toron_tests::{secured, LIMIT};
 
-async fn toron(url: &str, token: &str, args: &[&str]) -> (i32, Value, String) {
-    let run = Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
-        .args(["--server", url, "--token", token])
-        .args(args)
-        .output();
-    let out = tokio::time::timeout(LIMIT, run)
-        .await
-        .expect("in time")
-        .expect("run toron");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+/// Runs `toron` with the words of `line` (none holds a space) as its arguments.
+async fn toron(server: &Running, token: &str, line: &str) -> (i32, Value, String) {
+    toron_args(server, token, &line.split_whitespace().collect::<Vec<_>>()).await
+}
+
+/// Runs `toron` with `args`: whether it succeeded, its output as JSON (or as a string when
+/// it is not JSON), its standard error.
+async fn toron_args(server: &Running, token: &str, args: &[&str]) -> (i32, Value, String) {
+    let bin = env!("CARGO_BIN_EXE_e2e-toron");
+    let (code, stdout, stderr) =
+        toron_tests::run_toron_code(bin, server, token, ("20", LIMIT), args).await;
     let json = serde_json::from_str(&stdout).unwrap_or(Value::String(stdout.trim().to_string()));
-    (
-        out.status.code().unwrap_or(-1),
-        json,
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    (code, json, stderr)
+}
+
+/// Asserts that the run failed (exit code 1) with an error naming `status` and `detail`.
+fn refused(r: &(i32, Value, String), status: &str, detail: &str) {
+    assert_eq!(r.0, 1, "{}", r.2);
+    assert!(r.2.contains(status) && r.2.contains(detail), "{}", r.2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,65 +36,26 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
 
     let ok = |r: &(i32, Value, String)| assert_eq!(r.0, 0, "{}", r.2);
     // The facilitator is a participant before the session names them.
-    let session_add = [
-        "admin",
-        "session",
-        "add",
-        "S05",
-        "--series",
-        "BM-2026",
-        "--phase",
-        "scheduled",
-        "--facilitator",
-        "P-lee",
-    ];
-    let r = toron(&url, admin, &session_add).await;
+    let session_add =
+        "admin session add S05 --series BM-2026 --phase scheduled --facilitator P-lee";
+    let r = toron(&server, admin, session_add).await;
     assert!(r.0 != 0 && r.2.contains("P-lee"), "{}", r.2);
     ok(&toron(
-        &url,
+        &server,
         admin,
-        &[
-            "admin",
-            "participant",
-            "add",
-            "P-lee",
-            "--name",
-            "이수진",
-            "--kind",
-            "official",
-        ],
+        "admin participant add P-lee --name 이수진 --kind official",
     )
     .await);
     ok(&toron(
-        &url,
+        &server,
         admin,
-        &[
-            "admin",
-            "session",
-            "add",
-            "S05",
-            "--series",
-            "BM-2026",
-            "--phase",
-            "scheduled",
-            "--facilitator",
-            "P-lee",
-        ],
+        "admin session add S05 --series BM-2026 --phase scheduled --facilitator P-lee",
     )
     .await);
     let kim = toron(
-        &url,
+        &server,
         admin,
-        &[
-            "admin",
-            "participant",
-            "add",
-            "P-kim",
-            "--name",
-            "김민지",
-            "--affiliation",
-            "주민자치회",
-        ],
+        "admin participant add P-kim --name 김민지 --affiliation 주민자치회",
     )
     .await;
     ok(&kim);
@@ -100,48 +64,37 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
         "private citizens default to their affiliation"
     );
     let kim_token = kim.1["token"].as_str().expect("token").to_string();
-    ok(&toron(
-        &url,
-        admin,
-        &["admin", "grant", "P-kim", "activist", "--session", "S05"],
-    )
-    .await);
+    ok(&toron(&server, admin, "admin grant P-kim activist --session S05").await);
     // The grant gave her a notes layer (the hall client writes there); registering it again
     // is harmless.
-    let docs = toron(&url, &kim_token, &["admin", "docs"]).await;
+    let docs = toron(&server, &kim_token, "admin docs").await;
     ok(&docs);
     assert_eq!(docs.1[0]["key"], "notes:S05:P-kim", "{}", docs.1);
-    let notes = toron(
-        &url,
-        admin,
-        &["admin", "doc", "register", "notes:S05:P-kim"],
-    )
-    .await;
+    let notes = toron(&server, admin, "admin doc register notes:S05:P-kim").await;
     ok(&notes);
     let notes_url = notes.1["url"].as_str().expect("url").to_string();
 
     // Kim sees who she is and her document; she may not administer.
-    let me = toron(&url, &kim_token, &["admin", "whoami"]).await;
+    let me = toron(&server, &kim_token, "admin whoami").await;
     ok(&me);
     assert_eq!(me.1["participant"], "P-kim");
     assert_eq!(me.1["roles"][0]["role"], "activist");
-    let docs = toron(&url, &kim_token, &["admin", "docs"]).await;
+    let docs = toron(&server, &kim_token, "admin docs").await;
     ok(&docs);
     assert_eq!(docs.1[0]["key"], "notes:S05:P-kim");
     assert_eq!(
         docs.1[0]["access"], "read",
         "activists annotate only once the session is live"
     );
-    let denied = toron(&url, &kim_token, &["admin", "participant", "list"]).await;
-    assert_eq!(denied.0, 1);
-    assert!(denied.2.contains("403"), "{}", denied.2);
+    let denied = toron(&server, &kim_token, "admin participant list").await;
+    refused(&denied, "403", "");
 
     // Live: she writes her own layer.
-    ok(&toron(&url, admin, &["admin", "session", "phase", "S05", "live"]).await);
-    let docs = toron(&url, &kim_token, &["admin", "docs"]).await;
+    ok(&toron(&server, admin, "admin session phase S05 live").await);
+    let docs = toron(&server, &kim_token, "admin docs").await;
     assert_eq!(docs.1[0]["access"], "write");
-    ok(&toron(
-        &url,
+    ok(&toron_args(
+        &server,
         &kim_token,
         &[
             "set",
@@ -152,7 +105,7 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
         ],
     )
     .await);
-    let got = toron(&url, &kim_token, &["get", &notes_url]).await;
+    let got = toron(&server, &kim_token, &format!("get {notes_url}")).await;
     assert_eq!(got.1["annotations"]["a1"]["body"], "좋은 사례");
     let rec = server
         .store()
@@ -167,29 +120,14 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
     assert_eq!(rec[0].change.by.role.as_deref(), Some("activist"));
 
     // Bad input gets a clear error and changes nothing.
-    let bad = toron(
-        &url,
-        admin,
-        &["admin", "grant", "P-kim", "emperor", "--session", "S05"],
-    )
-    .await;
-    assert_eq!(bad.0, 1);
-    assert!(
-        bad.2.contains("400") && bad.2.contains("unknown role"),
-        "{}",
-        bad.2
-    );
-    let bad = toron(&url, admin, &["admin", "doc", "register", "case:nope"]).await;
+    let bad = toron(&server, admin, "admin grant P-kim emperor --session S05").await;
+    refused(&bad, "400", "unknown role");
+    let bad = toron(&server, admin, "admin doc register case:nope").await;
     assert!(bad.2.contains("add it first"), "{}", bad.2);
 
     // Revoking the role takes the document away.
-    ok(&toron(
-        &url,
-        admin,
-        &["admin", "revoke", "P-kim", "activist", "--session", "S05"],
-    )
-    .await);
-    let docs = toron(&url, &kim_token, &["admin", "docs"]).await;
+    ok(&toron(&server, admin, "admin revoke P-kim activist --session S05").await);
+    let docs = toron(&server, &kim_token, "admin docs").await;
     assert_eq!(docs.1, serde_json::json!([]));
 
     // Every admin change is a record in the log.
@@ -205,39 +143,18 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
     assert_eq!(admin_records, 9);
 
     // A phase does not go back by mistake (issue 16): it takes rights away from the hall.
-    let back = toron(
-        &url,
-        admin,
-        &["admin", "session", "phase", "S05", "scheduled"],
-    )
-    .await;
-    assert_eq!(back.0, 1);
-    assert!(
-        back.2.contains("409") && back.2.contains("--force"),
-        "{}",
-        back.2
-    );
+    let back = toron(&server, admin, "admin session phase S05 scheduled").await;
+    refused(&back, "409", "--force");
     assert_eq!(server.registry().session("S05").expect("S05").phase, "live");
-    ok(&toron(
-        &url,
-        admin,
-        &["admin", "session", "phase", "S05", "scheduled", "--force"],
-    )
-    .await);
+    ok(&toron(&server, admin, "admin session phase S05 scheduled --force").await);
     assert_eq!(
         server.registry().session("S05").expect("S05").phase,
         "scheduled"
     );
     let told = toron(
-        &url,
+        &server,
         admin,
-        &[
-            "history",
-            "S05",
-            "--kind",
-            "session.phase_changed",
-            "--json",
-        ],
+        "history S05 --kind session.phase_changed --json",
     )
     .await;
     let last = told.1.as_array().and_then(|l| l.last()).cloned();
@@ -250,25 +167,10 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
 
     // The invite sheet from the command line: Kim has her link, so by default it is kept (she
     // stays connected); `--reissue` makes her a new one, and the old stops working.
-    ok(&toron(
-        &url,
-        admin,
-        &["admin", "grant", "P-kim", "activist", "--session", "S05"],
-    )
-    .await);
+    ok(&toron(&server, admin, "admin grant P-kim activist --session S05").await);
     let csv_path = dir.path().join("invites.csv");
-    let sheet = toron(
-        &url,
-        admin,
-        &[
-            "admin",
-            "invites",
-            "S05",
-            "--csv",
-            csv_path.to_str().expect("path"),
-        ],
-    )
-    .await;
+    let csv = csv_path.to_str().expect("path");
+    let sheet = toron(&server, admin, &format!("admin invites S05 --csv {csv}")).await;
     ok(&sheet);
     let row = |sheet: &Value| {
         sheet["invites"]
@@ -283,8 +185,8 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
         csv.starts_with('\u{feff}') && csv.contains("P-kim,김민지"),
         "{csv}"
     );
-    assert_eq!(toron(&url, &kim_token, &["admin", "whoami"]).await.0, 0);
-    let again = toron(&url, admin, &["admin", "invites", "S05", "--reissue"]).await;
+    assert_eq!(toron(&server, &kim_token, "admin whoami").await.0, 0);
+    let again = toron(&server, admin, "admin invites S05 --reissue").await;
     ok(&again);
     let link = row(&again.1)["link"]
         .as_str()
@@ -296,11 +198,11 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
     );
     let new_token = link.rsplit("#/join/").next().expect("token");
     assert_ne!(
-        toron(&url, &kim_token, &["admin", "whoami"]).await.0,
+        toron(&server, &kim_token, "admin whoami").await.0,
         0,
         "the old link is gone"
     );
-    let me = toron(&url, new_token, &["admin", "whoami"]).await;
+    let me = toron(&server, new_token, "admin whoami").await;
     assert_eq!(me.1["participant"], "P-kim", "{}", me.2);
 
     server.shutdown().await.expect("shutdown");

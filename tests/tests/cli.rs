@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
-use toron_tests::{start, LIMIT};
+use toron_tests::LIMIT;
 
 async fn toron(server: &str, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
@@ -29,8 +29,7 @@ fn stderr(o: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_get_set_and_watch() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let (dir, server) = toron_tests::fresh().await;
     let url = server.url();
     let file = dir.path().join("case.json");
     let content =
@@ -100,8 +99,7 @@ async fn new_get_set_and_watch() {
 
 #[tokio::test]
 async fn clear_errors_and_exit_codes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let (_dir, server) = toron_tests::fresh().await;
     let url = server.url();
 
     let unknown = toron(&url, &["get", "automerge:4NMNnkMhL8jXrdJ9jamS58PAVdXu"]).await;

@@ -86,10 +86,7 @@ async fn gated_server_with_a_document() -> Gated {
     let server = toron_tests::start_with(config).await;
     let url = server.url();
     let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
-    let mut doc = AutoCommit::new();
-    doc.put(ROOT, "v", 1).expect("put");
-    let mut a = DocSync::new(DocumentId::random(), doc);
-    alice.push(&mut a, LIMIT).await.expect("create");
+    let a = toron_tests::create(&mut alice, "v", 1).await;
     Gated {
         dir,
         gate,
@@ -258,14 +255,9 @@ enum Fault {
 /// are still served to readers; `/healthz` says `failing` (503); after a restart the log
 /// verifies and holds what was acknowledged.
 async fn storage_fault_refuses_writes_and_keeps_serving_reads(fault: Fault) {
-    let Gated {
-        dir,
-        gate,
-        server,
-        url,
-        mut alice,
-        mut a,
-    } = gated_server_with_a_document().await;
+    let g = gated_server_with_a_document().await;
+    let (dir, gate, server, url) = (g.dir, g.gate, g.server, g.url);
+    let (mut alice, mut a) = (g.alice, g.a);
     let before = server.store().last_global_seq().expect("seq");
 
     let expected = match fault {

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ROOT};
-use toron_cli::sync_client::{Connection, DocSync};
-use toron_protocol::{DocumentId, Message, PeerId};
-use toron_tests::{int_at, peer, start, Ending, RawPeer, LIMIT};
+use automerge::ROOT;
+use toron_cli::sync_client::Connection;
+use toron_protocol::{Message, PeerId};
+use toron_tests::{int_at, peer, Ending, RawPeer, LIMIT};
 
 fn cbor_map_with_type(ty: &str) -> Vec<u8> {
     let mut b = vec![0xA2, 0x64];
@@ -22,16 +22,12 @@ fn cbor_map_with_type(ty: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frames_close_that_connection_only() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let (_dir, server) = toron_tests::fresh().await;
     let url = server.url();
 
     // A healthy pair of clients sharing a document throughout.
     let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
-    let mut doc = AutoCommit::new();
-    doc.put(ROOT, "n", 0).expect("put");
-    let mut a = DocSync::new(DocumentId::random(), doc);
-    alice.push(&mut a, LIMIT).await.expect("push");
+    let mut a = toron_tests::create(&mut alice, "n", 0).await;
     let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
     let mut b = bob.find(a.id, LIMIT).await.expect("find");
 
@@ -105,32 +101,38 @@ async fn malformed_frames_close_that_connection_only() {
         Ending::Error("unsupported protocol version".into())
     );
 
-    // A second `join`.
-    let mut p = RawPeer::joined(&url, "twice").await.expect("join");
-    p.send(&Message::Join {
-        sender_id: PeerId::new("twice").expect("id"),
-        supported_protocol_versions: None,
-        peer_metadata: None,
-    })
-    .await
-    .expect("send");
-    assert!(
-        matches!(p.ending(LIMIT).await.expect("twice"), Ending::Error(m) if m.contains("already joined"))
-    );
-
-    // A sync message whose automerge payload is garbage, for the shared document.
-    let mut p = RawPeer::joined(&url, "garbage-sync").await.expect("join");
-    p.send(&Message::Sync {
-        sender_id: peer("garbage-sync"),
-        target_id: peer("s"),
-        document_id: a.id,
-        data: vec![0x42, 0xff, 0xff, 0xff],
-    })
-    .await
-    .expect("send");
-    assert!(
-        matches!(p.ending(LIMIT).await.expect("garbage"), Ending::Error(m) if m.contains("invalid sync message"))
-    );
+    // After `join`: a second `join`; a sync message whose automerge payload is garbage, for
+    // the shared document.
+    let after_join = [
+        (
+            "twice",
+            Message::Join {
+                sender_id: PeerId::new("twice").expect("id"),
+                supported_protocol_versions: None,
+                peer_metadata: None,
+            },
+            "already joined",
+        ),
+        (
+            "garbage-sync",
+            Message::Sync {
+                sender_id: peer("garbage-sync"),
+                target_id: peer("s"),
+                document_id: a.id,
+                data: vec![0x42, 0xff, 0xff, 0xff],
+            },
+            "invalid sync message",
+        ),
+    ];
+    for (name, message, error) in after_join {
+        let mut p = RawPeer::joined(&url, name).await.expect("join");
+        p.send(&message).await.expect("send");
+        let ending = p.ending(LIMIT).await.expect(name);
+        assert!(
+            matches!(&ending, Ending::Error(m) if m.contains(error)),
+            "{name}: {ending:?}"
+        );
+    }
 
     // Ignored, not fatal: remote-heads gossip, doc-unavailable from a client, a bad document id.
     let mut p = RawPeer::joined(&url, "gossip").await.expect("join");

@@ -11,15 +11,14 @@ use toron_cli::bench::{self, BenchConfig};
 use toron_cli::light_follower::LightFollower;
 use toron_cli::sync_client::Connection;
 use toron_protocol::{Message, SyncKind};
-use toron_tests::{create, start, LIMIT};
+use toron_tests::{create, LIMIT};
 
 /// `toron bench --writers-per-doc 3 --light-followers` on a real server: three writers edit
 /// concurrently (so the document keeps several heads), nine light followers and every writer
 /// must see every edit of the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn light_followers_receive_every_edit() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let (_dir, server) = toron_tests::fresh().await;
     let cfg = BenchConfig {
         server: server.url(),
         clients: 12,
@@ -48,8 +47,7 @@ async fn light_followers_receive_every_edit() {
 /// both hold the writer's heads, and the light one took in exactly the writer's changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_light_follower_ends_where_a_full_one_does() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let (_dir, server) = toron_tests::fresh().await;
     let url = server.url();
     let mut writer = Connection::connect(&url, LIMIT).await.expect("writer");
     let mut w = create(&mut writer, "title", 0).await;

@@ -9,7 +9,7 @@ use automerge::{Automerge, ReadDoc, ROOT};
 use samod::{BackoffConfig, Repo};
 use serde_json::{json, Value};
 use tokio::process::Command;
-use toron_tests::{start, LIMIT};
+use toron_tests::LIMIT;
 
 async fn toron(server: &str, token: Option<&str>, args: &[&str]) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_e2e-toron"));
@@ -31,8 +31,7 @@ async fn toron(server: &str, token: Option<&str>, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samod_and_the_cli_share_documents_through_toron_server_in_open_mode() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let (dir, server) = toron_tests::fresh().await;
     let url = server.url();
     exchange(&server, &url, &url, None, dir.path()).await;
     server.shutdown().await.expect("shutdown");

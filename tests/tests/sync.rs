@@ -16,8 +16,7 @@ async fn until(conn: &mut Connection, d: &mut DocSync, done: impl FnMut(&mut Doc
 
 #[tokio::test]
 async fn create_find_and_edit_between_separate_clients() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let (_dir, server) = toron_tests::fresh().await;
     let mut alice = Connection::connect(&server.url(), LIMIT)
         .await
         .expect("alice");
@@ -50,8 +49,7 @@ async fn create_find_and_edit_between_separate_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_editors_converge() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let (_dir, server) = toron_tests::fresh().await;
     let mut owner = Connection::connect(&server.url(), LIMIT)
         .await
         .expect("owner");
@@ -97,8 +95,7 @@ async fn twenty_concurrent_editors_converge() {
 
 #[tokio::test]
 async fn a_missing_document_is_unavailable_within_a_second_and_arrives_later() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let (_dir, server) = toron_tests::fresh().await;
     let mut bob = Connection::connect(&server.url(), LIMIT)
         .await
         .expect("bob");
@@ -134,8 +131,7 @@ async fn a_missing_document_is_unavailable_within_a_second_and_arrives_later() {
 
 #[tokio::test]
 async fn a_rejoining_peer_id_replaces_its_old_connection_without_a_sync_loop() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let (_dir, server) = toron_tests::fresh().await;
     let mut alice = Connection::connect(&server.url(), LIMIT)
         .await
         .expect("alice");
@@ -232,8 +228,7 @@ async fn ephemera_within(
 
 #[tokio::test]
 async fn an_ephemeral_message_reaches_each_other_subscriber_exactly_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let (_dir, server) = toron_tests::fresh().await;
     let mut alice = Connection::connect(&server.url(), LIMIT)
         .await
         .expect("alice");
@@ -327,8 +322,7 @@ async fn a_restart_serves_every_document_with_its_whole_history() {
 
 #[tokio::test]
 async fn healthz_reports_ok() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let (_dir, server) = toron_tests::fresh().await;
     let body = toron_tests::http_get(server.addr(), "/healthz").await;
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("\"status\":\"ok\""), "{body}");

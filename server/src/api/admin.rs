@@ -4,7 +4,7 @@
 //! [`Registry`](crate::registry::Registry), which logs it; revoking a token or a role also
 //! closes the participant's open connections, so that the next connection is judged anew.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
@@ -14,7 +14,7 @@ use serde_json::json;
 use toron_domain::policy::{Access, DocKey, Phase, Role, Scope};
 
 use crate::api::auth::{require_series, require_token_authority, Caller, Organizer};
-use crate::api::error::{api_err, bad_request, not_found, ApiError, ApiResult};
+use crate::api::error::{api_err, bad_request, not_found, ApiError, ApiResult, JsonBody};
 use crate::api::state::AppState;
 use crate::registry::{Case, Participant, Session};
 
@@ -54,15 +54,11 @@ fn series_of_grant(state: &AppState, scope: &Scope) -> Result<String, ApiError> 
         let name = match scope {
             Scope::Series(s) | Scope::Session(s) => s,
         };
-        api_err(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("session {name} not found: add it first"),
-        )
+        not_found(&format!("session {name} not found: add it first"))
     })
 }
 
-async fn whoami(State(state): State<AppState>, Caller(who): Caller) -> ApiResult {
+async fn whoami(Caller(state, who): Caller) -> ApiResult {
     if state.hub.config.open {
         return Ok(Json(json!({ "open": true })).into_response());
     }
@@ -76,7 +72,7 @@ async fn whoami(State(state): State<AppState>, Caller(who): Caller) -> ApiResult
     .into_response())
 }
 
-async fn docs(State(state): State<AppState>, Caller(who): Caller) -> ApiResult {
+async fn docs(Caller(state, who): Caller) -> ApiResult {
     let list: Vec<_> = state
         .hub
         .registry
@@ -94,7 +90,7 @@ async fn docs(State(state): State<AppState>, Caller(who): Caller) -> ApiResult {
     Ok(Json(list).into_response())
 }
 
-async fn list_participants(State(state): State<AppState>, Organizer(_): Organizer) -> ApiResult {
+async fn list_participants(Organizer(state, _): Organizer) -> ApiResult {
     Ok(Json(state.hub.registry.participants()).into_response())
 }
 
@@ -117,11 +113,9 @@ fn default_kind() -> String {
 }
 
 async fn add_participant(
-    State(state): State<AppState>,
-    Organizer(by): Organizer,
-    body: Result<Json<NewParticipant>, axum::extract::rejection::JsonRejection>,
+    Organizer(state, by): Organizer,
+    JsonBody(n): JsonBody<NewParticipant>,
 ) -> ApiResult {
-    let Json(n) = body.map_err(bad_request)?;
     if !matches!(
         n.kind.as_str(),
         "official" | "expert" | "activist" | "resident"
@@ -170,11 +164,7 @@ async fn add_participant(
         .into_response())
 }
 
-async fn issue_token(
-    State(state): State<AppState>,
-    Organizer(by): Organizer,
-    Path(key): Path<String>,
-) -> ApiResult {
+async fn issue_token(Organizer(state, by): Organizer, Path(key): Path<String>) -> ApiResult {
     require_token_authority(&state, &by, &key)?;
     let token = state.hub.registry.issue_token(&by, &key).await?;
     // The old token is gone: so are the connections made with it.
@@ -188,22 +178,14 @@ async fn issue_token(
         .into_response())
 }
 
-async fn revoke_token(
-    State(state): State<AppState>,
-    Organizer(by): Organizer,
-    Path(key): Path<String>,
-) -> ApiResult {
+async fn revoke_token(Organizer(state, by): Organizer, Path(key): Path<String>) -> ApiResult {
     require_token_authority(&state, &by, &key)?;
     let had = state.hub.registry.revoke_token(&by, &key).await?;
     let closed = state
         .hub
         .disconnect_participant(&key, "your token was revoked");
     if !had {
-        return Err(api_err(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("participant {key} has no token"),
-        ));
+        return Err(not_found(&format!("participant {key} has no token")));
     }
     Ok(Json(json!({ "revoked": key, "connections_closed": closed })).into_response())
 }
@@ -228,12 +210,7 @@ fn parse_role(b: &RoleBody) -> Result<(Role, Scope), ApiError> {
     Ok((role, scope))
 }
 
-async fn grant(
-    State(state): State<AppState>,
-    Organizer(by): Organizer,
-    body: Result<Json<RoleBody>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult {
-    let Json(b) = body.map_err(bad_request)?;
+async fn grant(Organizer(state, by): Organizer, JsonBody(b): JsonBody<RoleBody>) -> ApiResult {
     let (role, scope) = parse_role(&b)?;
     let series = series_of_grant(&state, &scope)?;
     require_series(&state, &by, &series)?;
@@ -269,11 +246,9 @@ async fn grant(
 }
 
 async fn revoke_role(
-    State(state): State<AppState>,
-    Organizer(by): Organizer,
-    body: Result<Json<RoleBody>, axum::extract::rejection::JsonRejection>,
+    Organizer(state, by): Organizer,
+    JsonBody(b): JsonBody<RoleBody>,
 ) -> ApiResult {
-    let Json(b) = body.map_err(bad_request)?;
     let (role, scope) = parse_role(&b)?;
     require_series(&state, &by, &series_of_grant(&state, &scope)?)?;
     let had = state
@@ -282,7 +257,7 @@ async fn revoke_role(
         .revoke_role(&by, &b.participant, role, scope)
         .await?;
     if !had {
-        return Err(api_err(StatusCode::NOT_FOUND, "not_found", "no such grant"));
+        return Err(not_found("no such grant"));
     }
     // Open connections were judged with the old roles.
     state
@@ -296,7 +271,7 @@ async fn revoke_role(
 
 /// The sessions the caller takes part in (all of them in open mode): who is debating what in
 /// other series is not every participant's business.
-async fn list_sessions(State(state): State<AppState>, Caller(who): Caller) -> ApiResult {
+async fn list_sessions(Caller(state, who): Caller) -> ApiResult {
     let reg = &state.hub.registry;
     let mut sessions = reg.sessions();
     if !state.hub.config.open {
@@ -318,11 +293,9 @@ struct SessionBody {
 }
 
 async fn add_session(
-    State(state): State<AppState>,
-    Organizer(by): Organizer,
-    body: Result<Json<SessionBody>, axum::extract::rejection::JsonRejection>,
+    Organizer(state, by): Organizer,
+    JsonBody(b): JsonBody<SessionBody>,
 ) -> ApiResult {
-    let Json(b) = body.map_err(bad_request)?;
     let s = Session {
         key: b.key,
         series: b.series,
@@ -355,12 +328,10 @@ fn phase_rank(p: &str) -> Option<usize> {
 }
 
 async fn set_phase(
-    State(state): State<AppState>,
-    Organizer(by): Organizer,
+    Organizer(state, by): Organizer,
     Path(key): Path<String>,
-    body: Result<Json<PhaseBody>, axum::extract::rejection::JsonRejection>,
+    JsonBody(b): JsonBody<PhaseBody>,
 ) -> ApiResult {
-    let Json(b) = body.map_err(bad_request)?;
     let phase: Phase = b.phase.parse().map_err(bad_request)?;
     let mut s = state
         .hub
@@ -368,13 +339,7 @@ async fn set_phase(
         .sessions()
         .into_iter()
         .find(|s| s.key == key)
-        .ok_or_else(|| {
-            api_err(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                &format!("session {key} not found"),
-            )
-        })?;
+        .ok_or_else(|| not_found(&format!("session {key} not found")))?;
     require_series(&state, &by, &s.series)?;
     if !b.force && phase_rank(phase.as_str()) < phase_rank(&s.phase) {
         return Err(api_err(
@@ -393,21 +358,13 @@ async fn set_phase(
     Ok(Json(s).into_response())
 }
 
-async fn add_case(
-    State(state): State<AppState>,
-    Organizer(by): Organizer,
-    body: Result<Json<Case>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult {
-    let Json(c) = body.map_err(bad_request)?;
+async fn add_case(Organizer(state, by): Organizer, JsonBody(c): JsonBody<Case>) -> ApiResult {
     let reg = &state.hub.registry;
     for session in std::iter::once(c.session.clone()).chain(reg.case_session(&c.key)) {
-        let series = reg.session(&session).map(|s| s.series).ok_or_else(|| {
-            api_err(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                &format!("session {session} not found: add it first"),
-            )
-        })?;
+        let series = reg
+            .session(&session)
+            .map(|s| s.series)
+            .ok_or_else(|| not_found(&format!("session {session} not found: add it first")))?;
         require_series(&state, &by, &series)?;
     }
     for p in &c.presenters {
@@ -423,11 +380,9 @@ struct DocBody {
 }
 
 async fn register_document(
-    State(state): State<AppState>,
-    Organizer(by): Organizer,
-    body: Result<Json<DocBody>, axum::extract::rejection::JsonRejection>,
+    Organizer(state, by): Organizer,
+    JsonBody(b): JsonBody<DocBody>,
 ) -> ApiResult {
-    let Json(b) = body.map_err(bad_request)?;
     let key: DocKey = b.key.parse().map_err(bad_request)?;
     let reg = &state.hub.registry;
     let sessions = reg.sessions();

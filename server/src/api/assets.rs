@@ -1,5 +1,5 @@
-//! The web client's built files (`web/dist`, embedded in the binary, so running the server
-//! needs no Node), served for a hall on slow Wi-Fi:
+//! The web client's page (`web/src/index.html`) and built files (`web/dist`), embedded in the
+//! binary, so running the server needs no Node, and served for a hall on slow Wi-Fi:
 //!
 //! - each script, style sheet and the Automerge WASM under a name holding a hash of its bytes
 //!   (`/assets/app.3f2a….js`), so it can be cached for a year as `immutable`: a reload asks
@@ -49,7 +49,7 @@ macro_rules! built {
     };
 }
 
-const PAGE: &[u8] = include_bytes!("../../../web/dist/index.html");
+const PAGE: &[u8] = include_bytes!("../../../web/src/index.html");
 
 /// The hex of the first 8 bytes of SHA-256: enough to tell builds apart.
 fn short_hash(bytes: &[u8]) -> String {

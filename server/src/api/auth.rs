@@ -172,11 +172,14 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// The authenticated caller of a route: their participant key (`"open"` in open mode).
-/// Taking it as an argument is the route's authentication; a request without a valid
-/// token is answered 401 before the handler runs.
+/// The authenticated caller of a route: the server's state, and their participant key
+/// (`"open"` in open mode). Taking it as an argument is the route's authentication; a request
+/// without a valid token is answered 401 before the handler runs.
+///
+/// The three callers ([`Caller`], [`Organizer`], [`Reader`]) carry the state because every
+/// route that asks who calls also acts on the server.
 #[derive(Debug, Clone)]
-pub struct Caller(pub String);
+pub struct Caller(pub AppState, pub String);
 
 impl axum::extract::FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -185,7 +188,7 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Self, ApiError> {
-        caller(state, &parts.headers, &parts.uri).map(Caller)
+        caller(state, &parts.headers, &parts.uri).map(|who| Caller(state.clone(), who))
     }
 }
 
@@ -193,7 +196,7 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
 /// a participant who organizes nothing. Which series they may act in is the handler's check
 /// ([`require_series`]), since the series comes from the path or the body.
 #[derive(Debug, Clone)]
-pub struct Organizer(pub String);
+pub struct Organizer(pub AppState, pub String);
 
 impl axum::extract::FromRequestParts<AppState> for Organizer {
     type Rejection = ApiError;
@@ -202,14 +205,14 @@ impl axum::extract::FromRequestParts<AppState> for Organizer {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Self, ApiError> {
-        organizer(state, &parts.headers, &parts.uri).map(Organizer)
+        organizer(state, &parts.headers, &parts.uri).map(|by| Organizer(state.clone(), by))
     }
 }
 
 /// Who reads through a route: `None` in open mode, else the participant of a valid token.
 /// What they may read is decided per document or session by the handler.
 #[derive(Debug, Clone)]
-pub struct Reader(pub Option<String>);
+pub struct Reader(pub AppState, pub Option<String>);
 
 impl axum::extract::FromRequestParts<AppState> for Reader {
     type Rejection = ApiError;
@@ -218,10 +221,7 @@ impl axum::extract::FromRequestParts<AppState> for Reader {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Self, ApiError> {
-        Ok(Reader(authenticate(
-            state,
-            &parts.headers,
-            parts.uri.query(),
-        )?))
+        let who = authenticate(state, &parts.headers, parts.uri.query())?;
+        Ok(Reader(state.clone(), who))
     }
 }

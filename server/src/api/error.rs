@@ -43,6 +43,22 @@ pub fn bad_request(msg: impl std::fmt::Display) -> ApiError {
     api_err(StatusCode::BAD_REQUEST, "bad_request", &msg.to_string())
 }
 
+/// A JSON request body whose rejection (not JSON, not of the expected shape) is a `400` in the
+/// API's error format rather than axum's plain text.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(v) = axum::Json::<T>::from_request(req, state)
+            .await
+            .map_err(bad_request)?;
+        Ok(Self(v))
+    }
+}
+
 pub fn not_found(msg: &str) -> ApiError {
     api_err(StatusCode::NOT_FOUND, "not_found", msg)
 }
@@ -56,11 +72,7 @@ impl From<RegistryError> for ApiError {
 pub fn registry_error(e: RegistryError) -> ApiError {
     match e {
         RegistryError::Invalid(m) => bad_request(m),
-        RegistryError::NotFound(m) => api_err(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("{m} not found"),
-        ),
+        RegistryError::NotFound(m) => not_found(&format!("{m} not found")),
         RegistryError::Exists(m) => api_err(
             StatusCode::CONFLICT,
             "exists",

@@ -1,7 +1,7 @@
 //! `/api/v1/documents/{id}/…`: a document's events, its state at a point, and the difference
 //! between two points — read from the event log, for participants who may read the document.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,7 +12,7 @@ use toron_domain::policy::Access;
 use toron_protocol::{history, DocumentId};
 
 use crate::api::auth::Reader;
-use crate::api::error::{api_err, blocking, ApiError};
+use crate::api::error::{api_err, blocking, not_found, ApiError};
 use crate::api::state::AppState;
 use crate::store::StoreError;
 use crate::views::history_cache::HistoryError;
@@ -36,7 +36,7 @@ async fn readable_document(
     who: &Option<String>,
     id: &str,
 ) -> Result<(DocumentId, u64), ApiError> {
-    let not_found = || api_err(StatusCode::NOT_FOUND, "not_found", "no such document");
+    let not_found = || not_found("no such document");
     let id: DocumentId = id
         .trim_start_matches("automerge:")
         .parse()
@@ -96,8 +96,7 @@ struct EventsQuery {
 const SCAN_STEP: usize = 512;
 
 async fn events(
-    State(state): State<AppState>,
-    Reader(who): Reader,
+    Reader(state, who): Reader,
     Path(id): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
@@ -165,8 +164,7 @@ struct StateQuery {
 }
 
 async fn state_at(
-    State(state): State<AppState>,
-    Reader(who): Reader,
+    Reader(state, who): Reader,
     Path(id): Path<String>,
     Query(q): Query<StateQuery>,
 ) -> Result<Response, ApiError> {
@@ -211,8 +209,7 @@ async fn state_at(
 /// clock; the latest without it): a replay move is one request, not one per notes layer.
 /// Answers `{session, at, documents: {key: {doc, seq, time_ms, state}}}`.
 async fn session_state(
-    State(state): State<AppState>,
-    Reader(who): Reader,
+    Reader(state, who): Reader,
     Path(key): Path<String>,
     Query(q): Query<StateQuery>,
 ) -> Result<Response, ApiError> {
@@ -222,11 +219,7 @@ async fn session_state(
         None => true,
     };
     if reg.session(&key).is_none() || !follows {
-        return Err(api_err(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such session",
-        ));
+        return Err(not_found("no such session"));
     }
     let happened = match q.clock.as_deref() {
         None | Some("received") => false,
@@ -287,8 +280,7 @@ struct DiffQuery {
 }
 
 async fn diff(
-    State(state): State<AppState>,
-    Reader(who): Reader,
+    Reader(state, who): Reader,
     Path(id): Path<String>,
     Query(q): Query<DiffQuery>,
 ) -> Result<Response, ApiError> {

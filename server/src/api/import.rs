@@ -24,7 +24,7 @@ use toron_domain::bundle::{Bundle, MAX_BUNDLE_BYTES};
 use toron_domain::policy::{Role, Scope};
 
 use crate::api::auth::{organizer, require_series, Organizer};
-use crate::api::error::{api_err, ApiError};
+use crate::api::error::{api_err, bad_request, not_found, ApiError, JsonBody};
 use crate::api::state::AppState;
 use crate::registry::{Participant, Registry, RegistryError, Session};
 use toron_domain::import_plan::importer_of;
@@ -269,8 +269,7 @@ async fn apply(reg: &Registry, by: &str, p: Plan, dry: bool) -> Result<Counts, R
 }
 
 async fn import(
-    State(state): State<AppState>,
-    Organizer(by): Organizer,
+    Organizer(state, by): Organizer,
     Query(q): Query<ImportQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -348,13 +347,10 @@ struct Applied {
 }
 
 async fn applied(
-    State(state): State<AppState>,
-    Organizer(by): Organizer,
+    Organizer(state, by): Organizer,
     Path(batch): Path<String>,
-    body: Result<Json<Applied>, axum::extract::rejection::JsonRejection>,
+    JsonBody(a): JsonBody<Applied>,
 ) -> Result<Response, ApiError> {
-    let Json(a) =
-        body.map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()))?;
     let reg = &state.hub.registry;
     let Some(record) = reg
         .catalog()
@@ -362,11 +358,7 @@ async fn applied(
         .and_then(|m| m.get(&batch))
         .cloned()
     else {
-        return Err(api_err(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("import batch {batch} not found"),
-        ));
+        return Err(not_found(&format!("import batch {batch} not found")));
     };
     let series = record["series"].as_str().unwrap_or_default().to_string();
     require_series(&state, &by, &series)?;
@@ -396,7 +388,7 @@ async fn applied(
     for (session, phase) in &a.phases {
         phase
             .parse::<toron_domain::policy::Phase>()
-            .map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()))?;
+            .map_err(bad_request)?;
         let Some(mut s) = reg.session(session) else {
             continue;
         };

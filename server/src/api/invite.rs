@@ -7,7 +7,7 @@
 //! which ends the connections made with the old ones. A sheet printed for a hall already in
 //! session therefore never locks out the people in it by default.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::auth::{require_series, require_token_authority, Organizer};
-use crate::api::error::{api_err, ApiError};
+use crate::api::error::{api_err, not_found, ApiError, JsonBody};
 use crate::api::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -67,21 +67,14 @@ fn valid_base(base: &str) -> Option<String> {
 }
 
 async fn invites(
-    State(state): State<AppState>,
-    Organizer(by): Organizer,
+    Organizer(state, by): Organizer,
     Path(key): Path<String>,
-    body: Result<Json<InviteBody>, axum::extract::rejection::JsonRejection>,
+    JsonBody(b): JsonBody<InviteBody>,
 ) -> Result<Response, ApiError> {
-    let Json(b) =
-        body.map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()))?;
     let reg = &state.hub.registry;
-    let Some(session) = reg.session(&key) else {
-        return Err(api_err(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("session {key} not found"),
-        ));
-    };
+    let session = reg
+        .session(&key)
+        .ok_or_else(|| not_found(&format!("session {key} not found")))?;
     require_series(&state, &by, &session.series)?;
     let Some(base) = valid_base(&b.base) else {
         return Err(api_err(

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Path;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use toron_domain::policy::{Access, DocKey};
 
 use crate::api::auth::Reader;
-use crate::api::error::{api_err, ApiError};
+use crate::api::error::{not_found, ApiError};
 use crate::api::state::AppState;
 use crate::registry::{Registry, Session};
 
@@ -71,10 +71,7 @@ fn display(state: &AppState, series: &str, participant: &str, role: &str) -> Val
     json!({ "participant": participant, "shown": shown, "role": role, "role_ko": ko, "role_en": en })
 }
 
-async fn my_sessions(
-    State(state): State<AppState>,
-    Reader(who): Reader,
-) -> Result<Response, ApiError> {
+async fn my_sessions(Reader(state, who): Reader) -> Result<Response, ApiError> {
     let reg = &state.hub.registry;
     let catalog = reg.catalog();
     let mut out = Vec::new();
@@ -214,25 +211,16 @@ fn session_people(state: &AppState, s: &Session) -> serde_json::Map<String, Valu
 }
 
 async fn presence(
-    State(state): State<AppState>,
-    Reader(who): Reader,
+    Reader(state, who): Reader,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     let reg = &state.hub.registry;
-    let Some(session) = reg.session(&key) else {
-        return Err(api_err(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such session",
-        ));
-    };
+    let session = reg
+        .session(&key)
+        .ok_or_else(|| not_found("no such session"))?;
     if let Some(p) = &who {
         if !reg.may_follow_session(p, &key) {
-            return Err(api_err(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such session",
-            ));
+            return Err(not_found("no such session"));
         }
     }
     let here: Vec<Value> = state

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use toron_domain::report::{self, Lang};
 
 use crate::api::auth::{organizer, require_series, Organizer};
-use crate::api::error::{api_err, blocking, ApiError};
+use crate::api::error::{api_err, bad_request, blocking, not_found, ApiError};
 use crate::api::export::{export, ExportError};
 use crate::api::state::AppState;
 
@@ -68,9 +68,7 @@ fn own_base(headers: &HeaderMap, state: &AppState) -> String {
 
 fn export_err(e: ExportError) -> ApiError {
     match e {
-        ExportError::NoSeries(_) | ExportError::NoSession(_) => {
-            api_err(StatusCode::NOT_FOUND, "not_found", &e.to_string())
-        }
+        ExportError::NoSeries(_) | ExportError::NoSession(_) => not_found(&e.to_string()),
         ExportError::Timeline(_) => {
             api_err(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string())
         }
@@ -101,8 +99,7 @@ async fn exported(
 }
 
 async fn export_bundle(
-    State(state): State<AppState>,
-    Organizer(by): Organizer,
+    Organizer(state, by): Organizer,
     Path(series): Path<String>,
     Query(q): Query<Scope>,
 ) -> Result<Response, ApiError> {
@@ -152,15 +149,15 @@ async fn report_of(
         .as_deref()
         .unwrap_or("ko")
         .parse()
-        .map_err(|e: String| api_err(StatusCode::BAD_REQUEST, "bad_request", &e))?;
+        .map_err(bad_request)?;
     let format = q.format.clone().unwrap_or_else(|| "html".into());
     let base = match q.base.as_deref() {
-        Some(b) => link_base(b).map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e))?,
+        Some(b) => link_base(b).map_err(bad_request)?,
         None => own_base(&headers, &state),
     };
     let (_, session) = resolve(&state, series.clone(), q.session.clone());
     let bundle = exported(&state, &by, series, q.session.clone()).await?;
-    let (body, ctype) = render(bundle, session.as_deref(), &format, lang, &base)
-        .map_err(|e| api_err(StatusCode::BAD_REQUEST, "bad_request", &e))?;
+    let (body, ctype) =
+        render(bundle, session.as_deref(), &format, lang, &base).map_err(bad_request)?;
     Ok(([(header::CONTENT_TYPE, ctype)], body).into_response())
 }

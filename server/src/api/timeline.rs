@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,7 +23,7 @@ use toron_domain::timeline::Entry;
 use toron_protocol::DocumentId;
 
 use crate::api::auth::Reader;
-use crate::api::error::{api_err, blocking, ApiError};
+use crate::api::error::{api_err, blocking, not_found, ApiError};
 use crate::api::state::AppState;
 use crate::net::hub::Hub;
 use crate::views::projection::session_prefix;
@@ -71,11 +71,7 @@ async fn reader(
         None => true,
     };
     if !known || !may {
-        return Err(api_err(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such session",
-        ));
+        return Err(not_found("no such session"));
     }
     let hub = state.hub.clone();
     blocking(move || hub.projection.catch_up())
@@ -146,8 +142,7 @@ struct TimelineQuery {
 }
 
 async fn timeline(
-    State(state): State<AppState>,
-    Reader(who): Reader,
+    Reader(state, who): Reader,
     Path(session): Path<String>,
     Query(q): Query<TimelineQuery>,
 ) -> Result<Response, ApiError> {
@@ -253,9 +248,8 @@ fn replay_speed(speed: Option<&str>) -> Result<Option<f64>, ApiError> {
 }
 
 async fn replay(
-    State(state): State<AppState>,
     headers: HeaderMap,
-    Reader(who): Reader,
+    Reader(state, who): Reader,
     Path(session): Path<String>,
     Query(q): Query<ReplayQuery>,
 ) -> Result<Response, ApiError> {

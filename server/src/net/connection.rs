@@ -19,7 +19,8 @@ use tokio::sync::{watch, Notify};
 use toron_domain::policy::Access;
 use toron_protocol::wire::encode;
 use toron_protocol::{
-    CloseKind, ConnEvent, ConnId, ConnectionState, DocumentId, Grant, PeerId, SyncKind,
+    CloseKind, ConnEvent, ConnId, ConnectionState, DocumentId, Ephemeral, Grant, Input, PeerId,
+    SyncKind,
 };
 use tracing::Instrument;
 
@@ -195,14 +196,7 @@ impl Session {
                     data,
                     first,
                 } => todo.extend(self.route_sync(document_id, peer, kind, data, first).await),
-                ConnEvent::Ephemeral {
-                    peer,
-                    sender_id,
-                    document_id,
-                    count,
-                    session_id,
-                    data,
-                } => self.relay_ephemeral(peer, sender_id, document_id, count, session_id, data),
+                ConnEvent::Ephemeral { peer, message } => self.relay_ephemeral(peer, message),
                 ConnEvent::IgnoredInvalidId { log, detail } => {
                     self.hub.metrics.error(crate::metrics::ErrorKind::bad_frame);
                     if log && self.hub.log_budget.allow() {
@@ -275,18 +269,10 @@ impl Session {
     }
 
     /// An ephemeral message, relayed to the document's other subscribers.
-    fn relay_ephemeral(
-        &mut self,
-        peer: PeerId,
-        sender_id: PeerId,
-        document_id: DocumentId,
-        count: u64,
-        session_id: String,
-        data: Vec<u8>,
-    ) {
+    fn relay_ephemeral(&mut self, peer: PeerId, mut message: Ephemeral) {
         // Only readers of the document may speak in its presence channel.
         if let Some(p) = &self.participant {
-            if self.hub.registry.decide(p, &document_id).access == Access::None {
+            if self.hub.registry.decide(p, &message.document_id).access == Access::None {
                 return;
             }
         }
@@ -294,17 +280,15 @@ impl Session {
         // connection is an echo of what the server relayed already (or one participant
         // speaking as another) and is dropped; any other claim (a peer behind this client)
         // is relayed as this connection's.
-        if sender_id != peer && self.hub.peer_is_connected(&sender_id) {
+        if message.sender_id != peer && self.hub.peer_is_connected(&message.sender_id) {
             return;
         }
+        message.sender_id = peer;
         self.hub.send_if_open(
-            document_id,
+            message.document_id.clone(),
             DocMsg::Ephemeral {
                 out: self.out.clone(),
-                sender_id: peer,
-                session_id,
-                count,
-                data,
+                message,
             },
         );
     }
@@ -354,10 +338,13 @@ impl Session {
             id,
             DocMsg::Sync {
                 out: self.out.clone(),
-                peer,
-                kind,
-                data,
-                grant,
+                input: Input::Sync {
+                    conn: self.conn,
+                    peer,
+                    kind,
+                    data,
+                    grant,
+                },
             },
         );
         Vec::new()

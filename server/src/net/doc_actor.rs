@@ -17,7 +17,7 @@ use toron_protocol::engine::assemble;
 use toron_protocol::wire::encode;
 use toron_protocol::{
     Action, BatchId, ConnId, DocEngine, DocumentId, EngineConfig, Input, Message, NewChange,
-    RefusalKind, Rejection,
+    RefusedChanges,
 };
 
 use crate::metrics::ErrorKind;
@@ -185,36 +185,17 @@ impl Actor {
         let mut relay = Vec::new();
         for m in msgs {
             match m {
-                DocMsg::Sync {
-                    out,
-                    peer,
-                    kind,
-                    data,
-                    grant,
-                } => {
-                    let conn = out.conn;
-                    self.outs.insert(conn, out);
-                    engine.push(Input::Sync {
-                        conn,
-                        peer,
-                        kind,
-                        data,
-                        grant,
-                    });
+                DocMsg::Sync { out, input } => {
+                    self.outs.insert(out.conn, out);
+                    engine.push(input);
                 }
-                DocMsg::Ephemeral {
-                    out,
-                    sender_id,
-                    session_id,
-                    count,
-                    data,
-                } => {
+                DocMsg::Ephemeral { out, message: m } => {
                     relay.extend(engine.ephemeral(
                         out.conn,
-                        &sender_id,
-                        &session_id,
-                        count,
-                        &data,
+                        &m.sender_id,
+                        &m.session_id,
+                        m.count,
+                        &m.data,
                         self.ctx.config.clock.now_ms(),
                     ));
                 }
@@ -336,13 +317,7 @@ impl Actor {
                         out.close(reason);
                     }
                 }
-                Action::Refused {
-                    conn,
-                    rejection,
-                    kind,
-                    tell,
-                    close,
-                } => self.refused(conn, rejection, kind, tell, close).await,
+                Action::Refused(r) => self.refused(r).await,
                 Action::Append { batch, changes } => {
                     tracing::trace!(id = %self.id, ?batch, n = changes.len(), "append");
                     append = Some((batch, changes));
@@ -367,14 +342,14 @@ impl Actor {
     /// A refused change: counted, logged as a rejection record, and told to its sender — as
     /// an ephemeral notice with the refusal's kind (the JS client only logs `error`) and an
     /// `error` — or its connection closed.
-    async fn refused(
-        &mut self,
-        conn: ConnId,
-        rejection: Rejection,
-        kind: RefusalKind,
-        tell: bool,
-        close: bool,
-    ) {
+    async fn refused(&mut self, refused: RefusedChanges) {
+        let RefusedChanges {
+            conn,
+            rejection,
+            kind,
+            tell,
+            close,
+        } = refused;
         self.ctx
             .metrics
             .refused(kind, rejection.hashes.len() as u64);

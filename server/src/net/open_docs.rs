@@ -7,26 +7,22 @@
 use std::sync::Mutex;
 
 use tokio::sync::mpsc;
-use toron_protocol::{ConnId, DocumentId, Grant, PeerId, Router, SyncKind};
+use toron_protocol::{ConnId, DocumentId, Ephemeral, Input, Router};
 
 use crate::net::outbound::ConnTx;
 
 /// Messages for a document actor.
 #[derive(Debug)]
 pub enum DocMsg {
+    /// `input` is the [`Input::Sync`] of `out`'s connection, with its grant.
     Sync {
         out: ConnTx,
-        peer: PeerId,
-        kind: SyncKind,
-        data: Vec<u8>,
-        grant: Grant,
+        input: Input,
     },
+    /// Relayed under `message.sender_id`, the id the connection joined with.
     Ephemeral {
         out: ConnTx,
-        sender_id: PeerId,
-        session_id: String,
-        count: u64,
-        data: Vec<u8>,
+        message: Ephemeral,
     },
     Closed {
         conn: ConnId,
