@@ -23,19 +23,14 @@ const storm = [
   { label: "reconnected", whole: outOfClients("reconnected") },
   { label: "back in sync", whole: outOfClients("back_in_sync") },
   row("all connected after", "all_connected_ms", ms),
-  row("in sync, p50", "in_sync_ms_p50", ms),
-  row("in sync, p95", "in_sync_ms_p95", ms),
-  row("in sync, p99", "in_sync_ms_p99", ms),
+  ...["p50", "p95", "p99"].map((p) => row(`in sync, ${p}`, `in_sync_ms_${p}`, ms)),
   row("in sync, max (everyone)", "in_sync_ms_max", ms),
   ...shared,
 ];
 const room = [
   row("delivered", "delivered_share", pct, false),
   row("edits fully delivered", "edits_fully_delivered_share", pct, false),
-  row("p50", "latency_ms_p50", ms),
-  row("p95", "latency_ms_p95", ms),
-  row("p99", "latency_ms_p99", ms),
-  row("max", "latency_ms_max", ms),
+  ...["p50", "p95", "p99", "max"].map((p) => row(p, `latency_ms_${p}`, ms)),
   row("p99, last minute", "latency_ms_p99_last_minute", ms),
   ...shared,
 ];

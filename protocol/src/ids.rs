@@ -66,12 +66,6 @@ impl fmt::Display for DocumentId {
     }
 }
 
-impl fmt::Debug for DocumentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DocumentId({self})")
-    }
-}
-
 impl FromStr for DocumentId {
     type Err = IdError;
 
@@ -113,12 +107,6 @@ impl fmt::Display for AutomergeUrl {
             }
         }
         Ok(())
-    }
-}
-
-impl fmt::Debug for AutomergeUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AutomergeUrl({self})")
     }
 }
 
@@ -194,11 +182,18 @@ impl fmt::Display for PeerId {
     }
 }
 
-impl fmt::Debug for PeerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PeerId({})", self.0)
-    }
+/// `Debug` as the type's name around its `Display` form (`DocumentId(2Vx…)`): the ids show in
+/// logs as people paste them.
+macro_rules! debug_as_display {
+    ($($t:ident),*) => {$(
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({self})", stringify!($t))
+            }
+        }
+    )*};
 }
+debug_as_display!(DocumentId, AutomergeUrl, PeerId);
 
 /// The server's name for one accepted WebSocket. Sync states belong to a connection, never to
 /// a peer id: a peer that reconnects starts afresh (reusing a state across sockets loops).

@@ -108,54 +108,46 @@ pub fn put_json(
 ) -> Result<(), JsonError> {
     let is_list = matches!(tx.object_type(obj), Ok(ObjType::List));
     let insert = is_list && matches!(prop, Prop::Seq(i) if i == tx.length(obj));
-    macro_rules! put_obj {
-        ($ty:expr) => {
+    // Inserts at the end of a list, else puts at `prop`: `$insert` and `$put` are the
+    // transaction's methods for the kind of value (object or scalar).
+    macro_rules! put {
+        ($insert:ident, $put:ident, $v:expr) => {
             if insert {
                 let Prop::Seq(i) = prop else { unreachable!() };
-                tx.insert_object(obj, i, $ty)?
+                tx.$insert(obj, i, $v)?
             } else {
-                tx.put_object(obj, prop.clone(), $ty)?
-            }
-        };
-    }
-    macro_rules! put_scalar {
-        ($v:expr) => {
-            if insert {
-                let Prop::Seq(i) = prop else { unreachable!() };
-                tx.insert(obj, i, $v)?
-            } else {
-                tx.put(obj, prop.clone(), $v)?
+                tx.$put(obj, prop.clone(), $v)?
             }
         };
     }
     match value {
         Json::Object(m) => {
-            let child = put_obj!(ObjType::Map);
+            let child = put!(insert_object, put_object, ObjType::Map);
             for (k, v) in m {
                 put_json(tx, &child, Prop::Map(k.clone()), v)?;
             }
         }
         Json::Array(items) => {
-            let child = put_obj!(ObjType::List);
+            let child = put!(insert_object, put_object, ObjType::List);
             for (i, v) in items.iter().enumerate() {
                 put_json(tx, &child, Prop::Seq(i), v)?;
             }
         }
         Json::String(s) => {
-            let child = put_obj!(ObjType::Text);
+            let child = put!(insert_object, put_object, ObjType::Text);
             tx.splice_text(&child, 0, 0, s)?;
         }
         Json::Number(n) => {
             if let Some(i) = n.as_i64() {
-                put_scalar!(i);
+                put!(insert, put, i);
             } else if let Some(u) = n.as_u64() {
-                put_scalar!(u);
+                put!(insert, put, u);
             } else {
-                put_scalar!(n.as_f64().unwrap_or(0.0));
+                put!(insert, put, n.as_f64().unwrap_or(0.0));
             }
         }
-        Json::Bool(b) => put_scalar!(*b),
-        Json::Null => put_scalar!(ScalarValue::Null),
+        Json::Bool(b) => put!(insert, put, *b),
+        Json::Null => put!(insert, put, ScalarValue::Null),
     }
     Ok(())
 }

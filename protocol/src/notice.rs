@@ -12,15 +12,22 @@ use minicbor::Encoder;
 
 pub use crate::refusal::RefusalKind;
 
-/// The ephemeral payload that tells a client its change to this document was refused.
-pub fn refusal(kind: RefusalKind, reason: &str) -> Vec<u8> {
+/// A notice's CBOR map of three entries, begun with `"toron": what`; the caller writes the
+/// other two. (Writing to a `Vec` cannot fail, so the encoder's results are let go.)
+fn notice(what: &str) -> Encoder<Vec<u8>> {
     let mut e = Encoder::new(Vec::new());
-    // Writing to a Vec cannot fail.
     let _ = e
         .map(3)
         .and_then(|e| e.str("toron"))
-        .and_then(|e| e.str("refused"))
-        .and_then(|e| e.str("kind"))
+        .and_then(|e| e.str(what));
+    e
+}
+
+/// The ephemeral payload that tells a client its change to this document was refused.
+pub fn refusal(kind: RefusalKind, reason: &str) -> Vec<u8> {
+    let mut e = notice("refused");
+    let _ = e
+        .str("kind")
         .and_then(|e| e.str(kind.as_str()))
         .and_then(|e| e.str("reason"))
         .and_then(|e| e.str(reason));
@@ -31,12 +38,9 @@ pub fn refusal(kind: RefusalKind, reason: &str) -> Vec<u8> {
 /// list, without polling): `{ "toron": "presence", "session": S, "here": [participant, …] }`.
 /// Participant keys only: each client shows them as the people list it was given allows.
 pub fn presence(session: &str, here: &[String]) -> Vec<u8> {
-    let mut e = Encoder::new(Vec::new());
+    let mut e = notice("presence");
     let _ = e
-        .map(3)
-        .and_then(|e| e.str("toron"))
-        .and_then(|e| e.str("presence"))
-        .and_then(|e| e.str("session"))
+        .str("session")
         .and_then(|e| e.str(session))
         .and_then(|e| e.str("here"))
         .and_then(|e| e.array(here.len() as u64));

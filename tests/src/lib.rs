@@ -92,6 +92,60 @@ pub async fn create(
     d
 }
 
+/// A new token of `participant`, issued by the first organizer ("admin").
+pub async fn token_of(server: &Running, participant: &str) -> String {
+    server
+        .registry()
+        .issue_token("admin", participant)
+        .await
+        .expect("token")
+}
+
+/// Adds `key` as a participant shown by role only ([`Participant::new`]), as "admin".
+///
+/// [`Participant::new`]: toron_server::registry::Participant::new
+pub async fn add_participant(server: &Running, key: &str, name: &str, kind: &str) {
+    let p = toron_server::registry::Participant::new(key, name, kind);
+    server
+        .registry()
+        .add_participant("admin", p)
+        .await
+        .expect("participant");
+}
+
+/// Asserts that no timeline entry tells a triage decision as edits of the triage document's
+/// fields (`section.edited` on a `triage:` document): the timeline names what was decided.
+pub fn assert_no_triage_told_as_edits(entries: &[serde_json::Value]) {
+    let edited_triage = |e: &&serde_json::Value| {
+        e["kind"] == "section.edited"
+            && e["document"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("triage:"))
+    };
+    let found: Vec<_> = entries.iter().filter(edited_triage).collect();
+    assert!(found.is_empty(), "triage told as section edits: {found:?}");
+}
+
+/// The next line a child process writes, waited for at most [`LIMIT`].
+pub async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+) -> String {
+    tokio::time::timeout(LIMIT, lines.next_line())
+        .await
+        .expect("in time")
+        .expect("read")
+        .expect("line")
+}
+
+/// Begins a notes layer in an empty document: its `annotations` and `reactions` maps.
+pub fn begin_layer(doc: &mut automerge::AutoCommit) {
+    use automerge::transaction::Transactable;
+    for key in ["annotations", "reactions"] {
+        doc.put_object(ROOT, key, automerge::ObjType::Map)
+            .expect("map");
+    }
+}
+
 /// Reads an integer at a root key of a document.
 pub fn int_at(doc: &impl ReadDoc, key: &str) -> Option<i64> {
     match doc.get(ROOT, key).ok()?? {

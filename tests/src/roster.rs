@@ -66,38 +66,18 @@ impl Kind {
         } else {
             who(Role::Evaluator)
         };
-        match self {
-            Kind::Case => DocKey::Case { case: CASE.into() },
-            Kind::OwnEval => DocKey::Eval {
-                case: CASE.into(),
-                evaluator: me,
-            },
-            Kind::OtherEval => DocKey::Eval {
-                case: CASE.into(),
-                evaluator: other,
-            },
-            Kind::OwnNotes => DocKey::Notes {
-                session: SESSION.into(),
-                participant: me,
-            },
-            Kind::OtherNotes => DocKey::Notes {
-                session: SESSION.into(),
-                participant: other,
-            },
-            Kind::Triage => DocKey::Triage {
-                session: SESSION.into(),
-            },
-            Kind::SessionDoc => DocKey::Session {
-                session: SESSION.into(),
-            },
-            Kind::Report => DocKey::Report {
-                series: SERIES.into(),
-            },
-            Kind::Response => DocKey::Response {
-                series: SERIES.into(),
-                department: DEPARTMENT.into(),
-            },
-        }
+        let key = match self {
+            Kind::Case => format!("case:{CASE}"),
+            Kind::OwnEval => format!("eval:{CASE}:{me}"),
+            Kind::OtherEval => format!("eval:{CASE}:{other}"),
+            Kind::OwnNotes => format!("notes:{SESSION}:{me}"),
+            Kind::OtherNotes => format!("notes:{SESSION}:{other}"),
+            Kind::Triage => format!("triage:{SESSION}"),
+            Kind::SessionDoc => format!("session:{SESSION}"),
+            Kind::Report => format!("report:{SERIES}"),
+            Kind::Response => format!("response:{SERIES}:{DEPARTMENT}"),
+        };
+        key.parse().expect("a document key")
     }
 }
 
@@ -137,6 +117,26 @@ async fn seed_documents(server: &Running, tokens: &[(Role, String)]) {
 }
 
 /// A secured server with the roster in place: returns each role's token.
+/// The roster on a fresh secured server whose clock only moves when the test moves it
+/// (from 2026-09-21); `configure` sets more of the configuration.
+pub async fn on_manual_clock(
+    configure: impl FnOnce(&mut toron_server::Config),
+) -> (
+    tempfile::TempDir,
+    Running,
+    toron_server::clock::Clock,
+    Vec<(Role, String)>,
+) {
+    let clock = toron_server::clock::Clock::manual(1_790_000_000_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = crate::secure_config(dir.path());
+    config.clock = clock.clone();
+    configure(&mut config);
+    let server = crate::start_with(config).await;
+    let tokens = set_up(&server).await;
+    (dir, server, clock, tokens)
+}
+
 pub async fn set_up(server: &Running) -> Vec<(Role, String)> {
     let reg = server.registry();
     let by = "admin";

@@ -4,7 +4,7 @@
 //! of what came after. Damaged, cut-short or misdirected backups are refused without writing.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,14 +51,16 @@ async fn write_until(
     n
 }
 
+/// The data directory, the one to restore into, and the backup file `name`, in `tmp`.
+fn places(tmp: &tempfile::TempDir, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let p = tmp.path();
+    (p.join("data"), p.join("restored"), p.join(name))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_under_load_restores_to_a_server_that_verifies_and_serves_every_document() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (data, restored, file) = (
-        tmp.path().join("data"),
-        tmp.path().join("restored"),
-        tmp.path().join("debate.backup"),
-    );
+    let (data, restored, file) = places(&tmp, "debate.backup");
     let (mut server, url) = toron_tests::spawn_open_server(SERVER, &data, true).await;
 
     // Quiet documents, written before the load.
@@ -243,11 +245,7 @@ async fn damaged_cut_short_or_misdirected_backups_are_refused_and_write_nothing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn participants_and_their_tokens_survive_a_restore_and_the_store_gets_a_new_identity() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (data, restored, file) = (
-        tmp.path().join("data"),
-        tmp.path().join("restored"),
-        tmp.path().join("b"),
-    );
+    let (data, restored, file) = places(&tmp, "b");
     let mut config = toron_tests::secure_config(&data);
     config.admin_token = Some("organizer-secret-token-0123456789".into());
     let server = toron_tests::start_with(config).await;

@@ -92,11 +92,7 @@ async fn connections_per_token_and_in_total_are_bounded() {
         }
     };
     // A third connection, with another token, fills the server (3 in all); a fourth gets 503.
-    let other = server
-        .registry()
-        .issue_token("admin", "admin")
-        .await
-        .expect("token");
+    let other = toron_tests::token_of(&server, "admin").await;
     let other_url = url_with_token(&server.url(), Some(&other));
     let _d = Connection::connect(&other_url, LIMIT)
         .await
@@ -282,12 +278,7 @@ async fn websocket_origins_are_checked_when_configured() {
 async fn second_organizer(server: &toron_server::Running) -> String {
     use toron_domain::policy::{Role, Scope};
     let reg = server.registry();
-    reg.add_participant(
-        "admin",
-        toron_server::registry::Participant::new("kim", "김", "official"),
-    )
-    .await
-    .expect("participant");
+    toron_tests::add_participant(&server, "kim", "김", "official").await;
     reg.grant("admin", "kim", Role::Organizer, Scope::Series("*".into()))
         .await
         .expect("grant");

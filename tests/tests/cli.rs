@@ -56,11 +56,7 @@ async fn new_get_set_and_watch() {
         .spawn()
         .expect("watch");
     let mut lines = BufReader::new(watcher.stdout.take().expect("stdout")).lines();
-    let first = tokio::time::timeout(LIMIT, lines.next_line())
-        .await
-        .expect("in time")
-        .expect("read")
-        .expect("line");
+    let first = toron_tests::next_line(&mut lines).await;
     assert_eq!(
         serde_json::from_str::<Value>(&first).expect("json"),
         content
@@ -71,11 +67,7 @@ async fn new_get_set_and_watch() {
     let set = toron(&url, &["set", &doc_url, "score", "4"]).await;
     assert!(set.status.success(), "{}", stderr(&set));
 
-    let update = tokio::time::timeout(LIMIT, lines.next_line())
-        .await
-        .expect("in time")
-        .expect("read")
-        .expect("line");
+    let update = toron_tests::next_line(&mut lines).await;
     let update: Value = serde_json::from_str(&update).expect("json");
     assert_eq!(update["sections"]["gaps"], json!("예산 부족"));
     let status = tokio::time::timeout(LIMIT, watcher.wait())

@@ -373,11 +373,7 @@ async fn a_reimport_during_a_live_session_leaves_it_live() {
         .put_session("admin", s)
         .await
         .expect("live");
-    let kim = server
-        .registry()
-        .issue_token("admin", "P-KIM")
-        .await
-        .expect("token");
+    let kim = toron_tests::token_of(&server, "P-KIM").await;
     let notes = toron_domain::policy::DocKey::Notes {
         session: "S-LIB".into(),
         participant: "P-KIM".into(),
@@ -553,11 +549,7 @@ async fn clock_times_fall_on_the_session_s_day() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn triage_takes_the_refs_people_see() {
     let (_dir, server) = imported_live().await;
-    let chair = server
-        .registry()
-        .issue_token("admin", "P-MOON")
-        .await
-        .expect("token");
+    let chair = toron_tests::token_of(&server, "P-MOON").await;
     let (ok, _, err) = as_token(
         &server,
         &chair,
@@ -849,11 +841,7 @@ async fn references_are_checked_where_they_are_given() {
     assert!(server.registry().session("S-X").is_none());
     // An activist routes a gap to departments by name or key; an unknown name is refused
     // before anything is written.
-    let kim = server
-        .registry()
-        .issue_token("admin", "P-KIM")
-        .await
-        .expect("token");
+    let kim = toron_tests::token_of(&server, "P-KIM").await;
     let gap = |deps: &'static str| {
         vec![
             "annotate",
@@ -945,11 +933,7 @@ async fn references_are_checked_where_they_are_given() {
     let walk = server.registry().participant("P-WALK").expect("P-WALK");
     assert_eq!(walk.department.as_deref(), Some("DEP-FAM"));
     // A finding that does not exist is named; one that does is linked.
-    let han = server
-        .registry()
-        .issue_token("admin", "P-HAN")
-        .await
-        .expect("token");
+    let han = toron_tests::token_of(&server, "P-HAN").await;
     let triage = |f: &'static str| {
         vec![
             "triage",
@@ -1048,11 +1032,7 @@ async fn a_live_score_by_a_responsible_official_is_excluded_and_its_case_named()
         )
         .await;
         assert!(ok, "{err}");
-        let token = server
-            .registry()
-            .issue_token("admin", key)
-            .await
-            .expect("token");
+        let token = toron_tests::token_of(&server, key).await;
         let (ok, _, err) = as_token(
             &server,
             &token,
@@ -1144,13 +1124,7 @@ async fn the_timeline_names_the_debate_as_it_happened() {
             .any(|e| e["detail"]["annotation_ref"] == "L-04" && e["detail"]["status"] == "accepted"),
         "{triage:?}"
     );
-    assert!(
-        !entries.iter().any(|e| e["kind"] == "section.edited"
-            && e["document"]
-                .as_str()
-                .is_some_and(|d| d.starts_with("triage:"))),
-        "no triage decision is told as section edits"
-    );
+    toron_tests::assert_no_triage_told_as_edits(&entries);
     // A highlight has no words of its own: it is named by its passage, there and in the
     // decision about it.
     let b = bundle();

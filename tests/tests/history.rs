@@ -146,19 +146,8 @@ async fn events_states_and_differences_of_a_document() {
     check(&server).await;
 
     // Somebody who may not read the document sees no history of it, as if it did not exist.
-    server
-        .registry()
-        .add_participant(
-            "admin",
-            toron_server::registry::Participant::new("P-out", "o", "resident"),
-        )
-        .await
-        .expect("p");
-    let outsider = server
-        .registry()
-        .issue_token("admin", "P-out")
-        .await
-        .expect("token");
+    toron_tests::add_participant(&server, "P-out", "o", "resident").await;
+    let outsider = toron_tests::token_of(&server, "P-out").await;
     for q in ["events", "state?seq=1", "diff?from=1&to=2"] {
         let r = get(&server, &outsider, &format!("{path}/{q}")).await;
         assert!(

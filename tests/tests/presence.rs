@@ -9,7 +9,7 @@ use toron_domain::policy::Role;
 use toron_protocol::Event;
 use toron_server::Running;
 use toron_tests::roster;
-use toron_tests::{secure_config, start_with, LIMIT};
+use toron_tests::LIMIT;
 
 /// The presence records of `participant`: (joined, at_ms), in log order.
 fn presence_of(server: &Running, participant: &str) -> Vec<(bool, u64)> {
@@ -46,13 +46,8 @@ async fn gone(server: &Running, participant: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_within_the_grace_period_is_not_a_departure() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = toron_server::clock::Clock::manual(1_790_000_000_000);
-    let mut config = secure_config(dir.path());
-    config.clock = clock.clone();
-    config.presence_grace = Duration::from_millis(800);
-    let server = start_with(config).await;
-    let tokens = roster::set_up(&server).await;
+    let (dir, server, clock, tokens) =
+        roster::on_manual_clock(|c| c.presence_grace = Duration::from_millis(800)).await;
     let activist = roster::who(Role::Activist);
     let token = tokens
         .iter()

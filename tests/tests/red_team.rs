@@ -11,7 +11,7 @@ use toron_cli::sync_client::{url_with_token, ClientError, Connection, DocSync};
 use toron_domain::policy::DocKey;
 use toron_protocol::Event;
 use toron_server::Running;
-use toron_tests::{secured, LIMIT};
+use toron_tests::{secured, token_of, LIMIT};
 
 const ADMIN: &str = "toron_admin_for_the_red_team_test";
 const SERIES: &str = "HB-BENCH-2012";
@@ -36,14 +36,6 @@ async fn set_phase(server: &Running, phase: &str) {
     let mut s = reg.session("S-LIB").expect("S-LIB");
     s.phase = phase.into();
     reg.put_session("admin", s).await.expect("phase");
-}
-
-async fn token_of(server: &Running, participant: &str) -> String {
-    server
-        .registry()
-        .issue_token("admin", participant)
-        .await
-        .expect("token")
 }
 
 async fn open(server: &Running, token: &str, key: &DocKey) -> (Connection, DocSync) {

@@ -336,12 +336,7 @@ async fn replays_become(server: &toron_server::Running, n: f64) -> bool {
 /// is in, with an `end` that says why; a client that goes ends its task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_ends_when_its_token_is_revoked_or_its_client_goes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = toron_server::clock::Clock::manual(1_790_000_000_000);
-    let mut config = secure_config(dir.path());
-    config.clock = clock.clone();
-    let server = start_with(config).await;
-    let tokens = roster::set_up(&server).await;
+    let (_dir, server, clock, tokens) = roster::on_manual_clock(|_| {}).await;
     // A minute later the phase changes: at speed 1 the replay then pauses (ten seconds at
     // most) before that entry.
     clock.advance_ms(60_000);
@@ -772,14 +767,9 @@ fn status_of(r: &Result<serde_json::Value, String>) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn organizers_act_within_their_series_and_importer_tokens_end() {
     use serde_json::json;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = toron_server::clock::Clock::manual(1_790_000_000_000);
-    let mut config = secure_config(dir.path());
-    config.clock = clock.clone();
     let admin_token = "toron_admin_token_of_the_red_team_test_0123";
-    config.admin_token = Some(admin_token.into());
-    let server = start_with(config).await;
-    let tokens = roster::set_up(&server).await;
+    let (_dir, server, clock, tokens) =
+        roster::on_manual_clock(|c| c.admin_token = Some(admin_token.into())).await;
     // Another series, with a session of its own.
     server
         .registry()
@@ -1183,12 +1173,7 @@ async fn the_shared_importer_of_earlier_versions_loses_its_token() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start_with(secure_config(dir.path())).await;
     let reg = server.registry();
-    reg.add_participant(
-        "admin",
-        toron_server::registry::Participant::new("toron-importer", "Toron import", "service"),
-    )
-    .await
-    .expect("participant");
+    toron_tests::add_participant(&server, "toron-importer", "Toron import", "service").await;
     let old = reg
         .issue_token("admin", "toron-importer")
         .await

@@ -432,13 +432,7 @@ async fn a_session_from_three_clients_and_an_import_is_told_right() {
     assert_eq!(d(12)["from"], "live");
     assert_eq!(d(12)["to"], "closed");
     // No triage decision told as edits of the triage document's fields.
-    assert!(
-        !all.iter().any(|e| e["kind"] == "section.edited"
-            && e["document"]
-                .as_str()
-                .is_some_and(|d| d.starts_with("triage:"))),
-        "triage told as section edits"
-    );
+    toron_tests::assert_no_triage_told_as_edits(&all);
 
     // `--kind triage.status_set` finds every triage decision: the import's and both live ones.
     let decisions = timeline(&server, &["--kind", "triage.status_set"]).await;
@@ -535,11 +529,7 @@ async fn a_session_from_three_clients_and_an_import_is_told_right() {
         }
     }
     // A participant who takes no part in the session is not told it exists.
-    let stranger = server
-        .registry()
-        .issue_token("admin", "P-SEO")
-        .await
-        .expect("token");
+    let stranger = toron_tests::token_of(&server, "P-SEO").await;
     let not_in = Admin::new(&server.url(), Some(stranger), LIMIT);
     let refused =
         tokio::task::block_in_place(|| not_in.call("GET", "/api/v1/sessions/S-CARE/state", None));

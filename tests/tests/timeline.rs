@@ -189,12 +189,7 @@ async fn a_scripted_session_is_told_replayed_and_reconstructed() {
         imp.push(&mut d).await;
         for who_ in [Role::Activist, Role::Evaluator] {
             let mut d = imp.open(&notes(who_)).await;
-            d.doc
-                .put_object(ROOT, "annotations", ObjType::Map)
-                .expect("map");
-            d.doc
-                .put_object(ROOT, "reactions", ObjType::Map)
-                .expect("map");
+            toron_tests::begin_layer(&mut d.doc);
             imp.push(&mut d).await;
         }
         let mut d = imp.open(&triage).await;

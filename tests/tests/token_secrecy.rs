@@ -32,11 +32,7 @@ async fn tokens_appear_in_no_log_line_and_the_admin_token_is_private() {
         .spawn()
         .expect("spawn");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let line = tokio::time::timeout(LIMIT, lines.next_line())
-        .await
-        .expect("in time")
-        .expect("read")
-        .expect("line");
+    let line = toron_tests::next_line(&mut lines).await;
     let url = line.rsplit(' ').next().expect("url").to_string();
 
     let token_file = data.join("admin-token");

@@ -13,6 +13,13 @@ async fn offline(dir: &std::path::Path, command: &str) -> (bool, String) {
     toron_tests::server_offline(env!("CARGO_BIN_EXE_e2e-toron-server"), dir, command).await
 }
 
+/// `verify` fails on damaged data, naming what it found damaged (`named`).
+async fn verify_names(dir: &std::path::Path, named: &str) {
+    let (ok, out) = offline(dir, "verify").await;
+    assert!(!ok, "verify passed damaged data: {out}");
+    assert!(out.contains(named), "the damage is named ({named}): {out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_accepts_a_random_workload_and_names_a_damaged_record() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -76,12 +83,7 @@ async fn verify_accepts_a_random_workload_and_names_a_damaged_record() {
         store.damage_record_for_tests(victim, 40).expect("damage");
         store.close();
     }
-    let (ok, out) = offline(dir.path(), "verify").await;
-    assert!(!ok, "verify passed a damaged log: {out}");
-    assert!(
-        out.contains(&format!("record {victim}")),
-        "the damaged record is named: {out}"
-    );
+    verify_names(dir.path(), &format!("record {victim}")).await;
 }
 
 /// A random session: several roles annotate, reply, react and triage in their own documents.
@@ -111,12 +113,7 @@ async fn verify_checks_the_timeline_projection_against_the_log() {
             participant: who(r),
         };
         let mut d = conn.find(key.document_id(), LIMIT).await.expect("find");
-        d.doc
-            .put_object(ROOT, "annotations", ObjType::Map)
-            .expect("map");
-        d.doc
-            .put_object(ROOT, "reactions", ObjType::Map)
-            .expect("map");
+        toron_tests::begin_layer(&mut d.doc);
         conn.push(&mut d, LIMIT).await.expect("push");
         conns.push(conn);
         layers.push(d);
@@ -181,12 +178,11 @@ async fn verify_checks_the_timeline_projection_against_the_log() {
         store.close();
         g
     };
-    let (ok, out) = offline(dir.path(), "verify").await;
-    assert!(!ok, "verify passed a damaged timeline: {out}");
-    assert!(
-        out.contains(&format!("timeline: the entry of record {damaged} differs")),
-        "the damaged entry is named: {out}"
-    );
+    verify_names(
+        dir.path(),
+        &format!("timeline: the entry of record {damaged} differs"),
+    )
+    .await;
     let (ok, out) = offline(dir.path(), "rebuild").await;
     assert!(ok && out.contains("timeline entries"), "{out}");
     let (ok, out) = offline(dir.path(), "verify").await;

@@ -74,6 +74,19 @@ async function quiet() {
   while (Date.now() < until && Date.now() - lastActivity < QUIET_MS) await page.waitForTimeout(100);
 }
 
+/// Counts from zero, runs `go`, waits for `shown`, then for quiet: the time until shown, and
+/// the bytes that came until quiet (all, and of them over the WebSocket). Lists the requests.
+async function measure(go, shown) {
+  reset();
+  const t0 = Date.now();
+  await go();
+  await shown();
+  const ms = Date.now() - t0;
+  await quiet();
+  console.log(got.requests.join("\n"));
+  return { ms, bytes: got.http + got.ws, ws: got.ws };
+}
+
 const figures = [];
 const report = (what, ms, bytes) => {
   const line = `${what}: ${ms === null ? "" : `${ms} ms, `}${(bytes / KB).toFixed(1)} KB`;
@@ -82,50 +95,28 @@ const report = (what, ms, bytes) => {
 };
 
 try {
+  const cards = () => page.locator("a.card").first().waitFor({ timeout: LIMIT });
+  const caseText = () => page.waitForSelector(".section-text[data-path='sections.results']", { timeout: LIMIT });
+
   // 1. First load: the join link, an empty cache, until the session list shows.
-  reset();
-  let t0 = Date.now();
-  await page.goto(`${URL}/#/join/${TOKEN}`);
-  await page.locator("a.card").first().waitFor({ timeout: LIMIT });
-  const shown = Date.now() - t0;
-  await quiet();
-  const first = got.http + got.ws;
-  console.log(got.requests.join("\n"));
-  report("first load (sessions shown)", shown, first);
-  assert.ok(shown <= 5000, `the sessions show within 5 s (${shown} ms)`);
-  assert.ok(first <= 700 * KB, `the first load transfers ≤ 700 KB (${first} B)`);
+  const first = await measure(() => page.goto(`${URL}/#/join/${TOKEN}`), cards);
+  report("first load (sessions shown)", first.ms, first.bytes);
+  assert.ok(first.ms <= 5000, `the sessions show within 5 s (${first.ms} ms)`);
+  assert.ok(first.bytes <= 700 * KB, `the first load transfers ≤ 700 KB (${first.bytes} B)`);
 
   // 2. A reload of the same page.
-  reset();
-  t0 = Date.now();
-  await page.reload();
-  await page.locator("a.card").first().waitFor({ timeout: LIMIT });
-  const reshown = Date.now() - t0;
-  await quiet();
-  const reload = got.http + got.ws;
-  console.log(got.requests.join("\n"));
-  report("reload (sessions shown)", reshown, reload);
-  assert.ok(reload <= 20 * KB, `a reload transfers ≤ 20 KB (${reload} B)`);
+  const reload = await measure(() => page.reload(), cards);
+  report("reload (sessions shown)", reload.ms, reload.bytes);
+  assert.ok(reload.bytes <= 20 * KB, `a reload transfers ≤ 20 KB (${reload.bytes} B)`);
 
   // 3. The first case: the WASM comes now (printed, not budgeted: it is the client's bulk).
-  reset();
-  t0 = Date.now();
-  await page.goto(`${URL}/#/s/S-LIB/c/C-LIB-HB`);
-  await page.waitForSelector(".section-text[data-path='sections.results']", { timeout: LIMIT });
-  const caseShown = Date.now() - t0;
-  await quiet();
-  console.log(got.requests.join("\n"));
-  report(`first case opened (WASM included; ${got.ws} B of it WebSocket)`, caseShown, got.http + got.ws);
+  const opened = await measure(() => page.goto(`${URL}/#/s/S-LIB/c/C-LIB-HB`), caseText);
+  report(`first case opened (WASM included; ${opened.ws} B of it WebSocket)`, opened.ms, opened.bytes);
 
   // 4. A reload on the case page: documents come from the browser's storage, the sync only
   //    confirms them.
-  reset();
-  t0 = Date.now();
-  await page.reload();
-  await page.waitForSelector(".section-text[data-path='sections.results']", { timeout: LIMIT });
-  const caseReshown = Date.now() - t0;
-  await quiet();
-  report(`case page reloaded (${got.ws} B of it WebSocket)`, caseReshown, got.http + got.ws);
+  const reopened = await measure(() => page.reload(), caseText);
+  report(`case page reloaded (${reopened.ws} B of it WebSocket)`, reopened.ms, reopened.bytes);
 
   // 5. Replay moves over every layer of the session: one request each, timed from the key
   //    press to the moment shown with its annotations.

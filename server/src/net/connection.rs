@@ -285,7 +285,7 @@ impl Session {
         }
         message.sender_id = peer;
         self.hub.send_if_open(
-            message.document_id.clone(),
+            message.document_id,
             DocMsg::Ephemeral {
                 out: self.out.clone(),
                 message,
