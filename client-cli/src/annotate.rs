@@ -272,23 +272,11 @@ pub async fn known_finding(
     if known.iter().any(|k| *k == finding) {
         return Ok(());
     }
-    let shown: Vec<&str> = known.iter().take(12).map(|k| k.as_str()).collect();
-    bail!(
-        "no finding `{finding}` in the report of series {series}{}",
-        if shown.is_empty() {
-            " (it has no findings yet)".to_string()
-        } else {
-            format!(
-                "; its findings: {}{}",
-                shown.join(", "),
-                if known.len() > shown.len() {
-                    ", …"
-                } else {
-                    ""
-                }
-            )
-        }
-    )
+    bail!(toron_domain::report::no_such_finding(
+        finding,
+        series,
+        known.iter().map(|k| k.as_str())
+    ))
 }
 
 /// Sets the triage status of a root annotation in `triage:{session}`, keeping every transition

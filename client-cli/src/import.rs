@@ -970,23 +970,17 @@ pub fn summary_table(summary: &Value) -> String {
             s.push_str(&format!("  {c}\n"));
         }
     }
-    if let Some(m) = summary["phases_set"].as_object() {
-        for (session, p) in m {
-            s.push_str(&format!(
-                "phase of {session}: {} → {}\n",
-                p["from"].as_str().unwrap_or("?"),
-                p["to"].as_str().unwrap_or("?")
-            ));
-        }
+    let field = |p: &Value, k: &str| p[k].as_str().unwrap_or("?").to_string();
+    let phases = |k: &str| summary[k].as_object().into_iter().flatten();
+    for (session, p) in phases("phases_set") {
+        let (from, to) = (field(p, "from"), field(p, "to"));
+        s.push_str(&format!("phase of {session}: {from} → {to}\n"));
     }
-    if let Some(m) = summary["phases_kept"].as_object() {
-        for (session, p) in m {
-            s.push_str(&format!(
-                "phase of {session} kept: {} (the bundle says {}; --set-phases moves it)\n",
-                p["phase"].as_str().unwrap_or("?"),
-                p["bundle_says"].as_str().unwrap_or("?")
-            ));
-        }
+    for (session, p) in phases("phases_kept") {
+        let (phase, says) = (field(p, "phase"), field(p, "bundle_says"));
+        s.push_str(&format!(
+            "phase of {session} kept: {phase} (the bundle says {says}; --set-phases moves it)\n"
+        ));
     }
     s.push_str(&format!(
         "batch {}\n",

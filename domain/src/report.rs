@@ -77,6 +77,26 @@ pub struct CaseScores {
 }
 
 /// Official scores of every case in `evaluations` (weights from the template).
+/// Why a triage decision may not link `finding`: it is not among the `known` findings of the
+/// series' report. Names at most twelve of them, so that whoever chose it can pick another.
+pub fn no_such_finding<'a>(
+    finding: &str,
+    series: &str,
+    known: impl ExactSizeIterator<Item = &'a str>,
+) -> String {
+    let total = known.len();
+    let shown: Vec<&str> = known.take(12).collect();
+    let head = format!("no finding `{finding}` in the report of series {series}");
+    match (shown.is_empty(), total > shown.len()) {
+        (true, _) => format!("{head} (it has none yet)"),
+        (false, more) => format!(
+            "{head}; its findings: {}{}",
+            shown.join(", "),
+            if more { ", …" } else { "" }
+        ),
+    }
+}
+
 pub fn case_scores(b: &Bundle, evaluations: &[&Evaluation], case: &str) -> CaseScores {
     let forms: Vec<&&Evaluation> = evaluations.iter().filter(|e| e.case == case).collect();
     let mut criteria = BTreeMap::new();

@@ -137,6 +137,14 @@ pub async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
         .expect("line")
 }
 
+/// The items of a JSON list; panics, showing the value, when it is not one.
+pub fn items(v: &serde_json::Value) -> &[serde_json::Value] {
+    match v.as_array() {
+        Some(a) => a,
+        None => panic!("not a list: {v}"),
+    }
+}
+
 /// Begins a notes layer in an empty document: its `annotations` and `reactions` maps.
 pub fn begin_layer(doc: &mut automerge::AutoCommit) {
     use automerge::transaction::Transactable;
@@ -309,6 +317,19 @@ pub async fn run_toron_code(
         String::from_utf8_lossy(&out.stdout).to_string(),
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
+}
+
+/// Runs the real `toron` binary with the global options `global` then `args`, waiting at
+/// most [`LIMIT`]: its whole output, for tests that look at the exit status themselves.
+pub async fn toron_output(global: &[&str], args: &[&str]) -> std::process::Output {
+    let out = tokio::process::Command::new(toron_bin())
+        .args(global)
+        .args(args)
+        .output();
+    tokio::time::timeout(LIMIT, out)
+        .await
+        .expect("toron finished in time")
+        .expect("run toron")
 }
 
 /// The "weighted total" row of each session's score table in a Markdown report: case → the

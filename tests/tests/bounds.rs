@@ -278,7 +278,7 @@ async fn websocket_origins_are_checked_when_configured() {
 async fn second_organizer(server: &toron_server::Running) -> String {
     use toron_domain::policy::{Role, Scope};
     let reg = server.registry();
-    toron_tests::add_participant(&server, "kim", "김", "official").await;
+    toron_tests::add_participant(server, "kim", "김", "official").await;
     reg.grant("admin", "kim", Role::Organizer, Scope::Series("*".into()))
         .await
         .expect("grant");

@@ -9,14 +9,7 @@ use tokio::process::Command;
 use toron_tests::LIMIT;
 
 async fn toron(server: &str, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
-        .args(["--server", server, "--timeout", "5"])
-        .args(args)
-        .output();
-    tokio::time::timeout(LIMIT, out)
-        .await
-        .expect("toron finished in time")
-        .expect("run toron")
+    toron_tests::toron_output(&["--server", server, "--timeout", "5"], args).await
 }
 
 fn stdout(o: &Output) -> String {

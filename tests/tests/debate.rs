@@ -32,9 +32,7 @@ async fn started() -> (tempfile::TempDir, Running) {
 /// N/A, averaged over evaluators, shown rounded half up to one decimal. In units of 1/400 000
 /// so that every step is an integer.
 fn expected_total(b: &Value, case: &str) -> String {
-    let weights: BTreeMap<String, i64> = b["evaluation_template"]["criteria"]
-        .as_array()
-        .expect("criteria")
+    let weights: BTreeMap<String, i64> = toron_tests::items(&b["evaluation_template"]["criteria"])
         .iter()
         .map(|c| {
             (
@@ -155,9 +153,7 @@ async fn the_example_bundle_imports_reports_and_exports() {
     assert!(md.contains("57.5 (해당없음 제외 환산)"), "{md}");
 
     // Counts: annotations by kind, findings by type.
-    let anns: Vec<&Value> = b["sessions"]
-        .as_array()
-        .expect("s")
+    let anns: Vec<&Value> = toron_tests::items(&b["sessions"])
         .iter()
         .flat_map(|s| s["annotations"].as_array().expect("a"))
         .collect();
@@ -585,9 +581,7 @@ async fn triage_takes_the_refs_people_see() {
     assert_ne!(id, "L-09", "the annotation's id, not its ref");
     let b: Value = serde_json::from_str(&toron(&server, &["export", "HB-BENCH-2012"]).await.1)
         .expect("export");
-    let l09 = b["sessions"]
-        .as_array()
-        .expect("sessions")
+    let l09 = toron_tests::items(&b["sessions"])
         .iter()
         .flat_map(|s| s["annotations"].as_array().into_iter().flatten())
         .find(|a| a["ref"] == "L-09")
@@ -887,9 +881,7 @@ async fn references_are_checked_where_they_are_given() {
     let (ok, out, err) = toron(&server, &["export", "HB-BENCH-2012"]).await;
     assert!(ok, "{err}");
     let b: Value = serde_json::from_str(&out).expect("export");
-    let mine = b["sessions"]
-        .as_array()
-        .expect("sessions")
+    let mine = toron_tests::items(&b["sessions"])
         .iter()
         .flat_map(|s| s["annotations"].as_array().into_iter().flatten())
         .find(|a| a["id"] == id.trim())
@@ -1128,9 +1120,7 @@ async fn the_timeline_names_the_debate_as_it_happened() {
     // A highlight has no words of its own: it is named by its passage, there and in the
     // decision about it.
     let b = bundle();
-    let l01 = b["sessions"][0]["annotations"]
-        .as_array()
-        .expect("annotations")
+    let l01 = toron_tests::items(&b["sessions"][0]["annotations"])
         .iter()
         .find(|a| a["ref"] == "L-01")
         .expect("L-01");
@@ -1187,9 +1177,7 @@ async fn the_timeline_names_the_debate_as_it_happened() {
             )
         })
         .collect();
-    let given: BTreeMap<String, String> = b["department_responses"]
-        .as_array()
-        .expect("responses")
+    let given: BTreeMap<String, String> = toron_tests::items(&b["department_responses"])
         .iter()
         .map(|r| {
             (

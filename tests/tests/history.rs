@@ -131,9 +131,7 @@ async fn events_states_and_differences_of_a_document() {
             }
             // The difference between two points is exactly the changes in between.
             let d = api(format!("{path}/diff?from=2&to=4")).await;
-            let keys: Vec<&str> = d["patches"]
-                .as_array()
-                .expect("patches")
+            let keys: Vec<&str> = toron_tests::items(&d["patches"])
                 .iter()
                 .filter_map(|p| p["key"].as_str())
                 .collect();

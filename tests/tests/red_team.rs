@@ -161,9 +161,7 @@ async fn the_report_believes_the_log_and_the_keys_not_the_content() {
         !a["created_at"].as_str().expect("time").starts_with("2001"),
         "the time is the server's: {a}"
     );
-    let evals: Vec<(&str, &str)> = b["sessions"][0]["evaluations"]
-        .as_array()
-        .expect("evaluations")
+    let evals: Vec<(&str, &str)> = toron_tests::items(&b["sessions"][0]["evaluations"])
         .iter()
         .map(|e| {
             (
@@ -178,9 +176,7 @@ async fn the_report_believes_the_log_and_the_keys_not_the_content() {
         "{evals:?}"
     );
     assert!(evals.contains(&("C-LIB-HB", "P-PARK")), "{evals:?}");
-    let flagged: Vec<&str> = b["integrity"]
-        .as_array()
-        .expect("the export lists what it corrected")
+    let flagged: Vec<&str> = toron_tests::items(&b["integrity"])
         .iter()
         .filter_map(|p| p["doc"].as_str())
         .collect();
@@ -365,9 +361,7 @@ async fn vocabulary_values_cannot_be_spliced_or_made_objects() {
     let b = export(&server).await;
     let a = annotation_with_body(&b, "있는 그대로").expect("there");
     assert_eq!(a["kind"], "gap");
-    let ev = b["sessions"][0]["evaluations"]
-        .as_array()
-        .expect("e")
+    let ev = toron_tests::items(&b["sessions"][0]["evaluations"])
         .iter()
         .find(|e| e["case"] == "C-LIB-HB" && e["evaluator"] == "P-PARK")
         .expect("the evaluation");

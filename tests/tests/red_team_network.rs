@@ -841,9 +841,7 @@ async fn organizers_act_within_their_series_and_importer_tokens_end() {
     )
     .await
     .expect("sessions");
-    let keys: Vec<&str> = listed
-        .as_array()
-        .expect("a list")
+    let keys: Vec<&str> = toron_tests::items(&listed)
         .iter()
         .filter_map(|s| s["key"].as_str())
         .collect();

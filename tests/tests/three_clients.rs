@@ -460,9 +460,7 @@ async fn a_session_from_three_clients_and_an_import_is_told_right() {
     let mine = api
         .call("GET", "/api/v1/me/sessions", None)
         .expect("sessions");
-    let layers: Vec<String> = mine["sessions"]
-        .as_array()
-        .expect("sessions")
+    let layers: Vec<String> = toron_tests::items(&mine["sessions"])
         .iter()
         .find(|s| s["key"] == SESSION)
         .expect("S-LIB")["layers"]

@@ -469,9 +469,7 @@ async fn check(server: &Running, x: &Expect) {
     )
     .await
     .expect("events by kind");
-    let kinds: Vec<&str> = evs["events"]
-        .as_array()
-        .expect("events")
+    let kinds: Vec<&str> = toron_tests::items(&evs["events"])
         .iter()
         .map(|e| e["kind"].as_str().expect("kind"))
         .collect();

@@ -7,14 +7,7 @@ use tokio::process::Command;
 use toron_tests::LIMIT;
 
 async fn toron(url: &str, token: &str, args: &[&str]) -> std::process::Output {
-    let run = Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
-        .args(["--server", url, "--token", token])
-        .args(args)
-        .output();
-    tokio::time::timeout(LIMIT, run)
-        .await
-        .expect("in time")
-        .expect("run toron")
+    toron_tests::toron_output(&["--server", url, "--token", token], args).await
 }
 
 #[tokio::test]

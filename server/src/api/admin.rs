@@ -14,7 +14,7 @@ use serde_json::json;
 use toron_domain::policy::{Access, DocKey, Phase, Role, Scope};
 
 use crate::api::auth::{require_series, require_token_authority, Caller, Organizer};
-use crate::api::error::{api_err, bad_request, not_found, ApiError, ApiResult, JsonBody};
+use crate::api::error::{api_err, bad_request, created, not_found, ApiError, ApiResult, JsonBody};
 use crate::api::state::AppState;
 use crate::registry::{Case, Participant, Session};
 
@@ -157,11 +157,7 @@ async fn add_participant(
     };
     reg.add_participant(&by, p.clone()).await?;
     let token = reg.issue_token(&by, &n.key).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "participant": p, "token": token })),
-    )
-        .into_response())
+    created(json!({ "participant": p, "token": token }))
 }
 
 async fn issue_token(Organizer(state, by): Organizer, Path(key): Path<String>) -> ApiResult {
@@ -171,11 +167,7 @@ async fn issue_token(Organizer(state, by): Organizer, Path(key): Path<String>) -
     state
         .hub
         .disconnect_participant(&key, "your token was replaced");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "participant": key, "token": token })),
-    )
-        .into_response())
+    created(json!({ "participant": key, "token": token }))
 }
 
 async fn revoke_token(Organizer(state, by): Organizer, Path(key): Path<String>) -> ApiResult {
@@ -238,11 +230,7 @@ async fn grant(Organizer(state, by): Organizer, JsonBody(b): JsonBody<RoleBody>)
             tracing::warn!(layer = %k, error = %e, "granted, but the notes layer was not registered");
         }
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "granted": { "participant": b.participant, "role": role.as_str() } })),
-    )
-        .into_response())
+    created(json!({ "granted": { "participant": b.participant, "role": role.as_str() } }))
 }
 
 async fn revoke_role(
@@ -311,7 +299,7 @@ async fn add_session(
         known_participant(&state, f, "facilitator")?;
     }
     state.hub.registry.put_session(&by, s.clone()).await?;
-    Ok((StatusCode::CREATED, Json(s)).into_response())
+    created(s)
 }
 
 #[derive(Debug, Deserialize)]
@@ -371,7 +359,7 @@ async fn add_case(Organizer(state, by): Organizer, JsonBody(c): JsonBody<Case>) 
         known_participant(&state, p, "presenter")?;
     }
     reg.put_case(&by, c.clone()).await?;
-    Ok((StatusCode::CREATED, Json(c)).into_response())
+    created(c)
 }
 
 #[derive(Debug, Deserialize)]
@@ -421,5 +409,7 @@ async fn register_document(
         }
     }
     let id = reg.register(&by, &key, &series).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id.to_string(), "url": id.url().to_string(), "key": key.to_string(), "series": series }))).into_response())
+    created(
+        json!({ "id": id.to_string(), "url": id.url().to_string(), "key": key.to_string(), "series": series }),
+    )
 }

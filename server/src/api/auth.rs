@@ -172,6 +172,24 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// Makes `$t` (a caller: the state and who calls, as `$who` finds them from the state, headers
+/// and URI) an extractor, whose rejection is the API's error.
+macro_rules! caller_extractor {
+    ($t:ident, $who:expr) => {
+        impl axum::extract::FromRequestParts<AppState> for $t {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut axum::http::request::Parts,
+                state: &AppState,
+            ) -> Result<Self, ApiError> {
+                let who = $who(state, &parts.headers, &parts.uri)?;
+                Ok($t(state.clone(), who))
+            }
+        }
+    };
+}
+
 /// The authenticated caller of a route: the server's state, and their participant key
 /// (`"open"` in open mode). Taking it as an argument is the route's authentication; a request
 /// without a valid token is answered 401 before the handler runs.
@@ -180,48 +198,20 @@ impl From<AuthError> for ApiError {
 /// route that asks who calls also acts on the server.
 #[derive(Debug, Clone)]
 pub struct Caller(pub AppState, pub String);
-
-impl axum::extract::FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self, ApiError> {
-        caller(state, &parts.headers, &parts.uri).map(|who| Caller(state.clone(), who))
-    }
-}
+caller_extractor!(Caller, caller);
 
 /// An organizer calling a route (anybody in open mode): 401 without a valid token, 403 for
 /// a participant who organizes nothing. Which series they may act in is the handler's check
 /// ([`require_series`]), since the series comes from the path or the body.
 #[derive(Debug, Clone)]
 pub struct Organizer(pub AppState, pub String);
-
-impl axum::extract::FromRequestParts<AppState> for Organizer {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self, ApiError> {
-        organizer(state, &parts.headers, &parts.uri).map(|by| Organizer(state.clone(), by))
-    }
-}
+caller_extractor!(Organizer, organizer);
 
 /// Who reads through a route: `None` in open mode, else the participant of a valid token.
 /// What they may read is decided per document or session by the handler.
 #[derive(Debug, Clone)]
 pub struct Reader(pub AppState, pub Option<String>);
-
-impl axum::extract::FromRequestParts<AppState> for Reader {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self, ApiError> {
-        let who = authenticate(state, &parts.headers, parts.uri.query())?;
-        Ok(Reader(state.clone(), who))
-    }
-}
+caller_extractor!(
+    Reader,
+    |state, headers, uri: &axum::http::Uri| authenticate(state, headers, uri.query())
+);

@@ -39,6 +39,11 @@ pub fn api_err(status: StatusCode, code: &'static str, message: &str) -> ApiErro
 
 pub type ApiResult = Result<Response, ApiError>;
 
+/// `201 Created` with `body`: what a route that adds something answers.
+pub fn created(body: impl serde::Serialize) -> ApiResult {
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
 pub fn bad_request(msg: impl std::fmt::Display) -> ApiError {
     api_err(StatusCode::BAD_REQUEST, "bad_request", &msg.to_string())
 }

@@ -172,19 +172,10 @@ impl toron_domain::schema::References for SeriesReferences<'_> {
         if known.contains(finding) {
             return Ok(());
         }
-        let shown: Vec<&str> = known.iter().take(12).map(String::as_str).collect();
-        Err(if shown.is_empty() {
-            format!("no finding `{finding}` in the report of series {series} (it has none yet)")
-        } else {
-            format!(
-                "no finding `{finding}` in the report of series {series}; its findings: {}{}",
-                shown.join(", "),
-                if known.len() > shown.len() {
-                    ", …"
-                } else {
-                    ""
-                }
-            )
-        })
+        Err(toron_domain::report::no_such_finding(
+            finding,
+            series,
+            known.iter().map(String::as_str),
+        ))
     }
 }
