@@ -76,26 +76,40 @@ pub fn history(
     participant: Option<&str>,
     role: Option<&str>,
 ) -> anyhow::Result<Vec<Value>> {
-    let mut out = Vec::new();
-    let mut after = 0u64;
-    for _ in 0..100_000 {
-        let mut q = format!("{}/events?after={after}&limit=1000", doc_path(url));
+    let base = format!("{}/events?limit=1000", doc_path(url));
+    all_pages(api, "events", |after| {
+        let mut q = format!("{base}&after={}", after.unwrap_or("0"));
         if let Some(p) = participant {
             q.push_str(&format!("&participant={p}"));
         }
         if let Some(r) = role {
             q.push_str(&format!("&role={r}"));
         }
-        let page = api.call("GET", &q, None)?;
-        if let Some(evs) = page["events"].as_array() {
-            out.extend(evs.iter().cloned());
+        q
+    })
+}
+
+/// Every item under `items` of a paged listing: `query(after)` names a page, from the first
+/// (`None`) to the one whose answer has no `next_after` (a number or a string).
+fn all_pages(
+    api: &Admin,
+    items: &str,
+    query: impl Fn(Option<&str>) -> String,
+) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..100_000 {
+        let page = api.call("GET", &query(after.as_deref()), None)?;
+        if let Some(list) = page[items].as_array() {
+            out.extend(list.iter().cloned());
         }
-        match page["next_after"].as_u64() {
-            Some(n) => after = n,
-            None => return Ok(out),
-        }
+        after = match &page["next_after"] {
+            Value::Number(n) => Some(n.to_string()),
+            Value::String(s) => Some(s.clone()),
+            _ => return Ok(out),
+        };
     }
-    bail!("more than 100 million events")
+    bail!("more than 100,000 pages of {items}")
 }
 
 fn pad(s: &str, width: usize) -> String {
@@ -121,7 +135,13 @@ pub fn table(events: &[Value]) -> String {
         })
         .collect();
     let header = ["seq", "time (KST)", "participant", "role", "change"];
-    let widths: Vec<usize> = (0..5)
+    aligned(header, rows, &[0, 1, 2, 3, 4])
+}
+
+/// `header` and `rows` in aligned columns (only the columns `show`), two spaces apart; widths
+/// count display cells, so Hangul lines up.
+fn aligned<const N: usize>(header: [&str; N], rows: Vec<[String; N]>, show: &[usize]) -> String {
+    let widths: Vec<usize> = (0..N)
         .map(|i| {
             rows.iter()
                 .map(|r| UnicodeWidthStr::width(r[i].as_str()))
@@ -132,11 +152,7 @@ pub fn table(events: &[Value]) -> String {
         .collect();
     let mut s = String::new();
     for row in std::iter::once(header.map(str::to_string)).chain(rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, c)| pad(c, widths[i]))
-            .collect();
+        let cells: Vec<String> = show.iter().map(|&i| pad(&row[i], widths[i])).collect();
         s.push_str(cells.join("  ").trim_end());
         s.push('\n');
     }
@@ -251,32 +267,23 @@ pub struct TimelineFilter {
 
 /// Every entry of a session's timeline the caller may see (following the pages).
 pub fn timeline(api: &Admin, session: &str, f: &TimelineFilter) -> anyhow::Result<Vec<Value>> {
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    for _ in 0..100_000 {
-        let mut q = format!("{}/timeline?limit=5000", session_path(session));
+    let base = format!("{}/timeline?limit=5000", session_path(session));
+    all_pages(api, "entries", |after| {
+        let mut q = base.clone();
         for (k, v) in [
             ("participant", f.participant.clone()),
             ("role", f.role.clone()),
             ("kind", f.kind.clone()),
             ("since", f.since.map(|x| x.to_string())),
             ("until", f.until.map(|x| x.to_string())),
-            ("after", after.clone()),
+            ("after", after.map(str::to_string)),
         ] {
             if let Some(v) = v {
                 q.push_str(&format!("&{k}={v}"));
             }
         }
-        let page = api.call("GET", &q, None)?;
-        if let Some(es) = page["entries"].as_array() {
-            out.extend(es.iter().cloned());
-        }
-        match page["next_after"].as_str() {
-            Some(n) => after = Some(n.to_string()),
-            None => return Ok(out),
-        }
-    }
-    bail!("more than 500 million timeline entries")
+        q
+    })
 }
 
 /// One timeline entry as the cells of a row: time, occurred, who, role, what, document.
@@ -327,22 +334,7 @@ pub fn timeline_table(entries: &[Value]) -> String {
     let show: Vec<usize> = (0..6)
         .filter(|i| *i != 1 || rows.iter().any(|r| !r[1].is_empty()))
         .collect();
-    let widths: Vec<usize> = (0..6)
-        .map(|i| {
-            rows.iter()
-                .map(|r| UnicodeWidthStr::width(r[i].as_str()))
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut s = String::new();
-    for row in std::iter::once(header.map(str::to_string)).chain(rows) {
-        let cells: Vec<String> = show.iter().map(|&i| pad(&row[i], widths[i])).collect();
-        s.push_str(cells.join("  ").trim_end());
-        s.push('\n');
-    }
-    s
+    aligned(header, rows, &show)
 }
 
 /// Plays a session back through `/replay` (server-sent events), calling `on_entry` as each

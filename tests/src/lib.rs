@@ -50,6 +50,15 @@ pub async fn fresh() -> (tempfile::TempDir, Running) {
     (dir, server)
 }
 
+/// [`fresh`], with the configuration set by `configure` first.
+pub async fn fresh_with(configure: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Running) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config(dir.path());
+    configure(&mut config);
+    let server = start_with(config).await;
+    (dir, server)
+}
+
 /// A secured server on a fresh data directory, whose first organizer's token is
 /// `admin_token`. The directory lives as long as the returned guard.
 pub async fn secured(admin_token: &str) -> (tempfile::TempDir, Running) {
@@ -143,6 +152,15 @@ pub fn items(v: &serde_json::Value) -> &[serde_json::Value] {
         Some(a) => a,
         None => panic!("not a list: {v}"),
     }
+}
+
+/// Moves `session` to `phase` as the first organizer, straight in the registry (the way an
+/// organizer's `--force` does: any phase, back too).
+pub async fn set_phase(server: &Running, session: &str, phase: &str) {
+    let reg = server.registry();
+    let mut s = reg.session(session).expect("the session");
+    s.phase = phase.into();
+    reg.put_session("admin", s).await.expect("phase");
 }
 
 /// Begins a notes layer in an empty document: its `annotations` and `reactions` maps.
@@ -386,6 +404,26 @@ pub fn toron_bin() -> std::path::PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>")
         .join(format!("e2e-toron{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// [`toron`] with the arguments of `line`, split as a shell would (`'…'` holds a value with
+/// spaces): commands read as a person types them.
+pub async fn toron_line(server: &Running, token: &str, line: &str) -> (bool, String, String) {
+    let args = words(line);
+    toron(
+        server,
+        token,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await
+}
+
+/// The words of a command line, split as a shell would.
+pub fn words(line: &str) -> Vec<String> {
+    match shlex::split(line) {
+        Some(w) => w,
+        None => panic!("not a command line: {line}"),
+    }
 }
 
 /// [`run_toron`] with the usual bounds (the CLI's own timeout 20 s, three times [`LIMIT`]

@@ -211,14 +211,7 @@ pub async fn connect(server: &Running, token: &str) -> Result<Connection, Client
 }
 
 pub async fn set_phase(server: &Running, phase: Phase) {
-    let reg = server.registry();
-    let mut s = reg
-        .sessions()
-        .into_iter()
-        .find(|s| s.key == SESSION)
-        .expect("session");
-    s.phase = phase.as_str().into();
-    reg.put_session("admin", s).await.expect("phase");
+    crate::set_phase(server, SESSION, phase.as_str()).await;
 }
 
 /// Reads `id` over a fresh connection: `Some(doc)` if served, `None` if unavailable.

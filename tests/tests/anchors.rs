@@ -20,6 +20,24 @@ async fn toron(server: &Running, token: &str, args: &[&str]) -> (bool, String, S
     (ok, out.trim().to_string(), err)
 }
 
+/// [`toron`] with a command line (see [`toron_tests::words`]).
+async fn toron_l(server: &Running, token: &str, line: &str) -> (bool, String, String) {
+    let args = toron_tests::words(line);
+    toron(
+        server,
+        token,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await
+}
+
+/// [`toron_l`], which must succeed: its output.
+async fn done(server: &Running, token: &str, line: &str) -> String {
+    let (ok, out, err) = toron_l(server, token, line).await;
+    assert!(ok, "{line}: {err}");
+    out
+}
+
 async fn connect(server: &Running, token: &str) -> Connection {
     Connection::connect(&url_with_token(&server.url(), Some(token)), LIMIT)
         .await
@@ -67,10 +85,8 @@ async fn anchors_follow_edits_until_their_text_is_gone() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/debate-bundle.json");
     let (ok, _, err) = toron(&server, ADMIN, &["import", bundle.to_str().expect("path")]).await;
     assert!(ok, "{err}");
+    toron_tests::set_phase(&server, "S-LIB", Phase::Live.as_str()).await;
     let reg = server.registry();
-    let mut s = reg.session("S-LIB").expect("session");
-    s.phase = Phase::Live.as_str().into();
-    reg.put_session("admin", s).await.expect("live");
     let kim = reg.issue_token("admin", "P-KIM").await.expect("token");
     let lee = reg.issue_token("admin", "P-LEE").await.expect("token");
     let han = reg.issue_token("admin", "P-HAN").await.expect("token");
@@ -165,71 +181,18 @@ async fn anchors_follow_edits_until_their_text_is_gone() {
     );
 
     // The CLI does the same for a person in the hall, and replies, reactions and triage too.
-    let (ok, q_id, err) = toron(
+    let ask = "annotate case:C-LIB-HB --path sections.method --quote '상호대차 차량' \
+               --kind question --body '차량은 몇 대입니까?' --session S-LIB";
+    let q_id = done(&server, &kim, ask).await;
+    let answer = format!("reply {q_id} --session S-LIB --kind answer --body '한 대입니다.'");
+    let r_id = done(&server, &lee, &answer).await;
+    done(&server, &lee, &format!("react {id} --session S-LIB")).await;
+    let answered = format!("triage {q_id} --session S-LIB --status answered");
+    done(&server, &han, &answered).await;
+    let (ok, _, err) = toron_l(
         &server,
         &kim,
-        &[
-            "annotate",
-            "case:C-LIB-HB",
-            "--path",
-            "sections.method",
-            "--quote",
-            "상호대차 차량",
-            "--kind",
-            "question",
-            "--body",
-            "차량은 몇 대입니까?",
-            "--session",
-            "S-LIB",
-        ],
-    )
-    .await;
-    assert!(ok, "{err}");
-    let (ok, r_id, err) = toron(
-        &server,
-        &lee,
-        &[
-            "reply",
-            &q_id,
-            "--session",
-            "S-LIB",
-            "--kind",
-            "answer",
-            "--body",
-            "한 대입니다.",
-        ],
-    )
-    .await;
-    assert!(ok, "{err}");
-    let (ok, _, err) = toron(&server, &lee, &["react", &id, "--session", "S-LIB"]).await;
-    assert!(ok, "{err}");
-    let (ok, _, err) = toron(
-        &server,
-        &han,
-        &[
-            "triage",
-            &q_id,
-            "--session",
-            "S-LIB",
-            "--status",
-            "answered",
-        ],
-    )
-    .await;
-    assert!(ok, "{err}");
-    let (ok, _, err) = toron(
-        &server,
-        &kim,
-        &[
-            "annotate",
-            "case:C-LIB-HB",
-            "--path",
-            "sections.method",
-            "--quote",
-            "없는 문장",
-            "--session",
-            "S-LIB",
-        ],
+        "annotate case:C-LIB-HB --path sections.method --quote '없는 문장' --session S-LIB",
     )
     .await;
     assert!(
@@ -252,15 +215,13 @@ async fn anchors_follow_edits_until_their_text_is_gone() {
 
     // …and the report lists it so; the export has the live annotations, reply, reaction and
     // status.
-    let (ok, md, err) = toron(&server, ADMIN, &["report", "S-LIB", "--format", "md"]).await;
-    assert!(ok, "{err}");
+    let md = done(&server, ADMIN, "report S-LIB --format md").await;
     let row = md
         .lines()
         .find(|l| l.contains(&id))
         .expect("listed in the appendix");
     assert!(row.contains("orphaned"), "{row}");
-    let (ok, out, err) = toron(&server, ADMIN, &["export", "S-LIB"]).await;
-    assert!(ok, "{err}");
+    let out = done(&server, ADMIN, "export S-LIB").await;
     let ex: Value = serde_json::from_str(&out).expect("json");
     let s = &ex["sessions"][0];
     let anns = s["annotations"].as_array().expect("annotations");
@@ -303,10 +264,10 @@ async fn anchors_follow_edits_until_their_text_is_gone() {
     .await
     .expect_err("an unknown kind");
     assert!(format!("{e:#}").contains("annotations/x-1/kind"), "{e:#}");
-    let (ok, _, err) = toron(
+    let (ok, _, err) = toron_l(
         &server,
         &han,
-        &["triage", &q_id, "--session", "S-LIB", "--status", "maybe"],
+        &format!("triage {q_id} --session S-LIB --status maybe"),
     )
     .await;
     assert!(!ok && err.contains("status is one of"), "{err}");

@@ -26,10 +26,7 @@ async fn refusal(conn: &mut Connection) -> String {
 
 #[tokio::test]
 async fn documents_per_connection_are_bounded() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut c = config(dir.path());
-    c.max_docs_per_connection = 3;
-    let server = start_with(c).await;
+    let (_dir, server) = toron_tests::fresh_with(|c| c.max_docs_per_connection = 3).await;
     let url = server.url();
     let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
     let mut docs = Vec::new();
@@ -106,10 +103,7 @@ async fn connections_per_token_and_in_total_are_bounded() {
 
 #[tokio::test]
 async fn an_oversized_frame_closes_that_connection_only() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut c = config(dir.path());
-    c.max_message_bytes = 64 * 1024;
-    let server = start_with(c).await;
+    let (_dir, server) = toron_tests::fresh_with(|c| c.max_message_bytes = 64 * 1024).await;
     let url = server.url();
     let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
     let mut d = create(&mut alice, "kept", 1).await;
@@ -132,10 +126,7 @@ async fn an_oversized_frame_closes_that_connection_only() {
 /// document) get every edit in time.
 #[tokio::test]
 async fn a_slow_client_does_not_hold_back_forty_nine_others() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut c = config(dir.path());
-    c.max_outbound_bytes = 256 * 1024;
-    let server = start_with(c).await;
+    let (_dir, server) = toron_tests::fresh_with(|c| c.max_outbound_bytes = 256 * 1024).await;
     let url = server.url();
     let mut writer = Connection::connect(&url, LIMIT).await.expect("writer");
     let mut room = create(&mut writer, "start", 1).await;
@@ -235,10 +226,9 @@ async fn a_slow_client_does_not_hold_back_forty_nine_others() {
 #[tokio::test]
 async fn websocket_origins_are_checked_when_configured() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut c = config(dir.path());
-    c.allowed_origins = vec!["https://toron.example.kr".into()];
-    let server = start_with(c).await;
+    let (_dir, server) =
+        toron_tests::fresh_with(|c| c.allowed_origins = vec!["https://toron.example.kr".into()])
+            .await;
     let url = server.url();
     let host = url
         .trim_start_matches("ws://")

@@ -11,6 +11,10 @@ use toron_tests::{secured, LIMIT};
 
 const ADMIN: &str = "toron_admin_for_the_debate_test";
 
+/// The passage of the library case about weekday evenings, as `annotate` names it.
+const EVENINGS: &str =
+    "case:C-LIB-HB --session S-LIB --path sections.results --quote '평일 저녁 이용은 여전히 적다'";
+
 fn bundle_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/debate-bundle.json")
 }
@@ -362,13 +366,7 @@ async fn a_reimport_during_a_live_session_leaves_it_live() {
         "a new session takes the bundle's phase"
     );
     // The debate goes live again and an activist writes a note.
-    let mut s = server.registry().session("S-LIB").expect("S-LIB");
-    s.phase = "live".into();
-    server
-        .registry()
-        .put_session("admin", s)
-        .await
-        .expect("live");
+    toron_tests::set_phase(&server, "S-LIB", "live").await;
     let kim = toron_tests::token_of(&server, "P-KIM").await;
     let notes = toron_domain::policy::DocKey::Notes {
         session: "S-LIB".into(),
@@ -499,15 +497,7 @@ async fn clock_times_fall_on_the_session_s_day() {
     // The timeline between two clock times of the session's own day, on the clock of what
     // happened; on the receive clock the same hours of that day hold nothing (it was imported
     // years later).
-    let (ok, out, err) = toron(
-        &server,
-        &[
-            "history", "S-LIB", "--since", "16:10", "--until", "16:30", "--json",
-        ],
-    )
-    .await;
-    assert!(ok, "{err}");
-    let window: Vec<Value> = serde_json::from_str(&out).expect("json");
+    let window = history(&server, "S-LIB --since 16:10 --until 16:30").await;
     let refs: Vec<&str> = window
         .iter()
         .filter(|e| e["kind"] == "annotation.created")
@@ -527,16 +517,12 @@ async fn clock_times_fall_on_the_session_s_day() {
         let kst = toron_cli::history::kst_date(t).expect("date");
         assert_eq!(kst, "2012-11-07", "{e}");
     }
-    let (ok, out, err) = toron(
+    let received = history(
         &server,
-        &[
-            "history", "S-LIB", "--since", "16:10", "--until", "16:30", "--clock", "received",
-            "--json",
-        ],
+        "S-LIB --since 16:10 --until 16:30 --clock received",
     )
     .await;
-    assert!(ok, "{err}");
-    assert_eq!(out.trim(), "[]", "nothing was received in those hours");
+    assert!(received.is_empty(), "nothing was received in those hours");
     server.shutdown().await.expect("shutdown");
 }
 
@@ -546,35 +532,22 @@ async fn clock_times_fall_on_the_session_s_day() {
 async fn triage_takes_the_refs_people_see() {
     let (_dir, server) = imported_live().await;
     let chair = toron_tests::token_of(&server, "P-MOON").await;
-    let (ok, _, err) = as_token(
+    let (ok, _, err) = as_line(
         &server,
         &chair,
-        &[
-            "triage",
-            "L-09",
-            "--session",
-            "S-LIB",
-            "--status",
-            "answered",
-        ],
+        "triage L-09 --session S-LIB --status answered",
     )
     .await;
     assert!(ok, "{err}");
-    let (ok, _, err) = as_token(
+    let (ok, _, err) = as_line(
         &server,
         &chair,
-        &["triage", "W-99", "--session", "S-LIB", "--status", "noted"],
+        "triage W-99 --session S-LIB --status noted",
     )
     .await;
     assert!(!ok && err.contains("W-99"), "{err}");
     // The item is the annotation's, and the timeline tells the decision.
-    let (ok, out, err) = toron(
-        &server,
-        &["history", "S-LIB", "--kind", "triage.status_set", "--json"],
-    )
-    .await;
-    assert!(ok, "{err}");
-    let entries: Vec<Value> = serde_json::from_str(&out).expect("json");
+    let entries = history(&server, "S-LIB --kind triage.status_set").await;
     let last = entries.last().expect("a triage decision");
     assert_eq!(last["detail"]["status"], "answered", "{last}");
     let id = last["detail"]["annotation"].as_str().expect("id");
@@ -699,13 +672,7 @@ async fn imported() -> (tempfile::TempDir, Running) {
 /// A server with the example series imported and its S-LIB session live.
 async fn imported_live() -> (tempfile::TempDir, Running) {
     let (dir, server) = imported().await;
-    let mut s = server.registry().session("S-LIB").expect("S-LIB");
-    s.phase = "live".into();
-    server
-        .registry()
-        .put_session("admin", s)
-        .await
-        .expect("live");
+    toron_tests::set_phase(&server, "S-LIB", "live").await;
     (dir, server)
 }
 
@@ -836,27 +803,12 @@ async fn references_are_checked_where_they_are_given() {
     // An activist routes a gap to departments by name or key; an unknown name is refused
     // before anything is written.
     let kim = toron_tests::token_of(&server, "P-KIM").await;
-    let gap = |deps: &'static str| {
-        vec![
-            "annotate",
-            "case:C-LIB-HB",
-            "--session",
-            "S-LIB",
-            "--path",
-            "sections.results",
-            "--quote",
-            "평일 저녁 이용은 여전히 적다",
-            "--kind",
-            "gap",
-            "--body",
-            "저녁 운영",
-            "--departments",
-            deps,
-        ]
+    let gap = |deps: &str| {
+        format!("annotate {EVENINGS} --kind gap --body '저녁 운영' --departments {deps}")
     };
-    let (ok, id, err) = as_token(&server, &kim, &gap("문화도서관과,DEP-PLAN")).await;
+    let (ok, id, err) = as_line(&server, &kim, &gap("문화도서관과,DEP-PLAN")).await;
     assert!(ok, "{err}");
-    let (ok, _, err) = as_token(&server, &kim, &gap("복지정책과")).await;
+    let (ok, _, err) = as_line(&server, &kim, &gap("복지정책과")).await;
     assert!(!ok && err.contains("복지정책과"), "{err}");
     // A peer that writes a name (or anything else) where a key belongs is refused by the
     // server, and the refusal names it.
@@ -865,17 +817,9 @@ async fn references_are_checked_where_they_are_given() {
         participant: "P-KIM".into(),
     }
     .document_id();
-    let (ok, _, err) = as_token(
-        &server,
-        &kim,
-        &[
-            "set",
-            &notes.url().to_string(),
-            &format!("annotations.{}.departments", id.trim()),
-            r#"["DEP-CULT", "복지정책과"]"#,
-        ],
-    )
-    .await;
+    let (url, ann) = (notes.url(), id.trim());
+    let set = format!(r#"set {url} annotations.{ann}.departments '["DEP-CULT", "복지정책과"]'"#);
+    let (ok, _, err) = as_line(&server, &kim, &set).await;
     assert!(!ok && err.contains("복지정책과"), "{err}");
     // So the export is a bundle the import takes, the gap routed to the keys.
     let (ok, out, err) = toron(&server, &["export", "HB-BENCH-2012"]).await;
@@ -926,41 +870,22 @@ async fn references_are_checked_where_they_are_given() {
     assert_eq!(walk.department.as_deref(), Some("DEP-FAM"));
     // A finding that does not exist is named; one that does is linked.
     let han = toron_tests::token_of(&server, "P-HAN").await;
-    let triage = |f: &'static str| {
-        vec![
-            "triage",
-            "L-09",
-            "--session",
-            "S-LIB",
-            "--status",
-            "accepted",
-            "--finding",
-            f,
-        ]
-    };
-    let (ok, _, err) = as_token(&server, &han, &triage("F-LIB-99")).await;
+    let triage = |f: &str| format!("triage L-09 --session S-LIB --status accepted --finding {f}");
+    let (ok, _, err) = as_line(&server, &han, &triage("F-LIB-99")).await;
     assert!(
         !ok && err.contains("F-LIB-99") && err.contains("F-LIB-01"),
         "{err}"
     );
-    let (ok, _, err) = as_token(&server, &han, &triage("F-LIB-01")).await;
+    let (ok, _, err) = as_line(&server, &han, &triage("F-LIB-01")).await;
     assert!(ok, "{err}");
     // A client that links an unknown finding itself is refused by the server, naming it.
     let triage_doc = toron_domain::policy::DocKey::Triage {
         session: "S-LIB".into(),
     }
     .document_id();
-    let (ok, _, err) = as_token(
-        &server,
-        &han,
-        &[
-            "set",
-            &triage_doc.url().to_string(),
-            &format!("items.{}.finding", id.trim()),
-            "\"F-LIB-99\"",
-        ],
-    )
-    .await;
+    let (url, id) = (triage_doc.url(), id.trim());
+    let set = format!(r#"set {url} items.{id}.finding '"F-LIB-99"'"#);
+    let (ok, _, err) = as_line(&server, &han, &set).await;
     assert!(
         !ok && err.contains("F-LIB-99") && err.contains("F-LIB-01"),
         "{err}"
@@ -977,6 +902,19 @@ async fn as_token(server: &Running, token: &str, args: &[&str]) -> (bool, String
         args,
     )
     .await
+}
+
+/// `toron history ARGS --json` as the first organizer: the timeline entries it prints.
+async fn history(server: &Running, args: &str) -> Vec<Value> {
+    let (ok, out, err) =
+        toron_tests::toron_line(server, ADMIN, &format!("history {args} --json")).await;
+    assert!(ok, "history {args}: {err}");
+    serde_json::from_str(&out).expect("json")
+}
+
+/// [`as_token`] with a command line (see [`toron_tests::words`]).
+async fn as_line(server: &Running, token: &str, line: &str) -> (bool, String, String) {
+    toron_tests::toron_line(server, token, line).await
 }
 
 /// Issue 16: a live score annotation anchored to a passage had an empty case in the reference
@@ -1025,29 +963,8 @@ async fn a_live_score_by_a_responsible_official_is_excluded_and_its_case_named()
         .await;
         assert!(ok, "{err}");
         let token = toron_tests::token_of(&server, key).await;
-        let (ok, _, err) = as_token(
-            &server,
-            &token,
-            &[
-                "annotate",
-                "case:C-LIB-HB",
-                "--session",
-                "S-LIB",
-                "--path",
-                "sections.results",
-                "--quote",
-                "평일 저녁 이용은 여전히 적다",
-                "--kind",
-                "score",
-                "--criterion",
-                "effectiveness",
-                "--value",
-                "5",
-                "--body",
-                "효과가 크다",
-            ],
-        )
-        .await;
+        let score = "--kind score --criterion effectiveness --value 5 --body '효과가 크다'";
+        let (ok, _, err) = as_line(&server, &token, &format!("annotate {EVENINGS} {score}")).await;
         assert!(ok, "{key}: {err}");
     }
     let (ok, md, err) = toron(&server, &["report", "HB-BENCH-2012", "--format", "md"]).await;
@@ -1072,9 +989,7 @@ async fn a_live_score_by_a_responsible_official_is_excluded_and_its_case_named()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_names_the_debate_as_it_happened() {
     let (_dir, server) = imported().await;
-    let (ok, out, err) = toron(&server, &["history", "S-LIB", "--json"]).await;
-    assert!(ok, "{err}");
-    let entries: Vec<Value> = serde_json::from_str(&out).expect("json");
+    let entries = history(&server, "S-LIB").await;
     let of = |kind: &str| -> Vec<&Value> { entries.iter().filter(|e| e["kind"] == kind).collect() };
     // Annotations with their real kinds; answers and replies as replies to their parent.
     let kinds: std::collections::BTreeSet<&str> = of("annotation.created")
@@ -1103,13 +1018,7 @@ async fn the_timeline_names_the_debate_as_it_happened() {
             "{r}"
         );
     }
-    let (ok, out, err) = toron(
-        &server,
-        &["history", "S-LIB", "--kind", "triage.status_set", "--json"],
-    )
-    .await;
-    assert!(ok, "{err}");
-    let triage: Vec<Value> = serde_json::from_str(&out).expect("json");
+    let triage = history(&server, "S-LIB --kind triage.status_set").await;
     assert!(
         triage
             .iter()
@@ -1148,15 +1057,7 @@ async fn the_timeline_names_the_debate_as_it_happened() {
     // The series' own timeline: the report's findings and the departments' answers.
     let series = |kind: &'static str| {
         let server = &server;
-        async move {
-            let (ok, out, err) = toron(
-                server,
-                &["history", "HB-BENCH-2012", "--kind", kind, "--json"],
-            )
-            .await;
-            assert!(ok, "{err}");
-            serde_json::from_str::<Vec<Value>>(&out).expect("json")
-        }
+        async move { history(server, &format!("HB-BENCH-2012 --kind {kind}")).await }
     };
     let findings = series("finding.created").await;
     assert_eq!(

@@ -80,21 +80,15 @@ async fn events_states_and_differences_of_a_document() {
             (4, pres.as_str(), "presenter")
         ]
     );
-    let only_presenter = get(
-        &server,
-        &tok(Role::Activist),
-        &format!("{path}/events?role=presenter"),
-    )
-    .await
-    .expect("filtered");
+    let activist = tok(Role::Activist);
+    let events_of = |query: &str| format!("{path}/events?{query}");
+    let only_presenter = get(&server, &activist, &events_of("role=presenter"))
+        .await
+        .expect("filtered");
     assert_eq!(only_presenter["events"].as_array().expect("array").len(), 2);
-    let paged = get(
-        &server,
-        &tok(Role::Activist),
-        &format!("{path}/events?limit=3"),
-    )
-    .await
-    .expect("page");
+    let paged = get(&server, &activist, &events_of("limit=3"))
+        .await
+        .expect("page");
     assert_eq!(paged["events"].as_array().expect("array").len(), 3);
     assert_eq!(paged["next_after"], json!(3));
 

@@ -5,10 +5,11 @@
 //! server, the real `toron` binary and real sync clients.
 
 use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc, ScalarValue, ROOT};
-use serde_json::Value;
+use automerge::{ObjType, ReadDoc, ROOT};
+use serde_json::{json, Value};
 use toron_cli::sync_client::{url_with_token, ClientError, Connection, DocSync};
 use toron_domain::policy::DocKey;
+use toron_protocol::json::put_json;
 use toron_protocol::Event;
 use toron_server::Running;
 use toron_tests::{secured, token_of, LIMIT};
@@ -32,10 +33,13 @@ async fn series_live() -> (tempfile::TempDir, Running) {
 }
 
 async fn set_phase(server: &Running, phase: &str) {
-    let reg = server.registry();
-    let mut s = reg.session("S-LIB").expect("S-LIB");
-    s.phase = phase.into();
-    reg.put_session("admin", s).await.expect("phase");
+    toron_tests::set_phase(server, "S-LIB", phase).await;
+}
+
+/// P-KIM's notes layer in S-LIB, opened with her own token.
+async fn kims_layer(server: &Running) -> (Connection, DocSync) {
+    let kim = token_of(server, "P-KIM").await;
+    open(server, &kim, &notes("P-KIM")).await
 }
 
 async fn open(server: &Running, token: &str, key: &DocKey) -> (Connection, DocSync) {
@@ -55,7 +59,9 @@ fn notes(participant: &str) -> DocKey {
 
 /// Writes a new annotation with these scalar fields into `d` (strings as collaborative text,
 /// as the JavaScript client writes them).
-fn annotate(d: &mut DocSync, id: &str, fields: &[(&str, Value)]) {
+/// Writes annotation `id`, the JSON object `fields`, into the layer as the JS client would
+/// (strings as Text).
+fn annotate(d: &mut DocSync, id: &str, fields: Value) {
     let anns = match d.doc.get(ROOT, "annotations").expect("get") {
         Some((_, anns)) => anns,
         None => d
@@ -63,23 +69,7 @@ fn annotate(d: &mut DocSync, id: &str, fields: &[(&str, Value)]) {
             .put_object(ROOT, "annotations", ObjType::Map)
             .expect("annotations"),
     };
-    let a = d
-        .doc
-        .put_object(&anns, id, ObjType::Map)
-        .expect("annotation");
-    for (k, v) in fields {
-        match v {
-            Value::String(s) => {
-                let t = d.doc.put_object(&a, *k, ObjType::Text).expect("text");
-                d.doc.splice_text(&t, 0, 0, s).expect("splice");
-            }
-            Value::Number(n) => d.doc.put(&a, *k, n.as_i64().expect("int")).expect("put"),
-            Value::Array(_) | Value::Object(_) => {
-                d.doc.put_object(&a, *k, ObjType::Map).expect("object");
-            }
-            _ => d.doc.put(&a, *k, ScalarValue::Null).expect("null"),
-        };
-    }
+    put_json(&mut d.doc, &anns, id.into(), &fields).expect("annotation");
     d.doc.commit();
 }
 
@@ -115,19 +105,16 @@ async fn the_report_believes_the_log_and_the_keys_not_the_content() {
     let totals_before = totals(&before);
     assert_eq!(totals_before.len(), 3, "{before}");
 
-    let kim = token_of(&server, "P-KIM").await;
-    let (mut conn, mut layer) = open(&server, &kim, &notes("P-KIM")).await;
+    let (mut conn, mut layer) = kims_layer(&server).await;
     annotate(
         &mut layer,
         "f0e1d2c3-0000-4000-8000-000000000001",
-        &[
-            ("session", "S-LIB".into()),
-            ("kind", "comment".into()),
-            ("author", "P-MOON".into()),
-            ("author_role", "evaluator".into()),
-            ("created_at", "2001-01-01T09:00:00+09:00".into()),
-            ("body", "전문가가 한 말처럼 꾸민 의견".into()),
-        ],
+        json!({
+            "session": "S-LIB", "kind": "comment",
+            "author": "P-MOON", "author_role": "evaluator",
+            "created_at": "2001-01-01T09:00:00+09:00",
+            "body": "전문가가 한 말처럼 꾸민 의견",
+        }),
     );
     conn.push(&mut layer, LIMIT)
         .await
@@ -214,26 +201,17 @@ async fn the_report_believes_the_log_and_the_keys_not_the_content() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_bad_note_costs_only_itself_and_organizers_repair_it() {
     let (_dir, server) = series_live().await;
-    let kim = token_of(&server, "P-KIM").await;
-    let (mut conn, mut layer) = open(&server, &kim, &notes("P-KIM")).await;
+    let (mut conn, mut layer) = kims_layer(&server).await;
     annotate(
         &mut layer,
         "f0e1d2c3-0000-4000-8000-000000000002",
-        &[
-            ("kind", "comment".into()),
-            ("body", "세션 없는 의견".into()),
-        ],
+        json!({ "kind": "comment", "body": "세션 없는 의견" }),
     );
     let bad = "f0e1d2c3-0000-4000-8000-000000000003";
     annotate(
         &mut layer,
         bad,
-        &[
-            ("session", "S-LIB".into()),
-            ("kind", "comment".into()),
-            ("body", serde_json::json!({})),
-            ("target", serde_json::json!({})),
-        ],
+        json!({ "session": "S-LIB", "kind": "comment", "body": {}, "target": {} }),
     );
     conn.push(&mut layer, LIMIT).await.expect("stored");
     conn.close().await;
@@ -303,7 +281,7 @@ async fn one_bad_note_costs_only_itself_and_organizers_repair_it() {
     assert!(!md.contains(bad), "repaired: nothing left to list");
 
     // The activist herself cannot write after `published`.
-    let (mut conn, mut layer) = open(&server, &kim, &notes("P-KIM")).await;
+    let (mut conn, mut layer) = kims_layer(&server).await;
     layer.doc.put(ROOT, "late", 1).expect("put");
     layer.doc.commit();
     assert!(matches!(
@@ -317,17 +295,12 @@ async fn one_bad_note_costs_only_itself_and_organizers_repair_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vocabulary_values_cannot_be_spliced_or_made_objects() {
     let (_dir, server) = series_live().await;
-    let kim = token_of(&server, "P-KIM").await;
-    let (mut conn, mut layer) = open(&server, &kim, &notes("P-KIM")).await;
+    let (mut conn, mut layer) = kims_layer(&server).await;
     let id = "f0e1d2c3-0000-4000-8000-000000000004";
     annotate(
         &mut layer,
         id,
-        &[
-            ("session", "S-LIB".into()),
-            ("kind", "gap".into()),
-            ("body", "있는 그대로".into()),
-        ],
+        json!({ "session": "S-LIB", "kind": "gap", "body": "있는 그대로" }),
     );
     conn.push(&mut layer, LIMIT).await.expect("stored");
     // Splice "poem" into the existing kind.

@@ -332,10 +332,8 @@ async fn healthz_reports_ok() {
 
 #[tokio::test]
 async fn a_peer_that_stops_answering_pings_is_dropped_and_an_active_one_is_kept() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = toron_tests::config(dir.path());
-    config.ping_interval = Duration::from_millis(100);
-    let server = toron_tests::start_with(config).await;
+    let (_dir, server) =
+        toron_tests::fresh_with(|config| config.ping_interval = Duration::from_millis(100)).await;
     let connections = || {
         server
             .hub()
@@ -375,10 +373,8 @@ async fn a_peer_that_stops_answering_pings_is_dropped_and_an_active_one_is_kept(
 
 #[tokio::test]
 async fn idle_documents_leave_memory_and_come_back_from_the_log() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = toron_tests::config(dir.path());
-    config.idle_evict = Duration::from_millis(100);
-    let server = toron_tests::start_with(config).await;
+    let (_dir, server) =
+        toron_tests::fresh_with(|config| config.idle_evict = Duration::from_millis(100)).await;
     let mut alice = Connection::connect(&server.url(), LIMIT)
         .await
         .expect("alice");

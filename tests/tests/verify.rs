@@ -7,7 +7,7 @@ use automerge::{AutoCommit, ROOT};
 use rand::Rng;
 use toron_cli::sync_client::{Connection, DocSync};
 use toron_protocol::{DocumentId, Event};
-use toron_tests::{config, start_with, LIMIT};
+use toron_tests::{start_with, LIMIT};
 
 async fn offline(dir: &std::path::Path, command: &str) -> (bool, String) {
     toron_tests::server_offline(env!("CARGO_BIN_EXE_e2e-toron-server"), dir, command).await
@@ -22,10 +22,7 @@ async fn verify_names(dir: &std::path::Path, named: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_accepts_a_random_workload_and_names_a_damaged_record() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = config(dir.path());
-    cfg.snapshot_every = 7;
-    let server = start_with(cfg).await;
+    let (dir, server) = toron_tests::fresh_with(|cfg| cfg.snapshot_every = 7).await;
     let mut rng = rand::rng();
     let ids: Vec<DocumentId> = (0..4).map(|_| DocumentId::random()).collect();
     let mut clients = Vec::new();

@@ -88,6 +88,16 @@ struct Bench {
     url: String,
 }
 
+/// Runs a browser script (`cmd`) for at most `secs`, prints what it said, and checks that it
+/// passed: its exit status, and its last word `{name}: ok`.
+fn node_test(cmd: &mut Command, secs: u64, name: &str) {
+    let (ok, stdout, stderr) =
+        toron_tests::run_bounded(cmd, Duration::from_secs(secs), &format!("the {name} test"));
+    println!("{stdout}");
+    assert!(ok, "{name} test failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("{name}: ok")), "{stdout}");
+}
+
 fn bench() -> Bench {
     let one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
     let browser = chromium().expect(
@@ -162,11 +172,7 @@ fn the_web_client_in_headless_chromium() {
     if let Ok(dir) = std::env::var("TORON_SCREENSHOTS") {
         cmd.env("SCREENSHOTS", web.join("..").join(dir));
     }
-    let (ok, stdout, stderr) =
-        toron_tests::run_bounded(&mut cmd, Duration::from_secs(180), "the browser test");
-    println!("{stdout}");
-    assert!(ok, "web e2e failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("web e2e: ok"), "{stdout}");
+    node_test(&mut cmd, 180, "web e2e");
 
     // The observer's forged change is in the server's log as a refusal, and nowhere else.
     drop(server);
@@ -236,23 +242,17 @@ fn hall_bundle(example: &Path) -> serde_json::Value {
 /// `web/tests/weight.mjs` asserts the budgets and prints the figures BENCHMARKS.md quotes.
 #[test]
 fn the_web_client_is_light_on_a_slow_link() {
-    let Bench {
-        _one,
-        browser,
-        web,
-        dir,
-        server,
-        url,
-    } = bench();
-    let bundle = dir.path().join("hall.json");
+    let b = bench();
+    let (url, web) = (&b.url, &b.web);
+    let bundle = b.dir.path().join("hall.json");
     std::fs::write(
         &bundle,
         serde_json::to_vec(&hall_bundle(&web.join("../examples/debate-bundle.json")))
             .expect("json"),
     )
     .expect("write bundle");
-    toron(&url, &["import", bundle.to_str().expect("path")]);
-    let api = Admin::new(&url, Some(ADMIN.into()), LIMIT);
+    toron(url, &["import", bundle.to_str().expect("path")]);
+    let api = Admin::new(url, Some(ADMIN.into()), LIMIT);
     let token = api
         .call("POST", "/api/v1/participants/P-H07/token", None)
         .expect("token")["token"]
@@ -261,14 +261,10 @@ fn the_web_client_is_light_on_a_slow_link() {
         .to_string();
     let mut cmd = Command::new("node");
     cmd.arg("tests/weight.mjs")
-        .current_dir(&web)
-        .env("TORON_URL", &url)
-        .env("CHROMIUM", &browser)
+        .current_dir(web)
+        .env("TORON_URL", url)
+        .env("CHROMIUM", &b.browser)
         .env("TOKEN", &token);
-    let (ok, stdout, stderr) =
-        toron_tests::run_bounded(&mut cmd, Duration::from_secs(240), "the weight test");
-    println!("{stdout}");
-    assert!(ok, "weight test failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("weight: ok"), "{stdout}");
-    drop(server);
+    node_test(&mut cmd, 240, "weight");
+    drop(b);
 }
