@@ -39,6 +39,11 @@ impl Admin {
 
     /// `GET path` as text (reports in HTML, Markdown or CSV).
     pub fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        String::from_utf8(self.get_bytes(path)?).context("the answer is not text")
+    }
+
+    /// `GET path`: the answer's bytes (a file such as a spreadsheet), or the error it gave.
+    pub fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
         let url = format!("{}{}", self.base, path);
         let mut r = self.agent.get(&url);
         if let Some(t) = &self.token {
@@ -48,11 +53,13 @@ impl Admin {
             .call()
             .with_context(|| format!("could not reach {}", self.base))?;
         if !resp.status().is_success() {
-            return answer(resp).map(|v| v.to_string());
+            return answer(resp).map(|v| v.to_string().into_bytes());
         }
         resp.body_mut()
-            .read_to_string()
-            .context("the answer is not text")
+            .with_config()
+            .limit(256 << 20)
+            .read_to_vec()
+            .context("the answer could not be read")
     }
 
     /// `POST path` with a raw JSON body (a bundle file as it is); returns the JSON answer.

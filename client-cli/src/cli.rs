@@ -245,7 +245,7 @@ struct ImportArgs {
 struct ReportArgs {
     /// A series key, or a session key.
     key: String,
-    /// html, md (Markdown) or csv.
+    /// html, md (Markdown), csv or xlsx (the department tables; needs --output).
     #[arg(long, default_value = "html")]
     format: String,
     /// ko (Korean) or en (English).
@@ -1089,16 +1089,19 @@ async fn report_cmd(ctx: &Ctx<'_>, args: ReportArgs) -> anyhow::Result<()> {
         output,
         base_url,
     } = args;
-    if !matches!(format.as_str(), "html" | "md" | "csv") {
-        anyhow::bail!("--format is html, md or csv");
+    if !matches!(format.as_str(), "html" | "md" | "csv" | "xlsx") {
+        anyhow::bail!("--format is html, md, csv or xlsx");
+    }
+    if format == "xlsx" && output.is_none() {
+        anyhow::bail!("an .xlsx report is a file: name it with --output (-o) FILE.xlsx");
     }
     if !matches!(lang.as_str(), "ko" | "en") {
         anyhow::bail!("--lang is ko or en");
     }
     let (srv, token) = (ctx.cli_server.to_string(), ctx.token.clone());
-    let text = tokio::task::spawn_blocking(move || {
+    let bytes = tokio::task::spawn_blocking(move || {
         crate::admin::Admin::new(&srv, token, limit.max(std::time::Duration::from_secs(60)))
-            .get_text(&format!(
+            .get_bytes(&format!(
                 "/api/v1/reports/{key}?format={format}&lang={lang}{}",
                 base_url
                     .map(|b| format!(
@@ -1110,9 +1113,9 @@ async fn report_cmd(ctx: &Ctx<'_>, args: ReportArgs) -> anyhow::Result<()> {
     })
     .await??;
     match output {
-        Some(p) => std::fs::write(&p, text)
+        Some(p) => std::fs::write(&p, bytes)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
-        None => out!("{text}"),
+        None => out!("{}", String::from_utf8_lossy(&bytes)),
     }
     Ok(())
 }

@@ -1382,7 +1382,13 @@ pub fn department_rows(blocks: &[Block], lang: Lang) -> (Vec<String>, Vec<Vec<St
         {
             if let Some(d) = id.strip_prefix("department:") {
                 if head.is_empty() {
-                    head.push("department".to_string());
+                    head.push(
+                        match lang {
+                            Lang::Ko => "부서",
+                            Lang::En => "department",
+                        }
+                        .to_string(),
+                    );
                     head.extend(h.iter().cloned());
                     head.push(
                         match lang {

@@ -113,27 +113,67 @@ pub fn render(
     format: &str,
     lang: Lang,
     base: &str,
-) -> Result<(String, &'static str), String> {
+) -> Result<(Vec<u8>, &'static str), String> {
     let mut blocks = report::from_export(bundle, session, lang)?;
     report::with_base(&mut blocks, base);
     match format {
-        "html" => Ok((report::html(&blocks, lang), "text/html; charset=utf-8")),
-        "md" => Ok((report::markdown(&blocks), "text/markdown; charset=utf-8")),
-        "csv" => {
-            let (head, rows) = report::department_rows(&blocks, lang);
-            let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(&head).map_err(|e| e.to_string())?;
-            for r in rows {
-                w.write_record(&r).map_err(|e| e.to_string())?;
-            }
-            let bytes = w.into_inner().map_err(|e| e.to_string())?;
-            Ok((
-                String::from_utf8_lossy(&bytes).into_owned(),
-                "text/csv; charset=utf-8",
-            ))
-        }
-        other => Err(format!("unknown format `{other}` (html, md or csv)")),
+        "html" => Ok((
+            report::html(&blocks, lang).into_bytes(),
+            "text/html; charset=utf-8",
+        )),
+        "md" => Ok((
+            report::markdown(&blocks).into_bytes(),
+            "text/markdown; charset=utf-8",
+        )),
+        "csv" => Ok((department_csv(&blocks, lang)?, "text/csv; charset=utf-8")),
+        "xlsx" => Ok((
+            department_xlsx(&blocks, lang).map_err(|e| e.to_string())?,
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )),
+        other => Err(format!("unknown format `{other}` (html, md, csv or xlsx)")),
     }
+}
+
+/// The department tables as CSV, with a UTF-8 byte order mark: without it Excel on a Korean
+/// Windows reads the file as CP949 and garbles every Hangul cell.
+fn department_csv(blocks: &[report::Block], lang: Lang) -> Result<Vec<u8>, String> {
+    let (head, rows) = report::department_rows(blocks, lang);
+    let mut w = csv::Writer::from_writer("\u{feff}".as_bytes().to_vec());
+    w.write_record(&head).map_err(|e| e.to_string())?;
+    for r in rows {
+        w.write_record(&r).map_err(|e| e.to_string())?;
+    }
+    w.into_inner().map_err(|e| e.to_string())
+}
+
+/// The department tables as one worksheet, its header row bold and frozen. The same report
+/// gives the same bytes: the file's creation time is fixed (the zip's times are too).
+fn department_xlsx(
+    blocks: &[report::Block],
+    lang: Lang,
+) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook};
+    let (head, rows) = report::department_rows(blocks, lang);
+    let mut book = Workbook::new();
+    let created = ExcelDateTime::from_ymd(2000, 1, 1)?;
+    book.set_properties(&DocProperties::new().set_creation_datetime(&created));
+    let sheet = book.add_worksheet();
+    sheet.set_name(match lang {
+        Lang::Ko => "부서별 조치",
+        Lang::En => "Department actions",
+    })?;
+    let bold = Format::new().set_bold();
+    for (c, h) in head.iter().enumerate() {
+        sheet.write_string_with_format(0, c as u16, h, &bold)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            sheet.write_string(r as u32 + 1, c as u16, cell)?;
+        }
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    sheet.autofit();
+    book.save_to_buffer()
 }
 
 async fn report_of(
