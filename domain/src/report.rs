@@ -418,6 +418,36 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// An annotation's kind as the report's reader says it (the web client's words).
+    fn kind_word(&self, k: AnnotationKind) -> String {
+        let (ko, en) = match k {
+            AnnotationKind::Comment => ("의견", "comment"),
+            AnnotationKind::Question => ("질의", "question"),
+            AnnotationKind::Answer => ("답변", "answer"),
+            AnnotationKind::Reply => ("댓글", "reply"),
+            AnnotationKind::Highlight => ("하이라이트", "highlight"),
+            AnnotationKind::Strength => ("강점", "strength"),
+            AnnotationKind::Gap => ("부족한 점", "gap"),
+            AnnotationKind::Lesson => ("배울 점", "lesson"),
+            AnnotationKind::Score => ("참고 점수", "reference score"),
+        };
+        self.t(ko, en)
+    }
+
+    /// An annotation's triage status in words; `None` is one nobody has decided on yet.
+    fn status_word(&self, s: Option<TriageStatus>) -> String {
+        let (ko, en) = match s {
+            None | Some(TriageStatus::Open) => ("미처리", "open"),
+            Some(TriageStatus::Answered) => ("답변됨", "answered"),
+            Some(TriageStatus::Accepted) => ("반영", "accepted"),
+            Some(TriageStatus::Merged) => ("통합", "merged"),
+            Some(TriageStatus::Noted) => ("참고", "noted"),
+            Some(TriageStatus::Deferred) => ("추후검토", "deferred"),
+            Some(TriageStatus::Withdrawn) => ("철회", "withdrawn"),
+        };
+        self.t(ko, en)
+    }
+
     fn stance(&self, s: &str) -> String {
         match s {
             "accepted" => self.t("수용", "accepted"),
@@ -587,7 +617,7 @@ impl<'a> Builder<'a> {
                 anns.len(),
                 kinds
                     .iter()
-                    .map(|(k, n)| format!("{} {n}", k.as_str()))
+                    .map(|(k, n)| format!("{} {n}", self.kind_word(*k)))
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
@@ -758,13 +788,10 @@ impl<'a> Builder<'a> {
                     }),
                     _ => false,
                 };
-                let status = self
-                    .status_of(s, a)
-                    .map(|t| format!("{t:?}").to_lowercase())
-                    .unwrap_or_else(|| "open".into());
+                let status = self.status_word(self.status_of(s, a));
                 vec![
                     vec![self.link(s, a)],
-                    txt(a.kind.as_str()),
+                    txt(self.kind_word(a.kind)),
                     txt(self.person(&a.author, &a.author_role)),
                     txt(a.created_at.clone()),
                     txt(if orphan {

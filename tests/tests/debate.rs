@@ -166,8 +166,22 @@ async fn the_example_bundle_imports_reports_and_exports() {
         *kinds.entry(a["kind"].as_str().expect("kind")).or_default() += 1;
     }
     assert!(md.contains(&format!("- 주석: {} (", anns.len())), "{md}");
+    // Counted in the Korean report's words, as the hall's client says them.
+    let korean = |k: &str| match k {
+        "comment" => "의견",
+        "question" => "질의",
+        "answer" => "답변",
+        "reply" => "댓글",
+        "highlight" => "하이라이트",
+        "strength" => "강점",
+        "gap" => "부족한 점",
+        "lesson" => "배울 점",
+        "score" => "참고 점수",
+        other => panic!("a kind the test does not know: {other}"),
+    };
     for (k, n) in &kinds {
-        assert!(md.contains(&format!("{k} {n}")), "{k} {n} in the summary");
+        let said = format!("{} {n}", korean(k));
+        assert!(md.contains(&said), "{said} in the summary");
     }
     let findings = b["findings"].as_array().expect("findings");
     assert!(md.contains(&format!("- 결과 항목: {} (", findings.len())));

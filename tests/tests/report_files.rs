@@ -75,3 +75,39 @@ async fn the_department_tables_open_in_excel_as_the_csv_has_them() {
     assert!(!ok && err.contains("--output"), "{err}");
     server.shutdown().await.expect("shutdown");
 }
+
+/// The Korean report names annotation kinds and triage statuses in Korean, in its summary and
+/// its appendix — the planning officer reads `질의`, `미처리`, not `question`, `open`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_korean_report_says_kinds_and_statuses_in_korean() {
+    let (_dir, server) = imported().await;
+    let (ok, md, err) = toron_line(&server, ADMIN, "report HB-BENCH-2012 --format md").await;
+    assert!(ok, "{err}");
+    // Every kind and status as the documents store them (English words).
+    let english: Vec<&str> = toron_domain::schema::ANNOTATION_KINDS
+        .iter()
+        .chain(toron_domain::schema::TRIAGE_STATUSES.iter())
+        .copied()
+        .collect();
+    let cells: Vec<&str> = md
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .flat_map(|l| l.split('|').map(str::trim))
+        .collect();
+    let left: Vec<&&str> = cells.iter().filter(|c| english.contains(c)).collect();
+    assert!(
+        left.is_empty(),
+        "English words in the Korean report's tables: {left:?}"
+    );
+    let summary = md
+        .lines()
+        .find(|l| l.starts_with("- 주석:"))
+        .expect("the summary counts the annotations");
+    assert!(
+        summary.contains("질의") && !english.iter().any(|w| summary.contains(w)),
+        "{summary}"
+    );
+    // The appendix names the statuses the example's triage gave.
+    assert!(cells.contains(&"추후검토"), "L-09 was deferred");
+    server.shutdown().await.expect("shutdown");
+}
