@@ -76,7 +76,6 @@ pub struct CaseScores {
     pub evaluators: usize,
 }
 
-/// Official scores of every case in `evaluations` (weights from the template).
 /// Why a triage decision may not link `finding`: it is not among the `known` findings of the
 /// series' report. Names at most twelve of them, so that whoever chose it can pick another.
 pub fn no_such_finding<'a>(
@@ -97,6 +96,7 @@ pub fn no_such_finding<'a>(
     }
 }
 
+/// Official scores of every case in `evaluations` (weights from the template).
 pub fn case_scores(b: &Bundle, evaluations: &[&Evaluation], case: &str) -> CaseScores {
     let forms: Vec<&&Evaluation> = evaluations.iter().filter(|e| e.case == case).collect();
     let mut criteria = BTreeMap::new();

@@ -45,9 +45,7 @@ pub async fn start(dir: &Path) -> Running {
 /// An open server (no tokens) on a fresh data directory, which lives as long as the returned
 /// guard.
 pub async fn fresh() -> (tempfile::TempDir, Running) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
-    (dir, server)
+    fresh_with(|_| {}).await
 }
 
 /// [`fresh`], with the configuration set by `configure` first.
@@ -326,10 +324,7 @@ pub async fn run_toron_code(
         ])
         .args(args)
         .output();
-    let out = tokio::time::timeout(bound, out)
-        .await
-        .expect("toron finished in time")
-        .expect("run toron");
+    let out = within(bound, out).await;
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).to_string(),
@@ -344,7 +339,15 @@ pub async fn toron_output(global: &[&str], args: &[&str]) -> std::process::Outpu
         .args(global)
         .args(args)
         .output();
-    tokio::time::timeout(LIMIT, out)
+    within(LIMIT, out).await
+}
+
+/// A `toron` run's output, which must come within `bound`.
+async fn within(
+    bound: Duration,
+    run: impl std::future::Future<Output = std::io::Result<std::process::Output>>,
+) -> std::process::Output {
+    tokio::time::timeout(bound, run)
         .await
         .expect("toron finished in time")
         .expect("run toron")

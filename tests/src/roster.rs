@@ -116,7 +116,6 @@ async fn seed_documents(server: &Running, tokens: &[(Role, String)]) {
     }
 }
 
-/// A secured server with the roster in place: returns each role's token.
 /// The roster on a fresh secured server whose clock only moves when the test moves it
 /// (from 2026-09-21); `configure` sets more of the configuration.
 pub async fn on_manual_clock(
@@ -137,6 +136,7 @@ pub async fn on_manual_clock(
     (dir, server, clock, tokens)
 }
 
+/// A secured server with the roster in place: returns each role's token.
 pub async fn set_up(server: &Running) -> Vec<(Role, String)> {
     let reg = server.registry();
     let by = "admin";

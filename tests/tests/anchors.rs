@@ -22,13 +22,8 @@ async fn toron(server: &Running, token: &str, args: &[&str]) -> (bool, String, S
 
 /// [`toron`] with a command line (see [`toron_tests::words`]).
 async fn toron_l(server: &Running, token: &str, line: &str) -> (bool, String, String) {
-    let args = toron_tests::words(line);
-    toron(
-        server,
-        token,
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
-    .await
+    let (ok, out, err) = toron_tests::toron_line(server, token, line).await;
+    (ok, out.trim().to_string(), err)
 }
 
 /// [`toron_l`], which must succeed: its output.

@@ -24,7 +24,7 @@ fn bundle() -> Value {
 }
 
 async fn toron(server: &Running, args: &[&str]) -> (bool, String, String) {
-    as_token(server, ADMIN, args).await
+    toron_tests::toron(server, ADMIN, args).await
 }
 
 async fn started() -> (tempfile::TempDir, Running) {
@@ -546,14 +546,14 @@ async fn clock_times_fall_on_the_session_s_day() {
 async fn triage_takes_the_refs_people_see() {
     let (_dir, server) = imported_live().await;
     let chair = toron_tests::token_of(&server, "P-MOON").await;
-    let (ok, _, err) = as_line(
+    let (ok, _, err) = toron_tests::toron_line(
         &server,
         &chair,
         "triage L-09 --session S-LIB --status answered",
     )
     .await;
     assert!(ok, "{err}");
-    let (ok, _, err) = as_line(
+    let (ok, _, err) = toron_tests::toron_line(
         &server,
         &chair,
         "triage W-99 --session S-LIB --status noted",
@@ -820,9 +820,9 @@ async fn references_are_checked_where_they_are_given() {
     let gap = |deps: &str| {
         format!("annotate {EVENINGS} --kind gap --body '저녁 운영' --departments {deps}")
     };
-    let (ok, id, err) = as_line(&server, &kim, &gap("문화도서관과,DEP-PLAN")).await;
+    let (ok, id, err) = toron_tests::toron_line(&server, &kim, &gap("문화도서관과,DEP-PLAN")).await;
     assert!(ok, "{err}");
-    let (ok, _, err) = as_line(&server, &kim, &gap("복지정책과")).await;
+    let (ok, _, err) = toron_tests::toron_line(&server, &kim, &gap("복지정책과")).await;
     assert!(!ok && err.contains("복지정책과"), "{err}");
     // A peer that writes a name (or anything else) where a key belongs is refused by the
     // server, and the refusal names it.
@@ -833,7 +833,7 @@ async fn references_are_checked_where_they_are_given() {
     .document_id();
     let (url, ann) = (notes.url(), id.trim());
     let set = format!(r#"set {url} annotations.{ann}.departments '["DEP-CULT", "복지정책과"]'"#);
-    let (ok, _, err) = as_line(&server, &kim, &set).await;
+    let (ok, _, err) = toron_tests::toron_line(&server, &kim, &set).await;
     assert!(!ok && err.contains("복지정책과"), "{err}");
     // So the export is a bundle the import takes, the gap routed to the keys.
     let (ok, out, err) = toron(&server, &["export", "HB-BENCH-2012"]).await;
@@ -885,12 +885,12 @@ async fn references_are_checked_where_they_are_given() {
     // A finding that does not exist is named; one that does is linked.
     let han = toron_tests::token_of(&server, "P-HAN").await;
     let triage = |f: &str| format!("triage L-09 --session S-LIB --status accepted --finding {f}");
-    let (ok, _, err) = as_line(&server, &han, &triage("F-LIB-99")).await;
+    let (ok, _, err) = toron_tests::toron_line(&server, &han, &triage("F-LIB-99")).await;
     assert!(
         !ok && err.contains("F-LIB-99") && err.contains("F-LIB-01"),
         "{err}"
     );
-    let (ok, _, err) = as_line(&server, &han, &triage("F-LIB-01")).await;
+    let (ok, _, err) = toron_tests::toron_line(&server, &han, &triage("F-LIB-01")).await;
     assert!(ok, "{err}");
     // A client that links an unknown finding itself is refused by the server, naming it.
     let triage_doc = toron_domain::policy::DocKey::Triage {
@@ -899,23 +899,12 @@ async fn references_are_checked_where_they_are_given() {
     .document_id();
     let (url, id) = (triage_doc.url(), id.trim());
     let set = format!(r#"set {url} items.{id}.finding '"F-LIB-99"'"#);
-    let (ok, _, err) = as_line(&server, &han, &set).await;
+    let (ok, _, err) = toron_tests::toron_line(&server, &han, &set).await;
     assert!(
         !ok && err.contains("F-LIB-99") && err.contains("F-LIB-01"),
         "{err}"
     );
     server.shutdown().await.expect("shutdown");
-}
-
-async fn as_token(server: &Running, token: &str, args: &[&str]) -> (bool, String, String) {
-    toron_tests::run_toron(
-        env!("CARGO_BIN_EXE_e2e-toron"),
-        server,
-        token,
-        ("20", LIMIT * 3),
-        args,
-    )
-    .await
 }
 
 /// `toron history ARGS --json` as the first organizer: the timeline entries it prints.
@@ -924,11 +913,6 @@ async fn history(server: &Running, args: &str) -> Vec<Value> {
         toron_tests::toron_line(server, ADMIN, &format!("history {args} --json")).await;
     assert!(ok, "history {args}: {err}");
     serde_json::from_str(&out).expect("json")
-}
-
-/// [`as_token`] with a command line (see [`toron_tests::words`]).
-async fn as_line(server: &Running, token: &str, line: &str) -> (bool, String, String) {
-    toron_tests::toron_line(server, token, line).await
 }
 
 /// Issue 16: a live score annotation anchored to a passage had an empty case in the reference
@@ -978,7 +962,8 @@ async fn a_live_score_by_a_responsible_official_is_excluded_and_its_case_named()
         assert!(ok, "{err}");
         let token = toron_tests::token_of(&server, key).await;
         let score = "--kind score --criterion effectiveness --value 5 --body '효과가 크다'";
-        let (ok, _, err) = as_line(&server, &token, &format!("annotate {EVENINGS} {score}")).await;
+        let (ok, _, err) =
+            toron_tests::toron_line(&server, &token, &format!("annotate {EVENINGS} {score}")).await;
         assert!(ok, "{key}: {err}");
     }
     let (ok, md, err) = toron(&server, &["report", "HB-BENCH-2012", "--format", "md"]).await;

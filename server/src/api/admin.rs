@@ -324,9 +324,7 @@ async fn set_phase(
     let mut s = state
         .hub
         .registry
-        .sessions()
-        .into_iter()
-        .find(|s| s.key == key)
+        .session(&key)
         .ok_or_else(|| not_found(&format!("session {key} not found")))?;
     require_series(&state, &by, &s.series)?;
     if !b.force && phase_rank(phase.as_str()) < phase_rank(&s.phase) {

@@ -36,14 +36,14 @@ async fn readable_document(
     who: &Option<String>,
     id: &str,
 ) -> Result<(DocumentId, u64), ApiError> {
-    let not_found = || not_found("no such document");
+    let missing = || not_found("no such document");
     let id: DocumentId = id
         .trim_start_matches("automerge:")
         .parse()
-        .map_err(|_| not_found())?;
+        .map_err(|_| missing())?;
     if let Some(p) = who {
         if state.hub.registry.decide(p, &id).access == Access::None {
-            return Err(not_found());
+            return Err(missing());
         }
     }
     let store = state.hub.store.clone();
@@ -59,7 +59,7 @@ async fn readable_document(
             .document(&id)
             .is_none_or(|d| d.key.is_none())
     {
-        return Err(not_found());
+        return Err(missing());
     }
     Ok((id, len))
 }
