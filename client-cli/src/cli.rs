@@ -245,7 +245,8 @@ struct ImportArgs {
 struct ReportArgs {
     /// A series key, or a session key.
     key: String,
-    /// html, md (Markdown), csv or xlsx (the department tables; needs --output).
+    /// html, md (Markdown), csv, xlsx (the department tables), hwpx (한글) or pdf; the
+    /// last three are files: they need --output.
     #[arg(long, default_value = "html")]
     format: String,
     /// ko (Korean) or en (English).
@@ -1089,11 +1090,14 @@ async fn report_cmd(ctx: &Ctx<'_>, args: ReportArgs) -> anyhow::Result<()> {
         output,
         base_url,
     } = args;
-    if !matches!(format.as_str(), "html" | "md" | "csv" | "xlsx") {
-        anyhow::bail!("--format is html, md, csv or xlsx");
+    if !matches!(
+        format.as_str(),
+        "html" | "md" | "csv" | "xlsx" | "hwpx" | "pdf"
+    ) {
+        anyhow::bail!("--format is html, md, csv, xlsx, hwpx or pdf");
     }
-    if format == "xlsx" && output.is_none() {
-        anyhow::bail!("an .xlsx report is a file: name it with --output (-o) FILE.xlsx");
+    if matches!(format.as_str(), "xlsx" | "hwpx" | "pdf") && output.is_none() {
+        anyhow::bail!("a .{format} report is a file: name it with --output (-o) FILE.{format}");
     }
     if !matches!(lang.as_str(), "ko" | "en") {
         anyhow::bail!("--lang is ko or en");

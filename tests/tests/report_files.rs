@@ -1,8 +1,12 @@
-//! The report as files the district office opens (issue 19): the department tables as an
-//! Excel workbook and as CSV that Excel on Korean Windows reads. The workbook is read back with
-//! `calamine`, a reader written independently of the crate that writes it.
+//! The report as files the district office opens (issue 19): the whole report as HWPX (한글)
+//! and as PDF, the department tables as an Excel workbook and as CSV that Excel on Korean
+//! Windows reads. Each file is read back by a reader written independently of what writes it:
+//! `calamine` for the workbook, the PyPI package `python-hwpx` (with its schema and
+//! package validators) for HWPX, poppler's `pdftotext`, `pdffonts` and `pdfinfo` for PDF.
 
 use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use calamine::{open_workbook_from_rs, Reader, Xlsx};
 use toron_server::Running;
@@ -109,5 +113,273 @@ async fn the_korean_report_says_kinds_and_statuses_in_korean() {
     );
     // The appendix names the statuses the example's triage gave.
     assert!(cells.contains(&"추후검토"), "L-09 was deferred");
+    server.shutdown().await.expect("shutdown");
+}
+
+/// The report in `format`, written twice by the CLI: the bytes, which must be the same.
+async fn report_file(server: &Running, dir: &Path, format: &str) -> (PathBuf, Vec<u8>) {
+    let mut written = Vec::new();
+    for name in ["a", "b"] {
+        let path = dir.join(format!("{name}.{format}"));
+        let line = format!(
+            "report HB-BENCH-2012 --format {format} -o {}",
+            path.to_str().expect("path")
+        );
+        let (ok, _, err) = toron_line(server, ADMIN, &line).await;
+        assert!(ok, "{err}");
+        written.push((path.clone(), std::fs::read(&path).expect("file written")));
+    }
+    assert_eq!(
+        written[0].1, written[1].1,
+        "the same report gives the same {format} bytes"
+    );
+    written.swap_remove(0)
+}
+
+/// What the report must hold, taken from elsewhere than the file under test: every weighted
+/// total from the Markdown report's score tables, every finding id from the bundle, and the
+/// department tables from the CSV (department name, then the row).
+struct Expected {
+    totals: Vec<String>,
+    findings: Vec<String>,
+    csv: Vec<Vec<String>>,
+}
+
+async fn expected(server: &Running) -> Expected {
+    let (ok, md, err) = toron_line(server, ADMIN, "report HB-BENCH-2012 --format md").await;
+    assert!(ok, "{err}");
+    let totals: Vec<String> = md
+        .lines()
+        .filter(|l| l.starts_with("| 가중 총점"))
+        .flat_map(|l| l.split('|').skip(2).map(str::trim).collect::<Vec<_>>())
+        .filter_map(|c| c.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert!(totals.len() >= 3, "three cases are scored: {totals:?}");
+    let bundle: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/debate-bundle.json"),
+        )
+        .expect("bundle"),
+    )
+    .expect("json");
+    let findings: Vec<String> = bundle["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["key"].as_str().expect("key").to_string())
+        .collect();
+    let (ok, csv, err) = toron_line(server, ADMIN, "report HB-BENCH-2012 --format csv").await;
+    assert!(ok, "{err}");
+    let csv: Vec<Vec<String>> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(csv.trim_start_matches('\u{feff}').as_bytes())
+        .records()
+        .map(|r| r.expect("row").iter().map(str::to_string).collect())
+        .collect();
+    Expected {
+        totals,
+        findings,
+        csv,
+    }
+}
+
+/// A Python with `python-hwpx` (pinned): `TORON_HWPX_PYTHON`, or a virtual environment the
+/// test makes under the build's temporary folder on its first run (as the Node interop check
+/// installs its packages with `npm ci`).
+fn hwpx_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("TORON_HWPX_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hwpx-reader");
+    let python = venv.join("bin/python");
+    let has_reader = |py: &Path| {
+        Command::new(py)
+            .args(["-c", "import hwpx"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has_reader(&python) {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 (the machine's) makes a virtual environment");
+        assert!(made.success(), "python3 -m venv failed");
+        let pip = Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--timeout",
+                "60",
+                "python-hwpx==6.9.0",
+            ])
+            .status()
+            .expect("pip runs");
+        assert!(pip.success(), "pip install python-hwpx failed");
+    }
+    python
+}
+
+fn tool(name: &str, args: &[&str]) -> String {
+    let out = Command::new(name).args(args).output().unwrap_or_else(|e| {
+        panic!("{name}: {e} (poppler-utils: apt-get install poppler-utils; .ci/run installs it)")
+    });
+    assert!(
+        out.status.success(),
+        "{name} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// The department's rows of the CSV (its first column is the department's name).
+fn department_rows<'a>(csv: &'a [Vec<String>], department: &str) -> Vec<&'a [String]> {
+    csv.iter()
+        .skip(1)
+        .filter(|r| r[0] == department)
+        .map(|r| &r[1..])
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hwpx_report_reads_back_with_its_tables_and_outline() {
+    let (dir, server) = imported().await;
+    let want = expected(&server).await;
+    let (path, bytes) = report_file(&server, dir.path(), "hwpx").await;
+    assert!(
+        bytes.starts_with(b"PK") && bytes[30..38] == *b"mimetype",
+        "the package's first entry is its mimetype"
+    );
+    let out = Command::new(hwpx_python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/read_hwpx.py"))
+        .arg(&path)
+        .output()
+        .expect("the reader runs");
+    assert!(
+        out.status.success(),
+        "python-hwpx cannot read the report: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+
+    // A package 한글 opens: mimetype first and stored, valid against the OWPML schemas.
+    assert_eq!(read["first_part"], "mimetype");
+    assert_eq!(read["first_stored"], true);
+    for part in [
+        "Contents/content.hpf",
+        "Contents/header.xml",
+        "Contents/section0.xml",
+    ] {
+        assert!(read["parts"]
+            .as_array()
+            .expect("parts")
+            .iter()
+            .any(|p| p == part));
+    }
+    assert_eq!(read["schema_issues"], serde_json::json!([]), "{read}");
+    assert_eq!(read["package_errors"], serde_json::json!([]), "{read}");
+    assert_eq!(read["reopen_ok"], true);
+    assert!(
+        read["fonts"]
+            .as_array()
+            .expect("fonts")
+            .iter()
+            .any(|f| f == "맑은 고딕"),
+        "a Korean font is named: {}",
+        read["fonts"]
+    );
+
+    let text = read["text"].as_str().expect("text");
+    for total in &want.totals {
+        assert!(
+            text.contains(total.as_str()),
+            "weighted total {total} missing"
+        );
+    }
+    for f in &want.findings {
+        assert!(text.contains(f.as_str()), "finding {f} missing");
+    }
+
+    // The outline (개요) has the parts and every department.
+    let outline: Vec<&str> = read["outline"]
+        .as_array()
+        .expect("outline")
+        .iter()
+        .filter_map(|h| h.as_str())
+        .collect();
+    assert!(outline.contains(&"Ⅱ. 분야별 결과"), "{outline:?}");
+
+    // Every department's rows are a table of their own, with the CSV's header and cells.
+    let tables: Vec<Vec<Vec<String>>> =
+        serde_json::from_value(read["tables"].clone()).expect("tables");
+    let departments: std::collections::BTreeSet<&str> =
+        want.csv.iter().skip(1).map(|r| r[0].as_str()).collect();
+    assert!(departments.len() >= 3, "{departments:?}");
+    for d in departments {
+        assert!(outline.contains(&d), "department {d} is not in the outline");
+        let rows = department_rows(&want.csv, d);
+        // The CSV's header without its first (부서) and last (출처 링크) columns.
+        let head = &want.csv[0][1..want.csv[0].len() - 1];
+        let table = tables
+            .iter()
+            .find(|t| t.len() == rows.len() + 1 && t[0] == head && t[1][0] == rows[0][0])
+            .unwrap_or_else(|| panic!("no table for {d}: {tables:?}"));
+        for (got, row) in table[1..].iter().zip(&rows) {
+            // The CSV adds the links' addresses in its last column; the table shows their text.
+            assert_eq!(got[..], row[..got.len()], "{d}");
+        }
+    }
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pdf_report_is_a4_with_its_text_and_korean_fonts_embedded() {
+    let (dir, server) = imported().await;
+    let want = expected(&server).await;
+    let (path, bytes) = report_file(&server, dir.path(), "pdf").await;
+    assert!(bytes.starts_with(b"%PDF-"));
+    let file = path.to_str().expect("path");
+
+    let text = tool("pdftotext", &[file, "-"]);
+    for total in &want.totals {
+        assert!(
+            text.contains(total.as_str()),
+            "weighted total {total} missing"
+        );
+    }
+    for f in &want.findings {
+        assert!(text.contains(f.as_str()), "finding {f} missing");
+    }
+    // pdftotext drops the thin spaces of `- 1 -`.
+    let squeezed: String = text.split_whitespace().collect();
+    assert!(
+        text.contains("목차") && squeezed.contains("-1-") && squeezed.contains("-2-"),
+        "contents and page numbers: {text}"
+    );
+    for row in want.csv.iter().skip(1) {
+        // Each department row's recommendation title is printed (the column may wrap).
+        let title: String = row[4].chars().take(6).collect();
+        assert!(text.contains(&title), "{title} of {row:?}");
+    }
+
+    // Every font is embedded, and the Korean text is set in Noto Sans CJK.
+    let fonts = tool("pdffonts", &[file]);
+    let rows: Vec<&str> = fonts.lines().skip(2).collect();
+    assert!(!rows.is_empty(), "{fonts}");
+    for r in &rows {
+        let cols: Vec<&str> = r.split_whitespace().collect();
+        let emb = cols[cols.len() - 5];
+        assert_eq!(emb, "yes", "a font is not embedded: {r}");
+    }
+    assert!(fonts.contains("NotoSansCJK"), "{fonts}");
+
+    // A4, portrait for the text and landscape for the department tables.
+    let info = tool("pdfinfo", &["-f", "1", "-l", "200", file]);
+    assert!(info.contains("595.276 x 841.89 pts (A4)"), "{info}");
+    assert!(
+        info.contains("841.89 x 595.276 pts (A4)"),
+        "the department tables' pages: {info}"
+    );
     server.shutdown().await.expect("shutdown");
 }

@@ -113,7 +113,7 @@ pub fn render(
     format: &str,
     lang: Lang,
     base: &str,
-) -> Result<(Vec<u8>, &'static str), String> {
+) -> Result<(Vec<u8>, &'static str), RenderError> {
     let mut blocks = report::from_export(bundle, session, lang)?;
     report::with_base(&mut blocks, base);
     match format {
@@ -127,11 +127,57 @@ pub fn render(
         )),
         "csv" => Ok((department_csv(&blocks, lang)?, "text/csv; charset=utf-8")),
         "xlsx" => Ok((
-            department_xlsx(&blocks, lang).map_err(|e| e.to_string())?,
+            department_xlsx(&blocks, lang).map_err(|e| RenderError::Write(e.to_string()))?,
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )),
-        other => Err(format!("unknown format `{other}` (html, md, csv or xlsx)")),
+        "hwpx" => Ok((
+            toron_office::hwpx::write(&blocks, &office_meta(&blocks, lang))
+                .map_err(|e| RenderError::Write(e.to_string()))?,
+            "application/hwp+zip",
+        )),
+        "pdf" => Ok((pdf(&blocks, lang)?, "application/pdf")),
+        other => Err(RenderError::Format(format!(
+            "unknown format `{other}` (html, md, csv, xlsx, hwpx or pdf)"
+        ))),
     }
+}
+
+/// Why a report could not be rendered: a format nobody offers (the asker's mistake), or a
+/// writer that failed (the server's: a PDF without its fonts).
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{0}")]
+    Format(String),
+    #[error("{0}")]
+    Write(String),
+}
+
+impl From<String> for RenderError {
+    fn from(e: String) -> Self {
+        RenderError::Format(e)
+    }
+}
+
+fn office_meta(blocks: &[report::Block], lang: Lang) -> toron_office::hwpx::Meta<'_> {
+    toron_office::hwpx::Meta {
+        title: report::title(blocks),
+        language: match lang {
+            Lang::Ko => "ko",
+            Lang::En => "en",
+        },
+    }
+}
+
+#[cfg(feature = "pdf")]
+fn pdf(blocks: &[report::Block], lang: Lang) -> Result<Vec<u8>, RenderError> {
+    toron_office::pdf::write(blocks, lang).map_err(|e| RenderError::Write(e.to_string()))
+}
+
+#[cfg(not(feature = "pdf"))]
+fn pdf(_: &[report::Block], _: Lang) -> Result<Vec<u8>, RenderError> {
+    Err(RenderError::Write(
+        "this server was built without PDF reports (the `pdf` feature)".into(),
+    ))
 }
 
 /// The department tables as CSV, with a UTF-8 byte order mark: without it Excel on a Korean
@@ -195,9 +241,31 @@ async fn report_of(
         Some(b) => link_base(b).map_err(bad_request)?,
         None => own_base(&headers, &state),
     };
+    let series_key = series.clone();
     let (_, session) = resolve(&state, series.clone(), q.session.clone());
     let bundle = exported(&state, &by, series, q.session.clone()).await?;
-    let (body, ctype) =
-        render(bundle, session.as_deref(), &format, lang, &base).map_err(bad_request)?;
-    Ok(([(header::CONTENT_TYPE, ctype)], body).into_response())
+    // A PDF takes typesetting: off the async threads, like every other long piece of work.
+    let file_name = format!("{}.{format}", session.as_deref().unwrap_or(&series_key));
+    let (body, ctype) = blocking(move || render(bundle, session.as_deref(), &format, lang, &base))
+        .await?
+        .map_err(|e| match e {
+            RenderError::Format(m) => bad_request(m),
+            RenderError::Write(m) => api_err(StatusCode::SERVICE_UNAVAILABLE, "report", &m),
+        })?;
+    let disposition = if ctype.starts_with("text/") {
+        "inline".to_string()
+    } else {
+        format!(
+            "attachment; filename=\"{}\"",
+            file_name.replace(['"', '\\'], "_")
+        )
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, ctype.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -6,6 +6,12 @@
 use crate::consent::Consented;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod chart;
+mod cover;
+
+pub use chart::{Chart, Series};
+pub use cover::{date_words, number_words, Cover, CoverLine};
+
 use serde_json::Value;
 
 use crate::bundle::{
@@ -63,6 +69,10 @@ pub enum Block {
         head: Vec<String>,
         rows: Vec<Vec<Cell>>,
     },
+    /// A bar chart; where nothing draws, its numbers as a table.
+    Chart(Chart),
+    /// The cover page: title, date, department, approval box.
+    Cover(Cover),
 }
 
 /// One case's official scores.
@@ -564,6 +574,7 @@ impl<'a> Builder<'a> {
                 b.series.title_en.as_deref().unwrap_or(&b.series.title_ko)
             ),
         };
+        out.push(Block::Cover(self.cover(&title)));
         out.push(Block::Heading(1, title));
         let findings = self.findings();
         let anns: Vec<(&Session, &Annotation)> = self.annotations().collect();
@@ -701,7 +712,7 @@ impl<'a> Builder<'a> {
             depts.extend(f.departments.iter().map(String::as_str));
         }
         for d in depts {
-            out.push(Block::Heading(3, format!("{} ({d})", self.dept(d))));
+            out.push(Block::Heading(3, self.dept(d)));
             let rows = findings
                 .iter()
                 .filter(|f| f.departments.iter().any(|x| x == d))
@@ -897,6 +908,110 @@ impl<'a> Builder<'a> {
         });
     }
 
+    /// The session's cases in presentation order: the host government's first, then the
+    /// others in the order the session lists its governments, then any left, by key.
+    fn cases_in_order(&self, s: &'a Session) -> Vec<&'a crate::bundle::Case> {
+        let host = self
+            .b
+            .series
+            .rest
+            .get("host_government")
+            .and_then(Value::as_str);
+        let mut cases: Vec<&crate::bundle::Case> = s.cases.iter().collect();
+        cases.sort_by_key(|c| {
+            let listed = s
+                .governments
+                .iter()
+                .position(|g| *g == c.government)
+                .unwrap_or(usize::MAX);
+            (Some(c.government.as_str()) != host, listed, c.key.clone())
+        });
+        cases
+    }
+
+    /// The cover: the title, the last session's date, the organizing department and its
+    /// contact (the series' `contact`), and the approval box.
+    fn cover(&self, title: &str) -> Cover {
+        let rest = &self.b.series.rest;
+        let date = self
+            .sessions
+            .iter()
+            .filter_map(|s| s.date.as_deref())
+            .max()
+            .map(|d| date_words(self.lang, d));
+        let department = rest
+            .get("organizer_department")
+            .and_then(Value::as_str)
+            .map(|d| self.dept(d));
+        let contact = rest
+            .get("contact")
+            .and_then(Value::as_str)
+            .map(|c| format!("{}: {c}", self.t("문의", "Contact")));
+        Cover {
+            title: title.to_string(),
+            date,
+            department,
+            contact,
+            approvals: match self.lang {
+                Lang::Ko => vec!["담당".into(), "팀장".into(), "과장".into()],
+                Lang::En => vec!["Officer".into(), "Team leader".into(), "Director".into()],
+            },
+            lang: self.lang,
+        }
+    }
+
+    /// The weighted totals and the per-criterion means as bar charts, beside the table that
+    /// holds the same numbers.
+    fn score_charts(
+        &self,
+        s: &Session,
+        cases: &[&crate::bundle::Case],
+        scores: &[CaseScores],
+        out: &mut Vec<Block>,
+    ) {
+        if scores.iter().all(|cs| cs.total.is_none()) {
+            return;
+        }
+        let names: Vec<String> = cases.iter().map(|c| self.gov(&c.government)).collect();
+        out.push(Block::Chart(Chart {
+            id: format!("totals:{}", s.key),
+            title: self.t("가중 총점 비교 (0–100)", "Weighted totals (0–100)"),
+            max: 100.0,
+            categories: names.clone(),
+            series: vec![Series {
+                name: self.t("가중 총점", "Weighted total"),
+                values: scores
+                    .iter()
+                    .map(|cs| cs.total.map(|(t, _)| (t.as_f64(), t.rounded(1))))
+                    .collect(),
+            }],
+            category_label: self.t("지자체", "Government"),
+        }));
+        let criteria = &self.b.evaluation_template.criteria;
+        out.push(Block::Chart(Chart {
+            id: format!("criteria:{}", s.key),
+            title: self.t("항목별 평균 점수 (1–5)", "Mean score per criterion (1–5)"),
+            max: 5.0,
+            categories: criteria.iter().map(|c| self.criterion(&c.key)).collect(),
+            series: names
+                .into_iter()
+                .zip(scores)
+                .map(|(name, cs)| Series {
+                    name,
+                    values: criteria
+                        .iter()
+                        .map(|c| {
+                            cs.criteria
+                                .get(&c.key)
+                                .map(|(mean, ..)| (mean.as_f64(), mean.rounded(2)))
+                        })
+                        .collect(),
+                })
+                .collect(),
+            category_label: self.t("항목", "Criterion"),
+        }));
+    }
+
     /// Official scores per criterion and weighted totals, from the submitted evaluations.
     fn official_scores(&self, s: &Session, out: &mut Vec<Block>) {
         let b = self.b;
@@ -909,14 +1024,14 @@ impl<'a> Builder<'a> {
             ),
         ));
         let evals: Vec<&Evaluation> = s.evaluations.iter().collect();
-        let scores: Vec<CaseScores> = s
-            .cases
+        let cases = self.cases_in_order(s);
+        let scores: Vec<CaseScores> = cases
             .iter()
             .map(|c| case_scores(b, &evals, &c.key))
             .collect();
         let mut head = vec![self.t("항목(가중치)", "Criterion (weight)")];
         head.extend(
-            s.cases
+            cases
                 .iter()
                 .map(|c| format!("{} ({})", self.gov(&c.government), c.key)),
         );
@@ -961,6 +1076,7 @@ impl<'a> Builder<'a> {
             "점수는 사례를 평가표 기준과 비교한 것이며 지자체끼리 직접 비교한 것이 아니다.",
             "Scores compare each case with the template, not the governments with each other.",
         ))));
+        self.score_charts(s, &cases, &scores, out);
     }
 
     /// Reference scores (score annotations), apart from the official ones; conflicts of interest excluded.
@@ -1149,9 +1265,12 @@ impl<'a> Builder<'a> {
         let mut items = vec![txt(format!(
             "{}: {}",
             self.t("일자", "Date"),
-            s.date.clone().unwrap_or_default()
+            s.date
+                .as_deref()
+                .map(|d| date_words(self.lang, d))
+                .unwrap_or_default()
         ))];
-        for c in &s.cases {
+        for c in self.cases_in_order(s) {
             let presenters: Vec<String> = c
                 .presenters
                 .iter()
@@ -1287,6 +1406,14 @@ pub fn markdown(blocks: &[Block]) -> String {
                 }
                 s.push('\n');
             }
+            // The numbers of a chart are in the table beside it.
+            Block::Chart(_) => {}
+            Block::Cover(cover) => {
+                for line in cover.lines().iter().filter(|l| !l.title) {
+                    s.push_str(&format!("{}  \n", md_escape(&line.text)));
+                }
+                s.push('\n');
+            }
         }
     }
     s
@@ -1325,22 +1452,29 @@ fn html_cell(c: &Cell) -> String {
 }
 
 /// A standalone HTML page (inline style; prints well).
-pub fn html(blocks: &[Block], lang: Lang) -> String {
-    let title = blocks
+/// The report's title: its first level-1 heading.
+pub fn title(blocks: &[Block]) -> &str {
+    blocks
         .iter()
         .find_map(|b| match b {
-            Block::Heading(1, t) => Some(t.clone()),
+            Block::Heading(1, t) => Some(t.as_str()),
             _ => None,
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+pub fn html(blocks: &[Block], lang: Lang) -> String {
+    let title = title(blocks);
     let mut s = format!(
-        "<!doctype html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>\n\
+        "<!doctype html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>\n\
 body{{font-family:'Noto Sans CJK KR','Noto Sans KR','Malgun Gothic',sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#1d232a;line-height:1.55}}\n\
 h1{{border-bottom:3px solid #234;padding-bottom:.3rem}}h2{{border-bottom:1px solid #9ab;margin-top:2.2rem}}h4{{margin-bottom:.3rem}}\n\
 table{{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:.92rem}}th,td{{border:1px solid #c5ced8;padding:.3rem .5rem;vertical-align:top;text-align:left}}\n\
-th{{background:#eef2f6}}a{{color:#1a5fb4}}\n</style>\n</head>\n<body>\n",
+th{{background:#eef2f6}}a{{color:#1a5fb4}}\n\
+figure.chart{{margin:.6rem 0 1.2rem;overflow-x:auto}}figure.chart svg{{max-width:100%;height:auto}}figcaption{{font-size:.9rem;color:#4a5560}}.cover p{{margin:.1rem 0;color:#4a5560}}\n\
+@media print{{body{{max-width:none;margin:0;font-size:10pt}}h2{{break-before:page}}table,figure{{break-inside:auto}}tr,figure.chart{{break-inside:avoid}}thead{{display:table-header-group}}a{{color:inherit;text-decoration:none}}}}\n</style>\n</head>\n<body>\n",
         if lang == Lang::Ko { "ko" } else { "en" },
-        esc(&title)
+        esc(title)
     );
     for b in blocks {
         match b {
@@ -1368,6 +1502,19 @@ th{{background:#eef2f6}}a{{color:#1a5fb4}}\n</style>\n</head>\n<body>\n",
                 }
                 s.push_str("</tbody>\n</table>\n");
             }
+            Block::Chart(chart) => s.push_str(&format!(
+                "<figure class=\"chart\" data-chart=\"{}\">\n{}<figcaption>{}</figcaption>\n</figure>\n",
+                esc(&chart.id),
+                chart.svg(),
+                esc(&chart.title)
+            )),
+            Block::Cover(cover) => {
+                s.push_str("<div class=\"cover\">\n");
+                for line in cover.lines().iter().filter(|l| !l.title) {
+                    s.push_str(&format!("<p>{}</p>\n", esc(&line.text)));
+                }
+                s.push_str("</div>\n");
+            }
         }
     }
     s.push_str("</body>\n</html>\n");
@@ -1387,7 +1534,7 @@ pub fn with_base(blocks: &mut [Block], base: &str) {
     };
     for b in blocks {
         match b {
-            Block::Heading(..) => {}
+            Block::Heading(..) | Block::Chart(_) | Block::Cover(_) => {}
             Block::Para(c) => fix(c),
             Block::List(items) => items.iter_mut().for_each(fix),
             Block::Table { rows, .. } => rows.iter_mut().flatten().for_each(fix),
@@ -1396,18 +1543,23 @@ pub fn with_base(blocks: &mut [Block], base: &str) {
 }
 
 /// The department tables as CSV: one header row, then the rows of every department, with the
-/// department's key first and the row's links (its sources' replay moments) last.
+/// department's name first and the row's links (its sources' replay moments) last.
 pub fn department_rows(blocks: &[Block], lang: Lang) -> (Vec<String>, Vec<Vec<String>>) {
     let mut head = Vec::new();
     let mut rows = Vec::new();
+    // A department's table follows its heading, which names it.
+    let mut name = "";
     for b in blocks {
+        if let Block::Heading(_, text) = b {
+            name = text;
+        }
         if let Block::Table {
             id,
             head: h,
             rows: r,
         } = b
         {
-            if let Some(d) = id.strip_prefix("department:") {
+            if id.starts_with("department:") {
                 if head.is_empty() {
                     head.push(
                         match lang {
@@ -1426,7 +1578,7 @@ pub fn department_rows(blocks: &[Block], lang: Lang) -> (Vec<String>, Vec<Vec<St
                     );
                 }
                 for row in r {
-                    let mut line = vec![d.to_string()];
+                    let mut line = vec![name.to_string()];
                     line.extend(row.iter().map(cell_text));
                     let links: Vec<String> = row
                         .iter()

@@ -1,0 +1,55 @@
+"""Reads an HWPX file with python-hwpx, a reader written independently of Toron, and prints
+what a test checks as JSON: the document's text, its tables cell by cell, the paragraphs 한글
+shows in its outline (개요 styles), and what the package and schema validators find."""
+import json
+import sys
+import warnings
+import zipfile
+import xml.etree.ElementTree as ET
+
+from hwpx import HwpxDocument
+from hwpx.tools.package_validator import validate_editor_open_safety
+from hwpx.tools.validator import validate_document
+
+warnings.simplefilter("ignore")
+path = sys.argv[1]
+doc = HwpxDocument.open(path)
+tables = []
+for t in doc.get_table_map()["tables"]:
+    rows = [["" for _ in range(t["cols"])] for _ in range(t["rows"])]
+    for c in t["cells"]:
+        rows[c["row"]][c["col"]] = c["text"]
+    tables.append(rows)
+
+HP = "{http://www.hancom.co.kr/hwpml/2011/paragraph}"
+HH = "{http://www.hancom.co.kr/hwpml/2011/head}"
+with zipfile.ZipFile(path) as z:
+    names = z.namelist()
+    first = z.infolist()[0]
+    header = ET.fromstring(z.read("Contents/header.xml"))
+    section = ET.fromstring(z.read("Contents/section0.xml"))
+outline_styles = {
+    s.get("id") for s in header.iter(HH + "style") if s.get("name", "").startswith("개요")
+}
+fonts = sorted({f.get("face") for f in header.iter(HH + "font")})
+outline = [
+    "".join(t.text or "" for t in p.iter(HP + "t"))
+    for p in section.iter(HP + "p")
+    if p.get("styleIDRef") in outline_styles
+]
+safety = validate_editor_open_safety(path)
+schema = validate_document(path)
+print(json.dumps({
+    "text": doc.export_text(),
+    "tables": tables,
+    "outline": outline,
+    "fonts": fonts,
+    "parts": names,
+    "first_part": first.filename,
+    "first_stored": first.compress_type == zipfile.ZIP_STORED,
+    "schema_issues": [str(i) for i in schema.issues],
+    "package_errors": [
+        i.message for i in safety.validate_package.issues if i.level == "error"
+    ],
+    "reopen_ok": safety.reopen_ok,
+}, ensure_ascii=False))
