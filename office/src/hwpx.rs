@@ -306,36 +306,66 @@ impl Body {
 }
 
 fn plain(cell: &Cell) -> String {
-    cell.iter()
-        .map(|i| match i {
-            Inline::Text(t) | Inline::Link(t, _) => t.as_str(),
-        })
-        .collect()
+    crate::cell_text(cell)
 }
 
-/// Column widths in HWPUNIT summing to the text width: each column gets a share by the
-/// longest text it holds (capped, so that one long cell does not starve the others), and at
-/// least enough for a short word.
+/// Column widths in HWPUNIT summing to the text width: a short column as wide as its text at
+/// the cells' 9 pt (a half-em is 450 HWPUNIT) and their margins, the long ones sharing the
+/// rest; where even the short ones do not fit, every column in proportion.
 fn column_widths(head: &[String], rows: &[Vec<Cell>], cols: usize) -> Vec<u32> {
-    let mut want = vec![2u32; cols];
-    for (c, w) in want.iter_mut().enumerate() {
-        let head_len = head.get(c).map(|h| h.chars().count()).unwrap_or(0);
-        let body_len = rows
+    const HALF_EM: usize = 450;
+    const PAD: usize = 1000;
+    let wants = crate::column_widths(head, rows);
+    let short: usize = wants
+        .iter()
+        .map(|w| match w {
+            crate::ColumnWidth::Short(n) => n * HALF_EM + PAD,
+            crate::ColumnWidth::Long(_) => 0,
+        })
+        .sum();
+    let long_weight: usize = wants
+        .iter()
+        .map(|w| match w {
+            crate::ColumnWidth::Long(n) => *n,
+            crate::ColumnWidth::Short(_) => 0,
+        })
+        .sum();
+    let text = TEXT_W as usize;
+    // What the long columns share, at least 30 half-ems each.
+    let long_min = wants
+        .iter()
+        .filter(|w| matches!(w, crate::ColumnWidth::Long(_)))
+        .count()
+        * (30 * HALF_EM);
+    let mut widths: Vec<usize> = if short + long_min <= text {
+        let rest = text - short;
+        wants
             .iter()
-            .filter_map(|r| r.get(c))
-            .map(|cell| plain(cell).chars().count())
-            .max()
-            .unwrap_or(0);
-        let len = u32::try_from(head_len.max(body_len).min(40)).unwrap_or(40);
-        *w = len.max(3);
-    }
-    let total: u32 = want.iter().sum();
-    let mut widths: Vec<u32> = want.iter().map(|w| TEXT_W * w / total.max(1)).collect();
-    let used: u32 = widths.iter().sum();
+            .map(|w| match w {
+                crate::ColumnWidth::Short(n) => n * HALF_EM + PAD,
+                crate::ColumnWidth::Long(n) => rest * n / long_weight.max(1),
+            })
+            .collect()
+    } else {
+        let natural: Vec<usize> = wants
+            .iter()
+            .map(|w| match w {
+                crate::ColumnWidth::Short(n) => n * HALF_EM + PAD,
+                crate::ColumnWidth::Long(_) => 30 * HALF_EM,
+            })
+            .collect();
+        let sum: usize = natural.iter().sum();
+        natural.iter().map(|n| text * n / sum.max(1)).collect()
+    };
+    widths.resize(cols, 0);
+    let used: usize = widths.iter().sum();
     if let Some(last) = widths.last_mut() {
-        *last += TEXT_W.saturating_sub(used);
+        *last += text.saturating_sub(used);
     }
     widths
+        .into_iter()
+        .map(|w| u32::try_from(w).unwrap_or(TEXT_W))
+        .collect()
 }
 
 /// The first paragraph of the section carries the page setup (A4, margins) and the page

@@ -151,25 +151,14 @@ fn parts(cell: &Cell) -> Value {
     )
 }
 
-/// Column widths as fractions, by the longest text each column holds (capped, so that one
-/// long cell does not starve the others).
-fn widths(head: &[String], rows: &[Vec<Cell>]) -> Vec<u32> {
-    (0..head.len())
-        .map(|c| {
-            let body = rows
-                .iter()
-                .filter_map(|r| r.get(c))
-                .map(|cell| {
-                    cell.iter()
-                        .map(|i| match i {
-                            Inline::Text(t) | Inline::Link(t, _) => t.chars().count(),
-                        })
-                        .sum::<usize>()
-                })
-                .max()
-                .unwrap_or(0);
-            let longest = body.max(head[c].chars().count()).clamp(4, 30);
-            u32::try_from(longest).unwrap_or(30)
+/// The template's column widths: `0` for a short column (typst's `auto`: its text on one
+/// line), a weight of the rest for a long one.
+fn widths(head: &[String], rows: &[Vec<Cell>]) -> Vec<usize> {
+    crate::column_widths(head, rows)
+        .into_iter()
+        .map(|w| match w {
+            crate::ColumnWidth::Short(_) => 0,
+            crate::ColumnWidth::Long(n) => n,
         })
         .collect()
 }

@@ -113,6 +113,49 @@ async fn the_korean_report_says_kinds_and_statuses_in_korean() {
     );
     // The appendix names the statuses the example's triage gave.
     assert!(cells.contains(&"추후검토"), "L-09 was deferred");
+
+    // Nowhere in what the reader sees (the text, not the links' addresses): no English kind
+    // or status, no JSON path of an evaluation form, no raw ISO time, no pledge key.
+    let mut visible = String::new();
+    let mut rest = md.as_str();
+    while let Some(i) = rest.find("](") {
+        visible.push_str(&rest[..i]);
+        rest = rest[i..]
+            .split_once(')')
+            .map(|(_, r)| r)
+            .unwrap_or_default();
+    }
+    visible.push_str(rest);
+    let words: Vec<&str> = visible
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .collect();
+    let english_words: Vec<&&str> = words.iter().filter(|w| english.contains(w)).collect();
+    assert!(
+        english_words.is_empty(),
+        "English words in the report: {english_words:?}"
+    );
+    let tokens: Vec<&str> = visible.split_whitespace().collect();
+    let paths: Vec<&&str> = tokens
+        .iter()
+        .filter(|t| t.starts_with('/') && t[1..].starts_with(|c: char| c.is_ascii_alphabetic()))
+        .collect();
+    assert!(paths.is_empty(), "JSON paths in the report: {paths:?}");
+    let iso: Vec<&&str> = tokens
+        .iter()
+        .filter(|t| t.len() > 11 && t.as_bytes()[10] == b'T' && t.as_bytes()[4] == b'-')
+        .collect();
+    assert!(iso.is_empty(), "raw ISO times in the report: {iso:?}");
+    assert!(!visible.contains("PL-03"), "the pledge is named, not keyed");
+    assert!(visible.contains("생활권 도서관 확충"));
+    assert!(
+        visible.contains("평가서(정유나) 부족한 점"),
+        "a source in words"
+    );
+    assert!(
+        visible.contains("2012. 11. 7.(수) 16:20"),
+        "a moment as an office writes it"
+    );
+    assert!(visible.contains("8,400 (2012)"), "thousands separated");
     server.shutdown().await.expect("shutdown");
 }
 

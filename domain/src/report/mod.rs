@@ -399,7 +399,11 @@ impl<'a> Builder<'a> {
                         .map(|p| p.name.clone())
                         .unwrap_or_else(|| ev.to_string());
                     out.push(Inline::Link(
-                        format!("{}({name}) {path}", self.t("평가서", "evaluation")),
+                        format!(
+                            "{}({name}) {}",
+                            self.t("평가서", "evaluation"),
+                            self.evaluation_part(path)
+                        ),
                         format!("/sessions/{session}/docs/{doc}#{path}"),
                     ));
                 }
@@ -407,6 +411,33 @@ impl<'a> Builder<'a> {
             }
         }
         out
+    }
+
+    /// A part of an evaluation form in words (`/gaps` is 부족한 점, `/criteria/process/text`
+    /// is 추진체계·민관협력 의견): the report's reader never sees a JSON path.
+    fn evaluation_part(&self, path: &str) -> String {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        match parts.as_slice() {
+            ["strengths", ..] => self.t("강점", "strengths"),
+            ["gaps", ..] => self.t("부족한 점", "shortfalls"),
+            ["lessons", ..] => self.t("배울 점", "lessons"),
+            ["overall", ..] => self.t("총평", "overall comment"),
+            ["criteria", key, ..] => {
+                format!("{} {}", self.criterion(key), self.t("의견", "comment"))
+            }
+            [] => String::new(),
+            other => other.join(" "),
+        }
+    }
+
+    /// A pledge by its title (생활권 도서관 확충), its key where the bundle lists none.
+    fn pledge(&self, key: &str) -> String {
+        self.b
+            .pledges
+            .iter()
+            .find(|p| p.key == key)
+            .map(|p| p.title_ko.clone())
+            .unwrap_or_else(|| key.to_string())
     }
 
     fn finding_type(&self, k: FindingType) -> String {
@@ -482,7 +513,11 @@ impl<'a> Builder<'a> {
             head.push_str(&format!(
                 " · {} {}",
                 self.t("공약", "pledge"),
-                f.pledges.join(", ")
+                f.pledges
+                    .iter()
+                    .map(|p| self.pledge(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         head.push(')');
@@ -574,8 +609,9 @@ impl<'a> Builder<'a> {
                 b.series.title_en.as_deref().unwrap_or(&b.series.title_ko)
             ),
         };
-        out.push(Block::Cover(self.cover(&title)));
+        let cover = self.cover(&title);
         out.push(Block::Heading(1, title));
+        out.push(Block::Cover(cover));
         let findings = self.findings();
         let anns: Vec<(&Session, &Annotation)> = self.annotations().collect();
         self.summary(&anns, &findings, &mut out);
@@ -680,7 +716,11 @@ impl<'a> Builder<'a> {
                             .as_deref()
                             .map(|f| self.field(f))
                             .unwrap_or_default()),
-                        txt(s.date.clone().unwrap_or_default()),
+                        txt(s
+                            .date
+                            .as_deref()
+                            .map(|d| date_words(self.lang, d))
+                            .unwrap_or_default()),
                         txt(s
                             .facilitator
                             .as_deref()
@@ -804,7 +844,7 @@ impl<'a> Builder<'a> {
                     vec![self.link(s, a)],
                     txt(self.kind_word(a.kind)),
                     txt(self.person(&a.author, &a.author_role)),
-                    txt(a.created_at.clone()),
+                    txt(date_words(self.lang, &a.created_at)),
                     txt(if orphan {
                         format!("{status}, {}", self.t("앵커 유실(orphaned)", "orphaned"))
                     } else {
@@ -875,23 +915,38 @@ impl<'a> Builder<'a> {
         // 2. Case comparison: indicators.
         out.push(Block::Heading(4, self.t("사례 비교", "Case comparison")));
         let mut rows = Vec::new();
-        for c in &s.cases {
+        for c in self.cases_in_order(s) {
             for i in &c.indicators {
-                let g = |k: &str| {
-                    i.get(k)
-                        .map(|v| {
-                            v.as_str()
-                                .map(str::to_string)
-                                .unwrap_or_else(|| v.to_string())
-                        })
-                        .unwrap_or_default()
+                let g = |k: &str| match i.get(k) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(t)) => t.clone(),
+                    Some(v) => v.to_string(),
+                };
+                // A value with its year: `8,400 (2012)`; a value nobody gave is `-`.
+                let at = |value: &str, year: &str| {
+                    let v = g(value);
+                    let v = if v.is_empty() {
+                        "-".to_string()
+                    } else {
+                        number_words(&v)
+                    };
+                    match g(year) {
+                        y if y.is_empty() => v,
+                        y => format!("{v} ({y})"),
+                    }
+                };
+                let direction = match g("direction").as_str() {
+                    "higher_is_better" => self.t("높을수록 좋음", "higher is better"),
+                    "lower_is_better" => self.t("낮을수록 좋음", "lower is better"),
+                    _ => String::new(),
                 };
                 rows.push(vec![
                     txt(self.gov(&c.government)),
                     txt(g("name")),
-                    txt(format!("{} ({})", g("baseline"), g("baseline_year"))),
-                    txt(format!("{} ({})", g("latest"), g("latest_year"))),
+                    txt(at("baseline", "baseline_year")),
+                    txt(at("latest", "latest_year")),
                     txt(g("unit")),
+                    txt(direction),
                 ]);
             }
         }
@@ -903,6 +958,7 @@ impl<'a> Builder<'a> {
                 self.t("기준", "Baseline"),
                 self.t("최근", "Latest"),
                 self.t("단위", "Unit"),
+                self.t("방향", "Direction"),
             ],
             rows,
         });
