@@ -130,7 +130,7 @@ pub fn resolve_target(doc: &AutoCommit, target: &Value) -> anyhow::Result<Resolu
     ))
 }
 
-fn now_kst() -> String {
+pub(crate) fn now_kst() -> String {
     let kst = chrono::FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!("valid"));
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -163,7 +163,11 @@ pub fn annotation(a: &NewAnnotation, target: Option<Value>) -> Value {
     v
 }
 
-async fn open(conn: &mut Connection, id: DocumentId, limit: Duration) -> anyhow::Result<DocSync> {
+pub(crate) async fn open(
+    conn: &mut Connection,
+    id: DocumentId,
+    limit: Duration,
+) -> anyhow::Result<DocSync> {
     match conn.find(id, limit).await {
         Ok(d) => Ok(d),
         Err(ClientError::Unavailable(_)) => Ok(DocSync::new(id, AutoCommit::new())),
@@ -171,7 +175,7 @@ async fn open(conn: &mut Connection, id: DocumentId, limit: Duration) -> anyhow:
     }
 }
 
-fn map_at(doc: &mut AutoCommit, key: &str) -> anyhow::Result<ObjId> {
+pub(crate) fn map_at(doc: &mut AutoCommit, key: &str) -> anyhow::Result<ObjId> {
     match doc.get(ROOT, key)? {
         Some((automerge::Value::Object(ObjType::Map), o)) => Ok(o),
         _ => Ok(doc.put_object(ROOT, key, ObjType::Map)?),
@@ -288,6 +292,18 @@ pub async fn set_triage(
     entry: &Value,
     limit: Duration,
 ) -> anyhow::Result<()> {
+    set_triages(conn, session, &[annotation], entry, limit).await
+}
+
+/// [`set_triage`] for several annotations at once, in one change of the session's triage
+/// document (a connection finds a document once).
+pub async fn set_triages(
+    conn: &mut Connection,
+    session: &str,
+    annotations: &[&str],
+    entry: &Value,
+    limit: Duration,
+) -> anyhow::Result<()> {
     let key = DocKey::Triage {
         session: session.to_string(),
     };
@@ -295,30 +311,38 @@ pub async fn set_triage(
     if d.doc.get(ROOT, "schema")?.is_none() {
         d.doc.put(ROOT, "schema", toron_domain::schema::tag(&key))?;
     }
-    let items = map_at(&mut d.doc, "items")?;
-    let item = match d.doc.get(&items, annotation)? {
+    for annotation in annotations {
+        triage_item(&mut d.doc, annotation, entry)?;
+    }
+    d.doc.commit();
+    conn.push(&mut d, limit)
+        .await
+        .with_context(|| format!("writing {key}"))
+}
+
+/// Sets item `annotation` of a triage document to `entry` and adds `entry` to its history.
+fn triage_item(doc: &mut AutoCommit, annotation: &str, entry: &Value) -> anyhow::Result<()> {
+    let items = map_at(doc, "items")?;
+    let item = match doc.get(&items, annotation)? {
         Some((automerge::Value::Object(ObjType::Map), o)) => o,
         _ => {
-            let o = d.doc.put_object(&items, annotation, ObjType::Map)?;
-            d.doc.put_object(&o, "history", ObjType::List)?;
+            let o = doc.put_object(&items, annotation, ObjType::Map)?;
+            doc.put_object(&o, "history", ObjType::List)?;
             o
         }
     };
     if let Value::Object(m) = entry {
         for (k, v) in m {
-            put_json(&mut d.doc, &item, k.as_str().into(), v)?;
+            put_json(doc, &item, k.as_str().into(), v)?;
         }
     }
-    let history = match d.doc.get(&item, "history")? {
+    let history = match doc.get(&item, "history")? {
         Some((automerge::Value::Object(ObjType::List), o)) => o,
-        _ => d.doc.put_object(&item, "history", ObjType::List)?,
+        _ => doc.put_object(&item, "history", ObjType::List)?,
     };
-    let n = d.doc.length(&history);
-    put_json(&mut d.doc, &history, n.into(), entry)?;
-    d.doc.commit();
-    conn.push(&mut d, limit)
-        .await
-        .with_context(|| format!("writing {key}"))
+    let n = doc.length(&history);
+    put_json(doc, &history, n.into(), entry)?;
+    Ok(())
 }
 
 /// The triage entry for `status` (validated), by the caller, now.

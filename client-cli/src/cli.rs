@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::{bench, commands};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use serde_json::Value as Json;
+use serde_json::{json, Value as Json};
 use toron_protocol::AutomergeUrl;
 
 /// Command-line client of Toron: create, read, edit and follow documents; measure a server.
@@ -75,13 +75,17 @@ enum Command {
     /// Load a debate bundle (docs/bundle-format.md): checks all of it first, writes nothing
     /// if anything is wrong, and creates nothing a second time.
     Import(ImportArgs),
-    /// Write a series or a session back in the bundle format (JSON on standard output or FILE).
+    /// Write a series or a session back in the bundle format (JSON on standard output or
+    /// FILE), or a session's annotations as W3C Web Annotations (`--format w3c`, JSON-LD).
     Export {
         /// A series key, or a session key.
         key: String,
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
+        /// bundle, or w3c (a session's annotations as a Web Annotation collection).
+        #[arg(long, default_value = "bundle")]
+        format: String,
     },
     /// The final report of a series or a session: html, md (Markdown) or csv (department tables).
     Report(ReportArgs),
@@ -92,6 +96,14 @@ enum Command {
     Reply(ReplyArgs),
     /// Agree with an annotation (공감), or take it back with --remove.
     React(ReactArgs),
+    /// Promote annotations to a finding of the report (organizers): the finding is written
+    /// with them as its sources, and each is triaged `accepted` into it. Prints its key.
+    Promote(PromoteArgs),
+    /// Record your department's response to a finding addressed to it (department reviewers).
+    Respond(RespondArgs),
+    /// Fill in your evaluation form of a case, and submit it with --submit (evaluators, while
+    /// the session is scheduled, live or closed).
+    Evaluate(EvaluateArgs),
     /// Set the triage status of a root annotation (organizers; the chair while live).
     Triage(TriageArgs),
     /// Play a session back, printing its timeline as it plays.
@@ -227,12 +239,23 @@ struct ImportArgs {
     /// The file is CSV of this kind (columns in docs/bundle-format.md), joined to --series.
     #[arg(long, requires = "series")]
     csv: Option<crate::import::CsvKind>,
+    /// `w3c`: the file is W3C Web Annotations (JSON-LD, as `toron export --format w3c`
+    /// writes), brought into the notes of --session, each re-anchored by its quote.
+    #[arg(long, requires = "session", value_parser = ["bundle", "w3c"])]
+    format: Option<String>,
+    /// The session W3C annotations join.
+    #[arg(long)]
+    session: Option<String>,
     /// The series a CSV file adds to.
     #[arg(long)]
     series: Option<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Refuse the bundle if anything in it is suspicious (an evaluation changed after it
+    /// was submitted, a reply dated before its parent, …), not only if it is invalid.
+    #[arg(long)]
+    strict: bool,
     /// Also move sessions that exist already to the phase the bundle gives them (without
     /// it only the sessions this import creates get their phase: a re-import never moves
     /// a live session back).
@@ -310,6 +333,98 @@ struct TriageArgs {
     /// accepted: the finding of the report it went into (`F-LIB-01`).
     #[arg(long)]
     finding: Option<String>,
+}
+
+/// `toron promote`'s arguments.
+#[derive(Debug, clap::Args)]
+struct PromoteArgs {
+    /// The session the annotations are in (`S-LIB`).
+    #[arg(long)]
+    session: String,
+    /// An annotation to promote, by id or ref (`L-04`); give two or more to merge duplicates
+    /// into one finding.
+    #[arg(long = "from", required = true)]
+    from: Vec<String>,
+    /// gap, lesson, recommendation or open_question.
+    #[arg(long = "type")]
+    kind: String,
+    /// The finding's title (the department tables show it).
+    #[arg(long)]
+    title: String,
+    /// A department it is addressed to, by key or name (the first leads); repeat for more.
+    #[arg(long = "department", required = true)]
+    departments: Vec<String>,
+    /// high, medium or low.
+    #[arg(long, default_value = "medium")]
+    priority: String,
+    /// What was found, in a sentence or two.
+    #[arg(long)]
+    text: Option<String>,
+    /// What the department should do.
+    #[arg(long)]
+    recommendation: Option<String>,
+    /// A pledge (공약) it concerns, by key; repeat for more.
+    #[arg(long = "pledge")]
+    pledges: Vec<String>,
+    /// The finding's key (by default the next `F-{session}-NN`).
+    #[arg(long)]
+    key: Option<String>,
+}
+
+/// `toron respond`'s arguments.
+#[derive(Debug, clap::Args)]
+struct RespondArgs {
+    /// The finding (`F-LIB-02`).
+    finding: String,
+    /// The series (`HB-BENCH-2012`).
+    #[arg(long)]
+    series: String,
+    /// Your department's key (`DEP-CULT`).
+    #[arg(long)]
+    department: String,
+    /// accepted, partially_accepted, not_accepted or long_term_review.
+    #[arg(long)]
+    stance: String,
+    /// What the department will do (조치계획).
+    #[arg(long)]
+    plan: Option<String>,
+    /// By when (`2013-06`).
+    #[arg(long)]
+    due: Option<String>,
+    /// Where it stands (추진상황).
+    #[arg(long)]
+    progress: Option<String>,
+}
+
+/// `toron evaluate`'s arguments.
+#[derive(Debug, clap::Args)]
+struct EvaluateArgs {
+    /// The case (`C-LIB-HB`).
+    case: String,
+    /// The session the case is presented in (`S-LIB`).
+    #[arg(long)]
+    session: String,
+    /// A criterion's score: `relevance=4`, or `relevance=na` (not applicable); repeat.
+    #[arg(long = "score")]
+    scores: Vec<String>,
+    /// A criterion's comment: `relevance=수요 근거가 있다.`; repeat.
+    #[arg(long = "comment")]
+    comments: Vec<String>,
+    /// 강점.
+    #[arg(long)]
+    strengths: Option<String>,
+    /// 부족한 점.
+    #[arg(long)]
+    gaps: Option<String>,
+    /// 배울 점.
+    #[arg(long)]
+    lessons: Option<String>,
+    /// 총평.
+    #[arg(long)]
+    overall: Option<String>,
+    /// Submit the form (its scores then count in the report).
+    #[arg(long)]
+    submit: bool,
 }
 
 /// `toron replay`'s arguments.
@@ -751,20 +866,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::At(args) => at_cmd(&ctx, args).await?,
         Command::Import(args) => import_cmd(&ctx, args).await?,
-        Command::Export { key, output } => {
-            let (srv, token) = (cli.server.clone(), cli.token.clone());
-            let v = tokio::task::spawn_blocking(move || {
-                crate::admin::Admin::new(&srv, token, limit.max(std::time::Duration::from_secs(60)))
-                    .call("GET", &format!("/api/v1/export/{key}"), None)
-            })
-            .await??;
-            let text = serde_json::to_string_pretty(&v)? + "\n";
-            match output {
-                Some(p) => std::fs::write(&p, text)
-                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
-                None => out!("{text}"),
-            }
-        }
+        Command::Export {
+            key,
+            output,
+            format,
+        } => export_cmd(&ctx, key, output, format).await?,
         Command::Report(args) => report_cmd(&ctx, args).await?,
         Command::Annotate(args) => {
             let aid = annotate(&cli.server, cli.token.clone(), &server, limit, args).await?;
@@ -773,6 +879,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reply(args) => reply_cmd(&ctx, args).await?,
         Command::React(args) => react_cmd(&ctx, args).await?,
         Command::Triage(args) => triage_cmd(&ctx, args).await?,
+        Command::Promote(args) => promote_cmd(&ctx, args).await?,
+        Command::Respond(args) => respond_cmd(&ctx, args).await?,
+        Command::Evaluate(args) => evaluate_cmd(&ctx, args).await?,
         Command::Replay(args) => replay_cmd(&ctx, args).await?,
         Command::Diff { url, from, to } => {
             let (srv, token, url) = (cli.server.clone(), cli.token.clone(), url.to_string());
@@ -1052,12 +1161,28 @@ async fn import_cmd(ctx: &Ctx<'_>, args: ImportArgs) -> anyhow::Result<()> {
         series,
         json,
         set_phases,
+        strict,
+        format,
+        session,
     } = args;
     let opts = crate::import::Options {
         dry_run,
         set_phases,
+        strict,
     };
     let summary = match (csv, series) {
+        _ if format.as_deref() == Some("w3c") => {
+            let session = session.unwrap_or_default();
+            crate::import::run_w3c(
+                ctx.cli_server,
+                ctx.token.clone(),
+                &bundle,
+                &session,
+                opts,
+                limit,
+            )
+            .await?
+        }
         (Some(kind), Some(series)) => {
             crate::import::run_csv(
                 ctx.cli_server,
@@ -1076,6 +1201,42 @@ async fn import_cmd(ctx: &Ctx<'_>, args: ImportArgs) -> anyhow::Result<()> {
         outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         out!("{}", crate::import::summary_table(&summary));
+    }
+    Ok(())
+}
+
+/// `toron export`: a series or session as a bundle, or a session's annotations as W3C Web
+/// Annotations.
+async fn export_cmd(
+    ctx: &Ctx<'_>,
+    key: String,
+    output: Option<std::path::PathBuf>,
+    format: String,
+) -> anyhow::Result<()> {
+    let limit = ctx.limit;
+    if !matches!(format.as_str(), "bundle" | "w3c") {
+        anyhow::bail!("--format is bundle or w3c");
+    }
+    let (srv, token, k) = (ctx.cli_server.to_string(), ctx.token.clone(), key.clone());
+    let mut v =
+        tokio::task::spawn_blocking(move || {
+            crate::admin::Admin::new(&srv, token, limit.max(std::time::Duration::from_secs(60)))
+                .call("GET", &format!("/api/v1/export/{k}"), None)
+        })
+        .await??;
+    if format == "w3c" {
+        let bundle = toron_domain::integrity::read_export(v).map_err(anyhow::Error::msg)?;
+        if !bundle.sessions.iter().any(|s| s.key == key) {
+            anyhow::bail!("`{key}` is not a session: W3C exports one session's annotations");
+        }
+        v = toron_domain::w3c::export(&bundle, &key, ctx.cli_server.trim_end_matches('/'))
+            .map_err(anyhow::Error::msg)?;
+    }
+    let text = serde_json::to_string_pretty(&v)? + "\n";
+    match output {
+        Some(p) => std::fs::write(&p, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+        None => out!("{text}"),
     }
     Ok(())
 }
@@ -1215,6 +1376,179 @@ async fn triage_cmd(ctx: &Ctx<'_>, args: TriageArgs) -> anyhow::Result<()> {
     let id = crate::annotate::resolve_annotation(&mut conn, &layers, &annotation, &session, limit)
         .await?;
     crate::annotate::set_triage(&mut conn, &session, &id, &entry, limit).await?;
+    conn.close().await;
+    Ok(())
+}
+
+/// `toron promote`: a finding from annotations.
+async fn promote_cmd(ctx: &Ctx<'_>, args: PromoteArgs) -> anyhow::Result<()> {
+    let limit = ctx.limit;
+    let PromoteArgs {
+        session,
+        from,
+        kind,
+        title,
+        departments,
+        priority,
+        text,
+        recommendation,
+        pledges,
+        key,
+    } = args;
+    if !crate::after::FINDING_TYPES.contains(&kind.as_str()) {
+        anyhow::bail!(
+            "--type is one of {}",
+            crate::after::FINDING_TYPES.join(", ")
+        );
+    }
+    if !matches!(priority.as_str(), "high" | "medium" | "low") {
+        anyhow::bail!("--priority is high, medium or low");
+    }
+    let (me, _) = whoami(ctx.cli_server, ctx.token.clone(), &session, limit).await?;
+    let mine = my_session(ctx.cli_server, ctx.token.clone(), &session, limit).await?;
+    let series = mine["series"].as_str().unwrap_or_default().to_string();
+    let departments = crate::annotate::resolve_departments(&departments, &mine["departments"])?;
+    let layers = layer_ids(&mine);
+    let mut conn = crate::sync_client::Connection::connect(&ctx.server, limit).await?;
+    let mut report_doc = crate::after::report_of(&mut conn, &series, limit).await?;
+    let report = toron_protocol::json::doc_to_json(&report_doc.doc);
+    let all = crate::after::annotations_in(&mut conn, &layers, limit).await?;
+    let mut sources = Vec::new();
+    let mut ids = Vec::new();
+    let mut cases = Vec::new();
+    let mut from_government = None;
+    for given in &from {
+        let (id, a) = crate::after::pick(&all, given, &session)?;
+        let name = a["ref"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| id.clone());
+        sources.push(json!({ "kind": "annotation", "ref": name }));
+        cases.extend(
+            a["subject_cases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str().map(str::to_string)),
+        );
+        from_government = from_government.or(a["source_government"].as_str().map(str::to_string));
+        ids.push(id);
+    }
+    let key = key.unwrap_or_else(|| crate::after::next_finding_key(&report, &session));
+    let mut finding = json!({
+        "key": key, "type": kind, "title": toron_domain::anchor::nfc(&title),
+        "text": text.as_deref().map(toron_domain::anchor::nfc).unwrap_or_default(),
+        "departments": departments, "priority": priority, "pledges": pledges,
+        "sources": sources, "promoted_by": me, "promoted_at": crate::annotate::now_kst(),
+    });
+    if let Some(f) = mine["field"].as_str() {
+        finding["fields"] = json!([f]);
+    }
+    if let Some(r) = recommendation {
+        finding["recommendation"] = json!(toron_domain::anchor::nfc(&r));
+    }
+    cases.dedup();
+    if let Some(c) = cases.first() {
+        finding["case"] = json!(c);
+    }
+    if let (Some(g), "lesson") = (&from_government, kind.as_str()) {
+        finding["source_government"] = json!(g);
+    }
+    crate::after::write_finding(&mut conn, &mut report_doc, &series, &finding, limit).await?;
+    // Each source is decided: accepted into the finding (the queue and the report say so).
+    let entry = crate::after::accepted_into(&me, &key)?;
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    crate::annotate::set_triages(&mut conn, &session, &ids, &entry, limit).await?;
+    conn.close().await;
+    outln!("{key}");
+    Ok(())
+}
+
+/// `toron respond`: a department's response to a finding.
+async fn respond_cmd(ctx: &Ctx<'_>, args: RespondArgs) -> anyhow::Result<()> {
+    let limit = ctx.limit;
+    let RespondArgs {
+        finding,
+        series,
+        department,
+        stance,
+        plan,
+        due,
+        progress,
+    } = args;
+    let srv = ctx.cli_server.to_string();
+    let token = ctx.token.clone();
+    let me = tokio::task::spawn_blocking(move || {
+        crate::admin::Admin::new(&srv, token, limit).call("GET", "/api/v1/whoami", None)
+    })
+    .await??;
+    let me = me["participant"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("responding needs a participant's token (--token)"))?
+        .to_string();
+    let response = crate::after::response(
+        &finding,
+        &department,
+        &me,
+        &stance,
+        plan.as_deref(),
+        due.as_deref(),
+        progress.as_deref(),
+    )?;
+    let mut conn = crate::sync_client::Connection::connect(&ctx.server, limit).await?;
+    crate::after::write_response(&mut conn, &series, &department, &finding, &response, limit)
+        .await?;
+    conn.close().await;
+    Ok(())
+}
+
+/// `toron evaluate`: the caller's evaluation form of a case.
+async fn evaluate_cmd(ctx: &Ctx<'_>, args: EvaluateArgs) -> anyhow::Result<()> {
+    let limit = ctx.limit;
+    let EvaluateArgs {
+        case,
+        session,
+        scores,
+        comments,
+        strengths,
+        gaps,
+        lessons,
+        overall,
+        submit,
+    } = args;
+    let (me, _) = whoami(ctx.cli_server, ctx.token.clone(), &session, limit).await?;
+    let mine = my_session(ctx.cli_server, ctx.token.clone(), &session, limit).await?;
+    let criteria: Vec<String> = mine["template"]["criteria"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["key"].as_str().map(str::to_string))
+        .collect();
+    let mut edit = crate::after::FormEdit {
+        submit,
+        ..Default::default()
+    };
+    for s in &scores {
+        edit.scores.push(crate::after::score_arg(s)?);
+    }
+    for c in &comments {
+        let (k, t) = c
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--comment {c}: write criterion=text"))?;
+        edit.comments.push((k.trim().to_string(), t.to_string()));
+    }
+    for (k, v) in [
+        ("strengths", strengths),
+        ("gaps", gaps),
+        ("lessons", lessons),
+        ("overall", overall),
+    ] {
+        if let Some(v) = v {
+            edit.texts.push((k, v));
+        }
+    }
+    let mut conn = crate::sync_client::Connection::connect(&ctx.server, limit).await?;
+    crate::after::write_evaluation(&mut conn, &case, &me, &criteria, &edit, limit).await?;
     conn.close().await;
     Ok(())
 }

@@ -570,6 +570,8 @@ pub struct Options {
     /// Also move sessions that exist already to the bundle's phase (without it only the
     /// sessions the import creates get it: a re-import never moves a live session back).
     pub set_phases: bool,
+    /// Refuse a bundle with warnings (what is valid but suspicious), as if they were errors.
+    pub strict: bool,
 }
 
 /// The whole import. Prints progress to standard error; returns the summary as JSON.
@@ -674,23 +676,109 @@ pub async fn run_csv(
         }
     }
     let merged = serde_json::to_vec(&bundle)?;
-    let parsed = Bundle::parse(&merged).map_err(|e| {
-        match placed.iter().find(|(p, _)| e.place.starts_with(p.as_str())) {
-            Some((p, line)) => {
-                let column = e.place[p.len()..].trim_start_matches('.');
-                anyhow::anyhow!(
-                    "{name} line {line}{}: {}",
-                    if column.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", column {column}")
-                    },
-                    e.message
-                )
-            }
-            None => anyhow::anyhow!("{name} (joined to series {series}): {e}"),
-        }
-    })?;
+    let parsed =
+        Bundle::parse(&merged).map_err(|all| csv_problems(&name, series, &placed, &all))?;
+    run_bytes(server, token, merged, parsed, opts, limit).await
+}
+
+/// A bundle's problems said of a CSV file: each at its line and column where it is in a row
+/// this file added (`placed`: where each row went), else of the series it joined.
+fn csv_problems(
+    name: &str,
+    series: &str,
+    placed: &[(String, usize)],
+    all: &toron_domain::bundle::BundleErrors,
+) -> anyhow::Error {
+    let told: Vec<String> = all
+        .errors
+        .iter()
+        .map(
+            |e| match placed.iter().find(|(p, _)| e.place.starts_with(p.as_str())) {
+                Some((p, line)) => {
+                    let column = e.place[p.len()..].trim_start_matches('.');
+                    format!(
+                        "{name} line {line}{}: {}",
+                        if column.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", column {column}")
+                        },
+                        e.message
+                    )
+                }
+                None => format!("{name} (joined to series {series}): {e}"),
+            },
+        )
+        .collect();
+    let more = if all.more > 0 {
+        format!("\n… and {} more", all.more)
+    } else {
+        String::new()
+    };
+    anyhow::anyhow!("{}{more}", told.join("\n"))
+}
+
+/// Brings a W3C Web Annotation file into `session`: the session as the server holds it (its
+/// export) gains the file's annotations — each re-anchored by its quote in the text as it is
+/// now, those already there left alone — and the whole is checked and imported like a bundle.
+pub async fn run_w3c(
+    server: &str,
+    token: Option<String>,
+    path: &std::path::Path,
+    session: &str,
+    opts: Options,
+    limit: Duration,
+) -> anyhow::Result<Value> {
+    let name = path.display().to_string();
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {name}"))?
+        .len();
+    if size > MAX_BUNDLE_BYTES as u64 {
+        bail!(
+            "{name}: the file is {:.1} MB; at most {} MB",
+            size as f64 / 1_048_576.0,
+            MAX_BUNDLE_BYTES / 1_048_576
+        );
+    }
+    let file: Value = serde_json::from_slice(
+        &std::fs::read(path).with_context(|| format!("cannot read {name}"))?,
+    )
+    .with_context(|| format!("{name}: not JSON"))?;
+    let (srv, tok, s) = (server.to_string(), token.clone(), session.to_string());
+    let mut bundle = tokio::task::spawn_blocking(move || {
+        Admin::new(&srv, tok, limit.max(Duration::from_secs(60))).call(
+            "GET",
+            &format!("/api/v1/export/{s}"),
+            None,
+        )
+    })
+    .await??;
+    let current =
+        toron_domain::integrity::read_export(bundle.clone()).map_err(anyhow::Error::msg)?;
+    let annotations = toron_domain::w3c::annotations_from(&file, &current, session)
+        .map_err(|errors| anyhow::anyhow!("{name}: {}", errors.join(&format!("\n{name}: "))))?;
+    let sessions = bundle["sessions"]
+        .as_array_mut()
+        .with_context(|| format!("the export of {session} has no sessions"))?;
+    let target = sessions
+        .iter_mut()
+        .find(|s| s["key"] == session)
+        .with_context(|| format!("the server has no session `{session}`"))?;
+    let list = target["annotations"]
+        .as_array_mut()
+        .with_context(|| format!("the export of {session} has no annotation list"))?;
+    let have: std::collections::BTreeSet<String> = list
+        .iter()
+        .filter_map(|a| a["id"].as_str().map(str::to_string))
+        .collect();
+    list.extend(
+        annotations
+            .into_iter()
+            .filter(|a| !a["id"].as_str().is_some_and(|id| have.contains(id))),
+    );
+    let merged = serde_json::to_vec(&bundle)?;
+    let parsed = Bundle::parse(&merged)
+        .map_err(|e| anyhow::anyhow!("{name} (joined to session {session}): {e}"))?;
     run_bytes(server, token, merged, parsed, opts, limit).await
 }
 
@@ -879,10 +967,27 @@ async fn run_bytes(
     limit: Duration,
 ) -> anyhow::Result<Value> {
     let dry_run = opts.dry_run;
+    // What is valid but suspicious is said before anything is sent; `--strict` stops here.
+    let warnings = bundle.warnings();
+    if opts.strict && !warnings.is_empty() {
+        bail!(
+            "--strict: {} warning{}, nothing imported:\n  {}",
+            warnings.len(),
+            if warnings.len() == 1 { "" } else { "s" },
+            warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        );
+    }
+    let strict = opts.strict;
     let (srv, tok, body) = (server.to_string(), token.clone(), bytes.clone());
     let meta = tokio::task::spawn_blocking(move || {
-        Admin::new(&srv, tok, limit.max(Duration::from_secs(60)))
-            .post_bytes(&format!("/api/v1/import?dry_run={dry_run}"), body)
+        Admin::new(&srv, tok, limit.max(Duration::from_secs(60))).post_bytes(
+            &format!("/api/v1/import?dry_run={dry_run}&strict={strict}"),
+            body,
+        )
     })
     .await??;
     let batch = meta["batch"].as_str().unwrap_or_default().to_string();
@@ -929,6 +1034,7 @@ async fn run_bytes(
         "content": content,
         "phases_set": applied["phases_set"],
         "phases_kept": applied["phases_kept"],
+        "warnings": warnings,
     }))
 }
 
@@ -981,6 +1087,20 @@ pub fn summary_table(summary: &Value) -> String {
         s.push_str(&format!(
             "phase of {session} kept: {phase} (the bundle says {says}; --set-phases moves it)\n"
         ));
+    }
+    if let Some(w) = summary["warnings"].as_array().filter(|w| !w.is_empty()) {
+        s.push_str(&format!(
+            "{} warning{} (imported all the same; --strict refuses):\n",
+            w.len(),
+            if w.len() == 1 { "" } else { "s" }
+        ));
+        for x in w {
+            s.push_str(&format!(
+                "  warning: {}: {}\n",
+                x["place"].as_str().unwrap_or("?"),
+                x["message"].as_str().unwrap_or("?")
+            ));
+        }
     }
     s.push_str(&format!(
         "batch {}\n",

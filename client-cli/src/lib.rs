@@ -8,8 +8,10 @@
 //! - [`light_follower`]: the load generator's cheap reader — a peer that keeps the change
 //!   graph, not the content.
 //! - [`admin`]: the admin HTTP API client (`toron admin …`).
+//! - [`after`]: the work after the session (`promote`, `respond`, `evaluate`).
 
 pub mod admin;
+pub mod after;
 pub mod annotate;
 pub mod bench;
 pub mod cli;

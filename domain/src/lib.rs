@@ -28,3 +28,4 @@ pub mod report;
 pub mod schema;
 pub mod scoring;
 pub mod timeline;
+pub mod w3c;

@@ -137,6 +137,9 @@ pub trait References {
     fn department(&self, department: &str) -> Result<(), String>;
     /// `Err(message naming it)` unless `finding` is a finding of the series' report.
     fn finding(&self, finding: &str) -> Result<(), String>;
+    /// `Err(message naming it)` unless `finding` is a finding of the series' report addressed
+    /// to `department`: a department answers for its own findings only.
+    fn finding_of_department(&self, finding: &str, department: &str) -> Result<(), String>;
 }
 
 /// Anything goes: for checks made without the registry (tests, fuzzing).
@@ -149,6 +152,9 @@ impl References for AnyReference {
     }
 
     fn finding(&self, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+    fn finding_of_department(&self, _: &str, _: &str) -> Result<(), String> {
         Ok(())
     }
 }
@@ -205,6 +211,11 @@ fn rule(key: &DocKey, path: &[String], w: &Written, refs: &dyn References) -> Re
             }
         }
         None => {}
+    }
+    // Everything under `responses/{finding}` of a department's document answers that finding.
+    if let (DocKey::Response { department, .. }, ["responses", finding, ..]) = (key, p.as_slice()) {
+        refs.finding_of_department(finding, department)
+            .map_err(unknown)?;
     }
     match (key, p.as_slice()) {
         (_, ["schema"]) => match w.as_str() {
@@ -558,6 +569,47 @@ mod tests {
             match f {
                 "F-1" => Ok(()),
                 _ => Err(format!("no finding `{f}` in the report")),
+            }
+        }
+
+        /// F-1 is addressed to the first department.
+        fn finding_of_department(&self, f: &str, d: &str) -> Result<(), String> {
+            self.finding(f)?;
+            if self.0.first() == Some(&d) {
+                Ok(())
+            } else {
+                Err(format!("finding `{f}` is not addressed to {d}"))
+            }
+        }
+    }
+
+    #[test]
+    fn a_department_answers_only_for_findings_addressed_to_it() {
+        let known = Departments(&["D-WEL", "D-PARK"]);
+        for (department, finding, ok) in [
+            ("D-WEL", "F-1", true),
+            ("D-PARK", "F-1", false),
+            ("D-WEL", "F-9", false),
+        ] {
+            let key = DocKey::Response {
+                series: "S".into(),
+                department: department.into(),
+            };
+            let mut d = AutoCommit::new();
+            let all = d
+                .put_object(ROOT, "responses", ObjType::Map)
+                .expect("responses");
+            d.commit();
+            let base = Automerge::load(&d.save()).expect("load");
+            let heads = d.get_heads();
+            let r = d.put_object(&all, finding, ObjType::Map).expect("response");
+            d.put(&r, "stance", "accepted").expect("stance");
+            d.commit();
+            let verdict = check_with(&key, &base, &d.get_changes(&heads), &known);
+            assert_eq!(verdict.is_ok(), ok, "{department} {finding}: {verdict:?}");
+            if let Err(e) = verdict {
+                assert_eq!(e.kind, RefusalKind::Reference, "{e}");
+                assert!(e.message.contains(finding), "{e}");
             }
         }
     }

@@ -20,6 +20,9 @@ use crate::anchor::{self, Position, Quote};
 use crate::policy::DocKey;
 
 mod validate;
+mod warnings;
+
+pub use warnings::BundleWarning;
 
 /// Largest bundle read (the sample of two sessions is 160 KB).
 pub const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
@@ -32,6 +35,58 @@ pub struct BundleError {
     pub place: String,
     pub message: String,
 }
+
+/// Every problem found in a bundle, in file order; past [`BundleErrors::MAX`], only how many
+/// more there were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleErrors {
+    pub errors: Vec<BundleError>,
+    /// Problems found beyond the first [`BundleErrors::MAX`].
+    pub more: usize,
+}
+
+impl BundleErrors {
+    /// How many problems are told one by one: enough to fix a file in one go, not a wall.
+    pub const MAX: usize = 50;
+
+    fn of(mut all: Vec<BundleError>) -> Result<(), Self> {
+        if all.is_empty() {
+            return Ok(());
+        }
+        let more = all.len().saturating_sub(Self::MAX);
+        all.truncate(Self::MAX);
+        Err(Self { errors: all, more })
+    }
+}
+
+impl From<BundleError> for BundleErrors {
+    fn from(e: BundleError) -> Self {
+        Self {
+            errors: vec![e],
+            more: 0,
+        }
+    }
+}
+
+impl std::fmt::Display for BundleErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.errors.as_slice() {
+            [one] if self.more == 0 => write!(f, "{one}"),
+            all => {
+                write!(f, "{} problems:", all.len() + self.more)?;
+                for e in all {
+                    write!(f, "\n  {e}")?;
+                }
+                if self.more > 0 {
+                    write!(f, "\n  … and {} more", self.more)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for BundleErrors {}
 
 pub(crate) fn err(place: impl Into<String>, message: impl Into<String>) -> BundleError {
     BundleError {
@@ -554,7 +609,7 @@ pub(crate) const ROLES: [&str; 10] = [
 
 impl Bundle {
     /// Reads a bundle; nothing is accepted until all of it has been read and checked.
-    pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {
+    pub fn parse(bytes: &[u8]) -> Result<Self, BundleErrors> {
         if bytes.len() > MAX_BUNDLE_BYTES {
             return Err(err(
                 "bundle",
@@ -563,7 +618,8 @@ impl Bundle {
                     bytes.len() as f64 / 1_048_576.0,
                     MAX_BUNDLE_BYTES / 1_048_576
                 ),
-            ));
+            )
+            .into());
         }
         let mut v: Value = serde_json::from_slice(bytes).map_err(|e| {
             let what = if e.is_eof() {

@@ -1,17 +1,41 @@
 //! [`Bundle::validate`]: every check that needs the whole bundle, each part in its own
-//! function, all sharing the bundle's key sets ([`Keys`]). The first problem found, in file
-//! order, is the answer.
+//! function, all sharing the bundle's key sets ([`Keys`]). Every item (a case, an evaluation,
+//! an annotation, a finding…) is checked, and the first problem of each is reported, so that
+//! whoever fixes the file sees all of them at once; only duplicate keys stop the check early,
+//! since everything after depends on knowing what the keys mean.
 
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use super::{err, AnnotationKind, Bundle, BundleError, Session, Target, ROLES};
+use super::{err, AnnotationKind, Bundle, BundleError, BundleErrors, Session, Target, ROLES};
 use crate::anchor::{self, Resolution};
 use crate::policy::DocKey;
 
 /// Every annotation of the bundle by its reference (or id): the session index and its id.
 type AnnotationRefs = HashMap<String, (usize, String)>;
+
+/// The problems found so far, in file order: the first of each item checked.
+#[derive(Default)]
+struct Found(Vec<BundleError>);
+
+impl Found {
+    fn add(&mut self, r: Result<(), BundleError>) {
+        if let Err(e) = r {
+            self.0.push(e);
+        }
+    }
+
+    /// The keys of a list; a duplicate is a problem, and the check goes on.
+    fn unique<'a>(
+        &mut self,
+        place: &str,
+        keys: impl Iterator<Item = &'a str> + Clone,
+    ) -> BTreeSet<&'a str> {
+        self.add(unique(place, keys.clone()).map(|_| ()));
+        keys.collect()
+    }
+}
 
 /// The keys the bundle defines, each list checked for duplicates when collected.
 struct Keys<'a> {
@@ -112,33 +136,50 @@ impl<'a> Keys<'a> {
 }
 
 impl Bundle {
-    /// Every check that needs the whole bundle. Returns the first problem found, in file order.
-    pub fn validate(&self) -> Result<(), BundleError> {
-        let mut keys = Keys::of(self)?;
-        self.validate_template()?;
-        self.validate_directory(&keys)?;
-        keys.cases = unique(
+    /// Every check that needs the whole bundle: every problem found, in file order (the first
+    /// of each item).
+    pub fn validate(&self) -> Result<(), BundleErrors> {
+        let mut keys = Keys::of(self).map_err(BundleErrors::from)?;
+        let mut found = Found::default();
+        found.add(self.validate_template());
+        found.add(self.validate_directory(&keys));
+        keys.cases = found.unique(
             "cases",
             self.sessions
                 .iter()
                 .flat_map(|s| s.cases.iter().map(|c| c.key.as_str())),
-        )?;
+        );
         let mut refs = AnnotationRefs::new();
         for (si, s) in self.sessions.iter().enumerate() {
-            self.validate_session(si, s, &keys, &mut refs)?;
+            self.validate_session(si, s, &keys, &mut refs, &mut found);
         }
-        self.validate_findings(&keys, &refs)?;
+        self.validate_findings(&keys, &refs, &mut found);
         for (i, r) in self.department_responses.iter().enumerate() {
             let at = |rest: &str| format!("department_responses[{i}].{rest}");
-            check(at("finding"), "finding", &r.finding, &keys.findings)?;
-            check(
+            found.add(check(at("finding"), "finding", &r.finding, &keys.findings));
+            found.add(check(
                 at("department"),
                 "department",
                 &r.department,
                 &keys.departments,
-            )?;
+            ));
+            // A department answers for its own findings (the server holds the live hall to
+            // the same rule).
+            if let Some(f) = self.findings.iter().find(|f| f.key == r.finding) {
+                if !f.departments.contains(&r.department) {
+                    found.add(Err(err(
+                        at("department"),
+                        format!(
+                            "finding `{}` is addressed to {}, not to {}",
+                            f.key,
+                            f.departments.join(", "),
+                            r.department
+                        ),
+                    )));
+                }
+            }
         }
-        Ok(())
+        BundleErrors::of(found.0)
     }
 
     fn validate_template(&self) -> Result<(), BundleError> {
@@ -218,94 +259,123 @@ impl Bundle {
         s: &Session,
         k: &Keys<'_>,
         refs: &mut AnnotationRefs,
-    ) -> Result<(), BundleError> {
+        found: &mut Found,
+    ) {
         let at = |rest: &str| format!("sessions[{si}].{rest}");
         if s.series != self.series.key {
-            return Err(err(
+            found.add(Err(err(
                 at("series"),
                 format!(
                     "refers to series `{}`, which the bundle does not define",
                     s.series
                 ),
-            ));
+            )));
         }
         if let Some(f) = &s.field {
-            check(at("field"), "field", f, &k.fields)?;
+            found.add(check(at("field"), "field", f, &k.fields));
         }
         if let Some(f) = &s.facilitator {
-            check(at("facilitator"), "participant", f, &k.people)?;
+            found.add(check(at("facilitator"), "participant", f, &k.people));
         }
         if s.phase.parse::<crate::policy::Phase>().is_err() {
-            return Err(err(at("phase"), format!("unknown phase `{}`", s.phase)));
+            found.add(Err(err(
+                at("phase"),
+                format!("unknown phase `{}`", s.phase),
+            )));
         }
-        each(
+        found.add(each(
             at("governments"),
             "government",
             &s.governments,
             &k.governments,
-        )?;
-        let agenda = unique(&at("agenda"), s.agenda.iter().map(|a| a.key.as_str()))?;
+        ));
+        let agenda = found.unique(&at("agenda"), s.agenda.iter().map(|a| a.key.as_str()));
         for (i, r) in s.roles.iter().enumerate() {
-            check(
+            found.add(check(
                 at(&format!("roles[{i}].participant")),
                 "participant",
                 &r.participant,
                 &k.people,
-            )?;
+            ));
             if !ROLES.contains(&r.role.as_str()) {
-                return Err(err(
+                found.add(Err(err(
                     at(&format!("roles[{i}].role")),
                     format!("unknown role `{}`", r.role),
-                ));
+                )));
             }
         }
         for (ci, c) in s.cases.iter().enumerate() {
             let at = |rest: &str| at(&format!("cases[{ci}].{rest}"));
-            check(
-                at("government"),
-                "government",
-                &c.government,
-                &k.governments,
-            )?;
-            each(at("presenters"), "participant", &c.presenters, &k.people)?;
-            each(at("pledges"), "pledge", &c.pledges, &k.pledges)?;
-            each(
-                at("responsible_departments"),
-                "department",
-                &c.responsible_departments,
-                &k.departments,
-            )?;
+            found.add((|| {
+                check(
+                    at("government"),
+                    "government",
+                    &c.government,
+                    &k.governments,
+                )?;
+                each(at("presenters"), "participant", &c.presenters, &k.people)?;
+                each(at("pledges"), "pledge", &c.pledges, &k.pledges)?;
+                each(
+                    at("responsible_departments"),
+                    "department",
+                    &c.responsible_departments,
+                    &k.departments,
+                )
+            })());
         }
-        validate_evaluations(si, s, k)?;
+        validate_evaluations(si, s, k, found);
         // Annotations: refs unique across the bundle, references resolvable, anchors found.
         for (ai, a) in s.annotations.iter().enumerate() {
             let name = a.reference.clone().unwrap_or_else(|| a.uuid());
             if refs.insert(name.clone(), (si, a.uuid())).is_some() {
-                return Err(err(
+                found.add(Err(err(
                     at(&format!("annotations[{ai}]")),
                     format!("duplicate annotation `{name}`"),
-                ));
+                )));
+            }
+            // A reply may name its parent by id even where the parent has a ref (the hall
+            // writes ids; an export keeps what was written).
+            if a.reference.is_some() {
+                refs.entry(a.uuid()).or_insert((si, a.uuid()));
             }
         }
         for ai in 0..s.annotations.len() {
-            self.validate_annotation(si, s, ai, k, &agenda, refs)?;
+            found.add(self.validate_annotation(si, s, ai, k, &agenda, refs));
         }
-        for (i, r) in s.reactions.iter().enumerate() {
-            let at = |rest: &str| at(&format!("reactions[{i}].{rest}"));
-            known_annotation(refs, at("annotation"), &r.annotation)?;
-            check(at("participant"), "participant", &r.participant, &k.people)?;
-        }
-        for (i, t) in s.triage.iter().enumerate() {
-            let at = |rest: &str| at(&format!("triage[{i}].{rest}"));
-            known_annotation(refs, at("annotation"), &t.annotation)?;
-            check(at("by"), "participant", &t.by, &k.people)?;
-            if let Some(f) = &t.finding {
-                check(at("finding"), "finding", f, &k.findings)?;
-            }
-        }
-        Ok(())
+        validate_decisions(si, s, k, refs, found);
     }
+}
 
+/// Reactions and triage entries name annotations and people the bundle has.
+fn validate_decisions(
+    si: usize,
+    s: &Session,
+    k: &Keys<'_>,
+    refs: &AnnotationRefs,
+    found: &mut Found,
+) {
+    let at = |rest: &str| format!("sessions[{si}].{rest}");
+    for (i, r) in s.reactions.iter().enumerate() {
+        let at = |rest: &str| at(&format!("reactions[{i}].{rest}"));
+        found.add(known_annotation(refs, at("annotation"), &r.annotation));
+        found.add(check(
+            at("participant"),
+            "participant",
+            &r.participant,
+            &k.people,
+        ));
+    }
+    for (i, t) in s.triage.iter().enumerate() {
+        let at = |rest: &str| at(&format!("triage[{i}].{rest}"));
+        found.add(known_annotation(refs, at("annotation"), &t.annotation));
+        found.add(check(at("by"), "participant", &t.by, &k.people));
+        if let Some(f) = &t.finding {
+            found.add(check(at("finding"), "finding", f, &k.findings));
+        }
+    }
+}
+
+impl Bundle {
     fn validate_annotation(
         &self,
         si: usize,
@@ -457,37 +527,47 @@ impl Bundle {
         }
     }
 
-    fn validate_findings(&self, k: &Keys<'_>, refs: &AnnotationRefs) -> Result<(), BundleError> {
-        for (i, f) in self.findings.iter().enumerate() {
-            let at = |rest: &str| format!("findings[{i}].{rest}");
-            each(at("fields"), "field", &f.fields, &k.fields)?;
-            each(
-                at("departments"),
-                "department",
-                &f.departments,
-                &k.departments,
-            )?;
-            each(at("pledges"), "pledge", &f.pledges, &k.pledges)?;
-            each(
-                at("related_findings"),
-                "finding",
-                &f.related_findings,
-                &k.findings,
-            )?;
-            if let Some(c) = &f.case {
-                check(at("case"), "case", c, &k.cases)?;
-            }
-            for g in [&f.subject_government, &f.source_government]
-                .into_iter()
-                .flatten()
-            {
-                check(at("government"), "government", g, &k.governments)?;
-            }
-            for (j, src) in f.sources.iter().enumerate() {
-                if src.get("kind").and_then(Value::as_str) == Some("annotation") {
-                    let r = src.get("ref").and_then(Value::as_str).unwrap_or_default();
-                    known_annotation(refs, at(&format!("sources[{j}].ref")), r)?;
-                }
+    fn validate_findings(&self, k: &Keys<'_>, refs: &AnnotationRefs, found: &mut Found) {
+        for i in 0..self.findings.len() {
+            found.add(self.validate_finding(i, k, refs));
+        }
+    }
+
+    fn validate_finding(
+        &self,
+        i: usize,
+        k: &Keys<'_>,
+        refs: &AnnotationRefs,
+    ) -> Result<(), BundleError> {
+        let f = &self.findings[i];
+        let at = |rest: &str| format!("findings[{i}].{rest}");
+        each(at("fields"), "field", &f.fields, &k.fields)?;
+        each(
+            at("departments"),
+            "department",
+            &f.departments,
+            &k.departments,
+        )?;
+        each(at("pledges"), "pledge", &f.pledges, &k.pledges)?;
+        each(
+            at("related_findings"),
+            "finding",
+            &f.related_findings,
+            &k.findings,
+        )?;
+        if let Some(c) = &f.case {
+            check(at("case"), "case", c, &k.cases)?;
+        }
+        for g in [&f.subject_government, &f.source_government]
+            .into_iter()
+            .flatten()
+        {
+            check(at("government"), "government", g, &k.governments)?;
+        }
+        for (j, src) in f.sources.iter().enumerate() {
+            if src.get("kind").and_then(Value::as_str) == Some("annotation") {
+                let r = src.get("ref").and_then(Value::as_str).unwrap_or_default();
+                known_annotation(refs, at(&format!("sources[{j}].ref")), r)?;
             }
         }
         Ok(())
@@ -496,46 +576,55 @@ impl Bundle {
 
 /// One form per (case, evaluator), of a case of this session, criteria of the template,
 /// scores 1–5, a known status.
-fn validate_evaluations(si: usize, s: &Session, k: &Keys<'_>) -> Result<(), BundleError> {
+fn validate_evaluations(si: usize, s: &Session, k: &Keys<'_>, found: &mut Found) {
     let at = |rest: &str| format!("sessions[{si}].{rest}");
-    let session_cases: BTreeSet<&str> = s.cases.iter().map(|c| c.key.as_str()).collect();
     let pairs: Vec<String> = s
         .evaluations
         .iter()
         .map(|e| format!("{}/{}", e.case, e.evaluator))
         .collect();
-    unique(&at("evaluations"), pairs.iter().map(String::as_str)).map_err(|e| {
-        err(
-            e.place,
-            "a second evaluation by the same evaluator of the same case",
-        )
-    })?;
-    for (ei, e) in s.evaluations.iter().enumerate() {
-        let at = |rest: &str| at(&format!("evaluations[{ei}].{rest}"));
-        check(at("case"), "case of this session", &e.case, &session_cases)?;
-        check(at("evaluator"), "participant", &e.evaluator, &k.people)?;
-        for (key, c) in &e.criteria {
-            check(
-                at(&format!("criteria.{key}")),
-                "criterion",
-                key,
-                &k.criteria,
-            )?;
-            if let Some(x) = c.score {
-                if !(1..=5).contains(&x) {
-                    return Err(err(
-                        at(&format!("criteria.{key}.score")),
-                        format!("score {x} is outside 1–5"),
-                    ));
-                }
+    found.add(
+        unique(&at("evaluations"), pairs.iter().map(String::as_str))
+            .map(|_| ())
+            .map_err(|e| {
+                err(
+                    e.place,
+                    "a second evaluation by the same evaluator of the same case",
+                )
+            }),
+    );
+    for ei in 0..s.evaluations.len() {
+        found.add(validate_evaluation(si, s, ei, k));
+    }
+}
+
+fn validate_evaluation(si: usize, s: &Session, ei: usize, k: &Keys<'_>) -> Result<(), BundleError> {
+    let session_cases: BTreeSet<&str> = s.cases.iter().map(|c| c.key.as_str()).collect();
+    let e = &s.evaluations[ei];
+    let at = |rest: &str| format!("sessions[{si}].evaluations[{ei}].{rest}");
+    check(at("case"), "case of this session", &e.case, &session_cases)?;
+    check(at("evaluator"), "participant", &e.evaluator, &k.people)?;
+    for (key, c) in &e.criteria {
+        check(
+            at(&format!("criteria.{key}")),
+            "criterion",
+            key,
+            &k.criteria,
+        )?;
+        if let Some(x) = c.score {
+            if !(1..=5).contains(&x) {
+                return Err(err(
+                    at(&format!("criteria.{key}.score")),
+                    format!("score {x} is outside 1–5"),
+                ));
             }
         }
-        if !matches!(e.status.as_str(), "draft" | "submitted") {
-            return Err(err(
-                at("status"),
-                format!("unknown status `{}` (draft or submitted)", e.status),
-            ));
-        }
+    }
+    if !matches!(e.status.as_str(), "draft" | "submitted") {
+        return Err(err(
+            at("status"),
+            format!("unknown status `{}` (draft or submitted)", e.status),
+        ));
     }
     Ok(())
 }

@@ -368,10 +368,12 @@ impl<'a> Builder<'a> {
             match src.get("kind").and_then(Value::as_str) {
                 Some("annotation") => {
                     let r = src.get("ref").and_then(Value::as_str).unwrap_or_default();
+                    // By the ref people see, or by id (a finding promoted from a live
+                    // annotation that has no ref).
                     match self.b.sessions.iter().find_map(|s| {
                         s.annotations
                             .iter()
-                            .find(|a| a.reference.as_deref() == Some(r))
+                            .find(|a| a.reference.as_deref() == Some(r) || a.uuid() == r)
                             .map(|a| (s, a))
                     }) {
                         Some((s, a)) => out.push(self.link(s, a)),
@@ -576,8 +578,14 @@ impl<'a> Builder<'a> {
                 .and_then(Value::as_str)
                 .unwrap_or("");
             let due = r.rest.get("due").and_then(Value::as_str).unwrap_or("");
+            let progress = r
+                .rest
+                .get("progress")
+                .and_then(Value::as_str)
+                .map(|p| format!("; {}: {p}", self.t("추진상황", "progress")))
+                .unwrap_or_default();
             items.push(txt(format!(
-                "{} ({}): {} — {plan} ({} {due})",
+                "{} ({}): {} — {plan} ({} {due}{progress})",
                 self.t("부서 검토", "Department response"),
                 self.dept(&r.department),
                 self.stance(&r.stance),
@@ -792,6 +800,10 @@ impl<'a> Builder<'a> {
                             .and_then(|r| r.rest.get("due"))
                             .and_then(Value::as_str)
                             .unwrap_or_default()),
+                        txt(resp
+                            .and_then(|r| r.rest.get("progress"))
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()),
                     ]
                 })
                 .collect();
@@ -808,6 +820,7 @@ impl<'a> Builder<'a> {
                     self.t("부서 검토의견", "Response"),
                     self.t("조치계획", "Action plan"),
                     self.t("완료 예정", "Due"),
+                    self.t("추진상황", "Progress"),
                 ],
                 rows,
             });

@@ -60,6 +60,9 @@ async fn organizers_only(
 struct ImportQuery {
     #[serde(default)]
     dry_run: bool,
+    /// Refuse a bundle with warnings (valid but suspicious), not only an invalid one.
+    #[serde(default)]
+    strict: bool,
 }
 
 /// The batch id of a bundle: the same bytes are the same batch.
@@ -275,15 +278,28 @@ async fn import(
 ) -> Result<Response, ApiError> {
     let bundle = Bundle::parse(&body).map_err(invalid)?;
     require_series(&state, &by, &bundle.series.key)?;
+    let warnings = bundle.warnings();
+    if q.strict && !warnings.is_empty() {
+        return Err(invalid(format!(
+            "strict: {} warning(s), nothing imported:\n  {}",
+            warnings.len(),
+            warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        )));
+    }
     let batch = batch_of(&body);
     let plan = plan(&bundle).map_err(invalid)?;
     let reg = &state.hub.registry;
     foreign_keys(reg, &bundle.series.key, &plan)?;
     let counts = apply(reg, &by, plan, q.dry_run).await?;
     if q.dry_run {
-        return Ok(
-            Json(json!({ "batch": batch, "dry_run": true, "counts": counts })).into_response(),
-        );
+        return Ok(Json(
+            json!({ "batch": batch, "dry_run": true, "counts": counts, "warnings": warnings }),
+        )
+        .into_response());
     }
     let series = bundle.series.key.clone();
     // The importer principal of the series: it writes the content, so the timeline
@@ -327,6 +343,7 @@ async fn import(
             "batch": batch,
             "dry_run": false,
             "counts": counts,
+            "warnings": warnings,
             "importer": { "participant": importer, "token": token, "expires_in_secs": IMPORTER_TOKEN_TTL_MS / 1000 },
         })),
     )

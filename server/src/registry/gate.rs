@@ -23,8 +23,8 @@ pub struct RegistryGate {
 #[derive(Clone)]
 pub struct FindingLookup(pub Arc<FindingsOf>);
 
-/// A series key → its report's finding keys.
-pub type FindingsOf = dyn Fn(&str) -> Result<BTreeSet<String>, String> + Send + Sync;
+/// A series key → its report's findings, each with the departments it is addressed to.
+pub type FindingsOf = dyn Fn(&str) -> Result<BTreeMap<String, Vec<String>>, String> + Send + Sync;
 
 impl std::fmt::Debug for FindingLookup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -169,13 +169,31 @@ impl toron_domain::schema::References for SeriesReferences<'_> {
             ));
         };
         let known = (self.findings.0)(series)?;
-        if known.contains(finding) {
+        if known.contains_key(finding) {
             return Ok(());
         }
         Err(toron_domain::report::no_such_finding(
             finding,
             series,
-            known.iter().map(String::as_str),
+            known.keys().map(String::as_str),
+        ))
+    }
+
+    fn finding_of_department(&self, finding: &str, department: &str) -> Result<(), String> {
+        self.finding(finding)?;
+        let Some(series) = &self.series else {
+            return Err(format!(
+                "finding `{finding}`: this document belongs to no known series"
+            ));
+        };
+        let known = (self.findings.0)(series)?;
+        let to = known.get(finding).cloned().unwrap_or_default();
+        if to.iter().any(|d| d == department) {
+            return Ok(());
+        }
+        Err(format!(
+            "finding `{finding}` is addressed to {}, not to {department}: a department answers for its own findings",
+            if to.is_empty() { "no department".to_string() } else { to.join(", ") }
         ))
     }
 }

@@ -125,6 +125,8 @@ impl Registry {
         Ok(true)
     }
 
+    /// Grants `role` in `scope`, and registers the documents the grant lets its holder start
+    /// ([`Registry::documents_of_grant`]).
     pub async fn grant(
         &self,
         by: &str,
@@ -132,25 +134,76 @@ impl Registry {
         role: Role,
         scope: Scope,
     ) -> Result<(), RegistryError> {
-        let _g = self.admin.lock().await;
-        if !self.read().participants.contains_key(participant) {
-            return Err(RegistryError::NotFound(format!(
-                "participant {participant}"
-            )));
+        {
+            let _g = self.admin.lock().await;
+            if !self.read().participants.contains_key(participant) {
+                return Err(RegistryError::NotFound(format!(
+                    "participant {participant}"
+                )));
+            }
+            let g = RoleGrant::new(participant, role, &scope);
+            if g.name != ALL_SERIES {
+                valid_key(&g.scope, &g.name)?;
+            }
+            if !self.read().roles.contains(&g) {
+                let action = serde_json::json!({ "role_granted": &g });
+                let ops = vec![RegistryOp::Put(grant_key(&g), json(&g))];
+                self.commit(by, action, ops, |st| {
+                    st.roles.insert(g);
+                })
+                .await?;
+            }
         }
-        let g = RoleGrant::new(participant, role, &scope);
-        if g.name != ALL_SERIES {
-            valid_key(&g.scope, &g.name)?;
+        self.documents_of_grant(by, participant, role, &scope).await
+    }
+
+    /// The documents a grant lets its holder start, registered so that the holder's first
+    /// write finds them: an evaluator's forms for the session's cases, a department
+    /// reviewer's response document of the series. (An import registers those its bundle
+    /// has; these are for the people added after it.)
+    async fn documents_of_grant(
+        &self,
+        by: &str,
+        participant: &str,
+        role: Role,
+        scope: &Scope,
+    ) -> Result<(), RegistryError> {
+        let keys: Vec<(DocKey, String)> = match (role, scope) {
+            (Role::Evaluator, Scope::Session(session)) => {
+                let Some(series) = self.session(session).map(|s| s.series) else {
+                    return Ok(());
+                };
+                self.read()
+                    .cases
+                    .values()
+                    .filter(|c| &c.session == session)
+                    .map(|c| {
+                        let key = DocKey::Eval {
+                            case: c.key.clone(),
+                            evaluator: participant.to_string(),
+                        };
+                        (key, series.clone())
+                    })
+                    .collect()
+            }
+            (Role::DepartmentReviewer, Scope::Series(series)) => self
+                .participant(participant)
+                .and_then(|p| p.department)
+                .map(|department| {
+                    let key = DocKey::Response {
+                        series: series.clone(),
+                        department,
+                    };
+                    (key, series.clone())
+                })
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (key, series) in keys {
+            self.register(by, &key, &series).await?;
         }
-        if self.read().roles.contains(&g) {
-            return Ok(());
-        }
-        let action = serde_json::json!({ "role_granted": &g });
-        let ops = vec![RegistryOp::Put(grant_key(&g), json(&g))];
-        self.commit(by, action, ops, |st| {
-            st.roles.insert(g);
-        })
-        .await
+        Ok(())
     }
 
     pub async fn revoke_role(

@@ -7,7 +7,7 @@
 //! used first out: a replay of a hall's session reads every layer of its fifty participants at
 //! each move, so the budget is in bytes (many small documents fit), not in documents.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -69,7 +69,7 @@ pub struct HistoryCache {
 impl HistoryCache {
     /// The keys of the findings in `series`' report as stored now (none if it has no report
     /// yet). Blocking: reads the report through the history cache, which keeps it loaded.
-    pub fn report_findings(&self, series: &str) -> Result<BTreeSet<String>, String> {
+    pub fn report_findings(&self, series: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
         use automerge::ReadDoc;
         let id = toron_domain::policy::DocKey::Report {
             series: series.to_string(),
@@ -80,13 +80,26 @@ impl HistoryCache {
             .document_len(&id)
             .map_err(|e| format!("the report of series {series} cannot be read: {e}"))?;
         if len == 0 {
-            return Ok(BTreeSet::new());
+            return Ok(BTreeMap::new());
         }
         self.with_doc(&id, len, |d| match d.get(automerge::ROOT, "findings") {
             Ok(Some((automerge::Value::Object(automerge::ObjType::Map), o))) => {
-                d.keys(&o).collect()
+                let report = toron_protocol::json::doc_to_json(d);
+                d.keys(&o)
+                    .map(|k| {
+                        let to = report["findings"][&k]["departments"]
+                            .as_array()
+                            .map(|l| {
+                                l.iter()
+                                    .filter_map(|x| x.as_str().map(str::to_string))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (k, to)
+                    })
+                    .collect()
             }
-            _ => BTreeSet::new(),
+            _ => BTreeMap::new(),
         })
         .map_err(|e| format!("the report of series {series} cannot be read: {e}"))
     }
