@@ -278,6 +278,9 @@ struct ReportArgs {
     /// Write to this file instead of standard output.
     #[arg(long, short)]
     output: Option<std::path::PathBuf>,
+    /// Only this department's part (its key): what its department reviewers may read.
+    #[arg(long)]
+    department: Option<String>,
     /// Where the report's links lead, for a file mailed to readers who reach the server
     /// by another address (`https://toron.example.go.kr`); by default the --server's.
     #[arg(long)]
@@ -1249,6 +1252,7 @@ async fn report_cmd(ctx: &Ctx<'_>, args: ReportArgs) -> anyhow::Result<()> {
         format,
         lang,
         output,
+        department,
         base_url,
     } = args;
     if !matches!(
@@ -1267,7 +1271,13 @@ async fn report_cmd(ctx: &Ctx<'_>, args: ReportArgs) -> anyhow::Result<()> {
     let bytes = tokio::task::spawn_blocking(move || {
         crate::admin::Admin::new(&srv, token, limit.max(std::time::Duration::from_secs(60)))
             .get_bytes(&format!(
-                "/api/v1/reports/{key}?format={format}&lang={lang}{}",
+                "/api/v1/reports/{key}?format={format}&lang={lang}{}{}",
+                department
+                    .map(|d| format!(
+                        "&department={}",
+                        url::form_urlencoded::byte_serialize(d.as_bytes()).collect::<String>()
+                    ))
+                    .unwrap_or_default(),
                 base_url
                     .map(|b| format!(
                         "&base={}",

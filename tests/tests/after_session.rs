@@ -182,6 +182,31 @@ async fn a_department_answers_for_its_own_findings_only() {
         "가족정책과's own answer stands: {care}"
     );
 
+    // P-LEE reads 문화도서관과's part of the report, and only that.
+    let (ok, part, err) = toron_line(
+        &server,
+        &lee,
+        &format!("report {SERIES} --format md --department DEP-CULT"),
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        part.contains("| F-LIB-02 |") && part.contains("예산 편성 중"),
+        "{part}"
+    );
+    assert!(part.contains("2013년 거점 공동 구입 시범"), "{part}");
+    assert!(
+        !part.contains("F-CARE-01"),
+        "another department's finding: {part}"
+    );
+    for line in [
+        format!("report {SERIES} --format md"),
+        format!("report {SERIES} --format md --department DEP-FAM"),
+    ] {
+        let (ok, _, err) = toron_line(&server, &lee, &line).await;
+        assert!(!ok && err.contains("403"), "{line}: {err}");
+    }
+
     // The record: the response is P-LEE's, as department reviewer, in the series' timeline.
     let series = series_timeline(&server).await;
     assert!(
@@ -214,7 +239,7 @@ async fn an_evaluator_submits_in_the_phase_and_is_refused_after_it() {
     let before = report_md(&server).await;
     assert!(before.contains("| 가중 총점 (0–100) | 50.0 |"), "{before}");
     let mut line =
-        String::from("evaluate C-CARE-HB --session S-CARE --submit --overall '운영은 안정적이다.'");
+        String::from("evaluate C-CARE-HB --session S-CARE --overall '운영은 안정적이다.'");
     for (c, v) in [
         ("relevance", 5),
         ("process", 5),
@@ -228,10 +253,42 @@ async fn an_evaluator_submits_in_the_phase_and_is_refused_after_it() {
     line.push_str(" --comment 'effectiveness=이용률이 높다.'");
     let (ok, _, err) = toron_line(&server, &jung, &line).await;
     assert!(ok, "{err}");
+    // A draft is not an official score yet.
+    assert!(report_md(&server)
+        .await
+        .contains("| 가중 총점 (0–100) | 50.0 |"));
+    let (ok, _, err) = toron_line(
+        &server,
+        &jung,
+        "evaluate C-CARE-HB --session S-CARE --submit",
+    )
+    .await;
+    assert!(ok, "{err}");
     // Two forms now: (50 + 100) / 2.
     let md = report_md(&server).await;
     assert!(md.contains("| 가중 총점 (0–100) | 75.0 |"), "{md}");
     assert!(md.contains("n=2"), "{md}");
+    // Who gave what: each evaluator's column, total and 총평.
+    let by_evaluator = md
+        .lines()
+        .skip_while(|l| !l.starts_with("### 3. 보육"))
+        .skip_while(|l| !l.contains("평가자별 점수와 총평"))
+        .take_while(|l| !l.starts_with("#### 참고") && !l.contains("추진상 부족"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(by_evaluator.contains("정유나"), "{by_evaluator}");
+    let totals = by_evaluator
+        .lines()
+        .find(|l| l.starts_with("| 총점 (0–100) |"))
+        .unwrap_or_else(|| panic!("no row of totals: {by_evaluator}"));
+    assert!(
+        totals.contains("| 50.0 |") && totals.contains("| 100.0 |"),
+        "{totals}"
+    );
+    assert!(
+        by_evaluator.contains("운영은 안정적이다."),
+        "{by_evaluator}"
+    );
     let (ok, out, err) = toron(
         &server,
         ADMIN,

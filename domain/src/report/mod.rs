@@ -697,6 +697,62 @@ impl<'a> Builder<'a> {
                 b.integrity.len()
             ))));
         }
+        self.key_points(findings, out);
+    }
+
+    /// 핵심 요약: per field the governments' weighted totals (host first) and how many
+    /// findings it gave; then how many of the departments' answers are in.
+    fn key_points(&self, findings: &[&Finding], out: &mut Vec<Block>) {
+        let mut points: Vec<Cell> = Vec::new();
+        for s in &self.sessions {
+            let submitted: Vec<&Evaluation> = s
+                .evaluations
+                .iter()
+                .filter(|e| e.status == "submitted")
+                .collect();
+            let totals: Vec<String> = self
+                .cases_in_order(s)
+                .iter()
+                .filter_map(|c| {
+                    let cs = case_scores(self.b, &submitted, &c.key);
+                    cs.total.map(|(t, _)| {
+                        format!(
+                            "{} {}{}",
+                            self.gov(&c.government),
+                            t.rounded(1),
+                            self.t("점", "")
+                        )
+                    })
+                })
+                .collect();
+            let field = s
+                .field
+                .as_deref()
+                .map(|f| self.field(f))
+                .unwrap_or_default();
+            let n = findings
+                .iter()
+                .filter(|f| s.field.as_ref().is_some_and(|x| f.fields.contains(x)))
+                .count();
+            let scores = if totals.is_empty() {
+                self.t("평가 점수 없음", "no scores")
+            } else {
+                totals.join(", ")
+            };
+            points.push(txt(format!(
+                "{field}: {scores} — {} {n}{}",
+                self.t("결과 항목", "findings"),
+                self.t("건", "")
+            )));
+        }
+        let addressed: usize = findings.iter().map(|f| f.departments.len()).sum();
+        let answered = self.b.department_responses.len();
+        points.push(txt(format!(
+            "{}: {answered}/{addressed}",
+            self.t("부서 검토의견 제출", "Department responses in")
+        )));
+        out.push(Block::Heading(3, self.t("핵심 요약", "Key points")));
+        out.push(Block::List(points));
     }
 
     /// Overview of the sessions: one row each.
@@ -1092,7 +1148,12 @@ impl<'a> Builder<'a> {
                 "Evaluation results (official scores)",
             ),
         ));
-        let evals: Vec<&Evaluation> = s.evaluations.iter().collect();
+        // A draft is the evaluator's own until they submit it.
+        let evals: Vec<&Evaluation> = s
+            .evaluations
+            .iter()
+            .filter(|e| e.status == "submitted")
+            .collect();
         let cases = self.cases_in_order(s);
         let scores: Vec<CaseScores> = cases
             .iter()
@@ -1376,8 +1437,91 @@ impl<'a> Builder<'a> {
         out.push(Block::List(items));
         self.indicators(s, out);
         self.official_scores(s, out);
+        self.evaluator_tables(s, out);
         self.reference_scores(s, out);
         self.session_findings(s, findings, out);
+    }
+
+    /// Each evaluator's submitted scores per case, their weighted total, and their 총평: the
+    /// official table is their mean, and the reader sees who gave what.
+    fn evaluator_tables(&self, s: &Session, out: &mut Vec<Block>) {
+        let b = self.b;
+        let cases = self.cases_in_order(s);
+        let submitted: Vec<&Evaluation> = s
+            .evaluations
+            .iter()
+            .filter(|e| e.status == "submitted")
+            .collect();
+        if submitted.is_empty() {
+            return;
+        }
+        out.push(Block::Heading(
+            4,
+            self.t("평가자별 점수와 총평", "Scores and comments by evaluator"),
+        ));
+        for c in cases {
+            let forms: Vec<&&Evaluation> = submitted.iter().filter(|e| e.case == c.key).collect();
+            if forms.is_empty() {
+                continue;
+            }
+            let mut head = vec![format!(
+                "{} — {}",
+                self.gov(&c.government),
+                self.t("항목", "criterion")
+            )];
+            head.extend(forms.iter().map(|e| self.person(&e.evaluator, "evaluator")));
+            let score_word = |x: Option<u8>| match x {
+                Some(v) => v.to_string(),
+                None => self.t("해당없음", "N/A"),
+            };
+            let mut rows: Vec<Vec<Cell>> =
+                b.evaluation_template
+                    .criteria
+                    .iter()
+                    .map(|cr| {
+                        let mut row = vec![txt(self.criterion(&cr.key))];
+                        row.extend(forms.iter().map(|e| {
+                            txt(score_word(e.criteria.get(&cr.key).and_then(|x| x.score)))
+                        }));
+                        row
+                    })
+                    .collect();
+            let mut total = vec![txt(self.t("총점 (0–100)", "Total (0–100)"))];
+            total.extend(forms.iter().map(|e| {
+                let items: Vec<Rated> = b
+                    .evaluation_template
+                    .criteria
+                    .iter()
+                    .map(|cr| Rated {
+                        weight: cr.weight,
+                        score: e.criteria.get(&cr.key).and_then(|x| x.score),
+                    })
+                    .collect();
+                txt(scoring::weighted_total(&items)
+                    .map(|(t, _)| t.rounded(1))
+                    .unwrap_or_else(|| "-".into()))
+            }));
+            rows.push(total);
+            out.push(Block::Table {
+                id: format!("evaluators:{}", c.key),
+                head,
+                rows,
+            });
+            let comments: Vec<Cell> = forms
+                .iter()
+                .filter(|e| !e.overall.trim().is_empty())
+                .map(|e| {
+                    txt(format!(
+                        "{}: {}",
+                        self.person(&e.evaluator, "evaluator"),
+                        e.overall.trim()
+                    ))
+                })
+                .collect();
+            if !comments.is_empty() {
+                out.push(Block::List(comments));
+            }
+        }
     }
 }
 
@@ -1521,6 +1665,52 @@ fn html_cell(c: &Cell) -> String {
 }
 
 /// A standalone HTML page (inline style; prints well).
+/// One department's part of the report, for its reviewers: the title and cover, its action
+/// table, and the findings addressed to it as the report tells them. `None` when the report
+/// has no table for `department` (a key).
+pub fn department_part(blocks: &[Block], department: &str, lang: Lang) -> Option<Vec<Block>> {
+    let table_at = blocks.iter().position(
+        |b| matches!(b, Block::Table { id, .. } if id == &format!("department:{department}")),
+    )?;
+    let keys: BTreeSet<String> = match &blocks[table_at] {
+        Block::Table { rows, .. } => rows
+            .iter()
+            .filter_map(|r| r.first().map(cell_text))
+            .collect(),
+        _ => BTreeSet::new(),
+    };
+    let name = match table_at.checked_sub(1).map(|i| &blocks[i]) {
+        Some(Block::Heading(_, n)) => n.clone(),
+        _ => department.to_string(),
+    };
+    let mut out: Vec<Block> = blocks
+        .iter()
+        .take_while(|b| matches!(b, Block::Heading(1, _) | Block::Cover(_)))
+        .cloned()
+        .collect();
+    out.push(Block::Heading(
+        2,
+        format!("{} — {name}", t(lang, "부서별 정리", "By department")),
+    ));
+    out.push(blocks[table_at].clone());
+    out.push(Block::Heading(2, t(lang, "결과 항목", "Findings")));
+    // A finding's block: its heading (`[F-…] …`) and what follows up to the next heading.
+    let mut keep = false;
+    for b in blocks {
+        match b {
+            Block::Heading(_, text) => {
+                keep = keys.iter().any(|k| text.starts_with(&format!("[{k}]")));
+                if keep {
+                    out.push(Block::Heading(3, text.clone()));
+                }
+            }
+            other if keep => out.push(other.clone()),
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
 /// The report's title: its first level-1 heading.
 pub fn title(blocks: &[Block]) -> &str {
     blocks

@@ -11,10 +11,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use toron_domain::report::{self, Lang};
 
-use crate::api::auth::{organizer, require_series, Organizer};
+use crate::api::auth::{caller, require_series, Organizer};
 use crate::api::error::{api_err, bad_request, blocking, not_found, ApiError};
 use crate::api::export::{export, ExportError};
 use crate::api::state::AppState;
+use toron_domain::policy::{Role, Scope as GrantScope};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -30,6 +31,8 @@ struct Scope {
     /// Where the report's links lead (`https://toron.example.go.kr`); by default the address
     /// the report was asked of.
     base: Option<String>,
+    /// One department's part (its key): for its department reviewers as for organizers.
+    department: Option<String>,
 }
 
 /// A base for the report's links: `http(s)://authority[/path]`, without a trailing slash, or
@@ -64,6 +67,43 @@ fn own_base(headers: &HeaderMap, state: &AppState) -> String {
         .unwrap_or_else(|| state.hub.config.listen.to_string());
     link_base(&format!("http://{host}"))
         .unwrap_or_else(|_| format!("http://{}", state.hub.config.listen))
+}
+
+/// Who may read a report: the series' organizers all of it; a department reviewer of the
+/// series the part of their own department (`?department=` their department's key).
+fn may_read_report(
+    state: &AppState,
+    who: &str,
+    series: &str,
+    department: Option<&str>,
+) -> Result<(), ApiError> {
+    let reg = &state.hub.registry;
+    let organizes = state.hub.config.open || reg.organizes(who).covers(series);
+    let reviews = |d: &str| {
+        reg.has_grant(
+            who,
+            Role::DepartmentReviewer,
+            &GrantScope::Series(series.to_string()),
+        ) && reg.participant(who).and_then(|p| p.department).as_deref() == Some(d)
+    };
+    match department {
+        _ if organizes => Ok(()),
+        Some(d) if reviews(d) => Ok(()),
+        Some(d) => Err(api_err(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!(
+                "the part of department `{d}` is for its department reviewers and the organizers of series `{series}`"
+            ),
+        )),
+        None => Err(api_err(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!(
+                "the whole report of series `{series}` is for its organizers; a department reviewer reads their department's part (?department=KEY)"
+            ),
+        )),
+    }
 }
 
 fn export_err(e: ExportError) -> ApiError {
@@ -106,15 +146,27 @@ async fn export_bundle(
     Ok(Json(exported(&state, &by, series, q.session).await?).into_response())
 }
 
+/// What a report is of: a session (or the whole series), one department's part (or all).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Part<'a> {
+    pub session: Option<&'a str>,
+    pub department: Option<&'a str>,
+}
+
 /// Renders the report; the same data always gives the same bytes.
 pub fn render(
     bundle: serde_json::Value,
-    session: Option<&str>,
+    part: Part<'_>,
     format: &str,
     lang: Lang,
     base: &str,
 ) -> Result<(Vec<u8>, &'static str), RenderError> {
-    let mut blocks = report::from_export(bundle, session, lang)?;
+    let mut blocks = report::from_export(bundle, part.session, lang)?;
+    if let Some(d) = part.department {
+        blocks = report::department_part(&blocks, d, lang).ok_or_else(|| {
+            RenderError::Format(format!("the report addresses nothing to department `{d}`"))
+        })?;
+    }
     report::with_base(&mut blocks, base);
     match format {
         "html" => Ok((
@@ -229,7 +281,7 @@ async fn report_of(
     Path(series): Path<String>,
     Query(q): Query<Scope>,
 ) -> Result<Response, ApiError> {
-    let by = organizer(&state, &headers, &uri)?;
+    let who = caller(&state, &headers, &uri)?;
     let lang: Lang = q
         .lang
         .as_deref()
@@ -241,17 +293,35 @@ async fn report_of(
         Some(b) => link_base(b).map_err(bad_request)?,
         None => own_base(&headers, &state),
     };
-    let series_key = series.clone();
-    let (_, session) = resolve(&state, series.clone(), q.session.clone());
-    let bundle = exported(&state, &by, series, q.session.clone()).await?;
-    // A PDF takes typesetting: off the async threads, like every other long piece of work.
-    let file_name = format!("{}.{format}", session.as_deref().unwrap_or(&series_key));
-    let (body, ctype) = blocking(move || render(bundle, session.as_deref(), &format, lang, &base))
+    let (series_key, session) = resolve(&state, series, q.session.clone());
+    may_read_report(&state, &who, &series_key, q.department.as_deref())?;
+    let hub = state.hub.clone();
+    let (s, only) = (series_key.clone(), session.clone());
+    let bundle = blocking(move || export(&hub, &s, only.as_deref()))
         .await?
-        .map_err(|e| match e {
-            RenderError::Format(m) => bad_request(m),
-            RenderError::Write(m) => api_err(StatusCode::SERVICE_UNAVAILABLE, "report", &m),
-        })?;
+        .map_err(export_err)?;
+    // A PDF takes typesetting: off the async threads, like every other long piece of work.
+    let file_name = format!(
+        "{}{}.{format}",
+        session.as_deref().unwrap_or(&series_key),
+        q.department
+            .as_deref()
+            .map(|d| format!("-{d}"))
+            .unwrap_or_default()
+    );
+    let department = q.department.clone();
+    let (body, ctype) = blocking(move || {
+        let part = Part {
+            session: session.as_deref(),
+            department: department.as_deref(),
+        };
+        render(bundle, part, &format, lang, &base)
+    })
+    .await?
+    .map_err(|e| match e {
+        RenderError::Format(m) => bad_request(m),
+        RenderError::Write(m) => api_err(StatusCode::SERVICE_UNAVAILABLE, "report", &m),
+    })?;
     let disposition = if ctype.starts_with("text/") {
         "inline".to_string()
     } else {
