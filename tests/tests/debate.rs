@@ -223,8 +223,9 @@ async fn the_example_bundle_imports_reports_and_exports() {
     }
     assert_eq!(per_dept, expected);
     let f_lib_01 = rows.iter().find(|r| &r[1] == "F-LIB-01").expect("F-LIB-01");
-    assert_eq!(&f_lib_01[8], "일부수용");
-    assert_eq!(&f_lib_01[10], "2013-03");
+    assert_eq!(&f_lib_01[8], "주관", "문화도서관과 leads F-LIB-01");
+    assert_eq!(&f_lib_01[9], "일부수용");
+    assert_eq!(&f_lib_01[11], "2013-03");
     let f_lib_02 = rows.iter().find(|r| &r[1] == "F-LIB-02").expect("F-LIB-02");
     assert_eq!(
         &f_lib_02[2], "배울 점(누리구)",

@@ -841,10 +841,22 @@ impl<'a> Builder<'a> {
                             .map(|x| self.field(x))
                             .collect::<Vec<_>>()
                             .join("·")),
-                        txt(f.title.clone()),
+                        // The title, and what the department is asked to do.
+                        txt(
+                            match f.recommendation.as_deref().filter(|r| !r.is_empty()) {
+                                Some(r) => format!("{} — {r}", f.title),
+                                None => f.title.clone(),
+                            },
+                        ),
                         txt(names.join(" · ")),
                         self.source_links(f),
                         txt(self.priority(f.priority.as_deref())),
+                        // The first department leads (주관), the others assist (협조).
+                        txt(if f.departments.first().map(String::as_str) == Some(d) {
+                            self.t("주관", "lead")
+                        } else {
+                            self.t("협조", "assist")
+                        }),
                         txt(resp
                             .map(|r| self.stance(&r.stance))
                             .unwrap_or_else(|| self.t("(미제출)", "(not submitted)"))),
@@ -873,6 +885,7 @@ impl<'a> Builder<'a> {
                     self.t("제기자", "Raised by"),
                     self.t("근거", "Sources"),
                     self.t("우선순위", "Priority"),
+                    self.t("주관/협조", "Lead/assist"),
                     self.t("부서 검토의견", "Response"),
                     self.t("조치계획", "Action plan"),
                     self.t("완료 예정", "Due"),
@@ -1031,6 +1044,65 @@ impl<'a> Builder<'a> {
             ],
             rows,
         });
+    }
+
+    /// 추진 개요 of a session: when (the day, and the hours it was scheduled for), where, how
+    /// many attended, and the order of business.
+    fn session_outline(&self, s: &Session) -> Vec<Cell> {
+        let get = |k: &str| s.rest.get(k);
+        let clock = |t: Option<&Value>| {
+            t.and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.format("%H:%M").to_string())
+        };
+        let scheduled = get("scheduled");
+        let hours = match (
+            clock(scheduled.and_then(|x| x.get("start"))),
+            clock(scheduled.and_then(|x| x.get("end"))),
+        ) {
+            (Some(a), Some(b)) => format!(" {a}–{b}"),
+            _ => String::new(),
+        };
+        let day = s
+            .date
+            .as_deref()
+            .map(|d| date_words(self.lang, d))
+            .unwrap_or_default();
+        let mut items = vec![txt(format!("{}: {day}{hours}", self.t("일시", "When")))];
+        if let Some(v) = get("venue").and_then(Value::as_str) {
+            items.push(txt(format!("{}: {v}", self.t("장소", "Where"))));
+        }
+        if let Some(n) = get("attendance").and_then(|a| a.get("count")) {
+            items.push(txt(format!(
+                "{}: {n}{}",
+                self.t("참석", "Attendance"),
+                self.t("명", "")
+            )));
+        }
+        let agenda: Vec<String> = s
+            .agenda
+            .iter()
+            .map(|a| {
+                let title = a
+                    .rest
+                    .get("title_ko")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&a.key)
+                    .to_string();
+                match (clock(a.rest.get("start")), clock(a.rest.get("end"))) {
+                    (Some(x), Some(y)) => format!("{title}({x}–{y})"),
+                    _ => title,
+                }
+            })
+            .collect();
+        if !agenda.is_empty() {
+            items.push(txt(format!(
+                "{}: {}",
+                self.t("진행", "Order of business"),
+                agenda.join(" · ")
+            )));
+        }
+        items
     }
 
     /// The session's cases in presentation order: the host government's first, then the
@@ -1392,14 +1464,7 @@ impl<'a> Builder<'a> {
         // 1. Session summary.
         let evaluators: BTreeSet<&str> =
             s.evaluations.iter().map(|e| e.evaluator.as_str()).collect();
-        let mut items = vec![txt(format!(
-            "{}: {}",
-            self.t("일자", "Date"),
-            s.date
-                .as_deref()
-                .map(|d| date_words(self.lang, d))
-                .unwrap_or_default()
-        ))];
+        let mut items = self.session_outline(s);
         for c in self.cases_in_order(s) {
             let presenters: Vec<String> = c
                 .presenters
