@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use toron_domain::policy::DocKey;
 use toron_protocol::json::put_json;
 
-use crate::annotate::{map_at, now_kst, open, triage_entry};
+use crate::annotate::{map_at, now_kst, open_begun, triage_entry};
 use crate::sync_client::{ClientError, Connection, DocSync};
 
 /// The finding types of the report (domain §4).
@@ -138,11 +138,7 @@ pub async fn write_response(
         series: series.to_string(),
         department: department.to_string(),
     };
-    let mut d = open(conn, key.document_id(), limit).await?;
-    if d.doc.get(ROOT, "schema")?.is_none() {
-        d.doc.put(ROOT, "schema", toron_domain::schema::tag(&key))?;
-        d.doc.put(ROOT, "department", department)?;
-    }
+    let mut d = open_begun(conn, &key, &[("department", department)], limit).await?;
     let responses = map_at(&mut d.doc, "responses")?;
     put_json(&mut d.doc, &responses, finding.into(), response)?;
     d.doc.commit();
@@ -228,13 +224,8 @@ pub async fn write_evaluation(
         case: case.to_string(),
         evaluator: me.to_string(),
     };
-    let mut d = open(conn, key.document_id(), limit).await?;
-    if d.doc.get(ROOT, "schema")?.is_none() {
-        d.doc.put(ROOT, "schema", toron_domain::schema::tag(&key))?;
-        d.doc.put(ROOT, "case", case)?;
-        d.doc.put(ROOT, "evaluator", me)?;
-        d.doc.put(ROOT, "status", "draft")?;
-    }
+    let begun = [("case", case), ("evaluator", me), ("status", "draft")];
+    let mut d = open_begun(conn, &key, &begun, limit).await?;
     let all = map_at(&mut d.doc, "criteria")?;
     let criterion =
         |doc: &mut automerge::AutoCommit, c: &str| -> anyhow::Result<automerge::ObjId> {

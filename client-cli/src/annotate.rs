@@ -175,6 +175,24 @@ pub(crate) async fn open(
     }
 }
 
+/// The document `key` as the server has it, begun with its schema tag and `fields` (root
+/// scalars) if it is still empty.
+pub(crate) async fn open_begun(
+    conn: &mut Connection,
+    key: &DocKey,
+    fields: &[(&str, &str)],
+    limit: Duration,
+) -> anyhow::Result<DocSync> {
+    let mut d = open(conn, key.document_id(), limit).await?;
+    if d.doc.get(ROOT, "schema")?.is_none() {
+        d.doc.put(ROOT, "schema", toron_domain::schema::tag(key))?;
+        for (k, v) in fields {
+            d.doc.put(ROOT, *k, *v)?;
+        }
+    }
+    Ok(d)
+}
+
 pub(crate) fn map_at(doc: &mut AutoCommit, key: &str) -> anyhow::Result<ObjId> {
     match doc.get(ROOT, key)? {
         Some((automerge::Value::Object(ObjType::Map), o)) => Ok(o),
@@ -197,13 +215,7 @@ pub async fn write_layer(
         session: session.to_string(),
         participant: me.to_string(),
     };
-    let mut d = open(conn, layer.document_id(), limit).await?;
-    if d.doc.get(ROOT, "schema")?.is_none() {
-        d.doc
-            .put(ROOT, "schema", toron_domain::schema::tag(&layer))?;
-        d.doc.put(ROOT, "session", session)?;
-        d.doc.put(ROOT, "owner", me)?;
-    }
+    let mut d = open_begun(conn, &layer, &[("session", session), ("owner", me)], limit).await?;
     map_at(&mut d.doc, "annotations")?;
     let coll = map_at(&mut d.doc, collection)?;
     match value {
@@ -307,10 +319,7 @@ pub async fn set_triages(
     let key = DocKey::Triage {
         session: session.to_string(),
     };
-    let mut d = open(conn, key.document_id(), limit).await?;
-    if d.doc.get(ROOT, "schema")?.is_none() {
-        d.doc.put(ROOT, "schema", toron_domain::schema::tag(&key))?;
-    }
+    let mut d = open_begun(conn, &key, &[], limit).await?;
     for annotation in annotations {
         triage_item(&mut d.doc, annotation, entry)?;
     }

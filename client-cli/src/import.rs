@@ -609,27 +609,8 @@ pub async fn run_csv(
     opts: Options,
     limit: Duration,
 ) -> anyhow::Result<Value> {
-    let name = path.display().to_string();
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {name}"))?
-        .len();
-    if size > MAX_BUNDLE_BYTES as u64 {
-        bail!(
-            "{name}: the file is {:.1} MB; at most {} MB",
-            size as f64 / 1_048_576.0,
-            MAX_BUNDLE_BYTES / 1_048_576
-        );
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {name}"))?;
-    let (srv, tok, s) = (server.to_string(), token.clone(), series.to_string());
-    let mut bundle = tokio::task::spawn_blocking(move || {
-        Admin::new(&srv, tok, limit.max(Duration::from_secs(60))).call(
-            "GET",
-            &format!("/api/v1/export/{s}"),
-            None,
-        )
-    })
-    .await??;
+    let (name, bytes) = read_limited(path)?;
+    let mut bundle = export_of(server, token.clone(), series, limit).await?;
     let mut rd = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(bytes.as_slice());
@@ -681,6 +662,43 @@ pub async fn run_csv(
     run_bytes(server, token, merged, parsed, opts, limit).await
 }
 
+/// The series or session as the server holds it (its export), the base an import of CSV rows
+/// or W3C annotations joins.
+async fn export_of(
+    server: &str,
+    token: Option<String>,
+    key: &str,
+    limit: Duration,
+) -> anyhow::Result<Value> {
+    let (srv, k) = (server.to_string(), key.to_string());
+    tokio::task::spawn_blocking(move || {
+        Admin::new(&srv, token, limit.max(Duration::from_secs(60))).call(
+            "GET",
+            &format!("/api/v1/export/{k}"),
+            None,
+        )
+    })
+    .await?
+}
+
+/// A file an import reads beside a bundle (CSV, W3C), with its name: refused before it is
+/// read when it is larger than a bundle may be.
+fn read_limited(path: &std::path::Path) -> anyhow::Result<(String, Vec<u8>)> {
+    let name = path.display().to_string();
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {name}"))?
+        .len();
+    if size > MAX_BUNDLE_BYTES as u64 {
+        bail!(
+            "{name}: the file is {:.1} MB; at most {} MB",
+            size as f64 / 1_048_576.0,
+            MAX_BUNDLE_BYTES / 1_048_576
+        );
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {name}"))?;
+    Ok((name, bytes))
+}
+
 /// A bundle's problems said of a CSV file: each at its line and column where it is in a row
 /// this file added (`placed`: where each row went), else of the series it joined.
 fn csv_problems(
@@ -729,30 +747,10 @@ pub async fn run_w3c(
     opts: Options,
     limit: Duration,
 ) -> anyhow::Result<Value> {
-    let name = path.display().to_string();
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {name}"))?
-        .len();
-    if size > MAX_BUNDLE_BYTES as u64 {
-        bail!(
-            "{name}: the file is {:.1} MB; at most {} MB",
-            size as f64 / 1_048_576.0,
-            MAX_BUNDLE_BYTES / 1_048_576
-        );
-    }
-    let file: Value = serde_json::from_slice(
-        &std::fs::read(path).with_context(|| format!("cannot read {name}"))?,
-    )
-    .with_context(|| format!("{name}: not JSON"))?;
-    let (srv, tok, s) = (server.to_string(), token.clone(), session.to_string());
-    let mut bundle = tokio::task::spawn_blocking(move || {
-        Admin::new(&srv, tok, limit.max(Duration::from_secs(60))).call(
-            "GET",
-            &format!("/api/v1/export/{s}"),
-            None,
-        )
-    })
-    .await??;
+    let (name, bytes) = read_limited(path)?;
+    let file: Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("{name}: not JSON"))?;
+    let mut bundle = export_of(server, token.clone(), session, limit).await?;
     let current =
         toron_domain::integrity::read_export(bundle.clone()).map_err(anyhow::Error::msg)?;
     let annotations = toron_domain::w3c::annotations_from(&file, &current, session)

@@ -97,23 +97,10 @@ mod border {
     pub(super) const HEAD: u32 = 4;
 }
 
-/// Text as XML character data: markup characters escaped, and the characters XML 1.0 may not
-/// hold at all (C0 controls other than tab and line breaks, U+FFFE, U+FFFF) dropped, so that
-/// nothing a participant typed can make the file unreadable.
+/// Text as XML character data (the report's escaping: markup escaped, and what XML 1.0 may
+/// not hold dropped, so that nothing a participant typed can make the file unreadable).
 fn xml_text(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\t' | '\n' | '\r' => o.push(c),
-            c if u32::from(c) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => o.push(c),
-        }
-    }
-    o
+    toron_domain::report::esc(s)
 }
 
 /// The body being written: paragraphs and tables in order, each with a fresh id.

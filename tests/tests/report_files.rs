@@ -188,6 +188,21 @@ struct Expected {
     csv: Vec<Vec<String>>,
 }
 
+impl Expected {
+    /// Every weighted total and every finding id is in `text`.
+    fn all_in(&self, text: &str) {
+        for total in &self.totals {
+            assert!(
+                text.contains(total.as_str()),
+                "weighted total {total} missing"
+            );
+        }
+        for f in &self.findings {
+            assert!(text.contains(f.as_str()), "finding {f} missing");
+        }
+    }
+}
+
 async fn expected(server: &Running) -> Expected {
     let (ok, md, err) = toron_line(server, ADMIN, "report HB-BENCH-2012 --format md").await;
     assert!(ok, "{err}");
@@ -334,15 +349,7 @@ async fn the_hwpx_report_reads_back_with_its_tables_and_outline() {
     );
 
     let text = read["text"].as_str().expect("text");
-    for total in &want.totals {
-        assert!(
-            text.contains(total.as_str()),
-            "weighted total {total} missing"
-        );
-    }
-    for f in &want.findings {
-        assert!(text.contains(f.as_str()), "finding {f} missing");
-    }
+    want.all_in(text);
 
     // The outline (개요) has the parts and every department.
     let outline: Vec<&str> = read["outline"]
@@ -385,15 +392,7 @@ async fn the_pdf_report_is_a4_with_its_text_and_korean_fonts_embedded() {
     let file = path.to_str().expect("path");
 
     let text = tool("pdftotext", &[file, "-"]);
-    for total in &want.totals {
-        assert!(
-            text.contains(total.as_str()),
-            "weighted total {total} missing"
-        );
-    }
-    for f in &want.findings {
-        assert!(text.contains(f.as_str()), "finding {f} missing");
-    }
+    want.all_in(&text);
     // pdftotext drops the thin spaces of `- 1 -`.
     let squeezed: String = text.split_whitespace().collect();
     assert!(

@@ -44,6 +44,20 @@ async fn w3c_export(server: &Running, dir: &tempfile::TempDir, name: &str) -> Va
     serde_json::from_slice(&std::fs::read(&path).expect("written")).expect("json")
 }
 
+/// `toron import --format w3c FILE --session S-LIB`, with `--json` when `json`.
+async fn import_w3c(
+    server: &Running,
+    path: &std::path::Path,
+    json: bool,
+) -> (bool, String, String) {
+    let file = path.to_str().expect("path");
+    let mut args = vec!["import", "--format", "w3c", file, "--session", "S-LIB"];
+    if json {
+        args.push("--json");
+    }
+    toron(server, &args).await
+}
+
 fn items(collection: &Value) -> &Vec<Value> {
     collection["first"]["items"].as_array().expect("items")
 }
@@ -140,19 +154,7 @@ async fn annotations_round_trip_through_web_annotation_json_ld() {
     bare["findings"] = json!([]);
     bare["department_responses"] = json!([]);
     import(&b, &files, "bare.json", &bare).await;
-    let (ok, out, err) = toron(
-        &b,
-        &[
-            "import",
-            "--format",
-            "w3c",
-            path.to_str().expect("path"),
-            "--session",
-            "S-LIB",
-            "--json",
-        ],
-    )
-    .await;
+    let (ok, out, err) = import_w3c(&b, &path, true).await;
     assert!(ok, "{err}");
     let summary: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(
@@ -198,19 +200,7 @@ async fn annotations_round_trip_through_web_annotation_json_ld() {
     }
 
     // Importing the file again creates nothing.
-    let (ok, out, err) = toron(
-        &b,
-        &[
-            "import",
-            "--format",
-            "w3c",
-            path.to_str().expect("path"),
-            "--session",
-            "S-LIB",
-            "--json",
-        ],
-    )
-    .await;
+    let (ok, out, err) = import_w3c(&b, &path, true).await;
     assert!(ok, "{err}");
     let summary: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(
@@ -233,18 +223,7 @@ async fn annotations_round_trip_through_web_annotation_json_ld() {
     }
     let path = files.path().join("gone.jsonld");
     std::fs::write(&path, gone.to_string()).expect("write");
-    let (ok, _, err) = toron(
-        &b,
-        &[
-            "import",
-            "--format",
-            "w3c",
-            path.to_str().expect("path"),
-            "--session",
-            "S-LIB",
-        ],
-    )
-    .await;
+    let (ok, _, err) = import_w3c(&b, &path, false).await;
     assert!(!ok && err.contains("자료집에 없는 문장"), "{err}");
     a.shutdown().await.expect("shutdown");
     b.shutdown().await.expect("shutdown");

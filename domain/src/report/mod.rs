@@ -1697,7 +1697,10 @@ pub fn markdown(blocks: &[Block]) -> String {
     s
 }
 
-fn esc(s: &str) -> String {
+/// Text as HTML or XML character data: markup characters escaped, and the characters neither
+/// may hold (C0 controls other than tab and line breaks, U+FFFE, U+FFFF) dropped, so that
+/// nothing a participant typed can make the page or the file unreadable.
+pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -1706,6 +1709,8 @@ fn esc(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&#39;"),
+            '\t' | '\n' | '\r' => o.push(c),
+            c if u32::from(c) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
             c => o.push(c),
         }
     }
