@@ -156,6 +156,9 @@ async fn the_korean_report_says_kinds_and_statuses_in_korean() {
         "a moment as an office writes it"
     );
     assert!(visible.contains("8,400 (2012)"), "thousands separated");
+    // 붙임: the forms as written and the cases as presented.
+    assert!(visible.contains("붙임 1. 평가서") && visible.contains("| 효율성 | 해당없음 |"));
+    assert!(visible.contains("붙임 2. 사례 자료") && visible.contains("추진배경: 한빛구는"));
     server.shutdown().await.expect("shutdown");
 }
 

@@ -236,6 +236,8 @@ export async function submitEvaluation(s, form) {
       d.criteria[k].score = v === "" ? null : Number(v);
     }
     d.status = "submitted";
+    // When: the report counts submitted forms, and an import warns of changes after it.
+    d.submitted_at = new Date().toISOString();
   });
   announce(t("evaluationSubmitted"));
   confirmSaved(form.dataset.doc, h);

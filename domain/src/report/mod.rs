@@ -634,6 +634,8 @@ impl<'a> Builder<'a> {
         }
         self.by_department(&findings, &mut out);
         self.annotations_appendix(&anns, &mut out);
+        self.forms_appendix(&mut out);
+        self.cases_appendix(&mut out);
         self.integrity_appendix(&mut out);
         out
     }
@@ -897,6 +899,125 @@ impl<'a> Builder<'a> {
     }
 
     /// Appendix: every root annotation with its status and replay link.
+    /// 붙임: the submitted evaluation forms as their evaluators wrote them — each criterion's
+    /// score and comment, then strengths, shortfalls, lessons and the overall view.
+    fn forms_appendix(&self, out: &mut Vec<Block>) {
+        let forms: Vec<(&Session, &Evaluation)> = self
+            .sessions
+            .iter()
+            .flat_map(|s| s.evaluations.iter().map(move |e| (*s, e)))
+            .filter(|(_, e)| e.status == "submitted")
+            .collect();
+        if forms.is_empty() {
+            return;
+        }
+        out.push(Block::Heading(
+            2,
+            self.t("붙임 1. 평가서", "Annex 1. Evaluation forms"),
+        ));
+        for (s, e) in forms {
+            let government = s
+                .cases
+                .iter()
+                .find(|c| c.key == e.case)
+                .map(|c| self.gov(&c.government))
+                .unwrap_or_else(|| e.case.clone());
+            out.push(Block::Heading(
+                3,
+                format!("{government} — {}", self.person(&e.evaluator, "evaluator")),
+            ));
+            let rows = self
+                .b
+                .evaluation_template
+                .criteria
+                .iter()
+                .filter_map(|c| e.criteria.get(&c.key).map(|x| (c, x)))
+                .map(|(c, x)| {
+                    vec![
+                        txt(self.criterion(&c.key)),
+                        txt(x
+                            .score
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| self.t("해당없음", "N/A"))),
+                        txt(x.text.clone()),
+                    ]
+                })
+                .collect();
+            out.push(Block::Table {
+                id: format!("form:{}:{}", e.case, e.evaluator),
+                head: vec![
+                    self.t("항목", "Criterion"),
+                    self.t("점수", "Score"),
+                    self.t("의견", "Comment"),
+                ],
+                rows,
+            });
+            let texts: Vec<Cell> = [
+                (self.t("강점", "Strengths"), &e.strengths),
+                (self.t("부족한 점", "Shortfalls"), &e.gaps),
+                (self.t("배울 점", "Lessons"), &e.lessons),
+                (self.t("총평", "Overall"), &e.overall),
+            ]
+            .into_iter()
+            .filter(|(_, t)| !t.trim().is_empty())
+            .map(|(label, t)| txt(format!("{label}: {}", t.trim())))
+            .collect();
+            if !texts.is_empty() {
+                out.push(Block::List(texts));
+            }
+        }
+    }
+
+    /// 붙임: each case's material as presented — its sections, in the case's order.
+    fn cases_appendix(&self, out: &mut Vec<Block>) {
+        let cases: Vec<(&Session, &crate::bundle::Case)> = self
+            .sessions
+            .iter()
+            .flat_map(|s| self.cases_in_order(s).into_iter().map(move |c| (*s, c)))
+            .filter(|(_, c)| !c.sections.is_empty())
+            .collect();
+        if cases.is_empty() {
+            return;
+        }
+        out.push(Block::Heading(
+            2,
+            self.t("붙임 2. 사례 자료", "Annex 2. Case material"),
+        ));
+        for (_, c) in cases {
+            out.push(Block::Heading(
+                3,
+                format!("{} — {}", self.gov(&c.government), c.title),
+            ));
+            // The four sections in the order a case is presented, then any other.
+            let known = ["background", "method", "results", "challenges"];
+            let order = known
+                .iter()
+                .filter_map(|k| c.sections.get_key_value(*k))
+                .chain(
+                    c.sections
+                        .iter()
+                        .filter(|(k, _)| !known.contains(&k.as_str())),
+                );
+            for (name, text) in order {
+                out.push(Block::Para(txt(format!(
+                    "{}: {text}",
+                    self.section_name(name)
+                ))));
+            }
+        }
+    }
+
+    /// A case section's name as the hall shows it.
+    fn section_name(&self, key: &str) -> String {
+        match key {
+            "background" => self.t("추진배경", "Background"),
+            "method" => self.t("추진방법·추진체계", "Methods and delivery"),
+            "results" => self.t("성과·추진실적", "Results"),
+            "challenges" => self.t("한계 및 향후계획", "Limits and next steps"),
+            other => other.to_string(),
+        }
+    }
+
     fn annotations_appendix(&self, anns: &[(&Session, &Annotation)], out: &mut Vec<Block>) {
         let b = self.b;
         // Appendix: every root annotation with its status and replay link.
