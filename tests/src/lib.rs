@@ -353,20 +353,21 @@ async fn within(
         .expect("run toron")
 }
 
-/// The "weighted total" row of each session's score table in a Markdown report: case → the
-/// cell's number.
-pub fn report_totals(md: &str) -> std::collections::BTreeMap<String, String> {
-    let mut out = std::collections::BTreeMap::new();
+/// The "weighted total" row of each session's score table in a Markdown report: (the
+/// column's government, the cell's number), session by session in the report's order.
+pub fn report_totals(md: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     let mut header: Vec<String> = Vec::new();
     for line in md.lines() {
         if line.starts_with("| 항목(가중치)") {
             header = line.split('|').map(|c| c.trim().to_string()).collect();
         } else if line.starts_with("| 가중 총점") {
             for (h, c) in header.iter().zip(line.split('|').map(str::trim)).skip(2) {
-                if let Some(case) = h.split('(').nth(1).and_then(|x| x.strip_suffix(')')) {
-                    let value = c.split_whitespace().next().unwrap_or("").to_string();
-                    out.insert(case.to_string(), value);
+                if h.is_empty() {
+                    continue;
                 }
+                let value = c.split_whitespace().next().unwrap_or("").to_string();
+                out.push((h.clone(), value));
             }
         }
     }

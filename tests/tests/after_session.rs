@@ -271,7 +271,7 @@ async fn an_evaluator_submits_in_the_phase_and_is_refused_after_it() {
     // Who gave what: each evaluator's column, total and 총평.
     let by_evaluator = md
         .lines()
-        .skip_while(|l| !l.starts_with("### 3. 보육"))
+        .skip_while(|l| !l.starts_with("### 제3차 보육"))
         .skip_while(|l| !l.contains("평가자별 점수와 총평"))
         .take_while(|l| !l.starts_with("#### 참고") && !l.contains("추진상 부족"))
         .collect::<Vec<_>>()

@@ -776,7 +776,7 @@ impl<'a> Builder<'a> {
                 .iter()
                 .map(|s| {
                     vec![
-                        txt(s.no.to_string()),
+                        txt(self.round(s.no)),
                         txt(s
                             .field
                             .as_deref()
@@ -1200,6 +1200,7 @@ impl<'a> Builder<'a> {
                 self.t("명", "")
             )));
         }
+        items.push(txt(self.progress_of_series(s)));
         let agenda: Vec<String> = s
             .agenda
             .iter()
@@ -1224,6 +1225,45 @@ impl<'a> Builder<'a> {
             )));
         }
         items
+    }
+
+    /// A session's place in its series as a Korean office numbers it: 제5차 (in English, 5.).
+    fn round(&self, no: u32) -> String {
+        match self.lang {
+            Lang::Ko => format!("제{no}차"),
+            Lang::En => format!("{no}."),
+        }
+    }
+
+    /// Where the series stands: which round this is, the rounds the series has registered,
+    /// and how many of them have been held (past `live`).
+    fn progress_of_series(&self, s: &Session) -> String {
+        let mut all: Vec<u32> = self.b.sessions.iter().map(|x| x.no).collect();
+        all.sort_unstable();
+        let held = self
+            .b
+            .sessions
+            .iter()
+            .filter(|x| matches!(x.phase.as_str(), "closed" | "reporting" | "published"))
+            .count();
+        match self.lang {
+            Lang::Ko => format!(
+                "시리즈 진행: 이번이 {} — 등록된 토론회 {} 가운데 {held}회 개최",
+                self.round(s.no),
+                all.iter()
+                    .map(|n| self.round(*n))
+                    .collect::<Vec<_>>()
+                    .join("·")
+            ),
+            Lang::En => format!(
+                "Series: this is session {}; {held} of its sessions ({}) held",
+                s.no,
+                all.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
     }
 
     /// The session's cases in presentation order: the host government's first, then the
@@ -1353,11 +1393,20 @@ impl<'a> Builder<'a> {
             .map(|c| case_scores(b, &evals, &c.key))
             .collect();
         let mut head = vec![self.t("항목(가중치)", "Criterion (weight)")];
-        head.extend(
-            cases
+        // Each column is a government, by name; one presenting two cases here is told apart
+        // by the case's title.
+        head.extend(cases.iter().map(|c| {
+            let twice = cases
                 .iter()
-                .map(|c| format!("{} ({})", self.gov(&c.government), c.key)),
-        );
+                .filter(|x| x.government == c.government)
+                .count()
+                > 1;
+            if twice {
+                format!("{} ({})", self.gov(&c.government), c.title)
+            } else {
+                self.gov(&c.government)
+            }
+        }));
         let mut rows: Vec<Vec<Cell>> = b
             .evaluation_template
             .criteria
@@ -1580,13 +1629,13 @@ impl<'a> Builder<'a> {
             .unwrap_or_default();
         out.push(Block::Heading(
             3,
-            format!("{}. {field_name} — {}", s.no, s.title),
+            format!("{} {field_name} — {}", self.round(s.no), s.title),
         ));
         // 1. Session summary.
         let evaluators: BTreeSet<&str> =
             s.evaluations.iter().map(|e| e.evaluator.as_str()).collect();
         let mut items = self.session_outline(s);
-        for c in self.cases_in_order(s) {
+        for (n, c) in self.cases_in_order(s).into_iter().enumerate() {
             let presenters: Vec<String> = c
                 .presenters
                 .iter()
@@ -1595,7 +1644,7 @@ impl<'a> Builder<'a> {
             items.push(txt(format!(
                 "{} {}: {} — {}",
                 self.t("사례", "Case"),
-                c.key,
+                n + 1,
                 self.gov(&c.government),
                 c.title
             ) + &if presenters.is_empty() {
