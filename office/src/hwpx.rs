@@ -111,6 +111,8 @@ struct Body {
     preview: String,
     /// Whether the next paragraph begins a page (after the cover, after the contents).
     break_next: bool,
+    /// The pictures (PNG), `BinData/image{n}.png` for the n-th, counted from 1.
+    images: Vec<Vec<u8>>,
 }
 
 impl Body {
@@ -278,8 +280,9 @@ impl Body {
         self.break_next = true;
     }
 
-    /// A chart as the table of its numbers: 한글 draws no SVG, and the numbers are what a
-    /// reader of the file checks (the PDF and the HTML draw the bars).
+    /// A chart: its bars as a picture (한글 draws no SVG: a PNG of the same drawing), then the
+    /// table of its numbers, which a reader of the file checks and a screen reader reads.
+    /// Without the fonts to draw it (or a build without the `pdf` feature), the table alone.
     fn chart(&mut self, chart: &Chart) {
         self.text_para(
             para_shape::BODY,
@@ -287,8 +290,59 @@ impl Body {
             char_shape::BOLD,
             &chart.title,
         );
+        #[cfg(feature = "pdf")]
+        if let Ok(png) = crate::raster::png(&chart.svg()) {
+            self.picture(png, &chart.title);
+        }
         let (head, rows) = chart.as_table();
         self.table(&head, &rows);
+    }
+
+    /// A picture as wide as the text, in a paragraph of its own, treated as a character (it
+    /// moves with the text). Its elements are in the order 한글 writes them.
+    #[cfg(feature = "pdf")]
+    fn picture(&mut self, png: crate::raster::Png, alt: &str) {
+        self.images.push(png.bytes);
+        let n = self.images.len();
+        let id = self.id();
+        // The image's own size at 144 dpi (50 HWPUNIT a pixel), shown scaled to the text width.
+        let (org_w, org_h) = (png.width * 50, png.height * 50);
+        let w = TEXT_W;
+        let h =
+            u32::try_from(u64::from(TEXT_W) * u64::from(png.height) / u64::from(png.width.max(1)))
+                .unwrap_or(TEXT_W);
+        let (sx, sy) = (
+            f64::from(w) / f64::from(org_w.max(1)),
+            f64::from(h) / f64::from(org_h.max(1)),
+        );
+        let xml = format!(
+            concat!(
+                r##"<hp:run charPrIDRef="{shape}"><hp:pic id="{id}" zOrder="0" numberingType="PICTURE" textWrap="TOP_AND_BOTTOM" textFlow="BOTH_SIDES" lock="0" dropcapstyle="None" href="" groupLevel="0" instid="{id}" reverse="0">"##,
+                r##"<hp:offset x="0" y="0"/><hp:orgSz width="{ow}" height="{oh}"/><hp:curSz width="{w}" height="{h}"/>"##,
+                r##"<hp:flip horizontal="0" vertical="0"/><hp:rotationInfo angle="0" centerX="{cx}" centerY="{cy}" rotateimage="1"/>"##,
+                r##"<hp:renderingInfo><hc:transMatrix e1="1" e2="0" e3="0" e4="0" e5="1" e6="0"/><hc:scaMatrix e1="{sx:.6}" e2="0" e3="0" e4="0" e5="{sy:.6}" e6="0"/><hc:rotMatrix e1="1" e2="0" e3="0" e4="0" e5="1" e6="0"/></hp:renderingInfo>"##,
+                r##"<hc:img binaryItemIDRef="image{n}" bright="0" contrast="0" effect="REAL_PIC" alpha="0"/>"##,
+                r##"<hp:imgRect><hc:pt0 x="0" y="0"/><hc:pt1 x="{ow}" y="0"/><hc:pt2 x="{ow}" y="{oh}"/><hc:pt3 x="0" y="{oh}"/></hp:imgRect>"##,
+                r##"<hp:imgClip left="0" right="{ow}" top="0" bottom="{oh}"/><hp:inMargin left="0" right="0" top="0" bottom="0"/>"##,
+                r##"<hp:imgDim dimwidth="{ow}" dimheight="{oh}"/><hp:effects/>"##,
+                r##"<hp:sz width="{w}" widthRelTo="ABSOLUTE" height="{h}" heightRelTo="ABSOLUTE" protect="0"/>"##,
+                r##"<hp:pos treatAsChar="1" affectLSpacing="0" flowWithText="1" allowOverlap="0" holdAnchorAndSO="0" vertRelTo="PARA" horzRelTo="COLUMN" vertAlign="TOP" horzAlign="LEFT" vertOffset="0" horzOffset="0"/>"##,
+                r##"<hp:outMargin left="0" right="0" top="0" bottom="0"/><hp:shapeComment>{alt}</hp:shapeComment></hp:pic><hp:t/></hp:run>"##
+            ),
+            shape = char_shape::BODY,
+            id = id,
+            n = n,
+            w = w,
+            h = h,
+            sx = sx,
+            sy = sy,
+            ow = org_w,
+            oh = org_h,
+            cx = w / 2,
+            cy = h / 2,
+            alt = xml_text(alt),
+        );
+        self.paragraph(para_shape::CENTER, style::NORMAL, &xml, false);
     }
 }
 
@@ -382,12 +436,13 @@ fn section_start() -> String {
 }
 
 /// The body of the report: every block in order.
-fn section(blocks: &[Block]) -> (String, String) {
+fn section(blocks: &[Block]) -> (String, String, Vec<Vec<u8>>) {
     let mut body = Body {
         xml: String::new(),
         next_id: 0,
         preview: String::new(),
         break_next: false,
+        images: Vec::new(),
     };
     let has_cover = blocks.iter().any(|b| matches!(b, Block::Cover(_)));
     for b in blocks {
@@ -433,7 +488,7 @@ fn section(blocks: &[Block]) -> (String, String) {
         section_start(),
         body.xml
     );
-    (xml, body.preview)
+    (xml, body.preview, body.images)
 }
 
 fn font_faces() -> String {
@@ -652,7 +707,16 @@ fn header(section_count: u32) -> String {
     )
 }
 
-fn content_hpf(meta: &Meta<'_>) -> String {
+/// The package's manifest: the header, the section, the settings, and each picture
+/// (`isEmbeded`: its bytes are in the package, under `BinData/`).
+fn content_hpf(meta: &Meta<'_>, images: usize) -> String {
+    let pictures: String = (1..=images)
+        .map(|n| {
+            format!(
+                r##"<opf:item id="image{n}" href="BinData/image{n}.png" media-type="image/png" isEmbeded="1"/>"##
+            )
+        })
+        .collect();
     format!(
         concat!(
             "{decl}<opf:package {ns} version=\"\" unique-identifier=\"\" id=\"\">",
@@ -663,7 +727,7 @@ fn content_hpf(meta: &Meta<'_>) -> String {
             r##"<opf:item id="header" href="Contents/header.xml" media-type="application/xml"/>"##,
             r##"<opf:item id="section0" href="Contents/section0.xml" media-type="application/xml"/>"##,
             r##"<opf:item id="settings" href="settings.xml" media-type="application/xml"/>"##,
-            "</opf:manifest>",
+            "{pictures}</opf:manifest>",
             r##"<opf:spine><opf:itemref idref="header" linear="yes"/><opf:itemref idref="section0" linear="yes"/></opf:spine>"##,
             "</opf:package>"
         ),
@@ -671,12 +735,13 @@ fn content_hpf(meta: &Meta<'_>) -> String {
         ns = NS,
         title = xml_text(meta.title),
         lang = xml_text(meta.language),
+        pictures = pictures,
     )
 }
 
 /// The report as an HWPX package.
 pub fn write(blocks: &[Block], meta: &Meta<'_>) -> Result<Vec<u8>, HwpxError> {
-    let (section, preview) = section(blocks);
+    let (section, preview, images) = section(blocks);
     let stored = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Stored)
         .last_modified_time(DateTime::default());
@@ -729,7 +794,7 @@ pub fn write(blocks: &[Block], meta: &Meta<'_>) -> Result<Vec<u8>, HwpxError> {
                 XML_DECL
             ),
         ),
-        ("Contents/content.hpf", content_hpf(meta)),
+        ("Contents/content.hpf", content_hpf(meta, images.len())),
         ("Contents/header.xml", header(1)),
         ("Contents/section0.xml", section),
         (
@@ -743,6 +808,11 @@ pub fn write(blocks: &[Block], meta: &Meta<'_>) -> Result<Vec<u8>, HwpxError> {
         let options = if name == "mimetype" { stored } else { deflated };
         zip.start_file(name, options)?;
         zip.write_all(text.as_bytes())?;
+    }
+    // A PNG is compressed already: stored as it is.
+    for (n, png) in images.iter().enumerate() {
+        zip.start_file(format!("BinData/image{}.png", n + 1), stored)?;
+        zip.write_all(png)?;
     }
     // The preview is the document's first characters as plain text (온나라 and file browsers
     // show it); readers expect it short.

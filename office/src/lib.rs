@@ -3,9 +3,13 @@
 
 use toron_domain::report::{Cell, Inline};
 
+#[cfg(feature = "pdf")]
+pub mod fonts;
 pub mod hwpx;
 #[cfg(feature = "pdf")]
 pub mod pdf;
+#[cfg(feature = "pdf")]
+pub mod raster;
 
 /// A text's width in half-ems: Hangul, Hanja and other wide characters take two, the rest one.
 fn half_ems(s: &str) -> usize {

@@ -8,7 +8,6 @@
 //! `NotoSansCJK-Bold.ttc`. The same blocks give the same bytes: the document carries no date
 //! and a fixed identifier, and typst itself reads no clock.
 
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};
@@ -34,46 +33,16 @@ pub enum PdfError {
 }
 
 const TEMPLATE: &str = include_str!("report.typ");
-const FONT_FILES: [&str; 2] = ["NotoSansCJK-Regular.ttc", "NotoSansCJK-Bold.ttc"];
+use crate::fonts::FONT_FILES;
 
 struct Fonts {
     book: LazyHash<FontBook>,
     fonts: Vec<Font>,
 }
 
-fn font_dirs() -> Vec<PathBuf> {
-    match std::env::var_os("TORON_FONT_DIR") {
-        Some(d) => vec![PathBuf::from(d)],
-        None => [
-            "/usr/share/fonts/opentype/noto",
-            "/usr/share/fonts/noto-cjk",
-            "/usr/share/fonts/google-noto-cjk",
-            "/usr/local/share/fonts",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .collect(),
-    }
-}
-
-fn find(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
-    dirs.iter().map(|d| d.join(name)).find(|p| p.is_file())
-}
-
 fn load_fonts() -> Result<Fonts, String> {
-    let dirs = font_dirs();
     let mut fonts = Vec::new();
-    for name in FONT_FILES {
-        let path = find(&dirs, name).ok_or_else(|| {
-            format!(
-                "{name} is in none of {}",
-                dirs.iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?;
-        let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for data in crate::fonts::read(&FONT_FILES)? {
         fonts.extend(Font::iter(Bytes::new(data)));
     }
     if fonts.is_empty() {
@@ -271,10 +240,4 @@ fn messages(diags: &[typst::diag::SourceDiagnostic]) -> String {
         .map(|d| d.message.to_string())
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// Where the fonts were looked for: for the server's start-up log.
-pub fn font_folder() -> Option<PathBuf> {
-    let dirs = font_dirs();
-    find(&dirs, FONT_FILES[0]).and_then(|p| p.parent().map(Path::to_path_buf))
 }

@@ -1,7 +1,9 @@
 """Reads an HWPX file with python-hwpx, a reader written independently of Toron, and prints
 what a test checks as JSON: the document's text, its tables cell by cell, the paragraphs 한글
-shows in its outline (개요 styles), and what the package and schema validators find."""
+shows in its outline (개요 styles), its pictures (what each refers to, its alternative text,
+the image's size as its PNG header says), and what the package and schema validators find."""
 import json
+import struct
 import sys
 import warnings
 import zipfile
@@ -23,11 +25,36 @@ for t in doc.get_table_map()["tables"]:
 
 HP = "{http://www.hancom.co.kr/hwpml/2011/paragraph}"
 HH = "{http://www.hancom.co.kr/hwpml/2011/head}"
+HC = "{http://www.hancom.co.kr/hwpml/2011/core}"
+OPF = "{http://www.idpf.org/2007/opf/}"
+
+
+def png_size(data):
+    """(width, height) from a PNG's IHDR, or None if it is not a PNG."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    return list(struct.unpack(">II", data[16:24]))
+
+
 with zipfile.ZipFile(path) as z:
     names = z.namelist()
     first = z.infolist()[0]
     header = ET.fromstring(z.read("Contents/header.xml"))
     section = ET.fromstring(z.read("Contents/section0.xml"))
+    hpf = ET.fromstring(z.read("Contents/content.hpf"))
+    manifest = {
+        i.get("id"): i.get("href")
+        for i in hpf.iter()
+        if i.tag.endswith("item") and (i.get("media-type") or "").startswith("image/")
+    }
+    images = {href: png_size(z.read(href)) if href in names else None for href in manifest.values()}
+pictures = [
+    {
+        "ref": next((i.get("binaryItemIDRef") for i in p.iter(HC + "img")), None),
+        "comment": "".join(c.text or "" for c in p.iter(HP + "shapeComment")),
+    }
+    for p in section.iter(HP + "pic")
+]
 outline_styles = {
     s.get("id") for s in header.iter(HH + "style") if s.get("name", "").startswith("개요")
 }
@@ -45,6 +72,9 @@ print(json.dumps({
     "outline": outline,
     "fonts": fonts,
     "parts": names,
+    "pictures": pictures,
+    "manifest_images": manifest,
+    "images": images,
     "first_part": first.filename,
     "first_stored": first.compress_type == zipfile.ZIP_STORED,
     "schema_issues": [str(i) for i in schema.issues],

@@ -354,6 +354,35 @@ async fn the_hwpx_report_reads_back_with_its_tables_and_outline() {
     let text = read["text"].as_str().expect("text");
     want.all_in(text);
 
+    // Each chart the HTML report draws is a picture, in the same order, named by its title
+    // (its alternative text), its PNG in the package and listed in the manifest.
+    let (ok, html, err) = toron_line(&server, ADMIN, "report HB-BENCH-2012 --format html").await;
+    assert!(ok, "{err}");
+    let charts: Vec<&str> = html
+        .split("<svg ")
+        .skip(1)
+        .filter_map(|s| s.split("<title>").nth(1)?.split("</title>").next())
+        .collect();
+    assert!(charts.len() >= 2, "the report draws charts: {charts:?}");
+    let pictures = read["pictures"].as_array().expect("pictures");
+    let named: Vec<String> = pictures
+        .iter()
+        .map(|p| toron_domain::report::esc(p["comment"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(named, charts, "one picture per chart, in order");
+    for p in pictures {
+        let href = read["manifest_images"]
+            [p["ref"].as_str().expect("a picture refers to an image")]
+        .as_str()
+        .unwrap_or_else(|| panic!("{p} is not in the manifest"));
+        let size = &read["images"][href];
+        assert_eq!(
+            size[0], 1280,
+            "{href} is a PNG drawn at twice the chart's width: {size}"
+        );
+        assert!(size[1].as_u64().is_some_and(|h| h > 100), "{href}: {size}");
+    }
+
     // The outline (개요) has the parts and every department.
     let outline: Vec<&str> = read["outline"]
         .as_array()
