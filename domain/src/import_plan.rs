@@ -100,14 +100,14 @@ pub fn plan(b: &Bundle) -> Result<Plan, serde_json::Error> {
     for s in &b.sessions {
         plan_session(&mut p, &series, s)?;
     }
-    if !b.findings.is_empty() {
-        p.document(
-            DocKey::Report {
-                series: series.clone(),
-            },
-            &series,
-        );
-    }
+    // The report is registered even before it has a finding: its organizers promote the
+    // session's accepted annotations into it after the session.
+    p.document(
+        DocKey::Report {
+            series: series.clone(),
+        },
+        &series,
+    );
     for r in &b.department_responses {
         p.document(
             DocKey::Response {

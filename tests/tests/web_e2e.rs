@@ -167,7 +167,15 @@ fn the_web_client_in_headless_chromium() {
             .expect("token")
             .to_string()
     };
+    // P-LEE reviews for 문화도서관과 (DEP-CULT) in the series: the work after the session.
+    api.call(
+        "POST",
+        "/api/v1/roles",
+        Some(json!({ "participant": "P-LEE", "role": "department_reviewer", "series": "HB-BENCH-2012" })),
+    )
+    .expect("grant");
     let (kim, park, moon) = (token("P-KIM"), token("P-PARK"), token("P-MOON"));
+    let (han, lee) = (token("P-HAN"), token("P-LEE"));
 
     let mut cmd = Command::new("node");
     cmd.arg("tests/e2e.mjs")
@@ -178,6 +186,8 @@ fn the_web_client_in_headless_chromium() {
         .env("TOKEN_EVALUATOR", &park)
         .env("TOKEN_CHAIR", &moon)
         .env("TOKEN_ORGANIZER", ADMIN)
+        .env("TOKEN_PLANNER", &han)
+        .env("TOKEN_DEPT", &lee)
         .env("TOKEN_OBSERVER", observer["token"].as_str().expect("token"));
     // `TORON_SCREENSHOTS=docs` (a path from the repository's root) keeps the screenshots.
     if let Ok(dir) = std::env::var("TORON_SCREENSHOTS") {

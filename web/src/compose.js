@@ -5,7 +5,7 @@ import { cpLength, cpSlice } from "./anchor.js";
 import { t } from "./i18n.js";
 import { Automerge as A } from "@automerge/automerge-repo/slim";
 import { api } from "./api.js";
-import { departmentName, ensureRepo, handle, myRole, session } from "./documents.js";
+import { departmentName, handle, myRole, openOrStart, session } from "./documents.js";
 import { scheduleRender, start } from "./render.js";
 import { $, KINDS, esc, state } from "./state.js";
 import { announce } from "./views.js";
@@ -24,19 +24,8 @@ export function uuid() {
 export async function myLayer(s) {
   const l = s.layers.find((x) => x.participant === state.me && x.writable);
   if (!l) throw new Error(t("cannotAnnotate"));
-  try {
-    return { l, h: await handle(l.doc) };
-  } catch (e) {
-    if (!/unavailable/.test(String(e?.message))) throw e;
-  }
-  // Registered for me but never written: the server has nothing to send. Start it with a
-  // first change that every tab of mine makes byte for byte the same (actor from the
-  // document's id, time 0), so two tabs starting it at once do not make two rival maps.
-  const repo = await ensureRepo();
-  const actor = Array.from(new TextEncoder().encode(l.doc).slice(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
-  const seed = A.change(A.init({ actor }), { time: 0 }, (d) => ensureLayer(d, s));
-  repo.import(A.save(seed), { docId: l.doc });
-  return { l, h: await handle(l.doc) };
+  // Registered for me but perhaps never written: started as every tab of mine starts it.
+  return { l, h: await openOrStart(l.doc, (d) => ensureLayer(d, s)) };
 }
 
 export function ensureLayer(d, s) {
@@ -79,14 +68,15 @@ export function renderRefused() {
     <button type="button" data-act="reload">${esc(t("reload"))}</button>`;
 }
 
-/// Watches the server's log until it holds the layer's newest change: then it is safe.
+/// Watches the server's log until it holds the document's newest change: then it is safe
+/// (true). False if the server refused it, or it never got there.
 export async function confirmSaved(docId, h) {
   const heads = A.getHeads(h.doc());
   state.saving = { doc: docId, status: "saving" };
   renderSaving();
   // Quickly at first; then, offline for a while, every few seconds until it gets there.
   for (let i = 0; i < 50 + 600; i++) {
-    if (state.refused?.doc === docId) return;
+    if (state.refused?.doc === docId) return false;
     if (i >= 50) await new Promise((r) => setTimeout(r, 3000));
     try {
       const ev = await api(`/api/v1/documents/${docId}/events?limit=1000`);
@@ -94,13 +84,14 @@ export async function confirmSaved(docId, h) {
       if (heads.every((x) => hashes.has(x))) {
         state.saving = { doc: docId, status: "saved" };
         renderSaving();
-        return;
+        return true;
       }
     } catch {
       /* offline: keep trying */
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+  return false;
 }
 
 export function renderSaving() {

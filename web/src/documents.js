@@ -63,6 +63,23 @@ export async function handle(id) {
   }
 }
 
+/// A document this participant may write, started if nobody has written it yet (the server
+/// has nothing to send): with a first change, made by `begin`, that every tab makes byte for
+/// byte the same (actor from the document's id, time 0), so two tabs or two people starting
+/// it at once do not make two rival maps.
+export async function openOrStart(id, begin) {
+  try {
+    return await handle(id);
+  } catch (e) {
+    if (!/unavailable/.test(String(e?.message))) throw e;
+  }
+  const repo = await ensureRepo();
+  const actor = Array.from(new TextEncoder().encode(id).slice(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+  const seed = A.change(A.init({ actor }), { time: 0 }, begin);
+  repo.import(A.save(seed), { docId: id });
+  return handle(id);
+}
+
 export async function docOf(id) {
   try {
     return (await handle(id)).doc();
@@ -117,6 +134,8 @@ export async function gather(s) {
     a.agree = agrees.get(a.id) || 0;
     a.agreed = mineAgreed.has(a.id);
     a.status = items[a.id]?.status || (a.withdrawn ? "withdrawn" : "open");
+    // The finding of the report that took it in, if one did.
+    a.finding = items[a.id]?.finding || null;
   }
   anns.sort((x, y) => String(x.created_at).localeCompare(String(y.created_at)));
   return anns;

@@ -10,6 +10,7 @@ import { t, lang, setLang } from "./i18n.js";
 import { linkedMoment, readToken } from "./api.js";
 import { agree, annotate, openComposer, reply, selectionIn, setStatus } from "./compose.js";
 import { gather, session } from "./documents.js";
+import { promote, respond } from "./followup.js";
 import { focusAnnotation, listView, markVisit, submitEvaluation } from "./hall.js";
 import { downloadInvites, makeInvites } from "./invites.js";
 import { render, start } from "./render.js";
@@ -109,7 +110,13 @@ document.addEventListener("submit", async (ev) => {
     }
     const m = location.hash.match(/^#\/s\/([^/]+)/);
     const s = m && session(decodeURIComponent(m[1]));
-    if (f.classList.contains("eval-form")) {
+    if (f.classList.contains("promote")) {
+      await promote(s, f);
+      render();
+    } else if (f.classList.contains("respond")) {
+      await respond(s, f);
+      render();
+    } else if (f.classList.contains("eval-form")) {
       await submitEvaluation(s, f);
       render();
     } else if (f.classList.contains("agenda-note")) {
@@ -155,7 +162,7 @@ document.addEventListener("keydown", (ev) => {
 });
 // An evaluator choosing scores: the page does not redraw the form under her until she submits.
 document.addEventListener("change", (ev) => {
-  const f = ev.target.closest?.("form.eval-form");
+  const f = ev.target.closest?.("form.eval-form, form.promote, form.respond");
   if (f) f.dataset.dirty = "1";
   if (ev.target.closest?.("form.filters") && ev.target.name in listView) {
     listView[ev.target.name] = ev.target.value;
@@ -168,6 +175,9 @@ let sliderHeld = false;
 document.addEventListener("pointerdown", (ev) => (sliderHeld = ev.target.id === "slider"));
 document.addEventListener("pointerup", () => (sliderHeld = false));
 document.addEventListener("input", (ev) => {
+  // Typing in a follow-up form: the page does not redraw it under the writer.
+  const f = ev.target.closest?.("form.promote, form.respond");
+  if (f) f.dataset.dirty = "1";
   if (ev.target.id !== "slider") return;
   replayState.playing = 0;
   replayTo(replayState.times[Number(ev.target.value)]);

@@ -5,6 +5,7 @@ import { t, lang } from "./i18n.js";
 import { api } from "./api.js";
 import { renderRefused, renderSaving } from "./compose.js";
 import { session } from "./documents.js";
+import { viewFollowup } from "./followup.js";
 import { markVisit, viewCase, viewPeople, viewQueue } from "./hall.js";
 import { viewInvites } from "./invites.js";
 import { replayState, viewReplay, viewReport } from "./replay.js";
@@ -19,7 +20,7 @@ export function scheduleRender() {
   requestAnimationFrame(() => {
     renderQueued = false;
     // Never re-render under an open form: the person is typing.
-    if (document.querySelector("form.annotate, form.reply-form, form.eval-form[data-dirty], details[open] > form.agenda-note")) return;
+    if (document.querySelector("form.annotate, form.reply-form, form.eval-form[data-dirty], form.promote[data-dirty], form.respond[data-dirty], details[open] > form.agenda-note")) return;
     if (location.hash.includes("/replay")) return;
     render();
   });
@@ -42,6 +43,7 @@ export async function render() {
     if (named && !session(decodeURIComponent(named[1]))) throw new Error(`${t("noSuchSession")}: ${decodeURIComponent(named[1])}`);
     if ((m = h.match(/^#\/s\/([^/]+)\/c\/([^/]+)/))) html = await viewCase(session(decodeURIComponent(m[1])), decodeURIComponent(m[2]));
     else if ((m = h.match(/^#\/s\/([^/]+)\/queue/))) html = await viewQueue(session(decodeURIComponent(m[1])));
+    else if ((m = h.match(/^#\/s\/([^/]+)\/followup/))) html = await viewFollowup(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)\/people/))) html = await viewPeople(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)\/invites/))) html = viewInvites(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)\/replay/))) html = await viewReplay(session(decodeURIComponent(m[1].split("?")[0])));

@@ -4,6 +4,7 @@ import { cpLength } from "./anchor.js";
 import { t } from "./i18n.js";
 import { liveAnnotation, writeAnnotation } from "./compose.js";
 import { ensureRepo, gather, mayAnnotate } from "./documents.js";
+import { hasFollowup } from "./followup.js";
 import { annotationCard } from "./hall.js";
 import { scheduleRender } from "./render.js";
 import { $, KINDS, esc, state } from "./state.js";
@@ -21,6 +22,7 @@ export function tabs(s, current) {
     ["people", `#/s/${s.key}/people`, t("people")],
     ["replay", `#/s/${s.key}/replay`, t("replay")],
   ];
+  if (hasFollowup(s)) items.push(["followup", `#/s/${s.key}/followup`, t("followup")]);
   if (s.my_roles.includes("organizer")) {
     items.push(["invites", `#/s/${s.key}/invites`, t("invites")]);
     items.push(["report", `#/report/${s.key}`, t("report")]);

@@ -3,7 +3,8 @@
 // imported and session S-LIB live. Every wait is bounded.
 //
 // Env: TORON_URL, TOKEN_ACTIVIST (P-KIM), TOKEN_EVALUATOR (P-PARK), TOKEN_CHAIR (P-MOON),
-// TOKEN_OBSERVER (P-OBS), TOKEN_ORGANIZER, SCREENSHOTS (a folder; optional), CHROMIUM (default /usr/bin/chromium).
+// TOKEN_OBSERVER (P-OBS), TOKEN_ORGANIZER, TOKEN_PLANNER (P-HAN, organizer), TOKEN_DEPT (P-LEE,
+// department reviewer of DEP-CULT), SCREENSHOTS (a folder; optional), CHROMIUM (default /usr/bin/chromium).
 
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
@@ -521,6 +522,66 @@ try {
   assert.equal(await card(activist.page, late).count(), 0, "the refused note is gone");
   assert.ok(await activist.page.locator("#refused").isHidden(), "nothing refused after reloading");
   console.log("a refused change is said; the page keeps receiving; reloading starts clean");
+
+  // 10b. The work after the session, from the page (issue 19). The planning officer (P-HAN,
+  // organizer) also accepts the activist's gap, then promotes both accepted annotations into
+  // one finding for 문화도서관과 under 후속 조치; its reviewer (P-LEE) finds it there — and
+  // nothing of another department's — and records the department's response. The report and
+  // the series' timeline show both, each by its author.
+  const planner = await person(process.env.TOKEN_PLANNER);
+  await planner.page.goto(CASE);
+  await card(planner.page, gap).locator("button[data-status=accepted]").click();
+  await card(planner.page, gap).locator("button[data-status=accepted][aria-pressed=true]").waitFor({ timeout: LIMIT });
+  await planner.page.getByRole("link", { name: "후속 조치" }).click();
+  const promoteForm = planner.page.locator("form.promote");
+  await promoteForm.waitFor({ timeout: LIMIT });
+  for (const body of [gap, question]) await promoteForm.locator("label.source", { hasText: body.slice(0, 12) }).locator("input").check();
+  const title = "저녁 시간 작은도서관 운영 인력";
+  const advice = "작은도서관 저녁 운영에 시간제 사서를 배치한다";
+  await promoteForm.getByLabel("유형").selectOption({ label: "제언" });
+  await promoteForm.getByLabel("제목").fill(title);
+  await promoteForm.getByLabel("권고 사항").fill(advice);
+  await promoteForm.getByLabel("주관 부서").selectOption({ label: "문화도서관과" });
+  await promoteForm.getByLabel("우선순위").selectOption({ label: "높음" });
+  if (shots) await planner.page.screenshot({ path: join(shots, "web-promote-desktop.png"), fullPage: true });
+  await promoteForm.getByRole("button", { name: "과제로 올리기" }).click();
+  const promotedItem = planner.page.locator("li.finding", { hasText: title });
+  await promotedItem.waitFor({ timeout: LIMIT });
+  assert.match(await promotedItem.innerText(), /F-S-LIB-01/);
+  assert.equal(await promotedItem.locator("ul.sources li").count(), 2, "both annotations are its sources");
+  await planner.page.locator("#saving.saved").waitFor({ timeout: LIMIT });
+  await planner.page.waitForFunction(() => !document.querySelector("form.promote label.source"), null, { timeout: LIMIT });
+  console.log("the planning officer promoted two accepted annotations into F-S-LIB-01");
+
+  const reviewer = await person(process.env.TOKEN_DEPT, { width: 390, height: 844 });
+  await reviewer.page.goto(`${URL}/#/s/S-LIB/followup`);
+  const mine = reviewer.page.locator("li.finding", { hasText: title });
+  await mine.waitFor({ timeout: LIMIT });
+  assert.equal(await reviewer.page.locator("form.promote").count(), 0, "a reviewer promotes nothing");
+  assert.equal(await reviewer.page.locator("li.finding", { hasText: "F-CARE-01" }).count(), 0, "another department's finding is not shown");
+  assert.match(await mine.innerText(), /주관/);
+  assert.match(await mine.innerText(), new RegExp(advice));
+  const respondForm = mine.locator("form.respond");
+  await respondForm.getByLabel("검토 의견").first().selectOption({ label: "일부수용" });
+  await respondForm.getByLabel("조치 계획").fill("2013년 하반기 시간제 사서 두 명을 시범 배치");
+  await respondForm.getByLabel("완료 예정").fill("2013-12-31");
+  await respondForm.getByLabel("추진 상황").fill("예산 편성 중");
+  if (shots) await reviewer.page.screenshot({ path: join(shots, "web-respond-phone.png"), fullPage: true });
+  await respondForm.getByRole("button", { name: "검토 의견 저장" }).click();
+  await reviewer.page.locator("li.finding", { hasText: title }).locator(".response-now", { hasText: "일부수용" }).waitFor({ timeout: LIMIT });
+  await reviewer.page.locator("#saving.saved").waitFor({ timeout: LIMIT });
+  console.log("the department's reviewer recorded its response");
+
+  const reportMd = await (await fetch(`${URL}/api/v1/reports/HB-BENCH-2012?lang=ko&format=md`, auth)).text();
+  for (const want of [title, advice, "일부수용", "2013년 하반기 시간제 사서 두 명을 시범 배치", "예산 편성 중"]) {
+    assert.ok(reportMd.includes(want), `the report has ${want}`);
+  }
+  const timeline = (await (await fetch(`${URL}/api/v1/sessions/HB-BENCH-2012/timeline?limit=5000`, auth)).json()).entries;
+  const did = (who, kind, finding) => timeline.some((e) => e.participant === who && e.kind === kind && e.detail?.finding === finding);
+  const seen = timeline.filter((e) => ["P-HAN", "P-LEE"].includes(e.participant)).map((e) => `${e.participant} ${e.kind} ${e.detail?.finding}`);
+  assert.ok(did("P-HAN", "finding.created", "F-S-LIB-01"), `the finding is P-HAN's in the timeline: ${seen}`);
+  assert.ok(did("P-LEE", "department.responded", "F-S-LIB-01"), `the response is P-LEE's in the timeline: ${seen}`);
+  console.log("the report and the series' timeline show the finding and the response");
 
   // 11. axe-core finds no serious or critical violation on the join, case, queue and replay
   // views (issue 17).

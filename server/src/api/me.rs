@@ -75,6 +75,7 @@ async fn my_sessions(Reader(state, who): Reader) -> Result<Response, ApiError> {
     let reg = &state.hub.registry;
     let catalog = reg.catalog();
     let mut out = Vec::new();
+    let mut reports = BTreeMap::new();
     for s in reg.sessions() {
         if let Some(p) = &who {
             if !reg.may_follow_session(p, &s.key) {
@@ -86,7 +87,8 @@ async fn my_sessions(Reader(state, who): Reader) -> Result<Response, ApiError> {
             .and_then(|m| m.get(&s.key))
             .cloned()
             .unwrap_or(Value::Null);
-        let docs = session_documents(reg, &catalog, &s, who.as_deref());
+        let mut docs = session_documents(reg, &catalog, &s, who.as_deref());
+        answerable_findings(&state, &s.series, &mut docs.responses, &mut reports).await?;
         let my_roles: Vec<String> = match &who {
             Some(p) => reg.roles_in_session(p, &s, true),
             None => vec!["organizer".into()],
@@ -98,8 +100,17 @@ async fn my_sessions(Reader(state, who): Reader) -> Result<Response, ApiError> {
             "scheduled": meta.get("scheduled"),
             "my_roles": my_roles, "cases": docs.cases, "evaluations": docs.evaluations,
             "layers": docs.layers, "triage": docs.triage, "people": session_people(&state, &s),
+            // The work after the session: the series' report (its organizers promote
+            // findings into it) and the departments' responses the reader may see, each with
+            // the findings addressed to that department.
+            "report": docs.report, "responses": docs.responses,
             // What a gap or lesson may be routed to (the server refuses any other).
             "departments": reg.departments(Some(&s.series)),
+            // What a finding may be linked to: the series' pledges (공약), in key order.
+            "pledges": catalog
+                .get(&toron_domain::import_plan::scoped("pledge", &s.series))
+                .map(|m| m.values().cloned().collect::<Vec<_>>())
+                .unwrap_or_default(),
             // The evaluation template: criteria in order, with their names and weights.
             "template": catalog
                 .get(&toron_domain::import_plan::scoped("template", &s.series))
@@ -118,6 +129,8 @@ struct SessionDocs {
     evaluations: Vec<Value>,
     layers: Vec<Value>,
     triage: Value,
+    report: Value,
+    responses: Vec<Value>,
 }
 
 fn session_documents(
@@ -149,6 +162,8 @@ fn session_documents(
         evaluations: Vec::new(),
         layers: Vec::new(),
         triage: Value::Null,
+        report: Value::Null,
+        responses: Vec::new(),
     };
     for k in reg.documents_of_series(&s.series) {
         let id = k.document_id();
@@ -189,10 +204,77 @@ fn session_documents(
             DocKey::Triage { session } if *session == s.key => {
                 docs.triage = json!({ "doc": id.to_string(), "writable": writable });
             }
+            DocKey::Report { .. } => {
+                docs.report = json!({ "doc": id.to_string(), "writable": writable });
+            }
+            DocKey::Response { department, .. } => {
+                docs.responses.push(json!({ "department": department, "doc": id.to_string(), "writable": writable }));
+            }
             _ => {}
         }
     }
     docs
+}
+
+/// Adds to each response document of `series` in `responses` the findings of the series'
+/// report addressed to its department (what its reviewers answer; they may not read the
+/// report document itself). `reports` keeps each series' report read once per request.
+async fn answerable_findings(
+    state: &AppState,
+    series: &str,
+    responses: &mut [Value],
+    reports: &mut BTreeMap<String, Value>,
+) -> Result<(), ApiError> {
+    if responses.is_empty() {
+        return Ok(());
+    }
+    if !reports.contains_key(series) {
+        let hub = state.hub.clone();
+        let key = series.to_string();
+        let report = crate::api::error::blocking(move || hub.history.report(&key))
+            .await?
+            .unwrap_or_else(|e| {
+                tracing::warn!("{e}");
+                Value::Null
+            });
+        reports.insert(series.to_string(), report);
+    }
+    let findings = reports
+        .get(series)
+        .and_then(|r| r.get("findings"))
+        .and_then(Value::as_object);
+    for r in responses {
+        let department = r["department"].as_str().unwrap_or_default().to_string();
+        let mine: Vec<Value> = findings
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter(|(_, f)| {
+                f["departments"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|d| d.as_str() == Some(&department)))
+            })
+            .map(|(key, f)| {
+                let mut shown = json!({ "key": key });
+                for k in [
+                    "type",
+                    "title",
+                    "text",
+                    "recommendation",
+                    "priority",
+                    "departments",
+                    "case",
+                    "fields",
+                ] {
+                    if let Some(v) = f.get(k) {
+                        shown[k] = v.clone();
+                    }
+                }
+                shown
+            })
+            .collect();
+        r["findings"] = json!(mine);
+    }
+    Ok(())
 }
 
 /// Everybody with a role in the session, shown as they consented.

@@ -67,10 +67,35 @@ pub struct HistoryCache {
 }
 
 impl HistoryCache {
-    /// The keys of the findings in `series`' report as stored now (none if it has no report
-    /// yet). Blocking: reads the report through the history cache, which keeps it loaded.
+    /// The findings of `series`' report as stored now (none if it has no report yet), each
+    /// with the departments it is addressed to. Blocking, as [`Self::report`].
     pub fn report_findings(&self, series: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
-        use automerge::ReadDoc;
+        let report = self.report(series)?;
+        let Some(findings) = report
+            .get("findings")
+            .and_then(serde_json::Value::as_object)
+        else {
+            return Ok(BTreeMap::new());
+        };
+        Ok(findings
+            .iter()
+            .map(|(k, f)| {
+                let to = f["departments"]
+                    .as_array()
+                    .map(|l| {
+                        l.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (k.clone(), to)
+            })
+            .collect())
+    }
+
+    /// `series`' report document as stored now, as JSON (`null` if it has none yet).
+    /// Blocking: reads it through the history cache, which keeps it loaded.
+    pub fn report(&self, series: &str) -> Result<serde_json::Value, String> {
         let id = toron_domain::policy::DocKey::Report {
             series: series.to_string(),
         }
@@ -80,28 +105,10 @@ impl HistoryCache {
             .document_len(&id)
             .map_err(|e| format!("the report of series {series} cannot be read: {e}"))?;
         if len == 0 {
-            return Ok(BTreeMap::new());
+            return Ok(serde_json::Value::Null);
         }
-        self.with_doc(&id, len, |d| match d.get(automerge::ROOT, "findings") {
-            Ok(Some((automerge::Value::Object(automerge::ObjType::Map), o))) => {
-                let report = toron_protocol::json::doc_to_json(d);
-                d.keys(&o)
-                    .map(|k| {
-                        let to = report["findings"][&k]["departments"]
-                            .as_array()
-                            .map(|l| {
-                                l.iter()
-                                    .filter_map(|x| x.as_str().map(str::to_string))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        (k, to)
-                    })
-                    .collect()
-            }
-            _ => BTreeMap::new(),
-        })
-        .map_err(|e| format!("the report of series {series} cannot be read: {e}"))
+        self.with_doc(&id, len, toron_protocol::json::doc_to_json)
+            .map_err(|e| format!("the report of series {series} cannot be read: {e}"))
     }
 
     pub fn new(store: Arc<Store>) -> Self {
