@@ -1189,15 +1189,25 @@ impl<'a> Builder<'a> {
             .as_deref()
             .map(|d| date_words(self.lang, d))
             .unwrap_or_default();
-        let mut items = vec![txt(format!("{}: {day}{hours}", self.t("일시", "When")))];
+        let mut items = Vec::new();
+        // Why: the session's own purpose, else the series'.
+        let purpose = get("purpose")
+            .or_else(|| self.b.series.rest.get("purpose"))
+            .and_then(Value::as_str);
+        if let Some(p) = purpose {
+            items.push(txt(format!("{}: {p}", self.t("목적", "Purpose"))));
+        }
+        items.push(txt(format!("{}: {day}{hours}", self.t("일시", "When"))));
         if let Some(v) = get("venue").and_then(Value::as_str) {
             items.push(txt(format!("{}: {v}", self.t("장소", "Where"))));
         }
         if let Some(n) = get("attendance").and_then(|a| a.get("count")) {
             items.push(txt(format!(
-                "{}: {n}{}",
+                "{}: {}{}{}",
                 self.t("참석", "Attendance"),
-                self.t("명", "")
+                number_words(&n.to_string()),
+                self.t("명", ""),
+                self.attendance_composition(get("attendance"))
             )));
         }
         items.push(txt(self.progress_of_series(s)));
@@ -1225,6 +1235,49 @@ impl<'a> Builder<'a> {
             )));
         }
         items
+    }
+
+    /// Who attended, by kind (`attendance.composition`: kind → count):
+    /// ` (공무원 14명, 전문가 6명, 활동가 21명)`, or nothing.
+    fn attendance_composition(&self, attendance: Option<&Value>) -> String {
+        let Some(parts) = attendance
+            .and_then(|a| a.get("composition"))
+            .and_then(Value::as_object)
+        else {
+            return String::new();
+        };
+        // Officials, experts, activists, residents — as an office lists them — then the rest.
+        let order = ["official", "expert", "activist", "resident"];
+        let mut parts: Vec<(&String, &Value)> = parts.iter().collect();
+        parts.sort_by_key(|(k, _)| {
+            order
+                .iter()
+                .position(|o| *o == k.as_str())
+                .unwrap_or(order.len())
+        });
+        let words: Vec<String> = parts
+            .into_iter()
+            .filter_map(|(kind, n)| {
+                let n = n.as_u64()?;
+                let (ko, en) = role_words(kind);
+                let name = match (ko, self.lang) {
+                    // A kind this report has no word for is printed as the bundle names it.
+                    ("참여자", _) => kind.clone(),
+                    (ko, Lang::Ko) => ko.to_string(),
+                    (_, Lang::En) => en.to_string(),
+                };
+                Some(format!(
+                    "{name} {}{}",
+                    number_words(&n.to_string()),
+                    self.t("명", "")
+                ))
+            })
+            .collect();
+        if words.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", words.join(", "))
+        }
     }
 
     /// A session's place in its series as a Korean office numbers it: 제5차 (in English, 5.).
