@@ -2,6 +2,7 @@
 //! sled directory, and raw WebSocket peers for the tests that must speak out of turn.
 
 pub mod fuzzing;
+pub mod nats;
 pub mod roster;
 
 use std::path::Path;
