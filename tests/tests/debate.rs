@@ -236,10 +236,7 @@ async fn the_example_bundle_imports_reports_and_exports() {
     );
 
     // Reference scores apart: one counted (median 2.0), one excluded (conflict of interest).
-    assert!(
-        md.contains("| C-LIB-HB | 지속가능성 | 1 | 2.0 | 1 |"),
-        "{md}"
-    );
+    assert!(md.contains("| 한빛구 | 지속가능성 | 1 | 2.0 | 1 |"), "{md}");
     // Names as each person consented: an activist by affiliation, a role_only official by
     // role; links to the replay moment; the deferred question under further review.
     assert!(md.contains("제기: 한빛 책읽는 주민모임"), "{md}");
@@ -987,10 +984,10 @@ async fn a_live_score_by_a_responsible_official_is_excluded_and_its_case_named()
     assert!(ok, "{err}");
     let row = md
         .lines()
-        .find(|l| l.starts_with("| C-LIB-HB | 효과성"))
+        .find(|l| l.starts_with("| 한빛구 | 효과성"))
         .unwrap_or_else(|| panic!("a reference row for the case's effectiveness: {md}"));
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    // | case | criterion | n | median | excluded |
+    // | the case's government | criterion | n | median | excluded |
     assert_eq!(cells[3], "1", "the resident's score counts: {row}");
     assert_eq!(cells[5], "1", "the official's is excluded: {row}");
     assert!(

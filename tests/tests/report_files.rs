@@ -159,6 +159,29 @@ async fn the_korean_report_says_kinds_and_statuses_in_korean() {
     // 붙임: the forms as written and the cases as presented.
     assert!(visible.contains("붙임 1. 평가서") && visible.contains("| 효율성 | 해당없음 |"));
     assert!(visible.contains("붙임 2. 사례 자료") && visible.contains("추진배경: 한빛구는"));
+    // 추진 개요 as an office writes it: the round, why, where, who came, where the series
+    // stands; governments by name at the head of the score table, not case keys.
+    for line in [
+        "### 제2차 도서관 — ",
+        "- 목적: 우리 구 정책을 모범 지자체의 사례와 견주어",
+        "- 장소: 한빛구청 대회의실",
+        "- 참석: 41명 (공무원 14명, 전문가 6명, 활동가 21명)",
+        "- 시리즈 진행: 이번이 제2차 — 등록된 토론회 제2차·제3차 가운데 2회 개최",
+        "- 사례 1: 한빛구 — 작은도서관 통합 회원제와 상호대차",
+        "| 항목(가중치) | 한빛구 | 누리구 |",
+    ] {
+        assert!(visible.contains(line), "the report lacks `{line}`");
+    }
+    // No case key outside the links' addresses (the visible text of the Markdown report).
+    let mut parts = visible.split("](");
+    let mut shown = parts.next().unwrap_or_default().to_string();
+    for part in parts {
+        shown.push_str(part.split_once(')').map_or(part, |(_, after)| after));
+    }
+    assert!(
+        !shown.contains("C-LIB-HB"),
+        "a case key in the Korean report: {shown}"
+    );
     server.shutdown().await.expect("shutdown");
 }
 

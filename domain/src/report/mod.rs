@@ -1559,10 +1559,18 @@ impl<'a> Builder<'a> {
                     "Reference scores (apart from official scores)",
                 ),
             ));
+            // A case by its government's name, as the score table heads it.
+            let case_name = |k: &str| {
+                s.cases
+                    .iter()
+                    .find(|c| c.key == k)
+                    .map(|c| self.gov(&c.government))
+                    .unwrap_or_else(|| k.to_string())
+            };
             out.push(Block::Table {
                 id: format!("reference:{}", s.key),
                 head: vec![
-                    self.t("사례", "Case"),
+                    self.t("지자체", "Government"),
                     self.t("항목", "Criterion"),
                     "n".into(),
                     self.t("중앙값", "Median"),
@@ -1572,7 +1580,7 @@ impl<'a> Builder<'a> {
                     .into_iter()
                     .map(|((case, c), (mut v, excluded))| {
                         vec![
-                            txt(case),
+                            txt(case_name(&case)),
                             txt(self.criterion(&c)),
                             txt(v.len().to_string()),
                             txt(if v.is_empty() {
