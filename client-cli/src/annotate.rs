@@ -238,27 +238,8 @@ pub async fn resolve_annotation(
     session: &str,
     limit: Duration,
 ) -> anyhow::Result<String> {
-    let mut by_ref = None;
-    for id in layers {
-        let d = match conn.find(*id, limit).await {
-            Ok(d) => d,
-            Err(ClientError::Unavailable(_)) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let layer = toron_protocol::json::doc_to_json(&d.doc);
-        let Some(anns) = layer["annotations"].as_object() else {
-            continue;
-        };
-        if anns.contains_key(given) {
-            return Ok(given.to_string());
-        }
-        if let Some((id, _)) = anns.iter().find(|(_, a)| a["ref"] == given) {
-            by_ref = Some(id.clone());
-        }
-    }
-    by_ref.ok_or_else(|| {
-        anyhow::anyhow!("no annotation `{given}` in session {session} (neither an id nor a ref)")
-    })
+    let all = crate::after::annotations_in(conn, layers, limit).await?;
+    crate::after::pick(&all, given, session).map(|(id, _)| id)
 }
 
 /// `Ok` when `finding` is a finding of `series`' report, read from `report:{series}` (which

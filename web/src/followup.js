@@ -14,6 +14,8 @@ export const FINDING_TYPES = ["gap", "lesson", "recommendation", "open_question"
 export const STANCES = ["accepted", "partially_accepted", "not_accepted", "long_term_review"];
 const PRIORITIES = ["high", "medium", "low"];
 
+const option = (v, label, cur) => `<option value="${esc(v)}"${v === cur ? " selected" : ""}>${esc(label)}</option>`;
+
 /// Whether this participant has follow-up work in the session: the report to write, or a
 /// department's responses to read or write.
 export function hasFollowup(s) {
@@ -34,7 +36,8 @@ async function promotePart(s) {
   const report = (await docOf(s.report.doc)) || {};
   const all = await gather(s);
   const byRef = new Map(all.map((a) => [a.ref || a.id, a]));
-  const mine = Object.values(report.findings || {}).filter((f) => findingOfSession(s, f, all));
+  const refs = new Set(byRef.keys());
+  const mine = Object.values(report.findings || {}).filter((f) => findingOfSession(s, f, refs));
   const waiting = all.filter((a) => !a.parent && a.status === "accepted" && !a.finding);
   const findings = mine
     .map((f) => {
@@ -44,7 +47,6 @@ async function promotePart(s) {
         ${from.length ? `<ul class="sources">${from.map((a) => `<li>${a ? `${esc(t(a.kind))} · ${esc(gist(a))}` : "—"}</li>`).join("")}</ul>` : ""}</li>`;
     })
     .join("");
-  const option = (v, label, cur) => `<option value="${esc(v)}"${v === cur ? " selected" : ""}>${esc(label)}</option>`;
   const depts = s.departments || [];
   const form = waiting.length
     ? `<form class="promote card" aria-label="${esc(t("promote"))}">
@@ -79,10 +81,9 @@ async function promotePart(s) {
     <h2>${esc(t("promote"))}</h2>${form}`;
 }
 
-/// Whether finding `f` belongs to session `s`: promoted from its annotations, about one of
-/// its cases, or of its field.
-function findingOfSession(s, f, all) {
-  const refs = new Set(all.map((a) => a.ref || a.id));
+/// Whether finding `f` belongs to session `s`: promoted from its annotations (`refs`, the
+/// refs or ids of the session's annotations), about one of its cases, or of its field.
+function findingOfSession(s, f, refs) {
   if ((f.sources || []).some((x) => x.kind === "annotation" && refs.has(x.ref))) return true;
   if (f.case && s.cases.some((c) => c.key === f.case)) return true;
   return !!s.field && (f.fields || []).includes(s.field);
@@ -169,7 +170,6 @@ export async function promote(s, form) {
 /// A department's findings with its response to each, and for its reviewers the form.
 async function responsePart(s, r) {
   const doc = (await docOf(r.doc)) || {};
-  const option = (v, label, cur) => `<option value="${esc(v)}"${v === cur ? " selected" : ""}>${esc(label)}</option>`;
   const items = (r.findings || [])
     .map((f) => {
       const given = doc.responses?.[f.key] || {};
