@@ -52,6 +52,10 @@ pub enum Input {
     },
     /// The connection is gone: forget its sync state.
     Closed { conn: ConnId },
+    /// Changes already in the log that another writer put there (a cluster's other node):
+    /// durable, checked where they arrived, so applied as they are and shown to every
+    /// subscriber. Changes the document has are skipped.
+    Logged { changes: Vec<Vec<u8>> },
 }
 
 /// What a connection may do with the document, and whose changes it brings.
@@ -350,6 +354,10 @@ impl DocEngine {
             return Vec::new();
         }
         let inputs: Vec<Input> = self.inbox.drain(..).collect();
+        // 0. Changes another node logged are durable already: they go in first, and are never
+        //    appended again.
+        let heads_at_start = self.doc.get_heads();
+        let logged_changed = self.apply_logged(&inputs);
         // 1. Decode every sync message; a peer whose bytes automerge refuses is closed.
         let mut st = self.decode_inputs(inputs);
         // 2. Parse every message's changes, keep those we do not have, check that the sender
@@ -363,11 +371,11 @@ impl DocEngine {
             self.max_op = self.max_op.max(c.max_op());
         }
         // 3. Let every message update its sender's sync state (changes are already applied).
-        let touched = self.receive_sync(&mut st, &heads_before);
+        let touched = self.receive_sync(&mut st, &heads_at_start);
         let mut actions = std::mem::take(&mut st.actions);
         // 4. New changes go to the log first; replies wait for durability.
         if new_changes.is_empty() {
-            actions.extend(self.fan_out(&touched, false));
+            actions.extend(self.fan_out(&touched, logged_changed));
             return actions;
         }
         let records = self.records_for_log(&new_changes, &heads_before, &touched, &st, now_ms);
@@ -384,6 +392,41 @@ impl DocEngine {
             changes: records,
         });
         actions
+    }
+
+    /// Step 0: the changes of [`Input::Logged`] inputs that the document lacks, applied.
+    /// Returns whether the document changed. A change that does not parse or apply is left
+    /// out (it came from the log, not from a peer: nobody is to blame or to close).
+    fn apply_logged(&mut self, inputs: &[Input]) -> bool {
+        let mut new = Vec::new();
+        for input in inputs {
+            let Input::Logged { changes } = input else {
+                continue;
+            };
+            for bytes in changes {
+                match Change::from_bytes(bytes.clone()) {
+                    Ok(c) if self.doc.get_change_by_hash(&c.hash()).is_none() => new.push(c),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(id = %self.id, error = %e, "a logged change does not parse")
+                    }
+                }
+            }
+        }
+        if new.is_empty() {
+            return false;
+        }
+        let heads = self.doc.get_heads();
+        let bytes: u64 = new.iter().map(|c| c.raw_bytes().len() as u64).sum();
+        if let Err(e) = self.doc.apply_changes(new) {
+            tracing::warn!(id = %self.id, error = %e, "logged changes could not be applied");
+        }
+        for c in self.doc.get_changes(&heads) {
+            self.recent.record(c.hash(), c.deps());
+            self.max_op = self.max_op.max(c.max_op());
+        }
+        self.stored_bytes += bytes;
+        self.doc.get_heads() != heads
     }
 
     /// Step 1: each sync input decoded, its sender's state made on first contact.

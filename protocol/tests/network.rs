@@ -775,3 +775,59 @@ fn a_second_join_closes_only_that_connection_and_its_documents_forget_it() {
     assert!(net.acknowledged(0, id));
     assert_eq!(net.value(1, id, "v"), Some(1), "Bob no longer hears of it");
 }
+
+impl Net {
+    /// Another node's log delivers `changes` of `id` to this one (a cluster).
+    fn logged(&mut self, id: DocumentId, changes: Vec<Vec<u8>>) {
+        let server = self.server.clone();
+        let (engine, _) = self.engines.get_or_open(id, || {
+            DocEngine::new(
+                id,
+                server,
+                automerge::Automerge::new(),
+                EngineConfig::default(),
+            )
+        });
+        engine.push(Input::Logged { changes });
+    }
+
+    fn log_of(&self, id: DocumentId) -> Vec<Vec<u8>> {
+        self.log
+            .iter()
+            .filter(|c| c.document_id == id)
+            .map(|c| c.bytes.clone())
+            .collect()
+    }
+}
+
+/// Two nodes of a cluster, each its own server with its own client, joined only by their
+/// logs: what one node logged reaches the other's subscriber, and is never logged twice.
+#[test]
+fn changes_another_node_logged_reach_this_nodes_subscribers_and_are_not_logged_again() {
+    let (mut a, mut b) = (Net::new(1), Net::new(1));
+    let id = a.create(0, "title", 1);
+    a.run_until_quiet();
+    b.find(0, id);
+    b.run_until_quiet();
+    assert_eq!(b.clients[0].unavailable, vec![id], "node B has nothing yet");
+
+    b.logged(id, a.log_of(id));
+    b.run_until_quiet();
+    assert_eq!(
+        b.value(0, id, "title"),
+        Some(1),
+        "B's reader got A's change"
+    );
+    assert!(b.log.is_empty(), "B did not log what A had logged");
+
+    b.edit(0, id, "b", 2);
+    b.run_until_quiet();
+    assert_eq!(b.log.len(), 1, "B logged only its own client's change");
+    a.logged(id, b.log_of(id));
+    // Delivered twice (a consumer redelivering): skipped the second time.
+    a.logged(id, b.log_of(id));
+    a.run_until_quiet();
+    assert_eq!(a.value(0, id, "b"), Some(2), "A's writer got B's change");
+    assert!(a.acknowledged(0, id), "A's client is told the new heads");
+    assert_eq!(a.log.len(), 1, "A logged only its own client's change");
+}

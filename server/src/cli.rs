@@ -86,6 +86,20 @@ pub struct Args {
     /// The first start's organizer token (instead of generating one into <data>/admin-token).
     #[arg(long, env = "TORON_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Join a cluster: the NATS servers (comma-separated `nats://host:port`) whose JetStream
+    /// stream is the cluster's log; this node's sled becomes a replica of it. Unset: one node
+    /// on its own sled.
+    #[arg(long, env = "TORON_CLUSTER", value_delimiter = ',')]
+    cluster: Vec<String>,
+    /// This node's name in the cluster (unique; it marks what the node writes).
+    #[arg(long, env = "TORON_NODE", requires = "cluster")]
+    node: Option<String>,
+    /// Copies of the cluster's stream the NATS servers keep (3: one server may fail).
+    #[arg(long, env = "TORON_CLUSTER_REPLICAS", default_value_t = 3)]
+    cluster_replicas: usize,
+    /// The JetStream stream that is the cluster's log.
+    #[arg(long, env = "TORON_CLUSTER_STREAM", default_value = "TORON")]
+    cluster_stream: String,
     /// Log lines as text (for people) or as one JSON object per line (for log collectors).
     /// Lines about a connection carry its id (`conn`) either way.
     #[arg(long, env = "TORON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -203,7 +217,7 @@ fn run_offline(command: Offline, data: &std::path::Path) -> anyhow::Result<()> {
 
 /// The server's configuration from its arguments, each limit at least its smallest
 /// workable value.
-fn config_of(args: Args) -> crate::Config {
+fn config_of(args: Args) -> anyhow::Result<crate::Config> {
     let mut config = crate::Config::new(args.listen, args.data);
     config.ping_interval = Duration::from_secs(args.ping_secs.max(1));
     config.http_timeout = Duration::from_secs(args.http_timeout_secs.max(1));
@@ -228,7 +242,24 @@ fn config_of(args: Args) -> crate::Config {
         .collect();
     config.open = args.open;
     config.admin_token = args.admin_token;
-    config
+    let urls: Vec<String> = args
+        .cluster
+        .iter()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if !urls.is_empty() {
+        let Some(node) = args.node.filter(|n| !n.trim().is_empty()) else {
+            anyhow::bail!("--cluster needs --node NAME (TORON_NODE): each node's own name");
+        };
+        config.cluster = Some(crate::config::ClusterConfig {
+            urls,
+            node,
+            stream: args.cluster_stream,
+            replicas: args.cluster_replicas.clamp(1, 5),
+        });
+    }
+    Ok(config)
 }
 
 async fn serve_from_args() -> anyhow::Result<()> {
@@ -247,7 +278,7 @@ async fn serve_from_args() -> anyhow::Result<()> {
     if let Some(command) = args.command {
         return run_offline(command, &args.data);
     }
-    let config = config_of(args);
+    let config = config_of(args)?;
     let server = crate::start(config).await?;
     // Scripts wait for this line to learn the port.
     println!("toron-server listening on {}", server.url());

@@ -62,6 +62,21 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Where times come from (tests drive a manual clock).
     pub clock: Clock,
+    /// `--cluster`: this server is a node of a cluster whose log is a JetStream stream.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// A cluster node's settings (`--cluster`, `--node`, `--cluster-replicas`).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The NATS servers (`nats://host:port`), any of which will do.
+    pub urls: Vec<String>,
+    /// This node's name, unique in the cluster: it marks what the node publishes.
+    pub node: String,
+    /// The JetStream stream that is the cluster's log.
+    pub stream: String,
+    /// Copies of the stream the NATS servers keep (3: one server may fail).
+    pub replicas: usize,
 }
 
 impl Config {
@@ -90,6 +105,7 @@ impl Config {
             open: false,
             admin_token: None,
             clock: Clock::system(),
+            cluster: None,
         }
     }
 }

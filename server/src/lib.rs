@@ -16,6 +16,7 @@
 pub mod api;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod metrics;
@@ -45,6 +46,8 @@ pub struct Running {
     task: JoinHandle<std::io::Result<()>>,
     /// The control socket's task (backups), if it could bind.
     control: Option<JoinHandle<()>>,
+    /// On a cluster node: its membership (the applier reading the stream).
+    cluster: Option<Arc<cluster::Node>>,
 }
 
 /// Opens the store, binds the listener and starts serving.
@@ -53,6 +56,12 @@ const SHUTDOWN_BUDGET: Duration = Duration::from_secs(4);
 
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = Store::open(&config.data, config.durability_gate.clone())?;
+    // A cluster node first catches up with the cluster's log, so that its registry is the
+    // cluster's before it bootstraps or serves anything.
+    let node = match &config.cluster {
+        Some(c) => Some(Arc::new(cluster::Node::join(c, store.clone()).await?)),
+        None => None,
+    };
     let registry = registry::Registry::load(store.clone(), config.clock.clone())?;
     if config.open {
         tracing::warn!("OPEN MODE: no tokens are checked; anybody who can reach this port may read, create and change every document");
@@ -76,7 +85,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let config = Arc::new(config);
-    let hub = Hub::new(config.clone(), store, registry);
+    let hub = Hub::new(config.clone(), store, registry.clone());
+    if let Some(node) = &node {
+        node.attach(cluster::applier::Hooks {
+            registry: registry.clone(),
+            hub: hub.clone(),
+        });
+        // What other nodes changed while this one was starting.
+        registry.reload()?;
+    }
     let (shutdown, shutdown_rx) = watch::channel(false);
     #[cfg(unix)]
     let control = ops::control::serve(&config.data, hub.store.clone(), shutdown_rx.clone());
@@ -105,6 +122,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         shutdown,
         task,
         control,
+        cluster: node,
     })
 }
 
@@ -154,6 +172,13 @@ impl Running {
         // Departures still in their grace period are logged now, dated when they happened.
         let _ = tokio::time::timeout_at(deadline, self.hub.flush_presence()).await;
         self.hub.close_documents();
+        if let Some(node) = &self.cluster {
+            // The actors' last appends wait for this node's applier: stop it after them.
+            while self.hub.documents_running() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            node.stop();
+        }
         // Wait (bounded) until every task that shares the hub, and every document actor (they
         // share the documents' context, not the hub), has ended, so that the store — and
         // sled's lock on the data directory — is released when we return.

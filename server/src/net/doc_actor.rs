@@ -203,6 +203,7 @@ impl Actor {
                     self.outs.remove(&conn);
                     engine.push(Input::Closed { conn });
                 }
+                DocMsg::Logged { changes } => engine.push(Input::Logged { changes }),
             }
         }
         for a in relay {

@@ -248,6 +248,13 @@ impl Hub {
         }
     }
 
+    /// Changes another node of the cluster logged reach this document's actor, if it is open
+    /// here (if not, whoever opens it loads them from the log).
+    pub fn logged(&self, doc: DocumentId, changes: Vec<Vec<u8>>) {
+        self.docs
+            .send_if_open(doc, crate::net::open_docs::DocMsg::Logged { changes });
+    }
+
     /// Wakes when some participant's access was revoked (see [`Hub::disconnect_participant`]).
     pub fn access_revocations(&self) -> watch::Receiver<u64> {
         self.access_revoked.subscribe()

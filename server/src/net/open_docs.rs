@@ -27,6 +27,10 @@ pub enum DocMsg {
     Closed {
         conn: ConnId,
     },
+    /// Changes of this document that another node of the cluster logged (already durable).
+    Logged {
+        changes: Vec<Vec<u8>>,
+    },
 }
 
 /// The inboxes of the open documents' actors: the protocol's [`Router`] under a lock.

@@ -141,6 +141,25 @@ fn valid_key(what: &str, k: &str) -> Result<(), RegistryError> {
 impl Registry {
     /// Loads everything the log holds.
     pub fn load(store: Arc<Store>, clock: Clock) -> Result<Arc<Self>, RegistryError> {
+        let st = Self::read_state(&store)?;
+        Ok(Arc::new(Self {
+            store,
+            state: RwLock::new(st),
+            admin: tokio::sync::Mutex::new(()),
+            clock,
+            reserved_actors: std::sync::Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Reads the registry again from the log: on a cluster node, after another node changed
+    /// it (the entries arrived through the replicated log, not through this registry).
+    pub fn reload(&self) -> Result<(), RegistryError> {
+        let st = Self::read_state(&self.store)?;
+        *self.write() = st;
+        Ok(())
+    }
+
+    fn read_state(store: &Store) -> Result<State, RegistryError> {
         let mut st = State::default();
         for (k, v) in store.registry_entries()? {
             let (kind, rest) = k.split_once('/').unwrap_or((k.as_str(), ""));
@@ -192,13 +211,7 @@ impl Registry {
                 _ => tracing::warn!(key = %k, "unknown registry entry ignored"),
             }
         }
-        Ok(Arc::new(Self {
-            store,
-            state: RwLock::new(st),
-            admin: tokio::sync::Mutex::new(()),
-            clock,
-            reserved_actors: std::sync::Mutex::new(HashMap::new()),
-        }))
+        Ok(st)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {

@@ -5,6 +5,9 @@ use toron_protocol::DocumentId;
 
 use super::{StoreError, PIECE};
 
+/// On a replica: the position in the replicated log of the last entry applied.
+pub(super) const KEY_REPLICA_POSITION: &[u8] = b"Z";
+
 pub(super) fn key_r(name: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(name.len() + 1);
     k.push(b'R');

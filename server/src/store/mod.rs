@@ -41,19 +41,24 @@ use toron_protocol::{
     AdminAction, ChangeRecord, DocumentId, Event, NewChange, Presence, RecordError, Rejection,
 };
 
+mod directory;
 mod document_log;
 mod faults;
 mod keys;
+mod replica;
 mod snapshots;
 mod timeline_tree;
 mod writer;
 
+use directory::open_db;
+pub use directory::private_dir;
 pub use document_log::DocumentLog;
 pub use faults::DurabilityGate;
 #[cfg(any(test, feature = "fault-injection"))]
 pub use faults::GateHold;
 use keys::*;
 pub use keys::{actor_key, is_log_key};
+pub use replica::{LogEntry, Replicator};
 use writer::{AppendReq, ReqKind, Writer};
 
 /// Largest value written to sled in one piece.
@@ -78,6 +83,8 @@ pub enum StoreError {
     Layout(String),
     #[error("the store writer has stopped")]
     Closed,
+    #[error("the cluster's log did not take the write: {0}")]
+    Replica(String),
 }
 
 /// What an append did.
@@ -146,59 +153,13 @@ pub struct Store {
     pub commit_seconds: Histogram,
     /// Records written by each group commit, for `/metrics`.
     pub commit_records: Histogram,
-}
-
-/// How long opening waits for sled's lock on the directory: a store dropped a moment ago (a
-/// restart in the same process, a process that is just exiting) still holds it while sled's
-/// background IO threads finish. Another server running on the directory is still reported,
-/// this much later.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Creates `dir` if missing and makes it its owner's only (0700): it holds the whole record
-/// and the admin token, and sled creates its files readable by anyone the umask lets in. A
-/// directory made before this, open to others, is closed with a note in the log.
-pub fn private_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        if !dir.exists() {
-            return std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir);
-        }
-        let mode = std::fs::metadata(dir)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-            tracing::info!(dir = %dir.display(), was = format!("{:o}", mode & 0o777), "data directory made private (0700)");
-        }
-    }
-    #[cfg(not(unix))]
-    std::fs::create_dir_all(dir)?;
-    Ok(())
-}
-
-fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
-    private_dir(dir)?;
-    let config = sled::Config::new()
-        .path(dir)
-        // We flush ourselves, once per group commit; the background flusher would only
-        // add unsynced writes of its own.
-        .flush_every_ms(None)
-        .cache_capacity(256 * 1024 * 1024);
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    loop {
-        match config.open() {
-            // sled reports it as `Other`, with this text.
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return Ok(other?),
-        }
-    }
+    /// On a cluster node: where writes go instead of the writer (see `replica.rs`).
+    replicator: std::sync::OnceLock<Arc<dyn Replicator>>,
+    /// On a cluster node: the results of recently applied entries.
+    applied: Mutex<replica::Applied>,
+    /// On a cluster node: the position of the last replicated entry applied.
+    applied_seq: AtomicU64,
+    applied_tx: tokio::sync::watch::Sender<u64>,
 }
 
 impl Store {
@@ -237,6 +198,10 @@ impl Store {
         let data_file = File::open(dir.join("db"))?;
         data_file.sync_data()?;
 
+        let replica_position = match events.get(KEY_REPLICA_POSITION)? {
+            Some(v) => be_u64(&v).ok_or_else(|| corrupt(KEY_REPLICA_POSITION, "position"))?,
+            None => 0,
+        };
         let next_global = match events.scan_prefix(b"L").next_back() {
             Some(kv) => {
                 let (k, _) = kv?;
@@ -257,6 +222,7 @@ impl Store {
             data_file,
             next_global,
             doc_seqs: HashMap::new(),
+            doc_heads: HashMap::new(),
             failed: failed.clone(),
             durable: durable.clone(),
             gate,
@@ -277,6 +243,10 @@ impl Store {
             durable,
             commit_seconds,
             commit_records,
+            replicator: std::sync::OnceLock::new(),
+            applied: Mutex::new(replica::Applied::default()),
+            applied_seq: AtomicU64::new(replica_position),
+            applied_tx: tokio::sync::watch::channel(replica_position).0,
         }))
     }
 
@@ -323,12 +293,19 @@ impl Store {
     }
 
     async fn submit(&self, kind: ReqKind) -> Result<Appended, StoreError> {
+        if let Some(replicator) = self.replicator.get() {
+            return self.submit_replicated(replicator.as_ref(), kind).await;
+        }
         let (reply, rx) = tokio::sync::oneshot::channel();
         {
             let guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             let tx = guard.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(AppendReq { kind, reply })
-                .map_err(|_| StoreError::Closed)?;
+            tx.send(AppendReq {
+                kind,
+                reply,
+                replicated: None,
+            })
+            .map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -344,6 +321,7 @@ impl Store {
                 .send(AppendReq {
                     kind: ReqKind::Cut(tx),
                     reply,
+                    replicated: None,
                 })
                 .map_err(|_| StoreError::Closed)?;
         }

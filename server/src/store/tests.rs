@@ -87,3 +87,65 @@ async fn snapshots_are_a_cache() {
     assert!(loaded.snapshot.is_none());
     assert_eq!(loaded.tail.len(), 3);
 }
+
+#[test]
+fn a_replicated_entry_reads_back_as_written_and_splits_in_order() {
+    let doc = DocumentId::random();
+    let changes: Vec<NewChange> = (1..=5).map(|n| change(doc, n, 3000)).collect();
+    let entry = LogEntry::Changes {
+        doc,
+        changes: changes.clone(),
+        bindings: vec![(vec![1], "P-KIM".into())],
+    };
+    let LogEntry::Changes {
+        doc: d,
+        changes: c,
+        bindings: b,
+    } = LogEntry::decode(&entry.encode()).expect("decode")
+    else {
+        panic!("changes read back as something else");
+    };
+    assert_eq!((d, &c, b), (doc, &changes, vec![(vec![1], "P-KIM".into())]));
+
+    let parts = entry.split(8000);
+    assert!(parts.len() > 1, "5 × 3 KB in parts of 8 KB");
+    let again: Vec<NewChange> = parts
+        .iter()
+        .flat_map(|p| match p {
+            LogEntry::Changes { changes, .. } => changes.clone(),
+            LogEntry::Event { .. } => Vec::new(),
+        })
+        .collect();
+    assert_eq!(again, changes, "every change once, in order");
+    assert!(parts.iter().all(|p| p.encode().len() <= 8000));
+
+    let event = LogEntry::Event {
+        event: PendingEvent::Admin(AdminAction {
+            at_ms: 7,
+            by: "admin".into(),
+            action: "{\"token_revoked\":{\"participant\":\"P-KIM\"}}".into(),
+        }),
+        registry: vec![
+            RegistryOp::Put("participant/P-KIM".into(), b"{}".to_vec()),
+            RegistryOp::Delete("token/00".into()),
+        ],
+    };
+    match LogEntry::decode(&event.encode()).expect("decode") {
+        LogEntry::Event {
+            event: PendingEvent::Admin(a),
+            registry,
+        } => {
+            assert_eq!((a.at_ms, a.by.as_str()), (7, "admin"));
+            assert!(
+                matches!(&registry[0], RegistryOp::Put(k, v) if k == "participant/P-KIM" && v == b"{}")
+            );
+            assert!(matches!(&registry[1], RegistryOp::Delete(k) if k == "token/00"));
+        }
+        other => panic!("read back as {other:?}"),
+    }
+    assert!(
+        LogEntry::decode(b"\xa1\x61v\x18\x63").is_err(),
+        "a newer version is refused"
+    );
+    assert!(LogEntry::decode(b"garbage").is_err());
+}

@@ -20,6 +20,8 @@ pub(super) enum ReqKind {
 pub(super) struct AppendReq {
     pub(super) kind: ReqKind,
     pub(super) reply: tokio::sync::oneshot::Sender<Result<Appended, StoreError>>,
+    /// On a replica: the entry's position in the replicated log (see `replica.rs`).
+    pub(super) replicated: Option<u64>,
 }
 
 /// The single owner of the sequence counters; see the module docs.
@@ -29,6 +31,9 @@ pub(super) struct Writer {
     pub(super) data_file: File,
     pub(super) next_global: u64,
     pub(super) doc_seqs: HashMap<DocumentId, u64>,
+    /// On a replica: each document's heads after its last record, as the log's prefix has
+    /// them (read from the last record on first use).
+    pub(super) doc_heads: HashMap<DocumentId, Vec<[u8; 32]>>,
     pub(super) failed: Arc<AtomicBool>,
     pub(super) durable: Arc<AtomicU64>,
     pub(super) gate: Option<DurabilityGate>,
@@ -114,80 +119,39 @@ impl Writer {
     }
 
     fn commit(&mut self, group: &[AppendReq]) -> Result<Vec<Appended>, StoreError> {
-        let mut batch = sled::Batch::default();
-        let mut seen = std::collections::HashSet::new();
+        let mut g = Group {
+            batch: sled::Batch::default(),
+            seen: std::collections::HashSet::new(),
+            next_global: self.next_global,
+            doc_seqs: HashMap::new(),
+            doc_heads: HashMap::new(),
+        };
         let mut results = Vec::with_capacity(group.len());
-        let mut next_global = self.next_global;
-        let mut doc_seqs: HashMap<DocumentId, u64> = HashMap::new();
         for req in group {
-            let (doc, changes, bindings) = match &req.kind {
+            if let Some(position) = req.replicated {
+                g.batch
+                    .insert(KEY_REPLICA_POSITION, &position.to_be_bytes());
+            }
+            results.push(match &req.kind {
                 ReqKind::Changes {
                     doc,
                     changes,
                     bindings,
-                } => (doc, changes, bindings),
-                ReqKind::Cut(_) => {
-                    results.push(Appended {
-                        written: 0,
-                        last_doc_seq: 0,
-                    });
-                    continue;
-                }
-                ReqKind::Event { event, registry } => {
-                    let g = next_global;
-                    next_global += 1;
-                    let bytes = match event {
-                        PendingEvent::Rejection(r) => r.encode(g),
-                        PendingEvent::Admin(a) => a.encode(g),
-                        PendingEvent::Presence(p) => p.encode(g),
-                    };
-                    put_value(&mut batch, &key_l(g), &piece_prefix_l(g), &bytes);
-                    for op in registry {
-                        match op {
-                            RegistryOp::Put(k, v) => batch.insert(key_r(k), v.as_slice()),
-                            RegistryOp::Delete(k) => batch.remove(key_r(k)),
-                        }
-                    }
-                    results.push(Appended {
-                        written: 1,
-                        last_doc_seq: 0,
-                    });
-                    continue;
-                }
-            };
-            let mut written = 0;
-            let mut s = match doc_seqs.get(doc) {
-                Some(s) => *s,
-                None => self.last_doc_seq(doc)?,
-            };
-            for c in changes {
-                let hk = key_h(doc, &c.hash);
-                // Idempotent: a change already logged (or earlier in this group) is skipped.
-                if !seen.insert(hk.clone()) || self.events.contains_key(&hk)? {
-                    continue;
-                }
-                s += 1;
-                let g = next_global;
-                next_global += 1;
-                let rec = ChangeRecord {
-                    global_seq: g,
-                    doc_seq: s,
-                    change: c.clone(),
-                };
-                put_value(&mut batch, &key_l(g), &piece_prefix_l(g), &rec.encode());
-                batch.insert(key_d(doc, s), &g.to_be_bytes());
-                batch.insert(hk, &g.to_be_bytes());
-                written += 1;
-            }
-            for (actor, participant) in bindings {
-                batch.insert(key_r(&actor_key(actor)), participant.as_bytes());
-            }
-            doc_seqs.insert(*doc, s);
-            results.push(Appended {
-                written,
-                last_doc_seq: s,
+                } => self.changes_into(&mut g, doc, changes, bindings, req.replicated.is_some())?,
+                ReqKind::Cut(_) => Appended {
+                    written: 0,
+                    last_doc_seq: 0,
+                },
+                ReqKind::Event { event, registry } => g.event(event, registry),
             });
         }
+        let Group {
+            batch,
+            next_global,
+            doc_seqs,
+            doc_heads,
+            ..
+        } = g;
         if self.gate.as_ref().is_some_and(DurabilityGate::failing) {
             return Err(StoreError::Io(std::io::Error::from_raw_os_error(28)));
         }
@@ -208,6 +172,134 @@ impl Writer {
         self.next_global = next_global;
         self.durable.store(next_global, Ordering::SeqCst);
         self.doc_seqs.extend(doc_seqs);
+        self.doc_heads.extend(doc_heads);
         Ok(results)
     }
+
+    /// Adds one append's changes to the group: each new one numbered, the duplicates
+    /// skipped; on a replica with the heads of the log's prefix.
+    fn changes_into(
+        &mut self,
+        g: &mut Group,
+        doc: &DocumentId,
+        changes: &[NewChange],
+        bindings: &[(Vec<u8>, String)],
+        replicated: bool,
+    ) -> Result<Appended, StoreError> {
+        let mut written = 0;
+        let mut s = match g.doc_seqs.get(doc) {
+            Some(s) => *s,
+            None => self.last_doc_seq(doc)?,
+        };
+        for c in changes {
+            let hk = key_h(doc, &c.hash);
+            // Idempotent: a change already logged (or earlier in this group) is skipped.
+            if !g.seen.insert(hk.clone()) || self.events.contains_key(&hk)? {
+                continue;
+            }
+            let mut change = c.clone();
+            if replicated {
+                let heads = match g.doc_heads.remove(doc) {
+                    Some(h) => h,
+                    None => self.heads_of(doc, s)?,
+                };
+                change.heads_after = heads_after(heads, &change);
+                g.doc_heads.insert(*doc, change.heads_after.clone());
+            }
+            s += 1;
+            let seq = g.next_global;
+            g.next_global += 1;
+            let rec = ChangeRecord {
+                global_seq: seq,
+                doc_seq: s,
+                change,
+            };
+            put_value(
+                &mut g.batch,
+                &key_l(seq),
+                &piece_prefix_l(seq),
+                &rec.encode(),
+            );
+            g.batch.insert(key_d(doc, s), &seq.to_be_bytes());
+            g.batch.insert(hk, &seq.to_be_bytes());
+            written += 1;
+        }
+        for (actor, participant) in bindings {
+            g.batch
+                .insert(key_r(&actor_key(actor)), participant.as_bytes());
+        }
+        g.doc_seqs.insert(*doc, s);
+        Ok(Appended {
+            written,
+            last_doc_seq: s,
+        })
+    }
+
+    /// A replica's heads of `doc` after its record `doc_seq` (0: none yet).
+    fn heads_of(&mut self, doc: &DocumentId, doc_seq: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+        if let Some(h) = self.doc_heads.get(doc) {
+            return Ok(h.clone());
+        }
+        if doc_seq == 0 {
+            return Ok(Vec::new());
+        }
+        let key = key_d(doc, doc_seq);
+        let g = match self.events.get(&key)? {
+            Some(v) => be_u64(&v).ok_or_else(|| corrupt(&key, "global seq"))?,
+            None => return Err(corrupt(&key, "document index has a gap")),
+        };
+        let bytes = get_value(&self.events, &key_l(g), &piece_prefix_l(g))?
+            .ok_or_else(|| corrupt(&key, "index points at no record"))?;
+        let rec = ChangeRecord::decode(&bytes)?;
+        Ok(rec.change.heads_after)
+    }
+}
+
+/// One group commit as it is being put together.
+struct Group {
+    batch: sled::Batch,
+    /// Change keys (`H`) of the group so far.
+    seen: std::collections::HashSet<Vec<u8>>,
+    next_global: u64,
+    doc_seqs: HashMap<DocumentId, u64>,
+    doc_heads: HashMap<DocumentId, Vec<[u8; 32]>>,
+}
+
+impl Group {
+    /// Adds a record that is not a change, with the registry entries it changes.
+    fn event(&mut self, event: &PendingEvent, registry: &[RegistryOp]) -> Appended {
+        let g = self.next_global;
+        self.next_global += 1;
+        let bytes = match event {
+            PendingEvent::Rejection(r) => r.encode(g),
+            PendingEvent::Admin(a) => a.encode(g),
+            PendingEvent::Presence(p) => p.encode(g),
+        };
+        put_value(&mut self.batch, &key_l(g), &piece_prefix_l(g), &bytes);
+        for op in registry {
+            match op {
+                RegistryOp::Put(k, v) => self.batch.insert(key_r(k), v.as_slice()),
+                RegistryOp::Delete(k) => self.batch.remove(key_r(k)),
+            }
+        }
+        Appended {
+            written: 1,
+            last_doc_seq: 0,
+        }
+    }
+}
+
+/// The heads after `change` when the log's prefix before it has `heads`: the prefix is in
+/// causal order, so its dependencies are in it and stop being heads. A change that does not
+/// parse keeps the heads its writer computed.
+fn heads_after(heads: Vec<[u8; 32]>, change: &NewChange) -> Vec<[u8; 32]> {
+    let Ok(parsed) = automerge::Change::from_bytes(change.bytes.clone()) else {
+        return change.heads_after.clone();
+    };
+    let mut set: std::collections::BTreeSet<[u8; 32]> = heads.into_iter().collect();
+    for d in parsed.deps() {
+        set.remove(&d.0);
+    }
+    set.insert(change.hash);
+    set.into_iter().collect()
 }

@@ -1,0 +1,156 @@
+//! A cluster node: the log is a NATS JetStream stream, this node's sled a replica of it.
+//!
+//! **Every node appends** (see ARCHITECTURE.md, "The cluster"): a node's writes — the
+//! changes its document actors accept, rejections, admin and presence records — are
+//! published to the stream ([`publisher`]); the stream's order is the log's order. Each node
+//! reads the whole stream in that order and writes it into its sled ([`applier`]): its own
+//! entries (which its writers are waiting for) and the other nodes' (whose changes reach the
+//! documents open here, whose registry entries change the registry here). So a write is
+//! shown to nobody before a quorum of the stream holds it, and every node's log holds the
+//! same records under the same numbers. Automerge changes commute, so two nodes appending
+//! to one document need no coordination: the heads each record stores are those of the
+//! log's prefix, computed as the record is applied (`store::replica`).
+
+pub mod applier;
+pub mod publisher;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, stream};
+
+use crate::config::ClusterConfig;
+use crate::store::Store;
+
+/// The stream's subjects: `toron.log.doc.<document>` for changes, `toron.log.event` for the
+/// rest.
+pub const SUBJECTS: &str = "toron.log.>";
+/// Header naming the node that published an entry.
+pub const NODE_HEADER: &str = "Toron-Node";
+/// How long joining waits for the stream (a cluster electing its JetStream leader) and for
+/// this node to catch up with it.
+const JOIN_WITHIN: Duration = Duration::from_secs(120);
+/// How long a publish waits for the quorum's acknowledgement before it is an error.
+const ACK_WITHIN: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot reach the NATS servers {urls}: {reason}")]
+    Connect { urls: String, reason: String },
+    #[error("the JetStream stream `{stream}` is not available: {reason}")]
+    Stream { stream: String, reason: String },
+    #[error("this node did not catch up with the stream within {0:?} (at {1} of {2})")]
+    CatchUp(Duration, u64, u64),
+}
+
+/// A node joined to the cluster: its connection, the stream and the applier's handle.
+#[derive(Debug)]
+pub struct Node {
+    pub name: String,
+    pub stream_name: String,
+    js: jetstream::Context,
+    applier: applier::Handle,
+}
+
+impl Node {
+    /// Connects, creates the stream if nobody has yet, makes `store` a replica whose writes
+    /// go to the stream, and starts applying the stream; returns once this node holds every
+    /// entry the stream held when it joined.
+    pub async fn join(config: &ClusterConfig, store: Arc<Store>) -> Result<Self, ClusterError> {
+        let urls = config.urls.join(",");
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("toron-{}", config.node))
+            .connection_timeout(Duration::from_secs(5))
+            .retry_on_initial_connect()
+            .connect(config.urls.clone())
+            .await
+            .map_err(|e| ClusterError::Connect {
+                urls: urls.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(ACK_WITHIN);
+        let mut stream = ensure_stream(&js, config).await?;
+        let target = stream
+            .info()
+            .await
+            .map(|i| i.state.last_sequence)
+            .map_err(|e| ClusterError::Stream {
+                stream: config.stream.clone(),
+                reason: e.to_string(),
+            })?;
+        let max_payload = client.server_info().max_payload;
+        store.set_replicator(Arc::new(publisher::Publisher::new(
+            js.clone(),
+            config.node.clone(),
+            max_payload,
+        )));
+        let applier = applier::spawn(stream, store.clone(), config.node.clone());
+        let started = Instant::now();
+        while store.replica_position() < target {
+            if started.elapsed() > JOIN_WITHIN {
+                return Err(ClusterError::CatchUp(
+                    JOIN_WITHIN,
+                    store.replica_position(),
+                    target,
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!(node = %config.node, stream = %config.stream, position = target, "joined the cluster");
+        Ok(Self {
+            name: config.node.clone(),
+            stream_name: config.stream.clone(),
+            js,
+            applier,
+        })
+    }
+
+    /// From now on, entries of other nodes also reach this node's registry and open
+    /// documents (before, the registry was loaded from the log after catching up).
+    pub fn attach(&self, hooks: applier::Hooks) {
+        self.applier.attach(hooks);
+    }
+
+    /// Stops applying (the server is stopping).
+    pub fn stop(&self) {
+        self.applier.stop();
+    }
+
+    /// The stream's last position, as its leader says now (`None`: no answer — no quorum).
+    pub async fn stream_position(&self) -> Option<u64> {
+        let mut s = self.js.get_stream(&self.stream_name).await.ok()?;
+        s.info().await.ok().map(|i| i.state.last_sequence)
+    }
+}
+
+/// Gets the stream, creating it on first use; retries while the cluster elects its leader.
+async fn ensure_stream(
+    js: &jetstream::Context,
+    config: &ClusterConfig,
+) -> Result<stream::Stream, ClusterError> {
+    let started = Instant::now();
+    loop {
+        let wanted = stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![SUBJECTS.into()],
+            num_replicas: config.replicas,
+            storage: stream::StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        };
+        match js.get_or_create_stream(wanted).await {
+            Ok(s) => return Ok(s),
+            Err(e) if started.elapsed() < JOIN_WITHIN => {
+                tracing::info!(error = %e, "waiting for the cluster's stream");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => {
+                return Err(ClusterError::Stream {
+                    stream: config.stream.clone(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+}
