@@ -163,3 +163,194 @@ async fn two_nodes_share_the_log_the_registry_and_live_changes() {
     a.shutdown().await.expect("A stops");
     b.shutdown().await.expect("B stops");
 }
+
+/// A node's data directory, checked offline as an operator would (`toron-server verify`).
+fn verify(dir: &std::path::Path) {
+    let store = toron_server::ops::verify::open(dir).expect("open the replica");
+    let report = toron_server::ops::verify::verify(&store).expect("verify");
+    assert!(report.ok(), "verify found problems: {:?}", report.problems);
+    store.close();
+}
+
+/// Twenty editors spread over three nodes write one document at once: every node ends with
+/// every change, each once in its log, the three logs the same, and each replica verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_editors_on_three_nodes_converge_with_each_change_once() {
+    const EDITORS: usize = 20;
+    const EDITS: i64 = 5;
+    let nats = NatsCluster::start(3);
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(node(&nats, d.path(), &format!("n{}", i + 1)).await);
+    }
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| url_with_token(&n.url(), Some(ADMIN)))
+        .collect();
+    let mut first = Connection::connect(&urls[0], LIMIT).await.expect("connect");
+    let id = create(&mut first, "title", 0).await.id;
+
+    let mut editors = Vec::new();
+    for e in 0..EDITORS {
+        let url = urls[e % 3].clone();
+        editors.push(tokio::spawn(async move {
+            let mut conn = Connection::connect(&url, LIMIT).await.expect("connect");
+            // The node may not have applied the creation yet: ask again until it has.
+            let mut d = None;
+            for _ in 0..100 {
+                match conn.find(id, LIMIT).await {
+                    Ok(found) => {
+                        d = Some(found);
+                        break;
+                    }
+                    Err(_) => {
+                        conn = Connection::connect(&url, LIMIT).await.expect("connect");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            let mut d = d.expect("the document reached this node");
+            for k in 0..EDITS {
+                d.doc.put(automerge::ROOT, format!("e{e}"), k).expect("put");
+                conn.push(&mut d, LIMIT).await.expect("stored");
+            }
+            conn.close().await;
+        }));
+    }
+    for e in editors {
+        e.await.expect("editor");
+    }
+
+    let expected = 1 + EDITORS * EDITS as usize;
+    let stream_end = nodes
+        .iter()
+        .map(|n| n.store().replica_position())
+        .max()
+        .unwrap_or(0);
+    within(
+        Duration::from_secs(5),
+        "every node at the stream's end",
+        || {
+            nodes
+                .iter()
+                .all(|n| n.store().replica_position() >= stream_end)
+        },
+    )
+    .await;
+    for (i, n) in nodes.iter().enumerate() {
+        let mut conn = Connection::connect(&urls[i], LIMIT).await.expect("connect");
+        let d = conn.find(id, LIMIT).await.expect("find");
+        for e in 0..EDITORS {
+            assert_eq!(
+                int_at(&d.doc, &format!("e{e}")),
+                Some(EDITS - 1),
+                "node {i}: editor {e}'s last edit"
+            );
+        }
+        conn.close().await;
+        let recs = n.store().document_records(&id).expect("records");
+        let mut hashes: Vec<[u8; 32]> = recs.iter().map(|r| r.change.hash).collect();
+        hashes.sort();
+        hashes.dedup();
+        assert_eq!(
+            (recs.len(), hashes.len()),
+            (expected, expected),
+            "node {i}: every change once"
+        );
+    }
+    let logs: Vec<Vec<Vec<u8>>> = nodes.iter().map(records).collect();
+    assert_eq!(logs[0], logs[1], "nodes 1 and 2 hold the same log");
+    assert_eq!(logs[0], logs[2], "nodes 1 and 3 hold the same log");
+    first.close().await;
+    for n in nodes {
+        n.shutdown().await.expect("stop");
+    }
+    for d in &dirs {
+        verify(d.path());
+    }
+}
+
+/// Two of three NATS servers down: a write is refused with an error that says so, never
+/// acknowledged; reads go on through the nodes' replicas; with the quorum back, writing
+/// resumes, and everything acknowledged before is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_quorum_writes_are_refused_reads_go_on_and_writing_resumes() {
+    let mut nats = NatsCluster::start(3);
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node(&nats, da.path(), "a").await;
+    let b = node(&nats, db.path(), "b").await;
+    let (url_a, url_b) = (
+        url_with_token(&a.url(), Some(ADMIN)),
+        url_with_token(&b.url(), Some(ADMIN)),
+    );
+    let mut on_a = Connection::connect(&url_a, LIMIT).await.expect("connect");
+    let mut doc = create(&mut on_a, "before", 1).await;
+    let id = doc.id;
+    within(Duration::from_secs(2), "B has the document", || {
+        b.store().document_len(&id).unwrap_or(0) == 1
+    })
+    .await;
+
+    nats.kill(1);
+    nats.kill(2);
+    doc.doc.put(automerge::ROOT, "during", 2).expect("put");
+    let refused = on_a.push(&mut doc, Duration::from_secs(20)).await;
+    let Err(e) = refused else {
+        panic!("a write was acknowledged without a quorum");
+    };
+    let said = e.to_string();
+    eprintln!("without a quorum the writer is told: {said}");
+    assert!(said.contains("cluster's log"), "the error says why: {said}");
+
+    // Reads go on: B serves what it holds.
+    let mut on_b = Connection::connect(&url_b, LIMIT)
+        .await
+        .expect("connect to B");
+    let read = on_b
+        .find(id, LIMIT)
+        .await
+        .expect("B still serves the document");
+    assert_eq!(int_at(&read.doc, "before"), Some(1));
+    on_b.close().await;
+
+    nats.restart(1);
+    nats.restart(2);
+    let back = Instant::now();
+    let mut resumed = None;
+    while back.elapsed() < Duration::from_secs(60) {
+        let Ok(mut conn) = Connection::connect(&url_a, LIMIT).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let Ok(mut d) = conn.find(id, LIMIT).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        d.doc.put(automerge::ROOT, "after", 3).expect("put");
+        if conn.push(&mut d, Duration::from_secs(10)).await.is_ok() {
+            resumed = Some(d);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let d = resumed.expect("writing resumed once the quorum was back");
+    eprintln!(
+        "writing resumed {:?} after the quorum was back",
+        back.elapsed()
+    );
+    assert_eq!(
+        int_at(&d.doc, "before"),
+        Some(1),
+        "the acknowledged change is there"
+    );
+    within(Duration::from_secs(5), "B has the new change", || {
+        b.store().document_len(&id).unwrap_or(0) == a.store().document_len(&id).unwrap_or(0)
+    })
+    .await;
+    assert_eq!(records(&a), records(&b), "the same log on both nodes");
+    a.shutdown().await.expect("stop");
+    b.shutdown().await.expect("stop");
+    verify(da.path());
+    verify(db.path());
+}

@@ -18,8 +18,10 @@ use super::{NODE_HEADER, SUBJECTS};
 
 /// Most entries written to sled in one go (one group commit).
 const CHUNK: usize = 512;
-/// Pause before the consumer is made again after an error (the stream lost its leader).
+/// Pause before the consumer is made again after an error (the stream lost its leader),
+/// doubled at each failure in a row up to [`RETRY_MAX`].
 const RETRY: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// What other nodes' entries reach, once the node serves.
 #[derive(Debug, Clone)]
@@ -78,6 +80,7 @@ struct Read {
 
 impl Applier {
     async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let mut retry = RETRY;
         loop {
             if *stopped.borrow() {
                 return;
@@ -100,13 +103,17 @@ impl Applier {
             let mut chunks = match messages {
                 Ok(m) => m.ready_chunks(CHUNK),
                 Err(e) => {
-                    tracing::warn!(error = %e, start, "cannot read the cluster's stream; retrying");
+                    tracing::warn!(error = %e, start, ?retry, "cannot read the cluster's stream; retrying");
                     tokio::select! {
-                        () = tokio::time::sleep(RETRY) => continue,
+                        () = tokio::time::sleep(retry) => {
+                            retry = (retry * 2).min(RETRY_MAX);
+                            continue;
+                        }
                         _ = stopped.wait_for(|s| *s) => return,
                     }
                 }
             };
+            retry = RETRY;
             loop {
                 let chunk = tokio::select! {
                     c = chunks.next() => c,
