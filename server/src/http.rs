@@ -263,6 +263,9 @@ async fn healthz(State(state): State<AppState>) -> Response {
         "connections": hub.stats.connections.load(Ordering::Relaxed),
         "open_documents": hub.open_documents(),
         "changes_appended": hub.metrics.changes_accepted.get(),
+        // On a cluster node: its name, and how far into the cluster's log its replica is.
+        "node": hub.config.cluster.as_ref().map(|c| c.node.as_str()),
+        "replica_position": hub.store.is_replica().then(|| hub.store.replica_position()),
     });
     let status = if failed {
         StatusCode::SERVICE_UNAVAILABLE

@@ -22,6 +22,10 @@ const CHUNK: usize = 512;
 /// doubled at each failure in a row up to [`RETRY_MAX`].
 const RETRY: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(2);
+/// After this long without an entry the applier asks the stream where it ends: an ordered
+/// consumer whose server went away can sit silent although the stream has moved on (seen:
+/// half a minute after two of three servers came back), and writers wait for it.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// What other nodes' entries reach, once the node serves.
 #[derive(Debug, Clone)]
@@ -116,8 +120,19 @@ impl Applier {
             retry = RETRY;
             loop {
                 let chunk = tokio::select! {
-                    c = chunks.next() => c,
+                    c = tokio::time::timeout(IDLE_CHECK, chunks.next()) => c,
                     _ = stopped.wait_for(|s| *s) => return,
+                };
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(_) if self.behind().await => {
+                        tracing::info!(
+                            position = self.store.replica_position(),
+                            "the stream moved on without us; reading again"
+                        );
+                        break;
+                    }
+                    Err(_) => continue,
                 };
                 let Some(chunk) = chunk else { break };
                 let mut reads = Vec::with_capacity(chunk.len());
@@ -144,6 +159,15 @@ impl Applier {
                     break;
                 }
             }
+        }
+    }
+
+    /// Whether the stream holds entries after this replica's position (`false` when the
+    /// stream does not answer: then there is nothing to read anyway).
+    async fn behind(&self) -> bool {
+        match self.stream.get_info().await {
+            Ok(info) => info.state.last_sequence > self.store.replica_position(),
+            Err(_) => false,
         }
     }
 

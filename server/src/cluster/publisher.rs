@@ -1,5 +1,7 @@
 //! A node's writes, published to the stream: the store's [`Replicator`] on a cluster node.
 
+use std::time::{Duration, Instant};
+
 use async_nats::header::{HeaderMap, NATS_MESSAGE_ID};
 use async_nats::jetstream;
 use futures_util::future::BoxFuture;
@@ -11,6 +13,10 @@ use super::NODE_HEADER;
 
 /// Room left in a message for its headers and framing.
 const HEADROOM: usize = 16 * 1024;
+/// A publish that fails is tried again until this long after the first try (each try waits
+/// for its acknowledgement up to the context's timeout).
+const RETRY_WITHIN: Duration = Duration::from_secs(5);
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
 pub struct Publisher {
@@ -37,27 +43,41 @@ impl Publisher {
         };
         let mut headers = HeaderMap::new();
         headers.insert(NODE_HEADER, self.node.as_str());
+        // Published again after an error, an entry must stay one entry: the same changes
+        // (also from two nodes) by their hashes, any other entry by an id of its own.
         let hashes = part.hashes();
-        if !hashes.is_empty() {
-            // The same changes published twice (by two nodes, or again after a timeout) within
-            // the stream's duplicate window are one entry; the replicas skip any later copy.
+        let id: String = if hashes.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
             let mut h = Sha256::new();
             for x in &hashes {
                 h.update(x);
             }
-            let id: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-            headers.insert(NATS_MESSAGE_ID, id.as_str());
+            h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        };
+        headers.insert(NATS_MESSAGE_ID, id.as_str());
+        let payload: bytes::Bytes = part.encode().into();
+        let started = Instant::now();
+        loop {
+            let sent = async {
+                self.js
+                    .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            match sent.await {
+                Ok(ack) => return Ok(ack.sequence),
+                // The stream electing a leader (a server gone, a stream just made) answers
+                // "no responders" or "no stream" for a moment: try again, within the bound.
+                Err(e) if started.elapsed() < RETRY_WITHIN => {
+                    tracing::debug!(error = %e, %subject, "publish not acknowledged; trying again");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(e) => return Err(StoreError::Replica(format!("{e} (entry on {subject})"))),
+            }
         }
-        let payload = part.encode();
-        let fail = |e: String| StoreError::Replica(format!("{e} (entry on {subject})"));
-        let ack = self
-            .js
-            .publish_with_headers(subject.clone(), headers, payload.into())
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(ack.sequence)
     }
 }
 
