@@ -39,7 +39,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-# NATS: client ports 4222–4224, routes 6222–6224.
+# NATS: client ports 4221–4223, routes 6221–6223.
 urls=()
 for i in 1 2 3; do
   mkdir -p "$dir/nats$i"
@@ -75,9 +75,11 @@ done
 # The front: WebSockets and HTTP to a node that answers /healthz; a node that stops
 # answering is taken out within a second and its sockets are closed, so clients reconnect
 # through the front to another node.
+# Each proxied connection takes two descriptors: stay within this shell's limit.
+maxconn=$(( ($(ulimit -n) - 64) / 2 )); [ "$maxconn" -gt 20000 ] && maxconn=20000
 cat >"$dir/haproxy.cfg" <<EOF
 global
-  maxconn 20000
+  maxconn $maxconn
 defaults
   mode http
   timeout connect 2s
@@ -90,6 +92,9 @@ frontend toron
   default_backend nodes
 backend nodes
   balance leastconn
+  # A connection refused by a node that just died is tried on another node at once.
+  retries 3
+  option redispatch 1
   option httpchk GET /healthz
   http-check expect status 200
   default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
@@ -99,6 +104,8 @@ backend nodes
 EOF
 "$haproxy_bin" -f "$dir/haproxy.cfg" -db >"$dir/haproxy.log" 2>&1 &
 pids+=($!)
+for _ in $(seq 50); do curl -sf "http://$front/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+kill -0 "${pids[-1]}" 2>/dev/null || { echo "cluster-up: haproxy did not start:" >&2; cat "$dir/haproxy.log" >&2; exit 1; }
 
 echo "cluster-up: three NATS servers (${cluster}), three Toron nodes (127.0.0.1:7881–7883)"
 echo "toron-server listening on ws://$front (the front)"

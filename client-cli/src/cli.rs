@@ -512,6 +512,11 @@ struct StormArgs {
     /// A file with the restarted server's pid, for its CPU and memory.
     #[arg(long)]
     server_pid_file: Option<std::path::PathBuf>,
+    /// A cluster behind a front: kill one node when this says "ready". Only the clients whose
+    /// connection drops reconnect (through the front, to another node); times count from the
+    /// first drop, i.e. the failover as the clients see it.
+    #[arg(long)]
+    failover: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -1649,9 +1654,11 @@ async fn storm_cmd(ctx: &Ctx<'_>, args: StormArgs) -> anyhow::Result<()> {
         wait_secs,
         limit_secs,
         server_pid_file,
+        failover,
         json,
     } = args;
     let cfg = crate::storm::StormConfig {
+        failover,
         server: ctx.server.clone(),
         clients,
         docs,

@@ -39,6 +39,9 @@ pub struct StormConfig {
     pub limit: Duration,
     /// A file holding the restarted server's pid, for its CPU and memory.
     pub server_pid_file: Option<std::path::PathBuf>,
+    /// A node of a cluster goes away, not the whole server: clients whose connection stays
+    /// are counted as such, and times count from the first connection that dropped.
+    pub failover: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +61,8 @@ pub struct StormReport {
     pub in_sync_ms_max: f64,
     /// From the server's first accepted connection to the last client's connection.
     pub all_connected_ms: f64,
+    /// `--failover`: clients whose connection never dropped (their node stayed up).
+    pub stayed: usize,
     pub errors: u64,
     pub first_errors: Vec<String>,
     /// The restarted server, from its first connection to the last client in sync.
@@ -77,6 +82,10 @@ struct Client {
 struct Timeline {
     /// When the server accepted its first connection after the restart.
     back: Option<Instant>,
+    /// When the first client lost its connection.
+    gone: Option<Instant>,
+    /// `--failover`: clients whose connection did not drop.
+    stayed: usize,
     connected: Vec<Instant>,
     in_sync: Vec<Instant>,
     errors: Vec<String>,
@@ -162,7 +171,7 @@ fn report(
     total: usize,
     (cpu_before, cpu_after): (Option<ProcSample>, Option<ProcSample>),
 ) -> anyhow::Result<StormReport> {
-    let back = t.back;
+    let back = if cfg.failover { t.gone } else { t.back };
     let since =
         |at: &Instant| back.map_or(0, |b| at.saturating_duration_since(b).as_micros() as u64);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
@@ -174,7 +183,7 @@ fn report(
         (Some(last), Some(b)) => last.saturating_duration_since(b).as_secs_f64(),
         _ => 0.0,
     };
-    let not_back = total - t.in_sync.len() - t.errors.len();
+    let not_back = total.saturating_sub(t.in_sync.len() + t.errors.len() + t.stayed);
     let mut errors = t.errors.clone();
     if not_back > 0 {
         errors.push(format!("{not_back} clients were not back in sync in time"));
@@ -196,6 +205,7 @@ fn report(
             .iter()
             .max()
             .map_or(0.0, |at| since(at) as f64 / 1000.0),
+        stayed: t.stayed,
         errors: errors.len() as u64,
         first_errors: errors.into_iter().take(5).collect(),
         server_cpu_percent: match (cpu_before, cpu_after) {
@@ -236,9 +246,17 @@ pub async fn run(cfg: StormConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
         let url = cfg.server.clone();
         let timeline = timeline.clone();
         let done = done.clone();
-        let (wait, sync_limit) = (cfg.wait, cfg.limit);
+        let (wait, sync_limit, failover) = (cfg.wait, cfg.limit, cfg.failover);
         tasks.push(tokio::spawn(async move {
-            let r = client_storm(c, &url, &timeline, &done, gone_by, wait, sync_limit).await;
+            let r = client_storm(
+                c,
+                &url,
+                (&timeline, &done),
+                gone_by,
+                (wait, sync_limit),
+                failover,
+            )
+            .await;
             if let Err(e) = r {
                 lock(&timeline).errors.push(e.to_string());
             }
@@ -251,7 +269,7 @@ pub async fn run(cfg: StormConfig, mut progress: impl FnMut(&str)) -> anyhow::Re
     loop {
         let (settled, back) = {
             let t = lock(&timeline);
-            (t.in_sync.len() + t.errors.len(), t.back)
+            (t.in_sync.len() + t.errors.len() + t.stayed, t.back)
         };
         if back.is_some() && cpu_before.is_none() {
             cpu_before = server_pid(&cfg).and_then(|p| proc_sample(&p));
@@ -279,11 +297,10 @@ fn lock(t: &Mutex<Timeline>) -> std::sync::MutexGuard<'_, Timeline> {
 async fn client_storm(
     c: Client,
     url: &str,
-    timeline: &Mutex<Timeline>,
-    done: &tokio::sync::Notify,
+    (timeline, done): (&Mutex<Timeline>, &tokio::sync::Notify),
     gone_by: Instant,
-    wait: Duration,
-    sync_limit: Duration,
+    (wait, sync_limit): (Duration, Duration),
+    failover: bool,
 ) -> anyhow::Result<()> {
     let Client {
         peer,
@@ -291,15 +308,29 @@ async fn client_storm(
         mut conn,
         mut docs,
     } = c;
-    // Keep answering until the connection drops.
+    // Keep answering until the connection drops (after a failover began, a connection that
+    // has not dropped within FAILOVER_SETTLE is on a node that stayed).
     loop {
         let mut refs: Vec<&mut DocSync> = docs.iter_mut().collect();
-        match timeout_at(gone_by, conn.next_event(&mut refs)).await {
+        let until = match lock(timeline).gone {
+            Some(g) if failover => (g + FAILOVER_SETTLE).min(gone_by),
+            _ => gone_by,
+        };
+        let slice = (Instant::now() + Duration::from_millis(100)).min(until);
+        match timeout_at(slice, conn.next_event(&mut refs)).await {
+            Err(_) if Instant::now() < until => continue,
+            Err(_) if failover && lock(timeline).gone.is_some() => {
+                lock(timeline).stayed += 1;
+                return keep_answering(conn, docs, done).await;
+            }
             Err(_) => anyhow::bail!("the server did not go away within {wait:?}"),
             Ok(Ok(_)) => continue,
             // A server going down says so (`error`) or just closes.
             Ok(Err(ClientError::Closed | ClientError::WebSocket(_) | ClientError::Server(_))) => {
-                break
+                let now = Instant::now();
+                let mut t = lock(timeline);
+                t.gone = Some(t.gone.map_or(now, |g| g.min(now)));
+                break;
             }
             Ok(Err(e)) => anyhow::bail!("before the restart: {e}"),
         }
@@ -351,7 +382,19 @@ async fn client_storm(
         }
     }
     lock(timeline).in_sync.push(Instant::now());
-    // Keep answering (others' offline edits still arrive) until everyone is done.
+    keep_answering(conn, docs, done).await
+}
+
+/// After a failover began, a client whose connection has not dropped within this is on a node
+/// that stayed up (the front takes a dead node out within about a second).
+const FAILOVER_SETTLE: Duration = Duration::from_secs(3);
+
+/// Keeps answering (others' offline edits still arrive) until everyone is done.
+async fn keep_answering(
+    mut conn: Connection,
+    mut docs: Vec<DocSync>,
+    done: &tokio::sync::Notify,
+) -> anyhow::Result<()> {
     let stop = done.notified();
     tokio::pin!(stop);
     loop {
@@ -369,8 +412,8 @@ impl StormReport {
     pub fn human(&self) -> String {
         let mut s = format!(
             "{} clients × {} documents each ({} documents, {} subscriptions), {} edited offline\n\
-             reconnected: {}   back in sync: {}   all connected after {:.0} ms\n\
-             back in sync after (ms, from the server's first connection): p50 {:.1}   p95 {:.1}   p99 {:.1}   max {:.1}\n\
+             reconnected: {}   back in sync: {}   stayed connected: {}   all connected after {:.0} ms\n\
+             back in sync after (ms, from the server's first connection — with --failover, from the first drop): p50 {:.1}   p95 {:.1}   p99 {:.1}   max {:.1}\n\
              errors: {}\n",
             self.clients,
             self.per_client,
@@ -379,6 +422,7 @@ impl StormReport {
             self.offline_editors,
             self.reconnected,
             self.back_in_sync,
+            self.stayed,
             self.all_connected_ms,
             self.in_sync_ms_p50,
             self.in_sync_ms_p95,

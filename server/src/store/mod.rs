@@ -223,6 +223,7 @@ impl Store {
             next_global,
             doc_seqs: HashMap::new(),
             doc_heads: HashMap::new(),
+            replica_flushed: std::time::Instant::now(),
             failed: failed.clone(),
             durable: durable.clone(),
             gate,

@@ -34,6 +34,8 @@ pub(super) struct Writer {
     /// On a replica: each document's heads after its last record, as the log's prefix has
     /// them (read from the last record on first use).
     pub(super) doc_heads: HashMap<DocumentId, Vec<[u8; 32]>>,
+    /// On a replica: when the log was last written to the disk (see `commit`).
+    pub(super) replica_flushed: std::time::Instant,
     pub(super) failed: Arc<AtomicBool>,
     pub(super) durable: Arc<AtomicU64>,
     pub(super) gate: Option<DurabilityGate>,
@@ -163,9 +165,17 @@ impl Writer {
         {
             return Err(StoreError::Io(std::io::Error::from_raw_os_error(5)));
         }
-        self.db.flush()?;
-        // sled's flush is sync_file_range on Linux: make it durable for real.
-        self.data_file.sync_data()?;
+        // A replica's entries are durable in the cluster's stream already: losing the tail of
+        // its sled (a kill, a power loss) only means reading it again from the stream, since
+        // the position is in the same atomic batch. So a replica writes to the disk at most
+        // once a second and never waits for it in between.
+        let replica = group.iter().all(|r| r.replicated.is_some());
+        if !replica || self.replica_flushed.elapsed() >= REPLICA_FLUSH_EVERY {
+            self.db.flush()?;
+            // sled's flush is sync_file_range on Linux: make it durable for real.
+            self.data_file.sync_data()?;
+            self.replica_flushed = std::time::Instant::now();
+        }
         if let Some(gate) = &self.gate {
             gate.wait();
         }
@@ -254,6 +264,9 @@ impl Writer {
         Ok(rec.change.heads_after)
     }
 }
+
+/// How often a replica's sled is written to the disk (see `Writer::commit`).
+const REPLICA_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One group commit as it is being put together.
 struct Group {
