@@ -16,6 +16,7 @@ use toron_protocol::AutomergeUrl;
 #[command(version, about)]
 pub struct Cli {
     /// The server's address: `ws://host:port` (or `wss://`, or the `http(s)://` of its page).
+    /// A cluster's nodes may be given comma-separated: the first that answers is used.
     #[arg(
         long,
         global = true,
@@ -827,8 +828,11 @@ struct Ctx<'a> {
     limit: Duration,
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
     let limit = Duration::from_secs(cli.timeout);
+    if cli.server.contains(',') {
+        cli.server = first_answering(&cli.server, limit).await?;
+    }
     let server = crate::sync_client::url_with_token(&cli.server, cli.token.as_deref());
     let ctx = Ctx {
         cli_server: &cli.server,
@@ -1676,6 +1680,31 @@ async fn storm_cmd(ctx: &Ctx<'_>, args: StormArgs) -> anyhow::Result<()> {
         out!("{}", report.human());
     }
     Ok(())
+}
+
+/// Of comma-separated servers (a cluster's nodes), the first whose `/healthz` answers `ok`.
+async fn first_answering(servers: &str, limit: Duration) -> anyhow::Result<String> {
+    let candidates: Vec<String> = servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let each = (limit / candidates.len().max(1) as u32).max(Duration::from_secs(1));
+    let list = candidates.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(each))
+            .build()
+            .new_agent();
+        list.into_iter().find(|s| {
+            let url = format!("{}/healthz", crate::admin::http_base(s));
+            agent.get(&url).call().is_ok_and(|r| r.status() == 200)
+        })
+    })
+    .await?;
+    found.ok_or_else(|| anyhow::anyhow!("none of the servers answered: {}", candidates.join(", ")))
 }
 
 async fn my_session(

@@ -239,6 +239,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
             open_documents: hub.open_documents() as i64,
             log_records: hub.store.last_global_seq().unwrap_or(0) as i64,
             log_bytes: hub.store.size_on_disk() as i64,
+            cluster: hub.store.is_replica().then(|| {
+                let (stream, quorum) = hub.store.stream_status();
+                (hub.store.replica_position(), stream, quorum)
+            }),
         })
     })
     .await
@@ -266,6 +270,9 @@ async fn healthz(State(state): State<AppState>) -> Response {
         // On a cluster node: its name, and how far into the cluster's log its replica is.
         "node": hub.config.cluster.as_ref().map(|c| c.node.as_str()),
         "replica_position": hub.store.is_replica().then(|| hub.store.replica_position()),
+        "stream_position": hub.store.is_replica().then(|| hub.store.stream_status().0),
+        // Without a quorum the stream does not answer: writes are refused, reads go on.
+        "quorum": hub.store.is_replica().then(|| hub.store.stream_status().1),
     });
     let status = if failed {
         StatusCode::SERVICE_UNAVAILABLE

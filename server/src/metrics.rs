@@ -79,6 +79,12 @@ pub struct Metrics {
     /// Server-sent replays streaming now (each ends with its client, its access or its
     /// length bound).
     replays: Gauge,
+    /// On a cluster node: the replica's position, the stream's end, and whether the stream
+    /// answered (has a quorum).
+    cluster_replica_position: Gauge,
+    cluster_stream_position: Gauge,
+    cluster_lag: Gauge,
+    cluster_quorum: Gauge,
 }
 
 /// Counts one long-lived task (a replay) while it lives; owned, so the task can keep it.
@@ -122,6 +128,10 @@ impl Metrics {
             document_loads_waiting: Gauge::default(),
             document_loads_peak: Gauge::default(),
             replays: Gauge::default(),
+            cluster_replica_position: Gauge::default(),
+            cluster_stream_position: Gauge::default(),
+            cluster_lag: Gauge::default(),
+            cluster_quorum: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -195,7 +205,31 @@ impl Metrics {
             "Session replays (server-sent events) streaming now",
             m.replays.clone(),
         );
+        m.register_cluster(&mut registry);
         Self { registry, ..m }
+    }
+
+    fn register_cluster(&self, registry: &mut Registry) {
+        registry.register(
+            "cluster_replica_position",
+            "On a cluster node: the position in the cluster's log of the last entry this node applied (0 on a single node)",
+            self.cluster_replica_position.clone(),
+        );
+        registry.register(
+            "cluster_stream_position",
+            "On a cluster node: the cluster's log's last position, as the stream last said",
+            self.cluster_stream_position.clone(),
+        );
+        registry.register(
+            "cluster_lag_entries",
+            "On a cluster node: entries of the cluster's log this node has not applied yet",
+            self.cluster_lag.clone(),
+        );
+        registry.register(
+            "cluster_quorum",
+            "On a cluster node: 1 when the stream answered at the last check (it has a quorum), else 0",
+            self.cluster_quorum.clone(),
+        );
     }
 
     /// A replay streams until the returned guard drops.
@@ -239,6 +273,12 @@ impl Metrics {
         self.open_documents.set(now.open_documents);
         self.log_records.set(now.log_records);
         self.log_bytes.set(now.log_bytes);
+        if let Some((replica, stream, quorum)) = now.cluster {
+            self.cluster_replica_position.set(replica as i64);
+            self.cluster_stream_position.set(stream as i64);
+            self.cluster_lag.set(stream.saturating_sub(replica) as i64);
+            self.cluster_quorum.set(i64::from(quorum));
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "could not encode the metrics");
@@ -254,6 +294,8 @@ pub struct Snapshot {
     pub open_documents: i64,
     pub log_records: i64,
     pub log_bytes: i64,
+    /// On a cluster node: (replica position, stream position, quorum).
+    pub cluster: Option<(u64, u64, bool)>,
 }
 
 /// Counters for `/healthz` and the benchmark report.

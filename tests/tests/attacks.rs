@@ -114,6 +114,49 @@ async fn attacks_are_refused_logged_and_invisible() {
     let (_dir, server) = secured("toron_admin_for_the_attack_suite").await;
     let tokens = roster::set_up(&server).await;
     set_phase(&server, Phase::Live).await;
+    attack_suite(&server, &tokens, "").await;
+    server.shutdown().await.expect("shutdown");
+}
+
+/// Every attack of the suite against a cluster's three nodes in turn (the roster made
+/// through node 1): each node refuses each attack the same way, logs only the rejection, and
+/// shows nothing of it to anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_attack_is_refused_the_same_way_on_every_node_of_a_cluster() {
+    let nats = toron_tests::nats::NatsCluster::start(3);
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        let mut c = secure_config(d.path());
+        c.admin_token = Some("toron_admin_for_the_cluster_attack_suite".into());
+        c.cluster = Some(toron_server::config::ClusterConfig {
+            urls: nats.urls().split(',').map(str::to_string).collect(),
+            node: format!("n{}", i + 1),
+            stream: "TORON".into(),
+            replicas: 3,
+        });
+        nodes.push(start_with(c).await);
+    }
+    let tokens = roster::set_up(&nodes[0]).await;
+    set_phase(&nodes[0], Phase::Live).await;
+    for (i, node) in nodes.iter().enumerate() {
+        // The other nodes' records (their attackers leaving) are applied here first.
+        let end = nodes[0].store().replica_position();
+        let start = Instant::now();
+        while node.store().replica_position() < end {
+            assert!(start.elapsed() < LIMIT, "node {} did not catch up", i + 1);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        attack_suite(node, &tokens, &format!("-n{}", i + 1)).await;
+    }
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
+/// The attacks, against `server`; `tag` makes the participants it adds its own.
+async fn attack_suite(server: &Running, tokens: &[(Role, String)], tag: &str) {
+    let tokens = tokens.to_vec();
     let activist = token(&tokens, Role::Activist);
     let evaluator = token(&tokens, Role::Evaluator);
     let eval_key = DocKey::Eval {
@@ -124,7 +167,7 @@ async fn attacks_are_refused_logged_and_invisible() {
 
     // The evaluator writes once (binding its actor id) and keeps the document open; so does
     // an observer.
-    let mut ev_conn = connect(&server, &evaluator).await.expect("evaluator");
+    let mut ev_conn = connect(server, &evaluator).await.expect("evaluator");
     let mut ev_doc = ev_conn.find(eval_id, LIMIT).await.expect("evaluator reads");
     ev_doc.doc.put(ROOT, "criteria", "draft").expect("put");
     ev_conn
@@ -132,27 +175,27 @@ async fn attacks_are_refused_logged_and_invisible() {
         .await
         .expect("evaluator writes");
     let evaluator_actor = ev_doc.doc.get_actor().clone();
-    let mut observer = Watcher::open(&server, &token(&tokens, Role::Observer), eval_id).await;
+    let mut observer = Watcher::open(server, &token(&tokens, Role::Observer), eval_id).await;
 
     // 1–2. An activist writes into the evaluator's evaluation, with its own actor id and with
     // the evaluator's.
     for actor in [None, Some(evaluator_actor.clone())] {
-        let from = next_seq(&server);
-        let r = attack(&server, &activist, eval_id, actor).await;
+        let from = next_seq(server);
+        let r = attack(server, &activist, eval_id, actor).await;
         assert!(
             matches!(&r, Err(ClientError::Server(m)) if m.contains("refused")),
             "{r:?}"
         );
-        only_a_rejection(&server, from, &eval_key, &who(Role::Activist));
+        only_a_rejection(server, from, &eval_key, &who(Role::Activist));
     }
     // The evaluator's actor id, even in the activist's own notes layer.
     let own_notes = DocKey::Notes {
         session: SESSION.into(),
         participant: who(Role::Activist),
     };
-    let from = next_seq(&server);
+    let from = next_seq(server);
     let r = attack(
-        &server,
+        server,
         &activist,
         own_notes.document_id(),
         Some(evaluator_actor),
@@ -162,7 +205,7 @@ async fn attacks_are_refused_logged_and_invisible() {
         matches!(&r, Err(ClientError::Server(m)) if m.contains("belongs to another participant")),
         "{r:?}"
     );
-    only_a_rejection(&server, from, &own_notes, &who(Role::Activist));
+    only_a_rejection(server, from, &own_notes, &who(Role::Activist));
     // Counted by kind, as the engine typed them (not read back from the wording).
     let metrics = toron_tests::http_get(server.addr(), "/metrics").await;
     for kind in ["read_only", "actor"] {
@@ -193,17 +236,17 @@ async fn attacks_are_refused_logged_and_invisible() {
         ),
         (&token(&tokens, Role::Observer), Role::Observer, &triage),
     ] {
-        let from = next_seq(&server);
-        let r = attack(&server, tok, key.document_id(), None).await;
+        let from = next_seq(server);
+        let r = attack(server, tok, key.document_id(), None).await;
         assert!(
             matches!(&r, Err(ClientError::Server(m)) if m.contains("refused")),
             "{role} on {key}: {r:?}"
         );
-        only_a_rejection(&server, from, key, &who(role));
+        only_a_rejection(server, from, key, &who(role));
     }
 
     // 6. Unknown, revoked and truncated tokens: refused before the upgrade, nothing logged.
-    let revoked_holder = "P-revoked";
+    let revoked_holder = &format!("P-revoked{tag}");
     let reg = server.registry();
     reg.add_participant("admin", Participant::new(revoked_holder, "x", "activist"))
         .await
@@ -223,7 +266,7 @@ async fn attacks_are_refused_logged_and_invisible() {
     reg.revoke_token("admin", revoked_holder)
         .await
         .expect("revoke");
-    let from = next_seq(&server);
+    let from = next_seq(server);
     for bad in [
         "toron_unknown_0000000000000000000000000000".to_string(),
         revoked,
@@ -236,48 +279,49 @@ async fn attacks_are_refused_logged_and_invisible() {
         );
     }
     assert!(
-        events_since(&server, from).is_empty(),
+        events_since(server, from).is_empty(),
         "failed logins leave no record"
     );
 
     // 7. A token for another session sees nothing here and can change nothing.
-    reg.add_participant("admin", Participant::new("P-s2", "y", "activist"))
+    let p_s2 = format!("P-s2{tag}");
+    reg.add_participant("admin", Participant::new(&p_s2, "y", "activist"))
         .await
         .expect("participant");
-    reg.grant("admin", "P-s2", Role::Activist, Scope::Session("S2".into()))
+    reg.grant("admin", &p_s2, Role::Activist, Scope::Session("S2".into()))
         .await
         .expect("grant");
-    let s2 = reg.issue_token("admin", "P-s2").await.expect("token");
-    let from = next_seq(&server);
+    let s2 = reg.issue_token("admin", &p_s2).await.expect("token");
+    let from = next_seq(server);
     for key in [&eval_key, &triage, &DocKey::Case { case: CASE.into() }] {
-        let r = attack(&server, &s2, key.document_id(), None).await;
+        let r = attack(server, &s2, key.document_id(), None).await;
         assert!(
             matches!(r, Err(ClientError::Unavailable(_))),
             "{key}: {r:?}"
         );
     }
     assert!(
-        events_since(&server, from).is_empty(),
+        events_since(server, from).is_empty(),
         "nothing stored for an invisible document"
     );
 
     // 8. Creating a document nobody registered: only organizers and importers may.
-    let from = next_seq(&server);
+    let from = next_seq(server);
     let fresh = toron_protocol::DocumentId::random();
-    let r = attack(&server, &activist, fresh, None).await;
+    let r = attack(server, &activist, fresh, None).await;
     assert!(matches!(r, Err(ClientError::Unavailable(_))), "{r:?}");
     assert!(
-        events_since(&server, from).is_empty(),
+        events_since(server, from).is_empty(),
         "nothing stored for a refused creation"
     );
-    attack(&server, &token(&tokens, Role::Importer), fresh, None)
+    attack(server, &token(&tokens, Role::Importer), fresh, None)
         .await
         .expect("an importer creates it");
     assert!(
         server.registry().document(&fresh).is_some(),
         "registered as an ad-hoc document"
     );
-    let r = attack(&server, &activist, fresh, None).await;
+    let r = attack(server, &activist, fresh, None).await;
     assert!(
         matches!(r, Err(ClientError::Unavailable(_))),
         "still invisible to the activist: {r:?}"
@@ -298,7 +342,6 @@ async fn attacks_are_refused_logged_and_invisible() {
             .expect("in time")
             .expect("event");
     }
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

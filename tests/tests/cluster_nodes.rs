@@ -142,6 +142,36 @@ async fn two_nodes_share_the_log_the_registry_and_live_changes() {
         "the last record stores the document's heads"
     );
 
+    // The CLI given every node's address uses the first that answers.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
+        .args(["--server", &format!("ws://127.0.0.1:9,{}", b.url())])
+        .args(["--token", ADMIN, "get", &format!("automerge:{id}")])
+        .output()
+        .await
+        .expect("run toron");
+    let got = String::from_utf8_lossy(&out.stdout);
+    let json: serde_json::Value = serde_json::from_str(&got).unwrap_or_default();
+    assert!(
+        out.status.success() && json["b"] == 3,
+        "toron with a list of nodes: {got} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Each node's metrics show its replica beside the stream, and the quorum.
+    let start = Instant::now();
+    loop {
+        let m = toron_tests::http_get(b.addr(), "/metrics").await;
+        if m.contains("toron_cluster_quorum 1") && m.contains("toron_cluster_lag_entries 0") {
+            assert!(m.contains("toron_cluster_replica_position"), "{m}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no quorum shown: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // A revocation made on A closes the participant's socket on B within a second.
     let mut kim = RawPeer::joined(&url_with_token(&b.url(), Some(&token)), "kim-phone")
         .await
@@ -269,6 +299,30 @@ async fn twenty_editors_on_three_nodes_converge_with_each_change_once() {
     for d in &dirs {
         verify(d.path());
     }
+    // A node's data directory holds the whole log: its backup restores as a single node
+    // that serves every editor's last edit.
+    let single = tempfile::tempdir().unwrap();
+    let file = single.path().join("cluster.backup");
+    toron_server::ops::backup::run_backup(dirs[2].path(), &file).expect("backup of node 3");
+    let restored = single.path().join("data");
+    let r = toron_server::ops::backup::run_restore(&file, &restored).expect("restore");
+    assert!(r.report.ok(), "{:?}", r.report.problems);
+    let mut c = toron_tests::secure_config(&restored);
+    c.admin_token = Some(ADMIN.into());
+    let one = start_with(c).await;
+    let mut conn = Connection::connect(&url_with_token(&one.url(), Some(ADMIN)), LIMIT)
+        .await
+        .expect("connect");
+    let d = conn
+        .find(id, LIMIT)
+        .await
+        .expect("the restored node serves it");
+    assert_eq!(
+        int_at(&d.doc, &format!("e{}", EDITORS - 1)),
+        Some(EDITS - 1)
+    );
+    conn.close().await;
+    one.shutdown().await.expect("stop");
 }
 
 /// Two of three NATS servers down: a write is refused with an error that says so, never
@@ -294,6 +348,20 @@ async fn without_a_quorum_writes_are_refused_reads_go_on_and_writing_resumes() {
 
     nats.kill(1);
     nats.kill(2);
+    // The operator sees it: /healthz says there is no quorum (reads go on, so still 200).
+    let start = Instant::now();
+    loop {
+        let h = toron_tests::http_get(b.addr(), "/healthz").await;
+        if h.contains("\"quorum\":false") {
+            assert!(h.starts_with("HTTP/1.1 200"), "{h}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "quorum still shown: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     doc.doc.put(automerge::ROOT, "during", 2).expect("put");
     let refused = on_a.push(&mut doc, Duration::from_secs(20)).await;
     let Err(e) = refused else {

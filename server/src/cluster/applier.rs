@@ -46,6 +46,11 @@ impl Handle {
         *self.hooks.lock().unwrap_or_else(|p| p.into_inner()) = Some(hooks);
     }
 
+    /// Turns true when the applier is told to stop.
+    pub fn stopped(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
     /// Stops reading, and lets go of the hub and the registry (the server waits for the
     /// hub's last holder before it closes the log).
     pub fn stop(&self) {

@@ -30,6 +30,8 @@ pub const NODE_HEADER: &str = "Toron-Node";
 /// How long joining waits for the stream (a cluster electing its JetStream leader) and for
 /// this node to catch up with it.
 const JOIN_WITHIN: Duration = Duration::from_secs(120);
+/// How often a node asks the stream where it ends.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// How long a publish waits for the quorum's acknowledgement before it is an error.
 const ACK_WITHIN: Duration = Duration::from_secs(5);
 
@@ -85,7 +87,8 @@ impl Node {
             config.node.clone(),
             max_payload,
         )));
-        let applier = applier::spawn(stream, store.clone(), config.node.clone());
+        let applier = applier::spawn(stream.clone(), store.clone(), config.node.clone());
+        tokio::spawn(watch_stream(stream, store.clone(), applier.stopped()));
         let started = Instant::now();
         while store.replica_position() < target {
             if started.elapsed() > JOIN_WITHIN {
@@ -122,6 +125,45 @@ impl Node {
         let mut s = self.js.get_stream(&self.stream_name).await.ok()?;
         s.info().await.ok().map(|i| i.state.last_sequence)
     }
+}
+
+/// Every second, asks the stream where it ends (for `/healthz` and `/metrics`: the replica's
+/// lag, and whether the stream has a quorum — without one it does not answer).
+async fn watch_stream(
+    stream: stream::Stream,
+    store: Arc<Store>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let answer = tokio::time::timeout(WATCH_EVERY * 2, stream.get_info()).await;
+        match answer {
+            Ok(Ok(info)) => store.set_stream_status(Some(info.state.last_sequence), quorum(&info)),
+            _ => store.set_stream_status(None, false),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(WATCH_EVERY) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Whether the stream has a leader and, with it, a majority of its replicas current and
+/// seen lately. A leader cut off from the others keeps answering for a while, so an answer
+/// alone does not say it.
+fn quorum(info: &stream::Info) -> bool {
+    let Some(cluster) = &info.cluster else {
+        return true;
+    };
+    if cluster.leader.is_none() {
+        return false;
+    }
+    let live = cluster
+        .replicas
+        .iter()
+        .filter(|p| p.current && !p.offline && p.active < WATCH_EVERY * 3)
+        .count();
+    let replicas = info.config.num_replicas.max(1);
+    1 + live > replicas / 2
 }
 
 /// Gets the stream, creating it on first use; retries while the cluster elects its leader.

@@ -160,6 +160,9 @@ pub struct Store {
     /// On a cluster node: the position of the last replicated entry applied.
     applied_seq: AtomicU64,
     applied_tx: tokio::sync::watch::Sender<u64>,
+    /// On a cluster node: the stream's last known end, and whether it answered last time.
+    stream_position: AtomicU64,
+    stream_answers: AtomicBool,
 }
 
 impl Store {
@@ -248,6 +251,8 @@ impl Store {
             applied: Mutex::new(replica::Applied::default()),
             applied_seq: AtomicU64::new(replica_position),
             applied_tx: tokio::sync::watch::channel(replica_position).0,
+            stream_position: AtomicU64::new(0),
+            stream_answers: AtomicBool::new(false),
         }))
     }
 
@@ -342,7 +347,10 @@ impl Store {
                 Err(e) => return Some(Err(e.into())),
             };
             let g = match k.first() {
+                // The registry is in the cut; a replica's position is its own, not the log's
+                // (a backup restores as a single node).
                 Some(b'R') => return None,
+                _ if &*k == KEY_REPLICA_POSITION => return None,
                 Some(b'L' | b'P') => k.get(1..9).and_then(be_u64),
                 Some(b'D' | b'H') => be_u64(&v),
                 _ => return Some(Err(corrupt(&k, "unknown key kind"))),

@@ -256,6 +256,23 @@ impl Store {
         self.applied_seq.load(Ordering::SeqCst)
     }
 
+    /// What the cluster last said of its log: where it ends, and whether a quorum of its
+    /// replicas is there. Set by the node's watcher every second.
+    pub fn set_stream_status(&self, position: Option<u64>, quorum: bool) {
+        if let Some(p) = position {
+            self.stream_position.store(p, Ordering::SeqCst);
+        }
+        self.stream_answers.store(quorum, Ordering::SeqCst);
+    }
+
+    /// The stream's last known end, and whether it had a quorum at the last check.
+    pub fn stream_status(&self) -> (u64, bool) {
+        (
+            self.stream_position.load(Ordering::SeqCst),
+            self.stream_answers.load(Ordering::SeqCst),
+        )
+    }
+
     /// A write of a replica: published, then waited for until this node has applied it.
     pub(super) async fn submit_replicated(
         &self,
