@@ -799,6 +799,13 @@ impl DocEngine {
             .collect()
     }
 
+    /// Whether an ephemeral message with this (sender, session, count) would be relayed (it
+    /// has not been seen): a cluster node passes on to the other nodes only what is new here.
+    pub fn ephemeral_is_new(&self, sender_id: &PeerId, session_id: &str, count: u64) -> bool {
+        let key = (sender_id.as_str().to_string(), session_id.to_string());
+        !matches!(self.ephemeral_seen.get(&key), Some((seen, _)) if count <= *seen)
+    }
+
     /// Relays an ephemeral message to every other subscriber, once per (sender, session,
     /// count): JS clients echo what they receive, so without the dedupe it would ping-pong.
     #[allow(clippy::too_many_arguments)]

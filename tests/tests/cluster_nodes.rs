@@ -111,6 +111,40 @@ async fn two_nodes_share_the_log_the_registry_and_live_changes() {
     until_value(&mut on_a, &mut doc_a, "b", 3, Duration::from_secs(1)).await;
     assert_eq!(doc_a.doc.get_heads(), doc_b.doc.get_heads(), "converged");
 
+    // An ephemeral message (a cursor) sent through A reaches B's subscriber, once.
+    let cursor = toron_protocol::Message::Ephemeral {
+        sender_id: on_a.peer_id.clone(),
+        target_id: toron_protocol::PeerId::new("anyone").unwrap(),
+        document_id: id,
+        count: 1,
+        session_id: "cursor-session".into(),
+        data: b"\xa1fcursor\x07".to_vec(),
+    };
+    on_a.send(&cursor).await.expect("send");
+    let sent = Instant::now();
+    let mut heard = Vec::new();
+    let window = Duration::from_millis(1500);
+    while sent.elapsed() < window {
+        let left = window.saturating_sub(sent.elapsed());
+        match tokio::time::timeout(left, on_b.next_event(&mut [&mut doc_b])).await {
+            Ok(Ok(Event::Ephemeral { data, .. })) => heard.push((sent.elapsed(), data)),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("B's connection failed: {e}"),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(
+        heard.len(),
+        1,
+        "B's subscriber heard A's cursor once: {heard:?}"
+    );
+    assert_eq!(heard[0].1, b"\xa1fcursor\x07".to_vec());
+    assert!(
+        heard[0].0 < Duration::from_secs(1),
+        "within a second: {:?}",
+        heard[0].0
+    );
+
     // Both nodes hold the same log: the same records under the same numbers, each change
     // once, and the same heads stored with each.
     let target = a

@@ -12,6 +12,7 @@
 //! log's prefix, computed as the record is applied (`store::replica`).
 
 pub mod applier;
+pub mod ephemeral;
 pub mod publisher;
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub enum ClusterError {
 pub struct Node {
     pub name: String,
     pub stream_name: String,
+    client: async_nats::Client,
     js: jetstream::Context,
     applier: applier::Handle,
 }
@@ -104,6 +106,7 @@ impl Node {
         Ok(Self {
             name: config.node.clone(),
             stream_name: config.stream.clone(),
+            client,
             js,
             applier,
         })
@@ -112,6 +115,13 @@ impl Node {
     /// From now on, entries of other nodes also reach this node's registry and open
     /// documents (before, the registry was loaded from the log after catching up).
     pub fn attach(&self, hooks: applier::Hooks) {
+        let bus = ephemeral::start(
+            self.client.clone(),
+            self.name.clone(),
+            hooks.hub.clone(),
+            self.applier.stopped(),
+        );
+        hooks.hub.set_ephemeral_bus(Arc::new(bus));
         self.applier.attach(hooks);
     }
 

@@ -26,7 +26,7 @@ use tokio::sync::{watch, Semaphore};
 use crate::config::Config;
 use crate::metrics::{Metrics, Stats};
 use crate::net::log_budget::LogBudget;
-use crate::net::open_docs::{DocMsg, OpenDocs};
+use crate::net::open_docs::{DocMsg, EphemeralBus, OpenDocs};
 use crate::net::outbound::ConnTx;
 use crate::net::server_voice::ServerVoice;
 use crate::registry::RegistryGate;
@@ -60,6 +60,8 @@ pub struct DocContext {
     pub findings: FindingLookup,
     /// Where the actor takes itself out when it ends.
     pub open: Arc<OpenDocs>,
+    /// On a cluster node: where new ephemeral messages go to reach the other nodes.
+    pub bus: std::sync::OnceLock<Arc<dyn EphemeralBus>>,
 }
 
 /// Most messages taken into one batch.
@@ -190,6 +192,11 @@ impl Actor {
                     engine.push(input);
                 }
                 DocMsg::Ephemeral { out, message: m } => {
+                    if let Some(bus) = self.ctx.bus.get() {
+                        if engine.ephemeral_is_new(&m.sender_id, &m.session_id, m.count) {
+                            bus.publish(&m);
+                        }
+                    }
                     relay.extend(engine.ephemeral(
                         out.conn,
                         &m.sender_id,
@@ -204,6 +211,15 @@ impl Actor {
                     engine.push(Input::Closed { conn });
                 }
                 DocMsg::Logged { changes } => engine.push(Input::Logged { changes }),
+                // From no connection of this node: relayed to every subscriber here.
+                DocMsg::ClusterEphemeral { message: m } => relay.extend(engine.ephemeral(
+                    ConnId(u64::MAX),
+                    &m.sender_id,
+                    &m.session_id,
+                    m.count,
+                    &m.data,
+                    self.ctx.config.clock.now_ms(),
+                )),
             }
         }
         for a in relay {

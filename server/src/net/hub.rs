@@ -114,6 +114,7 @@ impl Hub {
             closing: closing.subscribe(),
             findings,
             open: docs.clone(),
+            bus: std::sync::OnceLock::new(),
         });
         Arc::new(Self {
             history,
@@ -253,6 +254,17 @@ impl Hub {
     pub fn logged(&self, doc: DocumentId, changes: Vec<Vec<u8>>) {
         self.docs
             .send_if_open(doc, crate::net::open_docs::DocMsg::Logged { changes });
+    }
+
+    /// On a cluster node: where new ephemeral messages of this node's clients go (set once).
+    pub fn set_ephemeral_bus(&self, bus: Arc<dyn crate::net::open_docs::EphemeralBus>) {
+        let _ = self.doc_context.bus.set(bus);
+    }
+
+    /// An ephemeral message from another node reaches this document's subscribers here.
+    pub fn cluster_ephemeral(&self, message: toron_protocol::Ephemeral) {
+        self.docs
+            .send_if_open(message.document_id, DocMsg::ClusterEphemeral { message });
     }
 
     /// Wakes when some participant's access was revoked (see [`Hub::disconnect_participant`]).

@@ -31,6 +31,17 @@ pub enum DocMsg {
     Logged {
         changes: Vec<Vec<u8>>,
     },
+    /// An ephemeral message a client of another node of the cluster sent (relayed to every
+    /// subscriber here, once).
+    ClusterEphemeral {
+        message: Ephemeral,
+    },
+}
+
+/// Where a cluster node passes the ephemeral messages its clients send to the other nodes
+/// (best effort, like ephemeral messages themselves). Implemented by the cluster room.
+pub trait EphemeralBus: Send + Sync + std::fmt::Debug {
+    fn publish(&self, message: &Ephemeral);
 }
 
 /// The inboxes of the open documents' actors: the protocol's [`Router`] under a lock.

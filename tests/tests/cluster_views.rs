@@ -1,0 +1,91 @@
+//! The same answers from every node of a cluster (issue 20): the example debate imported
+//! through node 1; then the report, the export, a session's timeline, a document's history,
+//! its state at a change and a diff, asked of each of the three nodes, are the same (the
+//! report's links name the node asked, as they name the server's own address).
+
+use std::time::{Duration, Instant};
+
+use toron_server::config::ClusterConfig;
+use toron_server::Running;
+use toron_tests::nats::NatsCluster;
+use toron_tests::{secure_config, start_with, toron};
+
+const ADMIN: &str = "toron_cluster-views-admin";
+
+fn bundle() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/debate-bundle.json")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `toron ARGS` against `node`, which must succeed; its standard output with the node's own
+/// address made neutral.
+async fn ask(node: &Running, args: &[&str]) -> String {
+    let (ok, out, err) = toron(node, ADMIN, args).await;
+    assert!(ok, "toron {args:?} on {}: {err}", node.url());
+    out.replace(&node.addr().to_string(), "NODE")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_node_gives_the_same_report_export_timeline_and_history() {
+    let nats = NatsCluster::start(3);
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        let mut c = secure_config(d.path());
+        c.admin_token = Some(ADMIN.into());
+        c.cluster = Some(ClusterConfig {
+            urls: nats.urls().split(',').map(str::to_string).collect(),
+            node: format!("n{}", i + 1),
+            stream: "TORON".into(),
+            replicas: 3,
+        });
+        nodes.push(start_with(c).await);
+    }
+    let imported = ask(&nodes[0], &["import", &bundle()]).await;
+    assert!(imported.contains("batch"), "{imported}");
+    let end = nodes[0].store().replica_position();
+    let start = Instant::now();
+    while nodes.iter().any(|n| n.store().replica_position() < end) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "nodes did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let case = toron_domain::policy::DocKey::Case {
+        case: "C-LIB-HB".into(),
+    }
+    .document_id()
+    .url()
+    .to_string();
+    // The session's triage, which the import wrote change by change.
+    let triage = toron_domain::policy::DocKey::Triage {
+        session: "S-LIB".into(),
+    }
+    .document_id()
+    .url()
+    .to_string();
+    let questions: Vec<Vec<&str>> = vec![
+        vec!["report", "HB-BENCH-2012", "--format", "md"],
+        vec!["report", "HB-BENCH-2012", "--format", "csv"],
+        vec!["export", "HB-BENCH-2012"],
+        vec!["history", "S-LIB"],
+        vec!["history", &case],
+        vec!["at", &triage, "--seq", "2"],
+        vec!["diff", &triage, "1", "3"],
+    ];
+    for q in &questions {
+        let first = ask(&nodes[0], q).await;
+        assert!(first.len() > 20, "{q:?} answered {first:?}");
+        for (i, n) in nodes.iter().enumerate().skip(1) {
+            let other = ask(n, q).await;
+            assert_eq!(other, first, "node {} answers {q:?} as node 1 does", i + 1);
+        }
+    }
+    for n in nodes {
+        n.shutdown().await.expect("stop");
+    }
+}
