@@ -164,3 +164,42 @@ impl Drop for NatsCluster {
         }
     }
 }
+
+impl NatsCluster {
+    /// A secured Toron node named `name`, on `dir`, joined to this cluster (the stream `TORON`,
+    /// three replicas), whose first organizer's token is `admin`.
+    pub fn node_config(
+        &self,
+        dir: &std::path::Path,
+        name: &str,
+        admin: &str,
+    ) -> toron_server::Config {
+        let mut c = crate::secure_config(dir);
+        c.admin_token = Some(admin.into());
+        c.cluster = Some(toron_server::config::ClusterConfig {
+            urls: self.urls().split(',').map(str::to_string).collect(),
+            node: name.into(),
+            stream: "TORON".into(),
+            replicas: 3,
+        });
+        c
+    }
+
+    /// `n` Toron nodes in this process (`n1`, `n2`, …), each on a fresh directory, joined to
+    /// this cluster; the directories live as long as the returned guards.
+    pub async fn toron_nodes(
+        &self,
+        n: usize,
+        admin: &str,
+    ) -> (Vec<tempfile::TempDir>, Vec<toron_server::Running>) {
+        let mut dirs = Vec::new();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let config = self.node_config(dir.path(), &format!("n{}", i + 1), admin);
+            nodes.push(crate::start_with(config).await);
+            dirs.push(dir);
+        }
+        (dirs, nodes)
+    }
+}

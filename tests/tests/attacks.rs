@@ -124,19 +124,9 @@ async fn attacks_are_refused_logged_and_invisible() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_attack_is_refused_the_same_way_on_every_node_of_a_cluster() {
     let nats = toron_tests::nats::NatsCluster::start(3);
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes = Vec::new();
-    for (i, d) in dirs.iter().enumerate() {
-        let mut c = secure_config(d.path());
-        c.admin_token = Some("toron_admin_for_the_cluster_attack_suite".into());
-        c.cluster = Some(toron_server::config::ClusterConfig {
-            urls: nats.urls().split(',').map(str::to_string).collect(),
-            node: format!("n{}", i + 1),
-            stream: "TORON".into(),
-            replicas: 3,
-        });
-        nodes.push(start_with(c).await);
-    }
+    let (_dirs, nodes) = nats
+        .toron_nodes(3, "toron_admin_for_the_cluster_attack_suite")
+        .await;
     let tokens = roster::set_up(&nodes[0]).await;
     set_phase(&nodes[0], Phase::Live).await;
     for (i, node) in nodes.iter().enumerate() {

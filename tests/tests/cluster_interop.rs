@@ -10,28 +10,15 @@ use automerge::transaction::Transactable;
 use automerge::{ReadDoc, ROOT};
 use samod::{BackoffConfig, Repo};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use toron_server::config::ClusterConfig;
 use toron_tests::nats::NatsCluster;
-use toron_tests::{secure_config, start_with, LIMIT};
+use toron_tests::LIMIT;
 
 const ADMIN: &str = "toron_cluster-interop-admin";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_javascript_client_writes_on_node_1_and_samod_reads_and_answers_on_node_3() {
     let nats = NatsCluster::start(3);
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes = Vec::new();
-    for (i, d) in dirs.iter().enumerate() {
-        let mut c = secure_config(d.path());
-        c.admin_token = Some(ADMIN.into());
-        c.cluster = Some(ClusterConfig {
-            urls: nats.urls().split(',').map(str::to_string).collect(),
-            node: format!("n{}", i + 1),
-            stream: "TORON".into(),
-            replicas: 3,
-        });
-        nodes.push(start_with(c).await);
-    }
+    let (_dirs, nodes) = nats.toron_nodes(3, ADMIN).await;
     let sync_url = |i: usize| format!("{}/sync?token={ADMIN}", nodes[i].url());
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node");

@@ -8,23 +8,14 @@ use std::time::{Duration, Instant};
 
 use automerge::transaction::Transactable;
 use toron_cli::sync_client::{url_with_token, Connection, Event};
-use toron_server::config::ClusterConfig;
 use toron_server::Running;
 use toron_tests::nats::NatsCluster;
-use toron_tests::{add_participant, create, int_at, secure_config, start_with, RawPeer, LIMIT};
+use toron_tests::{add_participant, create, int_at, start_with, RawPeer, LIMIT};
 
 const ADMIN: &str = "toron_cluster-test-admin-token";
 
 async fn node(nats: &NatsCluster, dir: &std::path::Path, name: &str) -> Running {
-    let mut c = secure_config(dir);
-    c.admin_token = Some(ADMIN.into());
-    c.cluster = Some(ClusterConfig {
-        urls: nats.urls().split(',').map(str::to_string).collect(),
-        node: name.into(),
-        stream: "TORON".into(),
-        replicas: 3,
-    });
-    start_with(c).await
+    start_with(nats.node_config(dir, name, ADMIN)).await
 }
 
 /// Waits (within `limit`) until `ok` holds; how long that took.

@@ -5,10 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use toron_server::config::ClusterConfig;
 use toron_server::Running;
 use toron_tests::nats::NatsCluster;
-use toron_tests::{secure_config, start_with, toron};
+use toron_tests::toron;
 
 const ADMIN: &str = "toron_cluster-views-admin";
 
@@ -30,19 +29,7 @@ async fn ask(node: &Running, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_node_gives_the_same_report_export_timeline_and_history() {
     let nats = NatsCluster::start(3);
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes = Vec::new();
-    for (i, d) in dirs.iter().enumerate() {
-        let mut c = secure_config(d.path());
-        c.admin_token = Some(ADMIN.into());
-        c.cluster = Some(ClusterConfig {
-            urls: nats.urls().split(',').map(str::to_string).collect(),
-            node: format!("n{}", i + 1),
-            stream: "TORON".into(),
-            replicas: 3,
-        });
-        nodes.push(start_with(c).await);
-    }
+    let (_dirs, nodes) = nats.toron_nodes(3, ADMIN).await;
     let imported = ask(&nodes[0], &["import", &bundle()]).await;
     assert!(imported.contains("batch"), "{imported}");
     let end = nodes[0].store().replica_position();

@@ -278,11 +278,11 @@ impl Store {
         changes: Vec<NewChange>,
         bindings: Vec<(Vec<u8>, String)>,
     ) -> Result<Appended, StoreError> {
-        self.submit(ReqKind::Changes {
+        self.submit(ReqKind::Entry(LogEntry::Changes {
             doc,
             changes,
             bindings,
-        })
+        }))
         .await
     }
 
@@ -293,7 +293,7 @@ impl Store {
         event: PendingEvent,
         registry: Vec<RegistryOp>,
     ) -> Result<(), StoreError> {
-        self.submit(ReqKind::Event { event, registry })
+        self.submit(ReqKind::Entry(LogEntry::Event { event, registry }))
             .await
             .map(|_| ())
     }

@@ -279,18 +279,8 @@ impl Store {
         replicator: &dyn Replicator,
         kind: ReqKind,
     ) -> Result<Appended, StoreError> {
-        let entry = match kind {
-            ReqKind::Changes {
-                doc,
-                changes,
-                bindings,
-            } => LogEntry::Changes {
-                doc,
-                changes,
-                bindings,
-            },
-            ReqKind::Event { event, registry } => LogEntry::Event { event, registry },
-            ReqKind::Cut(_) => return Err(StoreError::Closed),
+        let ReqKind::Entry(entry) = kind else {
+            return Err(StoreError::Closed);
         };
         let seq = replicator.publish(entry).await?;
         let mut rx = self.applied_tx.subscribe();
@@ -326,21 +316,9 @@ impl Store {
                 if seq <= from {
                     continue;
                 }
-                let kind = match entry {
-                    LogEntry::Changes {
-                        doc,
-                        changes,
-                        bindings,
-                    } => ReqKind::Changes {
-                        doc,
-                        changes,
-                        bindings,
-                    },
-                    LogEntry::Event { event, registry } => ReqKind::Event { event, registry },
-                };
                 let (reply, rx) = tokio::sync::oneshot::channel();
                 tx.send(AppendReq {
-                    kind,
+                    kind: ReqKind::Entry(entry),
                     reply,
                     replicated: Some(seq),
                 })

@@ -3,16 +3,9 @@
 use super::*;
 
 pub(super) enum ReqKind {
-    Changes {
-        doc: DocumentId,
-        changes: Vec<NewChange>,
-        /// New actor → participant bindings, made durable with the changes that use them.
-        bindings: Vec<(Vec<u8>, String)>,
-    },
-    Event {
-        event: PendingEvent,
-        registry: Vec<RegistryOp>,
-    },
+    /// Changes (with the actor → participant bindings they introduce, made durable with
+    /// them), or another record with the registry entries it changes.
+    Entry(LogEntry),
     /// Asks for a [`Cut`] after the group this request lands in has committed.
     Cut(mpsc::Sender<Result<Cut, StoreError>>),
 }
@@ -135,16 +128,18 @@ impl Writer {
                     .insert(KEY_REPLICA_POSITION, &position.to_be_bytes());
             }
             results.push(match &req.kind {
-                ReqKind::Changes {
+                ReqKind::Entry(LogEntry::Changes {
                     doc,
                     changes,
                     bindings,
-                } => self.changes_into(&mut g, doc, changes, bindings, req.replicated.is_some())?,
+                }) => {
+                    self.changes_into(&mut g, doc, changes, bindings, req.replicated.is_some())?
+                }
                 ReqKind::Cut(_) => Appended {
                     written: 0,
                     last_doc_seq: 0,
                 },
-                ReqKind::Event { event, registry } => g.event(event, registry),
+                ReqKind::Entry(LogEntry::Event { event, registry }) => g.event(event, registry),
             });
         }
         let Group {
