@@ -451,3 +451,46 @@ async fn without_a_quorum_writes_are_refused_reads_go_on_and_writing_resumes() {
     verify(da.path());
     verify(db.path());
 }
+
+/// Who is present is the cluster's: an activist in the session through node B is in the list
+/// node A gives (and pushes to its clients), and out of it once they leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presence_through_one_node_is_seen_through_the_other() {
+    use toron_domain::policy::{DocKey, Phase, Role};
+    use toron_tests::roster;
+    let nats = NatsCluster::start(3);
+    let (_dirs, nodes) = nats.toron_nodes(2, ADMIN).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let tokens = roster::set_up(a).await;
+    roster::set_phase(a, Phase::Live).await;
+    let activist = roster::who(Role::Activist);
+    let triage = DocKey::Triage {
+        session: roster::SESSION.into(),
+    }
+    .document_id();
+    let end = a.store().replica_position();
+    within(Duration::from_secs(2), "B caught up", || {
+        b.store().replica_position() >= end
+    })
+    .await;
+
+    let mut on_b = roster::connect(b, &roster::token(&tokens, Role::Activist))
+        .await
+        .expect("the activist connects to B");
+    let _ = on_b.find(triage, LIMIT).await;
+    let took = within(Duration::from_secs(1), "A lists the activist", || {
+        a.hub().present_in(roster::SESSION).contains(&activist)
+    })
+    .await;
+    eprintln!("present through B, listed on A after {took:?}");
+    on_b.close().await;
+    within(
+        Duration::from_secs(1),
+        "A no longer lists the activist",
+        || !a.hub().present_in(roster::SESSION).contains(&activist),
+    )
+    .await;
+    for n in nodes {
+        n.shutdown().await.expect("stop");
+    }
+}

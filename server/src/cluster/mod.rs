@@ -13,6 +13,7 @@
 
 pub mod applier;
 pub mod ephemeral;
+pub mod presence;
 pub mod publisher;
 
 use std::sync::Arc;
@@ -122,6 +123,13 @@ impl Node {
             self.applier.stopped(),
         );
         hooks.hub.set_ephemeral_bus(Arc::new(bus));
+        let presence = presence::start(
+            self.client.clone(),
+            self.name.clone(),
+            hooks.hub.clone(),
+            self.applier.stopped(),
+        );
+        hooks.hub.set_presence_bus(Arc::new(presence));
         self.applier.attach(hooks);
     }
 

@@ -5,7 +5,7 @@
 //! on, so that a peer that joins again takes over cleanly (old socket closed and forgotten
 //! before the new one is answered — reusing sync state across sockets causes sync loops).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -70,6 +70,10 @@ pub struct Hub {
     /// peer id and the first document of that session it opened (ephemeral messages travel
     /// on a document the client holds).
     presence_channels: Mutex<HashMap<(ConnId, String), PresenceChannel>>,
+    /// On a cluster node: who is present through each other node, by node (their latest
+    /// list, and when it was heard); and where this node's own list goes.
+    remote_presence: Mutex<HashMap<String, RemotePresence>>,
+    presence_bus: std::sync::OnceLock<Arc<dyn PresenceBus>>,
     /// Loaded copies of documents for the history API.
     pub history: Arc<HistoryCache>,
     /// The session timeline, kept in step with the log.
@@ -78,6 +82,19 @@ pub struct Hub {
     pub log_budget: Arc<crate::net::log_budget::LogBudget>,
     /// The server's own peer id and ephemeral notices (refusals, presence).
     voice: Arc<ServerVoice>,
+}
+
+/// Who is present through another node of the cluster, as it last said.
+#[derive(Debug)]
+struct RemotePresence {
+    sessions: BTreeMap<String, Vec<String>>,
+    heard: std::time::Instant,
+}
+
+/// Where a cluster node tells the other nodes who is present through it (its whole list, on
+/// every change); implemented by the cluster room.
+pub trait PresenceBus: Send + Sync + std::fmt::Debug {
+    fn publish(&self, here: BTreeMap<String, Vec<String>>);
 }
 
 impl Hub {
@@ -135,6 +152,8 @@ impl Hub {
             presence: Mutex::new(HashMap::new()),
             pending_leaves: Mutex::new(HashMap::new()),
             presence_channels: Mutex::new(HashMap::new()),
+            remote_presence: Mutex::new(HashMap::new()),
+            presence_bus: std::sync::OnceLock::new(),
             log_budget,
         })
     }
@@ -322,6 +341,9 @@ impl Hub {
         // Everybody there hears of a newcomer; a second tab of someone already here only
         // needs the list itself.
         self.tell_presence(session, if first { None } else { Some(conn) });
+        if first {
+            self.publish_presence();
+        }
         if arrives {
             let now = self.config.clock.now_ms();
             self.log_presence(participant, role, session, true, now)
@@ -348,15 +370,104 @@ impl Hub {
         }
     }
 
+    /// Who is in `session`: through this node, and (in a cluster) through the others.
     pub fn present_in(&self, session: &str) -> Vec<String> {
-        let m = self.presence.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<String> = m
-            .iter()
-            .filter(|((_, s), conns)| s == session && !conns.is_empty())
-            .map(|((p, _), _)| p.clone())
-            .collect();
+        let mut out: Vec<String> = {
+            let m = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+            m.iter()
+                .filter(|((_, s), conns)| s == session && !conns.is_empty())
+                .map(|((p, _), _)| p.clone())
+                .collect()
+        };
+        let remote = self
+            .remote_presence
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for r in remote.values() {
+            out.extend(r.sessions.get(session).into_iter().flatten().cloned());
+        }
         out.sort();
+        out.dedup();
         out
+    }
+
+    /// Who is present through this node, by session (what a cluster node tells the others).
+    pub fn local_presence(&self) -> BTreeMap<String, Vec<String>> {
+        let m = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for ((participant, session), conns) in m.iter() {
+            if !conns.is_empty() {
+                out.entry(session.clone())
+                    .or_default()
+                    .push(participant.clone());
+            }
+        }
+        for v in out.values_mut() {
+            v.sort();
+        }
+        out
+    }
+
+    /// On a cluster node: where this node's presence goes on every change (set once).
+    pub fn set_presence_bus(&self, bus: Arc<dyn PresenceBus>) {
+        let _ = self.presence_bus.set(bus);
+    }
+
+    fn publish_presence(&self) {
+        if let Some(bus) = self.presence_bus.get() {
+            bus.publish(self.local_presence());
+        }
+    }
+
+    /// Node `node` says who is present through it; the sessions whose list changed hear it.
+    pub fn remote_presence(&self, node: &str, sessions: BTreeMap<String, Vec<String>>) {
+        let changed: Vec<String> = {
+            let mut remote = self
+                .remote_presence
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let old = remote.remove(node).map(|r| r.sessions).unwrap_or_default();
+            let changed = old
+                .keys()
+                .chain(sessions.keys())
+                .filter(|s| old.get(*s) != sessions.get(*s))
+                .cloned()
+                .collect();
+            remote.insert(
+                node.to_string(),
+                RemotePresence {
+                    sessions,
+                    heard: std::time::Instant::now(),
+                },
+            );
+            changed
+        };
+        for s in changed {
+            self.tell_presence(&s, None);
+        }
+    }
+
+    /// Forgets what nodes not heard from within `ttl` said (a node that died says nothing
+    /// more); the sessions they were in hear it.
+    pub fn expire_remote_presence(&self, ttl: std::time::Duration) {
+        let gone: Vec<String> = {
+            let mut remote = self
+                .remote_presence
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let mut gone = Vec::new();
+            remote.retain(|_, r| {
+                let keep = r.heard.elapsed() < ttl;
+                if !keep {
+                    gone.extend(r.sessions.keys().cloned());
+                }
+                keep
+            });
+            gone
+        };
+        for s in gone {
+            self.tell_presence(&s, None);
+        }
     }
 
     /// `conn` closed: for each session it was the participant's last connection into, log
@@ -399,6 +510,7 @@ impl Hub {
             }
             // Those still there see them gone at once (the log waits out the grace period).
             self.tell_presence(session, None);
+            self.publish_presence();
             if grace.is_zero() {
                 self.log_presence(participant, None, session, false, at)
                     .await;
