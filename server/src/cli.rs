@@ -276,7 +276,12 @@ async fn serve_from_args() -> anyhow::Result<()> {
         LogFormat::Json => logs.json().with_current_span(true).init(),
     }
     if let Some(command) = args.command {
-        return run_offline(command, &args.data);
+        let against = matches!(command, Offline::Verify) && !args.cluster.is_empty();
+        run_offline(command, &args.data)?;
+        if against {
+            verify_against_stream(&args.data, &args.cluster, &args.cluster_stream).await?;
+        }
+        return Ok(());
     }
     let config = config_of(args)?;
     let server = crate::start(config).await?;
@@ -285,6 +290,36 @@ async fn serve_from_args() -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await?;
+    Ok(())
+}
+
+/// `--cluster … verify`: after the replica's own check, the replica against the stream.
+async fn verify_against_stream(
+    data: &std::path::Path,
+    urls: &[String],
+    stream: &str,
+) -> anyhow::Result<()> {
+    let store = crate::ops::verify::open(data)?;
+    let check = crate::cluster::verify::against_stream(&store, urls, stream).await;
+    store.close();
+    let check = check?;
+    println!(
+        "against the stream: {} records compared up to entry {} of {} ({} not applied yet)",
+        check.records,
+        check.position,
+        check.stream_end,
+        check.stream_end.saturating_sub(check.position)
+    );
+    for p in &check.problems {
+        println!("problem: {p}");
+    }
+    if !check.problems.is_empty() {
+        anyhow::bail!(
+            "the replica differs from the stream in {} way(s)",
+            check.problems.len()
+        );
+    }
+    println!("ok");
     Ok(())
 }
 

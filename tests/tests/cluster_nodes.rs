@@ -324,6 +324,40 @@ async fn twenty_editors_on_three_nodes_converge_with_each_change_once() {
     for d in &dirs {
         verify(d.path());
     }
+    // Each replica against the stream, as an operator checks a stopped node.
+    for d in &dirs {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
+            .args(["--cluster", &nats.urls(), "--data"])
+            .arg(d.path())
+            .arg("verify")
+            .output()
+            .await
+            .expect("run verify");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && said.contains("against the stream"),
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A record damaged in one replica is named.
+    {
+        let store = toron_server::ops::verify::open(dirs[1].path()).expect("open");
+        store.damage_record_for_tests(5, 40).expect("damage");
+        let urls: Vec<String> = nats.urls().split(',').map(str::to_string).collect();
+        let check = toron_server::cluster::verify::against_stream(&store, &urls, "TORON")
+            .await
+            .expect("compare");
+        assert!(
+            check
+                .problems
+                .iter()
+                .any(|p| p.contains("record 5 differs")),
+            "{:?}",
+            check.problems
+        );
+        store.close();
+    }
     // A node's data directory holds the whole log: its backup restores as a single node
     // that serves every editor's last edit.
     let single = tempfile::tempdir().unwrap();

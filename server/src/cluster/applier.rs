@@ -81,10 +81,10 @@ struct Applier {
 
 /// An entry read from the stream: its position, the node that wrote it, and the entry (or
 /// why it does not decode).
-struct Read {
-    seq: u64,
+pub(super) struct Read {
+    pub(super) seq: u64,
     origin: String,
-    entry: Result<LogEntry, String>,
+    pub(super) entry: Result<LogEntry, String>,
 }
 
 impl Applier {
@@ -209,7 +209,7 @@ impl Applier {
     }
 }
 
-fn read(msg: &jetstream::Message) -> Option<Read> {
+pub(super) fn read(msg: &jetstream::Message) -> Option<Read> {
     let seq = msg.info().ok()?.stream_sequence;
     let origin = msg
         .headers

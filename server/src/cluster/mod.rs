@@ -15,6 +15,7 @@ pub mod applier;
 pub mod ephemeral;
 pub mod presence;
 pub mod publisher;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
