@@ -218,6 +218,7 @@ fn run_offline(command: Offline, data: &std::path::Path) -> anyhow::Result<()> {
 /// The server's configuration from its arguments, each limit at least its smallest
 /// workable value.
 fn config_of(args: Args) -> anyhow::Result<crate::Config> {
+    let cluster = cluster_of(&args)?;
     let mut config = crate::Config::new(args.listen, args.data);
     config.ping_interval = Duration::from_secs(args.ping_secs.max(1));
     config.http_timeout = Duration::from_secs(args.http_timeout_secs.max(1));
@@ -240,30 +241,36 @@ fn config_of(args: Args) -> anyhow::Result<crate::Config> {
         .map(|o| o.trim().trim_end_matches('/').to_string())
         .filter(|o| !o.is_empty())
         .collect();
+    config.cluster = cluster;
     config.open = args.open;
     config.admin_token = args.admin_token;
+    Ok(config)
+}
+
+/// `--cluster`, `--node` and the stream's settings, if this is a cluster node.
+fn cluster_of(args: &Args) -> anyhow::Result<Option<crate::config::ClusterConfig>> {
     let urls: Vec<String> = args
         .cluster
         .iter()
         .map(|u| u.trim().to_string())
         .filter(|u| !u.is_empty())
         .collect();
-    if !urls.is_empty() {
-        let Some(node) = args.node.filter(|n| !n.trim().is_empty()) else {
-            anyhow::bail!("--cluster needs --node NAME (TORON_NODE): each node's own name");
-        };
-        config.cluster = Some(crate::config::ClusterConfig {
-            urls,
-            node,
-            stream: args.cluster_stream,
-            replicas: args.cluster_replicas.clamp(1, 5),
-        });
+    if urls.is_empty() {
+        return Ok(None);
     }
-    Ok(config)
+    let Some(node) = args.node.clone().filter(|n| !n.trim().is_empty()) else {
+        anyhow::bail!("--cluster needs --node NAME (TORON_NODE): each node's own name");
+    };
+    Ok(Some(crate::config::ClusterConfig {
+        urls,
+        node,
+        stream: args.cluster_stream.clone(),
+        replicas: args.cluster_replicas.clamp(1, 5),
+    }))
 }
 
 async fn serve_from_args() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
@@ -275,7 +282,17 @@ async fn serve_from_args() -> anyhow::Result<()> {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().with_current_span(true).init(),
     }
-    if let Some(command) = args.command {
+    if let Some(command) = args.command.take() {
+        if let (Offline::Restore { backup }, false) = (&command, args.cluster.is_empty()) {
+            let cluster =
+                cluster_of(&args)?.ok_or_else(|| anyhow::anyhow!("--cluster needs --node NAME"))?;
+            let seeded = crate::cluster::restore::into_stream(backup, &cluster).await?;
+            println!(
+                "restored {} records into the cluster's log ({} entries in stream {}); start the nodes",
+                seeded.records, seeded.entries, cluster.stream
+            );
+            return Ok(());
+        }
         let against = matches!(command, Offline::Verify) && !args.cluster.is_empty();
         run_offline(command, &args.data)?;
         if against {

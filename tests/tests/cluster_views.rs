@@ -76,3 +76,59 @@ async fn every_node_gives_the_same_report_export_timeline_and_history() {
         n.shutdown().await.expect("stop");
     }
 }
+
+/// A single node's backup restored into a new cluster's stream: the nodes started on it give
+/// the report, the export and the timeline the single node gave; a second restore into the
+/// same stream is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_single_nodes_backup_restored_into_a_cluster_answers_as_it_did() {
+    let (single_dir, single) = toron_tests::secured(ADMIN).await;
+    ask(&single, &["import", &bundle()]).await;
+    let questions: Vec<Vec<&str>> = vec![
+        vec!["report", "HB-BENCH-2012", "--format", "md"],
+        vec!["export", "HB-BENCH-2012"],
+        vec!["history", "S-LIB"],
+    ];
+    let mut before = Vec::new();
+    for q in &questions {
+        before.push(ask(&single, q).await);
+    }
+    single.shutdown().await.expect("stop");
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("single.backup");
+    toron_server::ops::backup::run_backup(single_dir.path(), &file).expect("backup");
+
+    let nats = NatsCluster::start(3);
+    let restore = || async {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
+            .args(["--cluster", &nats.urls(), "--node", "restorer", "--data"])
+            .arg(work.path().join("unused"))
+            .arg("restore")
+            .arg(&file)
+            .output()
+            .await
+            .expect("run restore")
+    };
+    let out = restore().await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("into the cluster's log"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_dirs, nodes) = nats.toron_nodes(2, ADMIN).await;
+    for (q, was) in questions.iter().zip(&before) {
+        for n in &nodes {
+            assert_eq!(&ask(n, q).await, was, "{q:?} after the restore");
+        }
+    }
+    let again = restore().await;
+    assert!(
+        !again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already holds"),
+        "a second restore into the same log: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    for n in nodes {
+        n.shutdown().await.expect("stop");
+    }
+}

@@ -15,6 +15,7 @@ pub mod applier;
 pub mod ephemeral;
 pub mod presence;
 pub mod publisher;
+pub mod restore;
 pub mod verify;
 
 use std::sync::Arc;
@@ -63,19 +64,7 @@ impl Node {
     /// go to the stream, and starts applying the stream; returns once this node holds every
     /// entry the stream held when it joined.
     pub async fn join(config: &ClusterConfig, store: Arc<Store>) -> Result<Self, ClusterError> {
-        let urls = config.urls.join(",");
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("toron-{}", config.node))
-            .connection_timeout(Duration::from_secs(5))
-            .retry_on_initial_connect()
-            .connect(config.urls.clone())
-            .await
-            .map_err(|e| ClusterError::Connect {
-                urls: urls.clone(),
-                reason: e.to_string(),
-            })?;
-        let mut js = jetstream::new(client.clone());
-        js.set_timeout(ACK_WITHIN);
+        let (client, js) = connect(config).await?;
         let mut stream = ensure_stream(&js, config).await?;
         let target = stream
             .info()
@@ -139,11 +128,48 @@ impl Node {
         self.applier.stop();
     }
 
+    /// A publisher into the cluster's stream, which must be empty (a restore seeds a new
+    /// cluster, never one that holds a log already).
+    pub async fn publisher_for(config: &ClusterConfig) -> anyhow::Result<publisher::Publisher> {
+        let (client, js) = connect(config).await?;
+        let stream = ensure_stream(&js, config).await?;
+        let last = stream.get_info().await?.state.last_sequence;
+        anyhow::ensure!(
+            last == 0,
+            "the cluster's log already holds {last} entries: restore only into a new cluster (nothing was written)"
+        );
+        let max_payload = client.server_info().max_payload;
+        Ok(publisher::Publisher::new(
+            js,
+            config.node.clone(),
+            max_payload,
+        ))
+    }
+
     /// The stream's last position, as its leader says now (`None`: no answer — no quorum).
     pub async fn stream_position(&self) -> Option<u64> {
         let mut s = self.js.get_stream(&self.stream_name).await.ok()?;
         s.info().await.ok().map(|i| i.state.last_sequence)
     }
+}
+
+/// Connects to any of the NATS servers (waiting for one while none answers yet).
+async fn connect(
+    config: &ClusterConfig,
+) -> Result<(async_nats::Client, jetstream::Context), ClusterError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("toron-{}", config.node))
+        .connection_timeout(Duration::from_secs(5))
+        .retry_on_initial_connect()
+        .connect(config.urls.clone())
+        .await
+        .map_err(|e| ClusterError::Connect {
+            urls: config.urls.join(","),
+            reason: e.to_string(),
+        })?;
+    let mut js = jetstream::new(client.clone());
+    js.set_timeout(ACK_WITHIN);
+    Ok((client, js))
 }
 
 /// Every second, asks the stream where it ends (for `/healthz` and `/metrics`: the replica's
