@@ -25,9 +25,15 @@ impl Drop for Server {
 }
 
 fn start(server: &Path, data: &Path) -> (Server, String) {
+    start_with(server, data, &[])
+}
+
+/// [`start`] with more flags (a cluster node's).
+fn start_with(server: &Path, data: &Path, flags: &[&str]) -> (Server, String) {
     let mut child = Command::new(server)
         .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        .args(flags)
         .env("TORON_ADMIN_TOKEN", ADMIN)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -138,15 +144,52 @@ fn the_web_client_in_headless_chromium() {
         server,
         url,
     } = bench(Path::new(env!("CARGO_BIN_EXE_e2e-toron-server")));
+    hall(&web, &browser, &url, &url);
+    drop(server);
+    forged_change_refused(&dir.path().join("data"));
+}
+
+/// The same hall on a cluster: the debate imported and its people set up through node 1,
+/// every browser on node 2 (three `nats-server`s, two Toron node processes).
+#[test]
+fn the_web_client_in_headless_chromium_on_a_cluster() {
+    let one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+    let browser = chromium().expect("this test needs Debian's chromium (.ci/run installs it)");
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    toron_tests::npm_ci(&web, "playwright-core");
+    let nats = toron_tests::nats::NatsCluster::start(3);
+    let urls = nats.urls();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = Path::new(env!("CARGO_BIN_EXE_e2e-toron-server"));
+    let node = |name: &str| {
+        start_with(
+            bin,
+            &dir.path().join(name),
+            &["--cluster", &urls, "--node", name],
+        )
+    };
+    let (first, setup_url) = node("n1");
+    let (second, hall_url) = node("n2");
+    hall(&web, &browser, &setup_url, &hall_url);
+    drop(second);
+    drop(first);
+    forged_change_refused(&dir.path().join("n2"));
+    drop(one);
+}
+
+/// Imports the example through `setup_url`, reopens S-LIB, adds an observer and the
+/// department reviewer, then runs `web/tests/e2e.mjs` with every browser on `hall_url`.
+fn hall(web: &Path, browser: &str, setup_url: &str, hall_url: &str) {
+    let url = setup_url;
     let bundle = web.join("../examples/debate-bundle.json");
-    toron(&url, &["import", bundle.to_str().expect("path")]);
+    toron(url, &["import", bundle.to_str().expect("path")]);
     // The example ends in `reporting`: the hall reopens it, which takes --force (a phase does
     // not go back by mistake).
     toron(
-        &url,
+        url,
         &["admin", "session", "phase", "S-LIB", "live", "--force"],
     );
-    let api = Admin::new(&url, Some(ADMIN.into()), LIMIT);
+    let api = Admin::new(url, Some(ADMIN.into()), LIMIT);
     let observer = api
         .call(
             "POST",
@@ -179,9 +222,9 @@ fn the_web_client_in_headless_chromium() {
 
     let mut cmd = Command::new("node");
     cmd.arg("tests/e2e.mjs")
-        .current_dir(&web)
-        .env("TORON_URL", &url)
-        .env("CHROMIUM", &browser)
+        .current_dir(web)
+        .env("TORON_URL", hall_url)
+        .env("CHROMIUM", browser)
         .env("TOKEN_ACTIVIST", &kim)
         .env("TOKEN_EVALUATOR", &park)
         .env("TOKEN_CHAIR", &moon)
@@ -194,10 +237,11 @@ fn the_web_client_in_headless_chromium() {
         cmd.env("SCREENSHOTS", web.join("..").join(dir));
     }
     node_test(&mut cmd, 180, "web e2e");
+}
 
-    // The observer's forged change is in the server's log as a refusal, and nowhere else.
-    drop(server);
-    let store = toron_server::store::Store::open(&dir.path().join("data"), None).expect("open log");
+/// The observer's forged change is in the log of `data` as a refusal, and nowhere else.
+fn forged_change_refused(data: &Path) {
+    let store = toron_server::store::Store::open(data, None).expect("open log");
     let events = store.events(1, 1_000_000).expect("events");
     let refused = events.iter().any(|e| {
         matches!(e, toron_protocol::Event::Rejection { rejection, .. }
