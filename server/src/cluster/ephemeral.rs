@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use async_nats::header::HeaderMap;
-use futures_util::StreamExt;
 use minicbor::{Decoder, Encoder};
 use tokio::sync::{mpsc, watch};
 use toron_protocol::{DocumentId, Ephemeral, PeerId};
@@ -75,30 +74,19 @@ async fn relay(
     client: async_nats::Client,
     node: String,
     hub: Arc<Hub>,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
-    let mut sub = match client.subscribe(SUBJECTS).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot receive the other nodes' ephemeral messages");
-            return;
-        }
-    };
-    loop {
-        let msg = tokio::select! {
-            m = sub.next() => m,
-            _ = stopped.wait_for(|s| *s) => return,
-        };
-        let Some(msg) = msg else { return };
+    super::each_message(client, SUBJECTS, stopped, |msg| {
         let origin = msg.headers.as_ref().and_then(|h| h.get(NODE_HEADER));
         if origin.is_some_and(|o| o.as_str() == node) {
-            continue;
+            return;
         }
         match decode(&msg.payload) {
             Some(m) => hub.cluster_ephemeral(m),
             None => tracing::debug!("an unreadable ephemeral message from another node"),
         }
-    }
+    })
+    .await;
 }
 
 fn encode(m: &Ephemeral) -> Vec<u8> {

@@ -172,6 +172,31 @@ async fn connect(
     Ok((client, js))
 }
 
+/// Hands each message published on `subject` (plain NATS, not the stream) to `each`, until
+/// `stopped`.
+async fn each_message(
+    client: async_nats::Client,
+    subject: &'static str,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    mut each: impl FnMut(async_nats::Message),
+) {
+    let mut sub = match client.subscribe(subject).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, subject, "cannot hear the other nodes");
+            return;
+        }
+    };
+    loop {
+        let msg = tokio::select! {
+            m = futures_util::StreamExt::next(&mut sub) => m,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let Some(msg) = msg else { return };
+        each(msg);
+    }
+}
+
 /// Every second, asks the stream where it ends (for `/healthz` and `/metrics`: the replica's
 /// lag, and whether the stream has a quorum — without one it does not answer).
 async fn watch_stream(

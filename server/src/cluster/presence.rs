@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::net::hub::{Hub, PresenceBus};
@@ -86,25 +85,17 @@ async fn hear(
     client: async_nats::Client,
     node: String,
     hub: Arc<Hub>,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
-    let mut sub = match client.subscribe(SUBJECT).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot hear who is present through the other nodes");
-            return;
-        }
-    };
-    loop {
-        let msg = tokio::select! {
-            m = sub.next() => m,
-            _ = stopped.wait_for(|s| *s) => return,
-        };
-        let Some(msg) = msg else { return };
-        match serde_json::from_slice::<Said>(&msg.payload) {
+    super::each_message(
+        client,
+        SUBJECT,
+        stopped,
+        |msg| match serde_json::from_slice::<Said>(&msg.payload) {
             Ok(said) if said.node != node => hub.remote_presence(&said.node, said.here),
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "unreadable presence from another node"),
-        }
-    }
+        },
+    )
+    .await;
 }
