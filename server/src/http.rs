@@ -260,6 +260,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 async fn healthz(State(state): State<AppState>) -> Response {
     let hub = &state.hub;
     let failed = hub.store.is_failed();
+    let stream = hub.store.is_replica().then(|| hub.store.stream_status());
     let body = serde_json::json!({
         "status": if failed { "failing" } else { "ok" },
         "storage_id": hub.store.storage_id(),
@@ -270,9 +271,9 @@ async fn healthz(State(state): State<AppState>) -> Response {
         // On a cluster node: its name, and how far into the cluster's log its replica is.
         "node": hub.config.cluster.as_ref().map(|c| c.node.as_str()),
         "replica_position": hub.store.is_replica().then(|| hub.store.replica_position()),
-        "stream_position": hub.store.is_replica().then(|| hub.store.stream_status().0),
-        // Without a quorum the stream does not answer: writes are refused, reads go on.
-        "quorum": hub.store.is_replica().then(|| hub.store.stream_status().1),
+        "stream_position": stream.map(|(end, _)| end),
+        // Without a quorum writes are refused, reads go on.
+        "quorum": stream.map(|(_, quorum)| quorum),
     });
     let status = if failed {
         StatusCode::SERVICE_UNAVAILABLE

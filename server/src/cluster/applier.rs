@@ -95,22 +95,8 @@ impl Applier {
                 return;
             }
             let start = self.store.replica_position() + 1;
-            let consumer = self
-                .stream
-                .create_consumer(pull::OrderedConfig {
-                    filter_subject: SUBJECTS.into(),
-                    deliver_policy: DeliverPolicy::ByStartSequence {
-                        start_sequence: start,
-                    },
-                    ..Default::default()
-                })
-                .await;
-            let messages = match consumer {
-                Ok(c) => c.messages().await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            let mut chunks = match messages {
-                Ok(m) => m.ready_chunks(CHUNK),
+            let mut chunks = match entries_from(&self.stream, start).await {
+                Ok(chunks) => chunks,
                 Err(e) => {
                     tracing::warn!(error = %e, start, ?retry, "cannot read the cluster's stream; retrying");
                     tokio::select! {
@@ -207,6 +193,27 @@ impl Applier {
         }
         Ok(())
     }
+}
+
+/// The stream's entries from position `start` on, in order, in chunks of what is ready
+/// (an ordered consumer: it makes itself again when it misses one). The applier reads the
+/// stream this way, and so does `verify` when it replays it.
+pub(super) async fn entries_from(
+    stream: &stream::Stream,
+    start: u64,
+) -> Result<futures_util::stream::ReadyChunks<pull::Ordered>, String> {
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: SUBJECTS.into(),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    Ok(messages.ready_chunks(CHUNK))
 }
 
 pub(super) fn read(msg: &jetstream::Message) -> Option<Read> {

@@ -55,7 +55,6 @@ pub struct Node {
     pub name: String,
     pub stream_name: String,
     client: async_nats::Client,
-    js: jetstream::Context,
     applier: applier::Handle,
 }
 
@@ -98,7 +97,6 @@ impl Node {
             name: config.node.clone(),
             stream_name: config.stream.clone(),
             client,
-            js,
             applier,
         })
     }
@@ -144,12 +142,6 @@ impl Node {
             config.node.clone(),
             max_payload,
         ))
-    }
-
-    /// The stream's last position, as its leader says now (`None`: no answer — no quorum).
-    pub async fn stream_position(&self) -> Option<u64> {
-        let mut s = self.js.get_stream(&self.stream_name).await.ok()?;
-        s.info().await.ok().map(|i| i.state.last_sequence)
     }
 }
 

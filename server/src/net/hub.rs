@@ -271,8 +271,7 @@ impl Hub {
     /// Changes another node of the cluster logged reach this document's actor, if it is open
     /// here (if not, whoever opens it loads them from the log).
     pub fn logged(&self, doc: DocumentId, changes: Vec<Vec<u8>>) {
-        self.docs
-            .send_if_open(doc, crate::net::open_docs::DocMsg::Logged { changes });
+        self.docs.send_if_open(doc, DocMsg::Logged { changes });
     }
 
     /// On a cluster node: where new ephemeral messages of this node's clients go (set once).
