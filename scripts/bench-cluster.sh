@@ -40,7 +40,9 @@ node_pid() { pgrep -f -- "--listen 127.0.0.1:788$1 " || true; }
 
 if [ "$scenario" = failover ]; then
   runs=${2:-5}
-  cluster=nats://127.0.0.1:4221,nats://127.0.0.1:4222,nats://127.0.0.1:4223
+  # The cluster's NATS addresses (with the nodes' user) and key, as cluster-up.sh made them.
+  # shellcheck disable=SC1091
+  . "$work/cluster/cluster.env"
   for r in $(seq "$runs"); do
     i=$(( (r - 1) % 3 + 1 ))
     ./target/release/toron --server "$front" --token "$token" storm --failover --clients 300 \
@@ -56,7 +58,7 @@ if [ "$scenario" = failover ]; then
     ' "$work/storm$r.json" "$r" "$i"
     # The killed node comes back on its replica before the next run.
     ./target/release/toron-server --listen "127.0.0.1:788$i" --data "$work/cluster/node$i" \
-      --cluster "$cluster" --node "node$i" >"$work/restart$r.out" 2>>"$work/cluster/node$i.log" &
+      --node "node$i" >"$work/restart$r.out" 2>>"$work/cluster/node$i.log" &
     for _ in $(seq 600); do grep -q listening "$work/restart$r.out" 2>/dev/null && break; sleep 0.1; done
     sleep 2
   done

@@ -25,6 +25,15 @@ if [ -z "${TORON_ADMIN_TOKEN:-}" ]; then
   TORON_ADMIN_TOKEN=$(cat "$dir/admin-token")
 fi
 export TORON_ADMIN_TOKEN
+# The nodes' NATS user (nothing else may connect: the log holds every note) and the cluster's
+# key (every entry a node publishes is signed with it; nodes apply only what verifies). Both
+# made on the first run and kept in $dir (0600); given to the nodes in their environment,
+# which `ps` does not show.
+secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+[ -s "$dir/nats-password" ] || { secret >"$dir/nats-password"; chmod 600 "$dir/nats-password"; }
+[ -s "$dir/cluster-key" ] || { secret >"$dir/cluster-key"; chmod 600 "$dir/cluster-key"; }
+nats_password=$(cat "$dir/nats-password")
+export TORON_CLUSTER_KEY=$(cat "$dir/cluster-key")
 
 echo "cluster-up: building toron-server (release)"
 cargo build --release -q --locked -p toron-server
@@ -51,18 +60,28 @@ for i in 1 2 3; do
 server_name: nats$i
 listen: 127.0.0.1:422$i
 max_payload: 8MB
+# Only the Toron nodes, as user toron, and only on the subjects a node uses.
+authorization {
+  users: [ { user: toron, password: "$nats_password",
+             permissions: { publish: ["toron.>", "\$JS.API.>", "\$JS.ACK.>", "_INBOX.>"],
+                            subscribe: ["toron.>", "_INBOX.>"] } } ]
+}
 jetstream { store_dir: "$dir/nats$i", max_memory_store: 256MB, max_file_store: 20GB }
 cluster { name: toron, listen: 127.0.0.1:622$i, routes: [$routes] }
 EOF
+  chmod 600 "$dir/nats$i.conf"
   "$nats_bin" -c "$dir/nats$i.conf" -l "$dir/nats$i.log" &
   pids+=($!)
-  urls+=("nats://127.0.0.1:422$i")
+  urls+=("nats://toron:$nats_password@127.0.0.1:422$i")
 done
-cluster=$(IFS=,; echo "${urls[*]}")
+export TORON_CLUSTER=$(IFS=,; echo "${urls[*]}")
+# What a script needs to start a node again (bench-cluster.sh restarts them).
+printf 'export TORON_CLUSTER=%q\nexport TORON_CLUSTER_KEY=%q\n' "$TORON_CLUSTER" "$TORON_CLUSTER_KEY" >"$dir/cluster.env"
+chmod 600 "$dir/cluster.env"
 
 # Toron nodes on 7881–7883, each with its own replica.
 for i in 1 2 3; do
-  "$server" --listen "127.0.0.1:788$i" --data "$dir/node$i" --cluster "$cluster" --node "node$i" \
+  "$server" --listen "127.0.0.1:788$i" --data "$dir/node$i" --node "node$i" \
     >"$dir/node$i.out" 2>"$dir/node$i.log" &
   pids+=($!)
 done
@@ -107,7 +126,7 @@ pids+=($!)
 for _ in $(seq 50); do curl -sf "http://$front/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 kill -0 "${pids[-1]}" 2>/dev/null || { echo "cluster-up: haproxy did not start:" >&2; cat "$dir/haproxy.log" >&2; exit 1; }
 
-echo "cluster-up: three NATS servers (${cluster}), three Toron nodes (127.0.0.1:7881–7883)"
+echo "cluster-up: three NATS servers (127.0.0.1:4221–4223, user toron), three Toron nodes (127.0.0.1:7881–7883)"
 echo "toron-server listening on ws://$front (the front)"
 echo "cluster-up: organizer token in TORON_ADMIN_TOKEN or $dir/admin-token; logs in $dir; Ctrl-C stops all"
 # Until Ctrl-C: a process that ends (a node killed to try failover) leaves the others running.

@@ -226,6 +226,19 @@ pub async fn write_evaluation(
     };
     let begun = [("case", case), ("evaluator", me), ("status", "draft")];
     let mut d = open_begun(conn, &key, &begun, limit).await?;
+    // A submitted form is changed only after it is reopened: a change of its own, which the
+    // timeline shows and the report lists.
+    let submitted = matches!(
+        d.doc.get(ROOT, "status")?,
+        Some((automerge::Value::Scalar(v), _)) if v.as_str() == Some("submitted")
+    ) || matches!(
+        d.doc.get(ROOT, "status")?,
+        Some((automerge::Value::Object(ObjType::Text), o)) if d.doc.text(&o)? == "submitted"
+    );
+    if submitted {
+        d.doc.put(ROOT, "status", "draft")?;
+        d.doc.commit();
+    }
     let all = map_at(&mut d.doc, "criteria")?;
     let criterion =
         |doc: &mut automerge::AutoCommit, c: &str| -> anyhow::Result<automerge::ObjId> {

@@ -694,7 +694,9 @@ fn write_invites_csv(path: &std::path::Path, invites: &[Json]) -> anyhow::Result
             "note",
         ])?;
         for i in invites {
-            let f = |k: &str| i[k].as_str().unwrap_or("").to_string();
+            // (Names and affiliations are typed by people: never a formula in a spreadsheet.)
+            let f =
+                |k: &str| toron_domain::report::csv_cell(i[k].as_str().unwrap_or("")).into_owned();
             w.write_record([
                 f("participant"),
                 f("name"),

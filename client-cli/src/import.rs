@@ -750,7 +750,14 @@ pub async fn run_w3c(
     let (name, bytes) = read_limited(path)?;
     let file: Value =
         serde_json::from_slice(&bytes).with_context(|| format!("{name}: not JSON"))?;
-    let mut bundle = export_of(server, token.clone(), session, limit).await?;
+    // The whole series the session is in: its findings and triage name annotations and
+    // findings of its other sessions too, which a bundle of this session alone would lack.
+    let of_session = export_of(server, token.clone(), session, limit).await?;
+    let series = of_session["series"]["key"]
+        .as_str()
+        .with_context(|| format!("the export of {session} names no series"))?
+        .to_string();
+    let mut bundle = export_of(server, token.clone(), &series, limit).await?;
     let current =
         toron_domain::integrity::read_export(bundle.clone()).map_err(anyhow::Error::msg)?;
     let annotations = toron_domain::w3c::annotations_from(&file, &current, session)

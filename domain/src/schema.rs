@@ -56,6 +56,63 @@ pub const STANCES: [&str; 4] = [
     "long_term_review",
 ];
 
+/// The longest text, in characters, a field of a document participants write in a debate may
+/// hold: a note or a reply, an evaluation form's comment, a triage note, a finding, a
+/// department's answer. About three A4 pages of Korean — more than anyone says in a hall,
+/// and a bound on what one participant can make every reader, export and report carry.
+pub const MAX_TEXT_CHARS: usize = 5_000;
+/// The longest text of a case's section or a session's field (the material presenters
+/// bring, written by organizers and presenters).
+pub const MAX_MATERIAL_CHARS: usize = 200_000;
+
+/// The longest text any field of a document of kind `key` may hold.
+pub fn max_text_chars(key: &DocKey) -> usize {
+    match key {
+        DocKey::Case { .. } | DocKey::Session { .. } => MAX_MATERIAL_CHARS,
+        _ => MAX_TEXT_CHARS,
+    }
+}
+
+/// The most operations (a character typed is one) a document participants write in a debate
+/// may hold — a notes layer, an evaluation form, the triage, a department's answers: fifty
+/// of the longest notes with their edits. A document of 1,000,000 operations takes a few
+/// hundred megabytes in memory, held by its actor and by every reader's copy: one participant
+/// must not make the server hold that. Case material and the report keep the server's bound.
+pub const MAX_PARTICIPANT_DOCUMENT_OPS: u64 = 250_000;
+
+/// The bound on a document's operations for its kind, if its kind has its own
+/// ([`MAX_PARTICIPANT_DOCUMENT_OPS`]).
+pub fn max_document_ops(key: &DocKey) -> Option<u64> {
+    match key {
+        DocKey::Notes { .. }
+        | DocKey::NotesPrivate { .. }
+        | DocKey::Eval { .. }
+        | DocKey::Triage { .. }
+        | DocKey::Response { .. } => Some(MAX_PARTICIPANT_DOCUMENT_OPS),
+        DocKey::Case { .. } | DocKey::Session { .. } | DocKey::Report { .. } => None,
+    }
+}
+
+fn too_long(key: &DocKey, path: &[String], chars: usize) -> Refusal {
+    Refusal::new(
+        RefusalKind::Size,
+        format!(
+            "`{}` would hold {chars} characters; a {} document's texts hold at most {} here",
+            path.join("/"),
+            key.kind(),
+            max_text_chars(key)
+        ),
+    )
+}
+
+/// A text object the batch writes into: where it is, how long it was, and how much the
+/// batch's characters add (inserted) or take (deleted).
+struct Growth {
+    path: Vec<String>,
+    base: usize,
+    delta: i64,
+}
+
 /// A value written: a scalar, or the text a new text object was filled with.
 #[derive(Debug)]
 enum Written {
@@ -263,6 +320,26 @@ fn locate(
     Some((path, typ))
 }
 
+/// [`locate`], remembering what the document had (objects the batch makes are in `made`).
+fn located(
+    doc: &Automerge,
+    made: &HashMap<Oid, (Vec<String>, ObjType)>,
+    found: &mut HashMap<Oid, Option<(Vec<String>, ObjType)>>,
+    obj: &ObjectId,
+) -> Option<(Vec<String>, ObjType)> {
+    let ObjectId::Id(o) = obj else {
+        return locate(doc, made, obj);
+    };
+    let oid = Oid(o.0, o.1.clone());
+    if let Some(m) = made.get(&oid) {
+        return Some(m.clone());
+    }
+    found
+        .entry(oid)
+        .or_insert_with(|| locate(doc, made, obj))
+        .clone()
+}
+
 /// Whether `path` of a `key` document holds a value of a fixed vocabulary.
 fn governed(key: &DocKey, path: &[String]) -> bool {
     rule(key, path, &Written::Object, &AnyReference).is_err()
@@ -297,14 +374,21 @@ pub fn check_with(
     changes: &[Change],
     refs: &dyn References,
 ) -> Result<(), Refusal> {
+    if let DocKey::Eval { .. } = key {
+        submitted_stays(doc, changes)?;
+    }
     let mut made: HashMap<Oid, (Vec<String>, ObjType)> = HashMap::new();
+    let mut texts: HashMap<Oid, Growth> = HashMap::new();
+    // Objects of the document, located once each (a paste into a note is thousands of
+    // operations on one text).
+    let mut found: HashMap<Oid, Option<(Vec<String>, ObjType)>> = HashMap::new();
     for change in changes {
         let exp = change.decode();
         let start = exp.start_op.get();
         let mut typed: HashMap<Oid, Typed> = HashMap::new();
         for (i, op) in exp.operations.iter().enumerate() {
             let id = Oid(start + i as u64, exp.actor_id.clone());
-            let Some((path, typ)) = locate(doc, &made, &op.obj) else {
+            let Some((path, typ)) = located(doc, &made, &mut found, &op.obj) else {
                 continue;
             };
             let key_here = match &op.key {
@@ -322,6 +406,14 @@ pub fn check_with(
                     let mut p = path.clone();
                     p.push(key_here.clone().unwrap_or_else(|| "*".into()));
                     if *t == ObjType::Text {
+                        texts.insert(
+                            id.clone(),
+                            Growth {
+                                path: p.clone(),
+                                base: 0,
+                                delta: 0,
+                            },
+                        );
                         typed.insert(
                             id.clone(),
                             Typed {
@@ -336,24 +428,15 @@ pub fn check_with(
                 }
                 OpType::Put(_) | OpType::Delete if typ == ObjType::Text => {
                     let ObjectId::Id(o) = &op.obj else { continue };
-                    match typed.get_mut(&Oid(o.0, o.1.clone())) {
-                        Some(t) => {
-                            let follows = op.insert
-                                && match &op.key {
-                                    Key::Seq(ElementId::Head) => t.last.is_none(),
-                                    Key::Seq(ElementId::Id(prev)) => {
-                                        t.last.as_ref() == Some(&Oid(prev.0, prev.1.clone()))
-                                    }
-                                    Key::Map(_) => false,
-                                };
-                            match &op.action {
-                                OpType::Put(ScalarValue::Str(c)) if follows => {
-                                    t.text.push_str(c);
-                                }
-                                _ => t.straight = false,
-                            }
-                            t.last = Some(id);
-                        }
+                    let at = Oid(o.0, o.1.clone());
+                    let grows = texts.entry(at.clone()).or_insert_with(|| Growth {
+                        path: path.clone(),
+                        base: text_len(doc, o),
+                        delta: 0,
+                    });
+                    grows.delta += text_delta(op);
+                    match typed.get_mut(&at) {
+                        Some(t) => t.take(op, id),
                         None if governed(key, &path) => return Err(in_place()),
                         None => {}
                     }
@@ -367,24 +450,158 @@ pub fn check_with(
                         None if typ == ObjType::List => p.push("*".into()),
                         None => continue,
                     }
+                    scalar_length(key, &p, v)?;
                     rule(key, &p, &Written::Scalar(v.clone()), refs)?;
                 }
                 _ => {}
             }
         }
-        for (oid, t) in typed {
-            if let Some((p, _)) = made.get(&oid) {
-                if !t.straight && governed(key, p) {
-                    return Err(value(format!(
-                        "`{}` is written whole: type it straight through",
-                        p.join("/")
-                    )));
-                }
-                rule(key, p, &Written::Text(t.text), refs)?;
+        typed_whole(key, &made, typed, refs)?;
+    }
+    within_length(key, &texts)
+}
+
+/// The texts a change made and typed: a vocabulary value must have been typed straight
+/// through, and each is checked as the value it holds.
+fn typed_whole(
+    key: &DocKey,
+    made: &HashMap<Oid, (Vec<String>, ObjType)>,
+    typed: HashMap<Oid, Typed>,
+    refs: &dyn References,
+) -> Result<(), Refusal> {
+    for (oid, t) in typed {
+        if let Some((p, _)) = made.get(&oid) {
+            if !t.straight && governed(key, p) {
+                return Err(value(format!(
+                    "`{}` is written whole: type it straight through",
+                    p.join("/")
+                )));
             }
+            rule(key, p, &Written::Text(t.text), refs)?;
         }
     }
     Ok(())
+}
+
+/// A string written whole holds at most its kind's characters.
+fn scalar_length(key: &DocKey, path: &[String], v: &ScalarValue) -> Result<(), Refusal> {
+    match v {
+        ScalarValue::Str(text) if text.chars().count() > max_text_chars(key) => {
+            Err(too_long(key, path, text.chars().count()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What an operation on a text adds to its length (a character typed) or takes (deleted).
+fn text_delta(op: &automerge::legacy::Op) -> i64 {
+    match &op.action {
+        OpType::Put(ScalarValue::Str(c)) if op.insert => c.chars().count() as i64,
+        OpType::Delete => -1,
+        _ => 0,
+    }
+}
+
+/// Every text the batch grew holds at most its kind's characters.
+fn within_length(key: &DocKey, texts: &HashMap<Oid, Growth>) -> Result<(), Refusal> {
+    for g in texts.values() {
+        let chars = usize::try_from(g.base as i64 + g.delta).unwrap_or(0);
+        if chars > max_text_chars(key) && g.delta > 0 {
+            return Err(too_long(key, &g.path, chars));
+        }
+    }
+    Ok(())
+}
+
+impl Typed {
+    /// One operation on the new text: typing straight on keeps it readable here, anything
+    /// else does not.
+    fn take(&mut self, op: &automerge::legacy::Op, id: Oid) {
+        let follows = op.insert
+            && match &op.key {
+                Key::Seq(ElementId::Head) => self.last.is_none(),
+                Key::Seq(ElementId::Id(prev)) => {
+                    self.last.as_ref() == Some(&Oid(prev.0, prev.1.clone()))
+                }
+                Key::Map(_) => false,
+            };
+        match &op.action {
+            OpType::Put(ScalarValue::Str(c)) if follows => self.text.push_str(c),
+            _ => self.straight = false,
+        }
+        self.last = Some(id);
+    }
+}
+
+/// An evaluation form's `status` now, whether written as a string or as text.
+fn status_now(doc: &Automerge) -> Option<String> {
+    match doc.get(automerge::ROOT, "status").ok()?? {
+        (automerge::Value::Scalar(v), _) => match v.as_ref() {
+            ScalarValue::Str(s) => Some(s.to_string()),
+            _ => None,
+        },
+        (automerge::Value::Object(ObjType::Text), id) => doc.text(&id).ok(),
+        _ => None,
+    }
+}
+
+/// A submitted evaluation form is changed only by reopening it first: a change that sets
+/// `status` to `draft` and nothing else (the timeline's "evaluation.reopened"); then it may be
+/// edited and submitted again. Without this its scores could change silently after they were
+/// counted, the form still saying "submitted".
+fn submitted_stays(doc: &Automerge, changes: &[Change]) -> Result<(), Refusal> {
+    let mut locked = status_now(doc).as_deref() == Some("submitted");
+    for change in changes {
+        let exp = change.decode();
+        let start = exp.start_op.get();
+        // The status text this change makes, and what is typed into it.
+        let mut status_text: Option<(Oid, String)> = None;
+        let mut written: Option<String> = None;
+        let mut other = false;
+        for (i, op) in exp.operations.iter().enumerate() {
+            let id = Oid(start + i as u64, exp.actor_id.clone());
+            let at_status = matches!(&op.obj, ObjectId::Root)
+                && matches!(&op.key, Key::Map(k) if k.as_str() == "status");
+            let in_status_text = match (&op.obj, &status_text) {
+                (ObjectId::Id(o), Some((t, _))) => Oid(o.0, o.1.clone()) == *t,
+                _ => false,
+            };
+            match &op.action {
+                OpType::Make(ObjType::Text) if at_status => {
+                    status_text = Some((id, String::new()));
+                }
+                OpType::Put(ScalarValue::Str(v)) if at_status => written = Some(v.to_string()),
+                OpType::Put(ScalarValue::Str(c)) if in_status_text && op.insert => {
+                    if let Some((_, t)) = status_text.as_mut() {
+                        t.push_str(c);
+                    }
+                }
+                _ if at_status || in_status_text => {}
+                _ => other = true,
+            }
+        }
+        if let Some((_, t)) = status_text {
+            written = Some(t);
+        }
+        if locked && (other || written.as_deref() != Some("draft")) {
+            return Err(Refusal::new(
+                RefusalKind::Value,
+                "a submitted evaluation is changed only after it is reopened: set `status` to `draft` first (alone), then edit it and submit it again",
+            ));
+        }
+        match written.as_deref() {
+            Some("submitted") => locked = true,
+            Some("draft") => locked = false,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// How long a text object of the document is now (0 if the document does not have it).
+fn text_len(doc: &Automerge, o: &automerge::legacy::OpId) -> usize {
+    doc.import(&format!("{}@{}", o.0, o.1))
+        .map_or(0, |(id, _)| doc.length(&id))
 }
 
 #[cfg(test)]

@@ -256,6 +256,27 @@ pub fn annotations_from(doc: &Value, b: &Bundle, session: &str) -> Result<Vec<Va
     }
 }
 
+/// The roles `who` holds in session `s`, as an import grants them: the session's roles, a
+/// case's presenters, the evaluators of its forms.
+fn roles_in<'s>(s: &'s crate::bundle::Session, who: &str) -> Vec<&'s str> {
+    let mut held: Vec<&str> = s
+        .roles
+        .iter()
+        .filter(|r| r.participant == who)
+        .map(|r| r.role.as_str())
+        .collect();
+    if s.cases
+        .iter()
+        .any(|c| c.presenters.iter().any(|p| p == who))
+    {
+        held.push("presenter");
+    }
+    if s.evaluations.iter().any(|e| e.evaluator == who) {
+        held.push("evaluator");
+    }
+    held
+}
+
 fn one(
     item: &Value,
     b: &Bundle,
@@ -283,14 +304,24 @@ fn one(
     if chrono::DateTime::parse_from_rfc3339(created).is_err() {
         return Err(format!("`created` is `{created}`, not an RFC 3339 time"));
     }
-    let role = match str_of(item, "toron:author_role") {
-        "" => s
-            .roles
-            .iter()
-            .find(|r| r.participant == author)
-            .map(|r| r.role.clone())
-            .unwrap_or_else(|| "observer".into()),
-        r => r.to_string(),
+    // The file says who wrote it and in which role; the session says what roles they hold.
+    let held = roles_in(s, author);
+    let role = match (str_of(item, "toron:author_role"), held.first()) {
+        (_, None) => {
+            return Err(format!(
+                "author `{author}` holds no role in session {}: give them one first",
+                s.key
+            ))
+        }
+        ("", Some(first)) => first.to_string(),
+        (r, _) if held.contains(&r) => r.to_string(),
+        (r, _) => {
+            return Err(format!(
+                "author `{author}` does not hold the role `{r}` in session {} (they hold {})",
+                s.key,
+                held.join(", ")
+            ))
+        }
     };
     let mut a = json!({
         "id": uuid_of(str_of(item, "id")),
@@ -299,6 +330,8 @@ fn one(
         "author": author,
         "author_role": role,
         "created_at": created,
+        // Where it came from: its author and time are what the file says.
+        "imported_from": format!("w3c:{}", str_of(item, "id")),
     });
     let reference = str_of(item, "toron:ref");
     if !reference.is_empty() && !taken_refs.contains(reference) {

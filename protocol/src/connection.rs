@@ -21,6 +21,10 @@ pub const LOGGED_INVALID_IDS: u32 = 3;
 /// Messages with invalid document ids after which the connection is closed: each would
 /// otherwise cost a log line and a decode, for ever.
 pub const MAX_INVALID_IDS: u32 = 100;
+/// The largest ephemeral payload (`data`) taken by default. Ephemeral messages carry presence
+/// and cursors — a few hundred bytes — and the server keeps a copy for every subscriber it
+/// relays one to, so their bound is small and separate from the message bound.
+pub const MAX_EPHEMERAL_BYTES: usize = 16 * 1024;
 
 /// Where a connection is in the protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +102,8 @@ pub struct ConnectionState {
     /// The storage id the server advertises in `peer` (a client may cache by it).
     storage_id: Option<String>,
     max_documents: usize,
+    /// The largest ephemeral `data` taken; a larger one closes the connection.
+    max_ephemeral_bytes: usize,
     subscribed: BTreeSet<DocumentId>,
     invalid_ids: u32,
 }
@@ -110,9 +116,16 @@ impl ConnectionState {
             server_peer,
             storage_id,
             max_documents,
+            max_ephemeral_bytes: MAX_EPHEMERAL_BYTES,
             subscribed: BTreeSet::new(),
             invalid_ids: 0,
         }
+    }
+
+    /// Sets the largest ephemeral payload taken (default [`MAX_EPHEMERAL_BYTES`]).
+    pub fn with_max_ephemeral_bytes(mut self, bytes: usize) -> Self {
+        self.max_ephemeral_bytes = bytes;
+        self
     }
 
     pub fn phase(&self) -> &ConnectionPhase {
@@ -179,6 +192,14 @@ impl ConnectionState {
             Message::Sync {
                 document_id, data, ..
             } => self.sync(peer, document_id, SyncKind::Sync, data),
+            Message::Ephemeral { data, .. } if data.len() > self.max_ephemeral_bytes => {
+                let reason = format!(
+                    "an ephemeral message of {} bytes is over this server's limit of {} (presence and cursors need a few hundred)",
+                    data.len(),
+                    self.max_ephemeral_bytes
+                );
+                vec![self.close_with(reason, CloseKind::Limit)]
+            }
             Message::Ephemeral {
                 sender_id,
                 document_id,

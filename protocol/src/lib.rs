@@ -27,6 +27,7 @@ pub mod connection;
 pub mod engine;
 pub mod history;
 pub mod ids;
+pub mod inflate;
 pub mod json;
 pub mod notice;
 pub mod rate;

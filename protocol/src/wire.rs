@@ -840,6 +840,65 @@ pub fn encode(msg: &Message) -> Vec<u8> {
     e.into_writer()
 }
 
+/// An ephemeral message as it is relayed to many subscribers: everything but `targetId`
+/// encoded once, so that the data is held once however many subscribers it goes to. Each
+/// subscriber's frame is [`EphemeralFrame::body`] followed by [`EphemeralFrame::target`]: a
+/// CBOR map of seven entries whose last is `targetId` (a map's entries may come in any order;
+/// the JavaScript client, samod and our decoder read it by key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EphemeralFrame {
+    body: std::sync::Arc<[u8]>,
+}
+
+impl EphemeralFrame {
+    pub fn new(
+        sender_id: &PeerId,
+        document_id: &DocumentId,
+        count: u64,
+        session_id: &str,
+        data: &[u8],
+    ) -> Self {
+        let mut e = Encoder::new(Vec::with_capacity(96 + session_id.len() + data.len()));
+        let written = (|| -> EncResult {
+            e.map(7)?;
+            kv_str(&mut e, "type", "ephemeral")?;
+            kv_str(&mut e, "senderId", sender_id.as_str())?;
+            kv_str(&mut e, "documentId", &document_id.to_string())?;
+            e.str("count")?;
+            encode_number(&mut e, count)?;
+            kv_str(&mut e, "sessionId", session_id)?;
+            e.str("data")?.bytes(data)?;
+            Ok(())
+        })();
+        debug_assert!(written.is_ok(), "encoding into a Vec failed: {written:?}");
+        Self {
+            body: e.into_writer().into(),
+        }
+    }
+
+    /// What every subscriber's frame begins with (shared).
+    pub fn body(&self) -> &std::sync::Arc<[u8]> {
+        &self.body
+    }
+
+    /// What ends the frame for `target`: its `targetId` entry.
+    pub fn target(target: &PeerId) -> Vec<u8> {
+        let mut e = Encoder::new(Vec::with_capacity(16 + target.as_str().len()));
+        let written = kv_str(&mut e, "targetId", target.as_str());
+        debug_assert!(written.is_ok(), "encoding into a Vec failed: {written:?}");
+        e.into_writer()
+    }
+
+    /// The whole frame for `target` (the writer joins the two parts as it sends).
+    pub fn frame_for(&self, target: &PeerId) -> Vec<u8> {
+        let tail = Self::target(target);
+        let mut f = Vec::with_capacity(self.body.len() + tail.len());
+        f.extend_from_slice(&self.body);
+        f.extend_from_slice(&tail);
+        f
+    }
+}
+
 fn payload_len(msg: &Message) -> usize {
     match msg {
         Message::Request { data, .. }
@@ -859,6 +918,25 @@ mod tests {
 
     fn doc() -> DocumentId {
         "4NMNnkMhL8jXrdJ9jamS58PAVdXu".parse().expect("doc id")
+    }
+
+    #[test]
+    fn a_shared_ephemeral_frame_decodes_as_the_message_for_each_target() {
+        let frame = EphemeralFrame::new(&pid("peer-A"), &doc(), 7, "s-1", &[1, 2, 3]);
+        for target in ["peer-B", "peer-C"] {
+            let m = decode(&frame.frame_for(&pid(target))).expect("decodes");
+            assert_eq!(
+                m,
+                Message::Ephemeral {
+                    sender_id: pid("peer-A"),
+                    target_id: pid(target),
+                    document_id: doc(),
+                    count: 7,
+                    session_id: "s-1".into(),
+                    data: vec![1, 2, 3],
+                }
+            );
+        }
     }
 
     fn all_messages() -> Vec<Message> {

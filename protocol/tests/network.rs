@@ -261,8 +261,22 @@ impl Net {
                     }
                     let now = self.now;
                     if let Some(e) = self.engines.get_mut(&m.document_id) {
-                        let actions =
-                            e.ephemeral(conn, &peer, &m.session_id, m.count, &m.data, now);
+                        let targets = e.ephemeral(conn, &peer, &m.session_id, m.count, now);
+                        let frame = toron_protocol::wire::EphemeralFrame::new(
+                            &peer,
+                            &m.document_id,
+                            m.count,
+                            &m.session_id,
+                            &m.data,
+                        );
+                        let actions = targets
+                            .into_iter()
+                            .filter_map(|(conn, target)| {
+                                let message =
+                                    toron_protocol::wire::decode(&frame.frame_for(&target)).ok()?;
+                                Some(Action::Send { conn, message })
+                            })
+                            .collect();
                         self.carry_out(m.document_id, actions);
                     }
                 }

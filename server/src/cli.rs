@@ -75,6 +75,32 @@ pub struct Args {
     /// Most documents loaded from disk at the same time.
     #[arg(long, env = "TORON_MAX_CONCURRENT_LOADS", default_value_t = 8)]
     max_concurrent_loads: usize,
+    /// Largest ephemeral message payload (presence, cursors), in bytes; a larger one closes
+    /// its connection.
+    #[arg(long, env = "TORON_MAX_EPHEMERAL_BYTES", default_value_t = 16 * 1024)]
+    max_ephemeral_bytes: usize,
+    /// Ephemeral bytes per second one token may send (bursts of four seconds' worth pass);
+    /// more are dropped.
+    #[arg(
+        long,
+        env = "TORON_MAX_EPHEMERAL_BYTES_PER_SEC_PER_TOKEN",
+        default_value_t = 32 * 1024
+    )]
+    max_ephemeral_bytes_per_sec_per_token: u32,
+    /// Replays (long-lived HTTP responses) one token may hold open at once.
+    #[arg(long, env = "TORON_MAX_STREAMS_PER_TOKEN", default_value_t = 4)]
+    max_streams_per_token: usize,
+    /// Replays open at once, all tokens together (counted apart from
+    /// --max-http-connections, which requests and WebSocket handshakes need).
+    #[arg(long, env = "TORON_MAX_STREAMS", default_value_t = 64)]
+    max_streams: usize,
+    /// Memory a report's typesetting (PDF, HWPX) may take, in MiB: it runs in a child process
+    /// with this limit; a report that needs more is answered 503 saying so.
+    #[arg(long, env = "TORON_MAX_RENDER_MIB", default_value_t = 1024)]
+    max_render_mib: u64,
+    /// Seconds a report's typesetting may take.
+    #[arg(long, env = "TORON_RENDER_TIMEOUT_SECS", default_value_t = 120)]
+    render_timeout_secs: u64,
     /// Web origins whose pages may connect, comma-separated (`https://toron.example.kr`);
     /// the server's own pages always may, and so may clients that send no `Origin`.
     /// Unset: any origin.
@@ -94,6 +120,10 @@ pub struct Args {
     /// This node's name in the cluster (unique; it marks what the node writes).
     #[arg(long, env = "TORON_NODE", requires = "cluster")]
     node: Option<String>,
+    /// The cluster's key (at least 32 characters; `openssl rand -hex 32`), the same on every
+    /// node: what a node publishes is signed with it, and only what verifies is applied.
+    #[arg(long, env = "TORON_CLUSTER_KEY", hide_env_values = true)]
+    cluster_key: Option<String>,
     /// Copies of the cluster's stream the NATS servers keep (3: one server may fail).
     #[arg(long, env = "TORON_CLUSTER_REPLICAS", default_value_t = 3)]
     cluster_replicas: usize,
@@ -133,14 +163,24 @@ enum Offline {
         /// A file written by `backup`.
         backup: PathBuf,
     },
+    /// (The server's own typesetter: a report's inputs on stdin, the file on stdout.)
+    #[command(hide = true)]
+    RenderReport {
+        #[arg(long, default_value_t = 0)]
+        max_bytes: u64,
+    },
 }
 
 /// Parses the flags, runs the server until SIGTERM or Ctrl-C, then stops it gracefully.
 /// Runs the command line; its exit code (an error is printed first).
 pub fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    if let Some(Offline::RenderReport { max_bytes }) = &args.command {
+        return crate::api::typeset::child_main(*max_bytes);
+    }
     match tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(serve_from_args()))
+        .and_then(|rt| rt.block_on(serve_from_args(args)))
     {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -212,6 +252,8 @@ fn run_offline(command: Offline, data: &std::path::Path) -> anyhow::Result<()> {
             println!("verify: ok");
             Ok(())
         }
+        // Run by `main` before anything else.
+        Offline::RenderReport { .. } => Ok(()),
     }
 }
 
@@ -235,6 +277,11 @@ fn config_of(args: Args) -> anyhow::Result<crate::Config> {
     config.max_message_bytes = args.max_message_bytes.max(1024);
     config.max_outbound_bytes = args.max_outbound_bytes.max(1024);
     config.max_concurrent_loads = args.max_concurrent_loads.max(1);
+    config.max_ephemeral_bytes = args.max_ephemeral_bytes.max(256);
+    config.max_ephemeral_bytes_per_sec_per_token =
+        args.max_ephemeral_bytes_per_sec_per_token.max(1024);
+    config.max_streams_per_token = args.max_streams_per_token.max(1);
+    config.max_streams = args.max_streams.max(1);
     config.allowed_origins = args
         .allowed_origins
         .into_iter()
@@ -242,6 +289,11 @@ fn config_of(args: Args) -> anyhow::Result<crate::Config> {
         .filter(|o| !o.is_empty())
         .collect();
     config.cluster = cluster;
+    config.typeset = crate::config::TypesetLimits {
+        program: std::env::current_exe().ok(),
+        max_bytes: args.max_render_mib.max(64) << 20,
+        timeout: Duration::from_secs(args.render_timeout_secs.max(5)),
+    };
     config.open = args.open;
     config.admin_token = args.admin_token;
     Ok(config)
@@ -266,11 +318,21 @@ fn cluster_of(args: &Args) -> anyhow::Result<Option<crate::config::ClusterConfig
         node,
         stream: args.cluster_stream.clone(),
         replicas: args.cluster_replicas.clamp(1, 5),
+        key: cluster_key(args)?,
     }))
 }
 
-async fn serve_from_args() -> anyhow::Result<()> {
-    let mut args = Args::parse();
+/// The cluster's key, which a cluster cannot run without.
+fn cluster_key(args: &Args) -> anyhow::Result<crate::cluster::auth::ClusterKey> {
+    let Some(secret) = args.cluster_key.as_deref() else {
+        anyhow::bail!(
+            "--cluster needs the cluster's key (--cluster-key or TORON_CLUSTER_KEY, the same on every node; make one with `openssl rand -hex 32`)"
+        );
+    };
+    crate::cluster::auth::ClusterKey::new(secret).map_err(anyhow::Error::msg)
+}
+
+async fn serve_from_args(mut args: Args) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
@@ -296,7 +358,8 @@ async fn serve_from_args() -> anyhow::Result<()> {
         let against = matches!(command, Offline::Verify) && !args.cluster.is_empty();
         run_offline(command, &args.data)?;
         if against {
-            verify_against_stream(&args.data, &args.cluster, &args.cluster_stream).await?;
+            let key = cluster_key(&args)?;
+            verify_against_stream(&args.data, &args.cluster, &args.cluster_stream, &key).await?;
         }
         return Ok(());
     }
@@ -315,9 +378,10 @@ async fn verify_against_stream(
     data: &std::path::Path,
     urls: &[String],
     stream: &str,
+    key: &crate::cluster::auth::ClusterKey,
 ) -> anyhow::Result<()> {
     let store = crate::ops::verify::open(data)?;
-    let check = crate::cluster::verify::against_stream(&store, urls, stream).await;
+    let check = crate::cluster::verify::against_stream(&store, urls, stream, key).await;
     store.close();
     let check = check?;
     println!(

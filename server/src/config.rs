@@ -49,6 +49,17 @@ pub struct Config {
     pub max_ops_per_message: u64,
     /// Operations one document may hold (its highest operation counter).
     pub max_document_ops: u64,
+    /// Largest ephemeral payload (presence, cursors) a connection may send; a larger one
+    /// closes it.
+    pub max_ephemeral_bytes: usize,
+    /// Ephemeral bytes per second one token may send, sustained (bursts of four seconds'
+    /// worth pass); more are dropped.
+    pub max_ephemeral_bytes_per_sec_per_token: u32,
+    /// Long-lived HTTP responses (replays) one token may hold open at once.
+    pub max_streams_per_token: usize,
+    /// Long-lived HTTP responses open at once, all tokens together. They are counted apart
+    /// from `max_http_connections`, whose slots requests and WebSocket handshakes need.
+    pub max_streams: usize,
     /// Web origins (`https://host[:port]`) whose pages may open a WebSocket, besides the
     /// server's own. Empty: any. Requests without `Origin` (not from a browser) always may.
     pub allowed_origins: Vec<String>,
@@ -64,6 +75,20 @@ pub struct Config {
     pub clock: Clock,
     /// `--cluster`: this server is a node of a cluster whose log is a JetStream stream.
     pub cluster: Option<ClusterConfig>,
+    /// How PDF and HWPX reports are typeset (the binary: in a child process with limits).
+    pub typeset: TypesetLimits,
+}
+
+/// How office files (PDF, HWPX) are typeset: in a child process with these limits.
+#[derive(Debug, Clone, Default)]
+pub struct TypesetLimits {
+    /// The server's own binary, run as `render-report` for each file; `None`: typeset in this
+    /// process (a library embedding the server; tests that do not exercise the limits).
+    pub program: Option<PathBuf>,
+    /// The child's data segment, in bytes.
+    pub max_bytes: u64,
+    /// How long one file may take.
+    pub timeout: Duration,
 }
 
 /// A cluster node's settings (`--cluster`, `--node`, `--cluster-replicas`).
@@ -77,6 +102,9 @@ pub struct ClusterConfig {
     pub stream: String,
     /// Copies of the stream the NATS servers keep (3: one server may fail).
     pub replicas: usize,
+    /// The secret every node holds: what a node publishes is signed with it, and a node
+    /// applies only what verifies (`cluster::auth`).
+    pub key: crate::cluster::auth::ClusterKey,
 }
 
 impl Config {
@@ -99,6 +127,10 @@ impl Config {
             max_document_bytes: 64 * 1024 * 1024,
             max_ops_per_message: 100_000,
             max_document_ops: 1_000_000,
+            max_ephemeral_bytes: toron_protocol::connection::MAX_EPHEMERAL_BYTES,
+            max_ephemeral_bytes_per_sec_per_token: 32 * 1024,
+            max_streams_per_token: 4,
+            max_streams: 64,
             allowed_origins: Vec::new(),
             snapshot_every: 1000,
             durability_gate: None,
@@ -106,6 +138,11 @@ impl Config {
             admin_token: None,
             clock: Clock::system(),
             cluster: None,
+            typeset: TypesetLimits {
+                program: None,
+                max_bytes: 1 << 30,
+                timeout: Duration::from_secs(120),
+            },
         }
     }
 }

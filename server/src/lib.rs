@@ -104,6 +104,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         shutdown: shutdown_rx.clone(),
         connection_permits: Arc::new(Semaphore::new(config.max_connections)),
         token_conns: Default::default(),
+        streams: net::listener::Streams::new(config.max_streams_per_token, config.max_streams),
+        typesetter: Arc::new(api::typeset::Typesetter::new(config.typeset.clone())),
     };
     let app = http::router(state);
     let bounds = net::listener::HttpBounds {

@@ -79,6 +79,9 @@ pub struct Metrics {
     /// Server-sent replays streaming now (each ends with its client, its access or its
     /// length bound).
     replays: Gauge,
+    /// Ephemeral messages (or copies of one for a subscriber) dropped: over their sender's
+    /// rate, a full inbox lane, or a subscriber behind.
+    pub ephemeral_dropped: Counter,
     /// On a cluster node: the replica's position, the stream's end, and whether the stream
     /// answered (has a quorum).
     cluster_replica_position: Gauge,
@@ -128,6 +131,7 @@ impl Metrics {
             document_loads_waiting: Gauge::default(),
             document_loads_peak: Gauge::default(),
             replays: Gauge::default(),
+            ephemeral_dropped: Counter::default(),
             cluster_replica_position: Gauge::default(),
             cluster_stream_position: Gauge::default(),
             cluster_lag: Gauge::default(),
@@ -185,28 +189,37 @@ impl Metrics {
             m.group_commit_changes.clone(),
         );
         registry.register("errors", "Errors by kind", m.errors.clone());
-        registry.register(
-            "document_loads",
-            "Documents being read from disk now",
-            m.document_loads.clone(),
-        );
-        registry.register(
-            "document_loads_waiting",
-            "Documents waiting to be read from disk (the --max-concurrent-loads bound)",
-            m.document_loads_waiting.clone(),
-        );
-        registry.register(
-            "document_loads_peak",
-            "The most documents read from disk at once since the start",
-            m.document_loads_peak.clone(),
-        );
+        m.register_loads(&mut registry);
         registry.register(
             "replays",
             "Session replays (server-sent events) streaming now",
             m.replays.clone(),
         );
         m.register_cluster(&mut registry);
+        registry.register(
+            "ephemeral_dropped",
+            "Ephemeral messages (or their copies for a subscriber) dropped: over the sender's rate, the document's inbox lane full, or the subscriber behind",
+            m.ephemeral_dropped.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    fn register_loads(&self, registry: &mut Registry) {
+        registry.register(
+            "document_loads",
+            "Documents being read from disk now",
+            self.document_loads.clone(),
+        );
+        registry.register(
+            "document_loads_waiting",
+            "Documents waiting to be read from disk (the --max-concurrent-loads bound)",
+            self.document_loads_waiting.clone(),
+        );
+        registry.register(
+            "document_loads_peak",
+            "The most documents read from disk at once since the start",
+            self.document_loads_peak.clone(),
+        );
     }
 
     fn register_cluster(&self, registry: &mut Registry) {

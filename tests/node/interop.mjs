@@ -180,6 +180,27 @@ async function main() {
       aliceAdapter.off("peer-disconnected", onDrop);
       assert.equal(aliceDropped, 0, "alice was never disconnected");
       assert.equal(attackerPeered, 0, "the server never accepted the stolen peer id");
+
+      // Issue 29: the chair's phone drops; while it is away, the observer tries her peer id
+      // over and over; she comes back as herself and gets what changed meanwhile.
+      const chair = newRepo(clientUrl, "js-chair-phone");
+      const chairHandle = await find(chair, created.url);
+      await until(chairHandle, (d) => d.count === 110, "the chair has the document");
+      await chair.shutdown();
+      const squatAdapter = new WebSocketClientAdapter(`${url}/sync?token=${encodeURIComponent(observerToken)}`, 100);
+      let squatPeered = 0;
+      squatAdapter.on("peer-candidate", () => squatPeered++);
+      const squatter = new Repo({ network: [squatAdapter], peerId: "js-chair-phone" });
+      created.change((d) => {
+        d.count = 111;
+      });
+      await new Promise((r) => setTimeout(r, 2000));
+      await shutdownReconnecting(squatter, squatAdapter);
+      assert.equal(squatPeered, 0, "nobody took the dropped chair's peer id");
+      const back = newRepo(clientUrl, "js-chair-phone");
+      const backHandle = await find(back, created.url);
+      await until(backHandle, (d) => d.count === 111, "the chair is back and has the edit made while she was away");
+      await back.shutdown();
     });
   }
 

@@ -80,6 +80,7 @@ pub fn engine_frames(data: &[u8]) {
             max_document_bytes: 16 * 1024,
             max_ops_per_message: 200,
             max_document_ops: 2_000,
+            max_inflated_bytes_per_message: 32 * 1024,
             ..EngineConfig::default()
         },
     );
@@ -141,6 +142,144 @@ pub fn engine_frames(data: &[u8]) {
             let Some((batch, n)) = batch else { break };
             seq += n;
             actions = engine.durable(batch, seq);
+        }
+    }
+}
+
+/// The measure of storage chunks before anything inflates them (issue 29): any bytes are
+/// measured or refused, never a panic, never more than the cap is reported, and never more
+/// than the cap inflated to find out. Where Automerge reads the bytes as changes or a
+/// document, the measure is at least what Automerge keeps of them (their uncompressed bytes),
+/// so that the bound the engine applies is no smaller than what a chunk costs.
+pub fn inflate(data: &[u8]) {
+    use toron_protocol::inflate::{inflated_len, InflateError};
+    let cap = 64 * 1024;
+    match inflated_len(data, cap) {
+        Ok(n) => {
+            assert!(n <= cap, "measured {n}, over the cap {cap}");
+            // What Automerge keeps of the chunk, as the engine reads it.
+            let kept: u64 = toron_protocol::engine::parse_changes(data)
+                .map(|changes| changes.iter().map(|c| c.raw_bytes().len() as u64).sum())
+                .unwrap_or(0);
+            // (A document stores its changes' contents once, as columns: what it keeps is its
+            // changes' bytes, which are never much more than the columns.)
+            assert!(
+                kept <= n.saturating_mul(4).saturating_add(4096),
+                "Automerge keeps {kept} bytes of a chunk measured at {n}"
+            );
+        }
+        Err(InflateError::OverCap { cap: c }) => assert_eq!(c, cap),
+        Err(InflateError::Malformed(_)) => {}
+    }
+    // And what the engine does with it, as a peer's sync message: whatever Automerge would
+    // choke on (found by this target: a malformed bundle, a change naming an actor twice or
+    // one its history does not have) is refused; nothing panics.
+    let message = automerge::sync::Message {
+        heads: Vec::new(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: vec![data.to_vec()].into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    };
+    let server = PeerId::new("toron-server-fuzz").unwrap_or_else(|_| unreachable!("non-empty"));
+    let mut engine = DocEngine::new(
+        DocumentId::from_bytes([9; 16]),
+        server,
+        automerge::Automerge::new(),
+        EngineConfig {
+            max_inflated_bytes_per_message: cap,
+            ..EngineConfig::default()
+        },
+    );
+    engine.push(Input::Sync {
+        conn: ConnId(1),
+        peer: PeerId::new("peer").unwrap_or_else(|_| unreachable!("non-empty")),
+        kind: SyncKind::Sync,
+        data: message.encode(),
+        grant: Grant::open(),
+    });
+    let actions = engine.step(1_000, &mut RateGate(Default::default()));
+    if let Some(batch) = actions.iter().find_map(|a| match a {
+        Action::Append { batch, .. } => Some(*batch),
+        _ => None,
+    }) {
+        engine.durable(batch, 1);
+    }
+}
+
+/// The schema's bounds on what participants write (issue 29), over documents a sequence of
+/// operations builds: texts typed, spliced and put whole, statuses set. Each batch is checked
+/// as the engine checks it, and applied only if taken. Whatever the operations: no panic; no
+/// text of a notes layer ever holds more than [`toron_domain::schema::MAX_TEXT_CHARS`]; and
+/// a submitted evaluation form changes only by a change that reopens it first.
+pub fn schema_texts(data: &[u8]) {
+    use automerge::transaction::Transactable;
+    use automerge::{AutoCommit, ObjType, ReadDoc, ROOT};
+    use toron_domain::policy::DocKey;
+    use toron_domain::schema::{check, MAX_TEXT_CHARS};
+    let (notes, eval) = (
+        DocKey::Notes {
+            session: "S".into(),
+            participant: "P".into(),
+        },
+        DocKey::Eval {
+            case: "C".into(),
+            evaluator: "P".into(),
+        },
+    );
+    for (key, doc_is_eval) in [(notes, false), (eval, true)] {
+        let mut d = AutoCommit::new();
+        let mut accepted = d.fork();
+        let text = d
+            .put_object(ROOT, "body", ObjType::Text)
+            .unwrap_or_else(|_| unreachable!());
+        d.commit();
+        accepted.merge(&mut d).unwrap_or_else(|_| unreachable!());
+        // (At most 24 steps: each forks the document, and longer scripts find nothing new.)
+        for step in data.chunks(3).take(24) {
+            let before = accepted.get_heads();
+            let mut w = accepted.fork();
+            let op = step.first().copied().unwrap_or(0);
+            let n = usize::from(step.get(1).copied().unwrap_or(1)) * 24;
+            let at = usize::from(step.get(2).copied().unwrap_or(0));
+            let len = w.length(&text);
+            let _ = match op % 6 {
+                0 => w.splice_text(&text, at.min(len), 0, &"가".repeat(n)),
+                1 => w.splice_text(&text, 0, (at % 7).min(len) as isize, ""),
+                2 => w.put(ROOT, "note", "나".repeat(n * 3)),
+                3 => w.put(ROOT, "status", "submitted"),
+                4 => w.put(ROOT, "status", "draft"),
+                _ => w.put(ROOT, "score", (n % 5) as i64 + 1),
+            };
+            w.commit();
+            let changes = w.get_changes(&before);
+            if changes.iter().all(|c| c.is_empty()) {
+                continue;
+            }
+            let was_submitted = matches!(
+                accepted.get(ROOT, "status"),
+                Ok(Some((automerge::Value::Scalar(v), _))) if v.as_str() == Some("submitted")
+            );
+            if check(&key, accepted.document(), &changes).is_ok() {
+                if doc_is_eval && was_submitted {
+                    assert!(
+                        op % 6 == 4,
+                        "a submitted form changed without being reopened (op {op})"
+                    );
+                }
+                accepted.merge(&mut w).unwrap_or_else(|_| unreachable!());
+            }
+            let body = accepted.text(&text).unwrap_or_default();
+            assert!(
+                body.chars().count() <= MAX_TEXT_CHARS,
+                "a text of {} characters",
+                body.chars().count()
+            );
+            if let Ok(Some((automerge::Value::Scalar(v), _))) = accepted.get(ROOT, "note") {
+                let n = v.as_str().map_or(0, |t| t.chars().count());
+                assert!(n <= MAX_TEXT_CHARS, "a note of {n} characters");
+            }
         }
     }
 }

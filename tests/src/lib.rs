@@ -36,7 +36,20 @@ pub fn secure_config(dir: &Path) -> Config {
     // "left" is logged as soon as a participant's last connection closes, so that tests read
     // the timeline without waiting out the grace period (`presence.rs` tests that one).
     c.presence_grace = Duration::ZERO;
+    // Reports are typeset as the binary typesets them: in the server binary run as a child
+    // process (built beside every test binary), with its limits.
+    c.typeset.program = server_binary();
     c
+}
+
+/// The real server binary cargo builds beside the test binaries (`target/<profile>/`).
+pub fn server_binary() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|d| d.join("e2e-toron-server"))
+        .find(|p| p.is_file())
 }
 
 pub async fn start(dir: &Path) -> Running {
@@ -459,6 +472,24 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
         .expect("answered in time")
         .expect("read");
     text
+}
+
+/// A GET with a bearer token, as one HTTP/1.1 request on its own socket: the whole answer
+/// (status line, headers, body), or what was read before it failed.
+pub async fn http_get_with_token(addr: std::net::SocketAddr, path: &str, token: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return String::new();
+    };
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut bytes = Vec::new();
+    let _ = tokio::time::timeout(LIMIT, s.read_to_end(&mut bytes)).await;
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Runs the server binary's offline `command` (`verify`, `rebuild`) on `dir`; `bin` is

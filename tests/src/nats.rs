@@ -49,6 +49,13 @@ pub fn nats_server() -> PathBuf {
     )
 }
 
+/// The NATS user the test clusters give their Toron nodes (and its password).
+pub const NATS_USER: &str = "toron";
+pub const NATS_PASSWORD: &str = "test-cluster-password-3d1f";
+/// The key the test clusters' nodes share (`--cluster-key`); node processes get it as
+/// `TORON_CLUSTER_KEY`.
+pub const CLUSTER_KEY: &str = "test-cluster-key-0123456789abcdef0123456789abcdef";
+
 impl NatsCluster {
     /// Starts `n` servers in one cluster and waits until each accepts connections.
     pub fn start(n: usize) -> Self {
@@ -69,6 +76,7 @@ impl NatsCluster {
                 &conf,
                 format!(
                     "server_name: {name}\nlisten: 127.0.0.1:{client}\n\
+                     authorization {{ users: [ {{ user: {NATS_USER}, password: \"{NATS_PASSWORD}\" }} ] }}\n\
                      jetstream {{ store_dir: \"{}\", max_memory_store: 64MB, max_file_store: 1GB }}\n\
                      cluster {{ name: toron-test, listen: 127.0.0.1:{cluster}, routes: [{}] }}\n",
                     store.display(),
@@ -128,8 +136,16 @@ impl NatsCluster {
         std::fs::read_to_string(self.nodes[i].conf.with_extension("log")).unwrap_or_default()
     }
 
-    /// The client URL of server `i`.
+    /// The client URL of server `i`, with the nodes' NATS user in it.
     pub fn url(&self, i: usize) -> String {
+        format!(
+            "nats://{NATS_USER}:{NATS_PASSWORD}@{}",
+            self.nodes[i].client
+        )
+    }
+
+    /// Server `i`'s address without credentials: what anyone on the machine can dial.
+    pub fn anonymous_url(&self, i: usize) -> String {
         format!("nats://{}", self.nodes[i].client)
     }
 
@@ -181,6 +197,8 @@ impl NatsCluster {
             node: name.into(),
             stream: "TORON".into(),
             replicas: 3,
+            key: toron_server::cluster::auth::ClusterKey::new(CLUSTER_KEY)
+                .expect("the test cluster's key"),
         });
         c
     }

@@ -165,8 +165,9 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
         "logged: {last:?}"
     );
 
-    // The invite sheet from the command line: Kim has her link, so by default it is kept (she
-    // stays connected); `--reissue` makes her a new one, and the old stops working.
+    // The invite sheet from the command line: everyone gets a one-time link (a join code, not
+    // a token: a browser keeps the addresses it opened), and Kim, who joined already, stays
+    // signed in; `--reissue` also ends her token. A link's code is exchanged once.
     ok(&toron(&server, admin, "admin grant P-kim activist --session S05").await);
     let csv_path = dir.path().join("invites.csv");
     let csv = csv_path.to_str().expect("path");
@@ -178,32 +179,66 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
             .and_then(|l| l.iter().find(|i| i["participant"] == "P-kim").cloned())
             .expect("Kim is on the sheet")
     };
-    assert_eq!(row(&sheet.1)["note"], "has_token", "{}", sheet.1);
-    assert!(row(&sheet.1)["link"].is_null());
-    let csv = std::fs::read_to_string(&csv_path).expect("csv written");
-    assert!(
-        csv.starts_with('\u{feff}') && csv.contains("P-kim,김민지"),
-        "{csv}"
-    );
-    assert_eq!(toron(&server, &kim_token, "admin whoami").await.0, 0);
-    let again = toron(&server, admin, "admin invites S05 --reissue").await;
-    ok(&again);
-    let link = row(&again.1)["link"]
-        .as_str()
-        .expect("a new link")
-        .to_string();
+    let link = row(&sheet.1)["link"].as_str().expect("a link").to_string();
     assert!(
         link.starts_with(&url.replacen("ws://", "http://", 1)),
         "{link}"
     );
-    let new_token = link.rsplit("#/join/").next().expect("token");
+    let code = link.rsplit("#/join/").next().expect("code").to_string();
+    assert!(code.starts_with("j_"), "a join code, not a token: {link}");
     assert_ne!(
+        toron(&server, &code, "admin whoami").await.0,
+        0,
+        "a code is no token"
+    );
+    let csv = std::fs::read_to_string(&csv_path).expect("csv written");
+    assert!(
+        csv.starts_with('\u{feff}') && csv.contains("P-kim,김민지") && csv.contains(&code),
+        "{csv}"
+    );
+    assert_eq!(
         toron(&server, &kim_token, "admin whoami").await.0,
         0,
-        "the old link is gone"
+        "Kim stays signed in"
     );
-    let me = toron(&server, new_token, "admin whoami").await;
-    assert_eq!(me.1["participant"], "P-kim", "{}", me.2);
+    let exchange = |code: String| {
+        let http = url.replacen("ws://", "http://", 1);
+        tokio::task::spawn_blocking(move || {
+            ureq::post(&format!("{http}/api/v1/join"))
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .send_json(serde_json::json!({ "code": code }))
+                .map(|mut r| {
+                    (
+                        r.status().as_u16(),
+                        r.body_mut().read_json::<Value>().unwrap_or_default(),
+                    )
+                })
+        })
+    };
+    let (status, joined) = exchange(code.clone()).await.expect("join").expect("answer");
+    assert_eq!(status, 200, "{joined}");
+    let device = joined["token"].as_str().expect("a token").to_string();
+    assert_eq!(
+        toron(&server, &device, "admin whoami").await.1["participant"],
+        "P-kim"
+    );
+    let (status, again) = exchange(code).await.expect("join").expect("answer");
+    assert_eq!(status, 401, "a code is spent once used: {again}");
+    assert_eq!(
+        toron(&server, &kim_token, "admin whoami").await.0,
+        0,
+        "both devices in"
+    );
+    ok(&toron(&server, admin, "admin invites S05 --reissue").await);
+    for old in [&kim_token, &device] {
+        assert_ne!(
+            toron(&server, old, "admin whoami").await.0,
+            0,
+            "--reissue ends her tokens"
+        );
+    }
 
     server.shutdown().await.expect("shutdown");
 }

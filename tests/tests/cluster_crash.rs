@@ -44,6 +44,8 @@ async fn start(
         ADMIN,
         "--presence-grace-secs",
         "0",
+        "--cluster-key",
+        toron_tests::nats::CLUSTER_KEY,
     ];
     let (child, url) = spawn_server(
         bin,

@@ -24,9 +24,10 @@ const STREAM: &str = "TORON_TEST";
 const LIMIT: Duration = Duration::from_secs(30);
 
 async fn client(url: &str) -> jetstream::Context {
-    let c = async_nats::ConnectOptions::new()
+    let (options, urls) = toron_server::cluster::nats_options(&[url.to_string()]);
+    let c = options
         .connection_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect(urls)
         .await
         .expect("connect to nats");
     let mut js = jetstream::new(c);

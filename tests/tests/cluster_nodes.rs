@@ -328,6 +328,7 @@ async fn twenty_editors_on_three_nodes_converge_with_each_change_once() {
     for d in &dirs {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
             .args(["--cluster", &nats.urls(), "--data"])
+            .env("TORON_CLUSTER_KEY", toron_tests::nats::CLUSTER_KEY)
             .arg(d.path())
             .arg("verify")
             .output()
@@ -345,7 +346,9 @@ async fn twenty_editors_on_three_nodes_converge_with_each_change_once() {
         let store = toron_server::ops::verify::open(dirs[1].path()).expect("open");
         store.damage_record_for_tests(5, 40).expect("damage");
         let urls: Vec<String> = nats.urls().split(',').map(str::to_string).collect();
-        let check = toron_server::cluster::verify::against_stream(&store, &urls, "TORON")
+        let key = toron_server::cluster::auth::ClusterKey::new(toron_tests::nats::CLUSTER_KEY)
+            .expect("key");
+        let check = toron_server::cluster::verify::against_stream(&store, &urls, "TORON", &key)
             .await
             .expect("compare");
         assert!(
@@ -526,5 +529,79 @@ async fn presence_through_one_node_is_seen_through_the_other() {
     .await;
     for n in nodes {
         n.shutdown().await.expect("stop");
+    }
+}
+
+/// Issue 29: a cluster whose NATS servers ask no credentials let any local user read the whole
+/// log and publish a registry entry every node applied (a token of their choosing for `admin`
+/// was accepted by every node). Now the NATS servers let only the nodes' user in, and every
+/// entry a node applies must carry the HMAC of the cluster's key: somebody with the NATS
+/// password but not the key publishes an entry that no node applies. (Before: the forged token
+/// authenticated on every node.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_client_without_the_clusters_credentials_reads_and_writes_nothing() {
+    let nats = NatsCluster::start(3);
+    let (_dirs, nodes) = nats.toron_nodes(2, ADMIN).await;
+    // Anyone on the machine, without the nodes' NATS user: not even a connection.
+    let anonymous = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(nats.anonymous_url(0))
+        .await;
+    assert!(anonymous.is_err(), "an anonymous client connected");
+
+    // With the NATS user but without the cluster's key: an entry that would give `admin` a
+    // token of the forger's choosing, claiming to come from node n1.
+    let forged = "toron_forged_admin_token_for_the_cluster_test";
+    let hash: String = sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        forged.as_bytes(),
+    ))
+    .iter()
+    .map(|b| format!("{b:02x}"))
+    .collect();
+    let entry = toron_server::store::LogEntry::Event {
+        event: toron_server::store::PendingEvent::Admin(toron_protocol::AdminAction {
+            at_ms: 0,
+            by: "server".into(),
+            action: r#"{"token_issued":{"participant":"admin"}}"#.into(),
+        }),
+        registry: vec![toron_server::store::RegistryOp::Put(
+            format!("token/{hash}"),
+            serde_json::json!({ "participant": "admin", "issued_at_ms": 0 })
+                .to_string()
+                .into_bytes(),
+        )],
+    };
+    let (options, urls) = toron_server::cluster::nats_options(&[nats.url(0)]);
+    let insider = options.connect(urls).await.expect("the NATS user");
+    let js = async_nats::jetstream::new(insider);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Toron-Node", "n1");
+    headers.insert("Toron-Mac", "00".repeat(32).as_str());
+    let ack = js
+        .publish_with_headers("toron.log.event", headers, entry.encode().into())
+        .await
+        .expect("publish")
+        .await
+        .expect("the stream took it");
+    // Every node has read past it…
+    let deadline = Instant::now() + LIMIT;
+    for n in &nodes {
+        while n.store().replica_position() < ack.sequence {
+            assert!(Instant::now() < deadline, "a node did not read the stream");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // …and applied nothing of it.
+    for n in &nodes {
+        assert!(
+            n.registry().authenticate(forged).is_none(),
+            "the forged token works"
+        );
+        let said = toron_tests::http_get_with_token(n.addr(), "/api/v1/whoami", forged).await;
+        assert!(said.starts_with("HTTP/1.1 401"), "{said}");
+    }
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
     }
 }

@@ -102,6 +102,7 @@ async fn a_single_nodes_backup_restored_into_a_cluster_answers_as_it_did() {
     let restore = || async {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_e2e-toron-server"))
             .args(["--cluster", &nats.urls(), "--node", "restorer", "--data"])
+            .env("TORON_CLUSTER_KEY", toron_tests::nats::CLUSTER_KEY)
             .arg(work.path().join("unused"))
             .arg("restore")
             .arg(&file)

@@ -165,8 +165,53 @@ fn mutated(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// Storage chunks as peers send them: saved documents (compressed columns), changes plain and
+/// compressed, and a compressed change that inflates far past any cap.
+fn inflate_seeds() -> Vec<Vec<u8>> {
+    use automerge::transaction::Transactable;
+    let mut d = automerge::AutoCommit::new();
+    let t = d
+        .put_object(automerge::ROOT, "body", automerge::ObjType::Text)
+        .expect("text");
+    d.splice_text(&t, 0, 0, &"가나다".repeat(300))
+        .expect("splice");
+    d.put(automerge::ROOT, "note", "라".repeat(400))
+        .expect("put");
+    d.commit();
+    let mut change = d.get_changes(&[])[0].clone();
+    let mut bomb = automerge::AutoCommit::new();
+    bomb.put(automerge::ROOT, "x", "a".repeat(1 << 20))
+        .expect("put");
+    bomb.commit();
+    let mut bombed = bomb.get_changes(&[])[0].clone();
+    vec![
+        d.save(),
+        change.raw_bytes().to_vec(),
+        change.bytes().to_vec(),
+        bombed.bytes().to_vec(),
+        [change.raw_bytes(), &d.save()[..]].concat(),
+    ]
+}
+
+/// Operation scripts for the schema's bounds: typing, deleting, long notes, submitting and
+/// reopening.
+fn schema_seeds() -> Vec<Vec<u8>> {
+    vec![
+        vec![0, 100, 0, 0, 30, 5, 3, 0, 0, 0, 2, 0, 4, 0, 0, 0, 2, 0],
+        vec![2, 60, 0, 2, 41, 0, 2, 42, 0],
+        vec![3, 0, 0, 5, 3, 0, 1, 1, 1, 4, 0, 0, 5, 3, 0],
+        vec![0, 125, 0, 0, 125, 0, 0, 125, 0, 1, 9, 9],
+    ]
+}
+
 #[test]
 fn valid_seeds_pass_every_target() {
+    for s in inflate_seeds() {
+        fuzzing::inflate(&s);
+    }
+    for s in schema_seeds() {
+        fuzzing::schema_texts(&s);
+    }
     for s in wire_seeds() {
         fuzzing::wire_frame(&s);
     }
@@ -223,6 +268,21 @@ proptest! {
     fn bundles_parse_or_fail_cleanly(data in inputs(bundle_seeds(), 256)) {
         fuzzing::bundle(&data);
     }
+
+    #[test]
+    fn chunks_are_measured_within_their_cap(data in inputs(inflate_seeds(), 2048)) {
+        fuzzing::inflate(&data);
+    }
+}
+
+proptest! {
+    // Each case applies up to twenty changes to two documents (slow in a debug build).
+    #![proptest_config(config(24))]
+
+    #[test]
+    fn participants_texts_stay_within_their_bounds(data in inputs(schema_seeds(), 60)) {
+        fuzzing::schema_texts(&data);
+    }
 }
 
 /// Fewer cases than the others: each one is a request to a real server.
@@ -248,6 +308,8 @@ fn write_corpus() {
         ("engine_frames", engine_seeds()),
         ("bundle", bundle_seeds()),
         ("api_body", api_seeds()),
+        ("inflate", inflate_seeds()),
+        ("schema_texts", schema_seeds()),
     ] {
         let dir = root.join(target);
         std::fs::create_dir_all(&dir).expect("mkdir");

@@ -228,3 +228,70 @@ async fn annotations_round_trip_through_web_annotation_json_ld() {
     a.shutdown().await.expect("shutdown");
     b.shutdown().await.expect("shutdown");
 }
+
+/// Issue 29 (low findings): a W3C file cannot give its author a role they do not hold (nor
+/// name an author who holds none in the session), and what it brings says where it came from
+/// — the report marks it as the file's word; and an import into one session of a series of
+/// several, whose findings name annotations of the other sessions, goes through. (Before: the
+/// file's role was taken as written, and the import failed on the other session's findings.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_w3c_file_gives_no_role_and_joins_a_series_of_several_sessions() {
+    let files = tempfile::tempdir().expect("files");
+    let (_dir, server) = secured(ADMIN).await;
+    import(&server, &files, "full.json", &example()).await;
+    let exported = w3c_export(&server, &files, "s.jsonld").await;
+    let template = items(&exported)
+        .iter()
+        .find(|i| i["toron:ref"] == "L-04")
+        .expect("L-04")
+        .clone();
+    let new_item = |id: &str, role: &str, body: &str| {
+        let mut item = template.clone();
+        item["id"] = json!(format!("urn:uuid:{id}"));
+        item["toron:author_role"] = json!(role);
+        item.as_object_mut().expect("item").remove("toron:ref");
+        item["body"] = json!({ "type": "TextualBody", "value": body });
+        item
+    };
+    let write = |name: &str, list: Vec<Value>| {
+        let mut file = exported.clone();
+        file["first"]["items"] = json!(list);
+        file["total"] = json!(1);
+        let path = files.path().join(name);
+        std::fs::write(&path, file.to_string()).expect("write");
+        path
+    };
+    // P-KIM is an activist in S-LIB, not its organizer.
+    let path = write(
+        "role.jsonld",
+        vec![new_item(
+            "00000000-0000-4000-8000-0000000000a1",
+            "organizer",
+            "운영자인 척",
+        )],
+    );
+    let (ok, _, err) = import_w3c(&server, &path, false).await;
+    assert!(
+        !ok && err.contains("does not hold the role `organizer`"),
+        "{err}"
+    );
+    // In her own role, into S-LIB of a series of two sessions with findings: taken.
+    let path = write(
+        "ok.jsonld",
+        vec![new_item(
+            "00000000-0000-4000-8000-0000000000a2",
+            "activist",
+            "다른 도구에서 쓴 의견",
+        )],
+    );
+    let (ok, _, err) = import_w3c(&server, &path, false).await;
+    assert!(ok, "{err}");
+    let (ok, md, err) = toron(&server, &["report", "HB-BENCH-2012", "--format", "md"]).await;
+    assert!(ok, "{err}");
+    let row = md
+        .lines()
+        .find(|l| l.contains("다른 도구에서 쓴 의견"))
+        .expect("in the report");
+    assert!(row.contains("W3C 파일에서 가져옴"), "{row}");
+    server.shutdown().await.expect("shutdown");
+}

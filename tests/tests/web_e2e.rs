@@ -35,6 +35,7 @@ fn start_with(server: &Path, data: &Path, flags: &[&str]) -> (Server, String) {
         .arg(data)
         .args(flags)
         .env("TORON_ADMIN_TOKEN", ADMIN)
+        .env("TORON_CLUSTER_KEY", toron_tests::nats::CLUSTER_KEY)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -5,13 +5,76 @@ import { $, state } from "./state.js";
 
 // ---- token and API --------------------------------------------------------------------------
 
+/// Where this browser keeps the token: `localStorage` on one's own device; `sessionStorage`
+/// on a shared computer ("공용 PC"), gone when the tab closes — with no documents kept either.
+export function sharedDevice() {
+  return sessionStorage.getItem("toron.shared") === "1";
+}
+
+export function keepToken(token, shared) {
+  if (shared) {
+    sessionStorage.setItem("toron.shared", "1");
+    sessionStorage.setItem("toron.token", token);
+    localStorage.removeItem("toron.token");
+  } else {
+    sessionStorage.removeItem("toron.shared");
+    localStorage.setItem("toron.token", token);
+  }
+}
+
+/// An invite link's code (`#/join/j_…`), taken out of the address before anything else
+/// happens: the address bar and the history never keep it past this moment, and once the
+/// page has exchanged it for a token the code is spent. A raw token in the link (older
+/// sheets, pasted by hand) is taken the same way.
 export function readToken() {
   const m = location.hash.match(/^#\/join\/([^/?#]+)/);
   if (m) {
-    localStorage.setItem("toron.token", decodeURIComponent(m[1]));
     history.replaceState(null, "", location.pathname + "#/");
+    state.pendingJoin = decodeURIComponent(m[1]);
+    return null;
   }
-  return localStorage.getItem("toron.token");
+  return sessionStorage.getItem("toron.token") || localStorage.getItem("toron.token");
+}
+
+/// Joins with what the join form holds (a code from a link, or a token pasted by hand): a
+/// code is exchanged for a token of this device (`POST /api/v1/join`).
+export async function joinWith(given, shared) {
+  let token = given;
+  if (given.startsWith("j_")) {
+    const r = await fetch("/api/v1/join", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ code: given }),
+    });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) throw serverError(r.status, body);
+    token = body.token;
+  }
+  keepToken(token, shared);
+  state.token = token;
+  state.pendingJoin = null;
+}
+
+/// Signs this browser out: the token, and every document and mark this participant left here
+/// (their IndexedDB database, what they last saw), so the next person at the computer finds
+/// nothing of theirs.
+export async function logOut() {
+  const me = state.me;
+  try {
+    await state.repo?.shutdown?.();
+  } catch {
+    // The repo is going away either way.
+  }
+  localStorage.removeItem("toron.token");
+  sessionStorage.clear();
+  for (const k of Object.keys(localStorage)) if (k.startsWith(`toron.seen.${me}.`)) localStorage.removeItem(k);
+  if (me) {
+    await new Promise((done) => {
+      const req = indexedDB.deleteDatabase(`toron-${me}`);
+      req.onsuccess = req.onerror = req.onblocked = () => done();
+    });
+  }
+  location.replace("/");
 }
 
 /// The report's links are paths of this server — `/sessions/S/annotations/ID?at=…` and

@@ -1,6 +1,7 @@
 // Documents: the automerge-repo client (started when a view first needs a document), its
 // handles, the participant's own notes layer, and the server's notices on them.
 
+import { sharedDevice } from "./api.js";
 import { lang } from "./i18n.js";
 import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
 import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb";
@@ -26,7 +27,8 @@ export function ensureRepo() {
     // goes to the server on the next connection.
     state.repo = new Repo({
       network: [state.adapter],
-      storage: new IndexedDBStorageAdapter(`toron-${state.me}`),
+      // On a shared computer nothing is kept: documents live in the tab only.
+      storage: sharedDevice() ? undefined : new IndexedDBStorageAdapter(`toron-${state.me}`),
     });
     return state.repo;
   })();
@@ -110,6 +112,18 @@ export function mayAnnotate(s) {
   return !!mine;
 }
 
+/// Who wrote an annotation, as its place says — never as its content claims: the owner of the
+/// layer it lives in. A scribe's layer holds others' words: the speaker it names stands when
+/// they hold a role in the session, and the scribe is shown as who recorded it.
+export function authorship(s, l, a) {
+  const owner = l.participant;
+  const scribe = (s.people?.[owner]?.roles || []).includes("scribe");
+  if (scribe && a.author && a.author !== owner && s.people?.[a.author]) {
+    return { author: a.author, recorded_by: owner };
+  }
+  return { author: owner, recorded_by: null };
+}
+
 /// Every annotation of the session (from every layer this participant may read), with the
 /// reactions and triage statuses that refer to them.
 export async function gather(s) {
@@ -120,7 +134,7 @@ export async function gather(s) {
     const d = await docOf(l.doc);
     if (!d) continue;
     for (const [id, a] of Object.entries(d.annotations || {})) {
-      anns.push({ ...a, id: a.id || id, layer: l.participant });
+      anns.push({ ...a, id, layer: l.participant, ...authorship(s, l, a) });
     }
     for (const [target, r] of Object.entries(d.reactions || {})) {
       if (!r) continue;

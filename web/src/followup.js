@@ -35,7 +35,12 @@ export async function viewFollowup(s) {
 async function promotePart(s) {
   const report = (await docOf(s.report.doc)) || {};
   const all = await gather(s);
-  const byRef = new Map(all.map((a) => [a.ref || a.id, a]));
+  // Sources name annotations by id (a ref is content until the server's export checks it):
+  // a ref is looked up only where exactly one annotation claims it and no id equals it.
+  const byRef = new Map(all.map((a) => [a.id, a]));
+  const claims = new Map();
+  for (const a of all) if (a.ref) claims.set(a.ref, claims.has(a.ref) ? null : a);
+  for (const [r, a] of claims) if (a && !byRef.has(r)) byRef.set(r, a);
   const refs = new Set(byRef.keys());
   const mine = Object.values(report.findings || {}).filter((f) => findingOfSession(s, f, refs));
   const waiting = all.filter((a) => !a.parent && a.status === "accepted" && !a.finding);
@@ -114,7 +119,7 @@ export async function promote(s, form) {
     d.schema = "report/1";
     d.status = "drafting";
   });
-  const sources = picked.map((a) => ({ kind: "annotation", ref: a.ref || a.id }));
+  const sources = picked.map((a) => ({ kind: "annotation", ref: a.id }));
   let key = into;
   if (into) {
     h.change((d) => {

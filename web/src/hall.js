@@ -79,13 +79,18 @@ export function gist(a) {
   return Array.from(words).length > 24 ? `${Array.from(words).slice(0, 24).join("")}…` : words;
 }
 
+/// "(기록: …)" after a remark a scribe recorded for its speaker.
+function recorder(s, a) {
+  return a.recorded_by ? ` <span class="recorded">(${esc(t("recordedBy"))}: ${person(s, a.recorded_by)})</span>` : "";
+}
+
 export function annotationCard(s, a, all, canWrite, canTriage) {
   // Imported replies name their parent by its short code (ref), live ones by id.
   const replies = all.filter((x) => x.parent && (x.parent === a.id || x.parent === a.ref));
   const q = a.target?.quote?.exact;
   const about = a.kind === "question" ? caseOf(s, a) : null;
   return `<article class="card ann ${esc(a.kind)}${a.id === state.focus ? " focus" : ""}" data-ann="${esc(a.id)}" data-status="${esc(a.status)}" aria-label="${esc(t(a.kind))}">
-    <div><span class="kind">${esc(t(a.kind))}</span> <span class="meta">${person(s, a.author)} · ${esc(
+    <div><span class="kind">${esc(t(a.kind))}</span> <span class="meta">${person(s, a.author)}${recorder(s, a)} · ${esc(
       String(a.created_at || "").slice(11, 16),
     )}</span> ${a.status !== "open" ? `<span class="status">${esc(t(a.status))}</span>` : ""}
     ${isNew(a) ? `<span class="new-badge">${esc(t("newSince"))}</span>` : ""}
@@ -95,7 +100,7 @@ export function annotationCard(s, a, all, canWrite, canTriage) {
     ${a.body ? `<div class="body">${esc(a.body)}</div>` : ""}
     <div class="meta">${esc(t("agree"))} ${a.agree}${(a.departments || []).length ? ` · ${esc(a.departments.map((d) => departmentName(s, d)).join(", "))}` : ""}</div>
     ${replies
-      .map((r) => `<div class="reply"><span class="kind">${esc(t(r.kind))}</span> <span class="meta">${person(s, r.author)}</span><span class="reply-body">${esc(r.body || "")}</span></div>`)
+      .map((r) => `<div class="reply"><span class="kind">${esc(t(r.kind))}</span> <span class="meta">${person(s, r.author)}${recorder(s, r)}</span><span class="reply-body">${esc(r.body || "")}</span></div>`)
       .join("")}
     ${
       canWrite
@@ -228,6 +233,13 @@ export function evaluationPanel(s, e, d, roots) {
 export async function submitEvaluation(s, form) {
   const h = await handle(form.dataset.doc);
   const keys = Array.from(form.querySelectorAll("select[name^=score-]"), (x) => x.name.slice(6));
+  // A submitted form is changed only after it is reopened, openly: a change of its own (the
+  // timeline's "evaluation reopened"; the report lists it).
+  if (h.doc()?.status === "submitted") {
+    h.change((d) => {
+      d.status = "draft";
+    });
+  }
   h.change((d) => {
     if (!d.criteria) d.criteria = {};
     for (const k of keys) {

@@ -52,7 +52,12 @@ export async function makeInvites(s, reissue) {
 export function downloadInvites(s) {
   const sheet = inviteSheets[s.key];
   if (!sheet) return;
-  const cell = (v) => `"${String(v ?? "").replace(/"/g, '""')}"`;
+  // A cell that begins with = + - @ or a tab or carriage return would run as a formula in a
+  // spreadsheet (OWASP "CSV injection"): an apostrophe in front keeps it text.
+  const cell = (v) => {
+    const s = String(v ?? "");
+    return `"${(/^[=+\-@\t\r]/.test(s) ? `'${s}` : s).replace(/"/g, '""')}"`;
+  };
   const rows = [["participant", "name", "affiliation", "role", "role_ko", "link"]].concat(
     sheet.invites.map((i) => [i.participant, i.name, i.affiliation, i.role, i.role_ko, i.link || ""]),
   );

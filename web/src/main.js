@@ -7,7 +7,7 @@
 // the queue, people), invites, replay (and the report), render.
 
 import { t, lang, setLang } from "./i18n.js";
-import { linkedMoment, readToken } from "./api.js";
+import { joinWith, linkedMoment, logOut, readToken } from "./api.js";
 import { agree, annotate, openComposer, reply, selectionIn, setStatus } from "./compose.js";
 import { gather, session } from "./documents.js";
 import { promote, respond } from "./followup.js";
@@ -16,7 +16,7 @@ import { downloadInvites, makeInvites } from "./invites.js";
 import { render, start } from "./render.js";
 import { replayPlay, replayState, replayTo } from "./replay.js";
 import { $, esc, state } from "./state.js";
-import { annotateAgenda, announce } from "./views.js";
+import { annotateAgenda, announce, viewJoin } from "./views.js";
 
 // ---- events ----------------------------------------------------------------------------------
 
@@ -38,6 +38,8 @@ document.addEventListener("click", async (ev) => {
     if (b.id === "lang") {
       setLang(lang() === "ko" ? "en" : "ko");
       render();
+    } else if (b.id === "logout") {
+      await logOut();
     } else if (b.id === "annotate-selection") {
       for (const el of document.querySelectorAll(".section-text")) {
         const r = selectionIn(el);
@@ -101,10 +103,16 @@ document.addEventListener("submit", async (ev) => {
   const f = ev.target;
   try {
     if (f.id === "join") {
-      const v = f.tok.value.trim();
+      const v = state.pendingJoin || f.tok.value.trim();
       const m = v.match(/#\/join\/([^/?#]+)/);
-      state.token = m ? decodeURIComponent(m[1]) : v;
-      localStorage.setItem("toron.token", state.token);
+      try {
+        await joinWith(m ? decodeURIComponent(m[1]) : v, f.shared.checked);
+      } catch (e) {
+        // A spent or unknown link: said on the join page, which now asks for another.
+        state.pendingJoin = null;
+        $("#app").innerHTML = viewJoin(e.message);
+        return;
+      }
       await start();
       return;
     }
@@ -185,6 +193,12 @@ document.addEventListener("input", (ev) => {
   replayState.timer = setTimeout(render, sliderHeld ? 150 : 0);
 });
 window.addEventListener("hashchange", () => {
+  // An invite link opened in a page already showing: taken out of the address as at start.
+  if (location.hash.startsWith("#/join/")) {
+    readToken();
+    $("#app").innerHTML = viewJoin();
+    return;
+  }
   state.focus = null;
   markVisit();
   render().then(() => $("#app").focus({ preventScroll: true }));

@@ -28,6 +28,7 @@ export function scheduleRender() {
 
 export async function render() {
   $("#lang").textContent = lang() === "ko" ? "English" : "한국어";
+  $("#logout").textContent = t("logout");
   document.documentElement.lang = lang();
   const app = $("#app");
   if (!state.token || !state.me) {
@@ -94,6 +95,7 @@ export async function start() {
     const me = await api("/api/v1/whoami");
     state.me = me.participant || "open";
     $("#who").textContent = me.name ? `${me.name}` : state.me;
+    $("#logout").hidden = false;
     state.sessions = (await api("/api/v1/me/sessions")).sessions;
   } catch (e) {
     state.me = null;

@@ -3,7 +3,7 @@
 import { locate } from "./anchor.js";
 import { t, lang } from "./i18n.js";
 import { api, serverError } from "./api.js";
-import { person, session } from "./documents.js";
+import { authorship, person, session } from "./documents.js";
 import { render } from "./render.js";
 import { $, SECTIONS, esc, state } from "./state.js";
 import { highlighted, tabs } from "./views.js";
@@ -95,7 +95,9 @@ export async function viewReplay(s) {
   const anns = [];
   for (const [key, d] of Object.entries(docs)) {
     if (!key.startsWith("notes:")) continue;
-    for (const [id, a] of Object.entries(d.state?.annotations || {})) anns.push({ ...a, id: a.id || id });
+    // The author is the layer's owner (its key names them), never what the note says.
+    const layer = { participant: key.slice(`notes:${s.key}:`.length) };
+    for (const [id, a] of Object.entries(d.state?.annotations || {})) anns.push({ ...a, id, ...authorship(s, layer, a) });
   }
   const statusOf = (a) => docs[`triage:${s.key}`]?.state?.items?.[a.id]?.status || "open";
   let linked = "";

@@ -9,6 +9,8 @@ export const KINDS = ["comment", "question", "highlight", "strength", "gap", "le
 
 export const state = {
   token: null,
+  /// An invite link's code (or token), taken out of the address, until the join form is sent.
+  pendingJoin: null,
   me: null,
   sessions: [],
   repo: null,

@@ -33,10 +33,16 @@ export function tabs(s, current) {
 }
 
 export function viewJoin(error) {
+  // With an invite link's code in hand, only the choice of device is asked.
+  const field = state.pendingJoin
+    ? `<p>${esc(t("joinWithLink"))}</p>`
+    : `<label for="tok">${esc(t("inviteLabel"))}</label>
+    <input id="tok" name="tok" style="width:100%" autocomplete="off" required>`;
   return `<h1>${esc(t("join"))}</h1>
   <form id="join" class="card">
-    <label for="tok">${esc(t("inviteLabel"))}</label>
-    <input id="tok" name="tok" style="width:100%" autocomplete="off" required>
+    ${field}
+    <p><label><input type="checkbox" name="shared" id="shared"> ${esc(t("sharedDevice"))}</label><br>
+    <span class="muted">${esc(t("sharedDeviceHint"))}</span></p>
     <p><button class="primary" type="submit">${esc(t("enter"))}</button></p>
     ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ""}
   </form>`;

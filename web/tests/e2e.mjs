@@ -32,10 +32,21 @@ async function person(token, viewport = { width: 1280, height: 900 }) {
   page.on("console", (m) => {
     if (/Content Security Policy/i.test(m.text())) errors.push(m.text());
   });
-  const answer = await page.goto(`${URL}/#/join/${token}`);
+  const answer = await joinAt(page, token);
   assert.match(answer.headers()["content-security-policy"] || "", /frame-ancestors 'none'/, "the page may not be framed by others");
-  await page.waitForSelector(".cards, h1", { timeout: LIMIT });
   return { ctx, page };
+}
+
+/// Opens an invite link as a person does: the page takes the code (or token) out of the
+/// address at once and asks only which device this is; they press 참여하기.
+async function joinAt(page, token, shared = false) {
+  const answer = await page.goto(`${URL}/#/join/${token}`);
+  await page.waitForSelector("form#join button[type=submit]", { timeout: LIMIT });
+  assert.ok(!page.url().includes(token), "the link's code left the address bar before anything was asked");
+  if (shared) await page.check("form#join input[name=shared]");
+  await page.click("form#join button[type=submit]");
+  await page.waitForSelector(".cards, h1:not(:first-child), #logout:not([hidden]), form#join [role=alert]", { timeout: LIMIT });
+  return answer;
 }
 
 /// axe-core's serious and critical violations on the page as it is now (run through the
@@ -280,6 +291,34 @@ try {
   assert.ok(!events.includes("P-OBS"), "no change by the observer in the log");
   console.log("the observer cannot annotate; the forged change was refused");
 
+  // 4b. Identity is never content (issue 29): the activist's page writes, through the official
+  // client, a question that claims the chair asked it (author, role, an id of its own). The
+  // chair's queue and the evaluator's list show it as the activist's, under its map key.
+  const claimed = "좌장이 한 말처럼 꾸민 질의";
+  const claimedKey = "f0e1d2c3-0000-4000-8000-00000000a001";
+  await activist.page.evaluate(
+    async ([body, key]) => {
+      const s = window.toron.sessions.find((x) => x.key === "S-LIB");
+      const layer = s.layers.find((l) => l.participant === "P-KIM");
+      const h = await window.toron.repo.find(`automerge:${layer.doc}`);
+      h.change((d) => {
+        d.annotations[key] = {
+          session: "S-LIB", kind: "question", body, author: "P-MOON", author_role: "facilitator",
+          id: "an-id-it-claims", created_at: new Date().toISOString(), subject_cases: ["C-LIB-HB"],
+        };
+      });
+    },
+    [claimed, claimedKey],
+  );
+  await chair.page.goto(`${URL}/#/s/S-LIB/queue`);
+  const claimedCard = chair.page.locator("article.ann", { hasText: claimed });
+  await claimedCard.waitFor({ timeout: LIMIT });
+  const claimedMeta = await claimedCard.locator(".meta").first().innerText();
+  assert.ok(!claimedMeta.includes("문서윤") && !claimedMeta.includes("좌장"), `shown as the chair's: ${claimedMeta}`);
+  assert.ok(claimedMeta.includes("한빛 책읽는 주민모임"), `shown as the activist's: ${claimedMeta}`);
+  assert.equal(await claimedCard.getAttribute("data-ann"), claimedKey, "its id is its key");
+  console.log("a note is shown as its layer's owner's, whatever it claims");
+
   // 5. Presence: who is here, by role — pushed by the server as people come and go, not
   // polled: the observer closes her page and is gone from the activist's list.
   const presenceAsked = [];
@@ -378,9 +417,10 @@ try {
   await organizer.page.click("button[data-act=invites]");
   const sheet = organizer.page.locator(".invite-sheet article.invite");
   await sheet.first().waitFor({ timeout: LIMIT });
+  // A sheet gives everyone a one-time link — also those who joined already, who keep their
+  // own sign-in (nobody is logged out by printing a sheet).
   const kimCard = organizer.page.locator(".invite[data-participant='P-KIM']");
-  assert.equal(await kimCard.locator("code.link").count(), 0, "a participant with a link keeps it");
-  assert.match(await kimCard.innerText(), /이미 링크를 받았습니다/);
+  assert.equal(await kimCard.locator("code.link").count(), 1, "a participant who joined gets a link too");
   const made = organizer.page.locator(".invite:has(code.link)");
   assert.ok((await made.count()) >= 2, `links made: ${await made.count()}`);
   assert.equal(await made.first().locator(".qr svg").count(), 1, "with its QR code");
@@ -466,8 +506,7 @@ try {
     return p;
   };
   let train = await tab();
-  await train.goto(`${URL}/#/join/${process.env.TOKEN_ACTIVIST}`);
-  await train.waitForSelector(".cards, h1", { timeout: LIMIT });
+  await joinAt(train, process.env.TOKEN_ACTIVIST);
   await openCase(train);
   await train.locator("#net.on").waitFor({ timeout: LIMIT });
   offline = true;
@@ -583,12 +622,61 @@ try {
   assert.ok(did("P-LEE", "department.responded", "F-S-LIB-01"), `the response is P-LEE's in the timeline: ${seen}`);
   console.log("the report and the series' timeline show the finding and the response");
 
+  // 10c. A shared computer (issue 29). An invite link's code leaves the address bar at once,
+  // is spent once used (the next person finds a dead link in the history), "공용 PC" keeps
+  // nothing after the tab closes, and 로그아웃 removes the token and every document the
+  // participant left in the browser.
+  const codes = await (
+    await fetch(`${URL}/api/v1/sessions/S-LIB/invites`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${process.env.TOKEN_ORGANIZER}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ base: URL }),
+    })
+  ).json();
+  const kimCode = codes.invites.find((i) => i.participant === "P-KIM").link.split("#/join/")[1];
+  const shared = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "ko-KR" });
+  const kiosk = await shared.newPage();
+  kiosk.on("pageerror", (e) => errors.push(e.message));
+  await joinAt(kiosk, kimCode, true);
+  await kiosk.locator("a.card").first().waitFor({ timeout: LIMIT });
+  await openCase(kiosk);
+  const kept = await kiosk.evaluate(async () => ({
+    local: localStorage.getItem("toron.token"),
+    session: !!sessionStorage.getItem("toron.token"),
+    dbs: (await indexedDB.databases()).map((d) => d.name),
+  }));
+  assert.equal(kept.local, null, "공용 PC: no token in localStorage");
+  assert.ok(kept.session, "the tab holds it while it is open");
+  assert.ok(!kept.dbs.some((n) => n.startsWith("toron-")), `공용 PC: no documents kept: ${kept.dbs}`);
+  await kiosk.close();
+  // The next person at the computer opens the link from the history: spent.
+  const next = await shared.newPage();
+  await joinAt(next, kimCode);
+  await next.locator("form#join [role=alert]").waitFor({ timeout: LIMIT });
+  await shared.close();
+  // On one's own device: a token and documents are kept; 로그아웃 removes both.
+  const own = await person(process.env.TOKEN_ACTIVIST);
+  await openCase(own.page);
+  await own.page.waitForTimeout(1000);
+  const before = await own.page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
+  assert.ok(before.includes("toron-P-KIM"), `documents kept on one's own device: ${before}`);
+  await own.page.click("#logout");
+  await own.page.waitForSelector("form#join", { timeout: LIMIT });
+  const after = await own.page.evaluate(async () => ({
+    token: localStorage.getItem("toron.token"),
+    dbs: (await indexedDB.databases()).map((d) => d.name),
+  }));
+  assert.equal(after.token, null, "signed out");
+  assert.ok(!after.dbs.includes("toron-P-KIM"), `the documents are gone: ${after.dbs}`);
+  await own.ctx.close();
+  console.log("shared computer: the link is spent, 공용 PC keeps nothing, 로그아웃 clears the browser");
+
   // 11. axe-core finds no serious or critical violation on the join, case, queue and replay
   // views (issue 17).
   const stranger = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "ko-KR" });
   const joinPage = await stranger.newPage();
   // A bad invite link is said so in Korean, with what to do.
-  await joinPage.goto(`${URL}/#/join/not-a-real-token`);
+  await joinAt(joinPage, "not-a-real-token");
   await joinPage.locator("form#join [role=alert]", { hasText: "주최 측에 새 링크를 요청하세요" }).waitFor({ timeout: LIMIT });
   assert.equal(await joinPage.locator("#lang").innerText(), "English", "the language switch is labelled");
   const views = [

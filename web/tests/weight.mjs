@@ -101,7 +101,11 @@ try {
   const caseText = () => page.waitForSelector(".section-text[data-path='sections.results']", { timeout: LIMIT });
 
   // 1. First load: the join link, an empty cache, until the session list shows.
-  const first = await measure(() => page.goto(`${URL}/#/join/${TOKEN}`), cards);
+  // (The page asks which device this is before it joins: one press, measured with the load.)
+  const first = await measure(async () => {
+    await page.goto(`${URL}/#/join/${TOKEN}`);
+    await page.click("form#join button[type=submit]", { timeout: LIMIT });
+  }, cards);
   report("first load (sessions shown)", first.ms, first.bytes);
   assert.ok(first.ms <= 5000, `the sessions show within 5 s (${first.ms} ms)`);
   assert.ok(first.bytes <= 700 * KB, `the first load transfers ≤ 700 KB (${first.bytes} B)`);

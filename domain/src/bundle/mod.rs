@@ -324,8 +324,16 @@ pub struct Evaluation {
     pub lessons: String,
     #[serde(default)]
     pub overall: String,
+    /// How many times it was reopened after a submission (the export says so from the log;
+    /// the report counts the form as of its last submission and lists it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reopened: u32,
     #[serde(flatten)]
     pub rest: Rest,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn draft() -> String {
@@ -680,11 +688,21 @@ impl Bundle {
             .find(|c| c.key == key)
     }
 
-    /// Every annotation with its session, by reference and by id.
+    /// The annotation a source names: by its id, or else by the ref an import gave it (ids
+    /// first: a ref never shadows an id).
     pub fn annotation(&self, reference: &str) -> Option<&Annotation> {
-        self.sessions
-            .iter()
-            .flat_map(|s| &s.annotations)
-            .find(|a| a.reference.as_deref() == Some(reference) || a.uuid() == reference)
+        self.annotation_in(reference).map(|(_, a)| a)
+    }
+
+    /// [`Bundle::annotation`], with its session.
+    pub fn annotation_in(&self, reference: &str) -> Option<(&Session, &Annotation)> {
+        let all = || {
+            self.sessions
+                .iter()
+                .flat_map(|s| s.annotations.iter().map(move |a| (s, a)))
+        };
+        all()
+            .find(|(_, a)| a.uuid() == reference)
+            .or_else(|| all().find(|(_, a)| a.reference.as_deref() == Some(reference)))
     }
 }

@@ -53,6 +53,36 @@ pub enum Inline {
 
 pub type Cell = Vec<Inline>;
 
+/// Longest participant text the report prints whole in its lists and appendices; a longer
+/// one is cut there, saying so and how long it is (its link — the replay at that note, or the
+/// form — shows all of it). What one participant writes cannot make every printed report
+/// long.
+pub const PRINTED_CHARS: usize = 600;
+
+/// A cell as a spreadsheet should take it from a CSV file: text beginning with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return would be read as a formula (OWASP, "CSV injection":
+/// `=HYPERLINK(…)` runs when the cell is opened), so it gets an apostrophe in front, which
+/// Excel and 한셀 show as text and never run.
+pub fn csv_cell(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}").into(),
+        _ => s.into(),
+    }
+}
+
+/// `text`, cut after `max` characters with a note of what was left out.
+pub fn cut(lang: Lang, text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(max).collect();
+    match lang {
+        Lang::Ko => format!("{head}… (이하 생략: 전체 {n}자, 연결된 기록에서 볼 수 있음)"),
+        Lang::En => format!("{head}… (cut: {n} characters in all, in the linked record)"),
+    }
+}
+
 fn txt(s: impl Into<String>) -> Cell {
     vec![Inline::Text(s.into())]
 }
@@ -320,6 +350,28 @@ impl<'a> Builder<'a> {
         out
     }
 
+    /// Who said an annotation, and who recorded it when a scribe did ("김민서 · 활동가 (기록:
+    /// 이하은 · 기록)").
+    fn author_of(&self, a: &Annotation) -> String {
+        let mut who = self.person(&a.author, &a.author_role);
+        // Brought in from a W3C file: its author and time are the file's word.
+        if a.rest
+            .get("imported_from")
+            .and_then(Value::as_str)
+            .is_some_and(|f| f.starts_with("w3c:"))
+        {
+            who.push_str(&self.t(" (W3C 파일에서 가져옴)", " (from a W3C file)"));
+        }
+        match a.recorded_by.as_deref() {
+            Some(r) if r != a.author => format!(
+                "{who} ({}: {})",
+                self.t("기록", "recorded by"),
+                self.person(r, "scribe")
+            ),
+            _ => who,
+        }
+    }
+
     /// Who raised a finding, derived from its sources (never typed by hand), and its 공감 count.
     /// Whoever answered (an `answer` among the sources) responded; they did not raise it.
     fn raised_by(&self, f: &Finding) -> (Vec<String>, usize) {
@@ -370,12 +422,7 @@ impl<'a> Builder<'a> {
                     let r = src.get("ref").and_then(Value::as_str).unwrap_or_default();
                     // By the ref people see, or by id (a finding promoted from a live
                     // annotation that has no ref).
-                    match self.b.sessions.iter().find_map(|s| {
-                        s.annotations
-                            .iter()
-                            .find(|a| a.reference.as_deref() == Some(r) || a.uuid() == r)
-                            .map(|a| (s, a))
-                    }) {
+                    match self.b.annotation_in(r) {
                         Some((s, a)) => out.push(self.link(s, a)),
                         None => out.push(Inline::Text(r.to_string())),
                     }
@@ -598,10 +645,19 @@ impl<'a> Builder<'a> {
     }
 
     fn status_of(&self, s: &Session, a: &Annotation) -> Option<TriageStatus> {
-        let r = a.reference.as_deref().unwrap_or_default();
+        // A decision names the annotation it resolves to: by id, or by the ref an import gave
+        // it when no annotation has that id.
+        let id = a.uuid();
         s.triage
             .iter()
-            .filter(|t| t.annotation == r || t.annotation == a.uuid())
+            .filter(|t| {
+                t.annotation == id
+                    || (a.reference.as_deref() == Some(t.annotation.as_str())
+                        && self
+                            .b
+                            .annotation(&t.annotation)
+                            .is_some_and(|x| x.uuid() == id))
+            })
             .max_by_key(|t| t.at.clone())
             .map(|t| t.status)
     }
@@ -922,9 +978,17 @@ impl<'a> Builder<'a> {
                 .find(|c| c.key == e.case)
                 .map(|c| self.gov(&c.government))
                 .unwrap_or_else(|| e.case.clone());
+            let reopened = match (e.reopened, self.lang) {
+                (0, _) => String::new(),
+                (n, Lang::Ko) => format!(" (제출 뒤 {n}회 다시 열림, 마지막 제출본)"),
+                (n, Lang::En) => format!(" (reopened {n}× after submission; as last submitted)"),
+            };
             out.push(Block::Heading(
                 3,
-                format!("{government} — {}", self.person(&e.evaluator, "evaluator")),
+                format!(
+                    "{government} — {}{reopened}",
+                    self.person(&e.evaluator, "evaluator")
+                ),
             ));
             let rows = self
                 .b
@@ -939,7 +1003,7 @@ impl<'a> Builder<'a> {
                             .score
                             .map(|v| v.to_string())
                             .unwrap_or_else(|| self.t("해당없음", "N/A"))),
-                        txt(x.text.clone()),
+                        txt(cut(self.lang, &x.text, PRINTED_CHARS)),
                     ]
                 })
                 .collect();
@@ -960,7 +1024,12 @@ impl<'a> Builder<'a> {
             ]
             .into_iter()
             .filter(|(_, t)| !t.trim().is_empty())
-            .map(|(label, t)| txt(format!("{label}: {}", t.trim())))
+            .map(|(label, t)| {
+                txt(format!(
+                    "{label}: {}",
+                    cut(self.lang, t.trim(), PRINTED_CHARS * 2)
+                ))
+            })
             .collect();
             if !texts.is_empty() {
                 out.push(Block::List(texts));
@@ -1046,14 +1115,18 @@ impl<'a> Builder<'a> {
                 vec![
                     vec![self.link(s, a)],
                     txt(self.kind_word(a.kind)),
-                    txt(self.person(&a.author, &a.author_role)),
+                    txt(self.author_of(a)),
                     txt(date_words(self.lang, &a.created_at)),
                     txt(if orphan {
                         format!("{status}, {}", self.t("앵커 유실(orphaned)", "orphaned"))
                     } else {
                         status
                     }),
-                    txt(a.body.clone().unwrap_or_default()),
+                    txt(cut(
+                        self.lang,
+                        a.body.as_deref().unwrap_or_default(),
+                        PRINTED_CHARS,
+                    )),
                 ]
             })
             .collect();
@@ -1507,12 +1580,16 @@ impl<'a> Builder<'a> {
     /// Reference scores (score annotations), apart from the official ones; conflicts of interest excluded.
     fn reference_scores(&self, s: &Session, out: &mut Vec<Block>) {
         let b = self.b;
-        let mut refs: BTreeMap<(String, String), (Vec<u8>, usize)> = BTreeMap::new();
-        for a in s
+        // One score per participant, case and criterion: their latest (fifteen score notes of
+        // one person are one voice, not fifteen).
+        let mut latest: BTreeMap<(String, String, String), (u8, bool)> = BTreeMap::new();
+        let mut scores: Vec<&Annotation> = s
             .annotations
             .iter()
             .filter(|a| a.kind == AnnotationKind::Score)
-        {
+            .collect();
+        scores.sort_by_key(|a| (a.created_at.clone(), a.uuid()));
+        for a in scores {
             // The case of the document the score is anchored in (a passage of the case or of
             // an evaluation of it), else the case the annotation names.
             let case = match &a.target {
@@ -1544,8 +1621,13 @@ impl<'a> Builder<'a> {
                     .as_ref()
                     .is_some_and(|d| c.responsible_departments.contains(d))
             });
-            let e = refs.entry((case, c.clone())).or_default();
-            if a.counted_in_aggregate == Some(false) || conflict {
+            let excluded = a.counted_in_aggregate == Some(false) || conflict;
+            latest.insert((case, c.clone(), a.author.clone()), (v, excluded));
+        }
+        let mut refs: BTreeMap<(String, String), (Vec<u8>, usize)> = BTreeMap::new();
+        for ((case, c, _), (v, excluded)) in latest {
+            let e = refs.entry((case, c)).or_default();
+            if excluded {
                 e.1 += 1;
             } else {
                 e.0.push(v);
@@ -1673,7 +1755,11 @@ impl<'a> Builder<'a> {
             .filter(|a| self.status_of(s, a) == Some(TriageStatus::Deferred))
             .map(|a| {
                 let mut c = vec![self.link(s, a), Inline::Text(" ".into())];
-                c.push(Inline::Text(a.body.clone().unwrap_or_default()));
+                c.push(Inline::Text(cut(
+                    self.lang,
+                    a.body.as_deref().unwrap_or_default(),
+                    PRINTED_CHARS,
+                )));
                 c
             })
             .collect();
@@ -1810,7 +1896,7 @@ impl<'a> Builder<'a> {
                     txt(format!(
                         "{}: {}",
                         self.person(&e.evaluator, "evaluator"),
-                        e.overall.trim()
+                        cut(self.lang, e.overall.trim(), PRINTED_CHARS * 2)
                     ))
                 })
                 .collect();

@@ -90,8 +90,26 @@ async fn docs(Caller(state, who): Caller) -> ApiResult {
     Ok(Json(list).into_response())
 }
 
-async fn list_participants(Organizer(state, _): Organizer) -> ApiResult {
-    Ok(Json(state.hub.registry.participants()).into_response())
+/// The participants the caller organizes: everyone for an organizer of every series; for an
+/// organizer of some series, those who hold a role in one of them — not the people of other
+/// series (whose names their consent may withhold from everyone else).
+async fn list_participants(Organizer(state, by): Organizer) -> ApiResult {
+    let reg = &state.hub.registry;
+    let organizes = reg.organizes(&by);
+    let everyone =
+        state.hub.config.open || matches!(organizes, toron_domain::policy::Organizes::Everything);
+    let listed: Vec<_> = reg
+        .participants()
+        .into_iter()
+        .filter(|p| {
+            everyone
+                || reg.roles_of(&p.key).iter().any(|g| {
+                    reg.series_of_scope(&g.scope())
+                        .is_some_and(|s| organizes.covers(&s))
+                })
+        })
+        .collect();
+    Ok(Json(listed).into_response())
 }
 
 #[derive(Debug, Deserialize)]

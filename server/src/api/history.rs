@@ -105,6 +105,14 @@ async fn events(
     if q.kind.as_deref().is_some_and(|k| k != "change") {
         return timeline_events(&state, id, total, limit, q).await;
     }
+    // A connection's peer id is how it is recognised when it joins again: shown to
+    // organizers (who look into a connection), not to everyone who may read the document.
+    let show_peer = who.as_deref().is_none_or(|p| {
+        !matches!(
+            state.hub.registry.organizes(p),
+            toron_domain::policy::Organizes::Nothing
+        )
+    });
     let store = state.hub.store.clone();
     let (page, next) = blocking(move || -> Result<_, StoreError> {
         let mut page: Vec<serde_json::Value> = Vec::new();
@@ -133,17 +141,20 @@ async fn events(
                     next = page.last().and_then(|l| l["seq"].as_u64());
                     break 'scan;
                 }
-                page.push(json!({
+                let mut event = json!({
                     "seq": r.doc_seq,
                     "global_seq": r.global_seq,
                     "time_ms": c.received_at_ms,
                     "participant": c.by.participant,
                     "role": c.by.role,
-                    "peer": c.peer.as_str(),
                     "actor": hex(&c.actor),
                     "hash": hex(&c.hash),
                     "kind": "change",
-                }));
+                });
+                if show_peer {
+                    event["peer"] = json!(c.peer.as_str());
+                }
+                page.push(event);
             }
         }
         Ok((page, next))

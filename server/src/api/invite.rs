@@ -2,10 +2,12 @@
 //! request, so that an organizer prints, saves or mails fifty links instead of running
 //! `token issue` fifty times.
 //!
-//! Tokens are stored hashed, so a link can only be shown when it is made: the sheet issues
-//! tokens for those who have none yet, and — only when asked (`reissue`) — replaces everyone's,
-//! which ends the connections made with the old ones. A sheet printed for a hall already in
-//! session therefore never locks out the people in it by default.
+//! A link carries a one-time join code, never a token: a browser keeps every address it opened
+//! in its history, where the next person at a shared computer would find it. The page
+//! exchanges the code at once for a token of that device (`POST /api/v1/join`,
+//! [`crate::registry::join_codes`]), and the code is spent. Making a sheet therefore locks
+//! nobody out; only when asked (`reissue`) are everyone's tokens revoked first, which ends the
+//! connections made with them.
 
 use axum::extract::Path;
 use axum::http::StatusCode;
@@ -20,7 +22,38 @@ use crate::api::error::{api_err, not_found, ApiError, JsonBody};
 use crate::api::state::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/sessions/{key}/invites", post(invites))
+    Router::new()
+        .route("/api/v1/sessions/{key}/invites", post(invites))
+        .route("/api/v1/join", post(join))
+}
+
+#[derive(Debug, Deserialize)]
+struct JoinBody {
+    code: String,
+}
+
+/// Exchanges an invite link's join code for a token of this device. Needs no token: the code
+/// is the proof (256 random bits, once).
+async fn join(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    JsonBody(b): JsonBody<JoinBody>,
+) -> Result<Response, ApiError> {
+    use crate::registry::join_codes::JoinError;
+    match state.hub.registry.redeem_join_code(b.code.trim()).await {
+        Ok((participant, token)) => {
+            Ok(Json(json!({ "participant": participant, "token": token })).into_response())
+        }
+        Err(JoinError::Unknown) => Err(api_err(
+            StatusCode::UNAUTHORIZED,
+            "join_code",
+            "이 초대 링크는 이미 사용했거나 유효하지 않습니다. 운영자에게 새 링크를 받으세요 (this invite link was used already or is not valid)",
+        )),
+        Err(JoinError::Registry(e)) => Err(api_err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage",
+            &e.to_string(),
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -28,7 +61,8 @@ struct InviteBody {
     /// The address participants open (`https://toron.example.go.kr`): the server cannot know
     /// the name it is reached by behind a proxy. An `http(s)` URL without a path.
     base: String,
-    /// Replace tokens people already have (their open connections close).
+    /// Revoke the tokens people already have (their open connections close) before giving
+    /// them new links.
     #[serde(default)]
     reissue: bool,
 }
@@ -124,21 +158,21 @@ async fn invites(
             // Somebody who takes part in a series this organizer does not run.
             entry["note"] = json!("not_yours");
             refused += 1;
-        } else if b.reissue || !had {
-            let token = reg.issue_token(&by, &participant).await?;
-            if had {
+        } else {
+            if b.reissue && had {
+                reg.revoke_token(&by, &participant).await?;
                 state
                     .hub
                     .disconnect_participant(&participant, "your token was replaced");
+            } else if had {
+                kept += 1;
             }
-            let link = format!("{base}/#/join/{token}");
+            let code = reg.issue_join_code(&by, &participant).await?;
+            let link = format!("{base}/#/join/{code}");
             entry["qr_svg"] = json!(qr_svg(&link));
             entry["link"] = json!(link);
             entry["issued"] = json!(true);
             issued += 1;
-        } else {
-            entry["note"] = json!("has_token");
-            kept += 1;
         }
         out.push(entry);
     }

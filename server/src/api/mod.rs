@@ -7,8 +7,10 @@ pub mod history;
 pub mod import;
 pub mod invite;
 pub mod me;
+pub mod render;
 pub mod report;
 pub mod timeline;
+pub mod typeset;
 
 pub mod auth;
 pub mod error;

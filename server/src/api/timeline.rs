@@ -249,12 +249,35 @@ fn replay_speed(speed: Option<&str>) -> Result<Option<f64>, ApiError> {
 
 async fn replay(
     headers: HeaderMap,
+    slot: Option<axum::Extension<crate::net::listener::SocketSlot>>,
     Reader(state, who): Reader,
     Path(session): Path<String>,
     Query(q): Query<ReplayQuery>,
 ) -> Result<Response, ApiError> {
     let speed = replay_speed(q.speed.as_deref())?;
     let reader = reader(&state, who, &session).await?;
+    // Counted among the streams (a few per token), not among the sockets that requests and
+    // handshakes need.
+    let counted_as = reader
+        .participant
+        .clone()
+        .unwrap_or_else(|| "open mode".into());
+    let stream_slot = state.streams.open(&counted_as).map_err(|why| {
+        let (status, message) = match why {
+            crate::net::listener::StreamRefused::PerToken(n) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("재생은 한 사람이 동시에 {n}개까지 열 수 있습니다. 다른 재생을 닫고 다시 여세요 (at most {n} replays at once per token)"),
+            ),
+            crate::net::listener::StreamRefused::Full(n) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("지금 열린 재생이 너무 많습니다({n}개). 잠시 후 다시 여세요 (the server has {n} replays open)"),
+            ),
+        };
+        crate::api::error::api_err(status, "streams", &message)
+    })?;
+    if let Some(axum::Extension(slot)) = slot {
+        slot.leave_for_stream();
+    }
     // Whether the reader may still watch: asked before each page and whenever some access is
     // revoked, so that a revoked token or role ends the replay at once.
     let still_allowed: Box<dyn Fn() -> bool + Send> = {
@@ -285,6 +308,7 @@ async fn replay(
     };
     tokio::spawn(async move {
         let _live = live;
+        let _counted = stream_slot;
         replay.run(&session, q.from).await;
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -296,6 +320,8 @@ async fn replay(
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
+            // The socket left the count of sockets; it ends with its stream.
+            (header::CONNECTION, "close"),
         ],
         Body::from_stream(stream),
     )

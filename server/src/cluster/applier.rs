@@ -59,13 +59,19 @@ impl Handle {
     }
 }
 
-pub fn spawn(stream: stream::Stream, store: Arc<Store>, node: String) -> Handle {
+pub fn spawn(
+    stream: stream::Stream,
+    store: Arc<Store>,
+    node: String,
+    key: super::auth::ClusterKey,
+) -> Handle {
     let hooks = Arc::new(Mutex::new(None));
     let (stop, stopped) = watch::channel(false);
     let applier = Applier {
         stream,
         store,
         node,
+        key,
         hooks: hooks.clone(),
     };
     tokio::spawn(applier.run(stopped));
@@ -76,6 +82,7 @@ struct Applier {
     stream: stream::Stream,
     store: Arc<Store>,
     node: String,
+    key: super::auth::ClusterKey,
     hooks: Arc<Mutex<Option<Hooks>>>,
 }
 
@@ -130,7 +137,7 @@ impl Applier {
                 let mut broken = None;
                 for m in chunk {
                     match m {
-                        Ok(msg) => match read(&msg) {
+                        Ok(msg) => match read(&msg, &self.key) {
                             Some(r) => reads.push(r),
                             None => broken = Some("a message without its position".to_string()),
                         },
@@ -173,11 +180,13 @@ impl Applier {
                     if r.origin != self.node {
                         effects.push(Effect::of(&entry));
                     }
-                    entries.push((r.seq, entry));
+                    entries.push((r.seq, Some(entry)));
                 }
-                // Every node skips it alike, so the replicas stay the same.
+                // Every node skips it alike, so the replicas stay the same; the position
+                // moves past it.
                 Err(e) => {
-                    tracing::error!(seq = r.seq, error = %e, "skipping an unreadable entry of the cluster's stream")
+                    tracing::error!(seq = r.seq, error = %e, "skipping an entry of the cluster's stream");
+                    entries.push((r.seq, None));
                 }
             }
         }
@@ -216,14 +225,25 @@ pub(super) async fn entries_from(
     Ok(messages.ready_chunks(CHUNK))
 }
 
-pub(super) fn read(msg: &jetstream::Message) -> Option<Read> {
+/// An entry of the stream, if it is the cluster's: one not signed with the cluster's key
+/// (`auth`) is read as unreadable — every node skips it alike, and applies nothing of it.
+pub(super) fn read(msg: &jetstream::Message, key: &super::auth::ClusterKey) -> Option<Read> {
     let seq = msg.info().ok()?.stream_sequence;
-    let origin = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(NODE_HEADER))
-        .map(|v| v.as_str().to_string())
-        .unwrap_or_default();
+    let Some(origin) = super::auth::verified_origin(key, msg) else {
+        let said = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(NODE_HEADER))
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default();
+        return Some(Read {
+            seq,
+            origin: said.clone(),
+            entry: Err(format!(
+                "not signed with the cluster's key (claims node {said:?}): somebody without the key published on the NATS servers"
+            )),
+        });
+    };
     let entry = LogEntry::decode(&msg.payload).map_err(|e| e.to_string());
     Some(Read { seq, origin, entry })
 }

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use async_nats::header::HeaderMap;
 use minicbor::{Decoder, Encoder};
 use tokio::sync::{mpsc, watch};
 use toron_protocol::{DocumentId, Ephemeral, PeerId};
@@ -14,7 +13,7 @@ use toron_protocol::{DocumentId, Ephemeral, PeerId};
 use crate::net::hub::Hub;
 use crate::net::open_docs::EphemeralBus;
 
-use super::NODE_HEADER;
+use super::auth::{signed_headers, verified_origin, ClusterKey};
 
 const SUBJECTS: &str = "toron.eph.>";
 /// Messages waiting to be published; more are dropped (ephemeral traffic is best effort).
@@ -37,18 +36,26 @@ impl EphemeralBus for Bus {
 pub fn start(
     client: async_nats::Client,
     node: String,
+    key: ClusterKey,
     hub: Arc<Hub>,
     stopped: watch::Receiver<bool>,
 ) -> Bus {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(publish(client.clone(), node.clone(), rx, stopped.clone()));
-    tokio::spawn(relay(client, node, hub, stopped));
+    tokio::spawn(publish(
+        client.clone(),
+        node.clone(),
+        key.clone(),
+        rx,
+        stopped.clone(),
+    ));
+    tokio::spawn(relay(client, node, key, hub, stopped));
     Bus { tx }
 }
 
 async fn publish(
     client: async_nats::Client,
     node: String,
+    key: ClusterKey,
     mut rx: mpsc::Receiver<Ephemeral>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -58,11 +65,11 @@ async fn publish(
             _ = stopped.wait_for(|s| *s) => return,
         };
         let Some(m) = m else { return };
-        let mut headers = HeaderMap::new();
-        headers.insert(NODE_HEADER, node.as_str());
         let subject = format!("toron.eph.{}", m.document_id);
+        let payload = encode(&m);
+        let headers = signed_headers(&key, &subject, &node, &payload);
         if let Err(e) = client
-            .publish_with_headers(subject, headers, encode(&m).into())
+            .publish_with_headers(subject, headers, payload.into())
             .await
         {
             tracing::debug!(error = %e, "an ephemeral message did not reach the other nodes");
@@ -73,13 +80,15 @@ async fn publish(
 async fn relay(
     client: async_nats::Client,
     node: String,
+    key: ClusterKey,
     hub: Arc<Hub>,
     stopped: watch::Receiver<bool>,
 ) {
     super::each_message(client, SUBJECTS, stopped, |msg| {
-        let origin = msg.headers.as_ref().and_then(|h| h.get(NODE_HEADER));
-        if origin.is_some_and(|o| o.as_str() == node) {
-            return;
+        // Only the cluster's nodes speak here (`auth`); our own messages come back too.
+        match verified_origin(&key, &msg) {
+            Some(origin) if origin != node => {}
+            _ => return,
         }
         match decode(&msg.payload) {
             Some(m) => hub.cluster_ephemeral(m),

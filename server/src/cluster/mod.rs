@@ -12,6 +12,7 @@
 //! log's prefix, computed as the record is applied (`store::replica`).
 
 pub mod applier;
+pub mod auth;
 pub mod ephemeral;
 pub mod presence;
 pub mod publisher;
@@ -55,6 +56,7 @@ pub struct Node {
     pub name: String,
     pub stream_name: String,
     client: async_nats::Client,
+    key: auth::ClusterKey,
     applier: applier::Handle,
 }
 
@@ -78,8 +80,14 @@ impl Node {
             js.clone(),
             config.node.clone(),
             max_payload,
+            config.key.clone(),
         )));
-        let applier = applier::spawn(stream.clone(), store.clone(), config.node.clone());
+        let applier = applier::spawn(
+            stream.clone(),
+            store.clone(),
+            config.node.clone(),
+            config.key.clone(),
+        );
         tokio::spawn(watch_stream(stream, store.clone(), applier.stopped()));
         let started = Instant::now();
         while store.replica_position() < target {
@@ -97,6 +105,7 @@ impl Node {
             name: config.node.clone(),
             stream_name: config.stream.clone(),
             client,
+            key: config.key.clone(),
             applier,
         })
     }
@@ -107,6 +116,7 @@ impl Node {
         let bus = ephemeral::start(
             self.client.clone(),
             self.name.clone(),
+            self.key.clone(),
             hooks.hub.clone(),
             self.applier.stopped(),
         );
@@ -114,6 +124,7 @@ impl Node {
         let presence = presence::start(
             self.client.clone(),
             self.name.clone(),
+            self.key.clone(),
             hooks.hub.clone(),
             self.applier.stopped(),
         );
@@ -141,24 +152,73 @@ impl Node {
             js,
             config.node.clone(),
             max_payload,
+            config.key.clone(),
         ))
     }
 }
 
-/// Connects to any of the NATS servers (waiting for one while none answers yet).
+/// The NATS servers' addresses without credentials, and connect options with the user and
+/// password the addresses carried (`nats://USER:PASSWORD@host:4222`; the client does not read
+/// them from an address itself). The addresses are what logs may show.
+pub fn nats_options(urls: &[String]) -> (async_nats::ConnectOptions, Vec<String>) {
+    let mut options = async_nats::ConnectOptions::new();
+    let mut plain = Vec::new();
+    let mut credentials = None;
+    for u in urls {
+        match url::Url::parse(u) {
+            Ok(mut parsed) if !parsed.username().is_empty() => {
+                let user = percent_decoded(parsed.username());
+                let password = percent_decoded(parsed.password().unwrap_or_default());
+                credentials.get_or_insert((user, password));
+                let _ = parsed.set_username("");
+                let _ = parsed.set_password(None);
+                plain.push(parsed.to_string().trim_end_matches('/').to_string());
+            }
+            _ => plain.push(u.clone()),
+        }
+    }
+    if let Some((user, password)) = credentials {
+        options = options.user_and_password(user, password);
+    }
+    (options, plain)
+}
+
+fn percent_decoded(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_string())
+}
+
+/// Connects to any of the NATS servers (waiting for one while none answers yet), once it is
+/// clear that they let nobody in without credentials.
 async fn connect(
     config: &ClusterConfig,
 ) -> Result<(async_nats::Client, jetstream::Context), ClusterError> {
-    let client = async_nats::ConnectOptions::new()
+    let (options, urls) = nats_options(&config.urls);
+    let refused = |reason: String| ClusterError::Connect {
+        urls: urls.join(","),
+        reason,
+    };
+    let client = options
         .name(format!("toron-{}", config.node))
         .connection_timeout(Duration::from_secs(5))
         .retry_on_initial_connect()
-        .connect(config.urls.clone())
+        .connect(urls.clone())
         .await
-        .map_err(|e| ClusterError::Connect {
-            urls: config.urls.join(","),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| refused(e.to_string()))?;
+    // NATS that lets anyone in lets anyone read the whole log, private notes included (the
+    // key keeps them from writing, not from reading): a node does not join it.
+    let anonymous = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(urls.clone())
+        .await;
+    if let Ok(c) = anonymous {
+        drop(c);
+        return Err(refused(
+            "the NATS servers let clients in without credentials: anyone who reaches them could read the whole log. Give them users (authorization { users: [...] }, as scripts/cluster-up.sh does) and the node its user in the address (nats://USER:PASSWORD@host:4222)".into(),
+        ));
+    }
     let mut js = jetstream::new(client.clone());
     js.set_timeout(ACK_WITHIN);
     Ok((client, js))

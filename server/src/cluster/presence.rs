@@ -5,6 +5,8 @@
 //! clients see. The joined/left records stay what each node logs for its own connections.
 
 use std::collections::BTreeMap;
+
+use super::auth::{signed_headers, verified_origin, ClusterKey};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +42,7 @@ struct Said {
 pub fn start(
     client: async_nats::Client,
     node: String,
+    key: ClusterKey,
     hub: Arc<Hub>,
     stopped: watch::Receiver<bool>,
 ) -> Bus {
@@ -47,17 +50,19 @@ pub fn start(
     tokio::spawn(tell(
         client.clone(),
         node.clone(),
+        key.clone(),
         rx,
         hub.clone(),
         stopped.clone(),
     ));
-    tokio::spawn(hear(client, node, hub, stopped));
+    tokio::spawn(hear(client, node, key, hub, stopped));
     Bus { latest }
 }
 
 async fn tell(
     client: async_nats::Client,
     node: String,
+    key: ClusterKey,
     mut latest: watch::Receiver<BTreeMap<String, Vec<String>>>,
     hub: Arc<Hub>,
     mut stopped: watch::Receiver<bool>,
@@ -68,7 +73,11 @@ async fn tell(
             here: latest.borrow_and_update().clone(),
         };
         if let Ok(bytes) = serde_json::to_vec(&said) {
-            if let Err(e) = client.publish(SUBJECT, bytes.into()).await {
+            let headers = signed_headers(&key, SUBJECT, &node, &bytes);
+            if let Err(e) = client
+                .publish_with_headers(SUBJECT, headers, bytes.into())
+                .await
+            {
                 tracing::debug!(error = %e, "presence not told to the other nodes");
             }
         }
@@ -84,18 +93,22 @@ async fn tell(
 async fn hear(
     client: async_nats::Client,
     node: String,
+    key: ClusterKey,
     hub: Arc<Hub>,
     stopped: watch::Receiver<bool>,
 ) {
-    super::each_message(
-        client,
-        SUBJECT,
-        stopped,
-        |msg| match serde_json::from_slice::<Said>(&msg.payload) {
-            Ok(said) if said.node != node => hub.remote_presence(&said.node, said.here),
+    super::each_message(client, SUBJECT, stopped, |msg| {
+        // Only the cluster's nodes speak here, each for itself (`auth`).
+        let Some(origin) = verified_origin(&key, &msg) else {
+            return;
+        };
+        match serde_json::from_slice::<Said>(&msg.payload) {
+            Ok(said) if said.node != node && said.node == origin => {
+                hub.remote_presence(&said.node, said.here)
+            }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "unreadable presence from another node"),
-        },
-    )
+        }
+    })
     .await;
 }

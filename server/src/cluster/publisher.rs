@@ -2,14 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::header::{HeaderMap, NATS_MESSAGE_ID};
+use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::jetstream;
 use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
 use crate::store::{LogEntry, Replicator, StoreError};
-
-use super::NODE_HEADER;
 
 /// Room left in a message for its headers and framing.
 const HEADROOM: usize = 16 * 1024;
@@ -22,15 +20,23 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 pub struct Publisher {
     js: jetstream::Context,
     node: String,
+    /// Signs every entry (`auth`).
+    key: super::auth::ClusterKey,
     /// The largest message the NATS servers take.
     max_payload: usize,
 }
 
 impl Publisher {
-    pub fn new(js: jetstream::Context, node: String, max_payload: usize) -> Self {
+    pub fn new(
+        js: jetstream::Context,
+        node: String,
+        max_payload: usize,
+        key: super::auth::ClusterKey,
+    ) -> Self {
         Self {
             js,
             node,
+            key,
             max_payload,
         }
     }
@@ -41,8 +47,8 @@ impl Publisher {
             LogEntry::Changes { doc, .. } => format!("toron.log.doc.{doc}"),
             LogEntry::Event { .. } => "toron.log.event".to_string(),
         };
-        let mut headers = HeaderMap::new();
-        headers.insert(NODE_HEADER, self.node.as_str());
+        let payload: bytes::Bytes = part.encode().into();
+        let mut headers = super::auth::signed_headers(&self.key, &subject, &self.node, &payload);
         // Published again after an error, an entry must stay one entry: the same changes
         // (also from two nodes) by their hashes, any other entry by an id of its own.
         let hashes = part.hashes();
@@ -56,7 +62,6 @@ impl Publisher {
             h.finalize().iter().map(|b| format!("{b:02x}")).collect()
         };
         headers.insert(NATS_MESSAGE_ID, id.as_str());
-        let payload: bytes::Bytes = part.encode().into();
         let started = Instant::now();
         loop {
             let sent = async {

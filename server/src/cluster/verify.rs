@@ -31,10 +31,12 @@ pub async fn against_stream(
     replica: &Arc<Store>,
     urls: &[String],
     stream_name: &str,
+    key: &super::auth::ClusterKey,
 ) -> anyhow::Result<StreamCheck> {
-    let client = async_nats::ConnectOptions::new()
+    let (options, urls) = super::nats_options(urls);
+    let client = options
         .connection_timeout(Duration::from_secs(5))
-        .connect(urls.to_vec())
+        .connect(urls)
         .await?;
     let js = jetstream::new(client);
     let stream = js.get_stream(stream_name).await?;
@@ -44,7 +46,7 @@ pub async fn against_stream(
     let scratch = Store::open(&scratch_dir, None)?;
     let result = async {
         if position > 0 {
-            replay(&stream, &scratch, position).await?;
+            replay(&stream, &scratch, position, key).await?;
         }
         compare(replica, &scratch)
     }
@@ -66,6 +68,7 @@ async fn replay(
     stream: &jetstream::stream::Stream,
     scratch: &Store,
     upto: u64,
+    key: &super::auth::ClusterKey,
 ) -> anyhow::Result<()> {
     let mut chunks = super::applier::entries_from(stream, 1)
         .await
@@ -79,7 +82,7 @@ async fn replay(
         let mut entries = Vec::new();
         for m in chunk {
             let msg = m.map_err(|e| anyhow::anyhow!("reading the stream: {e}"))?;
-            let Some(r) = super::applier::read(&msg) else {
+            let Some(r) = super::applier::read(&msg, key) else {
                 anyhow::bail!("a stream message without its position");
             };
             at = r.seq;
@@ -87,9 +90,7 @@ async fn replay(
                 break;
             }
             // The applier skips an unreadable entry; so does the replay.
-            if let Ok(entry) = r.entry {
-                entries.push((r.seq, entry));
-            }
+            entries.push((r.seq, r.entry.ok()));
         }
         scratch.apply_replicated(entries).await?;
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use futures_util::StreamExt;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 use toron_domain::policy::Access;
 use toron_protocol::wire::encode;
 use toron_protocol::{
@@ -80,18 +80,7 @@ async fn serve_conn(
     if let Some(p) = &participant {
         hub.participant_connected(p, &out);
     }
-    let mut session = Session {
-        hub: hub.clone(),
-        conn,
-        out: out.clone(),
-        proto: ConnectionState::new(
-            hub.server_peer().clone(),
-            Some(hub.store.storage_id().to_string()),
-            hub.config.max_docs_per_connection,
-        ),
-        participant,
-        sessions: Vec::new(),
-    };
+    let mut session = Session::new(hub.clone(), conn, out.clone(), participant);
 
     loop {
         let frame = tokio::select! {
@@ -159,9 +148,30 @@ struct Session {
     participant: Option<String>,
     /// Debate sessions whose documents this connection touched (for joined/left).
     sessions: Vec<String>,
+    /// Bytes of this connection's messages waiting in documents' inboxes: at most one
+    /// largest message. A peer that sends faster than its documents take it waits here (its
+    /// socket is not read), instead of the inboxes growing without bound.
+    inflight: Arc<Semaphore>,
 }
 
 impl Session {
+    fn new(hub: Arc<Hub>, conn: ConnId, out: ConnTx, participant: Option<String>) -> Self {
+        Self {
+            conn,
+            out,
+            proto: ConnectionState::new(
+                hub.server_peer().clone(),
+                Some(hub.store.storage_id().to_string()),
+                hub.config.max_docs_per_connection,
+            )
+            .with_max_ephemeral_bytes(hub.config.max_ephemeral_bytes),
+            participant,
+            sessions: Vec::new(),
+            inflight: Arc::new(Semaphore::new(hub.config.max_message_bytes)),
+            hub,
+        }
+    }
+
     /// A binary frame; false when the connection must end.
     async fn on_frame(
         &mut self,
@@ -268,7 +278,9 @@ impl Session {
         }
     }
 
-    /// An ephemeral message, relayed to the document's other subscribers.
+    /// An ephemeral message, relayed to the document's other subscribers — within its
+    /// sender's allowance of ephemeral bytes per second, and only while the document's inbox
+    /// has room for it (best effort: dropped, never queued without bound).
     fn relay_ephemeral(&mut self, peer: PeerId, mut message: Ephemeral) {
         // Only readers of the document may speak in its presence channel.
         if let Some(p) = &self.participant {
@@ -283,14 +295,24 @@ impl Session {
         if message.sender_id != peer && self.hub.peer_is_connected(&message.sender_id) {
             return;
         }
+        let bytes = message.data.len() + message.session_id.len();
+        let who = match &self.participant {
+            Some(p) => p.clone(),
+            None => format!("connection {}", self.conn),
+        };
+        let now = self.hub.config.clock.now_ms();
+        if self.hub.ephemeral_rates.take(&who, bytes, now).is_err() {
+            self.hub.metrics.ephemeral_dropped.inc();
+            return;
+        }
         message.sender_id = peer;
-        self.hub.send_if_open(
-            message.document_id,
-            DocMsg::Ephemeral {
-                out: self.out.clone(),
+        let out = self.out.clone();
+        self.hub
+            .send_ephemeral(message.document_id, bytes, |held| DocMsg::Ephemeral {
+                out,
                 message,
-            },
-        );
+                held,
+            });
     }
 
     /// Asks the policy what this participant may do with the document, then routes the
@@ -334,6 +356,13 @@ impl Session {
         if first {
             self.present(&grant, &peer, id).await;
         }
+        let n = data.len().clamp(1, self.hub.config.max_message_bytes);
+        let held = self
+            .inflight
+            .clone()
+            .acquire_many_owned(n as u32)
+            .await
+            .ok();
         self.hub.route(
             id,
             DocMsg::Sync {
@@ -345,6 +374,7 @@ impl Session {
                     data,
                     grant,
                 },
+                held,
             },
         );
         Vec::new()

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use toron_protocol::engine::assemble;
-use toron_protocol::wire::encode;
+use toron_protocol::wire::{encode, EphemeralFrame};
 use toron_protocol::{
     Action, BatchId, ConnId, DocEngine, DocumentId, EngineConfig, Input, Message, NewChange,
     RefusedChanges,
@@ -101,11 +101,22 @@ async fn load(ctx: &DocContext, id: DocumentId) -> Result<DocEngine, String> {
     let _loading = ctx.metrics.loading();
     let store = ctx.store.clone();
     let server = ctx.voice.peer.clone();
+    // A document participants write has a bound of its own kind (`schema`).
+    let kind_ops = ctx
+        .registry
+        .document(&id)
+        .and_then(|d| d.key?.parse::<toron_domain::policy::DocKey>().ok())
+        .and_then(|k| toron_domain::schema::max_document_ops(&k));
     let config = EngineConfig {
         snapshot_every: ctx.config.snapshot_every,
         max_document_bytes: ctx.config.max_document_bytes,
         max_ops_per_message: ctx.config.max_ops_per_message,
-        max_document_ops: ctx.config.max_document_ops,
+        max_document_ops: kind_ops.map_or(ctx.config.max_document_ops, |k| {
+            k.min(ctx.config.max_document_ops)
+        }),
+        // A whole-document chunk may hold compressed columns: a message may inflate to four
+        // times its largest size (a client's first sync of a document it made), no more.
+        max_inflated_bytes_per_message: 4 * ctx.config.max_message_bytes as u64,
         ..EngineConfig::default()
     };
     tokio::task::spawn_blocking(move || {
@@ -166,8 +177,10 @@ impl Actor {
                     Err(_) => break,
                 }
             }
-            self.take(msgs);
-            if !self.process().await {
+            let permits = self.take(msgs);
+            let going_on = self.process().await;
+            drop(permits);
+            if !going_on {
                 self.ctx.open.forget(self.id);
                 return;
             }
@@ -178,55 +191,83 @@ impl Actor {
         self.engine.as_ref()
     }
 
-    /// Hands messages to the engine. Ephemeral messages are relayed at once: they reveal no
-    /// document content, so they need not wait for the log.
-    fn take(&mut self, msgs: Vec<DocMsg>) {
-        let Some(engine) = self.engine.as_mut() else {
-            return;
-        };
-        let mut relay = Vec::new();
+    /// Hands messages to the engine. Ephemeral messages are relayed at once, each as it is
+    /// taken: they reveal no document content, so they need not wait for the log. The
+    /// returned permits are the senders' inbox allowances, given back once the batch is
+    /// processed.
+    fn take(&mut self, msgs: Vec<DocMsg>) -> Vec<tokio::sync::OwnedSemaphorePermit> {
+        let mut permits = Vec::new();
+        if self.engine.is_none() {
+            return permits;
+        }
         for m in msgs {
             match m {
-                DocMsg::Sync { out, input } => {
+                DocMsg::Sync { out, input, held } => {
                     self.outs.insert(out.conn, out);
-                    engine.push(input);
+                    permits.extend(held);
+                    if let Some(engine) = self.engine.as_mut() {
+                        engine.push(input);
+                    }
                 }
-                DocMsg::Ephemeral { out, message: m } => {
-                    if let Some(bus) = self.ctx.bus.get() {
-                        if engine.ephemeral_is_new(&m.sender_id, &m.session_id, m.count) {
-                            bus.publish(&m);
+                DocMsg::Ephemeral { out, message, held } => {
+                    if let (Some(bus), Some(engine)) = (self.ctx.bus.get(), self.engine.as_ref()) {
+                        if engine.ephemeral_is_new(
+                            &message.sender_id,
+                            &message.session_id,
+                            message.count,
+                        ) {
+                            bus.publish(&message);
                         }
                     }
-                    relay.extend(engine.ephemeral(
-                        out.conn,
-                        &m.sender_id,
-                        &m.session_id,
-                        m.count,
-                        &m.data,
-                        self.ctx.config.clock.now_ms(),
-                    ));
+                    self.relay(out.conn, &message);
+                    drop(held);
                 }
                 DocMsg::Closed { conn } => {
                     self.outs.remove(&conn);
-                    engine.push(Input::Closed { conn });
+                    if let Some(engine) = self.engine.as_mut() {
+                        engine.push(Input::Closed { conn });
+                    }
                 }
-                DocMsg::Logged { changes } => engine.push(Input::Logged { changes }),
+                DocMsg::Logged { changes } => {
+                    if let Some(engine) = self.engine.as_mut() {
+                        engine.push(Input::Logged { changes });
+                    }
+                }
                 // From no connection of this node: relayed to every subscriber here.
-                DocMsg::ClusterEphemeral { message: m } => relay.extend(engine.ephemeral(
-                    ConnId(u64::MAX),
-                    &m.sender_id,
-                    &m.session_id,
-                    m.count,
-                    &m.data,
-                    self.ctx.config.clock.now_ms(),
-                )),
+                DocMsg::ClusterEphemeral { message, held } => {
+                    self.relay(ConnId(u64::MAX), &message);
+                    drop(held);
+                }
             }
         }
-        for a in relay {
-            if let Action::Send { conn, message } = a {
-                if let Some(out) = self.outs.get(&conn) {
-                    out.send_best_effort(encode(&message));
-                }
+        permits
+    }
+
+    /// Relays one ephemeral message to the document's other subscribers: encoded once, and
+    /// queued only for those not behind (checked before anything is made for them).
+    fn relay(&mut self, from: ConnId, m: &toron_protocol::Ephemeral) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let now = self.ctx.config.clock.now_ms();
+        let targets = engine.ephemeral(from, &m.sender_id, &m.session_id, m.count, now);
+        if targets.is_empty() {
+            return;
+        }
+        let frame = EphemeralFrame::new(
+            &m.sender_id,
+            &m.document_id,
+            m.count,
+            &m.session_id,
+            &m.data,
+        );
+        for (conn, target) in targets {
+            let sent = self
+                .outs
+                .get(&conn)
+                .is_some_and(|out| out.send_shared(&frame, &target));
+            if !sent {
+                self.ctx.metrics.ephemeral_dropped.inc();
             }
         }
     }

@@ -17,6 +17,7 @@ use crate::metrics::{Metrics, Stats};
 use crate::net::doc_actor::{self, DocContext};
 use crate::net::open_docs::{DocMsg, OpenDocs};
 use crate::net::outbound::ConnTx;
+use crate::net::peer_owners::PeerOwners;
 use crate::net::server_voice::ServerVoice;
 use crate::registry::{FindingLookup, Registry};
 use crate::store::Store;
@@ -60,6 +61,9 @@ pub struct Hub {
     /// Flips to true when the server stops: idle actors end instead of waiting for work.
     closing: watch::Sender<bool>,
     peers: Mutex<HashMap<PeerId, PeerEntry>>,
+    /// Who each peer id belongs to, kept after its connection closes: a phone that drops
+    /// comes back with the same id, and nobody else may take it meanwhile.
+    peer_owners: Mutex<PeerOwners>,
     next_conn: AtomicU64,
     /// (participant, session) → the connections through which they take part in it.
     presence: Mutex<HashMap<(String, String), HashSet<ConnId>>>,
@@ -80,6 +84,8 @@ pub struct Hub {
     pub projection: crate::views::projection::Projection,
     /// Bounds the log lines peers can cause (refused joins, protocol errors).
     pub log_budget: Arc<crate::net::log_budget::LogBudget>,
+    /// Each participant's allowance of ephemeral bytes per second.
+    pub ephemeral_rates: crate::registry::Allowances,
     /// The server's own peer id and ephemeral notices (refusals, presence).
     voice: Arc<ServerVoice>,
 }
@@ -133,6 +139,12 @@ impl Hub {
             open: docs.clone(),
             bus: std::sync::OnceLock::new(),
         });
+        let ephemeral_rates = crate::registry::Allowances::new(
+            config.max_ephemeral_bytes_per_sec_per_token,
+            config
+                .max_ephemeral_bytes_per_sec_per_token
+                .saturating_mul(4),
+        );
         Arc::new(Self {
             history,
             projection,
@@ -147,6 +159,7 @@ impl Hub {
             doc_context,
             closing,
             peers: Mutex::new(HashMap::new()),
+            peer_owners: Mutex::new(PeerOwners::default()),
             next_conn: AtomicU64::new(1),
             voice,
             presence: Mutex::new(HashMap::new()),
@@ -154,6 +167,7 @@ impl Hub {
             presence_channels: Mutex::new(HashMap::new()),
             remote_presence: Mutex::new(HashMap::new()),
             presence_bus: std::sync::OnceLock::new(),
+            ephemeral_rates,
             log_budget,
         })
     }
@@ -174,9 +188,22 @@ impl Hub {
         });
     }
 
-    /// Sends only if the document is open (ephemeral traffic and closes never load anything).
+    /// Sends only if the document is open (closes never load anything).
     pub fn send_if_open(&self, id: DocumentId, msg: DocMsg) {
         self.docs.send_if_open(id, msg);
+    }
+
+    /// Queues an ephemeral message for an open document (never loads one); dropped and
+    /// counted when the document's ephemeral lane is full.
+    pub fn send_ephemeral(
+        &self,
+        id: DocumentId,
+        bytes: usize,
+        make: impl FnOnce(crate::net::open_docs::EphemeralHeld) -> DocMsg,
+    ) {
+        if !self.docs.send_ephemeral(id, bytes, make) {
+            self.metrics.ephemeral_dropped.inc();
+        }
     }
 
     /// Connection `conn` is gone: the open ones among the documents it named forget it.
@@ -220,6 +247,15 @@ impl Hub {
             if peers
                 .get(peer)
                 .is_some_and(|e| e.participant.as_deref() != participant)
+            {
+                return Err(JoinRefused);
+            }
+            // Held by somebody else since before its connection dropped.
+            if !self
+                .peer_owners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .claim(peer, participant)
             {
                 return Err(JoinRefused);
             }
@@ -281,8 +317,14 @@ impl Hub {
 
     /// An ephemeral message from another node reaches this document's subscribers here.
     pub fn cluster_ephemeral(&self, message: toron_protocol::Ephemeral) {
-        self.docs
-            .send_if_open(message.document_id, DocMsg::ClusterEphemeral { message });
+        if message.data.len() > self.config.max_ephemeral_bytes {
+            self.metrics.ephemeral_dropped.inc();
+            return;
+        }
+        let bytes = message.data.len() + message.session_id.len();
+        self.send_ephemeral(message.document_id, bytes, |held| {
+            DocMsg::ClusterEphemeral { message, held }
+        });
     }
 
     /// Wakes when some participant's access was revoked (see [`Hub::disconnect_participant`]).
@@ -593,6 +635,10 @@ impl Hub {
     pub fn leave(&self, peer: &PeerId, conn: ConnId) {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         if peers.get(peer).is_some_and(|e| e.conn == conn) {
+            self.peer_owners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .touch(peer);
             peers.remove(peer);
         }
     }

@@ -4,12 +4,18 @@
 //! without knowing the hub: the hub spawns actors into this map and routes to them; an actor
 //! only ever takes itself out.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use toron_protocol::{ConnId, DocumentId, Ephemeral, Input, Router};
 
 use crate::net::outbound::ConnTx;
+
+/// Bytes of ephemeral messages that may wait in one document's inbox. Ephemeral traffic is
+/// best effort: past this, new ones are dropped, not queued, so that a flood never grows the
+/// inbox of a document whose actor is busy (it would otherwise hold each message until then).
+pub const EPHEMERAL_INBOX_BYTES: usize = 256 * 1024;
 
 /// Messages for a document actor.
 #[derive(Debug)]
@@ -18,11 +24,16 @@ pub enum DocMsg {
     Sync {
         out: ConnTx,
         input: Input,
+        /// The sending connection's allowance of bytes in documents' inboxes, given back when
+        /// the actor has processed the message (see `connection::Session::route_sync`).
+        held: Option<OwnedSemaphorePermit>,
     },
     /// Relayed under `message.sender_id`, the id the connection joined with.
     Ephemeral {
         out: ConnTx,
         message: Ephemeral,
+        /// Its place in the inbox's ephemeral lane, given back when taken.
+        held: EphemeralHeld,
     },
     Closed {
         conn: ConnId,
@@ -35,7 +46,40 @@ pub enum DocMsg {
     /// subscriber here, once).
     ClusterEphemeral {
         message: Ephemeral,
+        held: EphemeralHeld,
     },
+}
+
+/// Bytes an ephemeral message holds in a document's inbox, counted until it is dropped.
+#[derive(Debug)]
+pub struct EphemeralHeld {
+    bytes: usize,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Drop for EphemeralHeld {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// An open document's inbox: its actor's channel, and the bytes its ephemeral lane holds.
+#[derive(Debug)]
+pub struct Inbox {
+    tx: mpsc::UnboundedSender<DocMsg>,
+    ephemeral: Arc<AtomicUsize>,
+}
+
+impl Inbox {
+    /// A place in the ephemeral lane for `bytes`, or `None` when the lane is full.
+    fn hold(&self, bytes: usize) -> Option<EphemeralHeld> {
+        let before = self.ephemeral.fetch_add(bytes, Ordering::Relaxed);
+        let held = EphemeralHeld {
+            bytes,
+            queued: self.ephemeral.clone(),
+        };
+        (before + bytes <= EPHEMERAL_INBOX_BYTES).then_some(held)
+    }
 }
 
 /// Where a cluster node passes the ephemeral messages its clients send to the other nodes
@@ -47,11 +91,11 @@ pub trait EphemeralBus: Send + Sync + std::fmt::Debug {
 /// The inboxes of the open documents' actors: the protocol's [`Router`] under a lock.
 #[derive(Debug, Default)]
 pub struct OpenDocs {
-    docs: Mutex<Router<mpsc::UnboundedSender<DocMsg>>>,
+    docs: Mutex<Router<Inbox>>,
 }
 
 impl OpenDocs {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Router<mpsc::UnboundedSender<DocMsg>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Router<Inbox>> {
         self.docs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -67,7 +111,7 @@ impl OpenDocs {
     ) {
         let mut docs = self.lock();
         let msg = match docs.get(&id) {
-            Some(tx) => match tx.send(msg) {
+            Some(inbox) => match inbox.tx.send(msg) {
                 Ok(()) => return,
                 Err(mpsc::error::SendError(m)) => {
                     docs.close(&id);
@@ -78,14 +122,36 @@ impl OpenDocs {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(msg);
-        docs.get_or_open(id, || tx);
+        docs.get_or_open(id, || Inbox {
+            tx,
+            ephemeral: Arc::new(AtomicUsize::new(0)),
+        });
         spawn(id, rx);
     }
 
-    /// Sends only if the document is open (ephemeral traffic and closes never load anything).
+    /// Sends only if the document is open (closes never load anything).
     pub fn send_if_open(&self, id: DocumentId, msg: DocMsg) {
-        if let Some(tx) = self.lock().get(&id) {
-            let _ = tx.send(msg);
+        if let Some(inbox) = self.lock().get(&id) {
+            let _ = inbox.tx.send(msg);
+        }
+    }
+
+    /// Queues an ephemeral message for an open document's actor, made by `make` with its
+    /// place in the inbox; dropped (false) when the document is not open or its ephemeral
+    /// lane is full — its actor is behind, and best-effort traffic waits for nobody.
+    pub fn send_ephemeral(
+        &self,
+        id: DocumentId,
+        bytes: usize,
+        make: impl FnOnce(EphemeralHeld) -> DocMsg,
+    ) -> bool {
+        let docs = self.lock();
+        let Some(inbox) = docs.get(&id) else {
+            return false;
+        };
+        match inbox.hold(bytes) {
+            Some(held) => inbox.tx.send(make(held)).is_ok(),
+            None => false,
         }
     }
 
@@ -93,8 +159,8 @@ impl OpenDocs {
     pub fn connection_closed(&self, conn: ConnId, documents: Vec<DocumentId>) {
         let docs = self.lock();
         for id in docs.closing(documents) {
-            if let Some(tx) = docs.get(&id) {
-                let _ = tx.send(DocMsg::Closed { conn });
+            if let Some(inbox) = docs.get(&id) {
+                let _ = inbox.tx.send(DocMsg::Closed { conn });
             }
         }
     }

@@ -5,7 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, Notify};
-use toron_protocol::ConnId;
+use toron_protocol::wire::EphemeralFrame;
+use toron_protocol::{ConnId, PeerId};
+
+/// Bytes queued towards a peer past which best-effort traffic (ephemeral) is dropped for it.
+const BEST_EFFORT_BYTES: usize = 1024 * 1024;
 
 use crate::metrics::{ErrorKind, Metrics};
 
@@ -13,10 +17,33 @@ use crate::metrics::{ErrorKind, Metrics};
 #[derive(Debug)]
 pub enum Outbound {
     Frame(Vec<u8>),
+    /// A frame made of a part shared with other connections (an ephemeral message's body,
+    /// held once however many subscribers it goes to) and this connection's own end.
+    Shared {
+        body: Arc<[u8]>,
+        tail: Vec<u8>,
+    },
     /// Send `error` with this text, then close with 1008 (policy violation).
     Close(String),
     /// Send `error` with this text, then close with 1001 (going away): the server stops.
     GoingAway(String),
+}
+
+impl Outbound {
+    /// The frame to write (a shared one joined with its end, only now), or what else the
+    /// writer is told.
+    pub fn into_frame(self) -> Result<Vec<u8>, Self> {
+        match self {
+            Outbound::Frame(f) => Ok(f),
+            Outbound::Shared { body, tail } => {
+                let mut f = Vec::with_capacity(body.len() + tail.len());
+                f.extend_from_slice(&body);
+                f.extend_from_slice(&tail);
+                Ok(f)
+            }
+            other => Err(other),
+        }
+    }
 }
 
 /// The sending side of a connection, given to the document actors it subscribes to.
@@ -77,12 +104,34 @@ impl ConnTx {
         let _ = self.tx.send(Outbound::Frame(frame));
     }
 
+    /// Whether best-effort traffic (ephemeral) may still be queued: the peer is not behind.
+    pub fn has_room(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) <= BEST_EFFORT_BYTES
+    }
+
     /// Queues a best-effort frame (ephemeral): dropped when the peer is behind.
     pub fn send_best_effort(&self, frame: Vec<u8>) {
-        if self.queued.load(Ordering::Relaxed) > 1024 * 1024 {
+        if !self.has_room() {
             return;
         }
         self.send(frame);
+    }
+
+    /// Queues a relayed ephemeral message for `target` (this connection's peer): the frame's
+    /// shared body and the end naming the target. Dropped (false) when the peer is behind —
+    /// checked before anything is made for it.
+    pub fn send_shared(&self, frame: &EphemeralFrame, target: &PeerId) -> bool {
+        if !self.has_room() {
+            return false;
+        }
+        let tail = EphemeralFrame::target(target);
+        let n = frame.body().len() + tail.len();
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        let _ = self.tx.send(Outbound::Shared {
+            body: frame.body().clone(),
+            tail,
+        });
+        true
     }
 
     pub fn close(&self, reason: String) {

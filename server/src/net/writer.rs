@@ -147,19 +147,21 @@ impl WriterTask {
                     continue;
                 }
             };
-            match item {
-                Some(Outbound::Frame(bytes)) => match self.write_burst(sink, out_rx, bytes).await {
+            match item.map(Outbound::into_frame) {
+                Some(Ok(bytes)) => match self.write_burst(sink, out_rx, bytes).await {
                     Some(after) => next = after,
                     None => return,
                 },
-                Some(Outbound::Close(reason)) => {
-                    close_with(sink, &self.server_peer, 1008, reason).await;
-                    return;
-                }
-                Some(Outbound::GoingAway(reason)) => {
+                Some(Err(Outbound::GoingAway(reason))) => {
                     close_with(sink, &self.server_peer, 1001, reason).await;
                     return;
                 }
+                Some(Err(Outbound::Close(reason))) => {
+                    close_with(sink, &self.server_peer, 1008, reason).await;
+                    return;
+                }
+                // (`into_frame` gives every frame as `Ok`.)
+                Some(Err(Outbound::Frame(_) | Outbound::Shared { .. })) => {}
                 None => {
                     let _ = sink.send(WsMessage::Close(None)).await;
                     return;
@@ -190,8 +192,8 @@ impl WriterTask {
         }
         let mut after = None;
         for _ in 0..BURST {
-            match out_rx.try_recv() {
-                Ok(Outbound::Frame(bytes)) => {
+            match out_rx.try_recv().map(Outbound::into_frame) {
+                Ok(Ok(bytes)) => {
                     self.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
                     burst += bytes.len();
                     let n = bytes.len();
@@ -204,7 +206,7 @@ impl WriterTask {
                         return None;
                     }
                 }
-                Ok(other) => {
+                Ok(Err(other)) => {
                     after = Some(other);
                     break;
                 }

@@ -32,39 +32,57 @@ impl std::fmt::Debug for FindingLookup {
     }
 }
 
-/// Changes per second per token: one [`TokenBucket`] per participant (a participant has one
-/// token at a time), shared by all their connections and documents.
+/// An allowance per participant: one [`TokenBucket`] each (a participant has one token at a
+/// time), shared by all their connections and documents.
 #[derive(Debug)]
-pub struct ChangeRates {
+pub struct Allowances {
     per_sec: u32,
+    burst: u32,
     buckets: std::sync::Mutex<HashMap<String, TokenBucket>>,
 }
 
 /// Full buckets are forgotten once this many are kept (a full one equals a new one).
 const KEPT_BUCKETS: usize = 4096;
 
-impl ChangeRates {
-    pub fn new(per_sec: u32) -> Self {
+impl Allowances {
+    pub fn new(per_sec: u32, burst: u32) -> Self {
         Self {
             per_sec: per_sec.max(1),
+            burst: burst.max(1),
             buckets: Default::default(),
         }
     }
 
-    /// Takes `changes` from `participant`'s allowance, or says why not.
-    pub fn admit(&self, participant: &str, changes: usize, now_ms: u64) -> Result<(), String> {
+    /// Takes `n` from `who`'s allowance, or says in how many milliseconds it could.
+    pub fn take(&self, who: &str, n: usize, now_ms: u64) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= KEPT_BUCKETS && !buckets.contains_key(participant) {
+        if buckets.len() >= KEPT_BUCKETS && !buckets.contains_key(who) {
             buckets.retain(|_, b| !b.is_full(now_ms));
         }
-        let burst = self.per_sec.saturating_mul(10);
         let bucket = buckets
-            .entry(participant.to_string())
-            .or_insert_with(|| TokenBucket::new(self.per_sec, burst, now_ms));
-        bucket.take(changes, now_ms).map_err(|wait_ms| {
+            .entry(who.to_string())
+            .or_insert_with(|| TokenBucket::new(self.per_sec, self.burst, now_ms));
+        bucket.take(n, now_ms)
+    }
+}
+
+/// Changes per second per token.
+#[derive(Debug)]
+pub struct ChangeRates(Allowances);
+
+impl ChangeRates {
+    pub fn new(per_sec: u32) -> Self {
+        let per_sec = per_sec.max(1);
+        Self(Allowances::new(per_sec, per_sec.saturating_mul(10)))
+    }
+
+    /// Takes `changes` from `participant`'s allowance, or says why not.
+    pub fn admit(&self, participant: &str, changes: usize, now_ms: u64) -> Result<(), String> {
+        self.0.take(participant, changes, now_ms).map_err(|wait_ms| {
             format!(
-                "rate limit: more than {} changes per second (bursts up to {burst}) with one token; nothing of these {changes} changes was applied; send them again in {:.1} s",
-                self.per_sec,
+                "rate limit: more than {} changes per second (bursts up to {}) with one token; nothing of these {changes} changes was applied; send them again in {:.1} s",
+                self.0.per_sec,
+                self.0.burst,
                 wait_ms as f64 / 1000.0
             )
         })

@@ -29,12 +29,13 @@ use crate::store::{PendingEvent, RegistryOp, Store, StoreError};
 
 mod actors;
 mod gate;
+pub mod join_codes;
 mod records;
 mod writes;
 
-pub use gate::{ChangeRates, FindingLookup, FindingsOf, RegistryGate};
-use records::TokenEntry;
+pub use gate::{Allowances, ChangeRates, FindingLookup, FindingsOf, RegistryGate};
 pub use records::{Case, DepartmentName, DocEntry, Organizes, Participant, RoleGrant, Session};
+use records::{JoinCode, TokenEntry};
 use writes::write_secret;
 
 /// The participant created at bootstrap, organizer of every series.
@@ -59,6 +60,8 @@ struct State {
     participants: BTreeMap<String, Participant>,
     /// SHA-256 of a token → its entry.
     tokens: Vec<([u8; 32], TokenEntry)>,
+    /// SHA-256 of a join code → whose it is, until it is used or expires.
+    join_codes: Vec<([u8; 32], JoinCode)>,
     roles: BTreeSet<RoleGrant>,
     sessions: BTreeMap<String, Session>,
     cases: BTreeMap<String, Case>,
@@ -96,7 +99,8 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
+/// Hex text → bytes (`None` unless it is hex of whole bytes).
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
@@ -174,6 +178,13 @@ impl Registry {
                     let hash = unhex(rest).and_then(|h| <[u8; 32]>::try_from(h).ok());
                     if let Some(hash) = hash {
                         st.tokens
+                            .push((hash, serde_json::from_slice(&v).map_err(bad)?));
+                    }
+                }
+                "join" => {
+                    let hash = unhex(rest).and_then(|h| <[u8; 32]>::try_from(h).ok());
+                    if let Some(hash) = hash {
+                        st.join_codes
                             .push((hash, serde_json::from_slice(&v).map_err(bad)?));
                     }
                 }

@@ -15,3 +15,11 @@ pub(super) struct TokenEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) expires_at_ms: Option<u64>,
 }
+
+/// A one-time join code (the invite link's): exchanged once for a token of its own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct JoinCode {
+    pub(super) participant: String,
+    pub(super) issued_at_ms: u64,
+    pub(super) expires_at_ms: u64,
+}

@@ -303,9 +303,11 @@ impl Store {
     /// applier's one way in). Positions at or below [`Store::replica_position`] are skipped.
     /// Changes get the heads of this log's prefix (another node may have appended to the
     /// same document in between), so every replica stores the same heads.
+    /// `entries` in the order of the replicated log; `None` for an entry that is not applied
+    /// (unreadable, or not the cluster's), which the position moves past all the same.
     pub async fn apply_replicated(
         &self,
-        entries: Vec<(u64, LogEntry)>,
+        entries: Vec<(u64, Option<LogEntry>)>,
     ) -> Result<Vec<(u64, Appended)>, StoreError> {
         let from = self.replica_position();
         let mut waiting = Vec::new();
@@ -318,7 +320,7 @@ impl Store {
                 }
                 let (reply, rx) = tokio::sync::oneshot::channel();
                 tx.send(AppendReq {
-                    kind: ReqKind::Entry(entry),
+                    kind: entry.map_or(ReqKind::Skip, ReqKind::Entry),
                     reply,
                     replicated: Some(seq),
                 })

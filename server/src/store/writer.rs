@@ -8,6 +8,9 @@ pub(super) enum ReqKind {
     Entry(LogEntry),
     /// Asks for a [`Cut`] after the group this request lands in has committed.
     Cut(mpsc::Sender<Result<Cut, StoreError>>),
+    /// On a replica: an entry of the replicated log that is not applied (unreadable, or not
+    /// the cluster's): only the position moves past it.
+    Skip,
 }
 
 pub(super) struct AppendReq {
@@ -135,7 +138,7 @@ impl Writer {
                 }) => {
                     self.changes_into(&mut g, doc, changes, bindings, req.replicated.is_some())?
                 }
-                ReqKind::Cut(_) => Appended {
+                ReqKind::Cut(_) | ReqKind::Skip => Appended {
                     written: 0,
                     last_doc_seq: 0,
                 },

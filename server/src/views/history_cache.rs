@@ -3,7 +3,7 @@
 //! Every record carries the document's heads after it, and Automerge reads any object at any
 //! heads its copy contains. So a point of a document's history is answered from one loaded
 //! copy — newest snapshot plus the bounded tail after it, kept up to date with the log — and
-//! never by replaying the log. Copies are kept up to a budget of stored bytes, least recently
+//! never by replaying the log. Copies are kept up to a budget of inflated bytes, least recently
 //! used first out: a replay of a hall's session reads every layer of its fifty participants at
 //! each move, so the budget is in bytes (many small documents fit), not in documents.
 
@@ -17,9 +17,17 @@ use toron_protocol::{ChangeRecord, DocumentId};
 
 use crate::store::{Store, StoreError};
 
-/// Stored bytes (snapshot and changes) of the copies kept loaded. A loaded document takes a
-/// few times its stored size in memory; a hall's session is well under a megabyte stored.
+/// Inflated bytes (snapshot and changes, their compressed columns counted as they are once
+/// loaded) of the copies kept loaded. A loaded document takes a few times that in memory; a
+/// hall's session is well under a megabyte.
 const BUDGET_BYTES: usize = 16 << 20;
+
+/// What stored chunks weigh once loaded: their inflated size (a compressed snapshot of a
+/// document full of repeated text is small on disk and large in memory).
+fn resident(stored: &[u8]) -> usize {
+    toron_protocol::inflate::inflated_len(stored, u64::MAX)
+        .map_or(stored.len(), |n| usize::try_from(n).unwrap_or(usize::MAX))
+}
 /// And never more documents than this, however small.
 const MAX_DOCS: usize = 512;
 
@@ -37,7 +45,7 @@ struct Loaded {
     upto: u64,
 }
 
-/// One kept copy, with what it weighs in stored bytes (updated as records are applied).
+/// One kept copy, with what it weighs in inflated bytes (updated as records are applied).
 struct Slot {
     id: DocumentId,
     loaded: Arc<Mutex<Loaded>>,
@@ -132,7 +140,7 @@ impl HistoryCache {
             let tail = self.store.records_after(id, loaded.upto, usize::MAX)?;
             if let Some(last) = tail.last() {
                 let upto = last.doc_seq;
-                let added: usize = tail.iter().map(|r| r.change.bytes.len()).sum();
+                let added: usize = tail.iter().map(|r| resident(&r.change.bytes)).sum();
                 weight.fetch_add(added, Ordering::Relaxed);
                 let changes = tail
                     .into_iter()
@@ -165,8 +173,8 @@ impl HistoryCache {
         }
         // Load outside the list's lock: other documents stay readable meanwhile.
         let l = self.store.load(id)?;
-        let bytes =
-            l.snapshot.as_ref().map_or(0, Vec::len) + l.tail.iter().map(Vec::len).sum::<usize>();
+        let bytes = l.snapshot.as_deref().map_or(0, resident)
+            + l.tail.iter().map(|c| resident(c)).sum::<usize>();
         let doc = toron_protocol::engine::assemble(l.snapshot.as_deref(), l.tail)
             .map_err(|e| HistoryError::Corrupt(e.to_string()))?;
         let loaded = Arc::new(Mutex::new(Loaded {

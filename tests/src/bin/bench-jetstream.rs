@@ -34,7 +34,8 @@ fn percentiles(mut v: Vec<Duration>) -> String {
 }
 
 async fn context(url: &str) -> anyhow::Result<jetstream::Context> {
-    let c = async_nats::connect(url).await?;
+    let (options, urls) = toron_server::cluster::nats_options(&[url.to_string()]);
+    let c = options.connect(urls).await?;
     let mut js = jetstream::new(c);
     js.set_timeout(Duration::from_secs(5));
     Ok(js)

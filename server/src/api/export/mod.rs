@@ -13,7 +13,7 @@ use toron_domain::integrity::{self, Problem};
 use crate::net::hub::Hub;
 
 mod provenance;
-use provenance::{attribute, claim, creators_of, Created, Origin};
+use provenance::{attribute, claim, session_log, Created, Origin};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -240,7 +240,12 @@ fn findings_and_responses(
             DocKey::Report { .. } => {
                 if let Some(r) = content(hub, k, problems) {
                     if let Some(m) = r.get("findings").and_then(Value::as_object) {
-                        findings.extend(m.values().cloned());
+                        let doc = k.to_string();
+                        for (key, f) in m {
+                            let mut f = f.clone();
+                            claim(&mut f, "key", key, &doc, Some(key), problems);
+                            findings.push(f);
+                        }
                     }
                 }
             }
@@ -255,6 +260,9 @@ fn findings_and_responses(
                 for (item, v) in m {
                     let mut v = v.clone();
                     claim(&mut v, "department", department, &doc, Some(item), problems);
+                    // A response answers the finding it is filed under (the key the server
+                    // checked when it was written), whatever the value says.
+                    claim(&mut v, "finding", item, &doc, Some(item), problems);
                     responses.push(v);
                 }
             }
@@ -262,6 +270,39 @@ fn findings_and_responses(
         }
     }
     (findings, responses)
+}
+
+/// An evaluation form as the report counts it: as of its last submission. A form reopened
+/// since (and not submitted again) is read at that submission, and says how often it was
+/// reopened (`reopened`), so that the report can list it.
+fn as_submitted(
+    hub: &Hub,
+    key: &DocKey,
+    submitted: &provenance::Submissions,
+    problems: &mut Vec<Problem>,
+) -> Option<Value> {
+    let mut now = content(hub, key, problems)?;
+    let at_last = submitted.last.filter(|_| now["status"] != "submitted");
+    if let Some(seq) = at_last {
+        let id = key.document_id();
+        let then = hub.history.point_at_seq(&id, seq).and_then(|p| {
+            hub.history.with_doc(&id, seq, |d| {
+                toron_protocol::json::doc_to_json_at(d, &p.heads)
+            })
+        });
+        match then {
+            Ok(v) => now = v,
+            Err(why) => problems.push(Problem::skipped(
+                &key.to_string(),
+                None,
+                format!("its last submission could not be read: {why}"),
+            )),
+        }
+    }
+    if submitted.reopened > 0 {
+        now["reopened"] = serde_json::json!(submitted.reopened);
+    }
+    Some(now)
 }
 
 /// What one session's documents hold, gathered for its entry in the bundle.
@@ -289,13 +330,15 @@ fn export_session(
         .iter()
         .filter_map(|c| c["key"].as_str().map(str::to_string))
         .collect();
-    let creators = creators_of(hub, &key)?;
+    let log = session_log(hub, &key)?;
+    let creators = log.creators;
     let mut parts = SessionParts::default();
     for k in docs {
         match k {
             DocKey::Eval { case, evaluator } if case_keys.contains(case) => {
-                if let Some(mut e) = content(hub, k, problems) {
-                    let doc = k.to_string();
+                let doc = k.to_string();
+                let submitted = log.submissions.get(&doc).cloned().unwrap_or_default();
+                if let Some(mut e) = as_submitted(hub, k, &submitted, problems) {
                     // The key says whose evaluation of which case this is.
                     for (field, truth) in [("case", case), ("evaluator", evaluator)] {
                         claim(&mut e, field, truth, &doc, None, problems);

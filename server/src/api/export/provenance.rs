@@ -20,17 +20,31 @@ pub(super) struct Created {
     pub(super) occurred_ms: Option<u64>,
 }
 
-/// (notes document key, annotation id) → its creation, for every annotation of `session`.
-pub(super) fn creators_of(
-    hub: &Hub,
-    session: &str,
-) -> Result<HashMap<(String, String), Created>, ExportError> {
+/// What an evaluation form's record says of its submissions.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Submissions {
+    /// The document sequence number of its last submission.
+    pub(super) last: Option<u64>,
+    /// How many times it was reopened after a submission.
+    pub(super) reopened: u32,
+}
+
+/// What the log says of a session's documents: who created each annotation (notes document
+/// key, annotation id) and when, and each evaluation form's submissions (by document key).
+#[derive(Debug, Default)]
+pub(super) struct SessionLog {
+    pub(super) creators: HashMap<(String, String), Created>,
+    pub(super) submissions: HashMap<String, Submissions>,
+}
+
+/// Reads `session`'s timeline once for its [`SessionLog`].
+pub(super) fn session_log(hub: &Hub, session: &str) -> Result<SessionLog, ExportError> {
     hub.projection
         .catch_up()
         .map_err(|e| ExportError::Timeline(e.to_string()))?;
     let prefix = session_prefix(session);
     let mut from = prefix.clone();
-    let mut out = HashMap::new();
+    let mut out = SessionLog::default();
     // Bounded: every page moves `from` past its last key.
     loop {
         let rows = hub
@@ -44,19 +58,29 @@ pub(super) fn creators_of(
             let Ok(e) = serde_json::from_slice::<Entry>(&v) else {
                 continue;
             };
-            if !matches!(e.kind.as_str(), "annotation.created" | "reply.created") {
-                continue;
-            }
-            let (Some(doc), Some(id)) = (e.document.clone(), e.detail["annotation"].as_str())
-            else {
+            let Some(doc) = e.document.clone() else {
                 continue;
             };
-            out.entry((doc, id.to_string())).or_insert(Created {
-                participant: e.participant,
-                role: e.role,
-                time_ms: e.time_ms,
-                occurred_ms: e.occurred_ms,
-            });
+            match e.kind.as_str() {
+                "evaluation.submitted" => {
+                    out.submissions.entry(doc).or_default().last = e.doc_seq;
+                }
+                "evaluation.reopened" => out.submissions.entry(doc).or_default().reopened += 1,
+                "annotation.created" | "reply.created" => {
+                    let Some(id) = e.detail["annotation"].as_str() else {
+                        continue;
+                    };
+                    out.creators
+                        .entry((doc, id.to_string()))
+                        .or_insert(Created {
+                            participant: e.participant,
+                            role: e.role,
+                            time_ms: e.time_ms,
+                            occurred_ms: e.occurred_ms,
+                        });
+                }
+                _ => {}
+            }
         }
     }
     Ok(out)
@@ -130,6 +154,24 @@ pub(super) fn kst(ms: u64) -> String {
         .unwrap_or_default()
 }
 
+/// A `ref` — the short code people cite — is given by an import; what anyone else
+/// writes there is content, never a name the report may match on: it is dropped, and said.
+fn drop_live_ref(a: &mut Value, o: &Origin<'_>, problems: &mut Vec<Problem>) {
+    if let Some(r) = a.get("ref").filter(|r| !r.is_null()).cloned() {
+        problems.push(Problem::corrected(
+            o.doc,
+            Some(o.id),
+            format!(
+                "`ref` said {}; only an import gives an annotation a ref",
+                short(&r)
+            ),
+        ));
+        if let Value::Object(m) = a {
+            m.remove("ref");
+        }
+    }
+}
+
 /// An annotation's identity from where it lives and from the log, never from what it says of
 /// itself: its session is its layer's, its author the layer's owner (a scribe's remark keeps
 /// the speaker it names; something written into the layer by somebody else is theirs), its
@@ -153,9 +195,11 @@ pub(super) fn attribute(hub: &Hub, a: &mut Value, o: &Origin<'_>, problems: &mut
         .iter()
         .any(|r| r == "scribe");
     // Whose words these are.
+    // (The speaker a scribe names must take part in the session: a remark cannot be put in
+    // the mouth of anyone the registry knows.)
     let speaker = said_author
         .as_deref()
-        .filter(|a| *a != o.owner && hub.registry.participant(a).is_some());
+        .filter(|a| *a != o.owner && !roles_in(hub, a, o.session).is_empty());
     let (author, recorder) = match &creator {
         Some(c) if c != o.owner && !by_importer => (c.clone(), None),
         _ if said_recorder.as_deref() == Some(o.owner)
@@ -170,6 +214,9 @@ pub(super) fn attribute(hub: &Hub, a: &mut Value, o: &Origin<'_>, problems: &mut
         _ => (o.owner.to_string(), None),
     };
     claim(a, "author", &author, o.doc, item, problems);
+    if !by_importer {
+        drop_live_ref(a, o, problems);
+    }
     match (&recorder, &said_recorder) {
         (Some(r), _) => claim(a, "recorded_by", r, o.doc, item, problems),
         (None, Some(r)) => {

@@ -40,6 +40,8 @@ use toron_domain::policy::DocKey;
 use toron_protocol::{Message, PeerId, PROTOCOL_VERSION};
 use toron_tests::RawPeer;
 
+mod round2;
+
 const LIMIT: Duration = Duration::from_secs(30);
 const ADMIN: &str = "toron_admin_token_of_the_memory_test_0123456789";
 const SERIES: &str = "ATK";
@@ -152,10 +154,13 @@ fn roster(url: &str) -> anyhow::Result<std::collections::HashMap<&'static str, S
         ("P-silent", "observer"),
         ("P-again", "observer"),
         ("P-ephemeral", "observer"),
-    ];
+    ]
+    .into_iter()
+    .chain(round2::PEOPLE)
+    .collect::<Vec<_>>();
     // People first: the session names its facilitator, who must be a participant.
     let mut tokens = std::collections::HashMap::new();
-    for (who, _) in people {
+    for &(who, _) in &people {
         let made = admin.call(
             "POST",
             "/api/v1/participants",
@@ -169,7 +174,7 @@ fn roster(url: &str) -> anyhow::Result<std::collections::HashMap<&'static str, S
         "/api/v1/sessions",
         Some(json!({ "key": SESSION, "series": SERIES, "title": "공격 중의 토론", "phase": "scheduled", "facilitator": "P-chair" })),
     )?;
-    for (who, role) in people {
+    for &(who, role) in &people {
         admin.call(
             "POST",
             "/api/v1/roles",
@@ -187,25 +192,54 @@ fn roster(url: &str) -> anyhow::Result<std::collections::HashMap<&'static str, S
     Ok(tokens)
 }
 
-/// The case: about 1 MiB of text (350,000 characters), typed in pieces of 87,500 (one message
-/// may bring 100,000 operations).
+/// The case: about 1 MiB of text (350,000 characters) in two sections (a section holds at
+/// most 200,000), typed in pieces of 87,500 (one message may bring 100,000 operations).
 async fn write_case(url: &str) -> anyhow::Result<()> {
     let mut conn = Connection::connect(&url_with_token(url, Some(ADMIN)), LIMIT).await?;
     let mut doc = AutoCommit::new();
     doc.put(ROOT, "schema", "case/1")?;
     let sections = doc.put_object(ROOT, "sections", ObjType::Map)?;
-    let summary = doc.put_object(&sections, "summary", ObjType::Text)?;
+    let parts = [
+        doc.put_object(&sections, "summary", ObjType::Text)?,
+        doc.put_object(&sections, "results", ObjType::Text)?,
+    ];
     doc.commit();
     let case = DocKey::Case { case: CASE.into() };
     let mut d = DocSync::new(case.document_id(), doc);
-    for piece in 0..4 {
-        let at = automerge::ReadDoc::length(&d.doc, &summary);
+    for piece in 0..4u32 {
+        let section = &parts[piece as usize / 2];
+        let at = automerge::ReadDoc::length(&d.doc, section);
         d.doc
-            .splice_text(&summary, at, 0, &text(87_500, 3 + piece))?;
+            .splice_text(section, at, 0, &text(87_500, 3 + piece))?;
         d.doc.commit();
         conn.push(&mut d, LIMIT).await?;
     }
     conn.close().await;
+    Ok(())
+}
+
+/// The example series (`examples/debate-bundle.json`), imported as an organizer does, its
+/// library session live.
+async fn import_example(url: &str) -> anyhow::Result<()> {
+    let bundle =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/debate-bundle.json");
+    toron_cli::import::run(
+        url,
+        Some(ADMIN.into()),
+        &bundle,
+        toron_cli::import::Options {
+            dry_run: false,
+            set_phases: false,
+            strict: false,
+        },
+        LIMIT,
+    )
+    .await?;
+    Admin::new(url, Some(ADMIN.into()), LIMIT).call(
+        "PUT",
+        "/api/v1/sessions/S-LIB/phase",
+        Some(json!({ "phase": "live", "force": true })),
+    )?;
     Ok(())
 }
 
@@ -300,6 +334,7 @@ fn attacks(
     tokens: &std::collections::HashMap<&'static str, String>,
     stop: &Arc<AtomicBool>,
     counts: &Arc<Counts>,
+    counts2: &Arc<round2::Counts2>,
     only: &[String],
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let on = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
@@ -315,9 +350,12 @@ fn attacks(
         attack_ephemeral,
         attack_again,
     ];
-    all.iter()
+    let mut tasks: Vec<_> = all
+        .iter()
         .flat_map(|attack| attack(url, &tok, &on, stop, counts))
-        .collect()
+        .collect();
+    tasks.extend(round2::start(url, &tok, &on, stop, counts2, counts));
+    tasks
 }
 
 /// Takeover: the observer joins with the facilitator's peer id, twenty times a second.
@@ -668,7 +706,14 @@ fn attack_again(
                             break;
                         }
                         c.repeated_requests.fetch_add(1, Ordering::Relaxed);
-                        match p.recv(Duration::from_secs(10)).await {
+                        // (What the flood's audience hears reaches this subscriber too.)
+                        let answer = loop {
+                            match p.recv(Duration::from_secs(10)).await {
+                                Ok(Some(Message::Ephemeral { .. })) => continue,
+                                other => break other,
+                            }
+                        };
+                        match answer {
                             Ok(Some(Message::Sync { .. })) => {
                                 c.repeated_request_answers.fetch_add(1, Ordering::Relaxed);
                             }
@@ -756,7 +801,12 @@ struct Outcome {
 }
 
 /// Prints the run's report and says whether it passed.
-fn judge(o: Outcome, counts: &Counts, only: &[String]) -> anyhow::Result<()> {
+fn judge(
+    o: Outcome,
+    counts: &Counts,
+    counts2: &round2::Counts2,
+    only: &[String],
+) -> anyhow::Result<()> {
     let Outcome {
         ran,
         peak,
@@ -781,6 +831,7 @@ fn judge(o: Outcome, counts: &Counts, only: &[String]) -> anyhow::Result<()> {
         && chair_kept
         && get(&c.import_heads_unanswered) == 0
         && (get(&c.partial_frames_held) > 0 || !only.is_empty());
+    let (second_pass, ok_second_pass) = round2::report(counts2, only);
     let report = json!({
         "seconds": ran.as_secs_f64(),
         "server_peak_rss_mib": peak,
@@ -815,6 +866,7 @@ fn judge(o: Outcome, counts: &Counts, only: &[String]) -> anyhow::Result<()> {
             "long_session_ids_refused": get(&c.long_session_ids_refused),
             "attack_rounds_failed": get(&c.attack_errors),
         },
+        "attacks_of_the_second_pass": second_pass,
         "server_log_bytes": log_bytes,
         "data_dir_bytes": data_bytes,
         "log_records": log_records,
@@ -825,10 +877,11 @@ fn judge(o: Outcome, counts: &Counts, only: &[String]) -> anyhow::Result<()> {
             "nothing_lost": ok_delivered,
             "verify": ok_verify,
             "attacks_refused": ok_attacks,
+            "second_pass_refused_and_newcomers_joined": ok_second_pass,
         },
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
-    if ok_memory && ok_latency && ok_delivered && ok_verify && ok_attacks {
+    if ok_memory && ok_latency && ok_delivered && ok_verify && ok_attacks && ok_second_pass {
         Ok(())
     } else {
         Err(anyhow::anyhow!("the memory test failed: see `pass` above"))
@@ -855,6 +908,29 @@ fn stop_and_verify(
     Ok((verified, log_bytes, data_bytes))
 }
 
+/// What the hall holds before the attacks start: the case (written before the session goes
+/// live, as organizers prepare it), the example series beside it, and P-KIM's token there.
+async fn prepare(
+    url: &str,
+    mut tokens: std::collections::HashMap<&'static str, String>,
+) -> anyhow::Result<std::collections::HashMap<&'static str, String>> {
+    write_case(url).await?;
+    import_example(url).await?;
+    // (Set-up, before any load: the blocking API client is fine here.)
+    let admin = Admin::new(url, Some(ADMIN.into()), LIMIT);
+    let kim = admin.call("POST", "/api/v1/participants/P-KIM/token", None)?;
+    admin.call(
+        "PUT",
+        &format!("/api/v1/sessions/{SESSION}/phase"),
+        Some(json!({ "phase": "live" })),
+    )?;
+    tokens.insert(
+        "P-KIM",
+        kim["token"].as_str().context("P-KIM's token")?.to_string(),
+    );
+    Ok(tokens)
+}
+
 fn main() -> anyhow::Result<()> {
     let seconds: u64 = toron_tests::first_arg_or(60, "SECONDS")?;
     let dir = tempfile::tempdir()?;
@@ -874,13 +950,7 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    // The case is written before the session goes live (organizers prepare it then).
-    honest_rt.block_on(write_case(&url))?;
-    Admin::new(&url, Some(ADMIN.into()), LIMIT).call(
-        "PUT",
-        &format!("/api/v1/sessions/{SESSION}/phase"),
-        Some(json!({ "phase": "live" })),
-    )?;
+    let tokens = honest_rt.block_on(prepare(&url, tokens))?;
 
     // The facilitator, whose peer id the takeover attack wants; it reads (and pongs) all along.
     let (chair, chair_alive, joined_rx) = spawn_chair(&attack_rt, &url, &tokens);
@@ -891,10 +961,11 @@ fn main() -> anyhow::Result<()> {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(Counts::default());
+    let counts2 = Arc::new(round2::Counts2::default());
     let only: Vec<String> = std::env::args().skip(2).collect();
     let attack_tasks = {
         let _guard = attack_rt.enter();
-        attacks(&url, &tokens, &stop, &counts, &only)
+        attacks(&url, &tokens, &stop, &counts, &counts2, &only)
     };
     // Memory, sampled every 200 ms.
     let (sampling, sampler) = spawn_sampler(pid);
@@ -944,6 +1015,7 @@ fn main() -> anyhow::Result<()> {
             data_bytes,
         },
         &counts,
+        &counts2,
         &only,
     )?;
     drop(server);
