@@ -13,6 +13,15 @@
 //! [`start`] runs a server and returns a handle; the binary and the tests both use it.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+/// The allocator of every process that runs a server (the binary, the tests): jemalloc.
+/// glibc's malloc keeps what is freed in the arena of the thread that took it, and a server's
+/// memory is freed on other threads than it was taken on; under the memory test's attacks the
+/// server's resident memory peaked at 540–640 MiB with glibc (SECURITY.md, "The memory test").
+/// Not under `cargo fuzz` (`cfg(fuzzing)`), whose sanitizer must see every allocation.
+#[cfg(all(not(target_env = "msvc"), not(fuzzing)))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 pub mod api;
 pub mod cli;
 pub mod clock;

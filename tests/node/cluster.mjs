@@ -1,5 +1,5 @@
 // The official JavaScript client in a Toron cluster (issue 20), driven by
-// tests/tests/cluster_interop.rs: alice writes through node 1, bob reads through node 3, and
+// tests/tests/suite/cluster_interop.rs: alice writes through node 1, bob reads through node 3, and
 // alice then sees an edit that samod made through node 3.
 //
 //   NODE1_URL=ws://…/sync?token=… NODE3_URL=ws://…/sync?token=… node cluster.mjs

@@ -1,5 +1,5 @@
 // One participant in the debate hall through the official JavaScript automerge-repo client,
-// which writes every string as collaborative text. Run by tests/tests/three_clients.rs against
+// which writes every string as collaborative text. Run by tests/tests/suite/three_clients.rs against
 // a live session of the example series:
 //
 //   TORON_URL=ws://127.0.0.1:PORT TOKEN=… NOTES_DOC=<id> EVAL_DOC=<id> ME=P-PARK \

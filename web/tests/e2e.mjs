@@ -1,5 +1,5 @@
 // End-to-end test of the web client in headless Chromium (playwright-core driving Debian's
-// chromium). Run by tests/tests/web_e2e.rs against a real server with the example bundle
+// chromium). Run by tests/tests/suite/web_e2e.rs against a real server with the example bundle
 // imported and session S-LIB live. Every wait is bounded.
 //
 // Env: TORON_URL, TOKEN_ACTIVIST (P-KIM), TOKEN_EVALUATOR (P-PARK), TOKEN_CHAIR (P-MOON),

@@ -11,7 +11,7 @@
 // Also printed, not asserted: the first case opened (it brings the Automerge WASM) and a
 // reload on a case page.
 //
-// Env: TORON_URL, TOKEN (a participant of S-LIB), CHROMIUM. Run by tests/tests/web_e2e.rs, or
+// Env: TORON_URL, TOKEN (a participant of S-LIB), CHROMIUM. Run by tests/tests/suite/web_e2e.rs, or
 // by hand against any server: TORON_URL=http://127.0.0.1:8080 TOKEN=… node tests/weight.mjs
 
 import { chromium } from "playwright-core";

@@ -1,7 +1,7 @@
 //! The fuzz targets (`fuzz/`, bodies in `toron_tests::fuzzing`) as bounded property tests:
 //! valid seeds, the same seeds mutated, and arbitrary bytes. The seeds are also the committed
 //! fuzzing corpus (`fuzz/corpus/`; rewrite it with
-//! `cargo test -p toron-tests --test fuzz_properties -- --ignored write_corpus`).
+//! `cargo test -p toron-tests --test suite fuzz_properties::write_corpus -- --ignored`).
 
 use automerge::sync::SyncDoc;
 use automerge::transaction::Transactable;
@@ -93,7 +93,7 @@ fn engine_seeds() -> Vec<Vec<u8>> {
 /// Bundles that must parse: the fuzzers mutate them, and a parser that refused one would be
 /// wrong.
 fn valid_bundle_seeds() -> Vec<Vec<u8>> {
-    vec![include_bytes!("../../examples/debate-bundle.json").to_vec()]
+    vec![include_bytes!("../../../examples/debate-bundle.json").to_vec()]
 }
 
 /// Shapes that must be refused cleanly: mutation material, never counted as valid.
