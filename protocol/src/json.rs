@@ -90,13 +90,27 @@ fn scalar_to_json(s: &ScalarValue) -> Json {
         ScalarValue::Str(s) => Json::String(s.to_string()),
         ScalarValue::Int(i) => Json::from(*i),
         ScalarValue::Uint(u) => Json::from(*u),
-        ScalarValue::F64(f) => Number::from_f64(*f).map(Json::Number).unwrap_or(Json::Null),
+        ScalarValue::F64(f) => f64_json(*f),
         ScalarValue::Counter(c) => Json::from(i64::from(c)),
         ScalarValue::Timestamp(t) => Json::from(*t),
         ScalarValue::Boolean(b) => Json::Bool(*b),
         ScalarValue::Bytes(b) => Json::Array(b.iter().map(|x| Json::from(*x)).collect()),
         ScalarValue::Null | ScalarValue::Unknown { .. } => Json::Null,
     }
+}
+
+/// A float as JSON. JavaScript has one number type: the official client stores a whole number
+/// as a float when it was computed (`0.0` for a passage at a text's first character), and its
+/// API shows it as `0`. So does this: a whole float within the range JavaScript counts exactly
+/// is the integer, so that no reader of positions, counts or scores refuses what the schema
+/// took as one. Any other float stays a float; NaN and infinities (no JSON) are null.
+fn f64_json(f: f64) -> Json {
+    /// 2^53: above it JavaScript's numbers skip integers.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if f.fract() == 0.0 && f.abs() <= EXACT {
+        return Json::from(f as i64);
+    }
+    Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null)
 }
 
 /// Writes `value` at `prop` of `obj` (a map key or a list index; index == length appends).
@@ -229,6 +243,37 @@ mod tests {
     use super::*;
     use automerge::AutoCommit;
     use serde_json::json;
+
+    #[test]
+    fn whole_floats_read_as_the_integers_javascript_shows() {
+        let mut doc = AutoCommit::new();
+        for (k, f) in [
+            ("zero", 0.0),
+            ("neg", -0.0),
+            ("n", 42.0),
+            ("half", 0.5),
+            ("big", 1e300),
+        ] {
+            doc.put(ROOT, k, ScalarValue::F64(f)).expect("put");
+        }
+        doc.put(ROOT, "nan", ScalarValue::F64(f64::NAN))
+            .expect("put");
+        let v = doc_to_json(&doc);
+        assert_eq!(v["zero"], json!(0));
+        assert!(v["zero"].is_u64(), "0.0 reads as the integer 0: {v}");
+        assert_eq!(v["neg"], json!(0));
+        assert_eq!(v["n"], json!(42));
+        assert_eq!(v["half"], json!(0.5));
+        assert_eq!(v["big"], json!(1e300));
+        assert!(v["nan"].is_null());
+        #[derive(serde::Deserialize)]
+        struct At {
+            zero: usize,
+            n: usize,
+        }
+        let at: At = serde_json::from_value(v).expect("a reader of positions takes them");
+        assert_eq!((at.zero, at.n), (0, 42));
+    }
 
     #[test]
     fn json_round_trips_through_automerge() {
