@@ -109,17 +109,28 @@ fn put_new(doc: &mut AutoCommit, path: &[&str], key: &str, value: &Value) -> any
     Ok(true)
 }
 
-/// Sets the root's fields from `content` if the document has no `schema` yet.
-fn init_root(doc: &mut AutoCommit, content: &Value) -> anyhow::Result<bool> {
-    if doc.get(ROOT, "schema")?.is_some() {
+/// Puts the root fields of `content` that the document lacks, or holds only as its skeleton
+/// left them (the server gives every document a skeleton when it is registered:
+/// `toron_domain::provision::skeleton`): a form's `draft` status and empty criteria take the
+/// bundle's; what anyone wrote since stays. Whether anything was written.
+fn init_root(doc: &mut AutoCommit, key: &DocKey, content: &Value) -> anyhow::Result<bool> {
+    let Value::Object(m) = content else {
         return Ok(false);
-    }
-    if let Value::Object(m) = content {
-        for (k, v) in m {
+    };
+    let skeleton = toron_domain::provision::skeleton(key);
+    let now = toron_protocol::json::doc_to_json(doc);
+    let mut wrote = false;
+    for (k, v) in m {
+        let put = match now.get(k) {
+            None => true,
+            Some(current) => current != v && skeleton.get(k) == Some(current),
+        };
+        if put {
             put_json(doc, &ROOT, k.as_str().into(), v)?;
+            wrote = true;
         }
     }
-    Ok(true)
+    Ok(wrote)
 }
 
 fn without_nulls(v: &Value) -> Value {
@@ -292,6 +303,7 @@ impl Writer<'_> {
             .unwrap_or(json!("drafting"));
         if init_root(
             &mut d.doc,
+            &key,
             &json!({ "schema": schema::tag(&key), "status": status, "findings": {} }),
         )? {
             commit_at(&mut d.doc, None);
@@ -323,7 +335,7 @@ impl Writer<'_> {
                 "schema": schema::tag(&key), "case": c.key, "government": c.government,
                 "title": c.title, "sections": c.sections, "indicators": c.indicators,
             }));
-            let created = init_root(&mut d.doc, &content)?;
+            let created = init_root(&mut d.doc, &key, &content)?;
             commit_at(&mut d.doc, start);
             self.counts.count("case documents", created);
             self.save(&key, d).await?;
@@ -337,7 +349,7 @@ impl Writer<'_> {
             // The whole form: its scores and texts, and what the bundle says about it.
             let mut content = without_nulls(&serde_json::to_value(e)?);
             content["schema"] = json!(schema::tag(&key));
-            let created = init_root(&mut d.doc, &content)?;
+            let created = init_root(&mut d.doc, &key, &content)?;
             commit_at(
                 &mut d.doc,
                 e.submitted_at.as_deref().and_then(secs).or(start),
@@ -386,6 +398,7 @@ impl Writer<'_> {
         let mut d = self.open(&key).await?;
         if init_root(
             &mut d.doc,
+            &key,
             &json!({ "schema": schema::tag(&key), "session": s.key, "owner": owner, "annotations": {}, "reactions": {} }),
         )? {
             commit_at(&mut d.doc, start);
@@ -436,6 +449,7 @@ impl Writer<'_> {
         let mut d = self.open(&key).await?;
         if init_root(
             &mut d.doc,
+            &key,
             &json!({ "schema": schema::tag(&key), "items": {} }),
         )? {
             commit_at(&mut d.doc, start);
@@ -468,6 +482,7 @@ impl Writer<'_> {
             let mut d = self.open(&key).await?;
             if init_root(
                 &mut d.doc,
+                &key,
                 &json!({ "schema": schema::tag(&key), "department": dept, "responses": {} }),
             )? {
                 commit_at(&mut d.doc, None);

@@ -6,6 +6,8 @@
 //! - [`policy`]: who may read and write which document — the one place permission is decided —
 //!   and the keys documents are known by (`case:C`, `notes:S:P`, …).
 //! - [`schema`]: what each kind of document may hold, checked on every change.
+//! - [`provision`]: the documents a session needs from the moment it exists, and what each
+//!   holds before anyone writes in it.
 //! - [`bundle`]: the import format (a series with its sessions, cases, evaluations, annotations,
 //!   findings), checked whole before anything is written.
 //! - [`consent`]: how a participant may be shown — the one rule for the report and the web.
@@ -23,6 +25,7 @@ pub mod consent;
 pub mod import_plan;
 pub mod integrity;
 pub mod policy;
+pub mod provision;
 pub mod registry;
 pub mod report;
 pub mod schema;

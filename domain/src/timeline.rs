@@ -90,6 +90,9 @@ pub struct DocObjects {
     objs: HashMap<Oid, ObjInfo>,
     /// Document sequence number of the last change learned.
     pub upto: u64,
+    /// The hash of the document's skeleton (`provision::skeleton_change`), once learned: the
+    /// server's preparation, not anybody's act.
+    skeleton: Option<automerge::ChangeHash>,
 }
 
 /// One operation, located.
@@ -114,6 +117,21 @@ enum TouchOp {
 }
 
 impl DocObjects {
+    /// Whether `change` creates the document: made on nothing, or on its skeleton only.
+    /// `None` for the skeleton itself, which the server gives every document: nobody's act.
+    fn creates(&mut self, change: &Change, key: &DocKey) -> Option<bool> {
+        if change.deps().is_empty() && change.actor_id() == &crate::provision::skeleton_actor(key) {
+            self.skeleton = Some(change.hash());
+            return None;
+        }
+        Some(
+            change.deps().is_empty()
+                || self
+                    .skeleton
+                    .is_some_and(|k| change.deps().iter().all(|d| *d == k)),
+        )
+    }
+
     fn path(&self, obj: &ObjectId) -> (Vec<String>, ObjType) {
         let mut segs = Vec::new();
         let mut cur = match obj {
@@ -649,10 +667,13 @@ pub fn change_entries(
     let change = Change::from_bytes(rec.change.bytes.clone())?;
     let touches = objects.touches(&change);
     objects.upto = rec.doc_seq;
+    let Some(first) = objects.creates(&change, &ctx.key) else {
+        return Ok(Vec::new());
+    };
     let mut drafts = match ctx.key {
         DocKey::Notes { .. } | DocKey::NotesPrivate { .. } => notes_drafts(&touches),
         DocKey::Triage { .. } => triage_drafts(&touches),
-        DocKey::Eval { .. } => eval_drafts(&touches, change.deps().is_empty()),
+        DocKey::Eval { .. } => eval_drafts(&touches, first),
         DocKey::Session { .. } => session_drafts(&touches),
         DocKey::Report { .. } => report_drafts(&touches),
         DocKey::Response { ref department, .. } => response_drafts(&touches, department),
@@ -660,7 +681,6 @@ pub fn change_entries(
     };
     // Text edits the kind-specific rules did not already tell (annotation bodies are); a
     // document's first change writes its initial content, which "created" already tells.
-    let first = change.deps().is_empty();
     // (A triage item's fields are its decision, which `triage_drafts` tells, typed or not.)
     if !first
         && !matches!(

@@ -103,6 +103,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         // What other nodes changed while this one was starting.
         registry.reload()?;
     }
+    // A data directory of an older build (or one whose sessions were made before their
+    // documents were) gets every document its sessions need before anyone connects.
+    hub.provision("server").await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     #[cfg(unix)]
     let control = ops::control::serve(&config.data, hub.store.clone(), shutdown_rx.clone());

@@ -229,25 +229,13 @@ async fn grant(Organizer(state, by): Organizer, JsonBody(b): JsonBody<RoleBody>)
             "series {series} not found: import it or add a session to it first"
         )));
     }
-    let layer = match &scope {
-        Scope::Session(session) if role.keeps_notes() => Some(DocKey::Notes {
-            session: session.clone(),
-            participant: b.participant.clone(),
-        }),
-        _ => None,
-    };
     state
         .hub
         .registry
         .grant(&by, &b.participant, role, scope)
         .await?;
-    // Their notes layer, so that the hall client lets them write at once.
-    // (The grant stands if that fails: the layer can still be registered by hand.)
-    if let Some(k) = layer {
-        if let Err(e) = state.hub.registry.register(&by, &k, &series).await {
-            tracing::warn!(layer = %k, error = %e, "granted, but the notes layer was not registered");
-        }
-    }
+    // Their notes layer, their evaluation forms: the hall lets them write at once.
+    state.hub.provision(&by).await?;
     created(json!({ "granted": { "participant": b.participant, "role": role.as_str() } }))
 }
 
@@ -317,6 +305,7 @@ async fn add_session(
         known_participant(&state, f, "facilitator")?;
     }
     state.hub.registry.put_session(&by, s.clone()).await?;
+    state.hub.provision(&by).await?;
     created(s)
 }
 
@@ -375,6 +364,7 @@ async fn add_case(Organizer(state, by): Organizer, JsonBody(c): JsonBody<Case>) 
         known_participant(&state, p, "presenter")?;
     }
     reg.put_case(&by, c.clone()).await?;
+    state.hub.provision(&by).await?;
     created(c)
 }
 
@@ -425,6 +415,7 @@ async fn register_document(
         }
     }
     let id = reg.register(&by, &key, &series).await?;
+    state.hub.provision(&by).await?;
     created(
         json!({ "id": id.to_string(), "url": id.url().to_string(), "key": key.to_string(), "series": series }),
     )

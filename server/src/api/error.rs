@@ -74,6 +74,20 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+impl From<crate::net::provision::ProvisionError> for ApiError {
+    fn from(e: crate::net::provision::ProvisionError) -> Self {
+        use crate::net::provision::ProvisionError;
+        match e {
+            ProvisionError::Registry(r) => registry_error(r),
+            other => api_err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage",
+                &other.to_string(),
+            ),
+        }
+    }
+}
+
 pub fn registry_error(e: RegistryError) -> ApiError {
     match e {
         RegistryError::Invalid(m) => bad_request(m),

@@ -325,6 +325,8 @@ async fn import(
         reg.grant(&by, &importer, role, Scope::Series(series.clone()))
             .await?;
     }
+    // Every document the sessions need, with its skeleton, before the content goes in.
+    state.hub.provision(&by).await?;
     let token = reg
         .issue_expiring_token(&by, &importer, IMPORTER_TOKEN_TTL_MS)
         .await?;

@@ -88,6 +88,8 @@ pub struct Hub {
     pub ephemeral_rates: crate::registry::Allowances,
     /// The server's own peer id and ephemeral notices (refusals, presence).
     voice: Arc<ServerVoice>,
+    /// One provisioning at a time (`provision.rs`): two would both find a document empty.
+    pub(crate) provisioning: tokio::sync::Mutex<()>,
 }
 
 /// Who is present through another node of the cluster, as it last said.
@@ -162,6 +164,7 @@ impl Hub {
             peer_owners: Mutex::new(PeerOwners::default()),
             next_conn: AtomicU64::new(1),
             voice,
+            provisioning: tokio::sync::Mutex::new(()),
             presence: Mutex::new(HashMap::new()),
             pending_leaves: Mutex::new(HashMap::new()),
             presence_channels: Mutex::new(HashMap::new()),

@@ -28,6 +28,7 @@ use crate::clock::Clock;
 use crate::store::{PendingEvent, RegistryOp, Store, StoreError};
 
 mod actors;
+mod documents;
 mod gate;
 pub mod join_codes;
 mod records;

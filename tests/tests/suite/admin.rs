@@ -116,8 +116,10 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
                 .expect("id"),
         )
         .expect("records");
-    assert_eq!(rec[0].change.by.participant.as_deref(), Some("P-kim"));
-    assert_eq!(rec[0].change.by.role.as_deref(), Some("activist"));
+    // The layer's skeleton, made when P-kim was granted the role, then P-kim's note.
+    assert_eq!(rec.len(), 2, "{rec:?}");
+    assert_eq!(rec[1].change.by.participant.as_deref(), Some("P-kim"));
+    assert_eq!(rec[1].change.by.role.as_deref(), Some("activist"));
 
     // Bad input gets a clear error and changes nothing.
     let bad = toron(&server, admin, "admin grant P-kim emperor --session S05").await;
@@ -138,9 +140,10 @@ async fn an_organizer_sets_up_a_debate_from_the_command_line() {
         .into_iter()
         .filter(|e| matches!(e, Event::Admin { .. }))
         .count();
-    // P-lee and her token, session, P-kim and her token, grant, document, phase, revoke
-    // (the refused session added nothing)
-    assert_eq!(admin_records, 9);
+    // P-lee and her token, session (with its triage and the series' report, registered with
+    // it), P-kim and her token, grant, document, phase, revoke (the refused session added
+    // nothing)
+    assert_eq!(admin_records, 11);
 
     // A phase does not go back by mistake (issue 16): it takes rights away from the hall.
     let back = toron(&server, admin, "admin session phase S05 scheduled").await;

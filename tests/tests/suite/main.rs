@@ -30,6 +30,7 @@ mod load_generator;
 mod metrics;
 mod node_interop;
 mod permissions;
+mod prepared;
 mod presence;
 mod red_team;
 mod red_team_2;
