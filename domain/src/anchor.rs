@@ -52,6 +52,24 @@ pub fn nfc(s: &str) -> String {
     s.nfc().collect()
 }
 
+/// Every string of a document read as JSON, in NFC: what a client typed decomposed (some
+/// keyboards and tools send jamo) reads, exports and prints as the syllables it is. Keys too.
+pub fn nfc_json(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if !unicode_normalization::is_nfc(s) => *s = nfc(s),
+        Value::Array(a) => a.iter_mut().for_each(nfc_json),
+        Value::Object(m) => {
+            if m.keys().any(|k| !unicode_normalization::is_nfc(k)) {
+                let old = std::mem::take(m);
+                m.extend(old.into_iter().map(|(k, v)| (nfc(&k), v)));
+            }
+            m.values_mut().for_each(nfc_json);
+        }
+        _ => {}
+    }
+}
+
 fn chars(s: &str) -> Vec<char> {
     s.chars().collect()
 }
@@ -157,6 +175,18 @@ pub fn quote_of(text: &str, p: Position, context: usize) -> Option<Quote> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_document_typed_decomposed_reads_composed() {
+        let decomposed: String = "질의 응답".nfd().collect();
+        assert_ne!(decomposed, "질의 응답");
+        let mut v = serde_json::json!({ decomposed.clone(): [decomposed.clone(), 3], "n": { "x": decomposed } });
+        nfc_json(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({ "질의 응답": ["질의 응답", 3], "n": { "x": "질의 응답" } })
+        );
+    }
     use automerge::transaction::Transactable;
     use automerge::{AutoCommit, ObjType, ROOT};
 

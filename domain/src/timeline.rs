@@ -218,7 +218,10 @@ fn scalar_str(v: &ScalarValue) -> Option<String> {
     }
 }
 
+/// The start of a text as the timeline quotes it, in NFC (Hangul typed as decomposed jamo
+/// reads as the syllables it is).
 fn short(text: &str) -> String {
+    let text = crate::anchor::nfc(text);
     let t: String = text.chars().take(60).collect();
     if text.chars().count() > 60 {
         format!("{t}…")
@@ -696,7 +699,9 @@ pub fn change_entries(
             // A vocabulary value typed as text (an evaluation's status) is a new value, which
             // the kind's own entry tells, not an edit of a text.
             let p: Vec<&str> = path.iter().map(String::as_str).collect();
-            if crate::schema::vocabulary(&ctx.key, &p).is_none() {
+            // A form's `submitted_at` is part of its submission, which is told already.
+            let stamp = matches!(ctx.key, DocKey::Eval { .. }) && p == ["submitted_at"];
+            if crate::schema::vocabulary(&ctx.key, &p).is_none() && !stamp {
                 drafts.push(section_edit(&path, &e));
             }
         }
@@ -1283,6 +1288,8 @@ mod tests {
         d.commit();
         change_entries(&mut objs, &ctx, &rec(&mut d, 1, "evaluator")).expect("entries");
         put_text(&mut d, &ROOT, "status", "submitted");
+        // The web client stamps the submission as text beside it: one entry, not an edit too.
+        put_text(&mut d, &ROOT, "submitted_at", "2026-12-07T10:42:00.000Z");
         d.commit();
         let e = change_entries(&mut objs, &ctx, &rec(&mut d, 2, "evaluator")).expect("entries");
         assert_eq!(kinds(&e), ["evaluation.submitted"], "{e:?}");

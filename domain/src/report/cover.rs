@@ -1,6 +1,6 @@
 //! The report's cover (표지) and the way a Korean office writes dates and numbers.
 
-use chrono::{DateTime, Datelike, NaiveDate, Weekday};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Weekday};
 
 use super::{txt, Cell, Lang};
 
@@ -75,10 +75,12 @@ fn weekday_ko(d: Weekday) -> &'static str {
 
 /// A date (`2012-11-07`) or a moment (`2012-11-07T16:20:00+09:00`) as a Korean office writes
 /// it — `2012. 11. 7.(수)`, with `16:20` after a moment — or in English `2012-11-07 (Wed)
-/// 16:20`. The moment is told in its own offset (the hall's clock). Anything else is given
+/// 16:20`. A moment is told in the session's zone (`zone`): one written in UTC (`…Z`, as
+/// JavaScript's `toISOString` gives it) at 10:42 is 19:42 in Seoul. Anything else is given
 /// back as it is: the report never hides what it cannot read.
-pub fn date_words(lang: Lang, s: &str) -> String {
+pub fn date_words(lang: Lang, zone: FixedOffset, s: &str) -> String {
     let (date, time) = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        let t = t.with_timezone(&zone);
         (t.date_naive(), Some(t.format("%H:%M").to_string()))
     } else if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         (d, None)
@@ -137,16 +139,31 @@ mod tests {
 
     #[test]
     fn dates_as_an_office_writes_them() {
-        assert_eq!(date_words(Lang::Ko, "2012-11-07"), "2012. 11. 7.(수)");
+        let kst = super::super::KST;
+        assert_eq!(date_words(Lang::Ko, kst, "2012-11-07"), "2012. 11. 7.(수)");
         assert_eq!(
-            date_words(Lang::Ko, "2012-11-07T16:20:00+09:00"),
+            date_words(Lang::Ko, kst, "2012-11-07T16:20:00+09:00"),
             "2012. 11. 7.(수) 16:20"
         );
         assert_eq!(
-            date_words(Lang::En, "2012-11-14T16:30:00+09:00"),
+            date_words(Lang::En, kst, "2012-11-14T16:30:00+09:00"),
             "2012-11-14 (Wed) 16:30"
         );
-        assert_eq!(date_words(Lang::Ko, "다음 주"), "다음 주");
+        assert_eq!(date_words(Lang::Ko, kst, "다음 주"), "다음 주");
+    }
+
+    #[test]
+    fn a_moment_written_in_utc_is_told_in_the_sessions_zone() {
+        let kst = super::super::KST;
+        // 10:42 UTC is 19:42 in Seoul; 16:30 UTC is the next morning there.
+        assert_eq!(
+            date_words(Lang::Ko, kst, "2026-12-07T10:42:00.000Z"),
+            "2026. 12. 7.(월) 19:42"
+        );
+        assert_eq!(
+            date_words(Lang::Ko, kst, "2026-12-07T16:30:00Z"),
+            "2026. 12. 8.(화) 01:30"
+        );
     }
 
     #[test]

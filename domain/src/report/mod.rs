@@ -233,10 +233,29 @@ fn median(v: &mut [u8]) -> Exact {
 }
 
 /// A report of `b` (all its sessions, or `only` one).
+/// Korea Standard Time, the zone of a session that says none.
+pub const KST: chrono::FixedOffset = match chrono::FixedOffset::east_opt(9 * 3600) {
+    Some(z) => z,
+    None => panic!("+09:00 is an offset"),
+};
+
+/// The zone a series' times are told in: the offset its sessions were scheduled in (a district
+/// writes `16:00+09:00`), else Korea's.
+fn zone_of(sessions: &[&Session]) -> chrono::FixedOffset {
+    sessions
+        .iter()
+        .filter_map(|s| s.rest.get("scheduled")?.get("start")?.as_str())
+        .find_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| *t.offset())
+        .unwrap_or(KST)
+}
+
 #[derive(Debug)]
 pub struct Builder<'a> {
     b: &'a Bundle,
     lang: Lang,
+    /// The zone every time is told in ([`zone_of`]).
+    zone: chrono::FixedOffset,
     sessions: Vec<&'a Session>,
     /// Whether the report is of one session (findings of its fields only).
     one_session: bool,
@@ -254,6 +273,7 @@ impl<'a> Builder<'a> {
         Self {
             b,
             lang,
+            zone: zone_of(&sessions),
             sessions,
             one_session: only.is_some(),
             people: b.participants.iter().map(|p| (p.key.as_str(), p)).collect(),
@@ -658,7 +678,13 @@ impl<'a> Builder<'a> {
                             .annotation(&t.annotation)
                             .is_some_and(|x| x.uuid() == id))
             })
-            .max_by_key(|t| t.at.clone())
+            // The latest decision by the moment it was made, not by its text: `…+09:00` and
+            // `…Z` order as instants (unreadable times first; among equals, the later entry).
+            .max_by_key(|t| {
+                chrono::DateTime::parse_from_rfc3339(&t.at)
+                    .ok()
+                    .map(|d| d.timestamp_millis())
+            })
             .map(|t| t.status)
     }
 
@@ -841,7 +867,7 @@ impl<'a> Builder<'a> {
                         txt(s
                             .date
                             .as_deref()
-                            .map(|d| date_words(self.lang, d))
+                            .map(|d| date_words(self.lang, self.zone, d))
                             .unwrap_or_default()),
                         txt(s
                             .facilitator
@@ -935,20 +961,7 @@ impl<'a> Builder<'a> {
                 .collect();
             out.push(Block::Table {
                 id: format!("department:{d}"),
-                head: vec![
-                    self.t("번호", "ID"),
-                    self.t("구분", "Type"),
-                    self.t("분야", "Field"),
-                    self.t("내용", "Content"),
-                    self.t("제기자", "Raised by"),
-                    self.t("근거", "Sources"),
-                    self.t("우선순위", "Priority"),
-                    self.t("주관/협조", "Lead/assist"),
-                    self.t("부서 검토의견", "Response"),
-                    self.t("조치계획", "Action plan"),
-                    self.t("완료 예정", "Due"),
-                    self.t("추진상황", "Progress"),
-                ],
+                head: department_head(self.lang),
                 rows,
             });
         }
@@ -1116,7 +1129,7 @@ impl<'a> Builder<'a> {
                     vec![self.link(s, a)],
                     txt(self.kind_word(a.kind)),
                     txt(self.author_of(a)),
-                    txt(date_words(self.lang, &a.created_at)),
+                    txt(date_words(self.lang, self.zone, &a.created_at)),
                     txt(if orphan {
                         format!("{status}, {}", self.t("앵커 유실(orphaned)", "orphaned"))
                     } else {
@@ -1247,7 +1260,7 @@ impl<'a> Builder<'a> {
         let clock = |t: Option<&Value>| {
             t.and_then(Value::as_str)
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.format("%H:%M").to_string())
+                .map(|t| t.with_timezone(&self.zone).format("%H:%M").to_string())
         };
         let scheduled = get("scheduled");
         let hours = match (
@@ -1260,7 +1273,7 @@ impl<'a> Builder<'a> {
         let day = s
             .date
             .as_deref()
-            .map(|d| date_words(self.lang, d))
+            .map(|d| date_words(self.lang, self.zone, d))
             .unwrap_or_default();
         let mut items = Vec::new();
         // Why: the session's own purpose, else the series'.
@@ -1422,7 +1435,7 @@ impl<'a> Builder<'a> {
             .iter()
             .filter_map(|s| s.date.as_deref())
             .max()
-            .map(|d| date_words(self.lang, d));
+            .map(|d| date_words(self.lang, self.zone, d));
         let department = rest
             .get("organizer_department")
             .and_then(Value::as_str)
@@ -2190,8 +2203,33 @@ pub fn with_base(blocks: &mut [Block], base: &str) {
 
 /// The department tables as CSV: one header row, then the rows of every department, with the
 /// department's name first and the row's links (its sources' replay moments) last.
+/// The columns of a department's table.
+fn department_head(lang: Lang) -> Vec<String> {
+    [
+        ("번호", "ID"),
+        ("구분", "Type"),
+        ("분야", "Field"),
+        ("내용", "Content"),
+        ("제기자", "Raised by"),
+        ("근거", "Sources"),
+        ("우선순위", "Priority"),
+        ("주관/협조", "Lead/assist"),
+        ("부서 검토의견", "Response"),
+        ("조치계획", "Action plan"),
+        ("완료 예정", "Due"),
+        ("추진상황", "Progress"),
+    ]
+    .into_iter()
+    .map(|(ko, en)| t(lang, ko, en))
+    .collect()
+}
+
+/// The department tables as rows of one sheet: the department, the table's columns, the
+/// links. With no finding yet the sheet is its header row alone.
 pub fn department_rows(blocks: &[Block], lang: Lang) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut head = Vec::new();
+    let mut head = vec![t(lang, "부서", "department")];
+    head.extend(department_head(lang));
+    head.push(t(lang, "출처 링크", "links"));
     let mut rows = Vec::new();
     // A department's table follows its heading, which names it.
     let mut name = "";
@@ -2199,30 +2237,8 @@ pub fn department_rows(blocks: &[Block], lang: Lang) -> (Vec<String>, Vec<Vec<St
         if let Block::Heading(_, text) = b {
             name = text;
         }
-        if let Block::Table {
-            id,
-            head: h,
-            rows: r,
-        } = b
-        {
+        if let Block::Table { id, rows: r, .. } = b {
             if id.starts_with("department:") {
-                if head.is_empty() {
-                    head.push(
-                        match lang {
-                            Lang::Ko => "부서",
-                            Lang::En => "department",
-                        }
-                        .to_string(),
-                    );
-                    head.extend(h.iter().cloned());
-                    head.push(
-                        match lang {
-                            Lang::Ko => "출처 링크",
-                            Lang::En => "links",
-                        }
-                        .to_string(),
-                    );
-                }
                 for row in r {
                     let mut line = vec![name.to_string()];
                     line.extend(row.iter().map(cell_text));
@@ -2246,6 +2262,47 @@ pub fn department_rows(blocks: &[Block], lang: Lang) -> (Vec<String>, Vec<Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A series with no finding yet: the department sheet is its header row, not `""`.
+    #[test]
+    fn a_department_sheet_without_findings_is_its_header_row() {
+        let (head, rows) = department_rows(&[], Lang::Ko);
+        assert_eq!(head.first().map(String::as_str), Some("부서"));
+        assert_eq!(head.last().map(String::as_str), Some("출처 링크"));
+        assert!(head.iter().any(|h| h == "조치계획"));
+        assert!(rows.is_empty());
+    }
+
+    /// The chair decided "noted" at 17:00 in Seoul and "deferred" at 09:00 UTC (18:00 in
+    /// Seoul), the second written as JavaScript writes times. Compared as text, `T17` came
+    /// after `T09` and the report printed the earlier decision.
+    #[test]
+    fn the_latest_triage_decision_is_the_latest_instant_not_the_greatest_text() {
+        let text = include_str!("../../../examples/debate-bundle.json");
+        let mut b = Bundle::parse(text.as_bytes()).expect("the example parses");
+        let s = &mut b.sessions[0];
+        let a = s.annotations[0].clone();
+        let entry = |status, at: &str| crate::bundle::TriageEntry {
+            annotation: a.uuid(),
+            status,
+            by: "P-MOON".into(),
+            at: at.into(),
+            note: None,
+            finding: None,
+            rest: Default::default(),
+        };
+        s.triage
+            .retain(|t| t.annotation != a.uuid() && Some(&t.annotation) != a.reference.as_ref());
+        s.triage
+            .push(entry(TriageStatus::Deferred, "2012-11-07T09:00:00Z"));
+        s.triage
+            .push(entry(TriageStatus::Noted, "2012-11-07T17:00:00+09:00"));
+        let r = Builder::new(&b, None, Lang::Ko);
+        assert_eq!(
+            r.status_of(&b.sessions[0], &a),
+            Some(TriageStatus::Deferred)
+        );
+    }
 
     /// What a participant writes is shown as text by a Markdown renderer: no HTML, no link of
     /// theirs, no emphasis; and a link whose target carries content stays one link to our path.

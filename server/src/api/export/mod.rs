@@ -43,7 +43,13 @@ fn content(hub: &Hub, key: &DocKey, problems: &mut Vec<Problem>) -> Option<Value
                 .map_err(|e| e.to_string())
         });
     match read {
-        Ok(v) => v,
+        Ok(mut v) => {
+            // What was typed decomposed live reads as an import would have written it.
+            if let Some(v) = v.as_mut() {
+                toron_domain::anchor::nfc_json(v);
+            }
+            v
+        }
         Err(why) => {
             tracing::warn!(doc = %key, %why, "export: a document could not be read; left out");
             problems.push(Problem::skipped(
@@ -291,7 +297,10 @@ fn as_submitted(
             })
         });
         match then {
-            Ok(v) => now = v,
+            Ok(mut v) => {
+                toron_domain::anchor::nfc_json(&mut v);
+                now = v
+            }
             Err(why) => problems.push(Problem::skipped(
                 &key.to_string(),
                 None,
