@@ -333,7 +333,8 @@ impl Writer<'_> {
             let mut d = self.open(&key).await?;
             let content = without_nulls(&json!({
                 "schema": schema::tag(&key), "case": c.key, "government": c.government,
-                "title": c.title, "sections": c.sections, "indicators": c.indicators,
+                "title": c.title, "sections": c.sections, "section_order": c.section_order,
+                "indicators": c.indicators,
             }));
             let created = init_root(&mut d.doc, &key, &content)?;
             commit_at(&mut d.doc, start);

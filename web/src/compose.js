@@ -130,7 +130,9 @@ export async function writeAnnotation(s, a) {
 
 export async function annotate(s, form) {
   const caseKey = form.dataset.case;
-  const path = form.dataset.path.split(".");
+  // A section's name may hold a dot (`sections.` is cut off once); a form's field is dotted.
+  const raw = form.dataset.path;
+  const path = raw.startsWith("sections.") ? ["sections", raw.slice("sections.".length)] : raw.split(".");
   // A sentence picked from the keyboard, else the selected passage.
   const picked = form.sentence?.value?.split(":").map(Number);
   const start = picked ? picked[0] : Number(form.dataset.start);

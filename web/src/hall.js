@@ -8,8 +8,8 @@ import { api } from "./api.js";
 import { agree, annotate, confirmSaved, nowKst, reply } from "./compose.js";
 import { departmentName, docOf, gather, handle, mayAnnotate, person } from "./documents.js";
 import { render } from "./render.js";
-import { $, KINDS, SECTIONS, esc, state } from "./state.js";
-import { announce, highlighted, tabs } from "./views.js";
+import { $, KINDS, esc, state } from "./state.js";
+import { announce, caseSections, highlighted, sectionPath, sectionTitle, tabs } from "./views.js";
 
 // ---- the lists of a hall: filters, order, what is new ------------------------------------
 
@@ -136,17 +136,16 @@ export async function viewCase(s, caseKey) {
   const canWrite = mayAnnotate(s);
   const canTriage = !!s.triage?.writable;
   let body = "";
-  for (const sec of SECTIONS) {
-    const text = doc?.sections?.[sec];
-    if (typeof text !== "string") continue;
+  for (const [i, sec] of caseSections(doc).entries()) {
+    const text = doc.sections[sec];
     const here = roots.filter((a) => (a.target.path || []).join(".") === `sections.${sec}`);
     for (const a of here) {
       a.range = locate(text, a.target.quote, a.target.position);
       a.orphaned = !a.range;
     }
-    body += `<h2 id="sec-${sec}">${esc(t(sec))}</h2>
-      <div class="section-text" data-case="${esc(caseKey)}" data-path="sections.${sec}" tabindex="0"
-        aria-label="${esc(t(sec))}">${highlighted(text, here)}</div>`;
+    body += `<h2 id="sec-${i}">${esc(sectionTitle(sec))}</h2>
+      <div class="section-text" data-case="${esc(caseKey)}" data-path="${esc(sectionPath(sec))}" tabindex="0"
+        aria-label="${esc(sectionTitle(sec))}">${highlighted(text, here)}</div>`;
   }
   const evals = s.evaluations.filter((e) => e.case === caseKey);
   let evalHtml = "";

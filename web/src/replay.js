@@ -5,8 +5,8 @@ import { t, lang } from "./i18n.js";
 import { api, serverError } from "./api.js";
 import { authorship, person, session } from "./documents.js";
 import { render } from "./render.js";
-import { $, SECTIONS, esc, state } from "./state.js";
-import { highlighted, tabs } from "./views.js";
+import { $, esc, state } from "./state.js";
+import { caseSections, highlighted, sectionTitle, tabs } from "./views.js";
 
 export const replayState = { session: null, times: [], at: null, link: null, timer: null, playing: 0 };
 state.replay = replayState; // the tests read the acts' times
@@ -154,12 +154,11 @@ export async function viewReplay(s) {
     const onCase = anns.filter((a) => a.target?.doc === `case:${c.key}` && !a.parent);
     shown += onCase.length;
     let secs = "";
-    for (const sec of SECTIONS) {
-      const text = caseState?.sections?.[sec];
-      if (typeof text !== "string") continue;
+    for (const sec of caseSections(caseState)) {
+      const text = caseState.sections[sec];
       const here = onCase.filter((a) => (a.target.path || []).join(".") === `sections.${sec}`);
       for (const a of here) a.range = locate(text, a.target.quote, a.target.position);
-      secs += `<h3>${esc(t(sec))}</h3><div class="section-text">${highlighted(text, here)}</div>`;
+      secs += `<h3>${esc(sectionTitle(sec))}</h3><div class="section-text">${highlighted(text, here)}</div>`;
     }
     content += `<section class="replay-case" data-case="${esc(c.key)}"><h2>${esc(c.title)}</h2>
       <ul>${onCase.map((a) => `<li data-ann="${esc(a.id)}"${a.id === state.focus ? ' class="focus"' : ""}><span class="kind">${esc(t(a.kind))}</span> ${esc(a.body || a.target?.quote?.exact || "")}</li>`).join("")}</ul>${secs}</section>`;

@@ -7,7 +7,33 @@ import { ensureRepo, gather, mayAnnotate } from "./documents.js";
 import { hasFollowup } from "./followup.js";
 import { annotationCard } from "./hall.js";
 import { scheduleRender } from "./render.js";
-import { $, KINDS, esc, state } from "./state.js";
+import { $, KINDS, SECTIONS, esc, state } from "./state.js";
+
+// ---- a case's sections ---------------------------------------------------------------------
+
+/// A case's sections as the district wrote them, any names: in the order the case gives
+/// (`section_order`, which the import writes from the bundle), else the four usual ones first
+/// and any other after them, by name.
+export function caseSections(doc) {
+  const secs = doc?.sections || {};
+  const names = Object.keys(secs).filter((k) => typeof secs[k] === "string");
+  const order = Array.isArray(doc?.section_order) ? doc.section_order.map(String) : [];
+  const rank = (n) => {
+    const i = order.indexOf(n);
+    if (i >= 0) return i;
+    const j = SECTIONS.indexOf(n);
+    return order.length + (j >= 0 ? j : SECTIONS.length);
+  };
+  return names.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/// A section's heading: the usual four in the reader's language, any other as the district
+/// named it.
+export const sectionTitle = (name) => (SECTIONS.includes(name) ? t(name) : name);
+
+/// Where an annotation on a section points, as the page carries it: `sections.` and the
+/// section's whole name (which may hold a dot: `compose.js` splits at the first one only).
+export const sectionPath = (name) => `sections.${name}`;
 
 // ---- views ---------------------------------------------------------------------------------
 

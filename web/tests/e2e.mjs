@@ -117,6 +117,10 @@ try {
   if (shots) await activist.page.screenshot({ path: join(shots, "web-sessions-desktop.png") });
   await openCase(activist.page);
   await activist.page.locator("#net.on").waitFor({ timeout: LIMIT });
+  // The case's sections as the district wrote them: any name, in the bundle's order (issue 30).
+  const heads = await activist.page.locator("section h2[id^='sec-']").allTextContents();
+  assert.deepEqual(heads, ["배경", "추진 방법", "성과", "과제", "예산"], `the case's sections in order: ${heads}`);
+  assert.ok((await activist.page.locator(".section-text[data-path='sections.예산']").innerText()).includes("구비 60%"));
   await openCase(evaluator.page);
 
   // 1. The activist adds a gap; the evaluator sees it within a second, with author and role.

@@ -292,6 +292,11 @@ pub struct Case {
     pub responsible_departments: Vec<String>,
     #[serde(default)]
     pub sections: BTreeMap<String, String>,
+    /// The sections' order as the case presents them: given, or the order the bundle's text
+    /// wrote `sections` in ([`Bundle::parse`] reads it). The hall, the replay and the report's
+    /// 붙임 show them in it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub section_order: Vec<String>,
     #[serde(default)]
     pub indicators: Vec<Value>,
     #[serde(flatten)]
@@ -557,6 +562,62 @@ pub struct DeptResponse {
 }
 
 /// Every string of a JSON tree in NFC.
+/// Each case's section names in the order the bundle's text writes them (a `Value` keeps its
+/// keys sorted, so the order is read from the text itself), in NFC like everything else.
+/// Nothing when the text does not have this shape: the full parse says why.
+fn section_orders(bytes: &[u8]) -> BTreeMap<String, Vec<String>> {
+    #[derive(Deserialize)]
+    struct Text {
+        #[serde(default)]
+        sessions: Vec<SessionText>,
+    }
+    #[derive(Deserialize)]
+    struct SessionText {
+        #[serde(default)]
+        cases: Vec<CaseText>,
+    }
+    #[derive(Deserialize)]
+    struct CaseText {
+        key: String,
+        #[serde(default)]
+        sections: Names,
+    }
+    /// A JSON object's keys, in the order written.
+    #[derive(Default)]
+    struct Names(Vec<String>);
+    impl<'de> Deserialize<'de> for Names {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Keys;
+            impl<'de> serde::de::Visitor<'de> for Keys {
+                type Value = Names;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<M: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: M,
+                ) -> Result<Names, M::Error> {
+                    let mut out = Vec::new();
+                    while let Some((k, serde::de::IgnoredAny)) = m.next_entry::<String, _>()? {
+                        out.push(crate::anchor::nfc(&k));
+                    }
+                    Ok(Names(out))
+                }
+            }
+            d.deserialize_map(Keys)
+        }
+    }
+    serde_json::from_slice::<Text>(bytes)
+        .map(|t| {
+            t.sessions
+                .into_iter()
+                .flat_map(|s| s.cases)
+                .map(|c| (crate::anchor::nfc(&c.key), c.sections.0))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn normalise(v: &mut Value) {
     match v {
         Value::String(s) => {
@@ -641,10 +702,22 @@ impl Bundle {
             )
         })?;
         normalise(&mut v);
-        let b: Bundle = serde_path_to_error::deserialize(v).map_err(|e| {
+        let mut b: Bundle = serde_path_to_error::deserialize(v).map_err(|e| {
             let place = place_of(e.path());
             err(place, e.into_inner().to_string())
         })?;
+        let orders = section_orders(bytes);
+        for c in b.sessions.iter_mut().flat_map(|s| s.cases.iter_mut()) {
+            if c.section_order.is_empty() {
+                if let Some(order) = orders.get(&c.key) {
+                    c.section_order = order
+                        .iter()
+                        .filter(|k| c.sections.contains_key(*k))
+                        .cloned()
+                        .collect();
+                }
+            }
+        }
         b.validate()?;
         Ok(b)
     }

@@ -1070,16 +1070,17 @@ impl<'a> Builder<'a> {
                 3,
                 format!("{} — {}", self.gov(&c.government), c.title),
             ));
-            // The four sections in the order a case is presented, then any other.
+            // In the case's own order; without one, the four usual sections in the order a
+            // case is presented, then any other by name.
             let known = ["background", "method", "results", "challenges"];
-            let order = known
-                .iter()
-                .filter_map(|k| c.sections.get_key_value(*k))
-                .chain(
-                    c.sections
-                        .iter()
-                        .filter(|(k, _)| !known.contains(&k.as_str())),
-                );
+            let rank = |k: &str| {
+                c.section_order.iter().position(|x| x == k).unwrap_or(
+                    c.section_order.len()
+                        + known.iter().position(|x| *x == k).unwrap_or(known.len()),
+                )
+            };
+            let mut order: Vec<(&String, &String)> = c.sections.iter().collect();
+            order.sort_by_key(|(k, _)| rank(k));
             for (name, text) in order {
                 out.push(Block::Para(txt(format!(
                     "{}: {text}",
@@ -2262,6 +2263,45 @@ pub fn department_rows(blocks: &[Block], lang: Lang) -> (Vec<String>, Vec<Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A case whose sections the district named and ordered itself: `예산` first, then the
+    /// usual four. The bundle's text order is kept (a JSON value would sort it), and the
+    /// report's 붙임 prints them in it.
+    #[test]
+    fn sections_keep_the_names_and_order_the_district_wrote() {
+        let text = include_str!("../../../examples/debate-bundle.json").replacen(
+            "\"sections\": {",
+            "\"sections\": { \"예산\": \"연 12억 원\", \"추진 성과\": \"회원 8,400명\",",
+            1,
+        );
+        let b = Bundle::parse(text.as_bytes()).expect("parses");
+        let c = &b.sessions[0].cases[0];
+        assert_eq!(
+            c.section_order,
+            [
+                "예산",
+                "추진 성과",
+                "background",
+                "method",
+                "results",
+                "challenges"
+            ]
+        );
+        let blocks = Builder::new(&b, None, Lang::Ko).build();
+        let paras: Vec<String> = blocks
+            .iter()
+            .filter_map(|x| match x {
+                Block::Para(cell) => Some(cell_text(cell)),
+                _ => None,
+            })
+            .collect();
+        let at = |p: &str| paras.iter().position(|x| x.starts_with(p));
+        let (budget, done, bg) = (at("예산:"), at("추진 성과:"), at("추진배경:"));
+        assert!(
+            budget.is_some() && budget < done && done < bg,
+            "{budget:?} {done:?} {bg:?}"
+        );
+    }
 
     /// A series with no finding yet: the department sheet is its header row, not `""`.
     #[test]

@@ -465,6 +465,9 @@ fn session_cases(
         }
         if let Some(body) = content(hub, &DocKey::Case { case }, problems) {
             c["sections"] = body.get("sections").cloned().unwrap_or(json!({}));
+            if let Some(order) = body.get("section_order").filter(|o| o.is_array()) {
+                c["section_order"] = order.clone();
+            }
             c["indicators"] = body.get("indicators").cloned().unwrap_or(json!([]));
         }
         cases.push(c);
