@@ -187,7 +187,21 @@ async fn a_session_prepared_with_a_bundle_has_every_document_it_needs() {
         s["phase"] = serde_json::json!("scheduled");
         let roles = s["roles"].as_array_mut().expect("roles");
         roles.push(serde_json::json!({ "participant": "P-PARK", "role": "evaluator" }));
+        roles.push(serde_json::json!({ "participant": "P-LEE", "role": "department_reviewer" }));
+        roles.push(serde_json::json!({ "participant": "P-FAM", "role": "department_reviewer" }));
     }
+    // A reviewer of the assisting department.
+    let people = b["participants"].as_array_mut().expect("participants");
+    let mut fam = people
+        .iter()
+        .find(|p| p["key"] == "P-LEE")
+        .expect("P-LEE")
+        .clone();
+    fam["key"] = serde_json::json!("P-FAM");
+    fam["name"] = serde_json::json!("정가족");
+    fam["department"] = serde_json::json!("DEP-FAM");
+    people.push(fam);
+
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("prepared.json");
     std::fs::write(&file, serde_json::to_vec(&b).expect("json")).expect("write");
@@ -238,5 +252,69 @@ async fn a_session_prepared_with_a_bundle_has_every_document_it_needs() {
         case["sections"].as_object().is_some_and(|m| !m.is_empty()),
         "the case's sections were written over its skeleton: {case}"
     );
+
+    // The session runs, with the CLI: live; a question on the passage that opens a section;
+    // the chair answers it in the queue; the planning officer promotes it to the series'
+    // first finding, for a lead and an assisting department; both departments answer.
+    admin(&server, "admin session phase S-LIB live").await;
+    let (ok, id, err) = toron_line(
+        &server,
+        &activist,
+        "annotate case:C-LIB-HB --session S-LIB --path sections.background \
+         --quote '한빛구는 2011년' --kind question --body '장서 확충 예산은 어디서 나옵니까?'",
+    )
+    .await;
+    assert!(ok, "the question: {err}");
+    let id = id.trim().to_string();
+    let (ok, _, err) = toron_line(
+        &server,
+        &chair,
+        &format!("triage {id} --session S-LIB --status answered --note '구비로 충당'"),
+    )
+    .await;
+    assert!(ok, "the chair runs the queue: {err}");
+    admin(&server, "admin session phase S-LIB closed").await;
+    let (ok, finding, err) = toron_line(
+        &server,
+        ADMIN,
+        &format!(
+            "promote --session S-LIB --from {id} --type gap --title '장서 확충 재원이 불안정하다' \
+             --department DEP-CULT --department DEP-FAM"
+        ),
+    )
+    .await;
+    assert!(ok, "the series' first finding: {err}");
+    let finding = finding.trim().to_string();
+    for (who, dept, plan) in [
+        ("P-LEE", "DEP-CULT", "2013년 장서 구입비 본예산 반영"),
+        ("P-FAM", "DEP-FAM", "아동 도서 기증 연계"),
+    ] {
+        let token = token_of(&server, who).await;
+        let (ok, _, err) = toron_line(
+            &server,
+            &token,
+            &format!(
+                "respond {finding} --series HB-BENCH-2012 --department {dept} \
+                 --stance accepted --plan '{plan}'"
+            ),
+        )
+        .await;
+        assert!(ok, "{dept} answers: {err}");
+    }
+    let (ok, md, err) = toron_tests::toron(
+        &server,
+        ADMIN,
+        &["report", "HB-BENCH-2012", "--format", "md"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    for text in [
+        "장서 확충 예산은 어디서 나옵니까?",
+        "장서 확충 재원이 불안정하다",
+        "2013년 장서 구입비 본예산 반영",
+        "아동 도서 기증 연계",
+    ] {
+        assert!(md.contains(text), "the report holds “{text}”:\n{md}");
+    }
     server.shutdown().await.expect("shutdown");
 }
