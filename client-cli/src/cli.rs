@@ -1243,8 +1243,18 @@ async fn export_cmd(
         if !bundle.sessions.iter().any(|s| s.key == key) {
             anyhow::bail!("`{key}` is not a session: W3C exports one session's annotations");
         }
-        v = toron_domain::w3c::export(&bundle, &key, ctx.cli_server.trim_end_matches('/'))
-            .map_err(anyhow::Error::msg)?;
+        // The annotations' sources name the server as participants reach it: its
+        // `--public-url`, else the address this command was given.
+        let (srv, token) = (ctx.cli_server.to_string(), ctx.token.clone());
+        let me = tokio::task::spawn_blocking(move || {
+            crate::admin::Admin::new(&srv, token, limit).call("GET", "/api/v1/whoami", None)
+        })
+        .await??;
+        let base = me["public_url"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| crate::admin::http_base(ctx.cli_server));
+        v = toron_domain::w3c::export(&bundle, &key, &base).map_err(anyhow::Error::msg)?;
     }
     let text = serde_json::to_string_pretty(&v)? + "\n";
     match output {

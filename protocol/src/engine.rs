@@ -228,6 +228,8 @@ struct StepState {
     origin: HashMap<ChangeHash, ConnId>,
     /// The actors whose first change was taken in this batch.
     introduced: std::collections::HashSet<automerge::ActorId>,
+    /// The changes taken in this batch, not yet applied (each actor's next one must follow).
+    taken: HashMap<ChangeHash, Change>,
 }
 
 /// What the changes taken so far in a batch add to the document.
@@ -270,9 +272,10 @@ pub struct DocEngine {
     /// The highest operation counter of the document's changes (see
     /// [`EngineConfig::max_document_ops`]).
     max_op: u64,
-    /// The actors the document's changes come from, read from the document the first time a
-    /// peer's changes need it (see [`DocEngine::whole_history`]), then kept up to date.
-    actors: Option<std::collections::HashSet<automerge::ActorId>>,
+    /// The actors the document's changes come from, each with its last sequence number, read
+    /// from the document the first time a peer's changes need it (see
+    /// [`DocEngine::whole_history`]), then kept up to date.
+    actors: Option<std::collections::HashMap<automerge::ActorId, u64>>,
 }
 
 impl DocEngine {
@@ -608,6 +611,7 @@ impl DocEngine {
         }
         for c in &new {
             st.origin.insert(c.hash(), conn);
+            st.taken.insert(c.hash(), c.clone());
         }
         budget.bytes += bytes;
         budget.max_op = reaches_op;
@@ -902,10 +906,12 @@ impl DocEngine {
             .collect();
         let doc = &self.doc;
         let known = self.actors.get_or_insert_with(|| {
-            doc.get_changes_meta(&[])
-                .into_iter()
-                .map(|m| m.actor.into_owned())
-                .collect()
+            let mut last = std::collections::HashMap::new();
+            for m in doc.get_changes_meta(&[]) {
+                let seq = last.entry(m.actor.into_owned()).or_insert(0);
+                *seq = m.seq.max(*seq);
+            }
+            last
         });
         let introduced: std::collections::HashSet<&automerge::ActorId> = new
             .iter()
@@ -926,7 +932,7 @@ impl DocEngine {
             }
             if let Some(a) = c
                 .actors()
-                .find(|a| !known.contains(*a) && !introduced.contains(a))
+                .find(|a| !known.contains_key(*a) && !introduced.contains(a))
             {
                 return Err(format!(
                     "change {} names actor {a}, whose changes the document does not have",
@@ -934,13 +940,14 @@ impl DocEngine {
                 ));
             }
         }
-        Ok(())
+        in_sequence(new, known, &st.taken, doc)
     }
 
-    /// `c` was applied: its actor is one of the document's.
+    /// `c` was applied: its actor is one of the document's, up to `c`'s sequence number.
     fn know_actors_of(&mut self, c: &Change) {
         if let Some(known) = self.actors.as_mut() {
-            known.insert(c.actor_id().clone());
+            let seq = known.entry(c.actor_id().clone()).or_insert(0);
+            *seq = c.seq().max(*seq);
         }
     }
 
@@ -1052,6 +1059,85 @@ pub fn assemble(snapshot: Option<&[u8]>, tail: Vec<Vec<u8>>) -> Result<Automerge
 }
 
 use crate::inflate::CHUNK_MAGIC;
+
+/// Each actor's new changes run on from the document's (and from those taken earlier in the
+/// same batch), one after the other: numbered from its last sequence number on without a gap,
+/// each after (depending, through the batch's changes, on) the one before. Automerge panics on
+/// a change whose number skips — found by the `inflate` fuzz target: a peer's one change would
+/// cut everyone off the document. Changes the document has already are left to Automerge,
+/// which ignores them.
+fn in_sequence(
+    new: &[Change],
+    last: &std::collections::HashMap<automerge::ActorId, u64>,
+    taken: &HashMap<ChangeHash, Change>,
+    doc: &Automerge,
+) -> Result<(), String> {
+    let fresh: Vec<&Change> = new
+        .iter()
+        .filter(|c| doc.get_change_by_hash(&c.hash()).is_none() && !taken.contains_key(&c.hash()))
+        .collect();
+    let mut batch: HashMap<ChangeHash, &Change> = taken.iter().map(|(h, c)| (*h, c)).collect();
+    batch.extend(fresh.iter().map(|c| (c.hash(), *c)));
+    let mut by_actor: HashMap<&automerge::ActorId, Vec<&Change>> = HashMap::new();
+    for c in &fresh {
+        by_actor.entry(c.actor_id()).or_default().push(c);
+    }
+    for (actor, mut changes) in by_actor {
+        changes.sort_by_key(|c| c.seq());
+        // The actor's last change before these: one taken earlier in this batch, else the
+        // document's.
+        let before: Option<&Change> = taken
+            .values()
+            .filter(|c| c.actor_id() == actor)
+            .max_by_key(|c| c.seq());
+        let have = before
+            .map(Change::seq)
+            .unwrap_or_else(|| last.get(actor).copied().unwrap_or(0));
+        for (i, c) in changes.iter().enumerate() {
+            let expected = have + 1 + i as u64;
+            if c.seq() != expected {
+                return Err(format!(
+                    "change {} of actor {actor} is number {}, where {expected} comes next",
+                    c.hash(),
+                    c.seq()
+                ));
+            }
+        }
+        let chain = before.into_iter().chain(changes.iter().copied());
+        let chain: Vec<&Change> = chain.collect();
+        for pair in chain.windows(2) {
+            if !reaches(&batch, pair[1], pair[0].hash()) {
+                return Err(format!(
+                    "change {} of actor {actor} does not follow its change {}",
+                    pair[1].hash(),
+                    pair[0].hash()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `from` depends on `target` through the changes of `batch` (bounded by its size).
+fn reaches(
+    batch: &std::collections::HashMap<ChangeHash, &Change>,
+    from: &Change,
+    target: ChangeHash,
+) -> bool {
+    let mut todo: Vec<ChangeHash> = from.deps().to_vec();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(h) = todo.pop() {
+        if h == target {
+            return true;
+        }
+        if seen.insert(h) {
+            if let Some(c) = batch.get(&h) {
+                todo.extend(c.deps().iter().copied());
+            }
+        }
+    }
+    false
+}
 
 /// Splits a `changes` entry into its storage chunks and parses them into changes (refusing
 /// what Automerge would choke on), so that
@@ -1184,6 +1270,76 @@ mod tests {
         let actions = engine.step(0, &mut NoGate);
         assert!(
             actions.iter().any(|a| matches!(a, Action::Close { reason, .. } if reason.contains("whose changes the document does not have"))),
+            "{actions:?}"
+        );
+        assert!(engine.doc().get_heads().is_empty());
+    }
+
+    /// OPEN — found by the `inflate` fuzz target on 2026-12-07: a 170-byte change whose list
+    /// operations Automerge's batch apply cannot untangle panics it
+    /// (`op_set2/change/batch.rs`: `assertion failed: self.entry.is_empty()`). The server
+    /// survives it — the document's actor ends, everyone on that document is closed and
+    /// reconnects, the document reopens from the log with nothing lost (the change was never
+    /// appended) — but the engine should refuse it instead. Ignored until it does
+    /// (FUZZING.md, "Findings").
+    #[test]
+    #[ignore = "open: Automerge panics applying this change (FUZZING.md, Findings)"]
+    fn a_change_whose_list_operations_automerge_cannot_apply_is_refused() {
+        let data = include_bytes!("../../fuzz/open/inflate-apply-panic-05966985");
+        let server = PeerId::new("server").expect("peer");
+        let id = DocumentId::from_bytes([7; 16]);
+        let mut engine = DocEngine::new(id, server, Automerge::new(), EngineConfig::default());
+        let message = automerge::sync::Message {
+            heads: Vec::new(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![data.to_vec()].into(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        };
+        engine.push(Input::Sync {
+            conn: ConnId(1),
+            peer: PeerId::new("peer").expect("peer"),
+            kind: SyncKind::Sync,
+            data: message.encode(),
+            grant: Grant::open(),
+        });
+        let actions = engine.step(0, &mut NoGate);
+        assert!(
+            actions.iter().any(|a| matches!(a, Action::Close { .. })),
+            "{actions:?}"
+        );
+    }
+
+    /// Found by the `inflate` fuzz target (its final run for issue 29): a change numbered 341
+    /// for an actor the document has no change of, with nothing missing from its history:
+    /// Automerge panicked applying it. The engine refuses it, and goes on.
+    #[test]
+    fn a_change_whose_number_skips_is_refused_before_it_is_applied() {
+        let data = include_bytes!("../../fuzz/corpus/inflate/seq-skips-d83341bf");
+        let server = PeerId::new("server").expect("peer");
+        let id = DocumentId::from_bytes([6; 16]);
+        let mut engine = DocEngine::new(id, server, Automerge::new(), EngineConfig::default());
+        let message = automerge::sync::Message {
+            heads: Vec::new(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![data.to_vec()].into(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        };
+        engine.push(Input::Sync {
+            conn: ConnId(1),
+            peer: PeerId::new("peer").expect("peer"),
+            kind: SyncKind::Sync,
+            data: message.encode(),
+            grant: Grant::open(),
+        });
+        let actions = engine.step(0, &mut NoGate);
+        assert!(
+            actions.iter().any(
+                |a| matches!(a, Action::Close { reason, .. } if reason.contains("comes next"))
+            ),
             "{actions:?}"
         );
         assert!(engine.doc().get_heads().is_empty());

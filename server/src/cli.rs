@@ -106,6 +106,11 @@ pub struct Args {
     /// Unset: any origin.
     #[arg(long, env = "TORON_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// The address participants open (`https://toron.example.go.kr`): every link the server
+    /// makes uses it — invites and their QR codes, report links. Unset: the address each
+    /// request came by.
+    #[arg(long, env = "TORON_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Local experiments only: no tokens, anybody may create and edit anything.
     #[arg(long, env = "TORON_OPEN")]
     open: bool,
@@ -288,6 +293,11 @@ fn config_of(args: Args) -> anyhow::Result<crate::Config> {
         .map(|o| o.trim().trim_end_matches('/').to_string())
         .filter(|o| !o.is_empty())
         .collect();
+    config.public_url = args
+        .public_url
+        .as_deref()
+        .map(|u| crate::api::report::link_base(u).map_err(|e| anyhow::anyhow!("--public-url: {e}")))
+        .transpose()?;
     config.cluster = cluster;
     config.typeset = crate::config::TypesetLimits {
         program: std::env::current_exe().ok(),

@@ -63,6 +63,11 @@ pub struct Config {
     /// Web origins (`https://host[:port]`) whose pages may open a WebSocket, besides the
     /// server's own. Empty: any. Requests without `Origin` (not from a browser) always may.
     pub allowed_origins: Vec<String>,
+    /// The address participants reach the server by (`https://toron.example.go.kr`), checked
+    /// at start: every link the server makes — invites and their QR codes, report links —
+    /// uses it. Unset: the address a request came by (a page opened on the server itself
+    /// then makes links only that computer can open; the invite sheet says so).
+    pub public_url: Option<String>,
     /// Snapshot a document after this many new changes (0 = never).
     pub snapshot_every: u64,
     /// Tests only: hold appends back before they are declared durable.
@@ -132,6 +137,7 @@ impl Config {
             max_streams_per_token: 4,
             max_streams: 64,
             allowed_origins: Vec::new(),
+            public_url: None,
             snapshot_every: 1000,
             durability_gate: None,
             open: false,

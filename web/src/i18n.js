@@ -101,6 +101,10 @@ const words = {
     "모든 참여자의 로그인을 끝내고 새 링크를 만듭니다. 지금 접속해 있는 사람도 새 링크로 다시 들어와야 합니다. 계속할까요?",
     "Everyone is signed out and gets a new link, people connected now too. Go on?",
   ],
+  invitesLoopback: [
+    "이 컴퓨터의 주소로 만든 링크와 QR 코드는 참가자의 휴대폰에서 열리지 않습니다. 참가자가 여는 주소로 이 페이지를 열거나, 서버를 --public-url 로 그 주소를 주어 시작하세요. 지금 주소:",
+    "Links and QR codes made with this computer's own address open on nobody else's phone. Open this page by the address participants use, or start the server with --public-url giving it. The address now:",
+  ],
   invitesDone: ["새로 만든 링크", "New links"],
   inviteKept: ["이미 참여한 사람", "Already joined"],
   inviteNotYours: ["다른 시리즈 운영자만 발급할 수 있습니다", "Only another series' organizer may issue this"],

@@ -11,10 +11,18 @@ import { tabs } from "./views.js";
 /// The links made for a session in this page (tokens are shown once: they are not kept).
 export const inviteSheets = {};
 
+/// Whether `host` is this computer: links to it open on no one else's phone.
+const isLoopback = (host) => /^(localhost|127(\.\d+){3}|\[::1\])$/.test(host) || host.endsWith(".localhost");
+
 export function viewInvites(s) {
   const head = `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "invites")}`;
   const sheet = inviteSheets[s.key];
-  const make = `<p class="no-print">${esc(t("invitesHelp"))}</p>
+  // Made from a page opened on the server itself, every link and QR code would point at it.
+  const local = sheet ? sheet.loopback : !state.publicUrl && isLoopback(location.hostname);
+  const warn = local
+    ? `<p class="error no-print" role="alert" id="invites-loopback">${esc(t("invitesLoopback"))} <code>${esc(sheet?.base || location.origin)}</code></p>`
+    : "";
+  const make = `${warn}<p class="no-print">${esc(t("invitesHelp"))}</p>
     <p class="no-print"><button type="button" class="primary" data-act="invites">${esc(t("invitesMake"))}</button>
     <button type="button" data-act="invites-reissue">${esc(t("invitesReissue"))}</button></p>`;
   if (!sheet) return head + make;

@@ -94,6 +94,7 @@ export async function start() {
   try {
     const me = await api("/api/v1/whoami");
     state.me = me.participant || "open";
+    state.publicUrl = me.public_url || null;
     $("#who").textContent = me.name ? `${me.name}` : state.me;
     $("#logout").hidden = false;
     state.sessions = (await api("/api/v1/me/sessions")).sessions;

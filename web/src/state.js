@@ -12,6 +12,8 @@ export const state = {
   /// An invite link's code (or token), taken out of the address, until the join form is sent.
   pendingJoin: null,
   me: null,
+  /// The address participants reach the server by (its `--public-url`), if it says one.
+  publicUrl: null,
   sessions: [],
   repo: null,
   adapter: null,

@@ -423,6 +423,10 @@ try {
   await sheet.first().waitFor({ timeout: LIMIT });
   // A sheet gives everyone a one-time link — also those who joined already, who keep their
   // own sign-in (nobody is logged out by printing a sheet).
+  // Opened on the server's own address, the sheet says its links open nowhere else (issue 30);
+  // the series' organizer is on it too.
+  await organizer.page.locator("#invites-loopback").waitFor({ timeout: LIMIT });
+  assert.equal(await organizer.page.locator(".invite[data-participant='P-HAN']").count(), 1, "the series' organizer is on the sheet");
   const kimCard = organizer.page.locator(".invite[data-participant='P-KIM']");
   assert.equal(await kimCard.locator("code.link").count(), 1, "a participant who joined gets a link too");
   const made = organizer.page.locator(".invite:has(code.link)");

@@ -599,7 +599,11 @@ fn section_orders(bytes: &[u8]) -> BTreeMap<String, Vec<String>> {
                 ) -> Result<Names, M::Error> {
                     let mut out = Vec::new();
                     while let Some((k, serde::de::IgnoredAny)) = m.next_entry::<String, _>()? {
-                        out.push(crate::anchor::nfc(&k));
+                        // A name written twice is where it was first written.
+                        let k = crate::anchor::nfc(&k);
+                        if !out.contains(&k) {
+                            out.push(k);
+                        }
                     }
                     Ok(Names(out))
                 }

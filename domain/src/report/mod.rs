@@ -2264,29 +2264,28 @@ pub fn department_rows(blocks: &[Block], lang: Lang) -> (Vec<String>, Vec<Vec<St
 mod tests {
     use super::*;
 
-    /// A case whose sections the district named and ordered itself: `예산` first, then the
-    /// usual four. The bundle's text order is kept (a JSON value would sort it), and the
-    /// report's 붙임 prints them in it.
+    /// A case whose sections the district named and ordered itself: `재원` first, then the
+    /// usual four, then `예산` (the example's own). The bundle's text order is kept (a JSON
+    /// value would sort it), and the report's 붙임 prints them in it.
     #[test]
     fn sections_keep_the_names_and_order_the_district_wrote() {
         let text = include_str!("../../../examples/debate-bundle.json").replacen(
             "\"sections\": {",
-            "\"sections\": { \"예산\": \"연 12억 원\", \"추진 성과\": \"회원 8,400명\",",
+            "\"sections\": { \"재원\": \"연 12억 원\", \"추진 성과\": \"회원 8,400명\",",
             1,
         );
         let b = Bundle::parse(text.as_bytes()).expect("parses");
         let c = &b.sessions[0].cases[0];
-        assert_eq!(
-            c.section_order,
-            [
-                "예산",
-                "추진 성과",
-                "background",
-                "method",
-                "results",
-                "challenges"
-            ]
-        );
+        let expected = [
+            "재원",
+            "추진 성과",
+            "background",
+            "method",
+            "results",
+            "challenges",
+            "예산",
+        ];
+        assert_eq!(c.section_order, expected);
         let blocks = Builder::new(&b, None, Lang::Ko).build();
         let paras: Vec<String> = blocks
             .iter()
@@ -2296,10 +2295,10 @@ mod tests {
             })
             .collect();
         let at = |p: &str| paras.iter().position(|x| x.starts_with(p));
-        let (budget, done, bg) = (at("예산:"), at("추진 성과:"), at("추진배경:"));
+        let order = [at("재원:"), at("추진 성과:"), at("추진배경:"), at("예산:")];
         assert!(
-            budget.is_some() && budget < done && done < bg,
-            "{budget:?} {done:?} {bg:?}"
+            order[0].is_some() && order.windows(2).all(|w| w[0] < w[1]),
+            "{order:?}"
         );
     }
 

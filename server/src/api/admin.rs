@@ -60,11 +60,16 @@ fn series_of_grant(state: &AppState, scope: &Scope) -> Result<String, ApiError> 
 
 async fn whoami(Caller(state, who): Caller) -> ApiResult {
     if state.hub.config.open {
-        return Ok(Json(json!({ "open": true })).into_response());
+        return Ok(
+            Json(json!({ "open": true, "public_url": state.hub.config.public_url }))
+                .into_response(),
+        );
     }
     let p = state.hub.registry.participant(&who);
     Ok(Json(json!({
         "participant": who,
+        // Where participants reach this server (`--public-url`), for links made elsewhere.
+        "public_url": state.hub.config.public_url,
         "name": p.as_ref().map(|p| p.name.clone()),
         "affiliation": p.as_ref().map(|p| p.affiliation.clone()),
         "roles": state.hub.registry.roles_of(&who),

@@ -58,9 +58,11 @@ async fn join(
 
 #[derive(Debug, Deserialize)]
 struct InviteBody {
-    /// The address participants open (`https://toron.example.go.kr`): the server cannot know
-    /// the name it is reached by behind a proxy. An `http(s)` URL without a path.
-    base: String,
+    /// The address participants open (`https://toron.example.go.kr`), as the page or the CLI
+    /// knows it: the server cannot know the name it is reached by behind a proxy. An
+    /// `http(s)` URL without a path. The server's `--public-url`, when it has one, wins.
+    #[serde(default)]
+    base: Option<String>,
     /// Revoke the tokens people already have (their open connections close) before giving
     /// them new links.
     #[serde(default)]
@@ -68,7 +70,7 @@ struct InviteBody {
 }
 
 /// The order of roles on the sheet: the chair and presenters first, the hall after.
-const ROLE_ORDER: [&str; 8] = [
+const ROLE_ORDER: [&str; 9] = [
     "facilitator",
     "presenter",
     "evaluator",
@@ -77,6 +79,7 @@ const ROLE_ORDER: [&str; 8] = [
     "scribe",
     "department_reviewer",
     "observer",
+    "organizer",
 ];
 
 /// A QR code of `text` as an SVG element (black on white, with its quiet zone).
@@ -110,18 +113,33 @@ async fn invites(
         .session(&key)
         .ok_or_else(|| not_found(&format!("session {key} not found")))?;
     require_series(&state, &by, &session.series)?;
-    let Some(base) = valid_base(&b.base) else {
+    let given = state.hub.config.public_url.as_deref().or(b.base.as_deref());
+    let Some(base) = given.and_then(valid_base) else {
         return Err(api_err(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            "base is the address participants open, such as https://toron.example.go.kr (no path)",
+            "base is the address participants open, such as https://toron.example.go.kr (no path); or start the server with --public-url",
         ));
     };
+    // Links to this very computer open nowhere else: the sheet says so.
+    let loopback = url::Url::parse(&base)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+        .is_some_and(|h| match h {
+            url::Host::Domain(d) => d == "localhost" || d.ends_with(".localhost"),
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+        });
     // Everyone with a role in this session, the chair and presenters first.
     let mut people: Vec<(usize, String, String, String)> = Vec::new();
     for p in reg.participants() {
+        // The import's service principal is nobody to invite.
+        if p.kind == "service" {
+            continue;
+        }
+        // The series' organizers and department reviewers take part too.
         let roles: Vec<String> = reg
-            .grants_in_session(&p.key, &key, None, false)
+            .grants_in_session(&p.key, &key, Some(&session.series), false)
             .into_iter()
             .map(|g| g.role)
             .collect();
@@ -180,6 +198,7 @@ async fn invites(
     Ok(Json(json!({
         "session": key, "title": session.title, "series": session.series,
         "issued": issued, "kept": kept, "not_yours": refused,
+        "base": base, "loopback": loopback, "public_url": state.hub.config.public_url.is_some(),
         "invites": out,
     }))
     .into_response())

@@ -164,7 +164,10 @@ async fn report_of(
     let format = q.format.clone().unwrap_or_else(|| "html".into());
     let base = match q.base.as_deref() {
         Some(b) => link_base(b).map_err(bad_request)?,
-        None => own_base(&headers, &state),
+        None => match &state.hub.config.public_url {
+            Some(public) => public.clone(),
+            None => own_base(&headers, &state),
+        },
     };
     let (series_key, session) = resolve(&state, series, q.session.clone());
     may_read_report(&state, &who, &series_key, q.department.as_deref())?;

@@ -3,6 +3,11 @@
 use super::*;
 
 impl Registry {
+    /// Every case, in key order.
+    pub fn cases(&self) -> Vec<Case> {
+        self.read().cases.values().cloned().collect()
+    }
+
     /// Every document the registry's sessions, cases, grants and departments call for, with
     /// its series ([`toron_domain::provision::needed_documents`]).
     pub fn needed_documents(&self) -> BTreeMap<DocKey, String> {

@@ -318,3 +318,49 @@ async fn a_session_prepared_with_a_bundle_has_every_document_it_needs() {
     }
     server.shutdown().await.expect("shutdown");
 }
+
+/// `--public-url`: every link the server makes uses the address participants open, whatever
+/// address the organizer's page or command came by — the invite sheet's links and QR codes
+/// and the report's links. Before, a sheet made on the server itself pointed all of them at
+/// 127.0.0.1, with no warning; without the flag the sheet now says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_link_uses_the_public_url() {
+    const PUBLIC: &str = "https://toron.example.go.kr";
+    let (_dir, server) = toron_tests::secured_with(ADMIN, |c| {
+        c.public_url = Some(PUBLIC.into());
+    })
+    .await;
+    prepare(&server).await;
+    let (ok, out, err) = toron_line(&server, ADMIN, "admin invites S8").await;
+    assert!(ok, "{err}");
+    let sheet: Value = serde_json::from_str(&out).expect("json");
+    let links: Vec<&str> = toron_tests::items(&sheet["invites"])
+        .iter()
+        .filter_map(|i| i["link"].as_str())
+        .collect();
+    assert_eq!(links.len(), 3, "{sheet}");
+    assert!(
+        links
+            .iter()
+            .all(|l| l.starts_with(&format!("{PUBLIC}/#/join/"))),
+        "{links:?}"
+    );
+    assert_eq!(sheet["loopback"], false);
+    let (ok, md, err) =
+        toron_tests::toron(&server, ADMIN, &["report", "BM8", "--format", "md"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        !md.contains("127.0.0.1"),
+        "no link to the server's own address:\n{md}"
+    );
+    server.shutdown().await.expect("shutdown");
+
+    // Without it, a sheet made by the server's own address says its links open only there.
+    let (_dir, server) = toron_tests::secured(ADMIN).await;
+    prepare(&server).await;
+    let (ok, out, err) = toron_line(&server, ADMIN, "admin invites S8").await;
+    assert!(ok, "{err}");
+    let sheet: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(sheet["loopback"], true, "{sheet}");
+    server.shutdown().await.expect("shutdown");
+}

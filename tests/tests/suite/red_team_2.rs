@@ -1077,3 +1077,51 @@ async fn idle_sockets_give_way_to_requests() {
     assert!(answered >= 28, "{answered} of 30 requests answered");
     server.shutdown().await.expect("shutdown");
 }
+
+/// A change that panics Automerge while it is applied (found by the `inflate` fuzz target on
+/// 2026-12-07; open in FUZZING.md: the engine does not refuse it yet). What it costs is
+/// bounded: the server goes on, the document's readers are closed once and get it back from
+/// the log with nothing lost, and every other document is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_automerge_cannot_apply_costs_a_reconnect_and_nothing_else() {
+    let (_dir, server) = toron_tests::fresh().await;
+    let url = server.url();
+    let mut alice = Connection::connect(&url, LIMIT).await.expect("alice");
+    let target = toron_tests::create(&mut alice, "kept", 1).await;
+    let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
+    let mut elsewhere = toron_tests::create(&mut bob, "elsewhere", 2).await;
+
+    let change = include_bytes!("../../../fuzz/open/inflate-apply-panic-05966985");
+    let message = automerge::sync::Message {
+        heads: Vec::new(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: vec![change.to_vec()].into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    };
+    let mut breaker = RawPeer::joined(&url, "breaker").await.expect("join");
+    breaker
+        .send(&Message::Sync {
+            sender_id: PeerId::new("breaker").expect("id"),
+            target_id: server.hub().server_peer().clone(),
+            document_id: target.id,
+            data: message.encode(),
+        })
+        .await
+        .expect("send");
+    let _ = breaker.ending(Duration::from_secs(5)).await;
+
+    // Bob, on another document, goes on editing on his connection.
+    elsewhere.doc.put(ROOT, "after", 3).expect("put");
+    elsewhere.doc.commit();
+    bob.push(&mut elsewhere, LIMIT)
+        .await
+        .expect("another document is untouched");
+    // Alice's document is served again, whole, to a new connection.
+    let mut again = Connection::connect(&url, LIMIT).await.expect("reconnect");
+    let back = again.find(target.id, LIMIT).await.expect("served again");
+    assert_eq!(toron_tests::int_at(&back.doc, "kept"), Some(1));
+    assert!(back.doc.get(ROOT, "after").expect("read").is_none());
+    server.shutdown().await.expect("shutdown");
+}

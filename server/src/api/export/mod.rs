@@ -12,6 +12,7 @@ use toron_domain::integrity::{self, Problem};
 
 use crate::net::hub::Hub;
 
+mod made;
 mod provenance;
 use provenance::{attribute, claim, session_log, Created, Origin};
 
@@ -92,11 +93,12 @@ fn at_secs(v: &Value) -> i64 {
 /// The bundle of `series` (only `session` when given). Blocking: reads documents.
 pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, ExportError> {
     let catalog = hub.registry.catalog();
-    let s_meta = catalog
-        .get("series")
-        .and_then(|m| m.get(series))
-        .cloned()
-        .ok_or_else(|| ExportError::NoSeries(series.to_string()))?;
+    let s_meta = match catalog.get("series").and_then(|m| m.get(series)) {
+        Some(meta) => meta.clone(),
+        None => {
+            made::series(hub, series).ok_or_else(|| ExportError::NoSeries(series.to_string()))?
+        }
+    };
     let template_key = s_meta
         .get("evaluation_template")
         .and_then(Value::as_str)
@@ -107,6 +109,7 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
         .filter(|s| s.get("series").and_then(Value::as_str) == Some(series))
         .filter(|s| session.is_none_or(|k| s.get("key").and_then(Value::as_str) == Some(k)))
         .collect();
+    sessions.extend(made::sessions(hub, series, session, &sessions));
     if let Some(k) = session {
         if sessions.is_empty() {
             return Err(ExportError::NoSession(k.to_string()));
@@ -124,7 +127,8 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
         .get(&toron_domain::import_plan::scoped("template", series))
         .and_then(|m| m.get(&template_key))
         .cloned()
-        .unwrap_or(Value::Null);
+        // A series no import described has no criteria yet.
+        .unwrap_or_else(|| json!({ "key": template_key, "criteria": [] }));
     let listed = |kind: &str, list: &str| listed(&catalog, series, kind, list);
     let participants = series_participants(
         hub,
@@ -468,6 +472,14 @@ fn session_cases(
             if let Some(order) = body.get("section_order").filter(|o| o.is_array()) {
                 c["section_order"] = order.clone();
             }
+            c["indicators"] = body.get("indicators").cloned().unwrap_or(json!([]));
+        }
+        cases.push(c);
+    }
+    for mut c in made::cases(hub, key, &cases) {
+        let case = c["key"].as_str().unwrap_or_default().to_string();
+        if let Some(body) = content(hub, &DocKey::Case { case }, problems) {
+            c["sections"] = body.get("sections").cloned().unwrap_or(json!({}));
             c["indicators"] = body.get("indicators").cloned().unwrap_or(json!([]));
         }
         cases.push(c);
