@@ -1249,6 +1249,16 @@ mod tests {
             0xd1, 0x10, 0x18, 0x0d, 0x81, 0xd1, 0x10, 0x78, 0x3d, 0x14, 0x8a, 0x82, 0x36, 0x12,
             0x00, 0x00,
         ];
+        let (engine, actions) = one_peer_chunk(CHANGE);
+        assert!(
+            actions.iter().any(|a| matches!(a, Action::Close { reason, .. } if reason.contains("whose changes the document does not have"))),
+            "{actions:?}"
+        );
+        assert!(engine.doc().get_heads().is_empty());
+    }
+
+    /// A fresh engine given `chunk` as a peer's whole `changes` entry, and what it did.
+    fn one_peer_chunk(chunk: &[u8]) -> (DocEngine, Vec<Action>) {
         let server = PeerId::new("server").expect("peer");
         let id = DocumentId::from_bytes([5; 16]);
         let mut engine = DocEngine::new(id, server, Automerge::new(), EngineConfig::default());
@@ -1256,7 +1266,7 @@ mod tests {
             heads: Vec::new(),
             need: Vec::new(),
             have: Vec::new(),
-            changes: vec![CHANGE.to_vec()].into(),
+            changes: vec![chunk.to_vec()].into(),
             flags: None,
             version: automerge::sync::MessageVersion::V1,
         };
@@ -1268,11 +1278,7 @@ mod tests {
             grant: Grant::open(),
         });
         let actions = engine.step(0, &mut NoGate);
-        assert!(
-            actions.iter().any(|a| matches!(a, Action::Close { reason, .. } if reason.contains("whose changes the document does not have"))),
-            "{actions:?}"
-        );
-        assert!(engine.doc().get_heads().is_empty());
+        (engine, actions)
     }
 
     /// OPEN — found by the `inflate` fuzz target on 2026-12-07: a 170-byte change whose list
@@ -1286,25 +1292,7 @@ mod tests {
     #[ignore = "open: Automerge panics applying this change (FUZZING.md, Findings)"]
     fn a_change_whose_list_operations_automerge_cannot_apply_is_refused() {
         let data = include_bytes!("../../fuzz/open/inflate-apply-panic-05966985");
-        let server = PeerId::new("server").expect("peer");
-        let id = DocumentId::from_bytes([7; 16]);
-        let mut engine = DocEngine::new(id, server, Automerge::new(), EngineConfig::default());
-        let message = automerge::sync::Message {
-            heads: Vec::new(),
-            need: Vec::new(),
-            have: Vec::new(),
-            changes: vec![data.to_vec()].into(),
-            flags: None,
-            version: automerge::sync::MessageVersion::V1,
-        };
-        engine.push(Input::Sync {
-            conn: ConnId(1),
-            peer: PeerId::new("peer").expect("peer"),
-            kind: SyncKind::Sync,
-            data: message.encode(),
-            grant: Grant::open(),
-        });
-        let actions = engine.step(0, &mut NoGate);
+        let (_, actions) = one_peer_chunk(data);
         assert!(
             actions.iter().any(|a| matches!(a, Action::Close { .. })),
             "{actions:?}"
@@ -1317,25 +1305,7 @@ mod tests {
     #[test]
     fn a_change_whose_number_skips_is_refused_before_it_is_applied() {
         let data = include_bytes!("../../fuzz/corpus/inflate/seq-skips-d83341bf");
-        let server = PeerId::new("server").expect("peer");
-        let id = DocumentId::from_bytes([6; 16]);
-        let mut engine = DocEngine::new(id, server, Automerge::new(), EngineConfig::default());
-        let message = automerge::sync::Message {
-            heads: Vec::new(),
-            need: Vec::new(),
-            have: Vec::new(),
-            changes: vec![data.to_vec()].into(),
-            flags: None,
-            version: automerge::sync::MessageVersion::V1,
-        };
-        engine.push(Input::Sync {
-            conn: ConnId(1),
-            peer: PeerId::new("peer").expect("peer"),
-            kind: SyncKind::Sync,
-            data: message.encode(),
-            grant: Grant::open(),
-        });
-        let actions = engine.step(0, &mut NoGate);
+        let (engine, actions) = one_peer_chunk(data);
         assert!(
             actions.iter().any(
                 |a| matches!(a, Action::Close { reason, .. } if reason.contains("comes next"))

@@ -461,12 +461,18 @@ fn session_cases(
     key: &str,
     problems: &mut Vec<Problem>,
 ) -> Vec<Value> {
-    let mut cases = Vec::new();
-    for mut c in entries(catalog, "case") {
+    let mut cases: Vec<Value> = entries(catalog, "case")
+        .into_iter()
+        .filter(|c| {
+            let case = c["key"].as_str().unwrap_or_default();
+            hub.registry.case(case).map(|x| x.session).as_deref() == Some(key)
+        })
+        .collect();
+    // And those no import described (made with the CLI or the API alone).
+    let made = made::cases(hub, key, &cases);
+    cases.extend(made);
+    for c in &mut cases {
         let case = c["key"].as_str().unwrap_or_default().to_string();
-        if hub.registry.case(&case).map(|x| x.session).as_deref() != Some(key) {
-            continue;
-        }
         if let Some(body) = content(hub, &DocKey::Case { case }, problems) {
             c["sections"] = body.get("sections").cloned().unwrap_or(json!({}));
             if let Some(order) = body.get("section_order").filter(|o| o.is_array()) {
@@ -474,15 +480,6 @@ fn session_cases(
             }
             c["indicators"] = body.get("indicators").cloned().unwrap_or(json!([]));
         }
-        cases.push(c);
-    }
-    for mut c in made::cases(hub, key, &cases) {
-        let case = c["key"].as_str().unwrap_or_default().to_string();
-        if let Some(body) = content(hub, &DocKey::Case { case }, problems) {
-            c["sections"] = body.get("sections").cloned().unwrap_or(json!({}));
-            c["indicators"] = body.get("indicators").cloned().unwrap_or(json!([]));
-        }
-        cases.push(c);
     }
     cases
 }
