@@ -639,7 +639,7 @@ enum SessionCommand {
         #[arg(long)]
         facilitator: Option<String>,
     },
-    /// Move a session to another phase.
+    /// Move a session to another phase (organizers; its facilitator: scheduled → live → closed).
     Phase {
         /// The session's key.
         key: String,
@@ -648,6 +648,14 @@ enum SessionCommand {
         /// Move the session back (`live` → `scheduled`), which takes rights away.
         #[arg(long)]
         force: bool,
+    },
+    /// Set the agenda item under way (the chair or an organizer); without ITEM, none. Every
+    /// open page of the session shows it at once; the timeline and the replay keep it.
+    Item {
+        /// The session's key.
+        key: String,
+        /// The agenda item's key, such as `AG-2`.
+        item: Option<String>,
     },
     /// The sessions you take part in (organizers: of their series).
     List,
@@ -764,6 +772,9 @@ fn admin_call(
             Some(json!({ "key": key, "series": series, "title": title, "phase": phase, "facilitator": facilitator })),
         ),
         AdminCommand::Session(SessionCommand::Phase { key, phase, force }) => api.call("PUT", &format!("/api/v1/sessions/{key}/phase"), Some(json!({ "phase": phase, "force": force }))),
+        AdminCommand::Session(SessionCommand::Item { key, item }) => {
+            api.call("PUT", &format!("/api/v1/sessions/{key}/item"), Some(json!({ "item": item })))
+        }
         AdminCommand::Session(SessionCommand::List) => api.call("GET", "/api/v1/sessions", None),
         AdminCommand::Case(CaseCommand::Add { key, session, presenters }) => {
             api.call("POST", "/api/v1/cases", Some(json!({ "key": key, "session": session, "presenters": presenters })))

@@ -129,12 +129,12 @@ pub fn plan(b: &Bundle) -> Result<Plan, serde_json::Error> {
 /// these).
 fn reference_catalog(b: &Bundle) -> Result<Vec<CatalogEntry>, serde_json::Error> {
     let series = &b.series.key;
+    // What an export derives from the log (the series' sessions and where they stand) is
+    // not the bundle's to set: an export imported again does not carry it in.
+    let mut series_meta = serde_json::to_value(&b.series)?;
+    strip(&mut series_meta, &["sessions_registered"]);
     let mut catalog: Vec<CatalogEntry> = vec![
-        (
-            "series".into(),
-            series.clone(),
-            serde_json::to_value(&b.series)?,
-        ),
+        ("series".into(), series.clone(), series_meta),
         (
             scoped("template", series),
             b.evaluation_template.key.clone(),
@@ -188,7 +188,15 @@ fn plan_session(p: &mut Plan, series: &str, s: &BundleSession) -> Result<(), ser
     let mut meta = serde_json::to_value(s)?;
     strip(
         &mut meta,
-        &["cases", "evaluations", "annotations", "reactions", "triage"],
+        // `attended` is the presence record's, which an export derives from the log.
+        &[
+            "cases",
+            "evaluations",
+            "annotations",
+            "reactions",
+            "triage",
+            "attended",
+        ],
     );
     p.catalog.push(("session".into(), s.key.clone(), meta));
     p.sessions.push(Session {
@@ -197,6 +205,7 @@ fn plan_session(p: &mut Plan, series: &str, s: &BundleSession) -> Result<(), ser
         title: s.title.clone(),
         phase: phase_during_import(&s.phase),
         facilitator: s.facilitator.clone(),
+        item: None,
     });
     let here = || Scope::Session(s.key.clone());
     for r in &s.roles {

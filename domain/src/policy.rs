@@ -360,6 +360,54 @@ pub fn organizes(who: &Subject) -> Organizes {
     }
 }
 
+/// What somebody may change of a session as it runs, from the hall: its phase and the agenda
+/// item now under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    Nothing,
+    /// The session's facilitator (named on the session, holding the role there): the agenda
+    /// item, and the phase forward from scheduled to live to closed.
+    Chair,
+    /// An organizer of its series: everything, backwards too (with `force`).
+    Organizer,
+}
+
+impl Runs {
+    /// Whether a phase move `from` → `to` is theirs to make (a move back also needs `force`).
+    pub fn may_move(self, from: Phase, to: Phase) -> bool {
+        match self {
+            Runs::Organizer => true,
+            Runs::Chair => matches!(
+                (from, to),
+                (Phase::Scheduled, Phase::Live) | (Phase::Live, Phase::Closed)
+            ),
+            Runs::Nothing => false,
+        }
+    }
+}
+
+/// Who runs session `session` of `series`, whose facilitator is `facilitator`: the organizers
+/// of the series, and the facilitator it names (the same person the triage document's rule
+/// lets write).
+pub fn runs_session(who: &Subject, series: &str, session: &str, facilitator: Option<&str>) -> Runs {
+    if organizes(who).covers(series) {
+        return Runs::Organizer;
+    }
+    let chair = facilitator == Some(who.participant.as_str())
+        && who.roles.iter().any(|(r, scope)| {
+            *r == Role::Facilitator
+                && match scope {
+                    Scope::Series(s) => s == ALL_SERIES || s == series,
+                    Scope::Session(s) => s == session,
+                }
+        });
+    if chair {
+        Runs::Chair
+    } else {
+        Runs::Nothing
+    }
+}
+
 /// Whether an organizer who `organizes` what it does may issue or revoke the token of
 /// someone whose roles lie in `their_series` (`None`: a session that does not exist): an
 /// organizer of every series may; another only for someone whose every role lies within the
@@ -679,6 +727,48 @@ mod tests {
             decide(&a, &ctx("report:BM-2026", Phase::Live)),
             Access::None
         );
+    }
+
+    #[test]
+    fn the_named_facilitator_runs_the_hall_and_organizers_run_everything() {
+        use Phase::*;
+        let chair = subject("P-fac", &[Role::Facilitator]);
+        assert_eq!(
+            runs_session(&chair, "BM", "S05", Some("P-fac")),
+            Runs::Chair
+        );
+        // A facilitator the session does not name, or of another session, runs nothing.
+        assert_eq!(
+            runs_session(&chair, "BM", "S05", Some("P-x")),
+            Runs::Nothing
+        );
+        assert_eq!(
+            runs_session(&chair, "BM", "S06", Some("P-fac")),
+            Runs::Nothing
+        );
+        let activist = subject("P-act", &[Role::Activist]);
+        assert_eq!(
+            runs_session(&activist, "BM", "S05", Some("P-act")),
+            Runs::Nothing
+        );
+        let organizer = Subject {
+            participant: "P-org".into(),
+            department: None,
+            roles: vec![(Role::Organizer, Scope::Series("BM".into()))],
+        };
+        assert_eq!(runs_session(&organizer, "BM", "S05", None), Runs::Organizer);
+        assert_eq!(
+            runs_session(&organizer, "OTHER", "S05", None),
+            Runs::Nothing
+        );
+        // The chair: forward, scheduled → live → closed, and no further.
+        assert!(Runs::Chair.may_move(Scheduled, Live));
+        assert!(Runs::Chair.may_move(Live, Closed));
+        assert!(!Runs::Chair.may_move(Closed, Reporting));
+        assert!(!Runs::Chair.may_move(Live, Scheduled));
+        assert!(!Runs::Chair.may_move(Draft, Live));
+        assert!(Runs::Organizer.may_move(Closed, Reporting));
+        assert!(!Runs::Nothing.may_move(Scheduled, Live));
     }
 
     #[test]

@@ -193,6 +193,7 @@ mod tests {
             title: String::new(),
             phase: "scheduled".into(),
             facilitator: None,
+            item: None,
         }];
         let cases = [
             Case {

@@ -87,6 +87,9 @@ pub struct Session {
     pub phase: String,
     #[serde(default)]
     pub facilitator: Option<String>,
+    /// The agenda item under way now (its key in the session's agenda), as the chair set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -863,7 +863,18 @@ pub fn admin_entry(
     previous_phase: impl Fn(&str) -> Option<String>,
 ) -> Option<Entry> {
     let v: Json = serde_json::from_str(&a.action).ok()?;
-    let (session, kind, summary, detail) = if let Some(s) = v.get("session") {
+    let (session, kind, summary, detail) = if let Some(i) = v.get("agenda_item") {
+        let item = i.get("item").and_then(Json::as_str);
+        (
+            i.get("session")?.as_str()?.to_string(),
+            "session.agenda_item",
+            match item {
+                Some(k) => format!("agenda item {k} begun"),
+                None => "no agenda item under way".into(),
+            },
+            json!({ "item": item }),
+        )
+    } else if let Some(s) = v.get("session") {
         let key = s.get("key")?.as_str()?.to_string();
         let phase = s.get("phase")?.as_str()?.to_string();
         let before = previous_phase(&key);

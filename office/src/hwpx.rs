@@ -41,6 +41,8 @@ const PAGE_W: u32 = 59528;
 const PAGE_H: u32 = 84186;
 const MARGIN_X: u32 = 8504;
 const TEXT_W: u32 = PAGE_W - 2 * MARGIN_X;
+/// The text's width on a landscape page (the sheet turned: its height across).
+const TEXT_W_LANDSCAPE: u32 = PAGE_H - 2 * MARGIN_X;
 
 const NS: &str = concat!(
     r##"xmlns:ha="http://www.hancom.co.kr/hwpml/2011/app" "##,
@@ -113,6 +115,8 @@ struct Body {
     break_next: bool,
     /// The pictures (PNG), `BinData/image{n}.png` for the n-th, counted from 1.
     images: Vec<Vec<u8>>,
+    /// The text's width in the section being written (portrait or landscape).
+    text_w: u32,
 }
 
 impl Body {
@@ -205,7 +209,7 @@ impl Body {
         if cols == 0 {
             return;
         }
-        let widths = column_widths(head, rows, cols);
+        let widths = column_widths(head, rows, cols, self.text_w);
         let mut xml = String::new();
         let row_count = rows.len() + usize::from(!head.is_empty());
         let id = self.id();
@@ -214,7 +218,8 @@ impl Body {
             border::CELL
         ));
         xml.push_str(&format!(
-            r##"<hp:sz width="{TEXT_W}" widthRelTo="ABSOLUTE" height="{}" heightRelTo="ABSOLUTE" protect="0"/>"##,
+            r##"<hp:sz width="{}" widthRelTo="ABSOLUTE" height="{}" heightRelTo="ABSOLUTE" protect="0"/>"##,
+            self.text_w,
             row_count * 1000
         ));
         xml.push_str(r##"<hp:pos treatAsChar="0" affectLSpacing="0" flowWithText="1" allowOverlap="0" holdAnchorAndSO="0" vertRelTo="PARA" horzRelTo="COLUMN" vertAlign="TOP" horzAlign="LEFT" vertOffset="0" horzOffset="0"/>"##);
@@ -307,10 +312,9 @@ impl Body {
         let id = self.id();
         // The image's own size at 144 dpi (50 HWPUNIT a pixel), shown scaled to the text width.
         let (org_w, org_h) = (png.width * 50, png.height * 50);
-        let w = TEXT_W;
-        let h =
-            u32::try_from(u64::from(TEXT_W) * u64::from(png.height) / u64::from(png.width.max(1)))
-                .unwrap_or(TEXT_W);
+        let w = self.text_w;
+        let h = u32::try_from(u64::from(w) * u64::from(png.height) / u64::from(png.width.max(1)))
+            .unwrap_or(w);
         let (sx, sy) = (
             f64::from(w) / f64::from(org_w.max(1)),
             f64::from(h) / f64::from(org_h.max(1)),
@@ -353,7 +357,7 @@ fn plain(cell: &Cell) -> String {
 /// Column widths in HWPUNIT summing to the text width: a short column as wide as its text at
 /// the cells' 9 pt (a half-em is 450 HWPUNIT) and their margins, the long ones sharing the
 /// rest; where even the short ones do not fit, every column in proportion.
-fn column_widths(head: &[String], rows: &[Vec<Cell>], cols: usize) -> Vec<u32> {
+fn column_widths(head: &[String], rows: &[Vec<Cell>], cols: usize, text_w: u32) -> Vec<u32> {
     const HALF_EM: usize = 450;
     const PAD: usize = 1000;
     let wants = crate::column_widths(head, rows);
@@ -371,7 +375,7 @@ fn column_widths(head: &[String], rows: &[Vec<Cell>], cols: usize) -> Vec<u32> {
             crate::ColumnWidth::Short(_) => 0,
         })
         .sum();
-    let text = TEXT_W as usize;
+    let text = text_w as usize;
     // What the long columns share, at least 30 half-ems each.
     let long_min = wants
         .iter()
@@ -405,13 +409,14 @@ fn column_widths(head: &[String], rows: &[Vec<Cell>], cols: usize) -> Vec<u32> {
     }
     widths
         .into_iter()
-        .map(|w| u32::try_from(w).unwrap_or(TEXT_W))
+        .map(|w| u32::try_from(w).unwrap_or(text_w))
         .collect()
 }
 
-/// The first paragraph of the section carries the page setup (A4, margins) and the page
-/// number at the foot of every page.
-fn section_start() -> String {
+/// The first paragraph of a section carries its page setup (A4, portrait or turned to
+/// landscape: the sheet's size stays portrait and `NARROWLY` turns it, as 한글 writes it;
+/// margins) and the page number at the foot of every page.
+fn section_start(landscape: bool) -> String {
     format!(
         concat!(
             r##"<hp:p id="0" paraPrIDRef="0" styleIDRef="0" pageBreak="0" columnBreak="0" merged="0"><hp:run charPrIDRef="0">"##,
@@ -420,7 +425,7 @@ fn section_start() -> String {
             r##"<hp:startNum pageStartsOn="BOTH" page="0" pic="0" tbl="0" equation="0"/>"##,
             r##"<hp:visibility hideFirstHeader="0" hideFirstFooter="0" hideFirstMasterPage="0" border="SHOW_ALL" fill="SHOW_ALL" hideFirstPageNum="1" hideFirstEmptyLine="0" showLineNumber="0"/>"##,
             r##"<hp:lineNumberShape restartType="0" countBy="0" distance="0" startNumber="0"/>"##,
-            r##"<hp:pagePr landscape="WIDELY" width="{w}" height="{h}" gutterType="LEFT_ONLY"><hp:margin header="4252" footer="4252" gutter="0" left="{mx}" right="{mx}" top="5668" bottom="4252"/></hp:pagePr>"##,
+            r##"<hp:pagePr landscape="{turn}" width="{w}" height="{h}" gutterType="LEFT_ONLY"><hp:margin header="4252" footer="4252" gutter="0" left="{mx}" right="{mx}" top="5668" bottom="4252"/></hp:pagePr>"##,
             r##"<hp:footNotePr><hp:autoNumFormat type="DIGIT" userChar="" prefixChar="" suffixChar=")" supscript="0"/><hp:noteLine length="-1" type="SOLID" width="0.12 mm" color="#000000"/><hp:noteSpacing betweenNotes="283" belowLine="567" aboveLine="850"/><hp:numbering type="CONTINUOUS" newNum="1"/><hp:placement place="EACH_COLUMN" beneathText="0"/></hp:footNotePr>"##,
             r##"<hp:endNotePr><hp:autoNumFormat type="DIGIT" userChar="" prefixChar="" suffixChar=")" supscript="0"/><hp:noteLine length="14692344" type="SOLID" width="0.12 mm" color="#000000"/><hp:noteSpacing betweenNotes="0" belowLine="567" aboveLine="850"/><hp:numbering type="CONTINUOUS" newNum="1"/><hp:placement place="END_OF_DOCUMENT" beneathText="0"/></hp:endNotePr>"##,
             r##"<hp:pageBorderFill type="BOTH" borderFillIDRef="1" textBorder="PAPER" headerInside="0" footerInside="0" fillArea="PAPER"><hp:offset left="1417" right="1417" top="1417" bottom="1417"/></hp:pageBorderFill>"##,
@@ -431,21 +436,50 @@ fn section_start() -> String {
         ),
         w = PAGE_W,
         h = PAGE_H,
-        mx = MARGIN_X
+        mx = MARGIN_X,
+        turn = if landscape { "NARROWLY" } else { "WIDELY" }
     )
 }
 
-/// The body of the report: every block in order.
-fn section(blocks: &[Block]) -> (String, String, Vec<Vec<u8>>) {
+/// Where the department tables are, as `(first, last)` block indexes: from the headings just
+/// before the first `department:` table to that of the last. They go on landscape pages (a
+/// section of their own): twelve columns do not fit a portrait A4.
+fn landscape_span(blocks: &[Block]) -> Option<(usize, usize)> {
+    let is_dept = |b: &Block| matches!(b, Block::Table { id, .. } if id.starts_with("department:"));
+    let first = blocks.iter().position(is_dept)?;
+    let last = blocks.iter().rposition(is_dept)?;
+    let mut start = first;
+    while start > 0 && matches!(blocks[start - 1], Block::Heading(l, _) if l > 1) {
+        start -= 1;
+    }
+    Some((start, last))
+}
+
+/// The body of the report: every block in order, in sections — portrait, the department
+/// tables on landscape pages, portrait again — each section's XML with its own page setup.
+fn sections(blocks: &[Block]) -> (Vec<String>, String, Vec<Vec<u8>>) {
     let mut body = Body {
         xml: String::new(),
         next_id: 0,
         preview: String::new(),
         break_next: false,
         images: Vec::new(),
+        text_w: TEXT_W,
     };
     let has_cover = blocks.iter().any(|b| matches!(b, Block::Cover(_)));
-    for b in blocks {
+    let span = landscape_span(blocks);
+    let mut out = Vec::new();
+    let mut landscape = false;
+    for (i, b) in blocks.iter().enumerate() {
+        let turned = span.is_some_and(|(a, z)| (a..=z).contains(&i));
+        if turned != landscape {
+            // A new section begins (on a new page, as a section does in 한글).
+            if !body.xml.is_empty() {
+                out.push(section_xml(landscape, &std::mem::take(&mut body.xml)));
+            }
+            landscape = turned;
+            body.text_w = if landscape { TEXT_W_LANDSCAPE } else { TEXT_W };
+        }
         match b {
             // The cover shows the title.
             Block::Heading(1, _) if has_cover => {}
@@ -483,12 +517,18 @@ fn section(blocks: &[Block]) -> (String, String, Vec<Vec<u8>>) {
             }
         }
     }
-    let xml = format!(
-        "{XML_DECL}<hs:sec {NS}>{}{}</hs:sec>",
-        section_start(),
-        body.xml
-    );
-    (xml, body.preview, body.images)
+    if !body.xml.is_empty() || out.is_empty() {
+        out.push(section_xml(landscape, &body.xml));
+    }
+    (out, body.preview, body.images)
+}
+
+/// One section's XML: its page setup, then its paragraphs.
+fn section_xml(landscape: bool, body: &str) -> String {
+    format!(
+        "{XML_DECL}<hs:sec {NS}>{}{body}</hs:sec>",
+        section_start(landscape)
+    )
 }
 
 fn font_faces() -> String {
@@ -606,7 +646,7 @@ fn para_pr(
     )
 }
 
-fn header(section_count: u32) -> String {
+fn header(section_count: usize) -> String {
     let chars = [
         char_pr(char_shape::BODY, 1000, false, "#000000", false),
         char_pr(char_shape::BOLD, 1000, true, "#000000", false),
@@ -709,7 +749,17 @@ fn header(section_count: u32) -> String {
 
 /// The package's manifest: the header, the section, the settings, and each picture
 /// (`isEmbeded`: its bytes are in the package, under `BinData/`).
-fn content_hpf(meta: &Meta<'_>, images: usize) -> String {
+fn content_hpf(meta: &Meta<'_>, images: usize, sections: usize) -> String {
+    let section_items: String = (0..sections)
+        .map(|n| {
+            format!(
+                r##"<opf:item id="section{n}" href="Contents/section{n}.xml" media-type="application/xml"/>"##
+            )
+        })
+        .collect();
+    let section_refs: String = (0..sections)
+        .map(|n| format!(r##"<opf:itemref idref="section{n}" linear="yes"/>"##))
+        .collect();
     let pictures: String = (1..=images)
         .map(|n| {
             format!(
@@ -725,10 +775,10 @@ fn content_hpf(meta: &Meta<'_>, images: usize) -> String {
             "</opf:metadata>",
             "<opf:manifest>",
             r##"<opf:item id="header" href="Contents/header.xml" media-type="application/xml"/>"##,
-            r##"<opf:item id="section0" href="Contents/section0.xml" media-type="application/xml"/>"##,
+            "{section_items}",
             r##"<opf:item id="settings" href="settings.xml" media-type="application/xml"/>"##,
             "{pictures}</opf:manifest>",
-            r##"<opf:spine><opf:itemref idref="header" linear="yes"/><opf:itemref idref="section0" linear="yes"/></opf:spine>"##,
+            r##"<opf:spine><opf:itemref idref="header" linear="yes"/>{section_refs}</opf:spine>"##,
             "</opf:package>"
         ),
         decl = XML_DECL,
@@ -736,12 +786,25 @@ fn content_hpf(meta: &Meta<'_>, images: usize) -> String {
         title = xml_text(meta.title),
         lang = xml_text(meta.language),
         pictures = pictures,
+        section_items = section_items,
+        section_refs = section_refs,
     )
 }
 
 /// The report as an HWPX package.
 pub fn write(blocks: &[Block], meta: &Meta<'_>) -> Result<Vec<u8>, HwpxError> {
-    let (section, preview, images) = section(blocks);
+    let (sections, preview, images) = sections(blocks);
+    let section_rdf: String = (0..sections.len())
+        .map(|n| {
+            format!(
+                concat!(
+                    r##"<rdf:Description rdf:about=""><ns0:hasPart xmlns:ns0="http://www.hancom.co.kr/hwpml/2016/meta/pkg#" rdf:resource="Contents/section{n}.xml"/></rdf:Description>"##,
+                    r##"<rdf:Description rdf:about="Contents/section{n}.xml"><rdf:type rdf:resource="http://www.hancom.co.kr/hwpml/2016/meta/pkg#SectionFile"/></rdf:Description>"##
+                ),
+                n = n
+            )
+        })
+        .collect();
     let stored = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Stored)
         .last_modified_time(DateTime::default());
@@ -749,17 +812,17 @@ pub fn write(blocks: &[Block], meta: &Meta<'_>) -> Result<Vec<u8>, HwpxError> {
         .compression_method(CompressionMethod::Deflated)
         .last_modified_time(DateTime::default());
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    let parts: [(&str, String); 9] = [
-        ("mimetype", "application/hwp+zip".to_string()),
+    let mut parts: Vec<(String, String)> = vec![
+        ("mimetype".into(), "application/hwp+zip".to_string()),
         (
-            "version.xml",
+            "version.xml".into(),
             format!(
                 r##"{XML_DECL}<hv:HCFVersion xmlns:hv="http://www.hancom.co.kr/hwpml/2011/version" tagetApplication="WORDPROCESSOR" major="5" minor="1" micro="1" buildNumber="0" os="1" xmlVersion="1.5" application="Toron" appVersion="{}"/>"##,
                 env!("CARGO_PKG_VERSION")
             ),
         ),
         (
-            "META-INF/container.xml",
+            "META-INF/container.xml".into(),
             format!(
                 concat!(
                     "{}",
@@ -773,37 +836,41 @@ pub fn write(blocks: &[Block], meta: &Meta<'_>) -> Result<Vec<u8>, HwpxError> {
             ),
         ),
         (
-            "META-INF/manifest.xml",
+            "META-INF/manifest.xml".into(),
             format!(
                 r##"{XML_DECL}<odf:manifest xmlns:odf="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"/>"##
             ),
         ),
         (
-            "META-INF/container.rdf",
+            "META-INF/container.rdf".into(),
             format!(
                 concat!(
                     "{}",
                     r##"<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">"##,
                     r##"<rdf:Description rdf:about=""><ns0:hasPart xmlns:ns0="http://www.hancom.co.kr/hwpml/2016/meta/pkg#" rdf:resource="Contents/header.xml"/></rdf:Description>"##,
                     r##"<rdf:Description rdf:about="Contents/header.xml"><rdf:type rdf:resource="http://www.hancom.co.kr/hwpml/2016/meta/pkg#HeaderFile"/></rdf:Description>"##,
-                    r##"<rdf:Description rdf:about=""><ns0:hasPart xmlns:ns0="http://www.hancom.co.kr/hwpml/2016/meta/pkg#" rdf:resource="Contents/section0.xml"/></rdf:Description>"##,
-                    r##"<rdf:Description rdf:about="Contents/section0.xml"><rdf:type rdf:resource="http://www.hancom.co.kr/hwpml/2016/meta/pkg#SectionFile"/></rdf:Description>"##,
+                    "{}",
                     r##"<rdf:Description rdf:about=""><rdf:type rdf:resource="http://www.hancom.co.kr/hwpml/2016/meta/pkg#Document"/></rdf:Description>"##,
                     "</rdf:RDF>"
                 ),
-                XML_DECL
+                XML_DECL, section_rdf
             ),
         ),
-        ("Contents/content.hpf", content_hpf(meta, images.len())),
-        ("Contents/header.xml", header(1)),
-        ("Contents/section0.xml", section),
         (
-            "settings.xml",
-            format!(
-                r##"{XML_DECL}<ha:HWPApplicationSetting xmlns:ha="http://www.hancom.co.kr/hwpml/2011/app" xmlns:config="urn:oasis:names:tc:opendocument:xmlns:config:1.0"><ha:CaretPosition listIDRef="0" paraIDRef="0" pos="0"/></ha:HWPApplicationSetting>"##
-            ),
+            "Contents/content.hpf".into(),
+            content_hpf(meta, images.len(), sections.len()),
         ),
+        ("Contents/header.xml".into(), header(sections.len())),
     ];
+    for (n, s) in sections.into_iter().enumerate() {
+        parts.push((format!("Contents/section{n}.xml"), s));
+    }
+    parts.push((
+        "settings.xml".into(),
+        format!(
+            r##"{XML_DECL}<ha:HWPApplicationSetting xmlns:ha="http://www.hancom.co.kr/hwpml/2011/app" xmlns:config="urn:oasis:names:tc:opendocument:xmlns:config:1.0"><ha:CaretPosition listIDRef="0" paraIDRef="0" pos="0"/></ha:HWPApplicationSetting>"##
+        ),
+    ));
     for (name, text) in parts {
         let options = if name == "mimetype" { stored } else { deflated };
         zip.start_file(name, options)?;

@@ -50,6 +50,27 @@ pub fn presence(session: &str, here: &[String]) -> Vec<u8> {
     e.into_writer()
 }
 
+/// Where a session stands, pushed to everyone there when its phase or agenda item changes:
+/// `{ "toron": "session", "session": S, "phase": P, "item": K or null }`. Each page then asks
+/// again what it may do (what the phase allows), without a reload.
+pub fn session(session: &str, phase: &str, item: Option<&str>) -> Vec<u8> {
+    let mut e = Encoder::new(Vec::new());
+    let _ = e
+        .map(4)
+        .and_then(|e| e.str("toron"))
+        .and_then(|e| e.str("session"))
+        .and_then(|e| e.str("session"))
+        .and_then(|e| e.str(session))
+        .and_then(|e| e.str("phase"))
+        .and_then(|e| e.str(phase))
+        .and_then(|e| e.str("item"));
+    let _ = match item {
+        Some(i) => e.str(i),
+        None => e.null(),
+    };
+    e.into_writer()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,12 @@ with zipfile.ZipFile(path) as z:
     names = z.namelist()
     first = z.infolist()[0]
     header = ET.fromstring(z.read("Contents/header.xml"))
-    section = ET.fromstring(z.read("Contents/section0.xml"))
+    # Every section, in order (the department tables have landscape pages of their own).
+    section_names = sorted(
+        (n for n in names if n.startswith("Contents/section") and n.endswith(".xml")),
+        key=lambda n: int(n[len("Contents/section"):-len(".xml")]),
+    )
+    section_xml = [ET.fromstring(z.read(n)) for n in section_names]
     hpf = ET.fromstring(z.read("Contents/content.hpf"))
     manifest = {
         i.get("id"): i.get("href")
@@ -53,6 +58,7 @@ pictures = [
         "ref": next((i.get("binaryItemIDRef") for i in p.iter(HC + "img")), None),
         "comment": "".join(c.text or "" for c in p.iter(HP + "shapeComment")),
     }
+    for section in section_xml
     for p in section.iter(HP + "pic")
 ]
 outline_styles = {
@@ -61,15 +67,33 @@ outline_styles = {
 fonts = sorted({f.get("face") for f in header.iter(HH + "font")})
 outline = [
     "".join(t.text or "" for t in p.iter(HP + "t"))
+    for section in section_xml
     for p in section.iter(HP + "p")
     if p.get("styleIDRef") in outline_styles
 ]
+# Each section's page as python-hwpx reads it, and the first cells of its tables.
+sections = []
+for sec, xml in zip(doc.sections, section_xml):
+    size = sec.properties.page_size
+    sections.append({
+        "orientation": size.orientation,
+        "drawn_width": size.drawn_width,
+        "drawn_height": size.drawn_height,
+        "table_heads": [
+            "".join(t.text or "" for t in tbl.iter(HP + "t"))[:40]
+            for tbl in xml.iter(HP + "tbl")
+        ],
+        "table_widths": [
+            int(next(tbl.iter(HP + "sz")).get("width")) for tbl in xml.iter(HP + "tbl")
+        ],
+    })
 safety = validate_editor_open_safety(path)
 schema = validate_document(path)
 print(json.dumps({
     "text": doc.export_text(),
     "tables": tables,
     "outline": outline,
+    "sections": sections,
     "fonts": fonts,
     "parts": names,
     "pictures": pictures,

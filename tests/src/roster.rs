@@ -148,6 +148,7 @@ pub async fn set_up(server: &Running) -> Vec<(Role, String)> {
             title: "도서관".into(),
             phase: "draft".into(),
             facilitator: Some(who(Role::Facilitator)),
+            item: None,
         },
     )
     .await
@@ -160,6 +161,7 @@ pub async fn set_up(server: &Running) -> Vec<(Role, String)> {
             title: "돌봄".into(),
             phase: "live".into(),
             facilitator: None,
+            item: None,
         },
     )
     .await

@@ -106,9 +106,12 @@ export function serverError(status, body) {
   return e;
 }
 
-export async function api(path) {
-  const r = await fetch(path, { headers: state.token ? { Authorization: `Bearer ${state.token}` } : {} });
-  const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw serverError(r.status, body);
-  return body;
+/// A call of the server's API: a GET, or `{ method, body }` (sent as JSON).
+export async function api(path, { method = "GET", body } = {}) {
+  const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const answer = await r.json().catch(() => ({}));
+  if (!r.ok) throw serverError(r.status, answer);
+  return answer;
 }

@@ -5,10 +5,10 @@ import { cpLength, cpSlice } from "./anchor.js";
 import { t } from "./i18n.js";
 import { Automerge as A } from "@automerge/automerge-repo/slim";
 import { api } from "./api.js";
-import { departmentName, handle, myRole, openOrStart, session } from "./documents.js";
-import { scheduleRender, start } from "./render.js";
+import { departmentName, handle, mayAnnotate, myRole, openOrStart, session } from "./documents.js";
+import { refreshSessions, scheduleRender, start } from "./render.js";
 import { $, KINDS, esc, state } from "./state.js";
-import { announce } from "./views.js";
+import { announce, sessionBar } from "./views.js";
 
 // ---- writing -------------------------------------------------------------------------------
 
@@ -50,11 +50,49 @@ export function notice(id, e) {
     if (location.hash.includes("/people")) scheduleRender();
     return;
   }
+  if (m.toron === "session" && typeof m.session === "string") {
+    // The chair moved the session (its phase, the item under way): shown at once, and what
+    // this page may do asked again — a form being written is kept, and told if it can no
+    // longer be sent.
+    sessionMoved(m.session, String(m.phase || ""), m.item == null ? null : String(m.item));
+    return;
+  }
   if (m.toron !== "refused") return;
-  state.refused = { doc: id, kind: String(m.kind || "value"), reason: String(m.reason || "") };
+  // What was written and refused is shown back to its writer: never silently lost.
+  const text = state.unsent?.doc === id ? state.unsent.text : "";
+  state.refused = { doc: id, kind: String(m.kind || "value"), reason: String(m.reason || ""), text };
   if (state.saving?.doc === id) state.saving.status = "refused";
   renderSaving();
   renderRefused();
+}
+
+/// Notices of a session's move, at most once per session and move.
+const seenMoves = new Map();
+
+async function sessionMoved(key, phase, item) {
+  const s = session(key);
+  if (!s) return;
+  const was = seenMoves.get(key);
+  const now = `${phase}|${item}`;
+  if (was === now && s.phase === phase && s.item === item) return;
+  seenMoves.set(key, now);
+  s.phase = phase || s.phase;
+  s.item = item;
+  // The bar at once, even under an open form.
+  const bar = $("#session-bar");
+  if (bar) bar.outerHTML = sessionBar(s);
+  await refreshSessions();
+  const fresh = session(key);
+  if (fresh && !mayAnnotate(fresh)) {
+    // A form being written stays, with its text; it says why it cannot be sent now.
+    for (const f of document.querySelectorAll("form.annotate, form.reply-form, form.agenda-note")) {
+      if (f.querySelector(".closed-note")) continue;
+      f.insertAdjacentHTML("afterbegin", `<p class="error closed-note" role="alert">${esc(t("phaseClosedKeep"))} (${esc(t(fresh.phase))})</p>`);
+      for (const b of f.querySelectorAll("button[type=submit]")) b.disabled = true;
+    }
+  }
+  announce(`${t("sessionNow")}: ${t(fresh?.phase || phase)}`);
+  scheduleRender();
 }
 
 export function renderRefused() {
@@ -65,6 +103,7 @@ export function renderRefused() {
   if (!r) return;
   el.innerHTML = `<strong>${esc(t("refusedTitle"))}</strong> ${esc(t(`refused_${r.kind}`))}
     <span class="muted">(${esc(r.reason)})</span>
+    ${r.text ? `<label class="unsent">${esc(t("unsentText"))}<textarea readonly rows="3">${esc(r.text)}</textarea></label>` : ""}
     <button type="button" data-act="reload">${esc(t("reload"))}</button>`;
 }
 
@@ -121,6 +160,8 @@ export function liveAnnotation(s, kind, fields) {
 /// Puts annotation `a` into my notes layer and watches it reach the server's log.
 export async function writeAnnotation(s, a) {
   const { l, h } = await myLayer(s);
+  // Kept until the server has it: a refusal shows it back to its writer.
+  state.unsent = { doc: l.doc, text: a.body || a.target?.quote?.exact || "" };
   h.change((d) => {
     ensureLayer(d, s);
     d.annotations[a.id] = a;
@@ -188,6 +229,18 @@ export async function agree(s, ann) {
   confirmSaved(l.doc, h);
 }
 
+/// Marks `ann` as the question being answered now (or none, `null`): one at a time, in the
+/// triage document, which every page and the projector read.
+export async function setAnswering(s, ann) {
+  const h = await handle(s.triage.doc);
+  h.change((d) => {
+    if (!d.schema) d.schema = "triage/1";
+    d.answering = ann ? ann.id : null;
+  });
+  announce(ann ? t("answeringNow") : t("answeringDone"));
+  confirmSaved(s.triage.doc, h);
+}
+
 export async function setStatus(s, ann, status) {
   const h = await handle(s.triage.doc);
   const entry = { status, by: state.me, at: nowKst() };
@@ -201,6 +254,8 @@ export async function setStatus(s, ann, status) {
     item.at = entry.at;
     if (!item.history) item.history = [];
     item.history.push(entry);
+    // A question dealt with is no longer the one being answered.
+    if (d.answering === ann.id) d.answering = null;
   });
   announce(`${t("status")}: ${t(status)}`);
 }

@@ -143,13 +143,20 @@ export async function gather(s) {
     }
   }
   let items = {};
-  if (s.triage) items = (await docOf(s.triage.doc))?.items || {};
+  let answering = null;
+  if (s.triage) {
+    const tri = await docOf(s.triage.doc);
+    items = tri?.items || {};
+    // The question the chair marked "now answering" (one at a time).
+    answering = typeof tri?.answering === "string" ? tri.answering : tri?.answering?.toString?.() || null;
+  }
   for (const a of anns) {
     a.agree = agrees.get(a.id) || 0;
     a.agreed = mineAgreed.has(a.id);
     a.status = items[a.id]?.status || (a.withdrawn ? "withdrawn" : "open");
     // The finding of the report that took it in, if one did.
     a.finding = items[a.id]?.finding || null;
+    a.answering = !!answering && a.id === answering && a.status === "open";
   }
   anns.sort((x, y) => String(x.created_at).localeCompare(String(y.created_at)));
   return anns;

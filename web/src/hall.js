@@ -94,6 +94,7 @@ export function annotationCard(s, a, all, canWrite, canTriage) {
       String(a.created_at || "").slice(11, 16),
     )}</span> ${a.status !== "open" ? `<span class="status">${esc(t(a.status))}</span>` : ""}
     ${isNew(a) ? `<span class="new-badge">${esc(t("newSince"))}</span>` : ""}
+    ${a.answering ? `<span class="answering-badge">${esc(t("answeringNow"))}</span>` : ""}
     ${about ? `<span class="meta case-of">${esc(t("aboutCase"))}: ${esc(about.title)}</span>` : ""}
     ${a.orphaned ? `<span class="status" style="background:#fdecea;color:#b71c1c">${esc(t("orphaned"))}</span>` : ""}</div>
     ${q ? `<div class="quote">${esc(q)}</div>` : ""}
@@ -111,7 +112,11 @@ export function annotationCard(s, a, all, canWrite, canTriage) {
     }
     ${
       canTriage && !a.parent
-        ? `<p>${["answered", "accepted", "noted", "deferred"]
+        ? `<p>${
+            a.kind === "question" && a.status === "open"
+              ? `<button type="button" data-act="answering" data-id="${a.answering ? "" : esc(a.id)}" aria-pressed="${!!a.answering}">${esc(t(a.answering ? "answeringDone" : "answeringStart"))}</button> `
+              : ""
+          }${["answered", "accepted", "noted", "deferred"]
             .map(
               (st) =>
                 `<button type="button" data-act="status" data-status="${st}" data-id="${esc(a.id)}" aria-pressed="${a.status === st}"${a.status === st ? ' class="current"' : ""}>${esc(t(st))}</button>`,
@@ -178,8 +183,9 @@ export async function viewCase(s, caseKey) {
 
 /// One evaluation of a case: the template's criteria in order with their Korean names, weights,
 /// scores and texts, then strengths, gaps, lessons and the overall view — the passages others
-/// annotated highlighted — and, for its evaluator while the phase allows, the form to score and
-/// submit it.
+/// annotated highlighted — and, for its evaluator while the phase allows, the whole form: each
+/// criterion's score with what it means (the template's rubric), N/A with its reason, its
+/// comment; the four texts; save as a draft, submit, and reopen a submitted form.
 export function evaluationPanel(s, e, d, roots) {
   const doc = `eval:${e.case}:${e.evaluator}`;
   const on = roots.filter((a) => a.target?.doc === doc);
@@ -191,67 +197,151 @@ export function evaluationPanel(s, e, d, roots) {
     }
     return `<div class="section-text" data-eval="${esc(doc)}" data-path="${esc(path)}">${highlighted(text, here)}</div>`;
   };
-  const criteria = s.template?.criteria?.length
-    ? s.template.criteria
-    : Object.keys(d.criteria || {}).map((key) => ({ key, name_ko: key }));
-  const name = (c) => (lang() === "ko" ? c.name_ko : c.name_en || c.name_ko) || c.key;
-  const editable = e.writable && ["scheduled", "live", "closed"].includes(s.phase);
+  const criteria = criteriaOf(s, d);
+  const status = String(d.status || "draft");
+  const mayWrite = e.writable && ["scheduled", "live", "closed"].includes(s.phase);
+  // A submitted form is read as submitted; its evaluator may reopen it (openly, logged).
+  const editable = mayWrite && status !== "submitted";
+  const str = (v) => (typeof v === "string" ? v : v == null ? "" : String(v));
   const rows = criteria
     .map((c) => {
       const v = d.criteria?.[c.key] || {};
-      const score = editable
-        ? `<select name="score-${esc(c.key)}" aria-label="${esc(name(c))} ${esc(t("scoreLabel"))}">${["", 1, 2, 3, 4, 5]
-            .map((n) => `<option value="${n}"${String(v.score ?? "") === String(n) ? " selected" : ""}>${n === "" ? "N/A" : n}</option>`)
-            .join("")}</select>`
-        : `<strong>${esc(v.score ?? "N/A")}</strong>`;
-      return `<li><span class="crit">${esc(name(c))}</span> <span class="muted">(${esc(t("weight"))} ${esc(c.weight ?? "—")})</span> ${score}
-        ${typeof v.text === "string" && v.text ? marked(`criteria.${c.key}.text`, v.text) : ""}</li>`;
+      if (editable) return criterionField(c, v);
+      const na = v.score == null ? `N/A${str(v.na_reason) ? ` — ${esc(str(v.na_reason))}` : ""}` : "";
+      return `<li><span class="crit">${esc(criterionName(c))}</span> <span class="muted">(${esc(t("weight"))} ${esc(c.weight ?? "—")})</span>
+        <strong class="score">${v.score != null ? `${esc(v.score)} <span class="muted">${esc(rubricWord(c, v.score))}</span>` : na}</strong>
+        ${str(v.text) ? marked(`criteria.${c.key}.text`, str(v.text)) : ""}</li>`;
     })
     .join("");
-  const texts = [
-    ["strengths", "strengths"],
-    ["gaps", "gaps"],
-    ["lessons", "lessons"],
-    ["overall", "overallField"],
-  ]
-    .filter(([f]) => typeof d[f] === "string" && d[f])
-    .map(([f, label]) => `<h4>${esc(t(label))}</h4>${marked(f, d[f])}`)
-    .join("");
-  const status = String(d.status || "draft");
-  const form = editable
-    ? `<p><button class="primary" type="submit">${esc(t(status === "submitted" ? "resubmit" : "submit"))}</button></p>`
-    : "";
-  const inner = `<ol class="criteria">${rows}</ol>${texts}${form}`;
-  return `<details class="card evaluation"${editable || on.length ? " open" : ""}><summary>${esc(t("evaluation"))} — ${person(s, e.evaluator)}
-    <span class="status">${esc(t(status))}</span></summary>${
+  const texts = EVAL_TEXTS.map(([f, label]) => {
+    if (editable) {
+      return `<label class="eval-text">${esc(t(label))}<textarea name="${f}" rows="3" maxlength="5000">${esc(str(d[f]))}</textarea></label>`;
+    }
+    return str(d[f]) ? `<h4>${esc(t(label))}</h4>${marked(f, str(d[f]))}` : "";
+  }).join("");
+  const buttons = editable
+    ? `<p class="eval-actions"><button type="button" data-act="eval-save" data-doc="${esc(e.doc)}">${esc(t("saveDraft"))}</button>
+        <button class="primary" type="submit">${esc(t("submit"))}</button> <span class="muted">${esc(t("submitHint"))}</span></p>`
+    : mayWrite && status === "submitted"
+      ? `<p><button type="button" data-act="eval-reopen" data-doc="${esc(e.doc)}">${esc(t("reopen"))}</button> <span class="muted">${esc(t("reopenHint"))}</span></p>`
+      : "";
+  const inner = editable
+    ? `<div class="criteria-form">${rows}</div>${texts}${buttons}`
+    : `<ol class="criteria">${rows}</ol>${texts}${buttons}`;
+  return `<details class="card evaluation" data-eval-doc="${esc(e.doc)}"${mayWrite || on.length ? " open" : ""}><summary>${esc(t("evaluation"))} — ${person(s, e.evaluator)}
+    <span class="status">${esc(t(`eval_${status}`))}</span></summary>${
       editable ? `<form class="eval-form" data-doc="${esc(e.doc)}" data-case="${esc(e.case)}">${inner}</form>` : inner
     }</details>`;
 }
 
-/// Writes the evaluator's scores and submits the form.
-export async function submitEvaluation(s, form) {
-  const h = await handle(form.dataset.doc);
-  const keys = Array.from(form.querySelectorAll("select[name^=score-]"), (x) => x.name.slice(6));
-  // A submitted form is changed only after it is reopened, openly: a change of its own (the
-  // timeline's "evaluation reopened"; the report lists it).
-  if (h.doc()?.status === "submitted") {
-    h.change((d) => {
-      d.status = "draft";
-    });
+/// The four texts of a form after its criteria, with their labels.
+const EVAL_TEXTS = [
+  ["strengths", "strengths"],
+  ["gaps", "gaps"],
+  ["lessons", "lessons"],
+  ["overall", "overallField"],
+];
+
+/// The criteria a form is scored on: the series' template, else what the form itself holds.
+function criteriaOf(s, d) {
+  return s.template?.criteria?.length
+    ? s.template.criteria
+    : Object.keys(d.criteria || {}).map((key) => ({ key, name_ko: key }));
+}
+
+const criterionName = (c) => (lang() === "ko" ? c.name_ko : c.name_en || c.name_ko) || c.key;
+
+/// What a score means for a criterion: the template's rubric if it says, else the scale's word.
+export function rubricWord(c, n) {
+  const r = c.rubric?.[String(n)];
+  if (r && typeof r === "object") return String((lang() === "ko" ? r.ko : r.en || r.ko) || "");
+  if (typeof r === "string") return r;
+  return t(`scale${n}`);
+}
+
+/// One criterion of the form: 1–5 with what each means, or N/A with a reason; a comment.
+function criterionField(c, v) {
+  const k = esc(c.key);
+  const score = v.score == null ? "" : String(v.score);
+  const naReason = typeof v.na_reason === "string" ? v.na_reason : "";
+  const na = score === "" && (naReason !== "" || v.score === null);
+  const choice = (val, label, hint) =>
+    `<label class="score-choice"><input type="radio" name="score-${k}" value="${val}"${(val === "na" ? na : score === val) ? " checked" : ""}>
+      <strong>${esc(label)}</strong> <span class="muted">${esc(hint)}</span></label>`;
+  return `<fieldset class="criterion" data-criterion="${k}">
+    <legend>${esc(criterionName(c))} <span class="muted">(${esc(t("weight"))} ${esc(c.weight ?? "—")})</span></legend>
+    <div class="scores" role="radiogroup" aria-label="${esc(criterionName(c))} ${esc(t("scoreLabel"))}">
+      ${[1, 2, 3, 4, 5].map((n) => choice(String(n), String(n), rubricWord(c, n))).join("")}
+      ${choice("na", "N/A", t("notApplicable"))}
+    </div>
+    <label class="na-reason">${esc(t("naReason"))} <input name="na-${k}" maxlength="500" value="${esc(naReason)}"></label>
+    <label>${esc(t("criterionComment"))} <textarea name="text-${k}" rows="2" maxlength="5000">${esc(typeof v.text === "string" ? v.text : "")}</textarea></label>
+  </fieldset>`;
+}
+
+/// What the form says now: each criterion's score (null for N/A), reason and comment, and the
+/// four texts. `Err` (a message to show) when an N/A has no reason.
+function formValues(s, form, d) {
+  const out = { criteria: {}, texts: {} };
+  for (const c of criteriaOf(s, d)) {
+    const picked = form.querySelector(`input[name="score-${CSS.escape(c.key)}"]:checked`)?.value || "";
+    const reason = (form[`na-${c.key}`]?.value || "").trim();
+    const text = (form[`text-${c.key}`]?.value || "").trim();
+    if (picked === "na" && !reason) throw new Error(`${criterionName(c)}: ${t("naNeedsReason")}`);
+    out.criteria[c.key] = { score: picked === "" || picked === "na" ? null : Number(picked), na_reason: picked === "na" ? reason : "", text, picked };
   }
+  for (const [f] of EVAL_TEXTS) out.texts[f] = (form[f]?.value || "").trim();
+  return out;
+}
+
+/// Writes what changed in the form into the evaluator's document (only what changed: each
+/// edit is one entry of the timeline), and submits it when `submit`.
+export async function saveEvaluation(s, form, submit) {
+  const h = await handle(form.dataset.doc);
+  const before = h.doc() || {};
+  const v = formValues(s, form, before);
+  if (submit) {
+    const missing = criteriaOf(s, before).filter((c) => v.criteria[c.key].picked === "");
+    if (missing.length) throw new Error(`${t("scoreMissing")}: ${missing.map(criterionName).join(", ")}`);
+  }
+  const same = (a, b) => (a ?? "") === (b ?? "") || String(a ?? "") === String(b ?? "");
   h.change((d) => {
     if (!d.criteria) d.criteria = {};
-    for (const k of keys) {
-      const v = form[`score-${k}`].value;
+    for (const [k, x] of Object.entries(v.criteria)) {
       if (!d.criteria[k]) d.criteria[k] = {};
-      d.criteria[k].score = v === "" ? null : Number(v);
+      const c = d.criteria[k];
+      // N/A is written as null (not scored yet is no score at all).
+      if (x.picked !== "" && (c.score === undefined || c.score !== x.score)) c.score = x.score;
+      if (!same(c.na_reason, x.na_reason)) c.na_reason = x.na_reason;
+      if (!same(c.text, x.text)) c.text = x.text;
     }
-    d.status = "submitted";
-    // When: the report counts submitted forms, and an import warns of changes after it.
-    d.submitted_at = new Date().toISOString();
+    for (const [f, x] of Object.entries(v.texts)) if (!same(d[f], x)) d[f] = x;
+    if (submit) {
+      d.status = "submitted";
+      // When: the report counts submitted forms, and an import warns of changes after it.
+      d.submitted_at = new Date().toISOString();
+    }
   });
-  announce(t("evaluationSubmitted"));
-  confirmSaved(form.dataset.doc, h);
+  delete form.dataset.dirty;
+  announce(t(submit ? "evaluationSubmitted" : "evaluationSaved"));
+  return confirmSaved(form.dataset.doc, h);
+}
+
+/// Submits the evaluator's form.
+export async function submitEvaluation(s, form) {
+  return saveEvaluation(s, form, true);
+}
+
+/// Reopens a submitted form: a change of its own that sets it back to draft and nothing else
+/// (the timeline's "evaluation reopened"; the report lists it).
+export async function reopenEvaluation(docId) {
+  const h = await handle(docId);
+  if (h.doc()?.status !== "submitted") return;
+  h.change((d) => {
+    d.status = "draft";
+  });
+  announce(t("evaluationReopened"));
+  return confirmSaved(docId, h);
 }
 
 /// The case a question asks about: the case document it is anchored in, or the first of its

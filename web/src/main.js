@@ -7,14 +7,14 @@
 // the queue, people), invites, replay (and the report), render.
 
 import { t, lang, setLang } from "./i18n.js";
-import { joinWith, linkedMoment, logOut, readToken } from "./api.js";
-import { agree, annotate, openComposer, reply, selectionIn, setStatus } from "./compose.js";
+import { api, joinWith, linkedMoment, logOut, readToken } from "./api.js";
+import { agree, annotate, openComposer, reply, selectionIn, setAnswering, setStatus } from "./compose.js";
 import { gather, session } from "./documents.js";
 import { promote, respond } from "./followup.js";
-import { focusAnnotation, listView, markVisit, submitEvaluation } from "./hall.js";
+import { focusAnnotation, listView, markVisit, reopenEvaluation, saveEvaluation, submitEvaluation } from "./hall.js";
 import { downloadInvites, makeInvites } from "./invites.js";
-import { render, start } from "./render.js";
-import { replayPlay, replayState, replayTo } from "./replay.js";
+import { refreshSessions, render, start } from "./render.js";
+import { downloadReport, replayPlay, replayState, replayTo } from "./replay.js";
 import { $, esc, state } from "./state.js";
 import { annotateAgenda, announce, viewJoin } from "./views.js";
 
@@ -75,6 +75,29 @@ document.addEventListener("click", async (ev) => {
       location.reload();
     } else if (b.dataset.act === "cancel") {
       $("#composer").innerHTML = "";
+      render();
+    } else if (b.dataset.act === "report-download") {
+      await downloadReport(b.dataset.key, b.dataset.format);
+    } else if (b.dataset.act === "phase" && s) {
+      // The chair or an organizer moves the session; every open page hears of it.
+      await api(`/api/v1/sessions/${encodeURIComponent(s.key)}/phase`, { method: "PUT", body: { phase: b.dataset.phase } });
+      await refreshSessions();
+      announce(`${t("sessionNow")}: ${t(b.dataset.phase)}`);
+      render();
+    } else if (b.dataset.act === "set-item" && s) {
+      const item = $("#agenda-item")?.value || null;
+      await api(`/api/v1/sessions/${encodeURIComponent(s.key)}/item`, { method: "PUT", body: { item } });
+      await refreshSessions();
+      render();
+    } else if (b.dataset.act === "answering" && s) {
+      const all = await gather(s);
+      await setAnswering(s, all.find((a) => a.id === b.dataset.id) || null);
+      render();
+    } else if (b.dataset.act === "eval-save" && s) {
+      await saveEvaluation(s, b.closest("form"), false);
+      render();
+    } else if (b.dataset.act === "eval-reopen") {
+      await reopenEvaluation(b.dataset.doc);
       render();
     } else if (b.dataset.act === "agree" && s) {
       const all = await gather(s);
@@ -184,7 +207,7 @@ document.addEventListener("pointerdown", (ev) => (sliderHeld = ev.target.id === 
 document.addEventListener("pointerup", () => (sliderHeld = false));
 document.addEventListener("input", (ev) => {
   // Typing in a follow-up form: the page does not redraw it under the writer.
-  const f = ev.target.closest?.("form.promote, form.respond");
+  const f = ev.target.closest?.("form.promote, form.respond, form.eval-form");
   if (f) f.dataset.dirty = "1";
   if (ev.target.id !== "slider") return;
   replayState.playing = 0;
@@ -201,7 +224,12 @@ window.addEventListener("hashchange", () => {
   }
   state.focus = null;
   markVisit();
-  render().then(() => $("#app").focus({ preventScroll: true }));
+  // What this participant may do may have changed since the list was fetched (a phase moved
+  // while the page was elsewhere): asked again, at most every ten seconds.
+  const fresh = Date.now() - (state.sessionsAt || 0) < 10_000;
+  (fresh ? Promise.resolve() : refreshSessions())
+    .then(render)
+    .then(() => $("#app").focus({ preventScroll: true }));
 });
 linkedMoment();
 state.token = readToken();

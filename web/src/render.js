@@ -10,7 +10,7 @@ import { markVisit, viewCase, viewPeople, viewQueue } from "./hall.js";
 import { viewInvites } from "./invites.js";
 import { replayState, viewReplay, viewReport } from "./replay.js";
 import { $, esc, state } from "./state.js";
-import { viewCases, viewJoin, viewSessions } from "./views.js";
+import { viewCases, viewJoin, viewProjector, viewSessions } from "./views.js";
 
 export let renderQueued = false;
 
@@ -46,6 +46,7 @@ export async function render() {
     else if ((m = h.match(/^#\/s\/([^/]+)\/queue/))) html = await viewQueue(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)\/followup/))) html = await viewFollowup(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)\/people/))) html = await viewPeople(session(decodeURIComponent(m[1])));
+    else if ((m = h.match(/^#\/s\/([^/]+)\/projector/))) html = await viewProjector(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)\/invites/))) html = viewInvites(session(decodeURIComponent(m[1])));
     else if ((m = h.match(/^#\/s\/([^/]+)\/replay/))) html = await viewReplay(session(decodeURIComponent(m[1].split("?")[0])));
     else if ((m = h.match(/^#\/s\/([^/]+)/))) html = await viewCases(session(decodeURIComponent(m[1])));
@@ -90,6 +91,17 @@ export function watchNetwork() {
   window.addEventListener("offline", tick);
 }
 
+/// Asks the server again which sessions this participant follows and what they may do in
+/// each (after the chair moved a session: the phase decides who may write).
+export async function refreshSessions() {
+  try {
+    state.sessions = (await api("/api/v1/me/sessions")).sessions;
+    state.sessionsAt = Date.now();
+  } catch {
+    /* offline: the pushed phase stands until the next answer */
+  }
+}
+
 export async function start() {
   try {
     const me = await api("/api/v1/whoami");
@@ -108,6 +120,10 @@ export async function start() {
   if (!state.watching) {
     state.watching = true;
     watchNetwork();
+    // The projector's clock, and the session's state if a push was missed (every minute).
+    setInterval(() => {
+      if (location.hash.includes("/projector")) scheduleRender();
+    }, 15000);
 
   }
   await render();

@@ -71,8 +71,12 @@ export async function viewReplay(s) {
   // A link names its moment once: after that the slider is the reader's.
   if (replayState.link !== location.hash) {
     replayState.link = location.hash;
-    const at = Date.parse(params.get("at") || "");
-    replayState.at = Number.isNaN(at) ? null : at;
+    const given = params.get("at") || "";
+    const at = Date.parse(given);
+    // A moment written to the second (as a report's link is) means that whole second: what
+    // was written in it is there — the link opens at, not before, its annotation.
+    const whole = /T\d\d:\d\d:\d\d(?!\.)/.test(given);
+    replayState.at = Number.isNaN(at) ? null : whole ? at + 999 : at;
     state.focus = params.get("ann");
   }
   const ts = replayState.times;
@@ -102,8 +106,11 @@ export async function viewReplay(s) {
   const statusOf = (a) => docs[`triage:${s.key}`]?.state?.items?.[a.id]?.status || "open";
   let linked = "";
   const ann = params.get("ann");
+  // A report names an annotation by the start of its id (eight characters).
+  const named = (x) => !!ann && (x.id === ann || (ann.length >= 8 && String(x.id).startsWith(ann)));
   if (ann) {
-    const a = anns.find((x) => x.id === ann);
+    const a = anns.find(named);
+    if (a && state.focus === ann) state.focus = a.id;
     linked = `<section id="linked" class="card focus" aria-label="${esc(t("linkedAnnotation"))}"><h2>${esc(t("linkedAnnotation"))}</h2>${
       a
         ? `<div><span class="kind">${esc(t(a.kind))}</span> <span class="meta">${person(s, a.author)} · ${esc(String(a.created_at || "").slice(11, 16))}</span></div>
@@ -145,7 +152,7 @@ export async function viewReplay(s) {
         .join("")}</ul></section>`
     : "";
   // Every case, its text as it was and the annotations on it then; the linked one's first.
-  const target = anns.find((x) => x.id === ann)?.target?.doc;
+  const target = anns.find(named)?.target?.doc;
   const cases = [...s.cases].sort((x, y) => (`case:${y.key}` === target) - (`case:${x.key}` === target));
   let content = "";
   let shown = onAgenda.length;
@@ -193,8 +200,45 @@ export async function viewReport(key) {
     }
     throw serverError(r.status, body);
   }
+  const buttons = REPORT_FILES.map(
+    ([format, label]) => `<button type="button" data-act="report-download" data-key="${esc(key)}" data-format="${format}">${esc(label)} ${esc(t("download"))}</button>`,
+  ).join(" ");
   return `<h1>${esc(t("report"))}</h1>
+    <p class="downloads" role="group" aria-label="${esc(t("reportFiles"))}">${buttons} <span id="download-state" aria-live="polite" class="muted"></span></p>
     <iframe class="report" title="${esc(t("report"))}" sandbox="allow-popups allow-top-navigation-by-user-activation" srcdoc="${esc(html)}"></iframe>`;
+}
+
+/// The report's files a person downloads from the 보고서 view, by format.
+const REPORT_FILES = [
+  ["pdf", "PDF"],
+  ["hwpx", "HWPX (한글)"],
+  ["xlsx", "XLSX (엑셀)"],
+  ["csv", "CSV"],
+];
+
+/// Downloads the report of `key` as `format`: fetched with the token in a header (never in a
+/// URL), saved under the name the server gives.
+export async function downloadReport(key, format) {
+  const note = document.getElementById("download-state");
+  if (note) note.textContent = t("preparing");
+  const r = await fetch(`/api/v1/reports/${encodeURIComponent(key)}?lang=${lang()}&format=${format}`, {
+    headers: state.token ? { Authorization: `Bearer ${state.token}` } : {},
+  });
+  if (!r.ok) {
+    const body = await r.json().catch(() => null);
+    if (note) note.textContent = "";
+    throw serverError(r.status, body);
+  }
+  const blob = await r.blob();
+  const named = /filename="([^"]+)"/.exec(r.headers.get("content-disposition") || "");
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = named ? named[1] : `${key}.${format}`;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+  if (note) note.textContent = `${t("downloaded")}: ${a.download}`;
 }
 
 /// Moves the replay to `at` and writes the moment into the address, so that a copied link

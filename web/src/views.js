@@ -55,7 +55,71 @@ export function tabs(s, current) {
   }
   return `<nav class="tabs" aria-label="${esc(t("sessionMenu"))}">${items
     .map(([k, href, label]) => `<a href="${href}" ${k === current ? 'aria-current="page"' : ""}>${esc(label)}</a>`)
-    .join("")}</nav>`;
+    .join("")}</nav>${sessionBar(s)}`;
+}
+
+/// Whether this participant runs the session from the hall (the server decides again): an
+/// organizer, or the facilitator the session names.
+export function runsSession(s) {
+  return s.my_roles.includes("organizer") || (s.my_roles.includes("facilitator") && s.facilitator === state.me);
+}
+
+/// The agenda item under way, as the chair set it.
+export function currentItem(s) {
+  return (s.agenda || []).find((i) => i.key === s.item) || null;
+}
+
+/// An agenda item's hours, in the session's time (as the bundle wrote them).
+export const itemTime = (item) =>
+  [item.start, item.end]
+    .filter(Boolean)
+    .map((x) => String(x).slice(11, 16))
+    .join("–");
+
+/// Where the session stands, for everyone (its phase, the agenda item under way), and for the
+/// one who runs it the controls: start, close, the item now, the projector's view.
+export function sessionBar(s) {
+  const item = currentItem(s);
+  const now = item
+    ? ` · ${esc(t("nowItem"))}: <strong id="now-item">${esc(item.title_ko || item.key)}</strong> <span class="meta">${esc(itemTime(item))}</span>`
+    : "";
+  let controls = "";
+  if (runsSession(s)) {
+    const start = s.phase === "scheduled" ? `<button type="button" class="primary" data-act="phase" data-phase="live">${esc(t("startSession"))}</button>` : "";
+    const close =
+      s.phase === "live"
+        ? `<details class="confirm"><summary>${esc(t("closeSession"))}</summary><p>${esc(t("closeSessionHint"))}
+            <button type="button" data-act="phase" data-phase="closed">${esc(t("closeSessionNow"))}</button></p></details>`
+        : "";
+    const agenda = s.agenda || [];
+    const pick = agenda.length
+      ? `<label>${esc(t("agendaNow"))} <select id="agenda-item"><option value="">—</option>${agenda
+          .map((i) => `<option value="${esc(i.key)}"${i.key === s.item ? " selected" : ""}>${esc(`${i.title_ko || i.key} ${itemTime(i)}`)}</option>`)
+          .join("")}</select></label> <button type="button" data-act="set-item">${esc(t("setItem"))}</button>`
+      : "";
+    controls = `<div class="chair-controls" aria-label="${esc(t("runSession"))}">${start}${close}${pick}
+      <a href="#/s/${esc(s.key)}/projector">${esc(t("projector"))}</a></div>`;
+  }
+  return `<div class="session-bar" id="session-bar" aria-live="polite"><span class="phase phase-${esc(s.phase)}">${esc(t(s.phase))}</span>${now}${controls}</div>`;
+}
+
+/// The view for the hall's projector: the agenda item under way, the question being answered,
+/// the open questions most agreed with, and the time — large, read from across the room.
+export async function viewProjector(s) {
+  const all = await gather(s);
+  const questions = all.filter((a) => a.kind === "question" && !a.parent && a.status === "open");
+  questions.sort((x, y) => y.agree - x.agree || String(x.created_at).localeCompare(String(y.created_at)));
+  const answering = all.find((a) => a.answering);
+  const item = currentItem(s);
+  const clock = new Intl.DateTimeFormat("ko-KR", { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: "Asia/Seoul" }).format(new Date());
+  const q = (a) => `<li><span class="agree-count" aria-label="${esc(t("agree"))}">${esc(t("agree"))} ${a.agree}</span> ${esc(a.body || a.target?.quote?.exact || "")}</li>`;
+  return `<div class="projector"><p class="muted"><a href="#/s/${esc(s.key)}">${esc(s.title || s.key)}</a></p>
+    <p class="clock" id="clock">${esc(clock)}</p>
+    <h1>${item ? esc(item.title_ko || item.key) : esc(t(s.phase))}</h1>
+    ${item ? `<p class="meta">${esc(itemTime(item))}</p>` : ""}
+    ${answering ? `<section class="answering" id="projector-answering"><h2>${esc(t("answeringNow"))}</h2><p>${esc(answering.body || "")}</p></section>` : ""}
+    <h2>${esc(t("topQuestions"))}</h2>
+    <ol class="top-questions" id="top-questions">${questions.filter((a) => !a.answering).slice(0, 5).map(q).join("") || `<li class="muted">—</li>`}</ol></div>`;
 }
 
 export function viewJoin(error) {
@@ -114,7 +178,8 @@ export async function agendaView(s) {
     .map((item) => {
       const on = all.filter((a) => a.target?.type === "agenda_item" && a.target.agenda_item === item.key && !a.parent);
       const time = [item.start, item.end].filter(Boolean).map((x) => String(x).slice(11, 16)).join("–");
-      return `<li class="agenda-item" data-item="${esc(item.key)}"><h3>${esc(item.title_ko || item.key)} <span class="meta">${esc(time)}</span></h3>
+      const now = item.key === s.item ? ` aria-current="step"` : "";
+      return `<li class="agenda-item${now ? " now" : ""}" data-item="${esc(item.key)}"${now}><h3>${esc(item.title_ko || item.key)} <span class="meta">${esc(time)}</span></h3>
         ${on.map((a) => annotationCard(s, a, all, canWrite, canTriage)).join("")}
         ${
           canWrite

@@ -10,44 +10,18 @@ import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { card, joinAt as joinAtUrl, launch, LIMIT, people, selectAndAnnotate } from "./people.mjs";
 
 const URL = process.env.TORON_URL;
 const shots = process.env.SCREENSHOTS;
 if (shots) mkdirSync(shots, { recursive: true });
-const LIMIT = 10_000;
 const CASE = `${URL}/#/s/S-LIB/c/C-LIB-HB`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch(chromium);
 const errors = [];
 
-async function person(token, viewport = { width: 1280, height: 900 }) {
-  const ctx = await browser.newContext({ viewport, locale: "ko-KR" });
-  const page = await ctx.newPage();
-  page.on("pageerror", (e) => errors.push(e.message));
-  // The page's security policy must not block anything the client does (WASM, sync, report).
-  page.on("console", (m) => {
-    if (/Content Security Policy/i.test(m.text())) errors.push(m.text());
-  });
-  const answer = await joinAt(page, token);
-  assert.match(answer.headers()["content-security-policy"] || "", /frame-ancestors 'none'/, "the page may not be framed by others");
-  return { ctx, page };
-}
-
-/// Opens an invite link as a person does: the page takes the code (or token) out of the
-/// address at once and asks only which device this is; they press 참여하기.
-async function joinAt(page, token, shared = false) {
-  const answer = await page.goto(`${URL}/#/join/${token}`);
-  await page.waitForSelector("form#join button[type=submit]", { timeout: LIMIT });
-  assert.ok(!page.url().includes(token), "the link's code left the address bar before anything was asked");
-  if (shared) await page.check("form#join input[name=shared]");
-  await page.click("form#join button[type=submit]");
-  await page.waitForSelector(".cards, h1:not(:first-child), #logout:not([hidden]), form#join [role=alert]", { timeout: LIMIT });
-  return answer;
-}
+const person = people(browser, URL, errors);
+const joinAt = (page, token, shared = false) => joinAtUrl(page, URL, token, shared);
 
 /// axe-core's serious and critical violations on the page as it is now (run through the
 /// browser's debugging protocol, which the page's script policy does not govern).
@@ -66,45 +40,6 @@ async function accessibilityProblems(page) {
 async function openCase(page) {
   await page.goto(CASE);
   await page.waitForSelector(".section-text[data-path='sections.results']", { timeout: LIMIT });
-}
-
-/// Selects `text` inside the section at `path` the way a person does with the mouse or the
-/// keyboard (a DOM selection), then uses the page's own controls to annotate it.
-async function selectAndAnnotate(page, path, text, kind, body, departments) {
-  await page.evaluate(
-    ([path, text]) => {
-      const el = document.querySelector(`.section-text[data-path='${path}']`);
-      const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
-      let node;
-      while ((node = walker.nextNode())) {
-        const i = node.data.indexOf(text);
-        if (i >= 0) {
-          const r = document.createRange();
-          r.setStart(node, i);
-          r.setEnd(node, i + text.length);
-          const sel = window.getSelection();
-          sel.removeAllRanges();
-          sel.addRange(r);
-          return;
-        }
-      }
-      throw new Error(`"${text}" is not in ${path}`);
-    },
-    [path, text],
-  );
-  await page.click("#annotate-selection");
-  await page.waitForSelector("form.annotate", { timeout: LIMIT });
-  await page.selectOption("#kind", kind);
-  await page.fill("#body", body);
-  // The series' departments are offered by name: the person ticks the one(s) concerned.
-  for (const d of departments || []) await page.getByLabel(d, { exact: true }).check();
-  const submitted = Date.now();
-  await page.click("form.annotate button[type=submit]");
-  return submitted;
-}
-
-function card(page, body) {
-  return page.locator("article.ann", { hasText: body });
 }
 
 try {
@@ -191,9 +126,19 @@ try {
   assert.match(await jung.innerText(), /가중치 15/);
   assert.ok((await jung.locator("mark").count()) >= 1, "the passage annotated on the form is highlighted");
   await card(evaluator.page, "동의합니다. 조례 근거가 필요합니다").waitFor({ timeout: LIMIT });
+  // Her form was submitted before the session (the bundle): read as submitted, with each
+  // score's meaning; she reopens it (openly: the timeline tells it), changes a score and the
+  // overall view, saves a draft, then submits again.
+  const parkForm = evaluator.page.locator("details.evaluation", { hasText: "박민재" }).first();
+  assert.match(await parkForm.innerText(), /제출됨/);
+  await parkForm.getByRole("button", { name: "다시 열기" }).click();
   const mineForm = evaluator.page.locator("form.eval-form");
-  await mineForm.locator("select[name=score-effectiveness]").selectOption("5");
-  await mineForm.getByRole("button", { name: "고쳐서 다시 제출" }).click();
+  await mineForm.waitFor({ timeout: LIMIT });
+  assert.match(await mineForm.innerText(), /매우 우수/, "each score says what it means");
+  await mineForm.locator("input[name=score-effectiveness][value='5']").check();
+  await mineForm.locator("textarea[name=overall]").fill("방향은 옳으나 제도화가 필요하다. 성과 지표가 좋아졌다.");
+  await mineForm.getByRole("button", { name: "임시 저장" }).click();
+  await mineForm.getByRole("button", { name: "평가서 제출" }).click();
   const evalDoc = await evaluator.page.evaluate(() => window.toron.sessions.find((x) => x.key === "S-LIB").evaluations.find((e) => e.case === "C-LIB-HB" && e.evaluator === "P-PARK").doc);
   const auth0 = { headers: { Authorization: `Bearer ${process.env.TOKEN_ORGANIZER}` } };
   let stored = null;
@@ -203,6 +148,9 @@ try {
   }
   assert.equal(stored?.criteria?.effectiveness?.score, 5, "the new score is on the server");
   assert.equal(String(stored.status), "submitted");
+  assert.equal(String(stored.overall), "방향은 옳으나 제도화가 필요하다. 성과 지표가 좋아졌다.", "the overall view as typed");
+  const reopened = await (await fetch(`${URL}/api/v1/sessions/S-LIB/timeline?kind=evaluation.reopened&participant=P-PARK`, auth0)).json();
+  assert.ok(reopened.entries.length >= 1, "the timeline tells the reopening");
   const submittedEntries = await (await fetch(`${URL}/api/v1/sessions/S-LIB/timeline?kind=evaluation.submitted&participant=P-PARK`, auth0)).json();
   assert.ok(submittedEntries.entries.length >= 1, "the timeline tells the submission");
   console.log("the evaluation forms are shown; the evaluator submitted hers from the page");
@@ -468,7 +416,9 @@ try {
   const bundle = await (await fetch(`${URL}/api/v1/export/HB-BENCH-2012`, auth)).json();
   const annotation = (href) => {
     const id = new globalThis.URL(href).pathname.split("/").pop();
-    return bundle.sessions.flatMap((x) => x.annotations).find((a) => a.id === id);
+    // A report names an annotation by the first eight characters of its id, never the whole.
+    assert.ok(id.length < 36, `no whole UUID in a report's link: ${href}`);
+    return bundle.sessions.flatMap((x) => x.annotations).find((a) => a.id === id || a.id.startsWith(id));
   };
   const kst = (iso) => new Date(Date.parse(iso) + 9 * 3600 * 1000).toISOString().replace("T", " ").slice(0, 19);
   const expectMoment = async (href) => {
@@ -543,15 +493,21 @@ try {
       headers: { ...auth.headers, "Content-Type": "application/json" },
       body: JSON.stringify({ phase: p, force }),
     });
-  assert.equal((await phase("reporting", false)).status, 200);
+  // (An open page hears of the move at once and stops offering to write: issue 30. Hers is
+  // off the venue's Wi-Fi when it happens, so she writes on and learns it on reconnecting.)
   await openCase(activist.page);
+  await activist.ctx.setOffline(true);
+  assert.equal((await phase("reporting", false)).status, 200);
   const late = "단계가 바뀐 뒤에 쓴 의견";
   await selectAndAnnotate(activist.page, "sections.method", "상호대차 차량을 주 2회 운행", "comment", late);
+  await activist.ctx.setOffline(false);
   const banner = activist.page.locator("#refused");
   await banner.waitFor({ state: "visible", timeout: LIMIT });
   const said = await banner.innerText();
   assert.match(said, /변경이 저장되지 않았습니다/, said);
   assert.match(said, /단계나 역할이 바뀌었을 수 있습니다/, said);
+  // What she wrote is shown back to her, to copy: never silently lost.
+  assert.equal(await banner.locator(".unsent textarea").inputValue(), late);
   await activist.page.locator("#saving.refused").waitFor({ timeout: LIMIT });
   assert.equal(await activist.page.locator("#net.on").count(), 1, "still connected");
   if (shots) await activist.page.screenshot({ path: join(shots, "web-refused-desktop.png") });

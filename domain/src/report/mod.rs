@@ -260,6 +260,45 @@ pub struct Builder<'a> {
     /// Whether the report is of one session (findings of its fields only).
     one_session: bool,
     people: BTreeMap<&'a str, &'a Participant>,
+    /// Each annotation's short ref, as people cite it (by its id): the ref an import gave it,
+    /// else its kind and number in its session in the log's order (`질의 3`). Never a UUID.
+    refs: BTreeMap<String, String>,
+}
+
+/// The short refs of [`Builder::refs`]: an annotation an import named keeps its name; any
+/// other is its kind's word and its number among the session's annotations of that kind, in
+/// the order the log gave them (the export's order).
+fn short_refs(b: &Bundle, lang: Lang) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for s in &b.sessions {
+        let mut counts: BTreeMap<AnnotationKind, usize> = BTreeMap::new();
+        for a in &s.annotations {
+            let n = counts.entry(a.kind).or_default();
+            *n += 1;
+            let shown = match &a.reference {
+                Some(r) => r.clone(),
+                None => format!("{} {n}", kind_word(lang, a.kind)),
+            };
+            out.insert(a.uuid(), shown);
+        }
+    }
+    out
+}
+
+/// An annotation kind in words.
+fn kind_word(lang: Lang, k: AnnotationKind) -> String {
+    let (ko, en) = match k {
+        AnnotationKind::Comment => ("의견", "comment"),
+        AnnotationKind::Question => ("질의", "question"),
+        AnnotationKind::Answer => ("답변", "answer"),
+        AnnotationKind::Reply => ("댓글", "reply"),
+        AnnotationKind::Highlight => ("하이라이트", "highlight"),
+        AnnotationKind::Strength => ("강점", "strength"),
+        AnnotationKind::Gap => ("부족한 점", "gap"),
+        AnnotationKind::Lesson => ("배울 점", "lesson"),
+        AnnotationKind::Score => ("참고 점수", "reference score"),
+    };
+    t(lang, ko, en)
 }
 
 impl<'a> Builder<'a> {
@@ -277,7 +316,27 @@ impl<'a> Builder<'a> {
             sessions,
             one_session: only.is_some(),
             people: b.participants.iter().map(|p| (p.key.as_str(), p)).collect(),
+            refs: short_refs(b, lang),
         }
+    }
+
+    /// An item the export named by id, as the reader can cite it: its short ref, else (an item
+    /// the export left out) the first characters of its id — never a whole UUID.
+    fn item_ref(&self, id: &str) -> String {
+        if let Some(r) = self.refs.get(id) {
+            return r.clone();
+        }
+        if uuid::Uuid::parse_str(id).is_ok() {
+            let head: String = id.chars().take(8).collect();
+            return format!("{}: {head}…", self.t("식별자", "id"));
+        }
+        id.to_string()
+    }
+
+    /// The short ref people cite an annotation by ([`short_refs`]).
+    fn shown_ref(&self, a: &Annotation) -> String {
+        let id = a.uuid();
+        self.refs.get(&id).cloned().unwrap_or(id)
     }
 
     fn t(&self, ko: &str, en: &str) -> String {
@@ -341,11 +400,13 @@ impl<'a> Builder<'a> {
     /// The replay link of an annotation: its session, id and the moment it was made.
     fn link(&self, s: &Session, a: &Annotation) -> Inline {
         Inline::Link(
-            a.reference.clone().unwrap_or_else(|| a.uuid()),
+            self.shown_ref(a),
             format!(
                 "/sessions/{}/annotations/{}?at={}",
                 s.key,
-                a.uuid(),
+                // The id's first eight characters find it among the session's (the page
+                // matches the start): a link that carries no whole UUID into any file.
+                a.uuid().chars().take(8).collect::<String>(),
                 // `+` in a query reads as a space.
                 a.created_at.replace('+', "%2B")
             ),
@@ -444,7 +505,7 @@ impl<'a> Builder<'a> {
                     // annotation that has no ref).
                     match self.b.annotation_in(r) {
                         Some((s, a)) => out.push(self.link(s, a)),
-                        None => out.push(Inline::Text(r.to_string())),
+                        None => out.push(Inline::Text(self.item_ref(r))),
                     }
                 }
                 Some("evaluation_text") => {
@@ -530,18 +591,7 @@ impl<'a> Builder<'a> {
 
     /// An annotation's kind as the report's reader says it (the web client's words).
     fn kind_word(&self, k: AnnotationKind) -> String {
-        let (ko, en) = match k {
-            AnnotationKind::Comment => ("의견", "comment"),
-            AnnotationKind::Question => ("질의", "question"),
-            AnnotationKind::Answer => ("답변", "answer"),
-            AnnotationKind::Reply => ("댓글", "reply"),
-            AnnotationKind::Highlight => ("하이라이트", "highlight"),
-            AnnotationKind::Strength => ("강점", "strength"),
-            AnnotationKind::Gap => ("부족한 점", "gap"),
-            AnnotationKind::Lesson => ("배울 점", "lesson"),
-            AnnotationKind::Score => ("참고 점수", "reference score"),
-        };
-        self.t(ko, en)
+        kind_word(self.lang, k)
     }
 
     /// An annotation's triage status in words; `None` is one nobody has decided on yet.
@@ -644,19 +694,29 @@ impl<'a> Builder<'a> {
                 .get("action_plan")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            let due = r.rest.get("due").and_then(Value::as_str).unwrap_or("");
+            let due = r
+                .rest
+                .get("due")
+                .and_then(Value::as_str)
+                .filter(|d| !d.trim().is_empty())
+                .map(|d| format!(" ({} {d}", self.t("완료 예정", "due")));
             let progress = r
                 .rest
                 .get("progress")
                 .and_then(Value::as_str)
                 .map(|p| format!("; {}: {p}", self.t("추진상황", "progress")))
                 .unwrap_or_default();
+            // "(완료 예정 2013-12-31; 추진상황: …)", each part only when given.
+            let tail = match (due, progress.is_empty()) {
+                (Some(d), _) => format!("{d}{progress})"),
+                (None, false) => format!(" ({})", progress.trim_start_matches("; ")),
+                (None, true) => String::new(),
+            };
             items.push(txt(format!(
-                "{} ({}): {} — {plan} ({} {due}{progress})",
+                "{} ({}): {} — {plan}{tail}",
                 self.t("부서 검토", "Department response"),
                 self.dept(&r.department),
                 self.stance(&r.stance),
-                self.t("완료 예정", "due"),
             )));
         }
         if !items.is_empty() {
@@ -692,11 +752,18 @@ impl<'a> Builder<'a> {
     pub fn build(&self) -> Vec<Block> {
         let b = self.b;
         let mut out = Vec::new();
-        let title = match self.lang {
-            Lang::Ko => format!("「{}」 결과보고서", b.series.title_ko),
-            Lang::En => format!(
-                "Results report: {}",
-                b.series.title_en.as_deref().unwrap_or(&b.series.title_ko)
+        // A report of one session is titled for it: the series, then the session.
+        let session = match self.sessions.as_slice() {
+            [s] if self.one_session => Some(self.session_short_name(s)),
+            _ => None,
+        };
+        let title = match (self.lang, session) {
+            (Lang::Ko, None) => format!("「{}」 결과보고서", b.series.title_ko),
+            (Lang::Ko, Some(s)) => format!("「{}」 {s} 결과보고서", b.series.title_ko),
+            (Lang::En, s) => format!(
+                "Results report: {}{}",
+                b.series.title_en.as_deref().unwrap_or(&b.series.title_ko),
+                s.map(|s| format!(" — {s}")).unwrap_or_default()
             ),
         };
         let cover = self.cover(&title);
@@ -742,6 +809,12 @@ impl<'a> Builder<'a> {
         }
         let cases: usize = self.sessions.iter().map(|s| s.cases.len()).sum();
         let evals: usize = self.sessions.iter().map(|s| s.evaluations.len()).sum();
+        let submitted: usize = self
+            .sessions
+            .iter()
+            .flat_map(|s| &s.evaluations)
+            .filter(|e| e.status == "submitted")
+            .count();
         out.push(Block::List(vec![
             txt(format!(
                 "{}: {}",
@@ -749,7 +822,11 @@ impl<'a> Builder<'a> {
                 self.sessions.len()
             )),
             txt(format!("{}: {cases}", self.t("사례", "Cases"))),
-            txt(format!("{}: {evals}", self.t("평가서", "Evaluations"))),
+            txt(format!(
+                "{}: {submitted}/{evals} {}",
+                self.t("평가서", "Evaluations"),
+                self.t("제출", "submitted")
+            )),
             txt(format!(
                 "{}: {} ({})",
                 self.t("주석", "Annotations"),
@@ -828,6 +905,7 @@ impl<'a> Builder<'a> {
                 self.t("결과 항목", "findings"),
                 self.t("건", "")
             )));
+            points.extend(self.in_words(s, findings, &submitted));
         }
         let addressed: usize = findings.iter().map(|f| f.departments.len()).sum();
         let answered = self.b.department_responses.len();
@@ -837,6 +915,68 @@ impl<'a> Builder<'a> {
         )));
         out.push(Block::Heading(3, self.t("핵심 요약", "Key points")));
         out.push(Block::List(points));
+    }
+
+    /// 핵심 요약 in words, per government in the order presented: its main shortfalls and
+    /// what to learn from it — the findings' titles, else what the evaluators wrote (the first
+    /// form's words, cut short).
+    fn in_words(&self, s: &Session, findings: &[&Finding], submitted: &[&Evaluation]) -> Vec<Cell> {
+        let mut out = Vec::new();
+        for c in self.cases_in_order(s) {
+            let of_gov = |kind: FindingType| -> Vec<String> {
+                findings
+                    .iter()
+                    .filter(|f| f.kind == kind)
+                    .filter(|f| {
+                        let gov = f
+                            .source_government
+                            .as_deref()
+                            .or(f.subject_government.as_deref())
+                            .or_else(|| {
+                                let case = f.case.as_deref()?;
+                                s.cases
+                                    .iter()
+                                    .find(|x| x.key == case)
+                                    .map(|x| x.government.as_str())
+                            });
+                        gov == Some(c.government.as_str())
+                    })
+                    .map(|f| f.title.clone())
+                    .collect()
+            };
+            let written = |pick: fn(&Evaluation) -> &str| -> Option<String> {
+                submitted
+                    .iter()
+                    .filter(|e| e.case == c.key)
+                    .map(|e| pick(e).trim())
+                    .find(|t| !t.is_empty())
+                    .map(|t| cut(self.lang, t, 60))
+            };
+            let say = |titles: Vec<String>, fallback: Option<String>| {
+                if titles.is_empty() {
+                    fallback
+                } else {
+                    Some(titles.join(", "))
+                }
+            };
+            let gaps = say(of_gov(FindingType::Gap), written(|e| &e.gaps));
+            let lessons = say(of_gov(FindingType::Lesson), written(|e| &e.lessons));
+            let mut parts = Vec::new();
+            if let Some(g) = gaps {
+                parts.push(format!("{} {g}", self.t("부족한 점은", "fell short in:")));
+            }
+            if let Some(l) = lessons {
+                parts.push(format!("{} {l}", self.t("배울 점은", "to learn:")));
+            }
+            if !parts.is_empty() {
+                out.push(txt(format!(
+                    "{}: {}",
+                    self.gov(&c.government),
+                    parts.join(self.t(" / ", "; ").as_str())
+                )));
+            }
+        }
+        out
     }
 
     /// Overview of the sessions: one row each.
@@ -874,10 +1014,12 @@ impl<'a> Builder<'a> {
                             .as_deref()
                             .map(|f| self.person(f, "facilitator"))
                             .unwrap_or_default()),
+                        // As counted; else as the presence record has it.
                         txt(s
                             .rest
                             .get("attendance")
                             .and_then(|a| a.get("count"))
+                            .or_else(|| s.rest.get("attended").and_then(|a| a.get("count")))
                             .map(|c| c.to_string())
                             .unwrap_or_default()),
                         txt(s.annotations.len().to_string()),
@@ -971,10 +1113,19 @@ impl<'a> Builder<'a> {
     /// 붙임: the submitted evaluation forms as their evaluators wrote them — each criterion's
     /// score and comment, then strengths, shortfalls, lessons and the overall view.
     fn forms_appendix(&self, out: &mut Vec<Block>) {
+        // In the order the cases were presented (the host's first), each case's forms by
+        // evaluator.
         let forms: Vec<(&Session, &Evaluation)> = self
             .sessions
             .iter()
-            .flat_map(|s| s.evaluations.iter().map(move |e| (*s, e)))
+            .flat_map(|s| {
+                self.cases_in_order(s).into_iter().flat_map(move |c| {
+                    s.evaluations
+                        .iter()
+                        .filter(move |e| e.case == c.key)
+                        .map(move |e| (*s, e))
+                })
+            })
             .filter(|(_, e)| e.status == "submitted")
             .collect();
         if forms.is_empty() {
@@ -1010,12 +1161,17 @@ impl<'a> Builder<'a> {
                 .iter()
                 .filter_map(|c| e.criteria.get(&c.key).map(|x| (c, x)))
                 .map(|(c, x)| {
+                    // N/A with its reason, as the evaluator gave it.
+                    let score = match (x.score, x.na_reason.as_deref().map(str::trim)) {
+                        (Some(v), _) => v.to_string(),
+                        (None, Some(r)) if !r.is_empty() => {
+                            format!("{} ({r})", self.t("해당없음", "N/A"))
+                        }
+                        (None, _) => self.t("해당없음", "N/A"),
+                    };
                     vec![
                         txt(self.criterion(&c.key)),
-                        txt(x
-                            .score
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| self.t("해당없음", "N/A"))),
+                        txt(score),
                         txt(cut(self.lang, &x.text, PRINTED_CHARS)),
                     ]
                 })
@@ -1178,7 +1334,11 @@ impl<'a> Builder<'a> {
             .map(|p| {
                 vec![
                     txt(p.doc.clone()),
-                    txt(p.item.clone().unwrap_or_default()),
+                    txt(p
+                        .item
+                        .as_deref()
+                        .map(|i| self.item_ref(i))
+                        .unwrap_or_default()),
                     txt(if p.skipped {
                         self.t("제외", "left out")
                     } else {
@@ -1297,6 +1457,19 @@ impl<'a> Builder<'a> {
                 self.attendance_composition(get("attendance"))
             )));
         }
+        // Who the presence record says was there (joined in the app), beside the number the
+        // organizers counted.
+        let attended =
+            get("attended").filter(|a| a.get("count").and_then(Value::as_u64).unwrap_or(0) > 0);
+        if let Some(a) = attended {
+            items.push(txt(format!(
+                "{}: {}{}{}",
+                self.t("접속 기록", "Present in the app"),
+                number_words(&a["count"].to_string()),
+                self.t("명", ""),
+                self.attendance_composition(Some(a))
+            )));
+        }
         items.push(txt(self.progress_of_series(s)));
         let agenda: Vec<String> = s
             .agenda
@@ -1367,42 +1540,108 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// A session's place in its series as a Korean office numbers it: 제5차 (in English, 5.).
+    /// A session's place in its series as a Korean office numbers it: 제5차 (in English, 5.);
+    /// nothing for a session nobody numbered (0).
     fn round(&self, no: u32) -> String {
-        match self.lang {
-            Lang::Ko => format!("제{no}차"),
-            Lang::En => format!("{no}."),
+        match (no, self.lang) {
+            (0, _) => String::new(),
+            (_, Lang::Ko) => format!("제{no}차"),
+            (_, Lang::En) => format!("{no}."),
+        }
+    }
+
+    /// A session as a title names it: its round and field ("제2차 도서관"), else its title.
+    fn session_short_name(&self, s: &Session) -> String {
+        let field = s
+            .field
+            .as_deref()
+            .map(|f| self.field(f))
+            .unwrap_or_default();
+        let head: Vec<String> = [self.round(s.no), field]
+            .into_iter()
+            .filter(|x| !x.is_empty())
+            .collect();
+        if !head.is_empty() {
+            head.join(" ")
+        } else if !s.title.trim().is_empty() {
+            s.title.clone()
+        } else {
+            s.key.clone()
+        }
+    }
+
+    /// A session as a heading names it: its round, its field and its title, leaving out what
+    /// it does not have ("제8차 도시재생 — 주민이 만드는 마을", or its title alone).
+    fn session_name(&self, s: &Session) -> String {
+        let short = self.session_short_name(s);
+        if short == s.title || short == s.key || s.title.trim().is_empty() {
+            short
+        } else {
+            format!("{short} — {}", s.title)
         }
     }
 
     /// Where the series stands: which round this is, the rounds the series has registered,
     /// and how many of them have been held (past `live`).
+    ///
+    /// The export lists every session of the series (`sessions_registered`, with its number
+    /// and phase), so a report of one session counts the others too; a bundle from elsewhere
+    /// counts what it holds.
     fn progress_of_series(&self, s: &Session) -> String {
-        let mut all: Vec<u32> = self.b.sessions.iter().map(|x| x.no).collect();
-        all.sort_unstable();
-        let held = self
+        let registered: Vec<(u32, String)> = match self
             .b
-            .sessions
+            .series
+            .rest
+            .get("sessions_registered")
+            .and_then(Value::as_array)
+        {
+            Some(list) => list
+                .iter()
+                .map(|x| {
+                    (
+                        x.get("no").and_then(Value::as_u64).unwrap_or(0) as u32,
+                        x.get("phase")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                    )
+                })
+                .collect(),
+            None => self
+                .b
+                .sessions
+                .iter()
+                .map(|x| (x.no, x.phase.clone()))
+                .collect(),
+        };
+        let total = registered.len().max(1);
+        let held = registered
             .iter()
-            .filter(|x| matches!(x.phase.as_str(), "closed" | "reporting" | "published"))
+            .filter(|(_, p)| matches!(p.as_str(), "closed" | "reporting" | "published"))
             .count();
-        match self.lang {
-            Lang::Ko => format!(
-                "시리즈 진행: 이번이 {} — 등록된 토론회 {} 가운데 {held}회 개최",
-                self.round(s.no),
-                all.iter()
+        let this = self.round(s.no);
+        // The rounds themselves when every one is numbered: "2회(제2차·제3차)".
+        let mut nos: Vec<u32> = registered.iter().map(|(n, _)| *n).collect();
+        nos.sort_unstable();
+        let rounds = if nos.iter().all(|n| *n > 0) && !nos.is_empty() {
+            format!(
+                "({})",
+                nos.iter()
                     .map(|n| self.round(*n))
                     .collect::<Vec<_>>()
                     .join("·")
+            )
+        } else {
+            String::new()
+        };
+        match self.lang {
+            Lang::Ko if this.is_empty() => {
+                format!("시리즈 진행: 등록된 토론회 {total}회{rounds} 가운데 {held}회 개최")
+            }
+            Lang::Ko => format!(
+                "시리즈 진행: 이번이 {this} — 등록된 토론회 {total}회{rounds} 가운데 {held}회 개최"
             ),
-            Lang::En => format!(
-                "Series: this is session {}; {held} of its sessions ({}) held",
-                s.no,
-                all.iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            Lang::En => format!("Series: {held} of its {total} registered sessions held"),
         }
     }
 
@@ -1700,14 +1939,22 @@ impl<'a> Builder<'a> {
             .iter()
             .filter(|f| s.field.as_ref().is_some_and(|x| f.fields.contains(x)))
             .collect();
+        // A heading only over what it heads: a kind without findings is left out, and a
+        // session without any says so once.
         let section = |kind: FindingType, ko: &str, en: &str, out: &mut Vec<Block>| {
             let fs: Vec<&&&Finding> = mine.iter().filter(|f| f.kind == kind).collect();
-            out.push(Block::Heading(4, self.t(ko, en)));
-            if fs.is_empty() {
-                out.push(Block::Para(txt(self.t("(없음)", "(none)"))));
+            if !fs.is_empty() {
+                out.push(Block::Heading(4, self.t(ko, en)));
             }
             fs
         };
+        if mine.is_empty() {
+            out.push(Block::Heading(4, self.t("결과 항목", "Findings")));
+            out.push(Block::Para(txt(self.t(
+                "이 토론회에서 정리한 결과 항목은 아직 없습니다.",
+                "No findings have been drawn from this session yet.",
+            ))));
+        }
         // The host government's shortfalls (성북구 추진상 부족했던 부분 in the sample).
         let host = b
             .series
@@ -1788,10 +2035,8 @@ impl<'a> Builder<'a> {
             .as_deref()
             .map(|f| self.field(f))
             .unwrap_or_default();
-        out.push(Block::Heading(
-            3,
-            format!("{} {field_name} — {}", self.round(s.no), s.title),
-        ));
+        let _ = field_name;
+        out.push(Block::Heading(3, self.session_name(s)));
         // 1. Session summary.
         let evaluators: BTreeSet<&str> =
             s.evaluations.iter().map(|e| e.evaluator.as_str()).collect();
@@ -1835,7 +2080,84 @@ impl<'a> Builder<'a> {
         self.official_scores(s, out);
         self.evaluator_tables(s, out);
         self.reference_scores(s, out);
+        self.questions_and_answers(s, out);
         self.session_findings(s, findings, out);
+    }
+
+    /// 주요 질의·응답: each question of the session (in the order asked), who asked it, the
+    /// answers and replies it got and who gave them, and what the chair decided.
+    fn questions_and_answers(&self, s: &Session, out: &mut Vec<Block>) {
+        let questions: Vec<&Annotation> = s
+            .annotations
+            .iter()
+            .filter(|a| a.kind == AnnotationKind::Question && a.parent.is_none())
+            .collect();
+        if questions.is_empty() {
+            return;
+        }
+        out.push(Block::Heading(
+            4,
+            self.t("주요 질의·응답", "Questions and answers"),
+        ));
+        let rows = questions
+            .iter()
+            .map(|q| {
+                let id = q.uuid();
+                let answers: Vec<String> = s
+                    .annotations
+                    .iter()
+                    .filter(|r| {
+                        r.parent
+                            .as_deref()
+                            .is_some_and(|p| p == id || q.reference.as_deref() == Some(p))
+                    })
+                    .map(|r| {
+                        format!(
+                            "{}: {}",
+                            self.author_of(r),
+                            cut(
+                                self.lang,
+                                r.body.as_deref().unwrap_or_default(),
+                                PRINTED_CHARS
+                            )
+                        )
+                    })
+                    .collect();
+                vec![
+                    vec![self.link(s, q)],
+                    txt(cut(
+                        self.lang,
+                        q.body
+                            .as_deref()
+                            .filter(|b| !b.trim().is_empty())
+                            .or(match &q.target {
+                                Some(Target::TextRange { quote, .. }) => Some(quote.exact.as_str()),
+                                _ => None,
+                            })
+                            .unwrap_or_default(),
+                        PRINTED_CHARS,
+                    )),
+                    txt(self.author_of(q)),
+                    txt(if answers.is_empty() {
+                        self.t("답변 기록 없음", "no answer recorded")
+                    } else {
+                        answers.join(" / ")
+                    }),
+                    txt(self.status_word(self.status_of(s, q))),
+                ]
+            })
+            .collect();
+        out.push(Block::Table {
+            id: format!("questions:{}", s.key),
+            head: vec![
+                self.t("번호", "Ref"),
+                self.t("질의", "Question"),
+                self.t("질의자", "Asked by"),
+                self.t("답변", "Answers"),
+                self.t("처리", "Status"),
+            ],
+            rows,
+        });
     }
 
     /// Each evaluator's submitted scores per case, their weighted total, and their 총평: the

@@ -11,7 +11,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use toron_domain::policy::{Access, DocKey, Phase, Role, Scope};
+use toron_domain::policy::{Access, DocKey, Phase, Role, Runs, Scope};
 
 use crate::api::auth::{require_series, require_token_authority, Caller, Organizer};
 use crate::api::error::{api_err, bad_request, created, not_found, ApiError, ApiResult, JsonBody};
@@ -33,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/roles", post(grant).delete(revoke_role))
         .route("/api/v1/sessions", get(list_sessions).post(add_session))
         .route("/api/v1/sessions/{key}/phase", put(set_phase))
+        .route("/api/v1/sessions/{key}/item", put(set_item))
         .route("/api/v1/cases", post(add_case))
         .route("/api/v1/documents", post(register_document))
 }
@@ -301,6 +302,7 @@ async fn add_session(
         title: b.title,
         phase: b.phase.unwrap_or_else(|| Phase::Draft.as_str().to_string()),
         facilitator: b.facilitator,
+        item: None,
     };
     require_series(&state, &by, &s.series)?;
     if let Some(existing) = state.hub.registry.session(&s.key) {
@@ -327,18 +329,50 @@ fn phase_rank(p: &str) -> Option<usize> {
     Phase::ALL.iter().position(|x| x.as_str() == p)
 }
 
+/// The session `key` and what `who` may change of it as it runs (policy decides: its
+/// organizers everything, its facilitator the agenda item and the phase forward to closed).
+fn running_session(state: &AppState, who: &str, key: &str) -> Result<(Session, Runs), ApiError> {
+    let reg = &state.hub.registry;
+    let s = reg
+        .session(key)
+        .ok_or_else(|| not_found(&format!("session {key} not found")))?;
+    let runs = if state.hub.config.open {
+        Runs::Organizer
+    } else {
+        toron_domain::policy::runs_session(
+            &reg.subject(who),
+            &s.series,
+            &s.key,
+            s.facilitator.as_deref(),
+        )
+    };
+    if runs == Runs::Nothing {
+        return Err(api_err(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!("only the organizers of series `{}` and the session's facilitator run session {key}", s.series),
+        ));
+    }
+    Ok((s, runs))
+}
+
 async fn set_phase(
-    Organizer(state, by): Organizer,
+    Caller(state, by): Caller,
     Path(key): Path<String>,
     JsonBody(b): JsonBody<PhaseBody>,
 ) -> ApiResult {
     let phase: Phase = b.phase.parse().map_err(bad_request)?;
-    let mut s = state
-        .hub
-        .registry
-        .session(&key)
-        .ok_or_else(|| not_found(&format!("session {key} not found")))?;
-    require_series(&state, &by, &s.series)?;
+    let (mut s, runs) = running_session(&state, &by, &key)?;
+    let from: Phase = s.phase.parse().map_err(bad_request)?;
+    if from != phase && !runs.may_move(from, phase) {
+        return Err(api_err(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!(
+                "the chair moves session {key} forward only (scheduled → live → closed), not from {from} to {phase}: an organizer does the rest"
+            ),
+        ));
+    }
     if !b.force && phase_rank(phase.as_str()) < phase_rank(&s.phase) {
         return Err(api_err(
             StatusCode::CONFLICT,
@@ -353,6 +387,47 @@ async fn set_phase(
     }
     s.phase = phase.as_str().to_string();
     state.hub.registry.put_session(&by, s.clone()).await?;
+    state.hub.tell_session_state(&s);
+    Ok(Json(s).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ItemBody {
+    /// The agenda item's key (one of the session's agenda); null when none is under way.
+    item: Option<String>,
+}
+
+/// `PUT /api/v1/sessions/{key}/item`: the agenda item under way now, set by the chair or an
+/// organizer; logged, shown to everyone in the session at once, replayed.
+async fn set_item(
+    Caller(state, by): Caller,
+    Path(key): Path<String>,
+    JsonBody(b): JsonBody<ItemBody>,
+) -> ApiResult {
+    let (s, _) = running_session(&state, &by, &key)?;
+    if let Some(item) = &b.item {
+        let agenda = state
+            .hub
+            .registry
+            .catalog()
+            .get("session")
+            .and_then(|m| m.get(&s.key))
+            .and_then(|m| m.get("agenda"))
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if !agenda.iter().any(|a| a["key"].as_str() == Some(item)) {
+            return Err(bad_request(format!(
+                "session {key} has no agenda item {item}"
+            )));
+        }
+    }
+    let s = state
+        .hub
+        .registry
+        .set_agenda_item(&by, &s.key, b.item)
+        .await?;
+    state.hub.tell_session_state(&s);
     Ok(Json(s).into_response())
 }
 

@@ -209,6 +209,7 @@ async fn apply(reg: &Registry, by: &str, p: Plan, dry: bool) -> Result<Counts, R
         let s = match existing {
             Some(e) => Session {
                 phase: e.phase.clone(),
+                item: e.item.clone(),
                 ..s
             },
             None => s,

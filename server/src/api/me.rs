@@ -94,7 +94,7 @@ async fn my_sessions(Reader(state, who): Reader) -> Result<Response, ApiError> {
             None => vec!["organizer".into()],
         };
         out.push(json!({
-            "key": s.key, "series": s.series, "title": s.title, "phase": s.phase,
+            "key": s.key, "series": s.series, "title": s.title, "phase": s.phase, "item": s.item,
             "facilitator": s.facilitator,
             "date": meta.get("date"), "no": meta.get("no"), "field": meta.get("field"), "agenda": meta.get("agenda").cloned().unwrap_or(json!([])),
             "scheduled": meta.get("scheduled"),

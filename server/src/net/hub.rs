@@ -399,6 +399,19 @@ impl Hub {
     /// notice: best effort, a peer that is behind misses one and gets the next.
     fn tell_presence(&self, session: &str, only: Option<ConnId>) {
         let data = toron_protocol::notice::presence(session, &self.present_in(session));
+        self.tell_session_pages(session, only, data);
+    }
+
+    /// Tells every page in session `s` where it stands now (its phase, the agenda item under
+    /// way), as an ephemeral notice: each page then asks again what it may do, at once.
+    pub fn tell_session_state(&self, s: &crate::registry::Session) {
+        let data = toron_protocol::notice::session(&s.key, &s.phase, s.item.as_deref());
+        self.tell_session_pages(&s.key, None, data);
+    }
+
+    /// Sends the notice `data` to every connection in `session` (or to `only`): best effort,
+    /// a peer that is behind misses one and gets the next.
+    fn tell_session_pages(&self, session: &str, only: Option<ConnId>, data: Vec<u8>) {
         let channels = self
             .presence_channels
             .lock()

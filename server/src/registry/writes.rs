@@ -246,6 +246,35 @@ impl Registry {
         .await
     }
 
+    /// Sets the agenda item under way in `session` (`None`: none): logged as an action of its
+    /// own, which the session's timeline and replay show. Returns the session as it is now.
+    pub async fn set_agenda_item(
+        &self,
+        by: &str,
+        session: &str,
+        item: Option<String>,
+    ) -> Result<Session, RegistryError> {
+        let _g = self.admin.lock().await;
+        let mut s = self
+            .read()
+            .sessions
+            .get(session)
+            .cloned()
+            .ok_or_else(|| RegistryError::NotFound(format!("session {session}")))?;
+        if s.item == item {
+            return Ok(s);
+        }
+        s.item = item;
+        let action = serde_json::json!({ "agenda_item": { "session": s.key, "item": s.item } });
+        let ops = vec![RegistryOp::Put(format!("session/{}", s.key), json(&s))];
+        let kept = s.clone();
+        self.commit(by, action, ops, |st| {
+            st.sessions.insert(s.key.clone(), s);
+        })
+        .await?;
+        Ok(kept)
+    }
+
     pub async fn put_case(&self, by: &str, c: Case) -> Result<(), RegistryError> {
         valid_key("case", &c.key)?;
         let _g = self.admin.lock().await;

@@ -52,6 +52,7 @@ async fn bench_layer(server: &Running) -> anyhow::Result<(String, toron_protocol
             title: "bench".into(),
             phase: "live".into(),
             facilitator: None,
+            item: None,
         },
     )
     .await?;

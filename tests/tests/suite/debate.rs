@@ -279,7 +279,19 @@ async fn the_example_bundle_imports_reports_and_exports() {
     let (ok, out, err) = toron(&server, &["export", "HB-BENCH-2012"]).await;
     assert!(ok, "{err}");
     let mut exported: Value = serde_json::from_str(&out).expect("export");
+    // What the export derives from the log, beside the bundle's content: the series'
+    // sessions with their phases, and each session's attendance from the presence record.
+    let registered = exported["series"]
+        .as_object_mut()
+        .expect("series")
+        .remove("sessions_registered");
+    assert_eq!(
+        registered.and_then(|r| r.as_array().map(Vec::len)),
+        Some(2),
+        "every session of the series, for a report of one of them"
+    );
     for s in exported["sessions"].as_array_mut().expect("sessions") {
+        s.as_object_mut().expect("session").remove("attended");
         for a in s["annotations"].as_array_mut().expect("annotations") {
             a.as_object_mut().expect("object").remove("id");
         }

@@ -116,6 +116,7 @@ async fn an_older_data_directory_gets_its_missing_documents_on_start() {
                 title: "제8차".into(),
                 phase: "scheduled".into(),
                 facilitator: Some("P-CHAIR".into()),
+                item: None,
             },
         )
         .await
@@ -362,5 +363,74 @@ async fn every_link_uses_the_public_url() {
     assert!(ok, "{err}");
     let sheet: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(sheet["loopback"], true, "{sheet}");
+    server.shutdown().await.expect("shutdown");
+}
+
+/// The chair runs the session from where they are (issue 30): the facilitator the session
+/// names starts and closes it and sets the agenda item — logged, in the timeline — but moves it
+/// no further (reporting is the organizers'); an activist runs nothing; an item the session's
+/// agenda does not have is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chair_starts_closes_and_sets_the_item_and_nobody_else_does() {
+    let (_dir, server) = toron_tests::secured(ADMIN).await;
+    prepare(&server).await;
+    let chair = token_of(&server, "P-CHAIR").await;
+    let activist = token_of(&server, "P-ACT").await;
+    let as_ = |token: &str, line: &str| {
+        let (server, token, line) = (&server, token.to_string(), line.to_string());
+        async move { toron_line(server, &token, &line).await }
+    };
+    let (ok, _, err) = as_(&activist, "admin session phase S8 live").await;
+    assert!(
+        !ok && err.contains("facilitator"),
+        "an activist runs nothing: {err}"
+    );
+    let (ok, out, err) = as_(&chair, "admin session phase S8 live").await;
+    assert!(ok, "the chair starts the session: {err}");
+    assert!(out.contains("\"live\""), "{out}");
+    let (ok, _, err) = as_(&chair, "admin session item S8 AG-9").await;
+    assert!(!ok && err.contains("no agenda item AG-9"), "{err}");
+    let (ok, _, err) = as_(&chair, "admin session phase S8 closed").await;
+    assert!(ok, "the chair closes it: {err}");
+    let (ok, _, err) = as_(&chair, "admin session phase S8 reporting").await;
+    assert!(
+        !ok && err.contains("forward only"),
+        "reporting is the organizers': {err}"
+    );
+    admin(&server, "admin session phase S8 reporting").await;
+
+    // The chair's moves are theirs in the session's timeline.
+    let (ok, out, err) = toron_line(
+        &server,
+        ADMIN,
+        "history S8 --kind session.phase_changed --json",
+    )
+    .await;
+    assert!(ok, "{err}");
+    let read: Value = serde_json::from_str(&out).expect("json");
+    let entries = read
+        .as_array()
+        .or_else(|| read["entries"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    let moves: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["participant"].as_str().unwrap_or_default().to_string(),
+                e["detail"]["to"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("P-CHAIR", "live"),
+        ("P-CHAIR", "closed"),
+        ("admin", "reporting"),
+    ] {
+        assert!(
+            moves.iter().any(|(p, to)| p == want.0 && to == want.1),
+            "{want:?} in {moves:?}"
+        );
+    }
     server.shutdown().await.expect("shutdown");
 }

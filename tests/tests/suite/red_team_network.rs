@@ -797,6 +797,7 @@ async fn organizers_act_within_their_series_and_importer_tokens_end() {
                 title: "다른 시리즈".into(),
                 phase: "scheduled".into(),
                 facilitator: None,
+                item: None,
             },
         )
         .await

@@ -166,7 +166,7 @@ async fn the_korean_report_says_kinds_and_statuses_in_korean() {
         "- 목적: 우리 구 정책을 모범 지자체의 사례와 견주어",
         "- 장소: 한빛구청 대회의실",
         "- 참석: 41명 (공무원 14명, 전문가 6명, 활동가 21명)",
-        "- 시리즈 진행: 이번이 제2차 — 등록된 토론회 제2차·제3차 가운데 2회 개최",
+        "- 시리즈 진행: 이번이 제2차 — 등록된 토론회 2회(제2차·제3차) 가운데 2회 개최",
         "- 사례 1: 한빛구 — 작은도서관 통합 회원제와 상호대차",
         "| 항목(가중치) | 한빛구 | 누리구 |",
     ] {
@@ -405,6 +405,46 @@ async fn the_hwpx_report_reads_back_with_its_tables_and_outline() {
         );
         assert!(size[1].as_u64().is_some_and(|h| h > 100), "{href}: {size}");
     }
+
+    // The department tables are on landscape pages: a section of their own, its sheet A4
+    // turned (`NARROWLY`, drawn wider than high), its tables as wide as that page's text;
+    // before and after it the pages are portrait (python-hwpx reads each section's setup).
+    let sections = read["sections"].as_array().expect("sections");
+    assert_eq!(
+        sections.len(),
+        3,
+        "portrait, landscape, portrait: {sections:?}"
+    );
+    let turned = &sections[1];
+    assert_eq!(turned["orientation"], "NARROWLY", "{turned}");
+    assert!(
+        turned["drawn_width"].as_u64() > turned["drawn_height"].as_u64(),
+        "{turned}"
+    );
+    for s in [&sections[0], &sections[2]] {
+        assert_eq!(s["orientation"], "WIDELY", "{s}");
+        assert!(s["drawn_width"].as_u64() < s["drawn_height"].as_u64());
+    }
+    let widths = turned["table_widths"].as_array().expect("widths");
+    assert!(
+        !widths.is_empty(),
+        "the department tables are in the landscape section"
+    );
+    for w in widths {
+        assert!(
+            w.as_u64().is_some_and(|w| w > 60_000),
+            "a department table spans the landscape page (a portrait one is 42,520): {w}"
+        );
+    }
+    assert!(
+        sections[0]["table_heads"]
+            .as_array()
+            .expect("heads")
+            .iter()
+            .chain(sections[2]["table_heads"].as_array().expect("heads"))
+            .all(|h| !h.as_str().unwrap_or_default().starts_with("번호구분")),
+        "no department table is left on a portrait page"
+    );
 
     // The outline (개요) has the parts and every department.
     let outline: Vec<&str> = read["outline"]

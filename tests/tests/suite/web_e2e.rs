@@ -338,3 +338,189 @@ fn the_web_client_is_light_on_a_slow_link() {
     node_test(&mut cmd, 240, "weight");
     drop(b);
 }
+
+/// The example cut back to a session prepared as a district prepares it, not yet held: S-LIB
+/// alone, scheduled for today (KST), with its people, cases and agenda and nothing that
+/// happens in a hall — no notes, reactions, triage, forms, findings or answers. Its
+/// evaluators are named by role (a form comes from the grant, not from content), and the
+/// 가족정책과's reviewer is added.
+fn not_yet_held(example: &Path) -> serde_json::Value {
+    let mut b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(example).expect("bundle")).expect("json");
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let today = chrono::DateTime::from_timestamp(secs + 9 * 3600, 0)
+        .expect("a date")
+        .date_naive()
+        .to_string();
+    let sessions = b["sessions"].as_array_mut().expect("sessions");
+    sessions.retain(|s| s["key"] == "S-LIB");
+    let s = &mut sessions[0];
+    for k in ["annotations", "reactions", "triage", "evaluations"] {
+        s[k] = json!([]);
+    }
+    s["phase"] = json!("scheduled");
+    for who in ["P-PARK", "P-JUNG"] {
+        s["roles"]
+            .as_array_mut()
+            .expect("roles")
+            .push(json!({ "participant": who, "role": "evaluator" }));
+    }
+    let dated = s.to_string().replace("2012-11-07", &today);
+    *s = serde_json::from_str(&dated).expect("json");
+    b["findings"] = json!([]);
+    b["department_responses"] = json!([]);
+    b["series"]["report"]["status"] = json!("drafting");
+    b["participants"].as_array_mut().expect("participants").push(json!({
+        "key": "P-FAM", "name": "오가람", "affiliation": "한빛구 가족정책과", "kind": "official",
+        "department": "DEP-FAM", "government": null, "attribution": "name_and_affiliation"
+    }));
+    b
+}
+
+/// Issue 30: a session prepared without any hall content, run in the browser from scheduled
+/// to reporting (`web/tests/prepared.mjs`); then every report file — PDF, HWPX, XLSX, CSV,
+/// Markdown, HTML — holds the question, the presenter's answer, the evaluator's texts and both
+/// departments' answers, and no UUID.
+#[test]
+fn a_session_prepared_without_hall_content_runs_in_the_browser() {
+    let Bench {
+        _one,
+        browser,
+        web,
+        dir,
+        server,
+        url,
+    } = bench(Path::new(env!("CARGO_BIN_EXE_e2e-toron-server")));
+    let bundle = dir.path().join("s-lib-not-yet-held.json");
+    std::fs::write(
+        &bundle,
+        not_yet_held(&web.join("../examples/debate-bundle.json")).to_string(),
+    )
+    .expect("write");
+    toron(&url, &["import", bundle.to_str().expect("path")]);
+    let api = Admin::new(&url, Some(ADMIN.into()), LIMIT);
+    for who in ["P-LEE", "P-FAM"] {
+        api.call(
+            "POST",
+            "/api/v1/roles",
+            Some(json!({ "participant": who, "role": "department_reviewer", "series": "HB-BENCH-2012" })),
+        )
+        .expect("grant");
+    }
+    let token = |p: &str| {
+        api.call("POST", &format!("/api/v1/participants/{p}/token"), None)
+            .expect("token")["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    };
+    // `TORON_KEEP_REPORT=/some/folder` keeps the report's files to read.
+    let out = std::env::var_os("TORON_KEEP_REPORT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("report"));
+    let mut cmd = Command::new("node");
+    cmd.arg("tests/prepared.mjs")
+        .current_dir(&web)
+        .env("TORON_URL", &url)
+        .env("CHROMIUM", &browser)
+        .env("OUT", &out)
+        .env("TOKEN_CHAIR", token("P-MOON"))
+        .env("TOKEN_ACTIVIST", token("P-KIM"))
+        .env("TOKEN_EVALUATOR", token("P-PARK"))
+        .env("TOKEN_PRESENTER", token("P-LEE"))
+        .env("TOKEN_PLANNER", token("P-HAN"))
+        .env("TOKEN_ASSIST", token("P-FAM"))
+        .env("TOKEN_ORGANIZER", ADMIN);
+    if let Ok(shots) = std::env::var("TORON_SCREENSHOTS") {
+        cmd.env("SCREENSHOTS", web.join("..").join(shots));
+    }
+    node_test(&mut cmd, 240, "prepared session e2e");
+    drop(server);
+
+    // Every file as an office reads it: the PDF's text, the HWPX's sections, the workbook's cells.
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("expected.json")).expect("expected"),
+    )
+    .expect("json");
+    let want: Vec<&str> = expected["want"]
+        .as_array()
+        .expect("want")
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
+    let pdf = Command::new("pdftotext")
+        .arg(out.join("report.pdf"))
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils; .ci/run installs it)");
+    assert!(pdf.status.success(), "pdftotext");
+    // pdftotext breaks lines where the page does: compare without white space.
+    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+    let hwpx = Command::new("python3")
+        .args([
+            "-c",
+            "import re,sys,zipfile\nz=zipfile.ZipFile(sys.argv[1])\nfor n in sorted(z.namelist()):\n  if n.startswith('Contents/section'):\n    print(re.sub(r'<[^>]+>',' ',z.read(n).decode('utf-8')))",
+        ])
+        .arg(out.join("report.hwpx"))
+        .output()
+        .expect("python3");
+    assert!(
+        hwpx.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hwpx.stderr)
+    );
+    let xlsx = {
+        use calamine::Reader;
+        let mut book: calamine::Xlsx<_> =
+            calamine::open_workbook(out.join("report.xlsx")).expect("the workbook opens");
+        let mut cells = String::new();
+        for name in book.sheet_names() {
+            let range = book.worksheet_range(&name).expect("a sheet");
+            for row in range.rows() {
+                for c in row {
+                    cells.push_str(&c.to_string());
+                    cells.push('\n');
+                }
+            }
+        }
+        cells
+    };
+    let texts = [
+        ("PDF", squeeze(&String::from_utf8_lossy(&pdf.stdout))),
+        ("HWPX", squeeze(&String::from_utf8_lossy(&hwpx.stdout))),
+    ];
+    for (format, text) in &texts {
+        for w in &want {
+            assert!(
+                text.contains(&squeeze(w)),
+                "the {format} report holds {w:?}"
+            );
+        }
+    }
+    // The workbook is the departments' table: the finding and both departments' answers.
+    for w in [
+        "작은도서관 저녁 운영 인력 확보",
+        "2027년 상반기 시간제 사서 배치",
+        "돌봄 프로그램과 저녁 운영 연계",
+    ] {
+        assert!(xlsx.contains(w), "the XLSX report holds {w:?}");
+    }
+    let uuid = |s: &str| {
+        s.as_bytes().windows(36).any(|w| {
+            w.iter().enumerate().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => *c == b'-',
+                _ => c.is_ascii_hexdigit(),
+            })
+        })
+    };
+    for (format, text) in [
+        ("PDF", String::from_utf8_lossy(&pdf.stdout).into_owned()),
+        ("HWPX", String::from_utf8_lossy(&hwpx.stdout).into_owned()),
+        ("XLSX", xlsx),
+    ] {
+        assert!(!uuid(&text), "no UUID in the {format} report");
+    }
+}

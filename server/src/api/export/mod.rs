@@ -117,6 +117,24 @@ pub fn export(hub: &Hub, series: &str, session: Option<&str>) -> Result<Value, E
     }
     sessions.sort_by_key(|s| (s.get("no").and_then(Value::as_u64), s["key"].to_string()));
     let docs = hub.registry.documents_of_series(series);
+    let mut s_meta = s_meta;
+    // Where the series stands, for a report of one of its sessions too: every session the
+    // registry holds for it, with its number and phase.
+    s_meta["sessions_registered"] = json!(hub
+        .registry
+        .sessions()
+        .into_iter()
+        .filter(|x| x.series == series)
+        .map(|x| {
+            let no = catalog
+                .get("session")
+                .and_then(|m| m.get(&x.key))
+                .and_then(|m| m.get("no"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            json!({ "key": x.key, "no": no, "phase": x.phase })
+        })
+        .collect::<Vec<_>>());
     let mut problems: Vec<Problem> = Vec::new();
     let mut all_refs: BTreeMap<String, String> = BTreeMap::new();
     for s in &mut sessions {
@@ -344,6 +362,18 @@ fn export_session(
         .filter_map(|c| c["key"].as_str().map(str::to_string))
         .collect();
     let log = session_log(hub, &key)?;
+    // Who was there, as the presence record says (beside the planned attendance a bundle
+    // gives): the report prints both. By participant kind, as an office counts attendance.
+    let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+    // People only: the server's own principals (the organizer's service token) are not.
+    for p in &log.attended {
+        match hub.registry.participant(p) {
+            Some(p) if p.kind != "service" => *by_kind.entry(p.kind).or_default() += 1,
+            _ => {}
+        }
+    }
+    let count: u64 = by_kind.values().sum();
+    s["attended"] = json!({ "count": count, "composition": by_kind });
     let creators = log.creators;
     let mut parts = SessionParts::default();
     for k in docs {

@@ -35,6 +35,8 @@ pub(super) struct Submissions {
 pub(super) struct SessionLog {
     pub(super) creators: HashMap<(String, String), Created>,
     pub(super) submissions: HashMap<String, Submissions>,
+    /// Everybody the presence record says was there (joined the session at least once).
+    pub(super) attended: std::collections::BTreeSet<String>,
 }
 
 /// Reads `session`'s timeline once for its [`SessionLog`].
@@ -58,6 +60,10 @@ pub(super) fn session_log(hub: &Hub, session: &str) -> Result<SessionLog, Export
             let Ok(e) = serde_json::from_slice::<Entry>(&v) else {
                 continue;
             };
+            if e.kind == "participant.joined" {
+                out.attended.extend(e.participant.clone());
+                continue;
+            }
             let Some(doc) = e.document.clone() else {
                 continue;
             };
