@@ -182,22 +182,22 @@ fn entries<T: serde::Serialize>(
         .collect()
 }
 
+/// What a session's catalog entry leaves out: its content (kept in documents) and `attended`,
+/// the presence record's, which an export derives from the log.
+const NOT_SESSION_META: &[&str] = &[
+    "cases",
+    "evaluations",
+    "annotations",
+    "reactions",
+    "triage",
+    "attended",
+];
+
 /// A session of the bundle: its catalog entry and registry record, the roles it grants, its
 /// cases, and the documents its content lives in.
 fn plan_session(p: &mut Plan, series: &str, s: &BundleSession) -> Result<(), serde_json::Error> {
     let mut meta = serde_json::to_value(s)?;
-    strip(
-        &mut meta,
-        // `attended` is the presence record's, which an export derives from the log.
-        &[
-            "cases",
-            "evaluations",
-            "annotations",
-            "reactions",
-            "triage",
-            "attended",
-        ],
-    );
+    strip(&mut meta, NOT_SESSION_META);
     p.catalog.push(("session".into(), s.key.clone(), meta));
     p.sessions.push(Session {
         key: s.key.clone(),

@@ -102,6 +102,16 @@ pub enum Event {
 }
 
 impl Event {
+    /// When the server logged it (UTC milliseconds).
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Event::Change(c) => c.change.received_at_ms,
+            Event::Rejection { rejection, .. } => rejection.at_ms,
+            Event::Admin { action, .. } => action.at_ms,
+            Event::Presence { presence, .. } => presence.at_ms,
+        }
+    }
+
     pub fn global_seq(&self) -> u64 {
         match self {
             Event::Change(c) => c.global_seq,

@@ -106,6 +106,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // A data directory of an older build (or one whose sessions were made before their
     // documents were) gets every document its sessions need before anyone connects.
     hub.provision("server").await?;
+    // A crash (a SIGKILL, a power cut) logged nobody's departure: whoever the presence record
+    // still has in a session left when the log last heard anything.
+    // (A cluster's log holds the other nodes' presence too, whose people may be there still:
+    // each node closes only what it knows it lost, so this is left to a single server.)
+    if node.is_none() {
+        hub.close_open_presence().await;
+    }
     let (shutdown, shutdown_rx) = watch::channel(false);
     #[cfg(unix)]
     let control = ops::control::serve(&config.data, hub.store.clone(), shutdown_rx.clone());

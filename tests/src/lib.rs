@@ -621,7 +621,15 @@ pub fn run_bounded(
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
-            panic!("{what} did not finish within {} s", limit.as_secs());
+            let _ = child.wait();
+            // What it said so far, to see where it stood.
+            let said = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+            panic!(
+                "{what} did not finish within {} s:\n{}\n{}",
+                limit.as_secs(),
+                said(&out_path),
+                said(&err_path)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };

@@ -127,6 +127,8 @@ try {
   const form = evaluator.page.locator("form.eval-form");
   await form.waitFor({ timeout: LIMIT });
   assert.match(await form.innerText(), /적절성/);
+  // What each score means: the template's rubric where it gives one, else the scale's words.
+  assert.match(await form.innerText(), /우리 구의 핵심 과제에 정확히 맞닿아 있다/);
   assert.match(await form.innerText(), /매우 우수/);
   const scores = { relevance: "4", process: "3", effectiveness: "4", efficiency: "na", sustainability: "2", transferability: "5" };
   for (const [k, v] of Object.entries(scores)) await form.locator(`input[name=score-${k}][value='${v}']`).check();

@@ -683,6 +683,16 @@ impl<'a> Builder<'a> {
             c.extend(links);
             items.push(c);
         }
+        items.extend(self.responses_to(f));
+        if !items.is_empty() {
+            out.push(Block::List(items));
+        }
+    }
+
+    /// The departments' answers to finding `f`, one line each: stance, plan, and when given
+    /// the due date and progress.
+    fn responses_to(&self, f: &Finding) -> Vec<Cell> {
+        let mut out = Vec::new();
         for r in self
             .b
             .department_responses
@@ -712,16 +722,14 @@ impl<'a> Builder<'a> {
                 (None, false) => format!(" ({})", progress.trim_start_matches("; ")),
                 (None, true) => String::new(),
             };
-            items.push(txt(format!(
+            out.push(txt(format!(
                 "{} ({}): {} — {plan}{tail}",
                 self.t("부서 검토", "Department response"),
                 self.dept(&r.department),
                 self.stance(&r.stance),
             )));
         }
-        if !items.is_empty() {
-            out.push(Block::List(items));
-        }
+        out
     }
 
     fn status_of(&self, s: &Session, a: &Annotation) -> Option<TriageStatus> {

@@ -602,6 +602,38 @@ impl Hub {
         }
     }
 
+    /// Logs the departures a crash left open: everyone the presence record has in a session
+    /// (this node's log; nobody is connected yet) left at the log's last moment. Best effort:
+    /// a failure is logged and the server starts anyway.
+    pub async fn close_open_presence(self: &Arc<Self>) {
+        let hub = self.clone();
+        let found = tokio::task::spawn_blocking(move || -> Result<_, String> {
+            hub.projection.catch_up().map_err(|e| e.to_string())?;
+            let open =
+                crate::views::projection::open_presence(&hub.store).map_err(|e| e.to_string())?;
+            let last = hub.store.last_global_seq().map_err(|e| e.to_string())?;
+            let at = hub
+                .store
+                .events(last, 1)
+                .map_err(|e| e.to_string())?
+                .first()
+                .map(toron_protocol::Event::at_ms);
+            Ok((open, at))
+        })
+        .await;
+        let (open, at) = match found {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => return tracing::warn!(error = %e, "open presence not closed"),
+            Err(e) => return tracing::warn!(error = %e, "open presence not closed"),
+        };
+        let at = at.unwrap_or_else(|| self.config.clock.now_ms());
+        for (session, participant) in open {
+            tracing::info!(%participant, %session, "left when the server stopped without a word");
+            self.log_presence(&participant, None, &session, false, at)
+                .await;
+        }
+    }
+
     /// Logs every departure still in its grace period (the server is stopping).
     pub async fn flush_presence(&self) {
         let pending: Vec<((String, String), u64)> = self

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// A value of the timeline projection's state: its name and its bytes.
+pub(crate) type StateEntry = (Vec<u8>, Vec<u8>);
+
 impl Store {
     /// The last global sequence number the timeline projection has taken in (0 = none).
     pub fn timeline_checkpoint(&self) -> Result<u64, StoreError> {
@@ -36,6 +39,19 @@ impl Store {
         batch.insert(&b"C"[..], &checkpoint.to_be_bytes()[..]);
         self.timeline.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// Every value of the projection's state whose name starts with `prefix`: (name, value).
+    pub fn timeline_states(&self, prefix: &[u8]) -> Result<Vec<StateEntry>, StoreError> {
+        let mut key = vec![b'S'];
+        key.extend_from_slice(prefix);
+        self.timeline
+            .scan_prefix(key)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k[1..].to_vec(), v.to_vec()))
+            })
+            .collect()
     }
 
     /// One value of the projection's state.

@@ -55,7 +55,44 @@ pub fn session_prefix(session: &str) -> Vec<u8> {
 /// 5: the series' documents make the series' timeline (`finding.created`/`finding.updated`,
 ///    `department.responded`).
 /// 6: an annotation without words of its own (a highlight) is named by its passage.
-pub const PROJECTION_VERSION: u64 = 6;
+/// 7: who is in each session by the presence record (`present/…`), so that a start after a
+///    crash logs the departures the crash left open.
+pub const PROJECTION_VERSION: u64 = 7;
+
+const PRESENT: &[u8] = b"present/";
+
+/// The state key saying whether `participant` is in `session` by the presence record.
+fn presence_state_key(session: &str, participant: &str) -> Vec<u8> {
+    let mut k = PRESENT.to_vec();
+    k.extend_from_slice(&session_prefix(session));
+    k.extend_from_slice(participant.as_bytes());
+    k
+}
+
+/// Everyone the presence record has in a session without a departure: after a crash, those
+/// the crash took out. `(session, participant)` pairs. Reads the projection as it is.
+pub fn open_presence(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
+    let mut out = Vec::new();
+    for (k, v) in store.timeline_states(PRESENT)? {
+        if v != b"true" {
+            continue;
+        }
+        let rest = &k[PRESENT.len()..];
+        let Some(len) = rest
+            .get(..2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+        else {
+            continue;
+        };
+        if let (Some(s), Some(p)) = (rest.get(2..2 + len), rest.get(2 + len..)) {
+            out.push((
+                String::from_utf8_lossy(s).into_owned(),
+                String::from_utf8_lossy(p).into_owned(),
+            ));
+        }
+    }
+    Ok(out)
+}
 
 const VERSION_STATE: &[u8] = b"version";
 
@@ -142,7 +179,13 @@ impl Projector {
                 }
                 timeline::change_entries(objs, &ctx, rec).map_err(|e| bad(e.to_string()))
             }
-            Event::Presence { presence, .. } => Ok(vec![timeline::presence_entry(g, presence)]),
+            Event::Presence { presence, .. } => {
+                self.learned.push((
+                    presence_state_key(&presence.session, &presence.participant),
+                    serde_json::Value::Bool(presence.joined),
+                ));
+                Ok(vec![timeline::presence_entry(g, presence)])
+            }
             Event::Admin { action, .. } => {
                 // The phase each session had before this action, as the projection saw it.
                 let v: serde_json::Value = serde_json::from_str(&action.action).unwrap_or_default();

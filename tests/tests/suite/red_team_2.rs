@@ -582,7 +582,11 @@ async fn a_ref_written_live_is_not_identity() {
         format!("{} / {}", cells[5], cells[6])
     };
     let before = raised(&report_md(&server).await);
-    assert!(before.contains(theirs), "{before}");
+    // The source is their annotation, linked by its id's first eight characters.
+    assert!(
+        before.contains(&format!("/annotations/{}?", &theirs[..8])),
+        "{before}"
+    );
     // Her older note now claims their annotation's id as its ref.
     let anns = layer
         .doc

@@ -12,10 +12,11 @@ use std::time::Duration;
 use serde_json::json;
 use toron_cli::admin::Admin;
 
-const ADMIN: &str = "toron_admin_for_the_web_test";
+pub(crate) const ADMIN: &str = "toron_admin_for_the_web_test";
 const LIMIT: Duration = Duration::from_secs(20);
 
-struct Server(Child);
+/// A server process, killed when dropped.
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -30,8 +31,19 @@ fn start(server: &Path, data: &Path) -> (Server, String) {
 
 /// [`start`] with more flags (a cluster node's).
 fn start_with(server: &Path, data: &Path, flags: &[&str]) -> (Server, String) {
+    start_on(server, data, "127.0.0.1:0", flags)
+}
+
+/// The server binary on `listen` (an address, port 0 for any), its data in `data`: the
+/// process and the http:// address it says it listens on.
+pub(crate) fn start_on(
+    server: &Path,
+    data: &Path,
+    listen: &str,
+    flags: &[&str],
+) -> (Server, String) {
     let mut child = Command::new(server)
-        .args(["--listen", "127.0.0.1:0", "--data"])
+        .args(["--listen", listen, "--data"])
         .arg(data)
         .args(flags)
         .env("TORON_ADMIN_TOKEN", ADMIN)
@@ -59,7 +71,7 @@ fn start_with(server: &Path, data: &Path, flags: &[&str]) -> (Server, String) {
     (Server(child), url)
 }
 
-fn toron(url: &str, args: &[&str]) {
+pub(crate) fn toron(url: &str, args: &[&str]) {
     let ws = url.replacen("http://", "ws://", 1);
     let out = Command::new(env!("CARGO_BIN_EXE_e2e-toron"))
         .args(["--server", &ws, "--token", ADMIN, "--timeout", "30"])
@@ -204,13 +216,7 @@ fn hall(web: &Path, browser: &str, setup_url: &str, hall_url: &str) {
         Some(json!({ "participant": "P-OBS", "role": "observer", "session": "S-LIB" })),
     )
     .expect("grant");
-    let token = |p: &str| {
-        api.call("POST", &format!("/api/v1/participants/{p}/token"), None)
-            .expect("token")["token"]
-            .as_str()
-            .expect("token")
-            .to_string()
-    };
+    let token = |p: &str| issue_token(&api, p);
     // P-LEE reviews for 문화도서관과 (DEP-CULT) in the series: the work after the session.
     api.call(
         "POST",
@@ -238,6 +244,15 @@ fn hall(web: &Path, browser: &str, setup_url: &str, hall_url: &str) {
         cmd.env("SCREENSHOTS", web.join("..").join(dir));
     }
     node_test(&mut cmd, 180, "web e2e");
+}
+
+/// A fresh token of participant `p`, issued through the API (the CLI's `admin token issue`).
+pub(crate) fn issue_token(api: &Admin, p: &str) -> String {
+    api.call("POST", &format!("/api/v1/participants/{p}/token"), None)
+        .expect("token")["token"]
+        .as_str()
+        .expect("token")
+        .to_string()
 }
 
 /// The observer's forged change is in the log of `data` as a refusal, and nowhere else.
@@ -344,7 +359,7 @@ fn the_web_client_is_light_on_a_slow_link() {
 /// happens in a hall — no notes, reactions, triage, forms, findings or answers. Its
 /// evaluators are named by role (a form comes from the grant, not from content), and the
 /// 가족정책과's reviewer is added.
-fn not_yet_held(example: &Path) -> serde_json::Value {
+pub(crate) fn not_yet_held(example: &Path) -> serde_json::Value {
     let mut b: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(example).expect("bundle")).expect("json");
     let secs = std::time::SystemTime::now()
@@ -410,13 +425,7 @@ fn a_session_prepared_without_hall_content_runs_in_the_browser() {
         )
         .expect("grant");
     }
-    let token = |p: &str| {
-        api.call("POST", &format!("/api/v1/participants/{p}/token"), None)
-            .expect("token")["token"]
-            .as_str()
-            .expect("token")
-            .to_string()
-    };
+    let token = |p: &str| issue_token(&api, p);
     // `TORON_KEEP_REPORT=/some/folder` keeps the report's files to read.
     let out = std::env::var_os("TORON_KEEP_REPORT")
         .map(std::path::PathBuf::from)

@@ -580,21 +580,53 @@ fn triage_entries(t: &Value, triage: &mut Vec<Value>) {
     };
     for (ann, item) in m {
         let reference = item.get("ref").and_then(Value::as_str).unwrap_or(ann);
-        for h in item
+        let history: Vec<&Value> = item
             .get("history")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-        {
+            .collect();
+        let entry = |h: &Value| {
             let mut e = Map::new();
             e.insert("annotation".into(), json!(reference));
             if let Value::Object(hm) = h {
                 for (k, v) in hm {
-                    e.insert(k.clone(), v.clone());
+                    if k != "history" && k != "ref" {
+                        e.insert(k.clone(), v.clone());
+                    }
                 }
             }
             e.entry("finding").or_insert(Value::Null);
-            triage.push(Value::Object(e));
+            Value::Object(e)
+        };
+        for h in &history {
+            triage.push(entry(h));
+        }
+        // The item's own status is where it stands now: a client that sets it without
+        // keeping a history (any client may) is told as the last decision, not dropped.
+        let status = item.get("status").and_then(Value::as_str);
+        let last = history
+            .last()
+            .and_then(|h| h.get("status"))
+            .and_then(Value::as_str);
+        if status.is_some() && status != last {
+            let mut now = entry(item);
+            // No earlier than the history it follows.
+            let latest = history
+                .iter()
+                .filter_map(|h| h.get("at").and_then(Value::as_str))
+                .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .max();
+            let own = now
+                .get("at")
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            if let (Some(l), o) = (latest, own) {
+                if o.is_none_or(|o| o < l) {
+                    now["at"] = json!(l.to_rfc3339());
+                }
+            }
+            triage.push(now);
         }
     }
 }
