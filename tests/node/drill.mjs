@@ -229,6 +229,8 @@ assert.equal(Number(summary[1]), created.size, `the report counts every annotati
 for (const [k, n] of Object.entries(counted)) {
   assert.ok(summary[2].includes(`${kindWords[k] || k} ${n}`), `${kindWords[k] || k} ${n} in "${summary[2]}"`);
 }
+const exported = await get(`/api/v1/export/${plan.session}`, process.env.ORGANIZER);
+const exportedAt = new Map(exported.sessions.flatMap((x) => x.annotations).map((a) => [a.id, a.created_at]));
 const appendix = md.split("## 부록. 주석 목록")[1] || "";
 const rows = appendix.split("\n").filter((l) => l.startsWith("| ["));
 const lastStatus = new Map();
@@ -241,8 +243,11 @@ for (const row of rows) {
   assert.ok(id, `a row of the report names an annotation of the timeline: ${row.slice(0, 120)}`);
   const cells = row.split(" | ");
   const e = created.get(id)[0];
-  // The time: the log's, in KST.
-  const kst = new Date(e.time_ms + 9 * 3600 * 1000).toISOString();
+  // The time: the note's own (written offline while the server was down, it is earlier than
+  // its arrival), within the drill's span and never after its arrival — in KST.
+  const own = Date.parse(exportedAt.get(id));
+  assert.ok(own <= e.time_ms + 60_000 && own >= e.time_ms - (SECONDS + 60) * 1000, `${id}: its time ${exportedAt.get(id)} within the drill, arrived ${new Date(e.time_ms).toISOString()}`);
+  const kst = new Date(own + 9 * 3600 * 1000).toISOString();
   assert.ok(cells[3].includes(kst.slice(11, 16)), `${id} at ${kst.slice(11, 16)} KST: ${cells[3]}`);
   if (kindOf.get(id) === "question") {
     const want = statusWords[lastStatus.get(id) || "open"];

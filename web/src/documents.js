@@ -7,6 +7,7 @@ import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network
 import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb";
 import { Repo, initializeWasm, Automerge as A } from "@automerge/automerge-repo/slim";
 import { notice } from "./compose.js";
+import { guarded } from "./socket.js";
 import { scheduleRender } from "./render.js";
 import { $, esc, state } from "./state.js";
 
@@ -21,7 +22,9 @@ export function ensureRepo() {
     const url = document.querySelector('meta[name="toron-wasm"]')?.content || "/automerge.wasm";
     await initializeWasm(url);
     const proto = location.protocol === "https:" ? "wss" : "ws";
-    state.adapter = new BrowserWebSocketClientAdapter(`${proto}://${location.host}/sync?token=${encodeURIComponent(state.token)}`);
+    // Guarded: a send on a socket that is closing is dropped, not thrown (socket.js).
+    const Adapter = guarded(BrowserWebSocketClientAdapter);
+    state.adapter = new Adapter(`${proto}://${location.host}/sync?token=${encodeURIComponent(state.token)}`);
     // The browser keeps every document and unsent change (IndexedDB, one database per
     // participant on a shared machine): written offline, a note survives a closed tab and
     // goes to the server on the next connection.

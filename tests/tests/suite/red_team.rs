@@ -116,6 +116,24 @@ async fn the_report_believes_the_log_and_the_keys_not_the_content() {
             "body": "전문가가 한 말처럼 꾸민 의견",
         }),
     );
+    // A note written offline twenty minutes ago (issue 30) keeps its own time: it lies within
+    // the session's span, before it arrived.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let offline_kst = chrono::DateTime::from_timestamp(now - 20 * 60, 0)
+        .expect("a time")
+        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).expect("KST"))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    annotate(
+        &mut layer,
+        "f0e1d2c3-0000-4000-8000-000000000009",
+        json!({
+            "session": "S-LIB", "kind": "comment", "author": "P-KIM", "author_role": "activist",
+            "created_at": offline_kst, "body": "지하철에서 쓴 의견",
+        }),
+    );
     conn.push(&mut layer, LIMIT)
         .await
         .expect("her own layer takes it");
@@ -154,6 +172,11 @@ async fn the_report_believes_the_log_and_the_keys_not_the_content() {
     assert!(
         !a["created_at"].as_str().expect("time").starts_with("2001"),
         "the time is the server's: {a}"
+    );
+    let offline_note = annotation_with_body(&b, "지하철에서 쓴 의견").expect("exported");
+    assert_eq!(
+        offline_note["created_at"], offline_kst,
+        "a note written offline keeps its own time: {offline_note}"
     );
     let evals: Vec<(&str, &str)> = toron_tests::items(&b["sessions"][0]["evaluations"])
         .iter()

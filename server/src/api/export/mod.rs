@@ -375,6 +375,13 @@ fn export_session(
     let count: u64 = by_kind.values().sum();
     s["attended"] = json!({ "count": count, "composition": by_kind });
     let creators = log.creators;
+    // The session opened for notes an hour before its scheduled start (if it says one).
+    let opened_ms = s
+        .get("scheduled")
+        .and_then(|x| x.get("start"))
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .and_then(|t| u64::try_from(t.timestamp_millis() - 3_600_000).ok());
     let mut parts = SessionParts::default();
     for k in docs {
         match k {
@@ -400,6 +407,7 @@ fn export_session(
                         session: &key,
                         participant,
                         creators: &creators,
+                        opened_ms,
                     };
                     notes_layer(hub, &layer, &owner, &mut parts, problems);
                 }
@@ -520,6 +528,8 @@ struct Owner<'a> {
     session: &'a str,
     participant: &'a str,
     creators: &'a HashMap<(String, String), Created>,
+    /// When the session opened for notes (see `Origin::opened_ms`).
+    opened_ms: Option<u64>,
 }
 
 /// The annotations and reactions of one participant's notes layer.
@@ -551,6 +561,7 @@ fn notes_layer(
                 session: owner.session,
                 owner: owner.participant,
                 created: owner.creators.get(&(doc.to_string(), id.clone())),
+                opened_ms: owner.opened_ms,
             };
             attribute(hub, &mut a, &origin, problems);
             // What does not read as an annotation is left out here already, named by its

@@ -133,7 +133,12 @@ pub(super) struct Origin<'a> {
     pub(super) session: &'a str,
     pub(super) owner: &'a str,
     pub(super) created: Option<&'a Created>,
+    /// When the session opened for notes: its scheduled start (an hour's grace before it).
+    pub(super) opened_ms: Option<u64>,
 }
+
+/// How far back a note written offline may date itself, whatever the session's hours.
+const OFFLINE_AT_MOST_MS: u64 = 12 * 3600 * 1000;
 
 /// A participant's roles in a session as the registry grants them, session grants first.
 pub(super) fn roles_in(hub: &Hub, participant: &str, session: &str) -> Vec<String> {
@@ -269,7 +274,15 @@ pub(super) fn attribute(hub: &Hub, a: &mut Value, o: &Origin<'_>, problems: &mut
                     .map(|d| d.timestamp_millis())
             });
             let truth = c.occurred_ms.unwrap_or(c.time_ms);
-            if said.is_none_or(|t| t.abs_diff(truth as i64) > 60_000) {
+            // A note written offline keeps its own time — within the session's span: not
+            // before the session opened (nor half a day before it arrived), not after it
+            // arrived (a minute's clock skew allowed). Any other time is the log's.
+            let earliest = truth.saturating_sub(OFFLINE_AT_MOST_MS);
+            let earliest = o.opened_ms.map_or(earliest, |s| s.max(earliest));
+            let believable = said.is_some_and(|t| {
+                t.abs_diff(truth as i64) <= 60_000 || (t >= earliest as i64 && t <= truth as i64)
+            });
+            if !believable {
                 claim(a, "created_at", &kst(truth), o.doc, item, problems);
             }
         }
