@@ -64,6 +64,11 @@ export async function viewReplay(s) {
   if (replayState.session !== s.key) {
     const tl = await api(`/api/v1/sessions/${s.key}/timeline?limit=5000`);
     replayState.times = [...new Set(tl.entries.map((e) => e.occurred_ms ?? e.time_ms))].sort((a, b) => a - b);
+    // When the chair began each agenda item, as the log has it.
+    replayState.items = tl.entries
+      .filter((e) => e.kind === "session.agenda_item" || e.kind === "agenda.advanced")
+      .map((e) => ({ at: e.occurred_ms ?? e.time_ms, item: e.detail?.item ?? null }))
+      .sort((a, b) => a.at - b.at);
     replayState.session = s.key;
     replayState.at = null;
   }
@@ -86,13 +91,22 @@ export async function viewReplay(s) {
   const last = Math.max(1, ts.length - 1);
   // The slider steps act by act, so that hours of silence (or an import years later) take no
   // room; the agenda's items mark where they began.
+  // Where each item began: when the chair began it (the log), else its scheduled start;
+  // a session that started late keeps its markers on the slider, at its first or last act.
+  const begun = (key) => (replayState.items || []).find((x) => x.item === key)?.at;
   const markers = (s.agenda || [])
-    .filter((a) => a.start)
-    .map((a) => {
-      const i = ts.findIndex((x) => x >= Date.parse(a.start));
-      return i < 0 ? "" : `<span style="left:${(i / last) * 100}%">${esc(a.title_ko || a.key)}</span>`;
+    .map((a) => ({ a, at: begun(a.key) ?? Date.parse(a.start || "") }))
+    .filter(({ at }) => !Number.isNaN(at))
+    .map(({ a, at }) => {
+      const found = ts.findIndex((x) => x >= at);
+      const i = found < 0 ? last : found;
+      return `<span style="left:${(Math.min(i, last) / last) * 100}%">${esc(a.title_ko || a.key)}</span>`;
     })
     .join("");
+  // The agenda item under way at this moment, as the chair set it.
+  const then = (replayState.items || []).filter((x) => x.at <= at).pop();
+  const thenItem = then?.item ? (s.agenda || []).find((x) => x.key === then.item) : null;
+  const itemNow = thenItem ? `<p id="replay-item">${esc(t("nowItem"))}: <strong>${esc(thenItem.title_ko || thenItem.key)}</strong></p>` : "";
   // Everything of the session at that moment, in one request.
   const all = await api(`/api/v1/sessions/${encodeURIComponent(s.key)}/state?at=${at}&clock=happened`);
   const docs = all.documents || {};
@@ -180,7 +194,7 @@ export async function viewReplay(s) {
       <input id="slider" type="range" min="0" max="${ts.length - 1}" step="1" value="${idx}" aria-valuetext="${esc(when)}">
       <div class="markers" aria-hidden="true">${markers}</div>
       <p>${speeds} <button type="button" data-act="pause" ${replayState.playing ? "" : "disabled"}>⏸ ${esc(t("pause"))}</button></p>
-    </div>${linked}
+    </div>${itemNow}${linked}
     <p id="replay-count" aria-live="polite">${esc(t("visibleAnnotations"))}: <strong>${shown}</strong></p>${queue}${agendaNotes}${content}`;
 }
 

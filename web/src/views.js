@@ -162,8 +162,9 @@ export async function viewCases(s) {
   let agenda = `<p class="muted">${esc(t("loading"))}</p>`;
   if (!state.repo) ensureRepo().then(scheduleRender, () => {});
   else agenda = await agendaView(s);
+  // (`data-ready` once the session's documents are open: this page is then in the session.)
   return `<h1>${esc(s.title || s.key)}</h1>${tabs(s, "cases")}${cards}
-    <h2>${esc(t("agenda"))}</h2>${agenda}`;
+    <h2>${esc(t("agenda"))}</h2><div id="agenda-list"${state.repo ? " data-ready" : ""}>${agenda}</div>`;
 }
 
 /// The session's agenda, each item with the annotations made on it, and for those who may

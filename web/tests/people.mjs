@@ -21,6 +21,11 @@ export function people(browser, url, errors) {
     const ctx = await browser.newContext({ viewport, locale: "ko-KR" });
     const page = await ctx.newPage();
     page.on("pageerror", (e) => errors.push(e.message));
+    // What the page told its person in a dialog (an error it could not show otherwise).
+    page.on("dialog", (d) => {
+      console.log(`dialog shown: ${d.message()}`);
+      d.dismiss().catch(() => {});
+    });
     // The page's security policy must not block anything the client does (WASM, sync, report).
     page.on("console", (m) => {
       if (/Content Security Policy/i.test(m.text())) errors.push(m.text());

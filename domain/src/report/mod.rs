@@ -2632,6 +2632,56 @@ mod tests {
         );
     }
 
+    /// Issue 30, point 6, on the example's library session as a district files it: titled
+    /// for its session, the series' progress counted, 핵심 요약 in words per government,
+    /// 주요 질의·응답 with who asked and who answered, evidence by the refs people see and
+    /// never a UUID, no empty heading, the forms in presentation order (the host's first),
+    /// attendance from the presence record beside the organizers' count.
+    #[test]
+    fn a_session_report_tells_the_session_as_it_happened() {
+        let text = include_str!("../../../examples/debate-bundle.json").replacen(
+            "\"attendance\": {",
+            "\"attended\": { \"count\": 12, \"composition\": { \"official\": 5, \"activist\": 7 } }, \"attendance\": {",
+            1,
+        );
+        let b = Bundle::parse(text.as_bytes()).expect("parses");
+        let blocks = Builder::new(&b, Some("S-LIB"), Lang::Ko).build();
+        let md = markdown(&blocks);
+        let has = |s: &str| assert!(md.contains(s), "the report says {s:?}:\n{md}");
+        has("# 「한빛구 벤치마킹 집단토론(예시)」 제2차 도서관 결과보고서");
+        has("시리즈 진행: 이번이 제2차 — 등록된 토론회 2회(제2차·제3차) 가운데 2회 개최");
+        has("- 한빛구: 부족한 점은 작은도서관 운영 인력의 자원봉사 의존");
+        has("- 누리구: ");
+        has("배울 점은 거점 도서관 공동 구입");
+        has("#### 주요 질의·응답");
+        has("| 운영자 교육은 누가 맡습니까? | 박민재(나래도서관연구소 연구위원, 평가자) | 이도현(한빛구 문화도서관과 주무관, 발표자): 구립도서관 사서가 분기마다 맡습니다. | 답변됨 |");
+        has("- 참석: 41명 (공무원 14명, 전문가 6명, 활동가 21명)");
+        has("- 접속 기록: 12명 (공무원 5명, 활동가 7명)");
+        has("- 평가서: 4/4 제출");
+        assert!(!md.contains("(없음)"), "no empty heading:\n{md}");
+        let uuid = regex_free_uuid(&md.replace(|c: char| c == '(' || c == ')', " "));
+        assert!(uuid.is_none(), "no UUID, even in a link: {uuid:?}");
+        // 붙임 1: the host's case (한빛구) before the model's (누리구).
+        let forms = md.split("## 붙임 1. 평가서").nth(1).expect("붙임 1");
+        let (hb, nr) = (forms.find("### 한빛구"), forms.find("### 누리구"));
+        assert!(hb.is_some() && hb < nr, "presentation order: {hb:?} {nr:?}");
+    }
+
+    /// The first whole UUID in `s`, if any (8-4-4-4-12 hex digits).
+    fn regex_free_uuid(s: &str) -> Option<String> {
+        let b = s.as_bytes();
+        (0..b.len().saturating_sub(35)).find_map(|i| {
+            let w = &b[i..i + 36];
+            w.iter()
+                .enumerate()
+                .all(|(j, c)| match j {
+                    8 | 13 | 18 | 23 => *c == b'-',
+                    _ => c.is_ascii_hexdigit(),
+                })
+                .then(|| String::from_utf8_lossy(w).into_owned())
+        })
+    }
+
     /// A series with no finding yet: the department sheet is its header row, not `""`.
     #[test]
     fn a_department_sheet_without_findings_is_its_header_row() {

@@ -444,6 +444,12 @@ async fn add_case(Organizer(state, by): Organizer, JsonBody(c): JsonBody<Case>) 
         known_participant(&state, p, "presenter")?;
     }
     reg.put_case(&by, c.clone()).await?;
+    // A presenter named on a case presents in its session, as an import makes them: the role
+    // (and with it their notes layer, their answers) comes with the name.
+    for p in &c.presenters {
+        reg.grant(&by, p, Role::Presenter, Scope::Session(c.session.clone()))
+            .await?;
+    }
     state.hub.provision(&by).await?;
     created(c)
 }

@@ -533,3 +533,162 @@ fn a_session_prepared_without_hall_content_runs_in_the_browser() {
         assert!(!uuid(&text), "no UUID in the {format} report");
     }
 }
+
+/// Issue 30: the same run on a session made with the CLI alone — participants, a session, a
+/// case (its text written with `toron set`), grants; no bundle, so no agenda, no evaluation
+/// template and no departments yet (the organizer's console, issue 32, adds them): the chair
+/// starts and closes it, the question on a section's first words, "지금 답변 중", the
+/// presenter's answer, the evaluator's texts submitted in the page, the typed note kept; every
+/// report format holds them and no UUID (`web/tests/prepared.mjs` with `MODE=cli`).
+#[test]
+fn a_session_made_with_the_cli_alone_runs_in_the_browser() {
+    let Bench {
+        _one,
+        browser,
+        web,
+        dir,
+        server,
+        url,
+    } = bench(Path::new(env!("CARGO_BIN_EXE_e2e-toron-server")));
+    let lines: [&[&str]; 11] = [
+        &[
+            "admin",
+            "participant",
+            "add",
+            "P-MOON",
+            "--name",
+            "문서윤",
+            "--kind",
+            "expert",
+            "--attribution",
+            "name_and_affiliation",
+        ],
+        &[
+            "admin",
+            "participant",
+            "add",
+            "P-KIM",
+            "--name",
+            "김바다",
+            "--kind",
+            "activist",
+        ],
+        &[
+            "admin",
+            "participant",
+            "add",
+            "P-PARK",
+            "--name",
+            "박민재",
+            "--kind",
+            "expert",
+            "--attribution",
+            "name_and_affiliation",
+        ],
+        &[
+            "admin",
+            "participant",
+            "add",
+            "P-LEE",
+            "--name",
+            "이도현",
+            "--kind",
+            "official",
+            "--attribution",
+            "name_and_affiliation",
+        ],
+        &[
+            "admin",
+            "participant",
+            "add",
+            "P-HAN",
+            "--name",
+            "한지수",
+            "--kind",
+            "official",
+        ],
+        &[
+            "admin",
+            "session",
+            "add",
+            "S8",
+            "--series",
+            "BM8",
+            "--title",
+            "제8차 도시재생",
+            "--phase",
+            "scheduled",
+            "--facilitator",
+            "P-MOON",
+        ],
+        &[
+            "admin",
+            "case",
+            "add",
+            "C8",
+            "--session",
+            "S8",
+            "--presenter",
+            "P-LEE",
+        ],
+        &["admin", "grant", "P-MOON", "facilitator", "--session", "S8"],
+        &["admin", "grant", "P-KIM", "activist", "--session", "S8"],
+        &["admin", "grant", "P-PARK", "evaluator", "--session", "S8"],
+        &["admin", "grant", "P-HAN", "organizer", "--series", "BM8"],
+    ];
+    for line in lines {
+        toron(&url, line);
+    }
+    let case = toron_domain::policy::DocKey::Case { case: "C8".into() }
+        .document_id()
+        .url()
+        .to_string();
+    for (section, text) in [
+        (
+            "sections.background",
+            "마을 공동체가 빈집을 고쳐 주민 쉼터로 쓰기 시작했다. 구는 2025년부터 지원한다.",
+        ),
+        (
+            "sections.results",
+            "쉼터 세 곳이 문을 열었고 하루 이용자는 평균 40명이다.",
+        ),
+    ] {
+        toron(&url, &["set", &case, section, text]);
+    }
+    let api = Admin::new(&url, Some(ADMIN.into()), LIMIT);
+    let token = |p: &str| issue_token(&api, p);
+    let out = dir.path().join("report");
+    let mut cmd = Command::new("node");
+    cmd.arg("tests/prepared.mjs")
+        .current_dir(&web)
+        .env("TORON_URL", &url)
+        .env("CHROMIUM", &browser)
+        .env("MODE", "cli")
+        .env("SESSION", "S8")
+        .env("CASE_KEY", "C8")
+        .env("OUT", &out)
+        .env("TOKEN_CHAIR", token("P-MOON"))
+        .env("TOKEN_ACTIVIST", token("P-KIM"))
+        .env("TOKEN_EVALUATOR", token("P-PARK"))
+        .env("TOKEN_PRESENTER", token("P-LEE"))
+        .env("TOKEN_PLANNER", token("P-HAN"))
+        .env("TOKEN_ORGANIZER", ADMIN);
+    node_test(&mut cmd, 240, "prepared session e2e");
+    drop(server);
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("expected.json")).expect("expected"),
+    )
+    .expect("json");
+    let pdf = Command::new("pdftotext")
+        .arg(out.join("report.pdf"))
+        .arg("-")
+        .output()
+        .expect("pdftotext");
+    let text: String = String::from_utf8_lossy(&pdf.stdout)
+        .split_whitespace()
+        .collect();
+    for w in expected["want"].as_array().expect("want") {
+        let w: String = w.as_str().unwrap_or_default().split_whitespace().collect();
+        assert!(text.contains(&w), "the PDF report holds {w:?}");
+    }
+}
