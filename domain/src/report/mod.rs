@@ -2659,7 +2659,7 @@ mod tests {
         has("- 접속 기록: 12명 (공무원 5명, 활동가 7명)");
         has("- 평가서: 4/4 제출");
         assert!(!md.contains("(없음)"), "no empty heading:\n{md}");
-        let uuid = regex_free_uuid(&md.replace(|c: char| c == '(' || c == ')', " "));
+        let uuid = regex_free_uuid(&md.replace(['(', ')'], " "));
         assert!(uuid.is_none(), "no UUID, even in a link: {uuid:?}");
         // 붙임 1: the host's case (한빛구) before the model's (누리구).
         let forms = md.split("## 붙임 1. 평가서").nth(1).expect("붙임 1");
