@@ -548,6 +548,38 @@ enum AdminCommand {
     /// Register a document by its key.
     #[command(subcommand)]
     Doc(DocCommand),
+    /// Add a department to a series (whom findings are addressed to; its reviewers answer).
+    Department {
+        /// The department's key, such as `DEP-CULT`.
+        key: String,
+        /// The series it belongs to.
+        #[arg(long)]
+        series: String,
+        /// Its Korean name, such as `문화도서관과`.
+        #[arg(long)]
+        name: String,
+        /// Its English name.
+        #[arg(long)]
+        name_en: Option<String>,
+    },
+    /// Set a series' evaluation template: `--criterion relevance=적절성:15` for each criterion
+    /// (its key, Korean name and weight), in order.
+    Template {
+        /// The series.
+        series: String,
+        /// KEY=NAME:WEIGHT, repeated in the order the form shows them.
+        #[arg(long = "criterion", required = true)]
+        criteria: Vec<String>,
+    },
+    /// Set a session's agenda: `--item AG-1=개회` for each item, in order, optionally with its
+    /// hours: `--item 'AG-2=사례발표@2026-12-08T16:10:00+09:00/2026-12-08T16:50:00+09:00'`.
+    Agenda {
+        /// The session's key.
+        session: String,
+        /// KEY=TITLE[@START/END], repeated in order.
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+    },
     /// Join links for everyone in a session who has none yet (the invite sheet): prints them,
     /// or writes a CSV to send. The web client prints the same sheet with QR codes.
     Invites {
@@ -686,6 +718,42 @@ enum DocCommand {
     },
 }
 
+/// `KEY=NAME:WEIGHT` → a template criterion.
+fn criterion(given: &str) -> anyhow::Result<Json> {
+    let (key, rest) = given.split_once('=').ok_or_else(|| {
+        anyhow::anyhow!("criterion `{given}`: write KEY=NAME:WEIGHT, such as relevance=적절성:15")
+    })?;
+    let (name, weight) = rest.rsplit_once(':').ok_or_else(|| {
+        anyhow::anyhow!(
+            "criterion `{given}`: its weight after a colon, such as relevance=적절성:15"
+        )
+    })?;
+    let weight: u32 = weight.trim().parse().map_err(|_| {
+        anyhow::anyhow!("criterion `{given}`: the weight `{weight}` is not a whole number")
+    })?;
+    Ok(json!({ "key": key.trim(), "name_ko": name.trim(), "weight": weight }))
+}
+
+/// `KEY=TITLE[@START/END]` → an agenda item.
+fn agenda_item(given: &str) -> anyhow::Result<Json> {
+    let (key, rest) = given.split_once('=').ok_or_else(|| {
+        anyhow::anyhow!("agenda item `{given}`: write KEY=TITLE, such as AG-1=개회")
+    })?;
+    let (title, hours) = match rest.split_once('@') {
+        Some((t, h)) => (t, Some(h)),
+        None => (rest, None),
+    };
+    let mut item = json!({ "key": key.trim(), "title_ko": title.trim() });
+    if let Some(h) = hours {
+        let (start, end) = h
+            .split_once('/')
+            .ok_or_else(|| anyhow::anyhow!("agenda item `{given}`: its hours as START/END"))?;
+        item["start"] = json!(start.trim());
+        item["end"] = json!(end.trim());
+    }
+    Ok(item)
+}
+
 /// The invite sheet as CSV: one row per participant, the link empty where they keep theirs.
 fn write_invites_csv(path: &std::path::Path, invites: &[Json]) -> anyhow::Result<()> {
     use anyhow::Context;
@@ -780,6 +848,19 @@ fn admin_call(
             api.call("POST", "/api/v1/cases", Some(json!({ "key": key, "session": session, "presenters": presenters })))
         }
         AdminCommand::Doc(DocCommand::Register { key }) => api.call("POST", "/api/v1/documents", Some(json!({ "key": key }))),
+        AdminCommand::Department { key, series, name, name_en } => api.call(
+            "PUT",
+            &format!("/api/v1/series/{series}/departments/{key}"),
+            Some(json!({ "name_ko": name, "name_en": name_en })),
+        ),
+        AdminCommand::Template { series, criteria } => {
+            let criteria = criteria.iter().map(|c| criterion(c)).collect::<anyhow::Result<Vec<_>>>()?;
+            api.call("PUT", &format!("/api/v1/series/{series}/template"), Some(json!({ "criteria": criteria })))
+        }
+        AdminCommand::Agenda { session, items } => {
+            let items = items.iter().map(|i| agenda_item(i)).collect::<anyhow::Result<Vec<_>>>()?;
+            api.call("PUT", &format!("/api/v1/sessions/{session}/agenda"), Some(json!({ "items": items })))
+        }
     }
 }
 

@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(crate::api::admin::routes())
+        .merge(crate::api::prepare::routes())
         .merge(crate::api::invite::routes())
         .merge(crate::api::import::routes(state.clone()))
         .merge(crate::api::report::routes())

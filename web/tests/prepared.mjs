@@ -22,8 +22,7 @@ const URL = process.env.TORON_URL;
 const SESSION = process.env.SESSION || "S-LIB";
 const CASE_KEY = process.env.CASE_KEY || "C-LIB-HB";
 const CASE = `${URL}/#/s/${SESSION}/c/${CASE_KEY}`;
-// `cli`: a session made with the CLI alone (no agenda, no evaluation template, no departments
-// yet — the console of issue 32 adds them): the steps that need those are left out.
+// `cli`: a session made with the CLI alone (its template has no rubric of its own).
 const CLI = process.env.MODE === "cli";
 const shots = process.env.SCREENSHOTS;
 if (shots) mkdirSync(shots, { recursive: true });
@@ -69,16 +68,12 @@ try {
   await chair.page.getByRole("button", { name: "토론회 시작" }).click();
   await chair.page.locator("#session-bar .phase", { hasText: "진행 중" }).waitFor({ timeout: LIMIT });
   await activist.page.locator("#session-bar .phase", { hasText: "진행 중" }).waitFor({ timeout: 3000 });
-  if (!CLI) {
-    await chair.page.locator("#agenda-item").selectOption("AG-LIB-2");
-    await chair.page.getByRole("button", { name: "이 순서로" }).click();
-    await activist.page.locator("#now-item", { hasText: "사례발표" }).waitFor({ timeout: 3000 });
-    await activist.page.locator("li.agenda-item.now[data-item='AG-LIB-2']").waitFor({ timeout: LIMIT });
-    const items = (await api(`/api/v1/sessions/${SESSION}/timeline?kind=session.agenda_item`)).entries;
-    assert.ok(items.some((e) => e.participant === "P-MOON" && e.detail?.item === "AG-LIB-2"), `the item is the chair's, in the log: ${JSON.stringify(items)}`);
-  } else {
-    assert.equal(await chair.page.locator("#agenda-item").count(), 0, "no agenda: no item to pick");
-  }
+  await chair.page.locator("#agenda-item").selectOption("AG-LIB-2");
+  await chair.page.getByRole("button", { name: "이 순서로" }).click();
+  await activist.page.locator("#now-item", { hasText: "사례발표" }).waitFor({ timeout: 3000 });
+  await activist.page.locator("li.agenda-item.now[data-item='AG-LIB-2']").waitFor({ timeout: LIMIT });
+  const items = (await api(`/api/v1/sessions/${SESSION}/timeline?kind=session.agenda_item`)).entries;
+  assert.ok(items.some((e) => e.participant === "P-MOON" && e.detail?.item === "AG-LIB-2"), `the item is the chair's, in the log: ${JSON.stringify(items)}`);
   if (shots) await chair.page.screenshot({ path: join(shots, "web-chair-desktop.png") });
   console.log("the chair opened the session and set the agenda item; the activist's page followed");
 
@@ -109,7 +104,7 @@ try {
   const projector = await person(process.env.TOKEN_CHAIR, { width: 1920, height: 1080 });
   await projector.page.goto(`${URL}/#/s/${SESSION}/projector`);
   await projector.page.locator("#projector-answering", { hasText: question }).waitFor({ timeout: LIMIT });
-  assert.match(await projector.page.locator(".projector h1").innerText(), CLI ? /진행 중/ : /사례발표/);
+  assert.match(await projector.page.locator(".projector h1").innerText(), /사례발표/);
   assert.match(await projector.page.locator("#clock").innerText(), /^\d\d:\d\d$/);
   if (shots) await projector.page.screenshot({ path: join(shots, "web-projector.png") });
   const presenter = await person(process.env.TOKEN_PRESENTER);
@@ -133,11 +128,12 @@ try {
   await evaluator.page.goto(CASE);
   const form = evaluator.page.locator("form.eval-form");
   await form.waitFor({ timeout: LIMIT });
-  if (!CLI) {
-    assert.match(await form.innerText(), /적절성/);
-    // What each score means: the template's rubric where it gives one, else the scale's words.
-    assert.match(await form.innerText(), /우리 구의 핵심 과제에 정확히 맞닿아 있다/);
-    assert.match(await form.innerText(), /매우 우수/);
+  assert.match(await form.innerText(), /적절성/);
+  // What each score means: the template's rubric where it gives one (the bundle's), else the
+  // scale's words.
+  if (!CLI) assert.match(await form.innerText(), /우리 구의 핵심 과제에 정확히 맞닿아 있다/);
+  assert.match(await form.innerText(), /매우 우수/);
+  {
     const scores = { relevance: "4", process: "3", effectiveness: "4", efficiency: "na", sustainability: "2", transferability: "5" };
     for (const [k, v] of Object.entries(scores)) await form.locator(`input[name=score-${k}][value='${v}']`).check();
     await form.locator("input[name=na-efficiency]").fill("비용 자료가 제출되지 않음");
@@ -157,7 +153,7 @@ try {
   if (shots) await evaluator.page.screenshot({ path: join(shots, "web-evaluation-phone.png"), fullPage: true });
   await form.getByRole("button", { name: "평가서 제출" }).click();
   const submitted = await serverState(evalDoc, (s) => String(s?.status) === "submitted");
-  if (!CLI) {
+  {
     assert.equal(submitted.criteria.efficiency.score, null);
     assert.equal(String(submitted.criteria.efficiency.na_reason), "비용 자료가 제출되지 않음");
     assert.equal(submitted.criteria.transferability.score, 5);
@@ -213,7 +209,7 @@ try {
 
   const title = "작은도서관 저녁 운영 인력 확보";
   const planner = await person(process.env.TOKEN_PLANNER);
-  if (!CLI) {
+  {
     // 6. The planning officer accepts the question and promotes it, for 문화도서관과 (lead) and
     // 가족정책과 (assisting); both departments answer.
     await planner.page.goto(`${URL}/#/s/${SESSION}/queue`);
@@ -269,9 +265,7 @@ try {
     planner.page.locator(".downloads button", { hasText: "HWPX" }).click(),
   ]);
   assert.match(download.suggestedFilename(), /\.hwpx$/);
-  const want = CLI
-    ? [question, answer, texts.strengths, texts.gaps, texts.lessons, texts.overall]
-    : [title, question, answer, texts.strengths, texts.gaps, texts.lessons, texts.overall, "비용 자료가 제출되지 않음", "2027년 상반기 시간제 사서 배치", "돌봄 프로그램과 저녁 운영 연계", "가족정책과", "문화도서관과"];
+  const want = [title, question, answer, texts.strengths, texts.gaps, texts.lessons, texts.overall, "비용 자료가 제출되지 않음", "2027년 상반기 시간제 사서 배치", "돌봄 프로그램과 저녁 운영 연계", "가족정책과", "문화도서관과"];
   const uuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
   if (out) {
     mkdirSync(out, { recursive: true });
@@ -283,7 +277,7 @@ try {
     writeFileSync(join(out, "expected.json"), JSON.stringify({ want, question, answer, texts }));
   }
   // The CSV is the departments' table: the finding and both answers.
-  const wanted = { md: want, html: want, csv: CLI ? [] : [title, "2027년 상반기 시간제 사서 배치", "돌봄 프로그램과 저녁 운영 연계", "가족정책과"] };
+  const wanted = { md: want, html: want, csv: [title, "2027년 상반기 시간제 사서 배치", "돌봄 프로그램과 저녁 운영 연계", "가족정책과"] };
   for (const [format, words] of Object.entries(wanted)) {
     const r = await fetch(`${URL}/api/v1/reports/${SESSION}?lang=ko&format=${format}`, organizer);
     assert.ok(r.ok, `${format}: ${r.status}`);
@@ -293,7 +287,7 @@ try {
     const seen = format === "md" ? text.replace(/\]\([^)]*\)/g, "]") : format === "html" ? text.replace(/<[^>]*>/g, " ") : text;
     assert.ok(!uuid.test(seen), `no UUID in the ${format} report: ${seen.match(uuid)}`);
   }
-  console.log(`the report holds the question, the answer, the form${CLI ? "" : " and both departments' answers"}`);
+  console.log("the report holds the question, the answer, the form and both departments' answers");
 
   assert.deepEqual(errors, [], "no error on any page");
   console.log("prepared session e2e: ok");

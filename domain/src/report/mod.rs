@@ -413,7 +413,8 @@ impl<'a> Builder<'a> {
         )
     }
 
-    /// The findings in scope: those of the sessions' fields (all for a whole series).
+    /// The findings in scope: those of the sessions' fields, or drawn from what was said in
+    /// them (all for a whole series).
     fn findings(&self) -> Vec<&'a Finding> {
         let fields: BTreeSet<&str> = self
             .sessions
@@ -425,10 +426,28 @@ impl<'a> Builder<'a> {
             .b
             .findings
             .iter()
-            .filter(|f| all || f.fields.iter().any(|x| fields.contains(x.as_str())))
+            .filter(|f| {
+                all || f.fields.iter().any(|x| fields.contains(x.as_str()))
+                    || self.sessions.iter().any(|s| self.drawn_from(s, f))
+            })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
+    }
+
+    /// Whether finding `f` is of session `s`: of its field, or drawn from what was said in it
+    /// (a session with no field of its own — one made without a bundle — has its findings too).
+    fn drawn_from(&self, s: &Session, f: &Finding) -> bool {
+        if s.field.as_ref().is_some_and(|x| f.fields.contains(x)) {
+            return true;
+        }
+        f.sources.iter().any(|src| {
+            src.get("ref").and_then(Value::as_str).is_some_and(|r| {
+                s.annotations
+                    .iter()
+                    .any(|a| a.uuid() == r || a.reference.as_deref() == Some(r))
+            })
+        })
     }
 
     /// Who said an annotation, and who recorded it when a scribe did ("김민서 · 활동가 (기록:
@@ -899,10 +918,7 @@ impl<'a> Builder<'a> {
                 .as_deref()
                 .map(|f| self.field(f))
                 .unwrap_or_default();
-            let n = findings
-                .iter()
-                .filter(|f| s.field.as_ref().is_some_and(|x| f.fields.contains(x)))
-                .count();
+            let n = findings.iter().filter(|f| self.drawn_from(s, f)).count();
             let scores = if totals.is_empty() {
                 self.t("평가 점수 없음", "no scores")
             } else {
@@ -1943,10 +1959,7 @@ impl<'a> Builder<'a> {
     fn session_findings(&self, s: &Session, findings: &[&Finding], out: &mut Vec<Block>) {
         let b = self.b;
         // 4–7. Findings of this field.
-        let mine: Vec<&&Finding> = findings
-            .iter()
-            .filter(|f| s.field.as_ref().is_some_and(|x| f.fields.contains(x)))
-            .collect();
+        let mine: Vec<&&Finding> = findings.iter().filter(|f| self.drawn_from(s, f)).collect();
         // A heading only over what it heads: a kind without findings is left out, and a
         // session without any says so once.
         let section = |kind: FindingType, ko: &str, en: &str, out: &mut Vec<Block>| {

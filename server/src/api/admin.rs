@@ -406,14 +406,8 @@ async fn set_item(
 ) -> ApiResult {
     let (s, _) = running_session(&state, &by, &key)?;
     if let Some(item) = &b.item {
-        let agenda = state
-            .hub
-            .registry
-            .catalog()
-            .get("session")
-            .and_then(|m| m.get(&s.key))
-            .and_then(|m| m.get("agenda"))
-            .and_then(serde_json::Value::as_array)
+        let agenda = crate::api::prepare::agenda_of(&state.hub.registry.catalog(), &s.key)
+            .as_array()
             .cloned()
             .unwrap_or_default();
         if !agenda.iter().any(|a| a["key"].as_str() == Some(item)) {

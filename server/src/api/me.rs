@@ -96,7 +96,7 @@ async fn my_sessions(Reader(state, who): Reader) -> Result<Response, ApiError> {
         out.push(json!({
             "key": s.key, "series": s.series, "title": s.title, "phase": s.phase, "item": s.item,
             "facilitator": s.facilitator,
-            "date": meta.get("date"), "no": meta.get("no"), "field": meta.get("field"), "agenda": meta.get("agenda").cloned().unwrap_or(json!([])),
+            "date": meta.get("date"), "no": meta.get("no"), "field": meta.get("field"), "agenda": crate::api::prepare::agenda_of(&catalog, &s.key),
             "scheduled": meta.get("scheduled"),
             "my_roles": my_roles, "cases": docs.cases, "evaluations": docs.evaluations,
             "layers": docs.layers, "triage": docs.triage, "people": session_people(&state, &s),

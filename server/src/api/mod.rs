@@ -7,6 +7,7 @@ pub mod history;
 pub mod import;
 pub mod invite;
 pub mod me;
+pub mod prepare;
 pub mod render;
 pub mod report;
 pub mod timeline;

@@ -534,12 +534,13 @@ fn a_session_prepared_without_hall_content_runs_in_the_browser() {
     }
 }
 
-/// Issue 30: the same run on a session made with the CLI alone — participants, a session, a
-/// case (its text written with `toron set`), grants; no bundle, so no agenda, no evaluation
-/// template and no departments yet (the organizer's console, issue 32, adds them): the chair
-/// starts and closes it, the question on a section's first words, "지금 답변 중", the
-/// presenter's answer, the evaluator's texts submitted in the page, the typed note kept; every
-/// report format holds them and no UUID (`web/tests/prepared.mjs` with `MODE=cli`).
+/// Issue 30: the same run on a session made with the CLI alone — participants, a session, the
+/// series' departments and evaluation template, the session's agenda (`toron admin
+/// department|template|agenda`), a case (its text written with `toron set`), grants; no
+/// bundle. The chair starts it and sets the agenda item, the question on a section's first
+/// words, "지금 답변 중", the presenter's answer, the evaluator's whole form, the typed note
+/// kept through closing, the promotion for a lead and an assisting department, both answers;
+/// every report format holds them and no UUID (`web/tests/prepared.mjs` with `MODE=cli`).
 #[test]
 fn a_session_made_with_the_cli_alone_runs_in_the_browser() {
     let Bench {
@@ -550,7 +551,7 @@ fn a_session_made_with_the_cli_alone_runs_in_the_browser() {
         server,
         url,
     } = bench(Path::new(env!("CARGO_BIN_EXE_e2e-toron-server")));
-    let lines: [&[&str]; 11] = [
+    let lines: [&[&str]; 20] = [
         &[
             "admin",
             "participant",
@@ -589,18 +590,6 @@ fn a_session_made_with_the_cli_alone_runs_in_the_browser() {
             "admin",
             "participant",
             "add",
-            "P-LEE",
-            "--name",
-            "이도현",
-            "--kind",
-            "official",
-            "--attribution",
-            "name_and_affiliation",
-        ],
-        &[
-            "admin",
-            "participant",
-            "add",
             "P-HAN",
             "--name",
             "한지수",
@@ -621,6 +610,81 @@ fn a_session_made_with_the_cli_alone_runs_in_the_browser() {
             "--facilitator",
             "P-MOON",
         ],
+        // The series' departments, its template, the session's agenda: the CLI alone.
+        &[
+            "admin",
+            "department",
+            "DEP-CULT",
+            "--series",
+            "BM8",
+            "--name",
+            "문화도서관과",
+        ],
+        &[
+            "admin",
+            "department",
+            "DEP-FAM",
+            "--series",
+            "BM8",
+            "--name",
+            "가족정책과",
+        ],
+        &[
+            "admin",
+            "template",
+            "BM8",
+            "--criterion",
+            "relevance=적절성:15",
+            "--criterion",
+            "process=추진체계·민관협력:20",
+            "--criterion",
+            "effectiveness=효과성:30",
+            "--criterion",
+            "efficiency=효율성:10",
+            "--criterion",
+            "sustainability=지속가능성:15",
+            "--criterion",
+            "transferability=이전·확산 가능성:10",
+        ],
+        &[
+            "admin",
+            "agenda",
+            "S8",
+            "--item",
+            "AG-LIB-1=개회",
+            "--item",
+            "AG-LIB-2=사례발표",
+            "--item",
+            "AG-LIB-3=종합토론",
+        ],
+        &[
+            "admin",
+            "participant",
+            "add",
+            "P-LEE",
+            "--name",
+            "이도현",
+            "--kind",
+            "official",
+            "--attribution",
+            "name_and_affiliation",
+            "--department",
+            "DEP-CULT",
+        ],
+        &[
+            "admin",
+            "participant",
+            "add",
+            "P-FAM",
+            "--name",
+            "오가람",
+            "--kind",
+            "official",
+            "--attribution",
+            "name_and_affiliation",
+            "--department",
+            "DEP-FAM",
+        ],
         &[
             "admin",
             "case",
@@ -635,6 +699,24 @@ fn a_session_made_with_the_cli_alone_runs_in_the_browser() {
         &["admin", "grant", "P-KIM", "activist", "--session", "S8"],
         &["admin", "grant", "P-PARK", "evaluator", "--session", "S8"],
         &["admin", "grant", "P-HAN", "organizer", "--series", "BM8"],
+        &[
+            "admin",
+            "grant",
+            "P-LEE",
+            "department_reviewer",
+            "--series",
+            "BM8",
+        ],
+        &[
+            "admin",
+            "grant",
+            "P-FAM",
+            "department_reviewer",
+            "--series",
+            "BM8",
+        ],
+        &["admin", "session", "list"],
+        &["admin", "docs"],
     ];
     for line in lines {
         toron(&url, line);
@@ -672,6 +754,7 @@ fn a_session_made_with_the_cli_alone_runs_in_the_browser() {
         .env("TOKEN_EVALUATOR", token("P-PARK"))
         .env("TOKEN_PRESENTER", token("P-LEE"))
         .env("TOKEN_PLANNER", token("P-HAN"))
+        .env("TOKEN_ASSIST", token("P-FAM"))
         .env("TOKEN_ORGANIZER", ADMIN);
     node_test(&mut cmd, 240, "prepared session e2e");
     drop(server);

@@ -24,6 +24,7 @@ pub(super) fn sessions(
     described: &[Value],
 ) -> Vec<Value> {
     let people = hub.registry.participants();
+    let catalog = hub.registry.catalog();
     hub.registry
         .sessions()
         .into_iter()
@@ -43,6 +44,7 @@ pub(super) fn sessions(
             json!({
                 "key": s.key, "series": s.series, "title": title, "phase": s.phase,
                 "facilitator": s.facilitator, "roles": roles,
+                "agenda": crate::api::prepare::agenda_of(&catalog, &s.key),
             })
         })
         .collect()

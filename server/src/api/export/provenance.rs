@@ -183,6 +183,24 @@ fn drop_live_ref(a: &mut Value, o: &Origin<'_>, problems: &mut Vec<Problem>) {
     }
 }
 
+/// Whether an annotation's own `created_at` stands beside the log's record `c` of it: a note
+/// written offline keeps its own time — within the session's span: not before the session
+/// opened (`opened_ms`; nor half a day before it arrived), not after it arrived (a minute's
+/// clock skew allowed). Any other time is the log's.
+fn believable_time(a: &Value, c: &Created, opened_ms: Option<u64>) -> bool {
+    let said = a.get("created_at").and_then(Value::as_str).and_then(|t| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|d| d.timestamp_millis())
+    });
+    let truth = c.occurred_ms.unwrap_or(c.time_ms);
+    let earliest = truth.saturating_sub(OFFLINE_AT_MOST_MS);
+    let earliest = opened_ms.map_or(earliest, |s| s.max(earliest));
+    said.is_some_and(|t| {
+        t.abs_diff(truth as i64) <= 60_000 || (t >= earliest as i64 && t <= truth as i64)
+    })
+}
+
 /// An annotation's identity from where it lives and from the log, never from what it says of
 /// itself: its session is its layer's, its author the layer's owner (a scribe's remark keeps
 /// the speaker it names; something written into the layer by somebody else is theirs), its
@@ -268,22 +286,15 @@ pub(super) fn attribute(hub: &Hub, a: &mut Value, o: &Origin<'_>, problems: &mut
     claim(a, "author_role", &role, o.doc, item, problems);
     match o.created {
         Some(c) if !by_importer => {
-            let said = a.get("created_at").and_then(Value::as_str).and_then(|t| {
-                chrono::DateTime::parse_from_rfc3339(t)
-                    .ok()
-                    .map(|d| d.timestamp_millis())
-            });
-            let truth = c.occurred_ms.unwrap_or(c.time_ms);
-            // A note written offline keeps its own time — within the session's span: not
-            // before the session opened (nor half a day before it arrived), not after it
-            // arrived (a minute's clock skew allowed). Any other time is the log's.
-            let earliest = truth.saturating_sub(OFFLINE_AT_MOST_MS);
-            let earliest = o.opened_ms.map_or(earliest, |s| s.max(earliest));
-            let believable = said.is_some_and(|t| {
-                t.abs_diff(truth as i64) <= 60_000 || (t >= earliest as i64 && t <= truth as i64)
-            });
-            if !believable {
-                claim(a, "created_at", &kst(truth), o.doc, item, problems);
+            if !believable_time(a, c, o.opened_ms) {
+                claim(
+                    a,
+                    "created_at",
+                    &kst(c.occurred_ms.unwrap_or(c.time_ms)),
+                    o.doc,
+                    item,
+                    problems,
+                );
             }
         }
         Some(_) => {}
