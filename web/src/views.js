@@ -119,7 +119,10 @@ export async function viewProjector(s) {
     ${item ? `<p class="meta">${esc(itemTime(item))}</p>` : ""}
     ${answering ? `<section class="answering" id="projector-answering"><h2>${esc(t("answeringNow"))}</h2><p>${esc(answering.body || "")}</p></section>` : ""}
     <h2>${esc(t("topQuestions"))}</h2>
-    <ol class="top-questions" id="top-questions">${questions.filter((a) => !a.answering).slice(0, 5).map(q).join("") || `<li class="muted">—</li>`}</ol></div>`;
+    ${(() => {
+      const top = questions.filter((a) => !a.answering).slice(0, 5);
+      return top.length ? `<ol class="top-questions" id="top-questions">${top.map(q).join("")}</ol>` : `<p class="muted" id="top-questions">—</p>`;
+    })()}</div>`;
 }
 
 export function viewJoin(error) {

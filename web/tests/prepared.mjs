@@ -67,10 +67,10 @@ try {
   await chair.page.goto(`${URL}/#/s/${SESSION}`);
   await chair.page.getByRole("button", { name: "토론회 시작" }).click();
   await chair.page.locator("#session-bar .phase", { hasText: "진행 중" }).waitFor({ timeout: LIMIT });
-  await activist.page.locator("#session-bar .phase", { hasText: "진행 중" }).waitFor({ timeout: 3000 });
+  await activist.page.locator("#session-bar .phase", { hasText: "진행 중" }).waitFor({ timeout: LIMIT });
   await chair.page.locator("#agenda-item").selectOption("AG-LIB-2");
   await chair.page.getByRole("button", { name: "이 순서로" }).click();
-  await activist.page.locator("#now-item", { hasText: "사례발표" }).waitFor({ timeout: 3000 });
+  await activist.page.locator("#now-item", { hasText: "사례발표" }).waitFor({ timeout: LIMIT });
   await activist.page.locator("li.agenda-item.now[data-item='AG-LIB-2']").waitFor({ timeout: LIMIT });
   const items = (await api(`/api/v1/sessions/${SESSION}/timeline?kind=session.agenda_item`)).entries;
   assert.ok(items.some((e) => e.participant === "P-MOON" && e.detail?.item === "AG-LIB-2"), `the item is the chair's, in the log: ${JSON.stringify(items)}`);
@@ -185,7 +185,7 @@ try {
   await chair.page.locator("details.confirm summary").click();
   await chair.page.getByRole("button", { name: "지금 종료" }).click();
   await chair.page.locator("#session-bar .phase", { hasText: "종료" }).waitFor({ timeout: LIMIT });
-  await activist.page.locator("#session-bar .phase", { hasText: "종료" }).waitFor({ timeout: 3000 });
+  await activist.page.locator("#session-bar .phase", { hasText: "종료" }).waitFor({ timeout: LIMIT });
   assert.equal(await activist.page.inputValue("#body"), typed, "the typed note is kept");
   await activist.page.click("form.annotate button[type=submit]");
   await card(activist.page, typed).waitFor({ timeout: LIMIT });
@@ -200,7 +200,7 @@ try {
     body: JSON.stringify({ phase: "reporting" }),
   });
   assert.ok(moved.ok, `reporting: ${moved.status}`);
-  await activist.page.locator("#session-bar .phase", { hasText: "보고서 작성" }).waitFor({ timeout: 3000 });
+  await activist.page.locator("#session-bar .phase", { hasText: "보고서 작성" }).waitFor({ timeout: LIMIT });
   await activist.page.locator("form.annotate .closed-note").waitFor({ timeout: LIMIT });
   assert.equal(await activist.page.inputValue("#body"), late, "the typed note is kept");
   assert.ok(await activist.page.locator("form.annotate button[type=submit]").isDisabled(), "and not sent into a refusal");
