@@ -151,7 +151,7 @@ export async function gather(s) {
     const tri = await docOf(s.triage.doc);
     items = tri?.items || {};
     // The question the chair marked "now answering" (one at a time).
-    answering = typeof tri?.answering === "string" ? tri.answering : tri?.answering?.toString?.() || null;
+    answering = tri?.answering == null ? null : String(tri.answering);
   }
   for (const a of anns) {
     a.agree = agrees.get(a.id) || 0;

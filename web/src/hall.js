@@ -327,11 +327,6 @@ export async function saveEvaluation(s, form, submit) {
   return confirmSaved(form.dataset.doc, h);
 }
 
-/// Submits the evaluator's form.
-export async function submitEvaluation(s, form) {
-  return saveEvaluation(s, form, true);
-}
-
 /// Reopens a submitted form: a change of its own that sets it back to draft and nothing else
 /// (the timeline's "evaluation reopened"; the report lists it).
 export async function reopenEvaluation(docId) {

@@ -11,7 +11,7 @@ import { api, joinWith, linkedMoment, logOut, readToken } from "./api.js";
 import { agree, annotate, openComposer, reply, selectionIn, setAnswering, setStatus } from "./compose.js";
 import { gather, session } from "./documents.js";
 import { promote, respond } from "./followup.js";
-import { focusAnnotation, listView, markVisit, reopenEvaluation, saveEvaluation, submitEvaluation } from "./hall.js";
+import { focusAnnotation, listView, markVisit, reopenEvaluation, saveEvaluation } from "./hall.js";
 import { downloadInvites, makeInvites } from "./invites.js";
 import { refreshSessions, render, start } from "./render.js";
 import { downloadReport, replayPlay, replayState, replayTo } from "./replay.js";
@@ -148,7 +148,7 @@ document.addEventListener("submit", async (ev) => {
       await respond(s, f);
       render();
     } else if (f.classList.contains("eval-form")) {
-      await submitEvaluation(s, f);
+      await saveEvaluation(s, f, true);
       render();
     } else if (f.classList.contains("agenda-note")) {
       await annotateAgenda(s, f);

@@ -305,7 +305,7 @@ fn hwpx_python() -> PathBuf {
     python
 }
 
-fn tool(name: &str, args: &[&str]) -> String {
+pub(crate) fn tool(name: &str, args: &[&str]) -> String {
     let out = Command::new(name).args(args).output().unwrap_or_else(|e| {
         panic!("{name}: {e} (poppler-utils: apt-get install poppler-utils; .ci/run installs it)")
     });

@@ -395,61 +395,39 @@ pub(crate) fn not_yet_held(example: &Path) -> serde_json::Value {
     b
 }
 
-/// Issue 30: a session prepared without any hall content, run in the browser from scheduled
-/// to reporting (`web/tests/prepared.mjs`); then every report file — PDF, HWPX, XLSX, CSV,
-/// Markdown, HTML — holds the question, the presenter's answer, the evaluator's texts and both
-/// departments' answers, and no UUID.
-#[test]
-fn a_session_prepared_without_hall_content_runs_in_the_browser() {
-    let Bench {
-        _one,
-        browser,
-        web,
-        dir,
-        server,
-        url,
-    } = bench(Path::new(env!("CARGO_BIN_EXE_e2e-toron-server")));
-    let bundle = dir.path().join("s-lib-not-yet-held.json");
-    std::fs::write(
-        &bundle,
-        not_yet_held(&web.join("../examples/debate-bundle.json")).to_string(),
-    )
-    .expect("write");
-    toron(&url, &["import", bundle.to_str().expect("path")]);
-    let api = Admin::new(&url, Some(ADMIN.into()), LIMIT);
-    for who in ["P-LEE", "P-FAM"] {
-        api.call(
-            "POST",
-            "/api/v1/roles",
-            Some(json!({ "participant": who, "role": "department_reviewer", "series": "HB-BENCH-2012" })),
-        )
-        .expect("grant");
-    }
-    let token = |p: &str| issue_token(&api, p);
-    // `TORON_KEEP_REPORT=/some/folder` keeps the report's files to read.
-    let out = std::env::var_os("TORON_KEEP_REPORT")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| dir.path().join("report"));
+/// Runs `web/tests/prepared.mjs` (a session prepared without hall content, from scheduled to
+/// the filed report) on `url`, each role's token issued through the API, `env` beside; its
+/// report files land in `out`, which [`report_files_hold`] then reads as an office does.
+fn run_prepared(bench: &Bench, out: &Path, env: &[(&str, &str)]) {
+    let api = Admin::new(&bench.url, Some(ADMIN.into()), LIMIT);
     let mut cmd = Command::new("node");
     cmd.arg("tests/prepared.mjs")
-        .current_dir(&web)
-        .env("TORON_URL", &url)
-        .env("CHROMIUM", &browser)
-        .env("OUT", &out)
-        .env("TOKEN_CHAIR", token("P-MOON"))
-        .env("TOKEN_ACTIVIST", token("P-KIM"))
-        .env("TOKEN_EVALUATOR", token("P-PARK"))
-        .env("TOKEN_PRESENTER", token("P-LEE"))
-        .env("TOKEN_PLANNER", token("P-HAN"))
-        .env("TOKEN_ASSIST", token("P-FAM"))
+        .current_dir(&bench.web)
+        .env("TORON_URL", &bench.url)
+        .env("CHROMIUM", &bench.browser)
+        .env("OUT", out)
         .env("TOKEN_ORGANIZER", ADMIN);
+    for (var, who) in [
+        ("TOKEN_CHAIR", "P-MOON"),
+        ("TOKEN_ACTIVIST", "P-KIM"),
+        ("TOKEN_EVALUATOR", "P-PARK"),
+        ("TOKEN_PRESENTER", "P-LEE"),
+        ("TOKEN_PLANNER", "P-HAN"),
+        ("TOKEN_ASSIST", "P-FAM"),
+    ] {
+        cmd.env(var, issue_token(&api, who));
+    }
+    cmd.envs(env.iter().copied());
     if let Ok(shots) = std::env::var("TORON_SCREENSHOTS") {
-        cmd.env("SCREENSHOTS", web.join("..").join(shots));
+        cmd.env("SCREENSHOTS", bench.web.join("..").join(shots));
     }
     node_test(&mut cmd, 240, "prepared session e2e");
-    drop(server);
+}
 
-    // Every file as an office reads it: the PDF's text, the HWPX's sections, the workbook's cells.
+/// Every report file of a prepared run as an office reads it — the PDF's text, the HWPX's
+/// sections, the workbook's cells — holds what the run wrote (its `expected.json`), and none
+/// holds a UUID.
+fn report_files_hold(out: &Path) {
     let expected: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out.join("expected.json")).expect("expected"),
     )
@@ -460,12 +438,10 @@ fn a_session_prepared_without_hall_content_runs_in_the_browser() {
         .iter()
         .filter_map(|w| w.as_str())
         .collect();
-    let pdf = Command::new("pdftotext")
-        .arg(out.join("report.pdf"))
-        .arg("-")
-        .output()
-        .expect("pdftotext (poppler-utils; .ci/run installs it)");
-    assert!(pdf.status.success(), "pdftotext");
+    let pdf = crate::report_files::tool(
+        "pdftotext",
+        &[out.join("report.pdf").to_str().expect("path"), "-"],
+    );
     // pdftotext breaks lines where the page does: compare without white space.
     let squeeze = |s: &str| s.split_whitespace().collect::<String>();
     let hwpx = Command::new("python3")
@@ -498,7 +474,7 @@ fn a_session_prepared_without_hall_content_runs_in_the_browser() {
         cells
     };
     let texts = [
-        ("PDF", squeeze(&String::from_utf8_lossy(&pdf.stdout))),
+        ("PDF", squeeze(&pdf)),
         ("HWPX", squeeze(&String::from_utf8_lossy(&hwpx.stdout))),
     ];
     for (format, text) in &texts {
@@ -526,12 +502,45 @@ fn a_session_prepared_without_hall_content_runs_in_the_browser() {
         })
     };
     for (format, text) in [
-        ("PDF", String::from_utf8_lossy(&pdf.stdout).into_owned()),
+        ("PDF", pdf),
         ("HWPX", String::from_utf8_lossy(&hwpx.stdout).into_owned()),
         ("XLSX", xlsx),
     ] {
         assert!(!uuid(&text), "no UUID in the {format} report");
     }
+}
+
+/// Issue 30: a session prepared without any hall content, run in the browser from scheduled
+/// to reporting (`web/tests/prepared.mjs`); then every report file — PDF, HWPX, XLSX, CSV,
+/// Markdown, HTML — holds the question, the presenter's answer, the evaluator's texts and both
+/// departments' answers, and no UUID.
+#[test]
+fn a_session_prepared_without_hall_content_runs_in_the_browser() {
+    let bench = bench(Path::new(env!("CARGO_BIN_EXE_e2e-toron-server")));
+    let bundle = bench.dir.path().join("s-lib-not-yet-held.json");
+    std::fs::write(
+        &bundle,
+        not_yet_held(&bench.web.join("../examples/debate-bundle.json")).to_string(),
+    )
+    .expect("write");
+    toron(&bench.url, &["import", bundle.to_str().expect("path")]);
+    let api = Admin::new(&bench.url, Some(ADMIN.into()), LIMIT);
+    for who in ["P-LEE", "P-FAM"] {
+        api.call(
+            "POST",
+            "/api/v1/roles",
+            Some(json!({ "participant": who, "role": "department_reviewer", "series": "HB-BENCH-2012" })),
+        )
+        .expect("grant");
+    }
+    // `TORON_KEEP_REPORT=/some/folder` keeps the report's files to read.
+    let out = std::env::var_os("TORON_KEEP_REPORT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| bench.dir.path().join("report"));
+    run_prepared(&bench, &out, &[]);
+    // The server stops (its files are written); the data folder stays until the files are read.
+    drop(bench.server);
+    report_files_hold(&out);
 }
 
 /// Issue 30: the same run on a session made with the CLI alone — participants, a session, the
@@ -543,183 +552,35 @@ fn a_session_prepared_without_hall_content_runs_in_the_browser() {
 /// every report format holds them and no UUID (`web/tests/prepared.mjs` with `MODE=cli`).
 #[test]
 fn a_session_made_with_the_cli_alone_runs_in_the_browser() {
-    let Bench {
-        _one,
-        browser,
-        web,
-        dir,
-        server,
-        url,
-    } = bench(Path::new(env!("CARGO_BIN_EXE_e2e-toron-server")));
-    let lines: [&[&str]; 20] = [
-        &[
-            "admin",
-            "participant",
-            "add",
-            "P-MOON",
-            "--name",
-            "문서윤",
-            "--kind",
-            "expert",
-            "--attribution",
-            "name_and_affiliation",
-        ],
-        &[
-            "admin",
-            "participant",
-            "add",
-            "P-KIM",
-            "--name",
-            "김바다",
-            "--kind",
-            "activist",
-        ],
-        &[
-            "admin",
-            "participant",
-            "add",
-            "P-PARK",
-            "--name",
-            "박민재",
-            "--kind",
-            "expert",
-            "--attribution",
-            "name_and_affiliation",
-        ],
-        &[
-            "admin",
-            "participant",
-            "add",
-            "P-HAN",
-            "--name",
-            "한지수",
-            "--kind",
-            "official",
-        ],
-        &[
-            "admin",
-            "session",
-            "add",
-            "S8",
-            "--series",
-            "BM8",
-            "--title",
-            "제8차 도시재생",
-            "--phase",
-            "scheduled",
-            "--facilitator",
-            "P-MOON",
-        ],
+    let bench = bench(Path::new(env!("CARGO_BIN_EXE_e2e-toron-server")));
+    // As an officer types them (split as a shell would).
+    for line in [
+        "admin participant add P-MOON --name 문서윤 --kind expert --attribution name_and_affiliation",
+        "admin participant add P-KIM --name 김바다 --kind activist",
+        "admin participant add P-PARK --name 박민재 --kind expert --attribution name_and_affiliation",
+        "admin participant add P-HAN --name 한지수 --kind official",
+        "admin session add S8 --series BM8 --title '제8차 도시재생' --phase scheduled --facilitator P-MOON",
         // The series' departments, its template, the session's agenda: the CLI alone.
-        &[
-            "admin",
-            "department",
-            "DEP-CULT",
-            "--series",
-            "BM8",
-            "--name",
-            "문화도서관과",
-        ],
-        &[
-            "admin",
-            "department",
-            "DEP-FAM",
-            "--series",
-            "BM8",
-            "--name",
-            "가족정책과",
-        ],
-        &[
-            "admin",
-            "template",
-            "BM8",
-            "--criterion",
-            "relevance=적절성:15",
-            "--criterion",
-            "process=추진체계·민관협력:20",
-            "--criterion",
-            "effectiveness=효과성:30",
-            "--criterion",
-            "efficiency=효율성:10",
-            "--criterion",
-            "sustainability=지속가능성:15",
-            "--criterion",
-            "transferability=이전·확산 가능성:10",
-        ],
-        &[
-            "admin",
-            "agenda",
-            "S8",
-            "--item",
-            "AG-LIB-1=개회",
-            "--item",
-            "AG-LIB-2=사례발표",
-            "--item",
-            "AG-LIB-3=종합토론",
-        ],
-        &[
-            "admin",
-            "participant",
-            "add",
-            "P-LEE",
-            "--name",
-            "이도현",
-            "--kind",
-            "official",
-            "--attribution",
-            "name_and_affiliation",
-            "--department",
-            "DEP-CULT",
-        ],
-        &[
-            "admin",
-            "participant",
-            "add",
-            "P-FAM",
-            "--name",
-            "오가람",
-            "--kind",
-            "official",
-            "--attribution",
-            "name_and_affiliation",
-            "--department",
-            "DEP-FAM",
-        ],
-        &[
-            "admin",
-            "case",
-            "add",
-            "C8",
-            "--session",
-            "S8",
-            "--presenter",
-            "P-LEE",
-        ],
-        &["admin", "grant", "P-MOON", "facilitator", "--session", "S8"],
-        &["admin", "grant", "P-KIM", "activist", "--session", "S8"],
-        &["admin", "grant", "P-PARK", "evaluator", "--session", "S8"],
-        &["admin", "grant", "P-HAN", "organizer", "--series", "BM8"],
-        &[
-            "admin",
-            "grant",
-            "P-LEE",
-            "department_reviewer",
-            "--series",
-            "BM8",
-        ],
-        &[
-            "admin",
-            "grant",
-            "P-FAM",
-            "department_reviewer",
-            "--series",
-            "BM8",
-        ],
-        &["admin", "session", "list"],
-        &["admin", "docs"],
-    ];
-    for line in lines {
-        toron(&url, line);
+        "admin department DEP-CULT --series BM8 --name 문화도서관과",
+        "admin department DEP-FAM --series BM8 --name 가족정책과",
+        "admin template BM8 --criterion relevance=적절성:15 --criterion 'process=추진체계·민관협력:20' \
+         --criterion effectiveness=효과성:30 --criterion efficiency=효율성:10 \
+         --criterion sustainability=지속가능성:15 --criterion 'transferability=이전·확산 가능성:10'",
+        "admin agenda S8 --item AG-LIB-1=개회 --item AG-LIB-2=사례발표 --item AG-LIB-3=종합토론",
+        "admin participant add P-LEE --name 이도현 --kind official --attribution name_and_affiliation --department DEP-CULT",
+        "admin participant add P-FAM --name 오가람 --kind official --attribution name_and_affiliation --department DEP-FAM",
+        "admin case add C8 --session S8 --presenter P-LEE",
+        "admin grant P-MOON facilitator --session S8",
+        "admin grant P-KIM activist --session S8",
+        "admin grant P-PARK evaluator --session S8",
+        "admin grant P-HAN organizer --series BM8",
+        "admin grant P-LEE department_reviewer --series BM8",
+        "admin grant P-FAM department_reviewer --series BM8",
+        "admin session list",
+        "admin docs",
+    ] {
+        let words = toron_tests::words(line);
+        toron(&bench.url, &words.iter().map(String::as_str).collect::<Vec<_>>());
     }
     let case = toron_domain::policy::DocKey::Case { case: "C8".into() }
         .document_id()
@@ -735,43 +596,15 @@ fn a_session_made_with_the_cli_alone_runs_in_the_browser() {
             "쉼터 세 곳이 문을 열었고 하루 이용자는 평균 40명이다.",
         ),
     ] {
-        toron(&url, &["set", &case, section, text]);
+        toron(&bench.url, &["set", &case, section, text]);
     }
-    let api = Admin::new(&url, Some(ADMIN.into()), LIMIT);
-    let token = |p: &str| issue_token(&api, p);
-    let out = dir.path().join("report");
-    let mut cmd = Command::new("node");
-    cmd.arg("tests/prepared.mjs")
-        .current_dir(&web)
-        .env("TORON_URL", &url)
-        .env("CHROMIUM", &browser)
-        .env("MODE", "cli")
-        .env("SESSION", "S8")
-        .env("CASE_KEY", "C8")
-        .env("OUT", &out)
-        .env("TOKEN_CHAIR", token("P-MOON"))
-        .env("TOKEN_ACTIVIST", token("P-KIM"))
-        .env("TOKEN_EVALUATOR", token("P-PARK"))
-        .env("TOKEN_PRESENTER", token("P-LEE"))
-        .env("TOKEN_PLANNER", token("P-HAN"))
-        .env("TOKEN_ASSIST", token("P-FAM"))
-        .env("TOKEN_ORGANIZER", ADMIN);
-    node_test(&mut cmd, 240, "prepared session e2e");
-    drop(server);
-    let expected: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("expected.json")).expect("expected"),
-    )
-    .expect("json");
-    let pdf = Command::new("pdftotext")
-        .arg(out.join("report.pdf"))
-        .arg("-")
-        .output()
-        .expect("pdftotext");
-    let text: String = String::from_utf8_lossy(&pdf.stdout)
-        .split_whitespace()
-        .collect();
-    for w in expected["want"].as_array().expect("want") {
-        let w: String = w.as_str().unwrap_or_default().split_whitespace().collect();
-        assert!(text.contains(&w), "the PDF report holds {w:?}");
-    }
+    let out = bench.dir.path().join("report");
+    run_prepared(
+        &bench,
+        &out,
+        &[("MODE", "cli"), ("SESSION", "S8"), ("CASE_KEY", "C8")],
+    );
+    // The server stops (its files are written); the data folder stays until the files are read.
+    drop(bench.server);
+    report_files_hold(&out);
 }
