@@ -31,6 +31,10 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 #[test]
 fn thirty_official_clients_and_a_sigkill_lose_nothing_acknowledged() {
+    // Not beside a browser test (see `ONE_BROWSER`).
+    let _one = crate::web_e2e::ONE_BROWSER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let seconds = env_number("TORON_DRILL_SECONDS", 20);
     let activists = env_number("TORON_DRILL_PEOPLE", 30);
     let node = Path::new(env!("CARGO_MANIFEST_DIR")).join("node");

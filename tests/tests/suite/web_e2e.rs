@@ -92,9 +92,10 @@ fn chromium() -> Option<String> {
         .map(str::to_string)
 }
 
-/// The two browser tests one after the other: the weight test's timings would not mean much
-/// with another Chromium sharing the two cores.
-static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The browser tests one after the other, and never beside the hall drill: the weight test's
+/// timings would not mean much with another Chromium sharing the two cores, and a page waiting
+/// for a push starves while thirty-odd JavaScript clients and their server take both.
+pub(crate) static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// What both browser tests start from: the one-browser lock, Chromium's path, `web/` with its
 /// packages installed, and a fresh server on a temporary data directory.
