@@ -17,14 +17,9 @@ use crate::annotate::{map_at, now_kst, open_begun, triage_entry};
 use crate::sync_client::{ClientError, Connection, DocSync};
 
 /// The finding types of the report (domain §4).
-pub const FINDING_TYPES: [&str; 4] = ["gap", "lesson", "recommendation", "open_question"];
+pub const FINDING_TYPES: &[&str] = toron_domain::vocab::FindingType::NAMES;
 /// A department's stance on a finding.
-pub const STANCES: [&str; 4] = [
-    "accepted",
-    "partially_accepted",
-    "not_accepted",
-    "long_term_review",
-];
+pub const STANCES: &[&str] = toron_domain::vocab::Stance::NAMES;
 
 /// Every annotation of the session's layers the caller may read, by id (one pass: a
 /// connection finds a document once).

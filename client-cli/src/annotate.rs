@@ -342,7 +342,7 @@ pub fn triage_entry(
     note: Option<&str>,
     finding: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let statuses = toron_domain::schema::TRIAGE_STATUSES;
+    let statuses = toron_domain::vocab::TriageStatus::NAMES;
     if !statuses.contains(&status) {
         bail!("status is one of {}", statuses.join(", "));
     }

@@ -17,6 +17,8 @@
 //! - [`integrity`]: what an export found wrong in the documents it read; the lenient reading
 //!   that lets a bad item cost only itself.
 //! - [`report`]: the planning division's report, built from an export.
+//! - [`vocab`]: every closed vocabulary (kinds, statuses, stances, roles, phases, …) with its
+//!   Korean and English words, once.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod anchor;
@@ -31,4 +33,5 @@ pub mod report;
 pub mod schema;
 pub mod scoring;
 pub mod timeline;
+pub mod vocab;
 pub mod w3c;

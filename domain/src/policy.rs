@@ -30,50 +30,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-/// A role (domain §2.4). Granted per series or per session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Role {
-    Organizer,
-    Facilitator,
-    Scribe,
-    Presenter,
-    Evaluator,
-    Activist,
-    Official,
-    DepartmentReviewer,
-    Observer,
-    Importer,
-}
+pub use crate::vocab::{Phase, Role};
 
 impl Role {
-    pub const ALL: [Role; 10] = [
-        Role::Organizer,
-        Role::Facilitator,
-        Role::Scribe,
-        Role::Presenter,
-        Role::Evaluator,
-        Role::Activist,
-        Role::Official,
-        Role::DepartmentReviewer,
-        Role::Observer,
-        Role::Importer,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Organizer => "organizer",
-            Role::Facilitator => "facilitator",
-            Role::Scribe => "scribe",
-            Role::Presenter => "presenter",
-            Role::Evaluator => "evaluator",
-            Role::Activist => "activist",
-            Role::Official => "official",
-            Role::DepartmentReviewer => "department_reviewer",
-            Role::Observer => "observer",
-            Role::Importer => "importer",
-        }
-    }
-
     /// Does a holder of this role in a session keep a notes layer there (so that the hall
     /// client can write from the start)? Every role that annotates in a live session.
     pub fn keeps_notes(self) -> bool {
@@ -98,12 +57,6 @@ impl Role {
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     #[error("unknown role `{0}`")]
@@ -118,51 +71,11 @@ impl FromStr for Role {
     type Err = PolicyError;
 
     fn from_str(s: &str) -> Result<Self, PolicyError> {
-        Role::ALL
-            .into_iter()
-            .find(|r| {
-                r.as_str() == s || (s == "department-reviewer" && *r == Role::DepartmentReviewer)
-            })
-            .ok_or_else(|| PolicyError::Role(s.to_string()))
-    }
-}
-
-/// A session's lifecycle (domain §2.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Phase {
-    Draft,
-    Scheduled,
-    Live,
-    Closed,
-    Reporting,
-    Published,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 6] = [
-        Phase::Draft,
-        Phase::Scheduled,
-        Phase::Live,
-        Phase::Closed,
-        Phase::Reporting,
-        Phase::Published,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Draft => "draft",
-            Phase::Scheduled => "scheduled",
-            Phase::Live => "live",
-            Phase::Closed => "closed",
-            Phase::Reporting => "reporting",
-            Phase::Published => "published",
+        match s {
+            "department-reviewer" => Some(Role::DepartmentReviewer),
+            _ => Role::parse(s),
         }
-    }
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        .ok_or_else(|| PolicyError::Role(s.to_string()))
     }
 }
 
@@ -170,10 +83,7 @@ impl FromStr for Phase {
     type Err = PolicyError;
 
     fn from_str(s: &str) -> Result<Self, PolicyError> {
-        Phase::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| PolicyError::Phase(s.to_string()))
+        Phase::parse(s).ok_or_else(|| PolicyError::Phase(s.to_string()))
     }
 }
 
@@ -836,7 +746,7 @@ mod tests {
 
     #[test]
     fn published_is_read_only_for_everyone_but_an_organizer_repairing_notes() {
-        for role in Role::ALL {
+        for &role in Role::ALL {
             let s = subject("P-pres", &[role]);
             for key in [
                 "case:C-S05-SB",

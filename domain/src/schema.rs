@@ -15,6 +15,7 @@ use automerge::legacy::{ElementId, Key, ObjectId, OpType};
 use automerge::{ActorId, Automerge, Change, ObjType, Prop, ReadDoc, ScalarValue};
 
 use crate::policy::DocKey;
+use crate::vocab::{AnnotationKind, EvaluationStatus, Stance, TriageStatus};
 
 /// The schema tag every document of this kind carries at `schema`.
 pub fn tag(key: &DocKey) -> &'static str {
@@ -28,33 +29,6 @@ pub fn tag(key: &DocKey) -> &'static str {
         DocKey::Response { .. } => "response/1",
     }
 }
-
-pub const ANNOTATION_KINDS: [&str; 9] = [
-    "comment",
-    "question",
-    "answer",
-    "reply",
-    "highlight",
-    "strength",
-    "gap",
-    "lesson",
-    "score",
-];
-pub const TRIAGE_STATUSES: [&str; 7] = [
-    "open",
-    "answered",
-    "accepted",
-    "merged",
-    "noted",
-    "deferred",
-    "withdrawn",
-];
-pub const STANCES: [&str; 4] = [
-    "accepted",
-    "partially_accepted",
-    "not_accepted",
-    "long_term_review",
-];
 
 /// The longest text, in characters, a field of a document participants write in a debate may
 /// hold: a note or a reply, an evaluation form's comment, a triage note, a finding, a
@@ -175,14 +149,14 @@ fn score(path: &str, w: &Written, nullable: bool) -> Result<(), String> {
 pub fn vocabulary(key: &DocKey, path: &[&str]) -> Option<&'static [&'static str]> {
     match (key, path) {
         (DocKey::Notes { .. } | DocKey::NotesPrivate { .. }, ["annotations", _, "kind"]) => {
-            Some(&ANNOTATION_KINDS)
+            Some(AnnotationKind::NAMES)
         }
         (DocKey::Notes { .. } | DocKey::NotesPrivate { .. }, ["reactions", _, "kind"]) => {
             Some(&["agree"])
         }
-        (DocKey::Triage { .. }, ["items", _, "status"]) => Some(&TRIAGE_STATUSES),
-        (DocKey::Eval { .. }, ["status"]) => Some(&["draft", "submitted"]),
-        (DocKey::Response { .. }, ["responses", _, "stance"]) => Some(&STANCES),
+        (DocKey::Triage { .. }, ["items", _, "status"]) => Some(TriageStatus::NAMES),
+        (DocKey::Eval { .. }, ["status"]) => Some(EvaluationStatus::NAMES),
+        (DocKey::Response { .. }, ["responses", _, "stance"]) => Some(Stance::NAMES),
         _ => None,
     }
 }

@@ -1,10 +1,16 @@
 // What the Node drills share: a participant acting through the official automerge-repo
-// JavaScript client (a repo, as a page is), each change remembered until the server's log
-// holds it — acknowledged, as the web client's "서버에 저장됨" is.
+// JavaScript client (a repo, as a page is, with the page's socket guard: web/src/socket.js),
+// each change remembered until the server's log holds it — acknowledged, as the web client's
+// "서버에 저장됨" is.
 
 import { decodeHeads, Repo } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { guarded } from "../../web/src/socket.js";
 import { withTimeout } from "./waiting.mjs";
+
+/// The adapter as the hall's page uses it: without the guard, a socket closing mid-sync (a
+/// busy machine, a restart) leaves the repo's handle on an outdated document for good.
+const Adapter = guarded(WebSocketClientAdapter);
 
 export const pause = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -48,14 +54,22 @@ export class Person {
     this.generation = 0;
     this.pending = [];
     this.acked = [];
+    /// What the server refused of this person's changes, as its notices said (kind, reason).
+    this.refusals = [];
     this.open();
   }
 
   open() {
     this.generation += 1;
     const url = `${this.url.replace(/^http/, "ws")}/sync?token=${encodeURIComponent(this.token)}`;
-    this.repo = new Repo({ network: [new WebSocketClientAdapter(url, 500)], peerId: `drill-${this.participant}-${this.n}-${this.generation}` });
+    // Reconnecting as the page does (the adapter's 5 s): a shorter interval abandons a join
+    // the server has not answered yet — on a busy machine, every time, for good.
+    const adapter = new Adapter(url);
+    this.repo = new Repo({ network: [adapter], peerId: `drill-${this.participant}-${this.n}-${this.generation}` });
     this.handles = new Map();
+    // How often this page's socket went away (named when an act is lost).
+    this.drops = this.drops || 0;
+    adapter.on("peer-disconnected", () => (this.drops += 1));
   }
 
   /// A page reload: the old page is gone (what it had not sent with it), a new one starts.
@@ -65,12 +79,27 @@ export class Person {
     this.open();
   }
 
-  /// A document's handle; while the server is down a page cannot open what it has not opened
-  /// yet ("unavailable"): forgotten, and asked for again at the next act.
+  /// A document's handle. A page whose socket is not up yet (a busy machine, the server
+  /// restarting) is told "unavailable" at first: it waits, as the web client does, for the
+  /// document to arrive once the socket is; after 30 s it is forgotten, and asked for again at
+  /// the next act.
   async handle(doc) {
     if (!this.handles.has(doc)) {
-      const found = withTimeout(this.repo.find(`automerge:${doc}`), `${this.participant} opens ${doc}`, 30_000);
+      const opening = this.repo.find(`automerge:${doc}`, { allowableStates: ["ready", "unavailable"] }).then(async (h) => {
+        await h.whenReady(["ready"]);
+        return h;
+      });
+      const found = withTimeout(opening, `${this.participant} opens ${doc}`, 30_000);
       found.catch(() => this.handles.delete(doc));
+      // A refusal is the server's notice on the document: kept, to be named if an act is lost.
+      found.then(
+        (h) =>
+          h.on("ephemeral-message", (e) => {
+            const m = e?.message;
+            if (m?.toron === "refused") this.refusals.push({ doc, kind: String(m.kind), reason: String(m.reason) });
+          }),
+        () => {},
+      );
       this.handles.set(doc, found);
     }
     return this.handles.get(doc);
@@ -88,9 +117,16 @@ export class Person {
   async check() {
     const docs = [...new Set(this.pending.map((a) => a.doc))];
     for (const doc of docs) {
-      let hashes;
+      const hashes = new Set();
       try {
-        hashes = new Set((await getAs(this.url, `/api/v1/documents/${doc}/events?limit=1000`, this.token)).events.map((e) => e.hash));
+        // Page by page: a busy document has more than a page of records.
+        let after = 0;
+        for (let page = 0; page < 100; page++) {
+          const ev = await getAs(this.url, `/api/v1/documents/${doc}/events?limit=1000&after=${after}`, this.token);
+          for (const e of ev.events) hashes.add(e.hash);
+          if (ev.next_after == null) break;
+          after = ev.next_after;
+        }
       } catch {
         continue; // the server is down: later
       }

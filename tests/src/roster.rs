@@ -87,7 +87,7 @@ async fn seed_documents(server: &Running, tokens: &[(Role, String)]) {
     let reg = server.registry();
     let by = "admin";
     let mut keys: Vec<DocKey> = Vec::new();
-    for role in Role::ALL {
+    for &role in Role::ALL {
         for kind in Kind::ALL {
             let k = kind.key(role);
             if !keys.contains(&k) {
@@ -167,7 +167,7 @@ pub async fn set_up(server: &Running) -> Vec<(Role, String)> {
     .await
     .expect("session 2");
     let mut tokens = Vec::new();
-    for role in Role::ALL {
+    for &role in Role::ALL {
         let key = who(role);
         let department = (role == Role::DepartmentReviewer).then(|| DEPARTMENT.to_string());
         reg.add_participant(

@@ -107,10 +107,32 @@ export function renderRefused() {
     <button type="button" data-act="reload">${esc(t("reload"))}</button>`;
 }
 
+/// How far this page has read each document's log (its records' `seq`): a change made later
+/// is logged after it, so a watch starts there, not at the log's first record.
+const logRead = new Map();
+
+/// Whether the server's log of `docId` holds every one of `heads`, reading it page by page from
+/// record `from` (bounded: a page holds 1,000 records).
+async function logHolds(docId, heads, from) {
+  const want = new Set(heads);
+  let after = from;
+  for (let page = 0; page < 200 && want.size; page++) {
+    const ev = await api(`/api/v1/documents/${docId}/events?limit=1000&after=${after}`);
+    for (const e of ev.events) {
+      want.delete(e.hash);
+      if (e.seq > (logRead.get(docId) || 0)) logRead.set(docId, e.seq);
+    }
+    if (ev.next_after == null) break;
+    after = ev.next_after;
+  }
+  return want.size === 0;
+}
+
 /// Watches the server's log until it holds the document's newest change: then it is safe
 /// (true). False if the server refused it, or it never got there.
 export async function confirmSaved(docId, h) {
   const heads = A.getHeads(h.doc());
+  const from = logRead.get(docId) || 0;
   state.saving = { doc: docId, status: "saving" };
   renderSaving();
   // Quickly at first; then, offline for a while, every few seconds until it gets there.
@@ -118,9 +140,8 @@ export async function confirmSaved(docId, h) {
     if (state.refused?.doc === docId) return false;
     if (i >= 50) await new Promise((r) => setTimeout(r, 3000));
     try {
-      const ev = await api(`/api/v1/documents/${docId}/events?limit=1000`);
-      const hashes = new Set(ev.events.map((e) => e.hash));
-      if (heads.every((x) => hashes.has(x))) {
+      // Now and then from the log's start, in case another watch read past this change.
+      if (await logHolds(docId, heads, i % 10 === 9 ? 0 : from)) {
         state.saving = { doc: docId, status: "saved" };
         renderSaving();
         return true;

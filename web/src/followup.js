@@ -4,15 +4,16 @@
 // attributed change of its document, as the CLI's `toron promote` and `toron respond` make.
 
 import { t } from "./i18n.js";
+import { values } from "./vocab.js";
 import { confirmSaved, nowKst } from "./compose.js";
 import { departmentName, docOf, gather, handle, openOrStart, person } from "./documents.js";
 import { gist } from "./hall.js";
 import { esc, state } from "./state.js";
 import { announce, tabs } from "./views.js";
 
-export const FINDING_TYPES = ["gap", "lesson", "recommendation", "open_question"];
-export const STANCES = ["accepted", "partially_accepted", "not_accepted", "long_term_review"];
-const PRIORITIES = ["high", "medium", "low"];
+export const FINDING_TYPES = values("FindingType");
+export const STANCES = values("Stance");
+const PRIORITIES = values("Priority");
 
 const option = (v, label, cur) => `<option value="${esc(v)}"${v === cur ? " selected" : ""}>${esc(label)}</option>`;
 

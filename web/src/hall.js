@@ -10,12 +10,14 @@ import { departmentName, docOf, gather, handle, mayAnnotate, person } from "./do
 import { render } from "./render.js";
 import { $, KINDS, esc, state } from "./state.js";
 import { announce, caseSections, highlighted, sectionPath, sectionTitle, tabs } from "./views.js";
+import { values } from "./vocab.js";
 
 // ---- the lists of a hall: filters, order, what is new ------------------------------------
 
 /// The lists' filters and order, kept while the page is open (a hall's list runs long).
 export const listView = { kind: "", status: "", dept: "", case: "", sort: "new", qsort: "agree" };
-export const STATUSES = ["open", "answered", "accepted", "noted", "deferred", "withdrawn"];
+/// The statuses the chair gives (merging is the planning officer's, when findings are made).
+export const STATUSES = values("TriageStatus").filter((s) => s !== "merged");
 
 /// When this participant last looked at the session before this visit: what was written
 /// after is marked new. A visit begins when a view of the session is entered.
@@ -107,7 +109,7 @@ export function annotationCard(s, a, all, canWrite, canTriage) {
       canWrite
         ? `<p><button type="button" data-act="agree" data-id="${esc(a.id)}" aria-pressed="${!!a.agreed}"
          aria-label="${esc(`${t("agree")}: ${gist(a)}`)}">${esc(t("agree"))}</button>
-       <button type="button" data-act="reply" data-id="${esc(a.id)}" aria-label="${esc(`${t("reply")}: ${gist(a)}`)}">${esc(t("reply"))}</button></p>`
+       <button type="button" data-act="reply" data-id="${esc(a.id)}" aria-label="${esc(`${t("replyAction")}: ${gist(a)}`)}">${esc(t("replyAction"))}</button></p>`
         : ""
     }
     ${

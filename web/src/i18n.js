@@ -1,4 +1,8 @@
-// The interface in Korean, with an English switch (remembered in this browser).
+// The interface in Korean, with an English switch (remembered in this browser). The words of
+// every closed vocabulary (kinds, statuses, stances, roles, phases, sections) come from
+// vocab.js, as the domain defines them.
+import { vocabularyWords } from "./vocab.js";
+
 const words = {
   join: ["초대 링크로 참여", "Join with your invite link"],
   inviteLabel: ["초대 링크 또는 토큰", "Invite link or token"],
@@ -36,14 +40,7 @@ const words = {
   leadDepartment: ["주관 부서", "Lead department"],
   assistDepartments: ["협조 부서", "Assisting departments"],
   priority: ["우선순위", "Priority"],
-  priority_high: ["높음", "high"],
-  priority_medium: ["보통", "medium"],
-  priority_low: ["낮음", "low"],
   pledges: ["관련 공약", "Related pledges"],
-  finding_gap: ["부족", "gap"],
-  finding_lesson: ["배울 점", "lesson"],
-  finding_recommendation: ["제언", "recommendation"],
-  finding_open_question: ["추가 검토", "open question"],
   nothingToPromote: [
     "과제로 올릴 의견이 없습니다. 사례나 질의 순서 화면에서 의견을 ‘반영’으로 표시하면 여기에 나옵니다.",
     "No accepted annotation waits for a finding. Mark annotations accepted on a case or in the queue and they appear here.",
@@ -56,10 +53,6 @@ const words = {
   lead: ["주관", "lead"],
   assist: ["협조", "assist"],
   stance: ["검토 의견", "Stance"],
-  stance_accepted: ["수용", "accepted"],
-  stance_partially_accepted: ["일부수용", "partially accepted"],
-  stance_not_accepted: ["불수용", "not accepted"],
-  stance_long_term_review: ["중장기 검토", "long-term review"],
   actionPlan: ["조치 계획", "Action plan"],
   due: ["완료 예정", "Due"],
   dueHint: ["예: 2013-06 또는 2013-06-30", "e.g. 2013-06 or 2013-06-30"],
@@ -130,7 +123,7 @@ const words = {
   add: ["주석 추가", "Add"],
   cancel: ["취소", "Cancel"],
   send: ["보내기", "Send"],
-  reply: ["댓글", "Reply"],
+  replyAction: ["댓글", "Reply"],
   agree: ["공감", "Agree"],
   status: ["상태", "Status"],
   saving: ["저장 중…", "Saving…"],
@@ -163,8 +156,6 @@ const words = {
   submit: ["평가서 제출", "Submit the evaluation"],
   resubmit: ["고쳐서 다시 제출", "Submit again with changes"],
   evaluationSubmitted: ["평가서를 제출했습니다.", "The evaluation was submitted."],
-  submitted: ["제출됨", "submitted"],
-  eval_draft: ["작성 중", "draft"],
   eval_submitted: ["제출됨", "submitted"],
   saveDraft: ["임시 저장", "Save as draft"],
   submitHint: ["제출하면 보고서에 실립니다. 제출한 뒤 고치려면 다시 열어야 합니다.", "A submitted form goes into the report; to change it, reopen it."],
@@ -221,43 +212,9 @@ const words = {
   orphaned: ["앵커 유실", "orphaned"],
   orphanNote: ["본문에서 인용문이 사라진 주석은 목록에만 남습니다.", "Annotations whose quote is gone stay in the list."],
   notFound: ["찾을 수 없습니다.", "Not found."],
-  background: ["배경", "Background"],
-  method: ["추진 방법", "Method"],
-  results: ["성과", "Results"],
-  challenges: ["과제", "Challenges"],
-  comment: ["의견", "comment"],
-  question: ["질의", "question"],
-  answer: ["답변", "answer"],
-  highlight: ["하이라이트", "highlight"],
-  strength: ["강점", "strength"],
-  gap: ["부족한 점", "gap"],
-  lesson: ["배울 점", "lesson"],
-  score: ["참고 점수", "reference score"],
-  open: ["미처리", "open"],
-  answered: ["답변됨", "answered"],
-  accepted: ["반영", "accepted"],
-  merged: ["통합", "merged"],
-  noted: ["참고", "noted"],
-  deferred: ["추후검토", "deferred"],
-  withdrawn: ["철회", "withdrawn"],
-  draft: ["준비", "draft"],
-  scheduled: ["예정", "scheduled"],
-  live: ["진행 중", "live"],
-  closed: ["종료", "closed"],
-  reporting: ["보고서 작성", "reporting"],
-  published: ["공개", "published"],
-  organizer: ["운영", "organizer"],
-  facilitator: ["좌장", "chair"],
-  scribe: ["기록", "scribe"],
   recordedBy: ["기록", "recorded by"],
-  presenter: ["발표자", "presenter"],
-  evaluator: ["평가자", "evaluator"],
-  activist: ["활동가", "activist"],
-  official: ["공무원", "official"],
-  department_reviewer: ["부서 검토자", "department reviewer"],
-  observer: ["방청", "observer"],
-  importer: ["가져오기", "import"],
 };
+Object.assign(words, vocabularyWords());
 
 let current = localStorage.getItem("toron.lang") === "en" ? "en" : "ko";
 export const lang = () => current;

@@ -86,6 +86,7 @@ document.addEventListener("click", async (ev) => {
       render();
     } else if (b.dataset.act === "set-item" && s) {
       const item = $("#agenda-item")?.value || null;
+      state.pickedItem = undefined;
       await api(`/api/v1/sessions/${encodeURIComponent(s.key)}/item`, { method: "PUT", body: { item } });
       await refreshSessions();
       render();
@@ -111,7 +112,7 @@ document.addEventListener("click", async (ev) => {
       const f = document.createElement("form");
       f.className = "reply-form";
       f.dataset.parent = b.dataset.id;
-      f.innerHTML = `<label>${esc(t("reply"))} <textarea name="body" required></textarea></label>
+      f.innerHTML = `<label>${esc(t("replyAction"))} <textarea name="body" required></textarea></label>
         <button class="primary" type="submit">${esc(t("send"))}</button>`;
       card.appendChild(f);
       f.body.focus();
@@ -195,6 +196,9 @@ document.addEventListener("keydown", (ev) => {
 document.addEventListener("change", (ev) => {
   const f = ev.target.closest?.("form.eval-form, form.promote, form.respond");
   if (f) f.dataset.dirty = "1";
+  // The chair's pick of the next item survives a redraw (a push from the server) until she
+  // presses 이 순서로.
+  if (ev.target.id === "agenda-item") state.pickedItem = { session: ev.target.dataset.session, item: ev.target.value };
   if (ev.target.closest?.("form.filters") && ev.target.name in listView) {
     listView[ev.target.name] = ev.target.value;
     render();

@@ -92,9 +92,11 @@ export function sessionBar(s) {
             <button type="button" data-act="phase" data-phase="closed">${esc(t("closeSessionNow"))}</button></p></details>`
         : "";
     const agenda = s.agenda || [];
+    // What she picked and has not set yet stays picked through a redraw.
+    const picked = state.pickedItem?.session === s.key ? state.pickedItem.item : s.item;
     const pick = agenda.length
-      ? `<label>${esc(t("agendaNow"))} <select id="agenda-item"><option value="">—</option>${agenda
-          .map((i) => `<option value="${esc(i.key)}"${i.key === s.item ? " selected" : ""}>${esc(`${i.title_ko || i.key} ${itemTime(i)}`)}</option>`)
+      ? `<label>${esc(t("agendaNow"))} <select id="agenda-item" data-session="${esc(s.key)}"><option value="">—</option>${agenda
+          .map((i) => `<option value="${esc(i.key)}"${i.key === picked ? " selected" : ""}>${esc(`${i.title_ko || i.key} ${itemTime(i)}`)}</option>`)
           .join("")}</select></label> <button type="button" data-act="set-item">${esc(t("setItem"))}</button>`
       : "";
     controls = `<div class="chair-controls" aria-label="${esc(t("runSession"))}">${start}${close}${pick}

@@ -545,7 +545,7 @@ try {
   await promoteForm.getByLabel("제목").fill(title);
   await promoteForm.getByLabel("권고 사항").fill(advice);
   await promoteForm.getByLabel("주관 부서").selectOption({ label: "문화도서관과" });
-  await promoteForm.getByLabel("우선순위").selectOption({ label: "높음" });
+  await promoteForm.getByLabel("우선순위").selectOption({ label: "상" });
   if (shots) await planner.page.screenshot({ path: join(shots, "web-promote-desktop.png"), fullPage: true });
   await promoteForm.getByRole("button", { name: "과제로 올리기" }).click();
   const promotedItem = planner.page.locator("li.finding", { hasText: title });

@@ -22,6 +22,7 @@ use crate::policy::DocKey;
 mod validate;
 mod warnings;
 
+pub use crate::vocab::{AnnotationKind, Attribution, FindingType, TriageStatus};
 pub use warnings::BundleWarning;
 
 /// Largest bundle read (the sample of two sessions is 160 KB).
@@ -199,15 +200,6 @@ pub struct Criterion {
     pub rest: Rest,
 }
 
-/// How a participant's name may be shown (domain §2.10).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Attribution {
-    NameAndAffiliation,
-    AffiliationOnly,
-    RoleOnly,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Participant {
     pub key: String,
@@ -345,37 +337,6 @@ fn draft() -> String {
     "draft".into()
 }
 
-/// The annotation kinds of domain §2.6.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AnnotationKind {
-    Comment,
-    Question,
-    Answer,
-    Reply,
-    Highlight,
-    Strength,
-    Gap,
-    Lesson,
-    Score,
-}
-
-impl AnnotationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Comment => "comment",
-            Self::Question => "question",
-            Self::Answer => "answer",
-            Self::Reply => "reply",
-            Self::Highlight => "highlight",
-            Self::Strength => "strength",
-            Self::Gap => "gap",
-            Self::Lesson => "lesson",
-            Self::Score => "score",
-        }
-    }
-}
-
 /// Where an annotation points (domain §2.7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -484,19 +445,6 @@ pub struct Reaction {
     pub at: String,
 }
 
-/// Triage statuses (domain §2.9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TriageStatus {
-    Open,
-    Answered,
-    Accepted,
-    Merged,
-    Noted,
-    Deferred,
-    Withdrawn,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriageEntry {
     pub annotation: String,
@@ -509,15 +457,6 @@ pub struct TriageEntry {
     pub finding: Option<String>,
     #[serde(flatten)]
     pub rest: Rest,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingType {
-    Gap,
-    Lesson,
-    Recommendation,
-    OpenQuestion,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -666,19 +605,6 @@ fn place_of(path: &serde_path_to_error::Path) -> String {
         out
     }
 }
-
-pub(crate) const ROLES: [&str; 10] = [
-    "organizer",
-    "facilitator",
-    "scribe",
-    "presenter",
-    "evaluator",
-    "activist",
-    "official",
-    "department_reviewer",
-    "observer",
-    "importer",
-];
 
 impl Bundle {
     /// Reads a bundle; nothing is accepted until all of it has been read and checked.

@@ -8,9 +8,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use super::{err, AnnotationKind, Bundle, BundleError, BundleErrors, Session, Target, ROLES};
+use super::{err, AnnotationKind, Bundle, BundleError, BundleErrors, Session, Target};
 use crate::anchor::{self, Resolution};
 use crate::policy::DocKey;
+use crate::vocab::Role;
 
 /// Every annotation of the bundle by its reference (or id): the session index and its id.
 type AnnotationRefs = HashMap<String, (usize, String)>;
@@ -297,7 +298,7 @@ impl Bundle {
                 &r.participant,
                 &k.people,
             ));
-            if !ROLES.contains(&r.role.as_str()) {
+            if Role::parse(&r.role).is_none() {
                 found.add(Err(err(
                     at(&format!("roles[{i}].role")),
                     format!("unknown role `{}`", r.role),
@@ -394,7 +395,7 @@ impl Bundle {
             ));
         }
         check(at(".author"), "participant", &a.author, &k.people)?;
-        if !ROLES.contains(&a.author_role.as_str()) {
+        if Role::parse(&a.author_role).is_none() {
             return Err(err(
                 at(".author_role"),
                 format!("unknown role `{}`", a.author_role),

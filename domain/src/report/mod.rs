@@ -20,22 +20,8 @@ use crate::bundle::{
 };
 use crate::scoring::{self, Exact, Rated};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Ko,
-    En,
-}
-
-impl std::str::FromStr for Lang {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "ko" => Ok(Lang::Ko),
-            "en" => Ok(Lang::En),
-            o => Err(format!("unknown language `{o}` (ko or en)")),
-        }
-    }
-}
+pub use crate::vocab::Lang;
+use crate::vocab::{ParticipantKind, Priority, Role, Stance};
 
 fn t(lang: Lang, ko: &str, en: &str) -> String {
     match lang {
@@ -184,20 +170,12 @@ pub fn case_scores(b: &Bundle, evaluations: &[&Evaluation], case: &str) -> CaseS
 
 /// A role (or a participant's kind) in Korean and English.
 pub fn role_words(role: &str) -> (&'static str, &'static str) {
-    match role {
-        "organizer" => ("운영", "organizer"),
-        "facilitator" => ("좌장", "chair"),
-        "scribe" => ("기록", "scribe"),
-        "presenter" => ("발표자", "presenter"),
-        "evaluator" => ("평가자", "evaluator"),
-        "activist" => ("활동가", "activist"),
-        "official" => ("공무원", "official"),
-        "expert" => ("전문가", "expert"),
-        "resident" => ("주민", "resident"),
-        "department_reviewer" => ("부서 검토자", "department reviewer"),
-        "observer" => ("방청", "observer"),
-        "importer" => ("가져오기", "import"),
-        _ => ("참여자", "participant"),
+    if let Some(r) = Role::parse(role) {
+        (r.ko(), r.en())
+    } else if let Some(k) = ParticipantKind::parse(role) {
+        (k.ko(), k.en())
+    } else {
+        ("참여자", "participant")
     }
 }
 
@@ -287,18 +265,7 @@ fn short_refs(b: &Bundle, lang: Lang) -> BTreeMap<String, String> {
 
 /// An annotation kind in words.
 fn kind_word(lang: Lang, k: AnnotationKind) -> String {
-    let (ko, en) = match k {
-        AnnotationKind::Comment => ("의견", "comment"),
-        AnnotationKind::Question => ("질의", "question"),
-        AnnotationKind::Answer => ("답변", "answer"),
-        AnnotationKind::Reply => ("댓글", "reply"),
-        AnnotationKind::Highlight => ("하이라이트", "highlight"),
-        AnnotationKind::Strength => ("강점", "strength"),
-        AnnotationKind::Gap => ("부족한 점", "gap"),
-        AnnotationKind::Lesson => ("배울 점", "lesson"),
-        AnnotationKind::Score => ("참고 점수", "reference score"),
-    };
-    t(lang, ko, en)
+    k.word(lang).to_string()
 }
 
 impl<'a> Builder<'a> {
@@ -590,20 +557,14 @@ impl<'a> Builder<'a> {
     }
 
     fn finding_type(&self, k: FindingType) -> String {
-        match k {
-            FindingType::Gap => self.t("부족", "gap"),
-            FindingType::Lesson => self.t("배울 점", "lesson"),
-            FindingType::Recommendation => self.t("제언", "recommendation"),
-            FindingType::OpenQuestion => self.t("추가 검토", "open question"),
-        }
+        k.word(self.lang).to_string()
     }
 
     fn priority(&self, p: Option<&str>) -> String {
         match p {
-            Some("high") => self.t("상", "high"),
-            Some("medium") => self.t("중", "medium"),
-            Some("low") => self.t("하", "low"),
-            Some(o) => o.to_string(),
+            Some(p) => {
+                Priority::parse(p).map_or_else(|| p.to_string(), |p| p.word(self.lang).into())
+            }
             None => "-".into(),
         }
     }
@@ -615,26 +576,11 @@ impl<'a> Builder<'a> {
 
     /// An annotation's triage status in words; `None` is one nobody has decided on yet.
     fn status_word(&self, s: Option<TriageStatus>) -> String {
-        let (ko, en) = match s {
-            None | Some(TriageStatus::Open) => ("미처리", "open"),
-            Some(TriageStatus::Answered) => ("답변됨", "answered"),
-            Some(TriageStatus::Accepted) => ("반영", "accepted"),
-            Some(TriageStatus::Merged) => ("통합", "merged"),
-            Some(TriageStatus::Noted) => ("참고", "noted"),
-            Some(TriageStatus::Deferred) => ("추후검토", "deferred"),
-            Some(TriageStatus::Withdrawn) => ("철회", "withdrawn"),
-        };
-        self.t(ko, en)
+        s.unwrap_or(TriageStatus::Open).word(self.lang).to_string()
     }
 
     fn stance(&self, s: &str) -> String {
-        match s {
-            "accepted" => self.t("수용", "accepted"),
-            "partially_accepted" => self.t("일부수용", "partially accepted"),
-            "not_accepted" => self.t("불수용", "not accepted"),
-            "long_term_review" => self.t("중장기 검토", "long-term review"),
-            o => o.to_string(),
-        }
+        Stance::parse(s).map_or_else(|| s.to_string(), |s| s.word(self.lang).into())
     }
 
     fn finding_block(&self, f: &Finding, out: &mut Vec<Block>) {

@@ -102,9 +102,9 @@ fn context(key: DocKey, phase: Phase) -> DocContext {
 #[test]
 fn policy_decides_every_role_kind_and_phase_as_the_rules_say() {
     let mut wrong = Vec::new();
-    for role in Role::ALL {
+    for &role in Role::ALL {
         for kind in Kind::ALL {
-            for phase in Phase::ALL {
+            for &phase in Phase::ALL {
                 let access = policy::decide(&subject(role), &context(kind.key(role), phase));
                 let got = (access != Access::None, access == Access::Write);
                 let want = expected(role, kind, phase);
@@ -140,7 +140,7 @@ async fn every_role_kind_and_phase_through_real_sockets() {
     let mut failures = Vec::new();
     let mut checked = 0;
     let mut value = 0;
-    for phase in Phase::ALL {
+    for &phase in Phase::ALL {
         set_phase(&server, phase).await;
         for (role, token) in &tokens {
             for kind in Kind::ALL {

@@ -88,9 +88,9 @@ async fn the_korean_report_says_kinds_and_statuses_in_korean() {
     let (ok, md, err) = toron_line(&server, ADMIN, "report HB-BENCH-2012 --format md").await;
     assert!(ok, "{err}");
     // Every kind and status as the documents store them (English words).
-    let english: Vec<&str> = toron_domain::schema::ANNOTATION_KINDS
+    let english: Vec<&str> = toron_domain::vocab::AnnotationKind::NAMES
         .iter()
-        .chain(toron_domain::schema::TRIAGE_STATUSES.iter())
+        .chain(toron_domain::vocab::TriageStatus::NAMES.iter())
         .copied()
         .collect();
     let cells: Vec<&str> = md
