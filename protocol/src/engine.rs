@@ -208,7 +208,27 @@ struct PeerDoc {
     sent_changes: bool,
     /// Messages that asked for the whole document again after it was sent on this connection.
     resyncs: u32,
+    /// Changes this connection sent whose dependencies it has not sent yet (its Bloom filter
+    /// check took one of them for a change the server has): kept, unchecked and unapplied,
+    /// until the dependencies come (see [`MAX_WAITING_CHANGES`]).
+    waiting: Vec<Change>,
+    /// The dependencies of `waiting` the server lacks: asked for in the next message's `need`.
+    wants: Vec<ChangeHash>,
+    /// Messages this connection sent while changes of it were waiting.
+    waited: u32,
 }
+
+/// Messages a connection may send while some of its changes wait for their dependencies,
+/// before it is closed (see [`PeerDoc::waited`]).
+pub const MAX_WAITING_MESSAGES: u32 = 4;
+
+/// Changes one connection may have waiting for their dependencies. Automerge's sync protocol
+/// lets a sender's Bloom filter check withhold a change the receiver lacks and send its
+/// successors; automerge queues them and asks for the missing one by hash. The engine does
+/// likewise but keeps them aside, so that every change is checked (permissions, content,
+/// actors) only when its whole history is there. Past this bound, or past one message's
+/// inflated bytes ([`EngineConfig::max_inflated_bytes_per_message`]), the sender is closed.
+pub const MAX_WAITING_CHANGES: usize = 256;
 
 /// Times one connection may ask for the whole document again (a message with no heads) after
 /// it was sent: each costs the server the whole document for a few bytes. A client that
@@ -472,6 +492,9 @@ impl DocEngine {
                         refusals: 0,
                         sent_changes: false,
                         resyncs: 0,
+                        waiting: Vec::new(),
+                        wants: Vec::new(),
+                        waited: 0,
                     });
                     if kind == SyncKind::Sync {
                         entry.requested_only = false;
@@ -499,10 +522,32 @@ impl DocEngine {
         };
         let mut decoded = std::mem::take(&mut st.decoded);
         for (conn, msg) in decoded.iter_mut() {
+            let conn = *conn;
+            if st.rejected.contains(&conn) {
+                continue;
+            }
+            // A sender that answered the server's `need` several times without what its
+            // waiting changes depend on will not send it (automerge sends no change twice on
+            // one connection): closed, as before waiting, it reconnects and syncs afresh.
+            if let Some(pd) = self
+                .peers
+                .get_mut(&conn)
+                .filter(|pd| !pd.waiting.is_empty())
+            {
+                pd.waited += 1;
+                if pd.waited > MAX_WAITING_MESSAGES {
+                    st.rejected.insert(conn);
+                    let refusal = self.reject(
+                        conn,
+                        "invalid changes: their dependencies never came; sync again".into(),
+                    );
+                    st.actions.push(refusal);
+                    continue;
+                }
+            }
             if msg.changes.is_empty() {
                 continue;
             }
-            let conn = *conn;
             let mut new = Vec::new();
             let mut bad = None;
             // Within what one message may inflate to (what the document may still grow by is
@@ -534,6 +579,15 @@ impl DocEngine {
                 st.actions.push(refusal);
                 continue;
             }
+            let new = match self.wait_for_dependencies(conn, new, st) {
+                Ok(ready) => ready,
+                Err(why) => {
+                    st.rejected.insert(conn);
+                    let refusal = self.reject(conn, format!("invalid changes: {why}"));
+                    st.actions.push(refusal);
+                    continue;
+                }
+            };
             if new.is_empty() {
                 continue;
             }
@@ -892,6 +946,78 @@ impl DocEngine {
         Action::Close { conn, reason }
     }
 
+    /// `new` (from `conn`) with the changes it had waiting, split: those whose whole history
+    /// is in the document, this batch or among them (returned, in causal order), and those
+    /// still waiting for a dependency (kept on the connection, the dependencies asked for).
+    /// `Err` when more than [`MAX_WAITING_CHANGES`] would wait.
+    fn wait_for_dependencies(
+        &mut self,
+        conn: ConnId,
+        new: Vec<Change>,
+        st: &StepState,
+    ) -> Result<Vec<Change>, String> {
+        let Some(pd) = self.peers.get_mut(&conn) else {
+            return Ok(new);
+        };
+        let mut pending: Vec<Change> = std::mem::take(&mut pd.waiting);
+        pd.wants.clear();
+        let listed: std::collections::HashSet<ChangeHash> = new.iter().map(Change::hash).collect();
+        pending.retain(|c| {
+            !listed.contains(&c.hash()) && self.doc.get_change_by_hash(&c.hash()).is_none()
+        });
+        pending.extend(new);
+        let mut there: std::collections::HashSet<ChangeHash> = st.origin.keys().copied().collect();
+        let mut ready = Vec::new();
+        // Each round takes the changes whose dependencies are all there: causal order.
+        loop {
+            let before = pending.len();
+            let mut rest = Vec::new();
+            for c in pending {
+                let all = c
+                    .deps()
+                    .iter()
+                    .all(|d| there.contains(d) || self.doc.get_change_by_hash(d).is_some());
+                if all {
+                    there.insert(c.hash());
+                    ready.push(c);
+                } else {
+                    rest.push(c);
+                }
+            }
+            pending = rest;
+            if pending.len() == before || pending.is_empty() {
+                break;
+            }
+        }
+        let held: u64 = pending.iter().map(|c| c.raw_bytes().len() as u64).sum();
+        if pending.len() > MAX_WAITING_CHANGES || held > self.config.max_inflated_bytes_per_message
+        {
+            return Err(format!(
+                "{} changes ({held} bytes) wait for dependencies that never came (at most {MAX_WAITING_CHANGES}, and one message's bytes)",
+                pending.len()
+            ));
+        }
+        let waiting: std::collections::HashSet<ChangeHash> =
+            pending.iter().map(Change::hash).collect();
+        let mut wants: Vec<ChangeHash> = pending
+            .iter()
+            .flat_map(|c| c.deps().to_vec())
+            .filter(|d| {
+                !waiting.contains(d)
+                    && !there.contains(d)
+                    && self.doc.get_change_by_hash(d).is_none()
+            })
+            .collect();
+        wants.sort();
+        wants.dedup();
+        if pending.is_empty() {
+            pd.waited = 0;
+        }
+        pd.waiting = pending;
+        pd.wants = wants;
+        Ok(ready)
+    }
+
     /// Whether a sender's new changes can be applied as they are: each one's dependencies are
     /// in the document or among them, and each actor it names is one the document has, or
     /// one they introduce (an actor's first change). Automerge panics applying a change that
@@ -1014,8 +1140,17 @@ impl DocEngine {
                 }
                 continue;
             }
-            if let Some(m) = self.doc.generate_sync_message(&mut pd.state) {
+            if let Some(mut m) = self.doc.generate_sync_message(&mut pd.state) {
                 pd.sent_changes |= !m.changes.is_empty();
+                // The dependencies of its waiting changes, asked for by hash.
+                pd.wants
+                    .retain(|h| self.doc.get_change_by_hash(h).is_none());
+                if !pd.wants.is_empty() {
+                    m.need.extend(pd.wants.iter().copied());
+                    // Encoded sorted, as automerge writes them.
+                    m.need.sort();
+                    m.need.dedup();
+                }
                 actions.push(Action::Send {
                     conn,
                     message: Message::Sync {
@@ -1254,6 +1389,105 @@ mod tests {
             actions.iter().any(|a| matches!(a, Action::Close { reason, .. } if reason.contains("whose changes the document does not have"))),
             "{actions:?}"
         );
+        assert!(engine.doc().get_heads().is_empty());
+    }
+
+    /// A sender whose Bloom filter check took one of its changes (Y) for one the server has
+    /// sends Y's successor X alone (CI's load generator met it under many writers). As
+    /// automerge does, the engine keeps X and asks for Y by hash; nobody is closed, and both
+    /// are checked and applied when Y comes.
+    #[test]
+    fn a_change_whose_dependency_is_still_to_come_waits_and_the_dependency_is_asked_for() {
+        use automerge::transaction::Transactable;
+        let mut client = automerge::AutoCommit::new();
+        client.put(automerge::ROOT, "a", 1).expect("put");
+        let y = client.get_changes(&[])[0].clone();
+        let before = client.get_heads();
+        client.put(automerge::ROOT, "b", 2).expect("put");
+        let x = client.get_changes(&before)[0].clone();
+        let (mut engine, actions) = one_peer_chunk(x.raw_bytes());
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Close { .. })),
+            "X alone closes nothing: {actions:?}"
+        );
+        let asked = actions.iter().any(|a| match a {
+            Action::Send {
+                message: Message::Sync { data, .. },
+                ..
+            } => automerge::sync::Message::decode(data).is_ok_and(|m| m.need.contains(&y.hash())),
+            _ => false,
+        });
+        assert!(asked, "the next message to the sender needs Y: {actions:?}");
+        assert!(
+            engine.doc().get_heads().is_empty(),
+            "X is not applied alone"
+        );
+        // Y comes: both are taken, in order.
+        let message = automerge::sync::Message {
+            heads: vec![x.hash()],
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![y.raw_bytes().to_vec()].into(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        };
+        engine.push(Input::Sync {
+            conn: ConnId(1),
+            peer: PeerId::new("peer").expect("peer"),
+            kind: SyncKind::Sync,
+            data: message.encode(),
+            grant: Grant::open(),
+        });
+        let actions = engine.step(1, &mut NoGate);
+        let appended = actions.iter().find_map(|a| match a {
+            Action::Append { batch, changes } => Some((*batch, changes.len())),
+            _ => None,
+        });
+        assert_eq!(appended.map(|a| a.1), Some(2), "{actions:?}");
+        assert_eq!(engine.doc().get_heads(), vec![x.hash()]);
+    }
+
+    /// A sender that never sends what its waiting change depends on is closed after a few
+    /// messages (its client reconnects and syncs afresh), not kept waiting for good.
+    #[test]
+    fn a_dependency_that_never_comes_closes_its_sender_after_a_few_messages() {
+        use automerge::transaction::Transactable;
+        let mut client = automerge::AutoCommit::new();
+        client.put(automerge::ROOT, "a", 1).expect("put");
+        let before = client.get_heads();
+        client.put(automerge::ROOT, "b", 2).expect("put");
+        let x = client.get_changes(&before)[0].clone();
+        let (mut engine, _) = one_peer_chunk(x.raw_bytes());
+        let mut closed = false;
+        for i in 0..=MAX_WAITING_MESSAGES {
+            let message = automerge::sync::Message {
+                heads: vec![x.hash()],
+                need: Vec::new(),
+                have: Vec::new(),
+                changes: Vec::<Vec<u8>>::new().into(),
+                flags: None,
+                version: automerge::sync::MessageVersion::V1,
+            };
+            engine.push(Input::Sync {
+                conn: ConnId(1),
+                peer: PeerId::new("peer").expect("peer"),
+                kind: SyncKind::Sync,
+                data: message.encode(),
+                grant: Grant::open(),
+            });
+            let actions = engine.step(u64::from(i) + 1, &mut NoGate);
+            closed = actions.iter().any(
+                |a| matches!(a, Action::Close { reason, .. } if reason.contains("never came")),
+            );
+            if closed {
+                assert_eq!(
+                    i, MAX_WAITING_MESSAGES,
+                    "closed after the bound, not before"
+                );
+                break;
+            }
+        }
+        assert!(closed, "the sender is closed");
         assert!(engine.doc().get_heads().is_empty());
     }
 
