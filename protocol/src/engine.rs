@@ -959,26 +959,30 @@ impl DocEngine {
         let Some(pd) = self.peers.get_mut(&conn) else {
             return Ok(new);
         };
-        let mut pending: Vec<Change> = std::mem::take(&mut pd.waiting);
+        let doc = &self.doc;
+        let mut pending = std::mem::take(&mut pd.waiting);
         pd.wants.clear();
-        let listed: std::collections::HashSet<ChangeHash> = new.iter().map(Change::hash).collect();
-        pending.retain(|c| {
-            !listed.contains(&c.hash()) && self.doc.get_change_by_hash(&c.hash()).is_none()
-        });
+        if !pending.is_empty() {
+            let listed: std::collections::HashSet<ChangeHash> =
+                new.iter().map(Change::hash).collect();
+            pending.retain(|c| {
+                !listed.contains(&c.hash()) && doc.get_change_by_hash(&c.hash()).is_none()
+            });
+        }
         pending.extend(new);
-        let mut there: std::collections::HashSet<ChangeHash> = st.origin.keys().copied().collect();
+        // Taken before them in this call; with the document and this batch, what is there.
+        let mut taken: std::collections::HashSet<ChangeHash> = std::collections::HashSet::new();
+        let there = |d: &ChangeHash, taken: &std::collections::HashSet<ChangeHash>| {
+            taken.contains(d) || st.origin.contains_key(d) || doc.get_change_by_hash(d).is_some()
+        };
         let mut ready = Vec::new();
         // Each round takes the changes whose dependencies are all there: causal order.
         loop {
             let before = pending.len();
             let mut rest = Vec::new();
             for c in pending {
-                let all = c
-                    .deps()
-                    .iter()
-                    .all(|d| there.contains(d) || self.doc.get_change_by_hash(d).is_some());
-                if all {
-                    there.insert(c.hash());
+                if c.deps().iter().all(|d| there(d, &taken)) {
+                    taken.insert(c.hash());
                     ready.push(c);
                 } else {
                     rest.push(c);
@@ -988,6 +992,10 @@ impl DocEngine {
             if pending.len() == before || pending.is_empty() {
                 break;
             }
+        }
+        if pending.is_empty() {
+            pd.waited = 0;
+            return Ok(ready);
         }
         let held: u64 = pending.iter().map(|c| c.raw_bytes().len() as u64).sum();
         if pending.len() > MAX_WAITING_CHANGES || held > self.config.max_inflated_bytes_per_message
@@ -1002,34 +1010,23 @@ impl DocEngine {
         let mut wants: Vec<ChangeHash> = pending
             .iter()
             .flat_map(|c| c.deps().to_vec())
-            .filter(|d| {
-                !waiting.contains(d)
-                    && !there.contains(d)
-                    && self.doc.get_change_by_hash(d).is_none()
-            })
+            .filter(|d| !waiting.contains(d) && !there(d, &taken))
             .collect();
         wants.sort();
         wants.dedup();
-        if pending.is_empty() {
-            pd.waited = 0;
-        }
         pd.waiting = pending;
         pd.wants = wants;
         Ok(ready)
     }
 
-    /// Whether a sender's new changes can be applied as they are: each one's dependencies are
-    /// in the document or among them, and each actor it names is one the document has, or
-    /// one they introduce (an actor's first change). Automerge panics applying a change that
-    /// names an actor its history does not have (found by the `inflate` fuzz target) — one
-    /// sender's bytes would cut everyone off the document — and keeps a change with missing
-    /// dependencies aside, to apply it later unchecked.
+    /// Whether a sender's new changes — each with its dependencies there, as
+    /// [`DocEngine::wait_for_dependencies`] left them (Automerge would keep a change with
+    /// missing dependencies aside, to apply it later unchecked) — can be applied as they are:
+    /// each actor a change names is one the document has, or one they introduce (an actor's
+    /// first change). Automerge panics applying a change that names an actor its history does
+    /// not have (found by the `inflate` fuzz target) — one sender's bytes would cut everyone
+    /// off the document.
     fn whole_history(&mut self, new: &[Change], st: &StepState) -> Result<(), String> {
-        let hashes: std::collections::HashSet<ChangeHash> = new
-            .iter()
-            .map(Change::hash)
-            .chain(st.origin.keys().copied())
-            .collect();
         let doc = &self.doc;
         let known = self.actors.get_or_insert_with(|| {
             let mut last = std::collections::HashMap::new();
@@ -1046,16 +1043,6 @@ impl DocEngine {
             .chain(st.introduced.iter())
             .collect();
         for c in new {
-            if let Some(d) = c
-                .deps()
-                .iter()
-                .find(|d| !hashes.contains(d) && doc.get_change_by_hash(d).is_none())
-            {
-                return Err(format!(
-                    "change {} depends on {d}, which neither the document nor this message has",
-                    c.hash()
-                ));
-            }
             if let Some(a) = c
                 .actors()
                 .find(|a| !known.contains_key(*a) && !introduced.contains(a))
@@ -1423,21 +1410,7 @@ mod tests {
             "X is not applied alone"
         );
         // Y comes: both are taken, in order.
-        let message = automerge::sync::Message {
-            heads: vec![x.hash()],
-            need: Vec::new(),
-            have: Vec::new(),
-            changes: vec![y.raw_bytes().to_vec()].into(),
-            flags: None,
-            version: automerge::sync::MessageVersion::V1,
-        };
-        engine.push(Input::Sync {
-            conn: ConnId(1),
-            peer: PeerId::new("peer").expect("peer"),
-            kind: SyncKind::Sync,
-            data: message.encode(),
-            grant: Grant::open(),
-        });
+        push_changes(&mut engine, vec![x.hash()], vec![y.raw_bytes().to_vec()]);
         let actions = engine.step(1, &mut NoGate);
         let appended = actions.iter().find_map(|a| match a {
             Action::Append { batch, changes } => Some((*batch, changes.len())),
@@ -1460,21 +1433,7 @@ mod tests {
         let (mut engine, _) = one_peer_chunk(x.raw_bytes());
         let mut closed = false;
         for i in 0..=MAX_WAITING_MESSAGES {
-            let message = automerge::sync::Message {
-                heads: vec![x.hash()],
-                need: Vec::new(),
-                have: Vec::new(),
-                changes: Vec::<Vec<u8>>::new().into(),
-                flags: None,
-                version: automerge::sync::MessageVersion::V1,
-            };
-            engine.push(Input::Sync {
-                conn: ConnId(1),
-                peer: PeerId::new("peer").expect("peer"),
-                kind: SyncKind::Sync,
-                data: message.encode(),
-                grant: Grant::open(),
-            });
+            push_changes(&mut engine, vec![x.hash()], Vec::new());
             let actions = engine.step(u64::from(i) + 1, &mut NoGate);
             closed = actions.iter().any(
                 |a| matches!(a, Action::Close { reason, .. } if reason.contains("never came")),
@@ -1491,16 +1450,18 @@ mod tests {
         assert!(engine.doc().get_heads().is_empty());
     }
 
-    /// A fresh engine given `chunk` as a peer's whole `changes` entry, and what it did.
-    fn one_peer_chunk(chunk: &[u8]) -> (DocEngine, Vec<Action>) {
-        let server = PeerId::new("server").expect("peer");
-        let id = DocumentId::from_bytes([5; 16]);
-        let mut engine = DocEngine::new(id, server, Automerge::new(), EngineConfig::default());
+    /// Pushes, as peer `peer` on connection 1, a sync message whose heads are `heads` and
+    /// whose `changes` entry holds `chunks`.
+    fn push_changes(
+        engine: &mut DocEngine,
+        heads: Vec<automerge::ChangeHash>,
+        chunks: Vec<Vec<u8>>,
+    ) {
         let message = automerge::sync::Message {
-            heads: Vec::new(),
+            heads,
             need: Vec::new(),
             have: Vec::new(),
-            changes: vec![chunk.to_vec()].into(),
+            changes: chunks.into(),
             flags: None,
             version: automerge::sync::MessageVersion::V1,
         };
@@ -1511,6 +1472,14 @@ mod tests {
             data: message.encode(),
             grant: Grant::open(),
         });
+    }
+
+    /// A fresh engine given `chunk` as a peer's whole `changes` entry, and what it did.
+    fn one_peer_chunk(chunk: &[u8]) -> (DocEngine, Vec<Action>) {
+        let server = PeerId::new("server").expect("peer");
+        let id = DocumentId::from_bytes([5; 16]);
+        let mut engine = DocEngine::new(id, server, Automerge::new(), EngineConfig::default());
+        push_changes(&mut engine, Vec::new(), vec![chunk.to_vec()]);
         let actions = engine.step(0, &mut NoGate);
         (engine, actions)
     }
