@@ -15,6 +15,7 @@ pub mod after;
 pub mod annotate;
 pub mod bench;
 pub mod cli;
+mod cmd;
 pub mod commands;
 pub mod history;
 pub mod import;

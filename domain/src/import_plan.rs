@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::bundle::{Bundle, Session as BundleSession};
-use crate::policy::{DocKey, Role, Scope};
+use crate::policy::{DocKey, Phase, Role, Scope};
 use crate::registry::{Case, Participant, Session};
 
 /// The participant that wrote imported content before importers were per series.
@@ -31,11 +31,11 @@ pub fn scoped(kind: &str, series: &str) -> String {
 }
 
 /// While content is written, a session may not be `published` (nothing could be written).
-pub fn phase_during_import(phase: &str) -> String {
-    if phase == "published" {
-        "reporting".into()
+pub fn phase_during_import(phase: Phase) -> Phase {
+    if phase == Phase::Published {
+        Phase::Reporting
     } else {
-        phase.to_string()
+        phase
     }
 }
 
@@ -89,11 +89,8 @@ pub fn plan(b: &Bundle) -> Result<Plan, serde_json::Error> {
             key: x.key.clone(),
             name: x.name.clone(),
             affiliation: x.affiliation.clone(),
-            kind: x.kind.clone(),
-            attribution: serde_json::to_value(x.attribution)?
-                .as_str()
-                .unwrap_or("role_only")
-                .to_string(),
+            kind: x.kind.into(),
+            attribution: x.attribution,
             department: x.department.clone(),
         });
     }
@@ -203,7 +200,8 @@ fn plan_session(p: &mut Plan, series: &str, s: &BundleSession) -> Result<(), ser
         key: s.key.clone(),
         series: series.to_string(),
         title: s.title.clone(),
-        phase: phase_during_import(&s.phase),
+        // (`Bundle::parse` refused an unknown phase with the bundle's other problems.)
+        phase: phase_during_import(s.phase.parse().map_err(serde::de::Error::custom)?),
         facilitator: s.facilitator.clone(),
         item: None,
     });
@@ -349,8 +347,8 @@ mod tests {
 
     #[test]
     fn a_published_session_is_written_while_reporting() {
-        assert_eq!(phase_during_import("published"), "reporting");
-        assert_eq!(phase_during_import("live"), "live");
+        assert_eq!(phase_during_import(Phase::Published), Phase::Reporting);
+        assert_eq!(phase_during_import(Phase::Live), Phase::Live);
         assert!(is_importer(&importer_of("S1")) && is_importer(IMPORTER));
         assert!(!is_importer("toron-importers"));
     }

@@ -73,7 +73,7 @@ pub fn needed_documents(h: Holdings<'_>) -> BTreeMap<DocKey, String> {
     let holds = |role: Role, session: &str, series: &str| -> Vec<&str> {
         h.grants
             .iter()
-            .filter(|g| g.role() == Some(role))
+            .filter(|g| g.role == role)
             .filter(|g| match g.scope() {
                 Scope::Session(x) => x == session,
                 Scope::Series(x) => x == series,
@@ -102,7 +102,7 @@ pub fn needed_documents(h: Holdings<'_>) -> BTreeMap<DocKey, String> {
         }
     }
     for g in h.grants {
-        let (Some(role), Scope::Session(session)) = (g.role(), g.scope()) else {
+        let (role, Scope::Session(session)) = (g.role, g.scope()) else {
             continue;
         };
         let Some(series) = series_of.get(session.as_str()) else {
@@ -180,6 +180,7 @@ pub fn skeleton_change(key: &DocKey) -> Result<automerge::Change, JsonError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Phase;
 
     fn grant(p: &str, role: Role, scope: Scope) -> RoleGrant {
         RoleGrant::new(p, role, &scope)
@@ -191,7 +192,7 @@ mod tests {
             key: "S8".into(),
             series: "BM".into(),
             title: String::new(),
-            phase: "scheduled".into(),
+            phase: Phase::Scheduled,
             facilitator: None,
             item: None,
         }];

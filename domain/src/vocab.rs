@@ -101,6 +101,13 @@ macro_rules! vocabulary {
                 f.write_str(self.as_str())
             }
         }
+
+        /// A value equals its stored word (`Phase::Live == "live"`).
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
     };
 }
 

@@ -66,6 +66,20 @@ impl fmt::Display for DocumentId {
     }
 }
 
+/// Stored and shown as its text (base58check), as automerge-repo names it.
+impl serde::Serialize for DocumentId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DocumentId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for DocumentId {
     type Err = IdError;
 

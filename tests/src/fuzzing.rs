@@ -323,7 +323,7 @@ fn api_server() -> &'static ApiServer {
             let p = toron_server::registry::Participant::new(
                 "P-org-BM",
                 "series organizer",
-                "official",
+                toron_domain::vocab::ParticipantKind::Official,
             );
             reg.add_participant("admin", p)
                 .await

@@ -126,6 +126,7 @@ pub async fn token_of(server: &Running, participant: &str) -> String {
 ///
 /// [`Participant::new`]: toron_server::registry::Participant::new
 pub async fn add_participant(server: &Running, key: &str, name: &str, kind: &str) {
+    let kind: toron_domain::registry::Kind = kind.parse().expect("a participant kind");
     let p = toron_server::registry::Participant::new(key, name, kind);
     server
         .registry()
@@ -171,7 +172,7 @@ pub fn items(v: &serde_json::Value) -> &[serde_json::Value] {
 pub async fn set_phase(server: &Running, session: &str, phase: &str) {
     let reg = server.registry();
     let mut s = reg.session(session).expect("the session");
-    s.phase = phase.into();
+    s.phase = phase.parse().expect("a phase");
     reg.put_session("admin", s).await.expect("phase");
 }
 

@@ -5,6 +5,7 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT};
 use toron_cli::sync_client::{url_with_token, ClientError, Connection, DocSync};
 use toron_domain::policy::{DocKey, Phase, Role, Scope};
+use toron_domain::vocab::{Attribution, ParticipantKind};
 use toron_protocol::DocumentId;
 use toron_server::registry::{Case, Participant, Session};
 use toron_server::Running;
@@ -146,7 +147,7 @@ pub async fn set_up(server: &Running) -> Vec<(Role, String)> {
             key: SESSION.into(),
             series: SERIES.into(),
             title: "도서관".into(),
-            phase: "draft".into(),
+            phase: Phase::Draft,
             facilitator: Some(who(Role::Facilitator)),
             item: None,
         },
@@ -159,7 +160,7 @@ pub async fn set_up(server: &Running) -> Vec<(Role, String)> {
             key: "S2".into(),
             series: SERIES.into(),
             title: "돌봄".into(),
-            phase: "live".into(),
+            phase: Phase::Live,
             facilitator: None,
             item: None,
         },
@@ -176,8 +177,8 @@ pub async fn set_up(server: &Running) -> Vec<(Role, String)> {
                 key: key.clone(),
                 name: key.clone(),
                 affiliation: String::new(),
-                kind: "expert".into(),
-                attribution: "role_only".into(),
+                kind: ParticipantKind::Expert.into(),
+                attribution: Attribution::RoleOnly,
                 department,
             },
         )

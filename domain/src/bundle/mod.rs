@@ -17,12 +17,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::anchor::{self, Position, Quote};
-use crate::policy::DocKey;
+use crate::policy::{DocKey, Phase};
 
 mod validate;
 mod warnings;
 
-pub use crate::vocab::{AnnotationKind, Attribution, FindingType, TriageStatus};
+pub use crate::vocab::{AnnotationKind, Attribution, FindingType, ParticipantKind, TriageStatus};
 pub use warnings::BundleWarning;
 
 /// Largest bundle read (the sample of two sessions is 160 KB).
@@ -206,7 +206,7 @@ pub struct Participant {
     pub name: String,
     #[serde(default)]
     pub affiliation: String,
-    pub kind: String,
+    pub kind: ParticipantKind,
     #[serde(default)]
     pub department: Option<String>,
     #[serde(default)]
@@ -244,6 +244,8 @@ pub struct Session {
     pub facilitator: Option<String>,
     #[serde(default)]
     pub governments: Vec<String>,
+    /// Checked with every other problem of the bundle ([`Bundle::parse`]), then read as a
+    /// [`Phase`] where it is used.
     #[serde(default = "scheduled")]
     pub phase: String,
     #[serde(default)]
@@ -268,7 +270,7 @@ pub struct Session {
 }
 
 fn scheduled() -> String {
-    "scheduled".into()
+    Phase::Scheduled.as_str().into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

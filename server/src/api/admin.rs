@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use toron_domain::policy::{Access, DocKey, Phase, Role, Runs, Scope};
+use toron_domain::vocab::{Attribution, ParticipantKind};
 
 use crate::api::auth::{require_series, require_token_authority, Caller, Organizer};
 use crate::api::error::{api_err, bad_request, created, not_found, ApiError, ApiResult, JsonBody};
@@ -125,45 +126,26 @@ struct NewParticipant {
     #[serde(default)]
     affiliation: String,
     #[serde(default = "default_kind")]
-    kind: String,
+    kind: ParticipantKind,
     #[serde(default)]
-    attribution: Option<String>,
+    attribution: Option<Attribution>,
     #[serde(default)]
     department: Option<String>,
 }
 
-fn default_kind() -> String {
-    "activist".into()
+fn default_kind() -> ParticipantKind {
+    ParticipantKind::Activist
 }
 
 async fn add_participant(
     Organizer(state, by): Organizer,
     JsonBody(n): JsonBody<NewParticipant>,
 ) -> ApiResult {
-    if !matches!(
-        n.kind.as_str(),
-        "official" | "expert" | "activist" | "resident"
-    ) {
-        return Err(bad_request(
-            "kind is one of official, expert, activist, resident",
-        ));
-    }
     // Private citizens are shown by affiliation unless they choose otherwise (PIPA).
-    let attribution = n.attribution.unwrap_or_else(|| {
-        if matches!(n.kind.as_str(), "activist" | "resident") {
-            "affiliation_only".into()
-        } else {
-            "name_and_affiliation".into()
-        }
+    let attribution = n.attribution.unwrap_or(match n.kind {
+        ParticipantKind::Activist | ParticipantKind::Resident => Attribution::AffiliationOnly,
+        ParticipantKind::Official | ParticipantKind::Expert => Attribution::NameAndAffiliation,
     });
-    if !matches!(
-        attribution.as_str(),
-        "name_and_affiliation" | "affiliation_only" | "role_only"
-    ) {
-        return Err(bad_request(
-            "attribution is one of name_and_affiliation, affiliation_only, role_only",
-        ));
-    }
     let reg = &state.hub.registry;
     // A department as the series list it (a name is taken for its key): the export writes
     // it back and an import checks it.
@@ -175,7 +157,7 @@ async fn add_participant(
         key: n.key.clone(),
         name: n.name,
         affiliation: n.affiliation,
-        kind: n.kind,
+        kind: n.kind.into(),
         attribution,
         department,
     };
@@ -287,7 +269,7 @@ struct SessionBody {
     #[serde(default)]
     title: String,
     #[serde(default)]
-    phase: Option<String>,
+    phase: Option<Phase>,
     #[serde(default)]
     facilitator: Option<String>,
 }
@@ -300,7 +282,7 @@ async fn add_session(
         key: b.key,
         series: b.series,
         title: b.title,
-        phase: b.phase.unwrap_or_else(|| Phase::Draft.as_str().to_string()),
+        phase: b.phase.unwrap_or(Phase::Draft),
         facilitator: b.facilitator,
         item: None,
     };
@@ -318,15 +300,11 @@ async fn add_session(
 
 #[derive(Debug, Deserialize)]
 struct PhaseBody {
-    phase: String,
+    phase: Phase,
     /// Needed to move a session back (`live` → `scheduled`): it takes rights away from the
     /// people in the hall, so it is never done by mistake.
     #[serde(default)]
     force: bool,
-}
-
-fn phase_rank(p: &str) -> Option<usize> {
-    Phase::ALL.iter().position(|x| x.as_str() == p)
 }
 
 /// The session `key` and what `who` may change of it as it runs (policy decides: its
@@ -361,9 +339,9 @@ async fn set_phase(
     Path(key): Path<String>,
     JsonBody(b): JsonBody<PhaseBody>,
 ) -> ApiResult {
-    let phase: Phase = b.phase.parse().map_err(bad_request)?;
+    let phase = b.phase;
     let (mut s, runs) = running_session(&state, &by, &key)?;
-    let from: Phase = s.phase.parse().map_err(bad_request)?;
+    let from = s.phase;
     if from != phase && !runs.may_move(from, phase) {
         return Err(api_err(
             StatusCode::FORBIDDEN,
@@ -373,7 +351,8 @@ async fn set_phase(
             ),
         ));
     }
-    if !b.force && phase_rank(phase.as_str()) < phase_rank(&s.phase) {
+    // Phases are ordered as a session lives them.
+    if !b.force && phase < from {
         return Err(api_err(
             StatusCode::CONFLICT,
             "phase_backwards",
@@ -385,7 +364,7 @@ async fn set_phase(
             ),
         ));
     }
-    s.phase = phase.as_str().to_string();
+    s.phase = phase;
     state.hub.registry.put_session(&by, s.clone()).await?;
     state.hub.tell_session_state(&s);
     Ok(Json(s).into_response())

@@ -21,10 +21,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use toron_domain::bundle::{Bundle, MAX_BUNDLE_BYTES};
-use toron_domain::policy::{Role, Scope};
+use toron_domain::policy::{Phase, Role, Scope};
+use toron_domain::registry::Kind;
+use toron_domain::vocab::Attribution;
 
 use crate::api::auth::{organizer, require_series, Organizer};
-use crate::api::error::{api_err, bad_request, not_found, ApiError, JsonBody};
+use crate::api::error::{api_err, not_found, ApiError, JsonBody};
 use crate::api::state::AppState;
 use crate::registry::{Participant, Registry, RegistryError, Session};
 use toron_domain::import_plan::importer_of;
@@ -208,7 +210,7 @@ async fn apply(reg: &Registry, by: &str, p: Plan, dry: bool) -> Result<Counts, R
         // An existing session keeps the phase it has reached.
         let s = match existing {
             Some(e) => Session {
-                phase: e.phase.clone(),
+                phase: e.phase,
                 item: e.item.clone(),
                 ..s
             },
@@ -315,8 +317,8 @@ async fn import(
                 key: importer.clone(),
                 name: "Toron import".into(),
                 affiliation: String::new(),
-                kind: "service".into(),
-                attribution: "role_only".into(),
+                kind: Kind::SERVICE,
+                attribution: Attribution::RoleOnly,
                 department: None,
             },
         )
@@ -361,7 +363,7 @@ struct Applied {
     /// created; for the others only with `set_phases` (a live session is not moved back by a
     /// re-import that adds a walk-in participant).
     #[serde(default)]
-    phases: BTreeMap<String, String>,
+    phases: BTreeMap<String, Phase>,
     #[serde(default)]
     set_phases: bool,
 }
@@ -405,19 +407,16 @@ async fn applied(
         .unwrap_or_default();
     let mut moved = BTreeMap::new();
     let mut kept = BTreeMap::new();
-    for (session, phase) in &a.phases {
-        phase
-            .parse::<toron_domain::policy::Phase>()
-            .map_err(bad_request)?;
+    for (session, &phase) in &a.phases {
         let Some(mut s) = reg.session(session) else {
             continue;
         };
-        if s.phase == *phase {
+        if s.phase == phase {
             continue;
         }
         if a.set_phases || new_sessions.contains(&session.as_str()) {
             moved.insert(session.clone(), json!({ "from": s.phase, "to": phase }));
-            s.phase = phase.clone();
+            s.phase = phase;
             reg.put_session(&by, s).await?;
         } else {
             kept.insert(

@@ -16,6 +16,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use toron_domain::policy::Role;
+use toron_domain::registry::Kind;
 
 use crate::api::auth::{require_series, require_token_authority, Organizer};
 use crate::api::error::{api_err, not_found, ApiError, JsonBody};
@@ -70,16 +72,16 @@ struct InviteBody {
 }
 
 /// The order of roles on the sheet: the chair and presenters first, the hall after.
-const ROLE_ORDER: [&str; 9] = [
-    "facilitator",
-    "presenter",
-    "evaluator",
-    "official",
-    "activist",
-    "scribe",
-    "department_reviewer",
-    "observer",
-    "organizer",
+const ROLE_ORDER: [Role; 9] = [
+    Role::Facilitator,
+    Role::Presenter,
+    Role::Evaluator,
+    Role::Official,
+    Role::Activist,
+    Role::Scribe,
+    Role::DepartmentReviewer,
+    Role::Observer,
+    Role::Organizer,
 ];
 
 /// A QR code of `text` as an SVG element (black on white, with its quiet zone).
@@ -131,14 +133,14 @@ async fn invites(
             url::Host::Ipv6(ip) => ip.is_loopback(),
         });
     // Everyone with a role in this session, the chair and presenters first.
-    let mut people: Vec<(usize, String, String, String)> = Vec::new();
+    let mut people: Vec<(usize, String, String, Role)> = Vec::new();
     for p in reg.participants() {
         // The import's service principal is nobody to invite.
-        if p.kind == "service" {
+        if p.kind == Kind::SERVICE {
             continue;
         }
         // The series' organizers and department reviewers take part too.
-        let roles: Vec<String> = reg
+        let roles: Vec<Role> = reg
             .grants_in_session(&p.key, &key, Some(&session.series), false)
             .into_iter()
             .map(|g| g.role)
@@ -146,7 +148,7 @@ async fn invites(
         let Some(role) = roles.iter().min_by_key(|r| {
             ROLE_ORDER
                 .iter()
-                .position(|o| o == r)
+                .position(|o| o == *r)
                 .unwrap_or(ROLE_ORDER.len())
         }) else {
             continue;
@@ -155,13 +157,13 @@ async fn invites(
             .iter()
             .position(|o| o == role)
             .unwrap_or(ROLE_ORDER.len());
-        people.push((rank, p.name.clone(), p.key.clone(), role.clone()));
+        people.push((rank, p.name.clone(), p.key.clone(), *role));
     }
     people.sort();
     let mut out: Vec<Value> = Vec::new();
     let (mut issued, mut kept, mut refused) = (0, 0, 0);
     for (_, name, participant, role) in people {
-        let (role_ko, role_en) = toron_domain::report::role_words(&role);
+        let (role_ko, role_en) = toron_domain::report::role_words(role.as_str());
         let affiliation = reg
             .participant(&participant)
             .map(|p| p.affiliation)

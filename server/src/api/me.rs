@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use toron_domain::policy::{Access, DocKey};
+use toron_domain::policy::{Access, DocKey, Role};
 
 use crate::api::auth::Reader;
 use crate::api::error::{not_found, ApiError};
@@ -58,11 +58,11 @@ fn display(state: &AppState, series: &str, participant: &str, role: &str) -> Val
         .as_ref()
         .and_then(|v| v.get("attribution"))
         .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| p.as_ref().map(|p| p.attribution.clone()))
-        .unwrap_or_else(|| "role_only".into());
-    use toron_domain::consent::{consented, parse_attribution, Consented};
-    let shown = match consented(parse_attribution(&attribution), &name, &affiliation) {
+        .map(toron_domain::consent::parse_attribution)
+        .or_else(|| p.as_ref().map(|p| p.attribution))
+        .unwrap_or(toron_domain::vocab::Attribution::RoleOnly);
+    use toron_domain::consent::{consented, Consented};
+    let shown = match consented(attribution, &name, &affiliation) {
         Consented::NameAndAffiliation { name, affiliation } => format!("{name} ({affiliation})"),
         Consented::Name(name) => name.to_string(),
         Consented::Affiliation(affiliation) => affiliation.to_string(),
@@ -89,9 +89,9 @@ async fn my_sessions(Reader(state, who): Reader) -> Result<Response, ApiError> {
             .unwrap_or(Value::Null);
         let mut docs = session_documents(reg, &catalog, &s, who.as_deref());
         answerable_findings(&state, &s.series, &mut docs.responses, &mut reports).await?;
-        let my_roles: Vec<String> = match &who {
+        let my_roles: Vec<Role> = match &who {
             Some(p) => reg.roles_in_session(p, &s, true),
-            None => vec!["organizer".into()],
+            None => vec![Role::Organizer],
         };
         out.push(json!({
             "key": s.key, "series": s.series, "title": s.title, "phase": s.phase, "item": s.item,
@@ -284,7 +284,7 @@ fn session_people(state: &AppState, s: &Session) -> serde_json::Map<String, Valu
     for p in reg.participants() {
         let roles = reg.roles_in_session(&p.key, s, false);
         if let Some(r) = roles.first() {
-            let mut d = display(state, &s.series, &p.key, r);
+            let mut d = display(state, &s.series, &p.key, r.as_str());
             d["roles"] = json!(roles);
             people.insert(p.key.clone(), d);
         }
@@ -311,8 +311,8 @@ async fn presence(
         .into_iter()
         .map(|p| {
             let roles = reg.roles_in_session(&p, &session, false);
-            let role = roles.first().cloned().unwrap_or_default();
-            display(&state, &session.series, &p, &role)
+            let role = roles.first().map(|r| r.as_str()).unwrap_or_default();
+            display(&state, &session.series, &p, role)
         })
         .collect();
     Ok(Json(json!({ "session": key, "here": here })).into_response())

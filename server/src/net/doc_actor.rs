@@ -105,7 +105,7 @@ async fn load(ctx: &DocContext, id: DocumentId) -> Result<DocEngine, String> {
     let kind_ops = ctx
         .registry
         .document(&id)
-        .and_then(|d| d.key?.parse::<toron_domain::policy::DocKey>().ok())
+        .and_then(|d| d.key)
         .and_then(|k| toron_domain::schema::max_document_ops(&k));
     let config = EngineConfig {
         snapshot_every: ctx.config.snapshot_every,
@@ -338,9 +338,7 @@ impl Actor {
         let rates = self.ctx.change_rates.clone();
         let clock = self.ctx.config.clock.clone();
         let findings = self.ctx.findings.clone();
-        let key = registry
-            .document(&self.id)
-            .and_then(|d| d.key?.parse::<toron_domain::policy::DocKey>().ok());
+        let key = registry.document(&self.id).and_then(|d| d.key);
         self.with_engine(move |e| {
             let mut gate = RegistryGate {
                 registry,

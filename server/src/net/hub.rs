@@ -405,7 +405,7 @@ impl Hub {
     /// Tells every page in session `s` where it stands now (its phase, the agenda item under
     /// way), as an ephemeral notice: each page then asks again what it may do, at once.
     pub fn tell_session_state(&self, s: &crate::registry::Session) {
-        let data = toron_protocol::notice::session(&s.key, &s.phase, s.item.as_deref());
+        let data = toron_protocol::notice::session(&s.key, s.phase.as_str(), s.item.as_deref());
         self.tell_session_pages(&s.key, None, data);
     }
 

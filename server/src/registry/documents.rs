@@ -35,7 +35,7 @@ impl Registry {
             .read()
             .docs
             .values()
-            .filter_map(|d| d.key.as_deref()?.parse().ok())
+            .filter_map(|d| d.key.clone())
             .collect();
         out.sort();
         out

@@ -18,9 +18,8 @@ use toron_protocol::{Refusal, RefusalKind};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use toron_domain::policy::{
-    self, Access, DocContext, DocKey, Phase, Role, Scope, Subject, ALL_SERIES,
-};
+use toron_domain::policy::{self, Access, DocContext, DocKey, Role, Scope, Subject, ALL_SERIES};
+use toron_domain::vocab::{self, ParticipantKind};
 use toron_protocol::rate::TokenBucket;
 use toron_protocol::{ActorGate, AdminAction, Attribution, DocumentId};
 
@@ -126,7 +125,13 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 fn grant_key(g: &RoleGrant) -> String {
-    format!("role/{}/{}/{}:{}", g.participant, g.role, g.scope, g.name)
+    format!(
+        "role/{}/{}/{}:{}",
+        g.participant,
+        g.role,
+        g.scope.as_str(),
+        g.name
+    )
 }
 
 fn valid_key(what: &str, k: &str) -> Result<(), RegistryError> {
@@ -202,9 +207,7 @@ impl Registry {
                 }
                 "doc" => {
                     let d: DocEntry = serde_json::from_slice(&v).map_err(bad)?;
-                    if let Ok(id) = d.id.parse::<DocumentId>() {
-                        st.docs.insert(id, d);
-                    }
+                    st.docs.insert(d.id, d);
                 }
                 "actor" => {
                     if let Some(actor) = unhex(rest) {
@@ -249,8 +252,8 @@ impl Registry {
             key: BOOTSTRAP_ADMIN.into(),
             name: "Administrator".into(),
             affiliation: String::new(),
-            kind: "official".into(),
-            attribution: "role_only".into(),
+            kind: ParticipantKind::Official.into(),
+            attribution: vocab::Attribution::RoleOnly,
             department: None,
         };
         self.add_participant("server", admin).await?;
@@ -340,7 +343,7 @@ impl Registry {
         participant: &str,
         s: &Session,
         every_series: bool,
-    ) -> Vec<String> {
+    ) -> Vec<Role> {
         self.grants_in_session(participant, &s.key, Some(&s.series), every_series)
             .into_iter()
             .map(|g| g.role)
@@ -362,7 +365,7 @@ impl Registry {
                 .roles
                 .iter()
                 .filter(|g| g.participant == participant)
-                .filter_map(|g| Some((g.role()?, g.scope())))
+                .map(|g| (g.role, g.scope()))
                 .collect(),
         }
     }
@@ -401,7 +404,7 @@ impl Registry {
     }
 
     fn context(st: &State, entry: &DocEntry) -> Option<DocContext> {
-        let key: DocKey = entry.key.as_deref()?.parse().ok()?;
+        let key = entry.key.clone()?;
         let session_key = match &key {
             DocKey::Case { case } | DocKey::Eval { case, .. } => {
                 st.cases.get(case).map(|c| c.session.clone())
@@ -425,7 +428,7 @@ impl Registry {
             series: session
                 .map(|s| s.series.clone())
                 .unwrap_or_else(|| entry.series.clone()),
-            phase: session.and_then(|s| s.phase.parse::<Phase>().ok()),
+            phase: session.map(|s| s.phase),
             facilitator: session.and_then(|s| s.facilitator.clone()),
             session: session_key,
             presenters,
@@ -626,7 +629,7 @@ impl Registry {
             .docs
             .values()
             .filter(|d| d.series == series)
-            .filter_map(|d| d.key.as_deref()?.parse().ok())
+            .filter_map(|d| d.key.clone())
             .collect();
         out.sort();
         out

@@ -143,7 +143,7 @@ impl Registry {
             }
             let g = RoleGrant::new(participant, role, &scope);
             if g.name != ALL_SERIES {
-                valid_key(&g.scope, &g.name)?;
+                valid_key(g.scope.as_str(), &g.name)?;
             }
             if !self.read().roles.contains(&g) {
                 let action = serde_json::json!({ "role_granted": &g });
@@ -231,9 +231,6 @@ impl Registry {
     pub async fn put_session(&self, by: &str, s: Session) -> Result<(), RegistryError> {
         valid_key("session", &s.key)?;
         valid_key("series", &s.series)?;
-        s.phase
-            .parse::<Phase>()
-            .map_err(|e| RegistryError::Invalid(e.to_string()))?;
         let _g = self.admin.lock().await;
         if self.read().sessions.get(&s.key) == Some(&s) {
             return Ok(());
@@ -351,8 +348,8 @@ impl Registry {
             };
         }
         let entry = DocEntry {
-            id: id.to_string(),
-            key: Some(key.to_string()),
+            id,
+            key: Some(key.clone()),
             series: series.to_string(),
             created_by: by.to_string(),
         };
@@ -372,7 +369,7 @@ impl Registry {
             return Ok(());
         }
         let entry = DocEntry {
-            id: id.to_string(),
+            id,
             key: None,
             series: String::new(),
             created_by: by.to_string(),

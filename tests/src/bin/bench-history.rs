@@ -50,14 +50,21 @@ async fn bench_layer(server: &Running) -> anyhow::Result<(String, toron_protocol
             key: "S1".into(),
             series: "BM".into(),
             title: "bench".into(),
-            phase: "live".into(),
+            phase: toron_domain::policy::Phase::Live,
             facilitator: None,
             item: None,
         },
     )
     .await?;
-    reg.add_participant("admin", Participant::new("P-bench", "bench", "activist"))
-        .await?;
+    reg.add_participant(
+        "admin",
+        Participant::new(
+            "P-bench",
+            "bench",
+            toron_domain::vocab::ParticipantKind::Activist,
+        ),
+    )
+    .await?;
     reg.grant(
         "admin",
         "P-bench",

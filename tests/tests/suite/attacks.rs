@@ -10,6 +10,7 @@ use toron_cli::sync_client::{
     url_with_token, ClientError, Connection, DocSync, Event as ClientEvent,
 };
 use toron_domain::policy::{DocKey, Phase, Role, Scope};
+use toron_domain::vocab::ParticipantKind;
 use toron_protocol::Event;
 use toron_server::registry::Participant;
 use toron_server::Running;
@@ -238,9 +239,12 @@ async fn attack_suite(server: &Running, tokens: &[(Role, String)], tag: &str) {
     // 6. Unknown, revoked and truncated tokens: refused before the upgrade, nothing logged.
     let revoked_holder = &format!("P-revoked{tag}");
     let reg = server.registry();
-    reg.add_participant("admin", Participant::new(revoked_holder, "x", "activist"))
-        .await
-        .expect("participant");
+    reg.add_participant(
+        "admin",
+        Participant::new(revoked_holder, "x", ParticipantKind::Activist),
+    )
+    .await
+    .expect("participant");
     reg.grant(
         "admin",
         revoked_holder,
@@ -275,9 +279,12 @@ async fn attack_suite(server: &Running, tokens: &[(Role, String)], tag: &str) {
 
     // 7. A token for another session sees nothing here and can change nothing.
     let p_s2 = format!("P-s2{tag}");
-    reg.add_participant("admin", Participant::new(&p_s2, "y", "activist"))
-        .await
-        .expect("participant");
+    reg.add_participant(
+        "admin",
+        Participant::new(&p_s2, "y", ParticipantKind::Activist),
+    )
+    .await
+    .expect("participant");
     reg.grant("admin", &p_s2, Role::Activist, Scope::Session("S2".into()))
         .await
         .expect("grant");

@@ -95,7 +95,8 @@ async fn a_session_prepared_with_the_cli_has_every_document_it_needs() {
 /// connects — once: a second start writes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_data_directory_gets_its_missing_documents_on_start() {
-    use toron_domain::policy::{Role, Scope};
+    use toron_domain::policy::{Phase, Role, Scope};
+    use toron_domain::vocab::ParticipantKind;
     use toron_server::registry::{Case, Participant, Registry, Session};
     let dir = tempfile::tempdir().expect("tempdir");
     {
@@ -103,7 +104,10 @@ async fn an_older_data_directory_gets_its_missing_documents_on_start() {
         let store = toron_server::store::Store::open(dir.path(), None).expect("store");
         let clock = toron_tests::config(dir.path()).clock;
         let reg = Registry::load(store.clone(), clock).expect("registry");
-        for (key, kind) in [("P-CHAIR", "official"), ("P-EV", "expert")] {
+        for (key, kind) in [
+            ("P-CHAIR", ParticipantKind::Official),
+            ("P-EV", ParticipantKind::Expert),
+        ] {
             reg.add_participant("admin", Participant::new(key, key, kind))
                 .await
                 .expect("participant");
@@ -114,7 +118,7 @@ async fn an_older_data_directory_gets_its_missing_documents_on_start() {
                 key: "S8".into(),
                 series: "BM8".into(),
                 title: "제8차".into(),
-                phase: "scheduled".into(),
+                phase: Phase::Scheduled,
                 facilitator: Some("P-CHAIR".into()),
                 item: None,
             },

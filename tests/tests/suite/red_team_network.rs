@@ -3,7 +3,7 @@
 //! permission tests (one participant per role, each with a token).
 
 use toron_cli::sync_client::{url_with_token, Connection};
-use toron_domain::policy::Role;
+use toron_domain::policy::{Phase, Role};
 use toron_protocol::{Message, PeerId, PROTOCOL_VERSION};
 use toron_tests::roster;
 use toron_tests::{secure_config, start_with, Ending, RawPeer, LIMIT};
@@ -795,7 +795,7 @@ async fn organizers_act_within_their_series_and_importer_tokens_end() {
                 key: "X1".into(),
                 series: "OTHER".into(),
                 title: "다른 시리즈".into(),
-                phase: "scheduled".into(),
+                phase: Phase::Scheduled,
                 facilitator: None,
                 item: None,
             },

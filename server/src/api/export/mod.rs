@@ -364,12 +364,11 @@ fn export_session(
     let log = session_log(hub, &key)?;
     // Who was there, as the presence record says (beside the planned attendance a bundle
     // gives): the report prints both. By participant kind, as an office counts attendance.
-    let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
     // People only: the server's own principals (the organizer's service token) are not.
     for p in &log.attended {
-        match hub.registry.participant(p) {
-            Some(p) if p.kind != "service" => *by_kind.entry(p.kind).or_default() += 1,
-            _ => {}
+        if let Some(kind) = hub.registry.participant(p).and_then(|p| p.kind.person()) {
+            *by_kind.entry(kind.as_str()).or_default() += 1;
         }
     }
     let count: u64 = by_kind.values().sum();

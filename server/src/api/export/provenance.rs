@@ -6,7 +6,7 @@ use crate::views::projection::session_prefix;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use toron_domain::integrity::Problem;
-use toron_domain::policy::Scope;
+use toron_domain::policy::{Role, Scope};
 use toron_domain::timeline::Entry;
 
 use super::ExportError;
@@ -141,7 +141,7 @@ pub(super) struct Origin<'a> {
 const OFFLINE_AT_MOST_MS: u64 = 12 * 3600 * 1000;
 
 /// A participant's roles in a session as the registry grants them, session grants first.
-pub(super) fn roles_in(hub: &Hub, participant: &str, session: &str) -> Vec<String> {
+pub(super) fn roles_in(hub: &Hub, participant: &str, session: &str) -> Vec<Role> {
     let series = hub.registry.session(session).map(|s| s.series);
     let mut grants = hub
         .registry
@@ -151,7 +151,10 @@ pub(super) fn roles_in(hub: &Hub, participant: &str, session: &str) -> Vec<Strin
 }
 
 pub(super) fn role_in(hub: &Hub, participant: &str, session: &str) -> Option<String> {
-    roles_in(hub, participant, session).into_iter().next()
+    roles_in(hub, participant, session)
+        .into_iter()
+        .next()
+        .map(|r| r.as_str().to_string())
 }
 
 /// Server time (UTC ms) as the report prints times: RFC 3339 in Korean time.
@@ -220,9 +223,7 @@ pub(super) fn attribute(hub: &Hub, a: &mut Value, o: &Origin<'_>, problems: &mut
     let by_importer = creator
         .as_deref()
         .is_some_and(toron_domain::import_plan::is_importer);
-    let scribe = roles_in(hub, o.owner, o.session)
-        .iter()
-        .any(|r| r == "scribe");
+    let scribe = roles_in(hub, o.owner, o.session).contains(&Role::Scribe);
     // Whose words these are.
     // (The speaker a scribe names must take part in the session: a remark cannot be put in
     // the mouth of anyone the registry knows.)
