@@ -8,9 +8,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
-# Without the PDF typesetter (the `pdf` feature): it is not on the sync path, and it is the
-# largest part of a release build.
-cargo build --release -q --locked -p toron-server -p toron-cli --no-default-features
+# The programs measured: TORON_GUARD_SERVER and TORON_GUARD_CLI when given (.ci/run gives the
+# release build it makes for the memory test, so that CI compiles the release profile once),
+# else a release build made here without the PDF typesetter (the `pdf` feature: it is not on
+# the sync path, and it is the largest part of a release build).
+if [ -n "${TORON_GUARD_SERVER:-}" ] && [ -n "${TORON_GUARD_CLI:-}" ]; then
+  server=$TORON_GUARD_SERVER; cli=$TORON_GUARD_CLI
+else
+  cargo build --release -q --locked -p toron-server -p toron-cli --no-default-features
+  server=./target/release/toron-server; cli=./target/release/toron
+fi
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 fail=0
 # run NAME CLIENTS DOCS INTERVAL TARGET: prints the verdict line, "ok: …" or "FAILED: …".
@@ -18,11 +25,11 @@ run() {
   name=$1; clients=$2; docs=$3; interval=$4; target=$5
   rm -rf "${work:?}/$name"
   token="toron_guard_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  TORON_ADMIN_TOKEN="$token" ./target/release/toron-server --max-connections-per-token 100000 --max-changes-per-sec-per-token 1000000 --listen 127.0.0.1:0 --data "$work/$name" >"$work/$name.out" 2>/dev/null &
+  TORON_ADMIN_TOKEN="$token" "$server" --max-connections-per-token 100000 --max-changes-per-sec-per-token 1000000 --listen 127.0.0.1:0 --data "$work/$name" >"$work/$name.out" 2>/dev/null &
   pid=$!
   for _ in $(seq 200); do grep -q listening "$work/$name.out" 2>/dev/null && break; sleep 0.1; done
   url=$(awk '/listening/ {print $NF}' "$work/$name.out")
-  ./target/release/toron --server "$url" --token "$token" bench --clients "$clients" --docs "$docs" \
+  "$cli" --server "$url" --token "$token" bench --clients "$clients" --docs "$docs" \
     --interval-ms "$interval" --duration-secs "$duration" --server-pid "$pid" --json >"$work/$name.json" 2>/dev/null
   kill "$pid"; wait "$pid" 2>/dev/null || true
   verdict=$(node -e '

@@ -16,7 +16,7 @@ use toron_protocol::json::put_json;
 use crate::annotate::{map_at, now_kst, open_begun, triage_entry};
 use crate::sync_client::{ClientError, Connection, DocSync};
 
-/// The finding types of the report (domain §4).
+/// The finding types of the report.
 pub const FINDING_TYPES: &[&str] = toron_domain::vocab::FindingType::NAMES;
 /// A department's stance on a finding.
 pub const STANCES: &[&str] = toron_domain::vocab::Stance::NAMES;

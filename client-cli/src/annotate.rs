@@ -3,7 +3,7 @@
 //! An annotation goes into the caller's own notes layer (`notes:{session}:{me}`, one writer
 //! per document); a text anchor stores the quote with its context, the position in code points,
 //! an Automerge cursor pair and the target's heads, computed on the copy of the target the
-//! caller holds — so it stays attached while others edit (domain §2.7).
+//! caller holds — so it stays attached while others edit ([`toron_domain::anchor`]).
 
 use std::time::Duration;
 

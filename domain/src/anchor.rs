@@ -1,4 +1,4 @@
-//! Anchoring an annotation to text (domain §2.7): a W3C-style quote (`exact`, `prefix`,
+//! Anchoring an annotation to text (docs/bundle-format.md, "An annotation"): a W3C-style quote (`exact`, `prefix`,
 //! `suffix`) and position (`start`, `end`, end exclusive), both in **Unicode code points**, and
 //! in the live system an Automerge cursor pair.
 //!

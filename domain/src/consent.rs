@@ -1,4 +1,4 @@
-//! How a participant may be shown (domain §2.10): the one rule that the report, the web
+//! How a participant may be shown: the one rule that the report, the web
 //! client's people lists and presence all follow. Each participant chose it; nothing shows more.
 
 use crate::bundle::Attribution;

@@ -1,13 +1,13 @@
 //! Who may read and write which document: the one place where permission is decided.
 //!
-//! Every document has a fixed group of writers (design §7), so a permission is a check per
+//! Every document has a fixed group of writers, so a permission is a check per
 //! document, never per path inside a change. [`decide`] takes the participant's roles, the
 //! document's key and what the server knows about it (its session's phase, the case's
 //! presenters, the department a response belongs to) and answers [`Access`]. The server calls
 //! it for every `request`/`sync`; the engine refuses changes from anyone below
 //! [`Access::Write`].
 //!
-//! The rules, from the domain model §2.4–2.5 (R read, W write):
+//! The rules (R read, W write):
 //!
 //! | document | readers | writers (phases) |
 //! |---|---|---|

@@ -1,5 +1,5 @@
 //! What may be written where: the schema tag of each document kind and the values that its
-//! fields with a fixed vocabulary may take (design §7, domain §2.3–2.10).
+//! fields with a fixed vocabulary ([`crate::vocab`]) may take.
 //!
 //! [`check`] reads the operations of incoming changes *before* they are applied, locating each
 //! one by the object it writes to (objects already in the document through

@@ -1,4 +1,4 @@
-//! Official scores (domain §3.2): weighted total 0–100 = Σ weightᵢ × (scoreᵢ − 1) / 4; a
+//! Official scores: weighted total 0–100 = Σ weightᵢ × (scoreᵢ − 1) / 4; a
 //! criterion without a score (N/A) drops its weight and the total is rescaled to the remaining
 //! weights; a case's total is the mean of its evaluators' exact totals, shown with one decimal
 //! rounded half up (58.75 → 58.8). Arithmetic is exact (fractions of integers), so no total is

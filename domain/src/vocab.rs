@@ -14,6 +14,35 @@ pub enum Lang {
     En,
 }
 
+impl Lang {
+    /// As a request or a command line names it: `ko` or `en`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::Ko => "ko",
+            Lang::En => "en",
+        }
+    }
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Lang {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Lang {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Lang {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -128,7 +157,7 @@ macro_rules! from_str {
 }
 
 vocabulary! {
-    /// The annotation kinds of domain §2.6.
+    /// The annotation kinds (docs/bundle-format.md, "An annotation").
     AnnotationKind, "annotation kind" {
         Comment = "comment", "의견", "comment";
         Question = "question", "질의", "question";
@@ -143,7 +172,7 @@ vocabulary! {
 }
 
 vocabulary! {
-    /// Triage statuses (domain §2.9): what the chair decided about an annotation.
+    /// Triage statuses: what the chair decided about an annotation.
     TriageStatus, "triage status" {
         Open = "open", "미처리", "open";
         Answered = "answered", "답변됨", "answered";
@@ -203,7 +232,7 @@ vocabulary! {
 }
 
 vocabulary! {
-    /// How a participant's name may be shown (domain §2.10).
+    /// How a participant's name may be shown ([`crate::consent`]).
     Attribution, "attribution" {
         NameAndAffiliation = "name_and_affiliation", "이름과 소속", "name and affiliation";
         AffiliationOnly = "affiliation_only", "소속만", "affiliation only";
@@ -222,7 +251,7 @@ vocabulary! {
 }
 
 vocabulary! {
-    /// A role (domain §2.4), granted per series or per session.
+    /// A role, granted per series or per session (what each may do: [`crate::policy`]).
     Role, "role" {
         Organizer = "organizer", "운영", "organizer";
         Facilitator = "facilitator", "좌장", "chair";
@@ -238,7 +267,7 @@ vocabulary! {
 }
 
 vocabulary! {
-    /// A session's lifecycle (domain §2.5).
+    /// A session's lifecycle (what each phase allows: [`crate::policy`]).
     Phase, "phase" {
         Draft = "draft", "준비", "draft";
         Scheduled = "scheduled", "예정", "scheduled";

@@ -1,7 +1,10 @@
-//! The report as the district office files it: HWPX for 한글 and 온나라 ([`hwpx`]) and PDF
-//! ([`pdf`], behind the `pdf` feature), both from the blocks `toron_domain::report` builds.
+//! The report as the district office files it, in every format, from the blocks
+//! `toron_domain::report` builds: one entry point, [`render`]. HWPX for 한글 and 온나라
+//! ([`hwpx`]), PDF ([`pdf`], behind the `pdf` feature), the department tables as CSV and XLSX
+//! ([`sheets`]), and the Markdown and HTML the domain writes itself. The same blocks give the
+//! same bytes.
 
-use toron_domain::report::{Cell, Inline};
+use toron_domain::report::{self, Block, Cell, Format, Inline, Lang};
 
 #[cfg(feature = "pdf")]
 pub mod fonts;
@@ -10,6 +13,49 @@ pub mod hwpx;
 pub mod pdf;
 #[cfg(feature = "pdf")]
 pub mod raster;
+pub mod sheets;
+
+/// Why a format could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum OfficeError {
+    #[error(transparent)]
+    Hwpx(#[from] hwpx::HwpxError),
+    #[error(transparent)]
+    Sheet(#[from] sheets::SheetError),
+    #[cfg(feature = "pdf")]
+    #[error(transparent)]
+    Pdf(#[from] pdf::PdfError),
+    #[error("this server was built without PDF reports (the `pdf` feature)")]
+    NoPdf,
+}
+
+/// The report in `format`, from its blocks.
+pub fn render(blocks: &[Block], format: Format, lang: Lang) -> Result<Vec<u8>, OfficeError> {
+    Ok(match format {
+        Format::Html => report::html(blocks, lang).into_bytes(),
+        Format::Md => report::markdown(blocks).into_bytes(),
+        Format::Csv => sheets::department_csv(blocks, lang)?,
+        Format::Xlsx => sheets::department_xlsx(blocks, lang)?,
+        Format::Hwpx => hwpx::write(
+            blocks,
+            &hwpx::Meta {
+                title: report::title(blocks),
+                language: lang.as_str(),
+            },
+        )?,
+        Format::Pdf => pdf_of(blocks, lang)?,
+    })
+}
+
+#[cfg(feature = "pdf")]
+fn pdf_of(blocks: &[Block], lang: Lang) -> Result<Vec<u8>, OfficeError> {
+    Ok(pdf::write(blocks, lang)?)
+}
+
+#[cfg(not(feature = "pdf"))]
+fn pdf_of(_: &[Block], _: Lang) -> Result<Vec<u8>, OfficeError> {
+    Err(OfficeError::NoPdf)
+}
 
 /// A text's width in half-ems: Hangul, Hanja and other wide characters take two, the rest one.
 fn half_ems(s: &str) -> usize {

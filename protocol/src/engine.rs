@@ -1053,7 +1053,8 @@ impl DocEngine {
                 ));
             }
         }
-        in_sequence(new, known, &st.taken, doc)
+        in_sequence(new, known, &st.taken, doc)?;
+        checksums_are_hashes(new)
     }
 
     /// `c` was applied: its actor is one of the document's, up to `c`'s sequence number.
@@ -1335,6 +1336,23 @@ fn authorize(grant: &Grant, changes: &[Change], gate: &dyn ActorGate) -> Result<
     Ok(())
 }
 
+/// Each change's checksum is the first bytes of its hash. A compressed chunk whose checksum is
+/// of its compressed bytes instead (found by the `inflate` fuzz target) is read by Automerge
+/// under one hash and kept under another: the document's next read of its changes panics,
+/// for everyone on it.
+fn checksums_are_hashes(new: &[Change]) -> Result<(), String> {
+    match new
+        .iter()
+        .find(|c| c.raw_bytes().get(4..8) != Some(&c.hash().0[..4]))
+    {
+        Some(c) => Err(format!(
+            "change {}: its checksum is not its hash's",
+            c.hash()
+        )),
+        None => Ok(()),
+    }
+}
+
 fn uleb128(b: &[u8]) -> Option<(u64, usize)> {
     let mut value: u64 = 0;
     for (i, byte) in b.iter().enumerate().take(10) {
@@ -1484,17 +1502,12 @@ mod tests {
         (engine, actions)
     }
 
-    /// OPEN — found by the `inflate` fuzz target on 2026-12-07: a 170-byte change whose list
-    /// operations Automerge's batch apply cannot untangle panics it
-    /// (`op_set2/change/batch.rs`: `assertion failed: self.entry.is_empty()`). The server
-    /// survives it — the document's actor ends, everyone on that document is closed and
-    /// reconnects, the document reopens from the log with nothing lost (the change was never
-    /// appended) — but the engine should refuse it instead. Ignored until it does
-    /// (FUZZING.md, "Findings").
+    /// Found by the `inflate` fuzz target (issue 29's run, open until issue 31): a compressed
+    /// change whose checksum is not its hash's, whose operations then panicked Automerge's
+    /// batch apply. Refused before it is applied.
     #[test]
-    #[ignore = "open: Automerge panics applying this change (FUZZING.md, Findings)"]
     fn a_change_whose_list_operations_automerge_cannot_apply_is_refused() {
-        let data = include_bytes!("../../fuzz/open/inflate-apply-panic-05966985");
+        let data = include_bytes!("../../fuzz/corpus/inflate/checksum-05966985");
         let (_, actions) = one_peer_chunk(data);
         assert!(
             actions.iter().any(|a| matches!(a, Action::Close { .. })),
@@ -1695,5 +1708,27 @@ mod tests {
         }
         assert_eq!(server.get_heads(), client.get_heads());
         assert!(compared >= 30, "the fast path was taken {compared} times");
+    }
+
+    /// Found by the inflate property (issue 31's CI): a compressed change chunk that
+    /// automerge parses, whose dependency is nowhere, must not reach the document.
+    #[test]
+    fn a_chunk_found_by_the_fuzzer_is_refused_without_a_panic() {
+        let data = hex_bytes("856f4a83a180e2c9029f0163107891ee64bab592cbfa714ac79973890c2d8c8c0c0c0c5c8cec4cec82ecc25ca2fc262c4eac619ce17be40a9819185bd819184441142303230353338457c7c0d40412a86749ca4fa9646861af67c9cb2f4905a9aa67696567ac67686137ab6f9bc6f86a43c3eba619afbb978c3246036134258ce682d15c309a0b4673c1682e18cd05a3b980ceb9e0f5dc3da368340446436034045e0f85a2a08d9d0100");
+        let (engine, actions) = one_peer_chunk(&data);
+        assert!(engine.doc.get_heads().is_empty(), "{actions:?}");
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::Close { reason, .. } if reason.contains("checksum"))),
+            "the sender is told and let go: {actions:?}"
+        );
+    }
+
+    fn hex_bytes(h: &str) -> Vec<u8> {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
+            .collect()
     }
 }

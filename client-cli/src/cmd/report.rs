@@ -1,5 +1,7 @@
 //! `toron report`: the final report of a series or a session, in a format and a language.
 
+use toron_domain::report::{Format, Lang};
+
 use super::Ctx;
 
 /// `toron report`'s arguments.
@@ -9,11 +11,11 @@ pub(crate) struct Args {
     key: String,
     /// html, md (Markdown), csv, xlsx (the department tables), hwpx (한글) or pdf; the
     /// last three are files: they need --output.
-    #[arg(long, default_value = "html")]
-    format: String,
+    #[arg(long, default_value_t = Format::Html)]
+    format: Format,
     /// ko (Korean) or en (English).
-    #[arg(long, default_value = "ko")]
-    lang: String,
+    #[arg(long, default_value_t = Lang::Ko)]
+    lang: Lang,
     /// Write to this file instead of standard output.
     #[arg(long, short)]
     output: Option<std::path::PathBuf>,
@@ -37,17 +39,8 @@ pub(crate) async fn run(ctx: &Ctx<'_>, args: Args) -> anyhow::Result<()> {
         department,
         base_url,
     } = args;
-    if !matches!(
-        format.as_str(),
-        "html" | "md" | "csv" | "xlsx" | "hwpx" | "pdf"
-    ) {
-        anyhow::bail!("--format is html, md, csv, xlsx, hwpx or pdf");
-    }
-    if matches!(format.as_str(), "xlsx" | "hwpx" | "pdf") && output.is_none() {
+    if format.is_file() && output.is_none() {
         anyhow::bail!("a .{format} report is a file: name it with --output (-o) FILE.{format}");
-    }
-    if !matches!(lang.as_str(), "ko" | "en") {
-        anyhow::bail!("--lang is ko or en");
     }
     let (srv, token) = (ctx.cli_server.to_string(), ctx.token.clone());
     let bytes = tokio::task::spawn_blocking(move || {

@@ -339,7 +339,7 @@ fn draft() -> String {
     "draft".into()
 }
 
-/// Where an annotation points (domain §2.7).
+/// Where an annotation points ([`crate::anchor`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Target {

@@ -1,4 +1,4 @@
-//! The final report (결과보고서, domain §4), built from a bundle — what `export` gives for a
+//! The final report (결과보고서), built from a bundle — what `export` gives for a
 //! series or a session — and rendered as Markdown, HTML or CSV (the department tables), in
 //! Korean or English. Everything is sorted by keys and nothing depends on the clock, so the
 //! same inputs give byte-identical output.
@@ -12,6 +12,7 @@ mod chapter;
 mod chart;
 mod cover;
 mod department;
+mod format;
 mod html;
 mod markdown;
 mod outline;
@@ -22,6 +23,7 @@ pub use chart::{Chart, Series};
 pub use cover::{date_words, number_words, Cover, CoverLine};
 use department::department_head;
 pub use department::{department_part, department_rows};
+pub use format::{Format, UnknownFormat};
 pub use html::{esc, html};
 use markdown::href_safe;
 pub use markdown::markdown;
@@ -195,7 +197,7 @@ fn role_label(lang: Lang, role: &str) -> String {
     t(lang, ko, en)
 }
 
-/// A participant as they consented to be shown (domain §2.10), in a role.
+/// A participant as they consented to be shown ([`crate::consent`]), in a role.
 pub fn display_name(lang: Lang, p: Option<&Participant>, role: &str) -> String {
     let Some(p) = p else {
         return role_label(lang, role);

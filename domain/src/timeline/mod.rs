@@ -8,7 +8,7 @@
 //! diffing documents: a change's operations name exactly what that change did, and reading
 //! them costs time proportional to the change, not to the document's history.
 //!
-//! Paths come from the layouts of design §7 and domain §2.3 (`annotations/<id>/…` in notes
+//! Paths come from the documents' layouts ([`crate::schema`]: `annotations/<id>/…` in notes
 //! layers, `items/<id>/status` in the triage document, `sections/<name>` in a case,
 //! `criteria/<criterion>/score` in an evaluation). A change that fits none of them is still
 //! listed, as `doc.changed` with the paths it touched: nothing accepted is left out.

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use toron_domain::report::Lang;
+use toron_domain::report::{Format, Lang};
 
 use crate::api::auth::{caller, require_series, Organizer};
 use crate::api::error::{api_err, bad_request, blocking, not_found, ApiError};
@@ -158,10 +158,17 @@ async fn report_of(
     let lang: Lang = q
         .lang
         .as_deref()
-        .unwrap_or("ko")
-        .parse()
-        .map_err(bad_request)?;
-    let format = q.format.clone().unwrap_or_else(|| "html".into());
+        .map(str::parse)
+        .transpose()
+        .map_err(bad_request)?
+        .unwrap_or(Lang::Ko);
+    let format: Format = q
+        .format
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(bad_request)?
+        .unwrap_or(Format::Html);
     let base = match q.base.as_deref() {
         Some(b) => link_base(b).map_err(bad_request)?,
         None => match &state.hub.config.public_url {
@@ -186,13 +193,13 @@ async fn report_of(
             .unwrap_or_default()
     );
     let department = q.department.clone();
-    let rendered = if crate::api::typeset::is_typeset(&format) {
+    let rendered = if format.is_typeset() {
         let job = crate::api::typeset::Job {
             bundle,
             session,
             department,
             format,
-            lang: q.lang.clone().unwrap_or_else(|| "ko".into()),
+            lang,
             base,
         };
         state.typesetter.render(job).await
@@ -202,11 +209,12 @@ async fn report_of(
                 session: session.as_deref(),
                 department: department.as_deref(),
             };
-            render(bundle, part, &format, lang, &base)
+            render(bundle, part, format, lang, &base)
         })
         .await?
     };
-    let (body, ctype) = rendered.map_err(|e| match e {
+    let ctype = format.content_type();
+    let body = rendered.map_err(|e| match e {
         RenderError::Format(m) => bad_request(m),
         RenderError::Write(m) => api_err(StatusCode::SERVICE_UNAVAILABLE, "report", &m),
         RenderError::Busy(m) => api_err(StatusCode::SERVICE_UNAVAILABLE, "report_limit", &m),

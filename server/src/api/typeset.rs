@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use toron_domain::report::{Format, Lang};
+
 use crate::api::render::{render, Part, RenderError};
 pub use crate::config::TypesetLimits;
 
@@ -36,32 +38,19 @@ pub struct Job {
     pub bundle: serde_json::Value,
     pub session: Option<String>,
     pub department: Option<String>,
-    pub format: String,
-    pub lang: String,
+    pub format: Format,
+    pub lang: Lang,
     pub base: String,
 }
 
 impl Job {
     /// Renders in this process.
-    pub fn run(self) -> Result<(Vec<u8>, &'static str), RenderError> {
-        let lang = self.lang.parse()?;
+    pub fn run(self) -> Result<Vec<u8>, RenderError> {
         let part = Part {
             session: self.session.as_deref(),
             department: self.department.as_deref(),
         };
-        render(self.bundle, part, &self.format, lang, &self.base)
-    }
-}
-
-/// Whether a format is typeset (and so goes to the child).
-pub fn is_typeset(format: &str) -> bool {
-    matches!(format, "pdf" | "hwpx")
-}
-
-fn content_type(format: &str) -> &'static str {
-    match format {
-        "pdf" => "application/pdf",
-        _ => "application/hwp+zip",
+        render(self.bundle, part, self.format, self.lang, &self.base)
     }
 }
 
@@ -88,12 +77,11 @@ impl Typesetter {
 
     /// The file for `job` (a typeset format): from the cache, or made now — in the child,
     /// within the limits, after the renders before it.
-    pub async fn render(&self, job: Job) -> Result<(Vec<u8>, &'static str), RenderError> {
+    pub async fn render(&self, job: Job) -> Result<Vec<u8>, RenderError> {
         let input = serde_json::to_vec(&job).map_err(|e| RenderError::Write(e.to_string()))?;
         let key: [u8; 32] = Sha256::digest(&input).into();
-        let ctype = content_type(&job.format);
         if let Some(hit) = self.cached(&key) {
-            return Ok((hit.to_vec(), ctype));
+            return Ok(hit.to_vec());
         }
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -106,19 +94,16 @@ impl Typesetter {
         let _permit = permit.map_err(|e| RenderError::Write(e.to_string()))?;
         // Another request may have made it while this one waited.
         if let Some(hit) = self.cached(&key) {
-            return Ok((hit.to_vec(), ctype));
+            return Ok(hit.to_vec());
         }
         let bytes = match &self.limits.program {
             Some(program) => self.in_child(program, input).await?,
-            None => {
-                tokio::task::spawn_blocking(move || job.run())
-                    .await
-                    .map_err(|e| RenderError::Write(e.to_string()))??
-                    .0
-            }
+            None => tokio::task::spawn_blocking(move || job.run())
+                .await
+                .map_err(|e| RenderError::Write(e.to_string()))??,
         };
         self.keep(key, &bytes);
-        Ok((bytes, ctype))
+        Ok(bytes)
     }
 
     fn cached(&self, key: &[u8; 32]) -> Option<Arc<Vec<u8>>> {
@@ -239,7 +224,7 @@ pub fn child_main(max_bytes: u64) -> std::process::ExitCode {
     };
     drop(input);
     match job.run() {
-        Ok((bytes, _)) => match std::io::stdout().write_all(&bytes) {
+        Ok(bytes) => match std::io::stdout().write_all(&bytes) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{e}");

@@ -1,7 +1,9 @@
 //! The layout's rules, checked on the sources themselves (see ARCHITECTURE.md):
 //! no non-test function in the Rust crates is longer than 100 lines, no source file of a crate
 //! has more than 800 lines of non-test code (the protocol's engine and wire codec stay whole),
-//! and no module of the server imports one that imports it back.
+//! no module of the server imports one that imports it back, and the closed sets the log
+//! carries to the page are typed: no document key, phase or role parsed again in the server, no
+//! report format named outside `report::Format`.
 //!
 //! Functions are measured from `fn` to their closing brace, as parsed by `syn`; test code
 //! (`#[cfg(test)]` modules, `#[test]` functions, `tests.rs` files, integration tests) is not
@@ -336,5 +338,148 @@ fn no_server_module_imports_one_that_imports_it_back() {
     assert!(
         cycles.is_empty(),
         "modules that import each other: {cycles:#?}"
+    );
+}
+
+/// The string literals of a file's non-test code, outside attributes (`#[cfg(feature = "pdf")]`)
+/// and the keys of index expressions (`answer["csv"]`, a JSON field).
+struct Literals {
+    found: Vec<(usize, String)>,
+}
+
+impl<'ast> Visit<'ast> for Literals {
+    fn visit_attribute(&mut self, _: &'ast syn::Attribute) {}
+
+    fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+        if !is_test_attr(&m.attrs) {
+            syn::visit::visit_item_mod(self, m);
+        }
+    }
+
+    fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+        if !is_test_attr(&f.attrs) {
+            syn::visit::visit_item_fn(self, f);
+        }
+    }
+
+    fn visit_expr_index(&mut self, e: &'ast syn::ExprIndex) {
+        if !matches!(&*e.index, syn::Expr::Lit(_)) {
+            self.visit_expr(&e.index);
+        }
+        self.visit_expr(&e.expr);
+    }
+
+    fn visit_lit_str(&mut self, s: &'ast syn::LitStr) {
+        self.found.push((s.span().start().line, s.value()));
+    }
+}
+
+#[test]
+fn the_closed_sets_are_parsed_once_and_named_in_one_place() {
+    let root = root();
+    let mut found = Vec::new();
+    // A document key, a phase or a role is parsed where it enters (a stored record, a
+    // request body), never again on the way: the server holds them typed.
+    for path in rust_files(&root.join("server/src")) {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let squeezed: String = text.split_whitespace().collect();
+        for typed in ["DocKey", "Phase", "Role"] {
+            for spelled in [
+                format!("parse::<{typed}>"),
+                format!("parse::<toron_domain::policy::{typed}>"),
+            ] {
+                if squeezed.contains(&spelled) {
+                    found.push(format!("{}: {spelled}", path.display()));
+                }
+            }
+        }
+    }
+    // A report format is named only by `report::Format` (its `as_str` and `FromStr`).
+    let formats = ["html", "md", "csv", "xlsx", "hwpx", "pdf"];
+    for dir in ["server/src", "client-cli/src", "office/src", "domain/src"] {
+        for path in rust_files(&root.join(dir)) {
+            if path.ends_with("domain/src/report/format.rs") {
+                continue;
+            }
+            let mut v = Literals { found: Vec::new() };
+            v.visit_file(&parse(&path));
+            for (line, s) in v.found {
+                if formats.contains(&s.as_str()) {
+                    found.push(format!("{}:{line}: \"{s}\"", path.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "closed sets spelled outside their types (use report::Format, or the typed record): {found:#?}"
+    );
+}
+
+/// Every file below `dir` as a path relative to the workspace (`a/b.rs`), and every folder as
+/// `a/`, leaving out what builds and tools make.
+fn workspace_paths(root: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if matches!(name.as_str(), "target" | "node_modules" | ".git") {
+                continue;
+            }
+            let rel = p
+                .strip_prefix(root)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .into_owned();
+            if p.is_dir() {
+                out.insert(format!("{rel}/"));
+                todo.push(p);
+            } else {
+                out.insert(rel);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_path_architecture_md_names_exists() {
+    let root = root();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let paths = workspace_paths(&root);
+    const KINDS: [&str; 12] = [
+        ".rs", ".js", ".mjs", ".md", ".sh", ".toml", ".typ", ".json", ".zip", ".txt", ".css", "/",
+    ];
+    // Names inside the files Toron writes, not in the repository.
+    const INSIDE_FILES: [&str; 2] = ["/", "BinData/"];
+    let mut missing = Vec::new();
+    for (i, quoted) in text.split('`').enumerate() {
+        let name = quoted.trim_end_matches(['.', ',', ':', ';']);
+        let path_like = i % 2 == 1
+            && !name.contains(char::is_whitespace)
+            && KINDS.iter().any(|k| name.ends_with(k))
+            && !name.starts_with("http")
+            && !name.starts_with("/api")
+            && !name.contains(['*', '{', '<']);
+        if !path_like || INSIDE_FILES.contains(&name) {
+            continue;
+        }
+        // A path is named from the workspace or from its crate's folder (`registry.rs` in
+        // the domain's section): some path must end with it.
+        let found = paths
+            .iter()
+            .any(|p| p == name || p.ends_with(&format!("/{name}")));
+        if !found {
+            missing.push(name.to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names paths that do not exist: {missing:?}"
     );
 }

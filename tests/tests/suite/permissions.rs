@@ -1,5 +1,5 @@
 //! Every role × document kind × (read, write) × phase, through real sockets and real clients,
-//! against the rules of design §7 and domain §2.4–2.5 — written out here a second time,
+//! against the rules (the table of domain/src/policy.rs) — written out here a second time,
 //! independently of `toron_domain::policy`, so that a slip in either shows.
 
 use toron_domain::policy::{self, Access, DocContext, DocKey, Phase, Role, Scope, Subject};

@@ -1082,10 +1082,10 @@ async fn idle_sockets_give_way_to_requests() {
     server.shutdown().await.expect("shutdown");
 }
 
-/// A change that panics Automerge while it is applied (found by the `inflate` fuzz target on
-/// 2026-12-07; open in FUZZING.md: the engine does not refuse it yet). What it costs is
-/// bounded: the server goes on, the document's readers are closed once and get it back from
-/// the log with nothing lost, and every other document is untouched.
+/// A change that panicked Automerge while it was applied (found by the `inflate` fuzz target on
+/// 2026-12-07; refused before it is applied since issue 31: its checksum is not its hash's).
+/// What such a change costs is bounded: the server goes on, the document's readers get it
+/// back whole, and every other document is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_automerge_cannot_apply_costs_a_reconnect_and_nothing_else() {
     let (_dir, server) = toron_tests::fresh().await;
@@ -1095,7 +1095,7 @@ async fn a_change_automerge_cannot_apply_costs_a_reconnect_and_nothing_else() {
     let mut bob = Connection::connect(&url, LIMIT).await.expect("bob");
     let mut elsewhere = toron_tests::create(&mut bob, "elsewhere", 2).await;
 
-    let change = include_bytes!("../../../fuzz/open/inflate-apply-panic-05966985");
+    let change = include_bytes!("../../../fuzz/corpus/inflate/checksum-05966985");
     let message = automerge::sync::Message {
         heads: Vec::new(),
         need: Vec::new(),
