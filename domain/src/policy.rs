@@ -185,19 +185,8 @@ fn part(s: &str) -> Option<String> {
     ok.then(|| s.to_string())
 }
 
-/// Stored and shown as its text (`case:C-LIB-HB`), parsed once where it is read.
-impl serde::Serialize for DocKey {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for DocKey {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<str>::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+// Stored and shown as its text (`case:C-LIB-HB`), parsed once where it is read.
+serde_as_text!(DocKey);
 
 impl FromStr for DocKey {
     type Err = PolicyError;

@@ -30,18 +30,7 @@ impl fmt::Display for Lang {
     }
 }
 
-impl serde::Serialize for Lang {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Lang {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<str>::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(Lang);
 
 impl FromStr for Lang {
     type Err = String;

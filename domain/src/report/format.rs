@@ -90,18 +90,7 @@ impl fmt::Display for Format {
     }
 }
 
-impl serde::Serialize for Format {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Format {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<str>::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(Format);
 
 #[cfg(test)]
 mod tests {
