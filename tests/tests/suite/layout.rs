@@ -483,3 +483,27 @@ fn every_path_architecture_md_names_exists() {
         "ARCHITECTURE.md names paths that do not exist: {missing:?}"
     );
 }
+
+/// The suite is one binary (`main.rs`, one `mod` per file): a file it does not name would be
+/// neither compiled nor run, silently.
+#[test]
+fn every_file_of_the_suite_is_a_module_of_it() {
+    let suite = root().join("tests/tests/suite");
+    let declared: BTreeSet<String> = parse(&suite.join("main.rs"))
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            syn::Item::Mod(m) => Some(m.ident.to_string()),
+            _ => None,
+        })
+        .collect();
+    let forgotten: Vec<String> = rust_files(&suite)
+        .iter()
+        .filter_map(|p| Some(p.file_stem()?.to_string_lossy().into_owned()))
+        .filter(|name| name != "main" && !declared.contains(name))
+        .collect();
+    assert!(
+        forgotten.is_empty(),
+        "files of the suite that main.rs does not name (add `mod NAME;`): {forgotten:?}"
+    );
+}
