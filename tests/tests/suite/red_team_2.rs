@@ -902,14 +902,17 @@ async fn a_scribes_remark_names_a_speaker_of_the_session_and_its_recorder() {
     .await;
     assert!(ok, "{err}");
     let scribe = token_of(&server, "P-SCRIBE").await;
-    // Their layer is registered and empty: the first write starts it.
+    // Their layer is provisioned with its skeleton: the scribe writes into it, as a page
+    // does. (A layer begun from nothing made maps of its own beside the skeleton's, and
+    // which of the two a reader saw hung on the random actor id: the flake of stops 35-36.)
     let key = notes("S-LIB", "P-SCRIBE");
     let mut conn = Connection::connect(&url_with_token(&server.url(), Some(&scribe)), LIMIT)
         .await
         .expect("connect");
-    let mut doc = automerge::AutoCommit::new();
-    toron_tests::begin_layer(&mut doc);
-    let mut layer = DocSync::new(key.document_id(), doc);
+    let mut layer = conn
+        .find(key.document_id(), LIMIT)
+        .await
+        .expect("the layer");
     annotate(
         &mut layer,
         "f0e1d2c3-0000-4000-8000-000000000301",
