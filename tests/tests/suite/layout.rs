@@ -27,8 +27,8 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Every `.rs` file below `dir`, sorted.
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
+/// Every file and folder below `dir`, leaving out what builds and tools make, sorted.
+fn paths_below(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
@@ -37,15 +37,30 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
         };
         for e in entries.flatten() {
             let p = e.path();
+            if matches!(
+                e.file_name().to_str(),
+                Some("target" | "node_modules" | ".git")
+            ) {
+                continue;
+            }
             if p.is_dir() {
-                todo.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
+                todo.push(p.clone());
+                out.push(p);
+            } else {
                 out.push(p);
             }
         }
     }
     out.sort();
     out
+}
+
+/// Every `.rs` file below `dir`, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    paths_below(dir)
+        .into_iter()
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "rs"))
+        .collect()
 }
 
 fn is_test_attr(attrs: &[syn::Attribute]) -> bool {
@@ -416,42 +431,18 @@ fn the_closed_sets_are_parsed_once_and_named_in_one_place() {
     );
 }
 
-/// Every file below `dir` as a path relative to the workspace (`a/b.rs`), and every folder as
-/// `a/`, leaving out what builds and tools make.
-fn workspace_paths(root: &Path) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if matches!(name.as_str(), "target" | "node_modules" | ".git") {
-                continue;
-            }
-            let rel = p
-                .strip_prefix(root)
-                .unwrap_or(&p)
-                .to_string_lossy()
-                .into_owned();
-            if p.is_dir() {
-                out.insert(format!("{rel}/"));
-                todo.push(p);
-            } else {
-                out.insert(rel);
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn every_path_architecture_md_names_exists() {
     let root = root();
     let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
-    let paths = workspace_paths(&root);
+    // Relative to the workspace (`a/b.rs`, folders `a/`).
+    let paths: BTreeSet<String> = paths_below(&root)
+        .iter()
+        .filter_map(|p| {
+            let rel = p.strip_prefix(&root).ok()?.to_string_lossy().into_owned();
+            Some(if p.is_dir() { format!("{rel}/") } else { rel })
+        })
+        .collect();
     const KINDS: [&str; 12] = [
         ".rs", ".js", ".mjs", ".md", ".sh", ".toml", ".typ", ".json", ".zip", ".txt", ".css", "/",
     ];
