@@ -147,6 +147,18 @@ async fn export_bundle(
     Ok(Json(exported(&state, &by, series, q.session).await?).into_response())
 }
 
+/// A query parameter read as its type, or `default` when it is not given.
+fn parsed_or<T: std::str::FromStr>(given: Option<&str>, default: T) -> Result<T, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    given
+        .map(str::parse)
+        .transpose()
+        .map_err(bad_request)
+        .map(|v| v.unwrap_or(default))
+}
+
 async fn report_of(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -155,20 +167,8 @@ async fn report_of(
     Query(q): Query<Scope>,
 ) -> Result<Response, ApiError> {
     let who = caller(&state, &headers, &uri)?;
-    let lang: Lang = q
-        .lang
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(bad_request)?
-        .unwrap_or(Lang::Ko);
-    let format: Format = q
-        .format
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(bad_request)?
-        .unwrap_or(Format::Html);
+    let lang = parsed_or(q.lang.as_deref(), Lang::Ko)?;
+    let format = parsed_or(q.format.as_deref(), Format::Html)?;
     let base = match q.base.as_deref() {
         Some(b) => link_base(b).map_err(bad_request)?,
         None => match &state.hub.config.public_url {
